@@ -1,0 +1,286 @@
+/**
+ * The actor runtime, independent of where it is hosted: recovery (snapshot + replay),
+ * the command path (decode → decide → append → snapshot → idempotency row, in one
+ * transaction), time travel, paging and chain verification. The Durable Object class
+ * is glue around this; tests host it on the in-memory store.
+ *
+ * Every method runs synchronously from start to finish: nothing awaits between
+ * reading the state and appending, so commands to one actor are serialized by
+ * construction (a Durable Object runs one synchronous stretch at a time).
+ */
+import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
+import { DomainError, type Entity } from "../domain/entity.js"
+import { EventStore, type EventMeta, type StoredEvent } from "../infra/event-store.js"
+import { Ids } from "../infra/ids.js"
+import { GENESIS_HASH, canonicalJson, chainHash, sha256 } from "./hash-chain.js"
+
+export type ActorFailure = {
+  /** InvalidInput → 400, Conflict → 409, Rejected → 422 (mapped once, at the edge). */
+  readonly _tag: "InvalidInput" | "Conflict" | "Rejected"
+  readonly code: string
+  readonly message: string
+  readonly details?: unknown
+}
+
+export type ActorReply<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: ActorFailure }
+
+/** An event as readers see it: data upcast to the current schema version. */
+export type WireEvent = StoredEvent
+
+export interface CommandRequest {
+  readonly command: unknown
+  readonly ifMatch?: number
+  readonly idempotencyKey?: string
+  readonly principal?: string
+  readonly correlationId?: string
+  readonly causationId?: string
+}
+
+export interface CommandOutcome {
+  readonly version: number
+  readonly events: ReadonlyArray<WireEvent>
+  readonly state: unknown
+  /** True when this answers a retried Idempotency-Key: nothing was appended this time. */
+  readonly replayed: boolean
+}
+
+export interface StateQuery {
+  readonly at?: number
+  /** ms since the epoch: the state after the last event with `meta.at` ≤ asOf. */
+  readonly asOf?: number
+}
+
+export type VerifyReport =
+  | { readonly ok: true; readonly events: number; readonly head: string }
+  | { readonly ok: false; readonly firstBadSeq: number; readonly reason: string }
+
+export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never>
+
+/** Idempotency keys are remembered at least this long. */
+export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000
+export const MAX_EVENTS_PAGE = 1000
+const REPLAY_PAGE = 2000
+
+class Failure {
+  constructor(readonly failure: ActorFailure) {}
+}
+
+const fail = (failure: ActorFailure) => Effect.fail(new Failure(failure))
+
+export class ActorCore<S = unknown> {
+  private state: S
+  private version = 0
+  private headHash = GENESIS_HASH
+  private lastAt = 0
+
+  constructor(
+    readonly entity: Entity<S>,
+    private readonly runtime: ActorRuntime,
+  ) {
+    this.state = entity.initial
+    this.run(this.recover())
+  }
+
+  get currentVersion(): number {
+    return this.version
+  }
+
+  private run<A>(effect: Effect.Effect<A, never, EventStore | Ids>): A {
+    return this.runtime.runSync(effect)
+  }
+
+  /** Runs an effect whose expected failures are `Failure`s; defects still throw. */
+  private reply<A>(effect: Effect.Effect<A, Failure, EventStore | Ids>): ActorReply<A> {
+    const exit = this.runtime.runSyncExit(effect)
+    if (Exit.isSuccess(exit)) return { ok: true, value: exit.value }
+    const error = Cause.squash(exit.cause)
+    if (error instanceof Failure) return { ok: false, error: error.failure }
+    throw error
+  }
+
+  private recover() {
+    return Effect.gen({ self: this }, function* () {
+      const store = yield* EventStore
+      const last = yield* store.last
+      if (last === undefined) return
+      this.state = yield* this.foldUpTo(last.seq)
+      this.version = last.seq
+      this.headHash = last.hash
+      this.lastAt = last.meta.at
+    })
+  }
+
+  /** State after event `seq`: the nearest snapshot at or below it, then the events after that. */
+  private foldUpTo(seq: number) {
+    return Effect.gen({ self: this }, function* () {
+      const store = yield* EventStore
+      const snapshot = yield* store.snapshotAtOrBelow(seq, this.entity.stateVersion)
+      let state = snapshot === undefined ? this.entity.initial : this.entity.decodeState(snapshot.state)
+      let after = snapshot?.seq ?? 0
+      while (after < seq) {
+        const page = yield* store.read(after, seq, REPLAY_PAGE)
+        if (page.length === 0) break
+        for (const stored of page) state = this.entity.evolve(state, this.entity.decodeEvent(stored))
+        after = page[page.length - 1]!.seq
+      }
+      return state
+    })
+  }
+
+  private toWire = (stored: StoredEvent): WireEvent => {
+    const current = this.entity.currentEventVersion(stored.type)
+    return stored.schemaVersion === current ? stored : { ...stored, schemaVersion: current, data: this.entity.upcastData(stored) }
+  }
+
+  command(request: CommandRequest): ActorReply<CommandOutcome> {
+    const program = Effect.gen({ self: this }, function* () {
+      const store = yield* EventStore
+      const decoded = this.entity.decodeCommand(request.command)
+      if (!decoded.ok) return yield* fail({ _tag: "InvalidInput", code: "invalid_command", message: decoded.error.message, details: { issues: decoded.error.issues } })
+      const requestHash = sha256(canonicalJson(request.command))
+      const key = request.idempotencyKey
+
+      return yield* store.transaction(
+        Effect.gen({ self: this }, function* () {
+          if (key !== undefined) {
+            const prior = yield* store.findCommand(key)
+            if (prior !== undefined) {
+              if (prior.requestHash !== requestHash) {
+                return yield* fail({
+                  _tag: "Rejected",
+                  code: "idempotency_key_reused",
+                  message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
+                })
+              }
+              const events = yield* store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE)
+              const state = yield* this.foldUpTo(prior.version)
+              const outcome: CommandOutcome = { version: prior.version, events: events.map(this.toWire), state: this.entity.encodeState(state), replayed: true }
+              return { kind: "replayed" as const, outcome }
+            }
+          }
+          if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
+            return yield* fail({
+              _tag: "Conflict",
+              code: "version_conflict",
+              message: `If-Match names version ${request.ifMatch} but the actor is at version ${this.version}`,
+              details: { expected: request.ifMatch, current: this.version },
+            })
+          }
+          const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
+            Effect.catchIf(
+              (error): error is DomainError => error instanceof DomainError,
+              (error) => fail({ _tag: "Rejected", code: error.code, message: error.message, details: error.details }),
+            ),
+          )
+          const now = yield* Clock.currentTimeMillis
+          const commandId = key ?? (yield* (yield* Ids).next)
+          const meta: EventMeta = {
+            at: Math.max(now, this.lastAt),
+            commandId,
+            correlationId: request.correlationId ?? commandId,
+            causationId: request.causationId ?? null,
+            principal: request.principal ?? "anonymous",
+          }
+          let state = this.state
+          let hash = this.headHash
+          const appended: Array<StoredEvent> = []
+          for (const event of emitted) {
+            state = this.entity.evolve(state, event)
+            const body = { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta }
+            hash = chainHash(hash, body)
+            appended.push({ ...body, hash })
+          }
+          const version = this.version + appended.length
+          yield* store.append(appended)
+          const every = this.entity.snapshotEvery
+          if (Math.floor(version / every) > Math.floor(this.version / every)) {
+            yield* store.saveSnapshot({ seq: version, stateVersion: this.entity.stateVersion, state: this.entity.encodeState(state) })
+            yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
+          }
+          if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
+          return { kind: "appended" as const, version, appended, state, hash, at: meta.at }
+        }).pipe(
+          // The in-memory head moves only once the transaction has committed.
+          Effect.map((outcome) => {
+            if (outcome.kind === "replayed") return outcome.outcome
+            this.state = outcome.state
+            this.version = outcome.version
+            this.headHash = outcome.hash
+            this.lastAt = outcome.at
+            return { version: outcome.version, events: outcome.appended, state: this.entity.encodeState(outcome.state), replayed: false }
+          }),
+        ),
+      )
+    })
+    return this.reply(program)
+  }
+
+  readState(query: StateQuery = {}): ActorReply<{ version: number; state: unknown }> {
+    return this.reply(
+      Effect.gen({ self: this }, function* () {
+        let seq = this.version
+        if (query.at !== undefined) {
+          if (!Number.isInteger(query.at) || query.at < 0 || query.at > this.version) {
+            return yield* fail({
+              _tag: "InvalidInput",
+              code: "invalid_query",
+              message: `at must be an integer from 0 to ${this.version}`,
+              details: { at: query.at, version: this.version },
+            })
+          }
+          seq = query.at
+        } else if (query.asOf !== undefined) {
+          if (!Number.isFinite(query.asOf)) return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: "asOf must be a time" })
+          seq = yield* (yield* EventStore).seqAsOf(query.asOf)
+        }
+        const state = seq === this.version ? this.state : yield* this.foldUpTo(seq)
+        return { version: seq, state: this.entity.encodeState(state) }
+      }),
+    )
+  }
+
+  readEvents(after: number, limit: number = 100): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
+    return this.reply(
+      Effect.gen({ self: this }, function* () {
+        if (!Number.isInteger(after) || after < 0) {
+          return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: "after must be a non-negative integer" })
+        }
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS_PAGE) {
+          return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: `limit must be an integer from 1 to ${MAX_EVENTS_PAGE}` })
+        }
+        const events = yield* (yield* EventStore).read(after, this.version, limit)
+        const lastSeq = events[events.length - 1]?.seq
+        return { events: events.map(this.toWire), next: lastSeq !== undefined && lastSeq < this.version ? lastSeq : null }
+      }),
+    )
+  }
+
+  /** Walks the whole chain: gapless seqs from 1, every hash recomputed, and the head where memory says it is. */
+  verify(): VerifyReport {
+    return this.run(
+      Effect.gen({ self: this }, function* () {
+        const store = yield* EventStore
+        let prevHash = GENESIS_HASH
+        let expectedSeq = 1
+        for (;;) {
+          const page = yield* store.read(expectedSeq - 1, Number.MAX_SAFE_INTEGER, REPLAY_PAGE)
+          for (const event of page) {
+            if (event.seq !== expectedSeq) return { ok: false, firstBadSeq: expectedSeq, reason: `seq ${expectedSeq} is missing` } as const
+            const { hash, ...body } = event
+            if (chainHash(prevHash, body) !== hash) {
+              return { ok: false, firstBadSeq: event.seq, reason: `event ${event.seq} does not match its hash` } as const
+            }
+            prevHash = hash
+            expectedSeq++
+          }
+          if (page.length < REPLAY_PAGE) break
+        }
+        const count = expectedSeq - 1
+        if (count !== this.version) {
+          return { ok: false, firstBadSeq: count + 1, reason: `the log ends at ${count} but ${this.version} events were appended` } as const
+        }
+        return { ok: true, events: count, head: prevHash } as const
+      }),
+    )
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * Every entity kind served, with the Durable Object class that hosts it. Adding a kind
+ * is one line here, one entity file in src/domain, and its binding in wrangler.toml.
+ */
+import { Counter } from "../domain/counter.js"
+import { Document } from "../domain/document.js"
+import type { Entity } from "../domain/entity.js"
+import { actorClass } from "./durable-actor.js"
+
+export const CounterActor = actorClass(Counter)
+export const DocumentActor = actorClass(Document)
+
+export const kinds = {
+  counter: { entity: Counter, binding: "COUNTER" },
+  document: { entity: Document, binding: "DOCUMENT" },
+} as const satisfies Record<string, { entity: Entity; binding: string }>
+
+export type Kind = keyof typeof kinds

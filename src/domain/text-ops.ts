@@ -1,0 +1,80 @@
+/**
+ * Plain-text edit operations and their operational transform.
+ *
+ * Our wire ops are `{op:"insert", at, text}` and `{op:"delete", at, length}`, applied in
+ * order, each against the text the previous one produced. Positions count Unicode code
+ * points, so an emoji is one position whatever its UTF-16 length. The transform itself is
+ * ShareDB's `text-unicode` type (ot-text-unicode); we convert at this boundary only.
+ */
+import { Schema } from "effect"
+import { type TextOp, type as textType } from "ot-text-unicode"
+import { NonNegativeSafeInt, PositiveSafeInt } from "./entity.js"
+
+export const InsertOp = Schema.Struct({ op: Schema.Literal("insert"), at: NonNegativeSafeInt, text: Schema.NonEmptyString })
+export const DeleteOp = Schema.Struct({ op: Schema.Literal("delete"), at: NonNegativeSafeInt, length: PositiveSafeInt })
+export const TextEditOp = Schema.Union([InsertOp, DeleteOp])
+export type TextEditOp = typeof TextEditOp.Type
+
+export const codePointLength = (text: string): number => {
+  let length = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) i++
+    length++
+  }
+  return length
+}
+
+/** Index of the first op that does not fit the text it applies to, or -1 when all fit. */
+export const firstOutOfRange = (ops: ReadonlyArray<TextEditOp>, initialLength: number): number => {
+  let length = initialLength
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!
+    if (op.op === "insert") {
+      if (op.at > length) return i
+      length += codePointLength(op.text)
+    } else {
+      if (op.at + op.length > length) return i
+      length -= op.length
+    }
+  }
+  return -1
+}
+
+export const lengthDelta = (ops: ReadonlyArray<TextEditOp>): number =>
+  ops.reduce((sum, op) => sum + (op.op === "insert" ? codePointLength(op.text) : -op.length), 0)
+
+/** Composes sequential ops into one text-unicode op over the original text. */
+export const toTextOp = (ops: ReadonlyArray<TextEditOp>): TextOp =>
+  ops.reduce<TextOp>(
+    (composed, op) => textType.compose(composed, op.op === "insert" ? [op.at, op.text] : [op.at, { d: op.length }]),
+    [],
+  )
+
+/** The inverse of `toTextOp`: a text-unicode op as sequential wire ops. */
+export const fromTextOp = (textOp: TextOp): Array<TextEditOp> => {
+  const ops: Array<TextEditOp> = []
+  let at = 0
+  for (const component of textOp) {
+    if (typeof component === "number") at += component
+    else if (typeof component === "string") {
+      ops.push({ op: "insert", at, text: component })
+      at += codePointLength(component)
+    } else {
+      const length = typeof component.d === "number" ? component.d : codePointLength(component.d)
+      ops.push({ op: "delete", at, length })
+    }
+  }
+  return ops
+}
+
+/**
+ * Rewrites `incoming` (made against an older text) so it applies after `applied`.
+ * `applied` already landed, so at the same position its inserts stay to the left.
+ */
+export const transformAgainst = (incoming: ReadonlyArray<TextEditOp>, applied: ReadonlyArray<TextEditOp>): Array<TextEditOp> =>
+  fromTextOp(textType.transform(toTextOp(incoming), toTextOp(applied), "right"))
+
+export const applyOps = (text: string, ops: ReadonlyArray<TextEditOp>): string => (ops.length === 0 ? text : textType.apply(text, toTextOp(ops)))
+
+export { textType }

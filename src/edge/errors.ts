@@ -1,0 +1,46 @@
+/**
+ * Every error leaves the Worker as `{"error": {code, message, details?}}`; actor
+ * failures map to HTTP status here and nowhere else.
+ */
+import type { Context, ErrorHandler, NotFoundHandler } from "hono"
+import type { ContentfulStatusCode } from "hono/utils/http-status"
+import type { ActorFailure, ActorReply } from "../actors/actor-core.js"
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message)
+  }
+}
+
+export const errorBody = (code: string, message: string, details?: unknown) => ({
+  error: details === undefined ? { code, message } : { code, message, details },
+})
+
+const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
+  InvalidInput: 400,
+  Conflict: 409,
+  Rejected: 422,
+}
+
+/** The value of a successful actor reply; a failure becomes the matching HTTP error. */
+export const unwrap = <A>(reply: ActorReply<A>): A => {
+  if (reply.ok) return reply.value
+  const { _tag, code, message, details } = reply.error
+  throw new HttpError(statusByFailure[_tag], code, message, details)
+}
+
+export const badRequest = (code: string, message: string, details?: unknown) => new HttpError(400, code, message, details)
+
+export const handleError: ErrorHandler = (error, c) => {
+  if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, error.details), error.status)
+  console.error("emberlog: unhandled error", error)
+  return c.json(errorBody("internal", "Internal error; nothing was changed unless a response said so"), 500)
+}
+
+export const handleNotFound: NotFoundHandler = (c: Context) =>
+  c.json(errorBody("not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404)

@@ -1,0 +1,39 @@
+/** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
+import { badRequest } from "./errors.js"
+
+const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
+const NON_NEGATIVE_INT = /^\d{1,16}$/
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
+
+export const actorId = (id: string): string => {
+  if (!ID_PATTERN.test(id)) throw badRequest("invalid_id", "An actor id is 1–128 characters of A-Z a-z 0-9 . _ : -", { id })
+  return id
+}
+
+export const nonNegativeInt = (name: string, value: string | undefined, fallback: number): number => {
+  if (value === undefined) return fallback
+  const n = NON_NEGATIVE_INT.test(value) ? Number(value) : Number.NaN
+  if (!Number.isSafeInteger(n)) throw badRequest("invalid_query", `${name} must be a non-negative integer`, { [name]: value })
+  return n
+}
+
+export const isoTime = (name: string, value: string): number => {
+  const ms = ISO_8601.test(value) ? Date.parse(value) : Number.NaN
+  if (Number.isNaN(ms)) throw badRequest("invalid_query", `${name} must be an ISO-8601 time such as 2026-11-22T13:00:00Z`, { [name]: value })
+  return ms
+}
+
+/** `If-Match: 7` or `If-Match: "7"` (an ETag-style quoted version). */
+export const ifMatch = (value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined
+  const match = /^\s*(?:W\/)?"?(\d{1,16})"?\s*$/.exec(value)
+  if (match === null) throw badRequest("invalid_header", "If-Match must be a version number", { "If-Match": value })
+  return Number(match[1])
+}
+
+export const idempotencyKey = (value: string | undefined): string | undefined => {
+  if (value === undefined) return undefined
+  if (!IDEMPOTENCY_KEY.test(value)) throw badRequest("invalid_header", "Idempotency-Key must be 1–255 visible ASCII characters")
+  return value
+}

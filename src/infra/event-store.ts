@@ -1,0 +1,58 @@
+/**
+ * The event store service: one actor's log, snapshots and idempotency records.
+ * Production is SQLite inside the Durable Object (`sqlite-event-store.ts`); pure tests
+ * use the in-memory store (`memory-event-store.ts`). Both honour `transaction`: every
+ * write made by the wrapped effect lands together, or none does.
+ */
+import { Context, type Effect } from "effect"
+
+export interface EventMeta {
+  /** ms since the epoch; never decreases along one log. */
+  readonly at: number
+  readonly commandId: string
+  readonly correlationId: string
+  readonly causationId: string | null
+  readonly principal: string
+}
+
+export interface StoredEvent {
+  readonly seq: number
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: Record<string, unknown>
+  readonly meta: EventMeta
+  readonly hash: string
+}
+
+export interface Snapshot {
+  readonly seq: number
+  readonly stateVersion: number
+  readonly state: unknown
+}
+
+export interface CommandRecord {
+  readonly requestHash: string
+  readonly version: number
+  readonly firstSeq: number
+  readonly at: number
+}
+
+export interface EventStoreShape {
+  /** The last event, if any. */
+  readonly last: Effect.Effect<StoredEvent | undefined>
+  readonly append: (events: ReadonlyArray<StoredEvent>) => Effect.Effect<void>
+  /** Events with `seq` in (after, through], oldest first, at most `limit`. */
+  readonly read: (after: number, through: number, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
+  /** Highest seq whose `meta.at` ≤ `at`, or 0. */
+  readonly seqAsOf: (at: number) => Effect.Effect<number>
+  /** Latest snapshot at or below `seq` written with `stateVersion`. */
+  readonly snapshotAtOrBelow: (seq: number, stateVersion: number) => Effect.Effect<Snapshot | undefined>
+  readonly saveSnapshot: (snapshot: Snapshot) => Effect.Effect<void>
+  readonly findCommand: (commandId: string) => Effect.Effect<CommandRecord | undefined>
+  readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void>
+  /** Forgets idempotency records older than `before` (ms epoch). */
+  readonly pruneCommands: (before: number) => Effect.Effect<void>
+  readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+export class EventStore extends Context.Service<EventStore, EventStoreShape>()("emberlog/EventStore") {}

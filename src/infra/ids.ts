@@ -1,0 +1,11 @@
+import { Context, Effect, Layer } from "effect"
+
+/** Where fresh ids come from, so tests can make them predictable. */
+export class Ids extends Context.Service<Ids, { readonly next: Effect.Effect<string> }>()("emberlog/Ids") {}
+
+export const RandomIds = Layer.succeed(Ids, { next: Effect.sync(() => crypto.randomUUID()) })
+
+export const sequentialIds = (prefix = "id-") => {
+  let n = 0
+  return Layer.succeed(Ids, { next: Effect.sync(() => `${prefix}${++n}`) })
+}
