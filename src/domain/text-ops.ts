@@ -7,7 +7,7 @@
  * ShareDB's `text-unicode` type (ot-text-unicode); we convert at this boundary only.
  */
 import { Schema } from "effect"
-import { type TextOp, type as textType } from "ot-text-unicode"
+import { type TextOp, insert, remove, type as textType } from "ot-text-unicode"
 import { NonNegativeSafeInt, PositiveSafeInt } from "./entity.js"
 
 export const InsertOp = Schema.Struct({ op: Schema.Literal("insert"), at: NonNegativeSafeInt, text: Schema.NonEmptyString })
@@ -47,7 +47,7 @@ export const lengthDelta = (ops: ReadonlyArray<TextEditOp>): number =>
 /** Composes sequential ops into one text-unicode op over the original text. */
 export const toTextOp = (ops: ReadonlyArray<TextEditOp>): TextOp =>
   ops.reduce<TextOp>(
-    (composed, op) => textType.compose(composed, op.op === "insert" ? [op.at, op.text] : [op.at, { d: op.length }]),
+    (composed, op) => textType.compose(composed, op.op === "insert" ? insert(op.at, op.text) : remove(op.at, op.length)),
     [],
   )
 
@@ -69,11 +69,16 @@ export const fromTextOp = (textOp: TextOp): Array<TextEditOp> => {
 }
 
 /**
- * Rewrites `incoming` (made against an older text) so it applies after `applied`.
- * `applied` already landed, so at the same position its inserts stay to the left.
+ * Rewrites `incoming` (made against the same text as `applied`) so it applies after
+ * `applied`. On the server `applied` landed first, so at an equal position its inserts
+ * stay to the left ("right" for the incoming op); a client rebasing a server op over
+ * its own pending edit passes "left" to reach the same text.
  */
-export const transformAgainst = (incoming: ReadonlyArray<TextEditOp>, applied: ReadonlyArray<TextEditOp>): Array<TextEditOp> =>
-  fromTextOp(textType.transform(toTextOp(incoming), toTextOp(applied), "right"))
+export const transformAgainst = (
+  incoming: ReadonlyArray<TextEditOp>,
+  applied: ReadonlyArray<TextEditOp>,
+  side: "left" | "right" = "right",
+): Array<TextEditOp> => fromTextOp(textType.transform(toTextOp(incoming), toTextOp(applied), side))
 
 export const applyOps = (text: string, ops: ReadonlyArray<TextEditOp>): string => (ops.length === 0 ? text : textType.apply(text, toTextOp(ops)))
 

@@ -1,0 +1,2 @@
+export { checkEntity, type CheckEntityOptions } from "./check-entity.js"
+export { propertyParameters, DEFAULT_SEED } from "./parameters.js"

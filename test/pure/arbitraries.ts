@@ -1,0 +1,35 @@
+import fc from "fast-check"
+
+/** Counter commands as clients send them, including some that must be refused. */
+export const counterCommand = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ type: fc.constant("Increment"), by: fc.integer({ min: 1, max: 1000 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("Increment"), by: fc.integer({ min: 1, max: 1000 }), reason: fc.string({ maxLength: 8 }) }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant("Decrement"), by: fc.integer({ min: 1, max: 1000 }) }) },
+  { weight: 1, arbitrary: fc.constant({ type: "Reset" }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("Increment"), by: fc.constant(Number.MAX_SAFE_INTEGER) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constantFrom("Increment", "Nope"), by: fc.oneof(fc.integer({ min: -5, max: 0 }), fc.double(), fc.string()) }) },
+)
+
+export const legacyIncremented = fc.record({
+  type: fc.constant("Incremented"),
+  schemaVersion: fc.constant(1),
+  data: fc.record({ by: fc.integer({ min: 1, max: 1_000_000 }) }),
+})
+
+const text = fc.string({ unit: fc.constantFrom("a", "b", "c", " ", "é", "😀", "\n"), maxLength: 6 })
+const op = fc.oneof(
+  fc.record({ op: fc.constant("insert"), at: fc.nat({ max: 4 }), text: fc.string({ unit: fc.constantFrom("x", "y", "😀"), minLength: 1, maxLength: 3 }) }),
+  fc.record({ op: fc.constant("delete"), at: fc.nat({ max: 4 }), length: fc.integer({ min: 1, max: 2 }) }),
+)
+
+/**
+ * Document commands. Positions and versions are small so that most edits land and many
+ * are concurrent (based on an older version); some still fall out of range.
+ */
+export const documentCommand = fc.oneof(
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("Create"), title: fc.string({ minLength: 1, maxLength: 5 }), content: fc.string({ minLength: 4, maxLength: 12 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("Rename"), title: fc.string({ minLength: 0, maxLength: 5 }) }) },
+  { weight: 8, arbitrary: fc.record({ type: fc.constant("Edit"), baseVersion: fc.integer({ min: 1, max: 5 }), ops: fc.array(op, { minLength: 1, maxLength: 2 }) }) },
+)
+
+export { op as textOp, text }
