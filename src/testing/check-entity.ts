@@ -37,7 +37,9 @@ export interface CheckEntityOptions<C> {
 const json = <A>(value: A): A => JSON.parse(JSON.stringify(value))
 
 const decideSync = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, state: S, command: C) =>
-  Effect.runSyncExit(Effect.provide(entity.decide(state, command), sequentialIds("check-") as Layer.Layer<Ids>))
+  Effect.runSyncExit(
+    Effect.provide(entity.decide(state, command), sequentialIds("check-") as Layer.Layer<Ids>) as Effect.Effect<ReadonlyArray<E>, DomainError>,
+  )
 
 interface History<S, E> {
   readonly states: ReadonlyArray<S>
