@@ -1,0 +1,6 @@
+declare namespace Cloudflare {
+  interface Env {
+    COUNTER: DurableObjectNamespace
+    DOCUMENT: DurableObjectNamespace
+  }
+}
