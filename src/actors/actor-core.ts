@@ -10,9 +10,9 @@
  */
 import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
 import { DomainError, type Entity } from "../domain/entity.js"
-import { EventStore, type EventMeta, type StoredEvent } from "../infra/event-store.js"
-import { Ids } from "../infra/ids.js"
-import { GENESIS_HASH, canonicalJson, chainHash, sha256 } from "./hash-chain.js"
+import { EventStore, type EventMeta, type EventStoreShape, type SerializedEvent, type StoredEvent } from "../infra/event-store.js"
+import { Ids, type IdsShape } from "../infra/ids.js"
+import { GENESIS_HASH, canonicalJson, chainHash, linkEvent, sha256 } from "./hash-chain.js"
 
 export type ActorFailure = {
   /** InvalidInput → 400, Conflict → 409, Rejected → 422 (mapped once, at the edge). */
@@ -59,10 +59,23 @@ export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never
 /** Idempotency keys are remembered at least this long. */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000
 export const MAX_EVENTS_PAGE = 1000
-const REPLAY_PAGE = 2000
+const VERIFY_PAGE = 2000
 
 class Failure {
   constructor(readonly failure: ActorFailure) {}
+}
+
+/** Thrown out of the store transaction so that a refused command's writes (if any) roll back. */
+class RolledBack {
+  constructor(readonly reply: { readonly ok: false; readonly error: ActorFailure }) {}
+}
+
+interface Appended<S> {
+  readonly appended: ReadonlyArray<StoredEvent>
+  readonly version: number
+  readonly state: S
+  readonly hash: string
+  readonly at: number
 }
 
 const fail = (failure: ActorFailure) => Effect.fail(new Failure(failure))
@@ -73,11 +86,16 @@ export class ActorCore<S = unknown> {
   private headHash = GENESIS_HASH
   private lastAt = 0
 
+  private readonly store: EventStoreShape
+  private readonly ids: IdsShape
+
   constructor(
     readonly entity: Entity<S>,
     private readonly runtime: ActorRuntime,
   ) {
     this.state = entity.initial
+    this.store = runtime.runSync(Effect.service(EventStore))
+    this.ids = runtime.runSync(Effect.service(Ids))
     this.run(this.recover())
   }
 
@@ -115,15 +133,9 @@ export class ActorCore<S = unknown> {
     return Effect.gen({ self: this }, function* () {
       const store = yield* EventStore
       const snapshot = yield* store.snapshotAtOrBelow(seq, this.entity.stateVersion)
-      let state = snapshot === undefined ? this.entity.initial : this.entity.decodeState(snapshot.state)
-      let after = snapshot?.seq ?? 0
-      while (after < seq) {
-        const page = yield* store.read(after, seq, REPLAY_PAGE)
-        if (page.length === 0) break
-        for (const stored of page) state = this.entity.evolve(state, this.entity.decodeEvent(stored))
-        after = page[page.length - 1]!.seq
-      }
-      return state
+      const start = snapshot === undefined ? this.entity.initial : this.entity.decodeState(snapshot.state)
+      const { evolve, decodeEvent } = this.entity
+      return yield* store.fold(snapshot?.seq ?? 0, seq, start, (state, stored) => evolve(state, decodeEvent(stored)))
     })
   }
 
@@ -132,87 +144,97 @@ export class ActorCore<S = unknown> {
     return stored.schemaVersion === current ? stored : { ...stored, schemaVersion: current, data: this.entity.upcastData(stored) }
   }
 
+  /**
+   * decode → decide → append → snapshot when due → idempotency row, as one Effect
+   * program run (one fiber) inside one store transaction. The in-memory head moves
+   * only after the transaction has committed.
+   */
   command(request: CommandRequest): ActorReply<CommandOutcome> {
-    const program = Effect.gen({ self: this }, function* () {
-      const store = yield* EventStore
+    let reply: ActorReply<CommandOutcome | Appended<S>>
+    try {
+      reply = this.store.transaction(() => {
+        const result = this.reply(this.decideAndAppend(request))
+        if (!result.ok) throw new RolledBack(result)
+        return result
+      })
+    } catch (error) {
+      if (!(error instanceof RolledBack)) throw error
+      return error.reply
+    }
+    if (!reply.ok || !("appended" in reply.value)) return reply as ActorReply<CommandOutcome>
+    const outcome = reply.value
+    this.state = outcome.state
+    this.version = outcome.version
+    this.headHash = outcome.hash
+    this.lastAt = outcome.at
+    return { ok: true, value: { version: outcome.version, events: outcome.appended, state: this.entity.encodeState(outcome.state), replayed: false } }
+  }
+
+  private decideAndAppend(request: CommandRequest) {
+    return Effect.gen({ self: this }, function* () {
+      const store = this.store
       const decoded = this.entity.decodeCommand(request.command)
       if (!decoded.ok) return yield* fail({ _tag: "InvalidInput", code: "invalid_command", message: decoded.error.message, details: { issues: decoded.error.issues } })
-      const requestHash = sha256(canonicalJson(request.command))
       const key = request.idempotencyKey
-
-      return yield* store.transaction(
-        Effect.gen({ self: this }, function* () {
-          if (key !== undefined) {
-            const prior = yield* store.findCommand(key)
-            if (prior !== undefined) {
-              if (prior.requestHash !== requestHash) {
-                return yield* fail({
-                  _tag: "Rejected",
-                  code: "idempotency_key_reused",
-                  message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
-                })
-              }
-              const events = yield* store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE)
-              const state = yield* this.foldUpTo(prior.version)
-              const outcome: CommandOutcome = { version: prior.version, events: events.map(this.toWire), state: this.entity.encodeState(state), replayed: true }
-              return { kind: "replayed" as const, outcome }
-            }
-          }
-          if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
+      const requestHash = key === undefined ? "" : sha256(canonicalJson(request.command))
+      if (key !== undefined) {
+        const prior = yield* store.findCommand(key)
+        if (prior !== undefined) {
+          if (prior.requestHash !== requestHash) {
             return yield* fail({
-              _tag: "Conflict",
-              code: "version_conflict",
-              message: `If-Match names version ${request.ifMatch} but the actor is at version ${this.version}`,
-              details: { expected: request.ifMatch, current: this.version },
+              _tag: "Rejected",
+              code: "idempotency_key_reused",
+              message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
             })
           }
-          const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
-            Effect.catchIf(
-              (error): error is DomainError => error instanceof DomainError,
-              (error) => fail({ _tag: "Rejected", code: error.code, message: error.message, details: error.details }),
-            ),
-          )
-          const now = yield* Clock.currentTimeMillis
-          const commandId = key ?? (yield* (yield* Ids).next)
-          const meta: EventMeta = {
-            at: Math.max(now, this.lastAt),
-            commandId,
-            correlationId: request.correlationId ?? commandId,
-            causationId: request.causationId ?? null,
-            principal: request.principal ?? "anonymous",
-          }
-          let state = this.state
-          let hash = this.headHash
-          const appended: Array<StoredEvent> = []
-          for (const event of emitted) {
-            state = this.entity.evolve(state, event)
-            const body = { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta }
-            hash = chainHash(hash, body)
-            appended.push({ ...body, hash })
-          }
-          const version = this.version + appended.length
-          yield* store.append(appended)
-          const every = this.entity.snapshotEvery
-          if (Math.floor(version / every) > Math.floor(this.version / every)) {
-            yield* store.saveSnapshot({ seq: version, stateVersion: this.entity.stateVersion, state: this.entity.encodeState(state) })
-            yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
-          }
-          if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
-          return { kind: "appended" as const, version, appended, state, hash, at: meta.at }
-        }).pipe(
-          // The in-memory head moves only once the transaction has committed.
-          Effect.map((outcome) => {
-            if (outcome.kind === "replayed") return outcome.outcome
-            this.state = outcome.state
-            this.version = outcome.version
-            this.headHash = outcome.hash
-            this.lastAt = outcome.at
-            return { version: outcome.version, events: outcome.appended, state: this.entity.encodeState(outcome.state), replayed: false }
-          }),
+          const events = yield* store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE)
+          const state = yield* this.foldUpTo(prior.version)
+          return { version: prior.version, events: events.map(this.toWire), state: this.entity.encodeState(state), replayed: true } satisfies CommandOutcome
+        }
+      }
+      if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
+        return yield* fail({
+          _tag: "Conflict",
+          code: "version_conflict",
+          message: `If-Match names version ${request.ifMatch} but the actor is at version ${this.version}`,
+          details: { expected: request.ifMatch, current: this.version },
+        })
+      }
+      const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
+        Effect.catchIf(
+          (error): error is DomainError => error instanceof DomainError,
+          (error) => fail({ _tag: "Rejected", code: error.code, message: error.message, details: error.details }),
         ),
       )
+      const now = yield* Clock.currentTimeMillis
+      const commandId = key ?? (yield* this.ids.next)
+      const meta: EventMeta = {
+        at: Math.max(now, this.lastAt),
+        causationId: request.causationId ?? null,
+        commandId,
+        correlationId: request.correlationId ?? commandId,
+        principal: request.principal ?? "anonymous",
+      }
+      const metaJson = canonicalJson(meta)
+      let state = this.state
+      let hash = this.headHash
+      const appended: Array<SerializedEvent> = []
+      for (const event of emitted) {
+        state = this.entity.evolve(state, event)
+        const linked = linkEvent(hash, { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta }, metaJson)
+        hash = linked.hash
+        appended.push(linked)
+      }
+      const version = this.version + appended.length
+      yield* store.append(appended)
+      const every = this.entity.snapshotEvery
+      if (Math.floor(version / every) > Math.floor(this.version / every)) {
+        yield* store.saveSnapshot({ seq: version, stateVersion: this.entity.stateVersion, state: this.entity.encodeState(state) })
+        yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
+      }
+      if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
+      return { appended: appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event), version, state, hash, at: meta.at } satisfies Appended<S>
     })
-    return this.reply(program)
   }
 
   readState(query: StateQuery = {}): ActorReply<{ version: number; state: unknown }> {
@@ -263,7 +285,7 @@ export class ActorCore<S = unknown> {
         let prevHash = GENESIS_HASH
         let expectedSeq = 1
         for (;;) {
-          const page = yield* store.read(expectedSeq - 1, Number.MAX_SAFE_INTEGER, REPLAY_PAGE)
+          const page = yield* store.read(expectedSeq - 1, Number.MAX_SAFE_INTEGER, VERIFY_PAGE)
           for (const event of page) {
             if (event.seq !== expectedSeq) return { ok: false, firstBadSeq: expectedSeq, reason: `seq ${expectedSeq} is missing` } as const
             const { hash, ...body } = event
@@ -273,7 +295,7 @@ export class ActorCore<S = unknown> {
             prevHash = hash
             expectedSeq++
           }
-          if (page.length < REPLAY_PAGE) break
+          if (page.length < VERIFY_PAGE) break
         }
         const count = expectedSeq - 1
         if (count !== this.version) {

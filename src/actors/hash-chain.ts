@@ -4,24 +4,48 @@
  * whose callback cannot await (see PLATFORM-NOTES).
  */
 import { createHash } from "node:crypto"
-import type { StoredEvent } from "../infra/event-store.js"
+import type { SerializedEvent, StoredEvent } from "../infra/event-store.js"
 
 export const GENESIS_HASH = ""
 
-/** JSON with object keys sorted at every depth, so equal values always hash equally. */
+/**
+ * JSON with object keys sorted at every depth, so equal values always hash equally.
+ * Written as loops rather than entries/sort/map: it runs on every command's hot path.
+ */
 export const canonicalJson = (value: unknown): string => {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`
+  if (Array.isArray(value)) {
+    let out = "["
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalJson(value[i] ?? null)
+    return out + "]"
+  }
+  const record = value as Record<string, unknown>
+  // Default sort compares UTF-16 code units, the same order on every runtime.
+  const keys = Object.keys(record).sort()
+  let out = "{"
+  for (const key of keys) {
+    const field = record[key]
+    if (field === undefined) continue
+    out += (out.length === 1 ? "" : ",") + JSON.stringify(key) + ":" + canonicalJson(field)
+  }
+  return out + "}"
 }
 
 export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
+/** The canonical text of an event, from its parts already in canonical JSON (keys in sorted order). */
+const canonicalEvent = (seq: number, type: string, schemaVersion: number, dataJson: string, metaJson: string) =>
+  `{"data":${dataJson},"meta":${metaJson},"schemaVersion":${schemaVersion},"seq":${seq},"type":${JSON.stringify(type)}}`
+
 export const chainHash = (prevHash: string, event: Omit<StoredEvent, "hash">): string =>
-  sha256(
-    prevHash +
-      canonicalJson({ seq: event.seq, type: event.type, schemaVersion: event.schemaVersion, data: event.data, meta: event.meta }),
-  )
+  sha256(prevHash + canonicalEvent(event.seq, event.type, event.schemaVersion, canonicalJson(event.data), canonicalJson(event.meta)))
+
+/**
+ * Links a new event onto the chain, serializing data and meta once: the canonical JSON
+ * the hash covers is also what is stored. `metaJson` is shared by a command's events.
+ */
+export const linkEvent = (prevHash: string, event: Omit<StoredEvent, "hash">, metaJson: string): SerializedEvent => {
+  const dataJson = canonicalJson(event.data)
+  const hash = sha256(prevHash + canonicalEvent(event.seq, event.type, event.schemaVersion, dataJson, metaJson))
+  return { ...event, hash, dataJson, metaJson }
+}

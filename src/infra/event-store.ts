@@ -2,9 +2,10 @@
  * The event store service: one actor's log, snapshots and idempotency records.
  * Production is SQLite inside the Durable Object (`sqlite-event-store.ts`); pure tests
  * use the in-memory store (`memory-event-store.ts`). Both honour `transaction`: every
- * write made by the wrapped effect lands together, or none does.
+ * write made inside it lands together, or none does.
  */
 import { Context, type Effect } from "effect"
+import type { StoredEventBody } from "../domain/entity.js"
 
 export interface EventMeta {
   /** ms since the epoch; never decreases along one log. */
@@ -24,6 +25,12 @@ export interface StoredEvent {
   readonly hash: string
 }
 
+/** An event with its data and meta already serialized (the same canonical JSON the hash covers). */
+export interface SerializedEvent extends StoredEvent {
+  readonly dataJson: string
+  readonly metaJson: string
+}
+
 export interface Snapshot {
   readonly seq: number
   readonly stateVersion: number
@@ -40,9 +47,11 @@ export interface CommandRecord {
 export interface EventStoreShape {
   /** The last event, if any. */
   readonly last: Effect.Effect<StoredEvent | undefined>
-  readonly append: (events: ReadonlyArray<StoredEvent>) => Effect.Effect<void>
+  readonly append: (events: ReadonlyArray<SerializedEvent>) => Effect.Effect<void>
   /** Events with `seq` in (after, through], oldest first, at most `limit`. */
   readonly read: (after: number, through: number, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
+  /** Folds the events in (after, through] in seq order, reading only what replay needs. */
+  readonly fold: <S>(after: number, through: number, initial: S, step: (state: S, event: StoredEventBody) => S) => Effect.Effect<S>
   /** Highest seq whose `meta.at` ≤ `at`, or 0. */
   readonly seqAsOf: (at: number) => Effect.Effect<number>
   /** Latest snapshot at or below `seq` written with `stateVersion`. */
@@ -52,7 +61,12 @@ export interface EventStoreShape {
   readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void>
   /** Forgets idempotency records older than `before` (ms epoch). */
   readonly pruneCommands: (before: number) => Effect.Effect<void>
-  readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Runs `body` atomically: if it throws, every write it made is rolled back and the
+   * error rethrown. Synchronous because SQLite's `transactionSync` is; the actor runs
+   * its whole command program (one fiber) inside it.
+   */
+  readonly transaction: <A>(body: () => A) => A
 }
 
 export class EventStore extends Context.Service<EventStore, EventStoreShape>()("emberlog/EventStore") {}

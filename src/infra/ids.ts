@@ -1,7 +1,11 @@
 import { Context, Effect, Layer } from "effect"
 
 /** Where fresh ids come from, so tests can make them predictable. */
-export class Ids extends Context.Service<Ids, { readonly next: Effect.Effect<string> }>()("emberlog/Ids") {}
+export interface IdsShape {
+  readonly next: Effect.Effect<string>
+}
+
+export class Ids extends Context.Service<Ids, IdsShape>()("emberlog/Ids") {}
 
 export const RandomIds = Layer.succeed(Ids, { next: Effect.sync(() => crypto.randomUUID()) })
 

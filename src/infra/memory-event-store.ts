@@ -1,5 +1,5 @@
 /** The event store held in memory: the same contract as SQLite, for pure tests and the harness. */
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { EventStore, type CommandRecord, type EventStoreShape, type Snapshot, type StoredEvent } from "./event-store.js"
 
 export interface MemoryEventStore extends EventStoreShape {
@@ -8,17 +8,24 @@ export interface MemoryEventStore extends EventStoreShape {
 }
 
 export const makeMemoryEventStore = (): MemoryEventStore => {
-  let events: Array<StoredEvent> = []
-  let snapshots: Array<Snapshot> = []
-  let commands = new Map<string, CommandRecord>()
+  const events: Array<StoredEvent> = []
+  const snapshots: Array<Snapshot> = []
+  const commands = new Map<string, CommandRecord>()
   const store: MemoryEventStore = {
     get rows() {
       return events
     },
     last: Effect.sync(() => events[events.length - 1]),
-    append: (appended) => Effect.sync(() => void events.push(...structuredClone(appended))),
+    append: (appended) =>
+      Effect.sync(() => {
+        for (const { dataJson, metaJson, ...event } of appended) events.push({ ...event, data: JSON.parse(dataJson), meta: JSON.parse(metaJson) })
+      }),
     read: (after, through, limit) =>
       Effect.sync(() => events.filter((e) => e.seq > after && e.seq <= through).slice(0, limit).map((e) => structuredClone(e))),
+    fold: (after, through, initial, step) =>
+      Effect.sync(() =>
+        events.filter((e) => e.seq > after && e.seq <= through).reduce((state, e) => step(state, structuredClone(e)), initial),
+      ),
     seqAsOf: (at) => Effect.sync(() => events.filter((e) => e.meta.at <= at).reduce((max, e) => Math.max(max, e.seq), 0)),
     snapshotAtOrBelow: (seq, stateVersion) =>
       Effect.sync(() =>
@@ -34,15 +41,18 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
       Effect.sync(() => {
         for (const [id, record] of commands) if (record.at < before) commands.delete(id)
       }),
-    transaction: (effect) =>
-      Effect.suspend(() => {
-        const saved = { events: [...events], snapshots: [...snapshots], commands: new Map(commands) }
-        return Effect.onExit(effect, (exit) =>
-          Effect.sync(() => {
-            if (Exit.isFailure(exit)) ({ events, snapshots, commands } = saved)
-          }),
-        )
-      }),
+    // Every write appends (events, snapshots) or inserts (commands), so rolling back is truncation.
+    transaction: (body) => {
+      const mark = { events: events.length, snapshots: snapshots.length, commands: new Set(commands.keys()) }
+      try {
+        return body()
+      } catch (error) {
+        events.length = mark.events
+        snapshots.length = mark.snapshots
+        for (const id of commands.keys()) if (!mark.commands.has(id)) commands.delete(id)
+        throw error
+      }
+    },
   }
   return store
 }

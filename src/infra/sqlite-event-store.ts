@@ -5,7 +5,7 @@
  * would cap the actor's size). `at` is copied out of `meta` into its own indexed
  * column for time-travel queries.
  */
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { EventStore, type CommandRecord, type EventStoreShape, type StoredEvent } from "./event-store.js"
 
 const SCHEMA = [
@@ -30,8 +30,6 @@ const toEvent = (row: Row): StoredEvent => ({
   hash: row.hash as string,
 })
 
-const rollback = Symbol("rollback")
-
 export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreShape => {
   const sql = storage.sql
   for (const statement of SCHEMA) sql.exec(statement)
@@ -46,7 +44,7 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
         for (const e of events) {
           sql.exec(
             "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            e.seq, e.type, e.schemaVersion, JSON.stringify(e.data), JSON.stringify(e.meta), e.meta.at, e.hash,
+            e.seq, e.type, e.schemaVersion, e.dataJson, e.metaJson, e.meta.at, e.hash,
           )
         }
       }),
@@ -54,6 +52,15 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
       Effect.sync(() =>
         sql.exec("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?", after, through, limit).toArray().map(toEvent),
       ),
+    fold: (after, through, initial, step) =>
+      Effect.sync(() => {
+        let state = initial
+        const rows = sql.exec("SELECT type, schema_version, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", after, through).raw()
+        for (const [type, schemaVersion, data] of rows) {
+          state = step(state, { type: type as string, schemaVersion: schemaVersion as number, data: JSON.parse(data as string) })
+        }
+        return state
+      }),
     seqAsOf: (at) =>
       Effect.sync(() => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
     snapshotAtOrBelow: (seq, stateVersion) =>
@@ -93,21 +100,7 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
         )
       }),
     pruneCommands: (before) => Effect.sync(() => void sql.exec("DELETE FROM commands WHERE at < ?", before)),
-    // transactionSync takes a synchronous callback, so the effect runs synchronously inside it;
-    // a failure or defect throws to roll every write back, then surfaces unchanged.
-    transaction: (effect) =>
-      Effect.contextWith((context) => {
-        let exit: Exit.Exit<any, any> = Exit.void
-        try {
-          storage.transactionSync(() => {
-            exit = Effect.runSyncExitWith(context)(effect)
-            if (Exit.isFailure(exit)) throw rollback
-          })
-        } catch (error) {
-          if (error !== rollback) return Effect.die(error)
-        }
-        return exit
-      }),
+    transaction: (body) => storage.transactionSync(body),
   }
 }
 

@@ -1,0 +1,89 @@
+/**
+ * Benchmarks inside workerd, side by side in one run. Each measurement is repeated
+ * ROUNDS times; bench/run.mjs takes the medians and writes bench/RESULTS.md.
+ */
+import { env, runInDurableObject as runInObject } from "cloudflare:test"
+import { it } from "vitest"
+import { ActorCore } from "../src/actors/actor-core.js"
+import { actorRuntime, type ActorApi } from "../src/actors/durable-actor.js"
+import { Counter } from "../src/domain/counter.js"
+
+const ROUNDS = 5
+const COMMANDS = 2000
+const BATCH = 100
+
+const report = (name: string, values: Record<string, number>) => console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
+
+const time = async (run: () => Promise<unknown> | unknown) => {
+  const start = performance.now()
+  await run()
+  return performance.now() - start
+}
+
+// The plugin's generic signature is too deep for tsc here; these calls only need the untyped shape.
+const runInDurableObject = runInObject as <R>(stub: DurableObjectStub, run: (instance: any, state: DurableObjectState) => R) => Promise<R>
+
+const benchEnv = env as unknown as Record<"COUNTER" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
+
+it("commands/s: emberlog counter vs a bare DO inserting one row per call", async () => {
+  for (let round = 0; round < ROUNDS; round++) {
+    const actor = benchEnv.COUNTER.getByName(`throughput-${round}`) as unknown as ActorApi
+    const bare = benchEnv.BARE.getByName(`throughput-${round}`) as unknown as { insert(data: unknown): Promise<{ seq: number }> }
+    // Warm both objects so start-up is not counted, then alternate batches so drift hits both alike.
+    await actor.command({ command: { type: "Increment", by: 1 } })
+    await bare.insert({ type: "Increment", by: 1 })
+    let bareMs = 0
+    let emberMs = 0
+    for (let batch = 0; batch < COMMANDS / BATCH; batch++) {
+      bareMs += await time(async () => {
+        for (let i = 0; i < BATCH; i++) await bare.insert({ type: "Increment", by: 1 })
+      })
+      emberMs += await time(async () => {
+        for (let i = 0; i < BATCH; i++) await actor.command({ command: { type: "Increment", by: 1 } })
+      })
+    }
+    report("throughput", { round, bareOpsPerSec: (COMMANDS / bareMs) * 1000, emberlogOpsPerSec: (COMMANDS / emberMs) * 1000, ratio: emberMs / bareMs })
+  }
+})
+
+/** Appends `count` events through the real command path, inside the object (no RPC per event). */
+const seed = (namespace: DurableObjectNamespace, name: string, count: number): Promise<void> =>
+  runInDurableObject(namespace.getByName(name), (instance) => {
+    const core: ActorCore = instance.core
+    for (let i = 0; i < count; i++) {
+      const reply = core.command({ command: { type: "Increment", by: 1 } })
+      if (!reply.ok) throw new Error(JSON.stringify(reply.error))
+    }
+  })
+
+/** Recovery exactly as the constructor runs it: a fresh runtime and core over the stored log. */
+const recoveryMs = (namespace: DurableObjectNamespace, name: string, entity: typeof Counter) =>
+  runInDurableObject(namespace.getByName(name), (_instance, state) => {
+    const start = performance.now()
+    const core = new ActorCore(entity, actorRuntime(state.storage))
+    const ms = performance.now() - start
+    return { ms, version: core.currentVersion }
+  })
+
+it("recovery and replay: 10k and 100k events, with and without snapshots", async () => {
+  const unsnapshotted = { ...Counter, snapshotEvery: Number.MAX_SAFE_INTEGER }
+  for (const events of [10_000, 100_000]) {
+    // The worst case for snapshots: the longest tail (snapshotEvery - 1 events) after the last one.
+    const total = events + Counter.snapshotEvery - 1
+    await seed(benchEnv.COUNTER, `recovery-${events}`, total)
+    await seed(benchEnv.UNSNAPSHOTTED, `recovery-${events}`, events)
+    for (let round = 0; round < ROUNDS; round++) {
+      const withSnapshots = await recoveryMs(benchEnv.COUNTER, `recovery-${events}`, Counter)
+      const without = await recoveryMs(benchEnv.UNSNAPSHOTTED, `recovery-${events}`, unsnapshotted)
+      if (without.version !== events || withSnapshots.version !== total) throw new Error("seeded the wrong number of events")
+      report("recovery", {
+        round,
+        events,
+        withSnapshotsMs: withSnapshots.ms,
+        tailEvents: Counter.snapshotEvery - 1,
+        withoutSnapshotsMs: without.ms,
+        replayEventsPerSec: (events / without.ms) * 1000,
+      })
+    }
+  }
+})

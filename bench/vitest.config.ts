@@ -1,0 +1,7 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin"
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  plugins: [cloudflareTest({ wrangler: { configPath: "./bench/wrangler.toml" } })],
+  test: { include: [process.env.BENCH_FILE ?? "bench/**/*.bench.test.ts"], testTimeout: 600_000, hookTimeout: 600_000 },
+})
