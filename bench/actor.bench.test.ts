@@ -7,6 +7,7 @@ import { it } from "vitest"
 import { ActorCore } from "../src/actors/actor-core.js"
 import { actorRuntime, type ActorApi } from "../src/actors/durable-actor.js"
 import { Counter } from "../src/domain/counter.js"
+import { Document } from "../src/domain/document.js"
 
 const ROUNDS = 5
 const COMMANDS = 2000
@@ -23,7 +24,7 @@ const time = async (run: () => Promise<unknown> | unknown) => {
 // The plugin's generic signature is too deep for tsc here; these calls only need the untyped shape.
 const runInDurableObject = runInObject as <R>(stub: DurableObjectStub, run: (instance: any, state: DurableObjectState) => R) => Promise<R>
 
-const benchEnv = env as unknown as Record<"COUNTER" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
+const benchEnv = env as unknown as Record<"COUNTER" | "DOCUMENT" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
 
 it("commands/s: emberlog counter vs a bare DO inserting one row per call", async () => {
   for (let round = 0; round < ROUNDS; round++) {
@@ -76,6 +77,13 @@ it("recovery and replay: 10k and 100k events, with and without snapshots", async
       const withSnapshots = await recoveryMs(benchEnv.COUNTER, `recovery-${events}`, Counter)
       const without = await recoveryMs(benchEnv.UNSNAPSHOTTED, `recovery-${events}`, unsnapshotted)
       if (without.version !== events || withSnapshots.version !== total) throw new Error("seeded the wrong number of events")
+      const floorMs = await runInDurableObject(benchEnv.UNSNAPSHOTTED.getByName(`recovery-${events}`), (_instance, state) => {
+        const start = performance.now()
+        let sum = 0
+        for (const row of state.storage.sql.exec("SELECT type, schema_version, data FROM events ORDER BY seq").raw()) sum += JSON.parse(row[2] as string).by
+        if (sum !== events) throw new Error(`read ${sum} of ${events} events`)
+        return performance.now() - start
+      })
       report("recovery", {
         round,
         events,
@@ -83,7 +91,44 @@ it("recovery and replay: 10k and 100k events, with and without snapshots", async
         tailEvents: Counter.snapshotEvery - 1,
         withoutSnapshotsMs: without.ms,
         replayEventsPerSec: (events / without.ms) * 1000,
+        // The same rows read and parsed with nothing else: what replay costs at the least here.
+        readFloorEventsPerSec: (events / floorMs) * 1000,
       })
     }
+  }
+})
+
+it("snapshot interval: document edit replay rate and the cost of writing a 100 KB snapshot", async () => {
+  const edits = 2_000
+  await runInDurableObject(benchEnv.DOCUMENT.getByName("interval"), (instance) => {
+    const core: ActorCore = instance.core
+    const create = core.command({ command: { type: "Create", title: "bench", content: "lorem ipsum ".repeat(8_534) } })
+    if (!create.ok) throw new Error(JSON.stringify(create.error))
+    for (let i = 0; i < edits; i++) {
+      const reply = core.command({ command: { type: "Edit", baseVersion: core.currentVersion, ops: [{ op: "insert", at: (i * 37) % 100_000, text: "edit " }] } })
+      if (!reply.ok) throw new Error(JSON.stringify(reply.error))
+    }
+  })
+  for (let round = 0; round < ROUNDS; round++) {
+    const result = await runInDurableObject(benchEnv.DOCUMENT.getByName("interval"), (_instance, state) => {
+      // A state version no snapshot was written with: recovery replays every event from the start.
+      const replayStart = performance.now()
+      const unsnapshotted = new ActorCore({ ...Document, stateVersion: 999 }, actorRuntime(state.storage))
+      const replayMs = performance.now() - replayStart
+      const read = unsnapshotted.readState()
+      if (!read.ok || read.value.version !== edits + 1) throw new Error("replayed the wrong number of events")
+      const snapshotStart = performance.now()
+      const json = JSON.stringify(Document.encodeState(Document.decodeState(read.value.state)))
+      state.storage.sql.exec("INSERT OR REPLACE INTO snapshots (seq, state_version, state) VALUES (?, ?, ?)", 1e12, 999, json)
+      const snapshotMs = performance.now() - snapshotStart
+      state.storage.sql.exec("DELETE FROM snapshots WHERE seq = ?", 1e12)
+      return { replayMs, snapshotMs, snapshotKb: json.length / 1024 }
+    })
+    report("interval", {
+      round,
+      documentEventsPerSec: ((edits + 1) / result.replayMs) * 1000,
+      snapshotWriteMs: result.snapshotMs,
+      snapshotKb: result.snapshotKb,
+    })
   }
 })

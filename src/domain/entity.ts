@@ -171,6 +171,8 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
   return {
     ...config,
     stateVersion: config.stateVersion ?? 1,
+    // Small states replay at ~450k events/s here, so 500 events bound the recovery tail near
+    // 1 ms; entities with large states pick their own (see bench/RESULTS.md).
     snapshotEvery: config.snapshotEvery ?? 500,
     commandTypes: [...commandSchemas.keys()],
     eventTypes: [...eventSchemas.keys()],

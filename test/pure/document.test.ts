@@ -3,7 +3,7 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { Document, type DocumentCommand, type DocumentState, EDIT_WINDOW } from "../../src/domain/document.js"
 import type { DomainError } from "../../src/domain/entity.js"
-import { applyOps, codePointLength, firstOutOfRange, transformAgainst, type TextEditOp } from "../../src/domain/text-ops.js"
+import { applyOps, codePointLength, firstOutOfRange, textType, toTextOp, transformAgainst, type TextEditOp } from "../../src/domain/text-ops.js"
 import { propertyParameters } from "../../src/testing/index.js"
 import { text, textOp } from "./arbitraries.js"
 
@@ -62,6 +62,18 @@ describe("document", () => {
     const state = given({ type: "Create", title: "t", content: "" }, ...edits)
     expect(refusal(state, edit(1, ins(0, "y")))).toBe("base_version_too_old")
     expect(refusal(state, edit(2, ins(0, "y")))).toBeUndefined()
+  })
+
+  it("applies ops exactly as the text-unicode type does", () => {
+    const cases = text.chain((doc) =>
+      fc.tuple(fc.constant(doc), fc.array(textOp, { minLength: 1, maxLength: 4 }).filter((ops) => firstOutOfRange(ops as Array<TextEditOp>, codePointLength(doc)) < 0)),
+    )
+    fc.assert(
+      fc.property(cases, ([doc, ops]) => {
+        expect(applyOps(doc, ops as Array<TextEditOp>)).toBe(textType.apply(doc, toTextOp(ops as Array<TextEditOp>)))
+      }),
+      propertyParameters({ numRuns: 1000 }),
+    )
   })
 
   it("converges: applying a then b' equals applying b then a' (random ops)", () => {
