@@ -22,7 +22,7 @@ const time = async (run: () => Promise<unknown> | unknown) => {
 }
 
 // The plugin's generic signature is too deep for tsc here; these calls only need the untyped shape.
-const runInDurableObject = runInObject as <R>(stub: DurableObjectStub, run: (instance: any, state: DurableObjectState) => R) => Promise<R>
+const runInDurableObject = runInObject as unknown as <R>(stub: DurableObjectStub, run: (instance: any, state: DurableObjectState) => R) => Promise<R>
 
 const benchEnv = env as unknown as Record<"COUNTER" | "DOCUMENT" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
 
