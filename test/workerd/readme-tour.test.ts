@@ -1,0 +1,43 @@
+// The README's quick tour, step by step, with the answers it shows.
+import { expect, it } from "vitest"
+import { freshId, get, json, send } from "./helpers.js"
+
+it("the README tour", async () => {
+  const visits = freshId("visits")
+  expect((await json(await get("/health"))).body).toEqual({ status: "ok", version: expect.any(String) })
+  expect((await json(await send("counter", visits, { type: "Increment", by: 5 }))).body).toMatchObject({
+    version: 1,
+    events: [{ seq: 1, type: "Incremented", schemaVersion: 2, data: { by: 5, reason: null }, meta: { causationId: null, principal: "anonymous" } }],
+    state: { value: 5 },
+  })
+  const keyed = { type: "Increment", by: 2, reason: "checkout" }
+  const first = (await json(await send("counter", visits, keyed, { "Idempotency-Key": "order-42" }))).body
+  const again = await send("counter", visits, keyed, { "Idempotency-Key": "order-42" })
+  expect(again.headers.get("Idempotent-Replayed")).toBe("true")
+  expect((await json(again)).body).toEqual(first)
+  expect(first).toMatchObject({ version: 2, events: [{ seq: 2 }], state: { value: 7 } })
+  expect((await json(await get(`/v1/counter/${visits}`))).body).toEqual({ kind: "counter", id: visits, version: 2, state: { value: 7 } })
+  expect((await json(await get(`/v1/counter/${visits}?at=1`))).body).toEqual({ kind: "counter", id: visits, version: 1, state: { value: 5 } })
+  expect((await json(await get(`/v1/counter/${visits}?asOf=2020-01-01T00:00:00Z`))).body.version).toBe(0)
+  expect((await json(await get(`/v1/counter/${visits}/events?after=0&limit=1`))).body).toMatchObject({ events: [{ seq: 1 }], next: 1 })
+  expect((await json(await get(`/v1/counter/${visits}/verify`))).body).toMatchObject({ ok: true, events: 2 })
+  expect(await json(await send("counter", visits, { type: "Reset" }, { "If-Match": "1" }))).toEqual({
+    status: 409,
+    body: { error: { code: "version_conflict", message: "If-Match names version 1 but the actor is at version 2", details: { expected: 1, current: 2 } } },
+  })
+  expect(await json(await send("counter", visits, { type: "Increment", by: -1 }))).toEqual({
+    status: 400,
+    body: {
+      error: {
+        code: "invalid_command",
+        message: 'Expected a value greater than 0 at ["by"]',
+        details: { issues: [{ path: ["by"], message: "Expected a value greater than 0" }] },
+      },
+    },
+  })
+  const notes = freshId("notes")
+  await send("document", notes, { type: "Create", title: "Notes", content: "hello world" })
+  await send("document", notes, { type: "Edit", baseVersion: 1, ops: [{ op: "insert", at: 0, text: "Oh, " }] })
+  const last = (await json(await send("document", notes, { type: "Edit", baseVersion: 1, ops: [{ op: "insert", at: 11, text: "!" }] }))).body
+  expect(last.state.content).toBe("Oh, hello world!")
+})
