@@ -1,14 +1,16 @@
 /**
  * Hosts an entity in a SQLite-backed Durable Object. The class is glue: each RPC
  * method hands its request to the `ActorCore`, built once per object (recovery runs
- * in `blockConcurrencyWhile`, so no request sees a half-recovered actor).
+ * in `blockConcurrencyWhile`, so no request sees a half-recovered actor), and every
+ * committed append is then delivered to the actor's subscribers.
  */
 import { DurableObject } from "cloudflare:workers"
 import { Layer, ManagedRuntime } from "effect"
 import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
-import { ActorCore, type ActorRuntime, type CommandRequest, type StateQuery } from "./actor-core.js"
+import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery } from "./actor-core.js"
+import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, isOversize, type LogSource, type SocketAttachment } from "./subscribers.js"
 
 export interface ActorOptions {
   /** Replaces the id source (tests make ids predictable); time comes from Effect's Clock. */
@@ -18,19 +20,69 @@ export interface ActorOptions {
 export const actorRuntime = (storage: DurableObjectStorage, options: ActorOptions = {}): ActorRuntime =>
   ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage), options.ids ?? RandomIds))
 
+/** How the edge asks an actor for a subscription (the request is forwarded to `fetch`). */
+export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
+export const AFTER_HEADER = "X-Emberlog-After"
+
+/** A command sent on a subscription socket. */
+interface CommandFrame {
+  readonly type: "command"
+  readonly id: string | number
+  readonly command: unknown
+  readonly ifMatch?: number
+  readonly idempotencyKey?: string
+}
+
+const errorFrame = (id: unknown, code: string, message: string) =>
+  JSON.stringify({ type: "error", id: typeof id === "string" || typeof id === "number" ? id : null, error: { code, message } })
+
+const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: string; readonly id?: unknown } => {
+  let frame: unknown
+  try {
+    frame = JSON.parse(message)
+  } catch {
+    return { invalid: "A frame must be JSON" }
+  }
+  if (typeof frame !== "object" || frame === null) return { invalid: "A frame must be a JSON object" }
+  const { type, id, command, ifMatch, idempotencyKey } = frame as Record<string, unknown>
+  if (type !== "command") return { invalid: `Unknown frame type ${JSON.stringify(type)}; expected "command"`, id }
+  if (typeof id !== "string" && typeof id !== "number") return { invalid: "A command frame needs an id (string or number)", id }
+  if (ifMatch !== undefined && !(Number.isSafeInteger(ifMatch) && (ifMatch as number) >= 0)) return { invalid: "ifMatch must be a version number", id }
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
+    return { invalid: "idempotencyKey must be 1–255 visible ASCII characters", id }
+  }
+  return { type, id, command, ifMatch: ifMatch as number | undefined, idempotencyKey: idempotencyKey as string | undefined }
+}
+
 export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
   class Actor extends DurableObject {
     core!: ActorCore
+    readonly subscribers: Subscribers
 
     constructor(ctx: DurableObjectState, env: unknown) {
       super(ctx, env as never)
       void ctx.blockConcurrencyWhile(async () => {
         this.core = new ActorCore(entity, actorRuntime(ctx.storage, options))
       })
+      ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
+      this.subscribers = new Subscribers(ctx, this.logSource())
     }
 
-    command(request: CommandRequest) {
-      return this.core.command(request)
+    private logSource(): LogSource {
+      return {
+        head: () => this.core.currentVersion,
+        readAfter: (after, limit) => {
+          const reply = this.core.readEvents(after, limit)
+          return reply.ok ? reply.value.events.map((event) => ({ position: event.seq, name: event.type, payload: event })) : []
+        },
+        frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
+      }
+    }
+
+    command(request: CommandRequest): ActorReply<CommandOutcome> {
+      const reply = this.core.command(request)
+      if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) this.subscribers.deliver()
+      return reply
     }
 
     readState(query: StateQuery) {
@@ -44,6 +96,47 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     verifyLog() {
       return this.core.verify()
     }
+
+    /** Subscriptions: the edge validated the request and forwards it here. */
+    override async fetch(request: Request): Promise<Response> {
+      const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
+      switch (request.headers.get(SUBSCRIBE_HEADER)) {
+        case "websocket":
+          return this.subscribers.acceptWebSocket(after)
+        case "sse":
+          return this.subscribers.acceptSse(after)
+        default:
+          return new Response("Not found", { status: 404 })
+      }
+    }
+
+    override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+      if (isOversize(message)) return socket.close(CLOSE_TOO_LARGE, `Frames are limited to ${MAX_FRAME_BYTES} bytes`)
+      if (typeof message !== "string") return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
+      const frame = parseCommandFrame(message)
+      if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))
+      const attachment = socket.deserializeAttachment() as SocketAttachment
+      const reply = this.command({
+        command: frame.command,
+        ifMatch: frame.ifMatch,
+        idempotencyKey: frame.idempotencyKey,
+        principal: attachment.name,
+      })
+      socket.send(
+        reply.ok
+          ? JSON.stringify({ type: "ack", id: frame.id, version: reply.value.version })
+          : JSON.stringify({ type: "error", id: frame.id, error: { code: reply.error.code, message: reply.error.message, ...(reply.error.details === undefined ? {} : { details: reply.error.details }) } }),
+      )
+    }
+
+    override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+      // Echo the close so the client's close handshake completes (1005/1006 cannot be sent).
+      try {
+        socket.close(code === 1005 || code === 1006 ? 1000 : code, reason)
+      } catch {
+        // Already closed.
+      }
+    }
   }
 
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
@@ -52,4 +145,5 @@ export interface ActorApi {
   readState(query: StateQuery): Promise<ReturnType<ActorCore["readState"]>>
   readEvents(after: number, limit: number): Promise<ReturnType<ActorCore["readEvents"]>>
   verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
+  fetch(request: Request): Promise<Response>
 }

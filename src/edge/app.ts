@@ -5,7 +5,7 @@
 import { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import type { CommandRequest } from "../actors/actor-core.js"
-import type { ActorApi } from "../actors/durable-actor.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER, type ActorApi } from "../actors/durable-actor.js"
 import { kinds, type Kind } from "../actors/kinds.js"
 import pkg from "../../package.json"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
@@ -75,6 +75,35 @@ export const createApp = () => {
     const after = Params.nonNegativeInt("after", c.req.query("after"), 0)
     const limit = Params.nonNegativeInt("limit", c.req.query("limit"), 100)
     return c.json(unwrap(await actor.readEvents(after, limit)))
+  })
+
+  /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
+  const subscriptionAfter = async (actor: ActorApi, after: string | undefined, lastEventId?: string) => {
+    const cursor = Params.nonNegativeInt(lastEventId !== undefined ? "Last-Event-ID" : "after", lastEventId ?? after, 0)
+    const { version } = unwrap(await actor.readState({}))
+    if (cursor > version) throw badRequest("invalid_query", `after ${cursor} is beyond the head of the log (version ${version})`, { after: cursor, version })
+    return cursor
+  }
+
+  const forward = (actor: ActorApi, request: Request, mode: "websocket" | "sse", after: number) => {
+    const headers = new Headers(request.headers)
+    headers.set(SUBSCRIBE_HEADER, mode)
+    headers.set(AFTER_HEADER, String(after))
+    return actor.fetch(new Request(request.url, { method: "GET", headers }))
+  }
+
+  app.get("/v1/:kind/:id/ws", async (c) => {
+    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+      throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
+    }
+    return forward(actor, c.req.raw, "websocket", await subscriptionAfter(actor, c.req.query("after")))
+  })
+
+  app.get("/v1/:kind/:id/events/stream", async (c) => {
+    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
+    const after = await subscriptionAfter(actor, c.req.query("after"), c.req.header("Last-Event-ID"))
+    return forward(actor, c.req.raw, "sse", after)
   })
 
   app.get("/v1/:kind/:id/verify", async (c) => {

@@ -16,3 +16,75 @@ export const send = (kind: string, id: string, command: unknown, headers: Record
 export const get = (path: string) => SELF.fetch(`${BASE}${path}`)
 
 export const json = async (response: Response) => ({ status: response.status, body: (await response.json()) as any })
+
+export interface OpenSocket {
+  readonly ws: WebSocket
+  readonly frames: Array<any>
+  readonly closed: Promise<{ code: number; reason: string }>
+  /** Resolves once `predicate` holds for the frames received so far. */
+  readonly until: (predicate: (frames: Array<any>) => boolean, timeoutMs?: number) => Promise<Array<any>>
+}
+
+/** Opens a WebSocket through the Worker (as a client would) and records every frame. */
+export const openSocket = async (path: string): Promise<OpenSocket> => {
+  const response = await SELF.fetch(`${BASE}${path}`, { headers: { Upgrade: "websocket" } })
+  if (response.status !== 101 || !response.webSocket) throw new Error(`expected 101, got ${response.status} ${await response.text()}`)
+  const ws = response.webSocket
+  const frames: Array<any> = []
+  const waiters = new Set<() => void>()
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (event) => {
+      resolve({ code: event.code, reason: event.reason })
+      for (const wake of waiters) wake()
+    }),
+  )
+  ws.addEventListener("message", (event) => {
+    frames.push(event.data === "pong" ? "pong" : JSON.parse(event.data as string))
+    for (const wake of waiters) wake()
+  })
+  ws.accept()
+  const until = (predicate: (frames: Array<any>) => boolean, timeoutMs = 10_000) =>
+    new Promise<Array<any>>((resolve, reject) => {
+      const check = () => {
+        if (predicate(frames)) {
+          waiters.delete(check)
+          clearTimeout(timer)
+          resolve(frames)
+        }
+      }
+      const timer = setTimeout(() => {
+        waiters.delete(check)
+        reject(new Error(`timed out; frames so far: ${JSON.stringify(frames).slice(0, 2000)}`))
+      }, timeoutMs)
+      waiters.add(check)
+      check()
+    })
+  return { ws, frames, closed, until }
+}
+
+export const eventSeqs = (frames: Array<any>) => frames.filter((f) => f?.type === "event").map((f) => f.event.seq as number)
+
+export const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+
+/** Reads an SSE response until `count` events arrived; returns them parsed. */
+export const readSse = async (response: Response, count: number, timeoutMs = 10_000) => {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  const events: Array<{ id: string; event: string; data: any }> = []
+  let buffer = ""
+  const deadline = Date.now() + timeoutMs
+  while (events.length < count) {
+    if (Date.now() > deadline) throw new Error(`SSE timed out after ${events.length} events`)
+    const { value, done } = await reader.read()
+    if (done) break
+    buffer += value
+    let end: number
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      const fields = Object.fromEntries(block.split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]))
+      if (fields.data !== undefined) events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) })
+    }
+  }
+  await reader.cancel()
+  return events
+}
