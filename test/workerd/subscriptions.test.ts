@@ -18,20 +18,24 @@ describe("WebSocket subscriptions", () => {
     socket.ws.close(1000)
   })
 
-  it("gives every subscriber exactly after+1..n while a writer appends concurrently", async () => {
+  it("gives every subscriber exactly after+1..n while writers append concurrently", async () => {
     const id = freshId()
-    const total = 120
     for (let i = 0; i < 10; i++) await increment(id)
-    const writer = (async () => {
-      for (let i = 10; i < total; i++) await increment(id)
-    })()
-    const subscribers = await Promise.all(
-      [0, 3, 7, 10, 0, 5, 9, 1].map(async (after, i) => {
-        await new Promise((r) => setTimeout(r, i * 15))
-        return { after, socket: await openSocket(`/v1/counter/${id}/ws?after=${after}`) }
-      }),
-    )
-    await writer
+    const writer = async () => {
+      for (let i = 0; i < 60; i++) await increment(id)
+    }
+    // Subscribers join while two writers are mid-flight, each with its own starting point.
+    const opener = async () => {
+      const opened = []
+      for (const after of [0, 3, 7, 10, 0, 5, 9, 1]) {
+        opened.push({ after, socket: await openSocket(`/v1/counter/${id}/ws?after=${after}`) })
+        await increment(id)
+      }
+      return opened
+    }
+    const [, , subscribers] = await Promise.all([writer(), writer(), opener()])
+    const total = 10 + 60 + 60 + 8
+    expect((await json(await get(`/v1/counter/${id}`))).body.version).toBe(total)
     for (const { after, socket } of subscribers) {
       await socket.until((f) => eventSeqs(f).length >= total - after)
       expect(eventSeqs(socket.frames)).toEqual(range(after + 1, total))
