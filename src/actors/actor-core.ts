@@ -227,6 +227,7 @@ export class ActorCore<S = unknown> {
       }
       const version = this.version + appended.length
       yield* store.append(appended)
+      yield* store.enqueue(emitted.flatMap((event, i) => this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic }))))
       const every = this.entity.snapshotEvery
       if (Math.floor(version / every) > Math.floor(this.version / every)) {
         yield* store.saveSnapshot({ seq: version, stateVersion: this.entity.stateVersion, state: this.entity.encodeState(state) })
@@ -235,6 +236,17 @@ export class ActorCore<S = unknown> {
       if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
       return { appended: appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event), version, state, hash, at: meta.at } satisfies Appended<S>
     })
+  }
+
+  /** Events still to be delivered to topics, per topic, oldest first (upcast like any read). */
+  pendingDeliveries(limit: number): ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<WireEvent> }> {
+    return this.run(
+      Effect.map(this.store.pendingDeliveries(limit), (batches) => batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) }))),
+    )
+  }
+
+  acknowledge(topic: string, throughSeq: number): void {
+    this.store.transaction(() => this.run(this.store.acknowledge(topic, throughSeq)))
   }
 
   readState(query: StateQuery = {}): ActorReply<{ version: number; state: unknown }> {

@@ -10,19 +10,25 @@ import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery } from "./actor-core.js"
-import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, isOversize, type LogSource, type SocketAttachment } from "./subscribers.js"
+import { drainOutbox } from "./outbox.js"
+import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, acceptSubscription, isOversize, type LogSource, type SocketAttachment } from "./subscribers.js"
+import type { TopicApi } from "./topic.js"
+
+/** The bindings an actor uses: topics receive its outbox. */
+export interface ActorEnv {
+  readonly TOPIC: DurableObjectNamespace
+}
 
 export interface ActorOptions {
   /** Replaces the id source (tests make ids predictable); time comes from Effect's Clock. */
   readonly ids?: Layer.Layer<Ids>
 }
 
+export const DELIVERY_RETRY_BASE_MS = 1_000
+export const DELIVERY_RETRY_MAX_MS = 60_000
+
 export const actorRuntime = (storage: DurableObjectStorage, options: ActorOptions = {}): ActorRuntime =>
   ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage), options.ids ?? RandomIds))
-
-/** How the edge asks an actor for a subscription (the request is forwarded to `fetch`). */
-export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
-export const AFTER_HEADER = "X-Emberlog-After"
 
 /** A command sent on a subscription socket. */
 interface CommandFrame {
@@ -55,14 +61,18 @@ const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: 
 }
 
 export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
-  class Actor extends DurableObject {
+  class Actor extends DurableObject<ActorEnv> {
     core!: ActorCore
     readonly subscribers: Subscribers
+    private deliveryScheduled = false
+    private failedDeliveries = 0
 
-    constructor(ctx: DurableObjectState, env: unknown) {
-      super(ctx, env as never)
+    constructor(ctx: DurableObjectState, env: ActorEnv) {
+      super(ctx, env)
       void ctx.blockConcurrencyWhile(async () => {
         this.core = new ActorCore(entity, actorRuntime(ctx.storage, options))
+        // A crash between a commit and its alarm being set must not strand the outbox.
+        if (this.core.pendingDeliveries(1).length > 0) await this.scheduleDelivery()
       })
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
       this.subscribers = new Subscribers(ctx, this.logSource())
@@ -81,8 +91,38 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
 
     command(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
-      if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) this.subscribers.deliver()
+      if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
+        this.subscribers.deliver()
+        void this.scheduleDelivery()
+      }
       return reply
+    }
+
+    private async scheduleDelivery(delayMs = 0): Promise<void> {
+      if (this.deliveryScheduled) return
+      this.deliveryScheduled = true
+      await this.ctx.storage.setAlarm(Date.now() + delayMs)
+    }
+
+    /**
+     * Drains the outbox to topics. A failed delivery is retried by our own alarm with
+     * capped exponential backoff and jitter, never given up on: the platform's alarm
+     * retries stop after a few attempts, which would strand the outbox.
+     */
+    override async alarm(): Promise<void> {
+      this.deliveryScheduled = false
+      const source = { kind: entity.kind, id: this.ctx.id.name ?? this.ctx.id.toString() }
+      const topicOf = (topic: string) => this.env.TOPIC.getByName(topic) as unknown as TopicApi
+      try {
+        const more = await drainOutbox(this.core, source, topicOf)
+        this.failedDeliveries = 0
+        if (more) await this.scheduleDelivery()
+      } catch (error) {
+        this.failedDeliveries++
+        const backoff = Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1))
+        console.warn(`emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${backoff} ms`, error)
+        await this.scheduleDelivery(backoff * (0.5 + Math.random() / 2))
+      }
     }
 
     readState(query: StateQuery) {
@@ -99,15 +139,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
 
     /** Subscriptions: the edge validated the request and forwards it here. */
     override async fetch(request: Request): Promise<Response> {
-      const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
-      switch (request.headers.get(SUBSCRIBE_HEADER)) {
-        case "websocket":
-          return this.subscribers.acceptWebSocket(after)
-        case "sse":
-          return this.subscribers.acceptSse(after)
-        default:
-          return new Response("Not found", { status: 404 })
-      }
+      return acceptSubscription(this.subscribers, request)
     }
 
     override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {

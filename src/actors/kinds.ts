@@ -7,6 +7,9 @@ import { Document } from "../domain/document.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass } from "./durable-actor.js"
 
+export { TopicLog } from "./topic.js"
+export { CounterTotals } from "./counter-totals.js"
+
 export const CounterActor = actorClass(Counter)
 export const DocumentActor = actorClass(Document)
 

@@ -36,6 +36,9 @@ export interface SocketAttachment {
 }
 
 export const SUBSCRIBER_TAG = "subscriber"
+/** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
+export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
+export const AFTER_HEADER = "X-Emberlog-After"
 export const MAX_FRAME_BYTES = 1024 * 1024
 /** Close code for frames over MAX_FRAME_BYTES (RFC 6455 "message too big"). */
 export const CLOSE_TOO_LARGE = 1009
@@ -147,4 +150,17 @@ export const isOversize = (message: string | ArrayBuffer): boolean => {
   if (message.length > MAX_FRAME_BYTES) return true
   if (message.length * 3 <= MAX_FRAME_BYTES) return false
   return encoder.encode(message).byteLength > MAX_FRAME_BYTES
+}
+
+/** Answers a subscription request the edge validated and forwarded to the object. */
+export const acceptSubscription = (subscribers: Subscribers, request: Request): Response => {
+  const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
+  switch (request.headers.get(SUBSCRIBE_HEADER)) {
+    case "websocket":
+      return subscribers.acceptWebSocket(after)
+    case "sse":
+      return subscribers.acceptSse(after)
+    default:
+      return new Response("Not found", { status: 404 })
+  }
 }

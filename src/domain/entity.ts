@@ -53,6 +53,8 @@ export interface EntityConfig<S, C extends Tagged, E extends Tagged, R> {
   readonly evolve: (state: S, event: E) => S
   /** Snapshot every N events (see bench/RESULTS.md for how the default was chosen). */
   readonly snapshotEvery?: number
+  /** The topics an event is published to; by default the entity's kind. */
+  readonly topics?: (event: E) => ReadonlyArray<string>
 }
 
 /** An event as stored: its type, the schema version of its data, and the data without `type`. */
@@ -63,6 +65,7 @@ export interface StoredEventBody {
 }
 
 export interface Entity<S = any, C extends Tagged = any, E extends Tagged = any, R = any> extends EntityConfig<S, C, E, R> {
+  readonly topics: (event: E) => ReadonlyArray<string>
   readonly stateVersion: number
   readonly snapshotEvery: number
   readonly commandTypes: ReadonlyArray<string>
@@ -171,6 +174,7 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
   return {
     ...config,
     stateVersion: config.stateVersion ?? 1,
+    topics: config.topics ?? (() => [config.kind]),
     // Small states replay at ~450k events/s here, so 500 events bound the recovery tail near
     // 1 ms; entities with large states pick their own (see bench/RESULTS.md).
     snapshotEvery: config.snapshotEvery ?? 500,

@@ -1,17 +1,21 @@
 /**
  * The Worker's HTTP surface (DESIGN.md, "The public HTTP surface"): Hono routes that
- * validate input, address an actor by kind and id, and call it over DO RPC.
+ * validate input, address an actor (or topic) by name, and call it over DO RPC.
  */
-import { Hono } from "hono"
+import { type Context, Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import type { CommandRequest } from "../actors/actor-core.js"
-import { AFTER_HEADER, SUBSCRIBE_HEADER, type ActorApi } from "../actors/durable-actor.js"
+import type { CounterTotalsApi } from "../actors/counter-totals.js"
+import type { ActorApi } from "../actors/durable-actor.js"
 import { kinds, type Kind } from "../actors/kinds.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../actors/subscribers.js"
+import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 
-export type Env = { readonly [K in (typeof kinds)[Kind]["binding"]]: DurableObjectNamespace }
+export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS"]: DurableObjectNamespace }
+type AppContext = Context<{ Bindings: Env }>
 
 export const MAX_BODY_BYTES = 256 * 1024
 
@@ -21,6 +25,47 @@ const actorOf = (env: Env, kind: string, id: string): ActorApi => {
     throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
   }
   return env[registration.binding].getByName(Params.actorId(id)) as unknown as ActorApi
+}
+
+const topicOf = (env: Env, name: string) => env.TOPIC.getByName(Params.logName("topic", name)) as unknown as TopicApi
+
+/** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
+const subscriptionAfter = async (request: Request, head: () => Promise<number>) => {
+  const lastEventId = request.headers.get("Last-Event-ID") ?? undefined
+  const after = new URL(request.url).searchParams.get("after") ?? undefined
+  const cursor = Params.nonNegativeInt(lastEventId !== undefined ? "Last-Event-ID" : "after", lastEventId ?? after, 0)
+  const version = await head()
+  if (cursor > version) throw badRequest("invalid_query", `after ${cursor} is beyond the head of the log (${version})`, { after: cursor, head: version })
+  return cursor
+}
+
+/** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
+const subscribe = async (owner: { fetch(request: Request): Promise<Response> }, request: Request, head: () => Promise<number>) => {
+  const websocket = new URL(request.url).pathname.endsWith("/ws")
+  if (websocket && request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
+  }
+  const after = await subscriptionAfter(request, head)
+  const headers = new Headers(request.headers)
+  headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
+  headers.set(AFTER_HEADER, String(after))
+  return owner.fetch(new Request(request.url, { method: "GET", headers }))
+}
+
+const pageLimit = (value: string | undefined, max: number) => {
+  const limit = Params.nonNegativeInt("limit", value, 100)
+  if (limit < 1 || limit > max) throw badRequest("invalid_query", `limit must be an integer from 1 to ${max}`)
+  return limit
+}
+
+const topicSubscription = (c: AppContext) => {
+  const topic = topicOf(c.env, c.req.param("topic")!)
+  return subscribe(topic, c.req.raw, () => topic.head())
+}
+
+const actorSubscription = (c: AppContext) => {
+  const actor = actorOf(c.env, c.req.param("kind")!, c.req.param("id")!)
+  return subscribe(actor, c.req.raw, async () => unwrap(await actor.readState({})).version)
 }
 
 export const createApp = () => {
@@ -36,6 +81,18 @@ export const createApp = () => {
       maxSize: MAX_BODY_BYTES,
       onError: (c) => c.json(errorBody("too_large", `Request bodies are limited to ${MAX_BODY_BYTES} bytes`), 413),
     }),
+  )
+
+  // Topics and projections first, so that "topics" and "projections" are never read as kinds.
+  app.get("/v1/topics/:topic/events", async (c) => {
+    const topic = topicOf(c.env, c.req.param("topic"))
+    return c.json(await topic.readEntries(Params.nonNegativeInt("after", c.req.query("after"), 0), pageLimit(c.req.query("limit"), MAX_TOPIC_PAGE)))
+  })
+  app.get("/v1/topics/:topic/events/stream", topicSubscription)
+  app.get("/v1/topics/:topic/ws", topicSubscription)
+
+  app.get("/v1/projections/counter-totals", async (c) =>
+    c.json(await (c.env.COUNTER_TOTALS.getByName("global") as unknown as CounterTotalsApi).read()),
   )
 
   app.post("/v1/:kind/:id/commands", async (c) => {
@@ -73,38 +130,10 @@ export const createApp = () => {
   app.get("/v1/:kind/:id/events", async (c) => {
     const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
     const after = Params.nonNegativeInt("after", c.req.query("after"), 0)
-    const limit = Params.nonNegativeInt("limit", c.req.query("limit"), 100)
-    return c.json(unwrap(await actor.readEvents(after, limit)))
+    return c.json(unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100))))
   })
-
-  /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
-  const subscriptionAfter = async (actor: ActorApi, after: string | undefined, lastEventId?: string) => {
-    const cursor = Params.nonNegativeInt(lastEventId !== undefined ? "Last-Event-ID" : "after", lastEventId ?? after, 0)
-    const { version } = unwrap(await actor.readState({}))
-    if (cursor > version) throw badRequest("invalid_query", `after ${cursor} is beyond the head of the log (version ${version})`, { after: cursor, version })
-    return cursor
-  }
-
-  const forward = (actor: ActorApi, request: Request, mode: "websocket" | "sse", after: number) => {
-    const headers = new Headers(request.headers)
-    headers.set(SUBSCRIBE_HEADER, mode)
-    headers.set(AFTER_HEADER, String(after))
-    return actor.fetch(new Request(request.url, { method: "GET", headers }))
-  }
-
-  app.get("/v1/:kind/:id/ws", async (c) => {
-    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
-    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-      throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
-    }
-    return forward(actor, c.req.raw, "websocket", await subscriptionAfter(actor, c.req.query("after")))
-  })
-
-  app.get("/v1/:kind/:id/events/stream", async (c) => {
-    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
-    const after = await subscriptionAfter(actor, c.req.query("after"), c.req.header("Last-Event-ID"))
-    return forward(actor, c.req.raw, "sse", after)
-  })
+  app.get("/v1/:kind/:id/events/stream", actorSubscription)
+  app.get("/v1/:kind/:id/ws", actorSubscription)
 
   app.get("/v1/:kind/:id/verify", async (c) => {
     const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))

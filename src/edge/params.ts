@@ -6,10 +6,13 @@ const NON_NEGATIVE_INT = /^\d{1,16}$/
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
 
-export const actorId = (id: string): string => {
-  if (!ID_PATTERN.test(id)) throw badRequest("invalid_id", "An actor id is 1–128 characters of A-Z a-z 0-9 . _ : -", { id })
-  return id
+/** Actor ids, topic and room names share one alphabet: 1–128 characters of A-Z a-z 0-9 . _ : - */
+export const logName = (what: "actor" | "topic" | "room", name: string): string => {
+  if (!ID_PATTERN.test(name)) throw badRequest(`invalid_${what === "actor" ? "id" : what}`, `A ${what} ${what === "actor" ? "id" : "name"} is 1–128 characters of A-Z a-z 0-9 . _ : -`, { [what === "actor" ? "id" : what]: name })
+  return name
 }
+
+export const actorId = (id: string): string => logName("actor", id)
 
 export const nonNegativeInt = (name: string, value: string | undefined, fallback: number): number => {
   if (value === undefined) return fallback

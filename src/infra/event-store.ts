@@ -59,6 +59,12 @@ export interface EventStoreShape {
   readonly saveSnapshot: (snapshot: Snapshot) => Effect.Effect<void>
   readonly findCommand: (commandId: string) => Effect.Effect<CommandRecord | undefined>
   readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void>
+  /** Queues events for delivery to topics (the outbox), in the command's transaction. */
+  readonly enqueue: (deliveries: ReadonlyArray<{ readonly seq: number; readonly topic: string }>) => Effect.Effect<void>
+  /** Undelivered events, oldest first per topic, at most `limit` per topic. */
+  readonly pendingDeliveries: (limit: number) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>>
+  /** Marks a topic's events up to `throughSeq` delivered. */
+  readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void>
   /** Forgets idempotency records older than `before` (ms epoch). */
   readonly pruneCommands: (before: number) => Effect.Effect<void>
   /**

@@ -11,6 +11,7 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
   const events: Array<StoredEvent> = []
   const snapshots: Array<Snapshot> = []
   const commands = new Map<string, CommandRecord>()
+  let outbox: Array<{ topic: string; seq: number }> = []
   const store: MemoryEventStore = {
     get rows() {
       return events
@@ -37,19 +38,33 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
     saveSnapshot: (snapshot) => Effect.sync(() => void snapshots.push(structuredClone(snapshot))),
     findCommand: (commandId) => Effect.sync(() => commands.get(commandId)),
     saveCommand: (commandId, record) => Effect.sync(() => void commands.set(commandId, record)),
+    enqueue: (deliveries) => Effect.sync(() => void outbox.push(...deliveries)),
+    pendingDeliveries: (limit) =>
+      Effect.sync(() =>
+        [...new Set(outbox.map((o) => o.topic))].sort().map((topic) => ({
+          topic,
+          events: outbox
+            .filter((o) => o.topic === topic)
+            .sort((a, b) => a.seq - b.seq)
+            .slice(0, limit)
+            .map((o) => structuredClone(events[o.seq - 1]!)),
+        })),
+      ),
+    acknowledge: (topic, throughSeq) => Effect.sync(() => void (outbox = outbox.filter((o) => o.topic !== topic || o.seq > throughSeq))),
     pruneCommands: (before) =>
       Effect.sync(() => {
         for (const [id, record] of commands) if (record.at < before) commands.delete(id)
       }),
     // Every write appends (events, snapshots) or inserts (commands), so rolling back is truncation.
     transaction: (body) => {
-      const mark = { events: events.length, snapshots: snapshots.length, commands: new Set(commands.keys()) }
+      const mark = { events: events.length, snapshots: snapshots.length, commands: new Set(commands.keys()), outbox: outbox.length }
       try {
         return body()
       } catch (error) {
         events.length = mark.events
         snapshots.length = mark.snapshots
         for (const id of commands.keys()) if (!mark.commands.has(id)) commands.delete(id)
+        outbox.length = mark.outbox
         throw error
       }
     },

@@ -14,6 +14,7 @@ const SCHEMA = [
      data TEXT NOT NULL, meta TEXT NOT NULL, at INTEGER NOT NULL, hash TEXT NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS events_by_time ON events (at)`,
   `CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state_version INTEGER NOT NULL, state TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS outbox (topic TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (topic, seq)) WITHOUT ROWID`,
   `CREATE TABLE IF NOT EXISTS commands (
      command_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, version INTEGER NOT NULL,
      first_seq INTEGER NOT NULL, at INTEGER NOT NULL)`,
@@ -99,6 +100,24 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
           commandId, record.requestHash, record.version, record.firstSeq, record.at,
         )
       }),
+    enqueue: (deliveries) =>
+      Effect.sync(() => {
+        for (const { seq, topic } of deliveries) sql.exec("INSERT OR IGNORE INTO outbox (topic, seq) VALUES (?, ?)", topic, seq)
+      }),
+    pendingDeliveries: (limit) =>
+      Effect.sync(() =>
+        sql
+          .exec("SELECT DISTINCT topic FROM outbox ORDER BY topic")
+          .toArray()
+          .map(({ topic }) => ({
+            topic: topic as string,
+            events: sql
+              .exec("SELECT e.* FROM outbox o JOIN events e ON e.seq = o.seq WHERE o.topic = ? ORDER BY o.seq LIMIT ?", topic, limit)
+              .toArray()
+              .map(toEvent),
+          })),
+      ),
+    acknowledge: (topic, throughSeq) => Effect.sync(() => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
     pruneCommands: (before) => Effect.sync(() => void sql.exec("DELETE FROM commands WHERE at < ?", before)),
     transaction: (body) => storage.transactionSync(body),
   }

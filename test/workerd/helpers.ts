@@ -82,7 +82,7 @@ export const readSse = async (response: Response, count: number, timeoutMs = 10_
       const block = buffer.slice(0, end)
       buffer = buffer.slice(end + 2)
       const fields = Object.fromEntries(block.split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]))
-      if (fields.data !== undefined) events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) })
+      if (fields.data !== undefined) events.push({ id: fields.id ?? "", event: fields.event ?? "", data: JSON.parse(fields.data) })
     }
   }
   await reader.cancel()

@@ -1,0 +1,41 @@
+/**
+ * Delivery of an actor's events to topics (DESIGN.md, "The log": outbox → topics).
+ * The command transaction writes outbox rows; the actor's alarm drains them here.
+ * At-least-once: rows are deleted only after the topic acknowledged them, and a thrown
+ * delivery makes the platform retry the alarm with backoff. Topics deduplicate by
+ * (source kind, source id, seq), so a redelivery changes nothing.
+ */
+import type { ActorCore } from "./actor-core.js"
+import type { TopicApi } from "./topic.js"
+
+export const OUTBOX_BATCH = 200
+
+/**
+ * Faults to inject in tests: the next `fail` deliveries throw, the next `duplicate`
+ * deliveries are sent twice. Kept on globalThis so a test in the same isolate reaches
+ * the objects' copy of this module.
+ */
+export const deliveryFaults: { fail: number; duplicate: number } = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("emberlog.deliveryFaults")
+] ??= { fail: 0, duplicate: 0 }) as { fail: number; duplicate: number }
+
+export interface Source {
+  readonly kind: string
+  readonly id: string
+}
+
+/** Delivers every pending batch; returns whether more remain. Throws if a delivery fails. */
+export const drainOutbox = async (core: ActorCore, source: Source, topicOf: (topic: string) => TopicApi): Promise<boolean> => {
+  const batches = core.pendingDeliveries(OUTBOX_BATCH)
+  for (const { topic, events } of batches) {
+    if (events.length === 0) continue
+    if (deliveryFaults.fail > 0) {
+      deliveryFaults.fail--
+      throw new Error(`injected delivery failure (topic ${topic})`)
+    }
+    const copies = deliveryFaults.duplicate > 0 ? (deliveryFaults.duplicate--, 2) : 1
+    for (let i = 0; i < copies; i++) await topicOf(topic).deliver(source, events)
+    core.acknowledge(topic, events[events.length - 1]!.seq)
+  }
+  return batches.some(({ events }) => events.length === OUTBOX_BATCH)
+}

@@ -1,0 +1,101 @@
+/**
+ * A topic: a cross-object, append-only log fed by actors' outboxes. Each entry is
+ * `{topicSeq, source: {kind, id}, event}`; `topicSeq` is gapless from 1. Deliveries are
+ * at-least-once, so the topic keeps the last seq it accepted from every source and
+ * skips anything at or below it: each source event lands once, in source seq order.
+ */
+import { DurableObject } from "cloudflare:workers"
+import type { WireEvent } from "./actor-core.js"
+import type { Source } from "./outbox.js"
+import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
+
+export interface TopicEntry {
+  readonly topicSeq: number
+  readonly source: Source
+  readonly event: WireEvent
+}
+
+export interface TopicApi {
+  deliver(source: Source, events: ReadonlyArray<WireEvent>): Promise<{ accepted: number; duplicates: number }>
+  readEntries(after: number, limit: number): Promise<{ entries: ReadonlyArray<TopicEntry>; next: number | null }>
+  head(): Promise<number>
+  fetch(request: Request): Promise<Response>
+}
+
+export const MAX_TOPIC_PAGE = 1000
+
+export class TopicLog extends DurableObject {
+  private readonly sql: SqlStorage
+  private readonly subscribers: Subscribers
+  private last = 0
+
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env as never)
+    this.sql = ctx.storage.sql
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS entries (
+      topic_seq INTEGER PRIMARY KEY, source_kind TEXT NOT NULL, source_id TEXT NOT NULL,
+      source_seq INTEGER NOT NULL, event TEXT NOT NULL)`)
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS sources (
+      kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`)
+    this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
+    this.subscribers = new Subscribers(ctx, {
+      head: () => this.last,
+      readAfter: (after, limit) => this.entries(after, limit).map(toLogEntry),
+      frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+    })
+  }
+
+  deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
+    let accepted = 0
+    this.ctx.storage.transactionSync(() => {
+      const row = this.sql.exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id).toArray()[0]
+      let lastSeq = (row?.last_seq as number | undefined) ?? 0
+      for (const event of events) {
+        if (event.seq <= lastSeq) continue
+        this.sql.exec(
+          "INSERT INTO entries (topic_seq, source_kind, source_id, source_seq, event) VALUES (?, ?, ?, ?, ?)",
+          this.last + accepted + 1, source.kind, source.id, event.seq, JSON.stringify(event),
+        )
+        lastSeq = event.seq
+        accepted++
+      }
+      if (accepted > 0) {
+        this.sql.exec(
+          "INSERT INTO sources (kind, id, last_seq) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET last_seq = excluded.last_seq",
+          source.kind, source.id, lastSeq,
+        )
+      }
+    })
+    this.last += accepted
+    if (accepted > 0) this.subscribers.deliver()
+    return { accepted, duplicates: events.length - accepted }
+  }
+
+  readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null } {
+    const entries = this.entries(after, Math.min(Math.max(1, limit), MAX_TOPIC_PAGE))
+    const lastSeq = entries[entries.length - 1]?.topicSeq
+    return { entries, next: lastSeq !== undefined && lastSeq < this.last ? lastSeq : null }
+  }
+
+  head(): number {
+    return this.last
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    return acceptSubscription(this.subscribers, request)
+  }
+
+  private entries(after: number, limit: number): Array<TopicEntry> {
+    return this.sql
+      .exec("SELECT * FROM entries WHERE topic_seq > ? ORDER BY topic_seq LIMIT ?", after, limit)
+      .toArray()
+      .map((row) => ({
+        topicSeq: row.topic_seq as number,
+        source: { kind: row.source_kind as string, id: row.source_id as string },
+        event: JSON.parse(row.event as string) as WireEvent,
+      }))
+  }
+}
+
+const toLogEntry = (entry: TopicEntry): LogEntry => ({ position: entry.topicSeq, name: entry.event.type, payload: entry })

@@ -1,0 +1,139 @@
+import { abortAllDurableObjects, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
+import fc from "fast-check"
+import { describe, expect, it } from "vitest"
+import { deliveryFaults } from "../../src/actors/outbox.js"
+import { propertyParameters } from "../../src/testing/parameters.js"
+import { freshId, get, json, openSocket, range, send } from "./helpers.js"
+
+const counterStub = (id: string) => env.COUNTER.getByName(id)
+
+/** Runs each counter's alarm until its outbox is empty (faults off), as the platform eventually would. */
+const drain = async (ids: Iterable<string>) => {
+  deliveryFaults.fail = 0
+  deliveryFaults.duplicate = 0
+  for (const id of ids) {
+    for (let i = 0; i < 20; i++) {
+      const ran = await runDurableObjectAlarm(counterStub(id)).catch(() => true)
+      if (!ran) break
+    }
+  }
+}
+
+const topicEntries = async (topic: string) => {
+  const entries: Array<any> = []
+  for (let after: number | null = 0; after !== null; ) {
+    const page: any = (await json(await get(`/v1/topics/${topic}/events?after=${after}&limit=1000`))).body
+    entries.push(...page.entries)
+    after = page.next
+  }
+  return entries
+}
+
+const versionOf = async (id: string) => (await json(await get(`/v1/counter/${id}`))).body as { version: number; state: { value: number } }
+
+describe("topics", () => {
+  it("collects every counter event once, per-source in seq order, with a gapless topicSeq", async () => {
+    const ids = [freshId("a"), freshId("b")]
+    for (let i = 0; i < 5; i++) for (const id of ids) await send("counter", id, { type: "Increment", by: i + 1 })
+    await drain(ids)
+    const entries = await topicEntries("counter")
+    expect(entries.map((e) => e.topicSeq)).toEqual(range(1, entries.length))
+    for (const id of ids) {
+      const mine = entries.filter((e) => e.source.kind === "counter" && e.source.id === id)
+      expect(mine.map((e) => e.event.seq)).toEqual(range(1, 5))
+      expect(mine[0].event).toMatchObject({ type: "Incremented", data: { by: 1 }, hash: expect.any(String) })
+    }
+  })
+
+  it("streams topic entries over WebSocket", async () => {
+    const id = freshId()
+    const socket = await openSocket(`/v1/topics/counter/ws?after=0`)
+    for (let i = 0; i < 3; i++) await send("counter", id, { type: "Increment", by: 1 })
+    await drain([id])
+    await socket.until((f) => f.filter((x) => x.type === "entry" && x.entry.source.id === id).length === 3)
+    const mine = socket.frames.filter((x) => x.type === "entry" && x.entry.source.id === id)
+    expect(mine.map((x) => x.entry.event.seq)).toEqual([1, 2, 3])
+    const positions = socket.frames.filter((x) => x.type === "entry").map((x) => x.entry.topicSeq)
+    expect(positions).toEqual(range(positions[0], positions[0] + positions.length - 1))
+    socket.ws.close(1000)
+  })
+
+  it("delivers exactly once under failed and duplicated deliveries and restarts (model-based)", async () => {
+    const touched = new Set<string>()
+    type Model = { ids: Array<string> }
+    type Real = Record<string, never>
+    const increment = (index: number, by: number): fc.AsyncCommand<Model, Real> => ({
+      check: () => true,
+      run: async (model) => {
+        const id = model.ids[index % model.ids.length]!
+        touched.add(id)
+        expect((await send("counter", id, { type: by > 0 ? "Increment" : "Reset", ...(by > 0 ? { by } : {}) })).status).toBe(200)
+      },
+      toString: () => `increment #${index} by ${by}`,
+    })
+    const fault = (kind: "fail" | "duplicate", n: number): fc.AsyncCommand<Model, Real> => ({
+      check: () => true,
+      run: async () => void (deliveryFaults[kind] = n),
+      toString: () => `${kind} next ${n}`,
+    })
+    const alarm = (index: number): fc.AsyncCommand<Model, Real> => ({
+      check: () => true,
+      run: async (model) => void (await runDurableObjectAlarm(counterStub(model.ids[index % model.ids.length]!)).catch(() => undefined)),
+      toString: () => `alarm #${index}`,
+    })
+    const crash = (index: number, how: "evict" | "abort"): fc.AsyncCommand<Model, Real> => ({
+      check: () => true,
+      run: async (model) => {
+        if (how === "abort") await abortAllDurableObjects()
+        else await evictDurableObject(counterStub(model.ids[index % model.ids.length]!)).catch(() => undefined)
+      },
+      toString: () => `crash #${index} (${how})`,
+    })
+    const commands = fc.commands(
+      [
+        fc.tuple(fc.nat(5), fc.integer({ min: 0, max: 9 })).map(([i, by]) => increment(i, by)),
+        fc.tuple(fc.constantFrom("fail" as const, "duplicate" as const), fc.integer({ min: 1, max: 3 })).map(([k, n]) => fault(k, n)),
+        fc.nat(5).map(alarm),
+        fc.tuple(fc.nat(5), fc.constantFrom("evict" as const, "abort" as const)).map(([i, how]) => crash(i, how)),
+      ],
+      { maxCommands: 30, size: "max" },
+    )
+    await fc.assert(
+      fc.asyncProperty(commands, async (steps) => {
+        const ids = [freshId("m0"), freshId("m1"), freshId("m2")]
+        await fc.asyncModelRun(() => ({ model: { ids }, real: {} }), steps)
+        await drain(ids)
+        const entries = await topicEntries("counter")
+        expect(entries.map((e) => e.topicSeq)).toEqual(range(1, entries.length))
+        for (const id of ids) {
+          const { version } = await versionOf(id)
+          expect(entries.filter((e) => e.source.id === id).map((e) => e.event.seq)).toEqual(range(1, version))
+        }
+      }),
+      propertyParameters({ numRuns: 8 }),
+    )
+    deliveryFaults.fail = 0
+    deliveryFaults.duplicate = 0
+
+    // The projection equals the sum of every counter, and rebuilds from the topic when its storage is empty.
+    const everyCounter = [...new Set((await topicEntries("counter")).map((e) => e.source.id as string))]
+    const values = await Promise.all(everyCounter.map(async (id) => (await versionOf(id)).state.value))
+    const expected = { total: values.reduce((a, b) => a + b, 0), counters: everyCounter.length }
+    expect((await json(await get("/v1/projections/counter-totals"))).body).toMatchObject(expected)
+    await runInDurableObject(env.COUNTER_TOTALS.getByName("global"), async (_instance: unknown, state: DurableObjectState) => {
+      state.storage.sql.exec("DELETE FROM counters")
+      state.storage.sql.exec("UPDATE progress SET topic_seq = 0, last_update = NULL")
+    })
+    const rebuilt = (await json(await get("/v1/projections/counter-totals"))).body
+    expect(rebuilt).toMatchObject(expected)
+    expect(rebuilt.lastUpdate).toEqual(expect.any(Number))
+    expect(touched.size).toBeGreaterThan(0)
+  })
+
+  it("refuses a bad topic name and a bad cursor", async () => {
+    expect((await json(await get(`/v1/topics/${"x".repeat(200)}/events`))).body.error.code).toBe("invalid_topic")
+    expect((await json(await get(`/v1/topics/counter/events?after=-3`))).status).toBe(400)
+    expect((await json(await get(`/v1/topics/counter/events?limit=5000`))).status).toBe(400)
+    expect((await json(await get(`/v1/topics/counter/events/stream?after=999999`))).status).toBe(400)
+  })
+})
