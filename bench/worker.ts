@@ -3,7 +3,7 @@ import { DurableObject } from "cloudflare:workers"
 import { actorClass } from "../src/actors/durable-actor.js"
 import { Counter } from "../src/domain/counter.js"
 
-export { default, CounterActor, CounterTotals, DocumentActor, TopicLog } from "../src/edge/worker.js"
+export { default, CounterActor, CounterTotals, DocumentActor, RoomActor, TopicLog } from "../src/edge/worker.js"
 
 /** The same counter with snapshots turned off, to show what they buy. */
 export const UnsnapshottedCounter = actorClass({ ...Counter, snapshotEvery: Number.MAX_SAFE_INTEGER })

@@ -9,7 +9,7 @@ import { Layer, ManagedRuntime } from "effect"
 import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
-import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery } from "./actor-core.js"
+import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
 import { drainOutbox } from "./outbox.js"
 import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, acceptSubscription, isOversize, type LogSource, type SocketAttachment } from "./subscribers.js"
 import type { TopicApi } from "./topic.js"
@@ -22,7 +22,20 @@ export interface ActorEnv {
 export interface ActorOptions {
   /** Replaces the id source (tests make ids predictable); time comes from Effect's Clock. */
   readonly ids?: Layer.Layer<Ids>
+  /** Presence hosting: sockets opened as room members join, post and leave through commands. */
+  readonly room?: RoomHosting
 }
+
+export interface RoomHosting {
+  readonly join: (member: string) => unknown
+  readonly leave: (member: string) => unknown
+  readonly post: (member: string, message: { readonly type: string; readonly payload: unknown }) => unknown
+  /** The frame members receive for an event, if any. */
+  readonly frame: (event: any, at: number) => unknown
+}
+
+/** The member name a room socket was opened with (set by the edge). */
+export const MEMBER_HEADER = "X-Emberlog-Member"
 
 export const DELIVERY_RETRY_BASE_MS = 1_000
 export const DELIVERY_RETRY_MAX_MS = 60_000
@@ -93,9 +106,25 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         this.subscribers.deliver()
+        this.sendToMembers(reply.value.events)
         void this.scheduleDelivery()
       }
       return reply
+    }
+
+    private sendToMembers(events: ReadonlyArray<WireEvent>): void {
+      const room = options.room
+      if (room === undefined) return
+      const frames = events.map((event) => room.frame(entity.decodeEvent(event), event.meta.at)).filter((frame) => frame !== undefined)
+      if (frames.length === 0) return
+      const texts = frames.map((frame) => JSON.stringify(frame))
+      for (const { socket } of this.subscribers.sockets("room")) {
+        try {
+          for (const text of texts) socket.send(text)
+        } catch {
+          // A closing socket; its close handler makes the member leave.
+        }
+      }
     }
 
     private async scheduleDelivery(delayMs = 0): Promise<void> {
@@ -139,15 +168,20 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
 
     /** Subscriptions: the edge validated the request and forwards it here. */
     override async fetch(request: Request): Promise<Response> {
-      return acceptSubscription(this.subscribers, request)
+      const member = request.headers.get(MEMBER_HEADER)
+      if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
+      const response = this.subscribers.acceptWebSocket(0, { mode: "room", name: member })
+      this.command({ command: options.room.join(member), principal: member })
+      return response
     }
 
     override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       if (isOversize(message)) return socket.close(CLOSE_TOO_LARGE, `Frames are limited to ${MAX_FRAME_BYTES} bytes`)
       if (typeof message !== "string") return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
+      const attachment = socket.deserializeAttachment() as SocketAttachment
+      if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
       const frame = parseCommandFrame(message)
       if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))
-      const attachment = socket.deserializeAttachment() as SocketAttachment
       const reply = this.command({
         command: frame.command,
         ifMatch: frame.ifMatch,
@@ -161,7 +195,24 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       )
     }
 
+    private postFromMember(socket: WebSocket, member: string, message: string): void {
+      let frame: unknown
+      try {
+        frame = JSON.parse(message)
+      } catch {
+        return socket.send(errorFrame(null, "invalid_frame", "A frame must be JSON: {\"type\": …, \"payload\": …}"))
+      }
+      const { type, payload } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<string, unknown>
+      if (typeof type !== "string") return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
+      const reply = this.command({ command: options.room!.post(member, { type, payload }), principal: member })
+      if (!reply.ok) socket.send(JSON.stringify({ type: "error", id: null, error: { code: reply.error.code, message: reply.error.message } }))
+    }
+
     override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+      const attachment = socket.deserializeAttachment() as SocketAttachment | null
+      if (attachment?.mode === "room" && options.room !== undefined) {
+        this.command({ command: options.room.leave(attachment.name!), principal: attachment.name })
+      }
       // Echo the close so the client's close handshake completes (1005/1006 cannot be sent).
       try {
         socket.close(code === 1005 || code === 1006 ? 1000 : code, reason)

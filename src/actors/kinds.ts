@@ -4,6 +4,7 @@
  */
 import { Counter } from "../domain/counter.js"
 import { Document } from "../domain/document.js"
+import { Room, postFrame } from "../domain/room.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass } from "./durable-actor.js"
 
@@ -12,10 +13,19 @@ export { CounterTotals } from "./counter-totals.js"
 
 export const CounterActor = actorClass(Counter)
 export const DocumentActor = actorClass(Document)
+export const RoomActor = actorClass(Room, {
+  room: {
+    join: (name) => ({ type: "Join", name }),
+    leave: (name) => ({ type: "Leave", name }),
+    post: (sender, { type, payload }) => ({ type: "Post", messageType: type, payload, sender }),
+    frame: postFrame,
+  },
+})
 
 export const kinds = {
   counter: { entity: Counter, binding: "COUNTER" },
   document: { entity: Document, binding: "DOCUMENT" },
+  room: { entity: Room, binding: "ROOM" },
 } as const satisfies Record<string, { entity: Entity; binding: string }>
 
 export type Kind = keyof typeof kinds

@@ -1,4 +1,5 @@
 export * from "./entity.js"
 export * from "./counter.js"
 export * from "./document.js"
+export * from "./room.js"
 export * as TextOps from "./text-ops.js"

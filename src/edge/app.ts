@@ -3,7 +3,6 @@
  * validate input, address an actor (or topic) by name, and call it over DO RPC.
  */
 import { type Context, Hono } from "hono"
-import { bodyLimit } from "hono/body-limit"
 import type { CommandRequest } from "../actors/actor-core.js"
 import type { CounterTotalsApi } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
@@ -11,13 +10,12 @@ import { kinds, type Kind } from "../actors/kinds.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
-import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
+import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
+import { limitBody, type Env } from "./env.js"
 import * as Params from "./params.js"
+import { roomRoutes } from "./room-routes.js"
 
-export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS"]: DurableObjectNamespace }
 type AppContext = Context<{ Bindings: Env }>
-
-export const MAX_BODY_BYTES = 256 * 1024
 
 const actorOf = (env: Env, kind: string, id: string): ActorApi => {
   const registration = kinds[kind as Kind]
@@ -74,14 +72,9 @@ export const createApp = () => {
   app.notFound(handleNotFound)
 
   app.get("/health", (c) => c.json({ status: "ok", version: pkg.version }))
+  roomRoutes(app)
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json(errorBody("too_large", `Request bodies are limited to ${MAX_BODY_BYTES} bytes`), 413),
-    }),
-  )
+  app.use("/v1/*", limitBody)
 
   // Topics and projections first, so that "topics" and "projections" are never read as kinds.
   app.get("/v1/topics/:topic/events", async (c) => {

@@ -33,3 +33,11 @@ export const documentCommand = fc.oneof(
 )
 
 export { op as textOp, text }
+
+const member = fc.constantFrom("alice", "bob", "carol")
+/** Room commands: members come and go (some leave without having joined) and post JSON payloads. */
+export const roomCommand = fc.oneof(
+  fc.record({ type: fc.constant("Join"), name: member }),
+  fc.record({ type: fc.constant("Leave"), name: member }),
+  fc.record({ type: fc.constant("Post"), messageType: fc.constantFrom("chat", "typing"), payload: fc.jsonValue({ maxDepth: 2 }), sender: member }),
+)

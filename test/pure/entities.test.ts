@@ -1,10 +1,12 @@
 import { describe, it } from "vitest"
 import { Counter } from "../../src/domain/counter.js"
 import { Document } from "../../src/domain/document.js"
+import { Room } from "../../src/domain/room.js"
 import { checkEntity } from "../../src/testing/index.js"
-import { counterCommand, documentCommand, legacyIncremented } from "./arbitraries.js"
+import { counterCommand, documentCommand, legacyIncremented, roomCommand } from "./arbitraries.js"
 
 describe("the resilience harness on our own entities", () => {
   it("counter", () => checkEntity(Counter, { commands: counterCommand, legacyEvents: legacyIncremented, numRuns: 200 }))
   it("document", () => checkEntity(Document, { commands: documentCommand, numRuns: 200 }))
+  it("room", () => checkEntity(Room, { commands: roomCommand, numRuns: 200 }))
 })

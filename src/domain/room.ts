@@ -1,0 +1,70 @@
+/**
+ * A broadcast room: members join and leave, and posts go to every connected member.
+ * Every message is an event, so a room's history is as auditable and replayable as
+ * any other actor's. A post's own type is `messageType` here (`type` tags commands and
+ * events); the room frames and `POST /broadcast` call it `type`, as clients expect.
+ */
+import { Effect, Schema } from "effect"
+import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
+
+const MemberName = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
+const PostType = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
+
+export const RoomState = Schema.Struct({
+  /** Connected members by name, with how many connections each has open. */
+  members: Schema.Record(Schema.String, NonNegativeSafeInt),
+  posts: NonNegativeSafeInt,
+})
+export type RoomState = typeof RoomState.Type
+
+export const JoinRoom = tagged("Join", { name: MemberName })
+export const LeaveRoom = tagged("Leave", { name: MemberName })
+export const PostToRoom = tagged("Post", { messageType: PostType, payload: Schema.Unknown, sender: MemberName })
+export const RoomCommand = Schema.Union([JoinRoom, LeaveRoom, PostToRoom])
+export type RoomCommand = typeof RoomCommand.Type
+
+export const Joined = tagged("Joined", { name: Schema.String })
+export const Left = tagged("Left", { name: Schema.String })
+export const Posted = tagged("Posted", { messageType: Schema.String, payload: Schema.Unknown, sender: Schema.String })
+export const RoomEvent = Schema.Union([Joined, Left, Posted])
+export type RoomEvent = typeof RoomEvent.Type
+
+/** What a connected member receives for a post (the classic broadcast-server frame). */
+export const postFrame = (event: RoomEvent, at: number) =>
+  event.type === "Posted" ? { type: event.messageType, payload: event.payload, timestamp: at, sender: event.sender } : undefined
+
+export const Room = Entity.make({
+  kind: "room",
+  state: RoomState,
+  initial: { members: {}, posts: 0 },
+  commands: RoomCommand,
+  events: RoomEvent,
+  decide: (state: RoomState, command: RoomCommand) => {
+    switch (command.type) {
+      case "Join":
+        return Effect.succeed([{ type: "Joined", name: command.name } as const])
+      case "Leave":
+        return (state.members[command.name] ?? 0) > 0
+          ? Effect.succeed([{ type: "Left", name: command.name } as const])
+          : reject("not_a_member", `${command.name} is not in the room`)
+      case "Post":
+        return Effect.succeed([{ type: "Posted", messageType: command.messageType, payload: command.payload, sender: command.sender } as const])
+      default:
+        return command satisfies never
+    }
+  },
+  evolve: (state: RoomState, event: RoomEvent): RoomState => {
+    switch (event.type) {
+      case "Joined":
+        return { ...state, members: { ...state.members, [event.name]: (state.members[event.name] ?? 0) + 1 } }
+      case "Left": {
+        const { [event.name]: count = 0, ...others } = state.members
+        return { ...state, members: count > 1 ? { ...others, [event.name]: count - 1 } : others }
+      }
+      case "Posted":
+        return { ...state, posts: state.posts + 1 }
+      default:
+        return event satisfies never
+    }
+  },
+})

@@ -1,0 +1,52 @@
+/**
+ * The classic "WebSocket broadcast server" routes, as thin layers over the room entity:
+ * `GET /ws?room=<name>&name=<member>` joins a room (default `lobby`), and
+ * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
+ * also an event in the room's log (`/v1/room/{name}/…`).
+ */
+import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
+import { HttpError, badRequest, unwrap } from "./errors.js"
+import { limitBody, type App, type Env } from "./env.js"
+import * as Params from "./params.js"
+
+export const DEFAULT_ROOM = "lobby"
+const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
+const BROADCAST_SENDER = "broadcast"
+
+const roomOf = (env: Env, name: string | undefined) =>
+  env.ROOM.getByName(Params.logName("room", name ?? DEFAULT_ROOM)) as unknown as ActorApi
+
+export const roomRoutes = (app: App) => {
+  app.get("/ws", async (c) => {
+    const room = roomOf(c.env, c.req.query("room"))
+    const member = c.req.query("name") ?? `guest-${crypto.randomUUID().slice(0, 8)}`
+    if (!MEMBER_NAME.test(member)) throw badRequest("invalid_query", "name must be 1–64 printable ASCII characters")
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+      throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
+    }
+    const headers = new Headers(c.req.raw.headers)
+    headers.set(MEMBER_HEADER, member)
+    return room.fetch(new Request(c.req.url, { method: "GET", headers }))
+  })
+
+  app.post(
+    "/broadcast",
+    limitBody,
+    async (c) => {
+      let body: unknown
+      try {
+        body = await c.req.json()
+      } catch {
+        throw badRequest("invalid_json", 'The body must be JSON such as {"room":"lobby","type":"chat","payload":"hi"}')
+      }
+      const { room: roomName, type, payload } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>
+      if (roomName !== undefined && typeof roomName !== "string") throw badRequest("invalid_body", "room must be a string")
+      if (typeof type !== "string") throw badRequest("invalid_body", "type must be a string", { issues: [{ path: ["type"], message: "Expected a string" }] })
+      const room = roomOf(c.env, roomName)
+      const { version } = unwrap(await room.readState({}))
+      if (version === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
+      const outcome = unwrap(await room.command({ command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER } }))
+      return c.json({ room: roomName ?? DEFAULT_ROOM, version: outcome.version })
+    },
+  )
+}
