@@ -1,0 +1,198 @@
+/**
+ * The typed client: commands, reads and resumable subscriptions, for Node ≥ 22 and
+ * browsers (standard `fetch` and `WebSocket`), with Effect Streams for Effect users
+ * and async iterators or callbacks for everyone else.
+ *
+ * ```ts
+ * const emberlog = createClient({ baseUrl: "http://127.0.0.1:8787" })
+ * const visits = emberlog.actor("counter", "visits")
+ * await visits.send({ type: "Increment", by: 1 })        // retried safely: it carries an Idempotency-Key
+ * for await (const event of visits.subscribeAsync({ after: 0 })) console.log(event.seq, event.type)
+ * ```
+ */
+import { Stream } from "effect"
+import { type ReconnectOptions, type SocketLike, SubscriptionRefused, backoffDelay, resumable } from "./subscription.js"
+
+export interface WireEvent {
+  readonly seq: number
+  readonly type: string
+  readonly schemaVersion: number
+  readonly data: Record<string, unknown>
+  readonly meta: {
+    readonly at: number
+    readonly commandId: string
+    readonly correlationId: string
+    readonly causationId: string | null
+    readonly principal: string
+  }
+  readonly hash: string
+}
+
+export interface TopicEntry {
+  readonly topicSeq: number
+  readonly source: { readonly kind: string; readonly id: string }
+  readonly event: WireEvent
+}
+
+export interface ClientOptions {
+  /** e.g. http://127.0.0.1:8787 */
+  readonly baseUrl: string
+  /** Sent as `Authorization: Bearer …` on HTTP requests. */
+  readonly token?: string
+  readonly fetch?: (input: string, init?: RequestInit) => Promise<Response>
+  /** Opens a WebSocket; the default uses the global `WebSocket` and waits for `open`. */
+  readonly connect?: (url: string) => Promise<SocketLike>
+  readonly reconnect?: ReconnectOptions
+  /** Attempts per command on network errors, 429 and 5xx (same Idempotency-Key each time); default 4. */
+  readonly commandAttempts?: number
+}
+
+/** An error answer from emberlog: `{"error": {code, message, details?}}` with its status. */
+export class EmberlogError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message)
+    this.name = "EmberlogError"
+  }
+}
+
+export interface SendOptions {
+  readonly ifMatch?: number
+  /** Defaults to a fresh UUID, so a retry after a lost response cannot apply the command twice. */
+  readonly idempotencyKey?: string
+}
+
+export interface CommandResult<S = unknown> {
+  readonly version: number
+  readonly events: ReadonlyArray<WireEvent>
+  readonly state: S
+}
+
+const defaultConnect = (url: string): Promise<SocketLike> =>
+  new Promise((resolve, reject) => {
+    const socket = new WebSocket(url)
+    socket.addEventListener("open", () => resolve(socket as unknown as SocketLike), { once: true })
+    socket.addEventListener("error", () => reject(new Error(`could not connect to ${url}`)), { once: true })
+  })
+
+const toError = (error: unknown): EmberlogError =>
+  error instanceof EmberlogError
+    ? error
+    : error instanceof SubscriptionRefused
+      ? new EmberlogError(error.status, (error.body as { error?: { code?: string } })?.error?.code ?? "refused", error.message, error.body)
+      : new EmberlogError(0, "network", String(error))
+
+export const createClient = (options: ClientOptions) => {
+  const base = options.baseUrl.replace(/\/+$/, "")
+  const doFetch = options.fetch ?? ((input: string, init?: RequestInit) => fetch(input, init))
+  const connect = options.connect ?? defaultConnect
+  const authorization: Record<string, string> = options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }
+
+  const request = async <A>(path: string, init: RequestInit = {}): Promise<A> => {
+    const response = await doFetch(`${base}${path}`, { ...init, headers: { ...authorization, ...(init.headers as Record<string, string>) } })
+    const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string; details?: unknown } } | undefined
+    if (!response.ok) {
+      throw new EmberlogError(response.status, body?.error?.code ?? "http_error", body?.error?.message ?? `HTTP ${response.status}`, body?.error?.details)
+    }
+    return body as A
+  }
+
+  const query = (params: Record<string, string | number | undefined>) => {
+    const entries = Object.entries(params).filter((entry): entry is [string, string | number] => entry[1] !== undefined)
+    return entries.length === 0 ? "" : `?${new URLSearchParams(entries.map(([k, v]) => [k, String(v)]))}`
+  }
+
+  const socketUrl = (path: string) => `${base.replace(/^http/, "ws")}${path}`
+
+  /** Async-iterates every entry after `after`, reconnecting as needed; also as an Effect Stream. */
+  const subscription = <T>(path: string, after: number, entryOf: (frame: any) => { position: number; value: T } | undefined, signal?: AbortSignal) =>
+    resumable<T>({
+      open: (cursor) => connect(socketUrl(`${path}?after=${cursor}`)),
+      entryOf,
+      after,
+      reconnect: options.reconnect,
+      signal,
+    })
+
+  const actorEntry = (frame: any) => (frame?.type === "event" ? { position: frame.event.seq as number, value: frame.event as WireEvent } : undefined)
+  const topicEntry = (frame: any) => (frame?.type === "entry" ? { position: frame.entry.topicSeq as number, value: frame.entry as TopicEntry } : undefined)
+
+  const listen = <T>(iterable: AsyncIterableIterator<T>, onValue: (value: T) => void, onError?: (error: EmberlogError) => void) => {
+    void (async () => {
+      try {
+        for await (const value of iterable) onValue(value)
+      } catch (error) {
+        onError?.(toError(error))
+      }
+    })()
+    return () => void iterable.return?.()
+  }
+
+  const actor = <S = unknown>(kind: string, id: string) => {
+    const path = `/v1/${encodeURIComponent(kind)}/${encodeURIComponent(id)}`
+    return {
+      /** Sends a command; network errors, 429 and 5xx are retried with the same Idempotency-Key. */
+      send: async (command: { readonly type: string } & Record<string, unknown>, sendOptions: SendOptions = {}): Promise<CommandResult<S>> => {
+        const key = sendOptions.idempotencyKey ?? crypto.randomUUID()
+        const attempts = options.commandAttempts ?? 4
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await request<CommandResult<S>>(`${path}/commands`, {
+              method: "POST",
+              body: JSON.stringify(command),
+              headers: {
+                "content-type": "application/json",
+                "Idempotency-Key": key,
+                ...(sendOptions.ifMatch === undefined ? {} : { "If-Match": String(sendOptions.ifMatch) }),
+              },
+            })
+          } catch (error) {
+            const retryable = !(error instanceof EmberlogError) || error.status === 429 || error.status >= 500
+            if (!retryable || attempt + 1 >= attempts) throw toError(error)
+            await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, options.reconnect)))
+          }
+        }
+      },
+      state: (at: { readonly at?: number; readonly asOf?: Date | string } = {}) =>
+        request<{ kind: string; id: string; version: number; state: S }>(
+          `${path}${query({ at: at.at, asOf: at.asOf instanceof Date ? at.asOf.toISOString() : at.asOf })}`,
+        ),
+      /** Pages through the log from `after`, one request per `limit` events. */
+      events: async function* (page: { readonly after?: number; readonly limit?: number } = {}): AsyncGenerator<WireEvent> {
+        for (let after: number | null = page.after ?? 0; after !== null; ) {
+          const result: { events: Array<WireEvent>; next: number | null } = await request(`${path}/events${query({ after, limit: page.limit })}`)
+          yield* result.events
+          after = result.next
+        }
+      },
+      verify: () => request<{ ok: boolean; events?: number; head?: string; firstBadSeq?: number }>(`${path}/verify`),
+      subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
+        subscription(`${path}/ws`, from.after ?? 0, actorEntry, from.signal),
+      subscribe: (from: { readonly after?: number } = {}): Stream.Stream<WireEvent, EmberlogError> =>
+        Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, actorEntry) }, toError),
+      onEvent: (callback: (event: WireEvent) => void, from: { readonly after?: number; readonly onError?: (error: EmberlogError) => void } = {}) =>
+        listen(subscription(`${path}/ws`, from.after ?? 0, actorEntry), callback, from.onError),
+    }
+  }
+
+  const topic = (name: string) => {
+    const path = `/v1/topics/${encodeURIComponent(name)}`
+    return {
+      entries: (page: { readonly after?: number; readonly limit?: number } = {}) =>
+        request<{ entries: Array<TopicEntry>; next: number | null }>(`${path}/events${query({ after: page.after ?? 0, limit: page.limit })}`),
+      subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
+        subscription(`${path}/ws`, from.after ?? 0, topicEntry, from.signal),
+      subscribe: (from: { readonly after?: number } = {}): Stream.Stream<TopicEntry, EmberlogError> =>
+        Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, topicEntry) }, toError),
+    }
+  }
+
+  return { actor, topic }
+}
+
+export type EmberlogClient = ReturnType<typeof createClient>
+export { SubscriptionRefused, type ReconnectOptions, type SocketLike } from "./subscription.js"

@@ -1,0 +1,144 @@
+/**
+ * A subscription that survives dropped connections: it reconnects with capped
+ * exponential backoff and jitter, resumes after the last position it yielded, and
+ * drops anything at or before that position, so the consumer sees every entry once,
+ * in order, whatever happens to the connection.
+ */
+
+/** The part of the standard WebSocket API a subscription uses. */
+export interface SocketLike {
+  addEventListener(type: "message", listener: (event: { data: unknown }) => void): void
+  addEventListener(type: "close" | "error", listener: (event: unknown) => void): void
+  close(code?: number, reason?: string): void
+}
+
+export interface ReconnectOptions {
+  /** First retry delay (ms); default 250. */
+  readonly initialDelayMs?: number
+  /** Cap on the delay (ms); default 30,000. */
+  readonly maxDelayMs?: number
+  /** Growth per failed attempt; default 2. */
+  readonly factor?: number
+  /** Fraction of the delay that is randomized away (0–1); default 0.5. */
+  readonly jitter?: number
+  /** Give up after this many consecutive failed connections; default never. */
+  readonly maxAttempts?: number
+}
+
+/** A refusal the server will repeat (a 4xx other than 429): reconnecting cannot help. */
+export class SubscriptionRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`subscription refused with ${status}: ${typeof body === "string" ? body : JSON.stringify(body)}`)
+  }
+}
+
+export interface ResumableOptions<T> {
+  /** Opens a connection that starts after `after`. */
+  readonly open: (after: number) => Promise<SocketLike>
+  /** The position and payload a frame carries, or undefined for frames that are not entries. */
+  readonly entryOf: (frame: unknown) => { readonly position: number; readonly value: T } | undefined
+  readonly after: number
+  readonly reconnect?: ReconnectOptions
+  readonly signal?: AbortSignal
+}
+
+export const backoffDelay = (attempt: number, options: ReconnectOptions = {}, random = Math.random): number => {
+  const { initialDelayMs = 250, maxDelayMs = 30_000, factor = 2, jitter = 0.5 } = options
+  const capped = Math.min(maxDelayMs, initialDelayMs * factor ** attempt)
+  return capped * (1 - jitter * random())
+}
+
+export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterator<T> => {
+  const buffered: Array<T> = []
+  let cursor = options.after
+  let failure: unknown
+  let finished = false
+  let wake: (() => void) | undefined
+  let socket: SocketLike | undefined
+  let attempts = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+
+  const notify = () => {
+    wake?.()
+    wake = undefined
+  }
+  const stop = (error?: unknown) => {
+    if (finished) return
+    finished = true
+    failure = error
+    if (timer !== undefined) clearTimeout(timer)
+    socket?.close(1000, "done")
+    notify()
+  }
+
+  const connect = async () => {
+    if (finished) return
+    let opened: SocketLike
+    try {
+      opened = await options.open(cursor)
+    } catch (error) {
+      if (error instanceof SubscriptionRefused && error.status !== 429) return stop(error)
+      return retry()
+    }
+    if (finished) return opened.close(1000, "done")
+    socket = opened
+    let closed = false
+    const onGone = () => {
+      if (closed) return
+      closed = true
+      if (socket === opened) socket = undefined
+      retry()
+    }
+    opened.addEventListener("message", (event) => {
+      let frame: unknown
+      try {
+        frame = JSON.parse(String(event.data))
+      } catch {
+        return
+      }
+      const entry = options.entryOf(frame)
+      if (entry === undefined || entry.position <= cursor) return
+      attempts = 0
+      cursor = entry.position
+      buffered.push(entry.value)
+      notify()
+    })
+    opened.addEventListener("close", onGone)
+    opened.addEventListener("error", onGone)
+  }
+
+  const retry = () => {
+    if (finished) return
+    if (options.reconnect?.maxAttempts !== undefined && attempts >= options.reconnect.maxAttempts) {
+      return stop(new Error(`subscription lost after ${attempts} reconnection attempts`))
+    }
+    timer = setTimeout(() => void connect(), backoffDelay(attempts++, options.reconnect))
+  }
+
+  options.signal?.addEventListener("abort", () => stop())
+  void connect()
+
+  const iterator: AsyncIterableIterator<T> = {
+    async next(): Promise<IteratorResult<T>> {
+      for (;;) {
+        if (buffered.length > 0) return { done: false, value: buffered.shift()! }
+        if (finished) {
+          if (failure !== undefined) throw failure
+          return { done: true, value: undefined }
+        }
+        await new Promise<void>((resolve) => (wake = resolve))
+      }
+    },
+    async return(): Promise<IteratorResult<T>> {
+      stop()
+      return { done: true, value: undefined }
+    },
+    [Symbol.asyncIterator]() {
+      return iterator
+    },
+  }
+  return iterator
+}
