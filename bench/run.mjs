@@ -33,6 +33,18 @@ const recovery = [10_000, 100_000].map((events) => ({
   tail: med("recovery", "tailEvents", (r) => r.events === events),
 }))
 const replay = recovery[1].replay
+const fanout = [100, 1000].map((subscribers) => {
+  const of = (field) => med("fanout", field, (r) => r.subscribers === subscribers)
+  return {
+    subscribers,
+    emberP50: of("emberP50Ms"),
+    emberP99: of("emberP99Ms"),
+    bareP50: of("bareP50Ms"),
+    bareP99: of("bareP99Ms"),
+    ember: of("emberEventsPerSec"),
+    bare: of("bareEventsPerSec"),
+  }
+})
 
 const table = `# Benchmark results
 
@@ -75,6 +87,18 @@ ${recovery.map((r) => `| ${fmt(r.events)} events | ${fmt(r.withSnapshots, 1)} ms
 The floor column reads the same three columns and parses each row's JSON with nothing
 else; replay runs at ${fmt((replay / recovery[1].floor) * 100)}% of it. On this machine SQLite row iteration plus
 \`JSON.parse\` alone is what bounds replay; a fold cannot beat the floor.
+
+## Fan-out to WebSocket subscribers (${rounds("fanout") / 2} rounds each)
+
+One counter actor with N hibernatable WebSocket subscribers against a bare Durable Object
+that only loops \`ws.send\` over N sockets, in the same run. Latency: from issuing the
+command (or the bare broadcast) until every subscriber has the event (ms timer
+resolution; 60 samples a round). Rate: a burst of 100 sequential commands until every
+subscriber has all of them. Receiving is done by the test isolate for both sides alike.
+
+| subscribers | emberlog p50 / p99 | bare p50 / p99 | emberlog events/s | bare events/s | rate ratio | target | |
+|---:|---:|---:|---:|---:|---:|---:|---|
+${fanout.map((f) => `| ${fmt(f.subscribers)} | ${fmt(f.emberP50, 1)} / ${fmt(f.emberP99, 1)} ms | ${fmt(f.bareP50, 1)} / ${fmt(f.bareP99, 1)} ms | ${fmt(f.ember, 1)} | ${fmt(f.bare, 1)} | ${fmt(f.bare / f.ember, 2)}× | ≤ 1.5× | ${verdict(f.bare / f.ember <= 1.5)} |`).join("\n")}
 
 ## Choosing the snapshot interval (${rounds("interval")} rounds)
 

@@ -3,7 +3,18 @@ import { DurableObject } from "cloudflare:workers"
 import { actorClass } from "../src/actors/durable-actor.js"
 import { Counter } from "../src/domain/counter.js"
 
-export { default, CounterActor, CounterTotals, DocumentActor, RoomActor, TopicLog } from "../src/edge/worker.js"
+import app from "../src/edge/worker.js"
+
+export { CounterActor, CounterTotals, DocumentActor, RoomActor, TopicLog } from "../src/edge/worker.js"
+
+/** emberlog's routes, plus /fanout/{name} upgrading to the bare fan-out baseline. */
+export default {
+  fetch(request: Request, env: Record<string, DurableObjectNamespace>, ctx: ExecutionContext) {
+    const path = new URL(request.url).pathname
+    if (path.startsWith("/fanout/")) return env.BARE_FANOUT!.getByName(path.slice("/fanout/".length)).fetch(request)
+    return app.fetch(request, env as never, ctx)
+  },
+}
 
 /** The same counter with snapshots turned off, to show what they buy. */
 export const UnsnapshottedCounter = actorClass({ ...Counter, snapshotEvery: Number.MAX_SAFE_INTEGER })
@@ -18,5 +29,20 @@ export class BareCounter extends DurableObject {
   insert(data: unknown): { seq: number } {
     const row = this.ctx.storage.sql.exec("INSERT INTO log (data) VALUES (?) RETURNING seq", JSON.stringify(data)).one()
     return { seq: row.seq as number }
+  }
+}
+
+/** The fan-out baseline: a Durable Object that accepts sockets and loops `ws.send` over them. */
+export class BareFanout extends DurableObject {
+  override async fetch(): Promise<Response> {
+    const { 0: client, 1: server } = new WebSocketPair()
+    this.ctx.acceptWebSocket(server)
+    return new Response(null, { status: 101, webSocket: client })
+  }
+
+  broadcast(message: string): number {
+    const sockets = this.ctx.getWebSockets()
+    for (const socket of sockets) socket.send(message)
+    return sockets.length
   }
 }

@@ -11,7 +11,7 @@ import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
 import { drainOutbox } from "./outbox.js"
-import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, acceptSubscription, isOversize, type LogSource, type SocketAttachment } from "./subscribers.js"
+import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, acceptSubscription, isOversize, type LogEntry, type LogSource, type SocketAttachment } from "./subscribers.js"
 import type { TopicApi } from "./topic.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
@@ -73,6 +73,8 @@ const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: 
   return { type, id, command, ifMatch: ifMatch as number | undefined, idempotencyKey: idempotencyKey as string | undefined }
 }
 
+const toLogEntry = (event: WireEvent): LogEntry => ({ position: event.seq, name: event.type, payload: event })
+
 export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
   class Actor extends DurableObject<ActorEnv> {
     core!: ActorCore
@@ -96,7 +98,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
         head: () => this.core.currentVersion,
         readAfter: (after, limit) => {
           const reply = this.core.readEvents(after, limit)
-          return reply.ok ? reply.value.events.map((event) => ({ position: event.seq, name: event.type, payload: event })) : []
+          return reply.ok ? reply.value.events.map(toLogEntry) : []
         },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
       }
@@ -105,7 +107,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     command(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
-        this.subscribers.deliver()
+        this.subscribers.deliver(reply.value.events.map(toLogEntry))
         this.sendToMembers(reply.value.events)
         void this.scheduleDelivery()
       }
@@ -118,7 +120,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const frames = events.map((event) => room.frame(entity.decodeEvent(event), event.meta.at)).filter((frame) => frame !== undefined)
       if (frames.length === 0) return
       const texts = frames.map((frame) => JSON.stringify(frame))
-      for (const { socket } of this.subscribers.sockets("room")) {
+      for (const socket of this.subscribers.sockets("room")) {
         try {
           for (const text of texts) socket.send(text)
         } catch {

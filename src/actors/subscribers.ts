@@ -2,13 +2,15 @@
  * Live subscribers of one append-only log (an actor's events or a topic's entries),
  * over hibernatable WebSockets and Server-Sent Events.
  *
- * Exactly once, in order: every subscriber has a cursor (the last position it was
- * sent). `deliver` sends each subscriber everything after its cursor up to the head,
- * reading from storage when it is behind, and moves the cursor in the same synchronous
- * stretch as the send. A Durable Object runs one synchronous stretch at a time, so a
- * backlog being sent and an append being published cannot interleave, and nothing is
- * skipped or sent twice. WebSocket cursors live in the socket attachment, so they
- * survive hibernation and eviction.
+ * Exactly once, in order. A new subscriber is sent its whole backlog (everything
+ * after its cursor up to the head) in the same synchronous stretch that accepts it, so
+ * from then on it is "live": it has everything up to the head. Every append is then
+ * delivered to every live subscriber in the stretch that committed it. A Durable Object
+ * runs one synchronous stretch at a time, so a backlog being sent and an append being
+ * published cannot interleave, and nothing is skipped or sent twice. Because a live
+ * socket's cursor is always the head, nothing per socket needs to be written per event,
+ * and hibernated sockets wake up live: appends only happen while the object is awake,
+ * and each is delivered before the stretch ends.
  */
 
 /** One entry of the log as subscribers see it. */
@@ -29,13 +31,10 @@ export interface LogSource {
 }
 
 export interface SocketAttachment {
-  readonly cursor: number
   /** What the socket receives: log frames, or (rooms) the compact post frames. */
   readonly mode: "log" | "room"
   readonly name?: string
 }
-
-export const SUBSCRIBER_TAG = "subscriber"
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
 export const AFTER_HEADER = "X-Emberlog-After"
@@ -48,9 +47,10 @@ const PAGE = 500
 const encoder = new TextEncoder()
 
 interface SseSubscriber {
-  cursor: number
   readonly writer: WritableStreamDefaultWriter<Uint8Array>
 }
+
+const sseMessage = (entry: LogEntry) => `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
 
 export class Subscribers {
   private readonly sse = new Set<SseSubscriber>()
@@ -62,75 +62,65 @@ export class Subscribers {
   ) {}
 
   /** Accepts a WebSocket subscriber and sends it its backlog before anything else can run. */
-  acceptWebSocket(after: number, attachment: Omit<SocketAttachment, "cursor"> = { mode: "log" }): Response {
+  acceptWebSocket(after: number, attachment: SocketAttachment = { mode: "log" }): Response {
     const { 0: client, 1: server } = new WebSocketPair()
-    this.ctx.acceptWebSocket(server, [SUBSCRIBER_TAG])
-    server.serializeAttachment({ ...attachment, cursor: after } satisfies SocketAttachment)
-    if (attachment.mode === "log") this.catchUpSocket(server)
+    this.ctx.acceptWebSocket(server, [attachment.mode])
+    server.serializeAttachment(attachment)
+    if (attachment.mode === "log") this.sendBacklog(after, (text) => server.send(text), this.source.frame)
     return new Response(null, { status: 101, webSocket: client })
   }
 
   /** Opens an SSE stream: backlog first, then live entries, `id:` = position. */
   acceptSse(after: number): Response {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
-    const subscriber: SseSubscriber = { cursor: after, writer: writable.getWriter() }
+    const subscriber: SseSubscriber = { writer: writable.getWriter() }
     this.sse.add(subscriber)
-    void subscriber.writer.write(encoder.encode(": emberlog stream\nretry: 1000\n\n")).catch(() => this.dropSse(subscriber))
-    this.catchUpSse(subscriber)
+    this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
+    this.sendBacklog(after, (text) => this.writeSse(subscriber, text), sseMessage)
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
     return new Response(readable, {
       headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
     })
   }
 
-  /** Sends every subscriber what it has not seen yet. Call after each durable append. */
-  deliver(): void {
-    for (const socket of this.ctx.getWebSockets(SUBSCRIBER_TAG)) {
-      const attachment = socket.deserializeAttachment() as SocketAttachment | null
-      if (attachment?.mode === "log") this.catchUpSocket(socket)
+  /** Sends newly appended entries (contiguous, oldest first) to every live subscriber. */
+  deliver(appended: ReadonlyArray<LogEntry>): void {
+    if (appended.length === 0) return
+    const frames = appended.map(this.source.frame)
+    for (const socket of this.ctx.getWebSockets("log")) {
+      try {
+        for (const frame of frames) socket.send(frame)
+      } catch {
+        // A socket that cannot be written to is closing; nothing to keep for it.
+      }
     }
-    for (const subscriber of this.sse) this.catchUpSse(subscriber)
+    if (this.sse.size > 0) {
+      const text = appended.map(sseMessage).join("")
+      for (const subscriber of this.sse) this.writeSse(subscriber, text)
+    }
   }
 
   /** Sockets in a given mode (rooms send their own frames to their members). */
-  sockets(mode: SocketAttachment["mode"]): Array<{ socket: WebSocket; attachment: SocketAttachment }> {
-    return this.ctx
-      .getWebSockets(SUBSCRIBER_TAG)
-      .map((socket) => ({ socket, attachment: socket.deserializeAttachment() as SocketAttachment }))
-      .filter(({ attachment }) => attachment?.mode === mode)
+  sockets(mode: SocketAttachment["mode"]): Array<WebSocket> {
+    return this.ctx.getWebSockets(mode)
   }
 
-  private catchUpSocket(socket: WebSocket): void {
-    const attachment = socket.deserializeAttachment() as SocketAttachment
-    let cursor = attachment.cursor
+  private sendBacklog(after: number, send: (text: string) => void, format: (entry: LogEntry) => string): void {
     const head = this.source.head()
-    try {
-      while (cursor < head) {
-        const page = this.source.readAfter(cursor, PAGE)
-        if (page.length === 0) break
-        for (const entry of page) socket.send(this.source.frame(entry))
-        cursor = page[page.length - 1]!.position
-      }
-    } catch {
-      // A socket that cannot be written to is closing; its close handler cleans up.
-    }
-    if (cursor !== attachment.cursor) socket.serializeAttachment({ ...attachment, cursor })
-  }
-
-  private catchUpSse(subscriber: SseSubscriber): void {
-    const head = this.source.head()
-    while (subscriber.cursor < head) {
-      const page = this.source.readAfter(subscriber.cursor, PAGE)
+    for (let cursor = after; cursor < head; ) {
+      const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
-      let text = ""
-      for (const entry of page) text += `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
-      subscriber.cursor = page[page.length - 1]!.position
-      void subscriber.writer.write(encoder.encode(text)).catch(() => this.dropSse(subscriber))
+      for (const entry of page) send(format(entry))
+      cursor = page[page.length - 1]!.position
     }
+  }
+
+  private writeSse(subscriber: SseSubscriber, text: string): void {
+    void subscriber.writer.write(encoder.encode(text)).catch(() => this.dropSse(subscriber))
   }
 
   private sendKeepAlive(): void {
-    for (const subscriber of this.sse) void subscriber.writer.write(encoder.encode(": keep-alive\n\n")).catch(() => this.dropSse(subscriber))
+    for (const subscriber of this.sse) this.writeSse(subscriber, ": keep-alive\n\n")
     if (this.sse.size === 0 && this.keepAlive !== undefined) {
       clearInterval(this.keepAlive)
       this.keepAlive = undefined

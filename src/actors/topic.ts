@@ -67,8 +67,9 @@ export class TopicLog extends DurableObject {
         )
       }
     })
+    const appendedAfter = this.last
     this.last += accepted
-    if (accepted > 0) this.subscribers.deliver()
+    if (accepted > 0) this.subscribers.deliver(this.entries(appendedAfter, accepted).map(toLogEntry))
     return { accepted, duplicates: events.length - accepted }
   }
 
