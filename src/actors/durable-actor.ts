@@ -37,6 +37,12 @@ export interface RoomHosting {
 /** The member name a room socket was opened with (set by the edge). */
 export const MEMBER_HEADER = "X-Emberlog-Member"
 
+/**
+ * Outbox deliveries wait this long after the first undelivered append, so a burst of
+ * commands reaches its topics in one batch (one alarm, one RPC per topic) instead of
+ * one delivery per command: topics trail their actors by about this much.
+ */
+export const DELIVERY_BATCH_DELAY_MS = 25
 export const DELIVERY_RETRY_BASE_MS = 1_000
 export const DELIVERY_RETRY_MAX_MS = 60_000
 
@@ -109,7 +115,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         this.subscribers.deliver(reply.value.events.map(toLogEntry))
         this.sendToMembers(reply.value.events)
-        void this.scheduleDelivery()
+        void this.scheduleDelivery(DELIVERY_BATCH_DELAY_MS)
       }
       return reply
     }

@@ -1,6 +1,7 @@
 // The README's quick tour, step by step, with the answers it shows.
 import { expect, it } from "vitest"
-import { freshId, get, json, send } from "./helpers.js"
+import { SELF } from "cloudflare:test"
+import { BASE, freshId, get, json, readSse, send } from "./helpers.js"
 
 it("the README tour", async () => {
   const visits = freshId("visits")
@@ -35,6 +36,21 @@ it("the README tour", async () => {
       },
     },
   })
+  const stream = await readSse(await SELF.fetch(`${BASE}/v1/counter/${visits}/events/stream?after=1`), 1)
+  expect(stream[0]).toMatchObject({ id: "2", event: "Incremented", data: { seq: 2, type: "Incremented", data: { by: 2, reason: "checkout" } } })
+
+  // The topic fills from the actor's outbox (its alarm); wait for both events to arrive.
+  let entries: Array<any> = []
+  for (let i = 0; i < 200 && entries.filter((e) => e.source.id === visits).length < 2; i++) {
+    entries = (await json(await get(`/v1/topics/counter/events?after=0&limit=1000`))).body.entries
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  expect(entries.filter((e) => e.source.id === visits).map((e) => e.event.seq)).toEqual([1, 2])
+  const totals = (await json(await get("/v1/projections/counter-totals"))).body
+  expect(totals).toMatchObject({ counters: new Set(entries.map((e) => e.source.id)).size, lastUpdate: expect.any(Number) })
+  expect(totals.total).toBeGreaterThanOrEqual(7)
+  expect((await json(await SELF.fetch(`${BASE}/broadcast`, { method: "POST", body: JSON.stringify({ room: freshId("empty"), type: "news", payload: {} }) }))).body.error.code).toBe("unknown_room")
+
   const notes = freshId("notes")
   await send("document", notes, { type: "Create", title: "Notes", content: "hello world" })
   await send("document", notes, { type: "Edit", baseVersion: 1, ops: [{ op: "insert", at: 0, text: "Oh, " }] })
