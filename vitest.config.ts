@@ -8,6 +8,10 @@ export default defineConfig({
         test: { name: "pure", environment: "node", include: ["test/pure/**/*.test.ts"] },
       },
       {
+        // The client as Node users run it, against the Worker served by wrangler.
+        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
+      },
+      {
         plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
         test: { name: "workerd", include: ["test/workerd/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
