@@ -70,3 +70,21 @@ describe("actor core on the in-memory store", () => {
     expect([restart().readState(), restart().verify()]).toEqual(before)
   })
 })
+
+describe("outbox", () => {
+  it("queues each event for its entity's topics in the command's transaction, until acknowledged", () => {
+    const Tagged = { ...Counter, topics: (event: { type: string }) => (event.type === "Reset" ? ["counter", "resets"] : ["counter"]) }
+    const store = makeMemoryEventStore()
+    const actor = new ActorCore(Tagged, ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(store), sequentialIds("c-"))))
+    actor.command(increment(1))
+    actor.command({ command: { type: "Reset" } })
+    actor.command({ command: { type: "Increment", by: 0 } }) // refused: queues nothing
+    const pending = () => actor.pendingDeliveries(10).map(({ topic, events }) => [topic, events.map((e) => e.seq)])
+    expect(pending()).toEqual([["counter", [1, 2]], ["resets", [2]]])
+    actor.acknowledge("counter", 1)
+    expect(pending()).toEqual([["counter", [2]], ["resets", [2]]])
+    actor.acknowledge("resets", 2)
+    actor.acknowledge("counter", 2)
+    expect(pending()).toEqual([])
+  })
+})
