@@ -3,6 +3,7 @@ declare namespace Cloudflare {
     COUNTER: DurableObjectNamespace
     DOCUMENT: DurableObjectNamespace
     ROOM: DurableObjectNamespace
+    SESSION: DurableObjectNamespace
     TOPIC: DurableObjectNamespace
     COUNTER_TOTALS: DurableObjectNamespace
   }

@@ -103,6 +103,10 @@ export class ActorCore<S = unknown> {
     return this.version
   }
 
+  get currentState(): S {
+    return this.state
+  }
+
   private run<A>(effect: Effect.Effect<A, never, EventStore | Ids>): A {
     return this.runtime.runSync(effect)
   }

@@ -85,15 +85,17 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
   class Actor extends DurableObject<ActorEnv> {
     core!: ActorCore
     readonly subscribers: Subscribers
-    private deliveryScheduled = false
+    /** When the one alarm is set for, as far as this instance knows (null: none). */
+    private alarmAt: number | null = null
     private failedDeliveries = 0
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
       void ctx.blockConcurrencyWhile(async () => {
         this.core = new ActorCore(entity, actorRuntime(ctx.storage, options))
-        // A crash between a commit and its alarm being set must not strand the outbox.
-        if (this.core.pendingDeliveries(1).length > 0) await this.scheduleDelivery()
+        this.alarmAt = await ctx.storage.getAlarm()
+        // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
+        await this.scheduleFollowUps(0)
       })
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
       this.subscribers = new Subscribers(ctx, this.logSource())
@@ -115,7 +117,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         this.subscribers.deliver(reply.value.events.map(toLogEntry))
         this.sendToMembers(reply.value.events)
-        void this.scheduleDelivery(DELIVERY_BATCH_DELAY_MS)
+        void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS)
       }
       return reply
     }
@@ -135,31 +137,45 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       }
     }
 
-    private async scheduleDelivery(delayMs = 0): Promise<void> {
-      if (this.deliveryScheduled) return
-      this.deliveryScheduled = true
-      await this.ctx.storage.setAlarm(Date.now() + delayMs)
+    /** Sets the alarm for the earliest follow-up: an outbox delivery, or the entity's timer. */
+    private async scheduleFollowUps(deliveryDelayMs: number): Promise<void> {
+      const due = [
+        this.core.pendingDeliveries(1).length > 0 ? Date.now() + deliveryDelayMs : undefined,
+        entity.timer?.dueAt(this.core.currentState),
+      ].filter((at): at is number => at !== undefined)
+      if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
+    }
+
+    private async scheduleAlarm(at: number): Promise<void> {
+      if (this.alarmAt !== null && this.alarmAt <= at) return
+      this.alarmAt = at
+      await this.ctx.storage.setAlarm(at)
     }
 
     /**
-     * Drains the outbox to topics. A failed delivery is retried by our own alarm with
-     * capped exponential backoff and jitter, never given up on: the platform's alarm
-     * retries stop after a few attempts, which would strand the outbox.
+     * Drains the outbox to topics, then fires the entity's timer if it is due. A failed
+     * delivery is retried by our own alarm with capped exponential backoff and jitter,
+     * never given up on: the platform's alarm retries stop after a few attempts, which
+     * would strand the outbox. Alarms can run twice; both steps are idempotent.
      */
     override async alarm(): Promise<void> {
-      this.deliveryScheduled = false
+      this.alarmAt = null
       const source = { kind: entity.kind, id: this.ctx.id.name ?? this.ctx.id.toString() }
       const topicOf = (topic: string) => this.env.TOPIC.getByName(topic) as unknown as TopicApi
+      let deliveryDelay = 0
       try {
-        const more = await drainOutbox(this.core, source, topicOf)
+        if (!(await drainOutbox(this.core, source, topicOf))) deliveryDelay = DELIVERY_BATCH_DELAY_MS
         this.failedDeliveries = 0
-        if (more) await this.scheduleDelivery()
       } catch (error) {
         this.failedDeliveries++
-        const backoff = Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1))
-        console.warn(`emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${backoff} ms`, error)
-        await this.scheduleDelivery(backoff * (0.5 + Math.random() / 2))
+        deliveryDelay = Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) * (0.5 + Math.random() / 2)
+        console.warn(`emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(deliveryDelay)} ms`, error)
       }
+      const timerDue = entity.timer?.dueAt(this.core.currentState)
+      if (entity.timer !== undefined && timerDue !== undefined && timerDue <= Date.now()) {
+        this.command({ command: entity.timer.command, principal: "system" })
+      }
+      await this.scheduleFollowUps(deliveryDelay)
     }
 
     readState(query: StateQuery) {

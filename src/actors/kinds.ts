@@ -5,6 +5,7 @@
 import { Counter } from "../domain/counter.js"
 import { Document } from "../domain/document.js"
 import { Room, postFrame } from "../domain/room.js"
+import { Session } from "../domain/session.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass } from "./durable-actor.js"
 
@@ -13,6 +14,7 @@ export { CounterTotals } from "./counter-totals.js"
 
 export const CounterActor = actorClass(Counter)
 export const DocumentActor = actorClass(Document)
+export const SessionActor = actorClass(Session)
 export const RoomActor = actorClass(Room, {
   room: {
     join: (name) => ({ type: "Join", name }),
@@ -26,6 +28,7 @@ export const kinds = {
   counter: { entity: Counter, binding: "COUNTER" },
   document: { entity: Document, binding: "DOCUMENT" },
   room: { entity: Room, binding: "ROOM" },
+  session: { entity: Session, binding: "SESSION" },
 } as const satisfies Record<string, { entity: Entity; binding: string }>
 
 export type Kind = keyof typeof kinds

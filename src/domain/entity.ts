@@ -55,6 +55,12 @@ export interface EntityConfig<S, C extends Tagged, E extends Tagged, R> {
   readonly snapshotEvery?: number
   /** The topics an event is published to; by default the entity's kind. */
   readonly topics?: (event: E) => ReadonlyArray<string>
+  /**
+   * A timer the host keeps: when `dueAt(state)` (ms epoch) passes, the actor's alarm sends
+   * `command` through the ordinary command path. Alarms may run twice or early, so the
+   * command's decide must check the time itself and be idempotent.
+   */
+  readonly timer?: { readonly dueAt: (state: S) => number | undefined; readonly command: C }
 }
 
 /** An event as stored: its type, the schema version of its data, and the data without `type`. */

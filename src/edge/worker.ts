@@ -1,5 +1,5 @@
 import { createApp } from "./app.js"
 
-export { CounterActor, CounterTotals, DocumentActor, RoomActor, TopicLog } from "../actors/kinds.js"
+export { CounterActor, CounterTotals, DocumentActor, RoomActor, SessionActor, TopicLog } from "../actors/kinds.js"
 
 export default createApp()

@@ -16,10 +16,11 @@
  *   retried Idempotency-Keys and stale If-Match writes mixed in, keep the log gapless,
  *   verified, duplicate-free and equal to the pure fold.
  */
-import { Cause, Effect, Exit, Layer, ManagedRuntime } from "effect"
+import { Cause, Clock, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import fc from "fast-check"
 import { DomainError, type Entity, type StoredEventBody, type Tagged } from "../domain/entity.js"
 import { ActorCore } from "../actors/actor-core.js"
+import { canonicalJson } from "../actors/hash-chain.js"
 import { makeMemoryEventStore, MemoryEventStore } from "../infra/memory-event-store.js"
 import { Ids, sequentialIds } from "../infra/ids.js"
 import { propertyParameters } from "./parameters.js"
@@ -36,9 +37,27 @@ export interface CheckEntityOptions<C> {
 
 const json = <A>(value: A): A => JSON.parse(JSON.stringify(value))
 
-const decideSync = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, state: S, command: C) =>
+/** A clock stopped at `now`: decide reads time from Clock, so the harness sets it. */
+export const fixedClock = (now: number): Clock.Clock => ({
+  currentTimeMillisUnsafe: () => now,
+  currentTimeMillis: Effect.succeed(now),
+  currentTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
+  currentTimeNanos: Effect.succeed(BigInt(now) * 1_000_000n),
+  monotonicTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
+  monotonicTimeNanos: Effect.succeed(BigInt(now) * 1_000_000n),
+  sleep: () => Effect.void,
+})
+
+/** Simulated time: each command of a run happens a second after the previous one. */
+const START_TIME = Date.UTC(2026, 0, 1)
+const STEP_MS = 1000
+
+const decideSync = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, state: S, command: C, now: number) =>
   Effect.runSyncExit(
-    Effect.provide(entity.decide(state, command), sequentialIds("check-") as Layer.Layer<Ids>) as Effect.Effect<ReadonlyArray<E>, DomainError>,
+    entity.decide(state, command).pipe(
+      Effect.provide(sequentialIds("check-") as Layer.Layer<Ids>),
+      Effect.provideService(Clock.Clock, fixedClock(now)),
+    ) as Effect.Effect<ReadonlyArray<E>, DomainError>,
   )
 
 interface History<S, E> {
@@ -50,18 +69,19 @@ interface History<S, E> {
 const runLive = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, inputs: ReadonlyArray<unknown>): History<S, E> => {
   const states: Array<S> = [entity.initial]
   const events: Array<E> = []
-  for (const input of inputs) {
+  for (const [index, input] of inputs.entries()) {
     const decoded = entity.decodeCommand(input)
     if (!decoded.ok) continue
     const state = states[states.length - 1]!
-    const exit = decideSync(entity, state, decoded.command)
+    const now = START_TIME + index * STEP_MS
+    const exit = decideSync(entity, state, decoded.command, now)
     if (Exit.isFailure(exit)) {
       const error = Cause.squash(exit.cause)
       if (error instanceof DomainError) continue
       throw new Error(`decide failed with a defect, not a DomainError, for ${JSON.stringify(input)}: ${String(error)}`)
     }
-    const again = decideSync(entity, state, decoded.command)
-    if (!Exit.isSuccess(again) || JSON.stringify(again.value) !== JSON.stringify(exit.value)) {
+    const again = decideSync(entity, state, decoded.command, now)
+    if (!Exit.isSuccess(again) || canonicalJson(again.value) !== canonicalJson(exit.value)) {
       throw new Error(`decide is not deterministic for ${JSON.stringify(input)}`)
     }
     for (const event of exit.value) {
@@ -76,7 +96,8 @@ const runLive = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, 
   return { states, events }
 }
 
-const sameState = <S>(entity: Entity<S>, a: S, b: S) => JSON.stringify(entity.encodeState(a)) === JSON.stringify(entity.encodeState(b))
+/** States compare as JSON values: key order carries no meaning (stored data is canonical, keys sorted). */
+const sameState = <S>(entity: Entity<S>, a: S, b: S) => canonicalJson(entity.encodeState(a)) === canonicalJson(entity.encodeState(b))
 
 export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, options: CheckEntityOptions<unknown>): void => {
   const commandLists = fc.array(options.commands, { maxLength: options.maxCommands ?? 40, size: "max" })
@@ -88,7 +109,7 @@ export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entit
       const stored = events.map((event) => json(entity.encodeEvent(event)))
       const read = stored.map((body) => entity.decodeEvent(body))
       for (let i = 0; i < events.length; i++) {
-        if (JSON.stringify(entity.encodeEvent(read[i]!)) !== JSON.stringify(entity.encodeEvent(events[i]!))) {
+        if (canonicalJson(entity.encodeEvent(read[i]!)) !== canonicalJson(entity.encodeEvent(events[i]!))) {
           throw new Error(`event does not survive storage: ${JSON.stringify(events[i])}`)
         }
       }
@@ -117,7 +138,7 @@ export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entit
         const event = entity.decodeEvent(json(legacy))
         const current = entity.encodeEvent(event)
         if (current.schemaVersion !== entity.currentEventVersion(legacy.type)) throw new Error("upcast did not reach the current version")
-        if (JSON.stringify(entity.encodeEvent(entity.decodeEvent(json(current)))) !== JSON.stringify(current)) {
+        if (canonicalJson(entity.encodeEvent(entity.decodeEvent(json(current)))) !== canonicalJson(current)) {
           throw new Error(`upcast event does not round-trip: ${JSON.stringify(current)}`)
         }
         const { states } = runLive(entity, inputs)
@@ -181,7 +202,7 @@ const checkHostedLog = <S>(entity: Entity<S>, steps: ReadonlyArray<HostedStep>) 
     if (!verified.ok) throw new Error(`verify failed: ${verified.reason}`)
     const folded = entity.replay(entity.initial, rows.map(entity.decodeEvent))
     const read = actor.readState()
-    if (!read.ok || JSON.stringify(read.value.state) !== JSON.stringify(entity.encodeState(folded))) {
+    if (!read.ok || canonicalJson(read.value.state) !== canonicalJson(entity.encodeState(folded))) {
       throw new Error("the hosted state differs from the fold of its log")
     }
   }

@@ -17,6 +17,7 @@
 import { abortAllDurableObjects, evictDurableObject } from "cloudflare:test"
 import { Cause, Effect, Exit, type Layer } from "effect"
 import fc from "fast-check"
+import { canonicalJson } from "../actors/hash-chain.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { type Ids, sequentialIds } from "../infra/ids.js"
 import { propertyParameters } from "./parameters.js"
@@ -143,7 +144,7 @@ const checkInvariants = async (model: Model, real: Real) => {
   const { fetch } = real.options
   const read = await expectStatus(await fetch(new Request(real.url)), 200, "reading the state")
   if (read.version !== model.version) throw new Error(`version ${read.version}, model ${model.version}`)
-  if (JSON.stringify(read.state) !== JSON.stringify(model.state)) {
+  if (canonicalJson(read.state) !== canonicalJson(model.state)) {
     throw new Error(`state ${JSON.stringify(read.state)} differs from the model ${JSON.stringify(model.state)}`)
   }
   let expected = 1

@@ -41,3 +41,15 @@ export const roomCommand = fc.oneof(
   fc.record({ type: fc.constant("Leave"), name: member }),
   fc.record({ type: fc.constant("Post"), messageType: fc.constantFrom("chat", "typing"), payload: fc.jsonValue({ maxDepth: 2 }), sender: member }),
 )
+
+const tool = fc.constantFrom("counter_increment", "read_state", "verify_log")
+/** Session commands; TTLs of a few seconds against a harness clock that moves a second per command. */
+export const sessionCommand = fc.oneof(
+  fc.record({ type: fc.constant("Open"), user: fc.constantFrom("alice", "bob"), ttlSeconds: fc.integer({ min: 1, max: 6 }) }),
+  fc.constant({ type: "Touch" }),
+  fc.record({ type: fc.constant("SetConfig"), key: fc.constantFrom("theme", "lang"), value: fc.jsonValue({ maxDepth: 1 }) }),
+  fc.record({ type: fc.constant("Grant"), tool }),
+  fc.record({ type: fc.constant("Revoke"), tool }),
+  fc.constant({ type: "Close" }),
+  fc.constant({ type: "Expire" }),
+)

@@ -1,0 +1,109 @@
+/**
+ * A user session: opened for a user with a time to live, touched to stay alive, carrying
+ * configuration and the per-user tool grants (the ACL the MCP server enforces). When
+ * the TTL passes without a touch, the actor's alarm sends `Expire`, which appends one
+ * `Expired` (a second run finds the session already expired and appends nothing).
+ * Time comes from Effect's Clock, so tests move it by hand.
+ */
+import { Clock, Effect, Schema } from "effect"
+import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
+
+const Name = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256)))
+const Ttl = Schema.Number.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(30 * 24 * 3600)))
+const Json = Schema.Unknown
+
+export const SessionState = Schema.Struct({
+  status: Schema.Literals(["new", "open", "closed", "expired"]),
+  user: Schema.String,
+  ttlSeconds: NonNegativeSafeInt,
+  attributes: Schema.Record(Schema.String, Json),
+  config: Schema.Record(Schema.String, Json),
+  grants: Schema.Array(Schema.String),
+  /** ms epoch after which the session expires unless touched. */
+  expiresAt: NonNegativeSafeInt,
+})
+export type SessionState = typeof SessionState.Type
+
+export const OpenSession = tagged("Open", { user: Name, ttlSeconds: Ttl, attributes: Schema.optionalKey(Schema.Record(Schema.String, Json)) })
+export const TouchSession = tagged("Touch", {})
+export const SetSessionConfig = tagged("SetConfig", { key: Name, value: Json })
+export const GrantTool = tagged("Grant", { tool: Name })
+export const RevokeTool = tagged("Revoke", { tool: Name })
+export const CloseSession = tagged("Close", {})
+/** Sent by the actor's alarm; appends `Expired` only when the TTL has really passed. */
+export const ExpireSession = tagged("Expire", {})
+export const SessionCommand = Schema.Union([OpenSession, TouchSession, SetSessionConfig, GrantTool, RevokeTool, CloseSession, ExpireSession])
+export type SessionCommand = typeof SessionCommand.Type
+
+export const SessionOpened = tagged("Opened", { user: Schema.String, ttlSeconds: NonNegativeSafeInt, attributes: Schema.Record(Schema.String, Json), at: NonNegativeSafeInt })
+export const SessionTouched = tagged("Touched", { at: NonNegativeSafeInt })
+export const SessionConfigSet = tagged("ConfigSet", { key: Schema.String, value: Json })
+export const ToolGranted = tagged("Granted", { tool: Schema.String })
+export const ToolRevoked = tagged("Revoked", { tool: Schema.String })
+export const SessionClosed = tagged("Closed", {})
+export const SessionExpired = tagged("Expired", { at: NonNegativeSafeInt })
+export const SessionEvent = Schema.Union([SessionOpened, SessionTouched, SessionConfigSet, ToolGranted, ToolRevoked, SessionClosed, SessionExpired])
+export type SessionEvent = typeof SessionEvent.Type
+
+export const initialSession: SessionState = { status: "new", user: "", ttlSeconds: 0, attributes: {}, config: {}, grants: [], expiresAt: 0 }
+
+const decide = (state: SessionState, command: SessionCommand) =>
+  Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    if (command.type === "Expire") {
+      return state.status === "open" && now >= state.expiresAt ? [{ type: "Expired", at: now } as const] : []
+    }
+    if (command.type === "Open") {
+      if (state.status !== "new") return yield* reject("already_opened", `The session is already ${state.status}`)
+      return [{ type: "Opened", user: command.user, ttlSeconds: command.ttlSeconds, attributes: command.attributes ?? {}, at: now } as const]
+    }
+    if (state.status === "new") return yield* reject("not_opened", "The session has not been opened")
+    if (state.status !== "open") return yield* reject(`session_${state.status}`, `The session is ${state.status}`)
+    if (now >= state.expiresAt) return yield* reject("session_expired", "The session's time to live has passed")
+    switch (command.type) {
+      case "Touch":
+        return [{ type: "Touched", at: now } as const]
+      case "SetConfig":
+        return [{ type: "ConfigSet", key: command.key, value: command.value } as const]
+      case "Grant":
+        return state.grants.includes(command.tool) ? [] : [{ type: "Granted", tool: command.tool } as const]
+      case "Revoke":
+        return state.grants.includes(command.tool) ? [{ type: "Revoked", tool: command.tool } as const] : []
+      case "Close":
+        return [{ type: "Closed" } as const]
+      default:
+        return command satisfies never
+    }
+  })
+
+const evolve = (state: SessionState, event: SessionEvent): SessionState => {
+  switch (event.type) {
+    case "Opened":
+      return { ...state, status: "open", user: event.user, ttlSeconds: event.ttlSeconds, attributes: event.attributes, expiresAt: event.at + event.ttlSeconds * 1000 }
+    case "Touched":
+      return { ...state, expiresAt: event.at + state.ttlSeconds * 1000 }
+    case "ConfigSet":
+      return { ...state, config: { ...state.config, [event.key]: event.value } }
+    case "Granted":
+      return { ...state, grants: [...state.grants, event.tool] }
+    case "Revoked":
+      return { ...state, grants: state.grants.filter((tool) => tool !== event.tool) }
+    case "Closed":
+      return { ...state, status: "closed" }
+    case "Expired":
+      return { ...state, status: "expired" }
+    default:
+      return event satisfies never
+  }
+}
+
+export const Session = Entity.make({
+  kind: "session",
+  state: SessionState,
+  initial: initialSession,
+  commands: SessionCommand,
+  events: SessionEvent,
+  decide,
+  evolve,
+  timer: { dueAt: (state: SessionState) => (state.status === "open" ? state.expiresAt : undefined), command: { type: "Expire" } },
+})
