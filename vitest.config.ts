@@ -12,7 +12,8 @@ export default defineConfig({
         test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { AUTH_MODE: "off" } } })],
         test: { name: "workerd", include: ["test/workerd/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
     ],

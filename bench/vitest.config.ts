@@ -2,6 +2,6 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin"
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./bench/wrangler.toml" } })],
+  plugins: [cloudflareTest({ wrangler: { configPath: "./bench/wrangler.toml" }, miniflare: { bindings: { AUTH_MODE: "off" } } })],
   test: { include: [process.env.BENCH_FILE ?? "bench/**/*.bench.test.ts"], testTimeout: 600_000, hookTimeout: 600_000 },
 })

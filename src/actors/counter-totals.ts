@@ -3,10 +3,11 @@
  * `counter` topic. It folds each counter's events with the counter entity's own
  * `evolve`, so the projection can never disagree with the actors about what an event
  * means. Reads catch up from the topic first; with empty storage that rebuilds the
- * whole projection from the topic log.
+ * whole projection from the topic log. There is one per tenant, named after it.
  */
 import { DurableObject } from "cloudflare:workers"
 import { Counter } from "../domain/counter.js"
+import { scopedName } from "./names.js"
 import type { TopicApi, TopicEntry } from "./topic.js"
 
 export const COUNTER_TOPIC = "counter"
@@ -36,7 +37,8 @@ export class CounterTotals extends DurableObject<{ readonly TOPIC: DurableObject
   }
 
   async read(): Promise<CounterTotalsView> {
-    const topic = this.env.TOPIC.getByName(COUNTER_TOPIC) as unknown as TopicApi
+    // This object is named after its tenant; it reads that tenant's counter topic.
+    const topic = this.env.TOPIC.getByName(scopedName(this.ctx.id.name ?? "", COUNTER_TOPIC)) as unknown as TopicApi
     for (;;) {
       const page = await topic.readEntries(this.progress().topicSeq, 1000)
       this.apply(page.entries)

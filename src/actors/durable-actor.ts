@@ -10,6 +10,7 @@ import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
+import { parseScopedName, scopedName } from "./names.js"
 import { drainOutbox } from "./outbox.js"
 import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, acceptSubscription, isOversize, type LogEntry, type LogSource, type SocketAttachment } from "./subscribers.js"
 import type { TopicApi } from "./topic.js"
@@ -160,8 +161,9 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      */
     override async alarm(): Promise<void> {
       this.alarmAt = null
-      const source = { kind: entity.kind, id: this.ctx.id.name ?? this.ctx.id.toString() }
-      const topicOf = (topic: string) => this.env.TOPIC.getByName(topic) as unknown as TopicApi
+      const { tenant, name } = parseScopedName(this.ctx.id.name ?? this.ctx.id.toString())
+      const source = { kind: entity.kind, id: name }
+      const topicOf = (topic: string) => this.env.TOPIC.getByName(scopedName(tenant, topic)) as unknown as TopicApi
       let deliveryDelay = 0
       try {
         if (!(await drainOutbox(this.core, source, topicOf))) deliveryDelay = DELIVERY_BATCH_DELAY_MS
@@ -206,11 +208,12 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
       const frame = parseCommandFrame(message)
       if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))
+      if (attachment.canWrite === false) return socket.send(errorFrame(frame.id, "insufficient_scope", "Sending commands needs the write scope"))
       const reply = this.command({
         command: frame.command,
         ifMatch: frame.ifMatch,
         idempotencyKey: frame.idempotencyKey,
-        principal: attachment.name,
+        principal: attachment.principal,
       })
       socket.send(
         reply.ok

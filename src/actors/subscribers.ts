@@ -33,11 +33,18 @@ export interface LogSource {
 export interface SocketAttachment {
   /** What the socket receives: log frames, or (rooms) the compact post frames. */
   readonly mode: "log" | "room"
+  /** A room member's name. */
   readonly name?: string
+  /** Who opened the socket (meta.principal of commands sent on it). */
+  readonly principal?: string
+  /** Whether commands may be sent on it (the `write` scope). */
+  readonly canWrite?: boolean
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
 export const AFTER_HEADER = "X-Emberlog-After"
+export const PRINCIPAL_HEADER = "X-Emberlog-Principal"
+export const WRITE_HEADER = "X-Emberlog-Can-Write"
 export const MAX_FRAME_BYTES = 1024 * 1024
 /** Close code for frames over MAX_FRAME_BYTES (RFC 6455 "message too big"). */
 export const CLOSE_TOO_LARGE = 1009
@@ -147,7 +154,11 @@ export const acceptSubscription = (subscribers: Subscribers, request: Request): 
   const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
   switch (request.headers.get(SUBSCRIBE_HEADER)) {
     case "websocket":
-      return subscribers.acceptWebSocket(after)
+      return subscribers.acceptWebSocket(after, {
+        mode: "log",
+        principal: request.headers.get(PRINCIPAL_HEADER) ?? "anonymous",
+        canWrite: request.headers.get(WRITE_HEADER) === "1",
+      })
     case "sse":
       return subscribers.acceptSse(after)
     default:

@@ -1,31 +1,38 @@
 /**
  * The Worker's HTTP surface (DESIGN.md, "The public HTTP surface"): Hono routes that
- * validate input, address an actor (or topic) by name, and call it over DO RPC.
+ * authenticate, validate input, address an actor (or topic) in the caller's tenant, and
+ * call it over DO RPC. Errors map to statuses in errors.ts and nowhere else.
  */
 import { type Context, Hono } from "hono"
+import { cors } from "hono/cors"
 import type { CommandRequest } from "../actors/actor-core.js"
 import type { CounterTotalsApi } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
 import { kinds, type Kind } from "../actors/kinds.js"
-import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../actors/subscribers.js"
+import { scopedName } from "../actors/names.js"
+import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
+import { authenticate, requireScope } from "./auth.js"
+import { limitBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
-import { limitBody, type Env } from "./env.js"
 import * as Params from "./params.js"
+import { rateLimit } from "./rate-limit.js"
 import { roomRoutes } from "./room-routes.js"
 
-type AppContext = Context<{ Bindings: Env }>
+type AppContext = Context<AppEnv>
 
-const actorOf = (env: Env, kind: string, id: string): ActorApi => {
+/** The actor `kind/id` of a tenant (by default the caller's). */
+export const actorOf = (c: AppContext, kind: string, id: string, tenant = c.get("principal").tenant): ActorApi => {
   const registration = kinds[kind as Kind]
   if (!Object.hasOwn(kinds, kind) || registration === undefined) {
     throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
   }
-  return env[registration.binding].getByName(Params.actorId(id)) as unknown as ActorApi
+  return c.env[registration.binding].getByName(scopedName(tenant, Params.actorId(id))) as unknown as ActorApi
 }
 
-const topicOf = (env: Env, name: string) => env.TOPIC.getByName(Params.logName("topic", name)) as unknown as TopicApi
+const topicOf = (c: AppContext, name: string) =>
+  c.env.TOPIC.getByName(scopedName(c.get("principal").tenant, Params.logName("topic", name))) as unknown as TopicApi
 
 /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
 const subscriptionAfter = async (request: Request, head: () => Promise<number>) => {
@@ -38,15 +45,19 @@ const subscriptionAfter = async (request: Request, head: () => Promise<number>) 
 }
 
 /** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
-const subscribe = async (owner: { fetch(request: Request): Promise<Response> }, request: Request, head: () => Promise<number>) => {
+const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, head: () => Promise<number>) => {
+  const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
   if (websocket && request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
     throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
   }
   const after = await subscriptionAfter(request, head)
+  const principal = c.get("principal")
   const headers = new Headers(request.headers)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
+  headers.set(PRINCIPAL_HEADER, principal.sub)
+  headers.set(WRITE_HEADER, principal.scopes.has("write") ? "1" : "0")
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
 }
 
@@ -56,40 +67,90 @@ const pageLimit = (value: string | undefined, max: number) => {
   return limit
 }
 
+const stateQuery = (c: AppContext) => {
+  const at = c.req.query("at")
+  const asOf = c.req.query("asOf")
+  if (at !== undefined && asOf !== undefined) throw badRequest("invalid_query", "Use at or asOf, not both")
+  return at !== undefined ? { at: Params.nonNegativeInt("at", at, 0) } : asOf !== undefined ? { asOf: Params.isoTime("asOf", asOf) } : {}
+}
+
+const readActor = async (c: AppContext, tenant?: string) => {
+  const kind = c.req.param("kind")!
+  const id = c.req.param("id")!
+  const { version, state } = unwrap(await actorOf(c, kind, id, tenant).readState(stateQuery(c)))
+  return c.json({ kind, id, version, state })
+}
+
+const readActorEvents = async (c: AppContext, tenant?: string) => {
+  const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant)
+  const after = Params.nonNegativeInt("after", c.req.query("after"), 0)
+  return c.json(unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100))))
+}
+
+const verifyActor = async (c: AppContext, tenant?: string) => c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
+
 const topicSubscription = (c: AppContext) => {
-  const topic = topicOf(c.env, c.req.param("topic")!)
-  return subscribe(topic, c.req.raw, () => topic.head())
+  const topic = topicOf(c, c.req.param("topic")!)
+  return subscribe(c, topic, () => topic.head())
 }
 
 const actorSubscription = (c: AppContext) => {
-  const actor = actorOf(c.env, c.req.param("kind")!, c.req.param("id")!)
-  return subscribe(actor, c.req.raw, async () => unwrap(await actor.readState({})).version)
+  const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!)
+  return subscribe(c, actor, async () => unwrap(await actor.readState({})).version)
 }
 
 export const createApp = () => {
-  const app = new Hono<{ Bindings: Env }>()
+  const app = new Hono<AppEnv>()
   app.onError(handleError)
   app.notFound(handleNotFound)
 
-  app.get("/health", (c) => c.json({ status: "ok", version: pkg.version }))
-  roomRoutes(app)
-
-  app.use("/v1/*", limitBody)
-
-  // Topics and projections first, so that "topics" and "projections" are never read as kinds.
-  app.get("/v1/topics/:topic/events", async (c) => {
-    const topic = topicOf(c.env, c.req.param("topic"))
-    return c.json(await topic.readEntries(Params.nonNegativeInt("after", c.req.query("after"), 0), pageLimit(c.req.query("limit"), MAX_TOPIC_PAGE)))
+  // CORS only for the configured origins; with none configured, no CORS headers at all.
+  app.use("*", async (c, next) => {
+    const allowed = (c.env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter((o) => o.length > 0)
+    if (allowed.length === 0) return next()
+    return cors({
+      origin: (origin) => (allowed.includes(origin) ? origin : null),
+      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "Last-Event-ID", "X-Correlation-Id", "X-Causation-Id"],
+      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate"],
+    })(c, next)
   })
-  app.get("/v1/topics/:topic/events/stream", topicSubscription)
-  app.get("/v1/topics/:topic/ws", topicSubscription)
 
-  app.get("/v1/projections/counter-totals", async (c) =>
-    c.json(await (c.env.COUNTER_TOTALS.getByName("global") as unknown as CounterTotalsApi).read()),
+  app.get("/health", (c) => c.json({ status: "ok", version: pkg.version }))
+
+  // RFC 9728: where clients learn how to get a token for this resource.
+  app.get("/.well-known/oauth-protected-resource", (c) =>
+    c.json({
+      resource: new URL(c.req.url).origin,
+      authorization_servers: c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : [],
+      bearer_methods_supported: ["header"],
+      scopes_supported: ["read", "write", "admin"],
+    }),
   )
 
-  app.post("/v1/:kind/:id/commands", async (c) => {
-    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
+  for (const path of ["/v1/*", "/ws", "/broadcast"]) app.use(path, authenticate, rateLimit)
+  app.use("/v1/*", limitBody)
+
+  roomRoutes(app)
+
+  // Topics, projections and admin first, so that those words are never read as kinds.
+  app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {
+    const topic = topicOf(c, c.req.param("topic"))
+    return c.json(await topic.readEntries(Params.nonNegativeInt("after", c.req.query("after"), 0), pageLimit(c.req.query("limit"), MAX_TOPIC_PAGE)))
+  })
+  app.get("/v1/topics/:topic/events/stream", requireScope("read"), topicSubscription)
+  app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
+
+  app.get("/v1/projections/counter-totals", requireScope("read"), async (c) =>
+    c.json(await (c.env.COUNTER_TOTALS.getByName(c.get("principal").tenant) as unknown as CounterTotalsApi).read()),
+  )
+
+  // Admins read any tenant's actors, explicitly, and only here.
+  app.get("/v1/admin/tenants/:tenant/:kind/:id", requireScope("admin"), (c) => readActor(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", requireScope("admin"), (c) => readActorEvents(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", requireScope("admin"), (c) => verifyActor(c, c.req.param("tenant")))
+
+  app.post("/v1/:kind/:id/commands", requireScope("write"), async (c) => {
+    const actor = actorOf(c, c.req.param("kind"), c.req.param("id"))
     let command: unknown
     try {
       command = await c.req.json()
@@ -102,36 +163,18 @@ export const createApp = () => {
       idempotencyKey: Params.idempotencyKey(c.req.header("Idempotency-Key")),
       correlationId: c.req.header("X-Correlation-Id") || undefined,
       causationId: c.req.header("X-Causation-Id") || undefined,
+      principal: c.get("principal").sub,
     }
     const outcome = unwrap(await actor.command(request))
     if (outcome.replayed) c.header("Idempotent-Replayed", "true")
     return c.json({ version: outcome.version, events: outcome.events, state: outcome.state })
   })
 
-  app.get("/v1/:kind/:id", async (c) => {
-    const kind = c.req.param("kind")
-    const id = c.req.param("id")
-    const actor = actorOf(c.env, kind, id)
-    const at = c.req.query("at")
-    const asOf = c.req.query("asOf")
-    if (at !== undefined && asOf !== undefined) throw badRequest("invalid_query", "Use at or asOf, not both")
-    const query = at !== undefined ? { at: Params.nonNegativeInt("at", at, 0) } : asOf !== undefined ? { asOf: Params.isoTime("asOf", asOf) } : {}
-    const { version, state } = unwrap(await actor.readState(query))
-    return c.json({ kind, id, version, state })
-  })
-
-  app.get("/v1/:kind/:id/events", async (c) => {
-    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
-    const after = Params.nonNegativeInt("after", c.req.query("after"), 0)
-    return c.json(unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100))))
-  })
-  app.get("/v1/:kind/:id/events/stream", actorSubscription)
-  app.get("/v1/:kind/:id/ws", actorSubscription)
-
-  app.get("/v1/:kind/:id/verify", async (c) => {
-    const actor = actorOf(c.env, c.req.param("kind"), c.req.param("id"))
-    return c.json(await actor.verifyLog())
-  })
+  app.get("/v1/:kind/:id", requireScope("read"), (c) => readActor(c))
+  app.get("/v1/:kind/:id/events", requireScope("read"), (c) => readActorEvents(c))
+  app.get("/v1/:kind/:id/events/stream", requireScope("read"), actorSubscription)
+  app.get("/v1/:kind/:id/ws", requireScope("read"), actorSubscription)
+  app.get("/v1/:kind/:id/verify", requireScope("admin"), (c) => verifyActor(c))
 
   return app
 }

@@ -2,10 +2,25 @@ import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
 import type { kinds, Kind } from "../actors/kinds.js"
+import type { Principal } from "../infra/tokens.js"
 
-/** The Worker's bindings: one namespace per entity kind, topics and projections (wrangler.toml). */
-export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS"]: DurableObjectNamespace }
-export type App = Hono<{ Bindings: Env }>
+/** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
+export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS"]: DurableObjectNamespace } & {
+  /** "off" disables authentication (local development only). */
+  readonly AUTH_MODE?: string
+  readonly JWT_SECRET?: string
+  readonly JWT_JWKS_URL?: string
+  readonly JWT_JWKS?: string
+  readonly JWT_ISSUER?: string
+  readonly JWT_AUDIENCE?: string
+  /** With it set, {user}.{BASE_DOMAIN} addresses that user's namespace. */
+  readonly BASE_DOMAIN?: string
+  /** Comma-separated origins allowed by CORS; none by default. */
+  readonly CORS_ORIGINS?: string
+  readonly LIMITER?: RateLimit
+}
+export type AppEnv = { Bindings: Env; Variables: { principal: Principal } }
+export type App = Hono<AppEnv>
 
 export const MAX_BODY_BYTES = 256 * 1024
 

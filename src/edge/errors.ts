@@ -12,6 +12,7 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details?: unknown,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message)
   }
@@ -37,7 +38,7 @@ export const unwrap = <A>(reply: ActorReply<A>): A => {
 export const badRequest = (code: string, message: string, details?: unknown) => new HttpError(400, code, message, details)
 
 export const handleError: ErrorHandler = (error, c) => {
-  if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, error.details), error.status)
+  if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, error.details), error.status, error.headers)
   console.error("emberlog: unhandled error", error)
   return c.json(errorBody("internal", "Internal error; nothing was changed unless a response said so"), 500)
 }

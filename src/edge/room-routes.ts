@@ -6,19 +6,22 @@
  */
 import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
-import { limitBody, type App, type Env } from "./env.js"
+import type { Context } from "hono"
+import { scopedName } from "../actors/names.js"
+import { requireScope } from "./auth.js"
+import { limitBody, type App, type AppEnv } from "./env.js"
 import * as Params from "./params.js"
 
 export const DEFAULT_ROOM = "lobby"
 const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
 const BROADCAST_SENDER = "broadcast"
 
-const roomOf = (env: Env, name: string | undefined) =>
-  env.ROOM.getByName(Params.logName("room", name ?? DEFAULT_ROOM)) as unknown as ActorApi
+const roomOf = (c: Context<AppEnv>, name: string | undefined) =>
+  c.env.ROOM.getByName(scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM))) as unknown as ActorApi
 
 export const roomRoutes = (app: App) => {
-  app.get("/ws", async (c) => {
-    const room = roomOf(c.env, c.req.query("room"))
+  app.get("/ws", requireScope("write"), async (c) => {
+    const room = roomOf(c, c.req.query("room"))
     const member = c.req.query("name") ?? `guest-${crypto.randomUUID().slice(0, 8)}`
     if (!MEMBER_NAME.test(member)) throw badRequest("invalid_query", "name must be 1–64 printable ASCII characters")
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
@@ -31,6 +34,7 @@ export const roomRoutes = (app: App) => {
 
   app.post(
     "/broadcast",
+    requireScope("write"),
     limitBody,
     async (c) => {
       let body: unknown
@@ -42,7 +46,7 @@ export const roomRoutes = (app: App) => {
       const { room: roomName, type, payload } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>
       if (roomName !== undefined && typeof roomName !== "string") throw badRequest("invalid_body", "room must be a string")
       if (typeof type !== "string") throw badRequest("invalid_body", "type must be a string", { issues: [{ path: ["type"], message: "Expected a string" }] })
-      const room = roomOf(c.env, roomName)
+      const room = roomOf(c, roomName)
       const { version } = unwrap(await room.readState({}))
       if (version === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
       const outcome = unwrap(await room.command({ command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER } }))

@@ -18,6 +18,7 @@ import { abortAllDurableObjects, evictDurableObject } from "cloudflare:test"
 import { Cause, Effect, Exit, type Layer } from "effect"
 import fc from "fast-check"
 import { canonicalJson } from "../actors/hash-chain.js"
+import { DEV_TENANT, scopedName } from "../actors/names.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { type Ids, sequentialIds } from "../infra/ids.js"
 import { propertyParameters } from "./parameters.js"
@@ -28,6 +29,8 @@ export interface CheckActorOptions {
   readonly fetch: (request: Request) => Promise<Response>
   /** The namespace hosting the kind, used to crash its objects. */
   readonly namespace: DurableObjectNamespace
+  /** The object name the Worker gives an actor id (default: the local-development tenant's). */
+  readonly objectName?: (id: string) => string
   readonly commands: fc.Arbitrary<unknown>
   readonly kind?: string
   readonly numRuns?: number
@@ -134,7 +137,8 @@ class Crash implements Check {
   async run(_model: Model, real: Real) {
     if (this.how === "abort-all") return abortAllDurableObjects()
     // Eviction refuses an object that is not running; then there is nothing to crash.
-    await evictDurableObject(real.options.namespace.getByName(real.id)).catch(() => undefined)
+    const name = (real.options.objectName ?? ((id: string) => scopedName(DEV_TENANT, id)))(real.id)
+    await evictDurableObject(real.options.namespace.getByName(name)).catch(() => undefined)
   }
   toString = () => `crash (${this.how})`
 }

@@ -10,6 +10,7 @@ beforeAll(async () => {
     config: "wrangler.toml",
     ip: "127.0.0.1",
     persist: false,
+    vars: { AUTH_MODE: "off" },
     logLevel: "none",
     experimental: { disableExperimentalWarning: true },
   })

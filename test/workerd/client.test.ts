@@ -3,6 +3,7 @@ import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { EmberlogError, SubscriptionRefused, createClient } from "../../src/client/index.js"
 import { BASE, freshId, range } from "./helpers.js"
+import { devName } from "./helpers.js"
 
 /** The client as an app would build it, with the Worker reached through SELF instead of the network. */
 const client = (overrides: Partial<Parameters<typeof createClient>[0]> = {}) =>
@@ -62,8 +63,8 @@ describe("typed client", () => {
     })()
     for (let i = 2; i <= 40; i++) {
       await counter.send({ type: "Increment", by: 1 })
-      if (i % 10 === 0) await evictDurableObject(env.COUNTER.getByName(id), { webSockets: "close" })
-      if (i % 10 === 5) await evictDurableObject(env.COUNTER.getByName(id), { webSockets: "hibernate" })
+      if (i % 10 === 0) await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "close" })
+      if (i % 10 === 5) await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "hibernate" })
     }
     await done
     expect(received).toEqual(range(1, 40))

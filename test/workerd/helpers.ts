@@ -1,6 +1,11 @@
 import { SELF } from "cloudflare:test"
 
+import { DEV_TENANT, scopedName } from "../../src/actors/names.js"
+
 export const BASE = "http://emberlog.test"
+
+/** The Durable Object name of an actor, topic or room addressed with auth off. */
+export const devName = (id: string) => scopedName(DEV_TENANT, id)
 
 let n = 0
 /** A fresh actor id per test, so tests never share state. */

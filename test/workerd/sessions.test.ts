@@ -1,6 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { freshId, get, json, send } from "./helpers.js"
+import { devName } from "./helpers.js"
 
 const events = async (id: string) => (await json(await get(`/v1/session/${id}/events`))).body.events as Array<any>
 
@@ -23,7 +24,7 @@ describe("sessions", () => {
     const id = freshId("s")
     await send("session", id, { type: "Open", user: "bob", ttlSeconds: 1 })
     await new Promise((resolve) => setTimeout(resolve, 1100))
-    const stub = env.SESSION.getByName(id)
+    const stub = env.SESSION.getByName(devName(id))
     await runDurableObjectAlarm(stub)
     await runDurableObjectAlarm(stub)
     // The platform may also have run it on its own by now; either way there is exactly one.
@@ -40,7 +41,7 @@ describe("sessions", () => {
     await new Promise((resolve) => setTimeout(resolve, 600))
     await send("session", id, { type: "Touch" })
     await new Promise((resolve) => setTimeout(resolve, 600))
-    await runDurableObjectAlarm(env.SESSION.getByName(id))
+    await runDurableObjectAlarm(env.SESSION.getByName(devName(id)))
     expect((await json(await get(`/v1/session/${id}`))).body.state.status).toBe("open")
   })
 })

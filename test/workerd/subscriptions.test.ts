@@ -1,6 +1,7 @@
 import { env, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { BASE, eventSeqs, freshId, get, json, openSocket, range, readSse, send } from "./helpers.js"
+import { devName } from "./helpers.js"
 import { SELF } from "cloudflare:test"
 
 const increment = (id: string, by = 1) => send("counter", id, { type: "Increment", by })
@@ -90,7 +91,7 @@ describe("WebSocket subscriptions", () => {
     await increment(id)
     const socket = await openSocket(`/v1/counter/${id}/ws`)
     await socket.until((f) => eventSeqs(f).length === 1)
-    await evictDurableObject(env.COUNTER.getByName(id), { webSockets: "hibernate" })
+    await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "hibernate" })
     for (let i = 0; i < 3; i++) await increment(id)
     await socket.until((f) => eventSeqs(f).length === 4)
     socket.ws.send(JSON.stringify({ type: "command", id: "after-wake", command: { type: "Increment", by: 1 } }))
@@ -104,7 +105,7 @@ describe("WebSocket subscriptions", () => {
     for (let i = 0; i < 4; i++) await increment(id)
     const first = await openSocket(`/v1/counter/${id}/ws`)
     await first.until((f) => eventSeqs(f).length === 4)
-    await evictDurableObject(env.COUNTER.getByName(id), { webSockets: "close" })
+    await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "close" })
     await first.closed
     for (let i = 0; i < 3; i++) await increment(id)
     const last = Math.max(...eventSeqs(first.frames))

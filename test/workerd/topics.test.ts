@@ -4,8 +4,10 @@ import { describe, expect, it } from "vitest"
 import { deliveryFaults } from "../../src/actors/outbox.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
 import { freshId, get, json, openSocket, range, send } from "./helpers.js"
+import { DEV_TENANT } from "../../src/actors/names.js"
+import { devName } from "./helpers.js"
 
-const counterStub = (id: string) => env.COUNTER.getByName(id)
+const counterStub = (id: string) => env.COUNTER.getByName(devName(id))
 
 /** Runs each counter's alarm until its outbox is empty (faults off), as the platform eventually would. */
 const drain = async (ids: Iterable<string>) => {
@@ -120,7 +122,7 @@ describe("topics", () => {
     const values = await Promise.all(everyCounter.map(async (id) => (await versionOf(id)).state.value))
     const expected = { total: values.reduce((a, b) => a + b, 0), counters: everyCounter.length }
     expect((await json(await get("/v1/projections/counter-totals"))).body).toMatchObject(expected)
-    await runInDurableObject(env.COUNTER_TOTALS.getByName("global"), async (_instance: unknown, state: DurableObjectState) => {
+    await runInDurableObject(env.COUNTER_TOTALS.getByName(DEV_TENANT), async (_instance: unknown, state: DurableObjectState) => {
       state.storage.sql.exec("DELETE FROM counters")
       state.storage.sql.exec("UPDATE progress SET topic_seq = 0, last_update = NULL")
     })

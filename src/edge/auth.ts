@@ -1,0 +1,97 @@
+/**
+ * Authentication, tenancy and scopes at the edge.
+ *
+ * Secure by default: with neither `JWT_SECRET` nor `JWT_JWKS_URL`/`JWT_JWKS` set, every
+ * protected route answers 401 and says how to configure it; local development turns
+ * auth off explicitly with `AUTH_MODE=off` (.dev.vars). A verified token's `sub` is the
+ * principal, its `tenant` claim (else `sub`) the namespace its requests address, and
+ * its `scope` (space-separated) what it may do: `read`, `write`, `admin`.
+ *
+ * ```ts
+ * app.use("/v1/*", authenticate)
+ * app.post("/v1/:kind/:id/commands", requireScope("write"), handler)
+ * ```
+ */
+import { Effect } from "effect"
+import type { MiddlewareHandler } from "hono"
+import { DEV_TENANT } from "../actors/names.js"
+import { ALL_SCOPES, TokenRejected, makeJwtVerifier, type Principal, type Scope, type TokenVerifierShape } from "../infra/tokens.js"
+import type { AppEnv, Env } from "./env.js"
+import { HttpError } from "./errors.js"
+
+const verifiers = new Map<string, TokenVerifierShape>()
+
+/** One verifier per configuration (a remote JWKS is cached inside it). */
+const verifierFor = (env: Env): TokenVerifierShape | undefined => {
+  const config = { secret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, jwks: env.JWT_JWKS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE }
+  if (config.secret === undefined && config.jwksUrl === undefined && config.jwks === undefined) return undefined
+  const key = JSON.stringify(config)
+  let verifier = verifiers.get(key)
+  if (verifier === undefined) verifiers.set(key, (verifier = makeJwtVerifier(config)))
+  return verifier
+}
+
+const DEV_PRINCIPAL: Principal = { sub: "anonymous", tenant: DEV_TENANT, scopes: ALL_SCOPES }
+
+export const resourceMetadataUrl = (request: Request) => `${new URL(request.url).origin}/.well-known/oauth-protected-resource`
+
+/** A 401 with the RFC 6750 challenge, pointing at the protected-resource metadata (RFC 9728). */
+const unauthorized = (request: Request, code: string, message: string, error?: "invalid_token") => {
+  const params = [`realm="emberlog"`, `resource_metadata="${resourceMetadataUrl(request)}"`]
+  if (error !== undefined) params.push(`error="${error}"`, `error_description="${message.replaceAll('"', "'")}"`)
+  return new HttpError(401, code, message, undefined, { "WWW-Authenticate": `Bearer ${params.join(", ")}` })
+}
+
+/** The subdomain user under BASE_DOMAIN, if the request came in on one. */
+const subdomainUser = (env: Env, request: Request): string | undefined => {
+  if (!env.BASE_DOMAIN) return undefined
+  const host = new URL(request.url).hostname
+  const suffix = `.${env.BASE_DOMAIN}`
+  return host.endsWith(suffix) && host.length > suffix.length ? host.slice(0, -suffix.length) : undefined
+}
+
+export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+  let principal: Principal
+  if (c.env.AUTH_MODE === "off") {
+    principal = DEV_PRINCIPAL
+  } else {
+    const verifier = verifierFor(c.env)
+    if (verifier === undefined) {
+      throw unauthorized(
+        c.req.raw,
+        "auth_not_configured",
+        "Authentication is not configured: set JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256), or AUTH_MODE=off for local development",
+      )
+    }
+    const header = c.req.header("Authorization")
+    const token = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1]
+    if (token === undefined) throw unauthorized(c.req.raw, "unauthenticated", "Send a bearer token: Authorization: Bearer <jwt>")
+    const verified = await Effect.runPromise(Effect.result(verifier.verify(token)))
+    if (verified._tag === "Failure") {
+      const rejected: TokenRejected = verified.failure
+      throw unauthorized(c.req.raw, rejected.reason === "expired" ? "token_expired" : "invalid_token", rejected.message, "invalid_token")
+    }
+    principal = verified.success
+  }
+  const user = subdomainUser(c.env, c.req.raw)
+  if (user !== undefined) {
+    if (c.env.AUTH_MODE !== "off" && user !== principal.tenant) {
+      throw new HttpError(403, "wrong_tenant", `This token is for tenant ${JSON.stringify(principal.tenant)}, not ${JSON.stringify(user)}`)
+    }
+    principal = { ...principal, tenant: user }
+  }
+  c.set("principal", principal)
+  await next()
+}
+
+/** 403 naming the missing scope, unless the principal has it. */
+export const requireScope =
+  (scope: Scope): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    if (!c.get("principal").scopes.has(scope)) {
+      throw new HttpError(403, "insufficient_scope", `This needs the ${scope} scope`, { scope }, {
+        "WWW-Authenticate": `Bearer realm="emberlog", error="insufficient_scope", scope="${scope}"`,
+      })
+    }
+    await next()
+  }
