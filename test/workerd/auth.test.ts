@@ -1,0 +1,167 @@
+import { createExecutionContext, env } from "cloudflare:test"
+import { SignJWT, exportJWK, generateKeyPair } from "jose"
+import { describe, expect, it } from "vitest"
+import worker from "../../src/edge/worker.js"
+import { BASE, freshId, readSse } from "./helpers.js"
+
+const SECRET = "test-secret-generated-for-this-run-" + crypto.randomUUID()
+
+/** The Worker with auth configured as in production (the test project runs it with AUTH_MODE=off). */
+const call = (path: string, init: RequestInit & { token?: string; settings?: Record<string, unknown>; host?: string } = {}) => {
+  const { token, settings, host, ...rest } = init
+  const headers = new Headers(rest.headers)
+  if (token !== undefined) headers.set("Authorization", `Bearer ${token}`)
+  const url = new URL(path, host ? `http://${host}` : BASE)
+  return worker.fetch(new Request(url, { ...rest, headers }), { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never, createExecutionContext())
+}
+
+const hs256 = (claims: Record<string, unknown>, options: { expiresIn?: string; secret?: string } = {}) =>
+  new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? "5m")
+    .sign(new TextEncoder().encode(options.secret ?? SECRET))
+
+const token = (sub: string, scope: string, extra: Record<string, unknown> = {}) => hs256({ sub, scope, ...extra })
+const body = async (response: Response) => ({ status: response.status, body: (await response.json()) as any, headers: response.headers })
+const increment = (id: string, tokenValue: string) =>
+  call(`/v1/counter/${id}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 1 }), token: tokenValue })
+
+describe("authentication", () => {
+  it("refuses /v1 with 401 and says how to configure when no auth is configured", async () => {
+    const response = await body(await call("/v1/counter/a", { settings: { JWT_SECRET: undefined } }))
+    expect(response.status).toBe(401)
+    expect(response.body.error.code).toBe("auth_not_configured")
+    expect(response.body.error.message).toMatch(/JWT_SECRET.*AUTH_MODE=off/)
+    expect((await call("/health", { settings: { JWT_SECRET: undefined } })).status).toBe(200)
+  })
+
+  it("401 with a WWW-Authenticate challenge for a missing, expired, forged or misaddressed token", async () => {
+    const missing = await body(await call("/v1/counter/a"))
+    expect(missing.status).toBe(401)
+    expect(missing.headers.get("WWW-Authenticate")).toMatch(/^Bearer realm="emberlog", resource_metadata="http:\/\/emberlog\.test\/\.well-known\/oauth-protected-resource"/)
+    const expired = await body(await call("/v1/counter/a", { token: await hs256({ sub: "u", scope: "read" }, { expiresIn: "-1m" }) }))
+    expect([expired.status, expired.body.error.code]).toEqual([401, "token_expired"])
+    expect(expired.headers.get("WWW-Authenticate")).toContain('error="invalid_token"')
+    const forged = await body(await call("/v1/counter/a", { token: await hs256({ sub: "u", scope: "read" }, { secret: "not-the-secret" }) }))
+    expect([forged.status, forged.body.error.code]).toEqual([401, "invalid_token"])
+    const noExp = await new SignJWT({ sub: "u", scope: "read" }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(SECRET))
+    expect((await call("/v1/counter/a", { token: noExp })).status).toBe(401)
+    const audience = { JWT_AUDIENCE: "emberlog", JWT_ISSUER: "https://issuer.example" }
+    expect((await call("/v1/counter/a", { token: await token("u", "read", { aud: "other", iss: "https://issuer.example" }), settings: audience })).status).toBe(401)
+    expect((await call("/v1/counter/a", { token: await token("u", "read", { aud: "emberlog", iss: "https://evil.example" }), settings: audience })).status).toBe(401)
+    expect((await call("/v1/counter/a", { token: await token("u", "read", { aud: "emberlog", iss: "https://issuer.example" }), settings: audience })).status).toBe(200)
+    expect((await call("/v1/counter/a", { headers: { Authorization: "Basic dTpw" } })).status).toBe(401)
+  })
+
+  it("verifies RS256 and ES256 tokens against a JWKS", async () => {
+    for (const alg of ["RS256", "ES256"] as const) {
+      const { publicKey, privateKey } = await generateKeyPair(alg)
+      const jwk = { ...(await exportJWK(publicKey)), kid: `k-${alg}`, alg }
+      const signed = await new SignJWT({ sub: "rsa-user", scope: "read" }).setProtectedHeader({ alg, kid: jwk.kid }).setExpirationTime("5m").sign(privateKey)
+      const settings = { JWT_SECRET: undefined, JWT_JWKS: JSON.stringify({ keys: [jwk] }) }
+      expect((await call("/v1/counter/a", { token: signed, settings })).status).toBe(200)
+      const { privateKey: otherKey } = await generateKeyPair(alg)
+      const forged = await new SignJWT({ sub: "rsa-user", scope: "read" }).setProtectedHeader({ alg, kid: jwk.kid }).setExpirationTime("5m").sign(otherKey)
+      expect((await call("/v1/counter/a", { token: forged, settings })).status).toBe(401)
+    }
+  })
+
+  it("serves protected-resource metadata naming the issuer", async () => {
+    const response = await body(await call("/.well-known/oauth-protected-resource", { settings: { JWT_ISSUER: "https://issuer.example" } }))
+    expect(response.body).toMatchObject({ resource: "http://emberlog.test", authorization_servers: ["https://issuer.example"], bearer_methods_supported: ["header"] })
+  })
+})
+
+describe("scopes", () => {
+  it("403 naming the missing scope, and nothing appended", async () => {
+    const id = freshId()
+    const reader = await token("reader", "read")
+    const refused = await body(await increment(id, reader))
+    expect(refused).toMatchObject({ status: 403, body: { error: { code: "insufficient_scope", details: { scope: "write" } } } })
+    expect(refused.headers.get("WWW-Authenticate")).toContain('scope="write"')
+    expect((await body(await call(`/v1/counter/${id}`, { token: reader }))).body.version).toBe(0)
+    expect((await body(await call(`/v1/counter/${id}/verify`, { token: reader }))).status).toBe(403)
+    expect((await body(await call(`/v1/counter/${id}`, { token: await token("writer", "write") }))).status).toBe(403)
+    expect((await body(await call(`/v1/counter/${id}/verify`, { token: await token("auditor", "read admin") }))).body.ok).toBe(true)
+  })
+
+  it("records the token's sub as every event's principal", async () => {
+    const id = freshId()
+    const appended = await body(await increment(id, await token("alice", "write")))
+    expect(appended.body.events[0].meta.principal).toBe("alice")
+  })
+
+  it("refuses commands on a socket opened with a read-only token", async () => {
+    const id = freshId()
+    const response = await call(`/v1/counter/${id}/ws`, { token: await token("reader", "read"), headers: { Upgrade: "websocket" } })
+    const socket = response.webSocket!
+    const frames: Array<any> = []
+    const arrived = new Promise<void>((resolve) => socket.addEventListener("message", (e) => (frames.push(JSON.parse(e.data as string)), resolve())))
+    socket.accept()
+    socket.send(JSON.stringify({ type: "command", id: "x", command: { type: "Increment", by: 1 } }))
+    await arrived
+    expect(frames[0]).toMatchObject({ type: "error", id: "x", error: { code: "insufficient_scope" } })
+    socket.close(1000)
+  })
+})
+
+describe("tenancy", () => {
+  it("gives each tenant its own actors, topics and streams on every route", async () => {
+    const id = freshId("shared-name")
+    const alice = await token("alice", "read write", { tenant: "acme" })
+    const mallory = await token("mallory", "read write admin", { tenant: "evil" })
+    expect((await increment(id, alice)).status).toBe(200)
+    await new Promise((r) => setTimeout(r, 100)) // let acme's outbox reach its topic
+    expect((await body(await call(`/v1/counter/${id}`, { token: mallory }))).body).toMatchObject({ version: 0, state: { value: 0 } })
+    expect((await body(await call(`/v1/counter/${id}/events`, { token: mallory }))).body.events).toEqual([])
+    const entries = (await body(await call(`/v1/topics/counter/events`, { token: mallory }))).body.entries
+    expect(entries.filter((e: any) => e.source.id === id)).toEqual([])
+    expect((await body(await call(`/v1/projections/counter-totals`, { token: mallory }))).body.total).toBe(0)
+    const stream = await call(`/v1/counter/${id}/events/stream?after=0`, { token: mallory })
+    await increment(id, mallory)
+    expect((await readSse(stream, 1)).map((e) => e.data.meta.principal)).toEqual(["mallory"])
+    // acme still sees only its own single event.
+    expect((await body(await call(`/v1/counter/${id}`, { token: alice }))).body.version).toBe(1)
+    const acmeEntries = (await body(await call(`/v1/topics/counter/events`, { token: alice }))).body.entries
+    expect(acmeEntries.filter((e: any) => e.source.id === id).map((e: any) => e.event.meta.principal)).toEqual(["alice"])
+  })
+
+  it("lets only admins read another tenant, through the explicit admin route", async () => {
+    const id = freshId()
+    await increment(id, await token("alice", "write", { tenant: "acme" }))
+    const admin = await token("root", "read admin", { tenant: "ops" })
+    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: admin }))).body).toMatchObject({ version: 1, state: { value: 1 } })
+    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: admin }))).body.ok).toBe(true)
+    expect((await call(`/v1/admin/tenants/acme/counter/${id}`, { token: await token("bob", "read write", { tenant: "other" }) })).status).toBe(403)
+  })
+
+  it("routes {user}.BASE_DOMAIN to that user's namespace and refuses other users' tokens", async () => {
+    const settings = { BASE_DOMAIN: "emberlog.test" }
+    const id = freshId()
+    const alice = await token("alice", "read write")
+    expect((await call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":2}', token: alice, settings, host: "alice.emberlog.test" })).status).toBe(200)
+    expect((await body(await call(`/v1/counter/${id}`, { token: alice, settings }))).body.version).toBe(1)
+    const wrong = await body(await call(`/v1/counter/${id}`, { token: await token("bob", "read"), settings, host: "alice.emberlog.test" }))
+    expect([wrong.status, wrong.body.error.code]).toEqual([403, "wrong_tenant"])
+  })
+})
+
+describe("limits", () => {
+  it("429 with Retry-After when the rate limiter says no", async () => {
+    const settings = { LIMITER: { limit: async () => ({ success: false }) } }
+    const limited = await body(await call("/v1/counter/a", { token: await token("u", "read"), settings }))
+    expect(limited.status).toBe(429)
+    expect(limited.body.error.code).toBe("rate_limited")
+    expect(limited.headers.get("Retry-After")).toBe("60")
+  })
+
+  it("answers CORS only for configured origins", async () => {
+    const settings = { CORS_ORIGINS: "https://app.example" }
+    const allowed = await call("/health", { headers: { Origin: "https://app.example" }, settings })
+    expect(allowed.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example")
+    const denied = await call("/health", { headers: { Origin: "https://evil.example" }, settings })
+    expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull()
+    expect((await call("/health", { headers: { Origin: "https://app.example" } })).headers.get("Access-Control-Allow-Origin")).toBeNull()
+  })
+})
