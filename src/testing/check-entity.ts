@@ -23,6 +23,7 @@ import { ActorCore } from "../actors/actor-core.js"
 import { canonicalJson } from "../actors/hash-chain.js"
 import { makeMemoryEventStore, MemoryEventStore } from "../infra/memory-event-store.js"
 import { Ids, sequentialIds } from "../infra/ids.js"
+import { clockAt } from "./clock.js"
 import { propertyParameters } from "./parameters.js"
 
 export interface CheckEntityOptions<C> {
@@ -37,17 +38,6 @@ export interface CheckEntityOptions<C> {
 
 const json = <A>(value: A): A => JSON.parse(JSON.stringify(value))
 
-/** A clock stopped at `now`: decide reads time from Clock, so the harness sets it. */
-export const fixedClock = (now: number): Clock.Clock => ({
-  currentTimeMillisUnsafe: () => now,
-  currentTimeMillis: Effect.succeed(now),
-  currentTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
-  currentTimeNanos: Effect.succeed(BigInt(now) * 1_000_000n),
-  monotonicTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
-  monotonicTimeNanos: Effect.succeed(BigInt(now) * 1_000_000n),
-  sleep: () => Effect.void,
-})
-
 /** Simulated time: each command of a run happens a second after the previous one. */
 const START_TIME = Date.UTC(2026, 0, 1)
 const STEP_MS = 1000
@@ -56,7 +46,7 @@ const decideSync = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, 
   Effect.runSyncExit(
     entity.decide(state, command).pipe(
       Effect.provide(sequentialIds("check-") as Layer.Layer<Ids>),
-      Effect.provideService(Clock.Clock, fixedClock(now)),
+      Effect.provideService(Clock.Clock, clockAt(() => now)),
     ) as Effect.Effect<ReadonlyArray<E>, DomainError>,
   )
 

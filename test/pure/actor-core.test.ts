@@ -1,23 +1,15 @@
-import { Clock, Effect, Layer, ManagedRuntime } from "effect"
+import { Clock, Layer, ManagedRuntime } from "effect"
 import { describe, expect, it } from "vitest"
 import { ActorCore } from "../../src/actors/actor-core.js"
 import { Counter } from "../../src/domain/counter.js"
 import { sequentialIds } from "../../src/infra/ids.js"
 import { makeMemoryEventStore, MemoryEventStore } from "../../src/infra/memory-event-store.js"
+import { clockAt } from "../../src/testing/clock.js"
 
 /** A clock the test moves by hand, provided as a Layer like any other service. */
 const manualClock = () => {
   let now = 0
-  const clock: Clock.Clock = {
-    currentTimeMillisUnsafe: () => now,
-    currentTimeMillis: Effect.sync(() => now),
-    currentTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
-    monotonicTimeNanosUnsafe: () => BigInt(now) * 1_000_000n,
-    monotonicTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
-    sleep: () => Effect.void,
-  }
-  return { layer: Layer.succeed(Clock.Clock, clock), set: (ms: number) => void (now = ms) }
+  return { layer: Layer.succeed(Clock.Clock, clockAt(() => now)), set: (ms: number) => void (now = ms) }
 }
 
 const host = () => {
