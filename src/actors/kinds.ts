@@ -7,7 +7,8 @@ import { Document } from "../domain/document.js"
 import { Room, postFrame } from "../domain/room.js"
 import { Session } from "../domain/session.js"
 import type { Entity } from "../domain/entity.js"
-import { actorClass } from "./durable-actor.js"
+import { actorClass, type ActorApi } from "./durable-actor.js"
+import { scopedName } from "./names.js"
 
 export { TopicLog } from "./topic.js"
 export { CounterTotals } from "./counter-totals.js"
@@ -32,3 +33,15 @@ export const kinds = {
 } as const satisfies Record<string, { entity: Entity; binding: string }>
 
 export type Kind = keyof typeof kinds
+
+/** The actor `kind/id` of a tenant, through whichever bindings the caller has; undefined for an unknown kind. */
+export const actorStub = (
+  bindings: { readonly [binding: string]: unknown },
+  tenant: string,
+  kind: string,
+  id: string,
+): ActorApi | undefined => {
+  if (!Object.hasOwn(kinds, kind)) return undefined
+  const namespace = bindings[kinds[kind as Kind].binding] as DurableObjectNamespace
+  return namespace.getByName(scopedName(tenant, id)) as unknown as ActorApi
+}

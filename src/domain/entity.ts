@@ -75,6 +75,8 @@ export interface Entity<S = any, C extends Tagged = any, E extends Tagged = any,
   readonly stateVersion: number
   readonly snapshotEvery: number
   readonly commandTypes: ReadonlyArray<string>
+  /** The struct schema of one command type (its fields, `type` included). */
+  readonly commandSchema: (type: string) => Schema.Struct<Schema.Struct.Fields>
   readonly eventTypes: ReadonlyArray<string>
   readonly currentEventVersion: (type: string) => number
   /** Decodes untrusted input into a command; never throws. */
@@ -185,6 +187,7 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
     // 1 ms; entities with large states pick their own (see bench/RESULTS.md).
     snapshotEvery: config.snapshotEvery ?? 500,
     commandTypes: [...commandSchemas.keys()],
+    commandSchema: (type) => commandSchemas.get(type) as unknown as Schema.Struct<Schema.Struct.Fields>,
     eventTypes: [...eventSchemas.keys()],
     currentEventVersion,
     decodeCommand,

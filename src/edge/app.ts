@@ -8,7 +8,7 @@ import { cors } from "hono/cors"
 import type { CommandRequest } from "../actors/actor-core.js"
 import type { CounterTotalsApi } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
-import { kinds, type Kind } from "../actors/kinds.js"
+import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
 import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
@@ -18,17 +18,16 @@ import { limitBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 import { rateLimit } from "./rate-limit.js"
+import { mcpRoutes } from "./mcp/route.js"
 import { roomRoutes } from "./room-routes.js"
 
 type AppContext = Context<AppEnv>
 
 /** The actor `kind/id` of a tenant (by default the caller's). */
 export const actorOf = (c: AppContext, kind: string, id: string, tenant = c.get("principal").tenant): ActorApi => {
-  const registration = kinds[kind as Kind]
-  if (!Object.hasOwn(kinds, kind) || registration === undefined) {
-    throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
-  }
-  return c.env[registration.binding].getByName(scopedName(tenant, Params.actorId(id))) as unknown as ActorApi
+  const actor = actorStub(c.env, tenant, kind, Params.actorId(id))
+  if (actor === undefined) throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
+  return actor
 }
 
 const topicOf = (c: AppContext, name: string) =>
@@ -127,10 +126,11 @@ export const createApp = () => {
     }),
   )
 
-  for (const path of ["/v1/*", "/ws", "/broadcast"]) app.use(path, authenticate, rateLimit)
+  for (const path of ["/v1/*", "/ws", "/broadcast", "/mcp"]) app.use(path, authenticate, rateLimit)
   app.use("/v1/*", limitBody)
 
   roomRoutes(app)
+  mcpRoutes(app)
 
   // Topics, projections and admin first, so that those words are never read as kinds.
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {

@@ -5,7 +5,7 @@ import type { kinds, Kind } from "../actors/kinds.js"
 import type { Principal } from "../infra/tokens.js"
 
 /** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
-export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS"]: DurableObjectNamespace } & {
+export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace } & {
   /** "off" disables authentication (local development only). */
   readonly AUTH_MODE?: string
   readonly JWT_SECRET?: string

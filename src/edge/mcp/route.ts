@@ -1,0 +1,57 @@
+/**
+ * `/mcp`: the Streamable HTTP transport in both protocol eras clients speak today.
+ * 2026-07-28 requests (stateless) go to the SDK's `createMcpHandler`; 2025-11-25 traffic
+ * (initialize, Mcp-Session-Id, GET stream, DELETE) goes to the session's Durable Object.
+ * Authentication, tenancy and rate limits are the same middleware as `/v1`.
+ */
+import { createMcpHandler, isLegacyRequest, originValidationResponse } from "@modelcontextprotocol/server"
+import type { Principal } from "../../infra/tokens.js"
+import { scopedName } from "../../actors/names.js"
+import type { App, Env } from "../env.js"
+import { buildMcpServer } from "./server.js"
+import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal } from "./session-object.js"
+
+const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
+
+/** Created once per isolate: per request, the factory builds a server for that caller. */
+const modern = createMcpHandler(
+  (ctx) => {
+    const { principal, env } = ctx.authInfo!.extra as { principal: Principal; env: Env }
+    return buildMcpServer(directoryFor(env, principal))
+  },
+  { legacy: "reject" },
+)
+
+const jsonRpcError = (status: number, code: number, message: string) =>
+  Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
+
+/** Hostnames allowed in Origin: this server's own, and the configured CORS origins. */
+const allowedOriginHosts = (env: Env, request: Request) => [
+  new URL(request.url).hostname,
+  ...(env.CORS_ORIGINS ?? "")
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter((origin) => origin.length > 0)
+    .map((origin) => new URL(origin).hostname),
+]
+
+export const mcpRoutes = (app: App) => {
+  app.all("/mcp", async (c) => {
+    const request = c.req.raw
+    const refused = originValidationResponse(request, allowedOriginHosts(c.env, request))
+    if (refused !== undefined) return refused
+    const principal = c.get("principal")
+    if (!(await isLegacyRequest(request))) return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
+
+    const existing = request.headers.get("Mcp-Session-Id")
+    if (existing === null && request.method !== "POST") return jsonRpcError(400, -32600, "Mcp-Session-Id header required")
+    if (existing !== null && !SESSION_ID.test(existing)) return jsonRpcError(404, -32001, "Session not found")
+    const sessionId = existing ?? crypto.randomUUID()
+    const headers = new Headers(request.headers)
+    headers.delete(NEW_SESSION_HEADER)
+    if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
+    headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
+    const session = c.env.MCP_SESSION.getByName(scopedName(principal.tenant, sessionId))
+    return session.fetch(new Request(request, { headers }))
+  })
+}

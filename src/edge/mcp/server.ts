@@ -1,0 +1,189 @@
+/**
+ * The MCP server emberlog offers: tools generated from the entity definitions (one per
+ * command of each kind, e.g. `counter_increment {id, by}`, whose Effect Schemas become
+ * the JSON Schemas clients see), plus `read_state`, `read_events` and `verify_log`, and
+ * resources `emberlog://{kind}/{id}` (state) and `emberlog://{kind}/{id}/events`.
+ *
+ * Every call is checked against the token's scopes and the caller's session grants: when
+ * the principal's `session` actor (`/v1/session/{sub}`) has been opened, only the tools
+ * it granted may be called, and none once it is closed or expired; a principal without a
+ * session is bound by its scopes alone.
+ */
+import { McpServer, ProtocolError, ResourceTemplate } from "@modelcontextprotocol/server"
+import { Schema } from "effect"
+import type { ActorApi } from "../../actors/durable-actor.js"
+import { kinds } from "../../actors/kinds.js"
+import type { Principal, Scope } from "../../infra/tokens.js"
+import pkg from "../../../package.json"
+
+/** Where tools find actors: the caller's tenant, through the Worker's or an object's bindings. */
+export interface ActorDirectory {
+  readonly principal: Principal
+  readonly actor: (kind: string, id: string) => ActorApi
+}
+
+export interface SubscriptionHooks {
+  readonly subscribe: (uri: string) => Promise<void>
+  readonly unsubscribe: (uri: string) => Promise<void>
+}
+
+export const TOOLS_PAGE_SIZE = 10
+export const RESOURCE_PREFIX = "emberlog://"
+
+const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z0-9._:-]{1,128}$/)))
+const KindSchema = Schema.Literals(Object.keys(kinds) as [string, ...Array<string>])
+const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
+
+const mcpSchema = <S extends Schema.Codec<any, any, never, never>>(schema: S) => Schema.toStandardJSONSchemaV1(Schema.toStandardSchemaV1(schema))
+
+const snake = (type: string) => type.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()
+export const toolName = (kind: string, commandType: string) => `${kind}_${snake(commandType)}`
+
+type ToolResult = { content: Array<{ type: "text"; text: string }>; structuredContent?: Record<string, unknown>; isError?: boolean }
+
+const success = (value: Record<string, unknown>): ToolResult => ({ content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value })
+const failure = (code: string, message: string, details?: unknown): ToolResult => {
+  const error = details === undefined ? { code, message } : { code, message, details }
+  return { content: [{ type: "text", text: `${code}: ${message}` }], structuredContent: { error }, isError: true }
+}
+
+type Reply<A> = { ok: true; value: A } | { ok: false; error: { code: string; message: string; details?: unknown } }
+const fromReply = <A extends Record<string, unknown>>(reply: Reply<A>): ToolResult =>
+  reply.ok ? success(reply.value) : failure(reply.error.code, reply.error.message, reply.error.details)
+
+/** The tools a principal may call: undefined when no session ACL applies. */
+const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<string> | undefined> => {
+  const reply = await directory.actor("session", directory.principal.sub).readState({})
+  if (!reply.ok || reply.value.version === 0) return undefined
+  const state = reply.value.state as { status: string; grants: ReadonlyArray<string> }
+  return new Set(state.status === "open" ? state.grants : [])
+}
+
+export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHooks): McpServer => {
+  const mcp = new McpServer(
+    { name: "emberlog", version: pkg.version },
+    {
+      capabilities: { tools: { listChanged: false }, resources: { subscribe: hooks !== undefined, listChanged: false }, logging: {} },
+      instructions: "Event-sourced actors: send commands with the <kind>_<command> tools, read state, history and verify logs.",
+    },
+  )
+  let grants: Promise<ReadonlySet<string> | undefined> | undefined
+
+  /** Scope first, then the session ACL; a refusal is a tool error result. */
+  const guard = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
+    if (!directory.principal.scopes.has(scope)) return failure("insufficient_scope", `${tool} needs the ${scope} scope`)
+    const granted = await (grants ??= sessionGrants(directory))
+    if (granted !== undefined && !granted.has(tool)) return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}'s session`)
+    return run()
+  }
+
+  const OutcomeSchema = (state: Schema.Codec<any, any, never, never>) =>
+    mcpSchema(Schema.Struct({ version: Count, events: Schema.Array(Schema.Unknown), state }))
+
+  for (const [kind, { entity }] of Object.entries(kinds)) {
+    for (const type of entity.commandTypes) {
+      const { type: _tag, ...fields } = entity.commandSchema(type).fields
+      const name = toolName(kind, type)
+      mcp.registerTool(
+        name,
+        {
+          description: `Sends ${type} to the ${kind} actor with this id (it exists implicitly) and returns its new version, the events appended and the state.`,
+          inputSchema: mcpSchema(Schema.Struct({ id: ActorIdSchema, ...fields })),
+          outputSchema: OutcomeSchema(entity.state as Schema.Codec<any, any, never, never>),
+        },
+        async (args: Record<string, unknown>) =>
+          guard(name, "write", async () => {
+            const { id, ...rest } = args
+            const reply = await directory.actor(kind, id as string).command({ command: { type, ...rest }, principal: directory.principal.sub })
+            if (!reply.ok) return fromReply(reply)
+            const { version, events, state } = reply.value
+            return success({ version, events, state })
+          }),
+      )
+    }
+  }
+
+  mcp.registerTool(
+    "read_state",
+    {
+      description: "Reads an actor's state: now, at a version (`at`), or as of an ISO-8601 time (`asOf`).",
+      inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema, at: Schema.optionalKey(Count), asOf: Schema.optionalKey(Schema.String) })),
+    },
+    async ({ kind, id, at, asOf }) =>
+      guard("read_state", "read", async () => {
+        const asOfMs = asOf === undefined ? undefined : Date.parse(asOf)
+        if (asOfMs !== undefined && Number.isNaN(asOfMs)) return failure("invalid_query", "asOf must be an ISO-8601 time")
+        const reply = await directory.actor(kind, id).readState(at !== undefined ? { at } : asOfMs !== undefined ? { asOf: asOfMs } : {})
+        return reply.ok ? success({ kind, id, ...reply.value }) : fromReply(reply)
+      }),
+  )
+
+  mcp.registerTool(
+    "read_events",
+    {
+      description: "Reads a page of an actor's events after a seq; `next` is null at the head.",
+      inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema, after: Schema.optionalKey(Count), limit: Schema.optionalKey(Count) })),
+    },
+    async ({ kind, id, after, limit }) =>
+      guard("read_events", "read", async () => fromReply((await directory.actor(kind, id).readEvents(after ?? 0, limit ?? 100)) as Reply<any>)),
+  )
+
+  mcp.registerTool(
+    "verify_log",
+    { description: "Verifies an actor's hash chain.", inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema })) },
+    async ({ kind, id }) => guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
+  )
+
+  // tools/list pages with cursors: the SDK's own handler lists everything at once, so
+  // its answer is computed as usual and sliced (one list, one schema rendering).
+  type ListHandler = (request: unknown, ctx: unknown) => Promise<{ tools: Array<unknown> }>
+  const handlers = (mcp.server as unknown as { _requestHandlers: Map<string, ListHandler> })._requestHandlers
+  const listAll = handlers.get("tools/list")!
+  mcp.server.setRequestHandler("tools/list", (async (request: { params?: { cursor?: string } }, ctx: unknown) => {
+    const { tools } = await listAll({ method: "tools/list", params: {} }, ctx)
+    const cursor = request.params?.cursor
+    const start = cursor === undefined ? 0 : /^\d+$/.test(cursor) ? Number(cursor) : Number.NaN
+    if (!(start >= 0 && start <= tools.length)) throw new ProtocolError(-32602, `Invalid cursor ${JSON.stringify(cursor)}`)
+    const end = start + TOOLS_PAGE_SIZE
+    return { tools: tools.slice(start, end), ...(end < tools.length ? { nextCursor: String(end) } : {}) }
+  }) as never)
+
+  const readResource = async (uri: URL, kind: string, id: string, events: boolean) => {
+    if (!directory.principal.scopes.has("read")) throw new Error("Reading resources needs the read scope")
+    const actor = directory.actor(kind, id)
+    const reply = events ? await actor.readEvents(0, 1000) : await actor.readState({})
+    if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`)
+    const value = events ? reply.value : { kind, id, ...reply.value }
+    return { contents: [{ uri: uri.href, mimeType: "application/json", text: JSON.stringify(value) }] }
+  }
+  mcp.registerResource(
+    "actor-state",
+    new ResourceTemplate(`${RESOURCE_PREFIX}{kind}/{id}`, { list: undefined }),
+    { mimeType: "application/json", description: "An actor's current state and version" },
+    async (uri, variables) => readResource(uri, String(variables.kind), String(variables.id), false),
+  )
+  mcp.registerResource(
+    "actor-events",
+    new ResourceTemplate(`${RESOURCE_PREFIX}{kind}/{id}/events`, { list: undefined }),
+    { mimeType: "application/json", description: "The first page (up to 1000) of an actor's events" },
+    async (uri, variables) => readResource(uri, String(variables.kind), String(variables.id), true),
+  )
+
+  if (hooks !== undefined) {
+    mcp.server.setRequestHandler("resources/subscribe", async (request) => {
+      await hooks.subscribe(request.params.uri)
+      return {}
+    })
+    mcp.server.setRequestHandler("resources/unsubscribe", async (request) => {
+      await hooks.unsubscribe(request.params.uri)
+      return {}
+    })
+  }
+  return mcp
+}
+
+/** `emberlog://{kind}/{id}` or `…/events` → its actor, if the URI names one. */
+export const parseResourceUri = (uri: string): { kind: string; id: string } | undefined => {
+  const match = /^emberlog:\/\/([a-z]+)\/([A-Za-z0-9._:-]{1,128})(\/events)?$/.exec(uri)
+  return match === null || !Object.hasOwn(kinds, match[1]!) ? undefined : { kind: match[1]!, id: match[2]! }
+}

@@ -1,0 +1,118 @@
+/**
+ * One Durable Object per MCP session of the 2025-11-25 protocol era (Mcp-Session-Id,
+ * GET SSE stream, DELETE to end, resources/subscribe). The SDK's session transport is
+ * in-memory state, so it lives where the session lives: here, reachable from any Worker
+ * instance by the session id. It is the edge protocol's session holder, not an entity,
+ * so it sits with the edge. An idle session is ended and its storage deleted by an alarm:
+ * per-session objects that are never cleaned up are a known failure of MCP hosts.
+ *
+ * A session whose object was evicted is gone: its next request gets 404 and the client
+ * initializes a new one, as the protocol prescribes.
+ */
+import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from "@modelcontextprotocol/server"
+import { DurableObject } from "cloudflare:workers"
+import { actorStub } from "../../actors/kinds.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
+import type { Principal } from "../../infra/tokens.js"
+import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
+
+/** Set by the edge only (it overwrites anything a client sent). */
+export const NEW_SESSION_HEADER = "X-Emberlog-Mcp-New-Session"
+export const PRINCIPAL_JSON_HEADER = "X-Emberlog-Principal-Json"
+export const SESSION_IDLE_MS = 30 * 60 * 1000
+
+export const encodePrincipal = (principal: Principal) => JSON.stringify({ ...principal, scopes: [...principal.scopes] })
+const decodePrincipal = (json: string): Principal => {
+  const { sub, tenant, scopes } = JSON.parse(json) as { sub: string; tenant: string; scopes: Array<string> }
+  return { sub, tenant, scopes: new Set(scopes) }
+}
+
+export const directoryFor = (bindings: { readonly [binding: string]: unknown }, principal: Principal): ActorDirectory => ({
+  principal,
+  actor: (kind, id) => {
+    const actor = actorStub(bindings, principal.tenant, kind, id)
+    if (actor === undefined) throw new Error(`Unknown kind ${kind}`)
+    return actor
+  },
+})
+
+export const authInfoFor = (principal: Principal, extra: Record<string, unknown> = {}): AuthInfo => ({
+  token: "",
+  clientId: principal.sub,
+  scopes: [...principal.scopes],
+  extra: { principal, ...extra },
+})
+
+const jsonRpcError = (status: number, code: number, message: string) =>
+  Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
+
+export class McpSession extends DurableObject<Record<string, unknown>> {
+  private transport: WebStandardStreamableHTTPServerTransport | undefined
+  private mcp: McpServer | undefined
+  private owner: Principal | undefined
+  private lastSeen = 0
+  /** Open watches of subscribed resources: one actor WebSocket per URI. */
+  private readonly watches = new Map<string, WebSocket>()
+
+  override async fetch(request: Request): Promise<Response> {
+    const principal = decodePrincipal(request.headers.get(PRINCIPAL_JSON_HEADER) ?? "{}")
+    this.lastSeen = Date.now()
+    await this.ctx.storage.setAlarm(this.lastSeen + SESSION_IDLE_MS)
+    if (this.transport === undefined) {
+      const sessionId = request.headers.get(NEW_SESSION_HEADER)
+      if (sessionId === null) return jsonRpcError(404, -32001, "Session not found: initialize a new session")
+      this.owner = principal
+      this.transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId, onsessionclosed: () => this.end() })
+      this.mcp = buildMcpServer(directoryFor(this.env, principal), { subscribe: (uri) => this.watch(uri), unsubscribe: async (uri) => this.unwatch(uri) })
+      await this.mcp.connect(this.transport)
+    } else if (this.owner?.sub !== principal.sub || this.owner.tenant !== principal.tenant) {
+      return jsonRpcError(403, -32600, "This session belongs to another principal")
+    }
+    return this.transport.handleRequest(request, { authInfo: authInfoFor(principal) })
+  }
+
+  /** Ends a session idle for SESSION_IDLE_MS and deletes everything it stored. */
+  override async alarm(): Promise<void> {
+    if (this.transport !== undefined && Date.now() - this.lastSeen < SESSION_IDLE_MS) {
+      await this.ctx.storage.setAlarm(this.lastSeen + SESSION_IDLE_MS)
+      return
+    }
+    this.end()
+    await this.ctx.storage.deleteAll()
+  }
+
+  /** Follows an actor's events and tells the client each time the resource changes. */
+  private async watch(uri: string): Promise<void> {
+    const target = parseResourceUri(uri)
+    if (target === undefined || this.owner === undefined) throw new Error(`Unknown resource ${uri}`)
+    if (this.watches.has(uri)) return
+    const actor = directoryFor(this.env, this.owner).actor(target.kind, target.id)
+    const head = await actor.readState({})
+    const headers = { Upgrade: "websocket", [SUBSCRIBE_HEADER]: "websocket", [AFTER_HEADER]: String(head.ok ? head.value.version : 0) }
+    const socket = (await actor.fetch(new Request("https://actor/ws", { headers }))).webSocket
+    if (socket === null) throw new Error(`Could not follow ${uri}`)
+    socket.accept()
+    socket.addEventListener("message", () => void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined))
+    // The actor may drop the socket (eviction); keep following while subscribed.
+    socket.addEventListener("close", () => {
+      if (this.watches.get(uri) !== socket) return
+      this.watches.delete(uri)
+      if (this.transport !== undefined) void this.watch(uri).catch(() => undefined)
+    })
+    this.watches.set(uri, socket)
+  }
+
+  private unwatch(uri: string): void {
+    const socket = this.watches.get(uri)
+    this.watches.delete(uri)
+    socket?.close(1000, "unsubscribed")
+  }
+
+  private end(): void {
+    for (const uri of [...this.watches.keys()]) this.unwatch(uri)
+    const transport = this.transport
+    this.transport = undefined
+    this.mcp = undefined
+    void transport?.close().catch(() => undefined)
+  }
+}

@@ -1,0 +1,111 @@
+// Real MCP clients against the Worker served by wrangler: the v1 SDK (2025-11-25, sessions)
+// and the v2 client (2026-07-28, stateless). Auth is off here; test/workerd/mcp.test.ts covers auth.
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { unstable_dev, type Unstable_DevWorker } from "wrangler"
+
+let worker: Unstable_DevWorker
+let base: string
+
+beforeAll(async () => {
+  worker = await unstable_dev("src/edge/worker.ts", {
+    config: "wrangler.toml",
+    ip: "127.0.0.1",
+    persist: false,
+    logLevel: "none",
+    vars: { AUTH_MODE: "off" },
+    experimental: { disableExperimentalWarning: true },
+  })
+  base = `http://${worker.address}:${worker.port}`
+}, 60_000)
+
+afterAll(async () => {
+  await worker?.stop()
+})
+
+const until = async (condition: () => boolean, timeoutMs = 10_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out")
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describe("MCP with real clients", () => {
+  it("v1 SDK (2025-11-25): tools, a call, a resource, a change notification, then end the session", async () => {
+    const client = new Client({ name: "emberlog-test-v1", version: "1.0.0" })
+    const updates: Array<string> = []
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (notification) => void updates.push(notification.params.uri))
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`))
+    await client.connect(transport)
+    expect(transport.sessionId).toMatch(/^[0-9a-f-]{36}$/)
+
+    const first = await client.listTools()
+    const names = first.tools.map((t) => t.name)
+    expect(names).toContain("counter_increment")
+    expect(first.nextCursor).toBeDefined()
+    const all = [...names]
+    for (let cursor = first.nextCursor; cursor !== undefined; ) {
+      const page = await client.listTools({ cursor })
+      all.push(...page.tools.map((t) => t.name))
+      cursor = page.nextCursor
+    }
+    expect(new Set(all).size).toBe(19)
+    expect(all).toEqual(expect.arrayContaining(["read_state", "read_events", "verify_log", "document_edit", "session_grant"]))
+    const increment = first.tools.find((t) => t.name === "counter_increment")!
+    expect(increment.inputSchema).toMatchObject({ type: "object", properties: { id: { type: "string" }, by: { type: "integer" } }, required: expect.arrayContaining(["id", "by"]) })
+
+    const id = `mcp-v1-${Date.now()}`
+    const result = await client.callTool({ name: "counter_increment", arguments: { id, by: 4 } })
+    expect(result.isError).toBeFalsy()
+    expect(result.structuredContent).toMatchObject({ version: 1, state: { value: 4 } })
+    expect(JSON.parse((result.content as Array<{ text: string }>)[0]!.text)).toMatchObject({ version: 1 })
+
+    const rejected = await client.callTool({ name: "counter_increment", arguments: { id, by: Number.MAX_SAFE_INTEGER } })
+    expect(rejected).toMatchObject({ isError: true, structuredContent: { error: { code: "out_of_range" } } })
+    const invalid = await client.callTool({ name: "counter_increment", arguments: { id, by: "two" } })
+    expect(invalid.isError).toBe(true)
+    await expect(client.callTool({ name: "no_such_tool", arguments: {} })).rejects.toMatchObject({ code: -32602 })
+
+    const resource = await client.readResource({ uri: `emberlog://counter/${id}` })
+    expect(JSON.parse((resource.contents[0] as { text: string }).text)).toMatchObject({ kind: "counter", id, version: 1, state: { value: 4 } })
+    const templates = await client.listResourceTemplates()
+    expect(templates.resourceTemplates.map((t) => t.uriTemplate)).toEqual(["emberlog://{kind}/{id}", "emberlog://{kind}/{id}/events"])
+
+    await client.subscribeResource({ uri: `emberlog://counter/${id}` })
+    await fetch(`${base}/v1/counter/${id}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 1 }) })
+    await until(() => updates.length > 0)
+    expect(updates[0]).toBe(`emberlog://counter/${id}`)
+
+    await client.ping()
+    await transport.terminateSession()
+    await client.close()
+    const gone = await fetch(`${base}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": transport.sessionId ?? "x", "mcp-protocol-version": "2025-11-25" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" }),
+    })
+    expect(gone.status).toBe(404)
+  }, 60_000)
+
+  it("v2 client (2026-07-28): discover, list, call and read statelessly", async () => {
+    const client = new ClientV2({ name: "emberlog-test-v2", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
+    await client.connect(new TransportV2(new URL(`${base}/mcp`)))
+    expect(client.getNegotiatedProtocolVersion()).toBe("2026-07-28")
+    const { tools } = await client.listTools()
+    expect(tools.length).toBe(19)
+    const id = `mcp-v2-${Date.now()}`
+    const result = await client.callTool({ name: "document_create", arguments: { id, title: "Notes", content: "hello" } })
+    expect(result.structuredContent).toMatchObject({ version: 1, state: { created: true, content: "hello" } })
+    const state = await client.callTool({ name: "read_state", arguments: { kind: "document", id, at: 0 } })
+    expect(state.structuredContent).toMatchObject({ version: 0, state: { created: false } })
+    const verified = await client.callTool({ name: "verify_log", arguments: { kind: "document", id } })
+    expect(verified.structuredContent).toMatchObject({ ok: true, events: 1 })
+    const events = await client.readResource({ uri: `emberlog://document/${id}/events` })
+    expect(JSON.parse((events.contents[0] as { text: string }).text).events).toHaveLength(1)
+    await client.close()
+  }, 60_000)
+})
