@@ -41,10 +41,17 @@ export const mcpRoutes = (app: App) => {
     const refused = originValidationResponse(request, allowedOriginHosts(c.env, request))
     if (refused !== undefined) return refused
     const principal = c.get("principal")
+    const message = request.method === "POST" ? await request.clone().json().catch(() => undefined) : undefined
+    // Neither revision accepts JSON-RPC batches.
+    if (Array.isArray(message)) return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
     if (!(await isLegacyRequest(request))) return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
 
+    if (request.method === "POST" && message === undefined) return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
     const existing = request.headers.get("Mcp-Session-Id")
-    if (existing === null && request.method !== "POST") return jsonRpcError(400, -32600, "Mcp-Session-Id header required")
+    // Only initialize opens a session.
+    if (existing === null && (message as { method?: unknown } | undefined)?.method !== "initialize") {
+      return jsonRpcError(400, -32600, "Mcp-Session-Id header required: send initialize first")
+    }
     if (existing !== null && !SESSION_ID.test(existing)) return jsonRpcError(404, -32001, "Session not found")
     const sessionId = existing ?? crypto.randomUUID()
     const headers = new Headers(request.headers)

@@ -1,0 +1,105 @@
+// MCP at the JSON-RPC level: every error code, origins, auth and the session ACL.
+import { SELF, createExecutionContext, env } from "cloudflare:test"
+import { SignJWT } from "jose"
+import { describe, expect, it } from "vitest"
+import worker from "../../src/edge/worker.js"
+import { BASE, freshId } from "./helpers.js"
+
+const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+  "io.modelcontextprotocol/clientCapabilities": {},
+}
+const ACCEPT = { "content-type": "application/json", accept: "application/json, text/event-stream" }
+
+const rpc = async (body: unknown, headers: Record<string, string> = {}, fetcher: (r: Request) => Promise<Response> = (r) => SELF.fetch(r)) => {
+  const response = await fetcher(new Request(`${BASE}/mcp`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { ...ACCEPT, ...headers } }))
+  const text = await response.text()
+  const json = text.startsWith("event:") || text.startsWith("data:") ? JSON.parse(text.split("\n").find((l) => l.startsWith("data: "))!.slice(6)) : text ? JSON.parse(text) : undefined
+  return { status: response.status, headers: response.headers, json }
+}
+
+/** A modern (2026-07-28) request: the envelope in _meta and the required headers. */
+const modern = (method: string, params: Record<string, unknown> = {}, id: number | null = 1, headers: Record<string, string> = {}) =>
+  rpc({ jsonrpc: "2.0", id, method, params: { ...params, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": method, ...(typeof params.name === "string" ? { "mcp-name": params.name } : {}), ...headers })
+
+describe("MCP JSON-RPC", () => {
+  it("answers each error with its code", async () => {
+    expect((await rpc("{nope")).json.error.code).toBe(-32700)
+    expect(await rpc([{ jsonrpc: "2.0", id: 1, method: "ping" }])).toMatchObject({ status: 400, json: { error: { code: -32600 } } })
+    expect((await modern("tools/list", {}, null)).json.error.code).toBe(-32600)
+    expect((await modern("no/such/method")).json.error.code).toBe(-32601)
+    expect((await modern("tools/call", { name: "no_such_tool", arguments: {} })).json.error.code).toBe(-32602)
+    expect((await modern("tools/call", { arguments: {} })).json.error.code).toBe(-32602)
+    expect((await modern("tools/list", {}, 1, { "mcp-method": "tools/call" })).json.error.code).toBe(-32020)
+    const unsupported = await rpc(
+      { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: { ...MODERN_META, "io.modelcontextprotocol/protocolVersion": "1999-01-01" } } },
+      { "mcp-protocol-version": "1999-01-01", "mcp-method": "tools/list" },
+    )
+    expect(unsupported.json.error.code).toBe(-32022)
+    const notification = await rpc({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "notifications/cancelled" })
+    expect([notification.status, notification.json]).toEqual([202, undefined])
+  })
+
+  it("opens 2025-era sessions only with initialize, and 404s an unknown session", async () => {
+    expect(await rpc({ jsonrpc: "2.0", id: 1, method: "tools/list" })).toMatchObject({ status: 400, json: { error: { code: -32600 } } })
+    const init = await rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } })
+    expect(init.json.result.protocolVersion).toBe("2025-11-25")
+    expect(init.headers.get("mcp-session-id")).toMatch(/^[0-9a-f-]{36}$/)
+    const unknown = await rpc({ jsonrpc: "2.0", id: 2, method: "tools/list" }, { "mcp-session-id": crypto.randomUUID(), "mcp-protocol-version": "2025-11-25" })
+    expect(unknown.status).toBe(404)
+  })
+
+  it("tool results: structured content, domain rejections and invalid arguments as isError", async () => {
+    const id = freshId()
+    const ok = await modern("tools/call", { name: "counter_increment", arguments: { id, by: 2 } })
+    expect(ok.json.result).toMatchObject({ structuredContent: { version: 1, state: { value: 2 } } })
+    expect(ok.json.result.isError).toBeFalsy()
+    const invalid = await modern("tools/call", { name: "counter_increment", arguments: { id, by: -1 } })
+    expect(invalid.json.result.isError).toBe(true)
+    const rejected = await modern("tools/call", { name: "counter_increment", arguments: { id, by: Number.MAX_SAFE_INTEGER } })
+    expect(rejected.json.result).toMatchObject({ isError: true, structuredContent: { error: { code: "out_of_range" } } })
+  })
+
+  it("refuses a present, disallowed Origin with 403", async () => {
+    expect((await modern("tools/list", {}, 1, { origin: "https://evil.example" })).status).toBe(403)
+    expect((await modern("tools/list", {}, 1, { origin: BASE })).status).toBe(200)
+  })
+})
+
+describe("MCP authorization", () => {
+  const SECRET = "mcp-test-secret-" + crypto.randomUUID()
+  const withAuth = (r: Request) => worker.fetch(r, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never, createExecutionContext())
+  const token = (sub: string, scope: string) =>
+    new SignJWT({ sub, scope }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(SECRET))
+
+  it("401 with a challenge without a token; tokens only in the Authorization header", async () => {
+    const missing = await rpc({ jsonrpc: "2.0", id: 1, method: "ping" }, {}, withAuth)
+    expect(missing.status).toBe(401)
+    expect(missing.headers.get("WWW-Authenticate")).toContain("resource_metadata=")
+    const inQuery = await withAuth(new Request(`${BASE}/mcp?access_token=${await token("a", "read")}`, { method: "POST", body: "{}", headers: ACCEPT }))
+    expect(inQuery.status).toBe(401)
+  })
+
+  it("checks scopes and the session's grants; a refused call appends nothing", async () => {
+    const reader = { Authorization: `Bearer ${await token("reader", "read")}` }
+    const id = freshId()
+    const call = (name: string, args: Record<string, unknown>, headers: Record<string, string>) =>
+      rpc({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name, ...headers }, withAuth)
+    expect((await call("counter_increment", { id, by: 1 }, reader)).json.result.structuredContent.error.code).toBe("insufficient_scope")
+
+    const alice = { Authorization: `Bearer ${await token("alice", "read write")}` }
+    expect((await call("counter_increment", { id, by: 1 }, alice)).json.result.isError).toBeFalsy()
+    // Once alice's session exists, only its grants may be called.
+    const session = { Authorization: `Bearer ${await token("alice", "read write")}`, "content-type": "application/json" }
+    const open = (body: unknown) => withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: JSON.stringify(body), headers: session }))
+    await open({ type: "Open", user: "alice", ttlSeconds: 600 })
+    await open({ type: "Grant", tool: "read_state" })
+    const denied = await call("counter_increment", { id, by: 1 }, alice)
+    expect(denied.json.result).toMatchObject({ isError: true, structuredContent: { error: { code: "tool_not_granted" } } })
+    expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent).toMatchObject({ version: 1, state: { value: 1 } })
+    await open({ type: "Close" })
+    expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent.error.code).toBe("tool_not_granted")
+  })
+})
+
