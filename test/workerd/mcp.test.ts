@@ -69,7 +69,7 @@ describe("MCP JSON-RPC", () => {
 
 describe("MCP authorization", () => {
   const SECRET = "mcp-test-secret-" + crypto.randomUUID()
-  const withAuth = (r: Request) => worker.fetch(r, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never, createExecutionContext())
+  const withAuth = async (r: Request) => worker.fetch(r, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never, createExecutionContext())
   const token = (sub: string, scope: string) =>
     new SignJWT({ sub, scope }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(SECRET))
 
