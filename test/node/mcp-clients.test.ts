@@ -91,7 +91,7 @@ describe("MCP with real clients", () => {
     expect(gone.status).toBe(404)
   }, 60_000)
 
-  it("v2 client (2026-07-28): discover, list, call and read statelessly", async () => {
+  it("v2 client (2026-07-28): discover, list, call, read and listen for changes", async () => {
     const client = new ClientV2({ name: "emberlog-test-v2", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } })
     await client.connect(new TransportV2(new URL(`${base}/mcp`)))
     expect(client.getNegotiatedProtocolVersion()).toBe("2026-07-28")
@@ -106,6 +106,15 @@ describe("MCP with real clients", () => {
     expect(verified.structuredContent).toMatchObject({ ok: true, events: 1 })
     const events = await client.readResource({ uri: `emberlog://document/${id}/events` })
     expect(JSON.parse((events.contents[0] as { text: string }).text).events).toHaveLength(1)
+
+    const updates: Array<string> = []
+    client.setNotificationHandler("notifications/resources/updated", (notification) => void updates.push(notification.params.uri))
+    const subscription = await client.listen({ resourceSubscriptions: [`emberlog://document/${id}`] })
+    expect(subscription.honoredFilter.resourceSubscriptions).toEqual([`emberlog://document/${id}`])
+    await client.callTool({ name: "document_rename", arguments: { id, title: "Renamed" } })
+    await until(() => updates.length > 0)
+    expect(updates[0]).toBe(`emberlog://document/${id}`)
+    await subscription.close()
     await client.close()
   }, 60_000)
 })

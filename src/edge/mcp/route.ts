@@ -8,19 +8,58 @@ import { createMcpHandler, isLegacyRequest, originValidationResponse } from "@mo
 import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
 import type { App, Env } from "../env.js"
+import { followResource } from "./follow.js"
 import { buildMcpServer } from "./server.js"
 import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal } from "./session-object.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
 
+const modernHandler = () =>
+  createMcpHandler(
+    (ctx) => {
+      const { principal, env } = ctx.authInfo!.extra as { principal: Principal; env: Env }
+      return buildMcpServer(directoryFor(env, principal), { subscribe: async () => undefined, unsubscribe: async () => undefined })
+    },
+    { legacy: "reject" },
+  )
+
 /** Created once per isolate: per request, the factory builds a server for that caller. */
-const modern = createMcpHandler(
-  (ctx) => {
-    const { principal, env } = ctx.authInfo!.extra as { principal: Principal; env: Env }
-    return buildMcpServer(directoryFor(env, principal))
-  },
-  { legacy: "reject" },
-)
+const modern = modernHandler()
+
+/**
+ * `subscriptions/listen` (2026-07-28): a long-lived stream of change notifications. It
+ * gets a handler of its own, so its notification bus carries only this caller's
+ * resources, and follows each subscribed resource's actor until the client hangs up.
+ */
+const listen = async (request: Request, message: unknown, env: Env, principal: Principal): Promise<Response> => {
+  const handler = modernHandler()
+  const response = await handler.fetch(request, { authInfo: authInfoFor(principal, { env }) })
+  const uris = ((message as { params?: { notifications?: { resourceSubscriptions?: unknown } } })?.params?.notifications?.resourceSubscriptions ?? []) as Array<string>
+  if (!response.ok || response.body === null || !Array.isArray(uris)) return response
+  const directory = directoryFor(env, principal)
+  const followers = await Promise.all(
+    uris.filter((uri) => typeof uri === "string").map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
+  )
+  const stop = () => {
+    for (const follower of followers) follower?.close()
+    void handler.close()
+  }
+  const reader = response.body.getReader()
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read()
+      if (done) {
+        stop()
+        controller.close()
+      } else controller.enqueue(value)
+    },
+    cancel(reason) {
+      stop()
+      return reader.cancel(reason)
+    },
+  })
+  return new Response(body, { status: response.status, headers: response.headers })
+}
 
 const jsonRpcError = (status: number, code: number, message: string) =>
   Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
@@ -44,7 +83,10 @@ export const mcpRoutes = (app: App) => {
     const message = request.method === "POST" ? await request.clone().json().catch(() => undefined) : undefined
     // Neither revision accepts JSON-RPC batches.
     if (Array.isArray(message)) return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
-    if (!(await isLegacyRequest(request))) return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
+    if (!(await isLegacyRequest(request))) {
+      if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen") return listen(request, message, c.env, principal)
+      return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
+    }
 
     if (request.method === "POST" && message === undefined) return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
     const existing = request.headers.get("Mcp-Session-Id")

@@ -12,9 +12,9 @@
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from "@modelcontextprotocol/server"
 import { DurableObject } from "cloudflare:workers"
 import { actorStub } from "../../actors/kinds.js"
-import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
 import type { Principal } from "../../infra/tokens.js"
-import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
+import { followResource, type Follower } from "./follow.js"
+import { buildMcpServer, type ActorDirectory } from "./server.js"
 
 /** Set by the edge only (it overwrites anything a client sent). */
 export const NEW_SESSION_HEADER = "X-Emberlog-Mcp-New-Session"
@@ -51,8 +51,8 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   private mcp: McpServer | undefined
   private owner: Principal | undefined
   private lastSeen = 0
-  /** Open watches of subscribed resources: one actor WebSocket per URI. */
-  private readonly watches = new Map<string, WebSocket>()
+  /** Subscribed resources, each followed through its actor's event stream. */
+  private readonly watches = new Map<string, Follower>()
 
   override async fetch(request: Request): Promise<Response> {
     const principal = decodePrincipal(request.headers.get(PRINCIPAL_JSON_HEADER) ?? "{}")
@@ -81,31 +81,18 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
     await this.ctx.storage.deleteAll()
   }
 
-  /** Follows an actor's events and tells the client each time the resource changes. */
+  /** Tells the client each time a subscribed resource's actor appends. */
   private async watch(uri: string): Promise<void> {
-    const target = parseResourceUri(uri)
-    if (target === undefined || this.owner === undefined) throw new Error(`Unknown resource ${uri}`)
-    if (this.watches.has(uri)) return
-    const actor = directoryFor(this.env, this.owner).actor(target.kind, target.id)
-    const head = await actor.readState({})
-    const headers = { Upgrade: "websocket", [SUBSCRIBE_HEADER]: "websocket", [AFTER_HEADER]: String(head.ok ? head.value.version : 0) }
-    const socket = (await actor.fetch(new Request("https://actor/ws", { headers }))).webSocket
-    if (socket === null) throw new Error(`Could not follow ${uri}`)
-    socket.accept()
-    socket.addEventListener("message", () => void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined))
-    // The actor may drop the socket (eviction); keep following while subscribed.
-    socket.addEventListener("close", () => {
-      if (this.watches.get(uri) !== socket) return
-      this.watches.delete(uri)
-      if (this.transport !== undefined) void this.watch(uri).catch(() => undefined)
+    if (this.owner === undefined || this.watches.has(uri)) return
+    const follower = await followResource(directoryFor(this.env, this.owner), uri, () => {
+      void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined)
     })
-    this.watches.set(uri, socket)
+    this.watches.set(uri, follower)
   }
 
   private unwatch(uri: string): void {
-    const socket = this.watches.get(uri)
+    this.watches.get(uri)?.close()
     this.watches.delete(uri)
-    socket?.close(1000, "unsubscribed")
   }
 
   private end(): void {

@@ -1,0 +1,49 @@
+/**
+ * Following a resource for MCP change notifications: a WebSocket subscription to the
+ * actor a resource URI names, starting at its current head, calling `onChange` for every
+ * event after it. If the actor drops the socket (eviction), following resumes from the
+ * last seq seen, so no change is missed while the follower is open.
+ */
+import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
+import { parseResourceUri, type ActorDirectory } from "./server.js"
+
+export interface Follower {
+  readonly close: () => void
+}
+
+export const followResource = async (directory: ActorDirectory, uri: string, onChange: () => void): Promise<Follower> => {
+  const target = parseResourceUri(uri)
+  if (target === undefined) throw new Error(`Unknown resource ${uri}`)
+  const actor = directory.actor(target.kind, target.id)
+  const head = await actor.readState({})
+  let cursor = head.ok ? head.value.version : 0
+  let closed = false
+  let socket: WebSocket | null = null
+
+  const open = async (): Promise<void> => {
+    const headers = { Upgrade: "websocket", [SUBSCRIBE_HEADER]: "websocket", [AFTER_HEADER]: String(cursor) }
+    socket = (await actor.fetch(new Request("https://actor/ws", { headers }))).webSocket
+    if (socket === null) throw new Error(`Could not follow ${uri}`)
+    socket.accept()
+    socket.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data as string) as { type?: string; event?: { seq: number } }
+      if (frame.type !== "event" || frame.event === undefined) return
+      cursor = frame.event.seq
+      onChange()
+    })
+    socket.addEventListener("close", () => {
+      if (!closed) void open().catch(() => undefined)
+    })
+  }
+  await open()
+  return {
+    close: () => {
+      closed = true
+      try {
+        socket?.close(1000, "unsubscribed")
+      } catch {
+        // Already closed.
+      }
+    },
+  }
+}
