@@ -15,6 +15,8 @@ export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "
   readonly JWT_AUDIENCE?: string
   /** With it set, {user}.{BASE_DOMAIN} addresses that user's namespace. */
   readonly BASE_DOMAIN?: string
+  /** Comma-separated hostnames /mcp answers to (DNS-rebinding protection); localhost names when AUTH_MODE=off. */
+  readonly MCP_ALLOWED_HOSTS?: string
   /** Comma-separated origins allowed by CORS; none by default. */
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit

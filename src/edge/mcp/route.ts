@@ -4,7 +4,13 @@
  * (initialize, Mcp-Session-Id, GET stream, DELETE) goes to the session's Durable Object.
  * Authentication, tenancy and rate limits are the same middleware as `/v1`.
  */
-import { createMcpHandler, isLegacyRequest, originValidationResponse } from "@modelcontextprotocol/server"
+import {
+  createMcpHandler,
+  isLegacyRequest,
+  localhostAllowedHostnames,
+  originValidationResponse,
+  validateHostHeader,
+} from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
 import type { App, Env } from "../env.js"
@@ -64,19 +70,35 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
 const jsonRpcError = (status: number, code: number, message: string) =>
   Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
 
-/** Hostnames allowed in Origin: this server's own, and the configured CORS origins. */
-const allowedOriginHosts = (env: Env, request: Request) => [
-  new URL(request.url).hostname,
-  ...(env.CORS_ORIGINS ?? "")
+const list = (value: string | undefined) =>
+  (value ?? "")
     .split(",")
-    .map((origin) => origin.trim())
-    .filter((origin) => origin.length > 0)
-    .map((origin) => new URL(origin).hostname),
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0)
+
+/**
+ * Hostnames this server answers to. A DNS-rebinding attack reaches a local server under
+ * the attacker's hostname, so with auth off (local development) only localhost names
+ * are served unless MCP_ALLOWED_HOSTS says otherwise. Deployed, Cloudflare routes by
+ * hostname, so the Host is the Worker's own.
+ */
+const allowedHosts = (env: Env): Array<string> | undefined =>
+  env.MCP_ALLOWED_HOSTS ? list(env.MCP_ALLOWED_HOSTS) : env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined
+
+/** Hostnames allowed in Origin: the served hosts (or this request's, deployed) and the CORS origins. */
+const allowedOriginHosts = (env: Env, request: Request) => [
+  ...(allowedHosts(env) ?? [new URL(request.url).hostname]),
+  ...list(env.CORS_ORIGINS).map((origin) => new URL(origin).hostname),
 ]
 
 export const mcpRoutes = (app: App) => {
   app.all("/mcp", async (c) => {
     const request = c.req.raw
+    const hosts = allowedHosts(c.env)
+    // The Worker sees the Host in the request URL (a Host header may not be present).
+    if (hosts !== undefined && !validateHostHeader(new URL(request.url).host, hosts).ok) {
+      return jsonRpcError(403, -32000, `Invalid Host: ${new URL(request.url).host}`)
+    }
     const refused = originValidationResponse(request, allowedOriginHosts(c.env, request))
     if (refused !== undefined) return refused
     const principal = c.get("principal")
