@@ -4,6 +4,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
+import { spawn } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { unstable_dev, type Unstable_DevWorker } from "wrangler"
 
@@ -117,4 +118,20 @@ describe("MCP with real clients", () => {
     await subscription.close()
     await client.close()
   }, 60_000)
+})
+
+describe("MCP conformance", () => {
+  it("passes the official suite except the fixture-only scenarios in conformance/expected-failures.yml", async () => {
+    const run = spawn(
+      "node_modules/.bin/conformance",
+      ["server", "--url", `${base}/mcp`, "--expected-failures", "conformance/expected-failures.yml", "-o", ".conformance-results"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    )
+    let output = ""
+    run.stdout.on("data", (chunk) => (output += chunk))
+    run.stderr.on("data", (chunk) => (output += chunk))
+    const code = await new Promise((resolve) => run.on("exit", resolve))
+    expect(output).toContain("Baseline check passed")
+    expect(code, output.slice(-3000)).toBe(0)
+  }, 120_000)
 })
