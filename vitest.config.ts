@@ -13,7 +13,7 @@ export default defineConfig({
       },
       {
         // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test" } } })],
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test", MCP_SESSION_IDLE_MS: "400" } } })],
         test: { name: "workerd", include: ["test/workerd/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
     ],

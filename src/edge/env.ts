@@ -17,6 +17,8 @@ export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "
   readonly BASE_DOMAIN?: string
   /** Comma-separated hostnames /mcp answers to (DNS-rebinding protection); localhost names when AUTH_MODE=off. */
   readonly MCP_ALLOWED_HOSTS?: string
+  /** How long an idle MCP session (2025-11-25 era) lives, in ms; 30 minutes by default. */
+  readonly MCP_SESSION_IDLE_MS?: string
   /** Comma-separated origins allowed by CORS; none by default. */
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit

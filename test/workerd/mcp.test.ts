@@ -1,9 +1,9 @@
 // MCP at the JSON-RPC level: every error code, origins, auth and the session ACL.
-import { SELF, createExecutionContext, env } from "cloudflare:test"
+import { SELF, createExecutionContext, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import worker from "../../src/edge/worker.js"
-import { BASE, freshId } from "./helpers.js"
+import { BASE, devName, freshId } from "./helpers.js"
 
 const MODERN_META = {
   "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -15,7 +15,9 @@ const ACCEPT = { "content-type": "application/json", accept: "application/json, 
 const rpc = async (body: unknown, headers: Record<string, string> = {}, fetcher: (r: Request) => Promise<Response> = (r) => SELF.fetch(r)) => {
   const response = await fetcher(new Request(`${BASE}/mcp`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { ...ACCEPT, ...headers } }))
   const text = await response.text()
-  const json = text.startsWith("event:") || text.startsWith("data:") ? JSON.parse(text.split("\n").find((l) => l.startsWith("data: "))!.slice(6)) : text ? JSON.parse(text) : undefined
+  // A JSON body, or an SSE body whose data line carries the JSON-RPC message.
+  const dataLine = text.split("\n").find((line) => line.startsWith("data: {"))
+  const json = dataLine !== undefined ? JSON.parse(dataLine.slice(6)) : text ? JSON.parse(text) : undefined
   return { status: response.status, headers: response.headers, json }
 }
 
@@ -67,6 +69,38 @@ describe("MCP JSON-RPC", () => {
   })
 })
 
+const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }
+const LEGACY = (sessionId: string) => ({ "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" })
+
+describe("MCP 2025-11-25 sessions", () => {
+  it("ends an idle session with its alarm and deletes what it stored", async () => {
+    const sessionId = (await rpc(INITIALIZE)).headers.get("mcp-session-id")!
+    expect((await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, LEGACY(sessionId))).status).toBe(200)
+    await new Promise((resolve) => setTimeout(resolve, 500)) // MCP_SESSION_IDLE_MS is 400 in tests
+    const stub = env.MCP_SESSION.getByName(devName(sessionId))
+    await runDurableObjectAlarm(stub)
+    expect((await rpc({ jsonrpc: "2.0", id: 3, method: "ping" }, LEGACY(sessionId))).status).toBe(404)
+    const left = await runInDurableObject(stub, async (_instance: unknown, state: DurableObjectState) => ({
+      alarm: await state.storage.getAlarm(),
+      keys: (await state.storage.list()).size,
+    }))
+    expect(left).toEqual({ alarm: null, keys: 0 })
+  })
+
+  it("replays a stream's messages after Last-Event-ID", async () => {
+    const sessionId = (await rpc(INITIALIZE)).headers.get("mcp-session-id")!
+    const response = await SELF.fetch(`${BASE}/mcp`, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "ping" }), headers: { ...ACCEPT, ...LEGACY(sessionId) } })
+    const eventId = (await response.text()).split("\n").find((line) => line.startsWith("id: "))!.slice(4)
+    const streamId = eventId.slice(0, eventId.lastIndexOf(":"))
+    const resumed = await SELF.fetch(`${BASE}/mcp`, { headers: { accept: "text/event-stream", "last-event-id": `${streamId}:0`, ...LEGACY(sessionId) } })
+    const reader = resumed.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ""
+    while (!text.includes('"id":7')) text += (await reader.read()).value ?? ""
+    await reader.cancel()
+    expect(text).toContain(`id: ${eventId}`)
+  })
+})
+
 describe("MCP authorization", () => {
   const SECRET = "mcp-test-secret-" + crypto.randomUUID()
   const withAuth = async (r: Request) => worker.fetch(r, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never, createExecutionContext())
@@ -79,6 +113,14 @@ describe("MCP authorization", () => {
     expect(missing.headers.get("WWW-Authenticate")).toContain("resource_metadata=")
     const inQuery = await withAuth(new Request(`${BASE}/mcp?access_token=${await token("a", "read")}`, { method: "POST", body: "{}", headers: ACCEPT }))
     expect(inQuery.status).toBe(401)
+  })
+
+  it("keeps a tenant's MCP session out of another tenant's reach", async () => {
+    const alice = { Authorization: `Bearer ${await token("alice", "read write")}` }
+    const sessionId = (await rpc(INITIALIZE, alice, withAuth)).headers.get("mcp-session-id")!
+    expect((await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...alice, ...LEGACY(sessionId) }, withAuth)).status).toBe(200)
+    const mallory = { Authorization: `Bearer ${await token("mallory", "read write")}` }
+    expect((await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...mallory, ...LEGACY(sessionId) }, withAuth)).status).toBe(404)
   })
 
   it("checks scopes and the session's grants; a refused call appends nothing", async () => {

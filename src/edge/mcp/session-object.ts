@@ -13,12 +13,14 @@ import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer
 import { DurableObject } from "cloudflare:workers"
 import { actorStub } from "../../actors/kinds.js"
 import type { Principal } from "../../infra/tokens.js"
+import { SessionEventLog } from "./event-log.js"
 import { followResource, type Follower } from "./follow.js"
 import { buildMcpServer, type ActorDirectory } from "./server.js"
 
 /** Set by the edge only (it overwrites anything a client sent). */
 export const NEW_SESSION_HEADER = "X-Emberlog-Mcp-New-Session"
 export const PRINCIPAL_JSON_HEADER = "X-Emberlog-Principal-Json"
+/** A session with no request for this long is ended (MCP_SESSION_IDLE_MS overrides it). */
 export const SESSION_IDLE_MS = 30 * 60 * 1000
 
 export const encodePrincipal = (principal: Principal) => JSON.stringify({ ...principal, scopes: [...principal.scopes] })
@@ -56,25 +58,35 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
 
   override async fetch(request: Request): Promise<Response> {
     const principal = decodePrincipal(request.headers.get(PRINCIPAL_JSON_HEADER) ?? "{}")
-    this.lastSeen = Date.now()
-    await this.ctx.storage.setAlarm(this.lastSeen + SESSION_IDLE_MS)
     if (this.transport === undefined) {
       const sessionId = request.headers.get(NEW_SESSION_HEADER)
+      // Nothing is stored for an unknown session, so nothing needs cleaning up later.
       if (sessionId === null) return jsonRpcError(404, -32001, "Session not found: initialize a new session")
       this.owner = principal
-      this.transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId, onsessionclosed: () => this.end() })
+      this.transport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => sessionId,
+        onsessionclosed: () => this.end(),
+        eventStore: new SessionEventLog(),
+      })
       this.mcp = buildMcpServer(directoryFor(this.env, principal), { subscribe: (uri) => this.watch(uri), unsubscribe: async (uri) => this.unwatch(uri) })
       await this.mcp.connect(this.transport)
     } else if (this.owner?.sub !== principal.sub || this.owner.tenant !== principal.tenant) {
       return jsonRpcError(403, -32600, "This session belongs to another principal")
     }
+    this.lastSeen = Date.now()
+    await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())
     return this.transport.handleRequest(request, { authInfo: authInfoFor(principal) })
   }
 
-  /** Ends a session idle for SESSION_IDLE_MS and deletes everything it stored. */
+  private idleMs(): number {
+    const configured = Number(this.env.MCP_SESSION_IDLE_MS)
+    return Number.isFinite(configured) && configured > 0 ? configured : SESSION_IDLE_MS
+  }
+
+  /** Ends a session idle for its idle window and deletes everything it stored. */
   override async alarm(): Promise<void> {
-    if (this.transport !== undefined && Date.now() - this.lastSeen < SESSION_IDLE_MS) {
-      await this.ctx.storage.setAlarm(this.lastSeen + SESSION_IDLE_MS)
+    if (this.transport !== undefined && Date.now() - this.lastSeen < this.idleMs()) {
+      await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())
       return
     }
     this.end()
