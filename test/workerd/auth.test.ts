@@ -127,6 +127,30 @@ describe("tenancy", () => {
     expect(acmeEntries.filter((e: any) => e.source.id === id).map((e: any) => e.event.meta.principal)).toEqual(["alice"])
   })
 
+  it("keeps WebSocket subscriptions, rooms and broadcasts within the tenant", async () => {
+    const id = freshId()
+    const alice = await token("alice", "read write", { tenant: "acme" })
+    const mallory = await token("mallory", "read write", { tenant: "evil" })
+    const socket = (await call(`/v1/counter/${id}/ws?after=0`, { token: mallory, headers: { Upgrade: "websocket" } })).webSocket!
+    const frames: Array<any> = []
+    socket.addEventListener("message", (event) => frames.push(JSON.parse(event.data as string)))
+    socket.accept()
+    await increment(id, alice)
+    await increment(id, mallory)
+    for (let i = 0; i < 100 && frames.length < 1; i++) await new Promise((r) => setTimeout(r, 10))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(frames.map((f) => f.event.meta.principal)).toEqual(["mallory"])
+    socket.close(1000)
+
+    const room = freshId("room")
+    const member = (await call(`/ws?room=${room}&name=alice`, { token: alice, headers: { Upgrade: "websocket" } })).webSocket!
+    member.accept()
+    const post = (tokenValue: string) => call("/broadcast", { method: "POST", token: tokenValue, body: JSON.stringify({ room, type: "x", payload: 1 }) })
+    expect((await body(await post(mallory))).body.error.code).toBe("unknown_room")
+    expect((await post(alice)).status).toBe(200)
+    member.close(1000)
+  })
+
   it("lets only admins read another tenant, through the explicit admin route", async () => {
     const id = freshId()
     await increment(id, await token("alice", "write", { tenant: "acme" }))
