@@ -9,6 +9,7 @@
 import { SELF, env } from "cloudflare:test"
 import { it } from "vitest"
 import type { ActorApi } from "../src/actors/durable-actor.js"
+import { DEV_TENANT, scopedName } from "../src/actors/names.js"
 
 const ROUNDS = 3
 const LATENCY_SAMPLES = 60
@@ -58,7 +59,8 @@ for (const subscribers of [100, 1000]) {
 async function fanoutRound(subscribers: number, round: number) {
   {
     const id = `fanout-${subscribers}-${round}`
-    const actor = benchEnv.COUNTER.getByName(id) as unknown as ActorApi
+    // The object the Worker's route addresses for this id (auth off: the dev tenant).
+    const actor = benchEnv.COUNTER.getByName(scopedName(DEV_TENANT, id)) as unknown as ActorApi
     const bare = benchEnv.BARE_FANOUT.getByName(id) as unknown as { broadcast(message: string): Promise<number> }
     await actor.command({ command: { type: "Increment", by: 1 } })
     const ember = await openSockets(subscribers, `http://bench/v1/counter/${id}/ws?after=1`, (d) => d.startsWith('{"type":"event"'))

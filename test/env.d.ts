@@ -4,6 +4,7 @@ declare namespace Cloudflare {
     DOCUMENT: DurableObjectNamespace
     ROOM: DurableObjectNamespace
     SESSION: DurableObjectNamespace
+    JOB: DurableObjectNamespace
     TOPIC: DurableObjectNamespace
     MCP_SESSION: DurableObjectNamespace
     COUNTER_TOTALS: DurableObjectNamespace

@@ -29,6 +29,8 @@ export type WireEvent = StoredEvent
 
 export interface CommandRequest {
   readonly command: unknown
+  /** Set by the hosting object for its own timer and reactions, never from a request. */
+  readonly internal?: boolean
   readonly ifMatch?: number
   readonly idempotencyKey?: string
   readonly principal?: string
@@ -179,6 +181,13 @@ export class ActorCore<S = unknown> {
       const store = this.store
       const decoded = this.entity.decodeCommand(request.command)
       if (!decoded.ok) return yield* fail({ _tag: "InvalidInput", code: "invalid_command", message: decoded.error.message, details: { issues: decoded.error.issues } })
+      if (!request.internal && this.entity.internalCommands?.includes(decoded.command.type)) {
+        return yield* fail({
+          _tag: "InvalidInput",
+          code: "internal_command",
+          message: `${decoded.command.type} is sent by emberlog itself, not by clients`,
+        })
+      }
       const key = request.idempotencyKey
       const requestHash = key === undefined ? "" : sha256(canonicalJson(request.command))
       if (key !== undefined) {

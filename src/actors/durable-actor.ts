@@ -25,6 +25,17 @@ export interface ActorOptions {
   readonly ids?: Layer.Layer<Ids>
   /** Presence hosting: sockets opened as room members join, post and leave through commands. */
   readonly room?: RoomHosting
+  /**
+   * Work that follows a committed event outside the command path (I/O such as a job's
+   * executor), feeding its outcome back as commands. It runs after the append is durable;
+   * if the object dies mid-way, the entity's timer must notice and recover.
+   */
+  readonly react?: (event: WireEvent, actor: ReactionContext) => Promise<void> | undefined
+}
+
+export interface ReactionContext {
+  readonly state: () => unknown
+  readonly command: (command: unknown) => ActorReply<CommandOutcome>
 }
 
 export interface RoomHosting {
@@ -86,6 +97,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
   class Actor extends DurableObject<ActorEnv> {
     core!: ActorCore
     readonly subscribers: Subscribers
+    /** Reactions still running; the alarm waits for them so the object stays alive. */
+    private readonly reactions = new Set<Promise<void>>()
     /** When the one alarm is set for, as far as this instance knows (null: none). */
     private alarmAt: number | null = null
     private failedDeliveries = 0
@@ -118,9 +131,26 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         this.subscribers.deliver(reply.value.events.map(toLogEntry))
         this.sendToMembers(reply.value.events)
+        this.startReactions(reply.value.events)
         void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS)
       }
       return reply
+    }
+
+    private startReactions(events: ReadonlyArray<WireEvent>): void {
+      if (options.react === undefined) return
+      const context: ReactionContext = {
+        state: () => this.core.currentState,
+        command: (command) => this.command({ command, principal: "system", internal: true }),
+      }
+      for (const event of events) {
+        const running = options.react(event, context)
+        if (running === undefined) continue
+        const tracked: Promise<void> = running
+          .catch((error) => console.error(`emberlog: reaction to ${event.type} failed`, error))
+          .finally(() => this.reactions.delete(tracked))
+        this.reactions.add(tracked)
+      }
     }
 
     private sendToMembers(events: ReadonlyArray<WireEvent>): void {
@@ -175,8 +205,10 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       }
       const timerDue = entity.timer?.dueAt(this.core.currentState)
       if (entity.timer !== undefined && timerDue !== undefined && timerDue <= Date.now()) {
-        this.command({ command: entity.timer.command, principal: "system" })
+        this.command({ command: entity.timer.command, principal: "system", internal: true })
       }
+      // Reactions the timer started (a job's attempt) finish inside this alarm.
+      while (this.reactions.size > 0) await Promise.allSettled([...this.reactions])
       await this.scheduleFollowUps(deliveryDelay)
     }
 

@@ -5,9 +5,12 @@
 import { Counter } from "../domain/counter.js"
 import { Document } from "../domain/document.js"
 import { Room, postFrame } from "../domain/room.js"
+import { Job } from "../domain/job.js"
 import { Session } from "../domain/session.js"
+import { localExecutor } from "../infra/executors.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass, type ActorApi } from "./durable-actor.js"
+import { jobEngine } from "./job-engine.js"
 import { scopedName } from "./names.js"
 
 export { TopicLog } from "./topic.js"
@@ -16,6 +19,7 @@ export { CounterTotals } from "./counter-totals.js"
 export const CounterActor = actorClass(Counter)
 export const DocumentActor = actorClass(Document)
 export const SessionActor = actorClass(Session)
+export const JobActor = actorClass(Job, { react: jobEngine(localExecutor) })
 export const RoomActor = actorClass(Room, {
   room: {
     join: (name) => ({ type: "Join", name }),
@@ -30,6 +34,7 @@ export const kinds = {
   document: { entity: Document, binding: "DOCUMENT" },
   room: { entity: Room, binding: "ROOM" },
   session: { entity: Session, binding: "SESSION" },
+  job: { entity: Job, binding: "JOB" },
 } as const satisfies Record<string, { entity: Entity; binding: string }>
 
 export type Kind = keyof typeof kinds

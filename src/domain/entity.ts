@@ -61,6 +61,8 @@ export interface EntityConfig<S, C extends Tagged, E extends Tagged, R> {
    * command's decide must check the time itself and be idempotent.
    */
   readonly timer?: { readonly dueAt: (state: S) => number | undefined; readonly command: C }
+  /** Commands only the host sends (its timer and reactions); outside callers get 400. */
+  readonly internalCommands?: ReadonlyArray<C["type"]>
 }
 
 /** An event as stored: its type, the schema version of its data, and the data without `type`. */

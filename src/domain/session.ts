@@ -106,4 +106,5 @@ export const Session = Entity.make({
   decide,
   evolve,
   timer: { dueAt: (state: SessionState) => (state.status === "open" ? state.expiresAt : undefined), command: { type: "Expire" } },
+  internalCommands: ["Expire"],
 })

@@ -18,6 +18,7 @@ import { limitBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 import { rateLimit } from "./rate-limit.js"
+import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
 import { roomRoutes } from "./room-routes.js"
 
@@ -126,11 +127,12 @@ export const createApp = () => {
     }),
   )
 
-  for (const path of ["/v1/*", "/ws", "/broadcast", "/mcp"]) app.use(path, authenticate, rateLimit)
+  for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) app.use(path, authenticate, rateLimit)
   app.use("/v1/*", limitBody)
 
   roomRoutes(app)
   mcpRoutes(app)
+  jobRoutes(app)
 
   // Topics, projections and admin first, so that those words are never read as kinds.
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {

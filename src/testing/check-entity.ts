@@ -170,15 +170,16 @@ const checkHostedLog = <S>(entity: Entity<S>, steps: ReadonlyArray<HostedStep>) 
       actor = new ActorCore(entity, runtime())
     } else if (step.kind === "retry") {
       if (lastKeyed === undefined) continue
-      const reply = actor.command({ command: lastKeyed.command, idempotencyKey: lastKeyed.key })
+      const reply = actor.command({ command: lastKeyed.command, idempotencyKey: lastKeyed.key, internal: true })
       if (!reply.ok || reply.value.version !== lastKeyed.version) throw new Error("a retried Idempotency-Key did not return the first result")
     } else if (step.kind === "stale") {
       if (actor.currentVersion === 0) continue
-      const reply = actor.command({ command: step.command, ifMatch: actor.currentVersion - 1 })
+      const reply = actor.command({ command: step.command, ifMatch: actor.currentVersion - 1, internal: true })
       const valid = entity.decodeCommand(step.command).ok
       if (reply.ok || (valid && reply.error.code !== "version_conflict")) throw new Error("a stale If-Match was not refused")
     } else {
-      const reply = actor.command({ command: step.command, idempotencyKey: step.key })
+      // As the host: internal commands (timers, reactions) are allowed here.
+      const reply = actor.command({ command: step.command, idempotencyKey: step.key, internal: true })
       if (reply.ok && step.key !== undefined) lastKeyed = { command: step.command, key: step.key, version: reply.value.version }
       if (!reply.ok && store.rows.length !== before) throw new Error(`a refused command appended events: ${JSON.stringify(reply.error)}`)
     }

@@ -86,6 +86,8 @@ class Send implements Check {
     const response = await post(real, body, this.key === undefined ? {} : { "Idempotency-Key": this.key })
     const decoded = entity.decodeCommand(this.command)
     if (!decoded.ok) return void (await expectStatus(response, 400, "an invalid command"))
+    const internal: ReadonlyArray<string> = entity.internalCommands ?? []
+    if (internal.includes(decoded.command.type)) return void (await expectStatus(response, 400, "an internal command sent by a client"))
     const decision = decideOnModel(entity, entity.decodeState(model.state), decoded.command)
     if (!decision.ok) {
       const error = await expectStatus(response, 422, `a command the model rejects (${decision.code})`)
@@ -117,7 +119,9 @@ class StaleWrite implements Check {
   check = (model: Readonly<Model>) => model.version > 0
   async run(model: Model, real: Real) {
     const response = await post(real, JSON.stringify(this.command), { "If-Match": String(model.version - 1) })
-    await expectStatus(response, real.options.entity.decodeCommand(this.command).ok ? 409 : 400, "a stale If-Match")
+    const decoded = real.options.entity.decodeCommand(this.command)
+    const internal: ReadonlyArray<string> = real.options.entity.internalCommands ?? []
+    await expectStatus(response, decoded.ok && !internal.includes(decoded.command.type) ? 409 : 400, "a stale If-Match")
   }
   toString = () => `stale write ${JSON.stringify(this.command)}`
 }

@@ -53,3 +53,14 @@ export const sessionCommand = fc.oneof(
   fc.constant({ type: "Close" }),
   fc.constant({ type: "Expire" }),
 )
+
+const attempt = fc.integer({ min: 1, max: 4 })
+/** Job commands from users and from the engine, in any order: the state machine must hold. */
+export const jobCommand = fc.oneof(
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("Submit"), task: fc.constant("generate"), input: fc.record({ description: fc.constantFrom("GET /users", "an API") }), maxAttempts: fc.integer({ min: 1, max: 3 }) }) },
+  { weight: 4, arbitrary: fc.constant({ type: "Tick" }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("Progress"), attempt, percent: fc.integer({ min: 0, max: 100 }), message: fc.constant("working") }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("Complete"), attempt, result: fc.jsonValue({ maxDepth: 1 }) }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant("Fail"), attempt, error: fc.constant("boom"), retryable: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.constant({ type: "Cancel" }) },
+)

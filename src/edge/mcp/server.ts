@@ -81,7 +81,8 @@ export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHo
     mcpSchema(Schema.Struct({ version: Count, events: Schema.Array(Schema.Unknown), state }))
 
   for (const [kind, { entity }] of Object.entries(kinds)) {
-    for (const type of entity.commandTypes) {
+    const internal: ReadonlyArray<string> = entity.internalCommands ?? []
+    for (const type of entity.commandTypes.filter((type) => !internal.includes(type))) {
       const { type: _tag, ...fields } = entity.commandSchema(type).fields
       const name = toolName(kind, type)
       mcp.registerTool(

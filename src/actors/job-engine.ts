@@ -1,0 +1,36 @@
+/**
+ * Runs a job's attempts: when an attempt starts (a `Started` event, appended by the
+ * actor's alarm), the executor runs with a timeout and its progress and outcome go back
+ * to the job as commands. `decide` refuses outcomes for any attempt but the running
+ * one, so a late or repeated report changes nothing; an attempt that never reports
+ * (its object died) is timed out by the job's own timer and retried.
+ */
+import { Duration, Effect } from "effect"
+import { ATTEMPT_TIMEOUT_MS, type JobState } from "../domain/job.js"
+import { ExecutorFailure, type JobExecutorShape } from "../infra/executors.js"
+import type { ReactionContext } from "./durable-actor.js"
+import type { WireEvent } from "./actor-core.js"
+
+/** The executor gets this long; the job's own timeout is the backstop for a dead object. */
+export const EXECUTOR_TIMEOUT_MS = ATTEMPT_TIMEOUT_MS - 5_000
+
+export const jobEngine =
+  (executor: JobExecutorShape) =>
+  (event: WireEvent, job: ReactionContext): Promise<void> | undefined => {
+    if (event.type !== "Started") return undefined
+    const attempt = event.data.attempt as number
+    const { task, input } = job.state() as JobState
+    const report = (percent: number, message: string) => void job.command({ type: "Progress", attempt, percent, message })
+    return Effect.runPromise(
+      executor.run(task, input, report).pipe(
+        Effect.timeoutOrElse({
+          duration: Duration.millis(EXECUTOR_TIMEOUT_MS),
+          orElse: () => Effect.fail(new ExecutorFailure(`the ${executor.name} executor timed out after ${EXECUTOR_TIMEOUT_MS} ms`, true)),
+        }),
+        Effect.match({
+          onSuccess: (result) => void job.command({ type: "Complete", attempt, result }),
+          onFailure: (failure) => void job.command({ type: "Fail", attempt, error: failure.message, retryable: failure.retryable }),
+        }),
+      ),
+    )
+  }

@@ -1,0 +1,46 @@
+/**
+ * The AI engine's HTTP API, as thin routes over the `job` entity: submit returns at once
+ * (the actor's alarm runs the job), status reads the actor, DELETE cancels. A job's actor
+ * id is its jobId, so `/v1/job/{jobId}/events` (and `/ws`, `/events/stream`) show its log.
+ */
+import type { Context } from "hono"
+import { MAX_DESCRIPTION } from "../domain/job.js"
+import { requireScope } from "./auth.js"
+import { limitBody, type App, type AppEnv } from "./env.js"
+import { HttpError, badRequest, unwrap } from "./errors.js"
+import { actorOf } from "./app.js"
+
+/** Roughly how long the local executor takes, reported to clients as a hint. */
+export const ESTIMATED_MS = 2_000
+
+const jobOf = (c: Context<AppEnv>) => actorOf(c, "job", c.req.param("jobId")!)
+
+export const jobRoutes = (app: App) => {
+  app.post("/api/generate-from-description", requireScope("write"), limitBody, async (c) => {
+    const body = (await c.req.json().catch(() => undefined)) as { description?: unknown } | undefined
+    if (typeof body?.description !== "string" || body.description.length === 0 || body.description.length > MAX_DESCRIPTION) {
+      throw badRequest("invalid_body", `description must be a non-empty string of at most ${MAX_DESCRIPTION} characters`, {
+        issues: [{ path: ["description"], message: "Expected a non-empty string" }],
+      })
+    }
+    const jobId = crypto.randomUUID()
+    const principal = c.get("principal").sub
+    unwrap(await actorOf(c, "job", jobId).command({ command: { type: "Submit", task: "generate", input: { description: body.description } }, principal }))
+    return c.json({ jobId, status: "pending", message: `Follow it at /api/jobs/${jobId} or /v1/job/${jobId}/events/stream`, estimatedMs: ESTIMATED_MS }, 202)
+  })
+
+  app.get("/api/jobs/:jobId", requireScope("read"), async (c) => {
+    const job = jobOf(c)
+    const { version, state } = unwrap(await job.readState({}))
+    if (version === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
+    const { status, progress, result, error, attempts } = state as Record<string, unknown>
+    return c.json({ jobId: c.req.param("jobId"), status, progress, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }), attempts, events: version })
+  })
+
+  app.delete("/api/jobs/:jobId", requireScope("write"), async (c) => {
+    const job = jobOf(c)
+    if (unwrap(await job.readState({})).version === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
+    unwrap(await job.command({ command: { type: "Cancel" }, principal: c.get("principal").sub }))
+    return c.json({ jobId: c.req.param("jobId"), status: "cancelled" })
+  })
+}
