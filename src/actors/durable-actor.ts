@@ -132,7 +132,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
         this.subscribers.deliver(reply.value.events.map(toLogEntry))
         this.sendToMembers(reply.value.events)
         this.startReactions(reply.value.events)
-        void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS)
+        void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS, true)
       }
       return reply
     }
@@ -168,12 +168,16 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       }
     }
 
-    /** Sets the alarm for the earliest follow-up: an outbox delivery, or the entity's timer. */
-    private async scheduleFollowUps(deliveryDelayMs: number): Promise<void> {
-      const due = [
-        this.core.pendingDeliveries(1).length > 0 ? Date.now() + deliveryDelayMs : undefined,
-        entity.timer?.dueAt(this.core.currentState),
-      ].filter((at): at is number => at !== undefined)
+    /**
+     * Sets the alarm for the earliest follow-up: an outbox delivery, or the entity's timer.
+     * After a command the caller knows deliveries are pending (its events went to the
+     * outbox), which spares the hot path a storage query; elsewhere the outbox is asked.
+     */
+    private async scheduleFollowUps(deliveryDelayMs: number, deliveriesPending?: boolean): Promise<void> {
+      const pending = deliveriesPending ?? this.core.pendingDeliveries(1).length > 0
+      const due = [pending ? Date.now() + deliveryDelayMs : undefined, entity.timer?.dueAt(this.core.currentState)].filter(
+        (at): at is number => at !== undefined,
+      )
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
     }
 
