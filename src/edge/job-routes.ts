@@ -4,7 +4,9 @@
  * id is its jobId, so `/v1/job/{jobId}/events` (and `/ws`, `/events/stream`) show its log.
  */
 import type { Context } from "hono"
+import { canonicalJson } from "../actors/hash-chain.js"
 import { MAX_DESCRIPTION } from "../domain/job.js"
+import { InvalidSpec, analyzeOpenApi, type Analysis } from "../infra/openapi.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
@@ -15,7 +17,38 @@ export const ESTIMATED_MS = 2_000
 
 const jobOf = (c: Context<AppEnv>) => actorOf(c, "job", c.req.param("jobId")!)
 
+/** Analyses are cached by the SHA-256 of the spec's canonical JSON (Cache API). */
+const cacheKey = async (spec: unknown) => {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(spec)))
+  return `https://emberlog.cache/analyze/${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}`
+}
+
 export const jobRoutes = (app: App) => {
+  app.post("/api/analyze", requireScope("read"), limitBody, async (c) => {
+    const body = (await c.req.json().catch(() => undefined)) as { specType?: unknown; spec?: unknown } | undefined
+    if (body?.specType !== "openapi") throw badRequest("invalid_body", 'specType must be "openapi"', { issues: [{ path: ["specType"], message: 'Expected "openapi"' }] })
+    if (typeof body.spec !== "string" && (typeof body.spec !== "object" || body.spec === null)) {
+      throw badRequest("invalid_body", "spec must be the document (JSON or YAML text, or an object)", { issues: [{ path: ["spec"], message: "Expected a string or an object" }] })
+    }
+    const key = await cacheKey(body.spec)
+    const cached = await caches.default.match(key)
+    if (cached !== undefined) {
+      const response = new Response(cached.body, cached)
+      response.headers.set("X-Emberlog-Cache", "hit")
+      return response
+    }
+    let analysis: Analysis
+    try {
+      analysis = analyzeOpenApi(body.spec)
+    } catch (error) {
+      if (error instanceof InvalidSpec) throw badRequest("invalid_spec", error.message, { problems: error.problems })
+      throw error
+    }
+    const response = Response.json(analysis, { headers: { "Cache-Control": "max-age=86400", "X-Emberlog-Cache": "miss" } })
+    await caches.default.put(key, response.clone())
+    return response
+  })
+
   app.post("/api/generate-from-description", requireScope("write"), limitBody, async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as { description?: unknown } | undefined
     if (typeof body?.description !== "string" || body.description.length === 0 || body.description.length > MAX_DESCRIPTION) {

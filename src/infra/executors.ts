@@ -1,10 +1,11 @@
 /**
  * Job executors behind an Effect service, chosen by configuration. `local` (the default)
- * works offline and is deterministic, so it is testable: `generate` turns a
- * natural-language description into a typed TypeScript client skeleton for the endpoints
- * it names ("GET /users", "POST /orders/{id}").
+ * works offline and is deterministic, so it is testable: `analyze` parses an OpenAPI
+ * document (openapi.ts); `generate` turns a natural-language description into a typed
+ * TypeScript client skeleton for the endpoints it names ("GET /users", "POST /orders/{id}").
  */
 import { Context, Effect, Layer } from "effect"
+import { analyzeOpenApi } from "./openapi.js"
 
 export class ExecutorFailure {
   readonly _tag = "ExecutorFailure"
@@ -47,8 +48,18 @@ export const generateConnector = (description: string) => {
 export const localExecutor: JobExecutorShape = {
   name: "local",
   run: (task, input, report) =>
-    Effect.suspend(() => {
-      if (task !== "generate") return Effect.fail(new ExecutorFailure(`The local executor cannot run ${task} jobs yet`, false))
+    Effect.suspend((): Effect.Effect<unknown, ExecutorFailure> => {
+      if (task === "analyze") {
+        report(10, "parsing the spec")
+        try {
+          const analysis = analyzeOpenApi((input as { spec: unknown }).spec)
+          report(90, `found ${analysis.endpoints.length} endpoint(s)`)
+          return Effect.succeed(analysis)
+        } catch (error) {
+          // The same document fails the same way every time: retrying cannot help.
+          return Effect.fail(new ExecutorFailure(error instanceof Error ? error.message : String(error), false))
+        }
+      }
       report(10, "reading the description")
       const result = generateConnector((input as { description: string }).description)
       report(90, `generated ${result.endpoints.length} endpoint(s)`)

@@ -2,6 +2,8 @@ import { SELF, env, runDurableObjectAlarm } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { BASE, devName, freshId, get, json, send } from "./helpers.js"
 
+const SPEC = "openapi: 3.0.0\ninfo:\n  title: Tiny\n  version: '1'\npaths:\n  /ping:\n    get:\n      operationId: ping\n      responses:\n        '200':\n          description: pong\n"
+
 const api = (path: string, init: RequestInit = {}) => SELF.fetch(`${BASE}${path}`, { ...init, headers: { "content-type": "application/json", ...init.headers } })
 
 /** Waits for the job's alarm to carry it to `status` (running it directly when due). */
@@ -28,11 +30,29 @@ describe("jobs", () => {
     expect(events.filter((t: string) => t === "Completed")).toHaveLength(1)
   })
 
-  it("fails a job its executor cannot run, without retrying a non-retryable failure", async () => {
+  it("runs analyze jobs, and fails an invalid spec without retrying a non-retryable failure", async () => {
+    const good = freshId("job")
+    await send("job", good, { type: "Submit", task: "analyze", input: { specType: "openapi", spec: SPEC } })
+    expect((await until(good, "completed")).result).toMatchObject({ title: "Tiny", endpoints: [{ method: "GET", path: "/ping", operationId: "ping" }] })
     const jobId = freshId("job")
     await send("job", jobId, { type: "Submit", task: "analyze", input: { specType: "openapi", spec: "{}" } })
     const failed = await until(jobId, "failed")
-    expect(failed).toMatchObject({ status: "failed", attempts: 1, error: expect.stringContaining("analyze") })
+    expect(failed).toMatchObject({ status: "failed", attempts: 1, error: expect.stringContaining("Not a valid OpenAPI document") })
+  })
+
+  it("POST /api/analyze answers synchronously, cached by content hash, and names what is wrong", async () => {
+    const analyze = (spec: unknown) => api("/api/analyze", { method: "POST", body: JSON.stringify({ specType: "openapi", spec }) })
+    const spec = SPEC.replace("Tiny", `Tiny ${freshId()}`)
+    const first = await analyze(spec)
+    expect(first.status).toBe(200)
+    expect(first.headers.get("X-Emberlog-Cache")).toBe("miss")
+    expect(await first.json()).toMatchObject({ specVersion: "3.0.0", endpoints: [{ operationId: "ping" }], problems: [] })
+    const second = await analyze(spec)
+    expect(second.headers.get("X-Emberlog-Cache")).toBe("hit")
+    expect((await second.json()).endpoints).toHaveLength(1)
+    const invalid = await json(await analyze({ openapi: "3.0.0" }))
+    expect(invalid).toMatchObject({ status: 400, body: { error: { code: "invalid_spec", details: { problems: ["info is missing", "paths is missing or not an object"] } } } })
+    expect((await json(await api("/api/analyze", { method: "POST", body: JSON.stringify({ specType: "graphql", spec: "x" }) }))).status).toBe(400)
   })
 
   it("cancels; nothing follows a terminal state; engine commands are not for clients", async () => {
