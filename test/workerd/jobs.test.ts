@@ -49,7 +49,7 @@ describe("jobs", () => {
     expect(await first.json()).toMatchObject({ specVersion: "3.0.0", endpoints: [{ operationId: "ping" }], problems: [] })
     const second = await analyze(spec)
     expect(second.headers.get("X-Emberlog-Cache")).toBe("hit")
-    expect((await second.json()).endpoints).toHaveLength(1)
+    expect(((await second.json()) as { endpoints: Array<unknown> }).endpoints).toHaveLength(1)
     const invalid = await json(await analyze({ openapi: "3.0.0" }))
     expect(invalid).toMatchObject({ status: 400, body: { error: { code: "invalid_spec", details: { problems: ["info is missing", "paths is missing or not an object"] } } } })
     expect((await json(await api("/api/analyze", { method: "POST", body: JSON.stringify({ specType: "graphql", spec: "x" }) }))).status).toBe(400)
