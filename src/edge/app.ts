@@ -3,6 +3,7 @@
  * authenticate, validate input, address an actor (or topic) in the caller's tenant, and
  * call it over DO RPC. Errors map to statuses in errors.ts and nowhere else.
  */
+import { Effect } from "effect"
 import { type Context, Hono } from "hono"
 import { cors } from "hono/cors"
 import type { CommandRequest } from "../actors/actor-core.js"
@@ -10,6 +11,7 @@ import type { CounterTotalsApi } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
 import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
+import { localExecutor } from "../infra/executors.js"
 import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
@@ -115,7 +117,18 @@ export const createApp = () => {
     })(c, next)
   })
 
-  app.get("/health", (c) => c.json({ status: "ok", version: pkg.version }))
+  app.get("/health", async (c) => {
+    const started = performance.now()
+    const healthy = await Effect.runPromise(localExecutor.healthy)
+    return c.json({
+      status: healthy ? "ok" : "degraded",
+      service: "emberlog",
+      environment: c.env.ENVIRONMENT ?? "development",
+      version: pkg.version,
+      executor: { name: localExecutor.name, healthy, latencyMs: Math.round((performance.now() - started) * 100) / 100 },
+      timestamp: new Date().toISOString(),
+    })
+  })
 
   // RFC 9728: where clients learn how to get a token for this resource.
   app.get("/.well-known/oauth-protected-resource", (c) =>

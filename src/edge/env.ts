@@ -6,6 +6,8 @@ import type { Principal } from "../infra/tokens.js"
 
 /** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
 export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace } & {
+  /** Reported by /health ("development" when unset). */
+  readonly ENVIRONMENT?: string
   /** "off" disables authentication (local development only). */
   readonly AUTH_MODE?: string
   readonly JWT_SECRET?: string

@@ -17,6 +17,8 @@ export class ExecutorFailure {
 
 export interface JobExecutorShape {
   readonly name: string
+  /** A cheap readiness probe for /health. */
+  readonly healthy: Effect.Effect<boolean>
   readonly run: (task: string, input: unknown, report: (percent: number, message: string) => void) => Effect.Effect<unknown, ExecutorFailure>
 }
 
@@ -47,6 +49,7 @@ export const generateConnector = (description: string) => {
 
 export const localExecutor: JobExecutorShape = {
   name: "local",
+  healthy: Effect.sync(() => generateConnector("GET /health").endpoints.length === 1),
   run: (task, input, report) =>
     Effect.suspend((): Effect.Effect<unknown, ExecutorFailure> => {
       if (task === "analyze") {

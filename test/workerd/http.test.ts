@@ -12,7 +12,17 @@ const versionOf = async (kind: string, id: string) => (await json(await get(`/v1
 
 describe("HTTP surface", () => {
   it("GET /health", async () => {
-    expect(await json(await get("/health"))).toEqual({ status: 200, body: { status: "ok", version: expect.any(String) } })
+    expect(await json(await get("/health"))).toEqual({
+      status: 200,
+      body: {
+        status: "ok",
+        service: "emberlog",
+        environment: "development",
+        version: expect.any(String),
+        executor: { name: "local", healthy: true, latencyMs: expect.any(Number) },
+        timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      },
+    })
   })
 
   it("an actor with no events exists implicitly at version 0", async () => {

@@ -5,7 +5,7 @@ import { BASE, freshId, get, json, readSse, send } from "./helpers.js"
 
 it("the README tour", async () => {
   const visits = freshId("visits")
-  expect((await json(await get("/health"))).body).toEqual({ status: "ok", version: expect.any(String) })
+  expect((await json(await get("/health"))).body).toMatchObject({ status: "ok", version: expect.any(String) })
   expect((await json(await send("counter", visits, { type: "Increment", by: 5 }))).body).toMatchObject({
     version: 1,
     events: [{ seq: 1, type: "Incremented", schemaVersion: 2, data: { by: 5, reason: null }, meta: { causationId: null, principal: "anonymous" } }],
@@ -50,6 +50,22 @@ it("the README tour", async () => {
   expect(totals).toMatchObject({ counters: new Set(entries.map((e) => e.source.id)).size, lastUpdate: expect.any(Number) })
   expect(totals.total).toBeGreaterThanOrEqual(7)
   expect((await json(await SELF.fetch(`${BASE}/broadcast`, { method: "POST", body: JSON.stringify({ room: freshId("empty"), type: "news", payload: {} }) }))).body.error.code).toBe("unknown_room")
+
+  const submitted = (await json(await SELF.fetch(`${BASE}/api/generate-from-description`, { method: "POST", body: JSON.stringify({ description: "Users API: GET /users and POST /users" }) }))).body
+  expect(submitted).toMatchObject({ status: "pending", jobId: expect.any(String) })
+  let job: any = {}
+  for (let i = 0; i < 200 && job.status !== "completed"; i++) {
+    job = (await json(await get(`/api/jobs/${submitted.jobId}`))).body
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  expect(job).toMatchObject({ status: "completed", attempts: 1, events: 5, result: { language: "typescript" } })
+  expect((await readSse(await SELF.fetch(`${BASE}/v1/job/${submitted.jobId}/events/stream?after=0`), 5)).map((e) => e.event)).toEqual([
+    "Submitted",
+    "Started",
+    "Progressed",
+    "Progressed",
+    "Completed",
+  ])
 
   const notes = freshId("notes")
   await send("document", notes, { type: "Create", title: "Notes", content: "hello world" })
