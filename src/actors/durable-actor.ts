@@ -34,6 +34,8 @@ export interface ActorOptions {
 }
 
 export interface ReactionContext {
+  /** The object's bindings and settings. */
+  readonly env: unknown
   readonly state: () => unknown
   readonly command: (command: unknown) => ActorReply<CommandOutcome>
 }
@@ -140,6 +142,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     private startReactions(events: ReadonlyArray<WireEvent>): void {
       if (options.react === undefined) return
       const context: ReactionContext = {
+        env: this.env,
         state: () => this.core.currentState,
         command: (command) => this.command({ command, principal: "system", internal: true }),
       }

@@ -15,9 +15,10 @@ import type { WireEvent } from "./actor-core.js"
 export const EXECUTOR_TIMEOUT_MS = ATTEMPT_TIMEOUT_MS - 5_000
 
 export const jobEngine =
-  (executor: JobExecutorShape) =>
+  (executorFor: (env: unknown) => JobExecutorShape) =>
   (event: WireEvent, job: ReactionContext): Promise<void> | undefined => {
     if (event.type !== "Started") return undefined
+    const executor = executorFor(job.env)
     const attempt = event.data.attempt as number
     const { task, input } = job.state() as JobState
     const report = (percent: number, message: string) => void job.command({ type: "Progress", attempt, percent, message })

@@ -7,7 +7,7 @@ import { Document } from "../domain/document.js"
 import { Room, postFrame } from "../domain/room.js"
 import { Job } from "../domain/job.js"
 import { Session } from "../domain/session.js"
-import { localExecutor } from "../infra/executors.js"
+import { executorFor, type ExecutorSettings } from "../infra/executors.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass, type ActorApi } from "./durable-actor.js"
 import { jobEngine } from "./job-engine.js"
@@ -19,7 +19,7 @@ export { CounterTotals } from "./counter-totals.js"
 export const CounterActor = actorClass(Counter)
 export const DocumentActor = actorClass(Document)
 export const SessionActor = actorClass(Session)
-export const JobActor = actorClass(Job, { react: jobEngine(localExecutor) })
+export const JobActor = actorClass(Job, { react: jobEngine((env) => executorFor(env as ExecutorSettings)) })
 export const RoomActor = actorClass(Room, {
   room: {
     join: (name) => ({ type: "Join", name }),

@@ -11,7 +11,7 @@ import type { CounterTotalsApi } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
 import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
-import { localExecutor } from "../infra/executors.js"
+import { executorFor } from "../infra/executors.js"
 import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
@@ -118,14 +118,15 @@ export const createApp = () => {
   })
 
   app.get("/health", async (c) => {
+    const executor = executorFor(c.env)
     const started = performance.now()
-    const healthy = await Effect.runPromise(localExecutor.healthy)
+    const healthy = await Effect.runPromise(executor.healthy)
     return c.json({
       status: healthy ? "ok" : "degraded",
       service: "emberlog",
       environment: c.env.ENVIRONMENT ?? "development",
       version: pkg.version,
-      executor: { name: localExecutor.name, healthy, latencyMs: Math.round((performance.now() - started) * 100) / 100 },
+      executor: { name: executor.name, healthy, latencyMs: Math.round((performance.now() - started) * 100) / 100 },
       timestamp: new Date().toISOString(),
     })
   })

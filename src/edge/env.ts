@@ -6,6 +6,10 @@ import type { Principal } from "../infra/tokens.js"
 
 /** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
 export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace } & {
+  /** Job executor: "local" (default) or "openhands" with OPENHANDS_API_URL and the secret OPENHANDS_API_KEY. */
+  readonly JOB_EXECUTOR?: string
+  readonly OPENHANDS_API_URL?: string
+  readonly OPENHANDS_API_KEY?: string
   /** Reported by /health ("development" when unset). */
   readonly ENVIRONMENT?: string
   /** "off" disables authentication (local development only). */

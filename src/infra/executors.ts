@@ -6,6 +6,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { analyzeOpenApi } from "./openapi.js"
+import { makeOpenHandsExecutor } from "./openhands.js"
 
 export class ExecutorFailure {
   readonly _tag = "ExecutorFailure"
@@ -71,3 +72,25 @@ export const localExecutor: JobExecutorShape = {
 }
 
 export const LocalExecutor = Layer.succeed(JobExecutor, localExecutor)
+
+export interface ExecutorSettings {
+  /** "local" (default) or "openhands". */
+  readonly JOB_EXECUTOR?: string
+  readonly OPENHANDS_API_URL?: string
+  readonly OPENHANDS_API_KEY?: string
+}
+
+const configured = new Map<string, JobExecutorShape>()
+
+/** The executor the configuration names (one instance per configuration). */
+export const executorFor = (settings: ExecutorSettings): JobExecutorShape => {
+  if (settings.JOB_EXECUTOR !== "openhands") return localExecutor
+  if (!settings.OPENHANDS_API_URL) throw new Error("JOB_EXECUTOR=openhands needs OPENHANDS_API_URL")
+  const key = `${settings.OPENHANDS_API_URL}|${settings.OPENHANDS_API_KEY ?? ""}`
+  let executor = configured.get(key)
+  if (executor === undefined) {
+    executor = makeOpenHandsExecutor({ url: settings.OPENHANDS_API_URL, apiKey: settings.OPENHANDS_API_KEY })
+    configured.set(key, executor)
+  }
+  return executor
+}
