@@ -6,13 +6,13 @@
  * (its object died) is timed out by the job's own timer and retried.
  */
 import { Duration, Effect } from "effect"
-import { ATTEMPT_TIMEOUT_MS, type JobState } from "../domain/job.js"
+import type { JobState } from "../domain/job.js"
 import { ExecutorFailure, type JobExecutorShape } from "../infra/executors.js"
 import type { ReactionContext } from "./durable-actor.js"
 import type { WireEvent } from "./actor-core.js"
 
-/** The executor gets this long; the job's own timeout is the backstop for a dead object. */
-export const EXECUTOR_TIMEOUT_MS = ATTEMPT_TIMEOUT_MS - 5_000
+/** The executor gets most of the job's attempt timeout; the job's own timeout is the backstop for a dead object. */
+export const executorTimeout = (attemptTimeoutMs: number) => Math.floor(attemptTimeoutMs * 0.9)
 
 export const jobEngine =
   (executorFor: (env: unknown) => JobExecutorShape) =>
@@ -20,13 +20,14 @@ export const jobEngine =
     if (event.type !== "Started") return undefined
     const executor = executorFor(job.env)
     const attempt = event.data.attempt as number
-    const { task, input } = job.state() as JobState
+    const { task, input, timeoutMs } = job.state() as JobState
+    const limit = executorTimeout(timeoutMs)
     const report = (percent: number, message: string) => void job.command({ type: "Progress", attempt, percent, message })
     return Effect.runPromise(
       executor.run(task, input, report).pipe(
         Effect.timeoutOrElse({
-          duration: Duration.millis(EXECUTOR_TIMEOUT_MS),
-          orElse: () => Effect.fail(new ExecutorFailure(`the ${executor.name} executor timed out after ${EXECUTOR_TIMEOUT_MS} ms`, true)),
+          duration: Duration.millis(limit),
+          orElse: () => Effect.fail(new ExecutorFailure(`the ${executor.name} executor timed out after ${limit} ms`, true)),
         }),
         Effect.match({
           onSuccess: (result) => void job.command({ type: "Complete", attempt, result }),

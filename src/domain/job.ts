@@ -10,6 +10,7 @@
 import { Clock, Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
 
+/** How long an attempt may run before it counts as lost; a Submit may choose 1 s to 15 min. */
 export const ATTEMPT_TIMEOUT_MS = 60_000
 export const RETRY_BASE_MS = 1_000
 export const MAX_DESCRIPTION = 10_000
@@ -31,6 +32,7 @@ export const JobState = Schema.Struct({
   input: Schema.Unknown,
   attempts: NonNegativeSafeInt,
   maxAttempts: NonNegativeSafeInt,
+  timeoutMs: NonNegativeSafeInt,
   progress: Schema.Struct({ percent: NonNegativeSafeInt, message: Schema.String }),
   result: Schema.optionalKey(Schema.Unknown),
   error: Schema.optionalKey(Schema.String),
@@ -43,6 +45,7 @@ export const SubmitJob = tagged("Submit", {
   task: Task,
   input: Schema.Union([GenerateInput, AnalyzeInput]),
   maxAttempts: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(10)))),
+  timeoutMs: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1_000), Schema.isLessThanOrEqualTo(15 * 60_000)))),
 })
 /** Sent by the engine's alarm: starts a due attempt, or fails one that never reported back. */
 export const TickJob = tagged("Tick", {})
@@ -53,7 +56,13 @@ export const CancelJob = tagged("Cancel", {})
 export const JobCommand = Schema.Union([SubmitJob, TickJob, ReportProgress, CompleteJob, FailJob, CancelJob])
 export type JobCommand = typeof JobCommand.Type
 
-export const JobSubmitted = tagged("Submitted", { task: Task, input: Schema.Unknown, maxAttempts: NonNegativeSafeInt, at: NonNegativeSafeInt })
+export const JobSubmitted = tagged("Submitted", {
+  task: Task,
+  input: Schema.Unknown,
+  maxAttempts: NonNegativeSafeInt,
+  timeoutMs: NonNegativeSafeInt,
+  at: NonNegativeSafeInt,
+})
 export const JobStarted = tagged("Started", { attempt: Attempt, at: NonNegativeSafeInt })
 export const JobProgressed = tagged("Progressed", { attempt: Attempt, percent: Percent, message: Schema.String })
 export const JobCompleted = tagged("Completed", { attempt: Attempt, result: Schema.Unknown })
@@ -63,7 +72,15 @@ export const JobCancelled = tagged("Cancelled", {})
 export const JobEvent = Schema.Union([JobSubmitted, JobStarted, JobProgressed, JobCompleted, JobFailed, JobRetried, JobCancelled])
 export type JobEvent = typeof JobEvent.Type
 
-export const initialJob: JobState = { status: "new", task: "", input: null, attempts: 0, maxAttempts: 0, progress: { percent: 0, message: "" } }
+export const initialJob: JobState = {
+  status: "new",
+  task: "",
+  input: null,
+  attempts: 0,
+  maxAttempts: 0,
+  timeoutMs: ATTEMPT_TIMEOUT_MS,
+  progress: { percent: 0, message: "" },
+}
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"])
 
@@ -82,7 +99,16 @@ const decide = (state: JobState, command: JobCommand) =>
       if ((command.task === "generate") !== ("description" in command.input)) {
         return yield* reject("invalid_input", `The input does not fit a ${command.task} task`)
       }
-      return [{ type: "Submitted", task: command.task, input: command.input, maxAttempts: command.maxAttempts ?? 3, at: now } as const]
+      return [
+        {
+          type: "Submitted",
+          task: command.task,
+          input: command.input,
+          maxAttempts: command.maxAttempts ?? 3,
+          timeoutMs: command.timeoutMs ?? ATTEMPT_TIMEOUT_MS,
+          at: now,
+        } as const,
+      ]
     }
     if (state.status === "new") return yield* reject("not_submitted", "No job was submitted under this id")
     if (TERMINAL.has(state.status)) {
@@ -114,9 +140,9 @@ const decide = (state: JobState, command: JobCommand) =>
 const evolve = (state: JobState, event: JobEvent): JobState => {
   switch (event.type) {
     case "Submitted":
-      return { ...state, status: "pending", task: event.task, input: event.input, maxAttempts: event.maxAttempts, dueAt: event.at }
+      return { ...state, status: "pending", task: event.task, input: event.input, maxAttempts: event.maxAttempts, timeoutMs: event.timeoutMs, dueAt: event.at }
     case "Started":
-      return { ...state, status: "running", attempts: event.attempt, progress: { percent: 0, message: "started" }, dueAt: event.at + ATTEMPT_TIMEOUT_MS }
+      return { ...state, status: "running", attempts: event.attempt, progress: { percent: 0, message: "started" }, dueAt: event.at + state.timeoutMs }
     case "Progressed":
       return { ...state, progress: { percent: event.percent, message: event.message } }
     case "Completed": {

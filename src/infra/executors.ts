@@ -48,11 +48,35 @@ export const generateConnector = (description: string) => {
   return { language: "typescript", endpoints: unique, code }
 }
 
+/**
+ * Faults to inject in tests: the next `fail` runs fail retryably, the next `hang` runs
+ * never finish (the job's timeout must recover them). Kept on globalThis so a test in
+ * the same isolate reaches the objects' copy of this module.
+ */
+export const executorFaults: { fail: number; hang: number } = ((globalThis as Record<symbol, unknown>)[Symbol.for("emberlog.executorFaults")] ??= {
+  fail: 0,
+  hang: 0,
+}) as { fail: number; hang: number }
+
+const injectedFault = (): Effect.Effect<never, ExecutorFailure> | undefined => {
+  if (executorFaults.fail > 0) {
+    executorFaults.fail--
+    return Effect.fail(new ExecutorFailure("injected executor failure", true))
+  }
+  if (executorFaults.hang > 0) {
+    executorFaults.hang--
+    return Effect.never
+  }
+  return undefined
+}
+
 export const localExecutor: JobExecutorShape = {
   name: "local",
   healthy: Effect.sync(() => generateConnector("GET /health").endpoints.length === 1),
   run: (task, input, report) =>
     Effect.suspend((): Effect.Effect<unknown, ExecutorFailure> => {
+      const fault = injectedFault()
+      if (fault !== undefined) return fault
       if (task === "analyze") {
         report(10, "parsing the spec")
         try {
