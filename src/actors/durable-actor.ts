@@ -12,7 +12,17 @@ import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
 import { parseScopedName, scopedName } from "./names.js"
 import { drainOutbox } from "./outbox.js"
-import { CLOSE_TOO_LARGE, MAX_FRAME_BYTES, Subscribers, acceptSubscription, isOversize, type LogEntry, type LogSource, type SocketAttachment } from "./subscribers.js"
+import {
+  CLOSE_TOO_LARGE,
+  MAX_FRAME_BYTES,
+  PRINCIPAL_HEADER,
+  Subscribers,
+  acceptSubscription,
+  isOversize,
+  type LogEntry,
+  type LogSource,
+  type SocketAttachment,
+} from "./subscribers.js"
 import type { TopicApi } from "./topic.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
@@ -131,10 +141,16 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     command(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
-        this.subscribers.deliver(reply.value.events.map(toLogEntry))
-        this.sendToMembers(reply.value.events)
-        this.startReactions(reply.value.events)
+        // The command is committed: nothing after this point may make it look failed.
         void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS, true)
+        this.subscribers.deliver(reply.value.events.map(toLogEntry))
+        for (const followUp of [() => this.sendToMembers(reply.value.events), () => this.startReactions(reply.value.events)]) {
+          try {
+            followUp()
+          } catch (error) {
+            console.error("emberlog: a follow-up of a committed command failed", error)
+          }
+        }
       }
       return reply
     }
@@ -198,7 +214,10 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      */
     override async alarm(): Promise<void> {
       this.alarmAt = null
-      const { tenant, name } = parseScopedName(this.ctx.id.name ?? this.ctx.id.toString())
+      // Deliveries are addressed by the object's name (tenant/id); without it they would land in
+      // the wrong topic, so they wait (the alarm is retried) rather than guess.
+      if (this.ctx.id.name === undefined) throw new Error("emberlog: this object has no name; outbox delivery postponed")
+      const { tenant, name } = parseScopedName(this.ctx.id.name)
       const source = { kind: entity.kind, id: name }
       const topicOf = (topic: string) => this.env.TOPIC.getByName(scopedName(tenant, topic)) as unknown as TopicApi
       let deliveryDelay = 0
@@ -235,9 +254,10 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     override async fetch(request: Request): Promise<Response> {
       const member = request.headers.get(MEMBER_HEADER)
       if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
-      const response = this.subscribers.acceptWebSocket(0, { mode: "room", name: member })
-      this.command({ command: options.room.join(member), principal: member })
-      return response
+      const principal = request.headers.get(PRINCIPAL_HEADER) ?? "anonymous"
+      const joined = this.command({ command: options.room.join(member), principal })
+      if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
+      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, principal })
     }
 
     override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -270,15 +290,25 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       }
       const { type, payload } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<string, unknown>
       if (typeof type !== "string") return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
-      const reply = this.command({ command: options.room!.post(member, { type, payload }), principal: member })
+      const principal = (socket.deserializeAttachment() as SocketAttachment).principal ?? member
+      const reply = this.command({ command: options.room!.post(member, { type, payload }), principal })
       if (!reply.ok) socket.send(JSON.stringify({ type: "error", id: null, error: { code: reply.error.code, message: reply.error.message } }))
     }
 
-    override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+    /** A room member leaves once, whether its socket closed or failed. */
+    private leave(socket: WebSocket): void {
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
-      if (attachment?.mode === "room" && options.room !== undefined) {
-        this.command({ command: options.room.leave(attachment.name!), principal: attachment.name })
-      }
+      if (attachment?.mode !== "room" || options.room === undefined || attachment.left) return
+      socket.serializeAttachment({ ...attachment, left: true })
+      this.command({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
+    }
+
+    override async webSocketError(socket: WebSocket): Promise<void> {
+      this.leave(socket)
+    }
+
+    override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
+      this.leave(socket)
       // Echo the close so the client's close handshake completes (1005/1006 cannot be sent).
       try {
         socket.close(code === 1005 || code === 1006 ? 1000 : code, reason)

@@ -39,6 +39,8 @@ export interface SocketAttachment {
   readonly principal?: string
   /** Whether commands may be sent on it (the `write` scope). */
   readonly canWrite?: boolean
+  /** A room member that has already left (close and error both end membership, once). */
+  readonly left?: boolean
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
@@ -49,6 +51,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024
 /** Close code for frames over MAX_FRAME_BYTES (RFC 6455 "message too big"). */
 export const CLOSE_TOO_LARGE = 1009
 export const SSE_KEEP_ALIVE_MS = 15_000
+export const SSE_MAX_BUFFERED = 8 * 1024 * 1024
 const PAGE = 500
 
 const encoder = new TextEncoder()
@@ -79,7 +82,8 @@ export class Subscribers {
 
   /** Opens an SSE stream: backlog first, then live entries, `id:` = position. */
   acceptSse(after: number): Response {
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>()
+    // Counted in bytes, so desiredSize tells how much a slow client has left unread.
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(undefined, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }))
     const subscriber: SseSubscriber = { writer: writable.getWriter() }
     this.sse.add(subscriber)
     this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
@@ -122,7 +126,12 @@ export class Subscribers {
     }
   }
 
+  /**
+   * A client that stops reading would make the object buffer without limit; past
+   * SSE_MAX_BUFFERED bytes it is dropped, and reconnects with Last-Event-ID losing nothing.
+   */
   private writeSse(subscriber: SseSubscriber, text: string): void {
+    if ((subscriber.writer.desiredSize ?? 0) < -SSE_MAX_BUFFERED) return this.dropSse(subscriber)
     void subscriber.writer.write(encoder.encode(text)).catch(() => this.dropSse(subscriber))
   }
 
@@ -147,6 +156,17 @@ export const isOversize = (message: string | ArrayBuffer): boolean => {
   if (message.length > MAX_FRAME_BYTES) return true
   if (message.length * 3 <= MAX_FRAME_BYTES) return false
   return encoder.encode(message).byteLength > MAX_FRAME_BYTES
+}
+
+/**
+ * A copy of a client's headers without any `X-Emberlog-*` header: those carry what the
+ * edge established (principal, scopes, cursor, member) to an object, so a client must
+ * never be able to set them.
+ */
+export const clientHeaders = (request: Request): Headers => {
+  const headers = new Headers()
+  for (const [name, value] of request.headers) if (!name.toLowerCase().startsWith("x-emberlog-")) headers.set(name, value)
+  return headers
 }
 
 /** Answers a subscription request the edge validated and forwarded to the object. */

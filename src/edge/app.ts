@@ -12,7 +12,7 @@ import type { ActorApi } from "../actors/durable-actor.js"
 import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
 import { executorFor } from "../infra/executors.js"
-import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER } from "../actors/subscribers.js"
+import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
@@ -55,7 +55,7 @@ const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promis
   }
   const after = await subscriptionAfter(request, head)
   const principal = c.get("principal")
-  const headers = new Headers(request.headers)
+  const headers = clientHeaders(request)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
   headers.set(PRINCIPAL_HEADER, principal.sub)

@@ -8,6 +8,7 @@ import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
 import { scopedName } from "../actors/names.js"
+import { PRINCIPAL_HEADER, clientHeaders } from "../actors/subscribers.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
 import * as Params from "./params.js"
@@ -27,8 +28,9 @@ export const roomRoutes = (app: App) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
       throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
     }
-    const headers = new Headers(c.req.raw.headers)
+    const headers = clientHeaders(c.req.raw)
     headers.set(MEMBER_HEADER, member)
+    headers.set(PRINCIPAL_HEADER, c.get("principal").sub)
     return room.fetch(new Request(c.req.url, { method: "GET", headers }))
   })
 

@@ -37,7 +37,12 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
       ),
     saveSnapshot: (snapshot) => Effect.sync(() => void snapshots.push(structuredClone(snapshot))),
     findCommand: (commandId) => Effect.sync(() => commands.get(commandId)),
-    saveCommand: (commandId, record) => Effect.sync(() => void commands.set(commandId, record)),
+    // Like SQLite's primary key: a second record for the same id is an error.
+    saveCommand: (commandId, record) =>
+      Effect.sync(() => {
+        if (commands.has(commandId)) throw new Error(`UNIQUE constraint failed: commands.command_id (${commandId})`)
+        commands.set(commandId, record)
+      }),
     enqueue: (deliveries) => Effect.sync(() => void outbox.push(...deliveries)),
     pendingDeliveries: (limit) =>
       Effect.sync(() =>
@@ -55,15 +60,17 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
       Effect.sync(() => {
         for (const [id, record] of commands) if (record.at < before) commands.delete(id)
       }),
-    // Every write appends (events, snapshots) or inserts (commands), so rolling back is truncation.
+    // Events, snapshots and the outbox only grow within a transaction, so rolling them back is
+    // truncation; idempotency records can also be pruned, so they are restored whole.
     transaction: (body) => {
-      const mark = { events: events.length, snapshots: snapshots.length, commands: new Set(commands.keys()), outbox: outbox.length }
+      const mark = { events: events.length, snapshots: snapshots.length, commands: new Map(commands), outbox: outbox.length }
       try {
         return body()
       } catch (error) {
         events.length = mark.events
         snapshots.length = mark.snapshots
-        for (const id of commands.keys()) if (!mark.commands.has(id)) commands.delete(id)
+        commands.clear()
+        for (const [id, record] of mark.commands) commands.set(id, record)
         outbox.length = mark.outbox
         throw error
       }

@@ -86,6 +86,21 @@ describe("scopes", () => {
     expect((await body(await call(`/v1/counter/${id}/verify`, { token: await token("auditor", "read admin") }))).body.ok).toBe(true)
   })
 
+  it("ignores X-Emberlog-* headers from clients: no joining a room or forging a principal with a read token", async () => {
+    const room = freshId("room")
+    const reader = await token("reader", "read")
+    const response = await call(`/v1/room/${room}/ws?after=0`, { token: reader, headers: { Upgrade: "websocket", "X-Emberlog-Member": "system", "X-Emberlog-Principal": "system", "X-Emberlog-Can-Write": "1" } })
+    const socket = response.webSocket!
+    const frames: Array<any> = []
+    const arrived = new Promise<void>((resolve) => socket.addEventListener("message", (e) => (frames.push(JSON.parse(e.data as string)), resolve())))
+    socket.accept()
+    socket.send(JSON.stringify({ type: "command", id: "p", command: { type: "Post", messageType: "chat", payload: "forged", sender: "system" } }))
+    await arrived
+    expect(frames[0]).toMatchObject({ type: "error", error: { code: "insufficient_scope" } })
+    socket.close(1000)
+    expect((await body(await call(`/v1/room/${room}/events`, { token: reader }))).body.events).toEqual([])
+  })
+
   it("records the token's sub as every event's principal", async () => {
     const id = freshId()
     const appended = await body(await increment(id, await token("alice", "write")))
@@ -143,8 +158,11 @@ describe("tenancy", () => {
     socket.close(1000)
 
     const room = freshId("room")
-    const member = (await call(`/ws?room=${room}&name=alice`, { token: alice, headers: { Upgrade: "websocket" } })).webSocket!
+    const member = (await call(`/ws?room=${room}&name=Alice%20A.`, { token: alice, headers: { Upgrade: "websocket" } })).webSocket!
     member.accept()
+    // The member's display name is theirs to choose; the principal is the token's.
+    const joined = (await body(await call(`/v1/room/${room}/events`, { token: alice }))).body.events[0]
+    expect(joined).toMatchObject({ type: "Joined", data: { name: "Alice A." }, meta: { principal: "alice" } })
     const post = (tokenValue: string) => call("/broadcast", { method: "POST", token: tokenValue, body: JSON.stringify({ room, type: "x", payload: 1 }) })
     expect((await body(await post(mallory))).body.error.code).toBe("unknown_room")
     expect((await post(alice)).status).toBe(200)

@@ -22,16 +22,19 @@ export const followResource = async (directory: ActorDirectory, uri: string, onC
 
   const open = async (): Promise<void> => {
     const headers = { Upgrade: "websocket", [SUBSCRIBE_HEADER]: "websocket", [AFTER_HEADER]: String(cursor) }
-    socket = (await actor.fetch(new Request("https://actor/ws", { headers }))).webSocket
-    if (socket === null) throw new Error(`Could not follow ${uri}`)
-    socket.accept()
-    socket.addEventListener("message", (event) => {
+    const opened = (await actor.fetch(new Request("https://actor/ws", { headers }))).webSocket
+    if (opened === null) throw new Error(`Could not follow ${uri}`)
+    opened.accept()
+    // Closed while connecting: nobody is listening any more.
+    if (closed) return opened.close(1000, "unsubscribed")
+    socket = opened
+    opened.addEventListener("message", (event) => {
       const frame = JSON.parse(event.data as string) as { type?: string; event?: { seq: number } }
       if (frame.type !== "event" || frame.event === undefined) return
       cursor = frame.event.seq
       onChange()
     })
-    socket.addEventListener("close", () => {
+    opened.addEventListener("close", () => {
       if (!closed) void open().catch(() => undefined)
     })
   }

@@ -13,6 +13,7 @@ import {
 } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
+import { clientHeaders } from "../../actors/subscribers.js"
 import type { App, Env } from "../env.js"
 import { followResource } from "./follow.js"
 import { buildMcpServer } from "./server.js"
@@ -53,11 +54,16 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
   const reader = response.body.getReader()
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const { done, value } = await reader.read()
-      if (done) {
+      try {
+        const { done, value } = await reader.read()
+        if (done) {
+          stop()
+          controller.close()
+        } else controller.enqueue(value)
+      } catch (error) {
         stop()
-        controller.close()
-      } else controller.enqueue(value)
+        controller.error(error)
+      }
     },
     cancel(reason) {
       stop()
@@ -118,8 +124,7 @@ export const mcpRoutes = (app: App) => {
     }
     if (existing !== null && !SESSION_ID.test(existing)) return jsonRpcError(404, -32001, "Session not found")
     const sessionId = existing ?? crypto.randomUUID()
-    const headers = new Headers(request.headers)
-    headers.delete(NEW_SESSION_HEADER)
+    const headers = clientHeaders(request)
     if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
     headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
     const session = c.env.MCP_SESSION.getByName(scopedName(principal.tenant, sessionId))

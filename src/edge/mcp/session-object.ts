@@ -45,6 +45,9 @@ export const authInfoFor = (principal: Principal, extra: Record<string, unknown>
   extra: { principal, ...extra },
 })
 
+const samePrincipal = (a: Principal | undefined, b: Principal) =>
+  a !== undefined && a.sub === b.sub && a.tenant === b.tenant && [...a.scopes].sort().join(" ") === [...b.scopes].sort().join(" ")
+
 const jsonRpcError = (status: number, code: number, message: string) =>
   Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
 
@@ -53,8 +56,8 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   private mcp: McpServer | undefined
   private owner: Principal | undefined
   private lastSeen = 0
-  /** Subscribed resources, each followed through its actor's event stream. */
-  private readonly watches = new Map<string, Follower>()
+  /** Subscribed resources, each followed through its actor's event stream (a promise while it connects). */
+  private readonly watches = new Map<string, Promise<Follower>>()
 
   override async fetch(request: Request): Promise<Response> {
     const principal = decodePrincipal(request.headers.get(PRINCIPAL_JSON_HEADER) ?? "{}")
@@ -70,8 +73,9 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
       })
       this.mcp = buildMcpServer(directoryFor(this.env, principal), { subscribe: (uri) => this.watch(uri), unsubscribe: async (uri) => this.unwatch(uri) })
       await this.mcp.connect(this.transport)
-    } else if (this.owner?.sub !== principal.sub || this.owner.tenant !== principal.tenant) {
-      return jsonRpcError(403, -32600, "This session belongs to another principal")
+    } else if (!samePrincipal(this.owner, principal)) {
+      // Scopes are fixed for a session's life: a token with other scopes starts a new session.
+      return jsonRpcError(403, -32600, "This session belongs to another principal or other scopes; initialize a new session")
     }
     this.lastSeen = Date.now()
     await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())
@@ -96,15 +100,23 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   /** Tells the client each time a subscribed resource's actor appends. */
   private async watch(uri: string): Promise<void> {
     if (this.owner === undefined || this.watches.has(uri)) return
-    const follower = await followResource(directoryFor(this.env, this.owner), uri, () => {
+    // Registered before connecting, so a concurrent subscribe, unsubscribe or end sees it.
+    const following = followResource(directoryFor(this.env, this.owner), uri, () => {
       void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined)
     })
-    this.watches.set(uri, follower)
+    this.watches.set(uri, following)
+    try {
+      await following
+    } catch (error) {
+      if (this.watches.get(uri) === following) this.watches.delete(uri)
+      throw error
+    }
   }
 
   private unwatch(uri: string): void {
-    this.watches.get(uri)?.close()
+    const following = this.watches.get(uri)
     this.watches.delete(uri)
+    void following?.then((follower) => follower.close()).catch(() => undefined)
   }
 
   private end(): void {
