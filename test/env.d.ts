@@ -5,6 +5,7 @@ declare namespace Cloudflare {
     ROOM: DurableObjectNamespace
     SESSION: DurableObjectNamespace
     JOB: DurableObjectNamespace
+    MEMORY: DurableObjectNamespace
     TOPIC: DurableObjectNamespace
     MCP_SESSION: DurableObjectNamespace
     COUNTER_TOTALS: DurableObjectNamespace

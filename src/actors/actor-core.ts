@@ -94,6 +94,8 @@ export class ActorCore<S = unknown> {
   constructor(
     readonly entity: Entity<S>,
     private readonly runtime: ActorRuntime,
+    /** Runs inside the command's transaction after the append: side tables kept by the host. */
+    private readonly onAppend?: (appended: ReadonlyArray<StoredEvent>, command: unknown) => void,
   ) {
     this.state = entity.initial
     this.store = runtime.runSync(Effect.service(EventStore))
@@ -241,6 +243,10 @@ export class ActorCore<S = unknown> {
       const version = this.version + appended.length
       yield* store.append(appended)
       yield* store.enqueue(emitted.flatMap((event, i) => this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic }))))
+      if (this.onAppend !== undefined && appended.length > 0) {
+        const onAppend = this.onAppend
+        yield* Effect.sync(() => onAppend(appended, decoded.command))
+      }
       const every = this.entity.snapshotEvery
       if (Math.floor(version / every) > Math.floor(this.version / every)) {
         yield* store.saveSnapshot({ seq: version, stateVersion: this.entity.stateVersion, state: this.entity.encodeState(state) })

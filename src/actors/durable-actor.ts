@@ -41,6 +41,16 @@ export interface ActorOptions {
    * if the object dies mid-way, the entity's timer must notice and recover.
    */
   readonly react?: (event: WireEvent, actor: ReactionContext) => Promise<void> | undefined
+  /** Tables the host keeps beside the log, written in each command's transaction (e.g. a search index). */
+  readonly project?: Projection
+}
+
+export interface Projection {
+  readonly setup: (sql: SqlStorage) => void
+  /** Applies appended events; `command` is the command that produced them (its data may live only here). */
+  readonly apply: (sql: SqlStorage, events: ReadonlyArray<WireEvent>, command: unknown) => void
+  /** Rebuilds the projection from the whole log (and whatever the projection keeps that the log does not). */
+  readonly rebuild: (sql: SqlStorage, events: Iterable<WireEvent>) => void
 }
 
 export interface ReactionContext {
@@ -118,7 +128,13 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
       void ctx.blockConcurrencyWhile(async () => {
-        this.core = new ActorCore(entity, actorRuntime(ctx.storage, options))
+        const projection = options.project
+        projection?.setup(ctx.storage.sql)
+        this.core = new ActorCore(
+          entity,
+          actorRuntime(ctx.storage, options),
+          projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
+        )
         this.alarmAt = await ctx.storage.getAlarm()
         // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
         await this.scheduleFollowUps(0)

@@ -6,6 +6,7 @@ import { Counter } from "../domain/counter.js"
 import { Document } from "../domain/document.js"
 import { Room, postFrame } from "../domain/room.js"
 import { Job } from "../domain/job.js"
+import { Memory } from "../domain/memory.js"
 import { Session } from "../domain/session.js"
 import { executorFor, type ExecutorSettings } from "../infra/executors.js"
 import type { Entity } from "../domain/entity.js"
@@ -14,6 +15,7 @@ import { jobEngine } from "./job-engine.js"
 import { scopedName } from "./names.js"
 
 export { TopicLog } from "./topic.js"
+export { MemoryActor } from "./memory-actor.js"
 export { CounterTotals } from "./counter-totals.js"
 
 export const CounterActor = actorClass(Counter)
@@ -35,6 +37,7 @@ export const kinds = {
   room: { entity: Room, binding: "ROOM" },
   session: { entity: Session, binding: "SESSION" },
   job: { entity: Job, binding: "JOB" },
+  memory: { entity: Memory, binding: "MEMORY" },
 } as const satisfies Record<string, { entity: Entity; binding: string }>
 
 export type Kind = keyof typeof kinds

@@ -22,6 +22,7 @@ import * as Params from "./params.js"
 import { rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
+import { memoryRoutes } from "./memory-routes.js"
 import { roomRoutes } from "./room-routes.js"
 
 type AppContext = Context<AppEnv>
@@ -147,6 +148,7 @@ export const createApp = () => {
   roomRoutes(app)
   mcpRoutes(app)
   jobRoutes(app)
+  memoryRoutes(app)
 
   // Topics, projections and admin first, so that those words are never read as kinds.
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {

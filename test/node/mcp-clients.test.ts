@@ -54,8 +54,8 @@ describe("MCP with real clients", () => {
       all.push(...page.tools.map((t) => t.name))
       cursor = page.nextCursor
     }
-    // 17 command tools (every kind's commands but the engine's internal ones) + read_state, read_events, verify_log
-    expect(new Set(all).size).toBe(20)
+    // 22 command tools (every kind's commands but the engine's internal ones) + read_state, read_events, verify_log
+    expect(new Set(all).size).toBe(25)
     expect(all).toEqual(expect.arrayContaining(["read_state", "read_events", "verify_log", "document_edit", "session_grant", "job_submit", "job_cancel"]))
     expect(all).not.toContain("job_complete")
     const increment = first.tools.find((t) => t.name === "counter_increment")!
@@ -99,7 +99,7 @@ describe("MCP with real clients", () => {
     await client.connect(new TransportV2(new URL(`${base}/mcp`)))
     expect(client.getNegotiatedProtocolVersion()).toBe("2026-07-28")
     const { tools } = await client.listTools()
-    expect(tools.length).toBe(20)
+    expect(tools.length).toBe(25)
     const id = `mcp-v2-${Date.now()}`
     const result = await client.callTool({ name: "document_create", arguments: { id, title: "Notes", content: "hello" } })
     expect(result.structuredContent).toMatchObject({ version: 1, state: { created: true, content: "hello" } })

@@ -1,4 +1,5 @@
 import fc from "fast-check"
+import { contentHash as hashOf } from "../../src/domain/memory.js"
 
 /** Counter commands as clients send them, including some that must be refused. */
 export const counterCommand = fc.oneof(
@@ -63,4 +64,15 @@ export const jobCommand = fc.oneof(
   { weight: 2, arbitrary: fc.record({ type: fc.constant("Complete"), attempt, result: fc.jsonValue({ maxDepth: 1 }) }) },
   { weight: 3, arbitrary: fc.record({ type: fc.constant("Fail"), attempt, error: fc.constant("boom"), retryable: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant({ type: "Cancel" }) },
+)
+
+const memoryText = fc.constantFrom("alpha", "beta", "gamma", "alpha beta")
+const memoryTag = fc.constantFrom("a", "b", "c")
+/** Memory commands over a few contents, so stores repeat and tags/forgets hit real hashes. */
+export const memoryCommand = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ type: fc.constant("Store"), content: memoryText, tags: fc.array(memoryTag, { maxLength: 2 }) }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant("Tag"), hash: memoryText.map(hashOf), tags: fc.array(memoryTag, { minLength: 1, maxLength: 2 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("Untag"), hash: memoryText.map(hashOf), tags: fc.array(memoryTag, { minLength: 1, maxLength: 2 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("Forget"), hash: memoryText.map(hashOf) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant("ForgetByTag"), tag: memoryTag }) },
 )

@@ -3,12 +3,14 @@ import { Counter } from "../../src/domain/counter.js"
 import { Document } from "../../src/domain/document.js"
 import { Room } from "../../src/domain/room.js"
 import { Session } from "../../src/domain/session.js"
+import { Memory } from "../../src/domain/memory.js"
 import { checkEntity } from "../../src/testing/index.js"
-import { counterCommand, documentCommand, legacyIncremented, roomCommand, sessionCommand } from "./arbitraries.js"
+import { counterCommand, documentCommand, legacyIncremented, memoryCommand, roomCommand, sessionCommand } from "./arbitraries.js"
 
 describe("the resilience harness on our own entities", () => {
   it("counter", () => checkEntity(Counter, { commands: counterCommand, legacyEvents: legacyIncremented, numRuns: 200 }))
   it("document", () => checkEntity(Document, { commands: documentCommand, numRuns: 200 }))
   it("room", () => checkEntity(Room, { commands: roomCommand, numRuns: 200 }))
   it("session", () => checkEntity(Session, { commands: sessionCommand, numRuns: 200 }))
+  it("memory", () => checkEntity(Memory, { commands: memoryCommand, numRuns: 200 }))
 })

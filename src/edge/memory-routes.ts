@@ -1,0 +1,49 @@
+/**
+ * Memory search and retrieval: `GET /v1/memory/{ns}/search` (full text, bm25-ranked,
+ * filtered by tags, type and time, paged by cursor) and `GET /v1/memory/{ns}/items/{hash}`
+ * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
+ */
+import type { Context } from "hono"
+import type { MemoryApi } from "../actors/memory-actor.js"
+import { scopedName } from "../actors/names.js"
+import { requireScope } from "./auth.js"
+import type { App, AppEnv } from "./env.js"
+import { HttpError, badRequest } from "./errors.js"
+import * as Params from "./params.js"
+
+export const MAX_SEARCH_PAGE = 100
+
+const memoryOf = (c: Context<AppEnv>) =>
+  c.env.MEMORY.getByName(scopedName(c.get("principal").tenant, Params.actorId(c.req.param("ns")!))) as unknown as MemoryApi
+
+export const memoryRoutes = (app: App) => {
+  app.get("/v1/memory/:ns/search", requireScope("read"), async (c) => {
+    const match = c.req.query("match") ?? "any"
+    if (match !== "all" && match !== "any") throw badRequest("invalid_query", "match must be all or any")
+    const limit = Params.nonNegativeInt("limit", c.req.query("limit"), 20)
+    if (limit < 1 || limit > MAX_SEARCH_PAGE) throw badRequest("invalid_query", `limit must be an integer from 1 to ${MAX_SEARCH_PAGE}`)
+    const from = c.req.query("from")
+    const to = c.req.query("to")
+    const tags = (c.req.query("tags") ?? "").split(",").map((t) => t.trim()).filter((t) => t.length > 0)
+    return c.json(
+      await memoryOf(c).search({
+        q: c.req.query("q"),
+        tags,
+        match,
+        type: c.req.query("type") || undefined,
+        from: from === undefined ? undefined : Params.isoTime("from", from),
+        to: to === undefined ? undefined : Params.isoTime("to", to),
+        limit,
+        offset: Params.nonNegativeInt("cursor", c.req.query("cursor"), 0),
+      }),
+    )
+  })
+
+  app.get("/v1/memory/:ns/items/:hash", requireScope("read"), async (c) => {
+    const hash = c.req.param("hash")
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw badRequest("invalid_hash", "A memory id is the SHA-256 of its content: 64 hex digits")
+    const item = await memoryOf(c).item(hash)
+    if (item === undefined) throw new HttpError(404, "unknown_memory", `No memory ${hash} (never stored, or forgotten)`)
+    return c.json(item)
+  })
+}

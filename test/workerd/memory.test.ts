@@ -1,0 +1,83 @@
+import { createHash } from "node:crypto"
+import { env, runInDurableObject } from "cloudflare:test"
+import { describe, expect, it } from "vitest"
+import type { MemoryActor } from "../../src/actors/memory-actor.js"
+import { devName, freshId, get, json, send } from "./helpers.js"
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+const store = (ns: string, content: string, extra: Record<string, unknown> = {}) => send("memory", ns, { type: "Store", content, ...extra })
+const search = async (ns: string, query: string) => (await json(await get(`/v1/memory/${ns}/search?${query}`))).body
+
+describe("memory", () => {
+  it("identifies a memory by its content hash; storing it again appends nothing", async () => {
+    const ns = freshId("mem")
+    const first = (await json(await store(ns, "Durable Objects keep state"))).body
+    expect(first.events[0]).toMatchObject({ type: "Stored", data: { hash: sha256("Durable Objects keep state"), tags: [], memoryType: null } })
+    expect(first.events[0].data).not.toHaveProperty("content")
+    const again = (await json(await store(ns, "Durable Objects keep state", { tags: ["x"] }))).body
+    expect(again).toMatchObject({ version: 1, events: [] })
+  })
+
+  it("searches full text ranked by bm25, filters by tags, type and time, and pages with a cursor", async () => {
+    const ns = freshId("mem")
+    await store(ns, "Durable Objects give each actor strong consistency", { tags: ["cloudflare", "actors"], memoryType: "note" })
+    await store(ns, "Objects in the sky are durable", { tags: ["sky"], memoryType: "poem" })
+    await store(ns, "An unrelated grocery list: milk, eggs", { tags: ["home"], memoryType: "note" })
+    const ranked = await search(ns, "q=durable%20objects%20actor")
+    expect(ranked.items.map((i: any) => i.content)).toEqual(["Durable Objects give each actor strong consistency"])
+    const both = await search(ns, "q=durable%20objects")
+    expect(both.items).toHaveLength(2)
+    expect(both.items[0].score).toBeGreaterThanOrEqual(both.items[1].score)
+    expect((await search(ns, "tags=sky,home&match=any")).items).toHaveLength(2)
+    expect((await search(ns, "tags=cloudflare,actors&match=all")).items).toHaveLength(1)
+    expect((await search(ns, "tags=cloudflare,sky&match=all")).items).toHaveLength(0)
+    expect((await search(ns, "type=note")).items).toHaveLength(2)
+    expect((await search(ns, "from=2000-01-01T00:00:00Z&to=2001-01-01T00:00:00Z")).items).toHaveLength(0)
+    const page1 = await search(ns, "limit=2")
+    const page2 = await search(ns, `limit=2&cursor=${page1.next}`)
+    expect([...page1.items, ...page2.items].map((i: any) => i.hash).sort()).toHaveLength(3)
+    expect(page2.next).toBeNull()
+    expect((await search(ns, 'q=%22)%20OR%20*')).items).toEqual([]) // FTS syntax in a query is inert
+    expect((await json(await get(`/v1/memory/${ns}/search?match=some`))).status).toBe(400)
+  })
+
+  it("tags, untags and forgets by tag", async () => {
+    const ns = freshId("mem")
+    const hash = (await json(await store(ns, "first memory"))).body.events[0].data.hash
+    await store(ns, "second memory", { tags: ["temp"] })
+    await send("memory", ns, { type: "Tag", hash, tags: ["temp", "keep"] })
+    await send("memory", ns, { type: "Untag", hash, tags: ["temp"] })
+    expect((await json(await get(`/v1/memory/${ns}/items/${hash}`))).body.tags).toEqual(["keep"])
+    expect((await json(await send("memory", ns, { type: "ForgetByTag", tag: "temp" }))).body.events).toHaveLength(1)
+    expect((await search(ns, "")).items.map((i: any) => i.hash)).toEqual([hash])
+    expect((await json(await send("memory", ns, { type: "Tag", hash: sha256("never stored"), tags: ["x"] }))).body.error.code).toBe("unknown_memory")
+  })
+
+  it("forgets the content itself: gone from the content table, the index and every read, while the log verifies", async () => {
+    const ns = freshId("mem")
+    const secret = "my secret diary entry 4711"
+    const hash = (await json(await store(ns, secret))).body.events[0].data.hash
+    await send("memory", ns, { type: "Forget", hash })
+    expect((await json(await get(`/v1/memory/${ns}/items/${hash}`))).status).toBe(404)
+    expect((await search(ns, "q=diary")).items).toEqual([])
+    const log = JSON.stringify((await json(await get(`/v1/memory/${ns}/events`))).body)
+    expect(log).not.toContain("diary")
+    expect((await json(await get(`/v1/memory/${ns}/verify`))).body).toMatchObject({ ok: true, events: 2 })
+    const leftovers = await runInDurableObject(env.MEMORY.getByName(devName(ns)), (_i: unknown, state: DurableObjectState) =>
+      state.storage.sql.exec("SELECT (SELECT count(*) FROM memory_content) + (SELECT count(*) FROM memory_items) + (SELECT count(*) FROM memory_fts) AS n").one().n,
+    )
+    expect(leftovers).toBe(0)
+  })
+
+  it("rebuilds the search projection from the log and the content to exactly the live one", async () => {
+    const ns = freshId("mem")
+    for (let i = 0; i < 6; i++) await store(ns, `memory number ${i} about topic ${i % 3}`, { tags: [`t${i % 2}`], memoryType: i % 2 ? "a" : "b" })
+    const some = (await search(ns, "")).items[0].hash
+    await send("memory", ns, { type: "Forget", hash: some })
+    await send("memory", ns, { type: "Tag", hash: (await search(ns, "")).items[1].hash, tags: ["extra"] })
+    const live = await search(ns, "q=memory%20topic&limit=100")
+    await runInDurableObject(env.MEMORY.getByName(devName(ns)), (instance: MemoryActor) => instance.rebuildProjection())
+    expect(await search(ns, "q=memory%20topic&limit=100")).toEqual(live)
+    expect(live.items).toHaveLength(5)
+  })
+})
