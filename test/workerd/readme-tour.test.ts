@@ -67,6 +67,14 @@ it("the README tour", async () => {
     "Completed",
   ])
 
+  const memories = freshId("memories")
+  const stored = (await json(await send("memory", memories, { type: "Store", content: "Durable Objects give each actor strong consistency", tags: ["cloudflare"], memoryType: "note" }))).body
+  const hash = stored.events[0].data.hash
+  expect(stored.events[0]).toMatchObject({ type: "Stored", data: { tags: ["cloudflare"], memoryType: "note", size: 50 } })
+  const found = (await json(await get(`/v1/memory/${memories}/search?q=durable%20actor&tags=cloudflare`))).body
+  expect(found).toMatchObject({ items: [{ hash, content: "Durable Objects give each actor strong consistency", type: "note" }], next: null })
+  expect((await json(await get(`/v1/memory/${memories}/items/${hash}`))).body.content).toContain("Durable Objects")
+
   const notes = freshId("notes")
   await send("document", notes, { type: "Create", title: "Notes", content: "hello world" })
   await send("document", notes, { type: "Edit", baseVersion: 1, ops: [{ op: "insert", at: 0, text: "Oh, " }] })
