@@ -54,8 +54,9 @@ describe("MCP with real clients", () => {
       all.push(...page.tools.map((t) => t.name))
       cursor = page.nextCursor
     }
-    // 22 command tools (every kind's commands but the engine's internal ones) + read_state, read_events, verify_log
-    expect(new Set(all).size).toBe(25)
+    // 22 command tools (every kind's commands but the engine's internal ones), read_state, read_events,
+    // verify_log, and the memory tools store_memory, retrieve_memory, search_by_tag, delete_memory
+    expect(new Set(all).size).toBe(29)
     expect(all).toEqual(expect.arrayContaining(["read_state", "read_events", "verify_log", "document_edit", "session_grant", "job_submit", "job_cancel"]))
     expect(all).not.toContain("job_complete")
     const increment = first.tools.find((t) => t.name === "counter_increment")!
@@ -99,7 +100,15 @@ describe("MCP with real clients", () => {
     await client.connect(new TransportV2(new URL(`${base}/mcp`)))
     expect(client.getNegotiatedProtocolVersion()).toBe("2026-07-28")
     const { tools } = await client.listTools()
-    expect(tools.length).toBe(25)
+    expect(tools.length).toBe(29)
+    const ns = `mcp-memories-${Date.now()}`
+    const stored = await client.callTool({ name: "store_memory", arguments: { namespace: ns, content: "MCP clients remember things", tags: ["mcp"], type: "fact" } })
+    const { hash } = stored.structuredContent as { hash: string }
+    expect(stored.structuredContent).toMatchObject({ stored: true })
+    expect((await client.callTool({ name: "retrieve_memory", arguments: { namespace: ns, query: "remember" } })).structuredContent).toMatchObject({ items: [{ hash, type: "fact" }] })
+    expect((await client.callTool({ name: "search_by_tag", arguments: { namespace: ns, tags: ["mcp"] } })).structuredContent).toMatchObject({ items: [{ hash }] })
+    expect((await client.callTool({ name: "delete_memory", arguments: { namespace: ns, hash } })).structuredContent).toMatchObject({ forgotten: true })
+    expect((await client.callTool({ name: "retrieve_memory", arguments: { namespace: ns, query: "remember" } })).structuredContent).toMatchObject({ items: [] })
     const id = `mcp-v2-${Date.now()}`
     const result = await client.callTool({ name: "document_create", arguments: { id, title: "Notes", content: "hello" } })
     expect(result.structuredContent).toMatchObject({ version: 1, state: { created: true, content: "hello" } })

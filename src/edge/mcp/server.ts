@@ -13,6 +13,8 @@ import { McpServer, ProtocolError, ResourceTemplate } from "@modelcontextprotoco
 import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { kinds } from "../../actors/kinds.js"
+import type { MemoryApi, MemoryQuery } from "../../actors/memory-actor.js"
+import { contentHash } from "../../domain/memory.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
 import pkg from "../../../package.json"
 
@@ -133,6 +135,57 @@ export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHo
     "verify_log",
     { description: "Verifies an actor's hash chain.", inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema })) },
     async ({ kind, id }) => guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
+  )
+
+  // The memory service's tools, in the names MCP memory clients expect.
+  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as unknown as ActorApi & MemoryApi
+  const Namespace = ActorIdSchema
+  const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
+  mcp.registerTool(
+    "store_memory",
+    {
+      description: "Stores a memory in a namespace; its id is the SHA-256 of its content, and storing the same content again changes nothing.",
+      inputSchema: mcpSchema(
+        Schema.Struct({
+          namespace: Namespace,
+          content: Schema.String.pipe(Schema.check(Schema.isMinLength(1))),
+          tags: Schema.optionalKey(MemoryTags),
+          type: Schema.optionalKey(Schema.String),
+          metadata: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
+        }),
+      ),
+    },
+    async ({ namespace, content, tags, type, metadata }) =>
+      guard("store_memory", "write", async () => {
+        const command = { type: "Store", content, ...(tags ? { tags } : {}), ...(type ? { memoryType: type } : {}), ...(metadata ? { metadata } : {}) }
+        const reply = await memoryOf(namespace).command({ command, principal: directory.principal.sub })
+        return reply.ok ? success({ hash: contentHash(content), stored: reply.value.events.length > 0 }) : fromReply(reply)
+      }),
+  )
+  const searchTool = (name: string, description: string, input: Schema.Struct<Schema.Struct.Fields>, toQuery: (args: any) => Omit<MemoryQuery, "offset">) =>
+    mcp.registerTool(name, { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) }, async (args: any) =>
+      guard(name, "read", async () => success({ ...(await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })) })),
+    )
+  searchTool(
+    "retrieve_memory",
+    "Finds memories by full-text relevance (bm25).",
+    Schema.Struct({ namespace: Namespace, query: Schema.String, limit: Schema.optionalKey(Count), tags: Schema.optionalKey(MemoryTags) }),
+    ({ query, limit, tags }) => ({ q: query, limit: Math.min(Math.max(limit ?? 10, 1), 100), tags }),
+  )
+  searchTool(
+    "search_by_tag",
+    "Lists memories carrying any (or all) of the given tags, newest first.",
+    Schema.Struct({ namespace: Namespace, tags: MemoryTags, match: Schema.optionalKey(Schema.Literals(["all", "any"])), limit: Schema.optionalKey(Count) }),
+    ({ tags, match, limit }) => ({ tags, match: match ?? "any", limit: Math.min(Math.max(limit ?? 20, 1), 100) }),
+  )
+  mcp.registerTool(
+    "delete_memory",
+    { description: "Forgets a memory: its content is erased; the log keeps only that it was forgotten.", inputSchema: mcpSchema(Schema.Struct({ namespace: Namespace, hash: Schema.String })) },
+    async ({ namespace, hash }) =>
+      guard("delete_memory", "write", async () => {
+        const reply = await memoryOf(namespace).command({ command: { type: "Forget", hash }, principal: directory.principal.sub })
+        return reply.ok ? success({ hash, forgotten: true }) : fromReply(reply)
+      }),
   )
 
   // tools/list pages with cursors: the SDK's own handler lists everything at once, so
