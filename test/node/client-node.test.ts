@@ -1,19 +1,13 @@
 // The typed client in plain Node (global fetch and WebSocket) against the Worker served by wrangler.
 import { afterAll, beforeAll, expect, it } from "vitest"
-import { unstable_dev, type Unstable_DevWorker } from "wrangler"
+import type { Unstable_DevWorker } from "wrangler"
+import { startWorker } from "./dev-worker.js"
 import { createClient } from "../../src/client/index.js"
 
 let worker: Unstable_DevWorker
 
 beforeAll(async () => {
-  worker = await unstable_dev("src/edge/worker.ts", {
-    config: "wrangler.toml",
-    ip: "127.0.0.1",
-    persist: false,
-    vars: { AUTH_MODE: "off" },
-    logLevel: "none",
-    experimental: { disableExperimentalWarning: true },
-  })
+  worker = (await startWorker()).worker
 }, 60_000)
 
 afterAll(async () => {

@@ -3,7 +3,8 @@ import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { SignJWT, exportJWK, generateKeyPair } from "jose"
 import { afterAll, beforeAll, expect, it } from "vitest"
-import { unstable_dev, type Unstable_DevWorker } from "wrangler"
+import type { Unstable_DevWorker } from "wrangler"
+import { startWorker } from "./dev-worker.js"
 
 let worker: Unstable_DevWorker
 let jwksServer: Server
@@ -19,15 +20,7 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => jwksServer.listen(0, "127.0.0.1", resolve))
   const { port } = jwksServer.address() as AddressInfo
-  worker = await unstable_dev("src/edge/worker.ts", {
-    config: "wrangler.toml",
-    ip: "127.0.0.1",
-    persist: false,
-    logLevel: "none",
-    // AUTH_MODE set explicitly: a local .dev.vars (AUTH_MODE=off) must not turn auth off here.
-    vars: { AUTH_MODE: "on", JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`, JWT_ISSUER: "https://issuer.test" },
-    experimental: { disableExperimentalWarning: true },
-  })
+  worker = (await startWorker({ AUTH_MODE: "on", JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`, JWT_ISSUER: "https://issuer.test" })).worker
 }, 60_000)
 
 afterAll(async () => {

@@ -6,20 +6,14 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
 import { spawn } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { unstable_dev, type Unstable_DevWorker } from "wrangler"
+import type { Unstable_DevWorker } from "wrangler"
+import { startWorker } from "./dev-worker.js"
 
 let worker: Unstable_DevWorker
 let base: string
 
 beforeAll(async () => {
-  worker = await unstable_dev("src/edge/worker.ts", {
-    config: "wrangler.toml",
-    ip: "127.0.0.1",
-    persist: false,
-    logLevel: "none",
-    vars: { AUTH_MODE: "off" },
-    experimental: { disableExperimentalWarning: true },
-  })
+  worker = (await startWorker()).worker
   base = `http://${worker.address}:${worker.port}`
 }, 60_000)
 

@@ -2,7 +2,8 @@
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, expect, it } from "vitest"
-import { unstable_dev, type Unstable_DevWorker } from "wrangler"
+import type { Unstable_DevWorker } from "wrangler"
+import { startWorker } from "./dev-worker.js"
 
 let worker: Unstable_DevWorker
 let service: Server
@@ -17,14 +18,7 @@ beforeAll(async () => {
     return reply(polls < 2 ? { status: "running", progress: 50, message: "thinking" } : { status: "completed", progress: 100, result: { connector: "remote" } })
   })
   await new Promise<void>((resolve) => service.listen(0, "127.0.0.1", resolve))
-  worker = await unstable_dev("src/edge/worker.ts", {
-    config: "wrangler.toml",
-    ip: "127.0.0.1",
-    persist: false,
-    logLevel: "none",
-    vars: { AUTH_MODE: "off", JOB_EXECUTOR: "openhands", OPENHANDS_API_URL: `http://127.0.0.1:${(service.address() as AddressInfo).port}` },
-    experimental: { disableExperimentalWarning: true },
-  })
+  worker = (await startWorker({ JOB_EXECUTOR: "openhands", OPENHANDS_API_URL: `http://127.0.0.1:${(service.address() as AddressInfo).port}` })).worker
 }, 60_000)
 
 afterAll(async () => {
