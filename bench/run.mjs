@@ -91,7 +91,8 @@ else; replay runs at ${fmt((replay / recovery[1].floor) * 100)}% of it. On this 
 ## Fan-out to WebSocket subscribers (${rounds("fanout") / 2} rounds each)
 
 One counter actor with N hibernatable WebSocket subscribers against a bare Durable Object
-that only loops \`ws.send\` over N sockets, in the same run. Latency: from issuing the
+that only loops \`ws.send\` over N sockets (sending a frame of the same size as emberlog's
+event frame), in the same run. Latency: from issuing the
 command (or the bare broadcast) until every subscriber has the event (ms timer
 resolution; 60 samples a round). Rate: a burst of 100 sequential commands until every
 subscriber has all of them. Receiving is done by the test isolate for both sides alike.
