@@ -7,6 +7,9 @@
  * seqs are gapless from 1, retries added nothing, refused input appended nothing,
  * and verify is ok.
  *
+ * The model is the entity's own decide run here, so an entity whose decide reads the
+ * clock (e.g. TTLs) is better checked with `checkEntity`, which controls time.
+ *
  * ```ts
  * import { SELF, env } from "cloudflare:test"
  * import { checkActor } from "emberlog/testing/workerd"
