@@ -51,9 +51,7 @@ const subscriptionAfter = async (request: Request, head: () => Promise<number>) 
 const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, head: () => Promise<number>) => {
   const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
-  if (websocket && request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-    throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
-  }
+  if (websocket) Params.requireWebSocketUpgrade(request)
   const after = await subscriptionAfter(request, head)
   const principal = c.get("principal")
   const headers = clientHeaders(request)
@@ -109,7 +107,7 @@ export const createApp = () => {
 
   // CORS only for the configured origins; with none configured, no CORS headers at all.
   app.use("*", async (c, next) => {
-    const allowed = (c.env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter((o) => o.length > 0)
+    const allowed = Params.commaList(c.env.CORS_ORIGINS)
     if (allowed.length === 0) return next()
     return cors({
       origin: (origin) => (allowed.includes(origin) ? origin : null),

@@ -24,7 +24,7 @@ export const memoryRoutes = (app: App) => {
     if (limit < 1 || limit > MAX_SEARCH_PAGE) throw badRequest("invalid_query", `limit must be an integer from 1 to ${MAX_SEARCH_PAGE}`)
     const from = c.req.query("from")
     const to = c.req.query("to")
-    const tags = (c.req.query("tags") ?? "").split(",").map((t) => t.trim()).filter((t) => t.length > 0)
+    const tags = Params.commaList(c.req.query("tags"))
     return c.json(
       await memoryOf(c).search({
         q: c.req.query("q"),

@@ -1,5 +1,5 @@
 /** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
-import { badRequest } from "./errors.js"
+import { HttpError, badRequest } from "./errors.js"
 
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 const NON_NEGATIVE_INT = /^\d{1,16}$/
@@ -39,4 +39,18 @@ export const idempotencyKey = (value: string | undefined): string | undefined =>
   if (value === undefined) return undefined
   if (!IDEMPOTENCY_KEY.test(value)) throw badRequest("invalid_header", "Idempotency-Key must be 1–255 visible ASCII characters")
   return value
+}
+
+/** A comma-separated setting or query value as its non-empty, trimmed items. */
+export const commaList = (value: string | undefined): Array<string> =>
+  (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0)
+
+/** WebSocket routes answer 426 to anything that is not an upgrade. */
+export const requireWebSocketUpgrade = (request: Request): void => {
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
+  }
 }

@@ -25,9 +25,7 @@ export const roomRoutes = (app: App) => {
     const room = roomOf(c, c.req.query("room"))
     const member = c.req.query("name") ?? `guest-${crypto.randomUUID().slice(0, 8)}`
     if (!MEMBER_NAME.test(member)) throw badRequest("invalid_query", "name must be 1–64 printable ASCII characters")
-    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-      throw new HttpError(426, "upgrade_required", "This route is a WebSocket: send Upgrade: websocket")
-    }
+    Params.requireWebSocketUpgrade(c.req.raw)
     const headers = clientHeaders(c.req.raw)
     headers.set(MEMBER_HEADER, member)
     headers.set(PRINCIPAL_HEADER, c.get("principal").sub)

@@ -1,8 +1,7 @@
-import { env, evictDurableObject } from "cloudflare:test"
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BASE, eventSeqs, freshId, get, json, openSocket, range, readSse, send } from "./helpers.js"
-import { devName } from "./helpers.js"
 import { SELF } from "cloudflare:test"
+import { BASE, devName, eventSeqs, freshId, get, json, openSocket, range, readSse, send } from "./helpers.js"
 
 const increment = (id: string, by = 1) => send("counter", id, { type: "Increment", by })
 
@@ -42,6 +41,27 @@ describe("WebSocket subscriptions", () => {
       expect(eventSeqs(socket.frames)).toEqual(range(after + 1, total))
       socket.ws.close(1000)
     }
+  })
+
+  it("broadcasts nothing that is not in the log: refused and rolled-back commands send no frame", async () => {
+    const id = freshId()
+    const socket = await openSocket(`/v1/counter/${id}/ws`)
+    expect((await send("counter", id, { type: "Increment", by: 0 })).status).toBe(400)
+    expect((await send("counter", id, { type: "Decrement", by: Number.MAX_SAFE_INTEGER })).status).toBe(200)
+    expect((await send("counter", id, { type: "Decrement", by: 1 })).status).toBe(422) // below the safe range
+    // The next command's idempotency insert fails, so its append rolls back.
+    await runInDurableObject(env.COUNTER.getByName(devName(id)), (_i: unknown, state: DurableObjectState) =>
+      void state.storage.sql.exec("CREATE TRIGGER refuse BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+    )
+    expect((await send("counter", id, { type: "Increment", by: 5 }, { "Idempotency-Key": "rolled-back" })).status).toBe(500)
+    await send("counter", id, { type: "Increment", by: 2 })
+    await socket.until((f) => eventSeqs(f).length >= 2)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(socket.frames.filter((f) => f.type === "event").map((f) => [f.event.seq, f.event.type])).toEqual(
+      (await json(await get(`/v1/counter/${id}/events`))).body.events.map((e: any) => [e.seq, e.type]),
+    )
+    expect(eventSeqs(socket.frames)).toHaveLength(2)
+    socket.ws.close(1000)
   })
 
   it("takes commands on the socket: ack, error frames, and the connection stays up", async () => {

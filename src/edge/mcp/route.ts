@@ -15,9 +15,10 @@ import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import type { App, Env } from "../env.js"
+import { commaList } from "../params.js"
 import { followResource } from "./follow.js"
 import { buildMcpServer } from "./server.js"
-import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal } from "./session-object.js"
+import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
 
@@ -73,15 +74,6 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
   return new Response(body, { status: response.status, headers: response.headers })
 }
 
-const jsonRpcError = (status: number, code: number, message: string) =>
-  Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
-
-const list = (value: string | undefined) =>
-  (value ?? "")
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0)
-
 /**
  * Hostnames this server answers to. A DNS-rebinding attack reaches a local server under
  * the attacker's hostname, so with auth off (local development) only localhost names
@@ -89,12 +81,12 @@ const list = (value: string | undefined) =>
  * hostname, so the Host is the Worker's own.
  */
 const allowedHosts = (env: Env): Array<string> | undefined =>
-  env.MCP_ALLOWED_HOSTS ? list(env.MCP_ALLOWED_HOSTS) : env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined
+  env.MCP_ALLOWED_HOSTS ? commaList(env.MCP_ALLOWED_HOSTS) : env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined
 
 /** Hostnames allowed in Origin: the served hosts (or this request's, deployed) and the CORS origins. */
 const allowedOriginHosts = (env: Env, request: Request) => [
   ...(allowedHosts(env) ?? [new URL(request.url).hostname]),
-  ...list(env.CORS_ORIGINS).map((origin) => new URL(origin).hostname),
+  ...commaList(env.CORS_ORIGINS).map((origin) => new URL(origin).hostname),
 ]
 
 export const mcpRoutes = (app: App) => {

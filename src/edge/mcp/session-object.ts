@@ -48,7 +48,8 @@ export const authInfoFor = (principal: Principal, extra: Record<string, unknown>
 const samePrincipal = (a: Principal | undefined, b: Principal) =>
   a !== undefined && a.sub === b.sub && a.tenant === b.tenant && [...a.scopes].sort().join(" ") === [...b.scopes].sort().join(" ")
 
-const jsonRpcError = (status: number, code: number, message: string) =>
+/** A JSON-RPC error answered before any MCP server sees the request. */
+export const jsonRpcError = (status: number, code: number, message: string) =>
   Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
 
 export class McpSession extends DurableObject<Record<string, unknown>> {
