@@ -9,5 +9,6 @@ declare namespace Cloudflare {
     TOPIC: DurableObjectNamespace
     MCP_SESSION: DurableObjectNamespace
     COUNTER_TOTALS: DurableObjectNamespace
+    MEMORY_BUCKET: R2Bucket
   }
 }

@@ -15,8 +15,8 @@ import { Ids, type IdsShape } from "../infra/ids.js"
 import { GENESIS_HASH, canonicalJson, chainHash, linkEvent, sha256 } from "./hash-chain.js"
 
 export type ActorFailure = {
-  /** InvalidInput → 400, Conflict → 409, Rejected → 422 (mapped once, at the edge). */
-  readonly _tag: "InvalidInput" | "Conflict" | "Rejected"
+  /** InvalidInput → 400, Conflict → 409, Rejected → 422, Unavailable → 503 (mapped once, at the edge). */
+  readonly _tag: "InvalidInput" | "Conflict" | "Rejected" | "Unavailable"
   readonly code: string
   readonly message: string
   readonly details?: unknown

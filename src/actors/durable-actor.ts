@@ -154,7 +154,13 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       }
     }
 
-    command(request: CommandRequest): ActorReply<CommandOutcome> {
+    /** The RPC entry; kinds that need I/O before the transaction (memory content in R2) override it. */
+    command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
+      return this.commit(request)
+    }
+
+    /** Runs a command in one transaction and hands its events to subscribers, topics and reactions. */
+    protected commit(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
@@ -176,7 +182,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const context: ReactionContext = {
         env: this.env,
         state: () => this.core.currentState,
-        command: (command) => this.command({ command, principal: "system", internal: true }),
+        command: (command) => this.commit({ command, principal: "system", internal: true }),
       }
       for (const event of events) {
         const running = options.react(event, context)
@@ -216,7 +222,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
     }
 
-    private async scheduleAlarm(at: number): Promise<void> {
+    protected async scheduleAlarm(at: number): Promise<void> {
       if (this.alarmAt !== null && this.alarmAt <= at) return
       this.alarmAt = at
       await this.ctx.storage.setAlarm(at)
@@ -247,7 +253,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       }
       const timerDue = entity.timer?.dueAt(this.core.currentState)
       if (entity.timer !== undefined && timerDue !== undefined && timerDue <= Date.now()) {
-        this.command({ command: entity.timer.command, principal: "system", internal: true })
+        this.commit({ command: entity.timer.command, principal: "system", internal: true })
       }
       // Reactions the timer started (a job's attempt) finish inside this alarm.
       while (this.reactions.size > 0) await Promise.allSettled([...this.reactions])
@@ -271,7 +277,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const member = request.headers.get(MEMBER_HEADER)
       if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
       const principal = request.headers.get(PRINCIPAL_HEADER) ?? "anonymous"
-      const joined = this.command({ command: options.room.join(member), principal })
+      const joined = this.commit({ command: options.room.join(member), principal })
       if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
       return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, principal })
     }
@@ -284,7 +290,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const frame = parseCommandFrame(message)
       if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))
       if (attachment.canWrite === false) return socket.send(errorFrame(frame.id, "insufficient_scope", "Sending commands needs the write scope"))
-      const reply = this.command({
+      const reply = await this.command({
         command: frame.command,
         ifMatch: frame.ifMatch,
         idempotencyKey: frame.idempotencyKey,
@@ -307,7 +313,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const { type, payload } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<string, unknown>
       if (typeof type !== "string") return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
       const principal = (socket.deserializeAttachment() as SocketAttachment).principal ?? member
-      const reply = this.command({ command: options.room!.post(member, { type, payload }), principal })
+      const reply = this.commit({ command: options.room!.post(member, { type, payload }), principal })
       if (!reply.ok) socket.send(JSON.stringify({ type: "error", id: null, error: { code: reply.error.code, message: reply.error.message } }))
     }
 
@@ -316,7 +322,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
       if (attachment?.mode !== "room" || options.room === undefined || attachment.left) return
       socket.serializeAttachment({ ...attachment, left: true })
-      this.command({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
+      this.commit({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
     }
 
     override async webSocketError(socket: WebSocket): Promise<void> {

@@ -10,8 +10,11 @@ import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
 
-/** Content is stored in a SQLite row, which holds at most 2 MB (larger content needs R2, not yet). */
-export const MAX_MEMORY_BYTES = 1024 * 1024
+/**
+ * The largest memory, in UTF-8 bytes: its command must fit the 25 MiB request body that
+ * `POST /v1/memory/{ns}/commands` accepts, with room for the JSON around it.
+ */
+export const MAX_MEMORY_BYTES = 24 * 1024 * 1024
 
 export const contentHash = (content: string): string => createHash("sha256").update(content).digest("hex")
 
@@ -56,7 +59,7 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
   switch (command.type) {
     case "Store": {
       const size = new TextEncoder().encode(command.content).byteLength
-      if (size > MAX_MEMORY_BYTES) return reject("content_too_large", `Memories are limited to ${MAX_MEMORY_BYTES} bytes for now`, { size })
+      if (size > MAX_MEMORY_BYTES) return reject("content_too_large", `Memories are limited to ${MAX_MEMORY_BYTES} bytes (UTF-8)`, { size })
       const hash = contentHash(command.content)
       if (state.items[hash] !== undefined) return Effect.succeed([])
       return Effect.succeed([

@@ -16,7 +16,7 @@ import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientH
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
-import { limitBody, type AppEnv, type Env } from "./env.js"
+import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 import { rateLimit } from "./rate-limit.js"
@@ -141,7 +141,8 @@ export const createApp = () => {
   )
 
   for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) app.use(path, authenticate, rateLimit)
-  app.use("/v1/*", limitBody)
+  // Memory commands may carry large content; every other body stays small.
+  app.use("/v1/*", (c, next) => (c.req.method === "POST" && /^\/v1\/memory\/[^/]+\/commands$/.test(c.req.path) ? limitMemoryBody : limitBody)(c, next))
 
   roomRoutes(app)
   mcpRoutes(app)

@@ -28,14 +28,19 @@ export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "
   /** Comma-separated origins allowed by CORS; none by default. */
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit
+  /** Where memory content over 1 MiB lives (R2; local in `wrangler dev` and tests). */
+  readonly MEMORY_BUCKET?: R2Bucket
 }
 export type AppEnv = { Bindings: Env; Variables: { principal: Principal } }
 export type App = Hono<AppEnv>
 
 export const MAX_BODY_BYTES = 256 * 1024
+/** Memory commands carry content up to 24 MiB (larger than a SQLite row: it goes to R2). */
+export const MAX_MEMORY_BODY_BYTES = 25 * 1024 * 1024
 
-/** Bodies over MAX_BODY_BYTES are refused with 413 before anything reads them. */
-export const limitBody = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: (c) => c.json(errorBody("too_large", `Request bodies are limited to ${MAX_BODY_BYTES} bytes`), 413),
-})
+/** Refuses bodies over `maxSize` bytes with 413 before anything reads them. */
+const limitBodyTo = (maxSize: number) =>
+  bodyLimit({ maxSize, onError: (c) => c.json(errorBody("too_large", `Request bodies are limited to ${maxSize} bytes here`), 413) })
+
+export const limitBody = limitBodyTo(MAX_BODY_BYTES)
+export const limitMemoryBody = limitBodyTo(MAX_MEMORY_BODY_BYTES)

@@ -26,6 +26,7 @@ const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
   InvalidInput: 400,
   Conflict: 409,
   Rejected: 422,
+  Unavailable: 503,
 }
 
 /** The value of a successful actor reply; a failure becomes the matching HTTP error. */

@@ -42,8 +42,15 @@ export const memoryRoutes = (app: App) => {
   app.get("/v1/memory/:ns/items/:hash", requireScope("read"), async (c) => {
     const hash = c.req.param("hash")
     if (!/^[0-9a-f]{64}$/.test(hash)) throw badRequest("invalid_hash", "A memory id is the SHA-256 of its content: 64 hex digits")
+    const forgotten = () => new HttpError(404, "unknown_memory", `No memory ${hash} (never stored, or forgotten)`)
     const item = await memoryOf(c).item(hash)
-    if (item === undefined) throw new HttpError(404, "unknown_memory", `No memory ${hash} (never stored, or forgotten)`)
-    return c.json(item)
+    if (item === undefined) throw forgotten()
+    const { blobKey, ...memory } = item
+    if (blobKey === null) return c.json(memory)
+    // Large content is read from R2 here, not passed through the object; forgotten meanwhile → 404.
+    if (c.env.MEMORY_BUCKET === undefined) throw new HttpError(503, "storage_unavailable", "This memory's content is in R2, and no MEMORY_BUCKET is bound")
+    const object = await c.env.MEMORY_BUCKET.get(blobKey)
+    if (object === null) throw forgotten()
+    return c.json({ ...memory, content: await object.text(), truncated: false })
   })
 }

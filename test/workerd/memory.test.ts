@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { env, runInDurableObject } from "cloudflare:test"
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import type { MemoryActor } from "../../src/actors/memory-actor.js"
 import { devName, freshId, get, json, send } from "./helpers.js"
@@ -80,4 +80,66 @@ describe("memory", () => {
     expect(await search(ns, "q=memory%20topic&limit=100")).toEqual(live)
     expect(live.items).toHaveLength(5)
   })
+
+  describe("content over 1 MiB lives in R2", () => {
+    // 2.5 MiB: a word at the start (indexed) and one past the first MiB (only in R2).
+    const large = `zebrafish ${"lorem ipsum dolor sit amet ".repeat(100_000)} farawayword`
+    const blobKey = (ns: string, hash: string) => `${env.MEMORY.idFromName(devName(ns)).toString()}/${hash}`
+    const blobRows = (ns: string) =>
+      runInDurableObject(env.MEMORY.getByName(devName(ns)), (_i: unknown, state: DurableObjectState) => state.storage.sql.exec("SELECT count(*) AS n FROM memory_blobs").one().n)
+
+    it("round-trips through local R2; search indexes and returns its first MiB", async () => {
+      const ns = freshId("mem")
+      const stored = await json(await store(ns, large, { tags: ["big"] }))
+      expect(stored.status).toBe(200)
+      const hash = stored.body.events[0].data.hash
+      expect(hash).toBe(sha256(large))
+      expect(stored.body.events[0].data.size).toBe(large.length)
+      expect(await (await env.MEMORY_BUCKET.get(blobKey(ns, hash)))?.text()).toBe(large)
+      const item = await json(await get(`/v1/memory/${ns}/items/${hash}`))
+      expect(item.body).toMatchObject({ hash, content: large, truncated: false, size: large.length, tags: ["big"] })
+      const [hit] = (await search(ns, "q=zebrafish")).items
+      expect(hit).toMatchObject({ hash, truncated: true, size: large.length })
+      expect(hit.content.length).toBe(1024 * 1024)
+      expect(large.startsWith(hit.content)).toBe(true)
+      expect((await search(ns, "q=farawayword")).items).toEqual([])
+      expect((await json(await store(ns, large))).body.events).toEqual([]) // deduped, still one object
+      expect(JSON.stringify((await json(await get(`/v1/memory/${ns}/events`))).body)).not.toContain("lorem")
+    })
+
+    it("forget erases the R2 object too, and the log still verifies", async () => {
+      const ns = freshId("mem")
+      const hash = (await json(await store(ns, large))).body.events[0].data.hash
+      expect((await json(await send("memory", ns, { type: "Forget", hash }))).status).toBe(200)
+      expect(await env.MEMORY_BUCKET.get(blobKey(ns, hash))).toBeNull()
+      expect(await blobRows(ns)).toBe(0)
+      expect((await json(await get(`/v1/memory/${ns}/items/${hash}`))).status).toBe(404)
+      expect((await search(ns, "q=zebrafish")).items).toEqual([])
+      expect((await json(await get(`/v1/memory/${ns}/verify`))).body).toMatchObject({ ok: true, events: 2 })
+    })
+
+    it("sweeps an object whose command never committed (a crash between upload and commit) after a restart", async () => {
+      const ns = freshId("mem")
+      await store(ns, "a small memory keeps the object alive")
+      const orphan = sha256("uploaded, then the object crashed")
+      const stub = env.MEMORY.getByName(devName(ns))
+      await runInDurableObject(stub, (_i: unknown, state: DurableObjectState) => state.storage.sql.exec("INSERT INTO memory_blobs (hash) VALUES (?)", orphan))
+      await env.MEMORY_BUCKET.put(blobKey(ns, orphan), "uploaded, then the object crashed")
+      await evictDurableObject(stub)
+      await search(ns, "") // wakes the object: it finds the stray row and sets its alarm
+      expect(await runDurableObjectAlarm(stub)).toBe(true)
+      expect(await env.MEMORY_BUCKET.get(blobKey(ns, orphan))).toBeNull()
+      expect(await blobRows(ns)).toBe(0)
+    })
+
+    it("accepts memory command bodies up to 25 MiB while every other body stays under 256 KiB", async () => {
+      const ns = freshId("mem")
+      expect((await json(await store(ns, "x".repeat(26 * 1024 * 1024)))).body.error.code).toBe("too_large")
+      const tooLarge = await json(await store(ns, "y".repeat(24 * 1024 * 1024 + 1)))
+      expect(tooLarge).toMatchObject({ status: 422, body: { error: { code: "content_too_large" } } })
+      expect((await env.MEMORY_BUCKET.list({ prefix: `${env.MEMORY.idFromName(devName(ns)).toString()}/` })).objects).toEqual([])
+      expect((await send("counter", freshId(), { type: "Increment", by: 1, pad: "z".repeat(300 * 1024) })).status).toBe(413)
+    })
+  })
 })
+
