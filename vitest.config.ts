@@ -13,7 +13,20 @@ export default defineConfig({
       },
       {
         // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test", MCP_SESSION_IDLE_MS: "400" } } })],
+        // AI and MEMORY_VECTORS (semantic memory search) are stand-ins: neither has a local simulation.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test", MCP_SESSION_IDLE_MS: "400" },
+              serviceBindings: {
+                AI: { name: "semantic-standins", entrypoint: "StandInAi" },
+                MEMORY_VECTORS: { name: "semantic-standins", entrypoint: "StandInVectorize" },
+              },
+              workers: [{ name: "semantic-standins", modules: true, scriptPath: "./test/workerd/standins/semantic.js", compatibilityDate: "2026-11-01" }],
+            },
+          }),
+        ],
         test: { name: "workerd", include: ["test/workerd/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
     ],

@@ -10,5 +10,8 @@ declare namespace Cloudflare {
     MCP_SESSION: DurableObjectNamespace
     COUNTER_TOTALS: DurableObjectNamespace
     MEMORY_BUCKET: R2Bucket
+    /** Stand-ins (test/workerd/standins/semantic.js). */
+    AI: Ai & { embeddedTexts(): Promise<number> }
+    MEMORY_VECTORS: VectorizeIndex & { namespaceSize(namespace: string): Promise<number> }
   }
 }

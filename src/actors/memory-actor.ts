@@ -11,17 +11,28 @@
  * `memory_blobs`; a row whose hash is not a live memory (forgotten, or its command never
  * committed) is swept: its object deleted, then the row. Sweeps run after a Forget and on
  * the alarm, which a restart sets when rows are left over from a crash.
+ *
+ * With Workers AI and Vectorize bound (src/infra/semantic.ts), the alarm also embeds new
+ * memories (their searchable text) into the index, caching each embedding by content hash
+ * in `memory_embeddings`, and removes the vectors of forgotten ones; a Forget removes its
+ * vectors before it returns.
  */
 import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "./actor-core.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
+import { MAX_SEMANTIC_CANDIDATES, semanticIndexFrom, type SemanticBindings, type SemanticIndex } from "../infra/semantic.js"
 
 /** Content larger than this (UTF-8 bytes) is kept in R2; a SQLite row holds at most 2 MB. */
 export const INLINE_CONTENT_BYTES = 1024 * 1024
 
-export interface MemoryEnv extends ActorEnv {
+export interface MemoryEnv extends ActorEnv, SemanticBindings {
   readonly MEMORY_BUCKET?: R2Bucket
 }
+
+/** Memories embedded per model call on the alarm. */
+const EMBEDDING_BATCH = 20
+/** Embedding models read a few hundred tokens (bge: 512); a memory is embedded by its opening. */
+export const EMBEDDED_CHARS = 2_000
 
 const TABLES = [
   "CREATE TABLE IF NOT EXISTS memory_content (hash TEXT PRIMARY KEY, content TEXT NOT NULL) WITHOUT ROWID",
@@ -29,6 +40,7 @@ const TABLES = [
      stored_at INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID`,
   "CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(hash UNINDEXED, content, tags)",
   "CREATE TABLE IF NOT EXISTS memory_blobs (hash TEXT PRIMARY KEY) WITHOUT ROWID",
+  "CREATE TABLE IF NOT EXISTS memory_embeddings (hash TEXT PRIMARY KEY, vector TEXT NOT NULL) WITHOUT ROWID",
 ]
 
 const utf8 = new TextEncoder()
@@ -104,6 +116,8 @@ export const memoryProjection: Projection = {
 
 export interface MemoryQuery {
   readonly q?: string
+  /** text: FTS5 (the default); semantic: nearest embeddings (needs AI + MEMORY_VECTORS); auto: semantic when available. */
+  readonly mode?: "text" | "semantic" | "auto"
   readonly tags?: ReadonlyArray<string>
   readonly match?: "all" | "any"
   readonly type?: string
@@ -159,18 +173,62 @@ const largeContent = (command: unknown): { readonly hash: string; readonly conte
   return size > INLINE_CONTENT_BYTES && size <= MAX_MEMORY_BYTES ? { hash: contentHash(content), content } : undefined
 }
 
+export interface MemoryPage {
+  readonly items: ReadonlyArray<MemoryHit>
+  readonly next: string | null
+}
+
+export interface SearchRefused {
+  readonly error: { readonly code: string; readonly message: string }
+}
+
+/** SQL conditions (on `memory_items i`) for a query's type, time and tag filters. */
+const memoryFilters = (query: MemoryQuery) => {
+  const where: Array<string> = []
+  const bindings: Array<SqlStorageValue> = []
+  if (query.type !== undefined) {
+    where.push("i.memory_type = ?")
+    bindings.push(query.type)
+  }
+  if (query.from !== undefined) {
+    where.push("i.stored_at >= ?")
+    bindings.push(query.from)
+  }
+  if (query.to !== undefined) {
+    where.push("i.stored_at <= ?")
+    bindings.push(query.to)
+  }
+  const tags = [...new Set(query.tags ?? [])]
+  if (tags.length > 0) {
+    const list = tags.map(() => "?").join(", ")
+    where.push(
+      query.match === "all"
+        ? `(SELECT count(DISTINCT value) FROM json_each(i.tags) WHERE value IN (${list})) = ${tags.length}`
+        : `EXISTS (SELECT 1 FROM json_each(i.tags) WHERE value IN (${list}))`,
+    )
+    bindings.push(...tags)
+  }
+  return { where, bindings }
+}
+
 const unavailable = (message: string): ActorReply<never> => ({ ok: false, error: { _tag: "Unavailable", code: "storage_unavailable", message } })
 
 export class MemoryActor extends actorClass(Memory, { project: memoryProjection }) {
-  /** R2 writes and deletes run one at a time, so a sweep never races an upload of the same hash. */
+  /** R2 and index writes run one at a time, so a sweep never races an upload of the same hash. */
   private blobWork: Promise<unknown> = Promise.resolve()
+  private readonly semantic: SemanticIndex | undefined
 
   constructor(ctx: DurableObjectState, env: MemoryEnv) {
     super(ctx, env)
-    // Rows left by a crash (a Forget before its delete, an upload whose command never committed) are swept on the alarm.
+    this.semantic = semanticIndexFrom(env)
+    // Work left by a crash (a Forget before its deletes, an upload whose command never committed, memories not yet embedded) runs on the alarm.
     void ctx.blockConcurrencyWhile(async () => {
-      if (this.strayBlobs().length > 0) await this.scheduleAlarm(Date.now())
+      if (this.hasDerivedWork()) await this.scheduleAlarm(Date.now())
     })
+  }
+
+  private hasDerivedWork(): boolean {
+    return this.strayBlobs().length > 0 || (this.semantic !== undefined && (this.strayEmbeddings().length > 0 || this.unembedded(1).length > 0))
   }
 
   private get bucket(): R2Bucket | undefined {
@@ -194,31 +252,67 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       .map((row) => row.hash as string)
   }
 
+  private strayEmbeddings(): Array<string> {
+    return this.ctx.storage.sql
+      .exec("SELECT hash FROM memory_embeddings WHERE hash NOT IN (SELECT hash FROM memory_items)")
+      .toArray()
+      .map((row) => row.hash as string)
+  }
+
+  private unembedded(limit: number): Array<{ hash: string; content: string }> {
+    return this.ctx.storage.sql
+      .exec("SELECT i.hash, c.content FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE i.hash NOT IN (SELECT hash FROM memory_embeddings) LIMIT ?", limit)
+      .toArray() as Array<{ hash: string; content: string }>
+  }
+
   private isLive(hash: string): boolean {
     return this.ctx.storage.sql.exec("SELECT 1 FROM memory_items WHERE hash = ?", hash).toArray().length > 0
   }
 
-  /** Deletes the R2 objects of memories that are not live, then their rows. */
-  private sweepBlobs(): Promise<void> {
+  /**
+   * Brings what lives outside SQLite in line with the live memories: deletes the R2 objects
+   * and vectors of memories that are not live (then their rows), and, with `embed`, embeds
+   * live memories that have no vector yet.
+   */
+  private reconcile(embed: boolean): Promise<void> {
     return this.exclusively(async () => {
+      const sql = this.ctx.storage.sql
       const bucket = this.bucket
-      const stray = this.strayBlobs()
-      if (stray.length === 0 || bucket === undefined) return
-      await bucket.delete(stray.map((hash) => this.blobKey(hash)))
-      for (const hash of stray) if (!this.isLive(hash)) this.ctx.storage.sql.exec("DELETE FROM memory_blobs WHERE hash = ?", hash)
+      const strayBlobs = this.strayBlobs()
+      if (strayBlobs.length > 0 && bucket !== undefined) {
+        await bucket.delete(strayBlobs.map((hash) => this.blobKey(hash)))
+        for (const hash of strayBlobs) if (!this.isLive(hash)) sql.exec("DELETE FROM memory_blobs WHERE hash = ?", hash)
+      }
+      const semantic = this.semantic
+      if (semantic === undefined) return
+      const namespace = this.ctx.id.toString()
+      const strayVectors = this.strayEmbeddings()
+      if (strayVectors.length > 0) {
+        await semantic.remove(namespace, strayVectors)
+        for (const hash of strayVectors) if (!this.isLive(hash)) sql.exec("DELETE FROM memory_embeddings WHERE hash = ?", hash)
+      }
+      for (let batch = this.unembedded(EMBEDDING_BATCH); embed && batch.length > 0; batch = this.unembedded(EMBEDDING_BATCH)) {
+        const vectors = await semantic.embed(batch.map((memory) => memory.content.slice(0, EMBEDDED_CHARS)))
+        const embedded = batch.map((memory, i) => ({ hash: memory.hash, values: vectors[i]! })).filter((vector) => this.isLive(vector.hash))
+        await semantic.upsert(namespace, embedded)
+        for (const { hash, values } of embedded) sql.exec("INSERT OR REPLACE INTO memory_embeddings (hash, vector) VALUES (?, ?)", hash, JSON.stringify(values))
+      }
     })
   }
 
   override async command(request: CommandRequest): Promise<ActorReply<CommandOutcome>> {
     const large = largeContent(request.command)
     const reply = large === undefined || this.isLive(large.hash) ? this.commit(request) : await this.storeLarge(request, large)
-    if (reply.ok && !reply.value.replayed && reply.value.events.some((event) => event.type === "Forgotten")) {
+    if (!reply.ok || reply.value.replayed) return reply
+    if (reply.value.events.some((event) => event.type === "Forgotten")) {
       // The Forget is committed; a failed delete is retried by the alarm, never reported as the command failing.
-      await this.sweepBlobs().catch(async (error) => {
-        console.warn("emberlog: deleting forgotten content from R2 failed; the alarm retries", error)
+      await this.reconcile(false).catch(async (error) => {
+        console.warn("emberlog: deleting forgotten content from R2 or the vector index failed; the alarm retries", error)
         await this.scheduleAlarm(Date.now() + 1_000)
       })
     }
+    // Embedding calls a model: the alarm does it, not the request.
+    if (this.semantic !== undefined && reply.value.events.some((event) => event.type === "Stored")) await this.scheduleAlarm(Date.now())
     return reply
   }
 
@@ -244,47 +338,46 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   override async alarm(): Promise<void> {
-    let sweepFailed = false
-    await this.sweepBlobs().catch((error) => {
-      sweepFailed = true
-      console.warn("emberlog: sweeping memory content in R2 failed; retrying", error)
+    let failed = false
+    await this.reconcile(true).catch((error) => {
+      failed = true
+      console.warn("emberlog: syncing memory content with R2 or the vector index failed; retrying", error)
     })
     await super.alarm()
-    if (sweepFailed) await this.scheduleAlarm(Date.now() + 5_000)
+    if (failed) await this.scheduleAlarm(Date.now() + 5_000)
   }
 
-  search(query: MemoryQuery): { items: ReadonlyArray<MemoryHit>; next: string | null } {
-    const sql = this.ctx.storage.sql
+  async search(query: MemoryQuery): Promise<MemoryPage | SearchRefused> {
+    const semantic = query.mode === "semantic" || (query.mode === "auto" && this.semantic !== undefined && (query.q ?? "").trim().length > 0)
+    if (!semantic) return this.textSearch(query)
+    if (this.semantic === undefined) {
+      return { error: { code: "semantic_search_unavailable", message: "Semantic search needs a Workers AI binding (AI) and a Vectorize index (MEMORY_VECTORS); without them search is full text" } }
+    }
+    if ((query.q ?? "").trim().length === 0) return { error: { code: "invalid_query", message: "Semantic search needs a query text (q)" } }
+    const [vector] = await this.semantic.embed([query.q!])
+    const matches = await this.semantic.query(this.ctx.id.toString(), vector!, MAX_SEMANTIC_CANDIDATES)
+    if (matches.length === 0) return { items: [], next: null }
+    const scores = new Map(matches.map((match) => [match.hash, match.score]))
+    const filters = memoryFilters(query)
+    filters.where.push(`i.hash IN (${matches.map(() => "?").join(", ")})`)
+    filters.bindings.push(...matches.map((match) => match.hash))
+    const hits = this.ctx.storage.sql
+      .exec(`SELECT ${HIT_COLUMNS}, NULL AS score FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE ${filters.where.join(" AND ")}`, ...filters.bindings)
+      .toArray()
+      .map((row) => ({ ...toHit(row), score: scores.get(row.hash as string)! }))
+      .sort((a, b) => b.score - a.score || a.hash.localeCompare(b.hash))
+    const more = hits.length > query.offset + query.limit
+    return { items: hits.slice(query.offset, query.offset + query.limit), next: more ? String(query.offset + query.limit) : null }
+  }
+
+  private textSearch(query: MemoryQuery): MemoryPage {
     const text = ftsQuery(query.q ?? "")
-    const where: Array<string> = []
-    const bindings: Array<SqlStorageValue> = []
+    const { where, bindings } = memoryFilters(query)
     if (text.length > 0) {
-      where.push("memory_fts MATCH ?")
-      bindings.push(text)
+      where.unshift("memory_fts MATCH ?")
+      bindings.unshift(text)
     }
-    if (query.type !== undefined) {
-      where.push("i.memory_type = ?")
-      bindings.push(query.type)
-    }
-    if (query.from !== undefined) {
-      where.push("i.stored_at >= ?")
-      bindings.push(query.from)
-    }
-    if (query.to !== undefined) {
-      where.push("i.stored_at <= ?")
-      bindings.push(query.to)
-    }
-    const tags = [...new Set(query.tags ?? [])]
-    if (tags.length > 0) {
-      const list = tags.map(() => "?").join(", ")
-      where.push(
-        query.match === "all"
-          ? `(SELECT count(DISTINCT value) FROM json_each(i.tags) WHERE value IN (${list})) = ${tags.length}`
-          : `EXISTS (SELECT 1 FROM json_each(i.tags) WHERE value IN (${list}))`,
-      )
-      bindings.push(...tags)
-    }
-    const rows = sql
+    const rows = this.ctx.storage.sql
       .exec(
         `SELECT ${HIT_COLUMNS}, ${text.length > 0 ? "bm25(memory_fts)" : "NULL"} AS score
          FROM memory_fts f JOIN memory_items i ON i.hash = f.hash JOIN memory_content c ON c.hash = i.hash
@@ -322,7 +415,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
 }
 
 export interface MemoryApi {
-  search(query: MemoryQuery): Promise<{ items: ReadonlyArray<MemoryHit>; next: string | null }>
+  search(query: MemoryQuery): Promise<MemoryPage | SearchRefused>
   item(hash: string): Promise<StoredMemory | undefined>
   rebuildProjection(): Promise<void>
 }

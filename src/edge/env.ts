@@ -2,6 +2,7 @@ import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
 import type { kinds, Kind } from "../actors/kinds.js"
+import type { SemanticBindings } from "../infra/semantic.js"
 import type { Principal } from "../infra/tokens.js"
 
 /** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
@@ -30,7 +31,7 @@ export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "
   readonly LIMITER?: RateLimit
   /** Where memory content over 1 MiB lives (R2; local in `wrangler dev` and tests). */
   readonly MEMORY_BUCKET?: R2Bucket
-}
+} & SemanticBindings
 export type AppEnv = { Bindings: Env; Variables: { principal: Principal } }
 export type App = Hono<AppEnv>
 

@@ -1,6 +1,7 @@
 /**
- * Memory search and retrieval: `GET /v1/memory/{ns}/search` (full text, bm25-ranked,
- * filtered by tags, type and time, paged by cursor) and `GET /v1/memory/{ns}/items/{hash}`
+ * Memory search and retrieval: `GET /v1/memory/{ns}/search` (full text, bm25-ranked, or
+ * semantic with `mode=semantic` when Workers AI and Vectorize are bound; filtered by tags,
+ * type and time, paged by cursor) and `GET /v1/memory/{ns}/items/{hash}`
  * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
  */
 import type { Context } from "hono"
@@ -24,19 +25,22 @@ export const memoryRoutes = (app: App) => {
     if (limit < 1 || limit > MAX_SEARCH_PAGE) throw badRequest("invalid_query", `limit must be an integer from 1 to ${MAX_SEARCH_PAGE}`)
     const from = c.req.query("from")
     const to = c.req.query("to")
+    const mode = c.req.query("mode") ?? "text"
+    if (mode !== "text" && mode !== "semantic" && mode !== "auto") throw badRequest("invalid_query", "mode must be text, semantic or auto")
     const tags = Params.commaList(c.req.query("tags"))
-    return c.json(
-      await memoryOf(c).search({
-        q: c.req.query("q"),
-        tags,
-        match,
-        type: c.req.query("type") || undefined,
-        from: from === undefined ? undefined : Params.isoTime("from", from),
-        to: to === undefined ? undefined : Params.isoTime("to", to),
-        limit,
-        offset: Params.nonNegativeInt("cursor", c.req.query("cursor"), 0),
-      }),
-    )
+    const page = await memoryOf(c).search({
+      q: c.req.query("q"),
+      mode,
+      tags,
+      match,
+      type: c.req.query("type") || undefined,
+      from: from === undefined ? undefined : Params.isoTime("from", from),
+      to: to === undefined ? undefined : Params.isoTime("to", to),
+      limit,
+      offset: Params.nonNegativeInt("cursor", c.req.query("cursor"), 0),
+    })
+    if ("error" in page) throw new HttpError(page.error.code === "semantic_search_unavailable" ? 501 : 400, page.error.code, page.error.message)
+    return c.json(page)
   })
 
   app.get("/v1/memory/:ns/items/:hash", requireScope("read"), async (c) => {

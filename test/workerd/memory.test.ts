@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto"
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import type { MemoryActor } from "../../src/actors/memory-actor.js"
 import { devName, freshId, get, json, send } from "./helpers.js"
 
@@ -139,6 +139,50 @@ describe("memory", () => {
       expect(tooLarge).toMatchObject({ status: 422, body: { error: { code: "content_too_large" } } })
       expect((await env.MEMORY_BUCKET.list({ prefix: `${env.MEMORY.idFromName(devName(ns)).toString()}/` })).objects).toEqual([])
       expect((await send("counter", freshId(), { type: "Increment", by: 1, pad: "z".repeat(300 * 1024) })).status).toBe(413)
+    })
+  })
+
+  describe("semantic search (AI and MEMORY_VECTORS bound; stand-ins here)", () => {
+    const vectorsOf = (ns: string) => env.MEMORY_VECTORS.namespaceSize(env.MEMORY.idFromName(devName(ns)).toString())
+
+    it("embeds memories on the alarm, finds them by meaning within the filters, and a forget removes the vector", async () => {
+      const ns = freshId("mem")
+      const cat = (await json(await store(ns, "My cat sleeps on the warm windowsill", { tags: ["pets"] }))).body.events[0].data.hash
+      const car = (await json(await store(ns, "The car needs new tyres before winter", { tags: ["errands"] }))).body.events[0].data.hash
+      await store(ns, "Quarterly revenue grew eight percent", { tags: ["work"] })
+      await vi.waitFor(async () => expect(await vectorsOf(ns)).toBe(3), { timeout: 5_000 })
+      expect((await search(ns, "q=feline")).items).toEqual([]) // no shared word: full text finds nothing
+      const byMeaning = await search(ns, "q=feline&mode=semantic")
+      expect(byMeaning.items[0]).toMatchObject({ hash: cat, tags: ["pets"] })
+      expect(byMeaning.items[0].score).toBeGreaterThan(byMeaning.items[1].score)
+      expect((await search(ns, "q=automobile&mode=auto")).items[0].hash).toBe(car)
+      expect((await search(ns, "q=automobile&mode=semantic&tags=pets")).items.map((i: any) => i.hash)).toEqual([cat])
+      const paged = await search(ns, "q=automobile&mode=semantic&limit=2")
+      expect(paged.items).toHaveLength(2)
+      expect((await search(ns, `q=automobile&mode=semantic&limit=2&cursor=${paged.next}`)).items).toHaveLength(1)
+
+      await send("memory", ns, { type: "Forget", hash: cat })
+      expect(await vectorsOf(ns)).toBe(2)
+      expect((await search(ns, "q=feline&mode=semantic")).items.map((i: any) => i.hash)).not.toContain(cat)
+    })
+
+    it("caches embeddings by content hash: a restart or a projection rebuild embeds nothing again", async () => {
+      const ns = freshId("mem")
+      const stub = env.MEMORY.getByName(devName(ns))
+      await store(ns, "A kitten chased the puppy")
+      await vi.waitFor(async () => expect(await vectorsOf(ns)).toBe(1), { timeout: 5_000 })
+      const embedded = await env.AI.embeddedTexts()
+      await evictDurableObject(stub)
+      await runInDurableObject(stub, (instance: MemoryActor) => instance.rebuildProjection())
+      await runDurableObjectAlarm(stub)
+      expect(await env.AI.embeddedTexts()).toBe(embedded)
+      expect((await search(ns, "q=cat&mode=semantic")).items).toHaveLength(1)
+    })
+
+    it("refuses semantic queries without text and unknown modes", async () => {
+      const ns = freshId("mem")
+      expect((await json(await get(`/v1/memory/${ns}/search?mode=semantic`))).body.error.code).toBe("invalid_query")
+      expect((await json(await get(`/v1/memory/${ns}/search?q=x&mode=vibes`))).status).toBe(400)
     })
   })
 })

@@ -164,13 +164,16 @@ export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHo
   )
   const searchTool = (name: string, description: string, input: Schema.Struct<Schema.Struct.Fields>, toQuery: (args: any) => Omit<MemoryQuery, "offset">) =>
     mcp.registerTool(name, { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) }, async (args: any) =>
-      guard(name, "read", async () => success({ ...(await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })) })),
+      guard(name, "read", async () => {
+        const page = await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })
+        return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
+      }),
     )
   searchTool(
     "retrieve_memory",
-    "Finds memories by full-text relevance (bm25).",
+    "Finds memories by meaning when semantic search is configured (Workers AI + Vectorize), otherwise by full-text relevance (bm25).",
     Schema.Struct({ namespace: Namespace, query: Schema.String, limit: Schema.optionalKey(Count), tags: Schema.optionalKey(MemoryTags) }),
-    ({ query, limit, tags }) => ({ q: query, limit: Math.min(Math.max(limit ?? 10, 1), 100), tags }),
+    ({ query, limit, tags }) => ({ q: query, mode: "auto", limit: Math.min(Math.max(limit ?? 10, 1), 100), tags }),
   )
   searchTool(
     "search_by_tag",
