@@ -142,6 +142,21 @@ describe("tenancy", () => {
     expect(acmeEntries.filter((e: any) => e.source.id === id).map((e: any) => e.event.meta.principal)).toEqual(["alice"])
   })
 
+  it("scopes and tenants apply to memory stores: search, items and commands", async () => {
+    const ns = freshId("mem")
+    const alice = await token("alice", "read write", { tenant: "acme" })
+    const reader = await token("reader", "read", { tenant: "acme" })
+    const mallory = await token("mallory", "read write", { tenant: "evil" })
+    const store = (tokenValue: string) =>
+      call(`/v1/memory/${ns}/commands`, { method: "POST", body: JSON.stringify({ type: "Store", content: "acme's launch date is secret" }), token: tokenValue })
+    expect((await body(await store(reader))).status).toBe(403)
+    const hash = (await body(await store(alice))).body.events[0].data.hash
+    expect((await body(await call(`/v1/memory/${ns}/search?q=launch`, { token: reader }))).body.items).toHaveLength(1)
+    expect((await body(await call(`/v1/memory/${ns}/search?q=launch`, { token: mallory }))).body.items).toEqual([])
+    expect((await body(await call(`/v1/memory/${ns}/items/${hash}`, { token: mallory }))).status).toBe(404)
+    expect((await body(await call(`/v1/memory/${ns}/search?q=launch`))).status).toBe(401)
+  })
+
   it("keeps WebSocket subscriptions, rooms and broadcasts within the tenant", async () => {
     const id = freshId()
     const alice = await token("alice", "read write", { tenant: "acme" })
