@@ -50,6 +50,23 @@ const subdomainUser = (env: Env, request: Request): string | undefined => {
   return host.endsWith(suffix) && host.length > suffix.length ? host.slice(0, -suffix.length) : undefined
 }
 
+/** The WebSocket subprotocol that carries a token from browsers, which cannot set Authorization on a WebSocket. */
+export const BEARER_SUBPROTOCOL = "bearer"
+
+/** Subprotocols a WebSocket request offers (`Sec-WebSocket-Protocol`), in order. */
+export const offeredSubprotocols = (request: Request): Array<string> =>
+  (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0)
+
+/** `Authorization: Bearer <jwt>`, or on a WebSocket upgrade the subprotocols `bearer, <jwt>`. */
+const bearerToken = (request: Request): string | undefined => {
+  const header = request.headers.get("Authorization")
+  if (header !== null) return header.match(/^Bearer\s+(\S+)\s*$/i)?.[1]
+  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return undefined
+  const offered = offeredSubprotocols(request)
+  const at = offered.indexOf(BEARER_SUBPROTOCOL)
+  return at === -1 ? undefined : offered[at + 1]
+}
+
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   let principal: Principal
   if (c.env.AUTH_MODE === "off") {
@@ -63,9 +80,8 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
         "Authentication is not configured: set JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256), or AUTH_MODE=off for local development",
       )
     }
-    const header = c.req.header("Authorization")
-    const token = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1]
-    if (token === undefined) throw unauthorized(c.req.raw, "unauthenticated", "Send a bearer token: Authorization: Bearer <jwt>")
+    const token = bearerToken(c.req.raw)
+    if (token === undefined) throw unauthorized(c.req.raw, "unauthenticated", "Send a bearer token: Authorization: Bearer <jwt> (browser WebSockets: subprotocols bearer, <jwt>)")
     const verified = await Effect.runPromise(Effect.result(verifier.verify(token)))
     if (verified._tag === "Failure") {
       const rejected: TokenRejected = verified.failure

@@ -1,0 +1,230 @@
+/**
+ * The inspector's browser script, served as-is at /inspect/app.js (no build step). It reads
+ * through the public HTTP API with the token from session storage, follows the actor's
+ * WebSocket (the token travels as the `bearer` subprotocol, the one header a browser
+ * WebSocket can send) and renders with plain DOM calls.
+ */
+export const inspectorScript = String.raw`"use strict";
+const $ = (id) => document.getElementById(id);
+const PAGE = 50;
+const view = { kind: null, id: null, version: 0, oldest: null, socket: null, topicSocket: null, cache: new Map() };
+
+const token = () => sessionStorage.getItem("emberlog.token") || "";
+const headers = () => (token() ? { Authorization: "Bearer " + token() } : {});
+const wsUrl = (path) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+const openSocket = (path) => (token() ? new WebSocket(wsUrl(path), ["bearer", token()]) : new WebSocket(wsUrl(path)));
+const base = () => "/v1/" + encodeURIComponent(view.kind) + "/" + encodeURIComponent(view.id);
+
+async function api(path, init) {
+  const response = await fetch(path, { ...init, headers: { ...headers(), ...(init && init.headers) } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error((body.error && body.error.code + ": " + body.error.message) || "HTTP " + response.status);
+  return body;
+}
+
+function show(id, value) {
+  $(id).textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+function status(message, isError) {
+  const el = $("status");
+  el.textContent = message;
+  el.className = isError ? "error" : "";
+}
+
+/** The state at a seq, fetched once per seq (a past state never changes). */
+async function stateAt(seq) {
+  const key = view.kind + "/" + view.id + "@" + seq;
+  if (!view.cache.has(key)) view.cache.set(key, api(base() + "?at=" + seq).then((r) => r.state));
+  return view.cache.get(key);
+}
+
+/** Changed leaves between two JSON values: [{path, before, after}]. */
+function diff(before, after, path, out) {
+  out = out || [];
+  path = path || "";
+  const isObject = (v) => v !== null && typeof v === "object";
+  if (isObject(before) && isObject(after) && Array.isArray(before) === Array.isArray(after)) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    for (const key of keys) diff(before[key], after[key], path + (Array.isArray(after) ? "[" + key + "]" : "." + key), out);
+  } else if (JSON.stringify(before) !== JSON.stringify(after)) {
+    out.push({ path: path || "(root)", before, after });
+  }
+  return out;
+}
+
+function renderDiff(changes) {
+  const list = $("diff");
+  list.replaceChildren();
+  if (changes.length === 0) list.append(Object.assign(document.createElement("li"), { textContent: "no change" }));
+  for (const change of changes) {
+    const item = document.createElement("li");
+    const fmt = (v) => (v === undefined ? "∅" : JSON.stringify(v));
+    item.innerHTML = "<code></code>: <del></del> → <ins></ins>";
+    item.querySelector("code").textContent = change.path;
+    item.querySelector("del").textContent = fmt(change.before);
+    item.querySelector("ins").textContent = fmt(change.after);
+    list.append(item);
+  }
+}
+
+async function travel() {
+  const to = Number($("seq").value);
+  const from = Number($("diff-from").value);
+  $("slider").value = String(to);
+  try {
+    const [then, before] = await Promise.all([stateAt(to), stateAt(Math.min(from, to))]);
+    show("past-state", then);
+    $("past-label").textContent = "State at seq " + to + " of " + view.version;
+    renderDiff(diff(before, then));
+  } catch (error) {
+    status(String(error.message || error), true);
+  }
+}
+
+function eventRow(event) {
+  const row = document.createElement("tr");
+  row.dataset.seq = String(event.seq);
+  const cells = [event.seq, new Date(event.meta.at).toISOString(), event.type, event.meta.principal, JSON.stringify(event.data), event.hash.slice(0, 12) + "…"];
+  for (const value of cells) row.append(Object.assign(document.createElement("td"), { textContent: String(value) }));
+  row.lastChild.title = event.hash;
+  row.addEventListener("click", () => {
+    $("seq").value = String(event.seq);
+    $("diff-from").value = String(Math.max(0, event.seq - 1));
+    travel();
+  });
+  return row;
+}
+
+async function loadOlder() {
+  if (view.oldest === null || view.oldest <= 1) return;
+  const after = Math.max(0, view.oldest - 1 - PAGE);
+  const page = await api(base() + "/events?after=" + after + "&limit=" + Math.min(PAGE, view.oldest - 1));
+  const body = $("events");
+  for (const event of page.events.slice().reverse()) body.append(eventRow(event));
+  view.oldest = after + 1;
+  $("older").hidden = view.oldest <= 1;
+}
+
+function setVersion(version) {
+  view.version = version;
+  $("version").textContent = String(version);
+  $("slider").max = String(version);
+  $("seq").max = String(version);
+  $("diff-from").max = String(version);
+}
+
+async function refreshHead() {
+  const current = await api(base());
+  setVersion(current.version);
+  show("state", current.state);
+  try {
+    const verified = await api(base() + "/verify");
+    $("chain").textContent = verified.ok ? "ok · " + verified.events + " events" : "BROKEN at seq " + verified.firstBadSeq + ": " + verified.reason;
+    $("chain").className = verified.ok ? "ok" : "error";
+  } catch (error) {
+    $("chain").textContent = "not checked (" + error.message + ")";
+    $("chain").className = "";
+  }
+}
+
+function follow() {
+  if (view.socket) view.socket.close();
+  const socket = openSocket(base() + "/ws?after=" + view.version);
+  view.socket = socket;
+  socket.addEventListener("open", () => ($("live").textContent = "live"));
+  socket.addEventListener("close", () => {
+    if (view.socket !== socket) return;
+    $("live").textContent = "reconnecting…";
+    setTimeout(() => view.socket === socket && follow(), 1000);
+  });
+  socket.addEventListener("message", (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type !== "event" || frame.event.seq <= view.version) return;
+    const following = Number($("seq").value) === view.version;
+    $("events").prepend(eventRow(frame.event));
+    setVersion(frame.event.seq);
+    if (view.oldest === null) view.oldest = frame.event.seq;
+    refreshHead().catch((error) => status(error.message, true));
+    if (following) {
+      $("seq").value = String(view.version);
+      travel();
+    }
+  });
+}
+
+async function open(kind, id) {
+  view.kind = kind;
+  view.id = id;
+  view.cache.clear();
+  view.oldest = null;
+  $("kind").value = kind;
+  $("id").value = id;
+  history.replaceState(null, "", "/inspect/" + encodeURIComponent(kind) + "/" + encodeURIComponent(id));
+  $("actor").hidden = false;
+  $("events").replaceChildren();
+  try {
+    await refreshHead();
+    const after = Math.max(0, view.version - PAGE);
+    const page = await api(base() + "/events?after=" + after + "&limit=" + PAGE);
+    for (const event of page.events.slice().reverse()) $("events").append(eventRow(event));
+    view.oldest = page.events.length > 0 ? after + 1 : null;
+    $("older").hidden = view.oldest === null || view.oldest <= 1;
+    $("seq").value = String(view.version);
+    $("diff-from").value = String(Math.max(0, view.version - 1));
+    await travel();
+    follow();
+    status("Opened " + kind + "/" + id);
+  } catch (error) {
+    status(String(error.message || error), true);
+  }
+}
+
+async function sendCommand() {
+  try {
+    const command = JSON.parse($("command").value);
+    const reply = await api(base() + "/commands", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(command) });
+    status("Committed: version " + reply.version);
+  } catch (error) {
+    status(String(error.message || error), true);
+  }
+}
+
+function tailTopic() {
+  if (view.topicSocket) view.topicSocket.close();
+  const topic = $("topic").value;
+  $("topic-entries").replaceChildren();
+  const socket = openSocket("/v1/topics/" + encodeURIComponent(topic) + "/ws?after=0");
+  view.topicSocket = socket;
+  socket.addEventListener("message", (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type !== "entry") return;
+    const { topicSeq, source, event } = frame.entry;
+    const row = document.createElement("li");
+    row.textContent = "#" + topicSeq + " " + source.kind + "/" + source.id + " seq " + event.seq + " " + event.type + " " + JSON.stringify(event.data);
+    $("topic-entries").prepend(row);
+    while ($("topic-entries").children.length > 200) $("topic-entries").lastChild.remove();
+  });
+  socket.addEventListener("close", () => view.topicSocket === socket && status("topic " + topic + " closed", true));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("token").value = token();
+  $("token").addEventListener("change", () => sessionStorage.setItem("emberlog.token", $("token").value.trim()));
+  $("open-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    open($("kind").value, $("id").value.trim());
+  });
+  $("slider").addEventListener("input", () => {
+    $("seq").value = $("slider").value;
+    travel();
+  });
+  $("seq").addEventListener("change", travel);
+  $("diff-from").addEventListener("change", travel);
+  $("older").addEventListener("click", () => loadOlder().catch((error) => status(error.message, true)));
+  $("send").addEventListener("click", sendCommand);
+  $("tail").addEventListener("click", tailTopic);
+  const preset = document.body.dataset;
+  if (preset.kind && preset.id) open(preset.kind, preset.id);
+});
+`

@@ -1,0 +1,111 @@
+// The inspector in a real browser: Debian's Chromium driven by playwright-core against the
+// Worker served by wrangler. `.ci/run` installs chromium when it is missing.
+import { existsSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { SignJWT } from "jose"
+import { chromium, type Browser, type Page } from "playwright-core"
+import { afterAll, beforeAll, expect, it } from "vitest"
+import type { Unstable_DevWorker } from "wrangler"
+import { startWorker } from "./dev-worker.js"
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
+// No internet here: without these, Chromium's background connections are refused by the dozen.
+const CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+const SECRET = `inspector-test-${crypto.randomUUID()}`
+
+let open: Unstable_DevWorker
+let secured: Unstable_DevWorker
+let browser: Browser
+
+const baseOf = (worker: Unstable_DevWorker) => `http://${worker.address}:${worker.port}`
+const send = (base: string, path: string, command: unknown, token?: string) =>
+  fetch(`${base}${path}/commands`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(command),
+  })
+const rows = (page: Page) => page.locator("#events tr")
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
+  ;[open, secured, browser] = await Promise.all([
+    startWorker().then((started) => started.worker),
+    startWorker({ AUTH_MODE: "on", JWT_SECRET: SECRET }).then((started) => started.worker),
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS }),
+  ])
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all([browser?.close(), open?.stop(), secured?.stop()])
+})
+
+it("shows an actor's state, chain and events, follows new events live, travels in time and diffs", async () => {
+  const base = baseOf(open)
+  const id = `inspect-${Date.now()}`
+  for (const by of [1, 2, 3]) expect((await send(base, `/v1/counter/${id}`, { type: "Increment", by })).status).toBe(200)
+  const page = await browser.newPage()
+  await page.goto(`${base}/inspect/counter/${id}`)
+  await expect.poll(() => page.textContent("#version")).toBe("3")
+  await expect.poll(() => page.textContent("#chain")).toContain("ok")
+  expect(await rows(page).count()).toBe(3)
+  expect(await rows(page).first().textContent()).toContain("Incremented")
+  expect(JSON.parse((await page.textContent("#state"))!)).toEqual({ value: 6 })
+  await expect.poll(() => page.textContent("#live")).toBe("live")
+
+  // A command from the page, and one from elsewhere: both arrive over the actor's WebSocket.
+  await page.fill("#command", '{"type": "Increment", "by": 10}')
+  await page.click("#send")
+  await send(base, `/v1/counter/${id}`, { type: "Decrement", by: 4 })
+  await expect.poll(() => rows(page).count()).toBe(5)
+  await expect.poll(() => page.textContent("#version")).toBe("5")
+  expect(await rows(page).first().textContent()).toContain("Decremented")
+  await expect.poll(async () => JSON.parse((await page.textContent("#state"))!)).toEqual({ value: 12 })
+
+  // Time travel: the slider shows the state at seq 2, with what changed since seq 0.
+  await page.fill("#diff-from", "0")
+  await page.$eval("#slider", (slider: any) => {
+    slider.value = "2"
+    slider.dispatchEvent(new Event("input"))
+  })
+  await expect.poll(async () => JSON.parse((await page.textContent("#past-state"))!)).toEqual({ value: 3 })
+  await expect.poll(() => page.textContent("#diff")).toContain(".value: 0 → 3")
+  expect(await page.textContent("#past-label")).toBe("State at seq 2 of 5")
+
+  // Clicking an event shows the state after it.
+  await rows(page).last().click()
+  await expect.poll(async () => JSON.parse((await page.textContent("#past-state"))!)).toEqual({ value: 1 })
+
+  // The counter topic as a live tail.
+  await page.selectOption("#topic", "counter")
+  await page.click("#tail")
+  await expect.poll(() => page.locator("#topic-entries li", { hasText: id }).count(), { timeout: 10_000 }).toBe(5)
+
+  const screenshot = join(tmpdir(), `emberlog-inspector-${process.pid}.png`)
+  await page.screenshot({ path: screenshot, fullPage: true })
+  expect(statSync(screenshot).size).toBeGreaterThan(10_000)
+  await page.close()
+}, 60_000)
+
+it("with auth on, reads and follows with the token from its token field (session storage)", async () => {
+  const base = baseOf(secured)
+  const id = `inspect-auth-${Date.now()}`
+  const token = await new SignJWT({ sub: "auditor", scope: "read write admin" })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime("5m")
+    .sign(new TextEncoder().encode(SECRET))
+  expect((await send(base, `/v1/counter/${id}`, { type: "Increment", by: 7 }, token)).status).toBe(200)
+  const page = await browser.newPage()
+  await page.goto(`${base}/inspect/counter/${id}`)
+  await expect.poll(() => page.textContent("#status")).toContain("unauthenticated")
+  await page.fill("#token", token)
+  await page.dispatchEvent("#token", "change")
+  expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.token"))).toBe(token)
+  await page.click("button[type=submit]")
+  await expect.poll(() => page.textContent("#version")).toBe("1")
+  await expect.poll(() => page.textContent("#live")).toBe("live")
+  await send(base, `/v1/counter/${id}`, { type: "Increment", by: 1 }, token)
+  await expect.poll(() => rows(page).count()).toBe(2)
+  expect(await rows(page).first().textContent()).toContain("auditor")
+  await page.close()
+}, 60_000)
