@@ -292,7 +292,11 @@ export class ActorCore<S = unknown> {
     )
   }
 
-  readEvents(after: number, limit: number = 100): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
+  /**
+   * A page of events after `after`, upcast to today's schemas; `asStored` gives the rows
+   * exactly as written (what the hash chain covers), so an exported log verifies offline.
+   */
+  readEvents(after: number, limit: number = 100, asStored = false): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
     return this.reply(
       Effect.gen({ self: this }, function* () {
         if (!Number.isInteger(after) || after < 0) {
@@ -303,7 +307,7 @@ export class ActorCore<S = unknown> {
         }
         const events = yield* (yield* EventStore).read(after, this.version, limit)
         const lastSeq = events[events.length - 1]?.seq
-        return { events: events.map(this.toWire), next: lastSeq !== undefined && lastSeq < this.version ? lastSeq : null }
+        return { events: asStored ? events : events.map(this.toWire), next: lastSeq !== undefined && lastSeq < this.version ? lastSeq : null }
       }),
     )
   }

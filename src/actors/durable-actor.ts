@@ -264,8 +264,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       return this.core.readState(query)
     }
 
-    readEvents(after: number, limit: number) {
-      return this.core.readEvents(after, limit)
+    readEvents(after: number, limit: number, asStored?: boolean) {
+      return this.core.readEvents(after, limit, asStored)
     }
 
     verifyLog() {
@@ -344,7 +344,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
 export interface ActorApi {
   command(request: CommandRequest): Promise<ReturnType<ActorCore["command"]>>
   readState(query: StateQuery): Promise<ReturnType<ActorCore["readState"]>>
-  readEvents(after: number, limit: number): Promise<ReturnType<ActorCore["readEvents"]>>
+  readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
   verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
   fetch(request: Request): Promise<Response>
 }

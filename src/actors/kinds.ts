@@ -2,12 +2,8 @@
  * Every entity kind served, with the Durable Object class that hosts it. Adding a kind
  * is one line here, one entity file in src/domain, and its binding in wrangler.toml.
  */
-import { Counter } from "../domain/counter.js"
-import { Document } from "../domain/document.js"
-import { Room, postFrame } from "../domain/room.js"
-import { Job } from "../domain/job.js"
-import { Memory } from "../domain/memory.js"
-import { Session } from "../domain/session.js"
+import { entities } from "../domain/entities.js"
+import { postFrame } from "../domain/room.js"
 import { executorFor, type ExecutorSettings } from "../infra/executors.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass, type ActorApi } from "./durable-actor.js"
@@ -18,11 +14,11 @@ export { TopicLog } from "./topic.js"
 export { MemoryActor } from "./memory-actor.js"
 export { CounterTotals } from "./counter-totals.js"
 
-export const CounterActor = actorClass(Counter)
-export const DocumentActor = actorClass(Document)
-export const SessionActor = actorClass(Session)
-export const JobActor = actorClass(Job, { react: jobEngine((env) => executorFor(env as ExecutorSettings)) })
-export const RoomActor = actorClass(Room, {
+export const CounterActor = actorClass(entities.counter)
+export const DocumentActor = actorClass(entities.document)
+export const SessionActor = actorClass(entities.session)
+export const JobActor = actorClass(entities.job, { react: jobEngine((env) => executorFor(env as ExecutorSettings)) })
+export const RoomActor = actorClass(entities.room, {
   room: {
     join: (name) => ({ type: "Join", name }),
     leave: (name) => ({ type: "Leave", name }),
@@ -32,12 +28,12 @@ export const RoomActor = actorClass(Room, {
 })
 
 export const kinds = {
-  counter: { entity: Counter, binding: "COUNTER" },
-  document: { entity: Document, binding: "DOCUMENT" },
-  room: { entity: Room, binding: "ROOM" },
-  session: { entity: Session, binding: "SESSION" },
-  job: { entity: Job, binding: "JOB" },
-  memory: { entity: Memory, binding: "MEMORY" },
+  counter: { entity: entities.counter, binding: "COUNTER" },
+  document: { entity: entities.document, binding: "DOCUMENT" },
+  room: { entity: entities.room, binding: "ROOM" },
+  session: { entity: entities.session, binding: "SESSION" },
+  job: { entity: entities.job, binding: "JOB" },
+  memory: { entity: entities.memory, binding: "MEMORY" },
 } as const satisfies Record<string, { entity: Entity; binding: string }>
 
 export type Kind = keyof typeof kinds

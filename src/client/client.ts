@@ -40,7 +40,7 @@ export interface ClientOptions {
   /** Sent as `Authorization: Bearer …` on HTTP requests. */
   readonly token?: string
   readonly fetch?: (input: string, init?: RequestInit) => Promise<Response>
-  /** Opens a WebSocket; the default uses the global `WebSocket` and waits for `open`. */
+  /** Opens a WebSocket; the default uses the global `WebSocket` (the token as subprotocols `bearer, <token>`) and waits for `open`. */
   readonly connect?: (url: string) => Promise<SocketLike>
   readonly reconnect?: ReconnectOptions
   /** Attempts per command on network errors, 429 and 5xx (same Idempotency-Key each time); default 4. */
@@ -72,9 +72,10 @@ export interface CommandResult<S = unknown> {
   readonly state: S
 }
 
-const defaultConnect = (url: string): Promise<SocketLike> =>
+const defaultConnect = (url: string, token?: string): Promise<SocketLike> =>
   new Promise((resolve, reject) => {
-    const socket = new WebSocket(url)
+    // WebSockets cannot carry an Authorization header from browsers; emberlog reads the token from these subprotocols.
+    const socket = token === undefined ? new WebSocket(url) : new WebSocket(url, ["bearer", token])
     socket.addEventListener("open", () => resolve(socket as unknown as SocketLike), { once: true })
     socket.addEventListener("error", () => reject(new Error(`could not connect to ${url}`)), { once: true })
   })
@@ -89,7 +90,7 @@ const toError = (error: unknown): EmberlogError =>
 export const createClient = (options: ClientOptions) => {
   const base = options.baseUrl.replace(/\/+$/, "")
   const doFetch = options.fetch ?? ((input: string, init?: RequestInit) => fetch(input, init))
-  const connect = options.connect ?? defaultConnect
+  const connect = options.connect ?? ((url: string) => defaultConnect(url, options.token))
   const authorization: Record<string, string> = options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }
 
   const request = async <A>(path: string, init: RequestInit = {}): Promise<A> => {
@@ -161,10 +162,15 @@ export const createClient = (options: ClientOptions) => {
         request<{ kind: string; id: string; version: number; state: S }>(
           `${path}${query({ at: at.at, asOf: at.asOf instanceof Date ? at.asOf.toISOString() : at.asOf })}`,
         ),
-      /** Pages through the log from `after`, one request per `limit` events. */
-      events: async function* (page: { readonly after?: number; readonly limit?: number } = {}): AsyncGenerator<WireEvent> {
+      /**
+       * Pages through the log from `after`, one request per `limit` events; `stored` reads
+       * rows exactly as written (not upcast), which is what the hash chain covers.
+       */
+      events: async function* (page: { readonly after?: number; readonly limit?: number; readonly stored?: boolean } = {}): AsyncGenerator<WireEvent> {
         for (let after: number | null = page.after ?? 0; after !== null; ) {
-          const result: { events: Array<WireEvent>; next: number | null } = await request(`${path}/events${query({ after, limit: page.limit })}`)
+          const result: { events: Array<WireEvent>; next: number | null } = await request(
+            `${path}/events${query({ after, limit: page.limit, stored: page.stored ? "true" : undefined })}`,
+          )
           yield* result.events
           after = result.next
         }

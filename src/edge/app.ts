@@ -90,7 +90,9 @@ const readActor = async (c: AppContext, tenant?: string) => {
 const readActorEvents = async (c: AppContext, tenant?: string) => {
   const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant)
   const after = Params.nonNegativeInt("after", c.req.query("after"), 0)
-  return c.json(unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100))))
+  const stored = c.req.query("stored")
+  if (stored !== undefined && stored !== "true" && stored !== "false") throw badRequest("invalid_query", "stored must be true or false")
+  return c.json(unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100), stored === "true")))
 }
 
 const verifyActor = async (c: AppContext, tenant?: string) => c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())

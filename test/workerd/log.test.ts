@@ -29,6 +29,10 @@ describe("the log", () => {
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 2 })
     // Storage keeps the row as written: upcasting happens on read only.
     expect(await exec(id, "SELECT schema_version, data FROM events WHERE seq = 2")).toEqual([{ schema_version: 1, data: '{"by":41}' }])
+    // ?stored=true reads it as written, which is what the hash chain covers (emberlog export uses it).
+    const stored = (await json(await get(`/v1/counter/${id}/events?stored=true`))).body.events
+    expect(stored[1]).toMatchObject({ seq: 2, schemaVersion: 1, data: { by: 41 }, hash: events[1].hash })
+    expect((await json(await get(`/v1/counter/${id}/events?stored=yes`))).status).toBe(400)
   })
 
   it("verify reports the first tampered seq", async () => {

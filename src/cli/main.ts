@@ -1,0 +1,307 @@
+/**
+ * `emberlog`: the command line for scripts and auditors. It talks to a server through the
+ * typed client, except `replay`, which folds an exported log offline with the same domain
+ * code the server runs, so an auditor can check a server's answer without trusting it.
+ * Exit codes: 0 success, 1 the log does not verify (or cannot be replayed), 2 usage,
+ * 3 the server refused or could not be reached.
+ */
+import { createReadStream } from "node:fs"
+import { createInterface } from "node:readline"
+import { parseArgs, type ParseArgsConfig } from "node:util"
+import { GENESIS_HASH, chainHash } from "../actors/hash-chain.js"
+import { EmberlogError, SubscriptionRefused, createClient, type WireEvent } from "../client/index.js"
+import type { Entity } from "../domain/entity.js"
+import { entities } from "../domain/entities.js"
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, request: 3 } as const
+
+class UsageError extends Error {}
+class Failed extends Error {}
+
+const DEFAULT_URL = "http://127.0.0.1:8787"
+const TAIL_BACKLOG = 10
+const EXPORT_PAGE = 1000
+
+const CONNECTION = `
+  --url URL       server (default $EMBERLOG_URL or ${DEFAULT_URL})
+  --token JWT     bearer token (default $EMBERLOG_TOKEN)`
+
+const HELP: Record<string, string> = {
+  main: `emberlog: read, follow, export and audit emberlog actors
+
+Usage: emberlog <command> [options]
+
+Commands:
+  tail <kind>/<id>      follow an actor's events as they are appended
+  state <kind>/<id>     print an actor's state, now or at a past seq or time
+  verify <kind>/<id>    check an actor's hash chain on the server
+  export <kind>/<id>    write an actor's log as NDJSON (rows as stored) to stdout
+  replay <file>         fold an exported log offline and print the state
+
+Run emberlog <command> --help for a command's options.
+Kinds: ${Object.keys(entities).join(", ")}
+Exit codes: 0 ok, 1 log does not verify / cannot be replayed, 2 usage, 3 request failed.`,
+  tail: `Usage: emberlog tail <kind>/<id> [--after N] [--json]
+
+Prints the last ${TAIL_BACKLOG} events, then every new one as it is appended, until
+interrupted. Reconnects on its own and resumes after the last event printed, so nothing
+is missed or repeated.
+  --after N       start after seq N instead (0: the whole log)
+  --json          one JSON event per line (NDJSON)${CONNECTION}`,
+  state: `Usage: emberlog state <kind>/<id> [--at N | --as-of TIME] [--json]
+
+Prints {kind, id, version, state}.
+  --at N          the state after seq N
+  --as-of TIME    the state at an ISO-8601 time
+  --json          compact JSON on one line${CONNECTION}`,
+  verify: `Usage: emberlog verify <kind>/<id> [--json]
+
+Asks the server to walk the actor's hash chain (needs the admin scope when auth is on).
+Exits 1 when the chain is broken.
+  --json          print the server's report as JSON${CONNECTION}`,
+  export: `Usage: emberlog export <kind>/<id> [--after N] > log.ndjson
+
+Writes every event as stored (the exact rows the hash chain covers) as NDJSON, paging
+through the log. Shows a progress bar on a terminal.
+  --after N       start after seq N (default 0)${CONNECTION}`,
+  replay: `Usage: emberlog replay <file|-> --entity <kind> [--json]
+
+Reads an exported log (NDJSON, '-' for stdin), checks its hash chain and seqs, folds it
+with the entity's own evolve and prints {kind, version, chain, state}. Exits 1 if the
+chain does not verify or an event cannot be read.
+  --entity KIND   the entity kind (${Object.keys(entities).join(", ")})
+  --json          compact JSON on one line`,
+}
+
+const connectionOptions = {
+  url: { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"]
+
+interface Io {
+  readonly out: NodeJS.WritableStream & { isTTY?: boolean }
+  readonly err: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }
+  readonly env: NodeJS.ProcessEnv
+  readonly signal?: AbortSignal
+}
+
+const target = (value: string | undefined, command: string): { kind: string; id: string } => {
+  const match = value?.match(/^([a-z][a-z0-9_-]*)\/([A-Za-z0-9._:-]{1,128})$/)
+  if (!match) throw new UsageError(`${command} needs <kind>/<id>, e.g. counter/visits${value === undefined ? "" : ` (got ${JSON.stringify(value)})`}`)
+  return { kind: match[1]!, id: match[2]! }
+}
+
+const nonNegative = (name: string, value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a non-negative integer`)
+  return Number(value)
+}
+
+const print = (io: Io, value: unknown, compact: boolean | undefined) => io.out.write(`${JSON.stringify(value, null, compact ? undefined : 2)}\n`)
+
+const eventLine = (event: WireEvent) =>
+  `#${event.seq}  ${new Date(event.meta.at).toISOString()}  ${event.type}  by ${event.meta.principal}  ${JSON.stringify(event.data)}`
+
+/** Writes a line, waiting when the reader is slower than we are (a pipe into a file or less). */
+const writeLine = (io: Io, line: string) =>
+  new Promise<void>((resolve) => (io.out.write(`${line}\n`) ? resolve() : io.out.once("drain", resolve)))
+
+const progressBar = (io: Io, done: number, total: number) => {
+  const width = Math.max(10, Math.min(40, (io.err.columns ?? 80) - 40))
+  const filled = total === 0 ? width : Math.round((done / total) * width)
+  io.err.write(`\rexporting [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total} events`)
+}
+
+interface ChainReport {
+  readonly ok: boolean
+  readonly events: number
+  readonly head?: string
+  readonly firstBadSeq?: number
+  readonly reason?: string
+}
+
+const entityOf = (kind: string): Entity => {
+  const entity: Entity | undefined = Object.hasOwn(entities, kind) ? entities[kind as keyof typeof entities] : undefined
+  if (entity === undefined) throw new UsageError(`Unknown entity ${JSON.stringify(kind)}; known: ${Object.keys(entities).join(", ")}`)
+  return entity
+}
+
+/** Folds exported rows with the entity's domain code, checking seqs and the hash chain as it goes. */
+export const replayLog = (kind: string, rows: Iterable<WireEvent>): { kind: string; version: number; chain: ChainReport; state: unknown } => {
+  const entity = entityOf(kind)
+  let state = entity.initial
+  let prevHash = GENESIS_HASH
+  let version = 0
+  let broken: ChainReport | undefined
+  for (const row of rows) {
+    if (row.seq !== version + 1) throw new Failed(`seq ${version + 1} is missing (found ${row.seq}): not a whole log`)
+    const { hash, ...body } = row
+    if (broken === undefined && chainHash(prevHash, body) !== hash) {
+      broken = { ok: false, events: version, firstBadSeq: row.seq, reason: `event ${row.seq} does not match its hash (was the log exported with emberlog export?)` }
+    }
+    try {
+      state = entity.evolve(state, entity.decodeEvent(row))
+    } catch (error) {
+      throw new Failed(`event ${row.seq} (${row.type}) cannot be read as a ${kind} event: ${error instanceof Error ? error.message : String(error)}`)
+    }
+    prevHash = hash
+    version = row.seq
+  }
+  return { kind, version, chain: broken ?? { ok: true, events: version, head: prevHash }, state: entity.encodeState(state) }
+}
+
+async function* ndjson(path: string, stdin: NodeJS.ReadableStream): AsyncGenerator<WireEvent> {
+  const input = path === "-" ? stdin : createReadStream(path)
+  const lines = createInterface({ input, crlfDelay: Infinity })
+  let n = 0
+  try {
+    for await (const line of lines) {
+      n++
+      if (line.trim() === "") continue
+      let row: unknown
+      try {
+        row = JSON.parse(line)
+      } catch {
+        throw new Failed(`${path}:${n}: not JSON`)
+      }
+      const { seq, type, schemaVersion, data, meta, hash } = (row ?? {}) as Record<string, unknown>
+      if (!Number.isSafeInteger(seq) || typeof type !== "string" || !Number.isSafeInteger(schemaVersion) || typeof hash !== "string" || typeof meta !== "object" || typeof data !== "object") {
+        throw new Failed(`${path}:${n}: not an event (expected {seq, type, schemaVersion, data, meta, hash})`)
+      }
+      yield row as WireEvent
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new UsageError(`No such file: ${path}`)
+    throw error
+  }
+}
+
+const commands: Record<string, (positionals: Array<string>, values: Record<string, string | boolean | undefined>, io: Io, stdin: NodeJS.ReadableStream) => Promise<number>> = {
+  async tail([name], values, io) {
+    const { kind, id } = target(name, "tail")
+    const actor = clientFor(values, io).actor(kind, id)
+    // Asking for the head first turns an unknown kind or a bad --after into a clear error:
+    // a WebSocket handshake that fails does not say why.
+    const head = (await actor.state()).version
+    const after = nonNegative("after", values.after as string | undefined) ?? Math.max(0, head - TAIL_BACKLOG)
+    if (after > head) throw new UsageError(`--after ${after} is beyond the head of the log (${head})`)
+    for await (const event of actor.subscribeAsync({ after, signal: io.signal })) {
+      await writeLine(io, values.json ? JSON.stringify(event) : eventLine(event))
+    }
+    return EXIT.ok
+  },
+
+  async state([name], values, io) {
+    const { kind, id } = target(name, "state")
+    if (values.at !== undefined && values["as-of"] !== undefined) throw new UsageError("Use --at or --as-of, not both")
+    const asOf = values["as-of"] as string | undefined
+    if (asOf !== undefined && Number.isNaN(Date.parse(asOf))) throw new UsageError("--as-of must be an ISO-8601 time, e.g. 2026-11-22T10:00:00Z")
+    print(io, await clientFor(values, io).actor(kind, id).state({ at: nonNegative("at", values.at as string | undefined), asOf }), values.json as boolean)
+    return EXIT.ok
+  },
+
+  async verify([name], values, io) {
+    const { kind, id } = target(name, "verify")
+    const report = await clientFor(values, io).actor(kind, id).verify()
+    if (values.json) print(io, report, true)
+    else io.out.write(report.ok ? `ok: ${report.events} events, head ${report.head}\n` : `BROKEN at seq ${report.firstBadSeq}: ${(report as { reason?: string }).reason}\n`)
+    return report.ok ? EXIT.ok : EXIT.failed
+  },
+
+  async export([name], values, io) {
+    const { kind, id } = target(name, "export")
+    const actor = clientFor(values, io).actor(kind, id)
+    const after = nonNegative("after", values.after as string | undefined) ?? 0
+    const total = (await actor.state()).version
+    const showProgress = io.err.isTTY === true
+    let done = after
+    for await (const event of actor.events({ after, limit: EXPORT_PAGE, stored: true })) {
+      await writeLine(io, JSON.stringify(event))
+      done = event.seq
+      if (showProgress && (done % EXPORT_PAGE === 0 || done >= total)) progressBar(io, done, Math.max(total, done))
+    }
+    if (showProgress) {
+      progressBar(io, done, Math.max(total, done))
+      io.err.write("\n")
+    }
+    return EXIT.ok
+  },
+
+  async replay([path], values, io, stdin) {
+    if (path === undefined) throw new UsageError("replay needs a file (or - for stdin)")
+    if (typeof values.entity !== "string") throw new UsageError("replay needs --entity <kind>")
+    entityOf(values.entity)
+    const rows: Array<WireEvent> = []
+    for await (const row of ndjson(path, stdin)) rows.push(row)
+    const result = replayLog(values.entity, rows)
+    print(io, result, values.json as boolean)
+    if (!result.chain.ok) io.err.write(`emberlog: the hash chain is broken at seq ${result.chain.firstBadSeq}: ${result.chain.reason}\n`)
+    return result.chain.ok ? EXIT.ok : EXIT.failed
+  },
+}
+
+const OPTIONS: Record<string, ParseArgsConfig["options"]> = {
+  tail: { ...connectionOptions, after: { type: "string" } },
+  state: { ...connectionOptions, at: { type: "string" }, "as-of": { type: "string" } },
+  verify: connectionOptions,
+  export: { ...connectionOptions, after: { type: "string" } },
+  replay: { json: { type: "boolean" }, help: { type: "boolean", short: "h" }, entity: { type: "string" } },
+}
+
+const clientFor = (values: Record<string, string | boolean | undefined>, io: Io) =>
+  createClient({
+    baseUrl: (values.url as string | undefined) ?? io.env.EMBERLOG_URL ?? DEFAULT_URL,
+    token: (values.token as string | undefined) ?? (io.env.EMBERLOG_TOKEN || undefined),
+    // A CLI should say the server is unreachable rather than retry for a long time.
+    commandAttempts: 1,
+  })
+
+/** Runs one invocation and returns its exit code; never throws. */
+export const run = async (argv: ReadonlyArray<string>, io: Io, stdin: NodeJS.ReadableStream = process.stdin): Promise<number> => {
+  const [name, ...rest] = argv
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    io.out.write(`${HELP.main}\n`)
+    return name === undefined ? EXIT.usage : EXIT.ok
+  }
+  const command = commands[name]
+  if (command === undefined) {
+    io.err.write(`emberlog: unknown command ${JSON.stringify(name)}\n\n${HELP.main}\n`)
+    return EXIT.usage
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: [...rest], options: OPTIONS[name], allowPositionals: true, strict: true }) as {
+      values: Record<string, string | boolean | undefined>
+      positionals: Array<string>
+    }
+    if (values.help) {
+      io.out.write(`${HELP[name]}\n`)
+      return EXIT.ok
+    }
+    return await command(positionals, values, io, stdin)
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      io.err.write(`emberlog ${name}: ${(error as Error).message}\n\n${HELP[name]}\n`)
+      return EXIT.usage
+    }
+    if (error instanceof Failed) {
+      io.err.write(`emberlog ${name}: ${error.message}\n`)
+      return EXIT.failed
+    }
+    if (error instanceof SubscriptionRefused) {
+      io.err.write(`emberlog ${name}: HTTP ${error.status}: ${error.message}\n`)
+      return EXIT.request
+    }
+    if (error instanceof EmberlogError) {
+      const where = error.status === 0 ? "could not reach the server" : `HTTP ${error.status} ${error.code}`
+      io.err.write(`emberlog ${name}: ${where}: ${error.message}\n`)
+      return EXIT.request
+    }
+    // fetch rejects with a TypeError when the server cannot be reached at all.
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    const unreachable = error instanceof TypeError && cause !== undefined
+    io.err.write(`emberlog ${name}: ${unreachable ? `could not reach the server (${cause.code ?? cause.message})` : error instanceof Error ? error.message : String(error)}\n`)
+    return EXIT.request
+  }
+}
