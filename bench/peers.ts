@@ -1,0 +1,158 @@
+/**
+ * The same counter four ways, for the side-by-side peer benchmark (bench/peers.mjs): each
+ * takes `increment(by)` over DO RPC, broadcasts the change to its WebSocket subscribers
+ * (hibernatable everywhere), and offers `seed(n)` (n increments inside the object, to build
+ * history fast) and `abort()` (to measure recovery after eviction).
+ */
+import { DurableObject } from "cloudflare:workers"
+import { Agent } from "agents"
+import { Server } from "partyserver"
+import type { ActorCore } from "../src/actors/actor-core.js"
+import { actorClass } from "../src/actors/durable-actor.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../src/actors/subscribers.js"
+import { Counter } from "../src/domain/counter.js"
+
+const INCREMENT = { type: "Increment", by: 1 } as const
+
+/** emberlog: the production counter actor (log, hash chain, snapshots, outbox, idempotency). */
+export class EmberlogPeer extends actorClass(Counter) {
+  increment(): { value: number; version: number } {
+    const reply = this.commit({ command: INCREMENT })
+    if (!reply.ok) throw new Error(reply.error.message)
+    return { value: (reply.value.state as { value: number }).value, version: reply.value.version }
+  }
+
+  /**
+   * Appends n events through the real command path. Their outbox rows are then marked
+   * delivered: a million topic deliveries would occupy the single local runtime (which
+   * every peer shares) for minutes and skew the others' timings.
+   */
+  seed(n: number): number {
+    const core: ActorCore = this.core
+    for (let i = 0; i < n; i++) if (!core.command({ command: INCREMENT }).ok) throw new Error("seed failed")
+    this.ctx.storage.sql.exec("DELETE FROM outbox")
+    return core.currentVersion
+  }
+
+  abort(): void {
+    this.ctx.abort("benchmark: evict")
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const headers = new Headers(request.headers)
+    headers.set(SUBSCRIBE_HEADER, "websocket")
+    headers.set(AFTER_HEADER, String(this.core.currentVersion))
+    return super.fetch(new Request(request.url, { headers }))
+  }
+}
+
+/** The floor: one INSERT per call, and the new row's seq sent to every socket. */
+export class BarePeer extends DurableObject {
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env as never)
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, data TEXT NOT NULL)")
+  }
+
+  increment(): { seq: number } {
+    const seq = this.ctx.storage.sql.exec("INSERT INTO log (data) VALUES (?) RETURNING seq", JSON.stringify(INCREMENT)).one().seq as number
+    const frame = JSON.stringify({ seq })
+    for (const socket of this.ctx.getWebSockets()) socket.send(frame)
+    return { seq }
+  }
+
+  seed(n: number): number {
+    for (let i = 0; i < n; i++) this.ctx.storage.sql.exec("INSERT INTO log (data) VALUES (?)", JSON.stringify(INCREMENT))
+    return this.ctx.storage.sql.exec("SELECT max(seq) AS seq FROM log").one().seq as number
+  }
+
+  abort(): void {
+    this.ctx.abort("benchmark: evict")
+  }
+
+  override async fetch(): Promise<Response> {
+    const { 0: client, 1: server } = new WebSocketPair()
+    this.ctx.acceptWebSocket(server)
+    return new Response(null, { status: 101, webSocket: client })
+  }
+}
+
+/** Cloudflare Agents SDK: state in `setState`, which persists it and broadcasts it to every connection. */
+export class AgentPeer extends Agent<Cloudflare.Env, { value: number }> {
+  override initialState = { value: 0 }
+
+  increment(): { value: number } {
+    this.setState({ value: this.state.value + 1 })
+    return this.state
+  }
+
+  seed(n: number): number {
+    for (let i = 0; i < n; i++) this.setState({ value: this.state.value + 1 })
+    return this.state.value
+  }
+
+  abort(): void {
+    this.ctx.abort("benchmark: evict")
+  }
+}
+
+/** PartyServer: the value in one SQLite row, broadcast to every connection on change. */
+export class PartyPeer extends Server {
+  static override options = { hibernate: true }
+  private ready = false
+
+  private table() {
+    if (!this.ready) {
+      this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)")
+      this.ctx.storage.sql.exec("INSERT OR IGNORE INTO counter (id, value) VALUES (1, 0)")
+      this.ready = true
+    }
+    return this.ctx.storage.sql
+  }
+
+  increment(): { value: number } {
+    const value = this.table().exec("UPDATE counter SET value = value + 1 WHERE id = 1 RETURNING value").one().value as number
+    this.broadcast(JSON.stringify({ value }))
+    return { value }
+  }
+
+  seed(n: number): number {
+    const sql = this.table()
+    for (let i = 0; i < n; i++) sql.exec("UPDATE counter SET value = value + 1 WHERE id = 1")
+    return sql.exec("SELECT value FROM counter").one().value as number
+  }
+
+  abort(): void {
+    this.ctx.abort("benchmark: evict")
+  }
+}
+
+export interface Peer {
+  increment(): Promise<{ value?: number; seq?: number; version?: number }>
+  seed(n: number): Promise<number>
+  abort(): Promise<void>
+  fetch(request: Request): Promise<Response>
+}
+
+export const PEER_BINDINGS = { emberlog: "EMBERLOG_PEER", bare: "BARE_PEER", agent: "AGENT_PEER", party: "PARTY_PEER" } as const
+
+/** /peer/{impl}/{name}/{increment|seed|abort|ws}: the benchmark driver's entry to each peer; /peer/noop is the HTTP hop alone. */
+export const handlePeer = async (request: Request, env: Record<string, DurableObjectNamespace>): Promise<Response> => {
+  const [, , impl, name, action] = new URL(request.url).pathname.split("/")
+  if (impl === "noop") return Response.json({})
+  const binding = PEER_BINDINGS[impl as keyof typeof PEER_BINDINGS]
+  if (binding === undefined || !name) return new Response("unknown peer", { status: 404 })
+  const peer = env[binding]!.getByName(name) as unknown as Peer
+  switch (action) {
+    case "increment":
+      return Response.json(await peer.increment())
+    case "seed":
+      return Response.json({ head: await peer.seed(Number(new URL(request.url).searchParams.get("n") ?? "0")) })
+    case "abort":
+      await peer.abort().catch(() => undefined)
+      return Response.json({ aborted: true })
+    case "ws":
+      return peer.fetch(request)
+    default:
+      return new Response("unknown action", { status: 404 })
+  }
+}
