@@ -161,11 +161,14 @@ export const isOversize = (message: string | ArrayBuffer): boolean => {
 /**
  * A copy of a client's headers without any `X-Emberlog-*` header: those carry what the
  * edge established (principal, scopes, cursor, member) to an object, so a client must
- * never be able to set them.
+ * never be able to set them. Credentials stay at the edge too: the object never needs them.
  */
 export const clientHeaders = (request: Request): Headers => {
   const headers = new Headers()
-  for (const [name, value] of request.headers) if (!name.toLowerCase().startsWith("x-emberlog-")) headers.set(name, value)
+  for (const [name, value] of request.headers) {
+    const lower = name.toLowerCase()
+    if (!lower.startsWith("x-emberlog-") && lower !== "authorization" && lower !== "sec-websocket-protocol") headers.set(name, value)
+  }
   return headers
 }
 

@@ -17,7 +17,7 @@ export interface TopicEntry {
 
 export interface TopicApi {
   deliver(source: Source, events: ReadonlyArray<WireEvent>): Promise<{ accepted: number; duplicates: number }>
-  readEntries(after: number, limit: number): Promise<{ entries: ReadonlyArray<TopicEntry>; next: number | null }>
+  readEntries(after: number, limit: number): Promise<{ entries: ReadonlyArray<TopicEntry>; next: number | null; head: number }>
   head(): Promise<number>
   fetch(request: Request): Promise<Response>
 }
@@ -73,10 +73,10 @@ export class TopicLog extends DurableObject {
     return { accepted, duplicates: events.length - accepted }
   }
 
-  readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null } {
+  readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null; head: number } {
     const entries = this.entries(after, Math.min(Math.max(1, limit), MAX_TOPIC_PAGE))
     const lastSeq = entries[entries.length - 1]?.topicSeq
-    return { entries, next: lastSeq !== undefined && lastSeq < this.last ? lastSeq : null }
+    return { entries, next: lastSeq !== undefined && lastSeq < this.last ? lastSeq : null, head: this.last }
   }
 
   head(): number {

@@ -189,7 +189,7 @@ export const createClient = (options: ClientOptions) => {
     const path = `/v1/topics/${encodeURIComponent(name)}`
     return {
       entries: (page: { readonly after?: number; readonly limit?: number } = {}) =>
-        request<{ entries: Array<TopicEntry>; next: number | null }>(`${path}/events${query({ after: page.after ?? 0, limit: page.limit })}`),
+        request<{ entries: Array<TopicEntry>; next: number | null; head: number }>(`${path}/events${query({ after: page.after ?? 0, limit: page.limit })}`),
       subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
         subscription(`${path}/ws`, from.after ?? 0, topicEntry, from.signal),
       subscribe: (from: { readonly after?: number } = {}): Stream.Stream<TopicEntry, EmberlogError> =>

@@ -15,7 +15,7 @@ import { executorFor } from "../infra/executors.js"
 import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
-import { BEARER_SUBPROTOCOL, authenticate, offeredSubprotocols, requireScope } from "./auth.js"
+import { authenticate, requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
@@ -60,11 +60,7 @@ const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promis
   headers.set(AFTER_HEADER, String(after))
   headers.set(PRINCIPAL_HEADER, principal.sub)
   headers.set(WRITE_HEADER, principal.scopes.has("write") ? "1" : "0")
-  headers.delete("Sec-WebSocket-Protocol")
-  const response = await owner.fetch(new Request(request.url, { method: "GET", headers }))
-  // A browser that sent its token as a subprotocol needs one of them selected, or it drops the socket.
-  if (response.webSocket === null || !offeredSubprotocols(request).includes(BEARER_SUBPROTOCOL)) return response
-  return new Response(null, { status: 101, webSocket: response.webSocket, headers: { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } })
+  return owner.fetch(new Request(request.url, { method: "GET", headers }))
 }
 
 const pageLimit = (value: string | undefined, max: number) => {

@@ -98,6 +98,11 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   c.set("principal", principal)
   await next()
+  // A browser that offered its token as a subprotocol needs one of them selected, or it drops the socket.
+  const accepted = c.res.webSocket
+  if (c.res.status === 101 && accepted && offeredSubprotocols(c.req.raw).includes(BEARER_SUBPROTOCOL)) {
+    c.res = new Response(null, { status: 101, webSocket: accepted, headers: { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } })
+  }
 }
 
 /** 403 naming the missing scope, unless the principal has it. */

@@ -7,6 +7,7 @@
 export const inspectorScript = String.raw`"use strict";
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
+const TOPIC_BACKLOG = 50;
 const view = { kind: null, id: null, version: 0, oldest: null, socket: null, topicSocket: null, cache: new Map() };
 
 const token = () => sessionStorage.getItem("emberlog.token") || "";
@@ -190,11 +191,20 @@ async function sendCommand() {
   }
 }
 
-function tailTopic() {
+async function tailTopic() {
   if (view.topicSocket) view.topicSocket.close();
+  view.topicSocket = null;
   const topic = $("topic").value;
   $("topic-entries").replaceChildren();
-  const socket = openSocket("/v1/topics/" + encodeURIComponent(topic) + "/ws?after=0");
+  const path = "/v1/topics/" + encodeURIComponent(topic);
+  let head;
+  try {
+    head = (await api(path + "/events?limit=1")).head;
+  } catch (error) {
+    return status(String(error.message || error), true);
+  }
+  // The newest entries, then live: a long topic is not replayed from its start.
+  const socket = openSocket(path + "/ws?after=" + Math.max(0, head - TOPIC_BACKLOG));
   view.topicSocket = socket;
   socket.addEventListener("message", (message) => {
     const frame = JSON.parse(message.data);
@@ -203,7 +213,7 @@ function tailTopic() {
     const row = document.createElement("li");
     row.textContent = "#" + topicSeq + " " + source.kind + "/" + source.id + " seq " + event.seq + " " + event.type + " " + JSON.stringify(event.data);
     $("topic-entries").prepend(row);
-    while ($("topic-entries").children.length > 200) $("topic-entries").lastChild.remove();
+    while ($("topic-entries").children.length > 4 * TOPIC_BACKLOG) $("topic-entries").lastChild.remove();
   });
   socket.addEventListener("close", () => view.topicSocket === socket && status("topic " + topic + " closed", true));
 }
