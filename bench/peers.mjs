@@ -24,12 +24,11 @@ const percentile = (values, p) => {
 }
 
 const start = async () => {
-  const worker = await unstable_dev("bench/worker.ts", {
-    config: "bench/wrangler.toml",
+  const worker = await unstable_dev("bench/peers-worker.ts", {
+    config: "bench/peers.wrangler.toml",
     ip: "127.0.0.1",
     persist: false,
     logLevel: "none",
-    vars: { AUTH_MODE: "off" },
     experimental: { disableExperimentalWarning: true },
   })
   return { worker, base: `http://${worker.address}:${worker.port}` }

@@ -12,14 +12,21 @@ if (run.status !== 0) {
   process.stderr.write(output)
   process.exit(run.status ?? 1)
 }
-const peerRun = process.env.PEERS === "0" ? undefined : spawnSync(process.execPath, ["bench/peers.mjs"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })
-if (peerRun !== undefined) {
+const peerRuns =
+  process.env.PEERS === "0"
+    ? []
+    : [
+        spawnSync("vitest", ["run", "--config", "bench/peers.vitest.config.ts"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }),
+        spawnSync(process.execPath, ["bench/peers.mjs"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }),
+      ]
+for (const peerRun of peerRuns) {
   if (peerRun.status !== 0) {
     process.stderr.write(`${peerRun.stdout}\n${peerRun.stderr}`)
     process.exit(peerRun.status ?? 1)
   }
   output += `\n${peerRun.stdout}`
 }
+const peerRun = peerRuns[1]
 const rows = [...output.matchAll(/BENCH (\{.*\})/g)].map((m) => JSON.parse(m[1]))
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b)

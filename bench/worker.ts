@@ -4,18 +4,14 @@ import { actorClass } from "../src/actors/durable-actor.js"
 import { Counter } from "../src/domain/counter.js"
 
 import app from "../src/edge/worker.js"
-import { handlePeer } from "./peers.js"
-
-export { AgentPeer, BarePeer, EmberlogPeer, PartyPeer } from "./peers.js"
 
 export { CounterActor, CounterTotals, DocumentActor, RoomActor, TopicLog } from "../src/edge/worker.js"
 
-/** emberlog's routes, plus /fanout/{name} (the bare fan-out baseline) and /peer/… (bench/peers.ts). */
+/** emberlog's routes, plus /fanout/{name} upgrading to the bare fan-out baseline. */
 export default {
   fetch(request: Request, env: Record<string, DurableObjectNamespace>, ctx: ExecutionContext) {
     const path = new URL(request.url).pathname
     if (path.startsWith("/fanout/")) return env.BARE_FANOUT!.getByName(path.slice("/fanout/".length)).fetch(request)
-    if (path.startsWith("/peer/")) return handlePeer(request, env)
     return app.fetch(request, env as never, ctx)
   },
 }

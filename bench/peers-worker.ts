@@ -1,0 +1,13 @@
+/**
+ * The peer benchmark's Worker (bench/peers.wrangler.toml): the four counters of
+ * bench/peers.ts behind /peer/…, apart from the main bench Worker so that the peers'
+ * dependencies load only here.
+ */
+import { handlePeer } from "./peers.js"
+
+export { AgentPeer, BarePeer, EmberlogPeer, PartyPeer } from "./peers.js"
+export { TopicLog } from "../src/actors/kinds.js"
+
+export default {
+  fetch: (request: Request, env: Record<string, DurableObjectNamespace>) => handlePeer(request, env),
+}
