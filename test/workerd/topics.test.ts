@@ -45,6 +45,8 @@ describe("topics", () => {
       expect(mine.map((e) => e.event.seq)).toEqual(range(1, 5))
       expect(mine[0].event).toMatchObject({ type: "Incremented", data: { by: 1 }, hash: expect.any(String) })
     }
+    // Every page names the topic's head, so a reader can start near the end (the inspector's tail does).
+    expect((await json(await get(`/v1/topics/counter/events?after=0&limit=1`))).body.head).toBe(entries.length)
   })
 
   it("streams topic entries over WebSocket", async () => {
