@@ -48,7 +48,7 @@ it("shows an actor's state, chain and events, follows new events live, travels i
   await page.goto(`${base}/inspect/counter/${id}`)
   await expect.poll(() => page.textContent("#version")).toBe("3")
   await expect.poll(() => page.textContent("#chain")).toContain("ok")
-  expect(await rows(page).count()).toBe(3)
+  await expect.poll(() => rows(page).count()).toBe(3) // the page fills the events after the head and chain
   expect(await rows(page).first().textContent()).toContain("Incremented")
   expect(JSON.parse((await page.textContent("#state"))!)).toEqual({ value: 6 })
   await expect.poll(() => page.textContent("#live")).toBe("live")

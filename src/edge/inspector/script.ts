@@ -169,6 +169,8 @@ async function open(kind, id) {
     const after = Math.max(0, view.version - PAGE);
     const page = await api(base() + "/events?after=" + after + "&limit=" + PAGE);
     for (const event of page.events.slice().reverse()) $("events").append(eventRow(event));
+    // Events appended since the head was read are on the page already: follow from the last one shown.
+    if (page.events.length > 0) setVersion(Math.max(view.version, page.events[page.events.length - 1].seq));
     view.oldest = page.events.length > 0 ? after + 1 : null;
     $("older").hidden = view.oldest === null || view.oldest <= 1;
     $("seq").value = String(view.version);
