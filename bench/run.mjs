@@ -74,7 +74,8 @@ const peerRows = Object.keys(PEER_NAMES).map((impl) => {
   const cold = (events) => peerOf("peer-recovery", impl, "coldMs", (r) => r.events === events)
   const warm = (events) => peerOf("peer-recovery", impl, "warmMs", (r) => r.events === events)
   const memory = peerOf("peer-memory", impl, "kbPerActor")
-  return `| ${PEER_NAMES[impl]} | ${fmt(throughput)} | ${fmt(ratioToBare, 2)}× | ${fmt(p50, 2)} / ${fmt(p99, 2)} ms | ${fmt(fan50, 1)} / ${fmt(fan99, 1)} ms | ${fmt(cold(10_000), 1)} / ${fmt(warm(10_000), 1)} ms | ${fmt(cold(100_000), 1)} / ${fmt(warm(100_000), 1)} ms | ${fmt(memory)} KB |`
+  const toBare = (value, name, field) => `${fmt(value / peerOf(name, "bare", field), 2)}×`
+  return `| ${PEER_NAMES[impl]} | ${fmt(throughput)} | ${fmt(ratioToBare, 2)}× | ${fmt(p50, 2)} / ${fmt(p99, 2)} ms (${toBare(p50, "peer-latency", "p50Ms")}) | ${fmt(fan50, 1)} / ${fmt(fan99, 1)} ms (${toBare(fan50, "peer-fanout", "p50Ms")}) | ${fmt(cold(10_000), 1)} / ${fmt(warm(10_000), 1)} ms | ${fmt(cold(100_000), 1)} / ${fmt(warm(100_000), 1)} ms | ${fmt(memory)} KB (${toBare(memory, "peer-memory", "kbPerActor")}) |`
 })
 const hop = med("peer-latency", "p50Ms", (r) => r.impl === "noop")
 const historySizes = [...new Set(rows.filter((r) => r.name === "peer-history").map((r) => r.events))].sort((a, b) => a - b)
@@ -162,6 +163,9 @@ a bare Durable Object, a Cloudflare Agents SDK agent and a PartyServer server, e
 
 - **commands/s** and the ratio: inside workerd over DO RPC, batches of 100 sequential
   calls rotating through the four (${rounds("peer-throughput") / 4} rounds; bench/peers.bench.test.ts).
+  It repeats the first section's emberlog-vs-bare measurement in a separate run with four
+  objects instead of two; the two ratios differ by this machine's run-to-run spread
+  (1.2–1.3× across runs here).
 - **p50 / p99 latency**: from a Node client over HTTP (bench/peers.mjs, microsecond timer,
   ${rounds("peer-latency") / 5} rounds of 400 sequential calls). Every row includes the local HTTP hop through
   \`wrangler dev\`'s proxy: ${fmt(hop, 2)} ms at p50 for a route that touches no object.
@@ -172,7 +176,7 @@ a bare Durable Object, a Cloudflare Agents SDK agent and a PartyServer server, e
 - **memory per idle actor**: growth of workerd's resident memory for 1,000 objects that
   each took one command, a fresh runtime per peer (${rounds("peer-memory") / 4} rounds).
 
-| | commands/s | time ratio to bare | p50 / p99 latency | fan-out 1,000: p50 / p99 | after eviction, 10k: cold / warm | 100k: cold / warm | memory per idle actor |
+| | commands/s | time ratio to bare | p50 / p99 latency (p50 ratio to bare) | fan-out 1,000: p50 / p99 (p50 ratio) | after eviction, 10k: cold / warm | 100k: cold / warm | memory per idle actor (ratio) |
 |---|---:|---:|---:|---:|---:|---:|---:|
 ${peerRows.join("\n")}
 
@@ -184,7 +188,8 @@ Where emberlog is behind, and what it buys:
   with its events and state; every 500th also writes a snapshot. The bare DO, the agent
   and the PartyServer server keep only the latest value: no history to audit or replay,
   no idempotency (a retried request applies twice), no tamper evidence. Over HTTP the
-  difference is a small part of the request.
+  difference is a small part of the request: without the ${fmt(hop, 2)} ms hop, emberlog's p50 is
+  ${fmt((peerOf("peer-latency", "emberlog", "p50Ms") - hop) / (peerOf("peer-latency", "bare", "p50Ms") - hop), 2)}× the bare DO's.
 - **Fan-out** sends each subscriber the event (seq, type, data, meta, hash) rather than a
   bare value, and a subscriber that reconnects resumes after its last seq with no gap
   and no repeat; the peers' subscribers get the current state and miss what happened
