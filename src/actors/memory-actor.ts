@@ -14,13 +14,13 @@
  *
  * With Workers AI and Vectorize bound (src/infra/semantic.ts), the alarm also embeds new
  * memories (their searchable text) into the index, caching each embedding by content hash
- * in `memory_embeddings`, and removes the vectors of forgotten ones; a Forget removes its
+ * in `memory_vectors`, and removes the vectors of forgotten ones; a Forget removes its
  * vectors before it returns.
  */
 import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "./actor-core.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
-import { MAX_SEMANTIC_CANDIDATES, semanticIndexFrom, type SemanticBindings, type SemanticIndex } from "../infra/semantic.js"
+import { MAX_IDS_PER_DELETE, MAX_SEMANTIC_CANDIDATES, semanticIndexFrom, vectorId, type SemanticBindings, type SemanticIndex } from "../infra/semantic.js"
 
 /** Content larger than this (UTF-8 bytes) is kept in R2; a SQLite row holds at most 2 MB. */
 export const INLINE_CONTENT_BYTES = 1024 * 1024
@@ -40,7 +40,8 @@ const TABLES = [
      stored_at INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID`,
   "CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(hash UNINDEXED, content, tags)",
   "CREATE TABLE IF NOT EXISTS memory_blobs (hash TEXT PRIMARY KEY) WITHOUT ROWID",
-  "CREATE TABLE IF NOT EXISTS memory_embeddings (hash TEXT PRIMARY KEY, vector TEXT NOT NULL) WITHOUT ROWID",
+  // vector NULL: being written to the index (a crash then leaves a row the sweep can find).
+  "CREATE TABLE IF NOT EXISTS memory_vectors (hash TEXT PRIMARY KEY, vector_id TEXT NOT NULL, vector TEXT) WITHOUT ROWID",
 ]
 
 const utf8 = new TextEncoder()
@@ -228,7 +229,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private hasDerivedWork(): boolean {
-    return this.strayBlobs().length > 0 || (this.semantic !== undefined && (this.strayEmbeddings().length > 0 || this.unembedded(1).length > 0))
+    return this.strayBlobs().length > 0 || (this.semantic !== undefined && (this.strayVectors().length > 0 || this.unembedded(1).length > 0))
   }
 
   private get bucket(): R2Bucket | undefined {
@@ -252,16 +253,21 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       .map((row) => row.hash as string)
   }
 
-  private strayEmbeddings(): Array<string> {
-    return this.ctx.storage.sql
-      .exec("SELECT hash FROM memory_embeddings WHERE hash NOT IN (SELECT hash FROM memory_items)")
-      .toArray()
-      .map((row) => row.hash as string)
+  private strayVectors(): Array<{ hash: string; vector_id: string }> {
+    return this.ctx.storage.sql.exec("SELECT hash, vector_id FROM memory_vectors WHERE hash NOT IN (SELECT hash FROM memory_items)").toArray() as Array<{
+      hash: string
+      vector_id: string
+    }>
   }
 
+  /** Live memories with no vector yet (or one whose write did not finish). */
   private unembedded(limit: number): Array<{ hash: string; content: string }> {
     return this.ctx.storage.sql
-      .exec("SELECT i.hash, c.content FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE i.hash NOT IN (SELECT hash FROM memory_embeddings) LIMIT ?", limit)
+      .exec(
+        `SELECT i.hash, c.content FROM memory_items i JOIN memory_content c ON c.hash = i.hash
+         WHERE i.hash NOT IN (SELECT hash FROM memory_vectors WHERE vector IS NOT NULL) LIMIT ?`,
+        limit,
+      )
       .toArray() as Array<{ hash: string; content: string }>
   }
 
@@ -270,34 +276,57 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   /**
-   * Brings what lives outside SQLite in line with the live memories: deletes the R2 objects
-   * and vectors of memories that are not live (then their rows), and, with `embed`, embeds
-   * live memories that have no vector yet.
+   * Deletes the R2 objects and vectors of memories that are not live, then their rows. The
+   * two stages run independently (one failing does not hold up the other); the first
+   * failure is rethrown for the alarm to retry.
    */
-  private reconcile(embed: boolean): Promise<void> {
+  private sweep(): Promise<void> {
     return this.exclusively(async () => {
       const sql = this.ctx.storage.sql
+      const failures: Array<unknown> = []
       const bucket = this.bucket
       const strayBlobs = this.strayBlobs()
       if (strayBlobs.length > 0 && bucket !== undefined) {
-        await bucket.delete(strayBlobs.map((hash) => this.blobKey(hash)))
-        for (const hash of strayBlobs) if (!this.isLive(hash)) sql.exec("DELETE FROM memory_blobs WHERE hash = ?", hash)
+        try {
+          for (let at = 0; at < strayBlobs.length; at += MAX_IDS_PER_DELETE) {
+            const chunk = strayBlobs.slice(at, at + MAX_IDS_PER_DELETE)
+            await bucket.delete(chunk.map((hash) => this.blobKey(hash)))
+            // A hash stored again meanwhile keeps its row (its object was just written anew under the lock).
+            for (const hash of chunk) if (!this.isLive(hash)) sql.exec("DELETE FROM memory_blobs WHERE hash = ?", hash)
+          }
+        } catch (error) {
+          failures.push(error)
+        }
       }
-      const semantic = this.semantic
-      if (semantic === undefined) return
-      const namespace = this.ctx.id.toString()
-      const strayVectors = this.strayEmbeddings()
+      const strayVectors = this.semantic === undefined ? [] : this.strayVectors()
       if (strayVectors.length > 0) {
-        await semantic.remove(namespace, strayVectors)
-        for (const hash of strayVectors) if (!this.isLive(hash)) sql.exec("DELETE FROM memory_embeddings WHERE hash = ?", hash)
+        try {
+          await this.semantic!.remove(strayVectors.map((row) => row.vector_id))
+          // Rows go even for a hash stored again meanwhile: its vector was just removed, so it is embedded anew.
+          for (const { hash } of strayVectors) sql.exec("DELETE FROM memory_vectors WHERE hash = ?", hash)
+        } catch (error) {
+          failures.push(error)
+        }
       }
-      for (let batch = this.unembedded(EMBEDDING_BATCH); embed && batch.length > 0; batch = this.unembedded(EMBEDDING_BATCH)) {
-        const vectors = await semantic.embed(batch.map((memory) => memory.content.slice(0, EMBEDDED_CHARS)))
-        const embedded = batch.map((memory, i) => ({ hash: memory.hash, values: vectors[i]! })).filter((vector) => this.isLive(vector.hash))
-        await semantic.upsert(namespace, embedded)
-        for (const { hash, values } of embedded) sql.exec("INSERT OR REPLACE INTO memory_embeddings (hash, vector) VALUES (?, ?)", hash, JSON.stringify(values))
-      }
+      if (failures.length > 0) throw failures[0]
     })
+  }
+
+  /** Embeds live memories without a vector, a batch at a time; the model is called outside the lock. */
+  private async embedPending(): Promise<void> {
+    const semantic = this.semantic
+    if (semantic === undefined) return
+    const namespace = this.ctx.id.toString()
+    for (let batch = this.unembedded(EMBEDDING_BATCH); batch.length > 0; batch = this.unembedded(EMBEDDING_BATCH)) {
+      const vectors = await semantic.embed(batch.map((memory) => memory.content.slice(0, EMBEDDED_CHARS)))
+      await this.exclusively(async () => {
+        const sql = this.ctx.storage.sql
+        const live = batch.map((memory, i) => ({ hash: memory.hash, id: vectorId(namespace, memory.hash), values: vectors[i]! })).filter((v) => this.isLive(v.hash))
+        for (const { hash, id } of live) sql.exec("INSERT OR REPLACE INTO memory_vectors (hash, vector_id, vector) VALUES (?, ?, NULL)", hash, id)
+        await semantic.upsert(namespace, live)
+        for (const { hash, values } of live) sql.exec("UPDATE memory_vectors SET vector = ? WHERE hash = ?", JSON.stringify(values), hash)
+      })
+    }
   }
 
   override async command(request: CommandRequest): Promise<ActorReply<CommandOutcome>> {
@@ -306,7 +335,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     if (!reply.ok || reply.value.replayed) return reply
     if (reply.value.events.some((event) => event.type === "Forgotten")) {
       // The Forget is committed; a failed delete is retried by the alarm, never reported as the command failing.
-      await this.reconcile(false).catch(async (error) => {
+      await this.sweep().catch(async (error) => {
         console.warn("emberlog: deleting forgotten content from R2 or the vector index failed; the alarm retries", error)
         await this.scheduleAlarm(Date.now() + 1_000)
       })
@@ -330,19 +359,23 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         await this.scheduleAlarm(Date.now())
         return unavailable("Writing the content to R2 failed; nothing was stored, retry the command")
       }
-      const reply = this.commit(request)
-      // Refused or replayed without storing it: the object is garbage unless the memory is live.
-      if (!this.isLive(large.hash)) await this.scheduleAlarm(Date.now())
-      return reply
+      try {
+        return this.commit(request)
+      } finally {
+        // Refused, replayed or failed without storing it: the object is garbage unless the memory is live.
+        if (!this.isLive(large.hash)) await this.scheduleAlarm(Date.now())
+      }
     })
   }
 
   override async alarm(): Promise<void> {
     let failed = false
-    await this.reconcile(true).catch((error) => {
-      failed = true
-      console.warn("emberlog: syncing memory content with R2 or the vector index failed; retrying", error)
-    })
+    for (const step of [() => this.sweep(), () => this.embedPending()]) {
+      await step().catch((error) => {
+        failed = true
+        console.warn("emberlog: syncing memory content with R2 or the vector index failed; retrying", error)
+      })
+    }
     await super.alarm()
     if (failed) await this.scheduleAlarm(Date.now() + 5_000)
   }
@@ -357,14 +390,19 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     const [vector] = await this.semantic.embed([query.q!])
     const matches = await this.semantic.query(this.ctx.id.toString(), vector!, MAX_SEMANTIC_CANDIDATES)
     if (matches.length === 0) return { items: [], next: null }
-    const scores = new Map(matches.map((match) => [match.hash, match.score]))
+    const scores = new Map(matches.map((match) => [match.id, match.score]))
     const filters = memoryFilters(query)
-    filters.where.push(`i.hash IN (${matches.map(() => "?").join(", ")})`)
-    filters.bindings.push(...matches.map((match) => match.hash))
+    // One JSON parameter for the candidates: a statement takes at most 100 bound parameters.
+    filters.where.unshift("v.vector_id IN (SELECT value FROM json_each(?))")
+    filters.bindings.unshift(JSON.stringify(matches.map((match) => match.id)))
     const hits = this.ctx.storage.sql
-      .exec(`SELECT ${HIT_COLUMNS}, NULL AS score FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE ${filters.where.join(" AND ")}`, ...filters.bindings)
+      .exec(
+        `SELECT ${HIT_COLUMNS}, NULL AS score, v.vector_id FROM memory_vectors v JOIN memory_items i ON i.hash = v.hash JOIN memory_content c ON c.hash = i.hash
+         WHERE ${filters.where.join(" AND ")}`,
+        ...filters.bindings,
+      )
       .toArray()
-      .map((row) => ({ ...toHit(row), score: scores.get(row.hash as string)! }))
+      .map((row) => ({ ...toHit(row), score: scores.get(row.vector_id as string)! }))
       .sort((a, b) => b.score - a.score || a.hash.localeCompare(b.hash))
     const more = hits.length > query.offset + query.limit
     return { items: hits.slice(query.offset, query.offset + query.limit), next: more ? String(query.offset + query.limit) : null }

@@ -16,6 +16,9 @@ import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
  */
 export const MAX_MEMORY_BYTES = 24 * 1024 * 1024
 
+/** Metadata travels in the Stored event, so it stays small (a SQLite row holds at most 2 MB). */
+export const MAX_METADATA_CHARS = 64 * 1024
+
 export const contentHash = (content: string): string => createHash("sha256").update(content).digest("hex")
 
 const Hash = Schema.String.pipe(Schema.check(Schema.isPattern(/^[0-9a-f]{64}$/)))
@@ -60,6 +63,10 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
     case "Store": {
       const size = new TextEncoder().encode(command.content).byteLength
       if (size > MAX_MEMORY_BYTES) return reject("content_too_large", `Memories are limited to ${MAX_MEMORY_BYTES} bytes (UTF-8)`, { size })
+      const metadataChars = JSON.stringify(command.metadata ?? {}).length
+      if (metadataChars > MAX_METADATA_CHARS) {
+        return reject("metadata_too_large", `Metadata is limited to ${MAX_METADATA_CHARS} characters of JSON`, { chars: metadataChars })
+      }
       const hash = contentHash(command.content)
       if (state.items[hash] !== undefined) return Effect.succeed([])
       return Effect.succeed([

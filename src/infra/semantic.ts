@@ -18,20 +18,24 @@ export type SemanticBindings = {
 }
 
 export interface SemanticMatch {
-  readonly hash: string
+  readonly id: string
   /** Similarity as the index measures it (cosine: higher is closer). */
   readonly score: number
 }
 
 export interface SemanticIndex {
   readonly embed: (texts: ReadonlyArray<string>) => Promise<Array<Array<number>>>
-  readonly upsert: (namespace: string, vectors: ReadonlyArray<{ readonly hash: string; readonly values: ReadonlyArray<number> }>) => Promise<void>
+  readonly upsert: (namespace: string, vectors: ReadonlyArray<{ readonly id: string; readonly values: ReadonlyArray<number> }>) => Promise<void>
+  /** The nearest vectors' ids (no metadata: Vectorize returns at most 20 matches with it, 100 without). */
   readonly query: (namespace: string, vector: ReadonlyArray<number>, topK: number) => Promise<Array<SemanticMatch>>
-  readonly remove: (namespace: string, hashes: ReadonlyArray<string>) => Promise<void>
+  readonly remove: (ids: ReadonlyArray<string>) => Promise<void>
 }
 
 /** Vector ids are unique per index, not per namespace, and at most 64 bytes: a digest of both. */
-const vectorId = (namespace: string, hash: string) => createHash("sha256").update(`${namespace}/${hash}`).digest("hex")
+export const vectorId = (namespace: string, hash: string) => createHash("sha256").update(`${namespace}/${hash}`).digest("hex")
+
+/** Vectorize takes at most this many ids per delete (and R2 this many keys). */
+export const MAX_IDS_PER_DELETE = 1000
 
 interface EmbeddingModel {
   run(model: string, input: { text: Array<string> }): Promise<{ data?: Array<Array<number>> }>
@@ -50,14 +54,14 @@ export const semanticIndexFrom = (env: SemanticBindings): SemanticIndex | undefi
     },
     upsert: async (namespace, vectors) => {
       if (vectors.length === 0) return
-      await index.upsert(vectors.map(({ hash, values }) => ({ id: vectorId(namespace, hash), namespace, values: [...values], metadata: { hash } })))
+      await index.upsert(vectors.map(({ id, values }) => ({ id, namespace, values: [...values] })))
     },
     query: async (namespace, vector, topK) => {
-      const { matches } = await index.query([...vector], { topK: Math.min(topK, MAX_SEMANTIC_CANDIDATES), namespace, returnMetadata: "all" })
-      return matches.flatMap((match) => (typeof match.metadata?.hash === "string" ? [{ hash: match.metadata.hash, score: match.score }] : []))
+      const { matches } = await index.query([...vector], { topK: Math.min(topK, MAX_SEMANTIC_CANDIDATES), namespace, returnMetadata: "none", returnValues: false })
+      return matches.map((match) => ({ id: match.id, score: match.score }))
     },
-    remove: async (namespace, hashes) => {
-      if (hashes.length > 0) await index.deleteByIds(hashes.map((hash) => vectorId(namespace, hash)))
+    remove: async (ids) => {
+      for (let at = 0; at < ids.length; at += MAX_IDS_PER_DELETE) await index.deleteByIds(ids.slice(at, at + MAX_IDS_PER_DELETE))
     },
   }
 }

@@ -81,6 +81,15 @@ describe("memory", () => {
     expect(live.items).toHaveLength(5)
   })
 
+  it("refuses oversized metadata and too many search tags, changing nothing", async () => {
+    const ns = freshId("mem")
+    const refused = await json(await store(ns, "small", { metadata: { blob: "m".repeat(70 * 1024) } }))
+    expect(refused).toMatchObject({ status: 422, body: { error: { code: "metadata_too_large" } } })
+    expect((await json(await get(`/v1/memory/${ns}`))).body.version).toBe(0)
+    const tags = Array.from({ length: 33 }, (_, i) => `t${i}`).join(",")
+    expect((await json(await get(`/v1/memory/${ns}/search?tags=${tags}`))).status).toBe(400)
+  })
+
   describe("content over 1 MiB lives in R2", () => {
     // 2.5 MiB: a word at the start (indexed) and one past the first MiB (only in R2).
     const large = `zebrafish ${"lorem ipsum dolor sit amet ".repeat(100_000)} farawayword`
@@ -177,6 +186,17 @@ describe("memory", () => {
       await runDurableObjectAlarm(stub)
       expect(await env.AI.embeddedTexts()).toBe(embedded)
       expect((await search(ns, "q=cat&mode=semantic")).items).toHaveLength(1)
+    })
+
+    it("embeds a memory again when it is stored again after a forget", async () => {
+      const ns = freshId("mem")
+      const hash = (await json(await store(ns, "my kitten naps all day"))).body.events[0].data.hash
+      await vi.waitFor(async () => expect(await vectorsOf(ns)).toBe(1), { timeout: 5_000 })
+      await send("memory", ns, { type: "Forget", hash })
+      expect(await vectorsOf(ns)).toBe(0)
+      await store(ns, "my kitten naps all day")
+      await vi.waitFor(async () => expect(await vectorsOf(ns)).toBe(1), { timeout: 5_000 })
+      expect((await search(ns, "q=cat&mode=semantic")).items.map((i: any) => i.hash)).toEqual([hash])
     })
 
     it("refuses semantic queries without text and unknown modes", async () => {

@@ -40,6 +40,7 @@ export class StandInVectorize extends WorkerEntrypoint {
     return { ids: list.map((v) => v.id), count: list.length }
   }
   async deleteByIds(ids) {
+    if (ids.length > 1000) throw new Error("deleteByIds takes at most 1000 ids")
     for (const id of ids) vectors.delete(id)
     return { ids, count: ids.length }
   }
@@ -47,6 +48,9 @@ export class StandInVectorize extends WorkerEntrypoint {
     return ids.flatMap((id) => (vectors.has(id) ? [vectors.get(id)] : []))
   }
   async query(vector, options = {}) {
+    // Vectorize's limits: topK at most 100, or 20 when values or metadata are returned.
+    const returnsMore = options.returnValues === true || (options.returnMetadata !== undefined && options.returnMetadata !== "none" && options.returnMetadata !== false)
+    if ((options.topK ?? 5) > (returnsMore ? 20 : 100)) throw new Error(`topK ${options.topK} is over Vectorize's limit`)
     const matches = [...vectors.values()]
       .filter((v) => v.namespace === options.namespace)
       .map((v) => ({ id: v.id, namespace: v.namespace, metadata: v.metadata, score: v.values.reduce((sum, x, i) => sum + x * vector[i], 0) }))
