@@ -61,6 +61,8 @@ it("shows an actor's state, chain and events, follows new events live, travels i
   await expect.poll(() => page.textContent("#version")).toBe("5")
   expect(await rows(page).first().textContent()).toContain("Decremented")
   await expect.poll(async () => JSON.parse((await page.textContent("#state"))!)).toEqual({ value: 12 })
+  await page.click("#verify") // the chain is walked on open and on request, not per event
+  await expect.poll(() => page.textContent("#chain")).toBe("ok · 5 events")
 
   // Time travel: the slider shows the state at seq 2, with what changed since seq 0.
   await page.fill("#diff-from", "0")

@@ -58,7 +58,7 @@ const page = (preset: { kind?: string; id?: string }) => html`<!doctype html>
       <div id="actor" hidden>
         <section>
           <h2>Now: version <span id="version">0</span> · <span id="live">connecting…</span></h2>
-          <p>Hash chain: <span id="chain">…</span></p>
+          <p>Hash chain: <span id="chain">…</span> <button id="verify" type="button">Check again</button></p>
           <pre id="state"></pre>
         </section>
         <section>

@@ -8,7 +8,9 @@ export const inspectorScript = String.raw`"use strict";
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
 const TOPIC_BACKLOG = 50;
-const view = { kind: null, id: null, version: 0, oldest: null, socket: null, topicSocket: null, cache: new Map() };
+// version: the newest seq known; shown: the newest seq in the table (what the socket resumes after);
+// opened counts opens, so replies to an earlier open are dropped; travels does the same for the slider.
+const view = { kind: null, id: null, version: 0, shown: 0, stateVersion: -1, oldest: null, socket: null, topicSocket: null, cache: new Map(), opened: 0, travels: 0 };
 
 const token = () => sessionStorage.getItem("emberlog.token") || "";
 const headers = () => (token() ? { Authorization: "Bearer " + token() } : {});
@@ -36,7 +38,11 @@ function status(message, isError) {
 /** The state at a seq, fetched once per seq (a past state never changes). */
 async function stateAt(seq) {
   const key = view.kind + "/" + view.id + "@" + seq;
-  if (!view.cache.has(key)) view.cache.set(key, api(base() + "?at=" + seq).then((r) => r.state));
+  if (!view.cache.has(key)) {
+    const state = api(base() + "?at=" + seq).then((r) => r.state);
+    view.cache.set(key, state);
+    state.catch(() => view.cache.delete(key)); // a failed read (429, expired token) is tried again next time
+  }
   return view.cache.get(key);
 }
 
@@ -72,9 +78,11 @@ function renderDiff(changes) {
 async function travel() {
   const to = Number($("seq").value);
   const from = Number($("diff-from").value);
+  const travel = ++view.travels;
   $("slider").value = String(to);
   try {
     const [then, before] = await Promise.all([stateAt(to), stateAt(Math.min(from, to))]);
+    if (travel !== view.travels) return; // the slider has moved on
     show("past-state", then);
     $("past-label").textContent = "State at seq " + to + " of " + view.version;
     renderDiff(diff(before, then));
@@ -115,12 +123,23 @@ function setVersion(version) {
   $("diff-from").max = String(version);
 }
 
-async function refreshHead() {
+/** The current state; a reply older than one already shown is dropped. */
+async function refreshState() {
+  const opened = view.opened;
   const current = await api(base());
-  setVersion(current.version);
+  if (opened !== view.opened || current.version < view.stateVersion) return;
+  view.stateVersion = current.version;
+  setVersion(Math.max(view.version, current.version));
   show("state", current.state);
+}
+
+/** Walks the hash chain on the server: on open and on request, not per event (it reads the whole log). */
+async function checkChain() {
+  const opened = view.opened;
+  $("chain").textContent = "checking…";
   try {
     const verified = await api(base() + "/verify");
+    if (opened !== view.opened) return;
     $("chain").textContent = verified.ok ? "ok · " + verified.events + " events" : "BROKEN at seq " + verified.firstBadSeq + ": " + verified.reason;
     $("chain").className = verified.ok ? "ok" : "error";
   } catch (error) {
@@ -131,7 +150,7 @@ async function refreshHead() {
 
 function follow() {
   if (view.socket) view.socket.close();
-  const socket = openSocket(base() + "/ws?after=" + view.version);
+  const socket = openSocket(base() + "/ws?after=" + view.shown);
   view.socket = socket;
   socket.addEventListener("open", () => ($("live").textContent = "live"));
   socket.addEventListener("close", () => {
@@ -140,13 +159,15 @@ function follow() {
     setTimeout(() => view.socket === socket && follow(), 1000);
   });
   socket.addEventListener("message", (message) => {
+    if (view.socket !== socket) return;
     const frame = JSON.parse(message.data);
-    if (frame.type !== "event" || frame.event.seq <= view.version) return;
+    if (frame.type !== "event" || frame.event.seq <= view.shown) return;
     const following = Number($("seq").value) === view.version;
     $("events").prepend(eventRow(frame.event));
-    setVersion(frame.event.seq);
+    view.shown = frame.event.seq;
+    setVersion(Math.max(view.version, frame.event.seq));
     if (view.oldest === null) view.oldest = frame.event.seq;
-    refreshHead().catch((error) => status(error.message, true));
+    refreshState().catch((error) => status(error.message, true));
     if (following) {
       $("seq").value = String(view.version);
       travel();
@@ -155,27 +176,37 @@ function follow() {
 }
 
 async function open(kind, id) {
+  const opened = ++view.opened;
+  if (view.socket) view.socket.close();
+  view.socket = null;
   view.kind = kind;
   view.id = id;
   view.cache.clear();
   view.oldest = null;
+  view.shown = 0;
+  view.stateVersion = -1;
+  setVersion(0);
   $("kind").value = kind;
   $("id").value = id;
   history.replaceState(null, "", "/inspect/" + encodeURIComponent(kind) + "/" + encodeURIComponent(id));
   $("actor").hidden = false;
   $("events").replaceChildren();
   try {
-    await refreshHead();
+    await refreshState();
+    checkChain();
     const after = Math.max(0, view.version - PAGE);
     const page = await api(base() + "/events?after=" + after + "&limit=" + PAGE);
+    if (opened !== view.opened) return;
     for (const event of page.events.slice().reverse()) $("events").append(eventRow(event));
     // Events appended since the head was read are on the page already: follow from the last one shown.
-    if (page.events.length > 0) setVersion(Math.max(view.version, page.events[page.events.length - 1].seq));
+    view.shown = page.events.length > 0 ? page.events[page.events.length - 1].seq : after;
+    setVersion(Math.max(view.version, view.shown));
     view.oldest = page.events.length > 0 ? after + 1 : null;
     $("older").hidden = view.oldest === null || view.oldest <= 1;
     $("seq").value = String(view.version);
     $("diff-from").value = String(Math.max(0, view.version - 1));
     await travel();
+    if (opened !== view.opened) return;
     follow();
     status("Opened " + kind + "/" + id);
   } catch (error) {
@@ -236,6 +267,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("older").addEventListener("click", () => loadOlder().catch((error) => status(error.message, true)));
   $("send").addEventListener("click", sendCommand);
   $("tail").addEventListener("click", tailTopic);
+  $("verify").addEventListener("click", checkChain);
   const preset = document.body.dataset;
   if (preset.kind && preset.id) open(preset.kind, preset.id);
 });
