@@ -2,8 +2,9 @@
  * `emberlog`: the command line for scripts and auditors. It talks to a server through the
  * typed client, except `replay`, which folds an exported log offline with the same domain
  * code the server runs, so an auditor can check a server's answer without trusting it.
- * Exit codes: 0 success, 1 the log does not verify (or cannot be replayed), 2 usage,
- * 3 the server refused or could not be reached.
+ * Exit codes: 0 success, 1 the log does not verify (or cannot be replayed, or an
+ * unexpected error), 2 usage (including a file that cannot be read), 3 the server refused
+ * or could not be reached.
  */
 import { createReadStream } from "node:fs"
 import { createInterface } from "node:readline"
@@ -300,8 +301,17 @@ export const run = async (argv: ReadonlyArray<string>, io: Io, stdin: NodeJS.Rea
     }
     // fetch rejects with a TypeError when the server cannot be reached at all.
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
-    const unreachable = error instanceof TypeError && cause !== undefined
-    io.err.write(`emberlog ${name}: ${unreachable ? `could not reach the server (${cause.code ?? cause.message})` : error instanceof Error ? error.message : String(error)}\n`)
-    return EXIT.request
+    if (error instanceof TypeError && cause !== undefined) {
+      io.err.write(`emberlog ${name}: could not reach the server (${cause.code ?? cause.message})\n`)
+      return EXIT.request
+    }
+    // A file that cannot be read (a directory, no permission) is the caller's to fix.
+    const { code, syscall } = error as NodeJS.ErrnoException
+    if (typeof code === "string" && typeof syscall === "string") {
+      io.err.write(`emberlog ${name}: cannot ${syscall} ${(error as NodeJS.ErrnoException).path ?? "the file"} (${code})\n`)
+      return EXIT.usage
+    }
+    io.err.write(`emberlog ${name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    return EXIT.failed
   }
 }

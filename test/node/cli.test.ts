@@ -88,6 +88,18 @@ it("tail prints the recent backlog, then follows live, and stops cleanly on Ctrl
   expect(await exited).toBe(0)
 }, 60_000)
 
+it("stops quietly when its reader does (export | head)", async () => {
+  const id = `cli-pipe-${Date.now()}`
+  for (let i = 0; i < 30; i++) await send(id, { type: "Increment", by: 1 })
+  const child = spawn(process.execPath, [bin, "export", `counter/${id}`, "--url", base])
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  let stderr = ""
+  child.stderr.on("data", (chunk) => (stderr += chunk))
+  child.stdout.once("data", () => child.stdout.destroy()) // like head: read a little, then close the pipe
+  expect(await exited).toBe(0)
+  expect(stderr).not.toContain("Error")
+}, 60_000)
+
 it("exports a log longer than a page with a progress bar on a terminal", async () => {
   const id = `cli-long-${Date.now()}`
   for (let batch = 0; batch < 21; batch++) await Promise.all(Array.from({ length: 50 }, () => send(id, { type: "Increment", by: 1 })))
@@ -113,6 +125,7 @@ it("answers bad usage with 2, server refusals and unreachable servers with 3, an
   expect(await cli("replay", "log.ndjson")).toMatchObject({ code: 2, stderr: expect.stringContaining("--entity") })
   expect(await cli("replay", join(dir, "missing.ndjson"), "--entity", "counter")).toMatchObject({ code: 2, stderr: expect.stringContaining("No such file") })
   expect(await cli("replay", "-", "--entity", "widget")).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown entity") })
+  expect(await cli("replay", dir, "--entity", "counter")).toMatchObject({ code: 2, stderr: expect.stringContaining("EISDIR") })
   expect(await cli("state", "widget/x")).toMatchObject({ code: 3, stderr: expect.stringContaining("404 unknown_kind") })
   expect(await cli("state", "counter/x", "--url", "http://127.0.0.1:9")).toMatchObject({ code: 3, stderr: expect.stringContaining("could not reach the server") })
   expect(await cli("tail", "counter/x", "--after", "99")).toMatchObject({ code: 2, stderr: expect.stringContaining("beyond the head") })

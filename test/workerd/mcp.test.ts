@@ -41,6 +41,8 @@ describe("MCP JSON-RPC", () => {
     expect(unsupported.json.error.code).toBe(-32022)
     const notification = await rpc({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "notifications/cancelled" })
     expect([notification.status, notification.json]).toEqual([202, undefined])
+     const oversized = await modern("tools/call", { name: "store_memory", arguments: { namespace: "big", content: "x".repeat(300 * 1024) } })
+    expect(oversized).toMatchObject({ status: 413, json: { error: { code: -32600 } } })
   })
 
   it("opens 2025-era sessions only with initialize, and 404s an unknown session", async () => {
