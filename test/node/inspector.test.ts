@@ -89,6 +89,21 @@ it("shows an actor's state, chain and events, follows new events live, travels i
   await page.close()
 }, 60_000)
 
+it("pages long logs 50 events at a time, newest first", async () => {
+  const base = baseOf(open)
+  const id = `inspect-long-${Date.now()}`
+  for (let i = 0; i < 6; i++) await Promise.all(Array.from({ length: 10 }, () => send(base, `/v1/counter/${id}`, { type: "Increment", by: 1 })))
+  const page = await browser.newPage()
+  await page.goto(`${base}/inspect/counter/${id}`)
+  await expect.poll(() => rows(page).count()).toBe(50)
+  expect(await rows(page).first().getAttribute("data-seq")).toBe("60")
+  await page.click("#older")
+  await expect.poll(() => rows(page).count()).toBe(60)
+  expect(await rows(page).last().getAttribute("data-seq")).toBe("1")
+  expect(await page.isHidden("#older")).toBe(true)
+  await page.close()
+}, 60_000)
+
 it("with auth on, reads and follows with the token from its token field (session storage)", async () => {
   const base = baseOf(secured)
   const id = `inspect-auth-${Date.now()}`
