@@ -3,6 +3,10 @@
  * "/" is outside the id alphabet and escaped inside the tenant, so two tenants' actors,
  * topics and rooms can never share an object.
  */
+/** Actor ids, topic and room names share one alphabet: 1–128 characters of A-Z a-z 0-9 . _ : - */
+export const NAME_CHARS = "[A-Za-z0-9._:-]{1,128}"
+export const NAME_PATTERN = new RegExp(`^${NAME_CHARS}$`)
+
 export const scopedName = (tenant: string, name: string): string => `${encodeURIComponent(tenant)}/${name}`
 
 export const parseScopedName = (full: string): { readonly tenant: string; readonly name: string } => {

@@ -10,6 +10,7 @@ import { createReadStream } from "node:fs"
 import { createInterface } from "node:readline"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { GENESIS_HASH, chainHash } from "../actors/hash-chain.js"
+import { NAME_CHARS } from "../actors/names.js"
 import { EmberlogError, SubscriptionRefused, createClient, type WireEvent } from "../client/index.js"
 import type { Entity } from "../domain/entity.js"
 import { entities } from "../domain/entities.js"
@@ -89,7 +90,7 @@ interface Io {
 }
 
 const target = (value: string | undefined, command: string): { kind: string; id: string } => {
-  const match = value?.match(/^([a-z][a-z0-9_-]*)\/([A-Za-z0-9._:-]{1,128})$/)
+  const match = value?.match(new RegExp(`^([a-z][a-z0-9_-]*)/(${NAME_CHARS})$`))
   if (!match) throw new UsageError(`${command} needs <kind>/<id>, e.g. counter/visits${value === undefined ? "" : ` (got ${JSON.stringify(value)})`}`)
   return { kind: match[1]!, id: match[2]! }
 }

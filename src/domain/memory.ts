@@ -23,7 +23,9 @@ export const contentHash = (content: string): string => createHash("sha256").upd
 
 const Hash = Schema.String.pipe(Schema.check(Schema.isPattern(/^[0-9a-f]{64}$/)))
 const Tag = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
-const Tags = Schema.Array(Tag).pipe(Schema.check(Schema.isMaxLength(32)))
+/** The most tags a memory carries (and a search may name). */
+export const MAX_TAGS = 32
+const Tags = Schema.Array(Tag).pipe(Schema.check(Schema.isMaxLength(MAX_TAGS)))
 
 export const MemoryItem = Schema.Struct({ tags: Schema.Array(Schema.String), memoryType: Schema.NullOr(Schema.String), size: NonNegativeSafeInt })
 export const MemoryState = Schema.Struct({ items: Schema.Record(Schema.String, MemoryItem) })

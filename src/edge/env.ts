@@ -39,9 +39,9 @@ export const MAX_BODY_BYTES = 256 * 1024
 /** Memory commands carry content up to 24 MiB (larger than a SQLite row: it goes to R2). */
 export const MAX_MEMORY_BODY_BYTES = 25 * 1024 * 1024
 
-/** Refuses bodies over `maxSize` bytes with 413 before anything reads them. */
-const limitBodyTo = (maxSize: number) =>
-  bodyLimit({ maxSize, onError: (c) => c.json(errorBody("too_large", `Request bodies are limited to ${maxSize} bytes here`), 413) })
+/** Refuses bodies over `maxSize` bytes with 413 before anything reads them (`refuse` shapes the answer). */
+export const limitBodyTo = (maxSize: number, refuse = (message: string) => Response.json(errorBody("too_large", message), { status: 413 })) =>
+  bodyLimit({ maxSize, onError: () => refuse(`Request bodies are limited to ${maxSize} bytes here`) })
 
 export const limitBody = limitBodyTo(MAX_BODY_BYTES)
 export const limitMemoryBody = limitBodyTo(MAX_MEMORY_BODY_BYTES)

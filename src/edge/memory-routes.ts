@@ -6,6 +6,7 @@
  */
 import type { Context } from "hono"
 import type { MemoryApi } from "../actors/memory-actor.js"
+import { MAX_TAGS } from "../domain/memory.js"
 import { scopedName } from "../actors/names.js"
 import { requireScope } from "./auth.js"
 import type { App, AppEnv } from "./env.js"
@@ -13,8 +14,6 @@ import { HttpError, badRequest } from "./errors.js"
 import * as Params from "./params.js"
 
 export const MAX_SEARCH_PAGE = 100
-/** As many as a memory can carry. */
-export const MAX_QUERY_TAGS = 32
 
 const memoryOf = (c: Context<AppEnv>) =>
   c.env.MEMORY.getByName(scopedName(c.get("principal").tenant, Params.actorId(c.req.param("ns")!))) as unknown as MemoryApi
@@ -30,7 +29,7 @@ export const memoryRoutes = (app: App) => {
     const mode = c.req.query("mode") ?? "text"
     if (mode !== "text" && mode !== "semantic" && mode !== "auto") throw badRequest("invalid_query", "mode must be text, semantic or auto")
     const tags = Params.commaList(c.req.query("tags"))
-    if (tags.length > MAX_QUERY_TAGS) throw badRequest("invalid_query", `Search by at most ${MAX_QUERY_TAGS} tags`)
+    if (tags.length > MAX_TAGS) throw badRequest("invalid_query", `Search by at most ${MAX_TAGS} tags`)
     const page = await memoryOf(c).search({
       q: c.req.query("q"),
       mode,

@@ -1,14 +1,14 @@
 /** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
+import { NAME_PATTERN } from "../actors/names.js"
 import { HttpError, badRequest } from "./errors.js"
 
-const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/
 const NON_NEGATIVE_INT = /^\d{1,16}$/
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
 
-/** Actor ids, topic and room names share one alphabet: 1–128 characters of A-Z a-z 0-9 . _ : - */
+/** Actor ids, topic and room names share one alphabet (NAME_PATTERN). */
 export const logName = (what: "actor" | "topic" | "room", name: string): string => {
-  if (!ID_PATTERN.test(name)) throw badRequest(`invalid_${what === "actor" ? "id" : what}`, `A ${what} ${what === "actor" ? "id" : "name"} is 1–128 characters of A-Z a-z 0-9 . _ : -`, { [what === "actor" ? "id" : what]: name })
+  if (!NAME_PATTERN.test(name)) throw badRequest(`invalid_${what === "actor" ? "id" : what}`, `A ${what} ${what === "actor" ? "id" : "name"} is 1–128 characters of A-Z a-z 0-9 . _ : -`, { [what === "actor" ? "id" : what]: name })
   return name
 }
 

@@ -48,7 +48,7 @@ const page = (preset: { kind?: string; id?: string }) => html`<!doctype html>
       <h1>emberlog inspector</h1>
       <form id="open-form">
         <select id="kind" aria-label="kind">${Object.keys(kinds).map((kind) => html`<option>${kind}</option>`)}</select>
-        <input id="id" aria-label="id" placeholder="id" required pattern="[A-Za-z0-9._:\\-]{1,128}" />
+        <input id="id" aria-label="id" placeholder="id" required />
         <button type="submit">Open</button>
       </form>
       <label>Token <input id="token" type="password" placeholder="Bearer token (when auth is on)" autocomplete="off" /></label>

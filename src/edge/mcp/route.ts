@@ -4,7 +4,6 @@
  * (initialize, Mcp-Session-Id, GET stream, DELETE) goes to the session's Durable Object.
  * Authentication, tenancy and rate limits are the same middleware as `/v1`.
  */
-import { bodyLimit } from "hono/body-limit"
 import {
   createMcpHandler,
   isLegacyRequest,
@@ -15,7 +14,7 @@ import {
 import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
 import { clientHeaders } from "../../actors/subscribers.js"
-import { MAX_BODY_BYTES, type App, type Env } from "../env.js"
+import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { commaList } from "../params.js"
 import { followResource } from "./follow.js"
 import { buildMcpServer } from "./server.js"
@@ -91,11 +90,7 @@ const allowedOriginHosts = (env: Env, request: Request) => [
 ]
 
 /** MCP bodies are JSON-RPC messages; large memories go through POST /v1/memory/{ns}/commands. */
-const limitMcpBody = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: () =>
-    jsonRpcError(413, -32600, `Request bodies are limited to ${MAX_BODY_BYTES} bytes here; store larger memories with POST /v1/memory/{ns}/commands`),
-})
+const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) => jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`))
 
 export const mcpRoutes = (app: App) => {
   app.all("/mcp", limitMcpBody, async (c) => {

@@ -14,6 +14,7 @@ import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { kinds } from "../../actors/kinds.js"
 import type { MemoryApi, MemoryQuery } from "../../actors/memory-actor.js"
+import { NAME_CHARS, NAME_PATTERN } from "../../actors/names.js"
 import { contentHash } from "../../domain/memory.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
 import pkg from "../../../package.json"
@@ -32,7 +33,7 @@ export interface SubscriptionHooks {
 export const TOOLS_PAGE_SIZE = 10
 export const RESOURCE_PREFIX = "emberlog://"
 
-const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z0-9._:-]{1,128}$/)))
+const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(NAME_PATTERN)))
 const KindSchema = Schema.Literals(Object.keys(kinds) as [string, ...Array<string>])
 const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 
@@ -241,6 +242,6 @@ export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHo
 
 /** `emberlog://{kind}/{id}` or `…/events` → its actor, if the URI names one. */
 export const parseResourceUri = (uri: string): { kind: string; id: string } | undefined => {
-  const match = /^emberlog:\/\/([a-z]+)\/([A-Za-z0-9._:-]{1,128})(\/events)?$/.exec(uri)
+  const match = new RegExp(`^emberlog://([a-z]+)/(${NAME_CHARS})(/events)?$`).exec(uri)
   return match === null || !Object.hasOwn(kinds, match[1]!) ? undefined : { kind: match[1]!, id: match[2]! }
 }
