@@ -141,6 +141,17 @@ describe("memory", () => {
       expect(await blobRows(ns)).toBe(0)
     })
 
+    it("a refused large Store changes nothing: no event, and its uploaded object is swept", async () => {
+      const ns = freshId("mem")
+      const stub = env.MEMORY.getByName(devName(ns))
+      const refused = await json(await store(ns, large, { metadata: { blob: "m".repeat(70 * 1024) } }))
+      expect(refused).toMatchObject({ status: 422, body: { error: { code: "metadata_too_large" } } })
+      expect((await json(await get(`/v1/memory/${ns}`))).body.version).toBe(0)
+      await runDurableObjectAlarm(stub) // the sweep the refusal scheduled (it may have run already)
+      expect(await env.MEMORY_BUCKET.get(blobKey(ns, sha256(large)))).toBeNull()
+      expect(await blobRows(ns)).toBe(0)
+    })
+
     it("accepts memory command bodies up to 25 MiB while every other body stays under 256 KiB", async () => {
       const ns = freshId("mem")
       expect((await json(await store(ns, "x".repeat(26 * 1024 * 1024)))).body.error.code).toBe("too_large")
