@@ -12,7 +12,7 @@ import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { EventStore, type EventMeta, type EventStoreShape, type SerializedEvent, type StoredEvent } from "../infra/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
-import { GENESIS_HASH, canonicalJson, chainHash, linkEvent, sha256 } from "./hash-chain.js"
+import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
 
 export type ActorFailure = {
   /** InvalidInput → 400, Conflict → 409, Rejected → 422, Unavailable → 503 (mapped once, at the edge). */
@@ -317,26 +317,19 @@ export class ActorCore<S = unknown> {
     return this.run(
       Effect.gen({ self: this }, function* () {
         const store = yield* EventStore
-        let prevHash = GENESIS_HASH
-        let expectedSeq = 1
+        const walk = new ChainWalk()
         for (;;) {
-          const page = yield* store.read(expectedSeq - 1, Number.MAX_SAFE_INTEGER, VERIFY_PAGE)
+          const page = yield* store.read(walk.events, Number.MAX_SAFE_INTEGER, VERIFY_PAGE)
           for (const event of page) {
-            if (event.seq !== expectedSeq) return { ok: false, firstBadSeq: expectedSeq, reason: `seq ${expectedSeq} is missing` } as const
-            const { hash, ...body } = event
-            if (chainHash(prevHash, body) !== hash) {
-              return { ok: false, firstBadSeq: event.seq, reason: `event ${event.seq} does not match its hash` } as const
-            }
-            prevHash = hash
-            expectedSeq++
+            const broken = walk.check(event)
+            if (broken !== undefined) return { ok: false, ...broken } as const
           }
           if (page.length < VERIFY_PAGE) break
         }
-        const count = expectedSeq - 1
-        if (count !== this.version) {
-          return { ok: false, firstBadSeq: count + 1, reason: `the log ends at ${count} but ${this.version} events were appended` } as const
+        if (walk.events !== this.version) {
+          return { ok: false, firstBadSeq: walk.events + 1, reason: `the log ends at ${walk.events} but ${this.version} events were appended` } as const
         }
-        return { ok: true, events: count, head: prevHash } as const
+        return { ok: true, events: walk.events, head: walk.head } as const
       }),
     )
   }

@@ -40,6 +40,32 @@ const canonicalEvent = (seq: number, type: string, schemaVersion: number, dataJs
 export const chainHash = (prevHash: string, event: Omit<StoredEvent, "hash">): string =>
   sha256(prevHash + canonicalEvent(event.seq, event.type, event.schemaVersion, canonicalJson(event.data), canonicalJson(event.meta)))
 
+export interface ChainBreak {
+  readonly firstBadSeq: number
+  readonly reason: string
+}
+
+/**
+ * Walks a log in seq order, as `verify` on the server and `emberlog replay` offline do:
+ * each event must be the next seq and match its hash. After a mismatched hash the walk
+ * goes on from that event's hash, so a caller may keep reading past it.
+ */
+export class ChainWalk {
+  head = GENESIS_HASH
+  events = 0
+
+  /** The break this event shows, if any. */
+  check(event: StoredEvent): ChainBreak | undefined {
+    const expected = this.events + 1
+    if (event.seq !== expected) return { firstBadSeq: expected, reason: `seq ${expected} is missing` }
+    const { hash, ...body } = event
+    const mismatch = chainHash(this.head, body) !== hash
+    this.head = hash
+    this.events = event.seq
+    return mismatch ? { firstBadSeq: event.seq, reason: `event ${event.seq} does not match its hash` } : undefined
+  }
+}
+
 /**
  * Links a new event onto the chain, serializing data and meta once: the canonical JSON
  * the hash covers is also what is stored. `metaJson` is shared by a command's events.

@@ -9,7 +9,7 @@
 import { createReadStream } from "node:fs"
 import { createInterface } from "node:readline"
 import { parseArgs, type ParseArgsConfig } from "node:util"
-import { GENESIS_HASH, chainHash } from "../actors/hash-chain.js"
+import { ChainWalk } from "../actors/hash-chain.js"
 import { NAME_CHARS } from "../actors/names.js"
 import { EmberlogError, SubscriptionRefused, createClient, type WireEvent } from "../client/index.js"
 import type { Entity } from "../domain/entity.js"
@@ -134,24 +134,22 @@ const entityOf = (kind: string): Entity => {
 export const replayLog = (kind: string, rows: Iterable<WireEvent>): { kind: string; version: number; chain: ChainReport; state: unknown } => {
   const entity = entityOf(kind)
   let state = entity.initial
-  let prevHash = GENESIS_HASH
-  let version = 0
+  const walk = new ChainWalk()
   let broken: ChainReport | undefined
   for (const row of rows) {
-    if (row.seq !== version + 1) throw new Failed(`seq ${version + 1} is missing (found ${row.seq}): not a whole log`)
-    const { hash, ...body } = row
-    if (broken === undefined && chainHash(prevHash, body) !== hash) {
-      broken = { ok: false, events: version, firstBadSeq: row.seq, reason: `event ${row.seq} does not match its hash (was the log exported with emberlog export?)` }
+    const events = walk.events
+    const found = walk.check(row)
+    if (found !== undefined && found.firstBadSeq !== row.seq) throw new Failed(`${found.reason} (found ${row.seq}): not a whole log`)
+    if (found !== undefined && broken === undefined) {
+      broken = { ok: false, events, firstBadSeq: found.firstBadSeq, reason: `${found.reason} (was the log exported with emberlog export?)` }
     }
     try {
       state = entity.evolve(state, entity.decodeEvent(row))
     } catch (error) {
       throw new Failed(`event ${row.seq} (${row.type}) cannot be read as a ${kind} event: ${error instanceof Error ? error.message : String(error)}`)
     }
-    prevHash = hash
-    version = row.seq
   }
-  return { kind, version, chain: broken ?? { ok: true, events: version, head: prevHash }, state: entity.encodeState(state) }
+  return { kind, version: walk.events, chain: broken ?? { ok: true, events: walk.events, head: walk.head }, state: entity.encodeState(state) }
 }
 
 async function* ndjson(path: string, stdin: NodeJS.ReadableStream): AsyncGenerator<WireEvent> {
