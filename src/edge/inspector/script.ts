@@ -10,7 +10,7 @@ const PAGE = 50;
 const TOPIC_BACKLOG = 50;
 // version: the newest seq known; shown: the newest seq in the table (what the socket resumes after);
 // opened counts opens, so replies to an earlier open are dropped; travels does the same for the slider.
-const view = { kind: null, id: null, version: 0, shown: 0, stateVersion: -1, oldest: null, socket: null, topicSocket: null, cache: new Map(), opened: 0, travels: 0 };
+const view = { kind: null, id: null, version: 0, shown: 0, stateVersion: -1, oldest: null, socket: null, topicSocket: null, cache: new Map(), opened: 0, travels: 0, refreshing: false, refreshAgain: false };
 
 const token = () => sessionStorage.getItem("emberlog.token") || "";
 const headers = () => (token() ? { Authorization: "Bearer " + token() } : {});
@@ -133,6 +133,21 @@ async function refreshState() {
   show("state", current.state);
 }
 
+/** One state read at a time while events stream in: a burst of events costs one or two reads, not one each. */
+function refreshSoon() {
+  if (view.refreshing) return void (view.refreshAgain = true);
+  view.refreshing = true;
+  refreshState()
+    .catch((error) => status(error.message, true))
+    .finally(() => {
+      view.refreshing = false;
+      if (view.refreshAgain) {
+        view.refreshAgain = false;
+        refreshSoon();
+      }
+    });
+}
+
 /** Walks the hash chain on the server: on open and on request, not per event (it reads the whole log). */
 async function checkChain() {
   const opened = view.opened;
@@ -167,7 +182,7 @@ function follow() {
     view.shown = frame.event.seq;
     setVersion(Math.max(view.version, frame.event.seq));
     if (view.oldest === null) view.oldest = frame.event.seq;
-    refreshState().catch((error) => status(error.message, true));
+    refreshSoon();
     if (following) {
       $("seq").value = String(view.version);
       travel();
