@@ -5,7 +5,7 @@
  */
 import { handlePeer } from "./peers.js"
 
-export { AgentPeer, BarePeer, EmberlogPeer, PartyPeer } from "./peers.js"
+export { AgentPeer, BarePeer, EmberlogNoTopicsPeer, EmberlogPeer, PartyPeer } from "./peers.js"
 export { TopicLog } from "../src/actors/kinds.js"
 
 export default {

@@ -11,40 +11,52 @@ import type { ActorCore } from "../src/actors/actor-core.js"
 import { actorClass } from "../src/actors/durable-actor.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../src/actors/subscribers.js"
 import { Counter } from "../src/domain/counter.js"
+import type { Entity } from "../src/domain/entity.js"
 
 const INCREMENT = { type: "Increment", by: 1 } as const
 
-/** emberlog: the production counter actor (log, hash chain, snapshots, outbox, idempotency). */
-export class EmberlogPeer extends actorClass(Counter) {
-  increment(): { value: number; version: number } {
-    const reply = this.commit({ command: INCREMENT })
-    if (!reply.ok) throw new Error(reply.error.message)
-    return { value: (reply.value.state as { value: number }).value, version: reply.value.version }
+/** emberlog hosting `entity`: the production actor (log, hash chain, snapshots, outbox, idempotency). */
+const emberlogPeer = (entity: Entity) =>
+  class extends actorClass(entity) {
+    increment(): { value: number; version: number } {
+      const reply = this.commit({ command: INCREMENT })
+      if (!reply.ok) throw new Error(reply.error.message)
+      return { value: (reply.value.state as { value: number }).value, version: reply.value.version }
+    }
+
+    /**
+     * Appends n events through the real command path. Their outbox rows are then marked
+     * delivered: a million topic deliveries would occupy the single local runtime (which
+     * every peer shares) for minutes and skew the others' timings.
+     */
+    seed(n: number): number {
+      const core: ActorCore = this.core
+      for (let i = 0; i < n; i++) if (!core.command({ command: INCREMENT }).ok) throw new Error("seed failed")
+      this.ctx.storage.sql.exec("DELETE FROM outbox")
+      return core.currentVersion
+    }
+
+    abort(): void {
+      this.ctx.abort("benchmark: evict")
+    }
+
+    override async fetch(request: Request): Promise<Response> {
+      const headers = new Headers(request.headers)
+      headers.set(SUBSCRIBE_HEADER, "websocket")
+      headers.set(AFTER_HEADER, String(this.core.currentVersion))
+      return super.fetch(new Request(request.url, { headers }))
+    }
   }
 
-  /**
-   * Appends n events through the real command path. Their outbox rows are then marked
-   * delivered: a million topic deliveries would occupy the single local runtime (which
-   * every peer shares) for minutes and skew the others' timings.
-   */
-  seed(n: number): number {
-    const core: ActorCore = this.core
-    for (let i = 0; i < n; i++) if (!core.command({ command: INCREMENT }).ok) throw new Error("seed failed")
-    this.ctx.storage.sql.exec("DELETE FROM outbox")
-    return core.currentVersion
-  }
+/** emberlog's counter. */
+export class EmberlogPeer extends emberlogPeer(Counter) {}
 
-  abort(): void {
-    this.ctx.abort("benchmark: evict")
-  }
-
-  override async fetch(request: Request): Promise<Response> {
-    const headers = new Headers(request.headers)
-    headers.set(SUBSCRIBE_HEADER, "websocket")
-    headers.set(AFTER_HEADER, String(this.core.currentVersion))
-    return super.fetch(new Request(request.url, { headers }))
-  }
-}
+/**
+ * The same actor for a counter kind that publishes to no topic: no outbox row per command
+ * and no deliveries to topic objects, which locally share the runtime (and its two cores)
+ * with everything else. The difference to EmberlogPeer is what topics cost in this run.
+ */
+export class EmberlogNoTopicsPeer extends emberlogPeer({ ...Counter, topics: () => [] }) {}
 
 /** The floor: one INSERT per call, and the new row's seq sent to every socket. */
 export class BarePeer extends DurableObject {
@@ -133,7 +145,7 @@ export interface Peer {
   fetch(request: Request): Promise<Response>
 }
 
-export const PEER_BINDINGS = { emberlog: "EMBERLOG_PEER", bare: "BARE_PEER", agent: "AGENT_PEER", party: "PARTY_PEER" } as const
+export const PEER_BINDINGS = { emberlog: "EMBERLOG_PEER", bare: "BARE_PEER", agent: "AGENT_PEER", party: "PARTY_PEER", "emberlog-no-topics": "EMBERLOG_NO_TOPICS_PEER" } as const
 
 /** /peer/{impl}/{name}/{increment|seed|abort|ws}: the benchmark driver's entry to each peer; /peer/noop is the HTTP hop alone. */
 export const handlePeer = async (request: Request, env: Record<string, DurableObjectNamespace>): Promise<Response> => {
