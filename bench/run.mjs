@@ -167,7 +167,7 @@ a bare Durable Object, a Cloudflare Agents SDK agent and a PartyServer server, e
   calls rotating through the peers (${rounds("peer-throughput") / 5} rounds; bench/peers.bench.test.ts).
   It repeats the first section's emberlog-vs-bare measurement in a separate run with four
   objects instead of two; the two ratios differ by this machine's run-to-run spread
-  (1.2–1.3× across runs here).
+  (1.2–1.35× across runs here).
 - **p50 / p99 latency**: from a Node client over HTTP (bench/peers.mjs, microsecond timer,
   ${rounds("peer-latency") / 5} rounds of 400 sequential calls). Every row includes the local HTTP hop through
   \`wrangler dev\`'s proxy: ${fmt(hop, 2)} ms at p50 for a route that touches no object.
