@@ -96,16 +96,22 @@ const setTags = (sql: SqlStorage, hash: string, tags: ReadonlyArray<string>) => 
 }
 
 /**
- * Erases a memory's content and index entry. SQLite rewrites a value of unchanged size in place
- * (its cell and overflow pages), whereas a DELETE leaves the bytes in the freed pages, and workerd
- * refuses `PRAGMA secure_delete` and VACUUM: so the text is overwritten with as many spaces first.
+ * Deletes a row after overwriting one of its text columns with as many spaces. SQLite rewrites a
+ * value of unchanged size in place (its cell and overflow pages), whereas a DELETE leaves the bytes
+ * in freed pages, and workerd refuses `PRAGMA secure_delete` and VACUUM, its ways to wipe them.
  */
+const scrubRow = (sql: SqlStorage, table: "memory_content" | "memory_vectors", column: string, hash: string) => {
+  const size = `SELECT length(CAST(${column} AS BLOB)) AS bytes FROM ${table} WHERE hash = ?`
+  const bytes = sql.exec(size, hash).toArray()[0]?.bytes
+  if (typeof bytes === "number") sql.exec(`UPDATE ${table} SET ${column} = ? WHERE hash = ?`, " ".repeat(bytes), hash)
+  sql.exec(`DELETE FROM ${table} WHERE hash = ?`, hash)
+}
+
+/** Erases a memory's content and its index entry (the vector index is the sweep's). */
 const erase = (sql: SqlStorage, hash: string) => {
   ftsDelete(sql, hash)
   sql.exec("DELETE FROM memory_fts_keys WHERE hash = ?", hash)
-  const row = sql.exec("SELECT length(CAST(content AS BLOB)) AS bytes FROM memory_content WHERE hash = ?", hash).toArray()[0]
-  if (row !== undefined) sql.exec("UPDATE memory_content SET content = ? WHERE hash = ?", " ".repeat(row.bytes as number), hash)
-  sql.exec("DELETE FROM memory_content WHERE hash = ?", hash)
+  scrubRow(sql, "memory_content", "content", hash)
   sql.exec("DELETE FROM memory_items WHERE hash = ?", hash)
 }
 
@@ -139,11 +145,12 @@ const index = (sql: SqlStorage, event: WireEvent, content: string | undefined) =
 const reindex = (sql: SqlStorage) => {
   sql.exec("INSERT INTO memory_fts (memory_fts) VALUES ('delete-all')")
   sql.exec("DELETE FROM memory_fts_keys")
-  const live = sql.exec("SELECT i.hash, i.tags, c.content FROM memory_items i JOIN memory_content c ON c.hash = i.hash").toArray()
-  for (const row of live) {
-    sql.exec("INSERT INTO memory_fts_keys (hash) VALUES (?)", row.hash)
-    const { id } = sql.exec("SELECT id FROM memory_fts_keys WHERE hash = ?", row.hash).one()
-    ftsInsert(sql, id as number, row.hash as string, row.content as string, JSON.parse(row.tags as string) as Array<string>)
+  const live = sql.exec("SELECT i.hash, i.tags, c.content FROM memory_items i JOIN memory_content c ON c.hash = i.hash")
+  for (const row of live.toArray()) {
+    const hash = row.hash as string
+    sql.exec("INSERT INTO memory_fts_keys (hash) VALUES (?)", hash)
+    const { id } = sql.exec("SELECT id FROM memory_fts_keys WHERE hash = ?", hash).one()
+    ftsInsert(sql, id as number, hash, row.content as string, JSON.parse(row.tags as string) as Array<string>)
   }
 }
 
@@ -367,7 +374,8 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         try {
           await this.semantic!.remove(strayVectors.map((row) => row.vector_id))
           // Rows go even for a hash stored again meanwhile: its vector was just removed, so it is embedded anew.
-          for (const { hash } of strayVectors) sql.exec("DELETE FROM memory_vectors WHERE hash = ?", hash)
+          // A cached embedding is derived from the text: scrubbed like it.
+          for (const { hash } of strayVectors) scrubRow(sql, "memory_vectors", "vector", hash)
         } catch (error) {
           failures.push(error)
         }

@@ -59,7 +59,10 @@ describe("MCP with real clients", () => {
     const increment = first.tools.find((t) => t.name === "counter_increment")!
     expect(increment.inputSchema).toMatchObject({
       type: "object",
-      properties: { id: { type: "string" }, command: { type: "object", properties: { by: { type: "integer" } }, required: ["by"] } },
+      properties: {
+        id: { type: "string" },
+        command: { type: "object", properties: { by: { type: "integer" } }, required: ["by"] },
+      },
       required: expect.arrayContaining(["id", "command"]),
     })
 
@@ -69,7 +72,8 @@ describe("MCP with real clients", () => {
     expect(result.structuredContent).toMatchObject({ version: 1, state: { value: 4 } })
     expect(JSON.parse((result.content as Array<{ text: string }>)[0]!.text)).toMatchObject({ version: 1 })
 
-    const rejected = await client.callTool({ name: "counter_increment", arguments: { id, command: { by: Number.MAX_SAFE_INTEGER } } })
+    const tooFar = { id, command: { by: Number.MAX_SAFE_INTEGER } }
+    const rejected = await client.callTool({ name: "counter_increment", arguments: tooFar })
     expect(rejected).toMatchObject({ isError: true })
     expect(errorOf(rejected).code).toBe("out_of_range")
     const invalid = await client.callTool({ name: "counter_increment", arguments: { id, command: { by: "two" } } })
@@ -112,7 +116,8 @@ describe("MCP with real clients", () => {
     expect((await client.callTool({ name: "delete_memory", arguments: { namespace: ns, hash } })).structuredContent).toMatchObject({ forgotten: true })
     expect((await client.callTool({ name: "retrieve_memory", arguments: { namespace: ns, query: "remember" } })).structuredContent).toMatchObject({ items: [] })
     const id = `mcp-v2-${Date.now()}`
-    const result = await client.callTool({ name: "document_create", arguments: { id, command: { title: "Notes", content: "hello" } } })
+    const create = { id, command: { title: "Notes", content: "hello" } }
+    const result = await client.callTool({ name: "document_create", arguments: create })
     expect(result.structuredContent).toMatchObject({ version: 1, state: { created: true, content: "hello" } })
     const state = await client.callTool({ name: "read_state", arguments: { kind: "document", id, at: 0 } })
     expect(state.structuredContent).toMatchObject({ version: 0, state: { created: false } })

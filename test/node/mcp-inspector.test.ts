@@ -38,7 +38,8 @@ const inspector = (...args: Array<string>) =>
     })
   })
 
-const call = (tool: string, ...args: Array<string>) => inspector("--method", "tools/call", "--tool-name", tool, "--tool-arg", ...args)
+const call = (tool: string, ...args: Array<string>) =>
+  inspector("--method", "tools/call", "--tool-name", tool, "--tool-arg", ...args)
 
 describe("MCP Inspector CLI", () => {
   it("shows a success with its structured content", async () => {

@@ -22,7 +22,8 @@ const Labels = Entity.make({
       : command.label === ""
         ? reject("empty_label", "A label is not empty", { id: command.id })
         : Effect.succeed([{ type: "Labelled", id: command.id, label: command.label } as const]),
-  evolve: (state, event) => (event.type === "Labelled" ? { labels: { ...state.labels, [event.id]: event.label } } : { labels: {} }),
+  evolve: (state, event) =>
+    event.type === "Labelled" ? { labels: { ...state.labels, [event.id]: event.label } } : { labels: {} },
 })
 
 /** An actor directory that records what each tool sent where and answers with the entity's own fold. */
@@ -35,7 +36,8 @@ const recording = () => {
         readState: async () => ({ ok: true, value: { version: 0, state: {} } }),
         command: async ({ command }: { command: any }) => {
           sent.push({ kind, id, command })
-          const decided = Effect.runSync(Effect.result(Labels.decide(Labels.initial, command) as Effect.Effect<ReadonlyArray<any>, any>))
+          const decide = Labels.decide(Labels.initial, command) as Effect.Effect<ReadonlyArray<any>, any>
+          const decided = Effect.runSync(Effect.result(decide))
           if (decided._tag === "Failure") return { ok: false, error: decided.failure }
           const events = decided.success
           const state = events.reduce((s, e) => Labels.evolve(s, e), Labels.initial)
@@ -62,10 +64,14 @@ describe("MCP command tools", () => {
     const label = tools.find((tool) => tool.name === "labels_label")!
     expect(label.inputSchema).toMatchObject({
       type: "object",
-      properties: { id: { type: "string" }, command: { type: "object", properties: { id: { type: "string" }, label: { type: "string" } } } },
+      properties: {
+        id: { type: "string" },
+        command: { type: "object", properties: { id: { type: "string" }, label: { type: "string" } } },
+      },
       required: expect.arrayContaining(["id", "command"]),
     })
-    const result = await client.callTool({ name: "labels_label", arguments: { id: "shelf-1", command: { id: "item-7", label: "red" } } })
+    const labelled = { id: "shelf-1", command: { id: "item-7", label: "red" } }
+    const result = await client.callTool({ name: "labels_label", arguments: labelled })
     expect(result.isError).toBeFalsy()
     expect(result.structuredContent).toMatchObject({ version: 1, state: { labels: { "item-7": "red" } } })
     expect(sent).toEqual([{ kind: "labels", id: "shelf-1", command: { type: "Label", id: "item-7", label: "red" } }])
@@ -78,7 +84,8 @@ describe("MCP command tools", () => {
     expect(sent).toEqual([{ kind: "labels", id: "shelf-1", command: { type: "Clear" } }])
     const missing = await client.callTool({ name: "labels_label", arguments: { id: "shelf-1", label: "red" } })
     expect(missing.isError).toBe(true)
-    const badAddress = await client.callTool({ name: "labels_label", arguments: { id: "no spaces", command: { id: "x", label: "y" } } })
+    const misaddressed = { id: "no spaces", command: { id: "x", label: "y" } }
+    const badAddress = await client.callTool({ name: "labels_label", arguments: misaddressed })
     expect(badAddress.isError).toBe(true)
     expect(sent).toHaveLength(1)
   })
@@ -86,7 +93,8 @@ describe("MCP command tools", () => {
   it("answer a domain rejection with isError and the error in the text, without structured content", async () => {
     const { directory } = recording()
     const client = await connect(directory)
-    const result = await client.callTool({ name: "labels_label", arguments: { id: "shelf-1", command: { id: "item-7", label: "" } } })
+    const empty = { id: "shelf-1", command: { id: "item-7", label: "" } }
+    const result = await client.callTool({ name: "labels_label", arguments: empty })
     expect(result).toMatchObject({ isError: true })
     expect(result.structuredContent).toBeUndefined()
     expect(JSON.parse((result.content as Array<{ text: string }>)[0]!.text)).toEqual({

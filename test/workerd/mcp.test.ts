@@ -63,7 +63,8 @@ describe("MCP JSON-RPC", () => {
     expect(ok.json.result.isError).toBeFalsy()
     const invalid = await modern("tools/call", { name: "counter_increment", arguments: { id, command: { by: -1 } } })
     expect(invalid.json.result.isError).toBe(true)
-    const rejected = await modern("tools/call", { name: "counter_increment", arguments: { id, command: { by: Number.MAX_SAFE_INTEGER } } })
+    const tooFar = { id, command: { by: Number.MAX_SAFE_INTEGER } }
+    const rejected = await modern("tools/call", { name: "counter_increment", arguments: tooFar })
     expect(rejected.json.result).toMatchObject({ isError: true })
     expect(errorOf(rejected.json.result).code).toBe("out_of_range")
   })
@@ -133,7 +134,8 @@ describe("MCP authorization", () => {
     const id = freshId()
     const call = (name: string, args: Record<string, unknown>, headers: Record<string, string>) =>
       rpc({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name, ...headers }, withAuth)
-    expect(errorOf((await call("counter_increment", { id, command: { by: 1 } }, reader)).json.result).code).toBe("insufficient_scope")
+    const unscoped = await call("counter_increment", { id, command: { by: 1 } }, reader)
+    expect(errorOf(unscoped.json.result).code).toBe("insufficient_scope")
 
     const alice = { Authorization: `Bearer ${await token("alice", "read write")}` }
     expect((await call("counter_increment", { id, command: { by: 1 } }, alice)).json.result.isError).toBeFalsy()
@@ -147,7 +149,8 @@ describe("MCP authorization", () => {
     expect(errorOf(denied.json.result).code).toBe("tool_not_granted")
     expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent).toMatchObject({ version: 1, state: { value: 1 } })
     await open({ type: "Close" })
-    expect(errorOf((await call("read_state", { kind: "counter", id }, alice)).json.result).code).toBe("tool_not_granted")
+    const closed = await call("read_state", { kind: "counter", id }, alice)
+    expect(errorOf(closed.json.result).code).toBe("tool_not_granted")
   })
 })
 

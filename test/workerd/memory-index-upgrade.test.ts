@@ -22,14 +22,15 @@ describe("memory index upgrade", () => {
     })
     await evictDurableObject(stub)
     const rays = await search(ns, "q=rays")
-    expect(rays.items.map((item: any) => item.content).sort()).toEqual(["alpha particles and beta rays", "gamma rays from far away"])
-    expect((await search(ns, "q=physics")).items.map((item: any) => item.content)).toEqual(["alpha particles and beta rays"])
+    const contents = (page: any) => page.items.map((item: any) => item.content).sort()
+    expect(contents(rays)).toEqual(["alpha particles and beta rays", "gamma rays from far away"])
+    expect(contents(await search(ns, "q=physics"))).toEqual(["alpha particles and beta rays"])
     const shadow = await runInDurableObject(stub, (_i: unknown, state: DurableObjectState) =>
       state.storage.sql.exec("SELECT name FROM sqlite_schema WHERE name = 'memory_fts_content'").toArray(),
     )
     expect(shadow).toEqual([])
     const hash = rays.items.find((item: any) => item.content.startsWith("gamma")).hash
     expect((await send("memory", ns, { type: "Forget", hash })).status).toBe(200)
-    expect((await search(ns, "q=rays")).items.map((item: any) => item.content)).toEqual(["alpha particles and beta rays"])
+    expect(contents(await search(ns, "q=rays"))).toEqual(["alpha particles and beta rays"])
   })
 })

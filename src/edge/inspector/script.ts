@@ -10,7 +10,11 @@ const PAGE = 50;
 const TOPIC_BACKLOG = 50;
 // version: the newest seq known; shown: the newest seq in the table (what the socket resumes after);
 // opened counts opens, so replies to an earlier open are dropped; travels does the same for the slider.
-const view = { kind: null, id: null, version: 0, verified: null, shown: 0, stateVersion: -1, oldest: null, socket: null, topicSocket: null, cache: new Map(), opened: 0, travels: 0, refreshing: false, refreshAgain: false };
+// verified: the version the chain was last found good at (null: not checked, or broken).
+const view = {
+  kind: null, id: null, version: 0, verified: null, shown: 0, stateVersion: -1, oldest: null, socket: null,
+  topicSocket: null, cache: new Map(), opened: 0, travels: 0, refreshing: false, refreshAgain: false,
+};
 
 const token = () => sessionStorage.getItem("emberlog.token") || "";
 const headers = () => (token() ? { Authorization: "Bearer " + token() } : {});

@@ -71,7 +71,11 @@ const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<str
 /** The kinds whose commands become tools: the app's, or a test's own. */
 export type ServedKinds = Readonly<Record<string, { readonly entity: Entity }>>
 
-export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHooks, served: ServedKinds = kinds): McpServer => {
+export const buildMcpServer = (
+  directory: ActorDirectory,
+  hooks?: SubscriptionHooks,
+  served: ServedKinds = kinds,
+): McpServer => {
   const KindSchema = Schema.Literals(Object.keys(served) as [string, ...Array<string>])
   const mcp = new McpServer(
     { name: "emberlog", version: pkg.version },
@@ -106,7 +110,10 @@ export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHo
             `Sends ${type} (its fields in \`command\`) to the ${kind} actor with this id (it exists implicitly) ` +
             "and returns its new version, the events appended and the state.",
           inputSchema: mcpSchema(
-            Schema.Struct({ id: ActorIdSchema, command: Object.keys(fields).length === 0 ? Schema.optionalKey(command) : command }),
+            Schema.Struct({
+              id: ActorIdSchema,
+              command: Object.keys(fields).length === 0 ? Schema.optionalKey(command) : command,
+            }),
           ),
           outputSchema: OutcomeSchema(entity.state as Schema.Codec<any, any, never, never>),
         },
