@@ -38,7 +38,11 @@ const TABLES = [
   "CREATE TABLE IF NOT EXISTS memory_content (hash TEXT PRIMARY KEY, content TEXT NOT NULL) WITHOUT ROWID",
   `CREATE TABLE IF NOT EXISTS memory_items (hash TEXT PRIMARY KEY, tags TEXT NOT NULL, memory_type TEXT,
      stored_at INTEGER NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID`,
-  "CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(hash UNINDEXED, content, tags)",
+  // The index keeps no copy of the text (external content): memory_content is its one place, scrubbed on Forget.
+  "CREATE TABLE IF NOT EXISTS memory_fts_keys (id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE)",
+  "CREATE VIEW IF NOT EXISTS memory_fts_source AS SELECT id, hash, NULL AS content, NULL AS tags FROM memory_fts_keys",
+  `CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(hash UNINDEXED, content, tags,
+     content = 'memory_fts_source', content_rowid = 'id')`,
   "CREATE TABLE IF NOT EXISTS memory_blobs (hash TEXT PRIMARY KEY) WITHOUT ROWID",
   // vector NULL: being written to the index (a crash then leaves a row the sweep can find).
   "CREATE TABLE IF NOT EXISTS memory_vectors (hash TEXT PRIMARY KEY, vector_id TEXT NOT NULL, vector TEXT) WITHOUT ROWID",
@@ -60,9 +64,55 @@ const tagsOf = (sql: SqlStorage, hash: string): Array<string> => {
   return row === undefined ? [] : (JSON.parse(row.tags as string) as Array<string>)
 }
 
+const ftsInsert = (sql: SqlStorage, id: number, hash: string, content: string, tags: ReadonlyArray<string>) =>
+  sql.exec("INSERT INTO memory_fts (rowid, hash, content, tags) VALUES (?, ?, ?, ?)", id, hash, content, tags.join(" "))
+
+/**
+ * Takes a memory out of the full-text index. An external-content index is told the values it
+ * indexed (memory_content and memory_items hold them); with FTS5's secure-delete on, its terms
+ * and positions leave the index's pages instead of being marked deleted. Returns what was indexed.
+ */
+const ftsDelete = (sql: SqlStorage, hash: string): { readonly id: number; readonly content: string } | undefined => {
+  const row = sql
+    .exec(
+      `SELECT k.id, c.content, i.tags FROM memory_fts_keys k
+       JOIN memory_content c ON c.hash = k.hash JOIN memory_items i ON i.hash = k.hash WHERE k.hash = ?`,
+      hash,
+    )
+    .toArray()[0]
+  if (row === undefined) return undefined
+  const tags = (JSON.parse(row.tags as string) as Array<string>).join(" ")
+  sql.exec(
+    "INSERT INTO memory_fts (memory_fts, rowid, hash, content, tags) VALUES ('delete', ?, ?, ?, ?)",
+    row.id, hash, row.content, tags,
+  )
+  return { id: row.id as number, content: row.content as string }
+}
+
 const setTags = (sql: SqlStorage, hash: string, tags: ReadonlyArray<string>) => {
+  const indexed = ftsDelete(sql, hash)
   sql.exec("UPDATE memory_items SET tags = ? WHERE hash = ?", JSON.stringify(tags), hash)
-  sql.exec("UPDATE memory_fts SET tags = ? WHERE hash = ?", tags.join(" "), hash)
+  if (indexed !== undefined) ftsInsert(sql, indexed.id, hash, indexed.content, tags)
+}
+
+/**
+ * Deletes a row after overwriting one of its text columns with as many spaces. SQLite rewrites a
+ * value of unchanged size in place (its cell and overflow pages), whereas a DELETE leaves the bytes
+ * in freed pages, and workerd refuses `PRAGMA secure_delete` and VACUUM, its ways to wipe them.
+ */
+const scrubRow = (sql: SqlStorage, table: "memory_content" | "memory_vectors", column: string, hash: string) => {
+  const size = `SELECT length(CAST(${column} AS BLOB)) AS bytes FROM ${table} WHERE hash = ?`
+  const bytes = sql.exec(size, hash).toArray()[0]?.bytes
+  if (typeof bytes === "number") sql.exec(`UPDATE ${table} SET ${column} = ? WHERE hash = ?`, " ".repeat(bytes), hash)
+  sql.exec(`DELETE FROM ${table} WHERE hash = ?`, hash)
+}
+
+/** Erases a memory's content and its index entry (the vector index is the sweep's). */
+const erase = (sql: SqlStorage, hash: string) => {
+  ftsDelete(sql, hash)
+  sql.exec("DELETE FROM memory_fts_keys WHERE hash = ?", hash)
+  scrubRow(sql, "memory_content", "content", hash)
+  sql.exec("DELETE FROM memory_items WHERE hash = ?", hash)
 }
 
 /** Indexes one event; `content` is the stored text when the event is a Store. */
@@ -71,12 +121,14 @@ const index = (sql: SqlStorage, event: WireEvent, content: string | undefined) =
   switch (event.type) {
     case "Stored": {
       if (content === undefined) return
+      ftsDelete(sql, data.hash)
       sql.exec(
         "INSERT OR REPLACE INTO memory_items (hash, tags, memory_type, stored_at, size) VALUES (?, ?, ?, ?, ?)",
         data.hash, JSON.stringify(data.tags ?? []), data.memoryType ?? null, event.meta.at, data.size ?? 0,
       )
-      sql.exec("DELETE FROM memory_fts WHERE hash = ?", data.hash)
-      sql.exec("INSERT INTO memory_fts (hash, content, tags) VALUES (?, ?, ?)", data.hash, content, (data.tags ?? []).join(" "))
+      sql.exec("INSERT OR IGNORE INTO memory_fts_keys (hash) VALUES (?)", data.hash)
+      const { id } = sql.exec("SELECT id FROM memory_fts_keys WHERE hash = ?", data.hash).one()
+      ftsInsert(sql, id as number, data.hash, content, data.tags ?? [])
       return
     }
     case "Tagged":
@@ -85,16 +137,34 @@ const index = (sql: SqlStorage, event: WireEvent, content: string | undefined) =
       return setTags(sql, data.hash, tagsOf(sql, data.hash).filter((tag) => !(data.tags ?? []).includes(tag)))
     case "Forgotten":
       // Erased everywhere it lives outside the log: the content itself, and the index.
-      sql.exec("DELETE FROM memory_content WHERE hash = ?", data.hash)
-      sql.exec("DELETE FROM memory_items WHERE hash = ?", data.hash)
-      sql.exec("DELETE FROM memory_fts WHERE hash = ?", data.hash)
-      return
+      return erase(sql, data.hash)
+  }
+}
+
+/** Indexes every live memory anew (after the index's definition changed). */
+const reindex = (sql: SqlStorage) => {
+  sql.exec("INSERT INTO memory_fts (memory_fts) VALUES ('delete-all')")
+  sql.exec("DELETE FROM memory_fts_keys")
+  const live = sql.exec("SELECT i.hash, i.tags, c.content FROM memory_items i JOIN memory_content c ON c.hash = i.hash")
+  for (const row of live.toArray()) {
+    const hash = row.hash as string
+    sql.exec("INSERT INTO memory_fts_keys (hash) VALUES (?)", hash)
+    const { id } = sql.exec("SELECT id FROM memory_fts_keys WHERE hash = ?", hash).one()
+    ftsInsert(sql, id as number, hash, row.content as string, JSON.parse(row.tags as string) as Array<string>)
   }
 }
 
 export const memoryProjection: Projection = {
   setup: (sql) => {
+    // Objects created before the index went external-content hold a copy of every text in it: rebuilt once.
+    const fts = sql.exec("SELECT sql FROM sqlite_schema WHERE name = 'memory_fts'").toArray()[0]
+    const stale = fts !== undefined && !String(fts.sql).includes("memory_fts_source")
+    if (stale) sql.exec("DROP TABLE memory_fts")
     for (const statement of TABLES) sql.exec(statement)
+    // A deleted document's terms are removed from the index's pages, not only marked deleted.
+    const secure = sql.exec("SELECT v FROM memory_fts_config WHERE k = 'secure-delete'").toArray()[0]
+    if (secure?.v !== 1) sql.exec("INSERT INTO memory_fts (memory_fts, rank) VALUES ('secure-delete', 1)")
+    if (stale) reindex(sql)
   },
   apply: (sql, events, command) => {
     const stored = (command as { type?: string; content?: string }).type === "Store" ? (command as { content: string }).content : undefined
@@ -105,8 +175,9 @@ export const memoryProjection: Projection = {
     }
   },
   rebuild: (sql, events) => {
+    sql.exec("INSERT INTO memory_fts (memory_fts) VALUES ('delete-all')")
+    sql.exec("DELETE FROM memory_fts_keys")
     sql.exec("DELETE FROM memory_items")
-    sql.exec("DELETE FROM memory_fts")
     for (const event of events) {
       const hash = (event.data as { hash: string }).hash
       const row = event.type === "Stored" ? sql.exec("SELECT content FROM memory_content WHERE hash = ?", hash).toArray()[0] : undefined
@@ -303,7 +374,8 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         try {
           await this.semantic!.remove(strayVectors.map((row) => row.vector_id))
           // Rows go even for a hash stored again meanwhile: its vector was just removed, so it is embedded anew.
-          for (const { hash } of strayVectors) sql.exec("DELETE FROM memory_vectors WHERE hash = ?", hash)
+          // A cached embedding is derived from the text: scrubbed like it.
+          for (const { hash } of strayVectors) scrubRow(sql, "memory_vectors", "vector", hash)
         } catch (error) {
           failures.push(error)
         }

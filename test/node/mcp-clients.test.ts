@@ -21,6 +21,9 @@ afterAll(async () => {
   await worker?.stop()
 })
 
+/** The error an error result carries in its text, as HTTP answers carry it. */
+const errorOf = (result: any) => JSON.parse(result.content[0].text).error
+
 const until = async (condition: () => boolean, timeoutMs = 10_000) => {
   const deadline = Date.now() + timeoutMs
   while (!condition()) {
@@ -54,17 +57,26 @@ describe("MCP with real clients", () => {
     expect(all).toEqual(expect.arrayContaining(["read_state", "read_events", "verify_log", "document_edit", "session_grant", "job_submit", "job_cancel"]))
     expect(all).not.toContain("job_complete")
     const increment = first.tools.find((t) => t.name === "counter_increment")!
-    expect(increment.inputSchema).toMatchObject({ type: "object", properties: { id: { type: "string" }, by: { type: "integer" } }, required: expect.arrayContaining(["id", "by"]) })
+    expect(increment.inputSchema).toMatchObject({
+      type: "object",
+      properties: {
+        id: { type: "string" },
+        command: { type: "object", properties: { by: { type: "integer" } }, required: ["by"] },
+      },
+      required: expect.arrayContaining(["id", "command"]),
+    })
 
     const id = `mcp-v1-${Date.now()}`
-    const result = await client.callTool({ name: "counter_increment", arguments: { id, by: 4 } })
+    const result = await client.callTool({ name: "counter_increment", arguments: { id, command: { by: 4 } } })
     expect(result.isError).toBeFalsy()
     expect(result.structuredContent).toMatchObject({ version: 1, state: { value: 4 } })
     expect(JSON.parse((result.content as Array<{ text: string }>)[0]!.text)).toMatchObject({ version: 1 })
 
-    const rejected = await client.callTool({ name: "counter_increment", arguments: { id, by: Number.MAX_SAFE_INTEGER } })
-    expect(rejected).toMatchObject({ isError: true, structuredContent: { error: { code: "out_of_range" } } })
-    const invalid = await client.callTool({ name: "counter_increment", arguments: { id, by: "two" } })
+    const tooFar = { id, command: { by: Number.MAX_SAFE_INTEGER } }
+    const rejected = await client.callTool({ name: "counter_increment", arguments: tooFar })
+    expect(rejected).toMatchObject({ isError: true })
+    expect(errorOf(rejected).code).toBe("out_of_range")
+    const invalid = await client.callTool({ name: "counter_increment", arguments: { id, command: { by: "two" } } })
     expect(invalid.isError).toBe(true)
     await expect(client.callTool({ name: "no_such_tool", arguments: {} })).rejects.toMatchObject({ code: -32602 })
 
@@ -104,7 +116,8 @@ describe("MCP with real clients", () => {
     expect((await client.callTool({ name: "delete_memory", arguments: { namespace: ns, hash } })).structuredContent).toMatchObject({ forgotten: true })
     expect((await client.callTool({ name: "retrieve_memory", arguments: { namespace: ns, query: "remember" } })).structuredContent).toMatchObject({ items: [] })
     const id = `mcp-v2-${Date.now()}`
-    const result = await client.callTool({ name: "document_create", arguments: { id, title: "Notes", content: "hello" } })
+    const create = { id, command: { title: "Notes", content: "hello" } }
+    const result = await client.callTool({ name: "document_create", arguments: create })
     expect(result.structuredContent).toMatchObject({ version: 1, state: { created: true, content: "hello" } })
     const state = await client.callTool({ name: "read_state", arguments: { kind: "document", id, at: 0 } })
     expect(state.structuredContent).toMatchObject({ version: 0, state: { created: false } })
@@ -117,7 +130,7 @@ describe("MCP with real clients", () => {
     client.setNotificationHandler("notifications/resources/updated", (notification) => void updates.push(notification.params.uri))
     const subscription = await client.listen({ resourceSubscriptions: [`emberlog://document/${id}`] })
     expect(subscription.honoredFilter.resourceSubscriptions).toEqual([`emberlog://document/${id}`])
-    await client.callTool({ name: "document_rename", arguments: { id, title: "Renamed" } })
+    await client.callTool({ name: "document_rename", arguments: { id, command: { title: "Renamed" } } })
     await until(() => updates.length > 0)
     expect(updates[0]).toBe(`emberlog://document/${id}`)
     await subscription.close()

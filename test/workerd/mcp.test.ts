@@ -10,6 +10,8 @@ const MODERN_META = {
   "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
   "io.modelcontextprotocol/clientCapabilities": {},
 }
+/** The error an error result carries in its text, as HTTP answers carry it. */
+const errorOf = (result: any) => JSON.parse(result.content[0].text).error
 const ACCEPT = { "content-type": "application/json", accept: "application/json, text/event-stream" }
 
 const rpc = async (body: unknown, headers: Record<string, string> = {}, fetcher: (r: Request) => Promise<Response> = (r) => SELF.fetch(r)) => {
@@ -56,13 +58,15 @@ describe("MCP JSON-RPC", () => {
 
   it("tool results: structured content, domain rejections and invalid arguments as isError", async () => {
     const id = freshId()
-    const ok = await modern("tools/call", { name: "counter_increment", arguments: { id, by: 2 } })
+    const ok = await modern("tools/call", { name: "counter_increment", arguments: { id, command: { by: 2 } } })
     expect(ok.json.result).toMatchObject({ structuredContent: { version: 1, state: { value: 2 } } })
     expect(ok.json.result.isError).toBeFalsy()
-    const invalid = await modern("tools/call", { name: "counter_increment", arguments: { id, by: -1 } })
+    const invalid = await modern("tools/call", { name: "counter_increment", arguments: { id, command: { by: -1 } } })
     expect(invalid.json.result.isError).toBe(true)
-    const rejected = await modern("tools/call", { name: "counter_increment", arguments: { id, by: Number.MAX_SAFE_INTEGER } })
-    expect(rejected.json.result).toMatchObject({ isError: true, structuredContent: { error: { code: "out_of_range" } } })
+    const tooFar = { id, command: { by: Number.MAX_SAFE_INTEGER } }
+    const rejected = await modern("tools/call", { name: "counter_increment", arguments: tooFar })
+    expect(rejected.json.result).toMatchObject({ isError: true })
+    expect(errorOf(rejected.json.result).code).toBe("out_of_range")
   })
 
   it("refuses a present, disallowed Origin with 403", async () => {
@@ -130,20 +134,23 @@ describe("MCP authorization", () => {
     const id = freshId()
     const call = (name: string, args: Record<string, unknown>, headers: Record<string, string>) =>
       rpc({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name, ...headers }, withAuth)
-    expect((await call("counter_increment", { id, by: 1 }, reader)).json.result.structuredContent.error.code).toBe("insufficient_scope")
+    const unscoped = await call("counter_increment", { id, command: { by: 1 } }, reader)
+    expect(errorOf(unscoped.json.result).code).toBe("insufficient_scope")
 
     const alice = { Authorization: `Bearer ${await token("alice", "read write")}` }
-    expect((await call("counter_increment", { id, by: 1 }, alice)).json.result.isError).toBeFalsy()
+    expect((await call("counter_increment", { id, command: { by: 1 } }, alice)).json.result.isError).toBeFalsy()
     // Once alice's session exists, only its grants may be called.
     const session = { Authorization: `Bearer ${await token("alice", "read write")}`, "content-type": "application/json" }
     const open = (body: unknown) => withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: JSON.stringify(body), headers: session }))
     await open({ type: "Open", user: "alice", ttlSeconds: 600 })
     await open({ type: "Grant", tool: "read_state" })
-    const denied = await call("counter_increment", { id, by: 1 }, alice)
-    expect(denied.json.result).toMatchObject({ isError: true, structuredContent: { error: { code: "tool_not_granted" } } })
+    const denied = await call("counter_increment", { id, command: { by: 1 } }, alice)
+    expect(denied.json.result).toMatchObject({ isError: true })
+    expect(errorOf(denied.json.result).code).toBe("tool_not_granted")
     expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent).toMatchObject({ version: 1, state: { value: 1 } })
     await open({ type: "Close" })
-    expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent.error.code).toBe("tool_not_granted")
+    const closed = await call("read_state", { kind: "counter", id }, alice)
+    expect(errorOf(closed.json.result).code).toBe("tool_not_granted")
   })
 })
 

@@ -10,7 +10,11 @@ const PAGE = 50;
 const TOPIC_BACKLOG = 50;
 // version: the newest seq known; shown: the newest seq in the table (what the socket resumes after);
 // opened counts opens, so replies to an earlier open are dropped; travels does the same for the slider.
-const view = { kind: null, id: null, version: 0, shown: 0, stateVersion: -1, oldest: null, socket: null, topicSocket: null, cache: new Map(), opened: 0, travels: 0, refreshing: false, refreshAgain: false };
+// verified: the version the chain was last found good at (null: not checked, or broken).
+const view = {
+  kind: null, id: null, version: 0, verified: null, shown: 0, stateVersion: -1, oldest: null, socket: null,
+  topicSocket: null, cache: new Map(), opened: 0, travels: 0, refreshing: false, refreshAgain: false,
+};
 
 const token = () => sessionStorage.getItem("emberlog.token") || "";
 const headers = () => (token() ? { Authorization: "Bearer " + token() } : {});
@@ -117,6 +121,7 @@ async function loadOlder() {
 
 function setVersion(version) {
   view.version = version;
+  showChain();
   $("version").textContent = String(version);
   $("slider").max = String(version);
   $("seq").max = String(version);
@@ -148,15 +153,26 @@ function refreshSoon() {
     });
 }
 
+/** A good chain's status names the version it was verified at: events that arrived since are not covered. */
+function showChain() {
+  if (view.verified === null) return;
+  const newer = view.version > view.verified ? " · now at version " + view.version : "";
+  $("chain").textContent = "ok · verified through version " + view.verified + newer;
+}
+
 /** Walks the hash chain on the server: on open and on request, not per event (it reads the whole log). */
 async function checkChain() {
   const opened = view.opened;
+  view.verified = null;
   $("chain").textContent = "checking…";
   try {
     const verified = await api(base() + "/verify");
     if (opened !== view.opened) return;
-    $("chain").textContent = verified.ok ? "ok · " + verified.events + " events" : "BROKEN at seq " + verified.firstBadSeq + ": " + verified.reason;
     $("chain").className = verified.ok ? "ok" : "error";
+    if (!verified.ok) $("chain").textContent = "BROKEN at seq " + verified.firstBadSeq + ": " + verified.reason;
+    // A log without gaps: its event count is the version verified.
+    view.verified = verified.ok ? verified.events : null;
+    showChain();
   } catch (error) {
     $("chain").textContent = "not checked (" + error.message + ")";
     $("chain").className = "";
@@ -200,6 +216,7 @@ async function open(kind, id) {
   view.oldest = null;
   view.shown = 0;
   view.stateVersion = -1;
+  view.verified = null;
   setVersion(0);
   $("kind").value = kind;
   $("id").value = id;

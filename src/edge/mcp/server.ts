@@ -1,8 +1,14 @@
 /**
  * The MCP server emberlog offers: tools generated from the entity definitions (one per
- * command of each kind, e.g. `counter_increment {id, by}`, whose Effect Schemas become
- * the JSON Schemas clients see), plus `read_state`, `read_events` and `verify_log`, and
- * resources `emberlog://{kind}/{id}` (state) and `emberlog://{kind}/{id}/events`.
+ * command of each kind, e.g. `counter_increment {id, command: {by}}`, whose Effect Schemas
+ * become the JSON Schemas clients see), plus `read_state`, `read_events` and `verify_log`,
+ * and resources `emberlog://{kind}/{id}` (state) and `emberlog://{kind}/{id}/events`.
+ * A command tool takes the actor's id beside the command's fields, never among them, so a
+ * command may have a field of any name (`id` included).
+ *
+ * Error results are `isError: true` with the error (`{"error": {code, message, details?}}`,
+ * as HTTP answers) in their text and no `structuredContent`: a tool's output schema
+ * describes its successes, and clients check structured content against it.
  *
  * Every call is checked against the token's scopes and the caller's session grants: when
  * the principal's `session` actor (`/v1/session/{sub}`) has been opened, only the tools
@@ -15,6 +21,7 @@ import type { ActorApi } from "../../actors/durable-actor.js"
 import { kinds } from "../../actors/kinds.js"
 import type { MemoryApi, MemoryQuery } from "../../actors/memory-actor.js"
 import { NAME_CHARS, NAME_PATTERN } from "../../actors/names.js"
+import type { Entity } from "../../domain/entity.js"
 import { contentHash } from "../../domain/memory.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
 import pkg from "../../../package.json"
@@ -34,7 +41,6 @@ export const TOOLS_PAGE_SIZE = 10
 export const RESOURCE_PREFIX = "emberlog://"
 
 const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(NAME_PATTERN)))
-const KindSchema = Schema.Literals(Object.keys(kinds) as [string, ...Array<string>])
 const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 
 const mcpSchema = <S extends Schema.Codec<any, any, never, never>>(schema: S) => Schema.toStandardJSONSchemaV1(Schema.toStandardSchemaV1(schema))
@@ -47,7 +53,7 @@ type ToolResult = { content: Array<{ type: "text"; text: string }>; structuredCo
 const success = (value: Record<string, unknown>): ToolResult => ({ content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value })
 const failure = (code: string, message: string, details?: unknown): ToolResult => {
   const error = details === undefined ? { code, message } : { code, message, details }
-  return { content: [{ type: "text", text: `${code}: ${message}` }], structuredContent: { error }, isError: true }
+  return { content: [{ type: "text", text: JSON.stringify({ error }) }], isError: true }
 }
 
 type Reply<A> = { ok: true; value: A } | { ok: false; error: { code: string; message: string; details?: unknown } }
@@ -62,7 +68,15 @@ const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<str
   return new Set(state.status === "open" ? state.grants : [])
 }
 
-export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHooks): McpServer => {
+/** The kinds whose commands become tools: the app's, or a test's own. */
+export type ServedKinds = Readonly<Record<string, { readonly entity: Entity }>>
+
+export const buildMcpServer = (
+  directory: ActorDirectory,
+  hooks?: SubscriptionHooks,
+  served: ServedKinds = kinds,
+): McpServer => {
+  const KindSchema = Schema.Literals(Object.keys(served) as [string, ...Array<string>])
   const mcp = new McpServer(
     { name: "emberlog", version: pkg.version },
     {
@@ -83,22 +97,30 @@ export const buildMcpServer = (directory: ActorDirectory, hooks?: SubscriptionHo
   const OutcomeSchema = (state: Schema.Codec<any, any, never, never>) =>
     mcpSchema(Schema.Struct({ version: Count, events: Schema.Array(Schema.Unknown), state }))
 
-  for (const [kind, { entity }] of Object.entries(kinds)) {
+  for (const [kind, { entity }] of Object.entries(served)) {
     const internal: ReadonlyArray<string> = entity.internalCommands ?? []
     for (const type of entity.commandTypes.filter((type) => !internal.includes(type))) {
       const { type: _tag, ...fields } = entity.commandSchema(type).fields
       const name = toolName(kind, type)
+      const command = Schema.Struct(fields) as unknown as Schema.Codec<any, any, never, never>
       mcp.registerTool(
         name,
         {
-          description: `Sends ${type} to the ${kind} actor with this id (it exists implicitly) and returns its new version, the events appended and the state.`,
-          inputSchema: mcpSchema(Schema.Struct({ id: ActorIdSchema, ...fields })),
+          description:
+            `Sends ${type} (its fields in \`command\`) to the ${kind} actor with this id (it exists implicitly) ` +
+            "and returns its new version, the events appended and the state.",
+          inputSchema: mcpSchema(
+            Schema.Struct({
+              id: ActorIdSchema,
+              command: Object.keys(fields).length === 0 ? Schema.optionalKey(command) : command,
+            }),
+          ),
           outputSchema: OutcomeSchema(entity.state as Schema.Codec<any, any, never, never>),
         },
-        async (args: Record<string, unknown>) =>
+        async (args: { id: string; command?: Record<string, unknown> }) =>
           guard(name, "write", async () => {
-            const { id, ...rest } = args
-            const reply = await directory.actor(kind, id as string).command({ command: { type, ...rest }, principal: directory.principal.sub })
+            const request = { command: { ...args.command, type }, principal: directory.principal.sub }
+            const reply = await directory.actor(kind, args.id).command(request)
             if (!reply.ok) return fromReply(reply)
             const { version, events, state } = reply.value
             return success({ version, events, state })
