@@ -4,6 +4,14 @@
  * so bounds on state and on pages are stated in these bytes.
  */
 
+/**
+ * Bytes of JSON a page of a read (events, topic entries, search hits) holds at most, beyond
+ * its first item: a reply crosses a Durable Object RPC, capped at 32 MiB, and then HTTP.
+ * 4 MiB of UTF-8 is at most 8 MiB as the RPC serializes strings (2 bytes per UTF-16 unit),
+ * and no single item (a row is at most 2 MB) can push a page near the cap.
+ */
+export const PAGE_BYTES = 4 * 1024 * 1024
+
 /** UTF-8 bytes of `text`; a lone surrogate counts 3 (TextEncoder writes U+FFFD for it). */
 export const utf8Length = (text: string): number => {
   let bytes = 0
