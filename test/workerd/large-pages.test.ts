@@ -32,7 +32,8 @@ describe("pages of large items", () => {
     const room = freshId("big-room")
     const payload = "p".repeat(250_000)
     for (let i = 0; i < 140; i++) {
-      const posted = await send("room", room, { type: "Post", messageType: "chat", payload: `${i}:${payload}`, sender: "alice" })
+      const post = { type: "Post", messageType: "chat", payload: `${i}:${payload}`, sender: "alice" }
+      const posted = await send("room", room, post)
       expect(posted.status).toBe(200)
       await posted.body?.cancel()
     }
@@ -49,7 +50,8 @@ describe("pages of large items", () => {
 
     // The same events reach the room topic through the outbox (one delivery is one RPC too).
     const mine = async () => {
-      const bodies = await pages("/v1/topics/room/events?limit=1000&after=0", (next) => `/v1/topics/room/events?limit=1000&after=${next}`)
+      const path = "/v1/topics/room/events?limit=1000"
+      const bodies = await pages(`${path}&after=0`, (next) => `${path}&after=${next}`)
       const entries = bodies.flatMap((body) => body.entries)
       expect(entries.map((entry: any) => entry.topicSeq)).toEqual(range(1, entries.length))
       return entries.filter((entry: any) => entry.source.id === room).map((entry: any) => entry.event.seq)
@@ -68,7 +70,8 @@ describe("pages of large items", () => {
     const filler = "x".repeat(1_000_000)
     const hashes: Array<string> = []
     for (let i = 0; i < 40; i++) {
-      const stored = await json(await send("memory", ns, { type: "Store", content: `needle ${i} ${filler}`, tags: ["big"] }))
+      const command = { type: "Store", content: `needle ${i} ${filler}`, tags: ["big"] }
+      const stored = await json(await send("memory", ns, command))
       expect(stored.status).toBe(200)
       hashes.push(stored.body.events[0].data.hash)
     }
