@@ -91,10 +91,16 @@ async function travel() {
   }
 }
 
+// Laying out a table cell of a few hundred KB takes the browser seconds: long data is cut in the table.
+const DATA_SHOWN = 2000;
+
 function eventRow(event) {
   const row = document.createElement("tr");
   row.dataset.seq = String(event.seq);
-  const cells = [event.seq, new Date(event.meta.at).toISOString(), event.type, event.meta.principal, JSON.stringify(event.data), event.hash.slice(0, 12) + "…"];
+  const json = JSON.stringify(event.data);
+  const data = json.length > DATA_SHOWN ? json.slice(0, DATA_SHOWN) + "… (" + json.length + " characters)" : json;
+  const at = new Date(event.meta.at).toISOString();
+  const cells = [event.seq, at, event.type, event.meta.principal, data, event.hash.slice(0, 12) + "…"];
   for (const value of cells) row.append(Object.assign(document.createElement("td"), { textContent: String(value) }));
   row.lastChild.title = event.hash;
   row.addEventListener("click", () => {
