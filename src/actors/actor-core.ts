@@ -312,12 +312,14 @@ export class ActorCore<S = unknown> {
         }
         const store = yield* EventStore
         const events: Array<WireEvent> = []
-        let bytes = 0
+        // The array's brackets; each event adds its JSON and a comma.
+        let bytes = 1
         // Rows are read a few at a time, so a page of large events is never all in memory
         // at once on top of what the page keeps.
-        for (let cursor = after, full = false; !full && events.length < limit && cursor < this.version; ) {
-          const free = PAGE_BYTES - bytes
-          const want = events.length === 0 ? FIRST_READ : Math.floor(free / (bytes / events.length))
+        let cursor = after
+        for (let full = false; !full && bytes < PAGE_BYTES && events.length < limit && cursor < this.version; ) {
+          // Sized by the average event so far: about as many rows as the bytes still free hold.
+          const want = events.length === 0 ? FIRST_READ : Math.floor((PAGE_BYTES - bytes) / (bytes / events.length))
           const rows = yield* store.read(cursor, this.version, Math.max(1, Math.min(want, limit - events.length)))
           if (rows.length === 0) break
           for (const row of rows) {
