@@ -144,7 +144,18 @@ const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => 
       length: baseLength,
     })
   }
-  const transformed = concurrent.reduce<ReadonlyArray<TextEditOp>>((pending, edit) => transformAgainst(pending, edit.ops), ops)
+  let transformed: ReadonlyArray<TextEditOp>
+  try {
+    transformed = concurrent.reduce<ReadonlyArray<TextEditOp>>((pending, edit) => transformAgainst(pending, edit.ops), ops)
+  } catch {
+    // Only edits logged before text was checked (an unpaired surrogate) fail to transform;
+    // an edit based on the head needs no transform.
+    const message = `The edits since baseVersion ${baseVersion} cannot be merged; read the document and rebase`
+    return reject("base_version_too_old", message, {
+      version: state.version,
+      oldestBaseVersion: state.version,
+    })
+  }
   const resultLength = codePointLength(state.content) + lengthDelta(transformed)
   if (resultLength > MAX_CONTENT_LENGTH) return tooLarge(resultLength)
   const inserted = transformed.reduce((sum, op) => sum + (op.op === "insert" ? op.text.length : 0), 0)

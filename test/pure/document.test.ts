@@ -223,6 +223,13 @@ describe("document", () => {
       expect(refusal(created, edit(1, ins(0, "😀")))).toBeUndefined()
     })
 
+    it("refuses (422), never fails, to merge over an unpaired surrogate logged before the check", () => {
+      const created = given({ type: "Create", title: "t", content: "ab" })
+      const legacy = Document.replay(created, [{ type: "Edited", baseVersion: 1, ops: [ins(0, "\ud83d")] }])
+      expect(decision(legacy, edit(1, ins(1, "c")))).toEqual({ refused: "base_version_too_old" })
+      expect(decision(legacy, edit(2, ins(0, "c")))).toMatchObject({ state: { content: "c\ud83dab" } })
+    })
+
     it("never fails and never corrupts content for arbitrary strings, lone surrogates included", () => {
       const unit = fc.oneof(fc.constantFrom("\ud83d", "\ude00", "😀", "a", "b"), fc.string({ unit: "binary", maxLength: 1 }))
       const anyText = fc.string({ unit, maxLength: 6 })
