@@ -146,7 +146,7 @@ const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => 
   }
   let transformed: ReadonlyArray<TextEditOp>
   try {
-    transformed = concurrent.reduce<ReadonlyArray<TextEditOp>>((pending, edit) => transformAgainst(pending, edit.ops), ops)
+    transformed = concurrent.reduce<ReadonlyArray<TextEditOp>>((pending, e) => transformAgainst(pending, e.ops), ops)
   } catch {
     // Only edits logged before text was checked (an unpaired surrogate) fail to transform;
     // an edit based on the head needs no transform.
