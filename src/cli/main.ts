@@ -221,7 +221,7 @@ const commands: Record<string, (positionals: Array<string>, values: Record<strin
     let done = after
     let drawn = 0
     // The server ends a page early when its events are large (bytes as well as count), and
-    // the client follows `next`; one event at a time is held here, whatever the log's size.
+    // the client follows `next`: one page (at most 4 MiB) is held at a time, whatever the log's size.
     for await (const event of actor.events({ after, limit: EXPORT_PAGE, stored: true })) {
       await writeLine(io, JSON.stringify(event))
       done = event.seq
