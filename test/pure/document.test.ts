@@ -144,7 +144,7 @@ describe("document", () => {
       // The window dropped the big edits: a base that old is refused, the head still merges.
       expect(refusal(state, edit(state.version - 20, ins(0, "y")))).toBe("base_version_too_old")
       expect(refusal(state, edit(state.version, ins(0, "y")))).toBeUndefined()
-    })
+    }, 60_000)
 
     it("still transforms concurrent edits within the window after large edits", () => {
       const big = "z".repeat(100_000)
@@ -166,7 +166,7 @@ describe("document", () => {
         expect(stateBytes(state)).toBeLessThanOrEqual(MAX_STATE_BYTES)
       }
       expect(refused).toBe("document_too_large")
-    })
+    }, 60_000)
 
     // Texts from a few characters to a few hundred thousand, in the characters whose JSON is
     // largest (escaped controls, quotes, astral pairs, CJK) as well as plain ASCII.
@@ -203,7 +203,7 @@ describe("document", () => {
         }),
         propertyParameters({ numRuns: 100 }),
       )
-    })
+    }, 60_000)
   })
 
   describe("lone surrogates", () => {
@@ -259,6 +259,6 @@ describe("document", () => {
         }),
         propertyParameters({ numRuns: 500 }),
       )
-    })
+    }, 60_000)
   })
 })

@@ -31,7 +31,7 @@ describe("paging by bytes", () => {
       }),
       propertyParameters({ numRuns: 300 }),
     )
-  })
+  }, 60_000)
 
   it("takes at least one item, and only what fits the budget after that", () => {
     fc.assert(
@@ -44,7 +44,7 @@ describe("paging by bytes", () => {
       }),
       propertyParameters({ numRuns: 300 }),
     )
-  })
+  }, 60_000)
 
   it("pages any log completely and exactly once, each page within the byte budget (random sizes)", () => {
     // Reasons of a few bytes up to 2.4 MB of JSON ("é" is 2 bytes), so pages end by count or by bytes.
