@@ -10,6 +10,7 @@
  */
 import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
 import { DomainError, type Entity } from "../domain/entity.js"
+import { PAGE_BYTES, jsonBytes } from "../domain/json-size.js"
 import { EventStore, type EventMeta, type EventStoreShape, type SerializedEvent, type StoredEvent } from "../infra/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
@@ -62,6 +63,8 @@ export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000
 export const MAX_EVENTS_PAGE = 1000
 const VERIFY_PAGE = 2000
+/** Rows read at first for a page of events; later reads are sized by the bytes still free. */
+const FIRST_READ = 16
 
 class Failure {
   constructor(readonly failure: ActorFailure) {}
@@ -295,6 +298,8 @@ export class ActorCore<S = unknown> {
   /**
    * A page of events after `after`, upcast to today's schemas; `asStored` gives the rows
    * exactly as written (what the hash chain covers), so an exported log verifies offline.
+   * A page holds at most `limit` events and PAGE_BYTES of JSON, but always one event;
+   * `next` is the seq of its last event, so paging on from there misses and repeats nothing.
    */
   readEvents(after: number, limit: number = 100, asStored = false): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
     return this.reply(
@@ -305,9 +310,32 @@ export class ActorCore<S = unknown> {
         if (!Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS_PAGE) {
           return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: `limit must be an integer from 1 to ${MAX_EVENTS_PAGE}` })
         }
-        const events = yield* (yield* EventStore).read(after, this.version, limit)
+        const store = yield* EventStore
+        const events: Array<WireEvent> = []
+        // The array's brackets; each event adds its JSON and a comma.
+        let bytes = 1
+        // Rows are read a few at a time, so a page of large events is never all in memory
+        // at once on top of what the page keeps.
+        let cursor = after
+        for (let full = false; !full && bytes < PAGE_BYTES && events.length < limit && cursor < this.version; ) {
+          // Sized by the average event so far: about as many rows as the bytes still free hold.
+          const want = events.length === 0 ? FIRST_READ : Math.floor((PAGE_BYTES - bytes) / (bytes / events.length))
+          const rows = yield* store.read(cursor, this.version, Math.max(1, Math.min(want, limit - events.length)))
+          if (rows.length === 0) break
+          for (const row of rows) {
+            const event = asStored ? row : this.toWire(row)
+            const size = jsonBytes(event) + 1
+            if (events.length > 0 && bytes + size > PAGE_BYTES) {
+              full = true
+              break
+            }
+            events.push(event)
+            bytes += size
+          }
+          cursor = events[events.length - 1]!.seq
+        }
         const lastSeq = events[events.length - 1]?.seq
-        return { events: asStored ? events : events.map(this.toWire), next: lastSeq !== undefined && lastSeq < this.version ? lastSeq : null }
+        return { events, next: lastSeq !== undefined && lastSeq < this.version ? lastSeq : null }
       }),
     )
   }

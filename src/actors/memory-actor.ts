@@ -19,6 +19,7 @@
  */
 import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "./actor-core.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
+import { PAGE_BYTES, jsonBytes } from "../domain/json-size.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
 import { MAX_IDS_PER_DELETE, MAX_SEMANTIC_CANDIDATES, semanticIndexFrom, vectorId, type SemanticBindings, type SemanticIndex } from "../infra/semantic.js"
 
@@ -224,10 +225,12 @@ const ftsQuery = (q: string) =>
   [...q.matchAll(/[\p{L}\p{N}_]+/gu)].map(([word]) => `"${word}"`).join(" ")
 
 const HIT_COLUMNS = "i.hash, c.content, i.size, i.tags, i.memory_type, i.stored_at"
+/** A hit without its content: ranking reads these, and a page then loads content one hit at a time. */
+const RANK_COLUMNS = "i.hash, i.size, i.tags, i.memory_type, i.stored_at"
 
 const toHit = (row: Record<string, SqlStorageValue>): MemoryHit => ({
   hash: row.hash as string,
-  content: row.content as string,
+  content: (row.content as string | undefined) ?? "",
   truncated: (row.size as number) > INLINE_CONTENT_BYTES,
   size: row.size as number,
   tags: JSON.parse(row.tags as string) as Array<string>,
@@ -469,15 +472,35 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     filters.bindings.unshift(JSON.stringify(matches.map((match) => match.id)))
     const hits = this.ctx.storage.sql
       .exec(
-        `SELECT ${HIT_COLUMNS}, NULL AS score, v.vector_id FROM memory_vectors v JOIN memory_items i ON i.hash = v.hash JOIN memory_content c ON c.hash = i.hash
+        `SELECT ${RANK_COLUMNS}, NULL AS score, v.vector_id
+         FROM memory_vectors v JOIN memory_items i ON i.hash = v.hash JOIN memory_content c ON c.hash = i.hash
          WHERE ${filters.where.join(" AND ")}`,
         ...filters.bindings,
       )
       .toArray()
       .map((row) => ({ ...toHit(row), score: scores.get(row.vector_id as string)! }))
       .sort((a, b) => b.score - a.score || a.hash.localeCompare(b.hash))
-    const more = hits.length > query.offset + query.limit
-    return { items: hits.slice(query.offset, query.offset + query.limit), next: more ? String(query.offset + query.limit) : null }
+    return this.fill(hits.slice(query.offset, query.offset + query.limit + 1), query)
+  }
+
+  /**
+   * A page from ranked hits (the `limit + 1` from the query's offset, without content):
+   * content is loaded one hit at a time until `limit` hits or PAGE_BYTES of JSON, and
+   * never fewer than one hit, so every page crosses the RPC and `next` (the offset just
+   * after the last hit returned) always moves on.
+   */
+  private fill(ranked: ReadonlyArray<MemoryHit>, query: MemoryQuery): MemoryPage {
+    const items: Array<MemoryHit> = []
+    let bytes = 0
+    for (const hit of ranked.slice(0, query.limit)) {
+      const row = this.ctx.storage.sql.exec("SELECT content FROM memory_content WHERE hash = ?", hit.hash).toArray()[0]
+      const full = { ...hit, content: (row?.content as string | undefined) ?? "" }
+      const size = jsonBytes(full) + 1
+      if (items.length > 0 && bytes + size > PAGE_BYTES) break
+      items.push(full)
+      bytes += size
+    }
+    return { items, next: items.length < ranked.length ? String(query.offset + items.length) : null }
   }
 
   private textSearch(query: MemoryQuery): MemoryPage {
@@ -487,19 +510,19 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       where.unshift("memory_fts MATCH ?")
       bindings.unshift(text)
     }
+    // The hash breaks ties, so an offset names the same place in the order on every page.
     const rows = this.ctx.storage.sql
       .exec(
-        `SELECT ${HIT_COLUMNS}, ${text.length > 0 ? "bm25(memory_fts)" : "NULL"} AS score
+        `SELECT ${RANK_COLUMNS}, ${text.length > 0 ? "bm25(memory_fts)" : "NULL"} AS score
          FROM memory_fts f JOIN memory_items i ON i.hash = f.hash JOIN memory_content c ON c.hash = i.hash
          ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-         ORDER BY ${text.length > 0 ? "score, i.stored_at DESC" : "i.stored_at DESC, i.hash"} LIMIT ? OFFSET ?`,
+         ORDER BY ${text.length > 0 ? "score, i.stored_at DESC, i.hash" : "i.stored_at DESC, i.hash"} LIMIT ? OFFSET ?`,
         ...bindings,
         query.limit + 1,
         query.offset,
       )
       .toArray()
-    const more = rows.length > query.limit
-    return { items: rows.slice(0, query.limit).map(toHit), next: more ? String(query.offset + query.limit) : null }
+    return this.fill(rows.map(toHit), query)
   }
 
   item(hash: string): StoredMemory | undefined {

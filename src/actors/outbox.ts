@@ -5,6 +5,7 @@
  * delivery makes the platform retry the alarm with backoff. Topics deduplicate by
  * (source kind, source id, seq), so a redelivery changes nothing.
  */
+import { PAGE_BYTES, countWithinBudget } from "../domain/json-size.js"
 import type { ActorCore } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
 
@@ -27,8 +28,13 @@ export interface Source {
 /** Delivers every pending batch; returns whether more remain. Throws if a delivery fails. */
 export const drainOutbox = async (core: ActorCore, source: Source, topicOf: (topic: string) => TopicApi): Promise<boolean> => {
   const batches = core.pendingDeliveries(OUTBOX_BATCH)
-  for (const { topic, events } of batches) {
-    if (events.length === 0) continue
+  let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
+  for (const { topic, events: pending } of batches) {
+    if (pending.length === 0) continue
+    // One delivery is one RPC, capped at 32 MiB: large events go a page at a time.
+    const fit = countWithinBudget(pending, PAGE_BYTES)
+    const events = fit < pending.length ? pending.slice(0, fit) : pending
+    more ||= fit < pending.length
     if (deliveryFaults.fail > 0) {
       deliveryFaults.fail--
       throw new Error(`injected delivery failure (topic ${topic})`)
@@ -37,5 +43,5 @@ export const drainOutbox = async (core: ActorCore, source: Source, topicOf: (top
     for (let i = 0; i < copies; i++) await topicOf(topic).deliver(source, events)
     core.acknowledge(topic, events[events.length - 1]!.seq)
   }
-  return batches.some(({ events }) => events.length === OUTBOX_BATCH)
+  return more
 }

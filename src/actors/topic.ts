@@ -5,6 +5,7 @@
  * skips anything at or below it: each source event lands once, in source seq order.
  */
 import { DurableObject } from "cloudflare:workers"
+import { PAGE_BYTES, utf8Length } from "../domain/json-size.js"
 import type { WireEvent } from "./actor-core.js"
 import type { Source } from "./outbox.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
@@ -41,7 +42,7 @@ export class TopicLog extends DurableObject {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
     this.subscribers = new Subscribers(ctx, {
       head: () => this.last,
-      readAfter: (after, limit) => this.entries(after, limit).map(toLogEntry),
+      readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
       frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
     })
   }
@@ -73,8 +74,9 @@ export class TopicLog extends DurableObject {
     return { accepted, duplicates: events.length - accepted }
   }
 
+  /** At most `limit` entries and PAGE_BYTES of JSON, but always one; `next` is the last one's topicSeq. */
   readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null; head: number } {
-    const entries = this.entries(after, Math.min(Math.max(1, limit), MAX_TOPIC_PAGE))
+    const entries = this.entries(after, Math.min(Math.max(1, limit), MAX_TOPIC_PAGE), PAGE_BYTES)
     const lastSeq = entries[entries.length - 1]?.topicSeq
     return { entries, next: lastSeq !== undefined && lastSeq < this.last ? lastSeq : null, head: this.last }
   }
@@ -87,15 +89,27 @@ export class TopicLog extends DurableObject {
     return acceptSubscription(this.subscribers, request)
   }
 
-  private entries(after: number, limit: number): Array<TopicEntry> {
-    return this.sql
-      .exec("SELECT * FROM entries WHERE topic_seq > ? ORDER BY topic_seq LIMIT ?", after, limit)
-      .toArray()
-      .map((row) => ({
+  /**
+   * Entries after `after`, at most `limit` and about `budget` bytes of JSON (never fewer
+   * than one). The cursor is read lazily, so rows past the budget are never loaded.
+   */
+  private entries(after: number, limit: number, budget = Number.POSITIVE_INFINITY): Array<TopicEntry> {
+    const entries: Array<TopicEntry> = []
+    let bytes = 0
+    const rows = this.sql.exec("SELECT * FROM entries WHERE topic_seq > ? ORDER BY topic_seq LIMIT ?", after, limit)
+    for (const row of rows) {
+      const event = row.event as string
+      // The stored event is already JSON; the rest of an entry is a few short fields.
+      const size = utf8Length(event) + utf8Length(row.source_kind as string) + utf8Length(row.source_id as string) + 64
+      if (entries.length > 0 && bytes + size > budget) break
+      bytes += size
+      entries.push({
         topicSeq: row.topic_seq as number,
         source: { kind: row.source_kind as string, id: row.source_id as string },
-        event: JSON.parse(row.event as string) as WireEvent,
-      }))
+        event: JSON.parse(event) as WireEvent,
+      })
+    }
+    return entries
   }
 }
 

@@ -23,6 +23,7 @@ class Failed extends Error {}
 const DEFAULT_URL = "http://127.0.0.1:8787"
 const TAIL_BACKLOG = 10
 const EXPORT_PAGE = 1000
+const PROGRESS_EVERY_MS = 250
 
 const CONNECTION = `
   --url URL       server (default $EMBERLOG_URL or ${DEFAULT_URL})
@@ -64,7 +65,8 @@ Exits 1 when the chain is broken.
   export: `Usage: emberlog export <kind>/<id> [--after N] > log.ndjson
 
 Writes every event as stored (the exact rows the hash chain covers) as NDJSON, paging
-through the log. Shows a progress bar on a terminal.
+through the log (pages are bounded in bytes too, so a log of any size exports). Shows a
+progress bar on a terminal.
   --after N       start after seq N (default 0)${CONNECTION}`,
   replay: `Usage: emberlog replay <file|-> --entity <kind> [--json]
 
@@ -217,10 +219,18 @@ const commands: Record<string, (positionals: Array<string>, values: Record<strin
     const total = (await actor.state()).version
     const showProgress = io.err.isTTY === true
     let done = after
+    let drawn = 0
+    // The server ends a page early when its events are large (bytes as well as count), and
+    // the client follows `next`: one page (at most 4 MiB) is held at a time, whatever the log's size.
     for await (const event of actor.events({ after, limit: EXPORT_PAGE, stored: true })) {
       await writeLine(io, JSON.stringify(event))
       done = event.seq
-      if (showProgress && (done % EXPORT_PAGE === 0 || done >= total)) progressBar(io, done, Math.max(total, done))
+      // Large events are few per page: redraw on time as well as every EXPORT_PAGE events.
+      const due = done % EXPORT_PAGE === 0 || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
+      if (showProgress && due) {
+        progressBar(io, done, Math.max(total, done))
+        drawn = Date.now()
+      }
     }
     if (showProgress) {
       progressBar(io, done, Math.max(total, done))

@@ -3,21 +3,38 @@
  *
  * `Edit {baseVersion, ops}` may be based on an older version: its ops are transformed
  * against every edit appended since `baseVersion`, so concurrent editors all land and
- * every replica converges. The state keeps the last `EDIT_WINDOW` edits for that; an
- * edit based on anything older is refused (422 `base_version_too_old`), and the
- * client rebases on a fresh read. Content is capped so a snapshot stays well under
- * SQLite's 2 MB row limit.
+ * every replica converges. The state keeps the last `EDIT_WINDOW` edits for that, and no
+ * more than `EDIT_WINDOW_BYTES` of them; an edit based on anything older is refused (422
+ * `base_version_too_old`), and the client rebases on a fresh read.
+ *
+ * The whole state is one snapshot row, and production caps a row at 2 MB, so every part
+ * of it is bounded in bytes of JSON (UTF-8), not only in characters: 500k characters
+ * alone can be 3 MB of JSON (a control character is escaped as 6 bytes, `\u0000`).
+ * Worst case, in bytes: content ≤ MAX_CONTENT_BYTES (1,400,000) + window ≤
+ * EDIT_WINDOW_BYTES (524,288, each edit counted with its JSON and a comma) + title ≤ 500
+ * UTF-16 units × 6 (3,000) + the other fields and keys (< 200) = 1,927,488 <
+ * MAX_STATE_BYTES (2,000,000, the row limit read as decimal megabytes).
  */
 import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
-import { TextEditOp, applyOps, codePointLength, firstOutOfRange, lengthDelta, transformAgainst } from "./text-ops.js"
+import { jsonBytes } from "./json-size.js"
+import {
+  TextEditOp, TextEditOpInput, WellFormedText, applyOps, codePointLength, firstOutOfRange, lengthDelta,
+  transformAgainst,
+} from "./text-ops.js"
 
 export const MAX_CONTENT_LENGTH = 500_000
+/** Bytes of the content's JSON (UTF-8, with its quotes and escapes). */
+export const MAX_CONTENT_BYTES = 1_400_000
 export const MAX_TITLE_LENGTH = 500
 export const MAX_OPS_PER_EDIT = 1_000
 export const EDIT_WINDOW = 200
+/** Bytes of JSON the edit window may hold, whatever the number of edits in it. */
+export const EDIT_WINDOW_BYTES = 512 * 1024
+/** What the encoded state never exceeds (see the sum above): it fits one production row. */
+export const MAX_STATE_BYTES = 2_000_000
 
-const Title = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_TITLE_LENGTH)))
+const Title = WellFormedText.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_TITLE_LENGTH)))
 const Ops = Schema.Array(TextEditOp)
 
 export const AppliedEdit = Schema.Struct({ version: NonNegativeSafeInt, ops: Ops })
@@ -33,12 +50,15 @@ export const DocumentState = Schema.Struct({
   forgottenThrough: NonNegativeSafeInt,
 })
 export type DocumentState = typeof DocumentState.Type
+type AppliedEdit = typeof AppliedEdit.Type
 
-export const CreateDocument = tagged("Create", { title: Title, content: Schema.String })
+export const CreateDocument = tagged("Create", { title: Title, content: WellFormedText })
 export const RenameDocument = tagged("Rename", { title: Title })
 export const EditDocument = tagged("Edit", {
   baseVersion: NonNegativeSafeInt,
-  ops: Ops.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_OPS_PER_EDIT))),
+  // Commands refuse lone surrogates; events and states keep the plain schema so that logs
+  // written before that check still replay.
+  ops: Schema.Array(TextEditOpInput).pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_OPS_PER_EDIT))),
 })
 export const DocumentCommand = Schema.Union([CreateDocument, RenameDocument, EditDocument])
 export type DocumentCommand = typeof DocumentCommand.Type
@@ -66,6 +86,36 @@ const tooLarge = (length: number) =>
     limit: MAX_CONTENT_LENGTH,
   })
 
+const tooManyBytes = (bytes: number) =>
+  reject("document_too_large", `The document would take ${bytes} bytes of JSON; the limit is ${MAX_CONTENT_BYTES}`, {
+    bytes,
+    limit: MAX_CONTENT_BYTES,
+  })
+
+/** Every UTF-16 unit is at most 6 bytes of JSON, so shorter text needs no measuring. */
+const mayExceedBytes = (units: number) => units * 6 + 2 > MAX_CONTENT_BYTES
+
+const windowBytes = new WeakMap<AppliedEdit, number>()
+/** An edit's share of the encoded window, memoized: the window is summed on every edit. */
+const editBytes = (edit: AppliedEdit): number => {
+  let bytes = windowBytes.get(edit)
+  if (bytes === undefined) {
+    bytes = jsonBytes(edit) + 1
+    windowBytes.set(edit, bytes)
+  }
+  return bytes
+}
+
+/** Drops the oldest edits until the window holds at most EDIT_WINDOW edits and EDIT_WINDOW_BYTES. */
+const trimWindow = (edits: Array<AppliedEdit>): Array<AppliedEdit> => {
+  let bytes = edits.reduce((sum, edit) => sum + editBytes(edit), 0)
+  let drop = 0
+  while (drop < edits.length && (edits.length - drop > EDIT_WINDOW || bytes > EDIT_WINDOW_BYTES)) {
+    bytes -= editBytes(edits[drop++]!)
+  }
+  return edits.splice(0, drop)
+}
+
 const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => {
   const { baseVersion, ops } = command
   if (!state.created) return reject("not_created", "Edit before Create: the document does not exist yet")
@@ -78,7 +128,9 @@ const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => 
     return reject("invalid_base_version", `baseVersion ${baseVersion} is before the document was created (version ${state.createdAt})`)
   }
   if (baseVersion < state.forgottenThrough) {
-    return reject("base_version_too_old", `baseVersion ${baseVersion} is older than the last ${EDIT_WINDOW} edits; read the document and rebase`, {
+    const kept = `the edits kept for merging (the last ${EDIT_WINDOW}, at most ${EDIT_WINDOW_BYTES} bytes)`
+    const message = `baseVersion ${baseVersion} is older than ${kept}; read the document and rebase`
+    return reject("base_version_too_old", message, {
       version: state.version,
       oldestBaseVersion: state.forgottenThrough,
     })
@@ -92,9 +144,25 @@ const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => 
       length: baseLength,
     })
   }
-  const transformed = concurrent.reduce<ReadonlyArray<TextEditOp>>((pending, edit) => transformAgainst(pending, edit.ops), ops)
+  let transformed: ReadonlyArray<TextEditOp>
+  try {
+    transformed = concurrent.reduce<ReadonlyArray<TextEditOp>>((pending, e) => transformAgainst(pending, e.ops), ops)
+  } catch {
+    // Only edits logged before text was checked (an unpaired surrogate) fail to transform;
+    // an edit based on the head needs no transform.
+    const message = `The edits since baseVersion ${baseVersion} cannot be merged; read the document and rebase`
+    return reject("base_version_too_old", message, {
+      version: state.version,
+      oldestBaseVersion: state.version,
+    })
+  }
   const resultLength = codePointLength(state.content) + lengthDelta(transformed)
   if (resultLength > MAX_CONTENT_LENGTH) return tooLarge(resultLength)
+  const inserted = transformed.reduce((sum, op) => sum + (op.op === "insert" ? op.text.length : 0), 0)
+  if (mayExceedBytes(state.content.length + inserted)) {
+    const bytes = jsonBytes(applyOps(state.content, transformed))
+    if (bytes > MAX_CONTENT_BYTES) return tooManyBytes(bytes)
+  }
   return Effect.succeed([{ type: "Edited", baseVersion, ops: transformed } as const])
 }
 
@@ -104,6 +172,8 @@ const decide = (state: DocumentState, command: DocumentCommand) => {
       if (state.created) return reject("already_created", "The document already exists")
       const length = codePointLength(command.content)
       if (length > MAX_CONTENT_LENGTH) return tooLarge(length)
+      const bytes = mayExceedBytes(command.content.length) ? jsonBytes(command.content) : 0
+      if (bytes > MAX_CONTENT_BYTES) return tooManyBytes(bytes)
       return Effect.succeed([{ type: "Created", title: command.title, content: command.content } as const])
     }
     case "Rename":
@@ -125,7 +195,7 @@ const evolve = (state: DocumentState, event: DocumentEvent): DocumentState => {
       return { ...state, version, title: event.title }
     case "Edited": {
       const recentEdits = [...state.recentEdits, { version, ops: event.ops }]
-      const forgotten = recentEdits.length > EDIT_WINDOW ? recentEdits.splice(0, recentEdits.length - EDIT_WINDOW) : []
+      const forgotten = trimWindow(recentEdits)
       return {
         ...state,
         version,

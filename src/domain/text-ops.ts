@@ -10,10 +10,26 @@ import { Schema } from "effect"
 import { type TextOp, insert, remove, type as textType } from "ot-text-unicode"
 import { NonNegativeSafeInt, PositiveSafeInt } from "./entity.js"
 
+/**
+ * Text without unpaired surrogates. ot-text-unicode (through unicount) takes any surrogate
+ * for the first half of a pair, so a lone one shifts its positions against ours and the
+ * transform throws; refusing them at decode keeps every count in agreement.
+ */
+const wellFormed = Schema.makeFilter(
+  (text: string) => !/\p{Cs}/u.test(text) || "Expected text without unpaired surrogates (U+D800–U+DFFF)",
+  { expected: "text without unpaired surrogates" },
+)
+export const WellFormedText = Schema.String.pipe(Schema.check(wellFormed))
+
 export const InsertOp = Schema.Struct({ op: Schema.Literal("insert"), at: NonNegativeSafeInt, text: Schema.NonEmptyString })
 export const DeleteOp = Schema.Struct({ op: Schema.Literal("delete"), at: NonNegativeSafeInt, length: PositiveSafeInt })
 export const TextEditOp = Schema.Union([InsertOp, DeleteOp])
 export type TextEditOp = typeof TextEditOp.Type
+/** An op as a command carries it: inserted text must be well formed (events keep `TextEditOp`). */
+export const TextEditOpInput = Schema.Union([
+  Schema.Struct({ ...InsertOp.fields, text: Schema.NonEmptyString.pipe(Schema.check(wellFormed)) }),
+  DeleteOp,
+])
 
 export const codePointLength = (text: string): number => {
   let length = 0

@@ -1,7 +1,8 @@
 /**
  * Memory search and retrieval: `GET /v1/memory/{ns}/search` (full text, bm25-ranked, or
  * semantic with `mode=semantic` when Workers AI and Vectorize are bound; filtered by tags,
- * type and time, paged by cursor) and `GET /v1/memory/{ns}/items/{hash}`
+ * type and time, paged by cursor: at most `limit` hits and PAGE_BYTES of JSON, at least one)
+ * and `GET /v1/memory/{ns}/items/{hash}`
  * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
  */
 import type { Context } from "hono"

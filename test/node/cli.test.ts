@@ -1,7 +1,7 @@
 // The emberlog CLI as users run it: the bundled executable in a child process against the
 // Worker served by wrangler (rebuilt from source first, so the test never runs a stale bundle).
 import { execFile, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PassThrough } from "node:stream"
@@ -135,3 +135,35 @@ it("answers bad usage with 2, server refusals and unreachable servers with 3, an
   }
   expect(await cli("--help")).toMatchObject({ code: 0, stdout: expect.stringContaining("Exit codes") })
 }, 60_000)
+
+it("exports a log larger than a reply can carry (140 events of 250 KB, 35 MB) that replays and verifies", async () => {
+  const id = `cli-big-${Date.now()}`
+  const reason = "r".repeat(250_000)
+  for (let batch = 0; batch < 14; batch++) {
+    const increments = Array.from({ length: 10 }, (_, i) => ({
+      type: "Increment",
+      by: 1,
+      reason: `${batch * 10 + i}${reason}`,
+    }))
+    const sent = await Promise.all(increments.map((command) => send(id, command)))
+    expect(sent.map((response) => response.status)).toEqual(Array(10).fill(200))
+  }
+  const file = join(dir, `${id}.ndjson`)
+  const fd = openSync(file, "w")
+  const args = [bin, "export", `counter/${id}`, "--url", base]
+  const child = spawn(process.execPath, args, { stdio: ["ignore", fd, "pipe"] })
+  let stderr = ""
+  child.stderr!.on("data", (chunk) => (stderr += chunk))
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+  closeSync(fd)
+  expect({ code, stderr }).toEqual({ code: 0, stderr: "" })
+  const lines = readFileSync(file, "utf8").trim().split("\n")
+  expect(lines.map((line) => JSON.parse(line).seq)).toEqual(Array.from({ length: 140 }, (_, i) => i + 1))
+  const replayed = await cli("replay", file, "--entity", "counter", "--json")
+  expect(replayed.code).toBe(0)
+  expect(JSON.parse(replayed.stdout)).toMatchObject({
+    version: 140,
+    chain: { ok: true, events: 140 },
+    state: { value: 140 },
+  })
+}, 120_000)

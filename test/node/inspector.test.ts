@@ -106,6 +106,26 @@ it("pages long logs 50 events at a time, newest first", async () => {
   await page.close()
 }, 60_000)
 
+it("fills its pages when the server ends them early because the events are large", async () => {
+  const base = baseOf(open)
+  const id = `inspect-large-${Date.now()}`
+  const reason = "r".repeat(150_000)
+  // 50 events of 150 KB are 7.5 MB, more than one page of the API holds: the script follows next.
+  for (let i = 0; i < 11; i++) {
+    const command = { type: "Increment", by: 1, reason }
+    const sent = await Promise.all(Array.from({ length: 10 }, () => send(base, `/v1/counter/${id}`, command)))
+    expect(sent.map((response) => response.status)).toEqual(Array(10).fill(200))
+  }
+  const page = await browser.newPage()
+  await page.goto(`${base}/inspect/counter/${id}`)
+  await expect.poll(() => rows(page).count()).toBe(50)
+  await page.click("#older")
+  await expect.poll(() => rows(page).count()).toBe(100)
+  const seqs = await rows(page).evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-seq"))))
+  expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => 110 - i))
+  await page.close()
+}, 90_000)
+
 it("with auth on, reads and follows with the token from its token field (session storage)", async () => {
   const base = baseOf(secured)
   const id = `inspect-auth-${Date.now()}`

@@ -1,21 +1,43 @@
-import { Effect, Exit } from "effect"
+import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { Document, type DocumentCommand, type DocumentState, EDIT_WINDOW } from "../../src/domain/document.js"
+import {
+  Document, type DocumentCommand, type DocumentEvent, type DocumentState, EDIT_WINDOW, MAX_STATE_BYTES,
+} from "../../src/domain/document.js"
+import { jsonBytes } from "../../src/domain/json-size.js"
 import type { DomainError } from "../../src/domain/entity.js"
 import { applyOps, codePointLength, firstOutOfRange, textType, toTextOp, transformAgainst, type TextEditOp } from "../../src/domain/text-ops.js"
 import { propertyParameters } from "../../src/testing/index.js"
 import { text, textOp } from "./arbitraries.js"
 
 /** Given commands, the state they lead to; a refused command throws with its code. */
-const given = (...commands: ReadonlyArray<DocumentCommand>): DocumentState =>
-  commands.reduce((state, command) => Document.replay(state, Effect.runSync(Document.decide(state, command))), Document.initial)
+const givenFrom = (start: DocumentState, ...commands: ReadonlyArray<DocumentCommand>): DocumentState =>
+  commands.reduce((state, command) => Document.replay(state, Effect.runSync(Document.decide(state, command))), start)
+const given = Object.assign(
+  (...commands: ReadonlyArray<DocumentCommand>) => givenFrom(Document.initial, ...commands),
+  { from: givenFrom },
+)
 
 const refusal = (state: DocumentState, command: DocumentCommand): string | undefined => {
   const exit = Effect.runSyncExit(Document.decide(state, command))
   if (Exit.isSuccess(exit)) return undefined
   const reason = exit.cause.reasons[0]
   return reason && "error" in reason ? (reason.error as DomainError).code : "defect"
+}
+
+/** What the actor does with a raw command: decode, then decide; a defect (a 500) throws. */
+type Decision =
+  | { readonly refused: string }
+  | { readonly state: DocumentState; readonly events: ReadonlyArray<DocumentEvent> }
+const decision = (state: DocumentState, command: DocumentCommand): Decision => {
+  const decoded = Document.decodeCommand(command)
+  if (!decoded.ok) return { refused: "invalid_command" }
+  const exit = Effect.runSyncExit(Document.decide(state, decoded.command))
+  if (Exit.isSuccess(exit)) return { state: Document.replay(state, exit.value), events: exit.value }
+  const reason = exit.cause.reasons[0]
+  // A defect (a thrown error) is what a 500 is made of: the tests fail on it.
+  if (!reason || !("error" in reason)) throw Cause.squash(exit.cause)
+  return { refused: (reason.error as DomainError).code }
 }
 
 const edit = (baseVersion: number, ...ops: Array<TextEditOp>): DocumentCommand => ({ type: "Edit", baseVersion, ops })
@@ -107,5 +129,136 @@ describe("document", () => {
       }),
       propertyParameters({ numRuns: 500 }),
     )
+  })
+
+  describe("bounded state", () => {
+    const stateBytes = (state: DocumentState) => jsonBytes(Document.encodeState(state))
+    it("keeps the state within the row limit when each edit inserts and deletes 200 KB", () => {
+      const big = "x".repeat(200_000)
+      let state = given({ type: "Create", title: "t", content: "hello" })
+      for (let i = 0; i < EDIT_WINDOW + 20; i++) {
+        state = given.from(state, edit(state.version, ins(0, big), del(0, big.length)))
+        expect(stateBytes(state)).toBeLessThanOrEqual(MAX_STATE_BYTES)
+      }
+      expect(state.content).toBe("hello")
+      // The window dropped the big edits: a base that old is refused, the head still merges.
+      expect(refusal(state, edit(state.version - 20, ins(0, "y")))).toBe("base_version_too_old")
+      expect(refusal(state, edit(state.version, ins(0, "y")))).toBeUndefined()
+    }, 60_000)
+
+    it("still transforms concurrent edits within the window after large edits", () => {
+      const big = "z".repeat(100_000)
+      let state = given({ type: "Create", title: "t", content: "hello" }, edit(1, ins(5, big), del(5, big.length)))
+      const base = state.version
+      state = given.from(state, edit(base, ins(0, ">> ")), edit(base, ins(5, "!")), edit(base, del(0, 1)))
+      expect(state.content).toBe(">> ello!")
+    })
+
+    it("refuses a document whose content cannot fit a row, even under the character cap", () => {
+      // 400k NULs are 2.4 MB of JSON: fewer characters than the cap, more bytes than a row holds.
+      const nuls = "\u0000".repeat(400_000)
+      expect(refusal(Document.initial, { type: "Create", title: "t", content: nuls })).toBe("document_too_large")
+      let state = given({ type: "Create", title: "t", content: "" })
+      let refused: string | undefined
+      for (let i = 0; i < 12 && refused === undefined; i++) {
+        refused = refusal(state, edit(state.version, ins(0, "\u0001".repeat(200_000))))
+        if (refused === undefined) state = given.from(state, edit(state.version, ins(0, "\u0001".repeat(200_000))))
+        expect(stateBytes(state)).toBeLessThanOrEqual(MAX_STATE_BYTES)
+      }
+      expect(refused).toBe("document_too_large")
+    }, 60_000)
+
+    // Texts from a few characters to a few hundred thousand, in the characters whose JSON is
+    // largest (escaped controls, quotes, astral pairs, CJK) as well as plain ASCII.
+    const unit = fc.constantFrom("a", "\u0000", '"', "😀", "語", "é", "\n")
+    const chunk = fc.oneof(
+      { weight: 3, arbitrary: fc.string({ unit, minLength: 1, maxLength: 8 }) },
+      { weight: 1, arbitrary: fc.tuple(unit, fc.integer({ min: 1_000, max: 240_000 })).map(([c, n]) => c.repeat(n)) },
+    )
+    const where = { back: fc.nat({ max: 3 }), at: fc.nat({ max: 1 << 20 }) }
+    const step = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ ...where, text: chunk, deleteToo: fc.boolean() }) },
+      { weight: 1, arbitrary: fc.record({ ...where, length: fc.integer({ min: 1, max: 300_000 }) }) },
+    )
+
+    it("never lets the encoded state exceed the row limit (random large edits)", () => {
+      fc.assert(
+        fc.property(chunk, fc.array(step, { minLength: 1, maxLength: 12 }), (content, steps) => {
+          const created = decision(Document.initial, { type: "Create", title: "t", content })
+          let state = "state" in created ? created.state : given({ type: "Create", title: "t", content: "" })
+          for (const s of steps) {
+            const length = [...state.content].length
+            const at = length === 0 ? 0 : s.at % (length + 1)
+            const from = Math.min(at, Math.max(0, length - 1))
+            const ops: Array<TextEditOp> =
+              "text" in s
+                ? [ins(at, s.text), ...(s.deleteToo ? [del(at, [...s.text].length)] : [])]
+                : length === 0
+                  ? [ins(0, "q")]
+                  : [del(from, Math.max(1, Math.min(s.length, length - from)))]
+            const outcome = decision(state, edit(Math.max(state.createdAt, state.version - s.back), ...ops))
+            if ("state" in outcome) state = outcome.state
+            expect(stateBytes(state)).toBeLessThanOrEqual(MAX_STATE_BYTES)
+          }
+        }),
+        propertyParameters({ numRuns: 100 }),
+      )
+    }, 60_000)
+  })
+
+  describe("lone surrogates", () => {
+    it("refuses an unpaired surrogate in inserted text, content and title with its path", () => {
+      const created = given({ type: "Create", title: "t", content: "ab" })
+      for (const [command, path] of [
+        [edit(1, ins(0, "\ud83d")), ["ops", 0, "text"]],
+        [edit(1, ins(0, "x"), ins(0, "a\ude00b")), ["ops", 1, "text"]],
+        [{ type: "Create", title: "t", content: "x\ud83d" }, ["content"]],
+        [{ type: "Rename", title: "\udc00" }, ["title"]],
+      ] as const) {
+        const decoded = Document.decodeCommand(command)
+        expect(decoded.ok).toBe(false)
+        if (!decoded.ok) expect(decoded.error.issues.map((issue) => issue.path)).toContainEqual(path)
+      }
+      expect(Document.decodeCommand(edit(1, ins(0, "😀"))).ok).toBe(true)
+      expect(refusal(created, edit(1, ins(0, "😀")))).toBeUndefined()
+    })
+
+    it("refuses (422), never fails, to merge over an unpaired surrogate logged before the check", () => {
+      const created = given({ type: "Create", title: "t", content: "ab" })
+      const legacy = Document.replay(created, [{ type: "Edited", baseVersion: 1, ops: [ins(0, "\ud83d")] }])
+      expect(decision(legacy, edit(1, ins(1, "c")))).toEqual({ refused: "base_version_too_old" })
+      expect(decision(legacy, edit(2, ins(0, "c")))).toMatchObject({ state: { content: "c\ud83dab" } })
+    })
+
+    it("never fails and never corrupts content for arbitrary strings, lone surrogates included", () => {
+      const unit = fc.oneof(fc.constantFrom("\ud83d", "\ude00", "😀", "a", "b"), fc.string({ unit: "binary", maxLength: 1 }))
+      const anyText = fc.string({ unit, maxLength: 6 })
+      const at = fc.nat({ max: 6 })
+      const anyOp = fc.oneof(
+        fc.record({ op: fc.constant("insert" as const), at, text: anyText.filter((t) => t.length > 0) }),
+        fc.record({ op: fc.constant("delete" as const), at, length: fc.integer({ min: 1, max: 3 }) }),
+      )
+      const oneEdit = fc.record({ back: fc.nat({ max: 3 }), ops: fc.array(anyOp, { minLength: 1, maxLength: 3 }) })
+      const edits = fc.array(oneEdit, { maxLength: 8 })
+      const cases = fc.tuple(anyText, edits)
+      fc.assert(
+        fc.property(cases, ([content, edits]) => {
+          const created = decision(Document.initial, { type: "Create", title: "t", content })
+          if (!("state" in created)) return
+          let state = created.state
+          const log: Array<ReadonlyArray<TextEditOp>> = []
+          for (const { back, ops } of edits) {
+            const outcome = decision(state, edit(Math.max(1, state.version - back), ...ops))
+            if (!("state" in outcome)) continue
+            const event = outcome.events[0]!
+            log.push(event.type === "Edited" ? event.ops : [])
+            state = outcome.state
+          }
+          expect(/\p{Cs}/u.test(state.content)).toBe(false)
+          expect(log.reduce((text, ops) => applyOps(text, ops), content)).toBe(state.content)
+        }),
+        propertyParameters({ numRuns: 500 }),
+      )
+    }, 60_000)
   })
 })

@@ -95,10 +95,16 @@ async function travel() {
   }
 }
 
+// Laying out a table cell of a few hundred KB takes the browser seconds: long data is cut in the table.
+const DATA_SHOWN = 2000;
+
 function eventRow(event) {
   const row = document.createElement("tr");
   row.dataset.seq = String(event.seq);
-  const cells = [event.seq, new Date(event.meta.at).toISOString(), event.type, event.meta.principal, JSON.stringify(event.data), event.hash.slice(0, 12) + "…"];
+  const json = JSON.stringify(event.data);
+  const data = json.length > DATA_SHOWN ? json.slice(0, DATA_SHOWN) + "… (" + json.length + " characters)" : json;
+  const at = new Date(event.meta.at).toISOString();
+  const cells = [event.seq, at, event.type, event.meta.principal, data, event.hash.slice(0, 12) + "…"];
   for (const value of cells) row.append(Object.assign(document.createElement("td"), { textContent: String(value) }));
   row.lastChild.title = event.hash;
   row.addEventListener("click", () => {
@@ -109,10 +115,22 @@ function eventRow(event) {
   return row;
 }
 
+/** Up to count events after a seq, following next: the server ends a page early when its events are large. */
+async function readEvents(after, count) {
+  const events = [];
+  for (let cursor = after; events.length < count; ) {
+    const page = await api(base() + "/events?after=" + cursor + "&limit=" + (count - events.length));
+    events.push(...page.events);
+    if (page.next === null || page.events.length === 0) break;
+    cursor = page.next;
+  }
+  return { events };
+}
+
 async function loadOlder() {
   if (view.oldest === null || view.oldest <= 1) return;
   const after = Math.max(0, view.oldest - 1 - PAGE);
-  const page = await api(base() + "/events?after=" + after + "&limit=" + Math.min(PAGE, view.oldest - 1));
+  const page = await readEvents(after, Math.min(PAGE, view.oldest - 1));
   const body = $("events");
   for (const event of page.events.slice().reverse()) body.append(eventRow(event));
   view.oldest = after + 1;
@@ -227,7 +245,7 @@ async function open(kind, id) {
     await refreshState();
     checkChain();
     const after = Math.max(0, view.version - PAGE);
-    const page = await api(base() + "/events?after=" + after + "&limit=" + PAGE);
+    const page = await readEvents(after, PAGE);
     if (opened !== view.opened) return;
     for (const event of page.events.slice().reverse()) $("events").append(eventRow(event));
     // Events appended since the head was read are on the page already: follow from the last one shown.
