@@ -187,6 +187,7 @@ export const createApp = () => {
       correlationId: c.req.header("X-Correlation-Id") || undefined,
       causationId: c.req.header("X-Causation-Id") || undefined,
       principal: c.get("principal").sub,
+      scopes: [...c.get("principal").scopes],
     }
     const outcome = unwrap(await actor.command(request))
     if (outcome.replayed) c.header("Idempotent-Replayed", "true")

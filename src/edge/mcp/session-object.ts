@@ -11,6 +11,8 @@
  */
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from "@modelcontextprotocol/server"
 import { DurableObject } from "cloudflare:workers"
+import type { CommandRequest } from "../../actors/actor-core.js"
+import type { ActorApi } from "../../actors/durable-actor.js"
 import { actorStub } from "../../actors/kinds.js"
 import type { Principal } from "../../infra/tokens.js"
 import { SessionEventLog } from "./event-log.js"
@@ -29,12 +31,21 @@ const decodePrincipal = (json: string): Principal => {
   return { sub, tenant, scopes: new Set(scopes) }
 }
 
+/** The caller's principal and scopes go with every command a tool sends (a session's rules decide by them). */
+const asCaller = (actor: ActorApi, principal: Principal): ActorApi =>
+  new Proxy(actor, {
+    get: (target, key) =>
+      key === "command"
+        ? (request: CommandRequest) => target.command({ ...request, principal: principal.sub, scopes: [...principal.scopes] })
+        : Reflect.get(target, key),
+  })
+
 export const directoryFor = (bindings: { readonly [binding: string]: unknown }, principal: Principal): ActorDirectory => ({
   principal,
   actor: (kind, id) => {
     const actor = actorStub(bindings, principal.tenant, kind, id)
     if (actor === undefined) throw new Error(`Unknown kind ${kind}`)
-    return actor
+    return asCaller(actor, principal)
   },
 })
 

@@ -1,0 +1,66 @@
+// MCP authority: the session ACL as the MCP server applies it, subscriptions/listen's scope and limits.
+import { createExecutionContext, env } from "cloudflare:test"
+import { SignJWT } from "jose"
+import { describe, expect, it } from "vitest"
+import worker from "../../src/edge/worker.js"
+import { BASE, freshId } from "./helpers.js"
+
+const SECRET = "mcp-auth-test-secret-" + crypto.randomUUID()
+const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+  "io.modelcontextprotocol/clientCapabilities": {},
+}
+const ACCEPT = { "content-type": "application/json", accept: "application/json, text/event-stream" }
+const fetchWorker = (request: Request, settings: Record<string, unknown> = {}) =>
+  worker.fetch(request, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never, createExecutionContext())
+const token = (sub: string, scope: string) =>
+  new SignJWT({ sub, scope, tenant: "acme" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(SECRET))
+
+/** A modern (2026-07-28) JSON-RPC request; the body is read as JSON or as the SSE data line carrying it. */
+const modern = async (as: string, method: string, params: Record<string, unknown>) => {
+  const headers: Record<string, string> = { ...ACCEPT, Authorization: `Bearer ${as}`, "mcp-protocol-version": "2026-07-28", "mcp-method": method }
+  if (typeof params.name === "string") headers["mcp-name"] = params.name
+  const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { ...params, _meta: MODERN_META } })
+  const response = await fetchWorker(new Request(`${BASE}/mcp`, { method: "POST", body, headers }))
+  const text = await response.text()
+  const dataLine = text.split("\n").find((line) => line.startsWith("data: {"))
+  return { status: response.status, json: dataLine !== undefined ? JSON.parse(dataLine.slice(6)) : text ? JSON.parse(text) : undefined }
+}
+const callTool = async (as: string, name: string, args: Record<string, unknown>) => (await modern(as, "tools/call", { name, arguments: args })).json.result
+const sessionCommand = async (id: string, as: string, body: unknown) =>
+  fetchWorker(new Request(`${BASE}/v1/session/${id}/commands`, { method: "POST", body: JSON.stringify(body), headers: { Authorization: `Bearer ${as}` } }))
+
+describe("the session ACL in MCP", () => {
+  it("binds a principal only by a session it opened itself", async () => {
+    const sub = freshId("victim")
+    const victim = await token(sub, "read write")
+    const mallory = await token("mallory", "read write")
+    // Mallory may open a session under the victim's id only as her own; it binds nobody else.
+    expect((await sessionCommand(sub, mallory, { type: "Open", ttlSeconds: 600 })).status).toBe(200)
+    const read = await callTool(victim, "read_state", { kind: "counter", id: freshId() })
+    expect(read.isError).toBeFalsy()
+    expect((await sessionCommand(sub, mallory, { type: "Close" })).status).toBe(200)
+    expect((await callTool(victim, "read_state", { kind: "counter", id: freshId() })).isError).toBeFalsy()
+  })
+
+  it("refuses another writer's Close of a user's session, and a user's own Grant, through the MCP tools too", async () => {
+    const sub = freshId("alice")
+    const alice = await token(sub, "read write")
+    const mallory = await token("mallory", "read write")
+    const admin = await token("root", "read write admin")
+    expect((await sessionCommand(sub, alice, { type: "Open", ttlSeconds: 600 })).status).toBe(200)
+    // Even with the tool granted, granting itself needs admin.
+    for (const tool of ["read_state", "session_grant"]) expect((await sessionCommand(sub, admin, { type: "Grant", tool })).status).toBe(200)
+    const closed = await callTool(mallory, "session_close", { id: sub })
+    expect([closed.isError, JSON.stringify(closed.content)]).toEqual([true, expect.stringContaining("not_session_owner")])
+    const granted = await callTool(alice, "session_grant", { id: sub, tool: "counter_increment" })
+    expect([granted.isError, JSON.stringify(granted.content)]).toEqual([true, expect.stringContaining("insufficient_scope")])
+    // The admin's own scopes go with its tool call.
+    expect((await callTool(admin, "session_grant", { id: sub, tool: "read_events" })).isError).toBeFalsy()
+    const read = await callTool(alice, "read_state", { kind: "session", id: sub })
+    expect(read.isError).toBeFalsy()
+    expect(read.structuredContent.state).toMatchObject({ status: "open", user: sub, grants: ["read_state", "session_grant", "read_events"] })
+    expect((await callTool(alice, "counter_increment", { id: freshId(), by: 1 })).isError).toBe(true)
+  })
+})
