@@ -12,6 +12,7 @@ import type { ActorApi } from "../actors/durable-actor.js"
 import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
 import { executorFor } from "../infra/executors.js"
+import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
@@ -139,7 +140,7 @@ export const createApp = () => {
       resource: new URL(c.req.url).origin,
       authorization_servers: c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : [],
       bearer_methods_supported: ["header"],
-      scopes_supported: ["read", "write", "admin"],
+      scopes_supported: SCOPES,
     }),
   )
 
@@ -167,10 +168,10 @@ export const createApp = () => {
     c.json(await (c.env.COUNTER_TOTALS.getByName(c.get("principal").tenant) as unknown as CounterTotalsApi).read()),
   )
 
-  // Admins read any tenant's actors, explicitly, and only here.
-  app.get("/v1/admin/tenants/:tenant/:kind/:id", requireScope("admin"), (c) => readActor(c, c.req.param("tenant")))
-  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", requireScope("admin"), (c) => readActorEvents(c, c.req.param("tenant")))
-  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", requireScope("admin"), (c) => verifyActor(c, c.req.param("tenant")))
+  // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.
+  app.get("/v1/admin/tenants/:tenant/:kind/:id", requireScope("operator"), (c) => readActor(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", requireScope("operator"), (c) => readActorEvents(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", requireScope("operator"), (c) => verifyActor(c, c.req.param("tenant")))
 
   app.post("/v1/:kind/:id/commands", requireScope("write"), async (c) => {
     const actor = actorOf(c, c.req.param("kind"), c.req.param("id"))

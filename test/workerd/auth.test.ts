@@ -70,6 +70,7 @@ describe("authentication", () => {
   it("serves protected-resource metadata naming the issuer", async () => {
     const response = await body(await call("/.well-known/oauth-protected-resource", { settings: { JWT_ISSUER: "https://issuer.example" } }))
     expect(response.body).toMatchObject({ resource: "http://emberlog.test", authorization_servers: ["https://issuer.example"], bearer_methods_supported: ["header"] })
+    expect(response.body.scopes_supported).toEqual(["read", "write", "admin", "operator"])
   })
 })
 
@@ -184,13 +185,47 @@ describe("tenancy", () => {
     member.close(1000)
   })
 
-  it("lets only admins read another tenant, through the explicit admin route", async () => {
+  it("lets only operators read another tenant, through the explicit admin route", async () => {
     const id = freshId()
     await increment(id, await token("alice", "write", { tenant: "acme" }))
-    const admin = await token("root", "read admin", { tenant: "ops" })
-    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: admin }))).body).toMatchObject({ version: 1, state: { value: 1 } })
-    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: admin }))).body.ok).toBe(true)
+    const operator = await token("root", "read operator", { tenant: "ops" })
+    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: operator }))).body).toMatchObject({ version: 1, state: { value: 1 } })
+    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: operator }))).body.ok).toBe(true)
     expect((await call(`/v1/admin/tenants/acme/counter/${id}`, { token: await token("bob", "read write", { tenant: "other" }) })).status).toBe(403)
+  })
+
+  it("keeps admin within its own tenant: verify there, nothing of another tenant's", async () => {
+    const id = freshId()
+    await increment(id, await token("alice", "write", { tenant: "acme" }))
+    const evilAdmin = await token("mallory", "read write admin", { tenant: "evil" })
+    for (const path of [`/v1/admin/tenants/acme/counter/${id}`, `/v1/admin/tenants/acme/counter/${id}/events`, `/v1/admin/tenants/acme/counter/${id}/verify`]) {
+      const refused = await body(await call(path, { token: evilAdmin }))
+      expect([path, refused.status, refused.body.error.code, refused.body.error.details]).toEqual([path, 403, "insufficient_scope", { scope: "operator" }])
+    }
+    const acmeAdmin = await token("boss", "read admin", { tenant: "acme" })
+    expect((await body(await call(`/v1/counter/${id}/verify`, { token: acmeAdmin }))).body).toMatchObject({ ok: true, events: 1 })
+  })
+
+  it("never makes a sub without a tenant claim into that tenant, unless TENANT_FROM_SUB says so", async () => {
+    const id = freshId()
+    const alice = await token("alice", "write", { tenant: "globex" })
+    await call(`/v1/counter/${id}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 5 }), token: alice })
+    // A user who is called "globex" is not the tenant globex.
+    const named = await token("globex", "read write admin")
+    expect((await body(await call(`/v1/counter/${id}`, { token: named }))).body).toMatchObject({ version: 0 })
+    expect((await body(await call(`/v1/counter/${id}/verify`, { token: named }))).body).toMatchObject({ ok: true, events: 0 })
+    // Their own namespace is theirs across requests, and kept apart from every tenant's.
+    expect((await increment(id, named)).status).toBe(200)
+    expect((await body(await call(`/v1/counter/${id}`, { token: await token("globex", "read") }))).body.version).toBe(1)
+    expect((await body(await call(`/v1/counter/${id}`, { token: await token("alice", "read", { tenant: "globex" }) }))).body.state).toEqual({ value: 5 })
+    // On a subdomain of BASE_DOMAIN too.
+    const settings = { BASE_DOMAIN: "emberlog.test" }
+    expect((await body(await call(`/v1/counter/${id}`, { token: named, settings, host: "globex.emberlog.test" }))).body.state).toEqual({ value: 1 })
+    const personal = await body(await call(`/v1/counter/${id}`, { token: await token("alice", "read", { tenant: "globex" }), settings, host: "globex.emberlog.test" }))
+    expect(personal.body.state).toEqual({ value: 5 })
+    // Configured so, every sub is its own tenant (deployments with no tenant claims at all).
+    const fromSub = { TENANT_FROM_SUB: "true" }
+    expect((await body(await call(`/v1/counter/${id}`, { token: named, settings: fromSub }))).body.state).toEqual({ value: 5 })
   })
 
   it("routes {user}.BASE_DOMAIN to that user's namespace and refuses other users' tokens", async () => {
