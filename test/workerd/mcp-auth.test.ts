@@ -64,3 +64,76 @@ describe("the session ACL in MCP", () => {
     expect((await callTool(alice, "counter_increment", { id: freshId(), by: 1 })).isError).toBe(true)
   })
 })
+
+describe("subscriptions/listen", () => {
+  const listen = async (as: string, uris: Array<unknown>) => {
+    const headers = { ...ACCEPT, Authorization: `Bearer ${as}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" }
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 9, method: "subscriptions/listen", params: { notifications: { resourceSubscriptions: uris }, _meta: MODERN_META } })
+    return fetchWorker(new Request(`${BASE}/mcp`, { method: "POST", body, headers }))
+  }
+  const errorOf = async (response: Response) => ({ status: response.status, ...((await response.json()) as { id: unknown; error: { code: number; message: string } }) })
+
+  it("needs the read scope", async () => {
+    const refused = await errorOf(await listen(await token("writer", "write"), [`emberlog://counter/${freshId()}`]))
+    expect(refused).toMatchObject({ status: 403, id: 9, error: { code: -32000, message: expect.stringContaining("read scope") } })
+  })
+
+  it("takes at most 100 resources per listen, each a valid resource URI", async () => {
+    const reader = await token("reader", "read")
+    const many = Array.from({ length: 101 }, (_, i) => `emberlog://counter/c-${i}`)
+    const tooMany = await errorOf(await listen(reader, many))
+    expect(tooMany).toMatchObject({ id: 9, error: { code: -32602, message: expect.stringContaining("100") } })
+    for (const bad of ["emberlog://counter/bad id", "emberlog://nokind/x", `emberlog://counter/${"x".repeat(129)}`, "https://example.com/", 7]) {
+      const invalid = await errorOf(await listen(reader, [`emberlog://counter/${freshId()}`, bad]))
+      expect([bad, invalid.error.code, invalid.error.message]).toEqual([bad, -32602, expect.stringContaining("resource")])
+    }
+    // Exactly the cap is a stream.
+    const ok = await listen(reader, many.slice(0, 100))
+    expect([ok.status, ok.headers.get("content-type")]).toEqual([200, expect.stringContaining("text/event-stream")])
+    await ok.body?.cancel()
+  })
+})
+
+describe("resources/subscribe (2025-11-25 sessions)", () => {
+  const legacy = async (as: string, body: unknown, sessionId?: string) => {
+    const headers: Record<string, string> = { ...ACCEPT, Authorization: `Bearer ${as}` }
+    if (sessionId !== undefined) Object.assign(headers, { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" })
+    const response = await fetchWorker(new Request(`${BASE}/mcp`, { method: "POST", body: JSON.stringify(body), headers }))
+    const text = await response.text()
+    const dataLine = text.split("\n").find((line) => line.startsWith("data: {"))
+    return { headers: response.headers, json: dataLine !== undefined ? JSON.parse(dataLine.slice(6)) : text ? JSON.parse(text) : undefined }
+  }
+  const initialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }
+
+  it("needs the read scope", async () => {
+    const writer = await token("writer", "write")
+    const sessionId = (await legacy(writer, initialize)).headers.get("mcp-session-id")!
+    const subscribe = { jsonrpc: "2.0", id: 2, method: "resources/subscribe", params: { uri: `emberlog://counter/${freshId()}` } }
+    const refused = await legacy(writer, subscribe, sessionId)
+    expect(refused.json.error.message).toContain("read scope")
+  })
+})
+
+describe("following resources", () => {
+  it("a listen tells the client when a followed actor appends", async () => {
+    const id = freshId()
+    const as = await token("follower", "read write")
+    const headers = { ...ACCEPT, Authorization: `Bearer ${as}`, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" }
+    const uri = `emberlog://counter/${id}`
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 3, method: "subscriptions/listen", params: { notifications: { resourceSubscriptions: [uri] }, _meta: MODERN_META } })
+    const response = await fetchWorker(new Request(`${BASE}/mcp`, { method: "POST", body, headers }))
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ""
+    const until = async (needle: string) => {
+      const deadline = Date.now() + 10_000
+      while (!text.includes(needle) && Date.now() < deadline) text += (await reader.read()).value ?? ""
+    }
+    await until("notifications/subscriptions/acknowledged")
+    await new Promise((resolve) => setTimeout(resolve, 200)) // the follower connects after the acknowledgement
+    await fetchWorker(new Request(`${BASE}/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', headers: { Authorization: `Bearer ${as}` } }))
+    await until("notifications/resources/updated")
+    await reader.cancel()
+    expect(text).toContain("notifications/resources/updated")
+    expect(text).toContain(uri)
+  })
+})

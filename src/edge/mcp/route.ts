@@ -16,8 +16,8 @@ import { scopedName } from "../../actors/names.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { commaList } from "../params.js"
-import { followResource } from "./follow.js"
-import { buildMcpServer } from "./server.js"
+import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
+import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
 import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
@@ -34,19 +34,47 @@ const modernHandler = () =>
 /** Created once per isolate: per request, the factory builds a server for that caller. */
 const modern = modernHandler()
 
+/** A JSON-RPC error answering request `id` (the SDK answers in-band errors with 200 too). */
+const rpcError = (id: unknown, code: number, message: string, data?: unknown, status = 200) =>
+  Response.json({ jsonrpc: "2.0", id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } }, { status })
+
+/** Why a listen may not start (scope, count, URIs), before any follower is opened. */
+const refuseListen = (message: unknown, principal: Principal): Response | undefined => {
+  const { id, params } = message as { id?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } }
+  if (!principal.scopes.has("read")) {
+    return rpcError(id, -32000, "subscriptions/listen needs the read scope", { scope: "read" }, 403)
+  }
+  const uris = params?.notifications?.resourceSubscriptions
+  if (uris === undefined) return undefined
+  if (!Array.isArray(uris)) return rpcError(id, -32602, "Invalid params: resourceSubscriptions must be an array of resource URIs")
+  if (uris.length > MAX_FOLLOWED_RESOURCES) {
+    return rpcError(id, -32602, `Invalid params: at most ${MAX_FOLLOWED_RESOURCES} resourceSubscriptions per listen (got ${uris.length})`, {
+      max: MAX_FOLLOWED_RESOURCES,
+    })
+  }
+  const invalid = uris.filter((uri) => typeof uri !== "string" || parseResourceUri(uri) === undefined)
+  if (invalid.length > 0) {
+    const expected = `${RESOURCE_PREFIX}{kind}/{id} or …/events, ids of 1–128 characters of A-Z a-z 0-9 . _ : -`
+    return rpcError(id, -32602, `Invalid params: not a resource URI of this server (expected ${expected})`, { invalid: invalid.slice(0, 10) })
+  }
+  return undefined
+}
+
 /**
  * `subscriptions/listen` (2026-07-28): a long-lived stream of change notifications. It
  * gets a handler of its own, so its notification bus carries only this caller's
  * resources, and follows each subscribed resource's actor until the client hangs up.
  */
 const listen = async (request: Request, message: unknown, env: Env, principal: Principal): Promise<Response> => {
+  const refused = refuseListen(message, principal)
+  if (refused !== undefined) return refused
   const handler = modernHandler()
   const response = await handler.fetch(request, { authInfo: authInfoFor(principal, { env }) })
   const uris = ((message as { params?: { notifications?: { resourceSubscriptions?: unknown } } })?.params?.notifications?.resourceSubscriptions ?? []) as Array<string>
   if (!response.ok || response.body === null || !Array.isArray(uris)) return response
   const directory = directoryFor(env, principal)
   const followers = await Promise.all(
-    uris.filter((uri) => typeof uri === "string").map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
+    uris.map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
   )
   const stop = () => {
     for (const follower of followers) follower?.close()
