@@ -257,3 +257,83 @@ describe("limits", () => {
     expect((await call("/health", { headers: { Origin: "https://app.example" } })).headers.get("Access-Control-Allow-Origin")).toBeNull()
   })
 })
+
+describe("small holes", () => {
+  it("validates X-Correlation-Id and X-Causation-Id like Idempotency-Key; a bad one appends nothing", async () => {
+    const id = freshId()
+    const writer = await token("writer", "read write")
+    const send = (headers: Record<string, string>) =>
+      call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, headers })
+    for (const header of ["X-Correlation-Id", "X-Causation-Id"]) {
+      for (const value of ["x".repeat(256), "has space", "tab\there"]) {
+        const refused = await body(await send({ [header]: value }))
+        expect([header, value.length, refused.status, refused.body.error.code]).toEqual([header, value.length, 400, "invalid_header"])
+        expect(refused.body.error.message).toContain(header)
+      }
+    }
+    expect((await body(await call(`/v1/counter/${id}`, { token: writer }))).body.version).toBe(0)
+    const ok = await body(await send({ "X-Correlation-Id": "c".repeat(255), "X-Causation-Id": "cause-1" }))
+    expect(ok.body.events[0].meta).toMatchObject({ correlationId: "c".repeat(255), causationId: "cause-1" })
+  })
+
+  it("keeps each tenant's /api/analyze cache apart", async () => {
+    const spec = JSON.stringify({ openapi: "3.0.0", info: { title: `Cached ${freshId()}`, version: "1" }, paths: { "/a": { get: { operationId: "a" } } } })
+    const analyze = async (tenant: string) =>
+      (await call("/api/analyze", { method: "POST", body: JSON.stringify({ specType: "openapi", spec }), token: await token("u", "read", { tenant }) }))
+    const first = await analyze("acme")
+    expect([first.status, first.headers.get("X-Emberlog-Cache")]).toEqual([200, "miss"])
+    expect((await analyze("acme")).headers.get("X-Emberlog-Cache")).toBe("hit")
+    // Another tenant learns nothing about what acme analyzed.
+    expect((await analyze("evil")).headers.get("X-Emberlog-Cache")).toBe("miss")
+  })
+
+  it("with auth off, refuses a foreign Origin or Host on /v1, /api, /ws and /broadcast as on /mcp", async () => {
+    const id = freshId()
+    const dev = (path: string, init: RequestInit & { host?: string } = {}) => {
+      const { host, ...rest } = init
+      return worker.fetch(new Request(new URL(path, host ? `http://${host}` : BASE), rest), env as never, createExecutionContext())
+    }
+    const evil = { Origin: "https://evil.example" }
+    const attempts: Array<[string, RequestInit & { host?: string }]> = [
+      [`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', headers: evil }],
+      [`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', host: "rebound.evil.example" }],
+      [`/v1/counter/${id}`, { headers: evil }],
+      [`/v1/counter/${id}`, { host: "rebound.evil.example" }],
+      [`/v1/counter/${id}/ws`, { headers: { ...evil, Upgrade: "websocket" } }],
+      ["/broadcast", { method: "POST", body: JSON.stringify({ room: id, type: "x", payload: 1 }), headers: evil }],
+      ["/api/generate-from-description", { method: "POST", body: '{"description":"GET /x"}', headers: evil }],
+      ["/ws?room=x&name=n", { headers: { ...evil, Upgrade: "websocket" } }],
+    ]
+    for (const [path, init] of attempts) {
+      const refused = await body(await dev(path, init))
+      expect([path, init.host ?? "", refused.status, refused.body.error.code]).toEqual([path, init.host ?? "", 403, expect.stringMatching(/^invalid_(origin|host)$/)])
+    }
+    expect((await body(await dev(`/v1/counter/${id}`))).body.version).toBe(0)
+    // Its own origin, and a client that sends none, are served.
+    const own = await dev(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', headers: { Origin: BASE } })
+    expect(own.status).toBe(200)
+    expect((await dev(`/v1/counter/${id}`)).status).toBe(200)
+    const mcp = await dev("/mcp", { method: "POST", body: "{}", headers: { ...evil, "content-type": "application/json" } })
+    expect(mcp.status).toBe(403)
+  })
+
+  it("/health asks an external executor at most once every few seconds", async () => {
+    const original = globalThis.fetch
+    const probes: Array<string> = []
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = input instanceof Request ? input.url : String(input)
+      if (!url.startsWith("https://openhands.test/")) return original(input, init)
+      probes.push(url)
+      return new Response("{}", { headers: { "content-type": "application/json" } })
+    }) as typeof fetch
+    try {
+      const settings = { JOB_EXECUTOR: "openhands", OPENHANDS_API_URL: "https://openhands.test" }
+      const answers = await Promise.all(Array.from({ length: 20 }, async () => body(await call("/health", { settings }))))
+      for (const answer of answers) expect(answer.body.executor).toMatchObject({ name: "openhands", healthy: true })
+      for (let i = 0; i < 10; i++) expect((await body(await call("/health", { settings }))).body.status).toBe("ok")
+      expect(probes).toEqual(["https://openhands.test/health"])
+    } finally {
+      globalThis.fetch = original
+    }
+  })
+})

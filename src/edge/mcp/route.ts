@@ -2,20 +2,13 @@
  * `/mcp`: the Streamable HTTP transport in both protocol eras clients speak today.
  * 2026-07-28 requests (stateless) go to the SDK's `createMcpHandler`; 2025-11-25 traffic
  * (initialize, Mcp-Session-Id, GET stream, DELETE) goes to the session's Durable Object.
- * Authentication, tenancy and rate limits are the same middleware as `/v1`.
+ * Authentication, tenancy, rate limits and the Host/Origin check (origin.ts) are the same middleware as `/v1`.
  */
-import {
-  createMcpHandler,
-  isLegacyRequest,
-  localhostAllowedHostnames,
-  originValidationResponse,
-  validateHostHeader,
-} from "@modelcontextprotocol/server"
+import { createMcpHandler, isLegacyRequest } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
-import { commaList } from "../params.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
 import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
 import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
@@ -102,34 +95,12 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
   return new Response(body, { status: response.status, headers: response.headers })
 }
 
-/**
- * Hostnames this server answers to. A DNS-rebinding attack reaches a local server under
- * the attacker's hostname, so with auth off (local development) only localhost names
- * are served unless MCP_ALLOWED_HOSTS says otherwise. Deployed, Cloudflare routes by
- * hostname, so the Host is the Worker's own.
- */
-const allowedHosts = (env: Env): Array<string> | undefined =>
-  env.MCP_ALLOWED_HOSTS ? commaList(env.MCP_ALLOWED_HOSTS) : env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined
-
-/** Hostnames allowed in Origin: the served hosts (or this request's, deployed) and the CORS origins. */
-const allowedOriginHosts = (env: Env, request: Request) => [
-  ...(allowedHosts(env) ?? [new URL(request.url).hostname]),
-  ...commaList(env.CORS_ORIGINS).map((origin) => new URL(origin).hostname),
-]
-
 /** MCP bodies are JSON-RPC messages; large memories go through POST /v1/memory/{ns}/commands. */
 const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) => jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`))
 
 export const mcpRoutes = (app: App) => {
   app.all("/mcp", limitMcpBody, async (c) => {
     const request = c.req.raw
-    const hosts = allowedHosts(c.env)
-    // The Worker sees the Host in the request URL (a Host header may not be present).
-    if (hosts !== undefined && !validateHostHeader(new URL(request.url).host, hosts).ok) {
-      return jsonRpcError(403, -32000, `Invalid Host: ${new URL(request.url).host}`)
-    }
-    const refused = originValidationResponse(request, allowedOriginHosts(c.env, request))
-    if (refused !== undefined) return refused
     const principal = c.get("principal")
     const message = request.method === "POST" ? await request.clone().json().catch(() => undefined) : undefined
     // Neither revision accepts JSON-RPC batches.
