@@ -16,7 +16,7 @@ import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
 
 export type ActorFailure = {
-  /** InvalidInput → 400, Forbidden → 403, Conflict → 409, Rejected → 422, Unavailable → 503 (mapped once, at the edge). */
+  /** InvalidInput 400, Forbidden 403, Conflict 409, Rejected 422, Unavailable 503 (mapped once, at the edge). */
   readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "Rejected" | "Unavailable"
   readonly code: string
   readonly message: string
@@ -218,13 +218,19 @@ export class ActorCore<S = unknown> {
           details: { expected: request.ifMatch, current: this.version },
         })
       }
-      const caller = { principal: request.principal ?? "anonymous", scopes: new Set(request.scopes ?? []), internal: request.internal === true }
+      const caller = {
+        principal: request.principal ?? "anonymous",
+        scopes: new Set(request.scopes ?? []),
+        internal: request.internal === true,
+      }
       const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
         Effect.provideService(Caller, caller),
         Effect.catchIf(
           (error): error is DomainError => error instanceof DomainError,
-          (error) =>
-            fail({ _tag: error instanceof Forbidden ? "Forbidden" : "Rejected", code: error.code, message: error.message, details: error.details }),
+          (error) => {
+            const { code, message, details } = error
+            return fail({ _tag: error instanceof Forbidden ? "Forbidden" : "Rejected", code, message, details })
+          },
         ),
       )
       const now = yield* Clock.currentTimeMillis

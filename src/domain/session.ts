@@ -31,7 +31,11 @@ export const SessionState = Schema.Struct({
 export type SessionState = typeof SessionState.Type
 
 /** `user` defaults to the caller and, when given, must be the caller. */
-export const OpenSession = tagged("Open", { user: Schema.optionalKey(Name), ttlSeconds: Ttl, attributes: Schema.optionalKey(Schema.Record(Schema.String, Json)) })
+export const OpenSession = tagged("Open", {
+  user: Schema.optionalKey(Name),
+  ttlSeconds: Ttl,
+  attributes: Schema.optionalKey(Schema.Record(Schema.String, Json)),
+})
 export const TouchSession = tagged("Touch", {})
 export const SetSessionConfig = tagged("SetConfig", { key: Name, value: Json })
 export const GrantTool = tagged("Grant", { tool: Name })
@@ -54,7 +58,8 @@ export type SessionEvent = typeof SessionEvent.Type
 
 export const initialSession: SessionState = { status: "new", user: "", ttlSeconds: 0, attributes: {}, config: {}, grants: [], expiresAt: 0 }
 
-const notOwner = (user: string) => forbid("not_session_owner", `This session belongs to ${JSON.stringify(user)}; only its user may do that`)
+const notOwner = (user: string) =>
+  forbid("not_session_owner", `This session belongs to ${JSON.stringify(user)}; only its user may do that`)
 
 const decide = (state: SessionState, command: SessionCommand) =>
   Effect.gen(function* () {
@@ -67,9 +72,12 @@ const decide = (state: SessionState, command: SessionCommand) =>
       const user = command.user ?? caller.principal
       if (!caller.internal && user !== caller.principal) return yield* notOwner(user)
       // A session whose TTL has passed is expired even before its alarm says so.
-      if (state.status === "open" && now < state.expiresAt) return yield* reject("already_opened", "The session is already open")
+      if (state.status === "open" && now < state.expiresAt) {
+        return yield* reject("already_opened", "The session is already open")
+      }
       if (state.status !== "new" && user !== state.user) return yield* notOwner(state.user)
-      return [{ type: "Opened", user, ttlSeconds: command.ttlSeconds, attributes: command.attributes ?? {}, at: now } as const]
+      const { ttlSeconds, attributes = {} } = command
+      return [{ type: "Opened", user, ttlSeconds, attributes, at: now } as const]
     }
     if (state.status === "new") return yield* reject("not_opened", "The session has not been opened")
     const grant = command.type === "Grant" || command.type === "Revoke"

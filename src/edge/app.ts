@@ -108,7 +108,8 @@ const actorSubscription = (c: AppContext) => {
 
 /** How long /health reuses an executor's answer: anyone may call it, and an external executor costs a request. */
 export const HEALTH_TTL_MS = 5_000
-const healthChecks = new WeakMap<JobExecutorShape, { readonly at: number; readonly check: Promise<{ healthy: boolean; latencyMs: number }> }>()
+type Health = { readonly healthy: boolean; readonly latencyMs: number }
+const healthChecks = new WeakMap<JobExecutorShape, { readonly at: number; readonly check: Promise<Health> }>()
 
 /** The executor's health, probed at most once per HEALTH_TTL_MS (concurrent callers share the probe). */
 const executorHealth = (executor: JobExecutorShape) => {
@@ -172,7 +173,9 @@ export const createApp = () => {
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
   inspectorRoutes(app)
 
-  for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) app.use(path, refuseForeign, authenticate, rateLimit)
+  for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) {
+    app.use(path, refuseForeign, authenticate, rateLimit)
+  }
   // Memory commands may carry large content; every other body stays small.
   app.use("/v1/*", (c, next) => (c.req.method === "POST" && /^\/v1\/memory\/[^/]+\/commands$/.test(c.req.path) ? limitMemoryBody : limitBody)(c, next))
 
@@ -194,9 +197,10 @@ export const createApp = () => {
   )
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.
-  app.get("/v1/admin/tenants/:tenant/:kind/:id", requireScope("operator"), (c) => readActor(c, c.req.param("tenant")))
-  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", requireScope("operator"), (c) => readActorEvents(c, c.req.param("tenant")))
-  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", requireScope("operator"), (c) => verifyActor(c, c.req.param("tenant")))
+  const operator = requireScope("operator")
+  app.get("/v1/admin/tenants/:tenant/:kind/:id", operator, (c) => readActor(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", operator, (c) => readActorEvents(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", operator, (c) => verifyActor(c, c.req.param("tenant")))
 
   app.post("/v1/:kind/:id/commands", requireScope("write"), async (c) => {
     const actor = actorOf(c, c.req.param("kind"), c.req.param("id"))

@@ -17,7 +17,8 @@
 import { Effect } from "effect"
 import type { MiddlewareHandler } from "hono"
 import { DEV_TENANT } from "../actors/names.js"
-import { ALL_SCOPES, TokenRejected, makeJwtVerifier, personalTenant, type Principal, type Scope, type TokenVerifierShape } from "../infra/tokens.js"
+import { ALL_SCOPES, TokenRejected, makeJwtVerifier, personalTenant } from "../infra/tokens.js"
+import type { Principal, Scope, TokenVerifierShape } from "../infra/tokens.js"
 import type { AppEnv, Env } from "./env.js"
 import { HttpError } from "./errors.js"
 
@@ -103,7 +104,8 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   const user = subdomainUser(c.env, c.req.raw)
   if (user !== undefined && c.env.AUTH_MODE === "off") principal = { ...principal, tenant: user }
   else if (user !== undefined && user !== principal.tenant && principal.tenant !== personalTenant(user)) {
-    throw new HttpError(403, "wrong_tenant", `This token is for tenant ${JSON.stringify(principal.tenant)}, not ${JSON.stringify(user)}`)
+    const message = `This token is for tenant ${JSON.stringify(principal.tenant)}, not ${JSON.stringify(user)}`
+    throw new HttpError(403, "wrong_tenant", message)
   }
   c.set("principal", principal)
   await next()

@@ -13,11 +13,13 @@ import { commaList } from "./params.js"
 
 /** Hostnames this server answers to, or undefined for any (deployed with auth on). */
 const allowedHosts = (env: Env, request: Request): Array<string> | undefined => {
-  const hosts = env.MCP_ALLOWED_HOSTS ? commaList(env.MCP_ALLOWED_HOSTS) : env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined
+  const configured = env.MCP_ALLOWED_HOSTS ? commaList(env.MCP_ALLOWED_HOSTS) : undefined
+  const hosts = configured ?? (env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined)
   // {name}.BASE_DOMAIN names a namespace, so every such host is this server's own.
   const hostname = new URL(request.url).hostname
   const base = env.BASE_DOMAIN
-  return hosts !== undefined && base && (hostname === base || hostname.endsWith(`.${base}`)) ? [...hosts, hostname] : hosts
+  const underBase = base !== undefined && base !== "" && (hostname === base || hostname.endsWith(`.${base}`))
+  return hosts !== undefined && underBase ? [...hosts, hostname] : hosts
 }
 
 /** Hostnames allowed in Origin: the served hosts (or this request's, deployed) and the CORS origins. */

@@ -39,11 +39,13 @@ export const ifMatch = (value: string | undefined): number | undefined => {
 /** A client-chosen id header (Idempotency-Key, X-Correlation-Id, X-Causation-Id); absent or empty is none. */
 export const clientIdHeader = (name: string, value: string | undefined): string | undefined => {
   if (value === undefined || (value === "" && name !== "Idempotency-Key")) return undefined
-  if (!CLIENT_ID.test(value)) throw badRequest("invalid_header", `${name} must be 1–255 visible ASCII characters`, { header: name })
+  if (!CLIENT_ID.test(value)) {
+    throw badRequest("invalid_header", `${name} must be 1–255 visible ASCII characters`, { header: name })
+  }
   return value
 }
 
-export const idempotencyKey = (value: string | undefined): string | undefined => clientIdHeader("Idempotency-Key", value)
+export const idempotencyKey = (value: string | undefined) => clientIdHeader("Idempotency-Key", value)
 
 /** A comma-separated setting or query value as its non-empty, trimmed items. */
 export const commaList = (value: string | undefined): Array<string> =>

@@ -51,7 +51,11 @@ export const sessionConfigKey = fc.oneof(fc.constantFrom("theme", "lang"), proto
 /** Session commands; TTLs of a few seconds against a harness clock that moves a second per command. */
 export const sessionCommand = fc.oneof(
   fc.record({ type: fc.constant("Open"), user: fc.constantFrom("alice", "bob"), ttlSeconds: fc.integer({ min: 1, max: 6 }) }),
-  fc.record({ type: fc.constant("Open"), ttlSeconds: fc.integer({ min: 1, max: 6 }), attributes: fc.dictionary(sessionConfigKey, fc.integer()) }),
+  fc.record({
+    type: fc.constant("Open"),
+    ttlSeconds: fc.integer({ min: 1, max: 6 }),
+    attributes: fc.dictionary(sessionConfigKey, fc.integer()),
+  }),
   fc.constant({ type: "Touch" }),
   fc.record({ type: fc.constant("SetConfig"), key: sessionConfigKey, value: fc.jsonValue({ maxDepth: 1 }) }),
   fc.record({ type: fc.constant("Grant"), tool }),

@@ -8,10 +8,11 @@ import { propertyParameters } from "../../src/testing/parameters.js"
 import { prototypeName, sessionConfigKey, sessionTool } from "./arbitraries.js"
 
 const START = Date.UTC(2026, 0, 1)
+const ttl = fc.integer({ min: 1, max: 5 })
 const caller = fc.record({ principal: fc.constantFrom("alice", "bob"), admin: fc.boolean() })
 const command = fc.oneof(
-  fc.record({ type: fc.constant("Open"), ttlSeconds: fc.integer({ min: 1, max: 5 }) }),
-  fc.record({ type: fc.constant("Open"), user: fc.constantFrom("alice", "bob"), ttlSeconds: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({ type: fc.constant("Open"), ttlSeconds: ttl }),
+  fc.record({ type: fc.constant("Open"), user: fc.constantFrom("alice", "bob"), ttlSeconds: ttl }),
   fc.constant({ type: "Touch" }),
   fc.record({ type: fc.constant("SetConfig"), key: sessionConfigKey, value: fc.integer() }),
   fc.record({ type: fc.constant("Grant"), tool: sessionTool }),
@@ -49,7 +50,8 @@ describe("the session's authority", () => {
             const error = Cause.squash(exit.cause)
             if (!(error instanceof Error) || !("code" in error)) throw new Error(`a defect: ${String(error)}`)
             // Authority refusals are 403s (Forbidden), whatever else the state says.
-            if ((error as { code: string }).code === "not_session_owner" && !(error instanceof Forbidden)) throw new Error("not a 403")
+            const code = (error as { code: string }).code
+            if (code === "not_session_owner" && !(error instanceof Forbidden)) throw new Error("not a 403")
             continue
           }
           for (const event of exit.value) state = Session.evolve(state, event)
@@ -59,7 +61,9 @@ describe("the session's authority", () => {
             if (!who.admin) throw new Error(`${who.principal} changed grants without admin`)
           } else if (type === "Open") {
             if (state.user !== who.principal) throw new Error(`${who.principal} opened a session for ${state.user}`)
-            if (before.status !== "new" && before.user !== who.principal) throw new Error(`${who.principal} reopened ${before.user}'s session`)
+            if (before.status !== "new" && before.user !== who.principal) {
+              throw new Error(`${who.principal} reopened ${before.user}'s session`)
+            }
           } else if (before.user !== who.principal) {
             throw new Error(`${who.principal} sent ${type} to ${before.user}'s session`)
           }
@@ -70,11 +74,15 @@ describe("the session's authority", () => {
         // Own keys only, and they survive the stored (JSON) form.
         const stored = Session.decodeState(JSON.parse(JSON.stringify(Session.encodeState(state))))
         for (const value of [state, stored]) {
-          if (JSON.stringify(Object.keys(value.config).sort()) !== JSON.stringify([...config.keys()].sort())) throw new Error("config keys differ")
+          const keys = JSON.stringify(Object.keys(value.config).sort())
+          if (keys !== JSON.stringify([...config.keys()].sort())) throw new Error(`config keys differ: ${keys}`)
           for (const [key, expected] of config) {
-            if (!Object.hasOwn(value.config, key) || value.config[key] !== expected) throw new Error(`config ${key} reads ${String(value.config[key])}`)
+            if (!Object.hasOwn(value.config, key) || value.config[key] !== expected) {
+              throw new Error(`config ${key} reads ${String(value.config[key])}`)
+            }
           }
-          if (JSON.stringify([...value.grants].sort()) !== JSON.stringify([...grants].sort())) throw new Error("grants differ")
+          const granted = JSON.stringify([...value.grants].sort())
+          if (granted !== JSON.stringify([...grants].sort())) throw new Error(`grants differ: ${granted}`)
         }
       }),
       propertyParameters({ numRuns: 300 }),
@@ -82,6 +90,7 @@ describe("the session's authority", () => {
   })
 
   it("generates the prototype names it is about", () => {
-    fc.assert(fc.property(prototypeName, (name) => name in Object.prototype || name === "__proto__"), propertyParameters({ numRuns: 100 }))
+    const inherited = (name: string) => name in Object.prototype || name === "__proto__"
+    fc.assert(fc.property(prototypeName, inherited), propertyParameters({ numRuns: 100 }))
   })
 })

@@ -189,7 +189,8 @@ describe("tenancy", () => {
     const id = freshId()
     await increment(id, await token("alice", "write", { tenant: "acme" }))
     const operator = await token("root", "read operator", { tenant: "ops" })
-    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: operator }))).body).toMatchObject({ version: 1, state: { value: 1 } })
+    const read = await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: operator }))
+    expect(read.body).toMatchObject({ version: 1, state: { value: 1 } })
     expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: operator }))).body.ok).toBe(true)
     expect((await call(`/v1/admin/tenants/acme/counter/${id}`, { token: await token("bob", "read write", { tenant: "other" }) })).status).toBe(403)
   })
@@ -198,34 +199,37 @@ describe("tenancy", () => {
     const id = freshId()
     await increment(id, await token("alice", "write", { tenant: "acme" }))
     const evilAdmin = await token("mallory", "read write admin", { tenant: "evil" })
-    for (const path of [`/v1/admin/tenants/acme/counter/${id}`, `/v1/admin/tenants/acme/counter/${id}/events`, `/v1/admin/tenants/acme/counter/${id}/verify`]) {
-      const refused = await body(await call(path, { token: evilAdmin }))
-      expect([path, refused.status, refused.body.error.code, refused.body.error.details]).toEqual([path, 403, "insufficient_scope", { scope: "operator" }])
+    const actor = `/v1/admin/tenants/acme/counter/${id}`
+    for (const path of [actor, `${actor}/events`, `${actor}/verify`]) {
+      const { status, body: refused } = await body(await call(path, { token: evilAdmin }))
+      const expected = [path, 403, "insufficient_scope", { scope: "operator" }]
+      expect([path, status, refused.error.code, refused.error.details]).toEqual(expected)
     }
     const acmeAdmin = await token("boss", "read admin", { tenant: "acme" })
-    expect((await body(await call(`/v1/counter/${id}/verify`, { token: acmeAdmin }))).body).toMatchObject({ ok: true, events: 1 })
+    const verified = await body(await call(`/v1/counter/${id}/verify`, { token: acmeAdmin }))
+    expect(verified.body).toMatchObject({ ok: true, events: 1 })
   })
 
   it("never makes a sub without a tenant claim into that tenant, unless TENANT_FROM_SUB says so", async () => {
     const id = freshId()
-    const alice = await token("alice", "write", { tenant: "globex" })
-    await call(`/v1/counter/${id}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 5 }), token: alice })
+    const path = `/v1/counter/${id}`
+    const stateOf = async (init: Parameters<typeof call>[1]) => (await body(await call(path, init))).body.state
+    const alice = await token("alice", "read write", { tenant: "globex" })
+    await call(`${path}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 5 }), token: alice })
     // A user who is called "globex" is not the tenant globex.
     const named = await token("globex", "read write admin")
-    expect((await body(await call(`/v1/counter/${id}`, { token: named }))).body).toMatchObject({ version: 0 })
-    expect((await body(await call(`/v1/counter/${id}/verify`, { token: named }))).body).toMatchObject({ ok: true, events: 0 })
+    expect((await body(await call(path, { token: named }))).body).toMatchObject({ version: 0 })
+    expect((await body(await call(`${path}/verify`, { token: named }))).body).toMatchObject({ ok: true, events: 0 })
     // Their own namespace is theirs across requests, and kept apart from every tenant's.
     expect((await increment(id, named)).status).toBe(200)
-    expect((await body(await call(`/v1/counter/${id}`, { token: await token("globex", "read") }))).body.version).toBe(1)
-    expect((await body(await call(`/v1/counter/${id}`, { token: await token("alice", "read", { tenant: "globex" }) }))).body.state).toEqual({ value: 5 })
+    expect(await stateOf({ token: await token("globex", "read") })).toEqual({ value: 1 })
+    expect(await stateOf({ token: alice })).toEqual({ value: 5 })
     // On a subdomain of BASE_DOMAIN too.
     const settings = { BASE_DOMAIN: "emberlog.test" }
-    expect((await body(await call(`/v1/counter/${id}`, { token: named, settings, host: "globex.emberlog.test" }))).body.state).toEqual({ value: 1 })
-    const personal = await body(await call(`/v1/counter/${id}`, { token: await token("alice", "read", { tenant: "globex" }), settings, host: "globex.emberlog.test" }))
-    expect(personal.body.state).toEqual({ value: 5 })
+    expect(await stateOf({ token: named, settings, host: "globex.emberlog.test" })).toEqual({ value: 1 })
+    expect(await stateOf({ token: alice, settings, host: "globex.emberlog.test" })).toEqual({ value: 5 })
     // Configured so, every sub is its own tenant (deployments with no tenant claims at all).
-    const fromSub = { TENANT_FROM_SUB: "true" }
-    expect((await body(await call(`/v1/counter/${id}`, { token: named, settings: fromSub }))).body.state).toEqual({ value: 5 })
+    expect(await stateOf({ token: named, settings: { TENANT_FROM_SUB: "true" } })).toEqual({ value: 5 })
   })
 
   it("routes {user}.BASE_DOMAIN to that user's namespace and refuses other users' tokens", async () => {
@@ -267,7 +271,8 @@ describe("small holes", () => {
     for (const header of ["X-Correlation-Id", "X-Causation-Id"]) {
       for (const value of ["x".repeat(256), "has space", "tab\there"]) {
         const refused = await body(await send({ [header]: value }))
-        expect([header, value.length, refused.status, refused.body.error.code]).toEqual([header, value.length, 400, "invalid_header"])
+        const seen = [header, value.length, refused.status, refused.body.error.code]
+        expect(seen).toEqual([header, value.length, 400, "invalid_header"])
         expect(refused.body.error.message).toContain(header)
       }
     }
@@ -277,9 +282,11 @@ describe("small holes", () => {
   })
 
   it("keeps each tenant's /api/analyze cache apart", async () => {
-    const spec = JSON.stringify({ openapi: "3.0.0", info: { title: `Cached ${freshId()}`, version: "1" }, paths: { "/a": { get: { operationId: "a" } } } })
+    const info = { title: `Cached ${freshId()}`, version: "1" }
+    const spec = JSON.stringify({ openapi: "3.0.0", info, paths: { "/a": { get: { operationId: "a" } } } })
+    const request = JSON.stringify({ specType: "openapi", spec })
     const analyze = async (tenant: string) =>
-      (await call("/api/analyze", { method: "POST", body: JSON.stringify({ specType: "openapi", spec }), token: await token("u", "read", { tenant }) }))
+      call("/api/analyze", { method: "POST", body: request, token: await token("u", "read", { tenant }) })
     const first = await analyze("acme")
     expect([first.status, first.headers.get("X-Emberlog-Cache")]).toEqual([200, "miss"])
     expect((await analyze("acme")).headers.get("X-Emberlog-Cache")).toBe("hit")
@@ -291,12 +298,14 @@ describe("small holes", () => {
     const id = freshId()
     const dev = (path: string, init: RequestInit & { host?: string } = {}) => {
       const { host, ...rest } = init
-      return worker.fetch(new Request(new URL(path, host ? `http://${host}` : BASE), rest), env as never, createExecutionContext())
+      const url = new URL(path, host ? `http://${host}` : BASE)
+      return worker.fetch(new Request(url, rest), env as never, createExecutionContext())
     }
     const evil = { Origin: "https://evil.example" }
+    const increment = { method: "POST", body: '{"type":"Increment","by":1}' }
     const attempts: Array<[string, RequestInit & { host?: string }]> = [
-      [`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', headers: evil }],
-      [`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', host: "rebound.evil.example" }],
+      [`/v1/counter/${id}/commands`, { ...increment, headers: evil }],
+      [`/v1/counter/${id}/commands`, { ...increment, host: "rebound.evil.example" }],
       [`/v1/counter/${id}`, { headers: evil }],
       [`/v1/counter/${id}`, { host: "rebound.evil.example" }],
       [`/v1/counter/${id}/ws`, { headers: { ...evil, Upgrade: "websocket" } }],
@@ -306,12 +315,12 @@ describe("small holes", () => {
     ]
     for (const [path, init] of attempts) {
       const refused = await body(await dev(path, init))
-      expect([path, init.host ?? "", refused.status, refused.body.error.code]).toEqual([path, init.host ?? "", 403, expect.stringMatching(/^invalid_(origin|host)$/)])
+      const code = expect.stringMatching(/^invalid_(origin|host)$/)
+      expect([path, init.host ?? "", refused.status, refused.body.error.code]).toEqual([path, init.host ?? "", 403, code])
     }
     expect((await body(await dev(`/v1/counter/${id}`))).body.version).toBe(0)
     // Its own origin, and a client that sends none, are served.
-    const own = await dev(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', headers: { Origin: BASE } })
-    expect(own.status).toBe(200)
+    expect((await dev(`/v1/counter/${id}/commands`, { ...increment, headers: { Origin: BASE } })).status).toBe(200)
     expect((await dev(`/v1/counter/${id}`)).status).toBe(200)
     const mcp = await dev("/mcp", { method: "POST", body: "{}", headers: { ...evil, "content-type": "application/json" } })
     expect(mcp.status).toBe(403)
@@ -328,9 +337,10 @@ describe("small holes", () => {
     }) as typeof fetch
     try {
       const settings = { JOB_EXECUTOR: "openhands", OPENHANDS_API_URL: "https://openhands.test" }
-      const answers = await Promise.all(Array.from({ length: 20 }, async () => body(await call("/health", { settings }))))
+      const health = async () => body(await call("/health", { settings }))
+      const answers = await Promise.all(Array.from({ length: 20 }, health))
       for (const answer of answers) expect(answer.body.executor).toMatchObject({ name: "openhands", healthy: true })
-      for (let i = 0; i < 10; i++) expect((await body(await call("/health", { settings }))).body.status).toBe("ok")
+      for (let i = 0; i < 10; i++) expect((await health()).body.status).toBe("ok")
       expect(probes).toEqual(["https://openhands.test/health"])
     } finally {
       globalThis.fetch = original

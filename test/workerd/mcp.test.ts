@@ -140,7 +140,8 @@ describe("MCP authorization", () => {
     await open({ type: "Open", user: "alice", ttlSeconds: 600 })
     // Grants are the admin's to give (here alice's own token with the admin scope).
     const admin = { ...session, Authorization: `Bearer ${await token("alice", "write admin")}` }
-    await withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: JSON.stringify({ type: "Grant", tool: "read_state" }), headers: admin }))
+    const grant = JSON.stringify({ type: "Grant", tool: "read_state" })
+    await withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: grant, headers: admin }))
     const denied = await call("counter_increment", { id, by: 1 }, alice)
     expect(denied.json.result).toMatchObject({ isError: true, structuredContent: { error: { code: "tool_not_granted" } } })
     expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent).toMatchObject({ version: 1, state: { value: 1 } })

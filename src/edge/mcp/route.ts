@@ -28,8 +28,10 @@ const modernHandler = () =>
 const modern = modernHandler()
 
 /** A JSON-RPC error answering request `id` (the SDK answers in-band errors with 200 too). */
-const rpcError = (id: unknown, code: number, message: string, data?: unknown, status = 200) =>
-  Response.json({ jsonrpc: "2.0", id: id ?? null, error: data === undefined ? { code, message } : { code, message, data } }, { status })
+const rpcError = (id: unknown, code: number, message: string, data?: unknown, status = 200) => {
+  const error = data === undefined ? { code, message } : { code, message, data }
+  return Response.json({ jsonrpc: "2.0", id: id ?? null, error }, { status })
+}
 
 /** Why a listen may not start (scope, count, URIs), before any follower is opened. */
 const refuseListen = (message: unknown, principal: Principal): Response | undefined => {
@@ -39,16 +41,18 @@ const refuseListen = (message: unknown, principal: Principal): Response | undefi
   }
   const uris = params?.notifications?.resourceSubscriptions
   if (uris === undefined) return undefined
-  if (!Array.isArray(uris)) return rpcError(id, -32602, "Invalid params: resourceSubscriptions must be an array of resource URIs")
+  if (!Array.isArray(uris)) {
+    return rpcError(id, -32602, "Invalid params: resourceSubscriptions must be an array of resource URIs")
+  }
   if (uris.length > MAX_FOLLOWED_RESOURCES) {
-    return rpcError(id, -32602, `Invalid params: at most ${MAX_FOLLOWED_RESOURCES} resourceSubscriptions per listen (got ${uris.length})`, {
-      max: MAX_FOLLOWED_RESOURCES,
-    })
+    const message = `Invalid params: at most ${MAX_FOLLOWED_RESOURCES} resources per listen (got ${uris.length})`
+    return rpcError(id, -32602, message, { max: MAX_FOLLOWED_RESOURCES })
   }
   const invalid = uris.filter((uri) => typeof uri !== "string" || parseResourceUri(uri) === undefined)
   if (invalid.length > 0) {
     const expected = `${RESOURCE_PREFIX}{kind}/{id} or …/events, ids of 1–128 characters of A-Z a-z 0-9 . _ : -`
-    return rpcError(id, -32602, `Invalid params: not a resource URI of this server (expected ${expected})`, { invalid: invalid.slice(0, 10) })
+    const message = `Invalid params: not a resource URI of this server (expected ${expected})`
+    return rpcError(id, -32602, message, { invalid: invalid.slice(0, 10) })
   }
   return undefined
 }

@@ -35,7 +35,10 @@ const decodePrincipal = (json: string): Principal => {
 const asCaller = (actor: ActorApi, principal: Principal): ActorApi =>
   new Proxy(actor, {
     get: (target, key) => {
-      if (key === "command") return (request: CommandRequest) => target.command({ ...request, principal: principal.sub, scopes: [...principal.scopes] })
+      if (key === "command") {
+        return (request: CommandRequest) =>
+          target.command({ ...request, principal: principal.sub, scopes: [...principal.scopes] })
+      }
       // A stub's own methods (fetch) must run on the stub itself; RPC stubs have no usable `bind`.
       const value: unknown = Reflect.get(target, key)
       return typeof value === "function" ? (...args: Array<unknown>) => Reflect.apply(value, target, args) : value
@@ -115,7 +118,9 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   private async watch(uri: string): Promise<void> {
     if (this.owner === undefined || this.watches.has(uri)) return
     if (!this.owner.scopes.has("read")) throw new Error("Subscribing to resources needs the read scope")
-    if (this.watches.size >= MAX_FOLLOWED_RESOURCES) throw new Error(`A session follows at most ${MAX_FOLLOWED_RESOURCES} resources`)
+    if (this.watches.size >= MAX_FOLLOWED_RESOURCES) {
+      throw new Error(`A session follows at most ${MAX_FOLLOWED_RESOURCES} resources`)
+    }
     // Registered before connecting, so a concurrent subscribe, unsubscribe or end sees it.
     const following = followResource(directoryFor(this.env, this.owner), uri, () => {
       void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined)
