@@ -5,7 +5,7 @@
  * resources `emberlog://{kind}/{id}` (state) and `emberlog://{kind}/{id}/events`.
  *
  * Every call is checked against the token's scopes and the caller's session grants: when
- * the principal's `session` actor (`/v1/session/{sub}`) has been opened, only the tools
+ * the principal's `session` actor (`/v1/session/{sub}`) has been opened by it, only the tools
  * it granted may be called, and none once it is closed or expired; a principal without a
  * session is bound by its scopes alone.
  */
