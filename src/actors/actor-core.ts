@@ -9,6 +9,7 @@
  * construction (a Durable Object runs one synchronous stretch at a time).
  */
 import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
+import { Caller, Forbidden } from "../domain/caller.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { PAGE_BYTES, jsonBytes } from "../domain/json-size.js"
 import { EventStore, type EventMeta, type EventStoreShape, type SerializedEvent, type StoredEvent } from "../infra/event-store.js"
@@ -16,8 +17,8 @@ import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
 
 export type ActorFailure = {
-  /** InvalidInput → 400, Conflict → 409, Rejected → 422, Unavailable → 503 (mapped once, at the edge). */
-  readonly _tag: "InvalidInput" | "Conflict" | "Rejected" | "Unavailable"
+  /** InvalidInput 400, Forbidden 403, Conflict 409, Rejected 422, Unavailable 503 (mapped once, at the edge). */
+  readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "Rejected" | "Unavailable"
   readonly code: string
   readonly message: string
   readonly details?: unknown
@@ -35,6 +36,8 @@ export interface CommandRequest {
   readonly ifMatch?: number
   readonly idempotencyKey?: string
   readonly principal?: string
+  /** The principal's scopes, for entities that decide by them (see Caller); none when absent. */
+  readonly scopes?: ReadonlyArray<string>
   readonly correlationId?: string
   readonly causationId?: string
 }
@@ -218,10 +221,19 @@ export class ActorCore<S = unknown> {
           details: { expected: request.ifMatch, current: this.version },
         })
       }
+      const caller = {
+        principal: request.principal ?? "anonymous",
+        scopes: new Set(request.scopes ?? []),
+        internal: request.internal === true,
+      }
       const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
+        Effect.provideService(Caller, caller),
         Effect.catchIf(
           (error): error is DomainError => error instanceof DomainError,
-          (error) => fail({ _tag: "Rejected", code: error.code, message: error.message, details: error.details }),
+          (error) => {
+            const { code, message, details } = error
+            return fail({ _tag: error instanceof Forbidden ? "Forbidden" : "Rejected", code, message, details })
+          },
         ),
       )
       const now = yield* Clock.currentTimeMillis

@@ -4,8 +4,14 @@
  * the TTL passes without a touch, the actor's alarm sends `Expire`, which appends one
  * `Expired` (a second run finds the session already expired and appends nothing).
  * Time comes from Effect's Clock, so tests move it by hand.
+ *
+ * Authority (from the Caller the host provides): a session belongs to its `user`, the
+ * principal who opened it; only that principal may open, touch, configure, close or
+ * reopen it (once closed or expired, keeping its grants). Grants are the tool ACL an
+ * admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is.
  */
 import { Clock, Effect, Schema } from "effect"
+import { Caller, forbid } from "./caller.js"
 import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
 
 const Name = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256)))
@@ -24,7 +30,12 @@ export const SessionState = Schema.Struct({
 })
 export type SessionState = typeof SessionState.Type
 
-export const OpenSession = tagged("Open", { user: Name, ttlSeconds: Ttl, attributes: Schema.optionalKey(Schema.Record(Schema.String, Json)) })
+/** `user` defaults to the caller and, when given, must be the caller. */
+export const OpenSession = tagged("Open", {
+  user: Schema.optionalKey(Name),
+  ttlSeconds: Ttl,
+  attributes: Schema.optionalKey(Schema.Record(Schema.String, Json)),
+})
 export const TouchSession = tagged("Touch", {})
 export const SetSessionConfig = tagged("SetConfig", { key: Name, value: Json })
 export const GrantTool = tagged("Grant", { tool: Name })
@@ -47,17 +58,35 @@ export type SessionEvent = typeof SessionEvent.Type
 
 export const initialSession: SessionState = { status: "new", user: "", ttlSeconds: 0, attributes: {}, config: {}, grants: [], expiresAt: 0 }
 
+const notOwner = (user: string) =>
+  forbid("not_session_owner", `This session belongs to ${JSON.stringify(user)}; only its user may do that`)
+
 const decide = (state: SessionState, command: SessionCommand) =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
+    const caller = yield* Caller
     if (command.type === "Expire") {
       return state.status === "open" && now >= state.expiresAt ? [{ type: "Expired", at: now } as const] : []
     }
     if (command.type === "Open") {
-      if (state.status !== "new") return yield* reject("already_opened", `The session is already ${state.status}`)
-      return [{ type: "Opened", user: command.user, ttlSeconds: command.ttlSeconds, attributes: command.attributes ?? {}, at: now } as const]
+      const user = command.user ?? caller.principal
+      if (!caller.internal && user !== caller.principal) return yield* notOwner(user)
+      // A session whose TTL has passed is expired even before its alarm says so.
+      if (state.status === "open" && now < state.expiresAt) {
+        return yield* reject("already_opened", "The session is already open")
+      }
+      if (state.status !== "new" && user !== state.user) return yield* notOwner(state.user)
+      const { ttlSeconds, attributes = {} } = command
+      return [{ type: "Opened", user, ttlSeconds, attributes, at: now } as const]
     }
     if (state.status === "new") return yield* reject("not_opened", "The session has not been opened")
+    const grant = command.type === "Grant" || command.type === "Revoke"
+    if (!caller.internal) {
+      if (grant && !caller.scopes.has("admin")) {
+        return yield* forbid("insufficient_scope", `${command.type} needs the admin scope`, { scope: "admin" })
+      }
+      if (!grant && caller.principal !== state.user) return yield* notOwner(state.user)
+    }
     if (state.status !== "open") return yield* reject(`session_${state.status}`, `The session is ${state.status}`)
     if (now >= state.expiresAt) return yield* reject("session_expired", "The session's time to live has passed")
     switch (command.type) {

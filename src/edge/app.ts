@@ -4,25 +4,28 @@
  * call it over DO RPC. Errors map to statuses in errors.ts and nowhere else.
  */
 import { Effect } from "effect"
-import { type Context, Hono } from "hono"
+import { type Context, Hono, type MiddlewareHandler } from "hono"
 import { cors } from "hono/cors"
 import type { CommandRequest } from "../actors/actor-core.js"
 import type { CounterTotalsApi } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
 import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
-import { executorFor } from "../infra/executors.js"
+import { executorFor, type JobExecutorShape } from "../infra/executors.js"
+import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
-import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
+import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 import { rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
+import { jsonRpcError } from "./mcp/session-object.js"
+import { foreignRequest } from "./origin.js"
 import { memoryRoutes } from "./memory-routes.js"
 import { roomRoutes } from "./room-routes.js"
 
@@ -103,6 +106,31 @@ const actorSubscription = (c: AppContext) => {
   return subscribe(c, actor, async () => unwrap(await actor.readState({})).version)
 }
 
+/** How long /health reuses an executor's answer: anyone may call it, and an external executor costs a request. */
+export const HEALTH_TTL_MS = 5_000
+type Health = { readonly healthy: boolean; readonly latencyMs: number }
+const healthChecks = new WeakMap<JobExecutorShape, { readonly at: number; readonly check: Promise<Health> }>()
+
+/** The executor's health, probed at most once per HEALTH_TTL_MS (concurrent callers share the probe). */
+const executorHealth = (executor: JobExecutorShape) => {
+  const cached = healthChecks.get(executor)
+  if (cached !== undefined && Date.now() - cached.at < HEALTH_TTL_MS) return cached.check
+  const started = performance.now()
+  const check = Effect.runPromise(executor.healthy)
+    .catch(() => false)
+    .then((healthy) => ({ healthy, latencyMs: Math.round((performance.now() - started) * 100) / 100 }))
+  healthChecks.set(executor, { at: Date.now(), check })
+  return check
+}
+
+/** With auth off, Host and Origin are all that keep other sites out (origin.ts); /mcp checks them always. */
+const refuseForeign: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const mcp = c.req.path === "/mcp"
+  const refused = mcp || c.env.AUTH_MODE === "off" ? foreignRequest(c.env, c.req.raw) : undefined
+  if (refused === undefined) return next()
+  return mcp ? jsonRpcError(403, -32000, refused.message) : c.json(errorBody(refused.code, refused.message), 403)
+}
+
 export const createApp = () => {
   const app = new Hono<AppEnv>()
   app.onError(handleError)
@@ -121,14 +149,13 @@ export const createApp = () => {
 
   app.get("/health", async (c) => {
     const executor = executorFor(c.env)
-    const started = performance.now()
-    const healthy = await Effect.runPromise(executor.healthy)
+    const { healthy, latencyMs } = await executorHealth(executor)
     return c.json({
       status: healthy ? "ok" : "degraded",
       service: "emberlog",
       environment: c.env.ENVIRONMENT ?? "development",
       version: pkg.version,
-      executor: { name: executor.name, healthy, latencyMs: Math.round((performance.now() - started) * 100) / 100 },
+      executor: { name: executor.name, healthy, latencyMs },
       timestamp: new Date().toISOString(),
     })
   })
@@ -139,14 +166,16 @@ export const createApp = () => {
       resource: new URL(c.req.url).origin,
       authorization_servers: c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : [],
       bearer_methods_supported: ["header"],
-      scopes_supported: ["read", "write", "admin"],
+      scopes_supported: SCOPES,
     }),
   )
 
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
   inspectorRoutes(app)
 
-  for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) app.use(path, authenticate, rateLimit)
+  for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) {
+    app.use(path, refuseForeign, authenticate, rateLimit)
+  }
   // Memory commands may carry large content; every other body stays small.
   app.use("/v1/*", (c, next) => (c.req.method === "POST" && /^\/v1\/memory\/[^/]+\/commands$/.test(c.req.path) ? limitMemoryBody : limitBody)(c, next))
 
@@ -167,10 +196,11 @@ export const createApp = () => {
     c.json(await (c.env.COUNTER_TOTALS.getByName(c.get("principal").tenant) as unknown as CounterTotalsApi).read()),
   )
 
-  // Admins read any tenant's actors, explicitly, and only here.
-  app.get("/v1/admin/tenants/:tenant/:kind/:id", requireScope("admin"), (c) => readActor(c, c.req.param("tenant")))
-  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", requireScope("admin"), (c) => readActorEvents(c, c.req.param("tenant")))
-  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", requireScope("admin"), (c) => verifyActor(c, c.req.param("tenant")))
+  // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.
+  const operator = requireScope("operator")
+  app.get("/v1/admin/tenants/:tenant/:kind/:id", operator, (c) => readActor(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/events", operator, (c) => readActorEvents(c, c.req.param("tenant")))
+  app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", operator, (c) => verifyActor(c, c.req.param("tenant")))
 
   app.post("/v1/:kind/:id/commands", requireScope("write"), async (c) => {
     const actor = actorOf(c, c.req.param("kind"), c.req.param("id"))
@@ -184,9 +214,10 @@ export const createApp = () => {
       command,
       ifMatch: Params.ifMatch(c.req.header("If-Match")),
       idempotencyKey: Params.idempotencyKey(c.req.header("Idempotency-Key")),
-      correlationId: c.req.header("X-Correlation-Id") || undefined,
-      causationId: c.req.header("X-Causation-Id") || undefined,
+      correlationId: Params.clientIdHeader("X-Correlation-Id", c.req.header("X-Correlation-Id")),
+      causationId: Params.clientIdHeader("X-Causation-Id", c.req.header("X-Causation-Id")),
       principal: c.get("principal").sub,
+      scopes: [...c.get("principal").scopes],
     }
     const outcome = unwrap(await actor.command(request))
     if (outcome.replayed) c.header("Idempotent-Replayed", "true")

@@ -4,8 +4,10 @@
  * Secure by default: with neither `JWT_SECRET` nor `JWT_JWKS_URL`/`JWT_JWKS` set, every
  * protected route answers 401 and says how to configure it; local development turns
  * auth off explicitly with `AUTH_MODE=off` (.dev.vars). A verified token's `sub` is the
- * principal, its `tenant` claim (else `sub`) the namespace its requests address, and
- * its `scope` (space-separated) what it may do: `read`, `write`, `admin`.
+ * principal, its `tenant` claim the namespace its requests address (without one, the
+ * sub's own `user:{sub}`, or the sub itself with TENANT_FROM_SUB=true: infra/tokens.ts),
+ * and its `scope` (space-separated) what it may do: `read`, `write`, `admin` (within its
+ * tenant), `operator` (reads across tenants).
  *
  * ```ts
  * app.use("/v1/*", authenticate)
@@ -15,7 +17,8 @@
 import { Effect } from "effect"
 import type { MiddlewareHandler } from "hono"
 import { DEV_TENANT } from "../actors/names.js"
-import { ALL_SCOPES, TokenRejected, makeJwtVerifier, type Principal, type Scope, type TokenVerifierShape } from "../infra/tokens.js"
+import { ALL_SCOPES, TokenRejected, makeJwtVerifier, personalTenant } from "../infra/tokens.js"
+import type { Principal, Scope, TokenVerifierShape } from "../infra/tokens.js"
 import type { AppEnv, Env } from "./env.js"
 import { HttpError } from "./errors.js"
 
@@ -23,7 +26,14 @@ const verifiers = new Map<string, TokenVerifierShape>()
 
 /** One verifier per configuration (a remote JWKS is cached inside it). */
 const verifierFor = (env: Env): TokenVerifierShape | undefined => {
-  const config = { secret: env.JWT_SECRET, jwksUrl: env.JWT_JWKS_URL, jwks: env.JWT_JWKS, issuer: env.JWT_ISSUER, audience: env.JWT_AUDIENCE }
+  const config = {
+    secret: env.JWT_SECRET,
+    jwksUrl: env.JWT_JWKS_URL,
+    jwks: env.JWT_JWKS,
+    issuer: env.JWT_ISSUER,
+    audience: env.JWT_AUDIENCE,
+    tenantFromSub: env.TENANT_FROM_SUB === "true",
+  }
   if (config.secret === undefined && config.jwksUrl === undefined && config.jwks === undefined) return undefined
   const key = JSON.stringify(config)
   let verifier = verifiers.get(key)
@@ -89,12 +99,13 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
     }
     principal = verified.success
   }
+  // {name}.BASE_DOMAIN only admits tokens of tenant `name` or of the user `name` (in their own namespace);
+  // it never moves a token into another namespace. With auth off it names the namespace.
   const user = subdomainUser(c.env, c.req.raw)
-  if (user !== undefined) {
-    if (c.env.AUTH_MODE !== "off" && user !== principal.tenant) {
-      throw new HttpError(403, "wrong_tenant", `This token is for tenant ${JSON.stringify(principal.tenant)}, not ${JSON.stringify(user)}`)
-    }
-    principal = { ...principal, tenant: user }
+  if (user !== undefined && c.env.AUTH_MODE === "off") principal = { ...principal, tenant: user }
+  else if (user !== undefined && user !== principal.tenant && principal.tenant !== personalTenant(user)) {
+    const message = `This token is for tenant ${JSON.stringify(principal.tenant)}, not ${JSON.stringify(user)}`
+    throw new HttpError(403, "wrong_tenant", message)
   }
   c.set("principal", principal)
   await next()

@@ -20,7 +20,9 @@ export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "
   readonly JWT_JWKS?: string
   readonly JWT_ISSUER?: string
   readonly JWT_AUDIENCE?: string
-  /** With it set, {user}.{BASE_DOMAIN} addresses that user's namespace. */
+  /** "true": a token without a tenant claim addresses the tenant named by its sub (else its own `user:{sub}`). */
+  readonly TENANT_FROM_SUB?: string
+  /** With it set, {name}.{BASE_DOMAIN} admits only tokens of tenant or user `name`. */
   readonly BASE_DOMAIN?: string
   /** Comma-separated hostnames /mcp answers to (DNS-rebinding protection); localhost names when AUTH_MODE=off. */
   readonly MCP_ALLOWED_HOSTS?: string

@@ -24,6 +24,7 @@ export const errorBody = (code: string, message: string, details?: unknown) => (
 
 const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
   InvalidInput: 400,
+  Forbidden: 403,
   Conflict: 409,
   Rejected: 422,
   Unavailable: 503,

@@ -17,10 +17,14 @@ export const ESTIMATED_MS = 2_000
 
 const jobOf = (c: Context<AppEnv>) => actorOf(c, "job", c.req.param("jobId")!)
 
-/** Analyses are cached by the SHA-256 of the spec's canonical JSON (Cache API). */
-const cacheKey = async (spec: unknown) => {
+/**
+ * Analyses are cached by the SHA-256 of the spec's canonical JSON (Cache API), per tenant:
+ * a hit would otherwise tell one tenant which documents another has analyzed.
+ */
+const cacheKey = async (tenant: string, spec: unknown) => {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(spec)))
-  return `https://emberlog.cache/analyze/${[...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")}`
+  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
+  return `https://emberlog.cache/analyze/${encodeURIComponent(tenant)}/${hex}`
 }
 
 export const jobRoutes = (app: App) => {
@@ -30,7 +34,7 @@ export const jobRoutes = (app: App) => {
     if (typeof body.spec !== "string" && (typeof body.spec !== "object" || body.spec === null)) {
       throw badRequest("invalid_body", "spec must be the document (JSON or YAML text, or an object)", { issues: [{ path: ["spec"], message: "Expected a string or an object" }] })
     }
-    const key = await cacheKey(body.spec)
+    const key = await cacheKey(c.get("principal").tenant, body.spec)
     const cached = await caches.default.match(key)
     if (cached !== undefined) {
       const response = new Response(cached.body, cached)

@@ -4,7 +4,8 @@ import { HttpError, badRequest } from "./errors.js"
 
 const NON_NEGATIVE_INT = /^\d{1,16}$/
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
+/** Client-chosen ids that are stored in every event's meta: 1–255 visible ASCII characters. */
+const CLIENT_ID = /^[\x21-\x7e]{1,255}$/
 
 /** Actor ids, topic and room names share one alphabet (NAME_PATTERN). */
 export const logName = (what: "actor" | "topic" | "room", name: string): string => {
@@ -35,11 +36,16 @@ export const ifMatch = (value: string | undefined): number | undefined => {
   return Number(match[1])
 }
 
-export const idempotencyKey = (value: string | undefined): string | undefined => {
-  if (value === undefined) return undefined
-  if (!IDEMPOTENCY_KEY.test(value)) throw badRequest("invalid_header", "Idempotency-Key must be 1–255 visible ASCII characters")
+/** A client-chosen id header (Idempotency-Key, X-Correlation-Id, X-Causation-Id); absent or empty is none. */
+export const clientIdHeader = (name: string, value: string | undefined): string | undefined => {
+  if (value === undefined || (value === "" && name !== "Idempotency-Key")) return undefined
+  if (!CLIENT_ID.test(value)) {
+    throw badRequest("invalid_header", `${name} must be 1–255 visible ASCII characters`, { header: name })
+  }
   return value
 }
+
+export const idempotencyKey = (value: string | undefined) => clientIdHeader("Idempotency-Key", value)
 
 /** A comma-separated setting or query value as its non-empty, trimmed items. */
 export const commaList = (value: string | undefined): Array<string> =>

@@ -9,13 +9,15 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPaylo
 export interface Principal {
   /** Recorded as `meta.principal` on every event the principal causes. */
   readonly sub: string
-  /** Whose actors this principal addresses: the `tenant` claim, else `sub`. */
+  /** Whose actors this principal addresses: the `tenant` claim, else the sub's own namespace (see tenantOf). */
   readonly tenant: string
   readonly scopes: ReadonlySet<string>
 }
 
-export type Scope = "read" | "write" | "admin"
-export const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(["read", "write", "admin"])
+/** `admin` acts within the token's tenant; `operator` reads across tenants (the admin routes). */
+export type Scope = "read" | "write" | "admin" | "operator"
+export const SCOPES: ReadonlyArray<Scope> = ["read", "write", "admin", "operator"]
+export const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(SCOPES)
 
 export class TokenRejected extends Error {
   constructor(readonly reason: "invalid_token" | "expired", message: string) {
@@ -36,11 +38,24 @@ export interface JwtConfig {
   readonly jwks?: string
   readonly issuer?: string
   readonly audience?: string
+  /** A token without a tenant claim addresses the tenant named by its sub (off by default: see tenantOf). */
+  readonly tenantFromSub?: boolean
 }
 
-const principalOf = (payload: JWTPayload): Principal => {
+/** The namespace of a sub that has no tenant claim: never a tenant's name, so no username reaches a tenant. */
+export const personalTenant = (sub: string) => `user:${sub}`
+
+/**
+ * Tenants come from the `tenant` claim, which only the issuer sets. A sub is often chosen
+ * by its user (a sign-up name), so without a claim the token gets the sub's own namespace
+ * (`user:{sub}`), unless the deployment has said every sub is a tenant (`tenantFromSub`).
+ */
+export const tenantOf = (sub: string, claim: unknown, tenantFromSub = false): string =>
+  typeof claim === "string" && claim.length > 0 ? claim : tenantFromSub ? sub : personalTenant(sub)
+
+const principalOf = (payload: JWTPayload, tenantFromSub: boolean | undefined): Principal => {
   if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new TokenRejected("invalid_token", "The token has no sub claim")
-  const tenant = typeof payload.tenant === "string" && payload.tenant.length > 0 ? payload.tenant : payload.sub
+  const tenant = tenantOf(payload.sub, payload.tenant, tenantFromSub)
   const scope = typeof payload.scope === "string" ? payload.scope : ""
   return { sub: payload.sub, tenant, scopes: new Set(scope.split(" ").filter((s) => s.length > 0)) }
 }
@@ -62,7 +77,7 @@ export const makeJwtVerifier = (config: JwtConfig): TokenVerifierShape => {
             ...(config.audience ? { audience: config.audience } : {}),
             requiredClaims: ["exp"],
           })
-          return principalOf(payload)
+          return principalOf(payload, config.tenantFromSub)
         },
         catch: (error) =>
           error instanceof TokenRejected

@@ -43,12 +43,21 @@ export const roomCommand = fc.oneof(
   fc.record({ type: fc.constant("Post"), messageType: fc.constantFrom("chat", "typing"), payload: fc.jsonValue({ maxDepth: 2 }), sender: member }),
 )
 
-const tool = fc.constantFrom("counter_increment", "read_state", "verify_log")
+/** Names that are also Object.prototype members: records keyed by user input must keep them as plain data. */
+export const prototypeName = fc.constantFrom("__proto__", "constructor", "toString", "hasOwnProperty", "valueOf")
+export const sessionTool = fc.oneof(fc.constantFrom("counter_increment", "read_state", "verify_log"), prototypeName)
+const tool = sessionTool
+export const sessionConfigKey = fc.oneof(fc.constantFrom("theme", "lang"), prototypeName)
 /** Session commands; TTLs of a few seconds against a harness clock that moves a second per command. */
 export const sessionCommand = fc.oneof(
   fc.record({ type: fc.constant("Open"), user: fc.constantFrom("alice", "bob"), ttlSeconds: fc.integer({ min: 1, max: 6 }) }),
+  fc.record({
+    type: fc.constant("Open"),
+    ttlSeconds: fc.integer({ min: 1, max: 6 }),
+    attributes: fc.dictionary(sessionConfigKey, fc.integer()),
+  }),
   fc.constant({ type: "Touch" }),
-  fc.record({ type: fc.constant("SetConfig"), key: fc.constantFrom("theme", "lang"), value: fc.jsonValue({ maxDepth: 1 }) }),
+  fc.record({ type: fc.constant("SetConfig"), key: sessionConfigKey, value: fc.jsonValue({ maxDepth: 1 }) }),
   fc.record({ type: fc.constant("Grant"), tool }),
   fc.record({ type: fc.constant("Revoke"), tool }),
   fc.constant({ type: "Close" }),

@@ -70,6 +70,7 @@ describe("authentication", () => {
   it("serves protected-resource metadata naming the issuer", async () => {
     const response = await body(await call("/.well-known/oauth-protected-resource", { settings: { JWT_ISSUER: "https://issuer.example" } }))
     expect(response.body).toMatchObject({ resource: "http://emberlog.test", authorization_servers: ["https://issuer.example"], bearer_methods_supported: ["header"] })
+    expect(response.body.scopes_supported).toEqual(["read", "write", "admin", "operator"])
   })
 })
 
@@ -184,13 +185,51 @@ describe("tenancy", () => {
     member.close(1000)
   })
 
-  it("lets only admins read another tenant, through the explicit admin route", async () => {
+  it("lets only operators read another tenant, through the explicit admin route", async () => {
     const id = freshId()
     await increment(id, await token("alice", "write", { tenant: "acme" }))
-    const admin = await token("root", "read admin", { tenant: "ops" })
-    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: admin }))).body).toMatchObject({ version: 1, state: { value: 1 } })
-    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: admin }))).body.ok).toBe(true)
+    const operator = await token("root", "read operator", { tenant: "ops" })
+    const read = await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: operator }))
+    expect(read.body).toMatchObject({ version: 1, state: { value: 1 } })
+    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: operator }))).body.ok).toBe(true)
     expect((await call(`/v1/admin/tenants/acme/counter/${id}`, { token: await token("bob", "read write", { tenant: "other" }) })).status).toBe(403)
+  })
+
+  it("keeps admin within its own tenant: verify there, nothing of another tenant's", async () => {
+    const id = freshId()
+    await increment(id, await token("alice", "write", { tenant: "acme" }))
+    const evilAdmin = await token("mallory", "read write admin", { tenant: "evil" })
+    const actor = `/v1/admin/tenants/acme/counter/${id}`
+    for (const path of [actor, `${actor}/events`, `${actor}/verify`]) {
+      const { status, body: refused } = await body(await call(path, { token: evilAdmin }))
+      const expected = [path, 403, "insufficient_scope", { scope: "operator" }]
+      expect([path, status, refused.error.code, refused.error.details]).toEqual(expected)
+    }
+    const acmeAdmin = await token("boss", "read admin", { tenant: "acme" })
+    const verified = await body(await call(`/v1/counter/${id}/verify`, { token: acmeAdmin }))
+    expect(verified.body).toMatchObject({ ok: true, events: 1 })
+  })
+
+  it("never makes a sub without a tenant claim into that tenant, unless TENANT_FROM_SUB says so", async () => {
+    const id = freshId()
+    const path = `/v1/counter/${id}`
+    const stateOf = async (init: Parameters<typeof call>[1]) => (await body(await call(path, init))).body.state
+    const alice = await token("alice", "read write", { tenant: "globex" })
+    await call(`${path}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 5 }), token: alice })
+    // A user who is called "globex" is not the tenant globex.
+    const named = await token("globex", "read write admin")
+    expect((await body(await call(path, { token: named }))).body).toMatchObject({ version: 0 })
+    expect((await body(await call(`${path}/verify`, { token: named }))).body).toMatchObject({ ok: true, events: 0 })
+    // Their own namespace is theirs across requests, and kept apart from every tenant's.
+    expect((await increment(id, named)).status).toBe(200)
+    expect(await stateOf({ token: await token("globex", "read") })).toEqual({ value: 1 })
+    expect(await stateOf({ token: alice })).toEqual({ value: 5 })
+    // On a subdomain of BASE_DOMAIN too.
+    const settings = { BASE_DOMAIN: "emberlog.test" }
+    expect(await stateOf({ token: named, settings, host: "globex.emberlog.test" })).toEqual({ value: 1 })
+    expect(await stateOf({ token: alice, settings, host: "globex.emberlog.test" })).toEqual({ value: 5 })
+    // Configured so, every sub is its own tenant (deployments with no tenant claims at all).
+    expect(await stateOf({ token: named, settings: { TENANT_FROM_SUB: "true" } })).toEqual({ value: 5 })
   })
 
   it("routes {user}.BASE_DOMAIN to that user's namespace and refuses other users' tokens", async () => {
@@ -220,5 +259,91 @@ describe("limits", () => {
     const denied = await call("/health", { headers: { Origin: "https://evil.example" }, settings })
     expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull()
     expect((await call("/health", { headers: { Origin: "https://app.example" } })).headers.get("Access-Control-Allow-Origin")).toBeNull()
+  })
+})
+
+describe("small holes", () => {
+  it("validates X-Correlation-Id and X-Causation-Id like Idempotency-Key; a bad one appends nothing", async () => {
+    const id = freshId()
+    const writer = await token("writer", "read write")
+    const send = (headers: Record<string, string>) =>
+      call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, headers })
+    for (const header of ["X-Correlation-Id", "X-Causation-Id"]) {
+      for (const value of ["x".repeat(256), "has space", "tab\there"]) {
+        const refused = await body(await send({ [header]: value }))
+        const seen = [header, value.length, refused.status, refused.body.error.code]
+        expect(seen).toEqual([header, value.length, 400, "invalid_header"])
+        expect(refused.body.error.message).toContain(header)
+      }
+    }
+    expect((await body(await call(`/v1/counter/${id}`, { token: writer }))).body.version).toBe(0)
+    const ok = await body(await send({ "X-Correlation-Id": "c".repeat(255), "X-Causation-Id": "cause-1" }))
+    expect(ok.body.events[0].meta).toMatchObject({ correlationId: "c".repeat(255), causationId: "cause-1" })
+  })
+
+  it("keeps each tenant's /api/analyze cache apart", async () => {
+    const info = { title: `Cached ${freshId()}`, version: "1" }
+    const spec = JSON.stringify({ openapi: "3.0.0", info, paths: { "/a": { get: { operationId: "a" } } } })
+    const request = JSON.stringify({ specType: "openapi", spec })
+    const analyze = async (tenant: string) =>
+      call("/api/analyze", { method: "POST", body: request, token: await token("u", "read", { tenant }) })
+    const first = await analyze("acme")
+    expect([first.status, first.headers.get("X-Emberlog-Cache")]).toEqual([200, "miss"])
+    expect((await analyze("acme")).headers.get("X-Emberlog-Cache")).toBe("hit")
+    // Another tenant learns nothing about what acme analyzed.
+    expect((await analyze("evil")).headers.get("X-Emberlog-Cache")).toBe("miss")
+  })
+
+  it("with auth off, refuses a foreign Origin or Host on /v1, /api, /ws and /broadcast as on /mcp", async () => {
+    const id = freshId()
+    const dev = (path: string, init: RequestInit & { host?: string } = {}) => {
+      const { host, ...rest } = init
+      const url = new URL(path, host ? `http://${host}` : BASE)
+      return worker.fetch(new Request(url, rest), env as never, createExecutionContext())
+    }
+    const evil = { Origin: "https://evil.example" }
+    const increment = { method: "POST", body: '{"type":"Increment","by":1}' }
+    const attempts: Array<[string, RequestInit & { host?: string }]> = [
+      [`/v1/counter/${id}/commands`, { ...increment, headers: evil }],
+      [`/v1/counter/${id}/commands`, { ...increment, host: "rebound.evil.example" }],
+      [`/v1/counter/${id}`, { headers: evil }],
+      [`/v1/counter/${id}`, { host: "rebound.evil.example" }],
+      [`/v1/counter/${id}/ws`, { headers: { ...evil, Upgrade: "websocket" } }],
+      ["/broadcast", { method: "POST", body: JSON.stringify({ room: id, type: "x", payload: 1 }), headers: evil }],
+      ["/api/generate-from-description", { method: "POST", body: '{"description":"GET /x"}', headers: evil }],
+      ["/ws?room=x&name=n", { headers: { ...evil, Upgrade: "websocket" } }],
+    ]
+    for (const [path, init] of attempts) {
+      const refused = await body(await dev(path, init))
+      const code = expect.stringMatching(/^invalid_(origin|host)$/)
+      expect([path, init.host ?? "", refused.status, refused.body.error.code]).toEqual([path, init.host ?? "", 403, code])
+    }
+    expect((await body(await dev(`/v1/counter/${id}`))).body.version).toBe(0)
+    // Its own origin, and a client that sends none, are served.
+    expect((await dev(`/v1/counter/${id}/commands`, { ...increment, headers: { Origin: BASE } })).status).toBe(200)
+    expect((await dev(`/v1/counter/${id}`)).status).toBe(200)
+    const mcp = await dev("/mcp", { method: "POST", body: "{}", headers: { ...evil, "content-type": "application/json" } })
+    expect(mcp.status).toBe(403)
+  })
+
+  it("/health asks an external executor at most once every few seconds", async () => {
+    const original = globalThis.fetch
+    const probes: Array<string> = []
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = input instanceof Request ? input.url : String(input)
+      if (!url.startsWith("https://openhands.test/")) return original(input, init)
+      probes.push(url)
+      return new Response("{}", { headers: { "content-type": "application/json" } })
+    }) as typeof fetch
+    try {
+      const settings = { JOB_EXECUTOR: "openhands", OPENHANDS_API_URL: "https://openhands.test" }
+      const health = async () => body(await call("/health", { settings }))
+      const answers = await Promise.all(Array.from({ length: 20 }, health))
+      for (const answer of answers) expect(answer.body.executor).toMatchObject({ name: "openhands", healthy: true })
+      for (let i = 0; i < 10; i++) expect((await health()).body.status).toBe("ok")
+      expect(probes).toEqual(["https://openhands.test/health"])
+    } finally {
+      globalThis.fetch = original
+    }
   })
 })

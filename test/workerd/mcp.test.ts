@@ -143,7 +143,10 @@ describe("MCP authorization", () => {
     const session = { Authorization: `Bearer ${await token("alice", "read write")}`, "content-type": "application/json" }
     const open = (body: unknown) => withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: JSON.stringify(body), headers: session }))
     await open({ type: "Open", user: "alice", ttlSeconds: 600 })
-    await open({ type: "Grant", tool: "read_state" })
+    // Grants are the admin's to give (here alice's own token with the admin scope).
+    const admin = { ...session, Authorization: `Bearer ${await token("alice", "write admin")}` }
+    const grant = JSON.stringify({ type: "Grant", tool: "read_state" })
+    await withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: grant, headers: admin }))
     const denied = await call("counter_increment", { id, command: { by: 1 } }, alice)
     expect(denied.json.result).toMatchObject({ isError: true })
     expect(errorOf(denied.json.result).code).toBe("tool_not_granted")

@@ -7,6 +7,9 @@
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
 import { parseResourceUri, type ActorDirectory } from "./server.js"
 
+/** Each followed resource holds a socket to its actor: one listen (or 2025-era session) follows at most this many. */
+export const MAX_FOLLOWED_RESOURCES = 100
+
 export interface Follower {
   readonly close: () => void
 }

@@ -2,22 +2,15 @@
  * `/mcp`: the Streamable HTTP transport in both protocol eras clients speak today.
  * 2026-07-28 requests (stateless) go to the SDK's `createMcpHandler`; 2025-11-25 traffic
  * (initialize, Mcp-Session-Id, GET stream, DELETE) goes to the session's Durable Object.
- * Authentication, tenancy and rate limits are the same middleware as `/v1`.
+ * Authentication, tenancy, rate limits and the Host/Origin check (origin.ts) are the same middleware as `/v1`.
  */
-import {
-  createMcpHandler,
-  isLegacyRequest,
-  localhostAllowedHostnames,
-  originValidationResponse,
-  validateHostHeader,
-} from "@modelcontextprotocol/server"
+import { createMcpHandler, isLegacyRequest } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
 import { scopedName } from "../../actors/names.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
-import { commaList } from "../params.js"
-import { followResource } from "./follow.js"
-import { buildMcpServer } from "./server.js"
+import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
+import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
 import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
@@ -34,19 +27,51 @@ const modernHandler = () =>
 /** Created once per isolate: per request, the factory builds a server for that caller. */
 const modern = modernHandler()
 
+/** A JSON-RPC error answering request `id` (the SDK answers in-band errors with 200 too). */
+const rpcError = (id: unknown, code: number, message: string, data?: unknown, status = 200) => {
+  const error = data === undefined ? { code, message } : { code, message, data }
+  return Response.json({ jsonrpc: "2.0", id: id ?? null, error }, { status })
+}
+
+/** Why a listen may not start (scope, count, URIs), before any follower is opened. */
+const refuseListen = (message: unknown, principal: Principal): Response | undefined => {
+  const { id, params } = message as { id?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } }
+  if (!principal.scopes.has("read")) {
+    return rpcError(id, -32000, "subscriptions/listen needs the read scope", { scope: "read" }, 403)
+  }
+  const uris = params?.notifications?.resourceSubscriptions
+  if (uris === undefined) return undefined
+  if (!Array.isArray(uris)) {
+    return rpcError(id, -32602, "Invalid params: resourceSubscriptions must be an array of resource URIs")
+  }
+  if (uris.length > MAX_FOLLOWED_RESOURCES) {
+    const message = `Invalid params: at most ${MAX_FOLLOWED_RESOURCES} resources per listen (got ${uris.length})`
+    return rpcError(id, -32602, message, { max: MAX_FOLLOWED_RESOURCES })
+  }
+  const invalid = uris.filter((uri) => typeof uri !== "string" || parseResourceUri(uri) === undefined)
+  if (invalid.length > 0) {
+    const expected = `${RESOURCE_PREFIX}{kind}/{id} or …/events, ids of 1–128 characters of A-Z a-z 0-9 . _ : -`
+    const message = `Invalid params: not a resource URI of this server (expected ${expected})`
+    return rpcError(id, -32602, message, { invalid: invalid.slice(0, 10) })
+  }
+  return undefined
+}
+
 /**
  * `subscriptions/listen` (2026-07-28): a long-lived stream of change notifications. It
  * gets a handler of its own, so its notification bus carries only this caller's
  * resources, and follows each subscribed resource's actor until the client hangs up.
  */
 const listen = async (request: Request, message: unknown, env: Env, principal: Principal): Promise<Response> => {
+  const refused = refuseListen(message, principal)
+  if (refused !== undefined) return refused
   const handler = modernHandler()
   const response = await handler.fetch(request, { authInfo: authInfoFor(principal, { env }) })
   const uris = ((message as { params?: { notifications?: { resourceSubscriptions?: unknown } } })?.params?.notifications?.resourceSubscriptions ?? []) as Array<string>
   if (!response.ok || response.body === null || !Array.isArray(uris)) return response
   const directory = directoryFor(env, principal)
   const followers = await Promise.all(
-    uris.filter((uri) => typeof uri === "string").map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
+    uris.map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
   )
   const stop = () => {
     for (const follower of followers) follower?.close()
@@ -74,34 +99,12 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
   return new Response(body, { status: response.status, headers: response.headers })
 }
 
-/**
- * Hostnames this server answers to. A DNS-rebinding attack reaches a local server under
- * the attacker's hostname, so with auth off (local development) only localhost names
- * are served unless MCP_ALLOWED_HOSTS says otherwise. Deployed, Cloudflare routes by
- * hostname, so the Host is the Worker's own.
- */
-const allowedHosts = (env: Env): Array<string> | undefined =>
-  env.MCP_ALLOWED_HOSTS ? commaList(env.MCP_ALLOWED_HOSTS) : env.AUTH_MODE === "off" ? localhostAllowedHostnames() : undefined
-
-/** Hostnames allowed in Origin: the served hosts (or this request's, deployed) and the CORS origins. */
-const allowedOriginHosts = (env: Env, request: Request) => [
-  ...(allowedHosts(env) ?? [new URL(request.url).hostname]),
-  ...commaList(env.CORS_ORIGINS).map((origin) => new URL(origin).hostname),
-]
-
 /** MCP bodies are JSON-RPC messages; large memories go through POST /v1/memory/{ns}/commands. */
 const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) => jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`))
 
 export const mcpRoutes = (app: App) => {
   app.all("/mcp", limitMcpBody, async (c) => {
     const request = c.req.raw
-    const hosts = allowedHosts(c.env)
-    // The Worker sees the Host in the request URL (a Host header may not be present).
-    if (hosts !== undefined && !validateHostHeader(new URL(request.url).host, hosts).ok) {
-      return jsonRpcError(403, -32000, `Invalid Host: ${new URL(request.url).host}`)
-    }
-    const refused = originValidationResponse(request, allowedOriginHosts(c.env, request))
-    if (refused !== undefined) return refused
     const principal = c.get("principal")
     const message = request.method === "POST" ? await request.clone().json().catch(() => undefined) : undefined
     // Neither revision accepts JSON-RPC batches.

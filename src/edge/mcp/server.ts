@@ -11,7 +11,7 @@
  * describes its successes, and clients check structured content against it.
  *
  * Every call is checked against the token's scopes and the caller's session grants: when
- * the principal's `session` actor (`/v1/session/{sub}`) has been opened, only the tools
+ * the principal's `session` actor (`/v1/session/{sub}`) has been opened by it, only the tools
  * it granted may be called, and none once it is closed or expired; a principal without a
  * session is bound by its scopes alone.
  */
@@ -64,7 +64,9 @@ const fromReply = <A extends Record<string, unknown>>(reply: Reply<A>): ToolResu
 const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<string> | undefined> => {
   const reply = await directory.actor("session", directory.principal.sub).readState({})
   if (!reply.ok || reply.value.version === 0) return undefined
-  const state = reply.value.state as { status: string; grants: ReadonlyArray<string> }
+  const state = reply.value.state as { status: string; user: string; grants: ReadonlyArray<string> }
+  // Only a session the principal opened is its ACL: anyone else's session under that id binds nobody.
+  if (state.user !== directory.principal.sub) return undefined
   return new Set(state.status === "open" ? state.grants : [])
 }
 

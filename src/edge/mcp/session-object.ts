@@ -11,10 +11,12 @@
  */
 import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from "@modelcontextprotocol/server"
 import { DurableObject } from "cloudflare:workers"
+import type { CommandRequest } from "../../actors/actor-core.js"
+import type { ActorApi } from "../../actors/durable-actor.js"
 import { actorStub } from "../../actors/kinds.js"
 import type { Principal } from "../../infra/tokens.js"
 import { SessionEventLog } from "./event-log.js"
-import { followResource, type Follower } from "./follow.js"
+import { MAX_FOLLOWED_RESOURCES, followResource, type Follower } from "./follow.js"
 import { buildMcpServer, type ActorDirectory } from "./server.js"
 
 /** Set by the edge only (it overwrites anything a client sent). */
@@ -29,12 +31,26 @@ const decodePrincipal = (json: string): Principal => {
   return { sub, tenant, scopes: new Set(scopes) }
 }
 
+/** The caller's principal and scopes go with every command a tool sends (a session's rules decide by them). */
+const asCaller = (actor: ActorApi, principal: Principal): ActorApi =>
+  new Proxy(actor, {
+    get: (target, key) => {
+      if (key === "command") {
+        return (request: CommandRequest) =>
+          target.command({ ...request, principal: principal.sub, scopes: [...principal.scopes] })
+      }
+      // A stub's own methods (fetch) must run on the stub itself; RPC stubs have no usable `bind`.
+      const value: unknown = Reflect.get(target, key)
+      return typeof value === "function" ? (...args: Array<unknown>) => Reflect.apply(value, target, args) : value
+    },
+  })
+
 export const directoryFor = (bindings: { readonly [binding: string]: unknown }, principal: Principal): ActorDirectory => ({
   principal,
   actor: (kind, id) => {
     const actor = actorStub(bindings, principal.tenant, kind, id)
     if (actor === undefined) throw new Error(`Unknown kind ${kind}`)
-    return actor
+    return asCaller(actor, principal)
   },
 })
 
@@ -101,6 +117,10 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   /** Tells the client each time a subscribed resource's actor appends. */
   private async watch(uri: string): Promise<void> {
     if (this.owner === undefined || this.watches.has(uri)) return
+    if (!this.owner.scopes.has("read")) throw new Error("Subscribing to resources needs the read scope")
+    if (this.watches.size >= MAX_FOLLOWED_RESOURCES) {
+      throw new Error(`A session follows at most ${MAX_FOLLOWED_RESOURCES} resources`)
+    }
     // Registered before connecting, so a concurrent subscribe, unsubscribe or end sees it.
     const following = followResource(directoryFor(this.env, this.owner), uri, () => {
       void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined)

@@ -1,0 +1,96 @@
+import { Cause, Clock, Effect, Exit } from "effect"
+import fc from "fast-check"
+import { describe, it } from "vitest"
+import { Caller, Forbidden } from "../../src/domain/caller.js"
+import { Session, type SessionState } from "../../src/domain/session.js"
+import { clockAt } from "../../src/testing/clock.js"
+import { propertyParameters } from "../../src/testing/parameters.js"
+import { prototypeName, sessionConfigKey, sessionTool } from "./arbitraries.js"
+
+const START = Date.UTC(2026, 0, 1)
+const ttl = fc.integer({ min: 1, max: 5 })
+const caller = fc.record({ principal: fc.constantFrom("alice", "bob"), admin: fc.boolean() })
+const command = fc.oneof(
+  fc.record({ type: fc.constant("Open"), ttlSeconds: ttl }),
+  fc.record({ type: fc.constant("Open"), user: fc.constantFrom("alice", "bob"), ttlSeconds: ttl }),
+  fc.constant({ type: "Touch" }),
+  fc.record({ type: fc.constant("SetConfig"), key: sessionConfigKey, value: fc.integer() }),
+  fc.record({ type: fc.constant("Grant"), tool: sessionTool }),
+  fc.record({ type: fc.constant("Revoke"), tool: sessionTool }),
+  fc.constant({ type: "Close" }),
+)
+const step = fc.record({ caller, command, seconds: fc.integer({ min: 0, max: 3 }) })
+
+/** Runs one request-borne command as the host would: with its caller and the time. */
+const decide = (state: SessionState, input: unknown, who: { principal: string; admin: boolean }, now: number) => {
+  const decoded = Session.decodeCommand(input)
+  if (!decoded.ok) throw new Error(`the arbitrary made an invalid command: ${decoded.error.message}`)
+  const scopes = new Set(who.admin ? ["read", "write", "admin"] : ["read", "write"])
+  return Effect.runSyncExit(
+    Session.decide(state, decoded.command).pipe(
+      Effect.provideService(Caller, { principal: who.principal, scopes, internal: false }),
+      Effect.provideService(Clock.Clock, clockAt(() => now)),
+    ),
+  )
+}
+
+describe("the session's authority", () => {
+  it("only its user changes a session, only admins change its grants, and names never read inherited members", () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        let state = Session.initial
+        let now = START
+        const config = new Map<string, unknown>()
+        const grants = new Set<string>()
+        for (const { caller: who, command: input, seconds } of steps) {
+          now += seconds * 1000
+          const before = state
+          const exit = decide(state, input, who, now)
+          if (Exit.isFailure(exit)) {
+            const error = Cause.squash(exit.cause)
+            if (!(error instanceof Error) || !("code" in error)) throw new Error(`a defect: ${String(error)}`)
+            // Authority refusals are 403s (Forbidden), whatever else the state says.
+            const code = (error as { code: string }).code
+            if (code === "not_session_owner" && !(error instanceof Forbidden)) throw new Error("not a 403")
+            continue
+          }
+          for (const event of exit.value) state = Session.evolve(state, event)
+          if (exit.value.length === 0) continue
+          const type = (input as { type: string }).type
+          if (type === "Grant" || type === "Revoke") {
+            if (!who.admin) throw new Error(`${who.principal} changed grants without admin`)
+          } else if (type === "Open") {
+            if (state.user !== who.principal) throw new Error(`${who.principal} opened a session for ${state.user}`)
+            if (before.status !== "new" && before.user !== who.principal) {
+              throw new Error(`${who.principal} reopened ${before.user}'s session`)
+            }
+          } else if (before.user !== who.principal) {
+            throw new Error(`${who.principal} sent ${type} to ${before.user}'s session`)
+          }
+          if (type === "SetConfig") config.set((input as { key: string }).key, (input as { value: unknown }).value)
+          if (type === "Grant") grants.add((input as { tool: string }).tool)
+          if (type === "Revoke") grants.delete((input as { tool: string }).tool)
+        }
+        // Own keys only, and they survive the stored (JSON) form.
+        const stored = Session.decodeState(JSON.parse(JSON.stringify(Session.encodeState(state))))
+        for (const value of [state, stored]) {
+          const keys = JSON.stringify(Object.keys(value.config).sort())
+          if (keys !== JSON.stringify([...config.keys()].sort())) throw new Error(`config keys differ: ${keys}`)
+          for (const [key, expected] of config) {
+            if (!Object.hasOwn(value.config, key) || value.config[key] !== expected) {
+              throw new Error(`config ${key} reads ${String(value.config[key])}`)
+            }
+          }
+          const granted = JSON.stringify([...value.grants].sort())
+          if (granted !== JSON.stringify([...grants].sort())) throw new Error(`grants differ: ${granted}`)
+        }
+      }),
+      propertyParameters({ numRuns: 300 }),
+    )
+  })
+
+  it("generates the prototype names it is about", () => {
+    const inherited = (name: string) => name in Object.prototype || name === "__proto__"
+    fc.assert(fc.property(prototypeName, inherited), propertyParameters({ numRuns: 100 }))
+  })
+})
