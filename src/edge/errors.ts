@@ -25,6 +25,7 @@ export const errorBody = (code: string, message: string, details?: unknown) => (
 const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
   InvalidInput: 400,
   Conflict: 409,
+  TooLarge: 413,
   Rejected: 422,
   Unavailable: 503,
 }
@@ -41,7 +42,11 @@ export const badRequest = (code: string, message: string, details?: unknown) => 
 export const handleError: ErrorHandler = (error, c) => {
   if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, error.details), error.status, error.headers)
   console.error("emberlog: unhandled error", error)
-  return c.json(errorBody("internal", "Internal error; nothing was changed unless a response said so"), 500)
+  // The failure may have come after a commit (e.g. the reply was lost), so claim nothing either way.
+  return c.json(
+    errorBody("internal", "Internal error: the request may or may not have taken effect; read the actor, or retry with the same Idempotency-Key"),
+    500,
+  )
 }
 
 export const handleNotFound: NotFoundHandler = (c: Context) =>
