@@ -20,7 +20,7 @@ import {
 } from "../infra/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
-import { MAX_JSON_DEPTH, MAX_ROW_BYTES, MAX_RPC_BYTES, exceedsDepth, overBytes, serializedBound, utf8Length } from "./limits.js"
+import { MAX_ROW_BYTES, MAX_RPC_BYTES, exceedsDepth, overBytes, serializedBound, tooDeep, utf8Length } from "./limits.js"
 
 export type ActorFailure = {
   /** InvalidInput → 400, Conflict → 409, TooLarge → 413, Rejected → 422, Unavailable → 503 (mapped once, at the edge). */
@@ -75,13 +75,6 @@ const VERIFY_PAGE = 2000
 const ROW_OVERHEAD = 1024
 /** Room in a reply for each event's fields beside its data and meta. */
 const REPLY_EVENT_OVERHEAD = 256
-
-/** The one answer to input nested deeper than MAX_JSON_DEPTH, whichever transport it came by. */
-export const tooDeep = {
-  code: "too_deep",
-  message: `JSON may nest at most ${MAX_JSON_DEPTH} levels of arrays and objects`,
-  details: { maxDepth: MAX_JSON_DEPTH },
-} as const
 
 class Failure {
   constructor(readonly failure: ActorFailure) {}

@@ -8,6 +8,13 @@
 /** Nesting beyond this is refused with 400 `too_deep`, on every body and socket frame, before anything runs. */
 export const MAX_JSON_DEPTH = 64
 
+/** The one answer to input nested deeper than MAX_JSON_DEPTH, whichever transport it came by. */
+export const tooDeep = {
+  code: "too_deep",
+  message: `JSON may nest at most ${MAX_JSON_DEPTH} levels of arrays and objects`,
+  details: { maxDepth: MAX_JSON_DEPTH },
+} as const
+
 /** A SQLite row (an event, a snapshot) in production's Durable Objects: 2 MB. */
 export const MAX_ROW_BYTES = 2_000_000
 

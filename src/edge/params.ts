@@ -1,4 +1,6 @@
 /** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
+import type { Context } from "hono"
+import { exceedsDepth, tooDeep } from "../actors/limits.js"
 import { NAME_PATTERN } from "../actors/names.js"
 import { HttpError, badRequest } from "./errors.js"
 
@@ -39,6 +41,27 @@ export const idempotencyKey = (value: string | undefined): string | undefined =>
   if (value === undefined) return undefined
   if (!IDEMPOTENCY_KEY.test(value)) throw badRequest("invalid_header", "Idempotency-Key must be 1–255 visible ASCII characters")
   return value
+}
+
+/** Refuses JSON nested deeper than MAX_JSON_DEPTH with 400, before it is sent to any object. */
+export const shallowJson = <A>(value: A): A => {
+  if (exceedsDepth(value)) throw badRequest(tooDeep.code, tooDeep.message, tooDeep.details)
+  return value
+}
+
+/**
+ * Every JSON request body is read here: parsed, then held to MAX_JSON_DEPTH. A body that
+ * is not JSON throws `notJson`, or reads as undefined for routes that explain their own shape.
+ */
+export const jsonBody = async (c: Context, notJson?: HttpError): Promise<unknown> => {
+  let body: unknown
+  try {
+    body = await c.req.json()
+  } catch {
+    if (notJson !== undefined) throw notJson
+    return undefined
+  }
+  return shallowJson(body)
 }
 
 /** A comma-separated setting or query value as its non-empty, trimmed items. */
