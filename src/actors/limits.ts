@@ -2,7 +2,7 @@
  * What a command may store and answer, checked by the host before anything commits.
  * Production refuses a SQLite row or string over 2 MB and a Durable Object RPC message
  * over 32 MiB; local workerd may accept both, so emberlog enforces them itself, the same
- * everywhere, instead of finding out after a commit (see README, "Limits").
+ * everywhere, instead of finding out after a commit (README, "HTTP API", Limits).
  */
 
 /** Nesting beyond this is refused with 400 `too_deep`, on every body and socket frame, before anything runs. */
