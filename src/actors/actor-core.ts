@@ -20,10 +20,21 @@ import {
 } from "../infra/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
-import { MAX_ROW_BYTES, MAX_RPC_BYTES, exceedsDepth, overBytes, serializedBound, tooDeep, utf8Length } from "./limits.js"
+import {
+  MAX_ROW_BYTES,
+  MAX_RPC_BYTES,
+  exceedsDepth,
+  overBytes,
+  serializedBound,
+  tooDeep,
+  utf8Length,
+} from "./limits.js"
 
 export type ActorFailure = {
-  /** InvalidInput → 400, Conflict → 409, TooLarge → 413, Rejected → 422, Unavailable → 503 (mapped once, at the edge). */
+  /**
+   * InvalidInput → 400, Conflict → 409, TooLarge → 413, Rejected → 422, Unavailable → 503
+   * (mapped once, at the edge).
+   */
   readonly _tag: "InvalidInput" | "Conflict" | "TooLarge" | "Rejected" | "Unavailable"
   readonly code: string
   readonly message: string
@@ -171,7 +182,7 @@ export class ActorCore<S = unknown> {
           start = state
           break
         }
-        console.warn(`emberlog: the ${this.entity.kind} snapshot at seq ${snapshot.seq} does not match the log; not using it`)
+        console.warn(`emberlog: the ${this.entity.kind} snapshot at seq ${snapshot.seq} does not match the log; unused`)
         below = snapshot.seq - 1
       }
       const { evolve, decodeEvent } = this.entity
@@ -221,7 +232,8 @@ export class ActorCore<S = unknown> {
     this.version = outcome.version
     this.headHash = outcome.hash
     this.lastAt = outcome.at
-    return { ok: true, value: { version: outcome.version, events: outcome.appended, state: outcome.encodedState, replayed: false } }
+    const { version, appended: events, encodedState: state } = outcome
+    return { ok: true, value: { version, events, state, replayed: false } }
   }
 
   private decideAndAppend(request: CommandRequest) {
@@ -301,8 +313,9 @@ export class ActorCore<S = unknown> {
         yield* Effect.sync(() => onAppend(appended, decoded.command))
       }
       if (snapshotDue) {
-        const snapshot = { seq: version, stateVersion: this.entity.stateVersion, stateJson, headHash: hash, stateHash: sha256(stateJson) }
-        yield* store.saveSnapshot(snapshot)
+        const stateVersion = this.entity.stateVersion
+        const stateHash = sha256(stateJson)
+        yield* store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash })
         yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
       }
       if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
@@ -430,7 +443,8 @@ export class ActorCore<S = unknown> {
             try {
               state = entity.evolve(state, entity.decodeEvent(event))
             } catch (error) {
-              return { ok: false, firstBadSeq: event.seq, reason: `event ${event.seq} cannot be replayed: ${String(error)}` } as const
+              const reason = `event ${event.seq} cannot be replayed: ${String(error)}`
+              return { ok: false, firstBadSeq: event.seq, reason } as const
             }
             for (; snapshotSeqs[nextSnapshot] === event.seq; nextSnapshot++) {
               const snapshot = yield* store.snapshotAtOrBelow(event.seq, entity.stateVersion)
@@ -452,7 +466,8 @@ export class ActorCore<S = unknown> {
         }
         if (nextSnapshot < snapshotSeqs.length) {
           const seq = snapshotSeqs[nextSnapshot]!
-          return { ok: false, firstBadSeq: seq, reason: `a snapshot claims seq ${seq}, past the end of the log`, snapshotSeq: seq } as const
+          const reason = `a snapshot claims seq ${seq}, past the end of the log`
+          return { ok: false, firstBadSeq: seq, reason, snapshotSeq: seq } as const
         }
         return { ok: true, events: walk.events, head: walk.head, snapshots: snapshotSeqs.length } as const
       }),

@@ -88,7 +88,9 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
       return Effect.succeed(removed.length === 0 ? [] : [{ type: "Untagged", hash: command.hash, tags: removed } as const])
     }
     case "Forget":
-      return own(state.items, command.hash) === undefined ? unknown(command.hash) : Effect.succeed([{ type: "Forgotten", hash: command.hash } as const])
+      return own(state.items, command.hash) === undefined
+        ? unknown(command.hash)
+        : Effect.succeed([{ type: "Forgotten", hash: command.hash } as const])
     case "ForgetByTag":
       return Effect.succeed(
         Object.entries(state.items)

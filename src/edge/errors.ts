@@ -44,7 +44,10 @@ export const handleError: ErrorHandler = (error, c) => {
   console.error("emberlog: unhandled error", error)
   // The failure may have come after a commit (e.g. the reply was lost), so claim nothing either way.
   return c.json(
-    errorBody("internal", "Internal error: the request may or may not have taken effect; read the actor, or retry with the same Idempotency-Key"),
+    errorBody(
+      "internal",
+      "Internal error; it may or may not have taken effect: read the actor, or retry with the same Idempotency-Key",
+    ),
     500,
   )
 }

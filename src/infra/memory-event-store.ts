@@ -40,7 +40,12 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
         ),
       ),
     snapshotSeqs: (stateVersion) =>
-      Effect.sync(() => snapshots.filter((s) => s.stateVersion === stateVersion).map((s) => s.seq).sort((a, b) => a - b)),
+      Effect.sync(() =>
+        snapshots
+          .filter((s) => s.stateVersion === stateVersion)
+          .map((s) => s.seq)
+          .sort((a, b) => a - b),
+      ),
     saveSnapshot: (snapshot) => Effect.sync(() => void snapshots.push({ ...snapshot })),
     findCommand: (commandId) => Effect.sync(() => commands.get(commandId)),
     // Like SQLite's primary key: a second record for the same id is an error.

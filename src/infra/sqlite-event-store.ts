@@ -26,7 +26,12 @@ const SCHEMA = [
 ]
 
 /** Snapshots written before they were bound to the chain have no hashes; they are never read. */
-const BIND_SNAPSHOTS = ["ALTER TABLE snapshots ADD COLUMN head_hash TEXT", "ALTER TABLE snapshots ADD COLUMN state_hash TEXT"]
+const BIND_SNAPSHOTS = [
+  "ALTER TABLE snapshots ADD COLUMN head_hash TEXT",
+  "ALTER TABLE snapshots ADD COLUMN state_hash TEXT",
+]
+
+const BOUND_SNAPSHOT_SEQS = "SELECT seq FROM snapshots WHERE state_version = ? AND head_hash IS NOT NULL ORDER BY seq"
 
 type Row = Record<string, SqlStorageValue>
 
@@ -41,7 +46,8 @@ const toEvent = (row: Row): StoredEvent => ({
 
 export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: () => void): EventStoreShape => {
   const sql = storage.sql
-  const hasTable = (name: string) => sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
+  const hasTable = (name: string) =>
+    sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
   let created = hasTable("events")
   if (created && !sql.exec("SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'head_hash'").toArray().length) {
     for (const statement of BIND_SNAPSHOTS) sql.exec(statement)
@@ -83,12 +89,14 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
         }
         return state
       }),
-    seqAsOf: (at) => read(0, () => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
+    seqAsOf: (at) =>
+      read(0, () => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
     snapshotAtOrBelow: (seq, stateVersion) =>
       read(undefined, () => {
         const row = sql
           .exec(
-            `SELECT * FROM snapshots WHERE seq <= ? AND state_version = ? AND head_hash IS NOT NULL AND state_hash IS NOT NULL
+            `SELECT * FROM snapshots
+             WHERE seq <= ? AND state_version = ? AND head_hash IS NOT NULL AND state_hash IS NOT NULL
              ORDER BY seq DESC LIMIT 1`,
             seq, stateVersion,
           )
@@ -106,7 +114,7 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
     snapshotSeqs: (stateVersion) =>
       read([], () =>
         sql
-          .exec("SELECT seq FROM snapshots WHERE state_version = ? AND head_hash IS NOT NULL ORDER BY seq", stateVersion)
+          .exec(BOUND_SNAPSHOT_SEQS, stateVersion)
           .toArray()
           .map((row) => row.seq as number),
       ),
@@ -153,7 +161,8 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
               .map(toEvent),
           })),
       ),
-    acknowledge: (topic, throughSeq) => read(undefined, () => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
+    acknowledge: (topic, throughSeq) =>
+      read(undefined, () => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
     pruneCommands: (before) => read(undefined, () => void sql.exec("DELETE FROM commands WHERE at < ?", before)),
     transaction: (body) => {
       // A rolled-back transaction also rolls back the tables it created.
