@@ -94,14 +94,17 @@ describe("snapshots bound to the chain", () => {
     return { store, actor: new ActorCore(Snappy, runtime()), restart: () => new ActorCore(Snappy, runtime()) }
   }
   const tamperings = fc.constantFrom("state", "state and its hash", "head hash", "seq")
+  const commandLists = fc.array(counterCommand, { minLength: 3, maxLength: 30 })
+  const history = <S>(actor: ActorCore<S>) =>
+    Array.from({ length: actor.currentVersion + 1 }, (_, at) => actor.readState({ at }))
 
   it("a tampered snapshot is reported by verify and never changes state, time travel or recovery", () => {
     fc.assert(
-      fc.property(fc.array(counterCommand, { minLength: 3, maxLength: 30 }), fc.nat(), tamperings, (commands, pick, how) => {
+      fc.property(commandLists, fc.nat(), tamperings, (commands, pick, how) => {
         const { store, actor, restart } = hostSnappy()
         for (const command of commands) actor.command({ command })
         fc.pre(store.snapshots.length > 0)
-        const honest = Array.from({ length: actor.currentVersion + 1 }, (_, at) => actor.readState({ at }))
+        const honest = history(actor)
         expect(actor.verify()).toMatchObject({ ok: true, snapshots: store.snapshots.length })
         const index = pick % store.snapshots.length
         const original = store.snapshots[index]!
@@ -117,8 +120,7 @@ describe("snapshots bound to the chain", () => {
         expect(actor.verify()).toMatchObject({ ok: false, snapshotSeq: store.snapshots[index]!.seq })
         if (how !== "state and its hash") {
           // Hashes that do not hold: recovery and time travel fall back to an earlier snapshot or a full fold.
-          const recovered = restart()
-          expect(Array.from({ length: recovered.currentVersion + 1 }, (_, at) => recovered.readState({ at }))).toEqual(honest)
+          expect(history(restart())).toEqual(honest)
         }
       }),
       { ...propertyParameters({ numRuns: 150 }) },

@@ -41,7 +41,10 @@ export { op as textOp, text }
  */
 export const prototypeKey = fc.constantFrom("constructor", "__proto__", "toString", "hasOwnProperty", "valueOf")
 
-const member = fc.oneof({ weight: 3, arbitrary: fc.constantFrom("alice", "bob", "carol") }, { weight: 1, arbitrary: prototypeKey })
+const member = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom("alice", "bob", "carol") },
+  { weight: 1, arbitrary: prototypeKey },
+)
 /** Room commands: members come and go (some leave without having joined) and post JSON payloads. */
 export const roomCommand = fc.oneof(
   fc.record({ type: fc.constant("Join"), name: member }),

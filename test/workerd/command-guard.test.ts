@@ -9,15 +9,17 @@ import { BASE, devName, freshId, get, json, openSocket, readSse, send } from "./
 const deep = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
 const post = (path: string, body: string, headers: Record<string, string> = {}) =>
   SELF.fetch(`${BASE}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } })
+const roomPost = (payload: string) => `{"type":"Post","messageType":"x","sender":"a","payload":${payload}}`
 const version = async (kind: string, id: string) => (await json(await get(`/v1/${kind}/${id}`))).body.version
 
 describe("deep JSON", () => {
   for (const depth of [3_000, 6_000]) {
     it(`refuses ${depth}-deep bodies with 400 on every route, appending nothing`, async () => {
       const room = freshId("deep")
-      const mcp = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"counter_increment","arguments":${deep(depth)}}}`
+      const call = `{"name":"counter_increment","arguments":${deep(depth)}}`
+      const mcp = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":${call}}`
       const routes: Array<[string, string, Record<string, string>?]> = [
-        [`/v1/room/${room}/commands`, `{"type":"Post","messageType":"x","sender":"a","payload":${deep(depth)}}`],
+        [`/v1/room/${room}/commands`, roomPost(deep(depth))],
         [`/v1/memory/${room}/commands`, `{"type":"Store","content":"hi","metadata":{"m":${deep(depth)}}}`],
         ["/broadcast", `{"room":"${room}","type":"x","payload":${deep(depth)}}`],
         ["/api/analyze", `{"specType":"openapi","spec":{"paths":${deep(depth)}}}`],
@@ -37,9 +39,9 @@ describe("deep JSON", () => {
   it("accepts a command exactly MAX_JSON_DEPTH deep and refuses one level more", async () => {
     const room = freshId("depth")
     // The command object is one level, so its payload may be one less.
-    const command = (payloadDepth: number) => `{"type":"Post","messageType":"x","sender":"a","payload":${deep(payloadDepth)}}`
-    expect((await post(`/v1/room/${room}/commands`, command(MAX_JSON_DEPTH - 1))).status).toBe(200)
-    expect((await json(await post(`/v1/room/${room}/commands`, command(MAX_JSON_DEPTH)))).body.error.code).toBe("too_deep")
+    const command = (payloadDepth: number) => post(`/v1/room/${room}/commands`, roomPost(deep(payloadDepth)))
+    expect((await command(MAX_JSON_DEPTH - 1)).status).toBe(200)
+    expect((await json(await command(MAX_JSON_DEPTH))).body.error.code).toBe("too_deep")
     expect(await version("room", room)).toBe(1)
   })
 
@@ -47,7 +49,7 @@ describe("deep JSON", () => {
     it(`refuses ${depth}-deep command frames and room frames on sockets, appending nothing`, async () => {
       const room = freshId("deep-ws")
       const log = await openSocket(`/v1/room/${room}/ws`)
-      log.ws.send(`{"type":"command","id":"c1","command":{"type":"Post","messageType":"x","sender":"a","payload":${deep(depth)}}}`)
+      log.ws.send(`{"type":"command","id":"c1","command":${roomPost(deep(depth))}}`)
       await log.until((frames) => frames.some((f) => f?.type === "error" && f.id === "c1"))
       expect(log.frames.find((f) => f?.type === "error")).toMatchObject({ id: "c1", error: { code: "too_deep" } })
       expect(await version("room", room)).toBe(0)
@@ -59,7 +61,7 @@ describe("deep JSON", () => {
       expect(member.frames.find((f) => f?.type === "error")).toMatchObject({ error: { code: "too_deep" } })
       expect(await version("room", room)).toBe(1)
       // The socket still works afterwards.
-      log.ws.send(`{"type":"command","id":"c2","command":{"type":"Post","messageType":"x","sender":"a","payload":1}}`)
+      log.ws.send(`{"type":"command","id":"c2","command":${roomPost("1")}}`)
       await log.until((frames) => frames.some((f) => f?.type === "ack" && f.id === "c2"))
       expect(await version("room", room)).toBe(2)
       log.ws.close(1000)
@@ -77,9 +79,10 @@ describe("reads create nothing", () => {
         .map((row) => row.name),
     )
 
-  it("GETs of an actor with no events (state, at, events, verify, SSE, WebSocket) leave it without storage", async () => {
+  it("GETs of an actor with no events (state, at, events, verify, SSE, socket) leave it without storage", async () => {
     const id = freshId("fresh")
-    expect(await json(await get(`/v1/counter/${id}`))).toEqual({ status: 200, body: { kind: "counter", id, version: 0, state: { value: 0 } } })
+    const read = await json(await get(`/v1/counter/${id}`))
+    expect(read).toEqual({ status: 200, body: { kind: "counter", id, version: 0, state: { value: 0 } } })
     expect((await json(await get(`/v1/counter/${id}?at=0`))).body.version).toBe(0)
     expect((await json(await get(`/v1/counter/${id}?asOf=2026-01-01T00:00:00Z`))).body.version).toBe(0)
     expect((await json(await get(`/v1/counter/${id}/events`))).body).toEqual({ events: [], next: null })
@@ -94,11 +97,13 @@ describe("reads create nothing", () => {
     expect(sse.status).toBe(200)
     await readSse(sse, 0)
     expect(await tables(streamed)).toEqual([])
-    const stats = await runInDurableObject(env.COUNTER.getByName(devName(id)), (_instance, state) => state.storage.sql.databaseSize)
-    expect(stats).toBeLessThanOrEqual(4096 * 2)
+    const stub = env.COUNTER.getByName(devName(id))
+    const size = await runInDurableObject(stub, (_, state) => state.storage.sql.databaseSize)
+    expect(size).toBeLessThanOrEqual(4096 * 2)
 
     // The first command creates the log as before, and it survives a restart.
-    expect((await json(await send("counter", id, { type: "Increment", by: 2 }))).body).toMatchObject({ version: 1, state: { value: 2 } })
+    const first = await json(await send("counter", id, { type: "Increment", by: 2 }))
+    expect(first.body).toMatchObject({ version: 1, state: { value: 2 } })
     expect(await tables(id)).toEqual(expect.arrayContaining(["events", "snapshots", "commands", "outbox"]))
     await evictDurableObject(env.COUNTER.getByName(devName(id)))
     expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 1, state: { value: 2 } })
@@ -108,8 +113,9 @@ describe("reads create nothing", () => {
   it("a refused first command leaves no storage either", async () => {
     const id = freshId("refused")
     expect((await send("counter", id, { type: "Increment", by: 0 })).status).toBe(400)
-    expect((await send("counter", id, { type: "Decrement", by: Number.MAX_SAFE_INTEGER }, { "Idempotency-Key": "k" })).status).toBe(200)
-    expect((await send("counter", id, { type: "Decrement", by: Number.MAX_SAFE_INTEGER })).status).toBe(422)
+    const down = { type: "Decrement", by: Number.MAX_SAFE_INTEGER }
+    expect((await send("counter", id, down, { "Idempotency-Key": "k" })).status).toBe(200)
+    expect((await send("counter", id, down)).status).toBe(422)
     expect(await version("counter", id)).toBe(1)
     const other = freshId("refused")
     expect((await send("counter", other, { type: "Nope" })).status).toBe(400)
