@@ -123,3 +123,18 @@ describe("reads create nothing", () => {
     expect(await tables(other)).toEqual([])
   })
 })
+
+describe("a 500", () => {
+  it("claims nothing about what changed: it cannot know whether the failure came before the commit", async () => {
+    const id = freshId("boom")
+    await send("counter", id, { type: "Increment", by: 1 })
+    await runInDurableObject(env.COUNTER.getByName(devName(id)), (_, state) =>
+      state.storage.sql.exec("CREATE TRIGGER refuse BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+    )
+    const failed = await json(await send("counter", id, { type: "Increment", by: 1 }, { "Idempotency-Key": "x" }))
+    expect(failed.status).toBe(500)
+    expect(failed.body.error.code).toBe("internal")
+    expect(failed.body.error.message).not.toMatch(/nothing was changed/i)
+    expect(failed.body.error.message).toContain("Idempotency-Key")
+  })
+})
