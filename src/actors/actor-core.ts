@@ -32,10 +32,10 @@ import {
 
 export type ActorFailure = {
   /**
-   * InvalidInput → 400, Conflict → 409, TooLarge → 413, Rejected → 422, Unavailable → 503
-   * (mapped once, at the edge).
+   * InvalidInput → 400, Conflict → 409, TooLarge → 413, Rejected → 422, RolledBack → 500,
+   * Unavailable → 503 (mapped once, at the edge).
    */
-  readonly _tag: "InvalidInput" | "Conflict" | "TooLarge" | "Rejected" | "Unavailable"
+  readonly _tag: "InvalidInput" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unavailable"
   readonly code: string
   readonly message: string
   readonly details?: unknown
@@ -89,6 +89,12 @@ const REPLY_EVENT_OVERHEAD = 256
 
 class Failure {
   constructor(readonly failure: ActorFailure) {}
+}
+
+const rolledBack: ActorFailure = {
+  _tag: "RolledBack",
+  code: "internal",
+  message: "The command failed inside its transaction and was rolled back: nothing was appended, so a retry is safe",
 }
 
 /** Thrown out of the store transaction so that a refused command's writes (if any) roll back. */
@@ -223,8 +229,11 @@ export class ActorCore<S = unknown> {
         return result
       })
     } catch (error) {
-      if (!(error instanceof RolledBack)) throw error
-      return error.reply
+      if (error instanceof RolledBack) return error.reply
+      // Thrown inside the transaction (a bug, a storage error), so everything rolled back: this,
+      // unlike a 500 from further away, knows that nothing was appended.
+      console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, error)
+      return { ok: false, error: rolledBack }
     }
     if (!reply.ok || !("appended" in reply.value)) return reply as ActorReply<CommandOutcome>
     const outcome = reply.value

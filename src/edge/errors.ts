@@ -27,6 +27,7 @@ const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
   Conflict: 409,
   TooLarge: 413,
   Rejected: 422,
+  RolledBack: 500,
   Unavailable: 503,
 }
 
