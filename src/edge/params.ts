@@ -1,6 +1,6 @@
 /** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
 import type { Context } from "hono"
-import { exceedsDepth, tooDeep } from "../actors/limits.js"
+import { textExceedsDepth, tooDeep } from "../actors/limits.js"
 import { NAME_PATTERN } from "../actors/names.js"
 import { HttpError, badRequest } from "./errors.js"
 
@@ -43,25 +43,21 @@ export const idempotencyKey = (value: string | undefined): string | undefined =>
   return value
 }
 
-/** Refuses JSON nested deeper than MAX_JSON_DEPTH with 400, before it is sent to any object. */
-export const shallowJson = <A>(value: A): A => {
-  if (exceedsDepth(value)) throw badRequest(tooDeep.code, tooDeep.message, tooDeep.details)
-  return value
-}
+const refuseTooDeep = () => badRequest(tooDeep.code, tooDeep.message, tooDeep.details)
 
 /**
- * Every JSON request body is read here: parsed, then held to MAX_JSON_DEPTH. A body that
- * is not JSON throws `notJson`, or reads as undefined for routes that explain their own shape.
+ * Every JSON request body is read here, held to MAX_JSON_DEPTH before it is parsed. A body
+ * that is not JSON throws `notJson`, or reads as undefined for routes that explain their own shape.
  */
 export const jsonBody = async (c: Context, notJson?: HttpError): Promise<unknown> => {
-  let body: unknown
+  const text = await c.req.text()
+  if (textExceedsDepth(text)) throw refuseTooDeep()
   try {
-    body = await c.req.json()
+    return JSON.parse(text)
   } catch {
     if (notJson !== undefined) throw notJson
     return undefined
   }
-  return shallowJson(body)
 }
 
 /** A comma-separated setting or query value as its non-empty, trimmed items. */

@@ -5,7 +5,7 @@ import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { ActorCore } from "../../src/actors/actor-core.js"
-import { MAX_JSON_DEPTH, MAX_ROW_BYTES, exceedsDepth, utf8Length } from "../../src/actors/limits.js"
+import { MAX_JSON_DEPTH, MAX_ROW_BYTES, exceedsDepth, textExceedsDepth, utf8Length } from "../../src/actors/limits.js"
 import { Entity, SafeInt, tagged } from "../../src/domain/entity.js"
 import { sequentialIds } from "../../src/infra/ids.js"
 import { makeMemoryEventStore, MemoryEventStore } from "../../src/infra/memory-event-store.js"
@@ -126,7 +126,19 @@ describe("deep JSON", () => {
     )
   })
 
+  it("textExceedsDepth gives the same answer on the JSON text, brackets and quotes inside strings included", () => {
+    const tricky = fc.string({ unit: fc.constantFrom("[", "]", "{", "}", '"', "\\", "a") })
+    const value = fc.oneof(fc.jsonValue({ maxDepth: 8 }), fc.nat(80).map(nested), tricky.map((text) => [text, { [text]: [text] }]))
+    fc.assert(
+      fc.property(value, fc.nat(70), (json, max) => {
+        expect(textExceedsDepth(JSON.stringify(json), max)).toBe(exceedsDepth(json, max))
+      }),
+      propertyParameters({ numRuns: 300 }),
+    )
+  })
+
   it("checks 100,000 levels without overflowing the stack", () => {
     expect(exceedsDepth(nested(100_000))).toBe(true)
+    expect(textExceedsDepth("[".repeat(100_000) + "]".repeat(100_000))).toBe(true)
   })
 })
