@@ -129,7 +129,8 @@ describe("a 500", () => {
     const id = freshId("boom")
     await send("counter", id, { type: "Increment", by: 1 })
     await runInDurableObject(env.COUNTER.getByName(devName(id)), (_, state) =>
-      state.storage.sql.exec("CREATE TRIGGER refuse BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+      state.storage.sql.exec(`CREATE TRIGGER refuse BEFORE INSERT ON commands
+        BEGIN SELECT RAISE(ABORT, 'refused'); END`),
     )
     const failed = await json(await send("counter", id, { type: "Increment", by: 1 }, { "Idempotency-Key": "x" }))
     expect(failed.status).toBe(500)
