@@ -135,7 +135,8 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
   const upcastDecoders = new Map(
     Object.entries(upcasts).map(([type, chain]) => [type, (chain ?? []).map((step) => Schema.decodeUnknownSync(step, parseOptions))]),
   )
-  const currentEventVersion = (type: string) => 1 + (upcasts[type]?.length ?? 0)
+  // Stored rows (and offline replays of exported files) name the type: own keys only.
+  const currentEventVersion = (type: string) => 1 + (own(upcasts, type)?.length ?? 0)
   const decodeStateSync = Schema.decodeUnknownSync(config.state)
   const encodeStateSync = Schema.encodeSync(config.state)
 
