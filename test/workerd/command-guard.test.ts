@@ -139,3 +139,32 @@ describe("a 500", () => {
     expect((await json(await get(`/v1/counter/${id}`))).body.version).toBe(1)
   })
 })
+
+describe("the structural guard through the Worker", () => {
+  it("a document never answers 200 with a state its snapshot row could not hold, and keeps working", async () => {
+    const id = freshId("big-doc")
+    const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)).byteLength
+    expect((await send("document", id, { type: "Create", title: "big", content: "" })).status).toBe(200)
+    // 4-byte code points: 500,000 characters (the content cap) would be 2 MB of UTF-8.
+    const chunk = "😀".repeat(60_000)
+    const answers: Array<number> = []
+    let accepted = 1
+    for (let i = 0; i < 12 && answers.at(-1) !== 422; i++) {
+      const edit = { type: "Edit", baseVersion: accepted, ops: [{ op: "insert", at: i * 60_000, text: chunk }] }
+      const { status, body } = await json(await send("document", id, edit))
+      answers.push(status)
+      if (status !== 200) continue
+      accepted = body.version
+      expect(bytes(body.state)).toBeLessThanOrEqual(2_000_000)
+    }
+    expect(answers.at(-1)).toBe(422)
+    expect(answers.slice(0, -1).every((status) => status === 200)).toBe(true)
+    expect((await json(await get(`/v1/document/${id}`))).body.version).toBe(accepted)
+    await evictDurableObject(env.DOCUMENT.getByName(devName(id)))
+    const read = await json(await get(`/v1/document/${id}`))
+    expect(read).toMatchObject({ status: 200, body: { version: accepted } })
+    expect(bytes(read.body.state)).toBeLessThanOrEqual(2_000_000)
+    expect((await json(await get(`/v1/document/${id}/verify`))).body).toMatchObject({ ok: true, events: accepted })
+    expect((await send("document", id, { type: "Rename", title: "still works" })).status).toBe(200)
+  })
+})
