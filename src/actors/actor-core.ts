@@ -12,13 +12,32 @@ import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
 import { Caller, Forbidden } from "../domain/caller.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { PAGE_BYTES, jsonBytes } from "../domain/json-size.js"
-import { EventStore, type EventMeta, type EventStoreShape, type SerializedEvent, type StoredEvent } from "../infra/event-store.js"
+import {
+  EventStore,
+  type EventMeta,
+  type EventStoreShape,
+  type SerializedEvent,
+  type Snapshot,
+  type StoredEvent,
+} from "../infra/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "./hash-chain.js"
+import {
+  MAX_ROW_BYTES,
+  MAX_RPC_BYTES,
+  exceedsDepth,
+  overBytes,
+  serializedBound,
+  tooDeep,
+  utf8Length,
+} from "./limits.js"
 
 export type ActorFailure = {
-  /** InvalidInput 400, Forbidden 403, Conflict 409, Rejected 422, Unavailable 503 (mapped once, at the edge). */
-  readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "Rejected" | "Unavailable"
+  /**
+   * InvalidInput → 400, Forbidden → 403, Conflict → 409, TooLarge → 413, Rejected → 422,
+   * RolledBack → 500, Unavailable → 503 (mapped once, at the edge).
+   */
+  readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unavailable"
   readonly code: string
   readonly message: string
   readonly details?: unknown
@@ -56,9 +75,10 @@ export interface StateQuery {
   readonly asOf?: number
 }
 
+/** `snapshots`: how many snapshots were refolded and matched; `snapshotSeq`: the snapshot that did not. */
 export type VerifyReport =
-  | { readonly ok: true; readonly events: number; readonly head: string }
-  | { readonly ok: false; readonly firstBadSeq: number; readonly reason: string }
+  | { readonly ok: true; readonly events: number; readonly head: string; readonly snapshots: number }
+  | { readonly ok: false; readonly firstBadSeq: number; readonly reason: string; readonly snapshotSeq?: number }
 
 export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never>
 
@@ -68,9 +88,19 @@ export const MAX_EVENTS_PAGE = 1000
 const VERIFY_PAGE = 2000
 /** Rows read at first for a page of events; later reads are sized by the bytes still free. */
 const FIRST_READ = 16
+/** Room in a row for the columns beside the JSON (seq, type, version, at, hash). */
+const ROW_OVERHEAD = 1024
+/** Room in a reply for each event's fields beside its data and meta. */
+const REPLY_EVENT_OVERHEAD = 256
 
 class Failure {
   constructor(readonly failure: ActorFailure) {}
+}
+
+const rolledBack: ActorFailure = {
+  _tag: "RolledBack",
+  code: "internal",
+  message: "The command failed inside its transaction and was rolled back: nothing was appended, so a retry is safe",
 }
 
 /** Thrown out of the store transaction so that a refused command's writes (if any) roll back. */
@@ -82,6 +112,8 @@ interface Appended<S> {
   readonly appended: ReadonlyArray<StoredEvent>
   readonly version: number
   readonly state: S
+  /** Encoded inside the transaction, so nothing the input controls can fail after the commit. */
+  readonly encodedState: unknown
   readonly hash: string
   readonly at: number
 }
@@ -142,14 +174,45 @@ export class ActorCore<S = unknown> {
     })
   }
 
-  /** State after event `seq`: the nearest snapshot at or below it, then the events after that. */
+  /**
+   * State after event `seq`: the nearest trustworthy snapshot at or below it, then the events
+   * after that. A snapshot whose hashes do not bind it to the log is passed over for an
+   * earlier one (or a fold from the start); verify reports it.
+   */
   private foldUpTo(seq: number) {
     return Effect.gen({ self: this }, function* () {
       const store = yield* EventStore
-      const snapshot = yield* store.snapshotAtOrBelow(seq, this.entity.stateVersion)
-      const start = snapshot === undefined ? this.entity.initial : this.entity.decodeState(snapshot.state)
+      let below = seq
+      let from = 0
+      let start = this.entity.initial
+      for (;;) {
+        const snapshot = yield* store.snapshotAtOrBelow(below, this.entity.stateVersion)
+        if (snapshot === undefined) break
+        const state = yield* this.trustedState(snapshot)
+        if (state !== undefined) {
+          from = snapshot.seq
+          start = state
+          break
+        }
+        console.warn(`emberlog: the ${this.entity.kind} snapshot at seq ${snapshot.seq} does not match the log; unused`)
+        below = snapshot.seq - 1
+      }
       const { evolve, decodeEvent } = this.entity
-      return yield* store.fold(snapshot?.seq ?? 0, seq, start, (state, stored) => evolve(state, decodeEvent(stored)))
+      return yield* store.fold(from, seq, start, (state, stored) => evolve(state, decodeEvent(stored)))
+    })
+  }
+
+  /** The snapshot's state if its own hash holds and it names the hash of the event it follows. */
+  private trustedState(snapshot: Snapshot) {
+    return Effect.gen({ self: this }, function* () {
+      if (sha256(snapshot.stateJson) !== snapshot.stateHash) return undefined
+      const [event] = yield* this.store.read(snapshot.seq - 1, snapshot.seq, 1)
+      if (event === undefined || event.hash !== snapshot.headHash) return undefined
+      try {
+        return this.entity.decodeState(JSON.parse(snapshot.stateJson)) as S
+      } catch {
+        return undefined
+      }
     })
   }
 
@@ -172,8 +235,11 @@ export class ActorCore<S = unknown> {
         return result
       })
     } catch (error) {
-      if (!(error instanceof RolledBack)) throw error
-      return error.reply
+      if (error instanceof RolledBack) return error.reply
+      // Thrown inside the transaction (a bug, a storage error), so everything rolled back: this,
+      // unlike a 500 from further away, knows that nothing was appended.
+      console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, error)
+      return { ok: false, error: rolledBack }
     }
     if (!reply.ok || !("appended" in reply.value)) return reply as ActorReply<CommandOutcome>
     const outcome = reply.value
@@ -181,12 +247,15 @@ export class ActorCore<S = unknown> {
     this.version = outcome.version
     this.headHash = outcome.hash
     this.lastAt = outcome.at
-    return { ok: true, value: { version: outcome.version, events: outcome.appended, state: this.entity.encodeState(outcome.state), replayed: false } }
+    const { version, appended: events, encodedState: state } = outcome
+    return { ok: true, value: { version, events, state, replayed: false } }
   }
 
   private decideAndAppend(request: CommandRequest) {
     return Effect.gen({ self: this }, function* () {
       const store = this.store
+      // Every transport reaches this point; deeper input would overflow the recursive encoders below.
+      if (exceedsDepth(request.command)) return yield* fail({ _tag: "InvalidInput", ...tooDeep })
       const decoded = this.entity.decodeCommand(request.command)
       if (!decoded.ok) return yield* fail({ _tag: "InvalidInput", code: "invalid_command", message: decoded.error.message, details: { issues: decoded.error.issues } })
       if (!request.internal && this.entity.internalCommands?.includes(decoded.command.type)) {
@@ -256,19 +325,67 @@ export class ActorCore<S = unknown> {
         appended.push(linked)
       }
       const version = this.version + appended.length
+      const every = this.entity.snapshotEvery
+      const snapshotDue = Math.floor(version / every) > Math.floor(this.version / every)
+      const encodedState = this.entity.encodeState(state)
+      const stateJson = snapshotDue ? canonicalJson(encodedState) : JSON.stringify(encodedState)
+      yield* this.checkFits(appended, metaJson, stateJson)
       yield* store.append(appended)
       yield* store.enqueue(emitted.flatMap((event, i) => this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic }))))
       if (this.onAppend !== undefined && appended.length > 0) {
         const onAppend = this.onAppend
         yield* Effect.sync(() => onAppend(appended, decoded.command))
       }
-      const every = this.entity.snapshotEvery
-      if (Math.floor(version / every) > Math.floor(this.version / every)) {
-        yield* store.saveSnapshot({ seq: version, stateVersion: this.entity.stateVersion, state: this.entity.encodeState(state) })
+      if (snapshotDue) {
+        const stateVersion = this.entity.stateVersion
+        const stateHash = sha256(stateJson)
+        yield* store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash })
         yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
       }
       if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
-      return { appended: appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event), version, state, hash, at: meta.at } satisfies Appended<S>
+      const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
+      return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>
+    })
+  }
+
+  /**
+   * Refuses, before anything is written, what production could not store or send: an event
+   * row or a state (the snapshot it will become) over 2 MB, or a reply over the RPC cap.
+   * The state is held to the row limit on every command, not only when a snapshot is due,
+   * so an actor can never grow into a state it cannot snapshot.
+   */
+  private checkFits(appended: ReadonlyArray<SerializedEvent>, metaJson: string, stateJson: string) {
+    return Effect.gen({ self: this }, function* () {
+      if (appended.length === 0) return
+      const rowLimit = MAX_ROW_BYTES - ROW_OVERHEAD - utf8Length(metaJson)
+      let replyBytes = serializedBound(stateJson)
+      for (const event of appended) {
+        if (overBytes(event.dataJson, rowLimit)) {
+          return yield* fail({
+            _tag: "TooLarge",
+            code: "event_too_large",
+            message: `A ${event.type} event would take more than the ${MAX_ROW_BYTES} bytes a stored event may`,
+            details: { type: event.type, limitBytes: MAX_ROW_BYTES },
+          })
+        }
+        replyBytes += serializedBound(event.dataJson) + serializedBound(metaJson) + REPLY_EVENT_OVERHEAD
+      }
+      if (overBytes(stateJson, MAX_ROW_BYTES - ROW_OVERHEAD)) {
+        return yield* fail({
+          _tag: "Rejected",
+          code: "state_too_large",
+          message: `The ${this.entity.kind}'s state would take more than the ${MAX_ROW_BYTES} bytes a snapshot may`,
+          details: { limitBytes: MAX_ROW_BYTES },
+        })
+      }
+      if (replyBytes > MAX_RPC_BYTES) {
+        return yield* fail({
+          _tag: "TooLarge",
+          code: "reply_too_large",
+          message: `The reply to this command would be larger than the ${MAX_RPC_BYTES} bytes a reply may be`,
+          details: { limitBytes: MAX_RPC_BYTES },
+        })
+      }
     })
   }
 
@@ -352,24 +469,56 @@ export class ActorCore<S = unknown> {
     )
   }
 
-  /** Walks the whole chain: gapless seqs from 1, every hash recomputed, and the head where memory says it is. */
+  /**
+   * Walks the whole chain: gapless seqs from 1, every hash recomputed, and the head where
+   * memory says it is. It also refolds the state along the way and checks every snapshot
+   * against it (state, and the head hash at its seq), so a snapshot edited in storage,
+   * which would change state and time-travel answers, is reported too.
+   */
   verify(): VerifyReport {
     return this.run(
       Effect.gen({ self: this }, function* () {
         const store = yield* EventStore
+        const { entity } = this
+        const snapshotSeqs = yield* store.snapshotSeqs(entity.stateVersion)
+        let nextSnapshot = 0
+        let state = entity.initial
         const walk = new ChainWalk()
         for (;;) {
           const page = yield* store.read(walk.events, Number.MAX_SAFE_INTEGER, VERIFY_PAGE)
           for (const event of page) {
             const broken = walk.check(event)
             if (broken !== undefined) return { ok: false, ...broken } as const
+            try {
+              state = entity.evolve(state, entity.decodeEvent(event))
+            } catch (error) {
+              const reason = `event ${event.seq} cannot be replayed: ${String(error)}`
+              return { ok: false, firstBadSeq: event.seq, reason } as const
+            }
+            for (; snapshotSeqs[nextSnapshot] === event.seq; nextSnapshot++) {
+              const snapshot = yield* store.snapshotAtOrBelow(event.seq, entity.stateVersion)
+              const matches =
+                snapshot !== undefined &&
+                snapshot.headHash === walk.head &&
+                sha256(snapshot.stateJson) === snapshot.stateHash &&
+                canonicalJson(entity.encodeState(state)) === snapshot.stateJson
+              if (!matches) {
+                const reason = `the snapshot at seq ${event.seq} does not match the state the log gives there`
+                return { ok: false, firstBadSeq: event.seq, reason, snapshotSeq: event.seq } as const
+              }
+            }
           }
           if (page.length < VERIFY_PAGE) break
         }
         if (walk.events !== this.version) {
           return { ok: false, firstBadSeq: walk.events + 1, reason: `the log ends at ${walk.events} but ${this.version} events were appended` } as const
         }
-        return { ok: true, events: walk.events, head: walk.head } as const
+        if (nextSnapshot < snapshotSeqs.length) {
+          const seq = snapshotSeqs[nextSnapshot]!
+          const reason = `a snapshot claims seq ${seq}, past the end of the log`
+          return { ok: false, firstBadSeq: seq, reason, snapshotSeq: seq } as const
+        }
+        return { ok: true, events: walk.events, head: walk.head, snapshots: snapshotSeqs.length } as const
       }),
     )
   }

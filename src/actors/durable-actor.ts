@@ -165,8 +165,13 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
         void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS, true)
-        this.subscribers.deliver(reply.value.events.map(toLogEntry))
-        for (const followUp of [() => this.sendToMembers(reply.value.events), () => this.startReactions(reply.value.events)]) {
+        const { events } = reply.value
+        const followUps = [
+          () => this.subscribers.deliver(events.map(toLogEntry)),
+          () => this.sendToMembers(events),
+          () => this.startReactions(events),
+        ]
+        for (const followUp of followUps) {
           try {
             followUp()
           } catch (error) {

@@ -12,6 +12,8 @@ import type { ReactionContext } from "./durable-actor.js"
 import type { WireEvent } from "./actor-core.js"
 
 /** The executor gets most of the job's attempt timeout; the job's own timeout is the backstop for a dead object. */
+const LATE = new Set(["stale_attempt", "job_finished"])
+
 export const executorTimeout = (attemptTimeoutMs: number) => Math.floor(attemptTimeoutMs * 0.9)
 
 export const jobEngine =
@@ -30,7 +32,15 @@ export const jobEngine =
           orElse: () => Effect.fail(new ExecutorFailure(`the ${executor.name} executor timed out after ${limit} ms`, true)),
         }),
         Effect.match({
-          onSuccess: (result) => void job.command({ type: "Complete", attempt, result }),
+          onSuccess: (result) => {
+            const completed = job.command({ type: "Complete", attempt, result })
+            // A result the job cannot store (too deep, too large) would be refused again on a retry;
+            // a late report (another attempt runs, or the job ended) is refused and changes nothing.
+            if (!completed.ok && !LATE.has(completed.error.code)) {
+              const error = `the result was refused (${completed.error.code}): ${completed.error.message}`
+              job.command({ type: "Fail", attempt, error, retryable: false })
+            }
+          },
           onFailure: (failure) => void job.command({ type: "Fail", attempt, error: failure.message, retryable: failure.retryable }),
         }),
       ),

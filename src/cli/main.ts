@@ -275,7 +275,7 @@ export const run = async (argv: ReadonlyArray<string>, io: Io, stdin: NodeJS.Rea
     io.out.write(`${HELP.main}\n`)
     return name === undefined ? EXIT.usage : EXIT.ok
   }
-  const command = commands[name]
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined
   if (command === undefined) {
     io.err.write(`emberlog: unknown command ${JSON.stringify(name)}\n\n${HELP.main}\n`)
     return EXIT.usage

@@ -175,7 +175,16 @@ export const createClient = (options: ClientOptions) => {
           after = result.next
         }
       },
-      verify: () => request<{ ok: boolean; events?: number; head?: string; firstBadSeq?: number }>(`${path}/verify`),
+      verify: () =>
+        request<{
+          ok: boolean
+          events?: number
+          head?: string
+          snapshots?: number
+          firstBadSeq?: number
+          reason?: string
+          snapshotSeq?: number
+        }>(`${path}/verify`),
       subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
         subscription(`${path}/ws`, from.after ?? 0, actorEntry, from.signal),
       subscribe: (from: { readonly after?: number } = {}): Stream.Stream<WireEvent, EmberlogError> =>

@@ -135,7 +135,8 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
   const upcastDecoders = new Map(
     Object.entries(upcasts).map(([type, chain]) => [type, (chain ?? []).map((step) => Schema.decodeUnknownSync(step, parseOptions))]),
   )
-  const currentEventVersion = (type: string) => 1 + (upcasts[type]?.length ?? 0)
+  // Stored rows (and offline replays of exported files) name the type: own keys only.
+  const currentEventVersion = (type: string) => 1 + (own(upcasts, type)?.length ?? 0)
   const decodeStateSync = Schema.decodeUnknownSync(config.state)
   const encodeStateSync = Schema.encodeSync(config.state)
 
@@ -211,6 +212,14 @@ export const Entity = { make }
 /** A `type`-tagged struct: the shape of every command and event. */
 export const tagged = <const T extends string, const F extends Schema.Struct.Fields>(type: T, fields: F) =>
   Schema.Struct({ type: Schema.Literal(type), ...fields })
+
+/**
+ * A record's own value for a key that came from input, or undefined. A plain `record[key]`
+ * finds Object.prototype's members, so a room member called `constructor` would read a
+ * function; every lookup keyed by user input goes through here (or uses a Map).
+ */
+export const own = <V>(record: { readonly [key: string]: V }, key: string): V | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined
 
 export const SafeInt = Schema.Number.pipe(
   Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(Number.MIN_SAFE_INTEGER), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER)),

@@ -96,7 +96,7 @@ const decide = (state: JobState, command: JobCommand) =>
     const now = yield* Clock.currentTimeMillis
     if (command.type === "Submit") {
       if (state.status !== "new") return yield* reject("already_submitted", `The job was already submitted (${state.status})`)
-      if ((command.task === "generate") !== ("description" in command.input)) {
+      if ((command.task === "generate") !== Object.hasOwn(command.input, "description")) {
         return yield* reject("invalid_input", `The input does not fit a ${command.task} task`)
       }
       return [

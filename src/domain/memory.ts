@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
-import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
+import { Entity, NonNegativeSafeInt, own, reject, tagged } from "./entity.js"
 
 /**
  * The largest memory, in UTF-8 bytes: its command must fit the 25 MiB request body that
@@ -70,25 +70,27 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
         return reject("metadata_too_large", `Metadata is limited to ${MAX_METADATA_CHARS} characters of JSON`, { chars: metadataChars })
       }
       const hash = contentHash(command.content)
-      if (state.items[hash] !== undefined) return Effect.succeed([])
+      if (own(state.items, hash) !== undefined) return Effect.succeed([])
       return Effect.succeed([
         { type: "Stored", hash, tags: unique(command.tags ?? []), memoryType: command.memoryType ?? null, metadata: command.metadata ?? {}, size } as const,
       ])
     }
     case "Tag": {
-      const item = state.items[command.hash]
+      const item = own(state.items, command.hash)
       if (item === undefined) return unknown(command.hash)
       const added = unique(command.tags).filter((tag) => !item.tags.includes(tag))
       return Effect.succeed(added.length === 0 ? [] : [{ type: "Tagged", hash: command.hash, tags: added } as const])
     }
     case "Untag": {
-      const item = state.items[command.hash]
+      const item = own(state.items, command.hash)
       if (item === undefined) return unknown(command.hash)
       const removed = unique(command.tags).filter((tag) => item.tags.includes(tag))
       return Effect.succeed(removed.length === 0 ? [] : [{ type: "Untagged", hash: command.hash, tags: removed } as const])
     }
     case "Forget":
-      return state.items[command.hash] === undefined ? unknown(command.hash) : Effect.succeed([{ type: "Forgotten", hash: command.hash } as const])
+      return own(state.items, command.hash) === undefined
+        ? unknown(command.hash)
+        : Effect.succeed([{ type: "Forgotten", hash: command.hash } as const])
     case "ForgetByTag":
       return Effect.succeed(
         Object.entries(state.items)
@@ -106,7 +108,7 @@ const evolve = (state: MemoryState, event: MemoryEvent): MemoryState => {
       return { items: { ...state.items, [event.hash]: { tags: event.tags, memoryType: event.memoryType, size: event.size } } }
     case "Tagged":
     case "Untagged": {
-      const item = state.items[event.hash]
+      const item = own(state.items, event.hash)
       if (item === undefined) return state
       const tags = event.type === "Tagged" ? [...item.tags, ...event.tags] : item.tags.filter((tag) => !event.tags.includes(tag))
       return { items: { ...state.items, [event.hash]: { ...item, tags } } }

@@ -5,7 +5,7 @@
  * events); the room frames and `POST /broadcast` call it `type`, as clients expect.
  */
 import { Effect, Schema } from "effect"
-import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
+import { Entity, NonNegativeSafeInt, own, reject, tagged } from "./entity.js"
 
 const MemberName = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
 const PostType = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
@@ -44,7 +44,7 @@ export const Room = Entity.make({
       case "Join":
         return Effect.succeed([{ type: "Joined", name: command.name } as const])
       case "Leave":
-        return (state.members[command.name] ?? 0) > 0
+        return (own(state.members, command.name) ?? 0) > 0
           ? Effect.succeed([{ type: "Left", name: command.name } as const])
           : reject("not_a_member", `${command.name} is not in the room`)
       case "Post":
@@ -56,9 +56,11 @@ export const Room = Entity.make({
   evolve: (state: RoomState, event: RoomEvent): RoomState => {
     switch (event.type) {
       case "Joined":
-        return { ...state, members: { ...state.members, [event.name]: (state.members[event.name] ?? 0) + 1 } }
+        // A computed key defines an own property, even for "__proto__".
+        return { ...state, members: { ...state.members, [event.name]: (own(state.members, event.name) ?? 0) + 1 } }
       case "Left": {
-        const { [event.name]: count = 0, ...others } = state.members
+        const count = own(state.members, event.name) ?? 0
+        const { [event.name]: _left, ...others } = state.members
         return { ...state, members: count > 1 ? { ...others, [event.name]: count - 1 } : others }
       }
       case "Posted":

@@ -204,12 +204,9 @@ export const createApp = () => {
 
   app.post("/v1/:kind/:id/commands", requireScope("write"), async (c) => {
     const actor = actorOf(c, c.req.param("kind"), c.req.param("id"))
-    let command: unknown
-    try {
-      command = await c.req.json()
-    } catch {
-      throw badRequest("invalid_json", "The body must be a JSON command object such as {\"type\":\"Increment\",\"by\":1}")
-    }
+    const example = '{"type":"Increment","by":1}'
+    const notJson = badRequest("invalid_json", `The body must be a JSON command object such as ${example}`)
+    const command = await Params.jsonBody(c, notJson)
     const request: CommandRequest = {
       command,
       ifMatch: Params.ifMatch(c.req.header("If-Match")),

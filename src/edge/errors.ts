@@ -26,7 +26,9 @@ const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
   InvalidInput: 400,
   Forbidden: 403,
   Conflict: 409,
+  TooLarge: 413,
   Rejected: 422,
+  RolledBack: 500,
   Unavailable: 503,
 }
 
@@ -42,7 +44,14 @@ export const badRequest = (code: string, message: string, details?: unknown) => 
 export const handleError: ErrorHandler = (error, c) => {
   if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, error.details), error.status, error.headers)
   console.error("emberlog: unhandled error", error)
-  return c.json(errorBody("internal", "Internal error; nothing was changed unless a response said so"), 500)
+  // The failure may have come after a commit (e.g. the reply was lost), so claim nothing either way.
+  return c.json(
+    errorBody(
+      "internal",
+      "Internal error; it may or may not have taken effect: read the actor, or retry with the same Idempotency-Key",
+    ),
+    500,
+  )
 }
 
 export const handleNotFound: NotFoundHandler = (c: Context) =>

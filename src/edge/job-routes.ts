@@ -10,6 +10,7 @@ import { InvalidSpec, analyzeOpenApi, type Analysis } from "../infra/openapi.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
+import * as Params from "./params.js"
 import { actorOf } from "./app.js"
 
 /** Roughly how long the local executor takes, reported to clients as a hint. */
@@ -29,7 +30,7 @@ const cacheKey = async (tenant: string, spec: unknown) => {
 
 export const jobRoutes = (app: App) => {
   app.post("/api/analyze", requireScope("read"), limitBody, async (c) => {
-    const body = (await c.req.json().catch(() => undefined)) as { specType?: unknown; spec?: unknown } | undefined
+    const body = (await Params.jsonBody(c)) as { specType?: unknown; spec?: unknown } | undefined
     if (body?.specType !== "openapi") throw badRequest("invalid_body", 'specType must be "openapi"', { issues: [{ path: ["specType"], message: 'Expected "openapi"' }] })
     if (typeof body.spec !== "string" && (typeof body.spec !== "object" || body.spec === null)) {
       throw badRequest("invalid_body", "spec must be the document (JSON or YAML text, or an object)", { issues: [{ path: ["spec"], message: "Expected a string or an object" }] })
@@ -54,7 +55,7 @@ export const jobRoutes = (app: App) => {
   })
 
   app.post("/api/generate-from-description", requireScope("write"), limitBody, async (c) => {
-    const body = (await c.req.json().catch(() => undefined)) as { description?: unknown } | undefined
+    const body = (await Params.jsonBody(c)) as { description?: unknown } | undefined
     if (typeof body?.description !== "string" || body.description.length === 0 || body.description.length > MAX_DESCRIPTION) {
       throw badRequest("invalid_body", `description must be a non-empty string of at most ${MAX_DESCRIPTION} characters`, {
         issues: [{ path: ["description"], message: "Expected a non-empty string" }],

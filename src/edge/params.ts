@@ -1,4 +1,6 @@
 /** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
+import type { Context } from "hono"
+import { textExceedsDepth, tooDeep } from "../actors/limits.js"
 import { NAME_PATTERN } from "../actors/names.js"
 import { HttpError, badRequest } from "./errors.js"
 
@@ -46,6 +48,22 @@ export const clientIdHeader = (name: string, value: string | undefined): string 
 }
 
 export const idempotencyKey = (value: string | undefined) => clientIdHeader("Idempotency-Key", value)
+const refuseTooDeep = () => badRequest(tooDeep.code, tooDeep.message, tooDeep.details)
+
+/**
+ * Every JSON request body is read here, held to MAX_JSON_DEPTH before it is parsed. A body
+ * that is not JSON throws `notJson`, or reads as undefined for routes that explain their own shape.
+ */
+export const jsonBody = async (c: Context, notJson?: HttpError): Promise<unknown> => {
+  const text = await c.req.text()
+  if (textExceedsDepth(text)) throw refuseTooDeep()
+  try {
+    return JSON.parse(text)
+  } catch {
+    if (notJson !== undefined) throw notJson
+    return undefined
+  }
+}
 
 /** A comma-separated setting or query value as its non-empty, trimmed items. */
 export const commaList = (value: string | undefined): Array<string> =>

@@ -37,12 +37,9 @@ export const roomRoutes = (app: App) => {
     requireScope("write"),
     limitBody,
     async (c) => {
-      let body: unknown
-      try {
-        body = await c.req.json()
-      } catch {
-        throw badRequest("invalid_json", 'The body must be JSON such as {"room":"lobby","type":"chat","payload":"hi"}')
-      }
+      const example = '{"room":"lobby","type":"chat","payload":"hi"}'
+      const notJson = badRequest("invalid_json", `The body must be JSON such as ${example}`)
+      const body = await Params.jsonBody(c, notJson)
       const { room: roomName, type, payload } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>
       if (roomName !== undefined && typeof roomName !== "string") throw badRequest("invalid_body", "room must be a string")
       if (typeof type !== "string") throw badRequest("invalid_body", "type must be a string", { issues: [{ path: ["type"], message: "Expected a string" }] })

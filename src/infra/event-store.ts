@@ -2,7 +2,8 @@
  * The event store service: one actor's log, snapshots and idempotency records.
  * Production is SQLite inside the Durable Object (`sqlite-event-store.ts`); pure tests
  * use the in-memory store (`memory-event-store.ts`). Both honour `transaction`: every
- * write made inside it lands together, or none does.
+ * write made inside it lands together, or none does. Reads of an actor that was never
+ * written create nothing: storage exists from the first write on.
  */
 import { Context, type Effect } from "effect"
 import type { StoredEventBody } from "../domain/entity.js"
@@ -31,10 +32,18 @@ export interface SerializedEvent extends StoredEvent {
   readonly metaJson: string
 }
 
+/**
+ * The state after event `seq`, bound to the chain: `headHash` is the hash of event `seq`
+ * and `stateHash` the SHA-256 of `stateJson`, so a snapshot that does not belong to the
+ * log is noticed by recovery (its hashes) and by verify (the state refolded from the log).
+ */
 export interface Snapshot {
   readonly seq: number
   readonly stateVersion: number
-  readonly state: unknown
+  /** The encoded state as canonical JSON, exactly as stored. */
+  readonly stateJson: string
+  readonly headHash: string
+  readonly stateHash: string
 }
 
 export interface CommandRecord {
@@ -54,8 +63,10 @@ export interface EventStoreShape {
   readonly fold: <S>(after: number, through: number, initial: S, step: (state: S, event: StoredEventBody) => S) => Effect.Effect<S>
   /** Highest seq whose `meta.at` ≤ `at`, or 0. */
   readonly seqAsOf: (at: number) => Effect.Effect<number>
-  /** Latest snapshot at or below `seq` written with `stateVersion`. */
+  /** Latest snapshot at or below `seq` written with `stateVersion` (and bound to the chain). */
   readonly snapshotAtOrBelow: (seq: number, stateVersion: number) => Effect.Effect<Snapshot | undefined>
+  /** The seqs of every snapshot written with `stateVersion`, ascending. */
+  readonly snapshotSeqs: (stateVersion: number) => Effect.Effect<ReadonlyArray<number>>
   readonly saveSnapshot: (snapshot: Snapshot) => Effect.Effect<void>
   readonly findCommand: (commandId: string) => Effect.Effect<CommandRecord | undefined>
   readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void>

@@ -3,8 +3,9 @@ import { Effect, Layer } from "effect"
 import { EventStore, type CommandRecord, type EventStoreShape, type Snapshot, type StoredEvent } from "./event-store.js"
 
 export interface MemoryEventStore extends EventStoreShape {
-  /** Direct access for tests that tamper with the log on purpose. */
+  /** Direct access for tests that tamper with the log (and its snapshots) on purpose. */
   readonly rows: Array<StoredEvent>
+  readonly snapshots: Array<Snapshot>
 }
 
 export const makeMemoryEventStore = (): MemoryEventStore => {
@@ -15,6 +16,9 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
   const store: MemoryEventStore = {
     get rows() {
       return events
+    },
+    get snapshots() {
+      return snapshots
     },
     last: Effect.sync(() => events[events.length - 1]),
     append: (appended) =>
@@ -35,7 +39,14 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
           undefined,
         ),
       ),
-    saveSnapshot: (snapshot) => Effect.sync(() => void snapshots.push(structuredClone(snapshot))),
+    snapshotSeqs: (stateVersion) =>
+      Effect.sync(() =>
+        snapshots
+          .filter((s) => s.stateVersion === stateVersion)
+          .map((s) => s.seq)
+          .sort((a, b) => a - b),
+      ),
+    saveSnapshot: (snapshot) => Effect.sync(() => void snapshots.push({ ...snapshot })),
     findCommand: (commandId) => Effect.sync(() => commands.get(commandId)),
     // Like SQLite's primary key: a second record for the same id is an error.
     saveCommand: (commandId, record) =>

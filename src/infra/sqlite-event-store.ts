@@ -4,6 +4,10 @@
  * Events are one row each (a row may be at most 2 MB, so one JSON blob per actor
  * would cap the actor's size). `at` is copied out of `meta` into its own indexed
  * column for time-travel queries.
+ *
+ * The tables are created by the first write, not by the constructor: reading an actor that
+ * has no events (any GET of a fresh id) must not give it storage. Until then reads answer
+ * as an empty log does.
  */
 import { Effect, Layer } from "effect"
 import { EventStore, type CommandRecord, type EventStoreShape, type StoredEvent } from "./event-store.js"
@@ -13,12 +17,21 @@ const SCHEMA = [
      seq INTEGER PRIMARY KEY, type TEXT NOT NULL, schema_version INTEGER NOT NULL,
      data TEXT NOT NULL, meta TEXT NOT NULL, at INTEGER NOT NULL, hash TEXT NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS events_by_time ON events (at)`,
-  `CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state_version INTEGER NOT NULL, state TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS snapshots (
+     seq INTEGER PRIMARY KEY, state_version INTEGER NOT NULL, state TEXT NOT NULL, head_hash TEXT, state_hash TEXT)`,
   `CREATE TABLE IF NOT EXISTS outbox (topic TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (topic, seq)) WITHOUT ROWID`,
   `CREATE TABLE IF NOT EXISTS commands (
      command_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, version INTEGER NOT NULL,
      first_seq INTEGER NOT NULL, at INTEGER NOT NULL)`,
 ]
+
+/** Snapshots written before they were bound to the chain have no hashes; they are never read. */
+const BIND_SNAPSHOTS = [
+  "ALTER TABLE snapshots ADD COLUMN head_hash TEXT",
+  "ALTER TABLE snapshots ADD COLUMN state_hash TEXT",
+]
+
+const BOUND_SNAPSHOT_SEQS = "SELECT seq FROM snapshots WHERE state_version = ? AND head_hash IS NOT NULL ORDER BY seq"
 
 type Row = Record<string, SqlStorageValue>
 
@@ -31,17 +44,31 @@ const toEvent = (row: Row): StoredEvent => ({
   hash: row.hash as string,
 })
 
-export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreShape => {
+export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: () => void): EventStoreShape => {
   const sql = storage.sql
-  for (const statement of SCHEMA) sql.exec(statement)
+  const hasTable = (name: string) =>
+    sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
+  let created = hasTable("events")
+  if (created && !sql.exec("SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'head_hash'").toArray().length) {
+    for (const statement of BIND_SNAPSHOTS) sql.exec(statement)
+  }
+  /** Creates the tables before the first write (inside the command's transaction, so a refusal undoes it). */
+  const create = () => {
+    if (created) return
+    for (const statement of SCHEMA) sql.exec(statement)
+    onCreate?.()
+    created = true
+  }
+  const write = <A>(nothing: boolean, body: () => A) => Effect.sync(() => (nothing ? undefined : (create(), body())))
+  const read = <A>(empty: A, body: () => A) => Effect.sync(() => (created ? body() : empty))
 
   return {
-    last: Effect.sync(() => {
+    last: read(undefined, () => {
       const rows = sql.exec("SELECT * FROM events ORDER BY seq DESC LIMIT 1").toArray()
       return rows.length === 0 ? undefined : toEvent(rows[0]!)
     }),
     append: (events) =>
-      Effect.sync(() => {
+      write(events.length === 0, () => {
         for (const e of events) {
           sql.exec(
             "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -50,11 +77,11 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
         }
       }),
     read: (after, through, limit) =>
-      Effect.sync(() =>
+      read([], () =>
         sql.exec("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?", after, through, limit).toArray().map(toEvent),
       ),
     fold: (after, through, initial, step) =>
-      Effect.sync(() => {
+      read(initial, () => {
         let state = initial
         const rows = sql.exec("SELECT type, schema_version, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", after, through).raw()
         for (const [type, schemaVersion, data] of rows) {
@@ -63,26 +90,43 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
         return state
       }),
     seqAsOf: (at) =>
-      Effect.sync(() => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
+      read(0, () => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
     snapshotAtOrBelow: (seq, stateVersion) =>
-      Effect.sync(() => {
-        const rows = sql
-          .exec("SELECT * FROM snapshots WHERE seq <= ? AND state_version = ? ORDER BY seq DESC LIMIT 1", seq, stateVersion)
-          .toArray()
-        const row = rows[0]
+      read(undefined, () => {
+        const row = sql
+          .exec(
+            `SELECT * FROM snapshots
+             WHERE seq <= ? AND state_version = ? AND head_hash IS NOT NULL AND state_hash IS NOT NULL
+             ORDER BY seq DESC LIMIT 1`,
+            seq, stateVersion,
+          )
+          .toArray()[0]
         return row === undefined
           ? undefined
-          : { seq: row.seq as number, stateVersion: row.state_version as number, state: JSON.parse(row.state as string) }
+          : {
+              seq: row.seq as number,
+              stateVersion: row.state_version as number,
+              stateJson: row.state as string,
+              headHash: row.head_hash as string,
+              stateHash: row.state_hash as string,
+            }
       }),
+    snapshotSeqs: (stateVersion) =>
+      read([], () =>
+        sql
+          .exec(BOUND_SNAPSHOT_SEQS, stateVersion)
+          .toArray()
+          .map((row) => row.seq as number),
+      ),
     saveSnapshot: (snapshot) =>
-      Effect.sync(() => {
+      write(false, () => {
         sql.exec(
-          "INSERT OR REPLACE INTO snapshots (seq, state_version, state) VALUES (?, ?, ?)",
-          snapshot.seq, snapshot.stateVersion, JSON.stringify(snapshot.state),
+          "INSERT OR REPLACE INTO snapshots (seq, state_version, state, head_hash, state_hash) VALUES (?, ?, ?, ?, ?)",
+          snapshot.seq, snapshot.stateVersion, snapshot.stateJson, snapshot.headHash, snapshot.stateHash,
         )
       }),
     findCommand: (commandId) =>
-      Effect.sync((): CommandRecord | undefined => {
+      read<CommandRecord | undefined>(undefined, () => {
         const row = sql.exec("SELECT * FROM commands WHERE command_id = ?", commandId).toArray()[0]
         return row === undefined
           ? undefined
@@ -94,18 +138,18 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
             }
       }),
     saveCommand: (commandId, record) =>
-      Effect.sync(() => {
+      write(false, () => {
         sql.exec(
           "INSERT INTO commands (command_id, request_hash, version, first_seq, at) VALUES (?, ?, ?, ?, ?)",
           commandId, record.requestHash, record.version, record.firstSeq, record.at,
         )
       }),
     enqueue: (deliveries) =>
-      Effect.sync(() => {
+      write(deliveries.length === 0, () => {
         for (const { seq, topic } of deliveries) sql.exec("INSERT OR IGNORE INTO outbox (topic, seq) VALUES (?, ?)", topic, seq)
       }),
     pendingDeliveries: (limit) =>
-      Effect.sync(() =>
+      read([], () =>
         sql
           .exec("SELECT DISTINCT topic FROM outbox ORDER BY topic")
           .toArray()
@@ -117,10 +161,21 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage): EventStoreS
               .map(toEvent),
           })),
       ),
-    acknowledge: (topic, throughSeq) => Effect.sync(() => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
-    pruneCommands: (before) => Effect.sync(() => void sql.exec("DELETE FROM commands WHERE at < ?", before)),
-    transaction: (body) => storage.transactionSync(body),
+    acknowledge: (topic, throughSeq) =>
+      read(undefined, () => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
+    pruneCommands: (before) => read(undefined, () => void sql.exec("DELETE FROM commands WHERE at < ?", before)),
+    transaction: (body) => {
+      // A rolled-back transaction also rolls back the tables it created.
+      const existed = created
+      try {
+        return storage.transactionSync(body)
+      } catch (error) {
+        created = existed
+        throw error
+      }
+    },
   }
 }
 
-export const SqliteEventStore = (storage: DurableObjectStorage) => Layer.sync(EventStore, () => makeSqliteEventStore(storage))
+export const SqliteEventStore = (storage: DurableObjectStorage, onCreate?: () => void) =>
+  Layer.sync(EventStore, () => makeSqliteEventStore(storage, onCreate))

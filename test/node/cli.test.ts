@@ -118,6 +118,8 @@ it("exports a log longer than a page with a progress bar on a terminal", async (
 it("answers bad usage with 2, server refusals and unreachable servers with 3, and has --help everywhere", async () => {
   expect((await cli()).code).toBe(2)
   expect(await cli("frobnicate")).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') })
+  const inherited = await cli("constructor")
+  expect(inherited).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "constructor"') })
   expect(await cli("state", "counter")).toMatchObject({ code: 2, stderr: expect.stringContaining("needs <kind>/<id>") })
   expect(await cli("state", "counter/x", "--at", "1", "--as-of", "2026-01-01T00:00:00Z")).toMatchObject({ code: 2 })
   expect(await cli("state", "counter/x", "--at", "-1")).toMatchObject({ code: 2 })

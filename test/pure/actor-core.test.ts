@@ -1,10 +1,14 @@
 import { Clock, Layer, ManagedRuntime } from "effect"
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { ActorCore } from "../../src/actors/actor-core.js"
+import { canonicalJson, sha256 } from "../../src/actors/hash-chain.js"
 import { Counter } from "../../src/domain/counter.js"
 import { sequentialIds } from "../../src/infra/ids.js"
 import { makeMemoryEventStore, MemoryEventStore } from "../../src/infra/memory-event-store.js"
 import { clockAt } from "../../src/testing/clock.js"
+import { propertyParameters } from "../../src/testing/parameters.js"
+import { counterCommand } from "./arbitraries.js"
 
 /** A clock the test moves by hand, provided as a Layer like any other service. */
 const manualClock = () => {
@@ -78,5 +82,48 @@ describe("outbox", () => {
     actor.acknowledge("resets", 2)
     actor.acknowledge("counter", 2)
     expect(pending()).toEqual([])
+  })
+})
+
+describe("snapshots bound to the chain", () => {
+  // Snapshots every 3 events, so short runs have several.
+  const Snappy = { ...Counter, snapshotEvery: 3 }
+  const hostSnappy = () => {
+    const store = makeMemoryEventStore()
+    const runtime = () => ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(store), sequentialIds("s-")))
+    return { store, actor: new ActorCore(Snappy, runtime()), restart: () => new ActorCore(Snappy, runtime()) }
+  }
+  const tamperings = fc.constantFrom("state", "state and its hash", "head hash", "seq")
+  const commandLists = fc.array(counterCommand, { minLength: 3, maxLength: 30 })
+  const history = <S>(actor: ActorCore<S>) =>
+    Array.from({ length: actor.currentVersion + 1 }, (_, at) => actor.readState({ at }))
+
+  it("a tampered snapshot is reported by verify and never changes state, time travel or recovery", () => {
+    fc.assert(
+      fc.property(commandLists, fc.nat(), tamperings, (commands, pick, how) => {
+        const { store, actor, restart } = hostSnappy()
+        for (const command of commands) actor.command({ command })
+        fc.pre(store.snapshots.length > 0)
+        const honest = history(actor)
+        expect(actor.verify()).toMatchObject({ ok: true, snapshots: store.snapshots.length })
+        const index = pick % store.snapshots.length
+        const original = store.snapshots[index]!
+        const forged = canonicalJson({ value: JSON.parse(original.stateJson).value + 1 })
+        store.snapshots[index] =
+          how === "state"
+            ? { ...original, stateJson: forged }
+            : how === "state and its hash"
+              ? { ...original, stateJson: forged, stateHash: sha256(forged) }
+              : how === "head hash"
+                ? { ...original, headHash: sha256("elsewhere") }
+                : { ...original, seq: original.seq - 1 }
+        expect(actor.verify()).toMatchObject({ ok: false, snapshotSeq: store.snapshots[index]!.seq })
+        if (how !== "state and its hash") {
+          // Hashes that do not hold: recovery and time travel fall back to an earlier snapshot or a full fold.
+          expect(history(restart())).toEqual(honest)
+        }
+      }),
+      { ...propertyParameters({ numRuns: 150 }) },
+    )
   })
 })

@@ -35,7 +35,16 @@ export const documentCommand = fc.oneof(
 
 export { op as textOp, text }
 
-const member = fc.constantFrom("alice", "bob", "carol")
+/**
+ * Names Object.prototype already has: a record keyed by user input must treat them as any
+ * other name (a member called `constructor` must not read an inherited property).
+ */
+export const prototypeKey = fc.constantFrom("constructor", "__proto__", "toString", "hasOwnProperty", "valueOf")
+
+const member = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom("alice", "bob", "carol") },
+  { weight: 1, arbitrary: prototypeKey },
+)
 /** Room commands: members come and go (some leave without having joined) and post JSON payloads. */
 export const roomCommand = fc.oneof(
   fc.record({ type: fc.constant("Join"), name: member }),
@@ -75,8 +84,8 @@ export const jobCommand = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ type: "Cancel" }) },
 )
 
-const memoryText = fc.constantFrom("alpha", "beta", "gamma", "alpha beta")
-const memoryTag = fc.constantFrom("a", "b", "c")
+const memoryText = fc.constantFrom("alpha", "beta", "gamma", "alpha beta", "constructor")
+const memoryTag = fc.oneof(fc.constantFrom("a", "b", "c"), prototypeKey)
 /** Memory commands over a few contents, so stores repeat and tags/forgets hit real hashes. */
 export const memoryCommand = fc.oneof(
   { weight: 3, arbitrary: fc.record({ type: fc.constant("Store"), content: memoryText, tags: fc.array(memoryTag, { maxLength: 2 }) }) },

@@ -43,4 +43,11 @@ describe("counter", () => {
     expect(() => Counter.decodeEvent({ type: "Incremented", schemaVersion: 3, data: { by: 4 } })).toThrow(/schema version 3/)
     expect(() => Counter.decodeEvent({ type: "Incremented", schemaVersion: 1, data: { by: -1 } })).toThrow()
   })
+
+  it("reads an event type named after an Object.prototype member as unknown", () => {
+    for (const type of ["constructor", "toString", "__proto__"]) {
+      expect(Counter.currentEventVersion(type)).toBe(1)
+      expect(() => Counter.decodeEvent({ type, schemaVersion: 1, data: {} })).toThrow(/Unknown event type/)
+    }
+  })
 })

@@ -1,6 +1,6 @@
-import { SELF } from "cloudflare:test"
+import { SELF, env, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BASE, freshId, get, json, openSocket } from "./helpers.js"
+import { BASE, devName, freshId, get, json, openSocket, send } from "./helpers.js"
 
 const broadcast = (body: unknown) =>
   SELF.fetch(`${BASE}/broadcast`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json" } })
@@ -51,5 +51,35 @@ describe("broadcast rooms", () => {
     expect(await json(await broadcast({ room: "lobby", payload: 1 }))).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } })
     expect(await json(await broadcast({ room: "bad room!", type: "x" }))).toMatchObject({ status: 400, body: { error: { code: "invalid_room" } } })
     expect((await json(await SELF.fetch(`${BASE}/ws?room=lobby`))).status).toBe(426)
+  })
+
+  it("a member named after an Object.prototype property is a member like any other, also after a restart", async () => {
+    const room = freshId("proto")
+    const names = ["constructor", "__proto__", "toString", "hasOwnProperty"]
+    const sockets = []
+    for (const name of names) sockets.push(await openSocket(`/ws?room=${room}&name=${encodeURIComponent(name)}`))
+    const version = async () => (await json(await get(`/v1/room/${room}`))).body.version
+    for (let i = 0; i < 100 && (await version()) < names.length; i++) await new Promise((r) => setTimeout(r, 10))
+    const expected = { members: Object.fromEntries(names.map((name) => [name, 1])), posts: 1 }
+    const check = async () => {
+      const read = await json(await get(`/v1/room/${room}`))
+      expect(read.status).toBe(200)
+      expect(read.body.state).toEqual(expected)
+      expect(Object.keys(read.body.state.members).sort()).toEqual([...names].sort())
+      expect((await get(`/v1/room/${room}/events`)).status).toBe(200)
+      expect((await json(await get(`/v1/room/${room}/verify`))).body).toMatchObject({ ok: true })
+    }
+    expect((await json(await broadcast({ room, type: "news", payload: 1 }))).status).toBe(200)
+    await check()
+    await evictDurableObject(env.ROOM.getByName(devName(room)))
+    await check()
+    // A Leave of a name that never joined is refused, not read from the prototype.
+    const leave = await json(await send("room", room, { type: "Leave", name: "valueOf" }))
+    expect(leave.body.error.code).toBe("not_a_member")
+    const post = { type: "Post", messageType: "x", payload: null, sender: "constructor" }
+    expect((await send("room", room, post)).status).toBe(200)
+    expect((await json(await broadcast({ room, type: "news", payload: 2 }))).status).toBe(200)
+    expect((await json(await get(`/v1/room/${room}`))).body.state).toEqual({ ...expected, posts: 3 })
+    for (const socket of sockets) socket.ws.close(1000)
   })
 })

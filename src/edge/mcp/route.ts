@@ -12,6 +12,7 @@ import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
 import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
 import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
+import { exceedsDepth, tooDeep } from "../../actors/limits.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
 
@@ -109,6 +110,8 @@ export const mcpRoutes = (app: App) => {
     const message = request.method === "POST" ? await request.clone().json().catch(() => undefined) : undefined
     // Neither revision accepts JSON-RPC batches.
     if (Array.isArray(message)) return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
+    // Tool arguments go on to actors over RPC: the same depth limit as every other body.
+    if (exceedsDepth(message)) return jsonRpcError(400, -32600, `${tooDeep.message} (${tooDeep.code})`)
     if (!(await isLegacyRequest(request))) {
       if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen") return listen(request, message, c.env, principal)
       return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })

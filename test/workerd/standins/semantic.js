@@ -12,7 +12,7 @@ let embeddedTexts = 0
 const embed = (text) => {
   const vector = new Array(DIMENSIONS).fill(0)
   for (const raw of text.toLowerCase().match(/[a-z]+/g) ?? []) {
-    const word = SYNONYMS[raw] ?? raw
+    const word = Object.hasOwn(SYNONYMS, raw) ? SYNONYMS[raw] : raw
     let h = 0
     for (const ch of word) h = (h * 31 + ch.charCodeAt(0)) >>> 0
     vector[h % DIMENSIONS] += 1
