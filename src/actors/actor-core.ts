@@ -11,7 +11,7 @@
 import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
 import { Caller, Forbidden } from "../domain/caller.js"
 import { DomainError, type Entity } from "../domain/entity.js"
-import { PAGE_BYTES, jsonBytes } from "../domain/json-size.js"
+import { PAGE_BYTES, jsonBytes, utf8Length } from "../domain/json-size.js"
 import {
   EventStore,
   type EventMeta,
@@ -29,7 +29,6 @@ import {
   overBytes,
   serializedBound,
   tooDeep,
-  utf8Length,
 } from "./limits.js"
 
 export type ActorFailure = {

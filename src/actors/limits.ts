@@ -4,6 +4,7 @@
  * over 32 MiB; local workerd may accept both, so emberlog enforces them itself, the same
  * everywhere, instead of finding out after a commit (README, "HTTP API", Limits).
  */
+import { utf8Length } from "../domain/json-size.js"
 
 /** Nesting beyond this is refused with 400 `too_deep`, on every body and socket frame, before anything runs. */
 export const MAX_JSON_DEPTH = 64
@@ -61,17 +62,6 @@ export const textExceedsDepth = (json: string, max: number = MAX_JSON_DEPTH): bo
     } else if (unit === 0x5d || unit === 0x7d) depth--
   }
   return false
-}
-
-/** UTF-8 length of a string (a lone surrogate counts 2, not the 3 of its replacement). */
-export const utf8Length = (text: string): number => {
-  let bytes = text.length
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i)
-    // Surrogates count 2 each (a pair is 4 bytes); other units from U+0800 up take 3.
-    if (unit >= 0x80) bytes += unit >= 0x800 && (unit < 0xd800 || unit > 0xdfff) ? 2 : 1
-  }
-  return bytes
 }
 
 /** Whether a string takes more than `limit` UTF-8 bytes, counting only when it could. */
