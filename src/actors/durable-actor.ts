@@ -15,9 +15,12 @@ import { drainOutbox } from "./outbox.js"
 import {
   CLOSE_TOO_LARGE,
   MAX_FRAME_BYTES,
-  PRINCIPAL_HEADER,
   Subscribers,
   acceptSubscription,
+  ackedSeq,
+  authorityOf,
+  closeExpiredSocket,
+  isExpired,
   isOversize,
   type LogEntry,
   type LogSource,
@@ -28,6 +31,8 @@ import type { TopicApi } from "./topic.js"
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
   readonly TOPIC: DurableObjectNamespace
+  /** The edge's rate limiter: frames sent on sockets count against the key the edge put in their attachment. */
+  readonly LIMITER?: RateLimit
 }
 
 export interface ActorOptions {
@@ -66,6 +71,8 @@ export interface RoomHosting {
   readonly post: (member: string, message: { readonly type: string; readonly payload: unknown }) => unknown
   /** The frame members receive for an event, if any. */
   readonly frame: (event: any, at: number) => unknown
+  /** Members the state counts as connected, with how many connections each. */
+  readonly members: (state: any) => Iterable<readonly [string, number]>
 }
 
 /** The member name a room socket was opened with (set by the edge). */
@@ -113,6 +120,15 @@ const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: 
   return { type, id, command, ifMatch: ifMatch as number | undefined, idempotencyKey: idempotencyKey as string | undefined }
 }
 
+/** A frame's `id`, for the error frame that answers it (null when it has none or is not JSON). */
+const idOf = (message: string): unknown => {
+  try {
+    return (JSON.parse(message) as { id?: unknown })?.id
+  } catch {
+    return null
+  }
+}
+
 const toLogEntry = (event: WireEvent): LogEntry => ({ position: event.seq, name: event.type, payload: event })
 
 export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
@@ -136,11 +152,32 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
           projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
         )
         this.alarmAt = await ctx.storage.getAlarm()
+        this.reconcileMembers()
         // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
         await this.scheduleFollowUps(0)
       })
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-      this.subscribers = new Subscribers(ctx, this.logSource())
+      this.subscribers = new Subscribers(ctx, this.logSource(), { wakeAt: (at) => void this.scheduleAlarm(at) })
+    }
+
+    /**
+     * Sockets that died with the runtime (a crash, a deploy) never ran their close handler,
+     * so on wake every member the state counts beyond its live sockets leaves, through the
+     * Leave command: the correction is in the log like any other change.
+     */
+    private reconcileMembers(): void {
+      const room = options.room
+      if (room === undefined) return
+      const live = new Map<string, number>()
+      for (const socket of this.ctx.getWebSockets("room")) {
+        const attachment = socket.deserializeAttachment() as SocketAttachment | null
+        if (attachment?.name !== undefined && !attachment.left) live.set(attachment.name, (live.get(attachment.name) ?? 0) + 1)
+      }
+      for (const [name, count] of [...room.members(this.core.currentState)]) {
+        for (let connected = live.get(name) ?? 0; connected < count; connected++) {
+          this.commit({ command: room.leave(name), principal: "system", internal: true })
+        }
+      }
     }
 
     private logSource(): LogSource {
@@ -216,7 +253,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      */
     private async scheduleFollowUps(deliveryDelayMs: number, deliveriesPending?: boolean): Promise<void> {
       const pending = deliveriesPending ?? this.core.pendingDeliveries(1).length > 0
-      const due = [pending ? Date.now() + deliveryDelayMs : undefined, entity.timer?.dueAt(this.core.currentState)].filter(
+      const due = [
+        pending ? Date.now() + deliveryDelayMs : undefined,
+        entity.timer?.dueAt(this.core.currentState),
+        this.subscribers.nextExpiry(),
+      ].filter(
         (at): at is number => at !== undefined,
       )
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
@@ -236,6 +277,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      */
     override async alarm(): Promise<void> {
       this.alarmAt = null
+      this.subscribers.closeExpired()
       // Deliveries are addressed by the object's name (tenant/id); without it they would land in
       // the wrong topic, so they wait (the alarm is retried) rather than guess.
       if (this.ctx.id.name === undefined) throw new Error("emberlog: this object has no name; outbox delivery postponed")
@@ -276,16 +318,42 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     override async fetch(request: Request): Promise<Response> {
       const member = request.headers.get(MEMBER_HEADER)
       if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
-      const principal = request.headers.get(PRINCIPAL_HEADER) ?? "anonymous"
-      const joined = this.commit({ command: options.room.join(member), principal })
+      const authority = authorityOf(request)
+      const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
       if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
-      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, principal })
+      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, ...authority })
     }
 
-    override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    /** Frames that act wait for the one before them: a limiter call in between must not reorder them. */
+    private frames: Promise<void> = Promise.resolve()
+
+    override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+      // Acks only confirm reading (log sockets); they neither act nor wait behind frames that do.
+      const acked = typeof message === "string" && !isOversize(message) ? ackedSeq(message) : undefined
+      if (acked !== undefined && (socket.deserializeAttachment() as SocketAttachment).mode === "log") {
+        return Promise.resolve(this.subscribers.acknowledge(socket, acked))
+      }
+      const handled = this.frames.then(() => this.actOnFrame(socket, message))
+      this.frames = handled.catch(() => undefined)
+      return handled
+    }
+
+    /**
+     * Commands and room posts: only within the token's lifetime (an expired socket is told
+     * and closed) and within the rate limit of whoever opened the socket, as on HTTP.
+     */
+    private async actOnFrame(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       if (isOversize(message)) return socket.close(CLOSE_TOO_LARGE, `Frames are limited to ${MAX_FRAME_BYTES} bytes`)
       if (typeof message !== "string") return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
       const attachment = socket.deserializeAttachment() as SocketAttachment
+      if (isExpired(attachment)) {
+        socket.send(errorFrame(null, "token_expired", "The token this socket was opened with has expired; nothing was done"))
+        return closeExpiredSocket(socket)
+      }
+      if (attachment.limitKey !== undefined && this.env.LIMITER !== undefined) {
+        const { success } = await this.env.LIMITER.limit({ key: attachment.limitKey })
+        if (!success) return socket.send(errorFrame(idOf(message), "rate_limited", "Too many requests; retry after 60 seconds; nothing was done"))
+      }
       if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
       const frame = parseCommandFrame(message)
       if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))

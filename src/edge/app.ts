@@ -12,7 +12,7 @@ import type { ActorApi } from "../actors/durable-actor.js"
 import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
 import { executorFor } from "../infra/executors.js"
-import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders } from "../actors/subscribers.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
@@ -20,7 +20,7 @@ import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
-import { rateLimit } from "./rate-limit.js"
+import { limitKey, rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
 import { memoryRoutes } from "./memory-routes.js"
@@ -58,7 +58,7 @@ const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promis
   const headers = clientHeaders(request)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
-  headers.set(PRINCIPAL_HEADER, principal.sub)
+  setAuthority(headers, { principal: principal.sub, expiresAt: principal.expiresAt, limitKey: limitKey(principal) })
   headers.set(WRITE_HEADER, principal.scopes.has("write") ? "1" : "0")
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
 }

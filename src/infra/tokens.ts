@@ -12,6 +12,8 @@ export interface Principal {
   /** Whose actors this principal addresses: the `tenant` claim, else `sub`. */
   readonly tenant: string
   readonly scopes: ReadonlySet<string>
+  /** When the token expires (ms epoch, from `exp`): long-lived sockets and streams end then. */
+  readonly expiresAt?: number
 }
 
 export type Scope = "read" | "write" | "admin"
@@ -42,7 +44,8 @@ const principalOf = (payload: JWTPayload): Principal => {
   if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new TokenRejected("invalid_token", "The token has no sub claim")
   const tenant = typeof payload.tenant === "string" && payload.tenant.length > 0 ? payload.tenant : payload.sub
   const scope = typeof payload.scope === "string" ? payload.scope : ""
-  return { sub: payload.sub, tenant, scopes: new Set(scope.split(" ").filter((s) => s.length > 0)) }
+  const scopes = new Set(scope.split(" ").filter((s) => s.length > 0))
+  return { sub: payload.sub, tenant, scopes, ...(typeof payload.exp === "number" ? { expiresAt: payload.exp * 1000 } : {}) }
 }
 
 export const makeJwtVerifier = (config: JwtConfig): TokenVerifierShape => {
