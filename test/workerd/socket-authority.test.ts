@@ -1,0 +1,191 @@
+// Authority on open sockets and streams: the token's expiry and the rate limit follow the socket.
+import { createExecutionContext, env, runInDurableObject } from "cloudflare:test"
+import { SignJWT } from "jose"
+import { describe, expect, it } from "vitest"
+import { CLOSE_TOKEN_EXPIRED } from "../../src/actors/subscribers.js"
+import worker from "../../src/edge/worker.js"
+import { DEV_TENANT, scopedName } from "../../src/actors/names.js"
+import { BASE, freshId } from "./helpers.js"
+
+const SECRET = "socket-authority-secret-" + crypto.randomUUID()
+
+const call = (path: string, init: RequestInit & { token?: string; settings?: Record<string, unknown> } = {}) => {
+  const { token, settings, ...rest } = init
+  const headers = new Headers(rest.headers)
+  if (token !== undefined) headers.set("Authorization", `Bearer ${token}`)
+  const bindings = { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never
+  return worker.fetch(new Request(new URL(path, BASE), { ...rest, headers }), bindings, createExecutionContext())
+}
+
+/** A token for `sub` in tenant `acme` that expires `seconds` from now (JWT `exp` has whole seconds). */
+const token = (sub: string, scope: string, seconds = 300) =>
+  new SignJWT({ sub, scope, tenant: "acme" })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
+    .sign(new TextEncoder().encode(SECRET))
+
+/** Waits until the token's `exp` second has passed. */
+const pastExpiry = async (seconds: number, started: number) => {
+  const exp = (Math.floor(started / 1000) + seconds) * 1000
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp - Date.now()) + 50))
+}
+
+const socketOf = async (response: Response) => {
+  expect(response.status).toBe(101)
+  const ws = response.webSocket!
+  const frames: Array<any> = []
+  const waiters = new Set<() => void>()
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })),
+  )
+  ws.addEventListener("message", (event) => {
+    frames.push(JSON.parse(event.data as string))
+    for (const wake of waiters) wake()
+  })
+  ws.accept()
+  /** Resolves with the replies (acks and errors) and posts, once `count` of them arrived (events are not counted). */
+  const next = (count: number) =>
+    new Promise<Array<any>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out; frames: ${JSON.stringify(frames)}`)), 10_000)
+      const check = () => {
+        const replies = frames.filter((f) => f.type !== "event")
+        if (replies.length < count) return
+        waiters.delete(check)
+        clearTimeout(timer)
+        resolve(replies)
+      }
+      waiters.add(check)
+      check()
+    })
+  return { ws, frames, closed, next }
+}
+
+/**
+ * The moment between a token's expiry and the alarm that closes its sockets: the
+ * attachment says the token has expired, and the socket is still open.
+ */
+const expireSockets = (namespace: DurableObjectNamespace, name: string) =>
+  runInDurableObject(namespace.getByName(name), (_instance: unknown, state: DurableObjectState) => {
+    for (const socket of state.getWebSockets()) socket.serializeAttachment({ ...socket.deserializeAttachment(), expiresAt: Date.now() - 1 })
+  })
+
+const version = async (path: string, tokenValue: string) => ((await (await call(path, { token: tokenValue })).json()) as any).version as number
+const commandFrame = (id: string, by = 1) => JSON.stringify({ type: "command", id, command: { type: "Increment", by } })
+
+describe("sockets outlive no token", () => {
+  it("refuses a command frame after the token expired, closes with 4001, appends nothing", async () => {
+    const id = freshId()
+    const socket = await socketOf(await call(`/v1/counter/${id}/ws`, { token: await token("alice", "read write"), headers: { Upgrade: "websocket" } }))
+    socket.ws.send(commandFrame("before"))
+    expect((await socket.next(1))[0]).toMatchObject({ type: "ack", id: "before", version: 1 })
+    await expireSockets(env.COUNTER, scopedName("acme", id))
+    socket.ws.send(commandFrame("after"))
+    const closed = await socket.closed
+    expect(closed.code).toBe(CLOSE_TOKEN_EXPIRED)
+    expect(closed.reason).toMatch(/expired/)
+    expect(socket.frames.filter((f) => f.type !== "event").map((f) => f.id ?? f.error?.code)).toEqual(["before", "token_expired"])
+    expect(await version(`/v1/counter/${id}`, await token("alice", "read"))).toBe(1)
+  })
+
+  it("closes an idle socket at its token's expiry, and a room member leaves", async () => {
+    const id = freshId()
+    const started = Date.now()
+    const subscriber = await socketOf(await call(`/v1/counter/${id}/ws`, { token: await token("alice", "read", 2), headers: { Upgrade: "websocket" } }))
+    const room = freshId("room")
+    const member = await socketOf(await call(`/ws?room=${room}&name=alice`, { token: await token("alice", "read write", 2), headers: { Upgrade: "websocket" } }))
+    const [a, b] = await Promise.all([subscriber.closed, member.closed])
+    expect([a.code, b.code]).toEqual([CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_EXPIRED])
+    expect(Date.now()).toBeGreaterThanOrEqual((Math.floor(started / 1000) + 2) * 1000 - 1000)
+    const reader = await token("alice", "read")
+    for (let i = 0; i < 50 && (await version(`/v1/room/${room}`, reader)) < 2; i++) await new Promise((r) => setTimeout(r, 50))
+    const state = ((await (await call(`/v1/room/${room}`, { token: reader })).json()) as any).state
+    expect(state.members).toEqual({})
+  })
+
+  it("refuses a room post after the token expired", async () => {
+    const room = freshId("room")
+    const member = await socketOf(await call(`/ws?room=${room}&name=bob`, { token: await token("bob", "read write"), headers: { Upgrade: "websocket" } }))
+    await expireSockets(env.ROOM, scopedName("acme", room))
+    member.ws.send(JSON.stringify({ type: "chat", payload: "late" }))
+    expect((await member.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
+    expect(member.frames.map((f) => f.error?.code)).toEqual(["token_expired"])
+    const events = ((await (await call(`/v1/room/${room}/events`, { token: await token("bob", "read") })).json()) as any).events
+    expect(events.filter((e: any) => e.type === "Posted")).toEqual([])
+  })
+
+  it("ends an SSE stream at the token's expiry", async () => {
+    const id = freshId()
+    const response = await call(`/v1/counter/${id}/events/stream`, { token: await token("alice", "read", 2) })
+    const reader = response.body!.getReader()
+    const ended = (async () => {
+      for (;;) if ((await reader.read()).done) return "ended"
+    })()
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 5_000))])).toBe("ended")
+  })
+})
+
+/** A limiter like the binding: `limit` calls per key per test, shared by the edge and the object. */
+const fakeLimiter = (limit: number) => {
+  const counts = new Map<string, number>()
+  return {
+    counts,
+    limit: async ({ key }: { key: string }) => {
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+      return { success: counts.get(key)! <= limit }
+    },
+  }
+}
+
+/** Puts `limiter` into the object's env (the binding itself cannot be reconfigured per test). */
+const useLimiter = (namespace: DurableObjectNamespace, name: string, limiter: unknown) =>
+  runInDurableObject(namespace.getByName(name), (instance: any) => {
+    Object.defineProperty(instance, "env", { value: { ...instance.env, LIMITER: limiter }, configurable: true })
+  })
+
+describe("rate limits on sockets", () => {
+  it("counts command frames against the HTTP budget of the same principal: rate_limited, nothing appended", async () => {
+    const id = freshId()
+    const limiter = fakeLimiter(10)
+    const settings = { LIMITER: limiter }
+    await useLimiter(env.COUNTER, scopedName("acme", id), limiter)
+    const writer = await token("carol", "read write")
+    const socket = await socketOf(await call(`/v1/counter/${id}/ws`, { token: writer, headers: { Upgrade: "websocket" }, settings }))
+    for (let i = 0; i < 4; i++) {
+      const response = await call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, settings })
+      expect(response.status).toBe(200)
+    }
+    // 5 of 10 spent over HTTP (the upgrade and 4 commands): 5 frames pass, the rest are refused.
+    for (let i = 0; i < 8; i++) socket.ws.send(commandFrame(`f${i}`))
+    const frames = await socket.next(8)
+    expect(frames.filter((f) => f.type === "ack").map((f) => f.id)).toEqual(["f0", "f1", "f2", "f3", "f4"])
+    expect(frames.filter((f) => f.type === "error").map((f) => [f.id, f.error.code])).toEqual(
+      ["f5", "f6", "f7"].map((f) => [f, "rate_limited"]),
+    )
+    expect([...limiter.counts.keys()]).toEqual(["sub:acme:carol"])
+    const refused = await call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, settings })
+    expect(refused.status).toBe(429)
+    expect(await version(`/v1/counter/${id}`, await token("auditor", "read"))).toBe(9)
+    socket.ws.close(1000)
+  })
+
+  it("counts room posts too", async () => {
+    const room = freshId("room")
+    const limiter = fakeLimiter(3)
+    await useLimiter(env.ROOM, scopedName("acme", room), limiter)
+    const member = await socketOf(await call(`/ws?room=${room}&name=dave`, { token: await token("dave", "read write"), headers: { Upgrade: "websocket" }, settings: { LIMITER: limiter } }))
+    for (let i = 0; i < 4; i++) member.ws.send(JSON.stringify({ type: "chat", payload: i }))
+    const frames = await member.next(4)
+    expect(frames.filter((f) => f.type === "chat").map((f) => f.payload)).toEqual([0, 1])
+    expect(frames.filter((f) => f.type === "error").map((f) => f.error.code)).toEqual(["rate_limited", "rate_limited"])
+    member.ws.close(1000)
+  })
+
+  it("with auth off, the anonymous key ignores client-set headers", async () => {
+    const limiter = fakeLimiter(1000)
+    const settings = { AUTH_MODE: "off", LIMITER: limiter }
+    for (const ip of ["203.0.113.1", "203.0.113.2"]) {
+      await call(`/v1/counter/${freshId()}`, { headers: { "CF-Connecting-IP": ip, "X-Forwarded-For": ip }, settings })
+    }
+    expect([...limiter.counts.entries()]).toEqual([[`anon:${DEV_TENANT}`, 2]])
+  })
+})
