@@ -24,12 +24,6 @@ const token = (sub: string, scope: string, seconds = 300) =>
     .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
     .sign(new TextEncoder().encode(SECRET))
 
-/** Waits until the token's `exp` second has passed. */
-const pastExpiry = async (seconds: number, started: number) => {
-  const exp = (Math.floor(started / 1000) + seconds) * 1000
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp - Date.now()) + 50))
-}
-
 const socketOf = async (response: Response) => {
   expect(response.status).toBe(101)
   const ws = response.webSocket!
@@ -65,7 +59,7 @@ const socketOf = async (response: Response) => {
  * attachment says the token has expired, and the socket is still open.
  */
 const expireSockets = (namespace: DurableObjectNamespace, name: string) =>
-  runInDurableObject(namespace.getByName(name), (_instance: unknown, state: DurableObjectState) => {
+  runInDurableObject(namespace.getByName(name) as DurableObjectStub, (_instance: unknown, state: DurableObjectState) => {
     for (const socket of state.getWebSockets()) socket.serializeAttachment({ ...socket.deserializeAttachment(), expiresAt: Date.now() - 1 })
   })
 
@@ -138,8 +132,9 @@ const fakeLimiter = (limit: number) => {
 
 /** Puts `limiter` into the object's env (the binding itself cannot be reconfigured per test). */
 const useLimiter = (namespace: DurableObjectNamespace, name: string, limiter: unknown) =>
-  runInDurableObject(namespace.getByName(name), (instance: any) => {
-    Object.defineProperty(instance, "env", { value: { ...instance.env, LIMITER: limiter }, configurable: true })
+  runInDurableObject(namespace.getByName(name) as DurableObjectStub, (instance: unknown) => {
+    const env = (instance as { env: object }).env
+    Object.defineProperty(instance, "env", { value: { ...env, LIMITER: limiter }, configurable: true })
   })
 
 describe("rate limits on sockets", () => {
@@ -187,5 +182,68 @@ describe("rate limits on sockets", () => {
       await call(`/v1/counter/${freshId()}`, { headers: { "CF-Connecting-IP": ip, "X-Forwarded-For": ip }, settings })
     }
     expect([...limiter.counts.entries()]).toEqual([[`anon:${DEV_TENANT}`, 2]])
+  })
+})
+
+const MCP_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" }
+const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+  "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+/** "ended" once the body is done, else "still open" after `ms`. */
+const endsWithin = (body: ReadableStream<Uint8Array>, ms: number) => {
+  const reader = body.getReader()
+  const ended = (async () => {
+    for (;;) if ((await reader.read()).done) return "ended"
+  })()
+  return Promise.race([ended, new Promise((resolve) => setTimeout(() => resolve("still open"), ms))])
+}
+
+describe("MCP streams end with their token", () => {
+  it("ends the 2025-era GET stream at its token's expiry while the session lives on", async () => {
+    const long = await token("erin", "read write")
+    const init = await call("/mcp", {
+      method: "POST",
+      token: long,
+      headers: MCP_HEADERS,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }),
+    })
+    const sessionId = init.headers.get("mcp-session-id")!
+    await init.text()
+    const session = { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" }
+    const stream = await call("/mcp", { token: await token("erin", "read write", 2), headers: { accept: "text/event-stream", ...session } })
+    expect(stream.status).toBe(200)
+    // The session stays busy (MCP_SESSION_IDLE_MS is 400 in tests), so only the token can end the stream.
+    let pings = 0
+    const keepBusy = setInterval(() => {
+      const ping = JSON.stringify({ jsonrpc: "2.0", id: 100 + pings++, method: "ping" })
+      void Promise.resolve(call("/mcp", { method: "POST", token: long, headers: { ...MCP_HEADERS, ...session }, body: ping })).then((r) => r.text())
+    }, 150)
+    try {
+      expect(await endsWithin(stream.body!, 5_000)).toBe("ended")
+      const ping = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" })
+      expect((await call("/mcp", { method: "POST", token: long, headers: { ...MCP_HEADERS, ...session }, body: ping })).status).toBe(200)
+    } finally {
+      clearInterval(keepBusy)
+    }
+  })
+
+  it("ends a subscriptions/listen stream at its token's expiry", async () => {
+    const id = freshId()
+    const listen = await call("/mcp", {
+      method: "POST",
+      token: await token("frank", "read write", 2),
+      headers: { ...MCP_HEADERS, "mcp-protocol-version": "2026-07-28", "mcp-method": "subscriptions/listen" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "subscriptions/listen",
+        params: { notifications: { resourceSubscriptions: [`emberlog://counter/${id}`] }, _meta: MODERN_META },
+      }),
+    })
+    expect(listen.status).toBe(200)
+    expect(await endsWithin(listen.body!, 5_000)).toBe("ended")
   })
 })
