@@ -96,6 +96,11 @@ describe("sockets outlive no token", () => {
     expect(state.members).toEqual({})
   })
 
+  it("closes a topic socket at its token's expiry", async () => {
+    const topic = await socketOf(await call(`/v1/topics/counter/ws`, { token: await token("alice", "read", 2), headers: { Upgrade: "websocket" } }))
+    expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
+  })
+
   it("refuses a room post after the token expired", async () => {
     const room = freshId("room")
     const member = await socketOf(await call(`/ws?room=${room}&name=bob`, { token: await token("bob", "read write"), headers: { Upgrade: "websocket" } }))
