@@ -171,7 +171,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const live = new Map<string, number>()
       for (const socket of this.ctx.getWebSockets("room")) {
         const attachment = socket.deserializeAttachment() as SocketAttachment | null
-        if (attachment?.name !== undefined && !attachment.left) live.set(attachment.name, (live.get(attachment.name) ?? 0) + 1)
+        const name = attachment?.left ? undefined : attachment?.name
+        if (name !== undefined) live.set(name, (live.get(name) ?? 0) + 1)
       }
       for (const [name, count] of [...room.members(this.core.currentState)]) {
         for (let connected = live.get(name) ?? 0; connected < count; connected++) {
@@ -347,12 +348,13 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (typeof message !== "string") return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
       const attachment = socket.deserializeAttachment() as SocketAttachment
       if (isExpired(attachment)) {
-        socket.send(errorFrame(null, "token_expired", "The token this socket was opened with has expired; nothing was done"))
+        socket.send(errorFrame(idOf(message), "token_expired", "This socket's token has expired; nothing was done"))
         return closeExpiredSocket(socket)
       }
       if (attachment.limitKey !== undefined && this.env.LIMITER !== undefined) {
         const { success } = await this.env.LIMITER.limit({ key: attachment.limitKey })
-        if (!success) return socket.send(errorFrame(idOf(message), "rate_limited", "Too many requests; retry after 60 seconds; nothing was done"))
+        const refusal = "Too many requests; retry after 60 seconds; nothing was done"
+        if (!success) return socket.send(errorFrame(idOf(message), "rate_limited", refusal))
       }
       if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
       const frame = parseCommandFrame(message)

@@ -99,7 +99,8 @@ export const ackedSeq = (message: string): number | undefined => {
   if (message.length > 64 || !message.includes('"ack"')) return undefined
   try {
     const frame = JSON.parse(message) as { type?: unknown; seq?: unknown }
-    return frame?.type === "ack" && Number.isSafeInteger(frame.seq) && (frame.seq as number) >= 0 ? (frame.seq as number) : undefined
+    const seq = frame?.type === "ack" ? frame.seq : undefined
+    return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : undefined
   } catch {
     return undefined
   }
@@ -148,7 +149,9 @@ export class Subscribers {
     const subscriber: SseSubscriber = { writer: writable.getWriter() }
     this.sse.add(subscriber)
     // An SSE stream keeps the object awake anyway, so a timer is enough here.
-    if (expiresAt !== undefined) subscriber.expiry = setTimeout(() => this.dropSse(subscriber), Math.max(0, expiresAt - Date.now()))
+    if (expiresAt !== undefined) {
+      subscriber.expiry = setTimeout(() => this.dropSse(subscriber), Math.max(0, expiresAt - Date.now()))
+    }
     this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
     const head = this.source.head()
     for (let cursor = after; cursor < head; ) {
@@ -252,12 +255,13 @@ export class Subscribers {
     let earliest: number | undefined
     for (const socket of this.ctx.getWebSockets()) {
       const expiresAt = (socket.deserializeAttachment() as SocketAttachment | null)?.expiresAt
-      if (expiresAt !== undefined && expiresAt > after && (earliest === undefined || expiresAt < earliest)) earliest = expiresAt
+      if (expiresAt === undefined || expiresAt <= after) continue
+      if (earliest === undefined || expiresAt < earliest) earliest = expiresAt
     }
     return earliest
   }
 
-  /** A socket's account, from its attachment after hibernation (its checkpoints are lost: acks then confirm all or nothing). */
+  /** A socket's account; after hibernation, from its attachment (no checkpoints: an ack confirms all or nothing). */
   private accountOf(socket: WebSocket): Account {
     let account = this.accounts.get(socket)
     if (account === undefined) {
@@ -270,7 +274,8 @@ export class Subscribers {
 
   private persistUnconfirmed(socket: WebSocket, account: Account): void {
     const attachment = socket.deserializeAttachment() as SocketAttachment | null
-    if (attachment !== null) socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
+    if (attachment === null) return
+    socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
   }
 
   private sendBacklog(socket: WebSocket, after: number): void {
@@ -324,7 +329,8 @@ const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
 export const closeExpiredSocket = (socket: WebSocket) =>
   closeQuietly(socket, CLOSE_TOKEN_EXPIRED, "The token has expired: reconnect with a fresh one")
 
-export const isExpired = (attachment: SocketAttachment, now = Date.now()) => attachment.expiresAt !== undefined && attachment.expiresAt <= now
+export const isExpired = (attachment: SocketAttachment, now = Date.now()) =>
+  attachment.expiresAt !== undefined && attachment.expiresAt <= now
 
 /** Whether a received frame is over MAX_FRAME_BYTES, without encoding strings that clearly fit. */
 export const isOversize = (message: string | ArrayBuffer): boolean => {
@@ -361,7 +367,10 @@ export const authorityOf = (request: Request): Pick<SocketAttachment, "principal
 }
 
 /** Sets the headers `authorityOf` reads, on a request the edge forwards to an object. */
-export const setAuthority = (headers: Headers, authority: { principal: string; expiresAt?: number; limitKey?: string }) => {
+export const setAuthority = (
+  headers: Headers,
+  authority: { readonly principal: string; readonly expiresAt?: number; readonly limitKey?: string },
+) => {
   headers.set(PRINCIPAL_HEADER, authority.principal)
   if (authority.expiresAt !== undefined) headers.set(EXPIRES_HEADER, String(authority.expiresAt))
   if (authority.limitKey !== undefined) headers.set(LIMIT_KEY_HEADER, authority.limitKey)
@@ -373,7 +382,11 @@ export const acceptSubscription = (subscribers: Subscribers, request: Request): 
   const authority = authorityOf(request)
   switch (request.headers.get(SUBSCRIBE_HEADER)) {
     case "websocket":
-      return subscribers.acceptWebSocket(after, { mode: "log", ...authority, canWrite: request.headers.get(WRITE_HEADER) === "1" })
+      return subscribers.acceptWebSocket(after, {
+        mode: "log",
+        ...authority,
+        canWrite: request.headers.get(WRITE_HEADER) === "1",
+      })
     case "sse":
       return subscribers.acceptSse(after, authority.expiresAt)
     default:

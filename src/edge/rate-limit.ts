@@ -33,7 +33,8 @@ export const rateLimitMessage = `Too many requests; retry after ${RETRY_AFTER_SE
 
 export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!(await withinLimit(c.env.LIMITER, limitKey(c.get("principal"))))) {
-    throw new HttpError(429, "rate_limited", rateLimitMessage, undefined, { "Retry-After": String(RETRY_AFTER_SECONDS) })
+    const headers = { "Retry-After": String(RETRY_AFTER_SECONDS) }
+    throw new HttpError(429, "rate_limited", rateLimitMessage, undefined, headers)
   }
   await next()
 }

@@ -45,7 +45,8 @@ const principalOf = (payload: JWTPayload): Principal => {
   const tenant = typeof payload.tenant === "string" && payload.tenant.length > 0 ? payload.tenant : payload.sub
   const scope = typeof payload.scope === "string" ? payload.scope : ""
   const scopes = new Set(scope.split(" ").filter((s) => s.length > 0))
-  return { sub: payload.sub, tenant, scopes, ...(typeof payload.exp === "number" ? { expiresAt: payload.exp * 1000 } : {}) }
+  const expiry = typeof payload.exp === "number" ? { expiresAt: payload.exp * 1000 } : {}
+  return { sub: payload.sub, tenant, scopes, ...expiry }
 }
 
 export const makeJwtVerifier = (config: JwtConfig): TokenVerifierShape => {

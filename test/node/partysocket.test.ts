@@ -18,15 +18,19 @@ afterAll(async () => {
 
 const POST_CHARS = 200 * 1024
 
-it("partysocket with a URL provider setting `after` resumes across a server-side close: no gap, no repeat", async () => {
+it("partysocket with a URL provider setting `after` resumes across a server-side close, no gap or repeat", async () => {
   const room = `party-${Date.now()}`
   const wsBase = base.replace(/^http/, "ws")
   // A member, so the room exists for /broadcast; then a backlog larger than one socket's cap.
   const member = new WebSocket(`${wsBase}/ws?room=${room}&name=writer`)
-  await new Promise((resolve, reject) => (member.addEventListener("open", resolve), member.addEventListener("error", reject)))
+  await new Promise((resolve, reject) => {
+    member.addEventListener("open", resolve)
+    member.addEventListener("error", reject)
+  })
   const post = async (i: number) => {
     const body = JSON.stringify({ room, type: "blob", payload: `${i}:${"x".repeat(POST_CHARS)}` })
-    expect((await fetch(`${base}/broadcast`, { method: "POST", body, headers: { "content-type": "application/json" } })).status).toBe(200)
+    const headers = { "content-type": "application/json" }
+    expect((await fetch(`${base}/broadcast`, { method: "POST", body, headers })).status).toBe(200)
   }
   const backlog = Math.ceil(WS_MAX_UNCONFIRMED / POST_CHARS) + 5
   for (let i = 0; i < backlog; i++) await post(i)

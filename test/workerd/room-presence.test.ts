@@ -28,7 +28,9 @@ describe("room presence across restarts", () => {
     expect((await roomState(room)).state.members).toEqual({ carol: 1 })
     carol.ws.close(1000)
     await carol.closed
-    for (let i = 0; i < 50 && Object.keys((await roomState(room)).state.members).length > 0; i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 50 && Object.keys((await roomState(room)).state.members).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
     expect((await roomState(room)).state.members).toEqual({})
     expect((await roomEvents(room)).filter((e) => e.type === "Left")).toHaveLength(1)
   })

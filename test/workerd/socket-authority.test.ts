@@ -59,17 +59,27 @@ const socketOf = async (response: Response) => {
  * attachment says the token has expired, and the socket is still open.
  */
 const expireSockets = (namespace: DurableObjectNamespace, name: string) =>
-  runInDurableObject(namespace.getByName(name) as DurableObjectStub, (_instance: unknown, state: DurableObjectState) => {
-    for (const socket of state.getWebSockets()) socket.serializeAttachment({ ...socket.deserializeAttachment(), expiresAt: Date.now() - 1 })
+  runInDurableObject(namespace.getByName(name) as DurableObjectStub, (_: unknown, state: DurableObjectState) => {
+    for (const socket of state.getWebSockets()) {
+      socket.serializeAttachment({ ...socket.deserializeAttachment(), expiresAt: Date.now() - 1 })
+    }
   })
 
-const version = async (path: string, tokenValue: string) => ((await (await call(path, { token: tokenValue })).json()) as any).version as number
+/** A WebSocket opened through the Worker with `tokenValue`. */
+const openWs = async (path: string, tokenValue: string, settings?: Record<string, unknown>) =>
+  socketOf(await call(path, { token: tokenValue, headers: { Upgrade: "websocket" }, settings }))
+
+const read = async (path: string, tokenValue: string) => (await (await call(path, { token: tokenValue })).json()) as any
+const version = async (path: string, tokenValue: string) => (await read(path, tokenValue)).version as number
+const INCREMENT = '{"type":"Increment","by":1}'
+const increment = (id: string, tokenValue: string, settings?: Record<string, unknown>) =>
+  call(`/v1/counter/${id}/commands`, { method: "POST", body: INCREMENT, token: tokenValue, settings })
 const commandFrame = (id: string, by = 1) => JSON.stringify({ type: "command", id, command: { type: "Increment", by } })
 
 describe("sockets outlive no token", () => {
   it("refuses a command frame after the token expired, closes with 4001, appends nothing", async () => {
     const id = freshId()
-    const socket = await socketOf(await call(`/v1/counter/${id}/ws`, { token: await token("alice", "read write"), headers: { Upgrade: "websocket" } }))
+    const socket = await openWs(`/v1/counter/${id}/ws`, await token("alice", "read write"))
     socket.ws.send(commandFrame("before"))
     expect((await socket.next(1))[0]).toMatchObject({ type: "ack", id: "before", version: 1 })
     await expireSockets(env.COUNTER, scopedName("acme", id))
@@ -77,38 +87,41 @@ describe("sockets outlive no token", () => {
     const closed = await socket.closed
     expect(closed.code).toBe(CLOSE_TOKEN_EXPIRED)
     expect(closed.reason).toMatch(/expired/)
-    expect(socket.frames.filter((f) => f.type !== "event").map((f) => f.id ?? f.error?.code)).toEqual(["before", "token_expired"])
+    const replies = socket.frames.filter((f) => f.type !== "event")
+    expect(replies.map((f) => [f.type, f.id])).toEqual([["ack", "before"], ["error", "after"]])
+    expect(replies[1].error.code).toBe("token_expired")
     expect(await version(`/v1/counter/${id}`, await token("alice", "read"))).toBe(1)
   })
 
   it("closes an idle socket at its token's expiry, and a room member leaves", async () => {
     const id = freshId()
     const started = Date.now()
-    const subscriber = await socketOf(await call(`/v1/counter/${id}/ws`, { token: await token("alice", "read", 2), headers: { Upgrade: "websocket" } }))
+    const subscriber = await openWs(`/v1/counter/${id}/ws`, await token("alice", "read", 2))
     const room = freshId("room")
-    const member = await socketOf(await call(`/ws?room=${room}&name=alice`, { token: await token("alice", "read write", 2), headers: { Upgrade: "websocket" } }))
+    const member = await openWs(`/ws?room=${room}&name=alice`, await token("alice", "read write", 2))
     const [a, b] = await Promise.all([subscriber.closed, member.closed])
     expect([a.code, b.code]).toEqual([CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_EXPIRED])
     expect(Date.now()).toBeGreaterThanOrEqual((Math.floor(started / 1000) + 2) * 1000 - 1000)
     const reader = await token("alice", "read")
-    for (let i = 0; i < 50 && (await version(`/v1/room/${room}`, reader)) < 2; i++) await new Promise((r) => setTimeout(r, 50))
-    const state = ((await (await call(`/v1/room/${room}`, { token: reader })).json()) as any).state
-    expect(state.members).toEqual({})
+    for (let i = 0; i < 50 && (await version(`/v1/room/${room}`, reader)) < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect((await read(`/v1/room/${room}`, reader)).state.members).toEqual({})
   })
 
   it("closes a topic socket at its token's expiry", async () => {
-    const topic = await socketOf(await call(`/v1/topics/counter/ws`, { token: await token("alice", "read", 2), headers: { Upgrade: "websocket" } }))
+    const topic = await openWs(`/v1/topics/counter/ws`, await token("alice", "read", 2))
     expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
   })
 
   it("refuses a room post after the token expired", async () => {
     const room = freshId("room")
-    const member = await socketOf(await call(`/ws?room=${room}&name=bob`, { token: await token("bob", "read write"), headers: { Upgrade: "websocket" } }))
+    const member = await openWs(`/ws?room=${room}&name=bob`, await token("bob", "read write"))
     await expireSockets(env.ROOM, scopedName("acme", room))
     member.ws.send(JSON.stringify({ type: "chat", payload: "late" }))
     expect((await member.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
     expect(member.frames.map((f) => f.error?.code)).toEqual(["token_expired"])
-    const events = ((await (await call(`/v1/room/${room}/events`, { token: await token("bob", "read") })).json()) as any).events
+    const { events } = await read(`/v1/room/${room}/events`, await token("bob", "read"))
     expect(events.filter((e: any) => e.type === "Posted")).toEqual([])
   })
 
@@ -143,16 +156,15 @@ const useLimiter = (namespace: DurableObjectNamespace, name: string, limiter: un
   })
 
 describe("rate limits on sockets", () => {
-  it("counts command frames against the HTTP budget of the same principal: rate_limited, nothing appended", async () => {
+  it("counts command frames against the principal's HTTP budget: rate_limited, nothing appended", async () => {
     const id = freshId()
     const limiter = fakeLimiter(10)
     const settings = { LIMITER: limiter }
     await useLimiter(env.COUNTER, scopedName("acme", id), limiter)
     const writer = await token("carol", "read write")
-    const socket = await socketOf(await call(`/v1/counter/${id}/ws`, { token: writer, headers: { Upgrade: "websocket" }, settings }))
+    const socket = await openWs(`/v1/counter/${id}/ws`, writer, settings)
     for (let i = 0; i < 4; i++) {
-      const response = await call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, settings })
-      expect(response.status).toBe(200)
+      expect((await increment(id, writer, settings)).status).toBe(200)
     }
     // 5 of 10 spent over HTTP (the upgrade and 4 commands): 5 frames pass, the rest are refused.
     for (let i = 0; i < 8; i++) socket.ws.send(commandFrame(`f${i}`))
@@ -162,8 +174,7 @@ describe("rate limits on sockets", () => {
       ["f5", "f6", "f7"].map((f) => [f, "rate_limited"]),
     )
     expect([...limiter.counts.keys()]).toEqual(["sub:acme:carol"])
-    const refused = await call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, settings })
-    expect(refused.status).toBe(429)
+    expect((await increment(id, writer, settings)).status).toBe(429)
     expect(await version(`/v1/counter/${id}`, await token("auditor", "read"))).toBe(9)
     socket.ws.close(1000)
   })
@@ -172,7 +183,7 @@ describe("rate limits on sockets", () => {
     const room = freshId("room")
     const limiter = fakeLimiter(3)
     await useLimiter(env.ROOM, scopedName("acme", room), limiter)
-    const member = await socketOf(await call(`/ws?room=${room}&name=dave`, { token: await token("dave", "read write"), headers: { Upgrade: "websocket" }, settings: { LIMITER: limiter } }))
+    const member = await openWs(`/ws?room=${room}&name=dave`, await token("dave", "read write"), { LIMITER: limiter })
     for (let i = 0; i < 4; i++) member.ws.send(JSON.stringify({ type: "chat", payload: i }))
     const frames = await member.next(4)
     expect(frames.filter((f) => f.type === "chat").map((f) => f.payload)).toEqual([0, 1])
@@ -213,23 +224,32 @@ describe("MCP streams end with their token", () => {
       method: "POST",
       token: long,
       headers: MCP_HEADERS,
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }),
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+      }),
     })
     const sessionId = init.headers.get("mcp-session-id")!
     await init.text()
     const session = { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" }
-    const stream = await call("/mcp", { token: await token("erin", "read write", 2), headers: { accept: "text/event-stream", ...session } })
+    const short = await token("erin", "read write", 2)
+    const stream = await call("/mcp", { token: short, headers: { accept: "text/event-stream", ...session } })
     expect(stream.status).toBe(200)
     // The session stays busy (MCP_SESSION_IDLE_MS is 400 in tests), so only the token can end the stream.
     let pings = 0
-    const keepBusy = setInterval(() => {
-      const ping = JSON.stringify({ jsonrpc: "2.0", id: 100 + pings++, method: "ping" })
-      void Promise.resolve(call("/mcp", { method: "POST", token: long, headers: { ...MCP_HEADERS, ...session }, body: ping })).then((r) => r.text())
-    }, 150)
+    const ping = async () => {
+      const body = JSON.stringify({ jsonrpc: "2.0", id: 100 + pings++, method: "ping" })
+      const headers = { ...MCP_HEADERS, ...session }
+      const response = await call("/mcp", { method: "POST", token: long, headers, body })
+      await response.text()
+      return response.status
+    }
+    const keepBusy = setInterval(() => void ping(), 150)
     try {
       expect(await endsWithin(stream.body!, 5_000)).toBe("ended")
-      const ping = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" })
-      expect((await call("/mcp", { method: "POST", token: long, headers: { ...MCP_HEADERS, ...session }, body: ping })).status).toBe(200)
+      expect(await ping()).toBe(200)
     } finally {
       clearInterval(keepBusy)
     }

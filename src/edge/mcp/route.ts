@@ -60,7 +60,8 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
     start() {
       if (principal.expiresAt === undefined) return
       // Cancelling the source ends the stream at its next read.
-      expiry = setTimeout(() => void reader.cancel("token expired").catch(() => undefined), Math.max(0, principal.expiresAt - Date.now()))
+      const cancel = () => void reader.cancel("token expired").catch(() => undefined)
+      expiry = setTimeout(cancel, Math.max(0, principal.expiresAt - Date.now()))
     },
     async pull(controller) {
       try {

@@ -25,7 +25,12 @@ export const SESSION_IDLE_MS = 30 * 60 * 1000
 
 export const encodePrincipal = (principal: Principal) => JSON.stringify({ ...principal, scopes: [...principal.scopes] })
 const decodePrincipal = (json: string): Principal => {
-  const { sub, tenant, scopes, expiresAt } = JSON.parse(json) as { sub: string; tenant: string; scopes: Array<string>; expiresAt?: number }
+  const { sub, tenant, scopes, expiresAt } = JSON.parse(json) as {
+    sub: string
+    tenant: string
+    scopes: Array<string>
+    expiresAt?: number
+  }
   return { sub, tenant, scopes: new Set(scopes), ...(typeof expiresAt === "number" ? { expiresAt } : {}) }
 }
 
