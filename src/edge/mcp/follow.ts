@@ -39,7 +39,11 @@ export const followResource = async (directory: ActorDirectory, uri: string, onC
       unacknowledged += text.length
       if (unacknowledged >= ACK_EVERY) {
         unacknowledged = 0
-        opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+        try {
+          opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+        } catch {
+          // Closing: the close handler reopens from the cursor.
+        }
       }
       onChange()
     })
