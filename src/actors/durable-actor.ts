@@ -71,9 +71,14 @@ export interface RoomHosting {
   readonly post: (member: string, message: { readonly type: string; readonly payload: unknown }) => unknown
   /** The frame members receive for an event, if any. */
   readonly frame: (event: any, at: number) => unknown
-  /** Members the state counts as connected, with how many connections each. */
-  readonly members: (state: any) => Iterable<readonly [string, number]>
 }
+
+/**
+ * Member sockets by name, as the host opened and closed them (ctx.storage.kv): on wake it
+ * tells which members had sockets, so the ones whose sockets died can leave. Members that
+ * joined by a plain command have no socket to lose and are left alone.
+ */
+const ROOM_SOCKETS_KEY = "emberlog/room-sockets"
 
 /** The member name a room socket was opened with (set by the edge). */
 export const MEMBER_HEADER = "X-Emberlog-Member"
@@ -162,23 +167,36 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
 
     /**
      * Sockets that died with the runtime (a crash, a deploy) never ran their close handler,
-     * so on wake every member the state counts beyond its live sockets leaves, through the
-     * Leave command: the correction is in the log like any other change.
+     * so on wake every member with fewer live sockets than it had opened leaves once per
+     * lost socket, through the Leave command: the correction is in the log like any other.
      */
     private reconcileMembers(): void {
       const room = options.room
-      if (room === undefined) return
+      const opened = room && (this.ctx.storage.kv.get(ROOM_SOCKETS_KEY) as Map<string, number> | undefined)
+      if (room === undefined || opened === undefined) return
       const live = new Map<string, number>()
       for (const socket of this.ctx.getWebSockets("room")) {
         const attachment = socket.deserializeAttachment() as SocketAttachment | null
         const name = attachment?.left ? undefined : attachment?.name
         if (name !== undefined) live.set(name, (live.get(name) ?? 0) + 1)
       }
-      for (const [name, count] of [...room.members(this.core.currentState)]) {
+      let lost = false
+      for (const [name, count] of opened) {
         for (let connected = live.get(name) ?? 0; connected < count; connected++) {
+          lost = true
           this.commit({ command: room.leave(name), principal: "system", internal: true })
         }
       }
+      if (lost) this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, live)
+    }
+
+    /** Counts a member socket opened (+1) or ended (-1); written in the stretch of its Join or Leave. */
+    private countMemberSocket(name: string, change: 1 | -1): void {
+      const opened = (this.ctx.storage.kv.get(ROOM_SOCKETS_KEY) as Map<string, number> | undefined) ?? new Map()
+      const count = (opened.get(name) ?? 0) + change
+      if (count > 0) opened.set(name, count)
+      else opened.delete(name)
+      this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, opened)
     }
 
     private logSource(): LogSource {
@@ -322,6 +340,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const authority = authorityOf(request)
       const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
       if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
+      this.countMemberSocket(member, 1)
       return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, ...authority })
     }
 
@@ -392,6 +411,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
       if (attachment?.mode !== "room" || options.room === undefined || attachment.left) return
       socket.serializeAttachment({ ...attachment, left: true })
+      this.countMemberSocket(attachment.name!, -1)
       this.commit({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
     }
 

@@ -24,8 +24,6 @@ export const RoomActor = actorClass(entities.room, {
     leave: (name) => ({ type: "Leave", name }),
     post: (sender, { type, payload }) => ({ type: "Post", messageType: type, payload, sender }),
     frame: postFrame,
-    members: (state: { members: Map<string, number> | Record<string, number> }) =>
-      state.members instanceof Map ? state.members : Object.entries(state.members),
   },
 })
 

@@ -1,7 +1,7 @@
 // Room presence after a restart: members whose sockets died with the runtime leave, through the log.
 import { abortAllDurableObjects, env, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { devName, freshId, get, json, openSocket } from "./helpers.js"
+import { devName, freshId, get, json, openSocket, send } from "./helpers.js"
 
 const roomState = async (room: string) => (await json(await get(`/v1/room/${room}`))).body
 const roomEvents = async (room: string) => (await json(await get(`/v1/room/${room}/events`))).body.events as Array<any>
@@ -33,6 +33,14 @@ describe("room presence across restarts", () => {
     }
     expect((await roomState(room)).state.members).toEqual({})
     expect((await roomEvents(room)).filter((e) => e.type === "Left")).toHaveLength(1)
+  })
+
+  it("leaves members that joined by a plain command alone: they had no socket to lose", async () => {
+    const room = freshId("presence")
+    expect((await send("room", room, { type: "Join", name: "api" })).status).toBe(200)
+    await openSocket(`/ws?room=${room}&name=web`)
+    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "close" })
+    expect((await roomState(room)).state.members).toEqual({ api: 1 })
   })
 
   it("after the runtime aborts, the next member counts as the only one", async () => {
