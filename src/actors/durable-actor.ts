@@ -15,9 +15,12 @@ import { drainOutbox } from "./outbox.js"
 import {
   CLOSE_TOO_LARGE,
   MAX_FRAME_BYTES,
-  PRINCIPAL_HEADER,
   Subscribers,
   acceptSubscription,
+  ackedSeq,
+  authorityOf,
+  closeExpiredSocket,
+  isExpired,
   isOversize,
   type LogEntry,
   type LogSource,
@@ -28,6 +31,8 @@ import type { TopicApi } from "./topic.js"
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
   readonly TOPIC: DurableObjectNamespace
+  /** The edge's rate limiter: frames sent on sockets count against the key the edge put in their attachment. */
+  readonly LIMITER?: RateLimit
 }
 
 export interface ActorOptions {
@@ -67,6 +72,13 @@ export interface RoomHosting {
   /** The frame members receive for an event, if any. */
   readonly frame: (event: any, at: number) => unknown
 }
+
+/**
+ * Member sockets by name, as the host opened and closed them (ctx.storage.kv): on wake it
+ * tells which members had sockets, so the ones whose sockets died can leave. Members that
+ * joined by a plain command have no socket to lose and are left alone.
+ */
+const ROOM_SOCKETS_KEY = "emberlog/room-sockets"
 
 /** The member name a room socket was opened with (set by the edge). */
 export const MEMBER_HEADER = "X-Emberlog-Member"
@@ -113,6 +125,15 @@ const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: 
   return { type, id, command, ifMatch: ifMatch as number | undefined, idempotencyKey: idempotencyKey as string | undefined }
 }
 
+/** A frame's `id`, for the error frame that answers it (null when it has none or is not JSON). */
+const idOf = (message: string): unknown => {
+  try {
+    return (JSON.parse(message) as { id?: unknown })?.id
+  } catch {
+    return null
+  }
+}
+
 const toLogEntry = (event: WireEvent): LogEntry => ({ position: event.seq, name: event.type, payload: event })
 
 export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
@@ -136,11 +157,46 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
           projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
         )
         this.alarmAt = await ctx.storage.getAlarm()
+        this.reconcileMembers()
         // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
         await this.scheduleFollowUps(0)
       })
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-      this.subscribers = new Subscribers(ctx, this.logSource())
+      this.subscribers = new Subscribers(ctx, this.logSource(), { wakeAt: (at) => void this.scheduleAlarm(at) })
+    }
+
+    /**
+     * Sockets that died with the runtime (a crash, a deploy) never ran their close handler,
+     * so on wake every member with fewer live sockets than it had opened leaves once per
+     * lost socket, through the Leave command: the correction is in the log like any other.
+     */
+    private reconcileMembers(): void {
+      const room = options.room
+      const opened = room && (this.ctx.storage.kv.get(ROOM_SOCKETS_KEY) as Map<string, number> | undefined)
+      if (room === undefined || opened === undefined) return
+      const live = new Map<string, number>()
+      for (const socket of this.ctx.getWebSockets("room")) {
+        const attachment = socket.deserializeAttachment() as SocketAttachment | null
+        const name = attachment?.left ? undefined : attachment?.name
+        if (name !== undefined) live.set(name, (live.get(name) ?? 0) + 1)
+      }
+      let lost = false
+      for (const [name, count] of opened) {
+        for (let connected = live.get(name) ?? 0; connected < count; connected++) {
+          lost = true
+          this.commit({ command: room.leave(name), principal: "system", internal: true })
+        }
+      }
+      if (lost) this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, live)
+    }
+
+    /** Counts a member socket opened (+1) or ended (-1); written in the stretch of its Join or Leave. */
+    private countMemberSocket(name: string, change: 1 | -1): void {
+      const opened = (this.ctx.storage.kv.get(ROOM_SOCKETS_KEY) as Map<string, number> | undefined) ?? new Map()
+      const count = (opened.get(name) ?? 0) + change
+      if (count > 0) opened.set(name, count)
+      else opened.delete(name)
+      this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, opened)
     }
 
     private logSource(): LogSource {
@@ -221,7 +277,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      */
     private async scheduleFollowUps(deliveryDelayMs: number, deliveriesPending?: boolean): Promise<void> {
       const pending = deliveriesPending ?? this.core.pendingDeliveries(1).length > 0
-      const due = [pending ? Date.now() + deliveryDelayMs : undefined, entity.timer?.dueAt(this.core.currentState)].filter(
+      const due = [
+        pending ? Date.now() + deliveryDelayMs : undefined,
+        entity.timer?.dueAt(this.core.currentState),
+        this.subscribers.nextExpiry(),
+      ].filter(
         (at): at is number => at !== undefined,
       )
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
@@ -241,6 +301,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      */
     override async alarm(): Promise<void> {
       this.alarmAt = null
+      this.subscribers.closeExpired()
       // Deliveries are addressed by the object's name (tenant/id); without it they would land in
       // the wrong topic, so they wait (the alarm is retried) rather than guess.
       if (this.ctx.id.name === undefined) throw new Error("emberlog: this object has no name; outbox delivery postponed")
@@ -281,25 +342,56 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     override async fetch(request: Request): Promise<Response> {
       const member = request.headers.get(MEMBER_HEADER)
       if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
-      const principal = request.headers.get(PRINCIPAL_HEADER) ?? "anonymous"
-      const joined = this.commit({ command: options.room.join(member), principal })
+      const authority = authorityOf(request)
+      const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
       if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
-      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, principal })
+      this.countMemberSocket(member, 1)
+      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, ...authority })
     }
 
-    override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    /** Frames that act wait for the one before them: a limiter call in between must not reorder them. */
+    private frames: Promise<void> = Promise.resolve()
+
+    override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+      // Acks only confirm reading (log sockets); they neither act nor wait behind frames that do.
+      const acked = typeof message === "string" && !isOversize(message) ? ackedSeq(message) : undefined
+      if (acked !== undefined && (socket.deserializeAttachment() as SocketAttachment).mode === "log") {
+        return Promise.resolve(this.subscribers.acknowledge(socket, acked))
+      }
+      const handled = this.frames.then(() => this.actOnFrame(socket, message))
+      this.frames = handled.catch(() => undefined)
+      return handled
+    }
+
+    /**
+     * Commands and room posts: only within the token's lifetime (an expired socket is told
+     * and closed) and within the rate limit of whoever opened the socket, as on HTTP.
+     */
+    private async actOnFrame(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       if (isOversize(message)) return socket.close(CLOSE_TOO_LARGE, `Frames are limited to ${MAX_FRAME_BYTES} bytes`)
       if (typeof message !== "string") return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
       const attachment = socket.deserializeAttachment() as SocketAttachment
+      if (isExpired(attachment)) {
+        socket.send(errorFrame(idOf(message), "token_expired", "This socket's token has expired; nothing was done"))
+        return closeExpiredSocket(socket)
+      }
+      if (attachment.limitKey !== undefined && this.env.LIMITER !== undefined) {
+        const { success } = await this.env.LIMITER.limit({ key: attachment.limitKey })
+        const refusal = "Too many requests; retry after 60 seconds; nothing was done"
+        if (!success) return socket.send(errorFrame(idOf(message), "rate_limited", refusal))
+      }
       if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
       const frame = parseCommandFrame(message)
       if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))
-      if (attachment.canWrite === false) return socket.send(errorFrame(frame.id, "insufficient_scope", "Sending commands needs the write scope"))
+      if (attachment.scopes !== undefined && !attachment.scopes.includes("write")) {
+        return socket.send(errorFrame(frame.id, "insufficient_scope", "Sending commands needs the write scope"))
+      }
       const reply = await this.command({
         command: frame.command,
         ifMatch: frame.ifMatch,
         idempotencyKey: frame.idempotencyKey,
         principal: attachment.principal,
+        scopes: attachment.scopes,
       })
       socket.send(
         reply.ok
@@ -327,6 +419,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
       if (attachment?.mode !== "room" || options.room === undefined || attachment.left) return
       socket.serializeAttachment({ ...attachment, left: true })
+      this.countMemberSocket(attachment.name!, -1)
       this.commit({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
     }
 

@@ -11,6 +11,14 @@
  * socket's cursor is always the head, nothing per socket needs to be written per event,
  * and hibernated sockets wake up live: appends only happen while the object is awake,
  * and each is delivered before the stretch ends.
+ *
+ * Bounded buffers. workerd does not implement `bufferedAmount` on server-side sockets
+ * (cloudflare/workerd#988: it is undefined here), so a socket that stops reading would
+ * make the runtime queue every frame. Each socket's bytes are accounted here instead:
+ * a client confirms what it has read with `{"type":"ack","seq":N}`, and a socket with
+ * more than WS_MAX_UNCONFIRMED bytes sent after its last confirmation is closed with
+ * CLOSE_RESUME, which tells the client to reconnect with `after` = the last seq it saw.
+ * A backlog larger than the cap is sent the same way, one cap's worth per connection.
  */
 
 /** One entry of the log as subscribers see it. */
@@ -37,57 +45,121 @@ export interface SocketAttachment {
   readonly name?: string
   /** Who opened the socket (meta.principal of commands sent on it). */
   readonly principal?: string
-  /** Whether commands may be sent on it (the `write` scope). */
-  readonly canWrite?: boolean
+  /** The scopes of the token that opened it: commands need `write`, and entities decide by them (Caller). */
+  readonly scopes?: ReadonlyArray<string>
   /** A room member that has already left (close and error both end membership, once). */
   readonly left?: boolean
+  /** When the token that opened the socket expires (ms epoch): frames that act are refused, the socket closed. */
+  readonly expiresAt?: number
+  /** The rate-limit key of whoever opened it: frames that act count against the same budget as HTTP. */
+  readonly limitKey?: string
+  /** Bytes sent and not confirmed, as of the last checkpoint (so the cap survives hibernation). */
+  readonly unconfirmed?: number
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
 export const AFTER_HEADER = "X-Emberlog-After"
 export const PRINCIPAL_HEADER = "X-Emberlog-Principal"
-export const WRITE_HEADER = "X-Emberlog-Can-Write"
+export const SCOPES_HEADER = "X-Emberlog-Scopes"
+export const EXPIRES_HEADER = "X-Emberlog-Expires"
+export const LIMIT_KEY_HEADER = "X-Emberlog-Limit-Key"
 export const MAX_FRAME_BYTES = 1024 * 1024
 /** Close code for frames over MAX_FRAME_BYTES (RFC 6455 "message too big"). */
 export const CLOSE_TOO_LARGE = 1009
 export const SSE_KEEP_ALIVE_MS = 15_000
 export const SSE_MAX_BUFFERED = 8 * 1024 * 1024
+/** The WebSocket cap, the same as SSE's: bytes a socket may have been sent past its last `ack`. */
+export const WS_MAX_UNCONFIRMED = SSE_MAX_BUFFERED
+/** Close code for a socket over its cap: reconnect with `after` = the last seq received (nothing is lost). */
+export const CLOSE_RESUME = 4100
+/** Close code for a socket whose token expired: reconnect with a fresh token. */
+export const CLOSE_TOKEN_EXPIRED = 4001
+/** Checkpoints of (seq, bytes sent) this far apart let an ack of an older seq confirm what it covers. */
+const CHECKPOINT_BYTES = 256 * 1024
 const PAGE = 500
 
 const encoder = new TextEncoder()
 
 interface SseSubscriber {
   readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  expiry?: ReturnType<typeof setTimeout>
+}
+
+/** What a socket was sent: bytes in total, the last seq, and checkpoints after its last confirmation. */
+interface Account {
+  sent: number
+  confirmed: number
+  lastSeq: number
+  checkpoints: Array<{ readonly seq: number; readonly sent: number }>
+}
+
+/** An `{"type":"ack","seq":N}` frame's seq, or undefined when the frame is something else. */
+export const ackedSeq = (message: string): number | undefined => {
+  // Cheap test first: every other frame (commands, room posts) goes on to its own parser.
+  if (message.length > 64 || !message.includes('"ack"')) return undefined
+  try {
+    const frame = JSON.parse(message) as { type?: unknown; seq?: unknown }
+    const seq = frame?.type === "ack" ? frame.seq : undefined
+    return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 const sseMessage = (entry: LogEntry) => `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
 
+export interface SubscribersOptions {
+  /**
+   * Asked to wake the object at `at` (ms epoch), when the earliest socket expiry changes;
+   * the object's alarm then calls `closeExpired`. Hibernated sockets need an alarm, not a timer.
+   */
+  readonly wakeAt?: (at: number) => void
+}
+
 export class Subscribers {
   private readonly sse = new Set<SseSubscriber>()
   private keepAlive: ReturnType<typeof setInterval> | undefined
+  private readonly accounts = new WeakMap<WebSocket, Account>()
+  /** The earliest expiry of an open socket (undefined: none expires); read from attachments on wake. */
+  private earliestExpiry: number | undefined
 
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly source: LogSource,
-  ) {}
+    private readonly options: SubscribersOptions = {},
+  ) {
+    this.earliestExpiry = this.scanExpiries()
+  }
 
   /** Accepts a WebSocket subscriber and sends it its backlog before anything else can run. */
   acceptWebSocket(after: number, attachment: SocketAttachment = { mode: "log" }): Response {
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server, [attachment.mode])
     server.serializeAttachment(attachment)
-    if (attachment.mode === "log") this.sendBacklog(after, (text) => server.send(text), this.source.frame)
+    this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq: after, checkpoints: [] })
+    if (attachment.mode === "log") this.sendBacklog(server, after)
+    if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
 
-  /** Opens an SSE stream: backlog first, then live entries, `id:` = position. */
-  acceptSse(after: number): Response {
+  /** Opens an SSE stream: backlog first, then live entries, `id:` = position; it ends when `expiresAt` passes. */
+  acceptSse(after: number, expiresAt?: number): Response {
     // Counted in bytes, so desiredSize tells how much a slow client has left unread.
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(undefined, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }))
     const subscriber: SseSubscriber = { writer: writable.getWriter() }
     this.sse.add(subscriber)
+    // An SSE stream keeps the object awake anyway, so a timer is enough here.
+    if (expiresAt !== undefined) {
+      subscriber.expiry = setTimeout(() => this.dropSse(subscriber), Math.max(0, expiresAt - Date.now()))
+    }
     this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
-    this.sendBacklog(after, (text) => this.writeSse(subscriber, text), sseMessage)
+    const head = this.source.head()
+    for (let cursor = after; cursor < head; ) {
+      const page = this.source.readAfter(cursor, PAGE)
+      if (page.length === 0) break
+      for (const entry of page) this.writeSse(subscriber, sseMessage(entry))
+      cursor = page[page.length - 1]!.position
+    }
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
     return new Response(readable, {
       headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
@@ -97,13 +169,12 @@ export class Subscribers {
   /** Sends newly appended entries (contiguous, oldest first) to every live subscriber. */
   deliver(appended: ReadonlyArray<LogEntry>): void {
     if (appended.length === 0) return
-    const frames = appended.map(this.source.frame)
+    const frames = appended.map((entry) => {
+      const text = this.source.frame(entry)
+      return { text, bytes: byteLength(text), seq: entry.position }
+    })
     for (const socket of this.ctx.getWebSockets("log")) {
-      try {
-        for (const frame of frames) socket.send(frame)
-      } catch {
-        // A socket that cannot be written to is closing; nothing to keep for it.
-      }
+      for (const frame of frames) if (!this.send(socket, frame.text, frame.bytes, frame.seq)) break
     }
     if (this.sse.size > 0) {
       const text = appended.map(sseMessage).join("")
@@ -116,12 +187,106 @@ export class Subscribers {
     return this.ctx.getWebSockets(mode)
   }
 
-  private sendBacklog(after: number, send: (text: string) => void, format: (entry: LogEntry) => string): void {
+  /**
+   * Sends one frame within the socket's cap; a socket over it is closed with CLOSE_RESUME
+   * instead (false: nothing more should be sent to it).
+   */
+  private send(socket: WebSocket, text: string, bytes: number, seq: number): boolean {
+    const account = this.accountOf(socket)
+    if (account.sent + bytes - account.confirmed > WS_MAX_UNCONFIRMED && account.sent > account.confirmed) {
+      closeQuietly(socket, CLOSE_RESUME, `Too much unread: reconnect with after=<the last seq you received>`)
+      return false
+    }
+    try {
+      socket.send(text)
+    } catch {
+      // A socket that cannot be written to is closing; nothing to keep for it.
+      return false
+    }
+    account.sent += bytes
+    account.lastSeq = seq
+    const last = account.checkpoints[account.checkpoints.length - 1]
+    if (account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES) {
+      account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
+      this.persistUnconfirmed(socket, account)
+    }
+    return true
+  }
+
+  /** The client has everything up to `seq`: what was sent up to it no longer counts against the cap. */
+  acknowledge(socket: WebSocket, seq: number): void {
+    const account = this.accountOf(socket)
+    if (seq >= account.lastSeq) {
+      account.confirmed = account.sent
+      account.checkpoints = []
+    } else {
+      let covered = 0
+      while (covered < account.checkpoints.length && account.checkpoints[covered]!.seq <= seq) covered++
+      if (covered === 0) return
+      account.confirmed = account.checkpoints[covered - 1]!.sent
+      account.checkpoints = account.checkpoints.slice(covered)
+    }
+    this.persistUnconfirmed(socket, account)
+  }
+
+  /** When the next socket expires (ms epoch), if any does. */
+  nextExpiry(): number | undefined {
+    return this.earliestExpiry
+  }
+
+  /** Closes every socket whose token has expired (CLOSE_TOKEN_EXPIRED); returns the next expiry. */
+  closeExpired(now = Date.now()): number | undefined {
+    if (this.earliestExpiry === undefined || this.earliestExpiry > now) return this.earliestExpiry
+    for (const socket of this.ctx.getWebSockets()) {
+      const expiresAt = (socket.deserializeAttachment() as SocketAttachment | null)?.expiresAt
+      if (expiresAt !== undefined && expiresAt <= now) closeExpiredSocket(socket)
+    }
+    this.earliestExpiry = this.scanExpiries(now)
+    return this.earliestExpiry
+  }
+
+  private noteExpiry(at: number): void {
+    if (this.earliestExpiry !== undefined && this.earliestExpiry <= at) return
+    this.earliestExpiry = at
+    this.options.wakeAt?.(at)
+  }
+
+  private scanExpiries(after = -Infinity): number | undefined {
+    let earliest: number | undefined
+    for (const socket of this.ctx.getWebSockets()) {
+      const expiresAt = (socket.deserializeAttachment() as SocketAttachment | null)?.expiresAt
+      if (expiresAt === undefined || expiresAt <= after) continue
+      if (earliest === undefined || expiresAt < earliest) earliest = expiresAt
+    }
+    return earliest
+  }
+
+  /** A socket's account; after hibernation, from its attachment (no checkpoints: an ack confirms all or nothing). */
+  private accountOf(socket: WebSocket): Account {
+    let account = this.accounts.get(socket)
+    if (account === undefined) {
+      const unconfirmed = (socket.deserializeAttachment() as SocketAttachment | null)?.unconfirmed ?? 0
+      account = { sent: unconfirmed, confirmed: 0, lastSeq: this.source.head(), checkpoints: [] }
+      this.accounts.set(socket, account)
+    }
+    return account
+  }
+
+  private persistUnconfirmed(socket: WebSocket, account: Account): void {
+    const attachment = socket.deserializeAttachment() as SocketAttachment | null
+    if (attachment === null) return
+    socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
+  }
+
+  private sendBacklog(socket: WebSocket, after: number): void {
     const head = this.source.head()
     for (let cursor = after; cursor < head; ) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
-      for (const entry of page) send(format(entry))
+      for (const entry of page) {
+        const text = this.source.frame(entry)
+        if (!this.send(socket, text, byteLength(text), entry.position)) return
+      }
       cursor = page[page.length - 1]!.position
     }
   }
@@ -144,10 +309,28 @@ export class Subscribers {
   }
 
   private dropSse(subscriber: SseSubscriber): void {
+    if (subscriber.expiry !== undefined) clearTimeout(subscriber.expiry)
     this.sse.delete(subscriber)
     void subscriber.writer.close().catch(() => undefined)
   }
 }
+
+const byteLength = (text: string) => encoder.encode(text).byteLength
+
+const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
+  try {
+    socket.close(code, reason)
+  } catch {
+    // Already closed.
+  }
+}
+
+/** Ends a socket whose token expired (frames that act are refused before this, see `isExpired`). */
+export const closeExpiredSocket = (socket: WebSocket) =>
+  closeQuietly(socket, CLOSE_TOKEN_EXPIRED, "The token has expired: reconnect with a fresh one")
+
+export const isExpired = (attachment: SocketAttachment, now = Date.now()) =>
+  attachment.expiresAt !== undefined && attachment.expiresAt <= now
 
 /** Whether a received frame is over MAX_FRAME_BYTES, without encoding strings that clearly fit. */
 export const isOversize = (message: string | ArrayBuffer): boolean => {
@@ -172,18 +355,48 @@ export const clientHeaders = (request: Request): Headers => {
   return headers
 }
 
+/** What the edge established about who opened a subscription (the headers it set; clients cannot). */
+export const authorityOf = (
+  request: Request,
+): Pick<SocketAttachment, "principal" | "scopes" | "expiresAt" | "limitKey"> => {
+  const expires = Number(request.headers.get(EXPIRES_HEADER) ?? NaN)
+  const limitKey = request.headers.get(LIMIT_KEY_HEADER)
+  return {
+    principal: request.headers.get(PRINCIPAL_HEADER) ?? "anonymous",
+    scopes: (request.headers.get(SCOPES_HEADER) ?? "").split(" ").filter((scope) => scope.length > 0),
+    ...(Number.isFinite(expires) ? { expiresAt: expires } : {}),
+    ...(limitKey === null ? {} : { limitKey }),
+  }
+}
+
+/** Sets the headers `authorityOf` reads, on a request the edge forwards to an object. */
+export const setAuthority = (
+  headers: Headers,
+  authority: {
+    readonly principal: string
+    readonly scopes: Iterable<string>
+    readonly expiresAt?: number
+    readonly limitKey?: string
+  },
+) => {
+  headers.set(PRINCIPAL_HEADER, authority.principal)
+  headers.set(SCOPES_HEADER, [...authority.scopes].join(" "))
+  if (authority.expiresAt !== undefined) headers.set(EXPIRES_HEADER, String(authority.expiresAt))
+  if (authority.limitKey !== undefined) headers.set(LIMIT_KEY_HEADER, authority.limitKey)
+}
+
 /** Answers a subscription request the edge validated and forwarded to the object. */
 export const acceptSubscription = (subscribers: Subscribers, request: Request): Response => {
   const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
+  const authority = authorityOf(request)
   switch (request.headers.get(SUBSCRIBE_HEADER)) {
     case "websocket":
       return subscribers.acceptWebSocket(after, {
         mode: "log",
-        principal: request.headers.get(PRINCIPAL_HEADER) ?? "anonymous",
-        canWrite: request.headers.get(WRITE_HEADER) === "1",
+        ...authority,
       })
     case "sse":
-      return subscribers.acceptSse(after)
+      return subscribers.acceptSse(after, authority.expiresAt)
     default:
       return new Response("Not found", { status: 404 })
   }

@@ -8,7 +8,7 @@ import { DurableObject } from "cloudflare:workers"
 import { PAGE_BYTES, utf8Length } from "../domain/json-size.js"
 import type { WireEvent } from "./actor-core.js"
 import type { Source } from "./outbox.js"
-import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
+import { Subscribers, acceptSubscription, ackedSeq, type LogEntry } from "./subscribers.js"
 
 export interface TopicEntry {
   readonly topicSeq: number
@@ -44,7 +44,24 @@ export class TopicLog extends DurableObject {
       head: () => this.last,
       readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
       frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
-    })
+    }, { wakeAt: (at) => void this.wakeAt(at) })
+  }
+
+  /** Subscribers confirm what they have read (`{"type":"ack","seq":N}`); nothing else is sent on a topic socket. */
+  override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const seq = typeof message === "string" ? ackedSeq(message) : undefined
+    if (seq !== undefined) this.subscribers.acknowledge(socket, seq)
+  }
+
+  /** The only alarm a topic sets: closing sockets whose token expired. */
+  override async alarm(): Promise<void> {
+    const next = this.subscribers.closeExpired()
+    if (next !== undefined) await this.wakeAt(next)
+  }
+
+  private async wakeAt(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm()
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at)
   }
 
   deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {

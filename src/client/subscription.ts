@@ -5,12 +5,25 @@
  * in order, whatever happens to the connection.
  */
 
-/** The part of the standard WebSocket API a subscription uses. */
+/** The part of the standard WebSocket API a subscription uses (`send` carries its acks). */
 export interface SocketLike {
   addEventListener(type: "message", listener: (event: { data: unknown }) => void): void
   addEventListener(type: "close" | "error", listener: (event: unknown) => void): void
   close(code?: number, reason?: string): void
+  send?(data: string): void
 }
+
+/**
+ * The server's close code for a socket that fell too far behind (over its buffer cap):
+ * reconnect at once with `after` = the last position received. Same value as
+ * CLOSE_RESUME in src/actors/subscribers.ts.
+ */
+export const RESUME_CLOSE_CODE = 4100
+/**
+ * A subscription confirms what it has read (`{"type":"ack","seq":N}`) about this often, in
+ * UTF-16 units received (at most the bytes sent): well under the server's 8 MiB cap.
+ */
+export const ACK_EVERY = 1024 * 1024
 
 export interface ReconnectOptions {
   /** First retry delay (ms); default 250. */
@@ -86,25 +99,42 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
     if (finished) return opened.close(1000, "done")
     socket = opened
     let closed = false
-    const onGone = () => {
+    let unacknowledged = 0
+    const onGone = (event: unknown) => {
       if (closed) return
       closed = true
       if (socket === opened) socket = undefined
+      // Told to resume: the server is fine, this reader was behind; nothing to back off from.
+      if ((event as { code?: unknown } | undefined)?.code === RESUME_CLOSE_CODE) {
+        attempts = 0
+        return void connect()
+      }
       retry()
     }
     opened.addEventListener("message", (event) => {
+      const text = String(event.data)
       let frame: unknown
       try {
-        frame = JSON.parse(String(event.data))
+        frame = JSON.parse(text)
       } catch {
         return
       }
       const entry = options.entryOf(frame)
-      if (entry === undefined || entry.position <= cursor) return
-      attempts = 0
-      cursor = entry.position
-      buffered.push(entry.value)
-      notify()
+      unacknowledged += text.length
+      if (entry !== undefined && entry.position > cursor) {
+        attempts = 0
+        cursor = entry.position
+        buffered.push(entry.value)
+        notify()
+      }
+      if (unacknowledged >= ACK_EVERY && opened.send !== undefined) {
+        unacknowledged = 0
+        try {
+          opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+        } catch {
+          // Closing; the close handler reconnects.
+        }
+      }
     })
     opened.addEventListener("close", onGone)
     opened.addEventListener("error", onGone)

@@ -13,7 +13,7 @@ import { actorStub, kinds } from "../actors/kinds.js"
 import { scopedName } from "../actors/names.js"
 import { executorFor, type JobExecutorShape } from "../infra/executors.js"
 import { SCOPES } from "../infra/tokens.js"
-import { AFTER_HEADER, PRINCIPAL_HEADER, SUBSCRIBE_HEADER, WRITE_HEADER, clientHeaders } from "../actors/subscribers.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
@@ -21,7 +21,7 @@ import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
-import { rateLimit } from "./rate-limit.js"
+import { limitKey, rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
 import { jsonRpcError } from "./mcp/session-object.js"
@@ -61,8 +61,8 @@ const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promis
   const headers = clientHeaders(request)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
-  headers.set(PRINCIPAL_HEADER, principal.sub)
-  headers.set(WRITE_HEADER, principal.scopes.has("write") ? "1" : "0")
+  const { sub, scopes, expiresAt } = principal
+  setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
 }
 

@@ -8,10 +8,11 @@ import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
 import { scopedName } from "../actors/names.js"
-import { PRINCIPAL_HEADER, clientHeaders } from "../actors/subscribers.js"
+import { clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
 import * as Params from "./params.js"
+import { limitKey } from "./rate-limit.js"
 
 export const DEFAULT_ROOM = "lobby"
 const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
@@ -28,7 +29,9 @@ export const roomRoutes = (app: App) => {
     Params.requireWebSocketUpgrade(c.req.raw)
     const headers = clientHeaders(c.req.raw)
     headers.set(MEMBER_HEADER, member)
-    headers.set(PRINCIPAL_HEADER, c.get("principal").sub)
+    const principal = c.get("principal")
+    const { sub, scopes, expiresAt } = principal
+    setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
     return room.fetch(new Request(c.req.url, { method: "GET", headers }))
   })
 

@@ -12,6 +12,8 @@ export interface Principal {
   /** Whose actors this principal addresses: the `tenant` claim, else the sub's own namespace (see tenantOf). */
   readonly tenant: string
   readonly scopes: ReadonlySet<string>
+  /** When the token expires (ms epoch, from `exp`): long-lived sockets and streams end then. */
+  readonly expiresAt?: number
 }
 
 /** `admin` acts within the token's tenant; `operator` reads across tenants (the admin routes). */
@@ -57,7 +59,9 @@ const principalOf = (payload: JWTPayload, tenantFromSub: boolean | undefined): P
   if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new TokenRejected("invalid_token", "The token has no sub claim")
   const tenant = tenantOf(payload.sub, payload.tenant, tenantFromSub)
   const scope = typeof payload.scope === "string" ? payload.scope : ""
-  return { sub: payload.sub, tenant, scopes: new Set(scope.split(" ").filter((s) => s.length > 0)) }
+  const scopes = new Set(scope.split(" ").filter((s) => s.length > 0))
+  const expiry = typeof payload.exp === "number" ? { expiresAt: payload.exp * 1000 } : {}
+  return { sub: payload.sub, tenant, scopes, ...expiry }
 }
 
 export const makeJwtVerifier = (config: JwtConfig): TokenVerifierShape => {

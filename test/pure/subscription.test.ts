@@ -1,5 +1,13 @@
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { SubscriptionRefused, backoffDelay, resumable, type SocketLike } from "../../src/client/subscription.js"
+import {
+  ACK_EVERY,
+  RESUME_CLOSE_CODE,
+  SubscriptionRefused,
+  backoffDelay,
+  resumable,
+  type SocketLike,
+} from "../../src/client/subscription.js"
 
 /** A scripted connection: sends the given positions, then closes (or stays open). */
 const fakeSocket = (positions: Array<number>, closeAfter: boolean): SocketLike => {
@@ -53,5 +61,99 @@ describe("resumable subscription", () => {
     const options = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5 }
     expect([0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, options, () => 0))).toEqual([100, 200, 400, 800, 1000, 1000])
     expect(backoffDelay(2, options, () => 1)).toBe(200)
+  })
+})
+
+describe("resumable subscription: acks and the resume close code", () => {
+  const entryOf = (frame: any) =>
+    frame.type === "event" ? { position: frame.event.seq as number, value: frame.event as { seq: number } } : undefined
+
+  /** Sends `frames` (padded to `pad` characters), then closes with `code`; `sent` records its acks. */
+  const scripted = (frames: Array<number>, code: number, pad: number, sent: Array<string>): SocketLike => {
+    const listeners: Record<string, Array<(event: any) => void>> = { message: [], close: [], error: [] }
+    setTimeout(() => {
+      for (const seq of frames) {
+        const data = JSON.stringify({ type: "event", event: { seq }, pad: "p".repeat(pad) })
+        for (const l of listeners.message!) l({ data })
+      }
+      for (const l of listeners.close!) l({ code })
+    }, 0)
+    return {
+      addEventListener: (type: string, l: any) => void listeners[type]!.push(l),
+      close: () => undefined,
+      send: (data: string) => void sent.push(data),
+    }
+  }
+
+  it("yields 1..n once, in order, whatever each connection resends and however it closes; acks trail", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(
+          fc.record({
+            take: fc.integer({ min: 0, max: 8 }),
+            repeat: fc.integer({ min: 0, max: 3 }),
+            resume: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 30 },
+        ),
+        fc.constantFrom(10, 300 * 1024),
+        async (n, connections, pad) => {
+          const opens: Array<number> = []
+          const sent: Array<string> = []
+          let script = 0
+          const iterator = resumable<{ seq: number }>({
+            open: async (after) => {
+              opens.push(after)
+              const plan = connections[script++ % connections.length]!
+              // A server may resend up to `repeat` entries at or before the cursor, then sends `take` new ones.
+              const from = Math.max(1, after + 1 - plan.repeat)
+              const upTo = Math.min(n, after + Math.max(1, plan.take))
+              const frames = Array.from({ length: Math.max(0, upTo - from + 1) }, (_, i) => from + i)
+              return scripted(frames, plan.resume ? RESUME_CLOSE_CODE : 1006, pad, sent)
+            },
+            entryOf,
+            after: 0,
+            reconnect: { initialDelayMs: 0, maxDelayMs: 0 },
+          })
+          const seen: Array<number> = []
+          for await (const event of iterator) {
+            seen.push(event.seq)
+            if (seen.length === n) break
+          }
+          expect(seen).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+          expect(opens.slice(1).every((after, i) => after >= opens[i]!)).toBe(true)
+          const acks = sent.map((data) => JSON.parse(data))
+          expect(acks.every((ack) => ack.type === "ack" && ack.seq <= n)).toBe(true)
+          expect(acks.map((ack) => ack.seq)).toEqual([...acks.map((ack) => ack.seq)].sort((a, b) => a - b))
+          if (pad === 10) expect(acks).toEqual([])
+        },
+      ),
+      { numRuns: 100, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 1 },
+    )
+  })
+
+  it("reconnects at once on the resume code (no backoff) and acks about every ACK_EVERY characters", async () => {
+    const opens: Array<number> = []
+    const sent: Array<string> = []
+    const pad = Math.ceil(ACK_EVERY / 2)
+    const iterator = resumable<{ seq: number }>({
+      open: async (after) => {
+        opens.push(after)
+        return scripted([after + 1, after + 2, after + 3], RESUME_CLOSE_CODE, pad, sent)
+      },
+      entryOf,
+      after: 0,
+      // Any backoff would outlast the test: only the resume code's immediate reconnect finishes it.
+      reconnect: { initialDelayMs: 600_000, maxDelayMs: 600_000 },
+    })
+    const seen: Array<number> = []
+    for await (const event of iterator) {
+      seen.push(event.seq)
+      if (seen.length === 9) break
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+    expect(opens.slice(0, 3)).toEqual([0, 3, 6])
+    expect(sent.slice(0, 3).map((data) => JSON.parse(data))).toEqual([2, 5, 8].map((seq) => ({ type: "ack", seq })))
   })
 })

@@ -2,8 +2,10 @@
  * Following a resource for MCP change notifications: a WebSocket subscription to the
  * actor a resource URI names, starting at its current head, calling `onChange` for every
  * event after it. If the actor drops the socket (eviction), following resumes from the
- * last seq seen, so no change is missed while the follower is open.
+ * last seq seen, so no change is missed while the follower is open. It confirms what it
+ * has read, as every subscriber must, or the actor would close it as a stalled reader.
  */
+import { ACK_EVERY } from "../../client/subscription.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
 import { parseResourceUri, type ActorDirectory } from "./server.js"
 
@@ -31,10 +33,21 @@ export const followResource = async (directory: ActorDirectory, uri: string, onC
     // Closed while connecting: nobody is listening any more.
     if (closed) return opened.close(1000, "unsubscribed")
     socket = opened
+    let unacknowledged = 0
     opened.addEventListener("message", (event) => {
-      const frame = JSON.parse(event.data as string) as { type?: string; event?: { seq: number } }
+      const text = event.data as string
+      const frame = JSON.parse(text) as { type?: string; event?: { seq: number } }
       if (frame.type !== "event" || frame.event === undefined) return
       cursor = frame.event.seq
+      unacknowledged += text.length
+      if (unacknowledged >= ACK_EVERY) {
+        unacknowledged = 0
+        try {
+          opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+        } catch {
+          // Closing: the close handler reopens from the cursor.
+        }
+      }
       onChange()
     })
     opened.addEventListener("close", () => {

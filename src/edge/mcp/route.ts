@@ -74,12 +74,21 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
   const followers = await Promise.all(
     uris.map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
   )
+  let expiry: ReturnType<typeof setTimeout> | undefined
   const stop = () => {
+    clearTimeout(expiry)
     for (const follower of followers) follower?.close()
     void handler.close()
   }
   const reader = response.body.getReader()
   const body = new ReadableStream<Uint8Array>({
+    // The stream carries the token's authority, so it ends when the token expires.
+    start() {
+      if (principal.expiresAt === undefined) return
+      // Cancelling the source ends the stream at its next read.
+      const cancel = () => void reader.cancel("token expired").catch(() => undefined)
+      expiry = setTimeout(cancel, Math.max(0, principal.expiresAt - Date.now()))
+    },
     async pull(controller) {
       try {
         const { done, value } = await reader.read()

@@ -27,8 +27,13 @@ export const SESSION_IDLE_MS = 30 * 60 * 1000
 
 export const encodePrincipal = (principal: Principal) => JSON.stringify({ ...principal, scopes: [...principal.scopes] })
 const decodePrincipal = (json: string): Principal => {
-  const { sub, tenant, scopes } = JSON.parse(json) as { sub: string; tenant: string; scopes: Array<string> }
-  return { sub, tenant, scopes: new Set(scopes) }
+  const { sub, tenant, scopes, expiresAt } = JSON.parse(json) as {
+    sub: string
+    tenant: string
+    scopes: Array<string>
+    expiresAt?: number
+  }
+  return { sub, tenant, scopes: new Set(scopes), ...(typeof expiresAt === "number" ? { expiresAt } : {}) }
 }
 
 /** The caller's principal and scopes go with every command a tool sends (a session's rules decide by them). */
@@ -73,6 +78,8 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   private mcp: McpServer | undefined
   private owner: Principal | undefined
   private lastSeen = 0
+  /** Ends the GET stream when the token that opened it expires (the client reopens it with a fresh one). */
+  private streamExpiry: ReturnType<typeof setTimeout> | undefined
   /** Subscribed resources, each followed through its actor's event stream (a promise while it connects). */
   private readonly watches = new Map<string, Promise<Follower>>()
 
@@ -96,7 +103,18 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
     }
     this.lastSeen = Date.now()
     await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())
-    return this.transport.handleRequest(request, { authInfo: authInfoFor(principal) })
+    const response = await this.transport.handleRequest(request, { authInfo: authInfoFor(principal) })
+    if (request.method === "GET" && response.ok && response.body !== null) this.endStreamAt(principal.expiresAt)
+    return response
+  }
+
+  /** The standalone GET stream lives as long as the token it was opened with (a new GET replaces the timer). */
+  private endStreamAt(expiresAt: number | undefined): void {
+    if (this.streamExpiry !== undefined) clearTimeout(this.streamExpiry)
+    this.streamExpiry = undefined
+    if (expiresAt === undefined) return
+    const transport = this.transport
+    this.streamExpiry = setTimeout(() => transport?.closeStandaloneSSEStream(), Math.max(0, expiresAt - Date.now()))
   }
 
   private idleMs(): number {
@@ -141,6 +159,7 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   }
 
   private end(): void {
+    this.endStreamAt(undefined)
     for (const uri of [...this.watches.keys()]) this.unwatch(uri)
     const transport = this.transport
     this.transport = undefined

@@ -1,0 +1,54 @@
+// Room presence after a restart: members whose sockets died with the runtime leave, through the log.
+import { abortAllDurableObjects, env, evictDurableObject } from "cloudflare:test"
+import { describe, expect, it } from "vitest"
+import { devName, freshId, get, json, openSocket, send } from "./helpers.js"
+
+const roomState = async (room: string) => (await json(await get(`/v1/room/${room}`))).body
+const roomEvents = async (room: string) => (await json(await get(`/v1/room/${room}/events`))).body.events as Array<any>
+
+describe("room presence across restarts", () => {
+  it("makes members whose sockets were closed by an eviction leave, as Left events in the log", async () => {
+    const room = freshId("presence")
+    const alice = await openSocket(`/ws?room=${room}&name=alice`)
+    await openSocket(`/ws?room=${room}&name=alice`)
+    await openSocket(`/ws?room=${room}&name=bob`)
+    expect((await roomState(room)).state.members).toEqual({ alice: 2, bob: 1 })
+    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "close" })
+    await alice.closed
+    expect((await roomState(room)).state.members).toEqual({})
+    const left = (await roomEvents(room)).filter((e) => e.type === "Left")
+    expect(left.map((e) => e.data.name).sort()).toEqual(["alice", "alice", "bob"])
+    expect(left.every((e) => e.meta.principal === "system")).toBe(true)
+  })
+
+  it("keeps members whose sockets survived hibernation, and they still leave once", async () => {
+    const room = freshId("presence")
+    const carol = await openSocket(`/ws?room=${room}&name=carol`)
+    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "hibernate" })
+    expect((await roomState(room)).state.members).toEqual({ carol: 1 })
+    carol.ws.close(1000)
+    await carol.closed
+    for (let i = 0; i < 50 && Object.keys((await roomState(room)).state.members).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect((await roomState(room)).state.members).toEqual({})
+    expect((await roomEvents(room)).filter((e) => e.type === "Left")).toHaveLength(1)
+  })
+
+  it("leaves members that joined by a plain command alone: they had no socket to lose", async () => {
+    const room = freshId("presence")
+    expect((await send("room", room, { type: "Join", name: "api" })).status).toBe(200)
+    await openSocket(`/ws?room=${room}&name=web`)
+    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "close" })
+    expect((await roomState(room)).state.members).toEqual({ api: 1 })
+  })
+
+  it("after the runtime aborts, the next member counts as the only one", async () => {
+    const room = freshId("presence")
+    await openSocket(`/ws?room=${room}&name=dora`)
+    await abortAllDurableObjects()
+    const erin = await openSocket(`/ws?room=${room}&name=erin`)
+    expect((await roomState(room)).state.members).toEqual({ erin: 1 })
+    erin.ws.close(1000)
+  })
+})
