@@ -92,8 +92,16 @@ export const DELIVERY_BATCH_DELAY_MS = 25
 export const DELIVERY_RETRY_BASE_MS = 1_000
 export const DELIVERY_RETRY_MAX_MS = 60_000
 
-export const actorRuntime = (storage: DurableObjectStorage, options: ActorOptions = {}): ActorRuntime =>
-  ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage), options.ids ?? RandomIds))
+/** `onCreate` runs inside the first write's transaction, when the log's tables are created. */
+export const actorRuntime = (
+  storage: DurableObjectStorage,
+  options: ActorOptions = {},
+  onCreate?: () => void,
+): ActorRuntime => ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage, onCreate), options.ids ?? RandomIds))
+
+/** Whether the object has any table of its own yet (SQLite's and Cloudflare's `_cf_` tables aside). */
+const OWN_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' LIMIT 1"
+const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
 
 /** A command sent on a subscription socket. */
 interface CommandFrame {
@@ -150,10 +158,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       super(ctx, env)
       void ctx.blockConcurrencyWhile(async () => {
         const projection = options.project
-        projection?.setup(ctx.storage.sql)
+        // Reads create nothing: a projection's tables come with the log's, at the first write.
+        if (hasStorage(ctx.storage.sql)) this.ensureProjection()
         this.core = new ActorCore(
           entity,
-          actorRuntime(ctx.storage, options),
+          actorRuntime(ctx.storage, options, () => this.ensureProjection()),
           projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
         )
         this.alarmAt = await ctx.storage.getAlarm()
@@ -197,6 +206,19 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (count > 0) opened.set(name, count)
       else opened.delete(name)
       this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, opened)
+    }
+
+    /**
+     * Whether the object has storage, and so its projection's tables: until the first write
+     * (and after a first write that rolled back) a projection's reads answer as empty.
+     */
+    protected get projectionReady(): boolean {
+      return hasStorage(this.ctx.storage.sql)
+    }
+
+    /** Sets up the projection's tables (idempotent): with the log's, or before a write that needs them first. */
+    protected ensureProjection(): void {
+      options.project?.setup(this.ctx.storage.sql)
     }
 
     private logSource(): LogSource {

@@ -303,6 +303,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private hasDerivedWork(): boolean {
+    if (!this.projectionReady) return false
     return this.strayBlobs().length > 0 || (this.semantic !== undefined && (this.strayVectors().length > 0 || this.unembedded(1).length > 0))
   }
 
@@ -346,6 +347,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private isLive(hash: string): boolean {
+    if (!this.projectionReady) return false
     return this.ctx.storage.sql.exec("SELECT 1 FROM memory_items WHERE hash = ?", hash).toArray().length > 0
   }
 
@@ -356,6 +358,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
    */
   private sweep(): Promise<void> {
     return this.exclusively(async () => {
+      if (!this.projectionReady) return
       const sql = this.ctx.storage.sql
       const failures: Array<unknown> = []
       const bucket = this.bucket
@@ -390,7 +393,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   /** Embeds live memories without a vector, a batch at a time; the model is called outside the lock. */
   private async embedPending(): Promise<void> {
     const semantic = this.semantic
-    if (semantic === undefined) return
+    if (semantic === undefined || !this.projectionReady) return
     const namespace = this.ctx.id.toString()
     for (let batch = this.unembedded(EMBEDDING_BATCH); batch.length > 0; batch = this.unembedded(EMBEDDING_BATCH)) {
       const vectors = await semantic.embed(batch.map((memory) => memory.content.slice(0, EMBEDDED_CHARS)))
@@ -426,6 +429,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       return Promise.resolve(unavailable(`Content over ${INLINE_CONTENT_BYTES} bytes is kept in R2: bind an R2 bucket as MEMORY_BUCKET`))
     }
     return this.exclusively(async () => {
+      this.ensureProjection()
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO memory_blobs (hash) VALUES (?)", large.hash)
       try {
         await bucket.put(this.blobKey(large.hash), large.content)
@@ -462,6 +466,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       return { error: { code: "semantic_search_unavailable", message: "Semantic search needs a Workers AI binding (AI) and a Vectorize index (MEMORY_VECTORS); without them search is full text" } }
     }
     if ((query.q ?? "").trim().length === 0) return { error: { code: "invalid_query", message: "Semantic search needs a query text (q)" } }
+    if (!this.projectionReady) return { items: [], next: null }
     const [vector] = await this.semantic.embed([query.q!])
     const matches = await this.semantic.query(this.ctx.id.toString(), vector!, MAX_SEMANTIC_CANDIDATES)
     if (matches.length === 0) return { items: [], next: null }
@@ -504,6 +509,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private textSearch(query: MemoryQuery): MemoryPage {
+    if (!this.projectionReady) return { items: [], next: null }
     const text = ftsQuery(query.q ?? "")
     const { where, bindings } = memoryFilters(query)
     if (text.length > 0) {
@@ -526,6 +532,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   item(hash: string): StoredMemory | undefined {
+    if (!this.projectionReady) return undefined
     const row = this.ctx.storage.sql
       .exec(`SELECT ${HIT_COLUMNS}, NULL AS score FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE i.hash = ?`, hash)
       .toArray()[0]
@@ -536,6 +543,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
 
   /** Rebuilds the search projection from the log and the content table (tests compare it with the live one). */
   rebuildProjection(): void {
+    this.ensureProjection()
     const events: Array<WireEvent> = []
     for (let after = 0; ; ) {
       const page = this.core.readEvents(after, 1000)

@@ -111,6 +111,24 @@ describe("reads create nothing", () => {
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 1 })
   })
 
+  it("holds for a memory store too: search and items of a fresh namespace, then its first Store", async () => {
+    const ns = freshId("fresh-memory")
+    const memoryTables = () =>
+      runInDurableObject(env.MEMORY.getByName(devName(ns)), (_instance, state) =>
+        state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").toArray(),
+      )
+    expect((await json(await get(`/v1/memory/${ns}/search?q=anything`))).body).toEqual({ items: [], next: null })
+    expect((await json(await get(`/v1/memory/${ns}/items/${"0".repeat(64)}`))).status).toBe(404)
+    expect((await json(await get(`/v1/memory/${ns}`))).body.version).toBe(0)
+    expect((await send("memory", ns, { type: "Store", content: "" })).status).toBe(400)
+    expect(await memoryTables()).toEqual([])
+    expect((await send("memory", ns, { type: "Store", content: "first words", tags: ["a"] })).status).toBe(200)
+    const found = (await json(await get(`/v1/memory/${ns}/search?q=words`))).body
+    expect(found.items.map((item: { content: string }) => item.content)).toEqual(["first words"])
+    await evictDurableObject(env.MEMORY.getByName(devName(ns)))
+    expect((await json(await get(`/v1/memory/${ns}/search?q=first`))).body.items).toHaveLength(1)
+  })
+
   it("a refused first command leaves no storage either", async () => {
     const id = freshId("refused")
     expect((await send("counter", id, { type: "Increment", by: 0 })).status).toBe(400)
