@@ -5,7 +5,7 @@
  * last seq seen, so no change is missed while the follower is open. It confirms what it
  * has read, as every subscriber must, or the actor would close it as a stalled reader.
  */
-import { ACK_EVERY } from "../../client/subscription.js"
+import { ACK_EVERY } from "../../domain/protocol.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
 import { parseResourceUri, type ActorDirectory } from "./server.js"
 
