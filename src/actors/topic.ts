@@ -25,20 +25,26 @@ export interface TopicApi {
 
 export const MAX_TOPIC_PAGE = 1000
 
+const TABLES = [
+  `CREATE TABLE IF NOT EXISTS entries (
+    topic_seq INTEGER PRIMARY KEY, source_kind TEXT NOT NULL, source_id TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, event TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS sources (
+    kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`,
+]
+
 export class TopicLog extends DurableObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
   private last = 0
+  private created: boolean
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never)
     this.sql = ctx.storage.sql
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS entries (
-      topic_seq INTEGER PRIMARY KEY, source_kind TEXT NOT NULL, source_id TEXT NOT NULL,
-      source_seq INTEGER NOT NULL, event TEXT NOT NULL)`)
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS sources (
-      kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`)
-    this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
+    // Reads create nothing: the tables come with the first delivery.
+    this.created = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
+    if (this.created) this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
     this.subscribers = new Subscribers(ctx, {
       head: () => this.last,
@@ -67,6 +73,7 @@ export class TopicLog extends DurableObject {
   deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
     let accepted = 0
     this.ctx.storage.transactionSync(() => {
+      for (const statement of TABLES) this.sql.exec(statement)
       const row = this.sql.exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id).toArray()[0]
       let lastSeq = (row?.last_seq as number | undefined) ?? 0
       for (const event of events) {
@@ -85,6 +92,7 @@ export class TopicLog extends DurableObject {
         )
       }
     })
+    this.created = true
     const appendedAfter = this.last
     this.last += accepted
     if (accepted > 0) this.subscribers.deliver(this.entries(appendedAfter, accepted).map(toLogEntry))
@@ -112,6 +120,7 @@ export class TopicLog extends DurableObject {
    */
   private entries(after: number, limit: number, budget = Number.POSITIVE_INFINITY): Array<TopicEntry> {
     const entries: Array<TopicEntry> = []
+    if (!this.created) return entries
     let bytes = 0
     const rows = this.sql.exec("SELECT * FROM entries WHERE topic_seq > ? ORDER BY topic_seq LIMIT ?", after, limit)
     for (const row of rows) {
