@@ -61,11 +61,21 @@ export class TopicLog extends DurableObject {
 
   /** The only alarm a topic sets: closing sockets whose token expired. */
   override async alarm(): Promise<void> {
+    await this.closeExpired()
+  }
+
+  private async closeExpired(): Promise<void> {
     const next = this.subscribers.closeExpired()
     if (next !== undefined) await this.wakeAt(next)
   }
 
   private async wakeAt(at: number): Promise<void> {
+    // An alarm is storage too, and reads create nothing: until the first delivery a timer closes
+    // expired sockets (if the object hibernates first, the delivery closes them before sending).
+    if (!this.created) {
+      setTimeout(() => this.closeExpired(), Math.max(0, at - Date.now()))
+      return
+    }
     const current = await this.ctx.storage.getAlarm()
     if (current === null || current > at) await this.ctx.storage.setAlarm(at)
   }
@@ -92,7 +102,10 @@ export class TopicLog extends DurableObject {
         )
       }
     })
-    this.created = true
+    if (!this.created) {
+      this.created = true
+      void this.closeExpired()
+    }
     const appendedAfter = this.last
     this.last += accepted
     if (accepted > 0) this.subscribers.deliver(this.entries(appendedAfter, accepted).map(toLogEntry))
