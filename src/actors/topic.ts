@@ -5,7 +5,7 @@
  * skips anything at or below it: each source event lands once, in source seq order.
  */
 import { DurableObject } from "cloudflare:workers"
-import { PAGE_BYTES, utf8Length } from "../domain/json-size.js"
+import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import type { WireEvent } from "./actor-core.js"
 import type { Source } from "./outbox.js"
 import { Subscribers, acceptSubscription, ackedSeq, type LogEntry } from "./subscribers.js"
@@ -132,24 +132,18 @@ export class TopicLog extends DurableObject {
    * than one). The cursor is read lazily, so rows past the budget are never loaded.
    */
   private entries(after: number, limit: number, budget = Number.POSITIVE_INFINITY): Array<TopicEntry> {
-    const entries: Array<TopicEntry> = []
-    if (!this.created) return entries
-    let bytes = 0
+    if (!this.created) return []
     const rows = this.sql.exec("SELECT * FROM entries WHERE topic_seq > ? ORDER BY topic_seq LIMIT ?", after, limit)
-    for (const row of rows) {
-      const event = row.event as string
-      // The stored event is already JSON; the rest of an entry is a few short fields.
-      const size = utf8Length(event) + utf8Length(row.source_kind as string) + utf8Length(row.source_id as string) + 64
-      if (entries.length > 0 && bytes + size > budget) break
-      bytes += size
-      entries.push({
-        topicSeq: row.topic_seq as number,
-        source: { kind: row.source_kind as string, id: row.source_id as string },
-        event: JSON.parse(event) as WireEvent,
-      })
-    }
-    return entries
+    // The stored event is already JSON; the rest of an entry is a few short fields.
+    const size = (row: Record<string, SqlStorageValue>) =>
+      utf8Length(row.event as string) + utf8Length(row.source_kind as string) + utf8Length(row.source_id as string) + 64
+    return takeWithinBudget(rows, budget, size).map((row) => ({
+      topicSeq: row.topic_seq as number,
+      source: { kind: row.source_kind as string, id: row.source_id as string },
+      event: JSON.parse(row.event as string) as WireEvent,
+    }))
   }
+
 }
 
 const toLogEntry = (entry: TopicEntry): LogEntry => ({ position: entry.topicSeq, name: entry.event.type, payload: entry })
