@@ -25,15 +25,23 @@ export interface CounterTotalsApi {
   read(): Promise<CounterTotalsView>
 }
 
+const TABLES = [
+  "CREATE TABLE IF NOT EXISTS counters (id TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+  "CREATE TABLE IF NOT EXISTS progress (one INTEGER PRIMARY KEY CHECK (one = 1), topic_seq INTEGER NOT NULL, last_update INTEGER)",
+  "INSERT OR IGNORE INTO progress (one, topic_seq, last_update) VALUES (1, 0, NULL)",
+]
+
 export class CounterTotals extends DurableObject<{ readonly TOPIC: DurableObjectNamespace }> {
   private readonly sql: SqlStorage
 
   constructor(ctx: DurableObjectState, env: { readonly TOPIC: DurableObjectNamespace }) {
     super(ctx, env)
     this.sql = ctx.storage.sql
-    this.sql.exec("CREATE TABLE IF NOT EXISTS counters (id TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID")
-    this.sql.exec("CREATE TABLE IF NOT EXISTS progress (one INTEGER PRIMARY KEY CHECK (one = 1), topic_seq INTEGER NOT NULL, last_update INTEGER)")
-    this.sql.exec("INSERT OR IGNORE INTO progress (one, topic_seq, last_update) VALUES (1, 0, NULL)")
+  }
+
+  /** Reads create nothing: the tables come with the first entry applied. */
+  private get created(): boolean {
+    return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'progress'").toArray().length > 0
   }
 
   async read(): Promise<CounterTotalsView> {
@@ -49,7 +57,9 @@ export class CounterTotals extends DurableObject<{ readonly TOPIC: DurableObject
 
   /** Applies entries past the cursor in one transaction; entries already applied are skipped. */
   private apply(entries: ReadonlyArray<TopicEntry>): void {
+    if (entries.length === 0) return
     this.ctx.storage.transactionSync(() => {
+      for (const statement of TABLES) this.sql.exec(statement)
       let { topicSeq, lastUpdate } = this.progress()
       for (const entry of entries) {
         if (entry.topicSeq <= topicSeq) continue
@@ -64,11 +74,13 @@ export class CounterTotals extends DurableObject<{ readonly TOPIC: DurableObject
   }
 
   private progress(): { topicSeq: number; lastUpdate: number | null } {
+    if (!this.created) return { topicSeq: 0, lastUpdate: null }
     const row = this.sql.exec("SELECT topic_seq, last_update FROM progress WHERE one = 1").one()
     return { topicSeq: row.topic_seq as number, lastUpdate: row.last_update as number | null }
   }
 
   private view(): CounterTotalsView {
+    if (!this.created) return { total: 0, counters: 0, lastUpdate: null, topicSeq: 0 }
     const sums = this.sql.exec("SELECT coalesce(sum(value), 0) AS total, count(*) AS counters FROM counters").one()
     const { topicSeq, lastUpdate } = this.progress()
     return { total: sums.total as number, counters: sums.counters as number, lastUpdate, topicSeq }

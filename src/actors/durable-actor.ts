@@ -223,7 +223,9 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
 
     /** Sets up the projection's tables (idempotent): with the log's, or before a write that needs them first. */
     protected ensureProjection(): void {
-      options.project?.setup(this.ctx.storage.sql)
+      const projection = options.project
+      // One transaction: a crash half-way through a setup that migrates (rebuilds an index) redoes it whole.
+      if (projection !== undefined) this.ctx.storage.transactionSync(() => projection.setup(this.ctx.storage.sql))
     }
 
     private logSource(): LogSource {

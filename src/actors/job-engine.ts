@@ -34,11 +34,13 @@ export const jobEngine =
         Effect.match({
           onSuccess: (result) => {
             const completed = job.command({ type: "Complete", attempt, result })
-            // A result the job cannot store (too deep, too large) would be refused again on a retry;
-            // a late report (another attempt runs, or the job ended) is refused and changes nothing.
+            // A result the job cannot store (too deep, too large) would be refused again on a retry,
+            // while a rolled-back or unavailable store may work next time; a late report (another
+            // attempt runs, or the job ended) is refused and changes nothing.
             if (!completed.ok && !LATE.has(completed.error.code)) {
               const error = `the result was refused (${completed.error.code}): ${completed.error.message}`
-              job.command({ type: "Fail", attempt, error, retryable: false })
+              const retryable = completed.error._tag === "RolledBack" || completed.error._tag === "Unavailable"
+              job.command({ type: "Fail", attempt, error, retryable })
             }
           },
           onFailure: (failure) => void job.command({ type: "Fail", attempt, error: failure.message, retryable: failure.retryable }),

@@ -19,7 +19,7 @@
  */
 import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "./actor-core.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
-import { PAGE_BYTES, jsonBytes } from "../domain/json-size.js"
+import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
 import { MAX_IDS_PER_DELETE, MAX_SEMANTIC_CANDIDATES, semanticIndexFrom, vectorId, type SemanticBindings, type SemanticIndex } from "../infra/semantic.js"
 
@@ -243,7 +243,7 @@ const toHit = (row: Record<string, SqlStorageValue>): MemoryHit => ({
 const largeContent = (command: unknown): { readonly hash: string; readonly content: string } | undefined => {
   const { type, content } = (typeof command === "object" && command !== null ? command : {}) as { type?: unknown; content?: unknown }
   if (type !== "Store" || typeof content !== "string" || content.length * 3 <= INLINE_CONTENT_BYTES) return undefined
-  const size = utf8.encode(content).byteLength
+  const size = utf8Length(content)
   // Content the entity refuses (too large) is never uploaded: decide answers for it.
   return size > INLINE_CONTENT_BYTES && size <= MAX_MEMORY_BYTES ? { hash: contentHash(content), content } : undefined
 }
@@ -495,16 +495,14 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
    * after the last hit returned) always moves on.
    */
   private fill(ranked: ReadonlyArray<MemoryHit>, query: MemoryQuery): MemoryPage {
-    const items: Array<MemoryHit> = []
-    let bytes = 0
-    for (const hit of ranked.slice(0, query.limit)) {
-      const row = this.ctx.storage.sql.exec("SELECT content FROM memory_content WHERE hash = ?", hit.hash).toArray()[0]
-      const full = { ...hit, content: (row?.content as string | undefined) ?? "" }
-      const size = jsonBytes(full) + 1
-      if (items.length > 0 && bytes + size > PAGE_BYTES) break
-      items.push(full)
-      bytes += size
+    const sql = this.ctx.storage.sql
+    const withContent = function* () {
+      for (const hit of ranked.slice(0, query.limit)) {
+        const row = sql.exec("SELECT content FROM memory_content WHERE hash = ?", hit.hash).toArray()[0]
+        yield { ...hit, content: (row?.content as string | undefined) ?? "" }
+      }
     }
+    const items = takeWithinBudget(withContent(), PAGE_BYTES, (hit) => jsonBytes(hit) + 1)
     return { items, next: items.length < ranked.length ? String(query.offset + items.length) : null }
   }
 

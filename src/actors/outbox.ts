@@ -5,7 +5,7 @@
  * delivery makes the platform retry the alarm with backoff. Topics deduplicate by
  * (source kind, source id, seq), so a redelivery changes nothing.
  */
-import { PAGE_BYTES, countWithinBudget } from "../domain/json-size.js"
+import { PAGE_BYTES, takeWithinBudget } from "../domain/json-size.js"
 import type { ActorCore } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
 
@@ -32,9 +32,8 @@ export const drainOutbox = async (core: ActorCore, source: Source, topicOf: (top
   for (const { topic, events: pending } of batches) {
     if (pending.length === 0) continue
     // One delivery is one RPC, capped at 32 MiB: large events go a page at a time.
-    const fit = countWithinBudget(pending, PAGE_BYTES)
-    const events = fit < pending.length ? pending.slice(0, fit) : pending
-    more ||= fit < pending.length
+    const events = takeWithinBudget(pending, PAGE_BYTES)
+    more ||= events.length < pending.length
     if (deliveryFaults.fail > 0) {
       deliveryFaults.fail--
       throw new Error(`injected delivery failure (topic ${topic})`)

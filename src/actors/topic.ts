@@ -5,7 +5,7 @@
  * skips anything at or below it: each source event lands once, in source seq order.
  */
 import { DurableObject } from "cloudflare:workers"
-import { PAGE_BYTES, utf8Length } from "../domain/json-size.js"
+import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import type { WireEvent } from "./actor-core.js"
 import type { Source } from "./outbox.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
@@ -25,20 +25,26 @@ export interface TopicApi {
 
 export const MAX_TOPIC_PAGE = 1000
 
+const TABLES = [
+  `CREATE TABLE IF NOT EXISTS entries (
+    topic_seq INTEGER PRIMARY KEY, source_kind TEXT NOT NULL, source_id TEXT NOT NULL,
+    source_seq INTEGER NOT NULL, event TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS sources (
+    kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`,
+]
+
 export class TopicLog extends DurableObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
   private last = 0
+  private created: boolean
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never)
     this.sql = ctx.storage.sql
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS entries (
-      topic_seq INTEGER PRIMARY KEY, source_kind TEXT NOT NULL, source_id TEXT NOT NULL,
-      source_seq INTEGER NOT NULL, event TEXT NOT NULL)`)
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS sources (
-      kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`)
-    this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
+    // Reads create nothing: the tables come with the first delivery.
+    this.created = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
+    if (this.created) this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
     this.subscribers = new Subscribers(ctx, {
       head: () => this.last,
@@ -54,11 +60,21 @@ export class TopicLog extends DurableObject {
 
   /** The only alarm a topic sets: closing sockets whose token expired. */
   override async alarm(): Promise<void> {
+    await this.closeExpired()
+  }
+
+  private async closeExpired(): Promise<void> {
     const next = this.subscribers.closeExpired()
     if (next !== undefined) await this.wakeAt(next)
   }
 
   private async wakeAt(at: number): Promise<void> {
+    // An alarm is storage too, and reads create nothing: until the first delivery a timer closes
+    // expired sockets (if the object hibernates first, the delivery closes them before sending).
+    if (!this.created) {
+      setTimeout(() => this.closeExpired(), Math.max(0, at - Date.now()))
+      return
+    }
     const current = await this.ctx.storage.getAlarm()
     if (current === null || current > at) await this.ctx.storage.setAlarm(at)
   }
@@ -66,6 +82,7 @@ export class TopicLog extends DurableObject {
   deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
     let accepted = 0
     this.ctx.storage.transactionSync(() => {
+      for (const statement of TABLES) this.sql.exec(statement)
       const row = this.sql.exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id).toArray()[0]
       let lastSeq = (row?.last_seq as number | undefined) ?? 0
       for (const event of events) {
@@ -84,6 +101,10 @@ export class TopicLog extends DurableObject {
         )
       }
     })
+    if (!this.created) {
+      this.created = true
+      void this.closeExpired()
+    }
     const appendedAfter = this.last
     this.last += accepted
     if (accepted > 0) this.subscribers.deliver(this.entries(appendedAfter, accepted).map(toLogEntry))
@@ -110,23 +131,18 @@ export class TopicLog extends DurableObject {
    * than one). The cursor is read lazily, so rows past the budget are never loaded.
    */
   private entries(after: number, limit: number, budget = Number.POSITIVE_INFINITY): Array<TopicEntry> {
-    const entries: Array<TopicEntry> = []
-    let bytes = 0
+    if (!this.created) return []
     const rows = this.sql.exec("SELECT * FROM entries WHERE topic_seq > ? ORDER BY topic_seq LIMIT ?", after, limit)
-    for (const row of rows) {
-      const event = row.event as string
-      // The stored event is already JSON; the rest of an entry is a few short fields.
-      const size = utf8Length(event) + utf8Length(row.source_kind as string) + utf8Length(row.source_id as string) + 64
-      if (entries.length > 0 && bytes + size > budget) break
-      bytes += size
-      entries.push({
-        topicSeq: row.topic_seq as number,
-        source: { kind: row.source_kind as string, id: row.source_id as string },
-        event: JSON.parse(event) as WireEvent,
-      })
-    }
-    return entries
+    // The stored event is already JSON; the rest of an entry is a few short fields.
+    const size = (row: Record<string, SqlStorageValue>) =>
+      utf8Length(row.event as string) + utf8Length(row.source_kind as string) + utf8Length(row.source_id as string) + 64
+    return takeWithinBudget(rows, budget, size).map((row) => ({
+      topicSeq: row.topic_seq as number,
+      source: { kind: row.source_kind as string, id: row.source_id as string },
+      event: JSON.parse(row.event as string) as WireEvent,
+    }))
   }
+
 }
 
 const toLogEntry = (entry: TopicEntry): LogEntry => ({ position: entry.topicSeq, name: entry.event.type, payload: entry })

@@ -31,20 +31,21 @@ export const utf8Length = (text: string): number => {
 export const jsonBytes = (value: unknown): number => utf8Length(JSON.stringify(value) ?? "")
 
 /**
- * How many of `items` (in order) fit `budget` bytes of JSON, never fewer than one: a
- * page always makes progress, even when a single item is larger than the budget.
+ * The first of `items` (in order) that fit `budget` bytes of JSON, never fewer than one: a
+ * page always makes progress, even when a single item is larger than the budget. `items`
+ * is read lazily, one past the last item taken at most.
  */
-export const countWithinBudget = <A>(
+export const takeWithinBudget = <A>(
   items: Iterable<A>,
   budget: number,
   size: (item: A) => number = jsonBytes,
-): number => {
+): Array<A> => {
+  const taken: Array<A> = []
   let used = 0
-  let count = 0
   for (const item of items) {
     used += size(item)
-    if (count > 0 && used > budget) break
-    count++
+    if (taken.length > 0 && used > budget) break
+    taken.push(item)
   }
-  return count
+  return taken
 }

@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, own, reject, tagged } from "./entity.js"
+import { utf8Length } from "./json-size.js"
 
 /**
  * The largest memory, in UTF-8 bytes: its command must fit the 25 MiB request body that
@@ -63,7 +64,7 @@ const unknown = (hash: string) => reject("unknown_memory", `No memory ${hash} in
 const decide = (state: MemoryState, command: MemoryCommand) => {
   switch (command.type) {
     case "Store": {
-      const size = new TextEncoder().encode(command.content).byteLength
+      const size = utf8Length(command.content)
       if (size > MAX_MEMORY_BYTES) return reject("content_too_large", `Memories are limited to ${MAX_MEMORY_BYTES} bytes (UTF-8)`, { size })
       const metadataChars = JSON.stringify(command.metadata ?? {}).length
       if (metadataChars > MAX_METADATA_CHARS) {

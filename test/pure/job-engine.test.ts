@@ -2,13 +2,13 @@
 // with the reason, instead of leaving it running until it times out and is retried.
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { describe, expect, it } from "vitest"
-import { ActorCore } from "../../src/actors/actor-core.js"
+import { ActorCore, type ActorFailure, type ActorReply, type CommandOutcome } from "../../src/actors/actor-core.js"
 import { jobEngine } from "../../src/actors/job-engine.js"
 import { Job, type JobState } from "../../src/domain/job.js"
 import { sequentialIds } from "../../src/infra/ids.js"
 import { makeMemoryEventStore, MemoryEventStore } from "../../src/infra/memory-event-store.js"
 
-const startedJob = (result: unknown) => {
+const startedJob = (result: unknown, failNextComplete?: ActorFailure) => {
   const runtime = ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(makeMemoryEventStore()), sequentialIds("j-")))
   const actor = new ActorCore(Job, runtime)
   const input = { description: "GET /users" }
@@ -20,7 +20,14 @@ const startedJob = (result: unknown) => {
   const context = {
     env: {},
     state: () => actor.currentState,
-    command: (command: unknown) => actor.command({ command, principal: "system", internal: true }),
+    command: (command: unknown): ActorReply<CommandOutcome> => {
+      if (failNextComplete !== undefined && (command as { type: string }).type === "Complete") {
+        const error = failNextComplete
+        failNextComplete = undefined
+        return { ok: false, error }
+      }
+      return actor.command({ command, principal: "system", internal: true })
+    },
   }
   return { actor, run: () => jobEngine(() => executor)(started!, context)! }
 }
@@ -35,6 +42,16 @@ describe("the job engine", () => {
     expect(state.status).toBe("failed")
     expect(state.error).toMatch(/too_deep/)
     expect(state.attempts).toBe(1)
+  })
+
+  it("retries an attempt whose result could not be stored for a passing reason (rolled back)", async () => {
+    const rolledBack: ActorFailure = { _tag: "RolledBack", code: "internal", message: "rolled back" }
+    const { actor, run } = startedJob({ code: "ok" }, rolledBack)
+    await run()
+    const state = actor.currentState as JobState
+    expect(state.status).not.toBe("failed")
+    expect(state.attempts).toBe(1)
+    expect(state.error).toMatch(/rolled back/)
   })
 
   it("completes with a result it can store", async () => {

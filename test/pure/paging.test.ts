@@ -7,7 +7,7 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { ActorCore } from "../../src/actors/actor-core.js"
 import { Counter } from "../../src/domain/counter.js"
-import { PAGE_BYTES, countWithinBudget, jsonBytes, utf8Length } from "../../src/domain/json-size.js"
+import { PAGE_BYTES, takeWithinBudget, jsonBytes, utf8Length } from "../../src/domain/json-size.js"
 import { sequentialIds } from "../../src/infra/ids.js"
 import { MemoryEventStore, makeMemoryEventStore } from "../../src/infra/memory-event-store.js"
 import { propertyParameters } from "../../src/testing/index.js"
@@ -36,7 +36,9 @@ describe("paging by bytes", () => {
   it("takes at least one item, and only what fits the budget after that", () => {
     fc.assert(
       fc.property(fc.array(fc.nat({ max: 50 })), fc.nat({ max: 120 }), (sizes, budget) => {
-        const count = countWithinBudget(sizes, budget, (size) => size)
+        const taken = takeWithinBudget(sizes, budget, (size) => size)
+        expect(taken).toEqual(sizes.slice(0, taken.length))
+        const count = taken.length
         const used = sizes.slice(0, count).reduce((sum, size) => sum + size, 0)
         expect(count).toBe(sizes.length === 0 ? 0 : Math.max(1, count))
         if (count > 1) expect(used).toBeLessThanOrEqual(budget)

@@ -3,6 +3,9 @@
 import { SELF, env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { MAX_JSON_DEPTH } from "../../src/actors/limits.js"
+import type { CounterTotals, CounterTotalsView } from "../../src/actors/counter-totals.js"
+import { scopedName } from "../../src/actors/names.js"
+import type { TopicApi } from "../../src/actors/topic.js"
 import { BASE, devName, freshId, get, json, openSocket, readSse, send } from "./helpers.js"
 
 /** JSON text nested `depth` arrays deep (built as text: a value this deep cannot be stringified). */
@@ -127,6 +130,31 @@ describe("reads create nothing", () => {
     expect(found.items.map((item: { content: string }) => item.content)).toEqual(["first words"])
     await evictDurableObject(env.MEMORY.getByName(devName(ns)))
     expect((await json(await get(`/v1/memory/${ns}/search?q=first`))).body.items).toHaveLength(1)
+  })
+
+  it("holds for topics and the counter-totals projection", async () => {
+    const topic = freshId("fresh-topic")
+    const ownTables = (namespace: DurableObjectNamespace, name: string) =>
+      runInDurableObject(namespace.getByName(name), (_instance, state) =>
+        state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").toArray(),
+      )
+    const page = await json(await get(`/v1/topics/${topic}/events?after=0`))
+    expect(page.body).toEqual({ entries: [], next: null, head: 0 })
+    expect(await ownTables(env.TOPIC, devName(topic))).toEqual([])
+    const tenant = freshId("fresh-tenant")
+    const totalsOf = (name: string): Promise<CounterTotalsView> => {
+      const stub = (env.COUNTER_TOTALS as DurableObjectNamespace).getByName(name) as DurableObjectStub<CounterTotals>
+      return runInDurableObject(stub, (instance: CounterTotals) => instance.read())
+    }
+    const totals = await totalsOf(tenant)
+    expect(totals).toEqual({ total: 0, counters: 0, lastUpdate: null, topicSeq: 0 })
+    expect(await ownTables(env.COUNTER_TOTALS, tenant)).toEqual([])
+    // The projection still catches up once its topic has entries.
+    const counterTopic = env.TOPIC.getByName(scopedName(tenant, "counter")) as unknown as TopicApi
+    const event = { seq: 1, type: "Incremented", schemaVersion: 2, data: { by: 3, reason: null }, meta: { at: 1 }, hash: "h" }
+    await counterTopic.deliver({ kind: "counter", id: "c1" }, [event as never])
+    const caughtUp = await totalsOf(tenant)
+    expect(caughtUp).toMatchObject({ total: 3, counters: 1, topicSeq: 1 })
   })
 
   it("a refused first command leaves no storage either", async () => {

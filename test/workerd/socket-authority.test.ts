@@ -114,6 +114,18 @@ describe("sockets outlive no token", () => {
     expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
   })
 
+  it("closes a socket on a fresh topic at expiry without giving the topic storage (no alarm)", async () => {
+    const name = freshId("fresh-topic")
+    const topic = await openWs(`/v1/topics/${name}/ws`, await token("alice", "read", 2))
+    expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
+    const stub = env.TOPIC.getByName(scopedName("acme", name)) as DurableObjectStub
+    const storage = await runInDurableObject(stub, (_: unknown, state: DurableObjectState) => ({
+      tables: state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
+      size: state.storage.sql.databaseSize,
+    }))
+    expect(storage).toEqual({ tables: [], size: 4096 })
+  })
+
   it("refuses a room post after the token expired", async () => {
     const room = freshId("room")
     const member = await openWs(`/ws?room=${room}&name=bob`, await token("bob", "read write"))
