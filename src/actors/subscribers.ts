@@ -33,7 +33,14 @@ import {
   parseAck,
 } from "../domain/protocol.js"
 
-export { CLOSE_RESUME, CLOSE_TOKEN_EXPIRED, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, WS_MAX_UNCONFIRMED } from "../domain/protocol.js"
+/** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
+export {
+  CLOSE_RESUME,
+  CLOSE_TOKEN_EXPIRED,
+  CLOSE_TOO_LARGE,
+  MAX_FRAME_BYTES,
+  WS_MAX_UNCONFIRMED,
+} from "../domain/protocol.js"
 
 /** One entry of the log as subscribers see it. */
 export interface LogEntry {
@@ -248,7 +255,8 @@ export class Subscribers {
   acknowledge(socket: WebSocket, seq?: number): string | undefined {
     const account = this.accountOf(socket)
     if (seq !== undefined && seq > account.lastSeq) {
-      return `An ack of seq ${seq} is beyond the last seq sent on this socket (${account.lastSeq}); nothing was confirmed`
+      const sent = account.lastSeq
+      return `An ack of seq ${seq} is beyond the last seq sent on this socket (${sent}); nothing was confirmed`
     }
     if (seq === undefined || seq === account.lastSeq) {
       account.confirmed = account.sent

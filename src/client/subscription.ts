@@ -4,7 +4,7 @@
  * drops anything at or before that position, so the consumer sees every entry once,
  * in order, whatever happens to the connection.
  */
-import { ACK_EVERY, CLOSE_RESUME } from "../domain/protocol.js"
+import { ACK_EVERY, CLOSE_RESUME, ackFrame } from "../domain/protocol.js"
 
 /** The part of the standard WebSocket API a subscription uses (`send` carries its acks). */
 export interface SocketLike {
@@ -119,7 +119,7 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       if (unacknowledged >= ACK_EVERY && opened.send !== undefined) {
         unacknowledged = 0
         try {
-          opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+          opened.send(ackFrame(cursor))
         } catch {
           // Closing; the close handler reconnects.
         }

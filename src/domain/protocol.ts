@@ -34,6 +34,10 @@ export const ACK_EVERY = 1024 * 1024
  */
 export const ACK_TYPE = "ack"
 
+/** The ack a client sends: up to `seq`, or (without one) everything received so far. */
+export const ackFrame = (seq?: number): string =>
+  JSON.stringify(seq === undefined ? { type: ACK_TYPE } : { type: ACK_TYPE, seq })
+
 export type AckFrame = { readonly seq?: number } | { readonly invalid: string }
 
 /** An ack frame (or a malformed one), or undefined when the frame is something else. */
@@ -49,7 +53,8 @@ export const parseAck = (message: string): AckFrame | undefined => {
   if (typeof frame !== "object" || frame === null || (frame as { type?: unknown }).type !== ACK_TYPE) return undefined
   const { seq } = frame as { seq?: unknown }
   if (seq === undefined) return {}
-  return Number.isSafeInteger(seq) && (seq as number) >= 0 ? { seq: seq as number } : { invalid: "An ack's seq must be a non-negative integer" }
+  if (Number.isSafeInteger(seq) && (seq as number) >= 0) return { seq: seq as number }
+  return { invalid: "An ack's seq must be a non-negative integer" }
 }
 
 /** The one shape of an error sent on a socket; `id` echoes the frame it answers (null when it has none). */

@@ -56,12 +56,16 @@ describe("room presence across restarts", () => {
     const room = freshId("presence")
     await openSocket(`/ws?room=${room}&name=alice`)
     await openSocket(`/ws?room=${room}&name=alice`)
-    const stub = env.ROOM.getByName(devName(room))
+    const stub = env.ROOM.getByName(devName(room)) as DurableObjectStub
     await evictDurableObject(stub, { webSockets: "hibernate" })
     // The wake as it runs when the platform no longer lists the closing socket: the
     // reconciliation sees it gone, then its close handler runs as well.
-    await runInDurableObject(stub, async (instance: any, state: DurableObjectState) => {
-      const [closing] = state.getWebSockets("room")
+    await runInDurableObject(stub, async (object: unknown, state: DurableObjectState) => {
+      const instance = object as {
+        reconcileMembers(): void
+        webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void>
+      }
+      const closing = state.getWebSockets("room")[0]!
       const listed = state.getWebSockets.bind(state)
       state.getWebSockets = (tag?: string) => listed(tag).filter((socket) => socket !== closing)
       try {
