@@ -52,6 +52,20 @@ describe("room presence across restarts", () => {
     erin.ws.close(1000)
   })
 
+  it("one of a member's two sockets closing while the room hibernates: one Left, the member stays", async () => {
+    const room = freshId("presence")
+    const first = await openSocket(`/ws?room=${room}&name=bea`)
+    await openSocket(`/ws?room=${room}&name=bea`)
+    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "hibernate" })
+    first.ws.close(1000)
+    await first.closed
+    for (let i = 0; i < 50 && (await roomEvents(room)).every((e) => e.type !== "Left"); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect((await roomState(room)).state.members).toEqual({ bea: 1 })
+    expect((await roomEvents(room)).filter((e) => e.type === "Left")).toHaveLength(1)
+  })
+
   it("a socket whose close wakes its room, unlisted by getWebSockets, leaves once (its twin stays)", async () => {
     const room = freshId("presence")
     await openSocket(`/ws?room=${room}&name=alice`)
