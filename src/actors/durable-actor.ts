@@ -99,8 +99,13 @@ export const actorRuntime = (
   onCreate?: () => void,
 ): ActorRuntime => ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage, onCreate), options.ids ?? RandomIds))
 
-/** Whether the object has any table of its own yet (SQLite's and Cloudflare's `_cf_` tables aside). */
-const OWN_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' LIMIT 1"
+/**
+ * Whether the object has any table of its own yet: the platform's are not (Cloudflare's `_cf_*`,
+ * local miniflare's `__miniflare_do_name`, SQLite's `sqlite_*`).
+ */
+const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
+  AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+  LIMIT 1`
 const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
 
 /** A command sent on a subscription socket. */
