@@ -164,6 +164,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
           entity,
           actorRuntime(ctx.storage, options, () => this.ensureProjection()),
           projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
+          parseScopedName(ctx.id.name ?? "").name,
         )
         this.alarmAt = await ctx.storage.getAlarm()
         this.reconcileMembers()

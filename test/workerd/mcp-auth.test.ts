@@ -56,16 +56,23 @@ const listenRequest = (as: string, id: number, uris: Array<unknown>) => {
 }
 
 describe("the session ACL in MCP", () => {
-  it("binds a principal only by a session it opened itself", async () => {
+  it("binds a user by the session its id names: nobody opens it first, and the admin's grants apply", async () => {
     const sub = freshId("victim")
     const victim = await token(sub, "read write")
     const mallory = await token("mallory", "read write")
-    // Mallory may open a session under the victim's id only as her own; it binds nobody else.
-    expect((await sessionCommand(sub, mallory, { type: "Open", ttlSeconds: 600 })).status).toBe(200)
-    const read = await callTool(victim, "read_state", { kind: "counter", id: freshId() })
-    expect(read.isError).toBeFalsy()
-    expect((await sessionCommand(sub, mallory, { type: "Close" })).status).toBe(200)
+    const admin = await token("root", "read write admin")
+    // Opening the victim's session first (as her own, user omitted) takes nothing over.
+    const taken = await sessionCommand(sub, mallory, { type: "Open", ttlSeconds: 600 })
+    expect([taken.status, ((await taken.json()) as any).error.code]).toEqual([403, "not_session_owner"])
+    expect((await callTool(victim, "counter_increment", { id: freshId(), command: { by: 1 } })).isError).toBeFalsy()
+    expect((await sessionCommand(sub, victim, { type: "Open", ttlSeconds: 600 })).status).toBe(200)
+    expect((await sessionCommand(sub, admin, { type: "Grant", tool: "read_state" })).status).toBe(200)
     expect((await callTool(victim, "read_state", { kind: "counter", id: freshId() })).isError).toBeFalsy()
+    const increment = await callTool(victim, "counter_increment", { id: freshId(), command: { by: 1 } })
+    expect([increment.isError, JSON.stringify(increment.content)]).toEqual([true, expect.stringContaining("tool_not_granted")])
+    // Another writer's Close is refused too, so the ACL stays in force.
+    expect((await sessionCommand(sub, mallory, { type: "Close" })).status).toBe(403)
+    expect((await callTool(victim, "counter_increment", { id: freshId(), command: { by: 1 } })).isError).toBe(true)
   })
 
   it("refuses another writer's Close of a user's session, and a user's own Grant, through the tools too", async () => {
