@@ -34,7 +34,7 @@ import {
 export type ActorFailure = {
   /**
    * InvalidInput → 400, Forbidden → 403, Conflict → 409, TooLarge → 413, Rejected → 422,
-   * RolledBack → 500, Unavailable → 503 (mapped once, at the edge).
+   * RolledBack → 500, Unavailable → 503 (one table, failures.ts, for the edge and the objects' own answers).
    */
   readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unavailable"
   readonly code: string
