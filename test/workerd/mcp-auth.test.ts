@@ -144,7 +144,20 @@ describe("resources/subscribe (2025-11-25 sessions)", () => {
     const sessionId = (await legacy(writer, initialize)).headers.get("mcp-session-id")!
     const subscribe = { jsonrpc: "2.0", id: 2, method: "resources/subscribe", params: { uri: `emberlog://counter/${freshId()}` } }
     const refused = await legacy(writer, subscribe, sessionId)
-    expect(refused.json.error.message).toContain("read scope")
+    expect(refused.json.error).toMatchObject({ code: -32000, message: expect.stringContaining("read scope"), data: { scope: "read" } })
+  })
+
+  it("follows at most 100 resources per session and only valid resource URIs: more is -32602", async () => {
+    const reader = await token("reader", "read")
+    const sessionId = (await legacy(reader, initialize)).headers.get("mcp-session-id")!
+    const subscribe = (id: number, uri: string) => legacy(reader, { jsonrpc: "2.0", id, method: "resources/subscribe", params: { uri } }, sessionId)
+    const prefix = freshId("c")
+    for (let i = 0; i < 100; i++) expect([i, (await subscribe(i + 2, `emberlog://counter/${prefix}-${i}`)).json.error]).toEqual([i, undefined])
+    const tooMany = (await subscribe(200, `emberlog://counter/${prefix}-100`)).json
+    expect(tooMany).toMatchObject({ id: 200, error: { code: -32602, message: expect.stringContaining("100"), data: { max: 100 } } })
+    // Subscribing again to one already followed is not one more.
+    expect((await subscribe(201, `emberlog://counter/${prefix}-0`)).json.error).toBeUndefined()
+    expect((await subscribe(202, "emberlog://nokind/x")).json.error.code).toBe(-32602)
   })
 })
 
