@@ -69,9 +69,14 @@ export const authInfoFor = (principal: Principal, extra: Record<string, unknown>
 const samePrincipal = (a: Principal | undefined, b: Principal) =>
   a !== undefined && a.sub === b.sub && a.tenant === b.tenant && [...a.scopes].sort().join(" ") === [...b.scopes].sort().join(" ")
 
-/** A JSON-RPC error answered before any MCP server sees the request. */
-export const jsonRpcError = (status: number, code: number, message: string) =>
-  Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
+/**
+ * A JSON-RPC error answered before any MCP server sees the request: to the message's `id`
+ * when it has one (in-band errors are 200, as the SDK answers them), else to `null`.
+ */
+export const jsonRpcError = (status: number, code: number, message: string, reply: { id?: unknown; data?: unknown } = {}) => {
+  const error = reply.data === undefined ? { code, message } : { code, message, data: reply.data }
+  return Response.json({ jsonrpc: "2.0", id: reply.id ?? null, error }, { status })
+}
 
 export class McpSession extends DurableObject<Record<string, unknown>> {
   private transport: WebStandardStreamableHTTPServerTransport | undefined
