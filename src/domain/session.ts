@@ -70,9 +70,8 @@ const decide = (state: SessionState, command: SessionCommand) =>
       return state.status === "open" && now >= state.expiresAt ? [{ type: "Expired", at: now } as const] : []
     }
     // Authority before state: a refusal tells an intruder nothing about the session.
-    if (!caller.internal && command.type !== "Grant" && command.type !== "Revoke" && caller.principal !== caller.actorId) {
-      return yield* notOwner(caller.actorId)
-    }
+    const grant = command.type === "Grant" || command.type === "Revoke"
+    if (!caller.internal && !grant && caller.principal !== caller.actorId) return yield* notOwner(caller.actorId)
     if (command.type === "Open") {
       const user = command.user ?? caller.principal
       if (!caller.internal && user !== caller.principal) return yield* notOwner(user)
@@ -86,7 +85,6 @@ const decide = (state: SessionState, command: SessionCommand) =>
       return [{ type: "Opened", user, ttlSeconds, attributes, at: now } as const]
     }
     if (state.status === "new") return yield* reject("not_opened", "The session has not been opened")
-    const grant = command.type === "Grant" || command.type === "Revoke"
     if (!caller.internal && grant && !caller.scopes.has("admin")) {
       return yield* forbid("insufficient_scope", `${command.type} needs the admin scope`, { scope: "admin" })
     }

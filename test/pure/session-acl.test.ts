@@ -22,7 +22,8 @@ const command = fc.oneof(
 const step = fc.record({ caller, command, seconds: fc.integer({ min: 0, max: 3 }) })
 
 /** Runs one request-borne command as the host would: with its caller, the actor's own id and the time. */
-const decide = (state: SessionState, input: unknown, who: { principal: string; admin: boolean }, now: number, id: string) => {
+type Who = { principal: string; admin: boolean }
+const decide = (state: SessionState, input: unknown, who: Who, now: number, id: string) => {
   const decoded = Session.decodeCommand(input)
   if (!decoded.ok) throw new Error(`the arbitrary made an invalid command: ${decoded.error.message}`)
   const scopes = new Set(who.admin ? ["read", "write", "admin"] : ["read", "write"])
@@ -103,15 +104,19 @@ describe("the session's authority", () => {
       }
       return { state, now }
     })
-    const intruderOpen = fc.record({ type: fc.constant("Open"), ttlSeconds: ttl, user: fc.constantFrom(undefined, "alice", "bob") })
+    const users = fc.constantFrom(undefined, "alice", "bob")
+    const intruderOpen = fc.record({ type: fc.constant("Open"), ttlSeconds: ttl, user: users })
+    const later = fc.integer({ min: 0, max: 10 })
     fc.assert(
-      fc.property(states, intruderOpen, fc.boolean(), fc.integer({ min: 0, max: 10 }), ({ state, now }, open, admin, later) => {
+      fc.property(states, intruderOpen, fc.boolean(), later, ({ state, now }, open, admin, seconds) => {
         const { user, ...rest } = open
         const input = user === undefined ? rest : open
-        const exit = decide(state, input, { principal: "bob", admin }, now + later * 1000, "alice")
+        const exit = decide(state, input, { principal: "bob", admin }, now + seconds * 1000, "alice")
         if (Exit.isSuccess(exit)) throw new Error(`bob opened alice's session: ${JSON.stringify(exit.value)}`)
         const error = Cause.squash(exit.cause)
-        if (!(error instanceof Forbidden) || error.code !== "not_session_owner") throw new Error(`refused as ${String(error)}`)
+        if (!(error instanceof Forbidden) || error.code !== "not_session_owner") {
+          throw new Error(`refused as ${String(error)}`)
+        }
       }),
       propertyParameters({ numRuns: 200 }),
     )

@@ -48,16 +48,19 @@ describe("MCP JSON-RPC", () => {
     expect(oversized).toMatchObject({ status: 413, json: { error: { code: -32600 } } })
   })
 
-  it("checks a body's depth on its text before parsing, as /v1 does: too deep is -32600 too_deep, JSON or not", async () => {
-    const deep = "[".repeat(MAX_JSON_DEPTH + 1)
-    const bodies = [`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":${deep}`, `${deep}${"]".repeat(MAX_JSON_DEPTH + 1)}`]
+  it("checks a body's depth on its text before parsing, as /v1 does: too deep is -32600, JSON or not", async () => {
+    const open = "[".repeat(MAX_JSON_DEPTH + 1)
+    // Cut off (not JSON: parsing first would call it a parse error) and complete.
+    const cutOff = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":${open}`
+    const bodies = [cutOff, `${open}${"]".repeat(MAX_JSON_DEPTH + 1)}`]
     for (const body of bodies) {
       const v1 = await SELF.fetch(`${BASE}/v1/counter/${freshId()}/commands`, { method: "POST", body })
       expect(await json(v1)).toMatchObject({ status: 400, body: { error: { code: "too_deep" } } })
       const modernHeaders = { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call" }
       for (const headers of [{}, modernHeaders] as Array<Record<string, string>>) {
         const refused = await rpc(body, headers)
-        expect(refused).toMatchObject({ status: 400, json: { error: { code: -32600, message: expect.stringContaining("too_deep") } } })
+        const error = { code: -32600, message: expect.stringContaining("too_deep") }
+        expect(refused).toMatchObject({ status: 400, json: { error } })
       }
     }
   })

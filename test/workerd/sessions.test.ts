@@ -96,7 +96,8 @@ describe("session ownership (auth on)", () => {
       status: 403,
       body: { error: { code: "not_session_owner" } },
     })
-    expect((await command(id, alice, { type: "Open", ttlSeconds: 600 })).body.state).toMatchObject({ status: "open", user: id })
+    const opened = (await command(id, alice, { type: "Open", ttlSeconds: 600 })).body.state
+    expect(opened).toMatchObject({ status: "open", user: id })
     const attempts: Array<{ type: string } & Record<string, unknown>> = [{ type: "Touch" }, { type: "Close" }]
     attempts.push({ type: "SetConfig", key: "k", value: 1 }, { type: "Open", ttlSeconds: 5 })
     for (const body of attempts) {
@@ -115,13 +116,16 @@ describe("session ownership (auth on)", () => {
     const admin = await token("root", "read write admin")
     // Even with admin, nobody opens session/{sub} but sub; before or after sub has opened it.
     for (const body of [{ type: "Open", ttlSeconds: 600 }, { type: "Touch" }]) {
-      expect(await command(id, mallory, body)).toMatchObject({ status: 403, body: { error: { code: "not_session_owner" } } })
+      const refused = await command(id, mallory, body)
+      expect(refused).toMatchObject({ status: 403, body: { error: { code: "not_session_owner" } } })
     }
     expect(await read(id, alice)).toEqual([])
-    expect((await command(id, alice, { type: "Open", ttlSeconds: 600 })).body.state).toMatchObject({ status: "open", user: id })
+    const opened = (await command(id, alice, { type: "Open", ttlSeconds: 600 })).body.state
+    expect(opened).toMatchObject({ status: "open", user: id })
     expect((await command(id, admin, { type: "Grant", tool: "read_state" })).status).toBe(200)
     expect((await command(id, mallory, { type: "Open", ttlSeconds: 600 })).body.error.code).toBe("not_session_owner")
-    expect((await read(id, alice)).map((e) => [e.type, e.meta.principal])).toEqual([["Opened", id], ["Granted", "root"]])
+    const log = (await read(id, alice)).map((e) => [e.type, e.meta.principal])
+    expect(log).toEqual([["Opened", id], ["Granted", "root"]])
   })
 
   it("needs admin to grant or revoke, even on one's own session", async () => {

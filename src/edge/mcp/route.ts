@@ -121,7 +121,9 @@ export const mcpRoutes = (app: App) => {
     const text = request.method === "POST" ? await request.clone().text() : undefined
     // Tool arguments go on to actors over RPC: the same depth limit, checked the same way (on the text,
     // before anything parses it), as every other body.
-    if (text !== undefined && textExceedsDepth(text)) return jsonRpcError(400, -32600, `${tooDeep.message} (${tooDeep.code})`)
+    if (text !== undefined && textExceedsDepth(text)) {
+      return jsonRpcError(400, -32600, `${tooDeep.message} (${tooDeep.code})`)
+    }
     const message = text === undefined ? undefined : parseJson(text)
     // Neither revision accepts JSON-RPC batches.
     if (Array.isArray(message)) return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")

@@ -9,7 +9,12 @@
  * A session whose object was evicted is gone: its next request gets 404 and the client
  * initializes a new one, as the protocol prescribes.
  */
-import { ProtocolError, WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from "@modelcontextprotocol/server"
+import {
+  ProtocolError,
+  WebStandardStreamableHTTPServerTransport,
+  type AuthInfo,
+  type McpServer,
+} from "@modelcontextprotocol/server"
 import { DurableObject } from "cloudflare:workers"
 import type { CommandRequest } from "../../actors/actor-core.js"
 import type { ActorApi } from "../../actors/durable-actor.js"
@@ -73,7 +78,12 @@ const samePrincipal = (a: Principal | undefined, b: Principal) =>
  * A JSON-RPC error answered before any MCP server sees the request: to the message's `id`
  * when it has one (in-band errors are 200, as the SDK answers them), else to `null`.
  */
-export const jsonRpcError = (status: number, code: number, message: string, reply: { id?: unknown; data?: unknown } = {}) => {
+export const jsonRpcError = (
+  status: number,
+  code: number,
+  message: string,
+  reply: { readonly id?: unknown; readonly data?: unknown } = {},
+) => {
   const error = reply.data === undefined ? { code, message } : { code, message, data: reply.data }
   return Response.json({ jsonrpc: "2.0", id: reply.id ?? null, error }, { status })
 }
