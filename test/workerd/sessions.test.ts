@@ -83,6 +83,9 @@ describe("sessions", () => {
       body: { error: { code: "not_session_owner" } },
     })
     expect((await json(await get(`/v1/session/${id}`))).body.version).toBe(0)
+    const own = await json(await send("session", "anonymous", { type: "Open", ttlSeconds: 600 }))
+    expect(own).toMatchObject({ status: 200, body: { state: { status: "open", user: "anonymous" } } })
+    expect((await send("session", "anonymous", { type: "Close" })).status).toBe(200)
   })
 })
 
