@@ -10,6 +10,7 @@ import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
+import { failureResponse } from "./failures.js"
 import { parseScopedName, scopedName } from "./names.js"
 import { drainOutbox } from "./outbox.js"
 import {
@@ -169,6 +170,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
           entity,
           actorRuntime(ctx.storage, options, () => this.ensureProjection()),
           projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
+          parseScopedName(ctx.id.name ?? "").name,
         )
         this.alarmAt = await ctx.storage.getAlarm()
         this.reconcileMembers()
@@ -373,7 +375,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
       const authority = authorityOf(request)
       const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
-      if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
+      if (!joined.ok) return failureResponse(joined.error)
       this.countMemberSocket(member, 1)
       return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, ...authority })
     }
