@@ -4,7 +4,9 @@ import { execFile } from "node:child_process"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { builtinModules } from "node:module"
 import { promisify } from "node:util"
+import { build } from "esbuild"
 import { afterAll, beforeAll, expect, it } from "vitest"
 
 const exec = promisify(execFile)
@@ -106,6 +108,11 @@ const unresolved = entries.filter((entry) => {
 const cloudflare = specifiers.filter((specifier) => specifier.startsWith("cloudflare:"))
 console.log(JSON.stringify({ core: Object.keys(core), testing: Object.keys(testing), cloudflare, unresolved }))
 `,
+  "worker.ts": `
+import { createApp } from "emberlog/worker"
+export { actorClass } from "emberlog/worker"
+export default createApp()
+`,
   "tsconfig.json": JSON.stringify({
     compilerOptions: {
       target: "es2023",
@@ -164,4 +171,21 @@ it("a user's own entity typechecks against the published declarations and passes
   await run(join(project, "node_modules/.bin/tsc"), ["--noEmit", "-p", "."], { cwd: project })
   const { stdout } = await run(process.execPath, ["check.ts"], { cwd: project })
   expect(stdout).toContain("harness ok")
+})
+
+it("`emberlog/worker` bundles for workerd from the package's own dependencies", async () => {
+  // As wrangler bundles a Worker: workerd's conditions, the runtime's modules left external.
+  const result = await build({
+    absWorkingDir: project,
+    entryPoints: ["worker.ts"],
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker", "browser"],
+    external: ["cloudflare:*", "node:*", ...builtinModules],
+    logLevel: "silent",
+  })
+  expect(result.errors).toEqual([])
+  expect(result.outputFiles[0]!.text).toContain("cloudflare:workers")
 })
