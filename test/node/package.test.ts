@@ -43,7 +43,8 @@ export const Todo = Entity.make({
   decide: (state, command) => {
     const item = state.items.find((candidate) => candidate.id === command.id)
     if (command.type === "Add") {
-      return item ? reject("todo_exists", "That todo exists") : Effect.succeed([{ type: "Added", id: command.id, title: command.title } as const])
+      if (item) return reject("todo_exists", "That todo exists")
+      return Effect.succeed([{ type: "Added", id: command.id, title: command.title } as const])
     }
     if (item === undefined) return reject("unknown_todo", "No such todo")
     return Effect.succeed(item.done ? [] : [{ type: "Completed", id: command.id } as const])
@@ -134,22 +135,24 @@ beforeAll(async () => {
   // `npm pack` runs `prepare` (the build), so the tarball is never a stale dist/.
   await run("npm", ["pack", "--pack-destination", scratch, "--silent"], { cwd: root })
   tarball = join(scratch, readdirSync(scratch).find((name) => name.endsWith(".tgz"))!)
-  packed = (await run("tar", ["-tzf", tarball])).stdout.split("\n").filter(Boolean).map((entry) => entry.replace(/^package\//, ""))
+  const listing = (await run("tar", ["-tzf", tarball])).stdout
+  packed = listing.split("\n").filter(Boolean).map((entry) => entry.replace(/^package\//, ""))
   mkdirSync(join(project, "src"), { recursive: true })
   for (const [path, text] of Object.entries(files)) writeFileSync(join(project, path), text)
   const dependencies = { emberlog: `file:${tarball}`, effect: range("effect") }
   // What a user adds to test and typecheck an entity (README: "Prove your entity with the harness").
-  const devDependencies = { "fast-check": range("fast-check"), typescript: range("typescript"), "@types/node": range("@types/node") }
-  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "todo-app", private: true, type: "module", dependencies, devDependencies }))
+  const devTools = ["fast-check", "typescript", "@types/node"]
+  const devDependencies = Object.fromEntries(devTools.map((name) => [name, range(name)]))
+  const manifest = { name: "todo-app", private: true, type: "module", dependencies, devDependencies }
+  writeFileSync(join(project, "package.json"), JSON.stringify(manifest))
   await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: project })
 }, 120_000)
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 it("the tarball ships compiled JavaScript with declarations, and no tests, benchmarks or local state", () => {
-  for (const file of ["dist/index.js", "dist/index.d.ts", "dist/worker.d.ts", "dist/testing/index.d.ts", "dist/client/index.d.ts", "dist/emberlog.mjs", "README.md"]) {
-    expect(packed).toContain(file)
-  }
+  const expected = ["index.js", "index.d.ts", "worker.d.ts", "testing/index.d.ts", "client/index.d.ts", "emberlog.mjs"]
+  for (const file of [...expected.map((name) => `dist/${name}`), "README.md"]) expect(packed).toContain(file)
   expect(packed.filter((file) => /^(test|bench|\.wrangler|node_modules|conformance)\//.test(file))).toEqual([])
   const manifest = JSON.parse(readFileSync(join(project, "node_modules/emberlog/package.json"), "utf8"))
   expect(manifest.private).toBeUndefined()
@@ -161,9 +164,8 @@ it("`emberlog` and `emberlog/testing` load in plain Node without any Cloudflare 
   const probe = JSON.parse(stdout)
   expect(probe.cloudflare).toEqual([])
   expect(probe.unresolved).toEqual([])
-  for (const name of ["Entity", "tagged", "reject", "DomainError", "SafeInt", "PositiveSafeInt", "NonNegativeSafeInt"]) {
-    expect(probe.core).toContain(name)
-  }
+  const contract = ["Entity", "tagged", "reject", "DomainError", "SafeInt", "PositiveSafeInt", "NonNegativeSafeInt"]
+  for (const name of contract) expect(probe.core).toContain(name)
   expect(probe.testing).toContain("checkEntity")
 })
 
