@@ -109,6 +109,15 @@ const unresolved = entries.filter((entry) => {
 const cloudflare = specifiers.filter((specifier) => specifier.startsWith("cloudflare:"))
 console.log(JSON.stringify({ core: Object.keys(core), testing: Object.keys(testing), cloudflare, unresolved }))
 `,
+  // Typechecked only (nothing serves it here): the client's declarations against the entity's own types.
+  "src/client.ts": `
+import { createClient } from "emberlog/client"
+import type { StateOf } from "emberlog"
+import type { Todo } from "./todo.ts"
+
+const todos = createClient({ baseUrl: "http://127.0.0.1:8787" }).actor<StateOf<typeof Todo>>("todo", "groceries")
+export const titles = async (): Promise<Array<string>> => (await todos.state()).state.items.map((item) => item.title)
+`,
   "worker.ts": `
 import { createApp } from "emberlog/worker"
 export { actorClass } from "emberlog/worker"
