@@ -150,7 +150,7 @@ const idOf = (message: string): unknown => {
 
 const toLogEntry = (event: WireEvent): LogEntry => ({ position: event.seq, name: event.type, payload: event })
 
-export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
+export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorClass =>
   class Actor extends DurableObject<ActorEnv> {
     core!: ActorCore
     readonly subscribers: Subscribers
@@ -219,12 +219,12 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      * Whether the object has storage, and so its projection's tables: until the first write
      * (and after a first write that rolled back) a projection's reads answer as empty.
      */
-    protected get projectionReady(): boolean {
+    get projectionReady(): boolean {
       return hasStorage(this.ctx.storage.sql)
     }
 
     /** Sets up the projection's tables (idempotent): with the log's, or before a write that needs them first. */
-    protected ensureProjection(): void {
+    ensureProjection(): void {
       const projection = options.project
       // One transaction: a crash half-way through a setup that migrates (rebuilds an index) redoes it whole.
       if (projection !== undefined) this.ctx.storage.transactionSync(() => projection.setup(this.ctx.storage.sql))
@@ -247,7 +247,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     }
 
     /** Runs a command in one transaction and hands its events to subscribers, topics and reactions. */
-    protected commit(request: CommandRequest): ActorReply<CommandOutcome> {
+    commit(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
@@ -318,7 +318,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
     }
 
-    protected async scheduleAlarm(at: number): Promise<void> {
+    async scheduleAlarm(at: number): Promise<void> {
       if (this.alarmAt !== null && this.alarmAt <= at) return
       this.alarmAt = at
       await this.ctx.storage.setAlarm(at)
@@ -477,3 +477,24 @@ export interface ActorApi {
   verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
   fetch(request: Request): Promise<Response>
 }
+
+/**
+ * An `actorClass` instance: its RPC methods and the hooks a subclass builds on (MemoryActor). Named
+ * because declarations cannot be emitted for an anonymous class type with private members (TS4094).
+ */
+export interface ActorObject extends DurableObject<ActorEnv> {
+  core: ActorCore
+  readonly subscribers: Subscribers
+  readonly projectionReady: boolean
+  ensureProjection(): void
+  command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
+  commit(request: CommandRequest): ActorReply<CommandOutcome>
+  scheduleAlarm(at: number): Promise<void>
+  alarm(): Promise<void>
+  readState(query: StateQuery): ReturnType<ActorCore["readState"]>
+  readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
+  verifyLog(): ReturnType<ActorCore["verify"]>
+  fetch(request: Request): Promise<Response>
+}
+
+export type ActorClass = new (ctx: DurableObjectState, env: ActorEnv) => ActorObject
