@@ -34,7 +34,7 @@ import {
 export type ActorFailure = {
   /**
    * InvalidInput → 400, Forbidden → 403, Conflict → 409, TooLarge → 413, Rejected → 422,
-   * RolledBack → 500, Unavailable → 503 (mapped once, at the edge).
+   * RolledBack → 500, Unavailable → 503 (one table, failures.ts, for the edge and the objects' own answers).
    */
   readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unavailable"
   readonly code: string
@@ -133,6 +133,8 @@ export class ActorCore<S = unknown> {
     private readonly runtime: ActorRuntime,
     /** Runs inside the command's transaction after the append: side tables kept by the host. */
     private readonly onAppend?: (appended: ReadonlyArray<StoredEvent>, command: unknown) => void,
+    /** The actor's id, from the host's own name (not a request), for entities owned by who their id names. */
+    private readonly actorId = "",
   ) {
     this.state = entity.initial
     this.store = runtime.runSync(Effect.service(EventStore))
@@ -293,6 +295,7 @@ export class ActorCore<S = unknown> {
         principal: request.principal ?? "anonymous",
         scopes: new Set(request.scopes ?? []),
         internal: request.internal === true,
+        actorId: this.actorId,
       }
       const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
         Effect.provideService(Caller, caller),

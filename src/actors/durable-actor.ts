@@ -10,6 +10,7 @@ import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
+import { failureResponse } from "./failures.js"
 import { parseScopedName, scopedName } from "./names.js"
 import { drainOutbox } from "./outbox.js"
 import { CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
@@ -103,8 +104,13 @@ export const actorRuntime = (
   onCreate?: () => void,
 ): ActorRuntime => ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage, onCreate), options.ids ?? RandomIds))
 
-/** Whether the object has any table of its own yet (SQLite's and Cloudflare's `_cf_` tables aside). */
-const OWN_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' LIMIT 1"
+/**
+ * Whether the object has any table of its own yet: the platform's are not (Cloudflare's `_cf_*`,
+ * local miniflare's `__miniflare_do_name`, SQLite's `sqlite_*`).
+ */
+const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
+  AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+  LIMIT 1`
 const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
 
 /** A command sent on a subscription socket. */
@@ -145,7 +151,7 @@ const idOf = (message: string): unknown => {
 
 const toLogEntry = (event: WireEvent): LogEntry => ({ position: event.seq, name: event.type, payload: event })
 
-export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
+export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorClass =>
   class Actor extends DurableObject<ActorEnv> {
     core!: ActorCore
     readonly subscribers: Subscribers
@@ -165,6 +171,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
           entity,
           actorRuntime(ctx.storage, options, () => this.ensureProjection()),
           projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
+          parseScopedName(ctx.id.name ?? "").name,
         )
         this.alarmAt = await ctx.storage.getAlarm()
         this.reconcileMembers()
@@ -217,12 +224,12 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
      * Whether the object has storage, and so its projection's tables: until the first write
      * (and after a first write that rolled back) a projection's reads answer as empty.
      */
-    protected get projectionReady(): boolean {
+    get projectionReady(): boolean {
       return hasStorage(this.ctx.storage.sql)
     }
 
     /** Sets up the projection's tables (idempotent): with the log's, or before a write that needs them first. */
-    protected ensureProjection(): void {
+    ensureProjection(): void {
       const projection = options.project
       // One transaction: a crash half-way through a setup that migrates (rebuilds an index) redoes it whole.
       if (projection !== undefined) this.ctx.storage.transactionSync(() => projection.setup(this.ctx.storage.sql))
@@ -245,7 +252,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
     }
 
     /** Runs a command in one transaction and hands its events to subscribers, topics and reactions. */
-    protected commit(request: CommandRequest): ActorReply<CommandOutcome> {
+    commit(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
@@ -321,7 +328,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
     }
 
-    protected async scheduleAlarm(at: number): Promise<void> {
+    async scheduleAlarm(at: number): Promise<void> {
       if (this.alarmAt !== null && this.alarmAt <= at) return
       this.alarmAt = at
       await this.ctx.storage.setAlarm(at)
@@ -378,7 +385,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}) =>
       if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
       const authority = authorityOf(request)
       const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
-      if (!joined.ok) return Response.json({ error: { code: joined.error.code, message: joined.error.message } }, { status: 422 })
+      if (!joined.ok) return failureResponse(joined.error)
       const socketId = crypto.randomUUID()
       this.memberSocketOpened(socketId, member)
       return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, socketId, ...authority })
@@ -475,3 +482,24 @@ export interface ActorApi {
   verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
   fetch(request: Request): Promise<Response>
 }
+
+/**
+ * An `actorClass` instance: its RPC methods and the hooks a subclass builds on (MemoryActor). Named
+ * because declarations cannot be emitted for an anonymous class type with private members (TS4094).
+ */
+export interface ActorObject extends DurableObject<ActorEnv> {
+  core: ActorCore
+  readonly subscribers: Subscribers
+  readonly projectionReady: boolean
+  ensureProjection(): void
+  command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
+  commit(request: CommandRequest): ActorReply<CommandOutcome>
+  scheduleAlarm(at: number): Promise<void>
+  alarm(): Promise<void>
+  readState(query: StateQuery): ReturnType<ActorCore["readState"]>
+  readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
+  verifyLog(): ReturnType<ActorCore["verify"]>
+  fetch(request: Request): Promise<Response>
+}
+
+export type ActorClass = new (ctx: DurableObjectState, env: ActorEnv) => ActorObject

@@ -5,10 +5,11 @@
  * `Expired` (a second run finds the session already expired and appends nothing).
  * Time comes from Effect's Clock, so tests move it by hand.
  *
- * Authority (from the Caller the host provides): a session belongs to its `user`, the
- * principal who opened it; only that principal may open, touch, configure, close or
- * reopen it (once closed or expired, keeping its grants). Grants are the tool ACL an
- * admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is.
+ * Authority (from the Caller the host provides): a session belongs to the principal its
+ * id names (`session/{sub}`), whoever sends the first command, so nobody can claim another
+ * user's session by opening it first. Only that principal may open, touch, configure,
+ * close or reopen it (once closed or expired, keeping its grants). Grants are the tool ACL
+ * an admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is.
  */
 import { Clock, Effect, Schema } from "effect"
 import { Caller, forbid } from "./caller.js"
@@ -68,6 +69,9 @@ const decide = (state: SessionState, command: SessionCommand) =>
     if (command.type === "Expire") {
       return state.status === "open" && now >= state.expiresAt ? [{ type: "Expired", at: now } as const] : []
     }
+    // Authority before state: a refusal tells an intruder nothing about the session.
+    const grant = command.type === "Grant" || command.type === "Revoke"
+    if (!caller.internal && !grant && caller.principal !== caller.actorId) return yield* notOwner(caller.actorId)
     if (command.type === "Open") {
       const user = command.user ?? caller.principal
       if (!caller.internal && user !== caller.principal) return yield* notOwner(user)
@@ -75,17 +79,14 @@ const decide = (state: SessionState, command: SessionCommand) =>
       if (state.status === "open" && now < state.expiresAt) {
         return yield* reject("already_opened", "The session is already open")
       }
-      if (state.status !== "new" && user !== state.user) return yield* notOwner(state.user)
+      // The host's own commands are not bound to the id's owner: the user recorded first keeps the session.
+      if (caller.internal && state.status !== "new" && user !== state.user) return yield* notOwner(state.user)
       const { ttlSeconds, attributes = {} } = command
       return [{ type: "Opened", user, ttlSeconds, attributes, at: now } as const]
     }
     if (state.status === "new") return yield* reject("not_opened", "The session has not been opened")
-    const grant = command.type === "Grant" || command.type === "Revoke"
-    if (!caller.internal) {
-      if (grant && !caller.scopes.has("admin")) {
-        return yield* forbid("insufficient_scope", `${command.type} needs the admin scope`, { scope: "admin" })
-      }
-      if (!grant && caller.principal !== state.user) return yield* notOwner(state.user)
+    if (!caller.internal && grant && !caller.scopes.has("admin")) {
+      return yield* forbid("insufficient_scope", `${command.type} needs the admin scope`, { scope: "admin" })
     }
     if (state.status !== "open") return yield* reject(`session_${state.status}`, `The session is ${state.status}`)
     if (now >= state.expiresAt) return yield* reject("session_expired", "The session's time to live has passed")

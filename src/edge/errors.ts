@@ -1,10 +1,12 @@
 /**
  * Every error leaves the Worker as `{"error": {code, message, details?}}`; actor
- * failures map to HTTP status here and nowhere else.
+ * failures map to HTTP status by the one table in actors/failures.ts (objects answering
+ * over fetch use it too).
  */
 import type { Context, ErrorHandler, NotFoundHandler } from "hono"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
-import type { ActorFailure, ActorReply } from "../actors/actor-core.js"
+import type { ActorReply } from "../actors/actor-core.js"
+import { STATUS_BY_FAILURE, errorBody } from "../actors/failures.js"
 
 export class HttpError extends Error {
   constructor(
@@ -18,25 +20,13 @@ export class HttpError extends Error {
   }
 }
 
-export const errorBody = (code: string, message: string, details?: unknown) => ({
-  error: details === undefined ? { code, message } : { code, message, details },
-})
-
-const statusByFailure: Record<ActorFailure["_tag"], ContentfulStatusCode> = {
-  InvalidInput: 400,
-  Forbidden: 403,
-  Conflict: 409,
-  TooLarge: 413,
-  Rejected: 422,
-  RolledBack: 500,
-  Unavailable: 503,
-}
+export { errorBody }
 
 /** The value of a successful actor reply; a failure becomes the matching HTTP error. */
 export const unwrap = <A>(reply: ActorReply<A>): A => {
   if (reply.ok) return reply.value
   const { _tag, code, message, details } = reply.error
-  throw new HttpError(statusByFailure[_tag], code, message, details)
+  throw new HttpError(STATUS_BY_FAILURE[_tag], code, message, details)
 }
 
 export const badRequest = (code: string, message: string, details?: unknown) => new HttpError(400, code, message, details)

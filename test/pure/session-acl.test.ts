@@ -21,14 +21,15 @@ const command = fc.oneof(
 )
 const step = fc.record({ caller, command, seconds: fc.integer({ min: 0, max: 3 }) })
 
-/** Runs one request-borne command as the host would: with its caller and the time. */
-const decide = (state: SessionState, input: unknown, who: { principal: string; admin: boolean }, now: number) => {
+/** Runs one request-borne command as the host would: with its caller, the actor's own id and the time. */
+type Who = { principal: string; admin: boolean }
+const decide = (state: SessionState, input: unknown, who: Who, now: number, id: string) => {
   const decoded = Session.decodeCommand(input)
   if (!decoded.ok) throw new Error(`the arbitrary made an invalid command: ${decoded.error.message}`)
   const scopes = new Set(who.admin ? ["read", "write", "admin"] : ["read", "write"])
   return Effect.runSyncExit(
     Session.decide(state, decoded.command).pipe(
-      Effect.provideService(Caller, { principal: who.principal, scopes, internal: false }),
+      Effect.provideService(Caller, { principal: who.principal, scopes, internal: false, actorId: id }),
       Effect.provideService(Clock.Clock, clockAt(() => now)),
     ),
   )
@@ -37,7 +38,8 @@ const decide = (state: SessionState, input: unknown, who: { principal: string; a
 describe("the session's authority", () => {
   it("only its user changes a session, only admins change its grants, and names never read inherited members", () => {
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+      // The session's id names its user (session/{sub}): whoever sends the first command.
+      fc.property(fc.constantFrom("alice", "bob"), fc.array(step, { maxLength: 40 }), (id, steps) => {
         let state = Session.initial
         let now = START
         const config = new Map<string, unknown>()
@@ -45,7 +47,7 @@ describe("the session's authority", () => {
         for (const { caller: who, command: input, seconds } of steps) {
           now += seconds * 1000
           const before = state
-          const exit = decide(state, input, who, now)
+          const exit = decide(state, input, who, now, id)
           if (Exit.isFailure(exit)) {
             const error = Cause.squash(exit.cause)
             if (!(error instanceof Error) || !("code" in error)) throw new Error(`a defect: ${String(error)}`)
@@ -61,11 +63,12 @@ describe("the session's authority", () => {
             if (!who.admin) throw new Error(`${who.principal} changed grants without admin`)
           } else if (type === "Open") {
             if (state.user !== who.principal) throw new Error(`${who.principal} opened a session for ${state.user}`)
+            if (who.principal !== id) throw new Error(`${who.principal} opened session/${id}`)
             if (before.status !== "new" && before.user !== who.principal) {
               throw new Error(`${who.principal} reopened ${before.user}'s session`)
             }
-          } else if (before.user !== who.principal) {
-            throw new Error(`${who.principal} sent ${type} to ${before.user}'s session`)
+          } else if (before.user !== who.principal || who.principal !== id) {
+            throw new Error(`${who.principal} sent ${type} to session/${id} of ${before.user}`)
           }
           if (type === "SetConfig") config.set((input as { key: string }).key, (input as { value: unknown }).value)
           if (type === "Grant") grants.add((input as { tool: string }).tool)
@@ -86,6 +89,36 @@ describe("the session's authority", () => {
         }
       }),
       propertyParameters({ numRuns: 300 }),
+    )
+  })
+
+  it("refuses Open from anyone but the principal the session's id names, whatever the state and scopes (403)", () => {
+    const states = fc.array(step, { maxLength: 20 }).map((steps) => {
+      let state = Session.initial
+      let now = START
+      // Histories as the owner "alice" builds them; the intruder then tries to open.
+      for (const { caller: who, command: input, seconds } of steps) {
+        now += seconds * 1000
+        const exit = decide(state, input, { ...who, principal: "alice" }, now, "alice")
+        if (Exit.isSuccess(exit)) for (const event of exit.value) state = Session.evolve(state, event)
+      }
+      return { state, now }
+    })
+    const users = fc.constantFrom(undefined, "alice", "bob")
+    const intruderOpen = fc.record({ type: fc.constant("Open"), ttlSeconds: ttl, user: users })
+    const later = fc.integer({ min: 0, max: 10 })
+    fc.assert(
+      fc.property(states, intruderOpen, fc.boolean(), later, ({ state, now }, open, admin, seconds) => {
+        const { user, ...rest } = open
+        const input = user === undefined ? rest : open
+        const exit = decide(state, input, { principal: "bob", admin }, now + seconds * 1000, "alice")
+        if (Exit.isSuccess(exit)) throw new Error(`bob opened alice's session: ${JSON.stringify(exit.value)}`)
+        const error = Cause.squash(exit.cause)
+        if (!(error instanceof Forbidden) || error.code !== "not_session_owner") {
+          throw new Error(`refused as ${String(error)}`)
+        }
+      }),
+      propertyParameters({ numRuns: 200 }),
     )
   })
 

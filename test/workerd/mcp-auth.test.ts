@@ -56,16 +56,24 @@ const listenRequest = (as: string, id: number, uris: Array<unknown>) => {
 }
 
 describe("the session ACL in MCP", () => {
-  it("binds a principal only by a session it opened itself", async () => {
+  it("binds a user by the session its id names: nobody opens it first, and the admin's grants apply", async () => {
     const sub = freshId("victim")
     const victim = await token(sub, "read write")
     const mallory = await token("mallory", "read write")
-    // Mallory may open a session under the victim's id only as her own; it binds nobody else.
-    expect((await sessionCommand(sub, mallory, { type: "Open", ttlSeconds: 600 })).status).toBe(200)
-    const read = await callTool(victim, "read_state", { kind: "counter", id: freshId() })
-    expect(read.isError).toBeFalsy()
-    expect((await sessionCommand(sub, mallory, { type: "Close" })).status).toBe(200)
+    const admin = await token("root", "read write admin")
+    // Opening the victim's session first (as her own, user omitted) takes nothing over.
+    const taken = await sessionCommand(sub, mallory, { type: "Open", ttlSeconds: 600 })
+    expect([taken.status, ((await taken.json()) as any).error.code]).toEqual([403, "not_session_owner"])
+    expect((await callTool(victim, "counter_increment", { id: freshId(), command: { by: 1 } })).isError).toBeFalsy()
+    expect((await sessionCommand(sub, victim, { type: "Open", ttlSeconds: 600 })).status).toBe(200)
+    expect((await sessionCommand(sub, admin, { type: "Grant", tool: "read_state" })).status).toBe(200)
     expect((await callTool(victim, "read_state", { kind: "counter", id: freshId() })).isError).toBeFalsy()
+    const increment = await callTool(victim, "counter_increment", { id: freshId(), command: { by: 1 } })
+    const refusal = [true, expect.stringContaining("tool_not_granted")]
+    expect([increment.isError, JSON.stringify(increment.content)]).toEqual(refusal)
+    // Another writer's Close is refused too, so the ACL stays in force.
+    expect((await sessionCommand(sub, mallory, { type: "Close" })).status).toBe(403)
+    expect((await callTool(victim, "counter_increment", { id: freshId(), command: { by: 1 } })).isError).toBe(true)
   })
 
   it("refuses another writer's Close of a user's session, and a user's own Grant, through the tools too", async () => {
@@ -137,7 +145,25 @@ describe("resources/subscribe (2025-11-25 sessions)", () => {
     const sessionId = (await legacy(writer, initialize)).headers.get("mcp-session-id")!
     const subscribe = { jsonrpc: "2.0", id: 2, method: "resources/subscribe", params: { uri: `emberlog://counter/${freshId()}` } }
     const refused = await legacy(writer, subscribe, sessionId)
-    expect(refused.json.error.message).toContain("read scope")
+    const error = { code: -32000, message: expect.stringContaining("read scope"), data: { scope: "read" } }
+    expect(refused.json.error).toMatchObject(error)
+  })
+
+  it("follows at most 100 resources per session and only valid resource URIs: more is -32602", async () => {
+    const reader = await token("reader", "read")
+    const sessionId = (await legacy(reader, initialize)).headers.get("mcp-session-id")!
+    const subscribe = (id: number, uri: string) =>
+      legacy(reader, { jsonrpc: "2.0", id, method: "resources/subscribe", params: { uri } }, sessionId)
+    const prefix = freshId("c")
+    for (let i = 0; i < 100; i++) {
+      expect([i, (await subscribe(i + 2, `emberlog://counter/${prefix}-${i}`)).json.error]).toEqual([i, undefined])
+    }
+    const tooMany = (await subscribe(200, `emberlog://counter/${prefix}-100`)).json
+    const error = { code: -32602, message: expect.stringContaining("100"), data: { max: 100 } }
+    expect(tooMany).toMatchObject({ id: 200, error })
+    // Subscribing again to one already followed is not one more.
+    expect((await subscribe(201, `emberlog://counter/${prefix}-0`)).json.error).toBeUndefined()
+    expect((await subscribe(202, "emberlog://nokind/x")).json.error.code).toBe(-32602)
   })
 })
 

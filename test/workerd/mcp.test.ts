@@ -3,7 +3,8 @@ import { SELF, createExecutionContext, env, runDurableObjectAlarm, runInDurableO
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import worker from "../../src/edge/worker.js"
-import { BASE, devName, freshId } from "./helpers.js"
+import { MAX_JSON_DEPTH } from "../../src/actors/limits.js"
+import { BASE, devName, freshId, json } from "./helpers.js"
 
 const MODERN_META = {
   "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -45,6 +46,23 @@ describe("MCP JSON-RPC", () => {
     expect([notification.status, notification.json]).toEqual([202, undefined])
      const oversized = await modern("tools/call", { name: "store_memory", arguments: { namespace: "big", content: "x".repeat(300 * 1024) } })
     expect(oversized).toMatchObject({ status: 413, json: { error: { code: -32600 } } })
+  })
+
+  it("checks a body's depth on its text before parsing, as /v1 does: too deep is -32600, JSON or not", async () => {
+    const open = "[".repeat(MAX_JSON_DEPTH + 1)
+    // Cut off (not JSON: parsing first would call it a parse error) and complete.
+    const cutOff = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":${open}`
+    const bodies = [cutOff, `${open}${"]".repeat(MAX_JSON_DEPTH + 1)}`]
+    for (const body of bodies) {
+      const v1 = await SELF.fetch(`${BASE}/v1/counter/${freshId()}/commands`, { method: "POST", body })
+      expect(await json(v1)).toMatchObject({ status: 400, body: { error: { code: "too_deep" } } })
+      const modernHeaders = { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call" }
+      for (const headers of [{}, modernHeaders] as Array<Record<string, string>>) {
+        const refused = await rpc(body, headers)
+        const error = { code: -32600, message: expect.stringContaining("too_deep") }
+        expect(refused).toMatchObject({ status: 400, json: { error } })
+      }
+    }
   })
 
   it("opens 2025-era sessions only with initialize, and 404s an unknown session", async () => {

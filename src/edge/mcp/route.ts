@@ -12,9 +12,17 @@ import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
 import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
 import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
-import { exceedsDepth, tooDeep } from "../../actors/limits.js"
+import { textExceedsDepth, tooDeep } from "../../actors/limits.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
 
 const modernHandler = () =>
   createMcpHandler(
@@ -28,32 +36,26 @@ const modernHandler = () =>
 /** Created once per isolate: per request, the factory builds a server for that caller. */
 const modern = modernHandler()
 
-/** A JSON-RPC error answering request `id` (the SDK answers in-band errors with 200 too). */
-const rpcError = (id: unknown, code: number, message: string, data?: unknown, status = 200) => {
-  const error = data === undefined ? { code, message } : { code, message, data }
-  return Response.json({ jsonrpc: "2.0", id: id ?? null, error }, { status })
-}
-
 /** Why a listen may not start (scope, count, URIs), before any follower is opened. */
 const refuseListen = (message: unknown, principal: Principal): Response | undefined => {
   const { id, params } = message as { id?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } }
   if (!principal.scopes.has("read")) {
-    return rpcError(id, -32000, "subscriptions/listen needs the read scope", { scope: "read" }, 403)
+    return jsonRpcError(403, -32000, "subscriptions/listen needs the read scope", { id, data: { scope: "read" } })
   }
   const uris = params?.notifications?.resourceSubscriptions
   if (uris === undefined) return undefined
   if (!Array.isArray(uris)) {
-    return rpcError(id, -32602, "Invalid params: resourceSubscriptions must be an array of resource URIs")
+    return jsonRpcError(200, -32602, "Invalid params: resourceSubscriptions must be an array of resource URIs", { id })
   }
   if (uris.length > MAX_FOLLOWED_RESOURCES) {
     const message = `Invalid params: at most ${MAX_FOLLOWED_RESOURCES} resources per listen (got ${uris.length})`
-    return rpcError(id, -32602, message, { max: MAX_FOLLOWED_RESOURCES })
+    return jsonRpcError(200, -32602, message, { id, data: { max: MAX_FOLLOWED_RESOURCES } })
   }
   const invalid = uris.filter((uri) => typeof uri !== "string" || parseResourceUri(uri) === undefined)
   if (invalid.length > 0) {
     const expected = `${RESOURCE_PREFIX}{kind}/{id} or …/events, ids of 1–128 characters of A-Z a-z 0-9 . _ : -`
     const message = `Invalid params: not a resource URI of this server (expected ${expected})`
-    return rpcError(id, -32602, message, { invalid: invalid.slice(0, 10) })
+    return jsonRpcError(200, -32602, message, { id, data: { invalid: invalid.slice(0, 10) } })
   }
   return undefined
 }
@@ -116,11 +118,15 @@ export const mcpRoutes = (app: App) => {
   app.all("/mcp", limitMcpBody, async (c) => {
     const request = c.req.raw
     const principal = c.get("principal")
-    const message = request.method === "POST" ? await request.clone().json().catch(() => undefined) : undefined
+    const text = request.method === "POST" ? await request.clone().text() : undefined
+    // Tool arguments go on to actors over RPC: the same depth limit, checked the same way (on the text,
+    // before anything parses it), as every other body.
+    if (text !== undefined && textExceedsDepth(text)) {
+      return jsonRpcError(400, -32600, `${tooDeep.message} (${tooDeep.code})`)
+    }
+    const message = text === undefined ? undefined : parseJson(text)
     // Neither revision accepts JSON-RPC batches.
     if (Array.isArray(message)) return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
-    // Tool arguments go on to actors over RPC: the same depth limit as every other body.
-    if (exceedsDepth(message)) return jsonRpcError(400, -32600, `${tooDeep.message} (${tooDeep.code})`)
     if (!(await isLegacyRequest(request))) {
       if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen") return listen(request, message, c.env, principal)
       return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })

@@ -64,9 +64,8 @@ const fromReply = <A extends Record<string, unknown>>(reply: Reply<A>): ToolResu
 const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<string> | undefined> => {
   const reply = await directory.actor("session", directory.principal.sub).readState({})
   if (!reply.ok || reply.value.version === 0) return undefined
-  const state = reply.value.state as { status: string; user: string; grants: ReadonlyArray<string> }
-  // Only a session the principal opened is its ACL: anyone else's session under that id binds nobody.
-  if (state.user !== directory.principal.sub) return undefined
+  // session/{sub} is sub's by its id (nobody else can open it), so its grants are sub's ACL.
+  const state = reply.value.state as { status: string; grants: ReadonlyArray<string> }
   return new Set(state.status === "open" ? state.grants : [])
 }
 

@@ -9,7 +9,12 @@
  * A session whose object was evicted is gone: its next request gets 404 and the client
  * initializes a new one, as the protocol prescribes.
  */
-import { WebStandardStreamableHTTPServerTransport, type AuthInfo, type McpServer } from "@modelcontextprotocol/server"
+import {
+  ProtocolError,
+  WebStandardStreamableHTTPServerTransport,
+  type AuthInfo,
+  type McpServer,
+} from "@modelcontextprotocol/server"
 import { DurableObject } from "cloudflare:workers"
 import type { CommandRequest } from "../../actors/actor-core.js"
 import type { ActorApi } from "../../actors/durable-actor.js"
@@ -17,7 +22,7 @@ import { actorStub } from "../../actors/kinds.js"
 import type { Principal } from "../../infra/tokens.js"
 import { SessionEventLog } from "./event-log.js"
 import { MAX_FOLLOWED_RESOURCES, followResource, type Follower } from "./follow.js"
-import { buildMcpServer, type ActorDirectory } from "./server.js"
+import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
 
 /** Set by the edge only (it overwrites anything a client sent). */
 export const NEW_SESSION_HEADER = "X-Emberlog-Mcp-New-Session"
@@ -69,9 +74,19 @@ export const authInfoFor = (principal: Principal, extra: Record<string, unknown>
 const samePrincipal = (a: Principal | undefined, b: Principal) =>
   a !== undefined && a.sub === b.sub && a.tenant === b.tenant && [...a.scopes].sort().join(" ") === [...b.scopes].sort().join(" ")
 
-/** A JSON-RPC error answered before any MCP server sees the request. */
-export const jsonRpcError = (status: number, code: number, message: string) =>
-  Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status })
+/**
+ * A JSON-RPC error answered before any MCP server sees the request: to the message's `id`
+ * when it has one (in-band errors are 200, as the SDK answers them), else to `null`.
+ */
+export const jsonRpcError = (
+  status: number,
+  code: number,
+  message: string,
+  reply: { readonly id?: unknown; readonly data?: unknown } = {},
+) => {
+  const error = reply.data === undefined ? { code, message } : { code, message, data: reply.data }
+  return Response.json({ jsonrpc: "2.0", id: reply.id ?? null, error }, { status })
+}
 
 export class McpSession extends DurableObject<Record<string, unknown>> {
   private transport: WebStandardStreamableHTTPServerTransport | undefined
@@ -135,9 +150,16 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
   /** Tells the client each time a subscribed resource's actor appends. */
   private async watch(uri: string): Promise<void> {
     if (this.owner === undefined || this.watches.has(uri)) return
-    if (!this.owner.scopes.has("read")) throw new Error("Subscribing to resources needs the read scope")
+    // ProtocolErrors reach the client with their own code; any other throw would be -32603 (internal).
+    if (!this.owner.scopes.has("read")) {
+      throw new ProtocolError(-32000, "Subscribing to resources needs the read scope", { scope: "read" })
+    }
     if (this.watches.size >= MAX_FOLLOWED_RESOURCES) {
-      throw new Error(`A session follows at most ${MAX_FOLLOWED_RESOURCES} resources`)
+      const message = `Invalid params: a session follows at most ${MAX_FOLLOWED_RESOURCES} resources`
+      throw new ProtocolError(-32602, message, { max: MAX_FOLLOWED_RESOURCES })
+    }
+    if (parseResourceUri(uri) === undefined) {
+      throw new ProtocolError(-32602, `Invalid params: not a resource URI of this server: ${JSON.stringify(uri)}`)
     }
     // Registered before connecting, so a concurrent subscribe, unsubscribe or end sees it.
     const following = followResource(directoryFor(this.env, this.owner), uri, () => {
