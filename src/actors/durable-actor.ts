@@ -13,12 +13,11 @@ import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, typ
 import { failureResponse } from "./failures.js"
 import { parseScopedName, scopedName } from "./names.js"
 import { drainOutbox } from "./outbox.js"
+import { CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
+import { rateLimitMessage, withinLimit } from "./rate-limit.js"
 import {
-  CLOSE_TOO_LARGE,
-  MAX_FRAME_BYTES,
   Subscribers,
   acceptSubscription,
-  ackedSeq,
   authorityOf,
   closeExpiredSocket,
   isExpired,
@@ -75,11 +74,16 @@ export interface RoomHosting {
 }
 
 /**
- * Member sockets by name, as the host opened and closed them (ctx.storage.kv): on wake it
- * tells which members had sockets, so the ones whose sockets died can leave. Members that
- * joined by a plain command have no socket to lose and are left alone.
+ * One key per member socket the host opened (ctx.storage.kv: prefix + socket id → member
+ * name), written in the stretch of its Join and deleted in that of its Leave. On wake it
+ * tells which sockets died with the runtime, so their members can leave; and since only
+ * the handler that deletes the key commits the Leave, a socket's Leave happens once, even
+ * when a wake's reconciliation and the socket's close handler both see it end. Members
+ * that joined by a plain command have no socket to lose and are left alone.
  */
-const ROOM_SOCKETS_KEY = "emberlog/room-sockets"
+const MEMBER_SOCKET_PREFIX = "emberlog/room-socket/"
+/** Counts per member name, written before sockets had ids; none of those sockets outlives the deploy. */
+const LEGACY_ROOM_SOCKETS_KEY = "emberlog/room-sockets"
 
 /** The member name a room socket was opened with (set by the edge). */
 export const MEMBER_HEADER = "X-Emberlog-Member"
@@ -118,9 +122,6 @@ interface CommandFrame {
   readonly idempotencyKey?: string
 }
 
-const errorFrame = (id: unknown, code: string, message: string) =>
-  JSON.stringify({ type: "error", id: typeof id === "string" || typeof id === "number" ? id : null, error: { code, message } })
-
 const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: string; readonly id?: unknown } => {
   let frame: unknown
   try {
@@ -133,7 +134,7 @@ const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: 
   if (type !== "command") return { invalid: `Unknown frame type ${JSON.stringify(type)}; expected "command"`, id }
   if (typeof id !== "string" && typeof id !== "number") return { invalid: "A command frame needs an id (string or number)", id }
   if (ifMatch !== undefined && !(Number.isSafeInteger(ifMatch) && (ifMatch as number) >= 0)) return { invalid: "ifMatch must be a version number", id }
-  if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
+  if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !CLIENT_ID.test(idempotencyKey))) {
     return { invalid: "idempotencyKey must be 1–255 visible ASCII characters", id }
   }
   return { type, id, command, ifMatch: ifMatch as number | undefined, idempotencyKey: idempotencyKey as string | undefined }
@@ -183,36 +184,40 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
 
     /**
      * Sockets that died with the runtime (a crash, a deploy) never ran their close handler,
-     * so on wake every member with fewer live sockets than it had opened leaves once per
-     * lost socket, through the Leave command: the correction is in the log like any other.
+     * so on wake every member socket the host opened and no longer lists ends, through the
+     * Leave command: the correction is in the log like any other.
      */
     private reconcileMembers(): void {
       const room = options.room
-      const opened = room && (this.ctx.storage.kv.get(ROOM_SOCKETS_KEY) as Map<string, number> | undefined)
-      if (room === undefined || opened === undefined) return
-      const live = new Map<string, number>()
+      if (room === undefined) return
+      const live = new Set<string>()
       for (const socket of this.ctx.getWebSockets("room")) {
-        const attachment = socket.deserializeAttachment() as SocketAttachment | null
-        const name = attachment?.left ? undefined : attachment?.name
-        if (name !== undefined) live.set(name, (live.get(name) ?? 0) + 1)
+        const socketId = (socket.deserializeAttachment() as SocketAttachment | null)?.socketId
+        if (socketId !== undefined) live.add(socketId)
       }
-      let lost = false
-      for (const [name, count] of opened) {
-        for (let connected = live.get(name) ?? 0; connected < count; connected++) {
-          lost = true
+      const kv = this.ctx.storage.kv
+      for (const [key, name] of [...kv.list<string>({ prefix: MEMBER_SOCKET_PREFIX })]) {
+        const socketId = key.slice(MEMBER_SOCKET_PREFIX.length)
+        if (!live.has(socketId) && this.memberSocketEnded(socketId)) {
           this.commit({ command: room.leave(name), principal: "system", internal: true })
         }
       }
-      if (lost) this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, live)
+      const legacy = kv.get<Map<string, number>>(LEGACY_ROOM_SOCKETS_KEY)
+      if (legacy === undefined) return
+      kv.delete(LEGACY_ROOM_SOCKETS_KEY)
+      for (const [name, count] of legacy) {
+        for (let i = 0; i < count; i++) this.commit({ command: room.leave(name), principal: "system", internal: true })
+      }
     }
 
-    /** Counts a member socket opened (+1) or ended (-1); written in the stretch of its Join or Leave. */
-    private countMemberSocket(name: string, change: 1 | -1): void {
-      const opened = (this.ctx.storage.kv.get(ROOM_SOCKETS_KEY) as Map<string, number> | undefined) ?? new Map()
-      const count = (opened.get(name) ?? 0) + change
-      if (count > 0) opened.set(name, count)
-      else opened.delete(name)
-      this.ctx.storage.kv.put(ROOM_SOCKETS_KEY, opened)
+    /** Records a member socket opened; written in the stretch of its Join. */
+    private memberSocketOpened(socketId: string, name: string): void {
+      this.ctx.storage.kv.put(MEMBER_SOCKET_PREFIX + socketId, name)
+    }
+
+    /** Whether this call ended the member socket (true once per socket): only then may its Leave be committed. */
+    private memberSocketEnded(socketId: string): boolean {
+      return this.ctx.storage.kv.delete(MEMBER_SOCKET_PREFIX + socketId)
     }
 
     /**
@@ -286,19 +291,24 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       }
     }
 
+    /** Members' frames go through the subscribers' accounting, so a member that never reads is capped too. */
     private sendToMembers(events: ReadonlyArray<WireEvent>): void {
       const room = options.room
       if (room === undefined) return
-      const frames = events.map((event) => room.frame(entity.decodeEvent(event), event.meta.at)).filter((frame) => frame !== undefined)
-      if (frames.length === 0) return
-      const texts = frames.map((frame) => JSON.stringify(frame))
-      for (const socket of this.subscribers.sockets("room")) {
-        try {
-          for (const text of texts) socket.send(text)
-        } catch {
-          // A closing socket; its close handler makes the member leave.
-        }
-      }
+      const frames = events.flatMap((event) => {
+        const frame = room.frame(entity.decodeEvent(event), event.meta.at)
+        return frame === undefined ? [] : [{ text: JSON.stringify(frame), seq: event.seq }]
+      })
+      this.subscribers.sendFrames("room", frames, (lastSeq) => this.missedPostsReason(lastSeq))
+    }
+
+    /** Member frames carry no seq: a member closed at its cap is told where the log has what it missed. */
+    private missedPostsReason(lastSeq: number): string {
+      const name = this.ctx.id.name === undefined ? undefined : parseScopedName(this.ctx.id.name).name
+      const reason = `Too much unread: what you missed is in /v1/${entity.kind}/${name}/events?after=${lastSeq}`
+      // A close reason is at most 123 bytes; ids are ASCII, so a long one is left out.
+      if (name !== undefined && reason.length <= 123) return reason
+      return `Too much unread: what you missed is in this room's log, /v1/${entity.kind}/{id}/events?after=${lastSeq}`
     }
 
     /**
@@ -376,19 +386,17 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       const authority = authorityOf(request)
       const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
       if (!joined.ok) return failureResponse(joined.error)
-      this.countMemberSocket(member, 1)
-      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, ...authority })
+      const socketId = crypto.randomUUID()
+      this.memberSocketOpened(socketId, member)
+      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, socketId, ...authority })
     }
 
     /** Frames that act wait for the one before them: a limiter call in between must not reorder them. */
     private frames: Promise<void> = Promise.resolve()
 
     override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
-      // Acks only confirm reading (log sockets); they neither act nor wait behind frames that do.
-      const acked = typeof message === "string" && !isOversize(message) ? ackedSeq(message) : undefined
-      if (acked !== undefined && (socket.deserializeAttachment() as SocketAttachment).mode === "log") {
-        return Promise.resolve(this.subscribers.acknowledge(socket, acked))
-      }
+      // Acks (on log and member sockets) only confirm reading; they neither act nor wait behind frames that do.
+      if (typeof message === "string" && this.subscribers.receiveAck(socket, message)) return Promise.resolve()
       const handled = this.frames.then(() => this.actOnFrame(socket, message))
       this.frames = handled.catch(() => undefined)
       return handled
@@ -406,10 +414,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
         socket.send(errorFrame(idOf(message), "token_expired", "This socket's token has expired; nothing was done"))
         return closeExpiredSocket(socket)
       }
-      if (attachment.limitKey !== undefined && this.env.LIMITER !== undefined) {
-        const { success } = await this.env.LIMITER.limit({ key: attachment.limitKey })
-        const refusal = "Too many requests; retry after 60 seconds; nothing was done"
-        if (!success) return socket.send(errorFrame(idOf(message), "rate_limited", refusal))
+      if (attachment.limitKey !== undefined && !(await withinLimit(this.env.LIMITER, attachment.limitKey))) {
+        return socket.send(errorFrame(idOf(message), "rate_limited", `${rateLimitMessage}; nothing was done`))
       }
       if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
       const frame = parseCommandFrame(message)
@@ -427,7 +433,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       socket.send(
         reply.ok
           ? JSON.stringify({ type: "ack", id: frame.id, version: reply.value.version })
-          : JSON.stringify({ type: "error", id: frame.id, error: { code: reply.error.code, message: reply.error.message, ...(reply.error.details === undefined ? {} : { details: reply.error.details }) } }),
+          : errorFrame(frame.id, reply.error.code, reply.error.message, reply.error.details),
       )
     }
 
@@ -442,15 +448,14 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       if (typeof type !== "string") return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
       const principal = (socket.deserializeAttachment() as SocketAttachment).principal ?? member
       const reply = this.commit({ command: options.room!.post(member, { type, payload }), principal })
-      if (!reply.ok) socket.send(JSON.stringify({ type: "error", id: null, error: { code: reply.error.code, message: reply.error.message } }))
+      if (!reply.ok) socket.send(errorFrame(null, reply.error.code, reply.error.message, reply.error.details))
     }
 
-    /** A room member leaves once, whether its socket closed or failed. */
+    /** A room member socket leaves once, whether it closed, failed, or a wake found it gone first. */
     private leave(socket: WebSocket): void {
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
-      if (attachment?.mode !== "room" || options.room === undefined || attachment.left) return
-      socket.serializeAttachment({ ...attachment, left: true })
-      this.countMemberSocket(attachment.name!, -1)
+      if (attachment?.mode !== "room" || options.room === undefined || attachment.socketId === undefined) return
+      if (!this.memberSocketEnded(attachment.socketId)) return
       this.commit({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
     }
 

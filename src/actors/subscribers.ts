@@ -14,12 +14,33 @@
  *
  * Bounded buffers. workerd does not implement `bufferedAmount` on server-side sockets
  * (cloudflare/workerd#988: it is undefined here), so a socket that stops reading would
- * make the runtime queue every frame. Each socket's bytes are accounted here instead:
- * a client confirms what it has read with `{"type":"ack","seq":N}`, and a socket with
- * more than WS_MAX_UNCONFIRMED bytes sent after its last confirmation is closed with
- * CLOSE_RESUME, which tells the client to reconnect with `after` = the last seq it saw.
- * A backlog larger than the cap is sent the same way, one cap's worth per connection.
+ * make the runtime queue every frame. Each socket's bytes are accounted here instead,
+ * whatever it carries (log frames, or a room's frames to its members): a client confirms
+ * what it has read with `{"type":"ack","seq":N}` (or `{"type":"ack"}`: everything sent so
+ * far), and a socket with more than WS_MAX_UNCONFIRMED bytes sent after its last
+ * confirmation is closed with CLOSE_RESUME, which tells the client to reconnect with
+ * `after` = the last seq it saw. A backlog larger than the cap is sent the same way, one
+ * cap's worth per connection. An ack can only confirm what was sent: one naming a later
+ * seq is refused, or a single forged ack would lift the cap for good.
  */
+import { utf8Length } from "../domain/json-size.js"
+import {
+  CLOSE_RESUME,
+  CLOSE_TOKEN_EXPIRED,
+  MAX_FRAME_BYTES,
+  WS_MAX_UNCONFIRMED,
+  errorFrame,
+  parseAck,
+} from "../domain/protocol.js"
+
+/** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
+export {
+  CLOSE_RESUME,
+  CLOSE_TOKEN_EXPIRED,
+  CLOSE_TOO_LARGE,
+  MAX_FRAME_BYTES,
+  WS_MAX_UNCONFIRMED,
+} from "../domain/protocol.js"
 
 /** One entry of the log as subscribers see it. */
 export interface LogEntry {
@@ -47,8 +68,8 @@ export interface SocketAttachment {
   readonly principal?: string
   /** The scopes of the token that opened it: commands need `write`, and entities decide by them (Caller). */
   readonly scopes?: ReadonlyArray<string>
-  /** A room member that has already left (close and error both end membership, once). */
-  readonly left?: boolean
+  /** A room member socket's identity: its Leave is committed once, by whichever handler sees it end first. */
+  readonly socketId?: string
   /** When the token that opened the socket expires (ms epoch): frames that act are refused, the socket closed. */
   readonly expiresAt?: number
   /** The rate-limit key of whoever opened it: frames that act count against the same budget as HTTP. */
@@ -63,17 +84,11 @@ export const PRINCIPAL_HEADER = "X-Emberlog-Principal"
 export const SCOPES_HEADER = "X-Emberlog-Scopes"
 export const EXPIRES_HEADER = "X-Emberlog-Expires"
 export const LIMIT_KEY_HEADER = "X-Emberlog-Limit-Key"
-export const MAX_FRAME_BYTES = 1024 * 1024
-/** Close code for frames over MAX_FRAME_BYTES (RFC 6455 "message too big"). */
-export const CLOSE_TOO_LARGE = 1009
 export const SSE_KEEP_ALIVE_MS = 15_000
-export const SSE_MAX_BUFFERED = 8 * 1024 * 1024
-/** The WebSocket cap, the same as SSE's: bytes a socket may have been sent past its last `ack`. */
-export const WS_MAX_UNCONFIRMED = SSE_MAX_BUFFERED
-/** Close code for a socket over its cap: reconnect with `after` = the last seq received (nothing is lost). */
-export const CLOSE_RESUME = 4100
-/** Close code for a socket whose token expired: reconnect with a fresh token. */
-export const CLOSE_TOKEN_EXPIRED = 4001
+/** The SSE cap, the same as the WebSocket one. */
+export const SSE_MAX_BUFFERED = WS_MAX_UNCONFIRMED
+/** A close reason is at most 123 bytes of UTF-8 (RFC 6455); a longer one would make `close` throw. */
+const MAX_CLOSE_REASON_BYTES = 123
 /** Checkpoints of (seq, bytes sent) this far apart let an ack of an older seq confirm what it covers. */
 const CHECKPOINT_BYTES = 256 * 1024
 const PAGE = 500
@@ -93,18 +108,16 @@ interface Account {
   checkpoints: Array<{ readonly seq: number; readonly sent: number }>
 }
 
-/** An `{"type":"ack","seq":N}` frame's seq, or undefined when the frame is something else. */
-export const ackedSeq = (message: string): number | undefined => {
-  // Cheap test first: every other frame (commands, room posts) goes on to its own parser.
-  if (message.length > 64 || !message.includes('"ack"')) return undefined
-  try {
-    const frame = JSON.parse(message) as { type?: unknown; seq?: unknown }
-    const seq = frame?.type === "ack" ? frame.seq : undefined
-    return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : undefined
-  } catch {
-    return undefined
-  }
+/** One frame to send to sockets: its text and the seq of the entry it carries. */
+export interface OutgoingFrame {
+  readonly text: string
+  readonly seq: number
 }
+
+/** Why a socket over its cap was closed, and where to pick up (at most MAX_CLOSE_REASON_BYTES). */
+export type OverCapReason = (lastSeqSent: number) => string
+
+const resumeReason: OverCapReason = () => "Too much unread: reconnect with after=<the last seq you received>"
 
 const sseMessage = (entry: LogEntry) => `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
 
@@ -136,7 +149,9 @@ export class Subscribers {
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server, [attachment.mode])
     server.serializeAttachment(attachment)
-    this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq: after, checkpoints: [] })
+    // A room member gets no backlog: it starts at the head.
+    const lastSeq = attachment.mode === "log" ? after : this.source.head()
+    this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq, checkpoints: [] })
     if (attachment.mode === "log") this.sendBacklog(server, after)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
@@ -169,32 +184,33 @@ export class Subscribers {
   /** Sends newly appended entries (contiguous, oldest first) to every live subscriber. */
   deliver(appended: ReadonlyArray<LogEntry>): void {
     if (appended.length === 0) return
-    const frames = appended.map((entry) => {
-      const text = this.source.frame(entry)
-      return { text, bytes: byteLength(text), seq: entry.position }
-    })
-    for (const socket of this.ctx.getWebSockets("log")) {
-      for (const frame of frames) if (!this.send(socket, frame.text, frame.bytes, frame.seq)) break
-    }
+    this.sendFrames("log", appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position })))
     if (this.sse.size > 0) {
       const text = appended.map(sseMessage).join("")
       for (const subscriber of this.sse) this.writeSse(subscriber, text)
     }
   }
 
-  /** Sockets in a given mode (rooms send their own frames to their members). */
-  sockets(mode: SocketAttachment["mode"]): Array<WebSocket> {
-    return this.ctx.getWebSockets(mode)
+  /**
+   * Sends frames (in seq order) to every socket in `mode`, each within its cap: rooms send
+   * their own frames to their members this way, so member sockets are bounded like the rest.
+   */
+  sendFrames(mode: SocketAttachment["mode"], frames: ReadonlyArray<OutgoingFrame>, overCap = resumeReason): void {
+    if (frames.length === 0) return
+    const sized = frames.map((frame) => ({ ...frame, bytes: utf8Length(frame.text) }))
+    for (const socket of this.ctx.getWebSockets(mode)) {
+      for (const frame of sized) if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
+    }
   }
 
   /**
    * Sends one frame within the socket's cap; a socket over it is closed with CLOSE_RESUME
    * instead (false: nothing more should be sent to it).
    */
-  private send(socket: WebSocket, text: string, bytes: number, seq: number): boolean {
+  private send(socket: WebSocket, text: string, bytes: number, seq: number, overCap = resumeReason): boolean {
     const account = this.accountOf(socket)
     if (account.sent + bytes - account.confirmed > WS_MAX_UNCONFIRMED && account.sent > account.confirmed) {
-      closeQuietly(socket, CLOSE_RESUME, `Too much unread: reconnect with after=<the last seq you received>`)
+      closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
       return false
     }
     try {
@@ -213,20 +229,47 @@ export class Subscribers {
     return true
   }
 
-  /** The client has everything up to `seq`: what was sent up to it no longer counts against the cap. */
-  acknowledge(socket: WebSocket, seq: number): void {
+  /**
+   * Handles `message` if it is an ack (true), answering a malformed or forged one with an
+   * error frame; anything else (false) is the caller's to handle.
+   */
+  receiveAck(socket: WebSocket, message: string): boolean {
+    const ack = parseAck(message)
+    if (ack === undefined) return false
+    const refusal = "invalid" in ack ? ack.invalid : this.acknowledge(socket, ack.seq)
+    if (refusal !== undefined) {
+      try {
+        socket.send(errorFrame(null, "invalid_ack", refusal))
+      } catch {
+        // Closing: nothing to answer.
+      }
+    }
+    return true
+  }
+
+  /**
+   * The client has everything up to `seq` (undefined: everything sent so far): what was sent
+   * up to it no longer counts against the cap. An ack beyond the last seq sent confirms
+   * nothing (the refusal is returned): the client cannot have read what was never sent.
+   */
+  acknowledge(socket: WebSocket, seq?: number): string | undefined {
     const account = this.accountOf(socket)
-    if (seq >= account.lastSeq) {
+    if (seq !== undefined && seq > account.lastSeq) {
+      const sent = account.lastSeq
+      return `An ack of seq ${seq} is beyond the last seq sent on this socket (${sent}); nothing was confirmed`
+    }
+    if (seq === undefined || seq === account.lastSeq) {
       account.confirmed = account.sent
       account.checkpoints = []
     } else {
       let covered = 0
       while (covered < account.checkpoints.length && account.checkpoints[covered]!.seq <= seq) covered++
-      if (covered === 0) return
+      if (covered === 0) return undefined
       account.confirmed = account.checkpoints[covered - 1]!.sent
       account.checkpoints = account.checkpoints.slice(covered)
     }
     this.persistUnconfirmed(socket, account)
+    return undefined
   }
 
   /** When the next socket expires (ms epoch), if any does. */
@@ -285,7 +328,7 @@ export class Subscribers {
       if (page.length === 0) break
       for (const entry of page) {
         const text = this.source.frame(entry)
-        if (!this.send(socket, text, byteLength(text), entry.position)) return
+        if (!this.send(socket, text, utf8Length(text), entry.position)) return
       }
       cursor = page[page.length - 1]!.position
     }
@@ -315,11 +358,9 @@ export class Subscribers {
   }
 }
 
-const byteLength = (text: string) => encoder.encode(text).byteLength
-
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
   try {
-    socket.close(code, reason)
+    socket.close(code, utf8Length(reason) <= MAX_CLOSE_REASON_BYTES ? reason : "")
   } catch {
     // Already closed.
   }
@@ -338,7 +379,7 @@ export const isOversize = (message: string | ArrayBuffer): boolean => {
   // UTF-8 takes at least one and at most three bytes per UTF-16 code unit.
   if (message.length > MAX_FRAME_BYTES) return true
   if (message.length * 3 <= MAX_FRAME_BYTES) return false
-  return encoder.encode(message).byteLength > MAX_FRAME_BYTES
+  return utf8Length(message) > MAX_FRAME_BYTES
 }
 
 /**

@@ -8,7 +8,7 @@ import { DurableObject } from "cloudflare:workers"
 import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import type { WireEvent } from "./actor-core.js"
 import type { Source } from "./outbox.js"
-import { Subscribers, acceptSubscription, ackedSeq, type LogEntry } from "./subscribers.js"
+import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
 
 export interface TopicEntry {
   readonly topicSeq: number
@@ -55,8 +55,7 @@ export class TopicLog extends DurableObject {
 
   /** Subscribers confirm what they have read (`{"type":"ack","seq":N}`); nothing else is sent on a topic socket. */
   override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const seq = typeof message === "string" ? ackedSeq(message) : undefined
-    if (seq !== undefined) this.subscribers.acknowledge(socket, seq)
+    if (typeof message === "string") this.subscribers.receiveAck(socket, message)
   }
 
   /** The only alarm a topic sets: closing sockets whose token expired. */

@@ -4,6 +4,7 @@
  * drops anything at or before that position, so the consumer sees every entry once,
  * in order, whatever happens to the connection.
  */
+import { ACK_EVERY, CLOSE_RESUME, ackFrame } from "../domain/protocol.js"
 
 /** The part of the standard WebSocket API a subscription uses (`send` carries its acks). */
 export interface SocketLike {
@@ -12,18 +13,6 @@ export interface SocketLike {
   close(code?: number, reason?: string): void
   send?(data: string): void
 }
-
-/**
- * The server's close code for a socket that fell too far behind (over its buffer cap):
- * reconnect at once with `after` = the last position received. Same value as
- * CLOSE_RESUME in src/actors/subscribers.ts.
- */
-export const RESUME_CLOSE_CODE = 4100
-/**
- * A subscription confirms what it has read (`{"type":"ack","seq":N}`) about this often, in
- * UTF-16 units received (at most the bytes sent): well under the server's 8 MiB cap.
- */
-export const ACK_EVERY = 1024 * 1024
 
 export interface ReconnectOptions {
   /** First retry delay (ms); default 250. */
@@ -105,7 +94,7 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       closed = true
       if (socket === opened) socket = undefined
       // Told to resume: the server is fine, this reader was behind; nothing to back off from.
-      if ((event as { code?: unknown } | undefined)?.code === RESUME_CLOSE_CODE) {
+      if ((event as { code?: unknown } | undefined)?.code === CLOSE_RESUME) {
         attempts = 0
         return void connect()
       }
@@ -130,7 +119,7 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       if (unacknowledged >= ACK_EVERY && opened.send !== undefined) {
         unacknowledged = 0
         try {
-          opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+          opened.send(ackFrame(cursor))
         } catch {
           // Closing; the close handler reconnects.
         }

@@ -6,6 +6,7 @@
  */
 import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, own, reject, tagged } from "./entity.js"
+import { ACK_TYPE } from "./protocol.js"
 
 const MemberName = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
 const PostType = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
@@ -48,6 +49,11 @@ export const Room = Entity.make({
           ? Effect.succeed([{ type: "Left", name: command.name } as const])
           : reject("not_a_member", `${command.name} is not in the room`)
       case "Post":
+        // A member's `{"type":"ack"}` frame confirms what it read, so no post can be of that type.
+        if (command.messageType === ACK_TYPE) {
+          const reserved = `"${ACK_TYPE}" is reserved (members send {"type":"${ACK_TYPE}"} to confirm what they read)`
+          return reject("reserved_type", `${reserved}; post under another type`)
+        }
         return Effect.succeed([{ type: "Posted", messageType: command.messageType, payload: command.payload, sender: command.sender } as const])
       default:
         return command satisfies never

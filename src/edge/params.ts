@@ -2,12 +2,11 @@
 import type { Context } from "hono"
 import { textExceedsDepth, tooDeep } from "../actors/limits.js"
 import { NAME_PATTERN } from "../actors/names.js"
+import { CLIENT_ID } from "../domain/protocol.js"
 import { HttpError, badRequest } from "./errors.js"
 
 const NON_NEGATIVE_INT = /^\d{1,16}$/
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/
-/** Client-chosen ids that are stored in every event's meta: 1–255 visible ASCII characters. */
-const CLIENT_ID = /^[\x21-\x7e]{1,255}$/
 
 /** Actor ids, topic and room names share one alphabet (NAME_PATTERN). */
 export const logName = (what: "actor" | "topic" | "room", name: string): string => {

@@ -13,9 +13,10 @@ import type { MiddlewareHandler } from "hono"
 import type { Principal } from "../infra/tokens.js"
 import type { AppEnv } from "./env.js"
 import { HttpError } from "./errors.js"
+import { RETRY_AFTER_SECONDS, rateLimitMessage, withinLimit } from "../actors/rate-limit.js"
 
-/** The binding's period is 10 or 60 seconds; waiting one whole period is always enough. */
-export const RETRY_AFTER_SECONDS = 60
+/** Defined inward (the host spends the same budget for socket frames); re-exported for edge code. */
+export { RETRY_AFTER_SECONDS, rateLimitMessage, withinLimit }
 
 /**
  * One budget per principal. Anonymous callers exist only with auth off, where any header
@@ -24,12 +25,6 @@ export const RETRY_AFTER_SECONDS = 60
  */
 export const limitKey = (principal: Principal): string =>
   principal.sub === "anonymous" ? `anon:${principal.tenant}` : `sub:${principal.tenant}:${principal.sub}`
-
-/** Spends one unit of `key`'s budget; true when within the limit (or when no limiter is bound). */
-export const withinLimit = async (limiter: RateLimit | undefined, key: string): Promise<boolean> =>
-  limiter === undefined || (await limiter.limit({ key })).success
-
-export const rateLimitMessage = `Too many requests; retry after ${RETRY_AFTER_SECONDS} seconds`
 
 export const rateLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!(await withinLimit(c.env.LIMITER, limitKey(c.get("principal"))))) {

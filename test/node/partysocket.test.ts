@@ -23,6 +23,8 @@ it("partysocket with a URL provider setting `after` resumes across a server-side
   const wsBase = base.replace(/^http/, "ws")
   // A member, so the room exists for /broadcast; then a backlog larger than one socket's cap.
   const member = new WebSocket(`${wsBase}/ws?room=${room}&name=writer`)
+  // Members confirm what they read, or the room closes them at the cap as it does other sockets.
+  member.addEventListener("message", () => member.send(JSON.stringify({ type: "ack" })))
   await new Promise((resolve, reject) => {
     member.addEventListener("open", resolve)
     member.addEventListener("error", reject)

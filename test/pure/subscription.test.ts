@@ -1,8 +1,7 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import { ACK_EVERY, CLOSE_RESUME as RESUME_CLOSE_CODE } from "../../src/domain/protocol.js"
 import {
-  ACK_EVERY,
-  RESUME_CLOSE_CODE,
   SubscriptionRefused,
   backoffDelay,
   resumable,

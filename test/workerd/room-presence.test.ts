@@ -1,5 +1,5 @@
 // Room presence after a restart: members whose sockets died with the runtime leave, through the log.
-import { abortAllDurableObjects, env, evictDurableObject } from "cloudflare:test"
+import { abortAllDurableObjects, env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { devName, freshId, get, json, openSocket, send } from "./helpers.js"
 
@@ -50,5 +50,47 @@ describe("room presence across restarts", () => {
     const erin = await openSocket(`/ws?room=${room}&name=erin`)
     expect((await roomState(room)).state.members).toEqual({ erin: 1 })
     erin.ws.close(1000)
+  })
+
+  it("one of a member's two sockets closing while the room hibernates: one Left, the member stays", async () => {
+    const room = freshId("presence")
+    const first = await openSocket(`/ws?room=${room}&name=bea`)
+    await openSocket(`/ws?room=${room}&name=bea`)
+    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "hibernate" })
+    first.ws.close(1000)
+    await first.closed
+    for (let i = 0; i < 50 && (await roomEvents(room)).every((e) => e.type !== "Left"); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect((await roomState(room)).state.members).toEqual({ bea: 1 })
+    expect((await roomEvents(room)).filter((e) => e.type === "Left")).toHaveLength(1)
+  })
+
+  it("a socket whose close wakes its room, unlisted by getWebSockets, leaves once (its twin stays)", async () => {
+    const room = freshId("presence")
+    await openSocket(`/ws?room=${room}&name=alice`)
+    await openSocket(`/ws?room=${room}&name=alice`)
+    const stub = env.ROOM.getByName(devName(room)) as DurableObjectStub
+    await evictDurableObject(stub, { webSockets: "hibernate" })
+    // The wake as it runs when the platform no longer lists the closing socket: the
+    // reconciliation sees it gone, then its close handler runs as well.
+    await runInDurableObject(stub, async (object: unknown, state: DurableObjectState) => {
+      const instance = object as {
+        reconcileMembers(): void
+        webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void>
+      }
+      const closing = state.getWebSockets("room")[0]!
+      const listed = state.getWebSockets.bind(state)
+      state.getWebSockets = (tag?: string) => listed(tag).filter((socket) => socket !== closing)
+      try {
+        expect(state.getWebSockets("room")).toHaveLength(1)
+        instance.reconcileMembers()
+        await instance.webSocketClose(closing, 1000, "bye")
+      } finally {
+        state.getWebSockets = listed
+      }
+    })
+    expect((await roomState(room)).state.members).toEqual({ alice: 1 })
+    expect((await roomEvents(room)).filter((e) => e.type === "Left")).toHaveLength(1)
   })
 })

@@ -5,7 +5,7 @@
  * last seq seen, so no change is missed while the follower is open. It confirms what it
  * has read, as every subscriber must, or the actor would close it as a stalled reader.
  */
-import { ACK_EVERY } from "../../client/subscription.js"
+import { ACK_EVERY, ackFrame } from "../../domain/protocol.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../../actors/subscribers.js"
 import { parseResourceUri, type ActorDirectory } from "./server.js"
 
@@ -43,7 +43,7 @@ export const followResource = async (directory: ActorDirectory, uri: string, onC
       if (unacknowledged >= ACK_EVERY) {
         unacknowledged = 0
         try {
-          opened.send(JSON.stringify({ type: "ack", seq: cursor }))
+          opened.send(ackFrame(cursor))
         } catch {
           // Closing: the close handler reopens from the cursor.
         }
