@@ -159,6 +159,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
     private readonly reactions = new Set<Promise<void>>()
     /** When the one alarm is set for, as far as this instance knows (null: none). */
     private alarmAt: number | null = null
+    /** When a timer standing in for the alarm fires (null: none), while the object has no storage. */
+    private standInAt: number | null = null
     private failedDeliveries = 0
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
@@ -329,9 +331,24 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
     }
 
     async scheduleAlarm(at: number): Promise<void> {
+      if (!hasStorage(this.ctx.storage.sql)) return this.standInForAlarm(at)
       if (this.alarmAt !== null && this.alarmAt <= at) return
       this.alarmAt = at
       await this.ctx.storage.setAlarm(at)
+    }
+
+    /**
+     * An alarm is storage too, and reads create nothing: until the first write (a socket's token
+     * expiry is all an empty actor waits for), a timer stands in. An object evicted before it
+     * fires has nothing to send its sockets until a write, and that write sets the real alarm.
+     */
+    private standInForAlarm(at: number): void {
+      if (this.standInAt !== null && this.standInAt <= at) return
+      this.standInAt = at
+      setTimeout(() => {
+        this.standInAt = null
+        void this.alarm()
+      }, Math.max(0, at - Date.now()))
     }
 
     /**

@@ -126,6 +126,18 @@ describe("sockets outlive no token", () => {
     expect(storage).toEqual({ tables: [], size: 4096 })
   })
 
+  it("closes a socket on a fresh actor at expiry without giving the actor storage (no alarm)", async () => {
+    const id = freshId("fresh-actor")
+    const socket = await openWs(`/v1/counter/${id}/ws`, await token("alice", "read", 2))
+    expect((await socket.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
+    const stub = env.COUNTER.getByName(scopedName("acme", id)) as DurableObjectStub
+    const storage = await runInDurableObject(stub, (_: unknown, state: DurableObjectState) => ({
+      tables: state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
+      size: state.storage.sql.databaseSize,
+    }))
+    expect(storage).toEqual({ tables: [], size: 4096 })
+  })
+
   it("refuses a room post after the token expired", async () => {
     const room = freshId("room")
     const member = await openWs(`/ws?room=${room}&name=bob`, await token("bob", "read write"))
