@@ -27,7 +27,20 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "workerd", include: ["test/workerd/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
+        test: {
+          name: "workerd",
+          include: ["test/workerd/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          // Off for workerd: with it on, a fresh worker gets a snapshot of every module of its
+          // file's import graph already transformed on disk (fetchWarmModules), and
+          // @cloudflare/vitest-plugin inlines all their code into ONE WebSocket message to the
+          // runner. For files importing the whole app (effect, zod, the MCP SDK: ~32 MB) that
+          // message passes workerd's 32 MiB WebSocket limit once earlier files have warmed the
+          // graph: workerd drops it (1009 "Message is too large"), the file never loads and the
+          // pool reports "Worker exited unexpectedly". Without it every module is its own message.
+          fsModuleCache: false,
+        },
       },
     ],
   },

@@ -30,7 +30,18 @@ export interface OpenSocket {
   readonly until: (predicate: (frames: Array<any>) => boolean, timeoutMs?: number) => Promise<Array<any>>
 }
 
-/** Opens a WebSocket through the Worker (as a client would) and records every frame. */
+/** A received frame: its JSON value, or the raw data when it is not JSON ("pong" stays "pong"). */
+export const parseFrame = (data: unknown): unknown => {
+  if (typeof data !== "string") return data
+  if (data === "pong") return data
+  try {
+    return JSON.parse(data)
+  } catch {
+    return data
+  }
+}
+
+/** Opens a WebSocket through the Worker (as a client would) and records every frame; non-JSON frames raw. */
 export const openSocket = async (path: string): Promise<OpenSocket> => {
   const response = await SELF.fetch(`${BASE}${path}`, { headers: { Upgrade: "websocket" } })
   if (response.status !== 101 || !response.webSocket) throw new Error(`expected 101, got ${response.status} ${await response.text()}`)
@@ -43,8 +54,10 @@ export const openSocket = async (path: string): Promise<OpenSocket> => {
       for (const wake of waiters) wake()
     }),
   )
+  // A listener that throws is an uncaught exception in workerd: a frame that is not JSON
+  // (a raw text or binary frame) is recorded as it came, for the test to judge.
   ws.addEventListener("message", (event) => {
-    frames.push(event.data === "pong" ? "pong" : JSON.parse(event.data as string))
+    frames.push(parseFrame(event.data))
     for (const wake of waiters) wake()
   })
   ws.accept()
