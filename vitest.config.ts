@@ -9,7 +9,7 @@ export default defineConfig({
       },
       {
         // The client as Node users run it, against the Worker served by wrangler.
-        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
+        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts"], globalSetup: ["test/node/global-setup.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
       },
       {
         // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.

@@ -6,13 +6,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PassThrough } from "node:stream"
 import { build } from "esbuild"
-import { afterAll, beforeAll, expect, it } from "vitest"
-import type { Unstable_DevWorker } from "wrangler"
+import { beforeAll, expect, it } from "vitest"
 import { run } from "../../src/cli/main.js"
-import { startWorker } from "./dev-worker.js"
+import { sharedWorkerBase } from "./dev-worker.js"
 
-let worker: Unstable_DevWorker
-let base: string
+const base = sharedWorkerBase()
 const dir = mkdtempSync(join(tmpdir(), "emberlog-cli-"))
 const bin = join(dir, "emberlog.mjs")
 
@@ -29,12 +27,7 @@ const send = (id: string, command: unknown) =>
 
 beforeAll(async () => {
   await build({ entryPoints: ["src/cli/bin.ts"], bundle: true, platform: "node", format: "esm", target: "node22", outfile: bin, logLevel: "warning" })
-  ;({ worker, base } = await startWorker())
 }, 60_000)
-
-afterAll(async () => {
-  await worker?.stop()
-})
 
 it("state, verify, export and an offline replay that agrees with the server", async () => {
   const id = `cli-${Date.now()}`

@@ -1,21 +1,12 @@
 // The typed client in plain Node (global fetch and WebSocket) against the Worker served by wrangler.
-import { afterAll, beforeAll, expect, it } from "vitest"
-import type { Unstable_DevWorker } from "wrangler"
-import { startWorker } from "./dev-worker.js"
+import { expect, it } from "vitest"
+import { sharedWorkerBase } from "./dev-worker.js"
 import { createClient } from "../../src/client/index.js"
 
-let worker: Unstable_DevWorker
-
-beforeAll(async () => {
-  worker = (await startWorker()).worker
-}, 60_000)
-
-afterAll(async () => {
-  await worker?.stop()
-})
+const base = sharedWorkerBase()
 
 it("sends, reads and subscribes from Node with the standard fetch and WebSocket", async () => {
-  const emberlog = createClient({ baseUrl: `http://${worker.address}:${worker.port}` })
+  const emberlog = createClient({ baseUrl: base })
   const counter = emberlog.actor<{ value: number }>("counter", `node-${Date.now()}`)
   await counter.send({ type: "Increment", by: 2 })
   const seen: Array<number> = []
@@ -30,7 +21,6 @@ it("sends, reads and subscribes from Node with the standard fetch and WebSocket"
 }, 60_000)
 
 it("serves memories under wrangler dev: large content through local R2, full-text search by default", async () => {
-  const base = `http://${worker.address}:${worker.port}`
   const ns = `node-mem-${Date.now()}`
   const large = `zebrafish ${"wrangler dev keeps this in local R2 ".repeat(40_000)}`
   const stored = await fetch(`${base}/v1/memory/${ns}/commands`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "Store", content: large }) })

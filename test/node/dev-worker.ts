@@ -1,3 +1,4 @@
+import { inject } from "vitest"
 import { unstable_dev, type Unstable_DevWorker } from "wrangler"
 
 /**
@@ -15,3 +16,6 @@ export const startWorker = async (vars: Record<string, string> = {}): Promise<{ 
   })
   return { worker, base: `http://${worker.address}:${worker.port}` }
 }
+
+/** The base URL of the Worker every node test file shares (test/node/global-setup.ts): default settings, auth off. */
+export const sharedWorkerBase = (): string => inject("sharedWorkerBase")

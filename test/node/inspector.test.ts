@@ -30,6 +30,8 @@ const rows = (page: Page) => page.locator("#events tr")
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
   ;[open, secured, browser] = await Promise.all([
+    // Not the shared Worker: the topic tail shows the newest 50 entries, which other files'
+    // counters there would push out.
     startWorker().then((started) => started.worker),
     startWorker({ AUTH_MODE: "on", JWT_SECRET: SECRET }).then((started) => started.worker),
     chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS }),

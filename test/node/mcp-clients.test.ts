@@ -5,21 +5,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js"
 import { spawn } from "node:child_process"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { Unstable_DevWorker } from "wrangler"
-import { startWorker } from "./dev-worker.js"
+import { describe, expect, it } from "vitest"
+import { sharedWorkerBase } from "./dev-worker.js"
 
-let worker: Unstable_DevWorker
-let base: string
-
-beforeAll(async () => {
-  worker = (await startWorker()).worker
-  base = `http://${worker.address}:${worker.port}`
-}, 60_000)
-
-afterAll(async () => {
-  await worker?.stop()
-})
+const base = sharedWorkerBase()
 
 /** The error an error result carries in its text, as HTTP answers carry it. */
 const errorOf = (result: any) => JSON.parse(result.content[0].text).error

@@ -4,20 +4,13 @@ import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { Unstable_DevWorker } from "wrangler"
-import { startWorker } from "./dev-worker.js"
+import { afterAll, describe, expect, it } from "vitest"
+import { sharedWorkerBase } from "./dev-worker.js"
 
-let worker: Unstable_DevWorker
-let base: string
+const base = sharedWorkerBase()
 const home = mkdtempSync(join(tmpdir(), "emberlog-inspector-"))
 
-beforeAll(async () => {
-  ;({ worker, base } = await startWorker())
-}, 60_000)
-
 afterAll(async () => {
-  await worker?.stop()
   rmSync(home, { recursive: true, force: true })
 })
 

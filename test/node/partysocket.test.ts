@@ -1,20 +1,10 @@
 // A third-party reconnecting client (partysocket) against wrangler dev, resuming as the README says.
 import ReconnectingWebSocket from "partysocket/ws"
-import { afterAll, beforeAll, expect, it } from "vitest"
-import type { Unstable_DevWorker } from "wrangler"
+import { expect, it } from "vitest"
 import { WS_MAX_UNCONFIRMED } from "../../src/actors/subscribers.js"
-import { startWorker } from "./dev-worker.js"
+import { sharedWorkerBase } from "./dev-worker.js"
 
-let worker: Unstable_DevWorker
-let base: string
-
-beforeAll(async () => {
-  ;({ worker, base } = await startWorker())
-}, 60_000)
-
-afterAll(async () => {
-  await worker?.stop()
-})
+const base = sharedWorkerBase()
 
 const POST_CHARS = 200 * 1024
 

@@ -1,0 +1,18 @@
+// One `wrangler dev` Worker with the default settings (auth off), shared by every node test
+// file that needs no settings of its own: starting one per file cost seconds of CPU each.
+import type { TestProject } from "vitest/node"
+import { startWorker } from "./dev-worker.js"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    sharedWorkerBase: string
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const { worker, base } = await startWorker()
+  project.provide("sharedWorkerBase", base)
+  return async () => {
+    await worker.stop()
+  }
+}
