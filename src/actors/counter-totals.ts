@@ -7,8 +7,9 @@
  */
 import { DurableObject } from "cloudflare:workers"
 import { Counter } from "../domain/counter.js"
-import { scopedName } from "./names.js"
-import type { TopicApi, TopicEntry } from "./topic.js"
+import { scopedName } from "../core/names.js"
+import type { TopicEntry } from "../core/wire.js"
+import type { TopicApi } from "./topic.js"
 
 export const COUNTER_TOPIC = "counter"
 

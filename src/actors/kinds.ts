@@ -8,7 +8,7 @@ import { executorFor, type ExecutorSettings } from "../infra/executors.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass, type ActorApi } from "./durable-actor.js"
 import { jobEngine } from "./job-engine.js"
-import { scopedName } from "./names.js"
+import { scopedName } from "../core/names.js"
 
 export { TopicLog } from "./topic.js"
 export { MemoryActor } from "./memory-actor.js"

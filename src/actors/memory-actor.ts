@@ -17,7 +17,7 @@
  * in `memory_vectors`, and removes the vectors of forgotten ones; a Forget removes its
  * vectors before it returns.
  */
-import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "./actor-core.js"
+import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../core/wire.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
 import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"

@@ -6,15 +6,8 @@
  */
 import { DurableObject } from "cloudflare:workers"
 import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
-import type { WireEvent } from "./actor-core.js"
-import type { Source } from "./outbox.js"
+import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
-
-export interface TopicEntry {
-  readonly topicSeq: number
-  readonly source: Source
-  readonly event: WireEvent
-}
 
 export interface TopicApi {
   deliver(source: Source, events: ReadonlyArray<WireEvent>): Promise<{ accepted: number; duplicates: number }>

@@ -6,12 +6,11 @@
 import { Effect } from "effect"
 import { type Context, Hono, type MiddlewareHandler } from "hono"
 import { cors } from "hono/cors"
-import type { CommandRequest } from "../actors/actor-core.js"
+import type { CommandRequest } from "../core/wire.js"
 import type { CounterTotalsApi } from "../actors/counter-totals.js"
-import type { ActorApi } from "../actors/durable-actor.js"
-import { actorStub, kinds } from "../actors/kinds.js"
-import { scopedName } from "../actors/names.js"
-import { executorFor, type JobExecutorShape } from "../infra/executors.js"
+import { scopedName } from "../core/names.js"
+import { executorFor } from "../infra/executors.js"
+import type { JobExecutorShape } from "../infra/job-executor.js"
 import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
@@ -19,8 +18,9 @@ import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
-import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
+import { badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
+import { actorOf } from "./objects.js"
 import { limitKey, rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
@@ -30,13 +30,6 @@ import { memoryRoutes } from "./memory-routes.js"
 import { roomRoutes } from "./room-routes.js"
 
 type AppContext = Context<AppEnv>
-
-/** The actor `kind/id` of a tenant (by default the caller's). */
-export const actorOf = (c: AppContext, kind: string, id: string, tenant = c.get("principal").tenant): ActorApi => {
-  const actor = actorStub(c.env, tenant, kind, Params.actorId(id))
-  if (actor === undefined) throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
-  return actor
-}
 
 const topicOf = (c: AppContext, name: string) =>
   c.env.TOPIC.getByName(scopedName(c.get("principal").tenant, Params.logName("topic", name))) as unknown as TopicApi

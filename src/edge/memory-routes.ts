@@ -8,7 +8,7 @@
 import type { Context } from "hono"
 import type { MemoryApi } from "../actors/memory-actor.js"
 import { MAX_TAGS } from "../domain/memory.js"
-import { scopedName } from "../actors/names.js"
+import { scopedName } from "../core/names.js"
 import { requireScope } from "./auth.js"
 import type { App, AppEnv } from "./env.js"
 import { HttpError, badRequest } from "./errors.js"

@@ -7,7 +7,7 @@
 import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
-import { scopedName } from "../actors/names.js"
+import { scopedName } from "../core/names.js"
 import { clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"

@@ -5,23 +5,9 @@
  * TypeScript client skeleton for the endpoints it names ("GET /users", "POST /orders/{id}").
  */
 import { Context, Effect, Layer } from "effect"
+import { ExecutorFailure, type JobExecutorShape } from "./job-executor.js"
 import { analyzeOpenApi } from "./openapi.js"
 import { makeOpenHandsExecutor } from "./openhands.js"
-
-export class ExecutorFailure {
-  readonly _tag = "ExecutorFailure"
-  constructor(
-    readonly message: string,
-    readonly retryable: boolean,
-  ) {}
-}
-
-export interface JobExecutorShape {
-  readonly name: string
-  /** A cheap readiness probe for /health. */
-  readonly healthy: Effect.Effect<boolean>
-  readonly run: (task: string, input: unknown, report: (percent: number, message: string) => void) => Effect.Effect<unknown, ExecutorFailure>
-}
 
 export class JobExecutor extends Context.Service<JobExecutor, JobExecutorShape>()("emberlog/JobExecutor") {}
 

@@ -6,7 +6,7 @@
  */
 import { createMcpHandler, isLegacyRequest } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
-import { scopedName } from "../../actors/names.js"
+import { scopedName } from "../../core/names.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
