@@ -385,6 +385,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       await this.scheduleFollowUps(deliveryDelay)
     }
 
+    /** The seq of the last event (0 before any): what a subscription's cursor is checked against, no state read. */
+    head(): number {
+      return this.core.currentVersion
+    }
+
     readState(query: StateQuery) {
       return this.core.readState(query)
     }
@@ -495,6 +500,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
 export interface ActorApi {
   command(request: CommandRequest): Promise<ReturnType<ActorCore["command"]>>
+  head(): Promise<number>
   readState(query: StateQuery): Promise<ReturnType<ActorCore["readState"]>>
   readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
   verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
@@ -514,6 +520,7 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   commit(request: CommandRequest): ActorReply<CommandOutcome>
   scheduleAlarm(at: number): Promise<void>
   alarm(): Promise<void>
+  head(): number
   readState(query: StateQuery): ReturnType<ActorCore["readState"]>
   readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
   verifyLog(): ReturnType<ActorCore["verify"]>

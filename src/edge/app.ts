@@ -96,7 +96,7 @@ const topicSubscription = (c: AppContext) => {
 
 const actorSubscription = (c: AppContext) => {
   const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!)
-  return subscribe(c, actor, async () => unwrap(await actor.readState({})).version)
+  return subscribe(c, actor, () => actor.head())
 }
 
 /** How long /health reuses an executor's answer: anyone may call it, and an external executor costs a request. */

@@ -77,7 +77,7 @@ export const jobRoutes = (app: App) => {
 
   app.delete("/api/jobs/:jobId", requireScope("write"), async (c) => {
     const job = jobOf(c)
-    if (unwrap(await job.readState({})).version === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
+    if ((await job.head()) === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
     unwrap(await job.command({ command: { type: "Cancel" }, principal: c.get("principal").sub }))
     return c.json({ jobId: c.req.param("jobId"), status: "cancelled" })
   })

@@ -47,8 +47,7 @@ export const roomRoutes = (app: App) => {
       if (roomName !== undefined && typeof roomName !== "string") throw badRequest("invalid_body", "room must be a string")
       if (typeof type !== "string") throw badRequest("invalid_body", "type must be a string", { issues: [{ path: ["type"], message: "Expected a string" }] })
       const room = roomOf(c, roomName)
-      const { version } = unwrap(await room.readState({}))
-      if (version === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
+      if ((await room.head()) === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
       const outcome = unwrap(await room.command({ command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER } }))
       return c.json({ room: roomName ?? DEFAULT_ROOM, version: outcome.version })
     },
