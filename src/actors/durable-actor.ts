@@ -27,7 +27,8 @@ import {
   type LogSource,
   type SocketAttachment,
 } from "./subscribers.js"
-import type { TopicApi } from "./topic.js"
+import { stubOf, type ObjectStub } from "./stubs.js"
+import type { TopicLog } from "./topic.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
@@ -366,7 +367,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       if (this.ctx.id.name === undefined) throw new Error("emberlog: this object has no name; outbox delivery postponed")
       const { tenant, name } = parseScopedName(this.ctx.id.name)
       const source = { kind: entity.kind, id: name }
-      const topicOf = (topic: string) => this.env.TOPIC.getByName(scopedName(tenant, topic)) as unknown as TopicApi
+      const topicOf = (topic: string) => stubOf<TopicLog>(this.env.TOPIC, scopedName(tenant, topic))
       let deliveryDelay = 0
       try {
         if (!(await drainOutbox(this.core, source, topicOf))) deliveryDelay = DELIVERY_BATCH_DELAY_MS
@@ -498,14 +499,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
   }
 
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
-export interface ActorApi {
-  command(request: CommandRequest): Promise<ReturnType<ActorCore["command"]>>
-  head(): Promise<number>
-  readState(query: StateQuery): Promise<ReturnType<ActorCore["readState"]>>
-  readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
-  verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
-  fetch(request: Request): Promise<Response>
-}
+export type ActorApi = ObjectStub<Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog">>
 
 /**
  * An `actorClass` instance: its RPC methods and the hooks a subclass builds on (MemoryActor). Named

@@ -7,13 +7,14 @@ import { Effect } from "effect"
 import { type Context, Hono, type MiddlewareHandler } from "hono"
 import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
-import type { CounterTotalsApi } from "../actors/counter-totals.js"
+import type { CounterTotals } from "../actors/counter-totals.js"
+import { stubOf } from "../actors/stubs.js"
 import { scopedName } from "../core/names.js"
 import { executorFor } from "../infra/executors.js"
 import type { JobExecutorShape } from "../infra/job-executor.js"
 import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
-import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
+import { MAX_TOPIC_PAGE, type TopicLog } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
@@ -32,7 +33,7 @@ import { roomRoutes } from "./room-routes.js"
 type AppContext = Context<AppEnv>
 
 const topicOf = (c: AppContext, name: string) =>
-  c.env.TOPIC.getByName(scopedName(c.get("principal").tenant, Params.logName("topic", name))) as unknown as TopicApi
+  stubOf<TopicLog>(c.env.TOPIC, scopedName(c.get("principal").tenant, Params.logName("topic", name)))
 
 /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
 const subscriptionAfter = async (request: Request, head: () => Promise<number>) => {
@@ -186,7 +187,7 @@ export const createApp = () => {
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
 
   app.get("/v1/projections/counter-totals", requireScope("read"), async (c) =>
-    c.json(await (c.env.COUNTER_TOTALS.getByName(c.get("principal").tenant) as unknown as CounterTotalsApi).read()),
+    c.json(await stubOf<CounterTotals>(c.env.COUNTER_TOTALS, c.get("principal").tenant).read()),
   )
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.

@@ -4,7 +4,8 @@
  * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
  * also an event in the room's log (`/v1/room/{name}/…`).
  */
-import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
+import { MEMBER_HEADER, type ActorObject } from "../actors/durable-actor.js"
+import { stubOf } from "../actors/stubs.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
 import { scopedName } from "../core/names.js"
@@ -19,7 +20,7 @@ const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
 const BROADCAST_SENDER = "broadcast"
 
 const roomOf = (c: Context<AppEnv>, name: string | undefined) =>
-  c.env.ROOM.getByName(scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM))) as unknown as ActorApi
+  stubOf<ActorObject>(c.env.ROOM, scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM)))
 
 export const roomRoutes = (app: App) => {
   app.get("/ws", requireScope("write"), async (c) => {

@@ -161,7 +161,8 @@ export const buildMcpServer = (
   )
 
   // The memory service's tools, in the names MCP memory clients expect.
-  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as unknown as ActorApi & MemoryApi
+  // The memory kind is hosted by MemoryActor: its stub has the store's methods beside the actor's.
+  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as MemoryApi
   const Namespace = ActorIdSchema
   const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
   mcp.registerTool(
