@@ -1,6 +1,7 @@
 /**
- * Addressing objects from a request: the actor (or topic, room) a route names, in the
- * caller's tenant unless an operator route names another. Routes import this, never app.ts.
+ * Addressing an actor from a request: the `kind/id` a route names, in the caller's tenant
+ * unless an operator route names another. Route modules import it from here, not from
+ * app.ts, which imports them.
  */
 import type { Context } from "hono"
 import type { ActorApi } from "../actors/durable-actor.js"
