@@ -9,7 +9,7 @@
 import { SELF, env } from "cloudflare:test"
 import { it } from "vitest"
 import type { ActorApi } from "../src/actors/durable-actor.js"
-import { DEV_TENANT, scopedName } from "../src/actors/names.js"
+import { DEV_TENANT, scopedName } from "../src/core/names.js"
 
 const ROUNDS = 3
 const LATENCY_SAMPLES = 60

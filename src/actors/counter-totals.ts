@@ -7,8 +7,10 @@
  */
 import { DurableObject } from "cloudflare:workers"
 import { Counter } from "../domain/counter.js"
-import { scopedName } from "./names.js"
-import type { TopicApi, TopicEntry } from "./topic.js"
+import { scopedName } from "../core/names.js"
+import type { TopicEntry } from "../core/wire.js"
+import { stubOf, type ObjectStub } from "./stubs.js"
+import type { TopicLog } from "./topic.js"
 
 export const COUNTER_TOPIC = "counter"
 
@@ -21,9 +23,8 @@ export interface CounterTotalsView {
   readonly topicSeq: number
 }
 
-export interface CounterTotalsApi {
-  read(): Promise<CounterTotalsView>
-}
+/** What callers see of the projection: its class's methods, over RPC. */
+export type CounterTotalsApi = ObjectStub<CounterTotals>
 
 const TABLES = [
   "CREATE TABLE IF NOT EXISTS counters (id TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
@@ -46,7 +47,7 @@ export class CounterTotals extends DurableObject<{ readonly TOPIC: DurableObject
 
   async read(): Promise<CounterTotalsView> {
     // This object is named after its tenant; it reads that tenant's counter topic.
-    const topic = this.env.TOPIC.getByName(scopedName(this.ctx.id.name ?? "", COUNTER_TOPIC)) as unknown as TopicApi
+    const topic = stubOf<TopicLog>(this.env.TOPIC, scopedName(this.ctx.id.name ?? "", COUNTER_TOPIC))
     for (;;) {
       const page = await topic.readEntries(this.progress().topicSeq, 1000)
       this.apply(page.entries)

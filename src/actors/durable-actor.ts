@@ -9,9 +9,10 @@ import { Layer, ManagedRuntime } from "effect"
 import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
-import { ActorCore, type ActorReply, type ActorRuntime, type CommandOutcome, type CommandRequest, type StateQuery, type WireEvent } from "./actor-core.js"
+import { ActorCore, type ActorRuntime } from "./actor-core.js"
+import type { ActorReply, CommandOutcome, CommandRequest, StateQuery, WireEvent } from "../core/wire.js"
 import { failureResponse } from "./failures.js"
-import { parseScopedName, scopedName } from "./names.js"
+import { parseScopedName, scopedName } from "../core/names.js"
 import { drainOutbox } from "./outbox.js"
 import { CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
 import { rateLimitMessage, withinLimit } from "./rate-limit.js"
@@ -26,7 +27,8 @@ import {
   type LogSource,
   type SocketAttachment,
 } from "./subscribers.js"
-import type { TopicApi } from "./topic.js"
+import { stubOf, type ObjectStub } from "./stubs.js"
+import type { TopicLog } from "./topic.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
@@ -365,7 +367,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       if (this.ctx.id.name === undefined) throw new Error("emberlog: this object has no name; outbox delivery postponed")
       const { tenant, name } = parseScopedName(this.ctx.id.name)
       const source = { kind: entity.kind, id: name }
-      const topicOf = (topic: string) => this.env.TOPIC.getByName(scopedName(tenant, topic)) as unknown as TopicApi
+      const topicOf = (topic: string) => stubOf<TopicLog>(this.env.TOPIC, scopedName(tenant, topic))
       let deliveryDelay = 0
       try {
         if (!(await drainOutbox(this.core, source, topicOf))) deliveryDelay = DELIVERY_BATCH_DELAY_MS
@@ -382,6 +384,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       // Reactions the timer started (a job's attempt) finish inside this alarm.
       while (this.reactions.size > 0) await Promise.allSettled([...this.reactions])
       await this.scheduleFollowUps(deliveryDelay)
+    }
+
+    /** The seq of the last event (0 before any): what a subscription's cursor is checked against, no state read. */
+    head(): number {
+      return this.core.currentVersion
     }
 
     readState(query: StateQuery) {
@@ -492,13 +499,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
   }
 
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
-export interface ActorApi {
-  command(request: CommandRequest): Promise<ReturnType<ActorCore["command"]>>
-  readState(query: StateQuery): Promise<ReturnType<ActorCore["readState"]>>
-  readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
-  verifyLog(): Promise<ReturnType<ActorCore["verify"]>>
-  fetch(request: Request): Promise<Response>
-}
+export type ActorApi = ObjectStub<Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog">>
 
 /**
  * An `actorClass` instance: its RPC methods and the hooks a subclass builds on (MemoryActor). Named
@@ -513,6 +514,7 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   commit(request: CommandRequest): ActorReply<CommandOutcome>
   scheduleAlarm(at: number): Promise<void>
   alarm(): Promise<void>
+  head(): number
   readState(query: StateQuery): ReturnType<ActorCore["readState"]>
   readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
   verifyLog(): ReturnType<ActorCore["verify"]>

@@ -3,7 +3,7 @@
  * (edge/errors.ts) and for the few answers an object gives over fetch itself (a refused room
  * join, before any socket exists), so a failure reads the same whichever answers it.
  */
-import type { ActorFailure } from "./actor-core.js"
+import type { ActorFailure } from "../core/wire.js"
 
 export const STATUS_BY_FAILURE = {
   InvalidInput: 400,

@@ -7,9 +7,9 @@
  */
 import { Duration, Effect } from "effect"
 import type { JobState } from "../domain/job.js"
-import { ExecutorFailure, type JobExecutorShape } from "../infra/executors.js"
+import { ExecutorFailure, type JobExecutorShape } from "../infra/job-executor.js"
 import type { ReactionContext } from "./durable-actor.js"
-import type { WireEvent } from "./actor-core.js"
+import type { WireEvent } from "../core/wire.js"
 
 /** The executor gets most of the job's attempt timeout; the job's own timeout is the backstop for a dead object. */
 const LATE = new Set(["stale_attempt", "job_finished"])

@@ -6,9 +6,10 @@ import { entities } from "../domain/entities.js"
 import { postFrame } from "../domain/room.js"
 import { executorFor, type ExecutorSettings } from "../infra/executors.js"
 import type { Entity } from "../domain/entity.js"
-import { actorClass, type ActorApi } from "./durable-actor.js"
+import { actorClass, type ActorApi, type ActorObject } from "./durable-actor.js"
 import { jobEngine } from "./job-engine.js"
-import { scopedName } from "./names.js"
+import { scopedName } from "../core/names.js"
+import { stubOf } from "./stubs.js"
 
 export { TopicLog } from "./topic.js"
 export { MemoryActor } from "./memory-actor.js"
@@ -47,5 +48,5 @@ export const actorStub = (
 ): ActorApi | undefined => {
   if (!Object.hasOwn(kinds, kind)) return undefined
   const namespace = bindings[kinds[kind as Kind].binding] as DurableObjectNamespace
-  return namespace.getByName(scopedName(tenant, id)) as unknown as ActorApi
+  return stubOf<ActorObject>(namespace, scopedName(tenant, id))
 }

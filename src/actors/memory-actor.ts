@@ -17,7 +17,8 @@
  * in `memory_vectors`, and removes the vectors of forgotten ones; a Forget removes its
  * vectors before it returns.
  */
-import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "./actor-core.js"
+import type { ObjectStub } from "./stubs.js"
+import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../core/wire.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
 import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
@@ -553,8 +554,5 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 }
 
-export interface MemoryApi {
-  search(query: MemoryQuery): Promise<MemoryPage | SearchRefused>
-  item(hash: string): Promise<StoredMemory | undefined>
-  rebuildProjection(): Promise<void>
-}
+/** What callers see of a memory store: its class's methods, over RPC. */
+export type MemoryApi = ObjectStub<MemoryActor>

@@ -6,6 +6,7 @@
  * (source kind, source id, seq), so a redelivery changes nothing.
  */
 import { PAGE_BYTES, takeWithinBudget } from "../domain/json-size.js"
+import type { Source } from "../core/wire.js"
 import type { ActorCore } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
 
@@ -19,11 +20,6 @@ export const OUTBOX_BATCH = 200
 export const deliveryFaults: { fail: number; duplicate: number } = ((globalThis as Record<symbol, unknown>)[
   Symbol.for("emberlog.deliveryFaults")
 ] ??= { fail: 0, duplicate: 0 }) as { fail: number; duplicate: number }
-
-export interface Source {
-  readonly kind: string
-  readonly id: string
-}
 
 /** Delivers every pending batch; returns whether more remain. Throws if a delivery fails. */
 export const drainOutbox = async (core: ActorCore, source: Source, topicOf: (topic: string) => TopicApi): Promise<boolean> => {

@@ -6,22 +6,12 @@
  */
 import { DurableObject } from "cloudflare:workers"
 import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
-import type { WireEvent } from "./actor-core.js"
-import type { Source } from "./outbox.js"
+import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
+import type { ObjectStub } from "./stubs.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
 
-export interface TopicEntry {
-  readonly topicSeq: number
-  readonly source: Source
-  readonly event: WireEvent
-}
-
-export interface TopicApi {
-  deliver(source: Source, events: ReadonlyArray<WireEvent>): Promise<{ accepted: number; duplicates: number }>
-  readEntries(after: number, limit: number): Promise<{ entries: ReadonlyArray<TopicEntry>; next: number | null; head: number }>
-  head(): Promise<number>
-  fetch(request: Request): Promise<Response>
-}
+/** What callers see of a topic: its class's methods, over RPC. */
+export type TopicApi = ObjectStub<TopicLog>
 
 export const MAX_TOPIC_PAGE = 1000
 

@@ -11,28 +11,11 @@
  * ```
  */
 import { Stream } from "effect"
+import type { TopicEntry, WireEvent } from "../core/wire.js"
 import { type ReconnectOptions, type SocketLike, SubscriptionRefused, backoffDelay, resumable } from "./subscription.js"
 
-export interface WireEvent {
-  readonly seq: number
-  readonly type: string
-  readonly schemaVersion: number
-  readonly data: Record<string, unknown>
-  readonly meta: {
-    readonly at: number
-    readonly commandId: string
-    readonly correlationId: string
-    readonly causationId: string | null
-    readonly principal: string
-  }
-  readonly hash: string
-}
-
-export interface TopicEntry {
-  readonly topicSeq: number
-  readonly source: { readonly kind: string; readonly id: string }
-  readonly event: WireEvent
-}
+// The server's own definitions, so the client's types cannot drift from what it is sent.
+export type { TopicEntry, WireEvent } from "../core/wire.js"
 
 export interface ClientOptions {
   /** e.g. http://127.0.0.1:8787 */

@@ -6,21 +6,22 @@
 import { Effect } from "effect"
 import { type Context, Hono, type MiddlewareHandler } from "hono"
 import { cors } from "hono/cors"
-import type { CommandRequest } from "../actors/actor-core.js"
-import type { CounterTotalsApi } from "../actors/counter-totals.js"
-import type { ActorApi } from "../actors/durable-actor.js"
-import { actorStub, kinds } from "../actors/kinds.js"
-import { scopedName } from "../actors/names.js"
-import { executorFor, type JobExecutorShape } from "../infra/executors.js"
+import type { CommandRequest } from "../core/wire.js"
+import type { CounterTotals } from "../actors/counter-totals.js"
+import { stubOf } from "../actors/stubs.js"
+import { scopedName } from "../core/names.js"
+import { executorFor } from "../infra/executors.js"
+import type { JobExecutorShape } from "../infra/job-executor.js"
 import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
-import { MAX_TOPIC_PAGE, type TopicApi } from "../actors/topic.js"
+import { MAX_TOPIC_PAGE, type TopicLog } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
-import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
+import { badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
+import { actorOf } from "./objects.js"
 import { limitKey, rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
@@ -31,15 +32,8 @@ import { roomRoutes } from "./room-routes.js"
 
 type AppContext = Context<AppEnv>
 
-/** The actor `kind/id` of a tenant (by default the caller's). */
-export const actorOf = (c: AppContext, kind: string, id: string, tenant = c.get("principal").tenant): ActorApi => {
-  const actor = actorStub(c.env, tenant, kind, Params.actorId(id))
-  if (actor === undefined) throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
-  return actor
-}
-
 const topicOf = (c: AppContext, name: string) =>
-  c.env.TOPIC.getByName(scopedName(c.get("principal").tenant, Params.logName("topic", name))) as unknown as TopicApi
+  stubOf<TopicLog>(c.env.TOPIC, scopedName(c.get("principal").tenant, Params.logName("topic", name)))
 
 /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
 const subscriptionAfter = async (request: Request, head: () => Promise<number>) => {
@@ -103,7 +97,7 @@ const topicSubscription = (c: AppContext) => {
 
 const actorSubscription = (c: AppContext) => {
   const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!)
-  return subscribe(c, actor, async () => unwrap(await actor.readState({})).version)
+  return subscribe(c, actor, () => actor.head())
 }
 
 /** How long /health reuses an executor's answer: anyone may call it, and an external executor costs a request. */
@@ -193,7 +187,7 @@ export const createApp = () => {
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
 
   app.get("/v1/projections/counter-totals", requireScope("read"), async (c) =>
-    c.json(await (c.env.COUNTER_TOTALS.getByName(c.get("principal").tenant) as unknown as CounterTotalsApi).read()),
+    c.json(await stubOf<CounterTotals>(c.env.COUNTER_TOTALS, c.get("principal").tenant).read()),
   )
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.

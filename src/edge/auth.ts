@@ -16,7 +16,7 @@
  */
 import { Effect } from "effect"
 import type { MiddlewareHandler } from "hono"
-import { DEV_TENANT } from "../actors/names.js"
+import { DEV_TENANT } from "../core/names.js"
 import { ALL_SCOPES, TokenRejected, makeJwtVerifier, personalTenant } from "../infra/tokens.js"
 import type { Principal, Scope, TokenVerifierShape } from "../infra/tokens.js"
 import type { AppEnv, Env } from "./env.js"

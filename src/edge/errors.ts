@@ -5,7 +5,7 @@
  */
 import type { Context, ErrorHandler, NotFoundHandler } from "hono"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
-import type { ActorReply } from "../actors/actor-core.js"
+import type { ActorReply } from "../core/wire.js"
 import { STATUS_BY_FAILURE, errorBody } from "../actors/failures.js"
 
 export class HttpError extends Error {

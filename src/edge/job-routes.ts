@@ -4,14 +4,14 @@
  * id is its jobId, so `/v1/job/{jobId}/events` (and `/ws`, `/events/stream`) show its log.
  */
 import type { Context } from "hono"
-import { canonicalJson } from "../actors/hash-chain.js"
+import { canonicalJson } from "../core/hash-chain.js"
 import { MAX_DESCRIPTION } from "../domain/job.js"
 import { InvalidSpec, analyzeOpenApi, type Analysis } from "../infra/openapi.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
+import { actorOf } from "./objects.js"
 import * as Params from "./params.js"
-import { actorOf } from "./app.js"
 
 /** Roughly how long the local executor takes, reported to clients as a hint. */
 export const ESTIMATED_MS = 2_000
@@ -77,7 +77,7 @@ export const jobRoutes = (app: App) => {
 
   app.delete("/api/jobs/:jobId", requireScope("write"), async (c) => {
     const job = jobOf(c)
-    if (unwrap(await job.readState({})).version === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
+    if ((await job.head()) === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
     unwrap(await job.command({ command: { type: "Cancel" }, principal: c.get("principal").sub }))
     return c.json({ jobId: c.req.param("jobId"), status: "cancelled" })
   })

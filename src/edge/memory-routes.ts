@@ -6,9 +6,10 @@
  * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
  */
 import type { Context } from "hono"
-import type { MemoryApi } from "../actors/memory-actor.js"
+import type { MemoryActor } from "../actors/memory-actor.js"
+import { stubOf } from "../actors/stubs.js"
 import { MAX_TAGS } from "../domain/memory.js"
-import { scopedName } from "../actors/names.js"
+import { scopedName } from "../core/names.js"
 import { requireScope } from "./auth.js"
 import type { App, AppEnv } from "./env.js"
 import { HttpError, badRequest } from "./errors.js"
@@ -17,7 +18,7 @@ import * as Params from "./params.js"
 export const MAX_SEARCH_PAGE = 100
 
 const memoryOf = (c: Context<AppEnv>) =>
-  c.env.MEMORY.getByName(scopedName(c.get("principal").tenant, Params.actorId(c.req.param("ns")!))) as unknown as MemoryApi
+  stubOf<MemoryActor>(c.env.MEMORY, scopedName(c.get("principal").tenant, Params.actorId(c.req.param("ns")!)))
 
 export const memoryRoutes = (app: App) => {
   app.get("/v1/memory/:ns/search", requireScope("read"), async (c) => {

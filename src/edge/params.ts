@@ -1,7 +1,7 @@
 /** Parsing of path, query and header values; each bad value is a 400 naming what was wrong. */
 import type { Context } from "hono"
 import { textExceedsDepth, tooDeep } from "../actors/limits.js"
-import { NAME_PATTERN } from "../actors/names.js"
+import { NAME_PATTERN } from "../core/names.js"
 import { CLIENT_ID } from "../domain/protocol.js"
 import { HttpError, badRequest } from "./errors.js"
 

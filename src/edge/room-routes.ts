@@ -4,10 +4,11 @@
  * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
  * also an event in the room's log (`/v1/room/{name}/…`).
  */
-import { MEMBER_HEADER, type ActorApi } from "../actors/durable-actor.js"
+import { MEMBER_HEADER, type ActorObject } from "../actors/durable-actor.js"
+import { stubOf } from "../actors/stubs.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
-import { scopedName } from "../actors/names.js"
+import { scopedName } from "../core/names.js"
 import { clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
@@ -19,7 +20,7 @@ const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
 const BROADCAST_SENDER = "broadcast"
 
 const roomOf = (c: Context<AppEnv>, name: string | undefined) =>
-  c.env.ROOM.getByName(scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM))) as unknown as ActorApi
+  stubOf<ActorObject>(c.env.ROOM, scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM)))
 
 export const roomRoutes = (app: App) => {
   app.get("/ws", requireScope("write"), async (c) => {
@@ -47,8 +48,7 @@ export const roomRoutes = (app: App) => {
       if (roomName !== undefined && typeof roomName !== "string") throw badRequest("invalid_body", "room must be a string")
       if (typeof type !== "string") throw badRequest("invalid_body", "type must be a string", { issues: [{ path: ["type"], message: "Expected a string" }] })
       const room = roomOf(c, roomName)
-      const { version } = unwrap(await room.readState({}))
-      if (version === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
+      if ((await room.head()) === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
       const outcome = unwrap(await room.command({ command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER } }))
       return c.json({ room: roomName ?? DEFAULT_ROOM, version: outcome.version })
     },

@@ -1,29 +1,13 @@
 /**
- * Job executors behind an Effect service, chosen by configuration. `local` (the default)
+ * Job executors (the port in job-executor.ts), chosen by configuration. `local` (the default)
  * works offline and is deterministic, so it is testable: `analyze` parses an OpenAPI
  * document (openapi.ts); `generate` turns a natural-language description into a typed
  * TypeScript client skeleton for the endpoints it names ("GET /users", "POST /orders/{id}").
  */
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
+import { ExecutorFailure, type JobExecutorShape } from "./job-executor.js"
 import { analyzeOpenApi } from "./openapi.js"
 import { makeOpenHandsExecutor } from "./openhands.js"
-
-export class ExecutorFailure {
-  readonly _tag = "ExecutorFailure"
-  constructor(
-    readonly message: string,
-    readonly retryable: boolean,
-  ) {}
-}
-
-export interface JobExecutorShape {
-  readonly name: string
-  /** A cheap readiness probe for /health. */
-  readonly healthy: Effect.Effect<boolean>
-  readonly run: (task: string, input: unknown, report: (percent: number, message: string) => void) => Effect.Effect<unknown, ExecutorFailure>
-}
-
-export class JobExecutor extends Context.Service<JobExecutor, JobExecutorShape>()("emberlog/JobExecutor") {}
 
 const ENDPOINT = /\b(GET|POST|PUT|PATCH|DELETE)\s+(\/[A-Za-z0-9_\-/{}.]*)/g
 
@@ -94,8 +78,6 @@ export const localExecutor: JobExecutorShape = {
       return Effect.succeed(result)
     }),
 }
-
-export const LocalExecutor = Layer.succeed(JobExecutor, localExecutor)
 
 export interface ExecutorSettings {
   /** "local" (default) or "openhands". */

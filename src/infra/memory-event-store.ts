@@ -1,6 +1,6 @@
 /** The event store held in memory: the same contract as SQLite, for pure tests and the harness. */
 import { Effect, Layer } from "effect"
-import { EventStore, type CommandRecord, type EventStoreShape, type Snapshot, type StoredEvent } from "./event-store.js"
+import { EventStore, type CommandRecord, type EventStoreShape, type Snapshot, type StoredEvent } from "../core/event-store.js"
 
 export interface MemoryEventStore extends EventStoreShape {
   /** Direct access for tests that tamper with the log (and its snapshots) on purpose. */

@@ -12,7 +12,7 @@
  */
 import { Duration, Effect, Schedule, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "effect/http"
-import { ExecutorFailure, type JobExecutorShape } from "./executors.js"
+import { ExecutorFailure, type JobExecutorShape } from "./job-executor.js"
 
 export interface OpenHandsConfig {
   readonly url: string

@@ -10,7 +10,7 @@
  * as an empty log does.
  */
 import { Effect, Layer } from "effect"
-import { EventStore, type CommandRecord, type EventStoreShape, type StoredEvent } from "./event-store.js"
+import { EventStore, type CommandRecord, type EventStoreShape, type StoredEvent } from "../core/event-store.js"
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS events (

@@ -1,9 +1,9 @@
 /**
- * Bearer token verification (JWT, via `jose`) behind an Effect service, so the edge
- * states what it needs and configuration decides what it gets: HS256 with a shared
+ * Bearer token verification (JWT, via `jose`), a `TokenVerifierShape` chosen by
+ * configuration (edge/auth.ts keeps one per configuration): HS256 with a shared
  * secret, or RS256/ES256 against a JWKS (a URL, or the key set inline).
  */
-import { Context, Effect } from "effect"
+import { Effect } from "effect"
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from "jose"
 
 export interface Principal {
@@ -30,8 +30,6 @@ export class TokenRejected extends Error {
 export interface TokenVerifierShape {
   readonly verify: (token: string) => Effect.Effect<Principal, TokenRejected>
 }
-
-export class TokenVerifier extends Context.Service<TokenVerifier, TokenVerifierShape>()("emberlog/TokenVerifier") {}
 
 export interface JwtConfig {
   readonly secret?: string

@@ -1,7 +1,7 @@
 // Offline replay: the CLI folds an exported log with the server's own domain code,
 // reading every stored schema version and checking the hash chain as the server does.
 import { describe, expect, it } from "vitest"
-import { GENESIS_HASH, chainHash } from "../../src/actors/hash-chain.js"
+import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
 import { replayLog } from "../../src/cli/main.js"
 
 const meta = (n: number) => ({ at: 1_700_000_000_000 + n, causationId: null, commandId: `c${n}`, correlationId: `c${n}`, principal: "auditor" })

@@ -1,7 +1,7 @@
 // One place maps failures to statuses; a 500 from there cannot know whether a command committed.
 import { Hono } from "hono"
 import { describe, expect, it } from "vitest"
-import type { ActorFailure } from "../../src/actors/actor-core.js"
+import type { ActorFailure } from "../../src/core/wire.js"
 import { HttpError, handleError, unwrap } from "../../src/edge/errors.js"
 
 const statusOf = (tag: ActorFailure["_tag"]) => {

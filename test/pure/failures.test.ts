@@ -1,7 +1,7 @@
 // An object's own HTTP answer for a failure (a refused room join) and the edge's say the same.
 import fc from "fast-check"
 import { describe, it } from "vitest"
-import type { ActorFailure } from "../../src/actors/actor-core.js"
+import type { ActorFailure } from "../../src/core/wire.js"
 import { failureResponse } from "../../src/actors/failures.js"
 import { HttpError, errorBody, unwrap } from "../../src/edge/errors.js"
 import { propertyParameters } from "../../src/testing/parameters.js"

@@ -2,7 +2,8 @@
 // with the reason, instead of leaving it running until it times out and is retried.
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { describe, expect, it } from "vitest"
-import { ActorCore, type ActorFailure, type ActorReply, type CommandOutcome } from "../../src/actors/actor-core.js"
+import { ActorCore } from "../../src/actors/actor-core.js"
+import type { ActorFailure, ActorReply, CommandOutcome } from "../../src/core/wire.js"
 import { jobEngine } from "../../src/actors/job-engine.js"
 import { Job, type JobState } from "../../src/domain/job.js"
 import { sequentialIds } from "../../src/infra/ids.js"

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net"
 import { Effect, Exit } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { ExecutorFailure } from "../../src/infra/executors.js"
+import type { ExecutorFailure } from "../../src/infra/job-executor.js"
 import { makeOpenHandsExecutor } from "../../src/infra/openhands.js"
 
 type Handler = (request: IncomingMessage, response: ServerResponse, body: string) => void

@@ -4,7 +4,7 @@ import { SELF, env, evictDurableObject, runInDurableObject } from "cloudflare:te
 import { describe, expect, it } from "vitest"
 import { MAX_JSON_DEPTH } from "../../src/actors/limits.js"
 import type { CounterTotals, CounterTotalsView } from "../../src/actors/counter-totals.js"
-import { scopedName } from "../../src/actors/names.js"
+import { scopedName } from "../../src/core/names.js"
 import type { TopicApi } from "../../src/actors/topic.js"
 import { BASE, devName, freshId, get, json, openSocket, readSse, send } from "./helpers.js"
 

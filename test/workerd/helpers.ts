@@ -1,6 +1,6 @@
 import { SELF } from "cloudflare:test"
 
-import { DEV_TENANT, scopedName } from "../../src/actors/names.js"
+import { DEV_TENANT, scopedName } from "../../src/core/names.js"
 
 export const BASE = "http://emberlog.test"
 

@@ -3,7 +3,7 @@
 // continues right after its last item, so paging through returns everything exactly once.
 import { env } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import type { WireEvent } from "../../src/actors/actor-core.js"
+import type { WireEvent } from "../../src/core/wire.js"
 import type { TopicApi } from "../../src/actors/topic.js"
 import { PAGE_BYTES } from "../../src/domain/json-size.js"
 import { devName, freshId, get, json, range, send } from "./helpers.js"

@@ -13,7 +13,7 @@ describe("the log", () => {
     await send("counter", id, { type: "Increment", by: 1 })
     // Written as an old deployment would have: schema_version 1, data {by} only, a valid chain link.
     await runInDurableObject(stub(id), async (_instance, state) => {
-      const { chainHash } = await import("../../src/actors/hash-chain.js")
+      const { chainHash } = await import("../../src/core/hash-chain.js")
       const prev = state.storage.sql.exec("SELECT hash FROM events WHERE seq = 1").one().hash as string
       const meta = { at: Date.now(), commandId: "legacy", correlationId: "legacy", causationId: null, principal: "legacy" }
       const body = { seq: 2, type: "Incremented", schemaVersion: 1, data: { by: 41 }, meta }

@@ -1,7 +1,7 @@
 import { createExecutionContext, env, runDurableObjectAlarm } from "cloudflare:test"
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
-import { scopedName } from "../../src/actors/names.js"
+import { scopedName } from "../../src/core/names.js"
 import worker from "../../src/edge/worker.js"
 import { BASE, freshId, get, json, send } from "./helpers.js"
 

@@ -43,7 +43,7 @@ describe("snapshots in the chain", () => {
   it("a snapshot whose hash was recomputed to match is still reported by verify", async () => {
     const id = await counterWith(503)
     await runInDurableObject(stub(id), async (_instance, state) => {
-      const { sha256 } = await import("../../src/actors/hash-chain.js")
+      const { sha256 } = await import("../../src/core/hash-chain.js")
       const forged = '{"value":7}'
       state.storage.sql.exec("UPDATE snapshots SET state = ?, state_hash = ? WHERE seq = 500", forged, sha256(forged))
     })

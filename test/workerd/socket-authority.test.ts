@@ -4,7 +4,7 @@ import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import { CLOSE_TOKEN_EXPIRED } from "../../src/actors/subscribers.js"
 import worker from "../../src/edge/worker.js"
-import { DEV_TENANT, scopedName } from "../../src/actors/names.js"
+import { DEV_TENANT, scopedName } from "../../src/core/names.js"
 import { BASE, freshId } from "./helpers.js"
 
 const SECRET = "socket-authority-secret-" + crypto.randomUUID()

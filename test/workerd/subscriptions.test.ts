@@ -135,6 +135,31 @@ describe("WebSocket subscriptions", () => {
     second.ws.close(1000)
   })
 
+  it("checks the cursor against the actor's head seq, without reading or encoding its state", async () => {
+    const id = freshId()
+    for (let i = 0; i < 2; i++) await increment(id)
+    const actor = env.COUNTER.getByName(devName(id))
+    const stateReads = () =>
+      runInDurableObject(actor, (instance) => {
+        const core = (instance as unknown as { core: any }).core
+        if (core.stateReads === undefined) {
+          core.stateReads = 0
+          const readState = core.readState.bind(core)
+          core.readState = (...args: Array<unknown>) => (core.stateReads++, readState(...args))
+        }
+        return core.stateReads as number
+      })
+    expect(await stateReads()).toBe(0)
+    const socket = await openSocket(`/v1/counter/${id}/ws?after=1`)
+    await socket.until((f) => eventSeqs(f).length === 1)
+    socket.ws.close(1000)
+    const stream = await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream?after=0`)
+    expect((await readSse(stream, 2)).map((event) => event.id)).toEqual(["1", "2"])
+    expect((await json(await SELF.fetch(`${BASE}/v1/counter/${id}/ws?after=3`, { headers: { Upgrade: "websocket" } }))).body)
+      .toMatchObject({ error: { code: "invalid_query", details: { after: 3, head: 2 } } })
+    expect(await stateReads()).toBe(0)
+  })
+
   it("refuses bad subscription requests with clear errors", async () => {
     const id = freshId()
     await increment(id)

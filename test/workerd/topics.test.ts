@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { deliveryFaults } from "../../src/actors/outbox.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
 import { freshId, get, json, openSocket, range, send } from "./helpers.js"
-import { DEV_TENANT } from "../../src/actors/names.js"
+import { DEV_TENANT } from "../../src/core/names.js"
 import { devName } from "./helpers.js"
 
 const counterStub = (id: string) => env.COUNTER.getByName(devName(id))

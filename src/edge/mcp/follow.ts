@@ -20,8 +20,7 @@ export const followResource = async (directory: ActorDirectory, uri: string, onC
   const target = parseResourceUri(uri)
   if (target === undefined) throw new Error(`Unknown resource ${uri}`)
   const actor = directory.actor(target.kind, target.id)
-  const head = await actor.readState({})
-  let cursor = head.ok ? head.value.version : 0
+  let cursor = await actor.head()
   let closed = false
   let socket: WebSocket | null = null
 

@@ -6,12 +6,21 @@
  */
 import { createMcpHandler, isLegacyRequest } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
-import { scopedName } from "../../actors/names.js"
+import { scopedName } from "../../core/names.js"
+import { stubOf } from "../../actors/stubs.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
 import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
-import { NEW_SESSION_HEADER, PRINCIPAL_JSON_HEADER, authInfoFor, directoryFor, encodePrincipal, jsonRpcError } from "./session-object.js"
+import {
+  NEW_SESSION_HEADER,
+  PRINCIPAL_JSON_HEADER,
+  authInfoFor,
+  directoryFor,
+  encodePrincipal,
+  jsonRpcError,
+  type McpSession,
+} from "./session-object.js"
 import { textExceedsDepth, tooDeep } from "../../actors/limits.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
@@ -143,7 +152,7 @@ export const mcpRoutes = (app: App) => {
     const headers = clientHeaders(request)
     if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
     headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
-    const session = c.env.MCP_SESSION.getByName(scopedName(principal.tenant, sessionId))
+    const session = stubOf<McpSession>(c.env.MCP_SESSION, scopedName(principal.tenant, sessionId))
     return session.fetch(new Request(request, { headers }))
   })
 }

@@ -15,12 +15,12 @@
  * it granted may be called, and none once it is closed or expired; a principal without a
  * session is bound by its scopes alone.
  */
-import { McpServer, ProtocolError, ResourceTemplate } from "@modelcontextprotocol/server"
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/server"
 import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { kinds } from "../../actors/kinds.js"
 import type { MemoryApi, MemoryQuery } from "../../actors/memory-actor.js"
-import { NAME_CHARS, NAME_PATTERN } from "../../actors/names.js"
+import { NAME_CHARS, NAME_PATTERN } from "../../core/names.js"
 import type { Entity } from "../../domain/entity.js"
 import { contentHash } from "../../domain/memory.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
@@ -37,7 +37,6 @@ export interface SubscriptionHooks {
   readonly unsubscribe: (uri: string) => Promise<void>
 }
 
-export const TOOLS_PAGE_SIZE = 10
 export const RESOURCE_PREFIX = "emberlog://"
 
 const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(NAME_PATTERN)))
@@ -162,7 +161,8 @@ export const buildMcpServer = (
   )
 
   // The memory service's tools, in the names MCP memory clients expect.
-  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as unknown as ActorApi & MemoryApi
+  // The memory kind is hosted by MemoryActor: its stub has the store's methods beside the actor's.
+  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as MemoryApi
   const Namespace = ActorIdSchema
   const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
   mcp.registerTool(
@@ -215,19 +215,8 @@ export const buildMcpServer = (
       }),
   )
 
-  // tools/list pages with cursors: the SDK's own handler lists everything at once, so
-  // its answer is computed as usual and sliced (one list, one schema rendering).
-  type ListHandler = (request: unknown, ctx: unknown) => Promise<{ tools: Array<unknown> }>
-  const handlers = (mcp.server as unknown as { _requestHandlers: Map<string, ListHandler> })._requestHandlers
-  const listAll = handlers.get("tools/list")!
-  mcp.server.setRequestHandler("tools/list", (async (request: { params?: { cursor?: string } }, ctx: unknown) => {
-    const { tools } = await listAll({ method: "tools/list", params: {} }, ctx)
-    const cursor = request.params?.cursor
-    const start = cursor === undefined ? 0 : /^\d+$/.test(cursor) ? Number(cursor) : Number.NaN
-    if (!(start >= 0 && start <= tools.length)) throw new ProtocolError(-32602, `Invalid cursor ${JSON.stringify(cursor)}`)
-    const end = start + TOOLS_PAGE_SIZE
-    return { tools: tools.slice(start, end), ...(end < tools.length ? { nextCursor: String(end) } : {}) }
-  }) as never)
+  // tools/list is the SDK's own handler: every tool in one page, no cursor. Paging its
+  // answer would mean reaching into the SDK's private handler table.
 
   const readResource = async (uri: URL, kind: string, id: string, events: boolean) => {
     if (!directory.principal.scopes.has("read")) throw new Error("Reading resources needs the read scope")

@@ -16,7 +16,7 @@ import {
   type McpServer,
 } from "@modelcontextprotocol/server"
 import { DurableObject } from "cloudflare:workers"
-import type { CommandRequest } from "../../actors/actor-core.js"
+import type { CommandRequest } from "../../core/wire.js"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { actorStub } from "../../actors/kinds.js"
 import type { Principal } from "../../infra/tokens.js"

@@ -1,7 +1,7 @@
 /**
  * The event store service: one actor's log, snapshots and idempotency records.
- * Production is SQLite inside the Durable Object (`sqlite-event-store.ts`); pure tests
- * use the in-memory store (`memory-event-store.ts`). Both honour `transaction`: every
+ * Production is SQLite inside the Durable Object (`infra/sqlite-event-store.ts`); pure tests
+ * use the in-memory store (`infra/memory-event-store.ts`). Both honour `transaction`: every
  * write made inside it lands together, or none does. Reads of an actor that was never
  * written create nothing: storage exists from the first write on.
  */

@@ -4,7 +4,7 @@
  * whose callback cannot await (see PLATFORM-NOTES).
  */
 import { createHash } from "node:crypto"
-import type { SerializedEvent, StoredEvent } from "../infra/event-store.js"
+import type { SerializedEvent, StoredEvent } from "./event-store.js"
 
 export const GENESIS_HASH = ""
 

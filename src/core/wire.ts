@@ -1,0 +1,67 @@
+/**
+ * What crosses the wire between the host, the edge, the typed client and the CLI: events
+ * as readers see them, commands and their replies, failures, verify reports and topic
+ * entries. Types only, so every layer shares one definition and none loads another.
+ */
+import type { StoredEvent } from "./event-store.js"
+
+export type ActorFailure = {
+  /**
+   * InvalidInput → 400, Forbidden → 403, Conflict → 409, TooLarge → 413, Rejected → 422,
+   * RolledBack → 500, Unavailable → 503 (one table, actors/failures.ts, for the edge and the objects' own answers).
+   */
+  readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unavailable"
+  readonly code: string
+  readonly message: string
+  readonly details?: unknown
+}
+
+export type ActorReply<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: ActorFailure }
+
+/** An event as readers see it: data upcast to the current schema version. */
+export type WireEvent = StoredEvent
+
+export interface CommandRequest {
+  readonly command: unknown
+  /** Set by the hosting object for its own timer and reactions, never from a request. */
+  readonly internal?: boolean
+  readonly ifMatch?: number
+  readonly idempotencyKey?: string
+  readonly principal?: string
+  /** The principal's scopes, for entities that decide by them (see Caller); none when absent. */
+  readonly scopes?: ReadonlyArray<string>
+  readonly correlationId?: string
+  readonly causationId?: string
+}
+
+export interface CommandOutcome {
+  readonly version: number
+  readonly events: ReadonlyArray<WireEvent>
+  readonly state: unknown
+  /** True when this answers a retried Idempotency-Key: nothing was appended this time. */
+  readonly replayed: boolean
+}
+
+export interface StateQuery {
+  readonly at?: number
+  /** ms since the epoch: the state after the last event with `meta.at` ≤ asOf. */
+  readonly asOf?: number
+}
+
+/** `snapshots`: how many snapshots were refolded and matched; `snapshotSeq`: the snapshot that did not. */
+export type VerifyReport =
+  | { readonly ok: true; readonly events: number; readonly head: string; readonly snapshots: number }
+  | { readonly ok: false; readonly firstBadSeq: number; readonly reason: string; readonly snapshotSeq?: number }
+
+/** The actor a topic entry came from. */
+export interface Source {
+  readonly kind: string
+  readonly id: string
+}
+
+/** An entry of a topic: `topicSeq` is gapless from 1; each source event lands once. */
+export interface TopicEntry {
+  readonly topicSeq: number
+  readonly source: Source
+  readonly event: WireEvent
+}
