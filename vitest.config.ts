@@ -9,7 +9,14 @@ export default defineConfig({
       },
       {
         // The client as Node users run it, against the Worker served by wrangler.
-        test: { name: "node", environment: "node", include: ["test/node/**/*.test.ts"], globalSetup: ["test/node/global-setup.ts"], testTimeout: 60_000, hookTimeout: 60_000 },
+        test: {
+          name: "node",
+          environment: "node",
+          include: ["test/node/**/*.test.ts"],
+          globalSetup: ["test/node/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
       },
       {
         // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
@@ -23,7 +30,14 @@ export default defineConfig({
                 AI: { name: "semantic-standins", entrypoint: "StandInAi" },
                 MEMORY_VECTORS: { name: "semantic-standins", entrypoint: "StandInVectorize" },
               },
-              workers: [{ name: "semantic-standins", modules: true, scriptPath: "./test/workerd/standins/semantic.js", compatibilityDate: "2026-11-01" }],
+              workers: [
+                {
+                  name: "semantic-standins",
+                  modules: true,
+                  scriptPath: "./test/workerd/standins/semantic.js",
+                  compatibilityDate: "2026-11-01",
+                },
+              ],
             },
           }),
         ],

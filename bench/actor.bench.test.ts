@@ -14,7 +14,8 @@ const COMMANDS = 2000
 const WARMUP = 1000
 const BATCH = 100
 
-const report = (name: string, values: Record<string, number>) => console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
+const report = (name: string, values: Record<string, number>) =>
+  console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
 
 const time = async (run: () => Promise<unknown> | unknown) => {
   const start = performance.now()
@@ -23,21 +24,28 @@ const time = async (run: () => Promise<unknown> | unknown) => {
 }
 
 // The plugin's generic signature is too deep for tsc here; these calls only need the untyped shape.
-const runInDurableObject = runInObject as unknown as <R>(stub: DurableObjectStub, run: (instance: any, state: DurableObjectState) => R) => Promise<R>
+const runInDurableObject = runInObject as unknown as <R>(
+  stub: DurableObjectStub,
+  run: (instance: any, state: DurableObjectState) => R,
+) => Promise<R>
 
 const benchEnv = env as unknown as Record<"COUNTER" | "DOCUMENT" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
 
 it("commands/s: emberlog counter vs a bare DO inserting one row per call", async () => {
   // Steady state: both code paths are JIT-warmed on throwaway objects first.
   const warmActor = benchEnv.COUNTER.getByName("throughput-warmup") as unknown as ActorApi
-  const warmBare = benchEnv.BARE.getByName("throughput-warmup") as unknown as { insert(data: unknown): Promise<{ seq: number }> }
+  const warmBare = benchEnv.BARE.getByName("throughput-warmup") as unknown as {
+    insert(data: unknown): Promise<{ seq: number }>
+  }
   for (let i = 0; i < WARMUP; i++) {
     await warmActor.command({ command: { type: "Increment", by: 1 } })
     await warmBare.insert({ type: "Increment", by: 1 })
   }
   for (let round = 0; round < ROUNDS; round++) {
     const actor = benchEnv.COUNTER.getByName(`throughput-${round}`) as unknown as ActorApi
-    const bare = benchEnv.BARE.getByName(`throughput-${round}`) as unknown as { insert(data: unknown): Promise<{ seq: number }> }
+    const bare = benchEnv.BARE.getByName(`throughput-${round}`) as unknown as {
+      insert(data: unknown): Promise<{ seq: number }>
+    }
     // Warm both objects so start-up is not counted, then alternate batches so drift hits both alike.
     await actor.command({ command: { type: "Increment", by: 1 } })
     await bare.insert({ type: "Increment", by: 1 })
@@ -51,7 +59,12 @@ it("commands/s: emberlog counter vs a bare DO inserting one row per call", async
         for (let i = 0; i < BATCH; i++) await actor.command({ command: { type: "Increment", by: 1 } })
       })
     }
-    report("throughput", { round, bareOpsPerSec: (COMMANDS / bareMs) * 1000, emberlogOpsPerSec: (COMMANDS / emberMs) * 1000, ratio: emberMs / bareMs })
+    report("throughput", {
+      round,
+      bareOpsPerSec: (COMMANDS / bareMs) * 1000,
+      emberlogOpsPerSec: (COMMANDS / emberMs) * 1000,
+      ratio: emberMs / bareMs,
+    })
   }
 })
 
@@ -84,14 +97,19 @@ it("recovery and replay: 10k and 100k events, with and without snapshots", async
     for (let round = 0; round < ROUNDS; round++) {
       const withSnapshots = await recoveryMs(benchEnv.COUNTER, `recovery-${events}`, Counter)
       const without = await recoveryMs(benchEnv.UNSNAPSHOTTED, `recovery-${events}`, unsnapshotted)
-      if (without.version !== events || withSnapshots.version !== total) throw new Error("seeded the wrong number of events")
-      const floorMs = await runInDurableObject(benchEnv.UNSNAPSHOTTED.getByName(`recovery-${events}`), (_instance, state) => {
-        const start = performance.now()
-        let sum = 0
-        for (const row of state.storage.sql.exec("SELECT type, schema_version, data FROM events ORDER BY seq").raw()) sum += JSON.parse(row[2] as string).by
-        if (sum !== events) throw new Error(`read ${sum} of ${events} events`)
-        return performance.now() - start
-      })
+      if (without.version !== events || withSnapshots.version !== total)
+        throw new Error("seeded the wrong number of events")
+      const floorMs = await runInDurableObject(
+        benchEnv.UNSNAPSHOTTED.getByName(`recovery-${events}`),
+        (_instance, state) => {
+          const start = performance.now()
+          let sum = 0
+          for (const row of state.storage.sql.exec("SELECT type, schema_version, data FROM events ORDER BY seq").raw())
+            sum += JSON.parse(row[2] as string).by
+          if (sum !== events) throw new Error(`read ${sum} of ${events} events`)
+          return performance.now() - start
+        },
+      )
       report("recovery", {
         round,
         events,
@@ -113,7 +131,13 @@ it("snapshot interval: document edit replay rate and the cost of writing a 100 K
     const create = core.command({ command: { type: "Create", title: "bench", content: "lorem ipsum ".repeat(8_534) } })
     if (!create.ok) throw new Error(JSON.stringify(create.error))
     for (let i = 0; i < edits; i++) {
-      const reply = core.command({ command: { type: "Edit", baseVersion: core.currentVersion, ops: [{ op: "insert", at: (i * 37) % 100_000, text: "edit " }] } })
+      const reply = core.command({
+        command: {
+          type: "Edit",
+          baseVersion: core.currentVersion,
+          ops: [{ op: "insert", at: (i * 37) % 100_000, text: "edit " }],
+        },
+      })
       if (!reply.ok) throw new Error(JSON.stringify(reply.error))
     }
   })
@@ -127,7 +151,12 @@ it("snapshot interval: document edit replay rate and the cost of writing a 100 K
       if (!read.ok || read.value.version !== edits + 1) throw new Error("replayed the wrong number of events")
       const snapshotStart = performance.now()
       const json = JSON.stringify(Document.encodeState(Document.decodeState(read.value.state)))
-      state.storage.sql.exec("INSERT OR REPLACE INTO snapshots (seq, state_version, state) VALUES (?, ?, ?)", 1e12, 999, json)
+      state.storage.sql.exec(
+        "INSERT OR REPLACE INTO snapshots (seq, state_version, state) VALUES (?, ?, ?)",
+        1e12,
+        999,
+        json,
+      )
       const snapshotMs = performance.now() - snapshotStart
       state.storage.sql.exec("DELETE FROM snapshots WHERE seq = ?", 1e12)
       return { replayMs, snapshotMs, snapshotKb: json.length / 1024 }

@@ -15,7 +15,8 @@ const ROUNDS = 3
 const LATENCY_SAMPLES = 60
 const BURST = 100
 
-const report = (values: Record<string, unknown>) => console.log(`BENCH ${JSON.stringify({ name: "fanout", ...values })}`)
+const report = (values: Record<string, unknown>) =>
+  console.log(`BENCH ${JSON.stringify({ name: "fanout", ...values })}`)
 const percentile = (values: Array<number>, p: number) => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
@@ -68,7 +69,9 @@ async function fanoutRound(subscribers: number, round: number) {
     const actor = benchEnv.COUNTER.getByName(scopedName(DEV_TENANT, id)) as unknown as ActorApi
     const bare = benchEnv.BARE_FANOUT.getByName(id) as unknown as { broadcast(message: string): Promise<number> }
     await actor.command({ command: { type: "Increment", by: 1 } })
-    const ember = await openSockets(subscribers, `http://bench/v1/counter/${id}/ws?after=1`, (d) => d.startsWith('{"type":"event"'))
+    const ember = await openSockets(subscribers, `http://bench/v1/counter/${id}/ws?after=1`, (d) =>
+      d.startsWith('{"type":"event"'),
+    )
     const baseline = await openSockets(subscribers, `http://bench/fanout/${id}`, () => true)
     // The baseline sends a frame of the same size as emberlog's (a real event frame), so the
     // comparison measures emberlog's work, not a difference in message size.
@@ -94,7 +97,11 @@ async function fanoutRound(subscribers: number, round: number) {
       await reached(already + BURST)
       return (BURST / (performance.now() - start)) * 1000
     }
-    const emberRate = await burst(() => actor.command({ command: { type: "Increment", by: 1 } }), ember.allReached, LATENCY_SAMPLES)
+    const emberRate = await burst(
+      () => actor.command({ command: { type: "Increment", by: 1 } }),
+      ember.allReached,
+      LATENCY_SAMPLES,
+    )
     const bareRate = await burst(() => bare.broadcast(payload), baseline.allReached, LATENCY_SAMPLES)
     ember.close()
     baseline.close()

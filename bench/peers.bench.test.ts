@@ -12,7 +12,8 @@ const ROUNDS = 5
 const COMMANDS = 2000
 const BATCH = 100
 
-const report = (name: string, values: Record<string, unknown>) => console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
+const report = (name: string, values: Record<string, unknown>) =>
+  console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
 const peers = Object.keys(PEER_BINDINGS) as Array<keyof typeof PEER_BINDINGS>
 const stub = (impl: keyof typeof PEER_BINDINGS, name: string) =>
   (env as unknown as Record<string, DurableObjectNamespace>)[PEER_BINDINGS[impl]]!.getByName(name) as unknown as Peer
@@ -30,6 +31,12 @@ it("commands/s: emberlog, a bare DO, an Agents SDK agent and a PartyServer serve
         elapsed[impl] = elapsed[impl]! + performance.now() - start
       }
     }
-    for (const impl of peers) report("peer-throughput", { round, impl, opsPerSec: (COMMANDS / elapsed[impl]!) * 1000, ratioToBare: elapsed[impl]! / elapsed.bare! })
+    for (const impl of peers)
+      report("peer-throughput", {
+        round,
+        impl,
+        opsPerSec: (COMMANDS / elapsed[impl]!) * 1000,
+        ratioToBare: elapsed[impl]! / elapsed.bare!,
+      })
   }
 })

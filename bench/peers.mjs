@@ -48,13 +48,17 @@ const timed = async (run) => {
 
 /** Seeds `n` increments inside the object, in chunks (each an RPC that loops in the object). */
 const seed = async (base, impl, name, n) => {
-  for (let done = 0; done < n; done += SEED_CHUNK) await call(base, `/peer/${impl}/${name}/seed?n=${Math.min(SEED_CHUNK, n - done)}`)
+  for (let done = 0; done < n; done += SEED_CHUNK)
+    await call(base, `/peer/${impl}/${name}/seed?n=${Math.min(SEED_CHUNK, n - done)}`)
 }
 
 /** Sequential commands, interleaved in batches of 50 across peers so drift hits all alike. */
 const latency = async (base, round) => {
   // "noop" is the HTTP hop into the Worker without any object: what every other row also pays.
-  const paths = { noop: "/peer/noop", ...Object.fromEntries(PEERS.map((impl) => [impl, `/peer/${impl}/latency-${round}/increment`])) }
+  const paths = {
+    noop: "/peer/noop",
+    ...Object.fromEntries(PEERS.map((impl) => [impl, `/peer/${impl}/latency-${round}/increment`])),
+  }
   const samples = Object.fromEntries(Object.keys(paths).map((impl) => [impl, []]))
   for (const path of Object.values(paths)) for (let i = 0; i < 50; i++) await call(base, path) // warm
   for (let batch = 0; batch < LATENCY_CALLS / 50; batch++) {
@@ -64,7 +68,13 @@ const latency = async (base, round) => {
   }
   for (const impl of Object.keys(paths)) {
     const total = samples[impl].reduce((a, b) => a + b, 0)
-    report("peer-latency", { round, impl, opsPerSec: (samples[impl].length / total) * 1000, p50Ms: percentile(samples[impl], 50), p99Ms: percentile(samples[impl], 99) })
+    report("peer-latency", {
+      round,
+      impl,
+      opsPerSec: (samples[impl].length / total) * 1000,
+      p50Ms: percentile(samples[impl], 50),
+      p99Ms: percentile(samples[impl], 99),
+    })
   }
 }
 
@@ -118,7 +128,13 @@ const fanout = async (base, round) => {
       if (i >= 2) samples.push(ms) // the first two warm the path
     }
     for (const socket of sockets) socket.close()
-    report("peer-fanout", { round, impl, subscribers: FANOUT_SUBSCRIBERS, p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99) })
+    report("peer-fanout", {
+      round,
+      impl,
+      subscribers: FANOUT_SUBSCRIBERS,
+      p50Ms: percentile(samples, 50),
+      p99Ms: percentile(samples, 99),
+    })
   }
 }
 
@@ -146,7 +162,7 @@ const workerdRssKb = () => {
     .map((line) => line.trim().split(/\s+/))
     .map(([pid, ppid, rss, comm]) => ({ pid: Number(pid), ppid: Number(ppid), rss: Number(rss), comm }))
   const mine = new Set([process.pid])
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false
     for (const row of rows) if (mine.has(row.ppid) && !mine.has(row.pid)) (mine.add(row.pid), (grew = true))
   }
@@ -161,7 +177,8 @@ const idleMemory = async (round) => {
       for (let i = 0; i < 20; i++) await call(base, `/peer/${impl}/warm-${i}/increment`)
       await new Promise((resolve) => setTimeout(resolve, 500))
       const before = workerdRssKb()
-      for (let i = 0; i < IDLE_ACTORS; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => call(base, `/peer/${impl}/idle-${i + j}/increment`)))
+      for (let i = 0; i < IDLE_ACTORS; i += 20)
+        await Promise.all(Array.from({ length: 20 }, (_, j) => call(base, `/peer/${impl}/idle-${i + j}/increment`)))
       await new Promise((resolve) => setTimeout(resolve, 1000))
       report("peer-memory", { round, impl, actors: IDLE_ACTORS, kbPerActor: (workerdRssKb() - before) / IDLE_ACTORS })
     } finally {

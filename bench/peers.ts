@@ -66,14 +66,17 @@ export class BarePeer extends DurableObject {
   }
 
   increment(): { seq: number } {
-    const seq = this.ctx.storage.sql.exec("INSERT INTO log (data) VALUES (?) RETURNING seq", JSON.stringify(INCREMENT)).one().seq as number
+    const seq = this.ctx.storage.sql
+      .exec("INSERT INTO log (data) VALUES (?) RETURNING seq", JSON.stringify(INCREMENT))
+      .one().seq as number
     const frame = JSON.stringify({ seq })
     for (const socket of this.ctx.getWebSockets()) socket.send(frame)
     return { seq }
   }
 
   seed(n: number): number {
-    for (let i = 0; i < n; i++) this.ctx.storage.sql.exec("INSERT INTO log (data) VALUES (?)", JSON.stringify(INCREMENT))
+    for (let i = 0; i < n; i++)
+      this.ctx.storage.sql.exec("INSERT INTO log (data) VALUES (?)", JSON.stringify(INCREMENT))
     return this.ctx.storage.sql.exec("SELECT max(seq) AS seq FROM log").one().seq as number
   }
 
@@ -114,7 +117,9 @@ export class PartyPeer extends Server {
 
   private table() {
     if (!this.ready) {
-      this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)")
+      this.ctx.storage.sql.exec(
+        "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)",
+      )
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO counter (id, value) VALUES (1, 0)")
       this.ready = true
     }
@@ -122,7 +127,8 @@ export class PartyPeer extends Server {
   }
 
   increment(): { value: number } {
-    const value = this.table().exec("UPDATE counter SET value = value + 1 WHERE id = 1 RETURNING value").one().value as number
+    const value = this.table().exec("UPDATE counter SET value = value + 1 WHERE id = 1 RETURNING value").one()
+      .value as number
     this.broadcast(JSON.stringify({ value }))
     return { value }
   }
@@ -145,7 +151,13 @@ export interface Peer {
   fetch(request: Request): Promise<Response>
 }
 
-export const PEER_BINDINGS = { emberlog: "EMBERLOG_PEER", bare: "BARE_PEER", agent: "AGENT_PEER", party: "PARTY_PEER", "emberlog-no-topics": "EMBERLOG_NO_TOPICS_PEER" } as const
+export const PEER_BINDINGS = {
+  emberlog: "EMBERLOG_PEER",
+  bare: "BARE_PEER",
+  agent: "AGENT_PEER",
+  party: "PARTY_PEER",
+  "emberlog-no-topics": "EMBERLOG_NO_TOPICS_PEER",
+} as const
 
 /** /peer/{impl}/{name}/{increment|seed|abort|ws}: the benchmark driver's entry to each peer; /peer/noop is the HTTP hop alone. */
 export const handlePeer = async (request: Request, env: Record<string, DurableObjectNamespace>): Promise<Response> => {

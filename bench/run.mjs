@@ -6,7 +6,11 @@ import { readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 
 const started = new Date()
-const run = spawnSync("vitest", ["run", "--config", "bench/vitest.config.ts"], { encoding: "utf8", shell: false, maxBuffer: 64 * 1024 * 1024 })
+const run = spawnSync("vitest", ["run", "--config", "bench/vitest.config.ts"], {
+  encoding: "utf8",
+  shell: false,
+  maxBuffer: 64 * 1024 * 1024,
+})
 let output = `${run.stdout}\n${run.stderr}`
 if (run.status !== 0) {
   process.stderr.write(output)
@@ -16,7 +20,10 @@ const peerRuns =
   process.env.PEERS === "0"
     ? []
     : [
-        spawnSync("vitest", ["run", "--config", "bench/peers.vitest.config.ts"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }),
+        spawnSync("vitest", ["run", "--config", "bench/peers.vitest.config.ts"], {
+          encoding: "utf8",
+          maxBuffer: 64 * 1024 * 1024,
+        }),
         spawnSync(process.execPath, ["bench/peers.mjs"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }),
       ]
 for (const peerRun of peerRuns) {
@@ -33,10 +40,13 @@ const median = (values) => {
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
-const med = (name, field, filter = () => true) => median(rows.filter((r) => r.name === name && filter(r)).map((r) => r[field]))
+const med = (name, field, filter = () => true) =>
+  median(rows.filter((r) => r.name === name && filter(r)).map((r) => r[field]))
 const rounds = (name) => rows.filter((r) => r.name === name).length
-const fmt = (n, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
-const version = (pkg) => JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url))).version
+const fmt = (n, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const version = (pkg) =>
+  JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url))).version
 const verdict = (ok) => (ok ? "met" : "**missed**")
 
 const ratio = med("throughput", "ratio")
@@ -62,7 +72,12 @@ const fanout = [100, 1000].map((subscribers) => {
   }
 })
 
-const PEER_NAMES = { bare: "bare DO (one INSERT per call)", emberlog: "emberlog counter", agent: `Agents SDK agent (\`setState\`, agents ${version("agents")})`, party: `PartyServer server (one row + broadcast, partyserver ${version("partyserver")})` }
+const PEER_NAMES = {
+  bare: "bare DO (one INSERT per call)",
+  emberlog: "emberlog counter",
+  agent: `Agents SDK agent (\`setState\`, agents ${version("agents")})`,
+  party: `PartyServer server (one row + broadcast, partyserver ${version("partyserver")})`,
+}
 const peerOf = (name, impl, field, extra = () => true) => med(name, field, (r) => r.impl === impl && extra(r))
 const peerRows = Object.keys(PEER_NAMES).map((impl) => {
   const throughput = peerOf("peer-throughput", impl, "opsPerSec")
@@ -80,7 +95,9 @@ const peerRows = Object.keys(PEER_NAMES).map((impl) => {
 const noTopics = `| emberlog counter, a kind with no topics (no outbox row, no deliveries) | ${fmt(peerOf("peer-throughput", "emberlog-no-topics", "opsPerSec"))} | ${fmt(peerOf("peer-throughput", "emberlog-no-topics", "ratioToBare"), 2)}× | — | — | — | — | — |`
 peerRows.splice(2, 0, noTopics)
 const hop = med("peer-latency", "p50Ms", (r) => r.impl === "noop")
-const historySizes = [...new Set(rows.filter((r) => r.name === "peer-history").map((r) => r.events))].sort((a, b) => a - b)
+const historySizes = [...new Set(rows.filter((r) => r.name === "peer-history").map((r) => r.events))].sort(
+  (a, b) => a - b,
+)
 const historyOf = (impl, events, field) => med("peer-history", field, (r) => r.impl === impl && r.events === events)
 const historyRows = historySizes.map(
   (events) =>
@@ -156,7 +173,10 @@ An interval N bounds recovery at (N − 1) / replay rate and costs one snapshot 
 commands. The counter uses N = 500: at most ~${fmt((499 / replay) * 1000, 1)} ms of tail. The document uses
 N = 200: a ${fmt(med("interval", "snapshotKb"))} KB document's tail is at most ~${fmt((199 / med("interval", "documentEventsPerSec")) * 1000, 1)} ms (about five times that
 at the 500 K-character cap), and its snapshot adds ~${fmt((med("interval", "snapshotWriteMs") / 200) * 1000)} µs per command amortized.
-${peerRun === undefined ? "" : `
+${
+  peerRun === undefined
+    ? ""
+    : `
 ## Against peers: the same counter four ways
 
 One run, side by side in the same local runtime (bench/peers.ts): emberlog's counter actor,
@@ -221,6 +241,7 @@ ${historyRows.join("\n")}
 | target | result | |
 |---|---:|---|
 | emberlog p50 flat from the smallest to the largest history (within 1.25×) | ${fmt(Math.max(...emberHistoryP50) / Math.min(...emberHistoryP50), 2)}× | ${verdict(historyFlat)} |
-`}`
+`
+}`
 writeFileSync(new URL("./RESULTS.md", import.meta.url), table)
 process.stdout.write(table)

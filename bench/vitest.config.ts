@@ -2,7 +2,18 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin"
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./bench/wrangler.toml" }, miniflare: { bindings: { AUTH_MODE: "off" } } })],
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./bench/wrangler.toml" },
+      miniflare: { bindings: { AUTH_MODE: "off" } },
+    }),
+  ],
   // One file at a time: benchmarks running side by side on two cores would time each other.
-  test: { include: [process.env.BENCH_FILE ?? "bench/**/*.bench.test.ts"], exclude: ["bench/peers.bench.test.ts"], testTimeout: 600_000, hookTimeout: 600_000, fileParallelism: false },
+  test: {
+    include: [process.env.BENCH_FILE ?? "bench/**/*.bench.test.ts"],
+    exclude: ["bench/peers.bench.test.ts"],
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
+    fileParallelism: false,
+  },
 })

@@ -18,7 +18,16 @@ try {
   // Asynchronously: wrangler's dev server runs in this process and must keep answering.
   const run = spawn(
     "conformance",
-    ["server", "--url", url, "--expected-failures", "conformance/expected-failures.yml", "-o", ".conformance-results", ...process.argv.slice(2)],
+    [
+      "server",
+      "--url",
+      url,
+      "--expected-failures",
+      "conformance/expected-failures.yml",
+      "-o",
+      ".conformance-results",
+      ...process.argv.slice(2),
+    ],
     { stdio: "inherit" },
   )
   status = await new Promise((resolve) => run.on("exit", (code) => resolve(code ?? 1)))

@@ -31,14 +31,7 @@ import type {
   VerifyReport,
   WireEvent,
 } from "../core/wire.js"
-import {
-  MAX_ROW_BYTES,
-  MAX_RPC_BYTES,
-  exceedsDepth,
-  overBytes,
-  serializedBound,
-  tooDeep,
-} from "./limits.js"
+import { MAX_ROW_BYTES, MAX_RPC_BYTES, exceedsDepth, overBytes, serializedBound, tooDeep } from "./limits.js"
 
 export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never>
 
@@ -180,7 +173,9 @@ export class ActorCore<S = unknown> {
 
   private toWire = (stored: StoredEvent): WireEvent => {
     const current = this.entity.currentEventVersion(stored.type)
-    return stored.schemaVersion === current ? stored : { ...stored, schemaVersion: current, data: this.entity.upcastData(stored) }
+    return stored.schemaVersion === current
+      ? stored
+      : { ...stored, schemaVersion: current, data: this.entity.upcastData(stored) }
   }
 
   /**
@@ -219,7 +214,13 @@ export class ActorCore<S = unknown> {
       // Every transport reaches this point; deeper input would overflow the recursive encoders below.
       if (exceedsDepth(request.command)) return yield* fail({ _tag: "InvalidInput", ...tooDeep })
       const decoded = this.entity.decodeCommand(request.command)
-      if (!decoded.ok) return yield* fail({ _tag: "InvalidInput", code: "invalid_command", message: decoded.error.message, details: { issues: decoded.error.issues } })
+      if (!decoded.ok)
+        return yield* fail({
+          _tag: "InvalidInput",
+          code: "invalid_command",
+          message: decoded.error.message,
+          details: { issues: decoded.error.issues },
+        })
       if (!request.internal && this.entity.internalCommands?.includes(decoded.command.type)) {
         return yield* fail({
           _tag: "InvalidInput",
@@ -241,7 +242,12 @@ export class ActorCore<S = unknown> {
           }
           const events = yield* store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE)
           const state = yield* this.foldUpTo(prior.version)
-          return { version: prior.version, events: events.map(this.toWire), state: this.entity.encodeState(state), replayed: true } satisfies CommandOutcome
+          return {
+            version: prior.version,
+            events: events.map(this.toWire),
+            state: this.entity.encodeState(state),
+            replayed: true,
+          } satisfies CommandOutcome
         }
       }
       if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
@@ -283,7 +289,11 @@ export class ActorCore<S = unknown> {
       const appended: Array<SerializedEvent> = []
       for (const event of emitted) {
         state = this.entity.evolve(state, event)
-        const linked = linkEvent(hash, { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta }, metaJson)
+        const linked = linkEvent(
+          hash,
+          { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta },
+          metaJson,
+        )
         hash = linked.hash
         appended.push(linked)
       }
@@ -294,7 +304,9 @@ export class ActorCore<S = unknown> {
       const stateJson = snapshotDue ? canonicalJson(encodedState) : JSON.stringify(encodedState)
       yield* this.checkFits(appended, metaJson, stateJson)
       yield* store.append(appended)
-      yield* store.enqueue(emitted.flatMap((event, i) => this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic }))))
+      yield* store.enqueue(
+        emitted.flatMap((event, i) => this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic }))),
+      )
       if (this.onAppend !== undefined && appended.length > 0) {
         const onAppend = this.onAppend
         yield* Effect.sync(() => onAppend(appended, decoded.command))
@@ -305,7 +317,8 @@ export class ActorCore<S = unknown> {
         yield* store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash })
         yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
       }
-      if (key !== undefined) yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
+      if (key !== undefined)
+        yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
       const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
       return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>
     })
@@ -353,9 +366,13 @@ export class ActorCore<S = unknown> {
   }
 
   /** Events still to be delivered to topics, per topic, oldest first (upcast like any read). */
-  pendingDeliveries(limit: number): ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<WireEvent> }> {
+  pendingDeliveries(
+    limit: number,
+  ): ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<WireEvent> }> {
     return this.run(
-      Effect.map(this.store.pendingDeliveries(limit), (batches) => batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) }))),
+      Effect.map(this.store.pendingDeliveries(limit), (batches) =>
+        batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) })),
+      ),
     )
   }
 
@@ -378,7 +395,8 @@ export class ActorCore<S = unknown> {
           }
           seq = query.at
         } else if (query.asOf !== undefined) {
-          if (!Number.isFinite(query.asOf)) return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: "asOf must be a time" })
+          if (!Number.isFinite(query.asOf))
+            return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: "asOf must be a time" })
           seq = yield* (yield* EventStore).seqAsOf(query.asOf)
         }
         const state = seq === this.version ? this.state : yield* this.foldUpTo(seq)
@@ -393,14 +411,26 @@ export class ActorCore<S = unknown> {
    * A page holds at most `limit` events and PAGE_BYTES of JSON, but always one event;
    * `next` is the seq of its last event, so paging on from there misses and repeats nothing.
    */
-  readEvents(after: number, limit: number = 100, asStored = false): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
+  readEvents(
+    after: number,
+    limit: number = 100,
+    asStored = false,
+  ): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
     return this.reply(
       Effect.gen({ self: this }, function* () {
         if (!Number.isInteger(after) || after < 0) {
-          return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: "after must be a non-negative integer" })
+          return yield* fail({
+            _tag: "InvalidInput",
+            code: "invalid_query",
+            message: "after must be a non-negative integer",
+          })
         }
         if (!Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS_PAGE) {
-          return yield* fail({ _tag: "InvalidInput", code: "invalid_query", message: `limit must be an integer from 1 to ${MAX_EVENTS_PAGE}` })
+          return yield* fail({
+            _tag: "InvalidInput",
+            code: "invalid_query",
+            message: `limit must be an integer from 1 to ${MAX_EVENTS_PAGE}`,
+          })
         }
         const store = yield* EventStore
         const events: Array<WireEvent> = []
@@ -409,7 +439,7 @@ export class ActorCore<S = unknown> {
         // Rows are read a few at a time, so a page of large events is never all in memory
         // at once on top of what the page keeps.
         let cursor = after
-        for (let full = false; !full && bytes < PAGE_BYTES && events.length < limit && cursor < this.version; ) {
+        for (let full = false; !full && bytes < PAGE_BYTES && events.length < limit && cursor < this.version;) {
           // Sized by the average event so far: about as many rows as the bytes still free hold.
           const want = events.length === 0 ? FIRST_READ : Math.floor((PAGE_BYTES - bytes) / (bytes / events.length))
           const rows = yield* store.read(cursor, this.version, Math.max(1, Math.min(want, limit - events.length)))
@@ -474,7 +504,11 @@ export class ActorCore<S = unknown> {
           if (page.length < VERIFY_PAGE) break
         }
         if (walk.events !== this.version) {
-          return { ok: false, firstBadSeq: walk.events + 1, reason: `the log ends at ${walk.events} but ${this.version} events were appended` } as const
+          return {
+            ok: false,
+            firstBadSeq: walk.events + 1,
+            reason: `the log ends at ${walk.events} but ${this.version} events were appended`,
+          } as const
         }
         if (nextSnapshot < snapshotSeqs.length) {
           const seq = snapshotSeqs[nextSnapshot]!

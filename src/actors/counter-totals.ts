@@ -65,8 +65,15 @@ export class CounterTotals extends DurableObject<{ readonly TOPIC: DurableObject
       for (const entry of entries) {
         if (entry.topicSeq <= topicSeq) continue
         const row = this.sql.exec("SELECT value FROM counters WHERE id = ?", entry.source.id).toArray()[0]
-        const next = Counter.evolve({ value: (row?.value as number | undefined) ?? 0 }, Counter.decodeEvent(entry.event))
-        this.sql.exec("INSERT INTO counters (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value", entry.source.id, next.value)
+        const next = Counter.evolve(
+          { value: (row?.value as number | undefined) ?? 0 },
+          Counter.decodeEvent(entry.event),
+        )
+        this.sql.exec(
+          "INSERT INTO counters (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value",
+          entry.source.id,
+          next.value,
+        )
         topicSeq = entry.topicSeq
         lastUpdate = entry.event.meta.at
       }

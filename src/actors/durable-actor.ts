@@ -134,12 +134,20 @@ const parseCommandFrame = (message: string): CommandFrame | { readonly invalid: 
   if (typeof frame !== "object" || frame === null) return { invalid: "A frame must be a JSON object" }
   const { type, id, command, ifMatch, idempotencyKey } = frame as Record<string, unknown>
   if (type !== "command") return { invalid: `Unknown frame type ${JSON.stringify(type)}; expected "command"`, id }
-  if (typeof id !== "string" && typeof id !== "number") return { invalid: "A command frame needs an id (string or number)", id }
-  if (ifMatch !== undefined && !(Number.isSafeInteger(ifMatch) && (ifMatch as number) >= 0)) return { invalid: "ifMatch must be a version number", id }
+  if (typeof id !== "string" && typeof id !== "number")
+    return { invalid: "A command frame needs an id (string or number)", id }
+  if (ifMatch !== undefined && !(Number.isSafeInteger(ifMatch) && (ifMatch as number) >= 0))
+    return { invalid: "ifMatch must be a version number", id }
   if (idempotencyKey !== undefined && (typeof idempotencyKey !== "string" || !CLIENT_ID.test(idempotencyKey))) {
     return { invalid: "idempotencyKey must be 1–255 visible ASCII characters", id }
   }
-  return { type, id, command, ifMatch: ifMatch as number | undefined, idempotencyKey: idempotencyKey as string | undefined }
+  return {
+    type,
+    id,
+    command,
+    ifMatch: ifMatch as number | undefined,
+    idempotencyKey: idempotencyKey as string | undefined,
+  }
 }
 
 /** A frame's `id`, for the error frame that answers it (null when it has none or is not JSON). */
@@ -326,9 +334,7 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
         pending ? Date.now() + deliveryDelayMs : undefined,
         entity.timer?.dueAt(this.core.currentState),
         this.subscribers.nextExpiry(),
-      ].filter(
-        (at): at is number => at !== undefined,
-      )
+      ].filter((at): at is number => at !== undefined)
       if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
     }
 
@@ -347,10 +353,13 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
     private standInForAlarm(at: number): void {
       if (this.standInAt !== null && this.standInAt <= at) return
       this.standInAt = at
-      setTimeout(() => {
-        this.standInAt = null
-        void this.alarm()
-      }, Math.max(0, at - Date.now()))
+      setTimeout(
+        () => {
+          this.standInAt = null
+          void this.alarm()
+        },
+        Math.max(0, at - Date.now()),
+      )
     }
 
     /**
@@ -364,7 +373,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       this.subscribers.closeExpired()
       // Deliveries are addressed by the object's name (tenant/id); without it they would land in
       // the wrong topic, so they wait (the alarm is retried) rather than guess.
-      if (this.ctx.id.name === undefined) throw new Error("emberlog: this object has no name; outbox delivery postponed")
+      if (this.ctx.id.name === undefined)
+        throw new Error("emberlog: this object has no name; outbox delivery postponed")
       const { tenant, name } = parseScopedName(this.ctx.id.name)
       const source = { kind: entity.kind, id: name }
       const topicOf = (topic: string) => stubOf<TopicLog>(this.env.TOPIC, scopedName(tenant, topic))
@@ -374,8 +384,13 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
         this.failedDeliveries = 0
       } catch (error) {
         this.failedDeliveries++
-        deliveryDelay = Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) * (0.5 + Math.random() / 2)
-        console.warn(`emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(deliveryDelay)} ms`, error)
+        deliveryDelay =
+          Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *
+          (0.5 + Math.random() / 2)
+        console.warn(
+          `emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(deliveryDelay)} ms`,
+          error,
+        )
       }
       const timerDue = entity.timer?.dueAt(this.core.currentState)
       if (entity.timer !== undefined && timerDue !== undefined && timerDue <= Date.now()) {
@@ -432,7 +447,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
      */
     private async actOnFrame(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       if (isOversize(message)) return socket.close(CLOSE_TOO_LARGE, `Frames are limited to ${MAX_FRAME_BYTES} bytes`)
-      if (typeof message !== "string") return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
+      if (typeof message !== "string")
+        return socket.send(errorFrame(null, "invalid_frame", "Frames must be text (JSON)"))
       const attachment = socket.deserializeAttachment() as SocketAttachment
       if (isExpired(attachment)) {
         socket.send(errorFrame(idOf(message), "token_expired", "This socket's token has expired; nothing was done"))
@@ -466,10 +482,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       try {
         frame = JSON.parse(message)
       } catch {
-        return socket.send(errorFrame(null, "invalid_frame", "A frame must be JSON: {\"type\": …, \"payload\": …}"))
+        return socket.send(errorFrame(null, "invalid_frame", 'A frame must be JSON: {"type": …, "payload": …}'))
       }
       const { type, payload } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<string, unknown>
-      if (typeof type !== "string") return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
+      if (typeof type !== "string")
+        return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
       const principal = (socket.deserializeAttachment() as SocketAttachment).principal ?? member
       const reply = this.commit({ command: options.room!.post(member, { type, payload }), principal })
       if (!reply.ok) socket.send(errorFrame(null, reply.error.code, reply.error.message, reply.error.details))

@@ -24,12 +24,14 @@ export const jobEngine =
     const attempt = event.data.attempt as number
     const { task, input, timeoutMs } = job.state() as JobState
     const limit = executorTimeout(timeoutMs)
-    const report = (percent: number, message: string) => void job.command({ type: "Progress", attempt, percent, message })
+    const report = (percent: number, message: string) =>
+      void job.command({ type: "Progress", attempt, percent, message })
     return Effect.runPromise(
       executor.run(task, input, report).pipe(
         Effect.timeoutOrElse({
           duration: Duration.millis(limit),
-          orElse: () => Effect.fail(new ExecutorFailure(`the ${executor.name} executor timed out after ${limit} ms`, true)),
+          orElse: () =>
+            Effect.fail(new ExecutorFailure(`the ${executor.name} executor timed out after ${limit} ms`, true)),
         }),
         Effect.match({
           onSuccess: (result) => {
@@ -43,7 +45,8 @@ export const jobEngine =
               job.command({ type: "Fail", attempt, error, retryable })
             }
           },
-          onFailure: (failure) => void job.command({ type: "Fail", attempt, error: failure.message, retryable: failure.retryable }),
+          onFailure: (failure) =>
+            void job.command({ type: "Fail", attempt, error: failure.message, retryable: failure.retryable }),
         }),
       ),
     )

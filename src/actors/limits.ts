@@ -54,7 +54,8 @@ export const textExceedsDepth = (json: string, max: number = MAX_JSON_DEPTH): bo
   for (let i = 0; i < json.length; i++) {
     const unit = json.charCodeAt(i)
     if (inString) {
-      if (unit === 0x5c) i++ // a backslash escapes the next unit, a quote included
+      if (unit === 0x5c)
+        i++ // a backslash escapes the next unit, a quote included
       else if (unit === 0x22) inString = false
     } else if (unit === 0x22) inString = true
     else if (unit === 0x5b || unit === 0x7b) {

@@ -22,7 +22,14 @@ import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../c
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
 import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
-import { MAX_IDS_PER_DELETE, MAX_SEMANTIC_CANDIDATES, semanticIndexFrom, vectorId, type SemanticBindings, type SemanticIndex } from "../infra/semantic.js"
+import {
+  MAX_IDS_PER_DELETE,
+  MAX_SEMANTIC_CANDIDATES,
+  semanticIndexFrom,
+  vectorId,
+  type SemanticBindings,
+  type SemanticIndex,
+} from "../infra/semantic.js"
 
 /** Content larger than this (UTF-8 bytes) is kept in R2; a SQLite row holds at most 2 MB. */
 export const INLINE_CONTENT_BYTES = 1024 * 1024
@@ -86,7 +93,10 @@ const ftsDelete = (sql: SqlStorage, hash: string): { readonly id: number; readon
   const tags = (JSON.parse(row.tags as string) as Array<string>).join(" ")
   sql.exec(
     "INSERT INTO memory_fts (memory_fts, rowid, hash, content, tags) VALUES ('delete', ?, ?, ?, ?)",
-    row.id, hash, row.content, tags,
+    row.id,
+    hash,
+    row.content,
+    tags,
   )
   return { id: row.id as number, content: row.content as string }
 }
@@ -126,7 +136,11 @@ const index = (sql: SqlStorage, event: WireEvent, content: string | undefined) =
       ftsDelete(sql, data.hash)
       sql.exec(
         "INSERT OR REPLACE INTO memory_items (hash, tags, memory_type, stored_at, size) VALUES (?, ?, ?, ?, ?)",
-        data.hash, JSON.stringify(data.tags ?? []), data.memoryType ?? null, event.meta.at, data.size ?? 0,
+        data.hash,
+        JSON.stringify(data.tags ?? []),
+        data.memoryType ?? null,
+        event.meta.at,
+        data.size ?? 0,
       )
       sql.exec("INSERT OR IGNORE INTO memory_fts_keys (hash) VALUES (?)", data.hash)
       const { id } = sql.exec("SELECT id FROM memory_fts_keys WHERE hash = ?", data.hash).one()
@@ -136,7 +150,11 @@ const index = (sql: SqlStorage, event: WireEvent, content: string | undefined) =
     case "Tagged":
       return setTags(sql, data.hash, [...new Set([...tagsOf(sql, data.hash), ...(data.tags ?? [])])])
     case "Untagged":
-      return setTags(sql, data.hash, tagsOf(sql, data.hash).filter((tag) => !(data.tags ?? []).includes(tag)))
+      return setTags(
+        sql,
+        data.hash,
+        tagsOf(sql, data.hash).filter((tag) => !(data.tags ?? []).includes(tag)),
+      )
     case "Forgotten":
       // Erased everywhere it lives outside the log: the content itself, and the index.
       return erase(sql, data.hash)
@@ -169,10 +187,18 @@ export const memoryProjection: Projection = {
     if (stale) reindex(sql)
   },
   apply: (sql, events, command) => {
-    const stored = (command as { type?: string; content?: string }).type === "Store" ? (command as { content: string }).content : undefined
+    const stored =
+      (command as { type?: string; content?: string }).type === "Store"
+        ? (command as { content: string }).content
+        : undefined
     const content = stored === undefined ? undefined : utf8Prefix(stored, INLINE_CONTENT_BYTES)
     for (const event of events) {
-      if (event.type === "Stored" && content !== undefined) sql.exec("INSERT OR REPLACE INTO memory_content (hash, content) VALUES (?, ?)", (event.data as { hash: string }).hash, content)
+      if (event.type === "Stored" && content !== undefined)
+        sql.exec(
+          "INSERT OR REPLACE INTO memory_content (hash, content) VALUES (?, ?)",
+          (event.data as { hash: string }).hash,
+          content,
+        )
       index(sql, event, content)
     }
   },
@@ -182,7 +208,10 @@ export const memoryProjection: Projection = {
     sql.exec("DELETE FROM memory_items")
     for (const event of events) {
       const hash = (event.data as { hash: string }).hash
-      const row = event.type === "Stored" ? sql.exec("SELECT content FROM memory_content WHERE hash = ?", hash).toArray()[0] : undefined
+      const row =
+        event.type === "Stored"
+          ? sql.exec("SELECT content FROM memory_content WHERE hash = ?", hash).toArray()[0]
+          : undefined
       index(sql, event, row?.content as string | undefined)
     }
   },
@@ -222,8 +251,7 @@ export interface StoredMemory extends MemoryHit {
 }
 
 /** Words of a free-text query, each quoted so FTS5 syntax in user input is inert. */
-const ftsQuery = (q: string) =>
-  [...q.matchAll(/[\p{L}\p{N}_]+/gu)].map(([word]) => `"${word}"`).join(" ")
+const ftsQuery = (q: string) => [...q.matchAll(/[\p{L}\p{N}_]+/gu)].map(([word]) => `"${word}"`).join(" ")
 
 const HIT_COLUMNS = "i.hash, c.content, i.size, i.tags, i.memory_type, i.stored_at"
 /** A hit without its content: ranking reads these, and a page then loads content one hit at a time. */
@@ -242,7 +270,10 @@ const toHit = (row: Record<string, SqlStorageValue>): MemoryHit => ({
 
 /** The content of a Store command that belongs in R2, with its hash; nothing for anything else. */
 const largeContent = (command: unknown): { readonly hash: string; readonly content: string } | undefined => {
-  const { type, content } = (typeof command === "object" && command !== null ? command : {}) as { type?: unknown; content?: unknown }
+  const { type, content } = (typeof command === "object" && command !== null ? command : {}) as {
+    type?: unknown
+    content?: unknown
+  }
   if (type !== "Store" || typeof content !== "string" || content.length * 3 <= INLINE_CONTENT_BYTES) return undefined
   const size = utf8Length(content)
   // Content the entity refuses (too large) is never uploaded: decide answers for it.
@@ -287,7 +318,10 @@ const memoryFilters = (query: MemoryQuery) => {
   return { where, bindings }
 }
 
-const unavailable = (message: string): ActorReply<never> => ({ ok: false, error: { _tag: "Unavailable", code: "storage_unavailable", message } })
+const unavailable = (message: string): ActorReply<never> => ({
+  ok: false,
+  error: { _tag: "Unavailable", code: "storage_unavailable", message },
+})
 
 export class MemoryActor extends actorClass(Memory, { project: memoryProjection }) {
   /** R2 and index writes run one at a time, so a sweep never races an upload of the same hash. */
@@ -305,7 +339,10 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
 
   private hasDerivedWork(): boolean {
     if (!this.projectionReady) return false
-    return this.strayBlobs().length > 0 || (this.semantic !== undefined && (this.strayVectors().length > 0 || this.unembedded(1).length > 0))
+    return (
+      this.strayBlobs().length > 0 ||
+      (this.semantic !== undefined && (this.strayVectors().length > 0 || this.unembedded(1).length > 0))
+    )
   }
 
   private get bucket(): R2Bucket | undefined {
@@ -330,7 +367,9 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private strayVectors(): Array<{ hash: string; vector_id: string }> {
-    return this.ctx.storage.sql.exec("SELECT hash, vector_id FROM memory_vectors WHERE hash NOT IN (SELECT hash FROM memory_items)").toArray() as Array<{
+    return this.ctx.storage.sql
+      .exec("SELECT hash, vector_id FROM memory_vectors WHERE hash NOT IN (SELECT hash FROM memory_items)")
+      .toArray() as Array<{
       hash: string
       vector_id: string
     }>
@@ -400,34 +439,48 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       const vectors = await semantic.embed(batch.map((memory) => memory.content.slice(0, EMBEDDED_CHARS)))
       await this.exclusively(async () => {
         const sql = this.ctx.storage.sql
-        const live = batch.map((memory, i) => ({ hash: memory.hash, id: vectorId(namespace, memory.hash), values: vectors[i]! })).filter((v) => this.isLive(v.hash))
-        for (const { hash, id } of live) sql.exec("INSERT OR REPLACE INTO memory_vectors (hash, vector_id, vector) VALUES (?, ?, NULL)", hash, id)
+        const live = batch
+          .map((memory, i) => ({ hash: memory.hash, id: vectorId(namespace, memory.hash), values: vectors[i]! }))
+          .filter((v) => this.isLive(v.hash))
+        for (const { hash, id } of live)
+          sql.exec("INSERT OR REPLACE INTO memory_vectors (hash, vector_id, vector) VALUES (?, ?, NULL)", hash, id)
         await semantic.upsert(namespace, live)
-        for (const { hash, values } of live) sql.exec("UPDATE memory_vectors SET vector = ? WHERE hash = ?", JSON.stringify(values), hash)
+        for (const { hash, values } of live)
+          sql.exec("UPDATE memory_vectors SET vector = ? WHERE hash = ?", JSON.stringify(values), hash)
       })
     }
   }
 
   override async command(request: CommandRequest): Promise<ActorReply<CommandOutcome>> {
     const large = largeContent(request.command)
-    const reply = large === undefined || this.isLive(large.hash) ? this.commit(request) : await this.storeLarge(request, large)
+    const reply =
+      large === undefined || this.isLive(large.hash) ? this.commit(request) : await this.storeLarge(request, large)
     if (!reply.ok || reply.value.replayed) return reply
     if (reply.value.events.some((event) => event.type === "Forgotten")) {
       // The Forget is committed; a failed delete is retried by the alarm, never reported as the command failing.
       await this.sweep().catch(async (error) => {
-        console.warn("emberlog: deleting forgotten content from R2 or the vector index failed; the alarm retries", error)
+        console.warn(
+          "emberlog: deleting forgotten content from R2 or the vector index failed; the alarm retries",
+          error,
+        )
         await this.scheduleAlarm(Date.now() + 1_000)
       })
     }
     // Embedding calls a model: the alarm does it, not the request.
-    if (this.semantic !== undefined && reply.value.events.some((event) => event.type === "Stored")) await this.scheduleAlarm(Date.now())
+    if (this.semantic !== undefined && reply.value.events.some((event) => event.type === "Stored"))
+      await this.scheduleAlarm(Date.now())
     return reply
   }
 
-  private storeLarge(request: CommandRequest, large: { readonly hash: string; readonly content: string }): Promise<ActorReply<CommandOutcome>> {
+  private storeLarge(
+    request: CommandRequest,
+    large: { readonly hash: string; readonly content: string },
+  ): Promise<ActorReply<CommandOutcome>> {
     const bucket = this.bucket
     if (bucket === undefined) {
-      return Promise.resolve(unavailable(`Content over ${INLINE_CONTENT_BYTES} bytes is kept in R2: bind an R2 bucket as MEMORY_BUCKET`))
+      return Promise.resolve(
+        unavailable(`Content over ${INLINE_CONTENT_BYTES} bytes is kept in R2: bind an R2 bucket as MEMORY_BUCKET`),
+      )
     }
     return this.exclusively(async () => {
       this.ensureProjection()
@@ -461,12 +514,21 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   async search(query: MemoryQuery): Promise<MemoryPage | SearchRefused> {
-    const semantic = query.mode === "semantic" || (query.mode === "auto" && this.semantic !== undefined && (query.q ?? "").trim().length > 0)
+    const semantic =
+      query.mode === "semantic" ||
+      (query.mode === "auto" && this.semantic !== undefined && (query.q ?? "").trim().length > 0)
     if (!semantic) return this.textSearch(query)
     if (this.semantic === undefined) {
-      return { error: { code: "semantic_search_unavailable", message: "Semantic search needs a Workers AI binding (AI) and a Vectorize index (MEMORY_VECTORS); without them search is full text" } }
+      return {
+        error: {
+          code: "semantic_search_unavailable",
+          message:
+            "Semantic search needs a Workers AI binding (AI) and a Vectorize index (MEMORY_VECTORS); without them search is full text",
+        },
+      }
     }
-    if ((query.q ?? "").trim().length === 0) return { error: { code: "invalid_query", message: "Semantic search needs a query text (q)" } }
+    if ((query.q ?? "").trim().length === 0)
+      return { error: { code: "invalid_query", message: "Semantic search needs a query text (q)" } }
     if (!this.projectionReady) return { items: [], next: null }
     const [vector] = await this.semantic.embed([query.q!])
     const matches = await this.semantic.query(this.ctx.id.toString(), vector!, MAX_SEMANTIC_CANDIDATES)
@@ -533,7 +595,10 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   item(hash: string): StoredMemory | undefined {
     if (!this.projectionReady) return undefined
     const row = this.ctx.storage.sql
-      .exec(`SELECT ${HIT_COLUMNS}, NULL AS score FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE i.hash = ?`, hash)
+      .exec(
+        `SELECT ${HIT_COLUMNS}, NULL AS score FROM memory_items i JOIN memory_content c ON c.hash = i.hash WHERE i.hash = ?`,
+        hash,
+      )
       .toArray()[0]
     if (row === undefined) return undefined
     const hit = toHit(row)
@@ -544,7 +609,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   rebuildProjection(): void {
     this.ensureProjection()
     const events: Array<WireEvent> = []
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const page = this.core.readEvents(after, 1000)
       if (!page.ok || page.value.events.length === 0) break
       events.push(...page.value.events)

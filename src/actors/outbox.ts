@@ -22,7 +22,11 @@ export const deliveryFaults: { fail: number; duplicate: number } = ((globalThis 
 ] ??= { fail: 0, duplicate: 0 }) as { fail: number; duplicate: number }
 
 /** Delivers every pending batch; returns whether more remain. Throws if a delivery fails. */
-export const drainOutbox = async (core: ActorCore, source: Source, topicOf: (topic: string) => TopicApi): Promise<boolean> => {
+export const drainOutbox = async (
+  core: ActorCore,
+  source: Source,
+  topicOf: (topic: string) => TopicApi,
+): Promise<boolean> => {
   const batches = core.pendingDeliveries(OUTBOX_BATCH)
   let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
   for (const { topic, events: pending } of batches) {

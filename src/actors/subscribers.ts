@@ -119,7 +119,8 @@ export type OverCapReason = (lastSeqSent: number) => string
 
 const resumeReason: OverCapReason = () => "Too much unread: reconnect with after=<the last seq you received>"
 
-const sseMessage = (entry: LogEntry) => `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
+const sseMessage = (entry: LogEntry) =>
+  `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
 
 export interface SubscribersOptions {
   /**
@@ -160,7 +161,10 @@ export class Subscribers {
   /** Opens an SSE stream: backlog first, then live entries, `id:` = position; it ends when `expiresAt` passes. */
   acceptSse(after: number, expiresAt?: number): Response {
     // Counted in bytes, so desiredSize tells how much a slow client has left unread.
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(undefined, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }))
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
+      undefined,
+      new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+    )
     const subscriber: SseSubscriber = { writer: writable.getWriter() }
     this.sse.add(subscriber)
     // An SSE stream keeps the object awake anyway, so a timer is enough here.
@@ -169,7 +173,7 @@ export class Subscribers {
     }
     this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
     const head = this.source.head()
-    for (let cursor = after; cursor < head; ) {
+    for (let cursor = after; cursor < head;) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
       for (const entry of page) this.writeSse(subscriber, sseMessage(entry))
@@ -177,14 +181,21 @@ export class Subscribers {
     }
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
     return new Response(readable, {
-      headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      },
     })
   }
 
   /** Sends newly appended entries (contiguous, oldest first) to every live subscriber. */
   deliver(appended: ReadonlyArray<LogEntry>): void {
     if (appended.length === 0) return
-    this.sendFrames("log", appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position })))
+    this.sendFrames(
+      "log",
+      appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position })),
+    )
     if (this.sse.size > 0) {
       const text = appended.map(sseMessage).join("")
       for (const subscriber of this.sse) this.writeSse(subscriber, text)
@@ -323,7 +334,7 @@ export class Subscribers {
 
   private sendBacklog(socket: WebSocket, after: number): void {
     const head = this.source.head()
-    for (let cursor = after; cursor < head; ) {
+    for (let cursor = after; cursor < head;) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
       for (const entry of page) {
@@ -391,7 +402,8 @@ export const clientHeaders = (request: Request): Headers => {
   const headers = new Headers()
   for (const [name, value] of request.headers) {
     const lower = name.toLowerCase()
-    if (!lower.startsWith("x-emberlog-") && lower !== "authorization" && lower !== "sec-websocket-protocol") headers.set(name, value)
+    if (!lower.startsWith("x-emberlog-") && lower !== "authorization" && lower !== "sec-websocket-protocol")
+      headers.set(name, value)
   }
   return headers
 }

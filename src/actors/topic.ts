@@ -33,14 +33,20 @@ export class TopicLog extends DurableObject {
     super(ctx, env as never)
     this.sql = ctx.storage.sql
     // Reads create nothing: the tables come with the first delivery.
-    this.created = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
-    if (this.created) this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
+    this.created =
+      this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
+    if (this.created)
+      this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-    this.subscribers = new Subscribers(ctx, {
-      head: () => this.last,
-      readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
-      frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
-    }, { wakeAt: (at) => void this.wakeAt(at) })
+    this.subscribers = new Subscribers(
+      ctx,
+      {
+        head: () => this.last,
+        readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
+        frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+      },
+      { wakeAt: (at) => void this.wakeAt(at) },
+    )
   }
 
   /** Subscribers confirm what they have read (`{"type":"ack","seq":N}`); nothing else is sent on a topic socket. */
@@ -73,13 +79,19 @@ export class TopicLog extends DurableObject {
     let accepted = 0
     this.ctx.storage.transactionSync(() => {
       for (const statement of TABLES) this.sql.exec(statement)
-      const row = this.sql.exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id).toArray()[0]
+      const row = this.sql
+        .exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id)
+        .toArray()[0]
       let lastSeq = (row?.last_seq as number | undefined) ?? 0
       for (const event of events) {
         if (event.seq <= lastSeq) continue
         this.sql.exec(
           "INSERT INTO entries (topic_seq, source_kind, source_id, source_seq, event) VALUES (?, ?, ?, ?, ?)",
-          this.last + accepted + 1, source.kind, source.id, event.seq, JSON.stringify(event),
+          this.last + accepted + 1,
+          source.kind,
+          source.id,
+          event.seq,
+          JSON.stringify(event),
         )
         lastSeq = event.seq
         accepted++
@@ -87,7 +99,9 @@ export class TopicLog extends DurableObject {
       if (accepted > 0) {
         this.sql.exec(
           "INSERT INTO sources (kind, id, last_seq) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET last_seq = excluded.last_seq",
-          source.kind, source.id, lastSeq,
+          source.kind,
+          source.id,
+          lastSeq,
         )
       }
     })
@@ -132,7 +146,10 @@ export class TopicLog extends DurableObject {
       event: JSON.parse(row.event as string) as WireEvent,
     }))
   }
-
 }
 
-const toLogEntry = (entry: TopicEntry): LogEntry => ({ position: entry.topicSeq, name: entry.event.type, payload: entry })
+const toLogEntry = (entry: TopicEntry): LogEntry => ({
+  position: entry.topicSeq,
+  name: entry.event.type,
+  payload: entry,
+})

@@ -12,5 +12,10 @@ if (process.argv[2] === "tail") {
     process.once("SIGINT", () => process.exit(130))
   })
 }
-const code = await run(process.argv.slice(2), { out: process.stdout, err: process.stderr, env: process.env, signal: interrupted.signal })
+const code = await run(process.argv.slice(2), {
+  out: process.stdout,
+  err: process.stderr,
+  env: process.env,
+  signal: interrupted.signal,
+})
 process.stdout.write("", () => process.exit(code))

@@ -93,17 +93,22 @@ interface Io {
 
 const target = (value: string | undefined, command: string): { kind: string; id: string } => {
   const match = value?.match(new RegExp(`^([a-z][a-z0-9_-]*)/(${NAME_CHARS})$`))
-  if (!match) throw new UsageError(`${command} needs <kind>/<id>, e.g. counter/visits${value === undefined ? "" : ` (got ${JSON.stringify(value)})`}`)
+  if (!match)
+    throw new UsageError(
+      `${command} needs <kind>/<id>, e.g. counter/visits${value === undefined ? "" : ` (got ${JSON.stringify(value)})`}`,
+    )
   return { kind: match[1]!, id: match[2]! }
 }
 
 const nonNegative = (name: string, value: string | undefined): number | undefined => {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a non-negative integer`)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new UsageError(`--${name} must be a non-negative integer`)
   return Number(value)
 }
 
-const print = (io: Io, value: unknown, compact: boolean | undefined) => io.out.write(`${JSON.stringify(value, null, compact ? undefined : 2)}\n`)
+const print = (io: Io, value: unknown, compact: boolean | undefined) =>
+  io.out.write(`${JSON.stringify(value, null, compact ? undefined : 2)}\n`)
 
 const eventLine = (event: WireEvent) =>
   `#${event.seq}  ${new Date(event.meta.at).toISOString()}  ${event.type}  by ${event.meta.principal}  ${JSON.stringify(event.data)}`
@@ -128,12 +133,16 @@ interface ChainReport {
 
 const entityOf = (kind: string): Entity => {
   const entity: Entity | undefined = Object.hasOwn(entities, kind) ? entities[kind as keyof typeof entities] : undefined
-  if (entity === undefined) throw new UsageError(`Unknown entity ${JSON.stringify(kind)}; known: ${Object.keys(entities).join(", ")}`)
+  if (entity === undefined)
+    throw new UsageError(`Unknown entity ${JSON.stringify(kind)}; known: ${Object.keys(entities).join(", ")}`)
   return entity
 }
 
 /** Folds exported rows with the entity's domain code, checking seqs and the hash chain as it goes. */
-export const replayLog = (kind: string, rows: Iterable<WireEvent>): { kind: string; version: number; chain: ChainReport; state: unknown } => {
+export const replayLog = (
+  kind: string,
+  rows: Iterable<WireEvent>,
+): { kind: string; version: number; chain: ChainReport; state: unknown } => {
   const entity = entityOf(kind)
   let state = entity.initial
   const walk = new ChainWalk()
@@ -141,17 +150,30 @@ export const replayLog = (kind: string, rows: Iterable<WireEvent>): { kind: stri
   for (const row of rows) {
     const events = walk.events
     const found = walk.check(row)
-    if (found !== undefined && found.firstBadSeq !== row.seq) throw new Failed(`${found.reason} (found ${row.seq}): not a whole log`)
+    if (found !== undefined && found.firstBadSeq !== row.seq)
+      throw new Failed(`${found.reason} (found ${row.seq}): not a whole log`)
     if (found !== undefined && broken === undefined) {
-      broken = { ok: false, events, firstBadSeq: found.firstBadSeq, reason: `${found.reason} (was the log exported with emberlog export?)` }
+      broken = {
+        ok: false,
+        events,
+        firstBadSeq: found.firstBadSeq,
+        reason: `${found.reason} (was the log exported with emberlog export?)`,
+      }
     }
     try {
       state = entity.evolve(state, entity.decodeEvent(row))
     } catch (error) {
-      throw new Failed(`event ${row.seq} (${row.type}) cannot be read as a ${kind} event: ${error instanceof Error ? error.message : String(error)}`)
+      throw new Failed(
+        `event ${row.seq} (${row.type}) cannot be read as a ${kind} event: ${error instanceof Error ? error.message : String(error)}`,
+      )
     }
   }
-  return { kind, version: walk.events, chain: broken ?? { ok: true, events: walk.events, head: walk.head }, state: entity.encodeState(state) }
+  return {
+    kind,
+    version: walk.events,
+    chain: broken ?? { ok: true, events: walk.events, head: walk.head },
+    state: entity.encodeState(state),
+  }
 }
 
 async function* ndjson(path: string, stdin: NodeJS.ReadableStream): AsyncGenerator<WireEvent> {
@@ -169,7 +191,14 @@ async function* ndjson(path: string, stdin: NodeJS.ReadableStream): AsyncGenerat
         throw new Failed(`${path}:${n}: not JSON`)
       }
       const { seq, type, schemaVersion, data, meta, hash } = (row ?? {}) as Record<string, unknown>
-      if (!Number.isSafeInteger(seq) || typeof type !== "string" || !Number.isSafeInteger(schemaVersion) || typeof hash !== "string" || typeof meta !== "object" || typeof data !== "object") {
+      if (
+        !Number.isSafeInteger(seq) ||
+        typeof type !== "string" ||
+        !Number.isSafeInteger(schemaVersion) ||
+        typeof hash !== "string" ||
+        typeof meta !== "object" ||
+        typeof data !== "object"
+      ) {
         throw new Failed(`${path}:${n}: not an event (expected {seq, type, schemaVersion, data, meta, hash})`)
       }
       yield row as WireEvent
@@ -180,7 +209,15 @@ async function* ndjson(path: string, stdin: NodeJS.ReadableStream): AsyncGenerat
   }
 }
 
-const commands: Record<string, (positionals: Array<string>, values: Record<string, string | boolean | undefined>, io: Io, stdin: NodeJS.ReadableStream) => Promise<number>> = {
+const commands: Record<
+  string,
+  (
+    positionals: Array<string>,
+    values: Record<string, string | boolean | undefined>,
+    io: Io,
+    stdin: NodeJS.ReadableStream,
+  ) => Promise<number>
+> = {
   async tail([name], values, io) {
     const { kind, id } = target(name, "tail")
     const actor = clientFor(values, io).actor(kind, id)
@@ -199,8 +236,15 @@ const commands: Record<string, (positionals: Array<string>, values: Record<strin
     const { kind, id } = target(name, "state")
     if (values.at !== undefined && values["as-of"] !== undefined) throw new UsageError("Use --at or --as-of, not both")
     const asOf = values["as-of"] as string | undefined
-    if (asOf !== undefined && Number.isNaN(Date.parse(asOf))) throw new UsageError("--as-of must be an ISO-8601 time, e.g. 2026-11-22T10:00:00Z")
-    print(io, await clientFor(values, io).actor(kind, id).state({ at: nonNegative("at", values.at as string | undefined), asOf }), values.json as boolean)
+    if (asOf !== undefined && Number.isNaN(Date.parse(asOf)))
+      throw new UsageError("--as-of must be an ISO-8601 time, e.g. 2026-11-22T10:00:00Z")
+    print(
+      io,
+      await clientFor(values, io)
+        .actor(kind, id)
+        .state({ at: nonNegative("at", values.at as string | undefined), asOf }),
+      values.json as boolean,
+    )
     return EXIT.ok
   },
 
@@ -208,7 +252,12 @@ const commands: Record<string, (positionals: Array<string>, values: Record<strin
     const { kind, id } = target(name, "verify")
     const report = await clientFor(values, io).actor(kind, id).verify()
     if (values.json) print(io, report, true)
-    else io.out.write(report.ok ? `ok: ${report.events} events, head ${report.head}\n` : `BROKEN at seq ${report.firstBadSeq}: ${(report as { reason?: string }).reason}\n`)
+    else
+      io.out.write(
+        report.ok
+          ? `ok: ${report.events} events, head ${report.head}\n`
+          : `BROKEN at seq ${report.firstBadSeq}: ${(report as { reason?: string }).reason}\n`,
+      )
     return report.ok ? EXIT.ok : EXIT.failed
   },
 
@@ -247,7 +296,8 @@ const commands: Record<string, (positionals: Array<string>, values: Record<strin
     for await (const row of ndjson(path, stdin)) rows.push(row)
     const result = replayLog(values.entity, rows)
     print(io, result, values.json as boolean)
-    if (!result.chain.ok) io.err.write(`emberlog: the hash chain is broken at seq ${result.chain.firstBadSeq}: ${result.chain.reason}\n`)
+    if (!result.chain.ok)
+      io.err.write(`emberlog: the hash chain is broken at seq ${result.chain.firstBadSeq}: ${result.chain.reason}\n`)
     return result.chain.ok ? EXIT.ok : EXIT.failed
   },
 }
@@ -269,7 +319,11 @@ const clientFor = (values: Record<string, string | boolean | undefined>, io: Io)
   })
 
 /** Runs one invocation and returns its exit code; never throws. */
-export const run = async (argv: ReadonlyArray<string>, io: Io, stdin: NodeJS.ReadableStream = process.stdin): Promise<number> => {
+export const run = async (
+  argv: ReadonlyArray<string>,
+  io: Io,
+  stdin: NodeJS.ReadableStream = process.stdin,
+): Promise<number> => {
   const [name, ...rest] = argv
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     io.out.write(`${HELP.main}\n`)
@@ -281,7 +335,12 @@ export const run = async (argv: ReadonlyArray<string>, io: Io, stdin: NodeJS.Rea
     return EXIT.usage
   }
   try {
-    const { values, positionals } = parseArgs({ args: [...rest], options: OPTIONS[name], allowPositionals: true, strict: true }) as {
+    const { values, positionals } = parseArgs({
+      args: [...rest],
+      options: OPTIONS[name],
+      allowPositionals: true,
+      strict: true,
+    }) as {
       values: Record<string, string | boolean | undefined>
       positionals: Array<string>
     }
@@ -317,10 +376,14 @@ export const run = async (argv: ReadonlyArray<string>, io: Io, stdin: NodeJS.Rea
     // A file that cannot be read (a directory, no permission) is the caller's to fix.
     const { code, syscall } = error as NodeJS.ErrnoException
     if (typeof code === "string" && typeof syscall === "string") {
-      io.err.write(`emberlog ${name}: cannot ${syscall} ${(error as NodeJS.ErrnoException).path ?? "the file"} (${code})\n`)
+      io.err.write(
+        `emberlog ${name}: cannot ${syscall} ${(error as NodeJS.ErrnoException).path ?? "the file"} (${code})\n`,
+      )
       return EXIT.usage
     }
-    io.err.write(`emberlog ${name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    io.err.write(
+      `emberlog ${name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    )
     return EXIT.failed
   }
 }

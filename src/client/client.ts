@@ -67,20 +67,35 @@ const toError = (error: unknown): EmberlogError =>
   error instanceof EmberlogError
     ? error
     : error instanceof SubscriptionRefused
-      ? new EmberlogError(error.status, (error.body as { error?: { code?: string } })?.error?.code ?? "refused", error.message, error.body)
+      ? new EmberlogError(
+          error.status,
+          (error.body as { error?: { code?: string } })?.error?.code ?? "refused",
+          error.message,
+          error.body,
+        )
       : new EmberlogError(0, "network", String(error))
 
 export const createClient = (options: ClientOptions) => {
   const base = options.baseUrl.replace(/\/+$/, "")
   const doFetch = options.fetch ?? ((input: string, init?: RequestInit) => fetch(input, init))
   const connect = options.connect ?? ((url: string) => defaultConnect(url, options.token))
-  const authorization: Record<string, string> = options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }
+  const authorization: Record<string, string> =
+    options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }
 
   const request = async <A>(path: string, init: RequestInit = {}): Promise<A> => {
-    const response = await doFetch(`${base}${path}`, { ...init, headers: { ...authorization, ...(init.headers as Record<string, string>) } })
-    const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string; details?: unknown } } | undefined
+    const response = await doFetch(`${base}${path}`, {
+      ...init,
+      headers: { ...authorization, ...(init.headers as Record<string, string>) },
+    })
+    const body = (await response.json().catch(() => undefined)) as
+      { error?: { code: string; message: string; details?: unknown } } | undefined
     if (!response.ok) {
-      throw new EmberlogError(response.status, body?.error?.code ?? "http_error", body?.error?.message ?? `HTTP ${response.status}`, body?.error?.details)
+      throw new EmberlogError(
+        response.status,
+        body?.error?.code ?? "http_error",
+        body?.error?.message ?? `HTTP ${response.status}`,
+        body?.error?.details,
+      )
     }
     return body as A
   }
@@ -93,7 +108,12 @@ export const createClient = (options: ClientOptions) => {
   const socketUrl = (path: string) => `${base.replace(/^http/, "ws")}${path}`
 
   /** Async-iterates every entry after `after`, reconnecting as needed; also as an Effect Stream. */
-  const subscription = <T>(path: string, after: number, entryOf: (frame: any) => { position: number; value: T } | undefined, signal?: AbortSignal) =>
+  const subscription = <T>(
+    path: string,
+    after: number,
+    entryOf: (frame: any) => { position: number; value: T } | undefined,
+    signal?: AbortSignal,
+  ) =>
     resumable<T>({
       open: (cursor) => connect(socketUrl(`${path}?after=${cursor}`)),
       entryOf,
@@ -102,10 +122,16 @@ export const createClient = (options: ClientOptions) => {
       signal,
     })
 
-  const actorEntry = (frame: any) => (frame?.type === "event" ? { position: frame.event.seq as number, value: frame.event as WireEvent } : undefined)
-  const topicEntry = (frame: any) => (frame?.type === "entry" ? { position: frame.entry.topicSeq as number, value: frame.entry as TopicEntry } : undefined)
+  const actorEntry = (frame: any) =>
+    frame?.type === "event" ? { position: frame.event.seq as number, value: frame.event as WireEvent } : undefined
+  const topicEntry = (frame: any) =>
+    frame?.type === "entry" ? { position: frame.entry.topicSeq as number, value: frame.entry as TopicEntry } : undefined
 
-  const listen = <T>(iterable: AsyncIterableIterator<T>, onValue: (value: T) => void, onError?: (error: EmberlogError) => void) => {
+  const listen = <T>(
+    iterable: AsyncIterableIterator<T>,
+    onValue: (value: T) => void,
+    onError?: (error: EmberlogError) => void,
+  ) => {
     void (async () => {
       try {
         for await (const value of iterable) onValue(value)
@@ -120,7 +146,10 @@ export const createClient = (options: ClientOptions) => {
     const path = `/v1/${encodeURIComponent(kind)}/${encodeURIComponent(id)}`
     return {
       /** Sends a command; network errors, 429 and 5xx are retried with the same Idempotency-Key. */
-      send: async (command: { readonly type: string } & Record<string, unknown>, sendOptions: SendOptions = {}): Promise<CommandResult<S>> => {
+      send: async (
+        command: { readonly type: string } & Record<string, unknown>,
+        sendOptions: SendOptions = {},
+      ): Promise<CommandResult<S>> => {
         const key = sendOptions.idempotencyKey ?? crypto.randomUUID()
         const attempts = options.commandAttempts ?? 4
         for (let attempt = 0; ; attempt++) {
@@ -149,8 +178,10 @@ export const createClient = (options: ClientOptions) => {
        * Pages through the log from `after`, one request per `limit` events; `stored` reads
        * rows exactly as written (not upcast), which is what the hash chain covers.
        */
-      events: async function* (page: { readonly after?: number; readonly limit?: number; readonly stored?: boolean } = {}): AsyncGenerator<WireEvent> {
-        for (let after: number | null = page.after ?? 0; after !== null; ) {
+      events: async function* (
+        page: { readonly after?: number; readonly limit?: number; readonly stored?: boolean } = {},
+      ): AsyncGenerator<WireEvent> {
+        for (let after: number | null = page.after ?? 0; after !== null;) {
           const result: { events: Array<WireEvent>; next: number | null } = await request(
             `${path}/events${query({ after, limit: page.limit, stored: page.stored ? "true" : undefined })}`,
           )
@@ -171,9 +202,14 @@ export const createClient = (options: ClientOptions) => {
       subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
         subscription(`${path}/ws`, from.after ?? 0, actorEntry, from.signal),
       subscribe: (from: { readonly after?: number } = {}): Stream.Stream<WireEvent, EmberlogError> =>
-        Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, actorEntry) }, toError),
-      onEvent: (callback: (event: WireEvent) => void, from: { readonly after?: number; readonly onError?: (error: EmberlogError) => void } = {}) =>
-        listen(subscription(`${path}/ws`, from.after ?? 0, actorEntry), callback, from.onError),
+        Stream.fromAsyncIterable(
+          { [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, actorEntry) },
+          toError,
+        ),
+      onEvent: (
+        callback: (event: WireEvent) => void,
+        from: { readonly after?: number; readonly onError?: (error: EmberlogError) => void } = {},
+      ) => listen(subscription(`${path}/ws`, from.after ?? 0, actorEntry), callback, from.onError),
     }
   }
 
@@ -181,11 +217,16 @@ export const createClient = (options: ClientOptions) => {
     const path = `/v1/topics/${encodeURIComponent(name)}`
     return {
       entries: (page: { readonly after?: number; readonly limit?: number } = {}) =>
-        request<{ entries: Array<TopicEntry>; next: number | null; head: number }>(`${path}/events${query({ after: page.after ?? 0, limit: page.limit })}`),
+        request<{ entries: Array<TopicEntry>; next: number | null; head: number }>(
+          `${path}/events${query({ after: page.after ?? 0, limit: page.limit })}`,
+        ),
       subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
         subscription(`${path}/ws`, from.after ?? 0, topicEntry, from.signal),
       subscribe: (from: { readonly after?: number } = {}): Stream.Stream<TopicEntry, EmberlogError> =>
-        Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, topicEntry) }, toError),
+        Stream.fromAsyncIterable(
+          { [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, topicEntry) },
+          toError,
+        ),
     }
   }
 

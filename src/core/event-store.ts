@@ -60,7 +60,12 @@ export interface EventStoreShape {
   /** Events with `seq` in (after, through], oldest first, at most `limit`. */
   readonly read: (after: number, through: number, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
   /** Folds the events in (after, through] in seq order, reading only what replay needs. */
-  readonly fold: <S>(after: number, through: number, initial: S, step: (state: S, event: StoredEventBody) => S) => Effect.Effect<S>
+  readonly fold: <S>(
+    after: number,
+    through: number,
+    initial: S,
+    step: (state: S, event: StoredEventBody) => S,
+  ) => Effect.Effect<S>
   /** Highest seq whose `meta.at` ≤ `at`, or 0. */
   readonly seqAsOf: (at: number) => Effect.Effect<number>
   /** Latest snapshot at or below `seq` written with `stateVersion` (and bound to the chain). */
@@ -73,7 +78,9 @@ export interface EventStoreShape {
   /** Queues events for delivery to topics (the outbox), in the command's transaction. */
   readonly enqueue: (deliveries: ReadonlyArray<{ readonly seq: number; readonly topic: string }>) => Effect.Effect<void>
   /** Undelivered events, oldest first per topic, at most `limit` per topic. */
-  readonly pendingDeliveries: (limit: number) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>>
+  readonly pendingDeliveries: (
+    limit: number,
+  ) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>>
   /** Marks a topic's events up to `throughSeq` delivered. */
   readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void>
   /** Forgets idempotency records older than `before` (ms epoch). */

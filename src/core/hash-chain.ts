@@ -38,7 +38,10 @@ const canonicalEvent = (seq: number, type: string, schemaVersion: number, dataJs
   `{"data":${dataJson},"meta":${metaJson},"schemaVersion":${schemaVersion},"seq":${seq},"type":${JSON.stringify(type)}}`
 
 export const chainHash = (prevHash: string, event: Omit<StoredEvent, "hash">): string =>
-  sha256(prevHash + canonicalEvent(event.seq, event.type, event.schemaVersion, canonicalJson(event.data), canonicalJson(event.meta)))
+  sha256(
+    prevHash +
+      canonicalEvent(event.seq, event.type, event.schemaVersion, canonicalJson(event.data), canonicalJson(event.meta)),
+  )
 
 export interface ChainBreak {
   readonly firstBadSeq: number

@@ -11,7 +11,9 @@ export const scopedName = (tenant: string, name: string): string => `${encodeURI
 
 export const parseScopedName = (full: string): { readonly tenant: string; readonly name: string } => {
   const slash = full.indexOf("/")
-  return slash < 0 ? { tenant: "", name: full } : { tenant: decodeURIComponent(full.slice(0, slash)), name: full.slice(slash + 1) }
+  return slash < 0
+    ? { tenant: "", name: full }
+    : { tenant: decodeURIComponent(full.slice(0, slash)), name: full.slice(slash + 1) }
 }
 
 /** The tenant every request belongs to when auth is off (local development). */

@@ -16,7 +16,8 @@ export type ActorFailure = {
   readonly details?: unknown
 }
 
-export type ActorReply<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: ActorFailure }
+export type ActorReply<A> =
+  { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: ActorFailure }
 
 /** An event as readers see it: data upcast to the current schema version. */
 export type WireEvent = StoredEvent

@@ -31,7 +31,10 @@ export const IncrementedV1ToV2 = IncrementedV1.pipe(
 )
 
 const outOfRange = (value: number, by: number, op: string) =>
-  reject("out_of_range", `${op} ${by} would take the counter from ${value} outside the safe integer range`, { value, by })
+  reject("out_of_range", `${op} ${by} would take the counter from ${value} outside the safe integer range`, {
+    value,
+    by,
+  })
 
 export const Counter = Entity.make({
   kind: "counter",

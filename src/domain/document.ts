@@ -19,7 +19,13 @@ import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
 import { jsonBytes } from "./json-size.js"
 import {
-  TextEditOp, TextEditOpInput, WellFormedText, applyOps, codePointLength, firstOutOfRange, lengthDelta,
+  TextEditOp,
+  TextEditOpInput,
+  WellFormedText,
+  applyOps,
+  codePointLength,
+  firstOutOfRange,
+  lengthDelta,
   transformAgainst,
 } from "./text-ops.js"
 
@@ -120,12 +126,19 @@ const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => 
   const { baseVersion, ops } = command
   if (!state.created) return reject("not_created", "Edit before Create: the document does not exist yet")
   if (baseVersion > state.version) {
-    return reject("invalid_base_version", `baseVersion ${baseVersion} is ahead of the document (version ${state.version})`, {
-      version: state.version,
-    })
+    return reject(
+      "invalid_base_version",
+      `baseVersion ${baseVersion} is ahead of the document (version ${state.version})`,
+      {
+        version: state.version,
+      },
+    )
   }
   if (baseVersion < state.createdAt) {
-    return reject("invalid_base_version", `baseVersion ${baseVersion} is before the document was created (version ${state.createdAt})`)
+    return reject(
+      "invalid_base_version",
+      `baseVersion ${baseVersion} is before the document was created (version ${state.createdAt})`,
+    )
   }
   if (baseVersion < state.forgottenThrough) {
     const kept = `the edits kept for merging (the last ${EDIT_WINDOW}, at most ${EDIT_WINDOW_BYTES} bytes)`
@@ -139,10 +152,14 @@ const decideEdit = (state: DocumentState, command: typeof EditDocument.Type) => 
   const baseLength = codePointLength(state.content) - concurrent.reduce((sum, edit) => sum + lengthDelta(edit.ops), 0)
   const bad = firstOutOfRange(ops, baseLength)
   if (bad >= 0) {
-    return reject("op_out_of_range", `ops[${bad}] does not fit a document of ${baseLength} characters at version ${baseVersion}`, {
-      index: bad,
-      length: baseLength,
-    })
+    return reject(
+      "op_out_of_range",
+      `ops[${bad}] does not fit a document of ${baseLength} characters at version ${baseVersion}`,
+      {
+        index: bad,
+        length: baseLength,
+      },
+    )
   }
   let transformed: ReadonlyArray<TextEditOp>
   try {

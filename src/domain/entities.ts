@@ -6,4 +6,11 @@ import { Memory } from "./memory.js"
 import { Room } from "./room.js"
 import { Session } from "./session.js"
 
-export const entities = { counter: Counter, document: Document, room: Room, session: Session, job: Job, memory: Memory } as const
+export const entities = {
+  counter: Counter,
+  document: Document,
+  room: Room,
+  session: Session,
+  job: Job,
+  memory: Memory,
+} as const

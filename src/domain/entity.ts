@@ -72,7 +72,12 @@ export interface StoredEventBody {
   readonly data: Record<string, unknown>
 }
 
-export interface Entity<S = any, C extends Tagged = any, E extends Tagged = any, R = any> extends EntityConfig<S, C, E, R> {
+export interface Entity<S = any, C extends Tagged = any, E extends Tagged = any, R = any> extends EntityConfig<
+  S,
+  C,
+  E,
+  R
+> {
   readonly topics: (event: E) => ReadonlyArray<string>
   readonly stateVersion: number
   readonly snapshotEvery: number
@@ -82,7 +87,9 @@ export interface Entity<S = any, C extends Tagged = any, E extends Tagged = any,
   readonly eventTypes: ReadonlyArray<string>
   readonly currentEventVersion: (type: string) => number
   /** Decodes untrusted input into a command; never throws. */
-  readonly decodeCommand: (input: unknown) => { readonly ok: true; readonly command: C } | { readonly ok: false; readonly error: InvalidInput }
+  readonly decodeCommand: (
+    input: unknown,
+  ) => { readonly ok: true; readonly command: C } | { readonly ok: false; readonly error: InvalidInput }
   readonly encodeEvent: (event: E) => StoredEventBody
   /** Reads a stored event of any known version as today's event; throws on a row it cannot read. */
   readonly decodeEvent: (stored: StoredEventBody) => E
@@ -116,24 +123,34 @@ const membersByType = (label: string, union: AnySchema): Map<string, AnySchema> 
   const byType = new Map<string, AnySchema>()
   for (const member of members) {
     const tag = (member as unknown as { fields?: { type?: { literal?: unknown } } }).fields?.type?.literal
-    if (typeof tag !== "string") throw new Error(`${label} must be a Schema.Union of Schema.Struct with a literal "type" field`)
+    if (typeof tag !== "string")
+      throw new Error(`${label} must be a Schema.Union of Schema.Struct with a literal "type" field`)
     byType.set(tag, member)
   }
   return byType
 }
 
-const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityConfig<S, C, E, R>): Entity<S, C, E, R> => {
+const make = <S, C extends Tagged, E extends Tagged, R = never>(
+  config: EntityConfig<S, C, E, R>,
+): Entity<S, C, E, R> => {
   const commandSchemas = membersByType(`${config.kind}.commands`, config.commands)
   const eventSchemas = membersByType(`${config.kind}.events`, config.events)
   const upcasts = (config.upcasts ?? {}) as Record<string, ReadonlyArray<AnySchema> | undefined>
   for (const type of Object.keys(upcasts)) {
     if (!eventSchemas.has(type)) throw new Error(`${config.kind}.upcasts names unknown event type ${type}`)
   }
-  const commandDecoders = new Map([...commandSchemas].map(([type, schema]) => [type, Schema.decodeUnknownExit(schema, parseOptions)]))
-  const eventDecoders = new Map([...eventSchemas].map(([type, schema]) => [type, Schema.decodeUnknownSync(schema, parseOptions)]))
+  const commandDecoders = new Map(
+    [...commandSchemas].map(([type, schema]) => [type, Schema.decodeUnknownExit(schema, parseOptions)]),
+  )
+  const eventDecoders = new Map(
+    [...eventSchemas].map(([type, schema]) => [type, Schema.decodeUnknownSync(schema, parseOptions)]),
+  )
   const eventEncoders = new Map([...eventSchemas].map(([type, schema]) => [type, Schema.encodeSync(schema)]))
   const upcastDecoders = new Map(
-    Object.entries(upcasts).map(([type, chain]) => [type, (chain ?? []).map((step) => Schema.decodeUnknownSync(step, parseOptions))]),
+    Object.entries(upcasts).map(([type, chain]) => [
+      type,
+      (chain ?? []).map((step) => Schema.decodeUnknownSync(step, parseOptions)),
+    ]),
   )
   // Stored rows (and offline replays of exported files) name the type: own keys only.
   const currentEventVersion = (type: string) => 1 + (own(upcasts, type)?.length ?? 0)
@@ -142,7 +159,10 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
 
   const decodeCommand: Entity<S, C, E, R>["decodeCommand"] = (input) => {
     if (typeof input !== "object" || input === null || Array.isArray(input)) {
-      return { ok: false, error: { message: "A command must be a JSON object", issues: [{ path: [], message: "Expected an object" }] } }
+      return {
+        ok: false,
+        error: { message: "A command must be a JSON object", issues: [{ path: [], message: "Expected an object" }] },
+      }
     }
     const type = (input as { type?: unknown }).type
     const decoder = typeof type === "string" ? commandDecoders.get(type) : undefined
@@ -151,7 +171,9 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
       return { ok: false, error: { message, issues: [{ path: ["type"], message }] } }
     }
     const exit = decoder(input)
-    return Exit.isSuccess(exit) ? { ok: true, command: exit.value as C } : { ok: false, error: toInvalidInput(Cause.squash(exit.cause)) }
+    return Exit.isSuccess(exit)
+      ? { ok: true, command: exit.value as C }
+      : { ok: false, error: toInvalidInput(Cause.squash(exit.cause)) }
   }
 
   const upcastData = (stored: StoredEventBody): Record<string, unknown> => {
@@ -169,7 +191,9 @@ const make = <S, C extends Tagged, E extends Tagged, R = never>(config: EntityCo
   // Replay speed: data at the current version whose schema is plain JSON (no transformation,
   // so encoded and decoded forms are the same) was validated when appended and is covered by
   // the hash chain, so it is read as it is. Older versions and transformed schemas decode fully.
-  const plainJsonTypes = new Set([...eventSchemas].filter(([, schema]) => SchemaAST.toEncoded(schema.ast) === schema.ast).map(([type]) => type))
+  const plainJsonTypes = new Set(
+    [...eventSchemas].filter(([, schema]) => SchemaAST.toEncoded(schema.ast) === schema.ast).map(([type]) => type),
+  )
   const decodeEvent = (stored: StoredEventBody): E =>
     stored.schemaVersion === currentEventVersion(stored.type) && plainJsonTypes.has(stored.type)
       ? ({ ...stored.data, type: stored.type } as unknown as E)
@@ -222,7 +246,11 @@ export const own = <V>(record: { readonly [key: string]: V }, key: string): V | 
   Object.hasOwn(record, key) ? record[key] : undefined
 
 export const SafeInt = Schema.Number.pipe(
-  Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(Number.MIN_SAFE_INTEGER), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER)),
+  Schema.check(
+    Schema.isInt(),
+    Schema.isGreaterThanOrEqualTo(Number.MIN_SAFE_INTEGER),
+    Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER),
+  ),
 )
 export const PositiveSafeInt = Schema.Number.pipe(
   Schema.check(Schema.isInt(), Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(Number.MAX_SAFE_INTEGER)),

@@ -44,8 +44,12 @@ export type JobState = typeof JobState.Type
 export const SubmitJob = tagged("Submit", {
   task: Task,
   input: Schema.Union([GenerateInput, AnalyzeInput]),
-  maxAttempts: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(10)))),
-  timeoutMs: Schema.optionalKey(Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1_000), Schema.isLessThanOrEqualTo(15 * 60_000)))),
+  maxAttempts: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(10))),
+  ),
+  timeoutMs: Schema.optionalKey(
+    Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(1_000), Schema.isLessThanOrEqualTo(15 * 60_000))),
+  ),
 })
 /** Sent by the engine's alarm: starts a due attempt, or fails one that never reported back. */
 export const TickJob = tagged("Tick", {})
@@ -69,7 +73,15 @@ export const JobCompleted = tagged("Completed", { attempt: Attempt, result: Sche
 export const JobFailed = tagged("Failed", { attempt: Attempt, error: Schema.String, retryable: Schema.Boolean })
 export const JobRetried = tagged("Retried", { attempt: Attempt, at: NonNegativeSafeInt })
 export const JobCancelled = tagged("Cancelled", {})
-export const JobEvent = Schema.Union([JobSubmitted, JobStarted, JobProgressed, JobCompleted, JobFailed, JobRetried, JobCancelled])
+export const JobEvent = Schema.Union([
+  JobSubmitted,
+  JobStarted,
+  JobProgressed,
+  JobCompleted,
+  JobFailed,
+  JobRetried,
+  JobCancelled,
+])
 export type JobEvent = typeof JobEvent.Type
 
 export const initialJob: JobState = {
@@ -86,16 +98,25 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"])
 
 export const retryDelay = (attempt: number) => RETRY_BASE_MS * 2 ** (attempt - 1)
 
-const failure = (state: JobState, attempt: number, error: string, retryable: boolean, now: number): ReadonlyArray<JobEvent> => [
+const failure = (
+  state: JobState,
+  attempt: number,
+  error: string,
+  retryable: boolean,
+  now: number,
+): ReadonlyArray<JobEvent> => [
   { type: "Failed", attempt, error, retryable },
-  ...(retryable && attempt < state.maxAttempts ? [{ type: "Retried", attempt: attempt + 1, at: now + retryDelay(attempt) } as const] : []),
+  ...(retryable && attempt < state.maxAttempts
+    ? [{ type: "Retried", attempt: attempt + 1, at: now + retryDelay(attempt) } as const]
+    : []),
 ]
 
 const decide = (state: JobState, command: JobCommand) =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     if (command.type === "Submit") {
-      if (state.status !== "new") return yield* reject("already_submitted", `The job was already submitted (${state.status})`)
+      if (state.status !== "new")
+        return yield* reject("already_submitted", `The job was already submitted (${state.status})`)
       if ((command.task === "generate") !== Object.hasOwn(command.input, "description")) {
         return yield* reject("invalid_input", `The input does not fit a ${command.task} task`)
       }
@@ -127,10 +148,22 @@ const decide = (state: JobState, command: JobCommand) =>
       case "Complete":
       case "Fail":
         if (command.attempt !== current) {
-          return yield* reject("stale_attempt", `Attempt ${command.attempt} is not the running attempt (${current ?? "none"})`)
+          return yield* reject(
+            "stale_attempt",
+            `Attempt ${command.attempt} is not the running attempt (${current ?? "none"})`,
+          )
         }
-        if (command.type === "Progress") return [{ type: "Progressed", attempt: command.attempt, percent: command.percent, message: command.message } as const]
-        if (command.type === "Complete") return [{ type: "Completed", attempt: command.attempt, result: command.result } as const]
+        if (command.type === "Progress")
+          return [
+            {
+              type: "Progressed",
+              attempt: command.attempt,
+              percent: command.percent,
+              message: command.message,
+            } as const,
+          ]
+        if (command.type === "Complete")
+          return [{ type: "Completed", attempt: command.attempt, result: command.result } as const]
         return failure(state, command.attempt, command.error, command.retryable, now)
       default:
         return command satisfies never
@@ -140,9 +173,23 @@ const decide = (state: JobState, command: JobCommand) =>
 const evolve = (state: JobState, event: JobEvent): JobState => {
   switch (event.type) {
     case "Submitted":
-      return { ...state, status: "pending", task: event.task, input: event.input, maxAttempts: event.maxAttempts, timeoutMs: event.timeoutMs, dueAt: event.at }
+      return {
+        ...state,
+        status: "pending",
+        task: event.task,
+        input: event.input,
+        maxAttempts: event.maxAttempts,
+        timeoutMs: event.timeoutMs,
+        dueAt: event.at,
+      }
     case "Started":
-      return { ...state, status: "running", attempts: event.attempt, progress: { percent: 0, message: "started" }, dueAt: event.at + state.timeoutMs }
+      return {
+        ...state,
+        status: "running",
+        attempts: event.attempt,
+        progress: { percent: 0, message: "started" },
+        dueAt: event.at + state.timeoutMs,
+      }
     case "Progressed":
       return { ...state, progress: { percent: event.percent, message: event.message } }
     case "Completed": {
@@ -174,5 +221,8 @@ export const Job = Entity.make({
   evolve,
   topics: () => ["job", "jobs"],
   internalCommands: ["Tick", "Progress", "Complete", "Fail"],
-  timer: { dueAt: (state: JobState) => (TERMINAL.has(state.status) ? undefined : state.dueAt), command: { type: "Tick" } },
+  timer: {
+    dueAt: (state: JobState) => (TERMINAL.has(state.status) ? undefined : state.dueAt),
+    command: { type: "Tick" },
+  },
 })

@@ -28,7 +28,11 @@ const Tag = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxL
 export const MAX_TAGS = 32
 const Tags = Schema.Array(Tag).pipe(Schema.check(Schema.isMaxLength(MAX_TAGS)))
 
-export const MemoryItem = Schema.Struct({ tags: Schema.Array(Schema.String), memoryType: Schema.NullOr(Schema.String), size: NonNegativeSafeInt })
+export const MemoryItem = Schema.Struct({
+  tags: Schema.Array(Schema.String),
+  memoryType: Schema.NullOr(Schema.String),
+  size: NonNegativeSafeInt,
+})
 export const MemoryState = Schema.Struct({ items: Schema.Record(Schema.String, MemoryItem) })
 export type MemoryState = typeof MemoryState.Type
 
@@ -65,15 +69,25 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
   switch (command.type) {
     case "Store": {
       const size = utf8Length(command.content)
-      if (size > MAX_MEMORY_BYTES) return reject("content_too_large", `Memories are limited to ${MAX_MEMORY_BYTES} bytes (UTF-8)`, { size })
+      if (size > MAX_MEMORY_BYTES)
+        return reject("content_too_large", `Memories are limited to ${MAX_MEMORY_BYTES} bytes (UTF-8)`, { size })
       const metadataChars = JSON.stringify(command.metadata ?? {}).length
       if (metadataChars > MAX_METADATA_CHARS) {
-        return reject("metadata_too_large", `Metadata is limited to ${MAX_METADATA_CHARS} characters of JSON`, { chars: metadataChars })
+        return reject("metadata_too_large", `Metadata is limited to ${MAX_METADATA_CHARS} characters of JSON`, {
+          chars: metadataChars,
+        })
       }
       const hash = contentHash(command.content)
       if (own(state.items, hash) !== undefined) return Effect.succeed([])
       return Effect.succeed([
-        { type: "Stored", hash, tags: unique(command.tags ?? []), memoryType: command.memoryType ?? null, metadata: command.metadata ?? {}, size } as const,
+        {
+          type: "Stored",
+          hash,
+          tags: unique(command.tags ?? []),
+          memoryType: command.memoryType ?? null,
+          metadata: command.metadata ?? {},
+          size,
+        } as const,
       ])
     }
     case "Tag": {
@@ -86,7 +100,9 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
       const item = own(state.items, command.hash)
       if (item === undefined) return unknown(command.hash)
       const removed = unique(command.tags).filter((tag) => item.tags.includes(tag))
-      return Effect.succeed(removed.length === 0 ? [] : [{ type: "Untagged", hash: command.hash, tags: removed } as const])
+      return Effect.succeed(
+        removed.length === 0 ? [] : [{ type: "Untagged", hash: command.hash, tags: removed } as const],
+      )
     }
     case "Forget":
       return own(state.items, command.hash) === undefined
@@ -106,12 +122,15 @@ const decide = (state: MemoryState, command: MemoryCommand) => {
 const evolve = (state: MemoryState, event: MemoryEvent): MemoryState => {
   switch (event.type) {
     case "Stored":
-      return { items: { ...state.items, [event.hash]: { tags: event.tags, memoryType: event.memoryType, size: event.size } } }
+      return {
+        items: { ...state.items, [event.hash]: { tags: event.tags, memoryType: event.memoryType, size: event.size } },
+      }
     case "Tagged":
     case "Untagged": {
       const item = own(state.items, event.hash)
       if (item === undefined) return state
-      const tags = event.type === "Tagged" ? [...item.tags, ...event.tags] : item.tags.filter((tag) => !event.tags.includes(tag))
+      const tags =
+        event.type === "Tagged" ? [...item.tags, ...event.tags] : item.tags.filter((tag) => !event.tags.includes(tag))
       return { items: { ...state.items, [event.hash]: { ...item, tags } } }
     }
     case "Forgotten": {

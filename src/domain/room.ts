@@ -32,7 +32,9 @@ export type RoomEvent = typeof RoomEvent.Type
 
 /** What a connected member receives for a post (the classic broadcast-server frame). */
 export const postFrame = (event: RoomEvent, at: number) =>
-  event.type === "Posted" ? { type: event.messageType, payload: event.payload, timestamp: at, sender: event.sender } : undefined
+  event.type === "Posted"
+    ? { type: event.messageType, payload: event.payload, timestamp: at, sender: event.sender }
+    : undefined
 
 export const Room = Entity.make({
   kind: "room",
@@ -54,7 +56,14 @@ export const Room = Entity.make({
           const reserved = `"${ACK_TYPE}" is reserved (members send {"type":"${ACK_TYPE}"} to confirm what they read)`
           return reject("reserved_type", `${reserved}; post under another type`)
         }
-        return Effect.succeed([{ type: "Posted", messageType: command.messageType, payload: command.payload, sender: command.sender } as const])
+        return Effect.succeed([
+          {
+            type: "Posted",
+            messageType: command.messageType,
+            payload: command.payload,
+            sender: command.sender,
+          } as const,
+        ])
       default:
         return command satisfies never
     }

@@ -16,7 +16,9 @@ import { Caller, forbid } from "./caller.js"
 import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
 
 const Name = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256)))
-const Ttl = Schema.Number.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(30 * 24 * 3600)))
+const Ttl = Schema.Number.pipe(
+  Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(30 * 24 * 3600)),
+)
 const Json = Schema.Unknown
 
 export const SessionState = Schema.Struct({
@@ -44,20 +46,49 @@ export const RevokeTool = tagged("Revoke", { tool: Name })
 export const CloseSession = tagged("Close", {})
 /** Sent by the actor's alarm; appends `Expired` only when the TTL has really passed. */
 export const ExpireSession = tagged("Expire", {})
-export const SessionCommand = Schema.Union([OpenSession, TouchSession, SetSessionConfig, GrantTool, RevokeTool, CloseSession, ExpireSession])
+export const SessionCommand = Schema.Union([
+  OpenSession,
+  TouchSession,
+  SetSessionConfig,
+  GrantTool,
+  RevokeTool,
+  CloseSession,
+  ExpireSession,
+])
 export type SessionCommand = typeof SessionCommand.Type
 
-export const SessionOpened = tagged("Opened", { user: Schema.String, ttlSeconds: NonNegativeSafeInt, attributes: Schema.Record(Schema.String, Json), at: NonNegativeSafeInt })
+export const SessionOpened = tagged("Opened", {
+  user: Schema.String,
+  ttlSeconds: NonNegativeSafeInt,
+  attributes: Schema.Record(Schema.String, Json),
+  at: NonNegativeSafeInt,
+})
 export const SessionTouched = tagged("Touched", { at: NonNegativeSafeInt })
 export const SessionConfigSet = tagged("ConfigSet", { key: Schema.String, value: Json })
 export const ToolGranted = tagged("Granted", { tool: Schema.String })
 export const ToolRevoked = tagged("Revoked", { tool: Schema.String })
 export const SessionClosed = tagged("Closed", {})
 export const SessionExpired = tagged("Expired", { at: NonNegativeSafeInt })
-export const SessionEvent = Schema.Union([SessionOpened, SessionTouched, SessionConfigSet, ToolGranted, ToolRevoked, SessionClosed, SessionExpired])
+export const SessionEvent = Schema.Union([
+  SessionOpened,
+  SessionTouched,
+  SessionConfigSet,
+  ToolGranted,
+  ToolRevoked,
+  SessionClosed,
+  SessionExpired,
+])
 export type SessionEvent = typeof SessionEvent.Type
 
-export const initialSession: SessionState = { status: "new", user: "", ttlSeconds: 0, attributes: {}, config: {}, grants: [], expiresAt: 0 }
+export const initialSession: SessionState = {
+  status: "new",
+  user: "",
+  ttlSeconds: 0,
+  attributes: {},
+  config: {},
+  grants: [],
+  expiresAt: 0,
+}
 
 const notOwner = (user: string) =>
   forbid("not_session_owner", `This session belongs to ${JSON.stringify(user)}; only its user may do that`)
@@ -109,7 +140,14 @@ const decide = (state: SessionState, command: SessionCommand) =>
 const evolve = (state: SessionState, event: SessionEvent): SessionState => {
   switch (event.type) {
     case "Opened":
-      return { ...state, status: "open", user: event.user, ttlSeconds: event.ttlSeconds, attributes: event.attributes, expiresAt: event.at + event.ttlSeconds * 1000 }
+      return {
+        ...state,
+        status: "open",
+        user: event.user,
+        ttlSeconds: event.ttlSeconds,
+        attributes: event.attributes,
+        expiresAt: event.at + event.ttlSeconds * 1000,
+      }
     case "Touched":
       return { ...state, expiresAt: event.at + state.ttlSeconds * 1000 }
     case "ConfigSet":
@@ -135,6 +173,9 @@ export const Session = Entity.make({
   events: SessionEvent,
   decide,
   evolve,
-  timer: { dueAt: (state: SessionState) => (state.status === "open" ? state.expiresAt : undefined), command: { type: "Expire" } },
+  timer: {
+    dueAt: (state: SessionState) => (state.status === "open" ? state.expiresAt : undefined),
+    command: { type: "Expire" },
+  },
   internalCommands: ["Expire"],
 })

@@ -21,7 +21,11 @@ const wellFormed = Schema.makeFilter(
 )
 export const WellFormedText = Schema.String.pipe(Schema.check(wellFormed))
 
-export const InsertOp = Schema.Struct({ op: Schema.Literal("insert"), at: NonNegativeSafeInt, text: Schema.NonEmptyString })
+export const InsertOp = Schema.Struct({
+  op: Schema.Literal("insert"),
+  at: NonNegativeSafeInt,
+  text: Schema.NonEmptyString,
+})
 export const DeleteOp = Schema.Struct({ op: Schema.Literal("delete"), at: NonNegativeSafeInt, length: PositiveSafeInt })
 export const TextEditOp = Schema.Union([InsertOp, DeleteOp])
 export type TextEditOp = typeof TextEditOp.Type
@@ -63,7 +67,8 @@ export const lengthDelta = (ops: ReadonlyArray<TextEditOp>): number =>
 /** Composes sequential ops into one text-unicode op over the original text. */
 export const toTextOp = (ops: ReadonlyArray<TextEditOp>): TextOp =>
   ops.reduce<TextOp>(
-    (composed, op) => textType.compose(composed, op.op === "insert" ? insert(op.at, op.text) : remove(op.at, op.length)),
+    (composed, op) =>
+      textType.compose(composed, op.op === "insert" ? insert(op.at, op.text) : remove(op.at, op.length)),
     [],
   )
 

@@ -41,12 +41,20 @@ const subscriptionAfter = async (request: Request, head: () => Promise<number>) 
   const after = new URL(request.url).searchParams.get("after") ?? undefined
   const cursor = Params.nonNegativeInt(lastEventId !== undefined ? "Last-Event-ID" : "after", lastEventId ?? after, 0)
   const version = await head()
-  if (cursor > version) throw badRequest("invalid_query", `after ${cursor} is beyond the head of the log (${version})`, { after: cursor, head: version })
+  if (cursor > version)
+    throw badRequest("invalid_query", `after ${cursor} is beyond the head of the log (${version})`, {
+      after: cursor,
+      head: version,
+    })
   return cursor
 }
 
 /** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
-const subscribe = async (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, head: () => Promise<number>) => {
+const subscribe = async (
+  c: AppContext,
+  owner: { fetch(request: Request): Promise<Response> },
+  head: () => Promise<number>,
+) => {
   const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
   if (websocket) Params.requireWebSocketUpgrade(request)
@@ -70,7 +78,11 @@ const stateQuery = (c: AppContext) => {
   const at = c.req.query("at")
   const asOf = c.req.query("asOf")
   if (at !== undefined && asOf !== undefined) throw badRequest("invalid_query", "Use at or asOf, not both")
-  return at !== undefined ? { at: Params.nonNegativeInt("at", at, 0) } : asOf !== undefined ? { asOf: Params.isoTime("asOf", asOf) } : {}
+  return at !== undefined
+    ? { at: Params.nonNegativeInt("at", at, 0) }
+    : asOf !== undefined
+      ? { asOf: Params.isoTime("asOf", asOf) }
+      : {}
 }
 
 const readActor = async (c: AppContext, tenant?: string) => {
@@ -84,11 +96,15 @@ const readActorEvents = async (c: AppContext, tenant?: string) => {
   const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant)
   const after = Params.nonNegativeInt("after", c.req.query("after"), 0)
   const stored = c.req.query("stored")
-  if (stored !== undefined && stored !== "true" && stored !== "false") throw badRequest("invalid_query", "stored must be true or false")
-  return c.json(unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100), stored === "true")))
+  if (stored !== undefined && stored !== "true" && stored !== "false")
+    throw badRequest("invalid_query", "stored must be true or false")
+  return c.json(
+    unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100), stored === "true")),
+  )
 }
 
-const verifyActor = async (c: AppContext, tenant?: string) => c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
+const verifyActor = async (c: AppContext, tenant?: string) =>
+  c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
 
 const topicSubscription = (c: AppContext) => {
   const topic = topicOf(c, c.req.param("topic")!)
@@ -136,7 +152,15 @@ export const createApp = () => {
     if (allowed.length === 0) return next()
     return cors({
       origin: (origin) => (allowed.includes(origin) ? origin : null),
-      allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "Last-Event-ID", "X-Correlation-Id", "X-Causation-Id"],
+      allowHeaders: [
+        "Authorization",
+        "Content-Type",
+        "Idempotency-Key",
+        "If-Match",
+        "Last-Event-ID",
+        "X-Correlation-Id",
+        "X-Causation-Id",
+      ],
       exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate"],
     })(c, next)
   })
@@ -171,7 +195,12 @@ export const createApp = () => {
     app.use(path, refuseForeign, authenticate, rateLimit)
   }
   // Memory commands may carry large content; every other body stays small.
-  app.use("/v1/*", (c, next) => (c.req.method === "POST" && /^\/v1\/memory\/[^/]+\/commands$/.test(c.req.path) ? limitMemoryBody : limitBody)(c, next))
+  app.use("/v1/*", (c, next) =>
+    (c.req.method === "POST" && /^\/v1\/memory\/[^/]+\/commands$/.test(c.req.path) ? limitMemoryBody : limitBody)(
+      c,
+      next,
+    ),
+  )
 
   roomRoutes(app)
   mcpRoutes(app)
@@ -181,7 +210,12 @@ export const createApp = () => {
   // Topics, projections and admin first, so that those words are never read as kinds.
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {
     const topic = topicOf(c, c.req.param("topic"))
-    return c.json(await topic.readEntries(Params.nonNegativeInt("after", c.req.query("after"), 0), pageLimit(c.req.query("limit"), MAX_TOPIC_PAGE)))
+    return c.json(
+      await topic.readEntries(
+        Params.nonNegativeInt("after", c.req.query("after"), 0),
+        pageLimit(c.req.query("limit"), MAX_TOPIC_PAGE),
+      ),
+    )
   })
   app.get("/v1/topics/:topic/events/stream", requireScope("read"), topicSubscription)
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)

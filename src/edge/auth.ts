@@ -43,7 +43,8 @@ const verifierFor = (env: Env): TokenVerifierShape | undefined => {
 
 const DEV_PRINCIPAL: Principal = { sub: "anonymous", tenant: DEV_TENANT, scopes: ALL_SCOPES }
 
-export const resourceMetadataUrl = (request: Request) => `${new URL(request.url).origin}/.well-known/oauth-protected-resource`
+export const resourceMetadataUrl = (request: Request) =>
+  `${new URL(request.url).origin}/.well-known/oauth-protected-resource`
 
 /** A 401 with the RFC 6750 challenge, pointing at the protected-resource metadata (RFC 9728). */
 const unauthorized = (request: Request, code: string, message: string, error?: "invalid_token") => {
@@ -65,7 +66,10 @@ export const BEARER_SUBPROTOCOL = "bearer"
 
 /** Subprotocols a WebSocket request offers (`Sec-WebSocket-Protocol`), in order. */
 export const offeredSubprotocols = (request: Request): Array<string> =>
-  (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter((p) => p.length > 0)
+  (request.headers.get("Sec-WebSocket-Protocol") ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0)
 
 /** `Authorization: Bearer <jwt>`, or on a WebSocket upgrade the subprotocols `bearer, <jwt>`. */
 const bearerToken = (request: Request): string | undefined => {
@@ -91,11 +95,21 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
       )
     }
     const token = bearerToken(c.req.raw)
-    if (token === undefined) throw unauthorized(c.req.raw, "unauthenticated", "Send a bearer token: Authorization: Bearer <jwt> (browser WebSockets: subprotocols bearer, <jwt>)")
+    if (token === undefined)
+      throw unauthorized(
+        c.req.raw,
+        "unauthenticated",
+        "Send a bearer token: Authorization: Bearer <jwt> (browser WebSockets: subprotocols bearer, <jwt>)",
+      )
     const verified = await Effect.runPromise(Effect.result(verifier.verify(token)))
     if (verified._tag === "Failure") {
       const rejected: TokenRejected = verified.failure
-      throw unauthorized(c.req.raw, rejected.reason === "expired" ? "token_expired" : "invalid_token", rejected.message, "invalid_token")
+      throw unauthorized(
+        c.req.raw,
+        rejected.reason === "expired" ? "token_expired" : "invalid_token",
+        rejected.message,
+        "invalid_token",
+      )
     }
     principal = verified.success
   }
@@ -112,7 +126,11 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   // A browser that offered its token as a subprotocol needs one of them selected, or it drops the socket.
   const accepted = c.res.webSocket
   if (c.res.status === 101 && accepted && offeredSubprotocols(c.req.raw).includes(BEARER_SUBPROTOCOL)) {
-    c.res = new Response(null, { status: 101, webSocket: accepted, headers: { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL } })
+    c.res = new Response(null, {
+      status: 101,
+      webSocket: accepted,
+      headers: { "Sec-WebSocket-Protocol": BEARER_SUBPROTOCOL },
+    })
   }
 }
 
@@ -121,9 +139,15 @@ export const requireScope =
   (scope: Scope): MiddlewareHandler<AppEnv> =>
   async (c, next) => {
     if (!c.get("principal").scopes.has(scope)) {
-      throw new HttpError(403, "insufficient_scope", `This needs the ${scope} scope`, { scope }, {
-        "WWW-Authenticate": `Bearer realm="emberlog", error="insufficient_scope", scope="${scope}"`,
-      })
+      throw new HttpError(
+        403,
+        "insufficient_scope",
+        `This needs the ${scope} scope`,
+        { scope },
+        {
+          "WWW-Authenticate": `Bearer realm="emberlog", error="insufficient_scope", scope="${scope}"`,
+        },
+      )
     }
     await next()
   }

@@ -6,7 +6,9 @@ import type { SemanticBindings } from "../infra/semantic.js"
 import type { Principal } from "../infra/tokens.js"
 
 /** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
-export type Env = { readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace } & {
+export type Env = {
+  readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace
+} & {
   /** Job executor: "local" (default) or "openhands" with OPENHANDS_API_URL and the secret OPENHANDS_API_KEY. */
   readonly JOB_EXECUTOR?: string
   readonly OPENHANDS_API_URL?: string
@@ -42,8 +44,10 @@ export const MAX_BODY_BYTES = 256 * 1024
 export const MAX_MEMORY_BODY_BYTES = 25 * 1024 * 1024
 
 /** Refuses bodies over `maxSize` bytes with 413 before anything reads them (`refuse` shapes the answer). */
-export const limitBodyTo = (maxSize: number, refuse = (message: string) => Response.json(errorBody("too_large", message), { status: 413 })) =>
-  bodyLimit({ maxSize, onError: () => refuse(`Request bodies are limited to ${maxSize} bytes here`) })
+export const limitBodyTo = (
+  maxSize: number,
+  refuse = (message: string) => Response.json(errorBody("too_large", message), { status: 413 }),
+) => bodyLimit({ maxSize, onError: () => refuse(`Request bodies are limited to ${maxSize} bytes here`) })
 
 export const limitBody = limitBodyTo(MAX_BODY_BYTES)
 export const limitMemoryBody = limitBodyTo(MAX_MEMORY_BODY_BYTES)

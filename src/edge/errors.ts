@@ -29,10 +29,12 @@ export const unwrap = <A>(reply: ActorReply<A>): A => {
   throw new HttpError(STATUS_BY_FAILURE[_tag], code, message, details)
 }
 
-export const badRequest = (code: string, message: string, details?: unknown) => new HttpError(400, code, message, details)
+export const badRequest = (code: string, message: string, details?: unknown) =>
+  new HttpError(400, code, message, details)
 
 export const handleError: ErrorHandler = (error, c) => {
-  if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, error.details), error.status, error.headers)
+  if (error instanceof HttpError)
+    return c.json(errorBody(error.code, error.message, error.details), error.status, error.headers)
   console.error("emberlog: unhandled error", error)
   // The failure may have come after a commit (e.g. the reply was lost), so claim nothing either way.
   return c.json(

@@ -31,9 +31,14 @@ const cacheKey = async (tenant: string, spec: unknown) => {
 export const jobRoutes = (app: App) => {
   app.post("/api/analyze", requireScope("read"), limitBody, async (c) => {
     const body = (await Params.jsonBody(c)) as { specType?: unknown; spec?: unknown } | undefined
-    if (body?.specType !== "openapi") throw badRequest("invalid_body", 'specType must be "openapi"', { issues: [{ path: ["specType"], message: 'Expected "openapi"' }] })
+    if (body?.specType !== "openapi")
+      throw badRequest("invalid_body", 'specType must be "openapi"', {
+        issues: [{ path: ["specType"], message: 'Expected "openapi"' }],
+      })
     if (typeof body.spec !== "string" && (typeof body.spec !== "object" || body.spec === null)) {
-      throw badRequest("invalid_body", "spec must be the document (JSON or YAML text, or an object)", { issues: [{ path: ["spec"], message: "Expected a string or an object" }] })
+      throw badRequest("invalid_body", "spec must be the document (JSON or YAML text, or an object)", {
+        issues: [{ path: ["spec"], message: "Expected a string or an object" }],
+      })
     }
     const key = await cacheKey(c.get("principal").tenant, body.spec)
     const cached = await caches.default.match(key)
@@ -49,22 +54,45 @@ export const jobRoutes = (app: App) => {
       if (error instanceof InvalidSpec) throw badRequest("invalid_spec", error.message, { problems: error.problems })
       throw error
     }
-    const response = Response.json(analysis, { headers: { "Cache-Control": "max-age=86400", "X-Emberlog-Cache": "miss" } })
+    const response = Response.json(analysis, {
+      headers: { "Cache-Control": "max-age=86400", "X-Emberlog-Cache": "miss" },
+    })
     await caches.default.put(key, response.clone())
     return response
   })
 
   app.post("/api/generate-from-description", requireScope("write"), limitBody, async (c) => {
     const body = (await Params.jsonBody(c)) as { description?: unknown } | undefined
-    if (typeof body?.description !== "string" || body.description.length === 0 || body.description.length > MAX_DESCRIPTION) {
-      throw badRequest("invalid_body", `description must be a non-empty string of at most ${MAX_DESCRIPTION} characters`, {
-        issues: [{ path: ["description"], message: "Expected a non-empty string" }],
-      })
+    if (
+      typeof body?.description !== "string" ||
+      body.description.length === 0 ||
+      body.description.length > MAX_DESCRIPTION
+    ) {
+      throw badRequest(
+        "invalid_body",
+        `description must be a non-empty string of at most ${MAX_DESCRIPTION} characters`,
+        {
+          issues: [{ path: ["description"], message: "Expected a non-empty string" }],
+        },
+      )
     }
     const jobId = crypto.randomUUID()
     const principal = c.get("principal").sub
-    unwrap(await actorOf(c, "job", jobId).command({ command: { type: "Submit", task: "generate", input: { description: body.description } }, principal }))
-    return c.json({ jobId, status: "pending", message: `Follow it at /api/jobs/${jobId} or /v1/job/${jobId}/events/stream`, estimatedMs: ESTIMATED_MS }, 202)
+    unwrap(
+      await actorOf(c, "job", jobId).command({
+        command: { type: "Submit", task: "generate", input: { description: body.description } },
+        principal,
+      }),
+    )
+    return c.json(
+      {
+        jobId,
+        status: "pending",
+        message: `Follow it at /api/jobs/${jobId} or /v1/job/${jobId}/events/stream`,
+        estimatedMs: ESTIMATED_MS,
+      },
+      202,
+    )
   })
 
   app.get("/api/jobs/:jobId", requireScope("read"), async (c) => {
@@ -72,7 +100,15 @@ export const jobRoutes = (app: App) => {
     const { version, state } = unwrap(await job.readState({}))
     if (version === 0) throw new HttpError(404, "unknown_job", `No job ${c.req.param("jobId")}`)
     const { status, progress, result, error, attempts } = state as Record<string, unknown>
-    return c.json({ jobId: c.req.param("jobId"), status, progress, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }), attempts, events: version })
+    return c.json({
+      jobId: c.req.param("jobId"),
+      status,
+      progress,
+      ...(result === undefined ? {} : { result }),
+      ...(error === undefined ? {} : { error }),
+      attempts,
+      events: version,
+    })
   })
 
   app.delete("/api/jobs/:jobId", requireScope("write"), async (c) => {

@@ -25,11 +25,13 @@ export const memoryRoutes = (app: App) => {
     const match = c.req.query("match") ?? "any"
     if (match !== "all" && match !== "any") throw badRequest("invalid_query", "match must be all or any")
     const limit = Params.nonNegativeInt("limit", c.req.query("limit"), 20)
-    if (limit < 1 || limit > MAX_SEARCH_PAGE) throw badRequest("invalid_query", `limit must be an integer from 1 to ${MAX_SEARCH_PAGE}`)
+    if (limit < 1 || limit > MAX_SEARCH_PAGE)
+      throw badRequest("invalid_query", `limit must be an integer from 1 to ${MAX_SEARCH_PAGE}`)
     const from = c.req.query("from")
     const to = c.req.query("to")
     const mode = c.req.query("mode") ?? "text"
-    if (mode !== "text" && mode !== "semantic" && mode !== "auto") throw badRequest("invalid_query", "mode must be text, semantic or auto")
+    if (mode !== "text" && mode !== "semantic" && mode !== "auto")
+      throw badRequest("invalid_query", "mode must be text, semantic or auto")
     const tags = Params.commaList(c.req.query("tags"))
     if (tags.length > MAX_TAGS) throw badRequest("invalid_query", `Search by at most ${MAX_TAGS} tags`)
     const page = await memoryOf(c).search({
@@ -43,20 +45,27 @@ export const memoryRoutes = (app: App) => {
       limit,
       offset: Params.nonNegativeInt("cursor", c.req.query("cursor"), 0),
     })
-    if ("error" in page) throw new HttpError(page.error.code === "semantic_search_unavailable" ? 501 : 400, page.error.code, page.error.message)
+    if ("error" in page)
+      throw new HttpError(
+        page.error.code === "semantic_search_unavailable" ? 501 : 400,
+        page.error.code,
+        page.error.message,
+      )
     return c.json(page)
   })
 
   app.get("/v1/memory/:ns/items/:hash", requireScope("read"), async (c) => {
     const hash = c.req.param("hash")
-    if (!/^[0-9a-f]{64}$/.test(hash)) throw badRequest("invalid_hash", "A memory id is the SHA-256 of its content: 64 hex digits")
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw badRequest("invalid_hash", "A memory id is the SHA-256 of its content: 64 hex digits")
     const forgotten = () => new HttpError(404, "unknown_memory", `No memory ${hash} (never stored, or forgotten)`)
     const item = await memoryOf(c).item(hash)
     if (item === undefined) throw forgotten()
     const { blobKey, ...memory } = item
     if (blobKey === null) return c.json(memory)
     // Large content is read from R2 here, not passed through the object; forgotten meanwhile → 404.
-    if (c.env.MEMORY_BUCKET === undefined) throw new HttpError(503, "storage_unavailable", "This memory's content is in R2, and no MEMORY_BUCKET is bound")
+    if (c.env.MEMORY_BUCKET === undefined)
+      throw new HttpError(503, "storage_unavailable", "This memory's content is in R2, and no MEMORY_BUCKET is bound")
     const object = await c.env.MEMORY_BUCKET.get(blobKey)
     if (object === null) throw forgotten()
     return c.json({ ...memory, content: await object.text(), truncated: false })

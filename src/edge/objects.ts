@@ -13,6 +13,11 @@ import * as Params from "./params.js"
 /** The actor `kind/id` of a tenant (by default the caller's). */
 export const actorOf = (c: Context<AppEnv>, kind: string, id: string, tenant = c.get("principal").tenant): ActorApi => {
   const actor = actorStub(c.env, tenant, kind, Params.actorId(id))
-  if (actor === undefined) throw new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`)
+  if (actor === undefined)
+    throw new HttpError(
+      404,
+      "unknown_kind",
+      `Unknown kind ${JSON.stringify(kind)}; known kinds: ${Object.keys(kinds).join(", ")}`,
+    )
   return actor
 }

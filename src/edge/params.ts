@@ -10,7 +10,12 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{
 
 /** Actor ids, topic and room names share one alphabet (NAME_PATTERN). */
 export const logName = (what: "actor" | "topic" | "room", name: string): string => {
-  if (!NAME_PATTERN.test(name)) throw badRequest(`invalid_${what === "actor" ? "id" : what}`, `A ${what} ${what === "actor" ? "id" : "name"} is 1–128 characters of A-Z a-z 0-9 . _ : -`, { [what === "actor" ? "id" : what]: name })
+  if (!NAME_PATTERN.test(name))
+    throw badRequest(
+      `invalid_${what === "actor" ? "id" : what}`,
+      `A ${what} ${what === "actor" ? "id" : "name"} is 1–128 characters of A-Z a-z 0-9 . _ : -`,
+      { [what === "actor" ? "id" : what]: name },
+    )
   return name
 }
 
@@ -19,13 +24,17 @@ export const actorId = (id: string): string => logName("actor", id)
 export const nonNegativeInt = (name: string, value: string | undefined, fallback: number): number => {
   if (value === undefined) return fallback
   const n = NON_NEGATIVE_INT.test(value) ? Number(value) : Number.NaN
-  if (!Number.isSafeInteger(n)) throw badRequest("invalid_query", `${name} must be a non-negative integer`, { [name]: value })
+  if (!Number.isSafeInteger(n))
+    throw badRequest("invalid_query", `${name} must be a non-negative integer`, { [name]: value })
   return n
 }
 
 export const isoTime = (name: string, value: string): number => {
   const ms = ISO_8601.test(value) ? Date.parse(value) : Number.NaN
-  if (Number.isNaN(ms)) throw badRequest("invalid_query", `${name} must be an ISO-8601 time such as 2026-11-22T13:00:00Z`, { [name]: value })
+  if (Number.isNaN(ms))
+    throw badRequest("invalid_query", `${name} must be an ISO-8601 time such as 2026-11-22T13:00:00Z`, {
+      [name]: value,
+    })
   return ms
 }
 

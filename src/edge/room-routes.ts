@@ -36,21 +36,33 @@ export const roomRoutes = (app: App) => {
     return room.fetch(new Request(c.req.url, { method: "GET", headers }))
   })
 
-  app.post(
-    "/broadcast",
-    requireScope("write"),
-    limitBody,
-    async (c) => {
-      const example = '{"room":"lobby","type":"chat","payload":"hi"}'
-      const notJson = badRequest("invalid_json", `The body must be JSON such as ${example}`)
-      const body = await Params.jsonBody(c, notJson)
-      const { room: roomName, type, payload } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>
-      if (roomName !== undefined && typeof roomName !== "string") throw badRequest("invalid_body", "room must be a string")
-      if (typeof type !== "string") throw badRequest("invalid_body", "type must be a string", { issues: [{ path: ["type"], message: "Expected a string" }] })
-      const room = roomOf(c, roomName)
-      if ((await room.head()) === 0) throw new HttpError(404, "unknown_room", `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`)
-      const outcome = unwrap(await room.command({ command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER } }))
-      return c.json({ room: roomName ?? DEFAULT_ROOM, version: outcome.version })
-    },
-  )
+  app.post("/broadcast", requireScope("write"), limitBody, async (c) => {
+    const example = '{"room":"lobby","type":"chat","payload":"hi"}'
+    const notJson = badRequest("invalid_json", `The body must be JSON such as ${example}`)
+    const body = await Params.jsonBody(c, notJson)
+    const {
+      room: roomName,
+      type,
+      payload,
+    } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>
+    if (roomName !== undefined && typeof roomName !== "string")
+      throw badRequest("invalid_body", "room must be a string")
+    if (typeof type !== "string")
+      throw badRequest("invalid_body", "type must be a string", {
+        issues: [{ path: ["type"], message: "Expected a string" }],
+      })
+    const room = roomOf(c, roomName)
+    if ((await room.head()) === 0)
+      throw new HttpError(
+        404,
+        "unknown_room",
+        `No one has ever joined room ${JSON.stringify(roomName ?? DEFAULT_ROOM)}`,
+      )
+    const outcome = unwrap(
+      await room.command({
+        command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER },
+      }),
+    )
+    return c.json({ room: roomName ?? DEFAULT_ROOM, version: outcome.version })
+  })
 }

@@ -17,5 +17,9 @@ export interface JobExecutorShape {
   readonly name: string
   /** A cheap readiness probe for /health. */
   readonly healthy: Effect.Effect<boolean>
-  readonly run: (task: string, input: unknown, report: (percent: number, message: string) => void) => Effect.Effect<unknown, ExecutorFailure>
+  readonly run: (
+    task: string,
+    input: unknown,
+    report: (percent: number, message: string) => void,
+  ) => Effect.Effect<unknown, ExecutorFailure>
 }

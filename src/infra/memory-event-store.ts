@@ -1,6 +1,12 @@
 /** The event store held in memory: the same contract as SQLite, for pure tests and the harness. */
 import { Effect, Layer } from "effect"
-import { EventStore, type CommandRecord, type EventStoreShape, type Snapshot, type StoredEvent } from "../core/event-store.js"
+import {
+  EventStore,
+  type CommandRecord,
+  type EventStoreShape,
+  type Snapshot,
+  type StoredEvent,
+} from "../core/event-store.js"
 
 export interface MemoryEventStore extends EventStoreShape {
   /** Direct access for tests that tamper with the log (and its snapshots) on purpose. */
@@ -23,21 +29,29 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
     last: Effect.sync(() => events[events.length - 1]),
     append: (appended) =>
       Effect.sync(() => {
-        for (const { dataJson, metaJson, ...event } of appended) events.push({ ...event, data: JSON.parse(dataJson), meta: JSON.parse(metaJson) })
+        for (const { dataJson, metaJson, ...event } of appended)
+          events.push({ ...event, data: JSON.parse(dataJson), meta: JSON.parse(metaJson) })
       }),
     read: (after, through, limit) =>
-      Effect.sync(() => events.filter((e) => e.seq > after && e.seq <= through).slice(0, limit).map((e) => structuredClone(e))),
+      Effect.sync(() =>
+        events
+          .filter((e) => e.seq > after && e.seq <= through)
+          .slice(0, limit)
+          .map((e) => structuredClone(e)),
+      ),
     fold: (after, through, initial, step) =>
       Effect.sync(() =>
-        events.filter((e) => e.seq > after && e.seq <= through).reduce((state, e) => step(state, structuredClone(e)), initial),
+        events
+          .filter((e) => e.seq > after && e.seq <= through)
+          .reduce((state, e) => step(state, structuredClone(e)), initial),
       ),
-    seqAsOf: (at) => Effect.sync(() => events.filter((e) => e.meta.at <= at).reduce((max, e) => Math.max(max, e.seq), 0)),
+    seqAsOf: (at) =>
+      Effect.sync(() => events.filter((e) => e.meta.at <= at).reduce((max, e) => Math.max(max, e.seq), 0)),
     snapshotAtOrBelow: (seq, stateVersion) =>
       Effect.sync(() =>
-        snapshots.filter((s) => s.seq <= seq && s.stateVersion === stateVersion).reduce<Snapshot | undefined>(
-          (best, s) => (best === undefined || s.seq > best.seq ? s : best),
-          undefined,
-        ),
+        snapshots
+          .filter((s) => s.seq <= seq && s.stateVersion === stateVersion)
+          .reduce<Snapshot | undefined>((best, s) => (best === undefined || s.seq > best.seq ? s : best), undefined),
       ),
     snapshotSeqs: (stateVersion) =>
       Effect.sync(() =>
@@ -66,7 +80,8 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
             .map((o) => structuredClone(events[o.seq - 1]!)),
         })),
       ),
-    acknowledge: (topic, throughSeq) => Effect.sync(() => void (outbox = outbox.filter((o) => o.topic !== topic || o.seq > throughSeq))),
+    acknowledge: (topic, throughSeq) =>
+      Effect.sync(() => void (outbox = outbox.filter((o) => o.topic !== topic || o.seq > throughSeq))),
     pruneCommands: (before) =>
       Effect.sync(() => {
         for (const [id, record] of commands) if (record.at < before) commands.delete(id)
@@ -74,7 +89,12 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
     // Events, snapshots and the outbox only grow within a transaction, so rolling them back is
     // truncation; idempotency records can also be pruned, so they are restored whole.
     transaction: (body) => {
-      const mark = { events: events.length, snapshots: snapshots.length, commands: new Map(commands), outbox: outbox.length }
+      const mark = {
+        events: events.length,
+        snapshots: snapshots.length,
+        commands: new Map(commands),
+        outbox: outbox.length,
+      }
       try {
         return body()
       } catch (error) {

@@ -49,7 +49,9 @@ export const parseSpec = (spec: unknown): Json => {
     try {
       document = spec.trimStart().startsWith("{") ? JSON.parse(spec) : parseYaml(spec)
     } catch (error) {
-      throw new InvalidSpec([`the spec is neither JSON nor YAML: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`])
+      throw new InvalidSpec([
+        `the spec is neither JSON nor YAML: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+      ])
     }
   }
   if (!isObject(document)) throw new InvalidSpec(["the spec must be an object (a JSON or YAML mapping)"])
@@ -57,7 +59,11 @@ export const parseSpec = (spec: unknown): Json => {
 }
 
 const authSchemes = (document: Json, openapi3: boolean): Array<AuthScheme> => {
-  const schemes = openapi3 ? (isObject(document.components) ? document.components.securitySchemes : undefined) : document.securityDefinitions
+  const schemes = openapi3
+    ? isObject(document.components)
+      ? document.components.securitySchemes
+      : undefined
+    : document.securityDefinitions
   if (!isObject(schemes)) return []
   return Object.entries(schemes).flatMap(([name, definition]) => {
     if (!isObject(definition)) return []
@@ -96,7 +102,8 @@ export const analyzeOpenApi = (spec: unknown): Analysis => {
     if (!Array.isArray(security)) return
     for (const requirement of security) {
       if (!isObject(requirement)) continue
-      for (const name of Object.keys(requirement)) if (!schemeNames.has(name)) problems.push(`${where} requires security scheme ${name}, which is not defined`)
+      for (const name of Object.keys(requirement))
+        if (!schemeNames.has(name)) problems.push(`${where} requires security scheme ${name}, which is not defined`)
     }
   }
   checkSecurity(document.security, "the document")
@@ -119,7 +126,8 @@ export const analyzeOpenApi = (spec: unknown): Analysis => {
       }
       const operationId = typeof operation.operationId === "string" ? operation.operationId : null
       if (operationId === null) problems.push(`${where} has no operationId`)
-      else if (operationIds.has(operationId)) problems.push(`${where} reuses operationId ${operationId} (also ${operationIds.get(operationId)})`)
+      else if (operationIds.has(operationId))
+        problems.push(`${where} reuses operationId ${operationId} (also ${operationIds.get(operationId)})`)
       else operationIds.set(operationId, where)
       if (!isObject(operation.responses)) problems.push(`${where} declares no responses`)
       const declared = new Set(
@@ -127,9 +135,15 @@ export const analyzeOpenApi = (spec: unknown): Analysis => {
           .filter((p): p is Json => isObject(p) && p.in === "path")
           .map((p) => String(p.name)),
       )
-      for (const name of templated) if (!declared.has(name)) problems.push(`${where} does not declare path parameter ${name}`)
+      for (const name of templated)
+        if (!declared.has(name)) problems.push(`${where} does not declare path parameter ${name}`)
       checkSecurity(operation.security, where)
-      endpoints.push({ method: method.toUpperCase(), path, summary: typeof operation.summary === "string" ? operation.summary : null, operationId })
+      endpoints.push({
+        method: method.toUpperCase(),
+        path,
+        summary: typeof operation.summary === "string" ? operation.summary : null,
+        operationId,
+      })
     }
   }
   if (endpoints.length === 0) problems.push("the document declares no operations")

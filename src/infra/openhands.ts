@@ -39,7 +39,9 @@ export const makeOpenHandsExecutor = (config: OpenHandsConfig): JobExecutorShape
   const withClient = <A>(use: (client: HttpClient.HttpClient) => Effect.Effect<A, ExecutorFailure>) =>
     Effect.gen(function* () {
       const client = (yield* HttpClient.HttpClient).pipe(
-        HttpClient.mapRequest((request) => (config.apiKey ? HttpClientRequest.bearerToken(request, config.apiKey) : request)),
+        HttpClient.mapRequest((request) =>
+          config.apiKey ? HttpClientRequest.bearerToken(request, config.apiKey) : request,
+        ),
         HttpClient.filterStatusOk,
         HttpClient.transformResponse(Effect.timeout(timeout)),
         HttpClient.retryTransient({ schedule: Schedule.exponential(Duration.millis(200)), times: config.retries ?? 3 }),
@@ -51,33 +53,43 @@ export const makeOpenHandsExecutor = (config: OpenHandsConfig): JobExecutorShape
   const failure = (what: string) => (error: unknown) =>
     new ExecutorFailure(
       `${what}: ${error instanceof Error ? error.message : String(error)}`,
-      !(typeof error === "object" && error !== null && "_tag" in error && String((error as { _tag: string })._tag).includes("Schema")),
+      !(
+        typeof error === "object" &&
+        error !== null &&
+        "_tag" in error &&
+        String((error as { _tag: string })._tag).includes("Schema")
+      ),
     )
 
   return {
     name: "openhands",
     healthy: withClient((client) =>
-      client.get(`${base}/health`).pipe(
-        Effect.as(true),
-        Effect.mapError(failure("health")),
-      ),
+      client.get(`${base}/health`).pipe(Effect.as(true), Effect.mapError(failure("health"))),
     ).pipe(Effect.orElseSucceed(() => false)),
     run: (task, input, report) =>
       withClient((client) =>
         Effect.gen(function* () {
-          const request = HttpClientRequest.post(`${base}/api/jobs`).pipe(HttpClientRequest.bodyJsonUnsafe({ task, input }))
-          const { id } = yield* client.execute(request).pipe(
-            Effect.flatMap(HttpClientResponse.schemaBodyJson(Submitted)),
-            Effect.mapError(failure("submitting the job")),
+          const request = HttpClientRequest.post(`${base}/api/jobs`).pipe(
+            HttpClientRequest.bodyJsonUnsafe({ task, input }),
           )
-          for (;;) {
-            const status = yield* client.get(`${base}/api/jobs/${encodeURIComponent(id)}`).pipe(
-              Effect.flatMap(HttpClientResponse.schemaBodyJson(JobStatus)),
-              Effect.mapError(failure("polling the job")),
+          const { id } = yield* client
+            .execute(request)
+            .pipe(
+              Effect.flatMap(HttpClientResponse.schemaBodyJson(Submitted)),
+              Effect.mapError(failure("submitting the job")),
             )
-            if (status.progress !== undefined) report(Math.max(0, Math.min(100, Math.round(status.progress))), status.message ?? status.status)
+          for (;;) {
+            const status = yield* client
+              .get(`${base}/api/jobs/${encodeURIComponent(id)}`)
+              .pipe(
+                Effect.flatMap(HttpClientResponse.schemaBodyJson(JobStatus)),
+                Effect.mapError(failure("polling the job")),
+              )
+            if (status.progress !== undefined)
+              report(Math.max(0, Math.min(100, Math.round(status.progress))), status.message ?? status.status)
             if (status.status === "completed") return status.result ?? null
-            if (status.status === "failed") return yield* Effect.fail(new ExecutorFailure(status.error ?? "the service reported a failure", false))
+            if (status.status === "failed")
+              return yield* Effect.fail(new ExecutorFailure(status.error ?? "the service reported a failure", false))
             yield* Effect.sleep(pollInterval)
           }
         }),

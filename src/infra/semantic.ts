@@ -25,14 +25,18 @@ export interface SemanticMatch {
 
 export interface SemanticIndex {
   readonly embed: (texts: ReadonlyArray<string>) => Promise<Array<Array<number>>>
-  readonly upsert: (namespace: string, vectors: ReadonlyArray<{ readonly id: string; readonly values: ReadonlyArray<number> }>) => Promise<void>
+  readonly upsert: (
+    namespace: string,
+    vectors: ReadonlyArray<{ readonly id: string; readonly values: ReadonlyArray<number> }>,
+  ) => Promise<void>
   /** The nearest vectors' ids (no metadata: Vectorize returns at most 20 matches with it, 100 without). */
   readonly query: (namespace: string, vector: ReadonlyArray<number>, topK: number) => Promise<Array<SemanticMatch>>
   readonly remove: (ids: ReadonlyArray<string>) => Promise<void>
 }
 
 /** Vector ids are unique per index, not per namespace, and at most 64 bytes: a digest of both. */
-export const vectorId = (namespace: string, hash: string) => createHash("sha256").update(`${namespace}/${hash}`).digest("hex")
+export const vectorId = (namespace: string, hash: string) =>
+  createHash("sha256").update(`${namespace}/${hash}`).digest("hex")
 
 /** Vectorize takes at most this many ids per delete (and R2 this many keys). */
 export const MAX_IDS_PER_DELETE = 1000
@@ -49,7 +53,8 @@ export const semanticIndexFrom = (env: SemanticBindings): SemanticIndex | undefi
   return {
     embed: async (texts) => {
       const { data } = await (ai as unknown as EmbeddingModel).run(model, { text: [...texts] })
-      if (!Array.isArray(data) || data.length !== texts.length) throw new Error(`${model} returned ${data?.length ?? "no"} embeddings for ${texts.length} texts`)
+      if (!Array.isArray(data) || data.length !== texts.length)
+        throw new Error(`${model} returned ${data?.length ?? "no"} embeddings for ${texts.length} texts`)
       return data
     },
     upsert: async (namespace, vectors) => {
@@ -57,11 +62,17 @@ export const semanticIndexFrom = (env: SemanticBindings): SemanticIndex | undefi
       await index.upsert(vectors.map(({ id, values }) => ({ id, namespace, values: [...values] })))
     },
     query: async (namespace, vector, topK) => {
-      const { matches } = await index.query([...vector], { topK: Math.min(topK, MAX_SEMANTIC_CANDIDATES), namespace, returnMetadata: "none", returnValues: false })
+      const { matches } = await index.query([...vector], {
+        topK: Math.min(topK, MAX_SEMANTIC_CANDIDATES),
+        namespace,
+        returnMetadata: "none",
+        returnValues: false,
+      })
       return matches.map((match) => ({ id: match.id, score: match.score }))
     },
     remove: async (ids) => {
-      for (let at = 0; at < ids.length; at += MAX_IDS_PER_DELETE) await index.deleteByIds(ids.slice(at, at + MAX_IDS_PER_DELETE))
+      for (let at = 0; at < ids.length; at += MAX_IDS_PER_DELETE)
+        await index.deleteByIds(ids.slice(at, at + MAX_IDS_PER_DELETE))
     },
   }
 }

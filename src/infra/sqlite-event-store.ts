@@ -72,20 +72,35 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
         for (const e of events) {
           sql.exec(
             "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            e.seq, e.type, e.schemaVersion, e.dataJson, e.metaJson, e.meta.at, e.hash,
+            e.seq,
+            e.type,
+            e.schemaVersion,
+            e.dataJson,
+            e.metaJson,
+            e.meta.at,
+            e.hash,
           )
         }
       }),
     read: (after, through, limit) =>
       read([], () =>
-        sql.exec("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?", after, through, limit).toArray().map(toEvent),
+        sql
+          .exec("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?", after, through, limit)
+          .toArray()
+          .map(toEvent),
       ),
     fold: (after, through, initial, step) =>
       read(initial, () => {
         let state = initial
-        const rows = sql.exec("SELECT type, schema_version, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", after, through).raw()
+        const rows = sql
+          .exec("SELECT type, schema_version, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", after, through)
+          .raw()
         for (const [type, schemaVersion, data] of rows) {
-          state = step(state, { type: type as string, schemaVersion: schemaVersion as number, data: JSON.parse(data as string) })
+          state = step(state, {
+            type: type as string,
+            schemaVersion: schemaVersion as number,
+            data: JSON.parse(data as string),
+          })
         }
         return state
       }),
@@ -98,7 +113,8 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
             `SELECT * FROM snapshots
              WHERE seq <= ? AND state_version = ? AND head_hash IS NOT NULL AND state_hash IS NOT NULL
              ORDER BY seq DESC LIMIT 1`,
-            seq, stateVersion,
+            seq,
+            stateVersion,
           )
           .toArray()[0]
         return row === undefined
@@ -122,7 +138,11 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
       write(false, () => {
         sql.exec(
           "INSERT OR REPLACE INTO snapshots (seq, state_version, state, head_hash, state_hash) VALUES (?, ?, ?, ?, ?)",
-          snapshot.seq, snapshot.stateVersion, snapshot.stateJson, snapshot.headHash, snapshot.stateHash,
+          snapshot.seq,
+          snapshot.stateVersion,
+          snapshot.stateJson,
+          snapshot.headHash,
+          snapshot.stateHash,
         )
       }),
     findCommand: (commandId) =>
@@ -141,12 +161,17 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
       write(false, () => {
         sql.exec(
           "INSERT INTO commands (command_id, request_hash, version, first_seq, at) VALUES (?, ?, ?, ?, ?)",
-          commandId, record.requestHash, record.version, record.firstSeq, record.at,
+          commandId,
+          record.requestHash,
+          record.version,
+          record.firstSeq,
+          record.at,
         )
       }),
     enqueue: (deliveries) =>
       write(deliveries.length === 0, () => {
-        for (const { seq, topic } of deliveries) sql.exec("INSERT OR IGNORE INTO outbox (topic, seq) VALUES (?, ?)", topic, seq)
+        for (const { seq, topic } of deliveries)
+          sql.exec("INSERT OR IGNORE INTO outbox (topic, seq) VALUES (?, ?)", topic, seq)
       }),
     pendingDeliveries: (limit) =>
       read([], () =>
@@ -156,7 +181,11 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
           .map(({ topic }) => ({
             topic: topic as string,
             events: sql
-              .exec("SELECT e.* FROM outbox o JOIN events e ON e.seq = o.seq WHERE o.topic = ? ORDER BY o.seq LIMIT ?", topic, limit)
+              .exec(
+                "SELECT e.* FROM outbox o JOIN events e ON e.seq = o.seq WHERE o.topic = ? ORDER BY o.seq LIMIT ?",
+                topic,
+                limit,
+              )
               .toArray()
               .map(toEvent),
           })),

@@ -22,7 +22,10 @@ export const SCOPES: ReadonlyArray<Scope> = ["read", "write", "admin", "operator
 export const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(SCOPES)
 
 export class TokenRejected extends Error {
-  constructor(readonly reason: "invalid_token" | "expired", message: string) {
+  constructor(
+    readonly reason: "invalid_token" | "expired",
+    message: string,
+  ) {
     super(message)
   }
 }
@@ -54,7 +57,8 @@ export const tenantOf = (sub: string, claim: unknown, tenantFromSub = false): st
   typeof claim === "string" && claim.length > 0 ? claim : tenantFromSub ? sub : personalTenant(sub)
 
 const principalOf = (payload: JWTPayload, tenantFromSub: boolean | undefined): Principal => {
-  if (typeof payload.sub !== "string" || payload.sub.length === 0) throw new TokenRejected("invalid_token", "The token has no sub claim")
+  if (typeof payload.sub !== "string" || payload.sub.length === 0)
+    throw new TokenRejected("invalid_token", "The token has no sub claim")
   const tenant = tenantOf(payload.sub, payload.tenant, tenantFromSub)
   const scope = typeof payload.scope === "string" ? payload.scope : ""
   const scopes = new Set(scope.split(" ").filter((s) => s.length > 0))
@@ -86,7 +90,10 @@ export const makeJwtVerifier = (config: JwtConfig): TokenVerifierShape => {
             ? error
             : error instanceof errors.JWTExpired
               ? new TokenRejected("expired", "The token has expired")
-              : new TokenRejected("invalid_token", error instanceof Error ? error.message : "The token could not be verified"),
+              : new TokenRejected(
+                  "invalid_token",
+                  error instanceof Error ? error.message : "The token could not be verified",
+                ),
       }),
   }
 }

@@ -42,11 +42,19 @@ const json = <A>(value: A): A => JSON.parse(JSON.stringify(value))
 const START_TIME = Date.UTC(2026, 0, 1)
 const STEP_MS = 1000
 
-const decideSync = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, state: S, command: C, now: number) =>
+const decideSync = <S, C extends Tagged, E extends Tagged>(
+  entity: Entity<S, C, E, any>,
+  state: S,
+  command: C,
+  now: number,
+) =>
   Effect.runSyncExit(
     entity.decide(state, command).pipe(
       Effect.provide(sequentialIds("check-") as Layer.Layer<Ids>),
-      Effect.provideService(Clock.Clock, clockAt(() => now)),
+      Effect.provideService(
+        Clock.Clock,
+        clockAt(() => now),
+      ),
     ) as Effect.Effect<ReadonlyArray<E>, DomainError>,
   )
 
@@ -56,7 +64,10 @@ interface History<S, E> {
 }
 
 /** Runs decoded commands live, keeping the state after every event. */
-const runLive = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, inputs: ReadonlyArray<unknown>): History<S, E> => {
+const runLive = <S, C extends Tagged, E extends Tagged>(
+  entity: Entity<S, C, E, any>,
+  inputs: ReadonlyArray<unknown>,
+): History<S, E> => {
   const states: Array<S> = [entity.initial]
   const events: Array<E> = []
   for (const [index, input] of inputs.entries()) {
@@ -87,9 +98,13 @@ const runLive = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, 
 }
 
 /** States compare as JSON values: key order carries no meaning (stored data is canonical, keys sorted). */
-const sameState = <S>(entity: Entity<S>, a: S, b: S) => canonicalJson(entity.encodeState(a)) === canonicalJson(entity.encodeState(b))
+const sameState = <S>(entity: Entity<S>, a: S, b: S) =>
+  canonicalJson(entity.encodeState(a)) === canonicalJson(entity.encodeState(b))
 
-export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entity<S, C, E, any>, options: CheckEntityOptions<unknown>): void => {
+export const checkEntity = <S, C extends Tagged, E extends Tagged>(
+  entity: Entity<S, C, E, any>,
+  options: CheckEntityOptions<unknown>,
+): void => {
   const commandLists = fc.array(options.commands, { maxLength: options.maxCommands ?? 40, size: "max" })
   const parameters = propertyParameters({ numRuns: options.numRuns, seed: options.seed })
 
@@ -104,7 +119,8 @@ export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entit
         }
       }
       const replayed = entity.replay(entity.initial, read)
-      if (!sameState(entity, replayed, states[states.length - 1]!)) throw new Error("replaying the log differs from the live state")
+      if (!sameState(entity, replayed, states[states.length - 1]!))
+        throw new Error("replaying the log differs from the live state")
     }),
     parameters,
   )
@@ -127,7 +143,8 @@ export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entit
       fc.property(commandLists, options.legacyEvents, (inputs, legacy) => {
         const event = entity.decodeEvent(json(legacy))
         const current = entity.encodeEvent(event)
-        if (current.schemaVersion !== entity.currentEventVersion(legacy.type)) throw new Error("upcast did not reach the current version")
+        if (current.schemaVersion !== entity.currentEventVersion(legacy.type))
+          throw new Error("upcast did not reach the current version")
         if (canonicalJson(entity.encodeEvent(entity.decodeEvent(json(current)))) !== canonicalJson(current)) {
           throw new Error(`upcast event does not round-trip: ${JSON.stringify(current)}`)
         }
@@ -138,7 +155,10 @@ export const checkEntity = <S, C extends Tagged, E extends Tagged>(entity: Entit
     )
   }
 
-  fc.assert(fc.property(hostedSteps(options.commands, options.maxCommands ?? 40), (steps) => checkHostedLog(entity, steps)), parameters)
+  fc.assert(
+    fc.property(hostedSteps(options.commands, options.maxCommands ?? 40), (steps) => checkHostedLog(entity, steps)),
+    parameters,
+  )
 }
 
 type HostedStep =
@@ -150,7 +170,14 @@ type HostedStep =
 const hostedSteps = (commands: fc.Arbitrary<unknown>, maxLength: number): fc.Arbitrary<ReadonlyArray<HostedStep>> =>
   fc.array(
     fc.oneof(
-      { weight: 6, arbitrary: fc.record({ kind: fc.constant("send" as const), command: commands, key: fc.option(fc.uuid(), { nil: undefined }) }) },
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          kind: fc.constant("send" as const),
+          command: commands,
+          key: fc.option(fc.uuid(), { nil: undefined }),
+        }),
+      },
       { weight: 2, arbitrary: fc.constant({ kind: "retry" as const }) },
       { weight: 1, arbitrary: fc.record({ kind: fc.constant("stale" as const), command: commands }) },
       { weight: 1, arbitrary: fc.constant({ kind: "restart" as const }) },
@@ -171,24 +198,29 @@ const checkHostedLog = <S>(entity: Entity<S>, steps: ReadonlyArray<HostedStep>) 
     } else if (step.kind === "retry") {
       if (lastKeyed === undefined) continue
       const reply = actor.command({ command: lastKeyed.command, idempotencyKey: lastKeyed.key, internal: true })
-      if (!reply.ok || reply.value.version !== lastKeyed.version) throw new Error("a retried Idempotency-Key did not return the first result")
+      if (!reply.ok || reply.value.version !== lastKeyed.version)
+        throw new Error("a retried Idempotency-Key did not return the first result")
     } else if (step.kind === "stale") {
       if (actor.currentVersion === 0) continue
       const reply = actor.command({ command: step.command, ifMatch: actor.currentVersion - 1, internal: true })
       const valid = entity.decodeCommand(step.command).ok
-      if (reply.ok || (valid && reply.error.code !== "version_conflict")) throw new Error("a stale If-Match was not refused")
+      if (reply.ok || (valid && reply.error.code !== "version_conflict"))
+        throw new Error("a stale If-Match was not refused")
     } else {
       // As the host: internal commands (timers, reactions) are allowed here.
       const reply = actor.command({ command: step.command, idempotencyKey: step.key, internal: true })
-      if (reply.ok && step.key !== undefined) lastKeyed = { command: step.command, key: step.key, version: reply.value.version }
-      if (!reply.ok && store.rows.length !== before) throw new Error(`a refused command appended events: ${JSON.stringify(reply.error)}`)
+      if (reply.ok && step.key !== undefined)
+        lastKeyed = { command: step.command, key: step.key, version: reply.value.version }
+      if (!reply.ok && store.rows.length !== before)
+        throw new Error(`a refused command appended events: ${JSON.stringify(reply.error)}`)
     }
     if (step.kind !== "send" && store.rows.length !== before) throw new Error(`${step.kind} appended events`)
     const rows = store.rows
     rows.forEach((row, i) => {
       if (row.seq !== i + 1) throw new Error(`seq ${row.seq} at position ${i + 1}: the log has a gap`)
     })
-    if (actor.currentVersion !== rows.length) throw new Error(`version ${actor.currentVersion} but ${rows.length} events`)
+    if (actor.currentVersion !== rows.length)
+      throw new Error(`version ${actor.currentVersion} but ${rows.length} events`)
     const verified = actor.verify()
     if (!verified.ok) throw new Error(`verify failed: ${verified.reason}`)
     const folded = entity.replay(entity.initial, rows.map(entity.decodeEvent))

@@ -12,7 +12,9 @@ const fromEnv = (name: string): number | undefined => {
   return value === undefined || value === "" ? undefined : Number(value)
 }
 
-export const propertyParameters = <T>(options: { numRuns?: number | undefined; seed?: number | undefined } = {}): fc.Parameters<T> => ({
+export const propertyParameters = <T>(
+  options: { numRuns?: number | undefined; seed?: number | undefined } = {},
+): fc.Parameters<T> => ({
   seed: options.seed ?? fromEnv("FC_SEED") ?? DEFAULT_SEED,
   numRuns: fromEnv("FC_RUNS") ?? options.numRuns ?? 200,
   verbose: 1,

@@ -59,7 +59,13 @@ type Check = fc.AsyncCommand<Model, Real>
 let runCounter = 0
 
 const post = (real: Real, body: string, headers: Record<string, string> = {}) =>
-  real.options.fetch(new Request(`${real.url}/commands`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }))
+  real.options.fetch(
+    new Request(`${real.url}/commands`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", ...headers },
+    }),
+  )
 
 const expectStatus = async (response: Response, status: number, what: string) => {
   const text = await response.text()
@@ -69,7 +75,10 @@ const expectStatus = async (response: Response, status: number, what: string) =>
 
 const decideOnModel = (entity: Entity, state: unknown, command: unknown) => {
   const exit = Effect.runSyncExit(
-    Effect.provide(entity.decide(state, command), sequentialIds("model-") as Layer.Layer<Ids>) as Effect.Effect<ReadonlyArray<unknown>, DomainError>,
+    Effect.provide(entity.decide(state, command), sequentialIds("model-") as Layer.Layer<Ids>) as Effect.Effect<
+      ReadonlyArray<unknown>,
+      DomainError
+    >,
   )
   if (Exit.isSuccess(exit)) return { ok: true as const, events: exit.value }
   const error = Cause.squash(exit.cause)
@@ -90,7 +99,8 @@ class Send implements Check {
     const decoded = entity.decodeCommand(this.command)
     if (!decoded.ok) return void (await expectStatus(response, 400, "an invalid command"))
     const internal: ReadonlyArray<string> = entity.internalCommands ?? []
-    if (internal.includes(decoded.command.type)) return void (await expectStatus(response, 400, "an internal command sent by a client"))
+    if (internal.includes(decoded.command.type))
+      return void (await expectStatus(response, 400, "an internal command sent by a client"))
     const decision = decideOnModel(entity, entity.decodeState(model.state), decoded.command)
     if (!decision.ok) {
       const error = await expectStatus(response, 422, `a command the model rejects (${decision.code})`)
@@ -98,7 +108,10 @@ class Send implements Check {
       return
     }
     const result = await expectStatus(response, 200, "a command the model accepts")
-    const next = decision.events.reduce((state: unknown, event) => entity.evolve(state, event), entity.decodeState(model.state))
+    const next = decision.events.reduce(
+      (state: unknown, event) => entity.evolve(state, event),
+      entity.decodeState(model.state),
+    )
     model.state = entity.encodeState(next)
     model.version += decision.events.length
     if (result.version !== model.version) throw new Error(`version ${result.version}, model ${model.version}`)
@@ -111,8 +124,13 @@ class Retry implements Check {
   check = (model: Readonly<Model>) => model.lastKeyed !== undefined
   async run(model: Model, real: Real) {
     const { body, key, version } = model.lastKeyed!
-    const result = await expectStatus(await post(real, body, { "Idempotency-Key": key }), 200, "a retried Idempotency-Key")
-    if (result.version !== version) throw new Error(`a retry returned version ${result.version}; the first answer was ${version}`)
+    const result = await expectStatus(
+      await post(real, body, { "Idempotency-Key": key }),
+      200,
+      "a retried Idempotency-Key",
+    )
+    if (result.version !== version)
+      throw new Error(`a retry returned version ${result.version}; the first answer was ${version}`)
   }
   toString = () => "retry last keyed command"
 }
@@ -159,13 +177,14 @@ const checkInvariants = async (model: Model, real: Real) => {
     throw new Error(`state ${JSON.stringify(read.state)} differs from the model ${JSON.stringify(model.state)}`)
   }
   let expected = 1
-  for (let after: number | null = 0; after !== null; ) {
+  for (let after: number | null = 0; after !== null;) {
     const page: { events: Array<{ seq: number }>; next: number | null } = await expectStatus(
       await fetch(new Request(`${real.url}/events?after=${after}&limit=1000`)),
       200,
       "reading events",
     )
-    for (const event of page.events) if (event.seq !== expected++) throw new Error(`the log has a gap or repeat at seq ${expected - 1}`)
+    for (const event of page.events)
+      if (event.seq !== expected++) throw new Error(`the log has a gap or repeat at seq ${expected - 1}`)
     after = page.next
   }
   if (expected - 1 !== model.version) throw new Error(`${expected - 1} events in the log, model has ${model.version}`)
@@ -188,7 +207,9 @@ export const checkActor = async (options: CheckActorOptions): Promise<void> => {
   const kind = options.kind ?? options.entity.kind
   const steps = fc.commands(
     [
-      fc.record({ command: options.commands, key: fc.option(fc.uuid(), { nil: undefined }) }).map(({ command, key }) => checked(new Send(command, key))),
+      fc
+        .record({ command: options.commands, key: fc.option(fc.uuid(), { nil: undefined }) })
+        .map(({ command, key }) => checked(new Send(command, key))),
       fc.constant(checked(new Retry())),
       options.commands.map((command) => checked(new StaleWrite(command))),
       invalidBodies.map((body) => checked(new InvalidBody(body))),
@@ -200,7 +221,11 @@ export const checkActor = async (options: CheckActorOptions): Promise<void> => {
     fc.asyncProperty(steps, async (commands) => {
       const id = `model-${Date.now()}-${++runCounter}`
       const real: Real = { url: `${options.baseUrl ?? "http://emberlog.test"}/v1/${kind}/${id}`, id, options }
-      const model: Model = { state: options.entity.encodeState(options.entity.initial), version: 0, lastKeyed: undefined }
+      const model: Model = {
+        state: options.entity.encodeState(options.entity.initial),
+        version: 0,
+        lastKeyed: undefined,
+      }
       await fc.asyncModelRun(() => ({ model, real }), commands)
     }),
     propertyParameters({ numRuns: options.numRuns ?? 20, seed: options.seed }),

@@ -17,16 +17,31 @@ const bin = join(dir, "emberlog.mjs")
 /** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
 const cli = (...args: Array<string>) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [bin, ...args], { env: { ...process.env, EMBERLOG_URL: base } }, (error, stdout, stderr) =>
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: { ...process.env, EMBERLOG_URL: base } },
+      (error, stdout, stderr) => resolve({ code: error ? (error.code as number) : 0, stdout, stderr }),
     ),
   )
 
 const send = (id: string, command: unknown) =>
-  fetch(`${base}/v1/counter/${id}/commands`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(command) })
+  fetch(`${base}/v1/counter/${id}/commands`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(command),
+  })
 
 beforeAll(async () => {
-  await build({ entryPoints: ["src/cli/bin.ts"], bundle: true, platform: "node", format: "esm", target: "node22", outfile: bin, logLevel: "warning" })
+  await build({
+    entryPoints: ["src/cli/bin.ts"],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node22",
+    outfile: bin,
+    logLevel: "warning",
+  })
 }, 60_000)
 
 it("state, verify, export and an offline replay that agrees with the server", async () => {
@@ -36,7 +51,9 @@ it("state, verify, export and an offline replay that agrees with the server", as
   expect(now.code).toBe(0)
   expect(JSON.parse(now.stdout)).toMatchObject({ kind: "counter", id, version: 3, state: { value: 18 } })
   expect(JSON.parse((await cli("state", `counter/${id}`, "--at", "1")).stdout).state).toEqual({ value: 5 })
-  expect(JSON.parse((await cli("state", `counter/${id}`, "--as-of", "2000-01-01T00:00:00Z")).stdout)).toMatchObject({ version: 0 })
+  expect(JSON.parse((await cli("state", `counter/${id}`, "--as-of", "2000-01-01T00:00:00Z")).stdout)).toMatchObject({
+    version: 0,
+  })
 
   const verified = await cli("verify", `counter/${id}`)
   expect(verified).toMatchObject({ code: 0, stdout: expect.stringMatching(/^ok: 3 events, head [0-9a-f]{64}\n$/) })
@@ -49,7 +66,12 @@ it("state, verify, export and an offline replay that agrees with the server", as
   writeFileSync(file, exported.stdout)
   const replayed = await cli("replay", file, "--entity", "counter", "--json")
   expect(replayed.code).toBe(0)
-  expect(JSON.parse(replayed.stdout)).toEqual({ kind: "counter", version: 3, chain: { ok: true, events: 3, head: verified.stdout.split("head ")[1]!.trim() }, state: { value: 18 } })
+  expect(JSON.parse(replayed.stdout)).toEqual({
+    kind: "counter",
+    version: 3,
+    chain: { ok: true, events: 3, head: verified.stdout.split("head ")[1]!.trim() },
+    state: { value: 18 },
+  })
 
   // A tampered export: replay still folds it, but says where the chain breaks and exits 1.
   writeFileSync(file, readFileSync(file, "utf8").replace('"by":6', '"by":600'))
@@ -95,7 +117,8 @@ it("stops quietly when its reader does (export | head)", async () => {
 
 it("exports a log longer than a page with a progress bar on a terminal", async () => {
   const id = `cli-long-${Date.now()}`
-  for (let batch = 0; batch < 21; batch++) await Promise.all(Array.from({ length: 50 }, () => send(id, { type: "Increment", by: 1 })))
+  for (let batch = 0; batch < 21; batch++)
+    await Promise.all(Array.from({ length: 50 }, () => send(id, { type: "Increment", by: 1 })))
   const out = new PassThrough()
   const err = Object.assign(new PassThrough(), { isTTY: true, columns: 100 })
   let stdout = ""
@@ -103,30 +126,59 @@ it("exports a log longer than a page with a progress bar on a terminal", async (
   out.on("data", (chunk) => (stdout += chunk))
   err.on("data", (chunk) => (stderr += chunk))
   expect(await run(["export", `counter/${id}`, "--url", base], { out, err, env: {} })).toBe(0)
-  expect(stdout.trim().split("\n").map((line) => JSON.parse(line).seq)).toEqual(Array.from({ length: 1050 }, (_, i) => i + 1))
+  expect(
+    stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line).seq),
+  ).toEqual(Array.from({ length: 1050 }, (_, i) => i + 1))
   expect(stderr).toContain("1000/1050 events")
   expect(stderr).toContain(`[${"#".repeat(40)}] 1050/1050 events`)
 }, 60_000)
 
 it("answers bad usage with 2, server refusals and unreachable servers with 3, and has --help everywhere", async () => {
   expect((await cli()).code).toBe(2)
-  expect(await cli("frobnicate")).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') })
+  expect(await cli("frobnicate")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining('unknown command "frobnicate"'),
+  })
   const inherited = await cli("constructor")
   expect(inherited).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "constructor"') })
   expect(await cli("state", "counter")).toMatchObject({ code: 2, stderr: expect.stringContaining("needs <kind>/<id>") })
   expect(await cli("state", "counter/x", "--at", "1", "--as-of", "2026-01-01T00:00:00Z")).toMatchObject({ code: 2 })
   expect(await cli("state", "counter/x", "--at", "-1")).toMatchObject({ code: 2 })
-  expect(await cli("state", "counter/x", "--bogus")).toMatchObject({ code: 2, stderr: expect.stringContaining("--bogus") })
+  expect(await cli("state", "counter/x", "--bogus")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("--bogus"),
+  })
   expect(await cli("replay", "log.ndjson")).toMatchObject({ code: 2, stderr: expect.stringContaining("--entity") })
-  expect(await cli("replay", join(dir, "missing.ndjson"), "--entity", "counter")).toMatchObject({ code: 2, stderr: expect.stringContaining("No such file") })
-  expect(await cli("replay", "-", "--entity", "widget")).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown entity") })
-  expect(await cli("replay", dir, "--entity", "counter")).toMatchObject({ code: 2, stderr: expect.stringContaining("EISDIR") })
+  expect(await cli("replay", join(dir, "missing.ndjson"), "--entity", "counter")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("No such file"),
+  })
+  expect(await cli("replay", "-", "--entity", "widget")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("Unknown entity"),
+  })
+  expect(await cli("replay", dir, "--entity", "counter")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("EISDIR"),
+  })
   expect(await cli("state", "widget/x")).toMatchObject({ code: 3, stderr: expect.stringContaining("404 unknown_kind") })
-  expect(await cli("state", "counter/x", "--url", "http://127.0.0.1:9")).toMatchObject({ code: 3, stderr: expect.stringContaining("could not reach the server") })
-  expect(await cli("tail", "counter/x", "--after", "99")).toMatchObject({ code: 2, stderr: expect.stringContaining("beyond the head") })
+  expect(await cli("state", "counter/x", "--url", "http://127.0.0.1:9")).toMatchObject({
+    code: 3,
+    stderr: expect.stringContaining("could not reach the server"),
+  })
+  expect(await cli("tail", "counter/x", "--after", "99")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("beyond the head"),
+  })
   expect(await cli("tail", "widget/x")).toMatchObject({ code: 3, stderr: expect.stringContaining("404 unknown_kind") })
   for (const command of ["tail", "state", "verify", "export", "replay"]) {
-    expect(await cli(command, "--help")).toMatchObject({ code: 0, stdout: expect.stringContaining(`Usage: emberlog ${command}`) })
+    expect(await cli(command, "--help")).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`Usage: emberlog ${command}`),
+    })
   }
   expect(await cli("--help")).toMatchObject({ code: 0, stdout: expect.stringContaining("Exit codes") })
 }, 60_000)

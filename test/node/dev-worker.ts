@@ -5,7 +5,9 @@ import { unstable_dev, type Unstable_DevWorker } from "wrangler"
  * The Worker as `wrangler dev` serves it, with the given vars. AUTH_MODE is always set:
  * a developer's local .dev.vars (AUTH_MODE=off) must not decide what a test runs with.
  */
-export const startWorker = async (vars: Record<string, string> = {}): Promise<{ worker: Unstable_DevWorker; base: string }> => {
+export const startWorker = async (
+  vars: Record<string, string> = {},
+): Promise<{ worker: Unstable_DevWorker; base: string }> => {
   const worker = await unstable_dev("src/edge/worker.ts", {
     config: "wrangler.toml",
     ip: "127.0.0.1",

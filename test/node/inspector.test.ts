@@ -11,7 +11,15 @@ import { startWorker } from "./dev-worker.js"
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 // No internet here: without these, Chromium's background connections are refused by the dozen.
-const CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+]
 const SECRET = `inspector-test-${crypto.randomUUID()}`
 
 let open: Unstable_DevWorker
@@ -28,7 +36,8 @@ const send = (base: string, path: string, command: unknown, token?: string) =>
 const rows = (page: Page) => page.locator("#events tr")
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
+  if (!existsSync(CHROMIUM))
+    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
   ;[open, secured, browser] = await Promise.all([
     // Not the shared Worker: the topic tail shows the newest 50 entries, which other files'
     // counters there would push out.
@@ -45,7 +54,8 @@ afterAll(async () => {
 it("shows an actor's state, chain and events, follows new events live, travels in time and diffs", async () => {
   const base = baseOf(open)
   const id = `inspect-${Date.now()}`
-  for (const by of [1, 2, 3]) expect((await send(base, `/v1/counter/${id}`, { type: "Increment", by })).status).toBe(200)
+  for (const by of [1, 2, 3])
+    expect((await send(base, `/v1/counter/${id}`, { type: "Increment", by })).status).toBe(200)
   const page = await browser.newPage()
   await page.goto(`${base}/inspect/counter/${id}`)
   await expect.poll(() => page.textContent("#version")).toBe("3")
@@ -96,7 +106,8 @@ it("shows an actor's state, chain and events, follows new events live, travels i
 it("pages long logs 50 events at a time, newest first", async () => {
   const base = baseOf(open)
   const id = `inspect-long-${Date.now()}`
-  for (let i = 0; i < 6; i++) await Promise.all(Array.from({ length: 10 }, () => send(base, `/v1/counter/${id}`, { type: "Increment", by: 1 })))
+  for (let i = 0; i < 6; i++)
+    await Promise.all(Array.from({ length: 10 }, () => send(base, `/v1/counter/${id}`, { type: "Increment", by: 1 })))
   const page = await browser.newPage()
   await page.goto(`${base}/inspect/counter/${id}`)
   await expect.poll(() => rows(page).count()).toBe(50)

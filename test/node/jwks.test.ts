@@ -20,7 +20,13 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => jwksServer.listen(0, "127.0.0.1", resolve))
   const { port } = jwksServer.address() as AddressInfo
-  worker = (await startWorker({ AUTH_MODE: "on", JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`, JWT_ISSUER: "https://issuer.test" })).worker
+  worker = (
+    await startWorker({
+      AUTH_MODE: "on",
+      JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+      JWT_ISSUER: "https://issuer.test",
+    })
+  ).worker
 }, 60_000)
 
 afterAll(async () => {
@@ -30,13 +36,20 @@ afterAll(async () => {
 
 it("verifies RS256 tokens against the key set at JWT_JWKS_URL", async () => {
   const sign = (key: CryptoKey, issuer: string) =>
-    new SignJWT({ sub: "jwks-user", scope: "read write" }).setProtectedHeader({ alg: "RS256", kid: "test-key" }).setIssuer(issuer).setExpirationTime("5m").sign(key)
-  const get = (token: string) => fetch(`http://${worker.address}:${worker.port}/v1/counter/jwks`, { headers: { Authorization: `Bearer ${token}` } })
+    new SignJWT({ sub: "jwks-user", scope: "read write" })
+      .setProtectedHeader({ alg: "RS256", kid: "test-key" })
+      .setIssuer(issuer)
+      .setExpirationTime("5m")
+      .sign(key)
+  const get = (token: string) =>
+    fetch(`http://${worker.address}:${worker.port}/v1/counter/jwks`, { headers: { Authorization: `Bearer ${token}` } })
   expect((await get(await sign(keys.privateKey, "https://issuer.test"))).status).toBe(200)
   expect(fetches).toBeGreaterThan(0)
   expect((await get(await sign(keys.privateKey, "https://other.test"))).status).toBe(401)
   const stranger = await generateKeyPair("RS256")
   expect((await get(await sign(stranger.privateKey, "https://issuer.test"))).status).toBe(401)
-  const metadata = await (await fetch(`http://${worker.address}:${worker.port}/.well-known/oauth-protected-resource`)).json()
+  const metadata = await (
+    await fetch(`http://${worker.address}:${worker.port}/.well-known/oauth-protected-resource`)
+  ).json()
   expect(metadata).toMatchObject({ authorization_servers: ["https://issuer.test"] })
 }, 60_000)

@@ -143,9 +143,15 @@ export default createApp()
 beforeAll(async () => {
   // `npm pack` runs `prepare` (the build), so the tarball is never a stale dist/.
   await run("npm", ["pack", "--pack-destination", scratch, "--silent"], { cwd: root })
-  tarball = join(scratch, readdirSync(scratch).find((name) => name.endsWith(".tgz"))!)
+  tarball = join(
+    scratch,
+    readdirSync(scratch).find((name) => name.endsWith(".tgz"))!,
+  )
   const listing = (await run("tar", ["-tzf", tarball])).stdout
-  packed = listing.split("\n").filter(Boolean).map((entry) => entry.replace(/^package\//, ""))
+  packed = listing
+    .split("\n")
+    .filter(Boolean)
+    .map((entry) => entry.replace(/^package\//, ""))
   mkdirSync(join(project, "src"), { recursive: true })
   for (const [path, text] of Object.entries(files)) writeFileSync(join(project, path), text)
   const dependencies = { emberlog: `file:${tarball}`, effect: range("effect") }

@@ -13,7 +13,13 @@ import { counterCommand } from "./arbitraries.js"
 /** A clock the test moves by hand, provided as a Layer like any other service. */
 const manualClock = () => {
   let now = 0
-  return { layer: Layer.succeed(Clock.Clock, clockAt(() => now)), set: (ms: number) => void (now = ms) }
+  return {
+    layer: Layer.succeed(
+      Clock.Clock,
+      clockAt(() => now),
+    ),
+    set: (ms: number) => void (now = ms),
+  }
 }
 
 const host = () => {
@@ -28,7 +34,11 @@ const increment = (by: number) => ({ command: { type: "Increment", by } })
 describe("actor core on the in-memory store", () => {
   it("answers asOf with the last event at or before that time", () => {
     const { clock, actor } = host()
-    for (const [at, by] of [[1000, 1], [2000, 10], [3000, 100]] as const) {
+    for (const [at, by] of [
+      [1000, 1],
+      [2000, 10],
+      [3000, 100],
+    ] as const) {
       clock.set(at)
       actor.command(increment(by))
     }
@@ -55,8 +65,18 @@ describe("actor core on the in-memory store", () => {
     const { actor, store } = host()
     actor.command({ ...increment(1), principal: "alice", correlationId: "c-1", causationId: "e-9" })
     actor.command(increment(1))
-    expect(store.rows[0]!.meta).toMatchObject({ commandId: "cmd-1", correlationId: "c-1", causationId: "e-9", principal: "alice" })
-    expect(store.rows[1]!.meta).toMatchObject({ commandId: "cmd-2", correlationId: "cmd-2", causationId: null, principal: "anonymous" })
+    expect(store.rows[0]!.meta).toMatchObject({
+      commandId: "cmd-1",
+      correlationId: "c-1",
+      causationId: "e-9",
+      principal: "alice",
+    })
+    expect(store.rows[1]!.meta).toMatchObject({
+      commandId: "cmd-2",
+      correlationId: "cmd-2",
+      causationId: null,
+      principal: "anonymous",
+    })
   })
 
   it("recovers the same state, version and chain head after a restart", () => {
@@ -69,16 +89,28 @@ describe("actor core on the in-memory store", () => {
 
 describe("outbox", () => {
   it("queues each event for its entity's topics in the command's transaction, until acknowledged", () => {
-    const Tagged = { ...Counter, topics: (event: { type: string }) => (event.type === "Reset" ? ["counter", "resets"] : ["counter"]) }
+    const Tagged = {
+      ...Counter,
+      topics: (event: { type: string }) => (event.type === "Reset" ? ["counter", "resets"] : ["counter"]),
+    }
     const store = makeMemoryEventStore()
-    const actor = new ActorCore(Tagged, ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(store), sequentialIds("c-"))))
+    const actor = new ActorCore(
+      Tagged,
+      ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(store), sequentialIds("c-"))),
+    )
     actor.command(increment(1))
     actor.command({ command: { type: "Reset" } })
     actor.command({ command: { type: "Increment", by: 0 } }) // refused: queues nothing
     const pending = () => actor.pendingDeliveries(10).map(({ topic, events }) => [topic, events.map((e) => e.seq)])
-    expect(pending()).toEqual([["counter", [1, 2]], ["resets", [2]]])
+    expect(pending()).toEqual([
+      ["counter", [1, 2]],
+      ["resets", [2]],
+    ])
     actor.acknowledge("counter", 1)
-    expect(pending()).toEqual([["counter", [2]], ["resets", [2]]])
+    expect(pending()).toEqual([
+      ["counter", [2]],
+      ["resets", [2]],
+    ])
     actor.acknowledge("resets", 2)
     actor.acknowledge("counter", 2)
     expect(pending()).toEqual([])

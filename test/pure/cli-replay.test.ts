@@ -4,7 +4,13 @@ import { describe, expect, it } from "vitest"
 import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
 import { replayLog } from "../../src/cli/main.js"
 
-const meta = (n: number) => ({ at: 1_700_000_000_000 + n, causationId: null, commandId: `c${n}`, correlationId: `c${n}`, principal: "auditor" })
+const meta = (n: number) => ({
+  at: 1_700_000_000_000 + n,
+  causationId: null,
+  commandId: `c${n}`,
+  correlationId: `c${n}`,
+  principal: "auditor",
+})
 
 /** A log as `emberlog export` writes it: rows as stored, each linked to the one before. */
 const chained = (bodies: ReadonlyArray<{ type: string; schemaVersion: number; data: Record<string, unknown> }>) => {
@@ -23,7 +29,12 @@ describe("replayLog", () => {
       { type: "Incremented", schemaVersion: 2, data: { by: 2, reason: "audit" } },
       { type: "Decremented", schemaVersion: 1, data: { by: 1 } },
     ])
-    expect(replayLog("counter", log)).toEqual({ kind: "counter", version: 3, chain: { ok: true, events: 3, head: log[2]!.hash }, state: { value: 41 } })
+    expect(replayLog("counter", log)).toEqual({
+      kind: "counter",
+      version: 3,
+      chain: { ok: true, events: 3, head: log[2]!.hash },
+      state: { value: 41 },
+    })
   })
 
   it("reports the first event whose hash does not match, and refuses a log with a gap", () => {

@@ -12,7 +12,9 @@ describe("counter", () => {
       ...Effect.runSync(Counter.decide({ value: 5 }, { type: "Decrement", by: 2 })),
     ]
     expect(Counter.replay(Counter.initial, events)).toEqual({ value: 3 })
-    expect(Counter.replay({ value: 3 }, Effect.runSync(Counter.decide({ value: 3 }, { type: "Reset" })))).toEqual({ value: 0 })
+    expect(Counter.replay({ value: 3 }, Effect.runSync(Counter.decide({ value: 3 }, { type: "Reset" })))).toEqual({
+      value: 0,
+    })
   })
 
   it("refuses a result outside the safe integer range", () => {
@@ -38,9 +40,19 @@ describe("counter", () => {
 
   it("reads Incremented v1 rows as v2 with a null reason, and writes v2", () => {
     expect(Counter.currentEventVersion("Incremented")).toBe(2)
-    expect(Counter.decodeEvent({ type: "Incremented", schemaVersion: 1, data: { by: 4 } })).toEqual({ type: "Incremented", by: 4, reason: null })
-    expect(Counter.encodeEvent({ type: "Incremented", by: 4, reason: "r" })).toEqual({ type: "Incremented", schemaVersion: 2, data: { by: 4, reason: "r" } })
-    expect(() => Counter.decodeEvent({ type: "Incremented", schemaVersion: 3, data: { by: 4 } })).toThrow(/schema version 3/)
+    expect(Counter.decodeEvent({ type: "Incremented", schemaVersion: 1, data: { by: 4 } })).toEqual({
+      type: "Incremented",
+      by: 4,
+      reason: null,
+    })
+    expect(Counter.encodeEvent({ type: "Incremented", by: 4, reason: "r" })).toEqual({
+      type: "Incremented",
+      schemaVersion: 2,
+      data: { by: 4, reason: "r" },
+    })
+    expect(() => Counter.decodeEvent({ type: "Incremented", schemaVersion: 3, data: { by: 4 } })).toThrow(
+      /schema version 3/,
+    )
     expect(() => Counter.decodeEvent({ type: "Incremented", schemaVersion: 1, data: { by: -1 } })).toThrow()
   })
 

@@ -2,21 +2,33 @@ import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import {
-  Document, type DocumentCommand, type DocumentEvent, type DocumentState, EDIT_WINDOW, MAX_STATE_BYTES,
+  Document,
+  type DocumentCommand,
+  type DocumentEvent,
+  type DocumentState,
+  EDIT_WINDOW,
+  MAX_STATE_BYTES,
 } from "../../src/domain/document.js"
 import { jsonBytes } from "../../src/domain/json-size.js"
 import type { DomainError } from "../../src/domain/entity.js"
-import { applyOps, codePointLength, firstOutOfRange, textType, toTextOp, transformAgainst, type TextEditOp } from "../../src/domain/text-ops.js"
+import {
+  applyOps,
+  codePointLength,
+  firstOutOfRange,
+  textType,
+  toTextOp,
+  transformAgainst,
+  type TextEditOp,
+} from "../../src/domain/text-ops.js"
 import { propertyParameters } from "../../src/testing/index.js"
 import { text, textOp } from "./arbitraries.js"
 
 /** Given commands, the state they lead to; a refused command throws with its code. */
 const givenFrom = (start: DocumentState, ...commands: ReadonlyArray<DocumentCommand>): DocumentState =>
   commands.reduce((state, command) => Document.replay(state, Effect.runSync(Document.decide(state, command))), start)
-const given = Object.assign(
-  (...commands: ReadonlyArray<DocumentCommand>) => givenFrom(Document.initial, ...commands),
-  { from: givenFrom },
-)
+const given = Object.assign((...commands: ReadonlyArray<DocumentCommand>) => givenFrom(Document.initial, ...commands), {
+  from: givenFrom,
+})
 
 const refusal = (state: DocumentState, command: DocumentCommand): string | undefined => {
   const exit = Effect.runSyncExit(Document.decide(state, command))
@@ -27,8 +39,7 @@ const refusal = (state: DocumentState, command: DocumentCommand): string | undef
 
 /** What the actor does with a raw command: decode, then decide; a defect (a 500) throws. */
 type Decision =
-  | { readonly refused: string }
-  | { readonly state: DocumentState; readonly events: ReadonlyArray<DocumentEvent> }
+  { readonly refused: string } | { readonly state: DocumentState; readonly events: ReadonlyArray<DocumentEvent> }
 const decision = (state: DocumentState, command: DocumentCommand): Decision => {
   const decoded = Document.decodeCommand(command)
   if (!decoded.ok) return { refused: "invalid_command" }
@@ -46,7 +57,11 @@ const del = (at: number, length: number): TextEditOp => ({ op: "delete", at, len
 
 describe("document", () => {
   it("creates, renames and edits", () => {
-    const state = given({ type: "Create", title: "t", content: "hello" }, { type: "Rename", title: "u" }, edit(2, ins(5, " world"), del(0, 1), ins(0, "H")))
+    const state = given(
+      { type: "Create", title: "t", content: "hello" },
+      { type: "Rename", title: "u" },
+      edit(2, ins(5, " world"), del(0, 1), ins(0, "H")),
+    )
     expect(state).toMatchObject({ title: "u", content: "Hello world", version: 3 })
   })
 
@@ -88,7 +103,12 @@ describe("document", () => {
 
   it("applies ops exactly as the text-unicode type does", () => {
     const cases = text.chain((doc) =>
-      fc.tuple(fc.constant(doc), fc.array(textOp, { minLength: 1, maxLength: 4 }).filter((ops) => firstOutOfRange(ops as Array<TextEditOp>, codePointLength(doc)) < 0)),
+      fc.tuple(
+        fc.constant(doc),
+        fc
+          .array(textOp, { minLength: 1, maxLength: 4 })
+          .filter((ops) => firstOutOfRange(ops as Array<TextEditOp>, codePointLength(doc)) < 0),
+      ),
     )
     fc.assert(
       fc.property(cases, ([doc, ops]) => {
@@ -100,7 +120,9 @@ describe("document", () => {
 
   it("converges: applying a then b' equals applying b then a' (random ops)", () => {
     const validOps = (doc: string) =>
-      fc.array(textOp, { minLength: 1, maxLength: 3 }).filter((ops) => firstOutOfRange(ops as Array<TextEditOp>, codePointLength(doc)) < 0)
+      fc
+        .array(textOp, { minLength: 1, maxLength: 3 })
+        .filter((ops) => firstOutOfRange(ops as Array<TextEditOp>, codePointLength(doc)) < 0)
     const cases = text.chain((doc) => fc.tuple(fc.constant(doc), validOps(doc), validOps(doc)))
     fc.assert(
       fc.property(cases, ([doc, a, b]) => {
@@ -113,7 +135,10 @@ describe("document", () => {
   })
 
   it("converges through the entity for concurrent edits on one base version", () => {
-    const cases = fc.tuple(text, fc.array(fc.array(textOp, { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 4 }))
+    const cases = fc.tuple(
+      text,
+      fc.array(fc.array(textOp, { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 4 }),
+    )
     fc.assert(
       fc.property(cases, ([doc, edits]) => {
         let state = given({ type: "Create", title: "t", content: doc })
@@ -231,7 +256,10 @@ describe("document", () => {
     })
 
     it("never fails and never corrupts content for arbitrary strings, lone surrogates included", () => {
-      const unit = fc.oneof(fc.constantFrom("\ud83d", "\ude00", "😀", "a", "b"), fc.string({ unit: "binary", maxLength: 1 }))
+      const unit = fc.oneof(
+        fc.constantFrom("\ud83d", "\ude00", "😀", "a", "b"),
+        fc.string({ unit: "binary", maxLength: 1 }),
+      )
       const anyText = fc.string({ unit, maxLength: 6 })
       const at = fc.nat({ max: 6 })
       const anyOp = fc.oneof(

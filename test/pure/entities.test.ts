@@ -5,7 +5,14 @@ import { Room } from "../../src/domain/room.js"
 import { Session } from "../../src/domain/session.js"
 import { Memory } from "../../src/domain/memory.js"
 import { checkEntity } from "../../src/testing/index.js"
-import { counterCommand, documentCommand, legacyIncremented, memoryCommand, roomCommand, sessionCommand } from "./arbitraries.js"
+import {
+  counterCommand,
+  documentCommand,
+  legacyIncremented,
+  memoryCommand,
+  roomCommand,
+  sessionCommand,
+} from "./arbitraries.js"
 
 describe("the resilience harness on our own entities", () => {
   it("counter", () => checkEntity(Counter, { commands: counterCommand, legacyEvents: legacyIncremented, numRuns: 200 }))

@@ -44,7 +44,9 @@ const failureOf = (run: () => void): string => {
 
 describe("checkEntity finds broken entities", () => {
   it("a state schema that loses data on snapshot", () => {
-    expect(failureOf(() => checkEntity(lossy, { commands: adds, numRuns: 50 }))).toMatch(/snapshot at \d+ \+ tail replay differs/)
+    expect(failureOf(() => checkEntity(lossy, { commands: adds, numRuns: 50 }))).toMatch(
+      /snapshot at \d+ \+ tail replay differs/,
+    )
   })
   it("a decide that is not deterministic", () => {
     expect(failureOf(() => checkEntity(flaky, { commands: adds, numRuns: 50 }))).toMatch(/decide is not deterministic/)

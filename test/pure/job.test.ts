@@ -11,7 +11,14 @@ const run = (steps: ReadonlyArray<{ command: JobCommand; at: number }>) => {
   let state: JobState = Job.initial
   const events: Array<JobEvent> = []
   for (const { command, at } of steps) {
-    const exit = Effect.runSyncExit(Job.decide(state, command).pipe(Effect.provideService(Clock.Clock, clockAt(() => at))))
+    const exit = Effect.runSyncExit(
+      Job.decide(state, command).pipe(
+        Effect.provideService(
+          Clock.Clock,
+          clockAt(() => at),
+        ),
+      ),
+    )
     if (Exit.isFailure(exit)) continue
     for (const event of exit.value) {
       state = Job.evolve(state, event)
@@ -25,12 +32,22 @@ describe("job", () => {
   it("passes the resilience harness", () => checkEntity(Job, { commands: jobCommand, numRuns: 300 }))
 
   it("reaches at most one terminal event, never exceeds maxAttempts, and nothing follows a terminal state", () => {
-    const steps = fc.array(fc.record({ command: jobCommand, gap: fc.integer({ min: 0, max: ATTEMPT_TIMEOUT_MS * 2 }) }), { maxLength: 40, size: "max" })
+    const steps = fc.array(
+      fc.record({ command: jobCommand, gap: fc.integer({ min: 0, max: ATTEMPT_TIMEOUT_MS * 2 }) }),
+      { maxLength: 40, size: "max" },
+    )
     fc.assert(
       fc.property(steps, (list) => {
         let now = 0
-        const { state, events } = run(list.map(({ command, gap }) => ({ command: command as JobCommand, at: (now += gap) })))
-        const terminal = events.filter((e) => e.type === "Completed" || e.type === "Cancelled" || (e.type === "Failed" && !events.some((r) => r.type === "Retried" && r.attempt === e.attempt + 1)))
+        const { state, events } = run(
+          list.map(({ command, gap }) => ({ command: command as JobCommand, at: (now += gap) })),
+        )
+        const terminal = events.filter(
+          (e) =>
+            e.type === "Completed" ||
+            e.type === "Cancelled" ||
+            (e.type === "Failed" && !events.some((r) => r.type === "Retried" && r.attempt === e.attempt + 1)),
+        )
         expect(terminal.length).toBeLessThanOrEqual(1)
         const lastTerminal = events.findIndex((e) => e === terminal[0])
         if (lastTerminal >= 0) expect(events.length - 1).toBe(lastTerminal)
@@ -43,7 +60,12 @@ describe("job", () => {
   })
 
   it("starts when due, times a silent attempt out and retries it with backoff, then gives up", () => {
-    const submit: JobCommand = { type: "Submit", task: "generate", input: { description: "GET /users" }, maxAttempts: 2 }
+    const submit: JobCommand = {
+      type: "Submit",
+      task: "generate",
+      input: { description: "GET /users" },
+      maxAttempts: 2,
+    }
     const { state, events } = run([
       { command: submit, at: 1_000 },
       { command: { type: "Tick" }, at: 1_000 },
@@ -60,7 +82,11 @@ describe("job", () => {
   it("generates a typed connector skeleton from a description, deterministically", () => {
     const description = "A pet store API: GET /pets lists pets, POST /pets adds one, GET /pets/{id} reads one."
     const first = generateConnector(description)
-    expect(first.endpoints.map((e) => `${e.method} ${e.path} ${e.operationId}`)).toEqual(["GET /pets getPets", "POST /pets postPets", "GET /pets/{id} getPetsById"])
+    expect(first.endpoints.map((e) => `${e.method} ${e.path} ${e.operationId}`)).toEqual([
+      "GET /pets getPets",
+      "POST /pets postPets",
+      "GET /pets/{id} getPetsById",
+    ])
     expect(first.code).toContain("async getPetsById(id: string): Promise<unknown>")
     expect(generateConnector(description)).toEqual(first)
   })

@@ -26,7 +26,12 @@ describe("OpenAPI analysis", () => {
   it("reads a Swagger 2.0 JSON document and names its problems", () => {
     const analysis = analyzeOpenApi(JSON.parse(fixture("bookshop-swagger-2.0.json")))
     expect(analysis).toMatchObject({ title: "Bookshop (Swagger 2)", version: "0.9", specVersion: "2.0" })
-    expect(analysis.endpoints.map((e) => `${e.method} ${e.path}`)).toEqual(["GET /books", "POST /books", "GET /books/{bookId}", "PUT /books/{bookId}"])
+    expect(analysis.endpoints.map((e) => `${e.method} ${e.path}`)).toEqual([
+      "GET /books",
+      "POST /books",
+      "GET /books/{bookId}",
+      "PUT /books/{bookId}",
+    ])
     expect(analysis.problems).toEqual([
       "POST /books requires security scheme oauth, which is not defined",
       "GET /books/{bookId} has no operationId",
@@ -48,11 +53,19 @@ describe("OpenAPI analysis", () => {
     expect(problems("key: [unclosed")[0]).toMatch(/neither JSON nor YAML/)
     expect(problems("[1, 2]")).toEqual(["the spec must be an object (a JSON or YAML mapping)"])
     expect(problems({ openapi: "3.0.0" })).toEqual(["info is missing", "paths is missing or not an object"])
-    expect(problems({ openapi: "4.0", info: { title: "x", version: "1" }, paths: {} })).toEqual(['the document declares neither "openapi: 3.x" nor "swagger: 2.0"'])
+    expect(problems({ openapi: "4.0", info: { title: "x", version: "1" }, paths: {} })).toEqual([
+      'the document declares neither "openapi: 3.x" nor "swagger: 2.0"',
+    ])
   })
 
   it("runs as the local executor's analyze task; an invalid spec fails without retry", () => {
-    const ok = Effect.runSyncExit(localExecutor.run("analyze", { specType: "openapi", spec: fixture("bookshop-openapi-3.0.yaml") }, () => undefined))
+    const ok = Effect.runSyncExit(
+      localExecutor.run(
+        "analyze",
+        { specType: "openapi", spec: fixture("bookshop-openapi-3.0.yaml") },
+        () => undefined,
+      ),
+    )
     expect(Exit.isSuccess(ok) && (ok.value as { endpoints: Array<unknown> }).endpoints).toHaveLength(4)
     const bad = Effect.runSyncExit(localExecutor.run("analyze", { specType: "openapi", spec: "{}" }, () => undefined))
     expect(Exit.isFailure(bad)).toBe(true)

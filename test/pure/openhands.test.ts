@@ -26,12 +26,15 @@ beforeAll(async () => {
 })
 afterAll(() => void server.close())
 
-const json = (response: ServerResponse, status: number, value: unknown) => response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value))
+const json = (response: ServerResponse, status: number, value: unknown) =>
+  response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value))
 
 const run = async (options: { requestTimeoutMs?: number } = {}) => {
   const progress: Array<string> = []
   const executor = makeOpenHandsExecutor({ url, apiKey: "secret-key", pollIntervalMs: 5, retries: 2, ...options })
-  const exit = await Effect.runPromiseExit(executor.run("generate", { description: "GET /x" }, (percent, message) => progress.push(`${percent} ${message}`)))
+  const exit = await Effect.runPromiseExit(
+    executor.run("generate", { description: "GET /x" }, (percent, message) => progress.push(`${percent} ${message}`)),
+  )
   return { exit, progress }
 }
 
@@ -42,7 +45,9 @@ describe("openhands executor", () => {
     handler = (request, response, body) => {
       if (request.method === "POST") return json(response, 201, { id: "job-1", echo: JSON.parse(body) })
       polls++
-      return polls < 3 ? json(response, 200, { status: "running", progress: polls * 40, message: `step ${polls}` }) : json(response, 200, { status: "completed", progress: 100, result: { ok: true } })
+      return polls < 3
+        ? json(response, 200, { status: "running", progress: polls * 40, message: `step ${polls}` })
+        : json(response, 200, { status: "completed", progress: 100, result: { ok: true } })
     }
     const { exit, progress } = await run()
     expect(Exit.isSuccess(exit) && exit.value).toEqual({ ok: true })
@@ -53,7 +58,8 @@ describe("openhands executor", () => {
   it("retries a 500 and then succeeds", async () => {
     let calls = 0
     handler = (request, response) => {
-      if (request.method === "POST") return ++calls === 1 ? json(response, 500, { error: "busy" }) : json(response, 200, { id: "job-2" })
+      if (request.method === "POST")
+        return ++calls === 1 ? json(response, 500, { error: "busy" }) : json(response, 200, { id: "job-2" })
       return json(response, 200, { status: "completed", result: 42 })
     }
     const { exit } = await run()
@@ -61,7 +67,8 @@ describe("openhands executor", () => {
     expect(calls).toBe(2)
   })
 
-  const failureOf = (exit: Exit.Exit<unknown, ExecutorFailure>) => (Exit.isFailure(exit) ? (exit.cause.reasons[0] as { error?: ExecutorFailure }).error : undefined)
+  const failureOf = (exit: Exit.Exit<unknown, ExecutorFailure>) =>
+    Exit.isFailure(exit) ? (exit.cause.reasons[0] as { error?: ExecutorFailure }).error : undefined
 
   it("fails retryably when the service keeps failing or is too slow", async () => {
     handler = (_request, response) => json(response, 503, { error: "down" })
@@ -72,8 +79,14 @@ describe("openhands executor", () => {
 
   it("fails without retry on a malformed answer or a failure the service reports", async () => {
     handler = (_request, response) => json(response, 200, { unexpected: true })
-    expect(failureOf((await run()).exit)).toMatchObject({ retryable: false, message: expect.stringContaining("submitting the job") })
-    handler = (request, response) => (request.method === "POST" ? json(response, 200, { id: "job-3" }) : json(response, 200, { status: "failed", error: "model refused" }))
+    expect(failureOf((await run()).exit)).toMatchObject({
+      retryable: false,
+      message: expect.stringContaining("submitting the job"),
+    })
+    handler = (request, response) =>
+      request.method === "POST"
+        ? json(response, 200, { id: "job-3" })
+        : json(response, 200, { status: "failed", error: "model refused" })
     expect(failureOf((await run()).exit)).toMatchObject({ retryable: false, message: "model refused" })
   })
 

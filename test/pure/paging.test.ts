@@ -64,7 +64,7 @@ describe("paging by bytes", () => {
         const actor = actorWith(sizes)
         const after = start % (sizes.length + 1)
         const seen: Array<number> = []
-        for (let cursor: number | null = after; cursor !== null; ) {
+        for (let cursor: number | null = after; cursor !== null;) {
           const reply = actor.readEvents(cursor, limit)
           if (!reply.ok) throw new Error(reply.error.message)
           const { events, next } = reply.value

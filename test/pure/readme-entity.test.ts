@@ -14,7 +14,9 @@ export const Cart = Entity.make({
   commands: Schema.Union([Add]),
   events: Schema.Union([Added]),
   decide: (state, command) =>
-    state.items.length >= 100 ? reject("cart_full", "A cart holds 100 items") : Effect.succeed([{ type: "Added", item: command.item } as const]),
+    state.items.length >= 100
+      ? reject("cart_full", "A cart holds 100 items")
+      : Effect.succeed([{ type: "Added", item: command.item } as const]),
   evolve: (state, event) => ({ items: [...state.items, event.item] }),
 })
 

@@ -30,7 +30,10 @@ const decide = (state: SessionState, input: unknown, who: Who, now: number, id: 
   return Effect.runSyncExit(
     Session.decide(state, decoded.command).pipe(
       Effect.provideService(Caller, { principal: who.principal, scopes, internal: false, actorId: id }),
-      Effect.provideService(Clock.Clock, clockAt(() => now)),
+      Effect.provideService(
+        Clock.Clock,
+        clockAt(() => now),
+      ),
     ),
   )
 }

@@ -1,21 +1,20 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { ACK_EVERY, CLOSE_RESUME as RESUME_CLOSE_CODE } from "../../src/domain/protocol.js"
-import {
-  SubscriptionRefused,
-  backoffDelay,
-  resumable,
-  type SocketLike,
-} from "../../src/client/subscription.js"
+import { SubscriptionRefused, backoffDelay, resumable, type SocketLike } from "../../src/client/subscription.js"
 
 /** A scripted connection: sends the given positions, then closes (or stays open). */
 const fakeSocket = (positions: Array<number>, closeAfter: boolean): SocketLike => {
   const listeners: Record<string, Array<(event: any) => void>> = { message: [], close: [], error: [] }
   setTimeout(() => {
-    for (const position of positions) for (const l of listeners.message!) l({ data: JSON.stringify({ type: "event", event: { seq: position } }) })
+    for (const position of positions)
+      for (const l of listeners.message!) l({ data: JSON.stringify({ type: "event", event: { seq: position } }) })
     if (closeAfter) for (const l of listeners.close!) l({})
   }, 1)
-  return { addEventListener: (type: string, l: any) => void listeners[type]!.push(l), close: () => undefined } as SocketLike
+  return {
+    addEventListener: (type: string, l: any) => void listeners[type]!.push(l),
+    close: () => undefined,
+  } as SocketLike
 }
 
 describe("resumable subscription", () => {

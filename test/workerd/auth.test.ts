@@ -7,12 +7,19 @@ import { BASE, freshId, readSse } from "./helpers.js"
 const SECRET = "test-secret-generated-for-this-run-" + crypto.randomUUID()
 
 /** The Worker with auth configured as in production (the test project runs it with AUTH_MODE=off). */
-const call = (path: string, init: RequestInit & { token?: string; settings?: Record<string, unknown>; host?: string } = {}) => {
+const call = (
+  path: string,
+  init: RequestInit & { token?: string; settings?: Record<string, unknown>; host?: string } = {},
+) => {
   const { token, settings, host, ...rest } = init
   const headers = new Headers(rest.headers)
   if (token !== undefined) headers.set("Authorization", `Bearer ${token}`)
   const url = new URL(path, host ? `http://${host}` : BASE)
-  return worker.fetch(new Request(url, { ...rest, headers }), { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never, createExecutionContext())
+  return worker.fetch(
+    new Request(url, { ...rest, headers }),
+    { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never,
+    createExecutionContext(),
+  )
 }
 
 const hs256 = (claims: Record<string, unknown>, options: { expiresIn?: string; secret?: string } = {}) =>
@@ -23,9 +30,17 @@ const hs256 = (claims: Record<string, unknown>, options: { expiresIn?: string; s
     .sign(new TextEncoder().encode(options.secret ?? SECRET))
 
 const token = (sub: string, scope: string, extra: Record<string, unknown> = {}) => hs256({ sub, scope, ...extra })
-const body = async (response: Response) => ({ status: response.status, body: (await response.json()) as any, headers: response.headers })
+const body = async (response: Response) => ({
+  status: response.status,
+  body: (await response.json()) as any,
+  headers: response.headers,
+})
 const increment = (id: string, tokenValue: string) =>
-  call(`/v1/counter/${id}/commands`, { method: "POST", body: JSON.stringify({ type: "Increment", by: 1 }), token: tokenValue })
+  call(`/v1/counter/${id}/commands`, {
+    method: "POST",
+    body: JSON.stringify({ type: "Increment", by: 1 }),
+    token: tokenValue,
+  })
 
 describe("authentication", () => {
   it("refuses /v1 with 401 and says how to configure when no auth is configured", async () => {
@@ -39,18 +54,47 @@ describe("authentication", () => {
   it("401 with a WWW-Authenticate challenge for a missing, expired, forged or misaddressed token", async () => {
     const missing = await body(await call("/v1/counter/a"))
     expect(missing.status).toBe(401)
-    expect(missing.headers.get("WWW-Authenticate")).toMatch(/^Bearer realm="emberlog", resource_metadata="http:\/\/emberlog\.test\/\.well-known\/oauth-protected-resource"/)
-    const expired = await body(await call("/v1/counter/a", { token: await hs256({ sub: "u", scope: "read" }, { expiresIn: "-1m" }) }))
+    expect(missing.headers.get("WWW-Authenticate")).toMatch(
+      /^Bearer realm="emberlog", resource_metadata="http:\/\/emberlog\.test\/\.well-known\/oauth-protected-resource"/,
+    )
+    const expired = await body(
+      await call("/v1/counter/a", { token: await hs256({ sub: "u", scope: "read" }, { expiresIn: "-1m" }) }),
+    )
     expect([expired.status, expired.body.error.code]).toEqual([401, "token_expired"])
     expect(expired.headers.get("WWW-Authenticate")).toContain('error="invalid_token"')
-    const forged = await body(await call("/v1/counter/a", { token: await hs256({ sub: "u", scope: "read" }, { secret: "not-the-secret" }) }))
+    const forged = await body(
+      await call("/v1/counter/a", { token: await hs256({ sub: "u", scope: "read" }, { secret: "not-the-secret" }) }),
+    )
     expect([forged.status, forged.body.error.code]).toEqual([401, "invalid_token"])
-    const noExp = await new SignJWT({ sub: "u", scope: "read" }).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(SECRET))
+    const noExp = await new SignJWT({ sub: "u", scope: "read" })
+      .setProtectedHeader({ alg: "HS256" })
+      .sign(new TextEncoder().encode(SECRET))
     expect((await call("/v1/counter/a", { token: noExp })).status).toBe(401)
     const audience = { JWT_AUDIENCE: "emberlog", JWT_ISSUER: "https://issuer.example" }
-    expect((await call("/v1/counter/a", { token: await token("u", "read", { aud: "other", iss: "https://issuer.example" }), settings: audience })).status).toBe(401)
-    expect((await call("/v1/counter/a", { token: await token("u", "read", { aud: "emberlog", iss: "https://evil.example" }), settings: audience })).status).toBe(401)
-    expect((await call("/v1/counter/a", { token: await token("u", "read", { aud: "emberlog", iss: "https://issuer.example" }), settings: audience })).status).toBe(200)
+    expect(
+      (
+        await call("/v1/counter/a", {
+          token: await token("u", "read", { aud: "other", iss: "https://issuer.example" }),
+          settings: audience,
+        })
+      ).status,
+    ).toBe(401)
+    expect(
+      (
+        await call("/v1/counter/a", {
+          token: await token("u", "read", { aud: "emberlog", iss: "https://evil.example" }),
+          settings: audience,
+        })
+      ).status,
+    ).toBe(401)
+    expect(
+      (
+        await call("/v1/counter/a", {
+          token: await token("u", "read", { aud: "emberlog", iss: "https://issuer.example" }),
+          settings: audience,
+        })
+      ).status,
+    ).toBe(200)
     expect((await call("/v1/counter/a", { headers: { Authorization: "Basic dTpw" } })).status).toBe(401)
   })
 
@@ -58,18 +102,30 @@ describe("authentication", () => {
     for (const alg of ["RS256", "ES256"] as const) {
       const { publicKey, privateKey } = await generateKeyPair(alg)
       const jwk = { ...(await exportJWK(publicKey)), kid: `k-${alg}`, alg }
-      const signed = await new SignJWT({ sub: "rsa-user", scope: "read" }).setProtectedHeader({ alg, kid: jwk.kid }).setExpirationTime("5m").sign(privateKey)
+      const signed = await new SignJWT({ sub: "rsa-user", scope: "read" })
+        .setProtectedHeader({ alg, kid: jwk.kid })
+        .setExpirationTime("5m")
+        .sign(privateKey)
       const settings = { JWT_SECRET: undefined, JWT_JWKS: JSON.stringify({ keys: [jwk] }) }
       expect((await call("/v1/counter/a", { token: signed, settings })).status).toBe(200)
       const { privateKey: otherKey } = await generateKeyPair(alg)
-      const forged = await new SignJWT({ sub: "rsa-user", scope: "read" }).setProtectedHeader({ alg, kid: jwk.kid }).setExpirationTime("5m").sign(otherKey)
+      const forged = await new SignJWT({ sub: "rsa-user", scope: "read" })
+        .setProtectedHeader({ alg, kid: jwk.kid })
+        .setExpirationTime("5m")
+        .sign(otherKey)
       expect((await call("/v1/counter/a", { token: forged, settings })).status).toBe(401)
     }
   })
 
   it("serves protected-resource metadata naming the issuer", async () => {
-    const response = await body(await call("/.well-known/oauth-protected-resource", { settings: { JWT_ISSUER: "https://issuer.example" } }))
-    expect(response.body).toMatchObject({ resource: "http://emberlog.test", authorization_servers: ["https://issuer.example"], bearer_methods_supported: ["header"] })
+    const response = await body(
+      await call("/.well-known/oauth-protected-resource", { settings: { JWT_ISSUER: "https://issuer.example" } }),
+    )
+    expect(response.body).toMatchObject({
+      resource: "http://emberlog.test",
+      authorization_servers: ["https://issuer.example"],
+      bearer_methods_supported: ["header"],
+    })
     expect(response.body.scopes_supported).toEqual(["read", "write", "admin", "operator"])
   })
 })
@@ -79,23 +135,44 @@ describe("scopes", () => {
     const id = freshId()
     const reader = await token("reader", "read")
     const refused = await body(await increment(id, reader))
-    expect(refused).toMatchObject({ status: 403, body: { error: { code: "insufficient_scope", details: { scope: "write" } } } })
+    expect(refused).toMatchObject({
+      status: 403,
+      body: { error: { code: "insufficient_scope", details: { scope: "write" } } },
+    })
     expect(refused.headers.get("WWW-Authenticate")).toContain('scope="write"')
     expect((await body(await call(`/v1/counter/${id}`, { token: reader }))).body.version).toBe(0)
     expect((await body(await call(`/v1/counter/${id}/verify`, { token: reader }))).status).toBe(403)
     expect((await body(await call(`/v1/counter/${id}`, { token: await token("writer", "write") }))).status).toBe(403)
-    expect((await body(await call(`/v1/counter/${id}/verify`, { token: await token("auditor", "read admin") }))).body.ok).toBe(true)
+    expect(
+      (await body(await call(`/v1/counter/${id}/verify`, { token: await token("auditor", "read admin") }))).body.ok,
+    ).toBe(true)
   })
 
   it("ignores X-Emberlog-* headers from clients: no joining a room or forging a principal with a read token", async () => {
     const room = freshId("room")
     const reader = await token("reader", "read")
-    const response = await call(`/v1/room/${room}/ws?after=0`, { token: reader, headers: { Upgrade: "websocket", "X-Emberlog-Member": "system", "X-Emberlog-Principal": "system", "X-Emberlog-Can-Write": "1" } })
+    const response = await call(`/v1/room/${room}/ws?after=0`, {
+      token: reader,
+      headers: {
+        Upgrade: "websocket",
+        "X-Emberlog-Member": "system",
+        "X-Emberlog-Principal": "system",
+        "X-Emberlog-Can-Write": "1",
+      },
+    })
     const socket = response.webSocket!
     const frames: Array<any> = []
-    const arrived = new Promise<void>((resolve) => socket.addEventListener("message", (e) => (frames.push(JSON.parse(e.data as string)), resolve())))
+    const arrived = new Promise<void>((resolve) =>
+      socket.addEventListener("message", (e) => (frames.push(JSON.parse(e.data as string)), resolve())),
+    )
     socket.accept()
-    socket.send(JSON.stringify({ type: "command", id: "p", command: { type: "Post", messageType: "chat", payload: "forged", sender: "system" } }))
+    socket.send(
+      JSON.stringify({
+        type: "command",
+        id: "p",
+        command: { type: "Post", messageType: "chat", payload: "forged", sender: "system" },
+      }),
+    )
     await arrived
     expect(frames[0]).toMatchObject({ type: "error", error: { code: "insufficient_scope" } })
     socket.close(1000)
@@ -110,10 +187,15 @@ describe("scopes", () => {
 
   it("refuses commands on a socket opened with a read-only token", async () => {
     const id = freshId()
-    const response = await call(`/v1/counter/${id}/ws`, { token: await token("reader", "read"), headers: { Upgrade: "websocket" } })
+    const response = await call(`/v1/counter/${id}/ws`, {
+      token: await token("reader", "read"),
+      headers: { Upgrade: "websocket" },
+    })
     const socket = response.webSocket!
     const frames: Array<any> = []
-    const arrived = new Promise<void>((resolve) => socket.addEventListener("message", (e) => (frames.push(JSON.parse(e.data as string)), resolve())))
+    const arrived = new Promise<void>((resolve) =>
+      socket.addEventListener("message", (e) => (frames.push(JSON.parse(e.data as string)), resolve())),
+    )
     socket.accept()
     socket.send(JSON.stringify({ type: "command", id: "x", command: { type: "Increment", by: 1 } }))
     await arrived
@@ -129,7 +211,10 @@ describe("tenancy", () => {
     const mallory = await token("mallory", "read write admin", { tenant: "evil" })
     expect((await increment(id, alice)).status).toBe(200)
     await new Promise((r) => setTimeout(r, 100)) // let acme's outbox reach its topic
-    expect((await body(await call(`/v1/counter/${id}`, { token: mallory }))).body).toMatchObject({ version: 0, state: { value: 0 } })
+    expect((await body(await call(`/v1/counter/${id}`, { token: mallory }))).body).toMatchObject({
+      version: 0,
+      state: { value: 0 },
+    })
     expect((await body(await call(`/v1/counter/${id}/events`, { token: mallory }))).body.events).toEqual([])
     const entries = (await body(await call(`/v1/topics/counter/events`, { token: mallory }))).body.entries
     expect(entries.filter((e: any) => e.source.id === id)).toEqual([])
@@ -140,7 +225,9 @@ describe("tenancy", () => {
     // acme still sees only its own single event.
     expect((await body(await call(`/v1/counter/${id}`, { token: alice }))).body.version).toBe(1)
     const acmeEntries = (await body(await call(`/v1/topics/counter/events`, { token: alice }))).body.entries
-    expect(acmeEntries.filter((e: any) => e.source.id === id).map((e: any) => e.event.meta.principal)).toEqual(["alice"])
+    expect(acmeEntries.filter((e: any) => e.source.id === id).map((e: any) => e.event.meta.principal)).toEqual([
+      "alice",
+    ])
   })
 
   it("scopes and tenants apply to memory stores: search, items and commands", async () => {
@@ -149,7 +236,11 @@ describe("tenancy", () => {
     const reader = await token("reader", "read", { tenant: "acme" })
     const mallory = await token("mallory", "read write", { tenant: "evil" })
     const store = (tokenValue: string) =>
-      call(`/v1/memory/${ns}/commands`, { method: "POST", body: JSON.stringify({ type: "Store", content: "acme's launch date is secret" }), token: tokenValue })
+      call(`/v1/memory/${ns}/commands`, {
+        method: "POST",
+        body: JSON.stringify({ type: "Store", content: "acme's launch date is secret" }),
+        token: tokenValue,
+      })
     expect((await body(await store(reader))).status).toBe(403)
     const hash = (await body(await store(alice))).body.events[0].data.hash
     expect((await body(await call(`/v1/memory/${ns}/search?q=launch`, { token: reader }))).body.items).toHaveLength(1)
@@ -162,7 +253,8 @@ describe("tenancy", () => {
     const id = freshId()
     const alice = await token("alice", "read write", { tenant: "acme" })
     const mallory = await token("mallory", "read write", { tenant: "evil" })
-    const socket = (await call(`/v1/counter/${id}/ws?after=0`, { token: mallory, headers: { Upgrade: "websocket" } })).webSocket!
+    const socket = (await call(`/v1/counter/${id}/ws?after=0`, { token: mallory, headers: { Upgrade: "websocket" } }))
+      .webSocket!
     const frames: Array<any> = []
     socket.addEventListener("message", (event) => frames.push(JSON.parse(event.data as string)))
     socket.accept()
@@ -174,12 +266,14 @@ describe("tenancy", () => {
     socket.close(1000)
 
     const room = freshId("room")
-    const member = (await call(`/ws?room=${room}&name=Alice%20A.`, { token: alice, headers: { Upgrade: "websocket" } })).webSocket!
+    const member = (await call(`/ws?room=${room}&name=Alice%20A.`, { token: alice, headers: { Upgrade: "websocket" } }))
+      .webSocket!
     member.accept()
     // The member's display name is theirs to choose; the principal is the token's.
     const joined = (await body(await call(`/v1/room/${room}/events`, { token: alice }))).body.events[0]
     expect(joined).toMatchObject({ type: "Joined", data: { name: "Alice A." }, meta: { principal: "alice" } })
-    const post = (tokenValue: string) => call("/broadcast", { method: "POST", token: tokenValue, body: JSON.stringify({ room, type: "x", payload: 1 }) })
+    const post = (tokenValue: string) =>
+      call("/broadcast", { method: "POST", token: tokenValue, body: JSON.stringify({ room, type: "x", payload: 1 }) })
     expect((await body(await post(mallory))).body.error.code).toBe("unknown_room")
     expect((await post(alice)).status).toBe(200)
     member.close(1000)
@@ -191,8 +285,16 @@ describe("tenancy", () => {
     const operator = await token("root", "read operator", { tenant: "ops" })
     const read = await body(await call(`/v1/admin/tenants/acme/counter/${id}`, { token: operator }))
     expect(read.body).toMatchObject({ version: 1, state: { value: 1 } })
-    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: operator }))).body.ok).toBe(true)
-    expect((await call(`/v1/admin/tenants/acme/counter/${id}`, { token: await token("bob", "read write", { tenant: "other" }) })).status).toBe(403)
+    expect((await body(await call(`/v1/admin/tenants/acme/counter/${id}/verify`, { token: operator }))).body.ok).toBe(
+      true,
+    )
+    expect(
+      (
+        await call(`/v1/admin/tenants/acme/counter/${id}`, {
+          token: await token("bob", "read write", { tenant: "other" }),
+        })
+      ).status,
+    ).toBe(403)
   })
 
   it("keeps admin within its own tenant: verify there, nothing of another tenant's", async () => {
@@ -236,9 +338,21 @@ describe("tenancy", () => {
     const settings = { BASE_DOMAIN: "emberlog.test" }
     const id = freshId()
     const alice = await token("alice", "read write")
-    expect((await call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":2}', token: alice, settings, host: "alice.emberlog.test" })).status).toBe(200)
+    expect(
+      (
+        await call(`/v1/counter/${id}/commands`, {
+          method: "POST",
+          body: '{"type":"Increment","by":2}',
+          token: alice,
+          settings,
+          host: "alice.emberlog.test",
+        })
+      ).status,
+    ).toBe(200)
     expect((await body(await call(`/v1/counter/${id}`, { token: alice, settings }))).body.version).toBe(1)
-    const wrong = await body(await call(`/v1/counter/${id}`, { token: await token("bob", "read"), settings, host: "alice.emberlog.test" }))
+    const wrong = await body(
+      await call(`/v1/counter/${id}`, { token: await token("bob", "read"), settings, host: "alice.emberlog.test" }),
+    )
     expect([wrong.status, wrong.body.error.code]).toEqual([403, "wrong_tenant"])
   })
 })
@@ -258,7 +372,11 @@ describe("limits", () => {
     expect(allowed.headers.get("Access-Control-Allow-Origin")).toBe("https://app.example")
     const denied = await call("/health", { headers: { Origin: "https://evil.example" }, settings })
     expect(denied.headers.get("Access-Control-Allow-Origin")).toBeNull()
-    expect((await call("/health", { headers: { Origin: "https://app.example" } })).headers.get("Access-Control-Allow-Origin")).toBeNull()
+    expect(
+      (await call("/health", { headers: { Origin: "https://app.example" } })).headers.get(
+        "Access-Control-Allow-Origin",
+      ),
+    ).toBeNull()
   })
 })
 
@@ -267,7 +385,12 @@ describe("small holes", () => {
     const id = freshId()
     const writer = await token("writer", "read write")
     const send = (headers: Record<string, string>) =>
-      call(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}', token: writer, headers })
+      call(`/v1/counter/${id}/commands`, {
+        method: "POST",
+        body: '{"type":"Increment","by":1}',
+        token: writer,
+        headers,
+      })
     for (const header of ["X-Correlation-Id", "X-Causation-Id"]) {
       for (const value of ["x".repeat(256), "has space", "tab\there"]) {
         const refused = await body(await send({ [header]: value }))
@@ -316,13 +439,22 @@ describe("small holes", () => {
     for (const [path, init] of attempts) {
       const refused = await body(await dev(path, init))
       const code = expect.stringMatching(/^invalid_(origin|host)$/)
-      expect([path, init.host ?? "", refused.status, refused.body.error.code]).toEqual([path, init.host ?? "", 403, code])
+      expect([path, init.host ?? "", refused.status, refused.body.error.code]).toEqual([
+        path,
+        init.host ?? "",
+        403,
+        code,
+      ])
     }
     expect((await body(await dev(`/v1/counter/${id}`))).body.version).toBe(0)
     // Its own origin, and a client that sends none, are served.
     expect((await dev(`/v1/counter/${id}/commands`, { ...increment, headers: { Origin: BASE } })).status).toBe(200)
     expect((await dev(`/v1/counter/${id}`)).status).toBe(200)
-    const mcp = await dev("/mcp", { method: "POST", body: "{}", headers: { ...evil, "content-type": "application/json" } })
+    const mcp = await dev("/mcp", {
+      method: "POST",
+      body: "{}",
+      headers: { ...evil, "content-type": "application/json" },
+    })
     expect(mcp.status).toBe(403)
   })
 

@@ -12,7 +12,8 @@ const client = (overrides: Partial<Parameters<typeof createClient>[0]> = {}) =>
     fetch: (input, init) => SELF.fetch(input, init),
     connect: async (url) => {
       const response = await SELF.fetch(url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } })
-      if (response.status !== 101 || !response.webSocket) throw new SubscriptionRefused(response.status, await response.json().catch(() => null))
+      if (response.status !== 101 || !response.webSocket)
+        throw new SubscriptionRefused(response.status, await response.json().catch(() => null))
       response.webSocket.accept()
       return response.webSocket as any
     },
@@ -30,7 +31,10 @@ describe("typed client", () => {
     for await (const event of counter.events({ limit: 2 })) seqs.push(event.seq)
     expect(seqs).toEqual([1, 2, 3, 4, 5])
     expect(await counter.verify()).toMatchObject({ ok: true, events: 5 })
-    await expect(counter.send({ type: "Increment", by: 1 }, { ifMatch: 2 })).rejects.toMatchObject({ status: 409, code: "version_conflict" })
+    await expect(counter.send({ type: "Increment", by: 1 }, { ifMatch: 2 })).rejects.toMatchObject({
+      status: 409,
+      code: "version_conflict",
+    })
     await expect(counter.send({ type: "Increment", by: -1 })).rejects.toBeInstanceOf(EmberlogError)
   })
 

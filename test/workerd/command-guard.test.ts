@@ -151,7 +151,14 @@ describe("reads create nothing", () => {
     expect(await ownTables(env.COUNTER_TOTALS, tenant)).toEqual([])
     // The projection still catches up once its topic has entries.
     const counterTopic = env.TOPIC.getByName(scopedName(tenant, "counter")) as unknown as TopicApi
-    const event = { seq: 1, type: "Incremented", schemaVersion: 2, data: { by: 3, reason: null }, meta: { at: 1 }, hash: "h" }
+    const event = {
+      seq: 1,
+      type: "Incremented",
+      schemaVersion: 2,
+      data: { by: 3, reason: null },
+      meta: { at: 1 },
+      hash: "h",
+    }
     await counterTopic.deliver({ kind: "counter", id: "c1" }, [event as never])
     const caughtUp = await totalsOf(tenant)
     expect(caughtUp).toMatchObject({ total: 3, counters: 1, topicSeq: 1 })

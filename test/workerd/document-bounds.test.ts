@@ -14,7 +14,10 @@ describe("document bounds", () => {
     const id = freshId("doc-big")
     expect((await send("document", id, { type: "Create", title: "t", content: "hello" })).status).toBe(200)
     const big = "x".repeat(200_000)
-    const insertAndDelete = [{ op: "insert", at: 0, text: big }, { op: "delete", at: 0, length: big.length }]
+    const insertAndDelete = [
+      { op: "insert", at: 0, text: big },
+      { op: "delete", at: 0, length: big.length },
+    ]
     let version = 1
     // 210 edits: a snapshot is written at version 200, and replies carry the state each time.
     for (let i = 0; i < 210; i++) {

@@ -44,7 +44,8 @@ export const parseFrame = (data: unknown): unknown => {
 /** Opens a WebSocket through the Worker (as a client would) and records every frame; non-JSON frames raw. */
 export const openSocket = async (path: string): Promise<OpenSocket> => {
   const response = await SELF.fetch(`${BASE}${path}`, { headers: { Upgrade: "websocket" } })
-  if (response.status !== 101 || !response.webSocket) throw new Error(`expected 101, got ${response.status} ${await response.text()}`)
+  if (response.status !== 101 || !response.webSocket)
+    throw new Error(`expected 101, got ${response.status} ${await response.text()}`)
   const ws = response.webSocket
   const frames: Array<any> = []
   const waiters = new Set<() => void>()
@@ -80,9 +81,11 @@ export const openSocket = async (path: string): Promise<OpenSocket> => {
   return { ws, frames, closed, until }
 }
 
-export const eventSeqs = (frames: Array<any>) => frames.filter((f) => f?.type === "event").map((f) => f.event.seq as number)
+export const eventSeqs = (frames: Array<any>) =>
+  frames.filter((f) => f?.type === "event").map((f) => f.event.seq as number)
 
-export const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+export const range = (from: number, to: number) =>
+  Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
 
 /** Reads an SSE response until `count` events arrived; returns them parsed. */
 export const readSse = async (response: Response, count: number, timeoutMs = 10_000) => {
@@ -99,8 +102,14 @@ export const readSse = async (response: Response, count: number, timeoutMs = 10_
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end)
       buffer = buffer.slice(end + 2)
-      const fields = Object.fromEntries(block.split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]))
-      if (fields.data !== undefined) events.push({ id: fields.id ?? "", event: fields.event ?? "", data: JSON.parse(fields.data) })
+      const fields = Object.fromEntries(
+        block
+          .split("\n")
+          .filter((l) => !l.startsWith(":"))
+          .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]),
+      )
+      if (fields.data !== undefined)
+        events.push({ id: fields.id ?? "", event: fields.event ?? "", data: JSON.parse(fields.data) })
     }
   }
   await reader.cancel()

@@ -27,19 +27,34 @@ describe("HTTP surface", () => {
 
   it("an actor with no events exists implicitly at version 0", async () => {
     const id = freshId()
-    expect(await json(await get(`/v1/counter/${id}`))).toEqual({ status: 200, body: { kind: "counter", id, version: 0, state: { value: 0 } } })
+    expect(await json(await get(`/v1/counter/${id}`))).toEqual({
+      status: 200,
+      body: { kind: "counter", id, version: 0, state: { value: 0 } },
+    })
     expect((await json(await get(`/v1/counter/${id}/events`))).body).toEqual({ events: [], next: null })
     expect((await json(await get(`/v1/document/${id}`))).body.state.created).toBe(false)
   })
 
   it("200 for a command, with version, events and state", async () => {
     const id = freshId()
-    const { status, body } = await json(await send("counter", id, { type: "Increment", by: 3 }, { "X-Correlation-Id": "corr-1" }))
+    const { status, body } = await json(
+      await send("counter", id, { type: "Increment", by: 3 }, { "X-Correlation-Id": "corr-1" }),
+    )
     expect(status).toBe(200)
     expect(body.version).toBe(1)
     expect(body.state).toEqual({ value: 3 })
-    expect(body.events[0]).toMatchObject({ seq: 1, type: "Incremented", schemaVersion: 2, data: { by: 3, reason: null } })
-    expect(body.events[0].meta).toMatchObject({ correlationId: "corr-1", causationId: null, principal: "anonymous", at: expect.any(Number) })
+    expect(body.events[0]).toMatchObject({
+      seq: 1,
+      type: "Incremented",
+      schemaVersion: 2,
+      data: { by: 3, reason: null },
+    })
+    expect(body.events[0].meta).toMatchObject({
+      correlationId: "corr-1",
+      causationId: null,
+      principal: "anonymous",
+      at: expect.any(Number),
+    })
     expect(body.events[0].hash).toMatch(/^[0-9a-f]{64}$/)
   })
 
@@ -50,7 +65,11 @@ describe("HTTP surface", () => {
     expect(error.details.issues[0].path).toEqual(["by"])
     await expectError(await send("counter", id, { type: "Explode" }), 400, "invalid_command")
     await expectError(await send("counter", id, [1, 2]), 400, "invalid_command")
-    await expectError(await send("document", id, { type: "Edit", baseVersion: 0, ops: [{ op: "insert", at: -1, text: "x" }] }), 400, "invalid_command")
+    await expectError(
+      await send("document", id, { type: "Edit", baseVersion: 0, ops: [{ op: "insert", at: -1, text: "x" }] }),
+      400,
+      "invalid_command",
+    )
     expect(await versionOf("counter", id)).toBe(0)
   })
 
@@ -69,7 +88,11 @@ describe("HTTP surface", () => {
     await expectError(await get(`/v1/counter/${id}/events?limit=0`), 400, "invalid_query")
     await expectError(await get(`/v1/counter/${id}/events?limit=1001`), 400, "invalid_query")
     await expectError(await send("counter", id, { type: "Reset" }, { "If-Match": "v1" }), 400, "invalid_header")
-    await expectError(await send("counter", id, { type: "Reset" }, { "Idempotency-Key": "x".repeat(256) }), 400, "invalid_header")
+    await expectError(
+      await send("counter", id, { type: "Reset" }, { "Idempotency-Key": "x".repeat(256) }),
+      400,
+      "invalid_header",
+    )
     expect(await versionOf("counter", id)).toBe(1)
   })
 
@@ -83,9 +106,15 @@ describe("HTTP surface", () => {
   it("409 for a stale If-Match, with the current version in details", async () => {
     const id = freshId()
     await send("counter", id, { type: "Increment", by: 1 })
-    const error = await expectError(await send("counter", id, { type: "Increment", by: 1 }, { "If-Match": "0" }), 409, "version_conflict")
+    const error = await expectError(
+      await send("counter", id, { type: "Increment", by: 1 }, { "If-Match": "0" }),
+      409,
+      "version_conflict",
+    )
     expect(error.details).toEqual({ expected: 0, current: 1 })
-    expect((await json(await send("counter", id, { type: "Increment", by: 1 }, { "If-Match": '"1"' }))).status).toBe(200)
+    expect((await json(await send("counter", id, { type: "Increment", by: 1 }, { "If-Match": '"1"' }))).status).toBe(
+      200,
+    )
     expect(await versionOf("counter", id)).toBe(2)
   })
 
@@ -102,10 +131,18 @@ describe("HTTP surface", () => {
     await expectError(await send("counter", id, { type: "Increment", by: 1 }), 422, "out_of_range")
     expect(await versionOf("counter", id)).toBe(1)
     const doc = freshId()
-    await expectError(await send("document", doc, { type: "Edit", baseVersion: 0, ops: [{ op: "insert", at: 0, text: "x" }] }), 422, "not_created")
+    await expectError(
+      await send("document", doc, { type: "Edit", baseVersion: 0, ops: [{ op: "insert", at: 0, text: "x" }] }),
+      422,
+      "not_created",
+    )
     await send("document", doc, { type: "Create", title: "t", content: "abc" })
     await expectError(await send("document", doc, { type: "Create", title: "t", content: "" }), 422, "already_created")
-    await expectError(await send("document", doc, { type: "Edit", baseVersion: 1, ops: [{ op: "delete", at: 2, length: 5 }] }), 422, "op_out_of_range")
+    await expectError(
+      await send("document", doc, { type: "Edit", baseVersion: 1, ops: [{ op: "delete", at: 2, length: 5 }] }),
+      422,
+      "op_out_of_range",
+    )
     expect(await versionOf("document", doc)).toBe(1)
   })
 
@@ -116,7 +153,11 @@ describe("HTTP surface", () => {
     const retry = await send("counter", id, { type: "Increment", by: 2 }, { "Idempotency-Key": "k1" })
     expect(retry.headers.get("Idempotent-Replayed")).toBe("true")
     expect((await json(retry)).body).toEqual(first.body)
-    await expectError(await send("counter", id, { type: "Increment", by: 3 }, { "Idempotency-Key": "k1" }), 422, "idempotency_key_reused")
+    await expectError(
+      await send("counter", id, { type: "Increment", by: 3 }, { "Idempotency-Key": "k1" }),
+      422,
+      "idempotency_key_reused",
+    )
     expect(await versionOf("counter", id)).toBe(2)
   })
 
@@ -141,6 +182,9 @@ describe("HTTP surface", () => {
     const firstAt = new Date(events[0].meta.at).toISOString()
     const expected = events.filter((e: any) => e.meta.at <= events[0].meta.at).length
     expect((await json(await get(`/v1/counter/${id}?asOf=${firstAt}`))).body.version).toBe(expected)
-    expect((await json(await get(`/v1/counter/${id}?asOf=2000-01-01T00:00:00Z`))).body).toMatchObject({ version: 0, state: { value: 0 } })
+    expect((await json(await get(`/v1/counter/${id}?asOf=2000-01-01T00:00:00Z`))).body).toMatchObject({
+      version: 0,
+      state: { value: 0 },
+    })
   })
 })

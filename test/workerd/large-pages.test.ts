@@ -15,7 +15,7 @@ const MAX_ITEM = 1024 * 1024 + 4096
 /** Follows `next` (or the memory search cursor) from the start; checks every page's status and size. */
 const pages = async (first: string, nextUrl: (next: string | number) => string) => {
   const bodies: Array<any> = []
-  for (let url: string | null = first; url !== null; ) {
+  for (let url: string | null = first; url !== null;) {
     const response = await get(url)
     const text = await response.text()
     expect(response.status, text.slice(0, 300)).toBe(200)

@@ -15,11 +15,20 @@ describe("the log", () => {
     await runInDurableObject(stub(id), async (_instance, state) => {
       const { chainHash } = await import("../../src/core/hash-chain.js")
       const prev = state.storage.sql.exec("SELECT hash FROM events WHERE seq = 1").one().hash as string
-      const meta = { at: Date.now(), commandId: "legacy", correlationId: "legacy", causationId: null, principal: "legacy" }
+      const meta = {
+        at: Date.now(),
+        commandId: "legacy",
+        correlationId: "legacy",
+        causationId: null,
+        principal: "legacy",
+      }
       const body = { seq: 2, type: "Incremented", schemaVersion: 1, data: { by: 41 }, meta }
       state.storage.sql.exec(
         "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (2, 'Incremented', 1, ?, ?, ?, ?)",
-        JSON.stringify(body.data), JSON.stringify(meta), meta.at, chainHash(prev, body),
+        JSON.stringify(body.data),
+        JSON.stringify(meta),
+        meta.at,
+        chainHash(prev, body),
       )
     })
     await evictDurableObject(stub(id))
@@ -28,7 +37,9 @@ describe("the log", () => {
     expect(events[1]).toMatchObject({ seq: 2, type: "Incremented", schemaVersion: 2, data: { by: 41, reason: null } })
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 2 })
     // Storage keeps the row as written: upcasting happens on read only.
-    expect(await exec(id, "SELECT schema_version, data FROM events WHERE seq = 2")).toEqual([{ schema_version: 1, data: '{"by":41}' }])
+    expect(await exec(id, "SELECT schema_version, data FROM events WHERE seq = 2")).toEqual([
+      { schema_version: 1, data: '{"by":41}' },
+    ])
     // ?stored=true reads it as written, which is what the hash chain covers (emberlog export uses it).
     const stored = (await json(await get(`/v1/counter/${id}/events?stored=true`))).body.events
     expect(stored[1]).toMatchObject({ seq: 2, schemaVersion: 1, data: { by: 41 }, hash: events[1].hash })
@@ -38,7 +49,11 @@ describe("the log", () => {
   it("verify reports the first tampered seq", async () => {
     const id = freshId()
     for (let i = 0; i < 5; i++) await send("counter", id, { type: "Increment", by: 1 })
-    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 5, head: expect.stringMatching(/^[0-9a-f]{64}$/) })
+    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({
+      ok: true,
+      events: 5,
+      head: expect.stringMatching(/^[0-9a-f]{64}$/),
+    })
     await exec(id, `UPDATE events SET data = '{"by":1000,"reason":null}' WHERE seq = 3`)
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: false, firstBadSeq: 3 })
   })
@@ -61,7 +76,9 @@ describe("the log", () => {
     }
     await Promise.all(Array.from({ length: 50 }, client))
     expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 1000, state: { value: 1000 } })
-    expect(await exec(id, "SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM events")).toEqual([{ n: 1000, lo: 1, hi: 1000 }])
+    expect(await exec(id, "SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM events")).toEqual([
+      { n: 1000, lo: 1, hi: 1000 },
+    ])
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 1000 })
   })
 
@@ -79,10 +96,14 @@ describe("the log", () => {
 
   it("a retried Idempotency-Key returns the first result after a restart", async () => {
     const id = freshId()
-    const first = (await json(await send("counter", id, { type: "Increment", by: 4 }, { "Idempotency-Key": "restart-key" }))).body
+    const first = (
+      await json(await send("counter", id, { type: "Increment", by: 4 }, { "Idempotency-Key": "restart-key" }))
+    ).body
     await send("counter", id, { type: "Increment", by: 1 })
     await evictDurableObject(stub(id))
-    const retry = (await json(await send("counter", id, { type: "Increment", by: 4 }, { "Idempotency-Key": "restart-key" }))).body
+    const retry = (
+      await json(await send("counter", id, { type: "Increment", by: 4 }, { "Idempotency-Key": "restart-key" }))
+    ).body
     expect(retry).toEqual(first)
     expect((await json(await get(`/v1/counter/${id}`))).body.version).toBe(2)
   })
@@ -96,6 +117,8 @@ describe("the log", () => {
     expect(await exec(id, "SELECT count(*) AS n FROM events")).toEqual([{ n: 1 }])
     expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 1, state: { value: 1 } })
     await exec(id, "DROP TRIGGER refuse")
-    expect((await json(await send("counter", id, { type: "Increment", by: 1 }, { "Idempotency-Key": "b" }))).body.version).toBe(2)
+    expect(
+      (await json(await send("counter", id, { type: "Increment", by: 1 }, { "Idempotency-Key": "b" }))).body.version,
+    ).toBe(2)
   })
 })

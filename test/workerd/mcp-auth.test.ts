@@ -87,9 +87,15 @@ describe("the session ACL in MCP", () => {
       expect((await sessionCommand(sub, admin, { type: "Grant", tool })).status).toBe(200)
     }
     const closed = await callTool(mallory, "session_close", { id: sub })
-    expect([closed.isError, JSON.stringify(closed.content)]).toEqual([true, expect.stringContaining("not_session_owner")])
+    expect([closed.isError, JSON.stringify(closed.content)]).toEqual([
+      true,
+      expect.stringContaining("not_session_owner"),
+    ])
     const granted = await callTool(alice, "session_grant", { id: sub, command: { tool: "counter_increment" } })
-    expect([granted.isError, JSON.stringify(granted.content)]).toEqual([true, expect.stringContaining("insufficient_scope")])
+    expect([granted.isError, JSON.stringify(granted.content)]).toEqual([
+      true,
+      expect.stringContaining("insufficient_scope"),
+    ])
     // The admin's own scopes go with its tool call.
     expect((await callTool(admin, "session_grant", { id: sub, command: { tool: "read_events" } })).isError).toBeFalsy()
     const read = await callTool(alice, "read_state", { kind: "session", id: sub })
@@ -97,7 +103,10 @@ describe("the session ACL in MCP", () => {
     const grants = ["read_state", "session_grant", "read_events"]
     expect(read.structuredContent.state).toMatchObject({ status: "open", user: sub, grants })
     const increment = await callTool(alice, "counter_increment", { id: freshId(), command: { by: 1 } })
-    expect([increment.isError, JSON.stringify(increment.content)]).toEqual([true, expect.stringContaining("tool_not_granted")])
+    expect([increment.isError, JSON.stringify(increment.content)]).toEqual([
+      true,
+      expect.stringContaining("tool_not_granted"),
+    ])
   })
 })
 
@@ -106,7 +115,9 @@ describe("subscriptions/listen", () => {
   const errorOf = async (response: Response) => ({ status: response.status, ...((await response.json()) as RpcError) })
 
   it("needs the read scope", async () => {
-    const refused = await errorOf(await listenRequest(await token("writer", "write"), 9, [`emberlog://counter/${freshId()}`]))
+    const refused = await errorOf(
+      await listenRequest(await token("writer", "write"), 9, [`emberlog://counter/${freshId()}`]),
+    )
     const error = { code: -32000, message: expect.stringContaining("read scope") }
     expect(refused).toMatchObject({ status: 403, id: 9, error })
   })
@@ -120,7 +131,11 @@ describe("subscriptions/listen", () => {
     const invalid = ["emberlog://counter/bad id", "emberlog://nokind/x", tooLong, "https://example.com/", 7]
     for (const bad of invalid) {
       const refused = await errorOf(await listenRequest(reader, 9, [`emberlog://counter/${freshId()}`, bad]))
-      expect([bad, refused.error.code, refused.error.message]).toEqual([bad, -32602, expect.stringContaining("resource")])
+      expect([bad, refused.error.code, refused.error.message]).toEqual([
+        bad,
+        -32602,
+        expect.stringContaining("resource"),
+      ])
     }
     // Exactly the cap is a stream.
     const ok = await listenRequest(reader, 9, many.slice(0, 100))
@@ -132,8 +147,11 @@ describe("subscriptions/listen", () => {
 describe("resources/subscribe (2025-11-25 sessions)", () => {
   const legacy = async (as: string, body: unknown, sessionId?: string) => {
     const headers: Record<string, string> = { ...ACCEPT, Authorization: `Bearer ${as}` }
-    if (sessionId !== undefined) Object.assign(headers, { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" })
-    const response = await fetchWorker(new Request(`${BASE}/mcp`, { method: "POST", body: JSON.stringify(body), headers }))
+    if (sessionId !== undefined)
+      Object.assign(headers, { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" })
+    const response = await fetchWorker(
+      new Request(`${BASE}/mcp`, { method: "POST", body: JSON.stringify(body), headers }),
+    )
     return { headers: response.headers, json: messageOf(await response.text()) }
   }
   const clientInfo = { name: "raw", version: "1" }
@@ -143,7 +161,12 @@ describe("resources/subscribe (2025-11-25 sessions)", () => {
   it("needs the read scope", async () => {
     const writer = await token("writer", "write")
     const sessionId = (await legacy(writer, initialize)).headers.get("mcp-session-id")!
-    const subscribe = { jsonrpc: "2.0", id: 2, method: "resources/subscribe", params: { uri: `emberlog://counter/${freshId()}` } }
+    const subscribe = {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "resources/subscribe",
+      params: { uri: `emberlog://counter/${freshId()}` },
+    }
     const refused = await legacy(writer, subscribe, sessionId)
     const error = { code: -32000, message: expect.stringContaining("read scope"), data: { scope: "read" } }
     expect(refused.json.error).toMatchObject(error)

@@ -15,8 +15,18 @@ const MODERN_META = {
 const errorOf = (result: any) => JSON.parse(result.content[0].text).error
 const ACCEPT = { "content-type": "application/json", accept: "application/json, text/event-stream" }
 
-const rpc = async (body: unknown, headers: Record<string, string> = {}, fetcher: (r: Request) => Promise<Response> = (r) => SELF.fetch(r)) => {
-  const response = await fetcher(new Request(`${BASE}/mcp`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { ...ACCEPT, ...headers } }))
+const rpc = async (
+  body: unknown,
+  headers: Record<string, string> = {},
+  fetcher: (r: Request) => Promise<Response> = (r) => SELF.fetch(r),
+) => {
+  const response = await fetcher(
+    new Request(`${BASE}/mcp`, {
+      method: "POST",
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      headers: { ...ACCEPT, ...headers },
+    }),
+  )
   const text = await response.text()
   // A JSON body, or an SSE body whose data line carries the JSON-RPC message.
   const dataLine = text.split("\n").find((line) => line.startsWith("data: {"))
@@ -25,26 +35,53 @@ const rpc = async (body: unknown, headers: Record<string, string> = {}, fetcher:
 }
 
 /** A modern (2026-07-28) request: the envelope in _meta and the required headers. */
-const modern = (method: string, params: Record<string, unknown> = {}, id: number | null = 1, headers: Record<string, string> = {}) =>
-  rpc({ jsonrpc: "2.0", id, method, params: { ...params, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": method, ...(typeof params.name === "string" ? { "mcp-name": params.name } : {}), ...headers })
+const modern = (
+  method: string,
+  params: Record<string, unknown> = {},
+  id: number | null = 1,
+  headers: Record<string, string> = {},
+) =>
+  rpc(
+    { jsonrpc: "2.0", id, method, params: { ...params, _meta: MODERN_META } },
+    {
+      "mcp-protocol-version": "2026-07-28",
+      "mcp-method": method,
+      ...(typeof params.name === "string" ? { "mcp-name": params.name } : {}),
+      ...headers,
+    },
+  )
 
 describe("MCP JSON-RPC", () => {
   it("answers each error with its code", async () => {
     expect((await rpc("{nope")).json.error.code).toBe(-32700)
-    expect(await rpc([{ jsonrpc: "2.0", id: 1, method: "ping" }])).toMatchObject({ status: 400, json: { error: { code: -32600 } } })
+    expect(await rpc([{ jsonrpc: "2.0", id: 1, method: "ping" }])).toMatchObject({
+      status: 400,
+      json: { error: { code: -32600 } },
+    })
     expect((await modern("tools/list", {}, null)).json.error.code).toBe(-32600)
     expect((await modern("no/such/method")).json.error.code).toBe(-32601)
     expect((await modern("tools/call", { name: "no_such_tool", arguments: {} })).json.error.code).toBe(-32602)
     expect((await modern("tools/call", { arguments: {} })).json.error.code).toBe(-32602)
     expect((await modern("tools/list", {}, 1, { "mcp-method": "tools/call" })).json.error.code).toBe(-32020)
     const unsupported = await rpc(
-      { jsonrpc: "2.0", id: 1, method: "tools/list", params: { _meta: { ...MODERN_META, "io.modelcontextprotocol/protocolVersion": "1999-01-01" } } },
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/list",
+        params: { _meta: { ...MODERN_META, "io.modelcontextprotocol/protocolVersion": "1999-01-01" } },
+      },
       { "mcp-protocol-version": "1999-01-01", "mcp-method": "tools/list" },
     )
     expect(unsupported.json.error.code).toBe(-32022)
-    const notification = await rpc({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "notifications/cancelled" })
+    const notification = await rpc(
+      { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1, _meta: MODERN_META } },
+      { "mcp-protocol-version": "2026-07-28", "mcp-method": "notifications/cancelled" },
+    )
     expect([notification.status, notification.json]).toEqual([202, undefined])
-     const oversized = await modern("tools/call", { name: "store_memory", arguments: { namespace: "big", content: "x".repeat(300 * 1024) } })
+    const oversized = await modern("tools/call", {
+      name: "store_memory",
+      arguments: { namespace: "big", content: "x".repeat(300 * 1024) },
+    })
     expect(oversized).toMatchObject({ status: 413, json: { error: { code: -32600 } } })
   })
 
@@ -66,11 +103,22 @@ describe("MCP JSON-RPC", () => {
   })
 
   it("opens 2025-era sessions only with initialize, and 404s an unknown session", async () => {
-    expect(await rpc({ jsonrpc: "2.0", id: 1, method: "tools/list" })).toMatchObject({ status: 400, json: { error: { code: -32600 } } })
-    const init = await rpc({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } })
+    expect(await rpc({ jsonrpc: "2.0", id: 1, method: "tools/list" })).toMatchObject({
+      status: 400,
+      json: { error: { code: -32600 } },
+    })
+    const init = await rpc({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    })
     expect(init.json.result.protocolVersion).toBe("2025-11-25")
     expect(init.headers.get("mcp-session-id")).toMatch(/^[0-9a-f-]{36}$/)
-    const unknown = await rpc({ jsonrpc: "2.0", id: 2, method: "tools/list" }, { "mcp-session-id": crypto.randomUUID(), "mcp-protocol-version": "2025-11-25" })
+    const unknown = await rpc(
+      { jsonrpc: "2.0", id: 2, method: "tools/list" },
+      { "mcp-session-id": crypto.randomUUID(), "mcp-protocol-version": "2025-11-25" },
+    )
     expect(unknown.status).toBe(404)
   })
 
@@ -93,7 +141,12 @@ describe("MCP JSON-RPC", () => {
   })
 })
 
-const INITIALIZE = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+}
 const LEGACY = (sessionId: string) => ({ "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" })
 
 describe("MCP 2025-11-25 sessions", () => {
@@ -113,10 +166,19 @@ describe("MCP 2025-11-25 sessions", () => {
 
   it("replays a stream's messages after Last-Event-ID", async () => {
     const sessionId = (await rpc(INITIALIZE)).headers.get("mcp-session-id")!
-    const response = await SELF.fetch(`${BASE}/mcp`, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "ping" }), headers: { ...ACCEPT, ...LEGACY(sessionId) } })
-    const eventId = (await response.text()).split("\n").find((line) => line.startsWith("id: "))!.slice(4)
+    const response = await SELF.fetch(`${BASE}/mcp`, {
+      method: "POST",
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "ping" }),
+      headers: { ...ACCEPT, ...LEGACY(sessionId) },
+    })
+    const eventId = (await response.text())
+      .split("\n")
+      .find((line) => line.startsWith("id: "))!
+      .slice(4)
     const streamId = eventId.slice(0, eventId.lastIndexOf(":"))
-    const resumed = await SELF.fetch(`${BASE}/mcp`, { headers: { accept: "text/event-stream", "last-event-id": `${streamId}:0`, ...LEGACY(sessionId) } })
+    const resumed = await SELF.fetch(`${BASE}/mcp`, {
+      headers: { accept: "text/event-stream", "last-event-id": `${streamId}:0`, ...LEGACY(sessionId) },
+    })
     const reader = resumed.body!.pipeThrough(new TextDecoderStream()).getReader()
     let text = ""
     while (!text.includes('"id":7')) text += (await reader.read()).value ?? ""
@@ -127,39 +189,67 @@ describe("MCP 2025-11-25 sessions", () => {
 
 describe("MCP authorization", () => {
   const SECRET = "mcp-test-secret-" + crypto.randomUUID()
-  const withAuth = async (r: Request) => worker.fetch(r, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never, createExecutionContext())
+  const withAuth = async (r: Request) =>
+    worker.fetch(r, { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never, createExecutionContext())
   const token = (sub: string, scope: string) =>
-    new SignJWT({ sub, scope }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("5m").sign(new TextEncoder().encode(SECRET))
+    new SignJWT({ sub, scope })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode(SECRET))
 
   it("401 with a challenge without a token; tokens only in the Authorization header", async () => {
     const missing = await rpc({ jsonrpc: "2.0", id: 1, method: "ping" }, {}, withAuth)
     expect(missing.status).toBe(401)
     expect(missing.headers.get("WWW-Authenticate")).toContain("resource_metadata=")
-    const inQuery = await withAuth(new Request(`${BASE}/mcp?access_token=${await token("a", "read")}`, { method: "POST", body: "{}", headers: ACCEPT }))
+    const inQuery = await withAuth(
+      new Request(`${BASE}/mcp?access_token=${await token("a", "read")}`, {
+        method: "POST",
+        body: "{}",
+        headers: ACCEPT,
+      }),
+    )
     expect(inQuery.status).toBe(401)
   })
 
   it("keeps a tenant's MCP session out of another tenant's reach", async () => {
     const alice = { Authorization: `Bearer ${await token("alice", "read write")}` }
     const sessionId = (await rpc(INITIALIZE, alice, withAuth)).headers.get("mcp-session-id")!
-    expect((await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...alice, ...LEGACY(sessionId) }, withAuth)).status).toBe(200)
+    expect(
+      (await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...alice, ...LEGACY(sessionId) }, withAuth)).status,
+    ).toBe(200)
     const mallory = { Authorization: `Bearer ${await token("mallory", "read write")}` }
-    expect((await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...mallory, ...LEGACY(sessionId) }, withAuth)).status).toBe(404)
+    expect(
+      (await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...mallory, ...LEGACY(sessionId) }, withAuth)).status,
+    ).toBe(404)
   })
 
   it("checks scopes and the session's grants; a refused call appends nothing", async () => {
     const reader = { Authorization: `Bearer ${await token("reader", "read")}` }
     const id = freshId()
     const call = (name: string, args: Record<string, unknown>, headers: Record<string, string>) =>
-      rpc({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args, _meta: MODERN_META } }, { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name, ...headers }, withAuth)
+      rpc(
+        { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args, _meta: MODERN_META } },
+        { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name, ...headers },
+        withAuth,
+      )
     const unscoped = await call("counter_increment", { id, command: { by: 1 } }, reader)
     expect(errorOf(unscoped.json.result).code).toBe("insufficient_scope")
 
     const alice = { Authorization: `Bearer ${await token("alice", "read write")}` }
     expect((await call("counter_increment", { id, command: { by: 1 } }, alice)).json.result.isError).toBeFalsy()
     // Once alice's session exists, only its grants may be called.
-    const session = { Authorization: `Bearer ${await token("alice", "read write")}`, "content-type": "application/json" }
-    const open = (body: unknown) => withAuth(new Request(`${BASE}/v1/session/alice/commands`, { method: "POST", body: JSON.stringify(body), headers: session }))
+    const session = {
+      Authorization: `Bearer ${await token("alice", "read write")}`,
+      "content-type": "application/json",
+    }
+    const open = (body: unknown) =>
+      withAuth(
+        new Request(`${BASE}/v1/session/alice/commands`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: session,
+        }),
+      )
     await open({ type: "Open", user: "alice", ttlSeconds: 600 })
     // Grants are the admin's to give (here alice's own token with the admin scope).
     const admin = { ...session, Authorization: `Bearer ${await token("alice", "write admin")}` }
@@ -168,10 +258,12 @@ describe("MCP authorization", () => {
     const denied = await call("counter_increment", { id, command: { by: 1 } }, alice)
     expect(denied.json.result).toMatchObject({ isError: true })
     expect(errorOf(denied.json.result).code).toBe("tool_not_granted")
-    expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent).toMatchObject({ version: 1, state: { value: 1 } })
+    expect((await call("read_state", { kind: "counter", id }, alice)).json.result.structuredContent).toMatchObject({
+      version: 1,
+      state: { value: 1 },
+    })
     await open({ type: "Close" })
     const closed = await call("read_state", { kind: "counter", id }, alice)
     expect(errorOf(closed.json.result).code).toBe("tool_not_granted")
   })
 })
-

@@ -5,14 +5,18 @@ import type { MemoryActor } from "../../src/actors/memory-actor.js"
 import { devName, freshId, get, json, send } from "./helpers.js"
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
-const store = (ns: string, content: string, extra: Record<string, unknown> = {}) => send("memory", ns, { type: "Store", content, ...extra })
+const store = (ns: string, content: string, extra: Record<string, unknown> = {}) =>
+  send("memory", ns, { type: "Store", content, ...extra })
 const search = async (ns: string, query: string) => (await json(await get(`/v1/memory/${ns}/search?${query}`))).body
 
 describe("memory", () => {
   it("identifies a memory by its content hash; storing it again appends nothing", async () => {
     const ns = freshId("mem")
     const first = (await json(await store(ns, "Durable Objects keep state"))).body
-    expect(first.events[0]).toMatchObject({ type: "Stored", data: { hash: sha256("Durable Objects keep state"), tags: [], memoryType: null } })
+    expect(first.events[0]).toMatchObject({
+      type: "Stored",
+      data: { hash: sha256("Durable Objects keep state"), tags: [], memoryType: null },
+    })
     expect(first.events[0].data).not.toHaveProperty("content")
     const again = (await json(await store(ns, "Durable Objects keep state", { tags: ["x"] }))).body
     expect(again).toMatchObject({ version: 1, events: [] })
@@ -20,7 +24,10 @@ describe("memory", () => {
 
   it("searches full text ranked by bm25, filters by tags, type and time, and pages with a cursor", async () => {
     const ns = freshId("mem")
-    await store(ns, "Durable Objects give each actor strong consistency", { tags: ["cloudflare", "actors"], memoryType: "note" })
+    await store(ns, "Durable Objects give each actor strong consistency", {
+      tags: ["cloudflare", "actors"],
+      memoryType: "note",
+    })
     await store(ns, "Objects in the sky are durable", { tags: ["sky"], memoryType: "poem" })
     await store(ns, "An unrelated grocery list: milk, eggs", { tags: ["home"], memoryType: "note" })
     const ranked = await search(ns, "q=durable%20objects%20actor")
@@ -37,7 +44,7 @@ describe("memory", () => {
     const page2 = await search(ns, `limit=2&cursor=${page1.next}`)
     expect([...page1.items, ...page2.items].map((i: any) => i.hash).sort()).toHaveLength(3)
     expect(page2.next).toBeNull()
-    expect((await search(ns, 'q=%22)%20OR%20*')).items).toEqual([]) // FTS syntax in a query is inert
+    expect((await search(ns, "q=%22)%20OR%20*")).items).toEqual([]) // FTS syntax in a query is inert
     expect((await json(await get(`/v1/memory/${ns}/search?match=some`))).status).toBe(400)
   })
 
@@ -50,7 +57,10 @@ describe("memory", () => {
     expect((await json(await get(`/v1/memory/${ns}/items/${hash}`))).body.tags).toEqual(["keep"])
     expect((await json(await send("memory", ns, { type: "ForgetByTag", tag: "temp" }))).body.events).toHaveLength(1)
     expect((await search(ns, "")).items.map((i: any) => i.hash)).toEqual([hash])
-    expect((await json(await send("memory", ns, { type: "Tag", hash: sha256("never stored"), tags: ["x"] }))).body.error.code).toBe("unknown_memory")
+    expect(
+      (await json(await send("memory", ns, { type: "Tag", hash: sha256("never stored"), tags: ["x"] }))).body.error
+        .code,
+    ).toBe("unknown_memory")
   })
 
   it("forgets the content itself: gone from the content table, the index and every read, while the log verifies", async () => {
@@ -63,15 +73,22 @@ describe("memory", () => {
     const log = JSON.stringify((await json(await get(`/v1/memory/${ns}/events`))).body)
     expect(log).not.toContain("diary")
     expect((await json(await get(`/v1/memory/${ns}/verify`))).body).toMatchObject({ ok: true, events: 2 })
-    const leftovers = await runInDurableObject(env.MEMORY.getByName(devName(ns)), (_i: unknown, state: DurableObjectState) =>
-      state.storage.sql.exec("SELECT (SELECT count(*) FROM memory_content) + (SELECT count(*) FROM memory_items) + (SELECT count(*) FROM memory_fts) AS n").one().n,
+    const leftovers = await runInDurableObject(
+      env.MEMORY.getByName(devName(ns)),
+      (_i: unknown, state: DurableObjectState) =>
+        state.storage.sql
+          .exec(
+            "SELECT (SELECT count(*) FROM memory_content) + (SELECT count(*) FROM memory_items) + (SELECT count(*) FROM memory_fts) AS n",
+          )
+          .one().n,
     )
     expect(leftovers).toBe(0)
   })
 
   it("rebuilds the search projection from the log and the content to exactly the live one", async () => {
     const ns = freshId("mem")
-    for (let i = 0; i < 6; i++) await store(ns, `memory number ${i} about topic ${i % 3}`, { tags: [`t${i % 2}`], memoryType: i % 2 ? "a" : "b" })
+    for (let i = 0; i < 6; i++)
+      await store(ns, `memory number ${i} about topic ${i % 3}`, { tags: [`t${i % 2}`], memoryType: i % 2 ? "a" : "b" })
     const some = (await search(ns, "")).items[0].hash
     await send("memory", ns, { type: "Forget", hash: some })
     await send("memory", ns, { type: "Tag", hash: (await search(ns, "")).items[1].hash, tags: ["extra"] })
@@ -95,7 +112,11 @@ describe("memory", () => {
     const large = `zebrafish ${"lorem ipsum dolor sit amet ".repeat(100_000)} farawayword`
     const blobKey = (ns: string, hash: string) => `${env.MEMORY.idFromName(devName(ns)).toString()}/${hash}`
     const blobRows = (ns: string) =>
-      runInDurableObject(env.MEMORY.getByName(devName(ns)), (_i: unknown, state: DurableObjectState) => state.storage.sql.exec("SELECT count(*) AS n FROM memory_blobs").one().n)
+      runInDurableObject(
+        env.MEMORY.getByName(devName(ns)),
+        (_i: unknown, state: DurableObjectState) =>
+          state.storage.sql.exec("SELECT count(*) AS n FROM memory_blobs").one().n,
+      )
 
     it("round-trips through local R2; search indexes and returns its first MiB", async () => {
       const ns = freshId("mem")
@@ -132,7 +153,9 @@ describe("memory", () => {
       await store(ns, "a small memory keeps the object alive")
       const orphan = sha256("uploaded, then the object crashed")
       const stub = env.MEMORY.getByName(devName(ns))
-      await runInDurableObject(stub, (_i: unknown, state: DurableObjectState) => state.storage.sql.exec("INSERT INTO memory_blobs (hash) VALUES (?)", orphan))
+      await runInDurableObject(stub, (_i: unknown, state: DurableObjectState) =>
+        state.storage.sql.exec("INSERT INTO memory_blobs (hash) VALUES (?)", orphan),
+      )
       await env.MEMORY_BUCKET.put(blobKey(ns, orphan), "uploaded, then the object crashed")
       await evictDurableObject(stub)
       await search(ns, "") // wakes the object: it finds the stray row and sets its alarm
@@ -157,8 +180,12 @@ describe("memory", () => {
       expect((await json(await store(ns, "x".repeat(26 * 1024 * 1024)))).body.error.code).toBe("too_large")
       const tooLarge = await json(await store(ns, "y".repeat(24 * 1024 * 1024 + 1)))
       expect(tooLarge).toMatchObject({ status: 422, body: { error: { code: "content_too_large" } } })
-      expect((await env.MEMORY_BUCKET.list({ prefix: `${env.MEMORY.idFromName(devName(ns)).toString()}/` })).objects).toEqual([])
-      expect((await send("counter", freshId(), { type: "Increment", by: 1, pad: "z".repeat(300 * 1024) })).status).toBe(413)
+      expect(
+        (await env.MEMORY_BUCKET.list({ prefix: `${env.MEMORY.idFromName(devName(ns)).toString()}/` })).objects,
+      ).toEqual([])
+      expect((await send("counter", freshId(), { type: "Increment", by: 1, pad: "z".repeat(300 * 1024) })).status).toBe(
+        413,
+      )
     })
   })
 
@@ -167,8 +194,10 @@ describe("memory", () => {
 
     it("embeds memories on the alarm, finds them by meaning within the filters, and a forget removes the vector", async () => {
       const ns = freshId("mem")
-      const cat = (await json(await store(ns, "My cat sleeps on the warm windowsill", { tags: ["pets"] }))).body.events[0].data.hash
-      const car = (await json(await store(ns, "The car needs new tyres before winter", { tags: ["errands"] }))).body.events[0].data.hash
+      const cat = (await json(await store(ns, "My cat sleeps on the warm windowsill", { tags: ["pets"] }))).body
+        .events[0].data.hash
+      const car = (await json(await store(ns, "The car needs new tyres before winter", { tags: ["errands"] }))).body
+        .events[0].data.hash
       await store(ns, "Quarterly revenue grew eight percent", { tags: ["work"] })
       await vi.waitFor(async () => expect(await vectorsOf(ns)).toBe(3), { timeout: 5_000 })
       expect((await search(ns, "q=feline")).items).toEqual([]) // no shared word: full text finds nothing
@@ -217,4 +246,3 @@ describe("memory", () => {
     })
   })
 })
-

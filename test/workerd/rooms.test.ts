@@ -3,7 +3,11 @@ import { describe, expect, it } from "vitest"
 import { BASE, devName, freshId, get, json, openSocket, send } from "./helpers.js"
 
 const broadcast = (body: unknown) =>
-  SELF.fetch(`${BASE}/broadcast`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), headers: { "content-type": "application/json" } })
+  SELF.fetch(`${BASE}/broadcast`, {
+    method: "POST",
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+  })
 
 describe("broadcast rooms", () => {
   it("broadcasts posts to every member, from members and from POST /broadcast, and logs everything", async () => {
@@ -11,7 +15,8 @@ describe("broadcast rooms", () => {
     const alice = await openSocket(`/ws?room=${room}&name=alice`)
     const bob = await openSocket(`/ws?room=${room}&name=bob`)
     // Joins are commands; wait until both are in the log before posting.
-    for (let i = 0; i < 50 && (await json(await get(`/v1/room/${room}`))).body.version < 2; i++) await new Promise((r) => setTimeout(r, 10))
+    for (let i = 0; i < 50 && (await json(await get(`/v1/room/${room}`))).body.version < 2; i++)
+      await new Promise((r) => setTimeout(r, 10))
     alice.ws.send(JSON.stringify({ type: "chat", payload: "hi" }))
     const posted = await json(await broadcast({ room, type: "news", payload: { headline: "emberlog" } }))
     expect(posted).toEqual({ status: 200, body: { room, version: expect.any(Number) } })
@@ -46,10 +51,19 @@ describe("broadcast rooms", () => {
   })
 
   it("refuses bad input clearly", async () => {
-    expect(await json(await broadcast({ room: freshId("nobody"), type: "x", payload: 1 }))).toMatchObject({ status: 404, body: { error: { code: "unknown_room" } } })
+    expect(await json(await broadcast({ room: freshId("nobody"), type: "x", payload: 1 }))).toMatchObject({
+      status: 404,
+      body: { error: { code: "unknown_room" } },
+    })
     expect(await json(await broadcast("{"))).toMatchObject({ status: 400, body: { error: { code: "invalid_json" } } })
-    expect(await json(await broadcast({ room: "lobby", payload: 1 }))).toMatchObject({ status: 400, body: { error: { code: "invalid_body" } } })
-    expect(await json(await broadcast({ room: "bad room!", type: "x" }))).toMatchObject({ status: 400, body: { error: { code: "invalid_room" } } })
+    expect(await json(await broadcast({ room: "lobby", payload: 1 }))).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_body" } },
+    })
+    expect(await json(await broadcast({ room: "bad room!", type: "x" }))).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_room" } },
+    })
     expect((await json(await SELF.fetch(`${BASE}/ws?room=lobby`))).status).toBe(426)
   })
 

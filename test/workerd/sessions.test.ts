@@ -128,7 +128,10 @@ describe("session ownership (auth on)", () => {
     expect((await command(id, admin, { type: "Grant", tool: "read_state" })).status).toBe(200)
     expect((await command(id, mallory, { type: "Open", ttlSeconds: 600 })).body.error.code).toBe("not_session_owner")
     const log = (await read(id, alice)).map((e) => [e.type, e.meta.principal])
-    expect(log).toEqual([["Opened", id], ["Granted", "root"]])
+    expect(log).toEqual([
+      ["Opened", id],
+      ["Granted", "root"],
+    ])
   })
 
   it("needs admin to grant or revoke, even on one's own session", async () => {

@@ -88,7 +88,10 @@ describe("sockets outlive no token", () => {
     expect(closed.code).toBe(CLOSE_TOKEN_EXPIRED)
     expect(closed.reason).toMatch(/expired/)
     const replies = socket.frames.filter((f) => f.type !== "event")
-    expect(replies.map((f) => [f.type, f.id])).toEqual([["ack", "before"], ["error", "after"]])
+    expect(replies.map((f) => [f.type, f.id])).toEqual([
+      ["ack", "before"],
+      ["error", "after"],
+    ])
     expect(replies[1].error.code).toBe("token_expired")
     expect(await version(`/v1/counter/${id}`, await token("alice", "read"))).toBe(1)
   })
@@ -197,7 +200,11 @@ describe("scopes on sockets", () => {
 
     const reader = await openWs(`/v1/session/${user}/ws`, await token(user, "read"))
     reader.ws.send(frame("touch", { type: "Touch" }))
-    expect((await reader.next(1))[0]).toMatchObject({ type: "error", id: "touch", error: { code: "insufficient_scope" } })
+    expect((await reader.next(1))[0]).toMatchObject({
+      type: "error",
+      id: "touch",
+      error: { code: "insufficient_scope" },
+    })
 
     const admin = await openWs(`/v1/session/${user}/ws`, await token("root", "read write admin"))
     admin.ws.send(frame("grant", { type: "Grant", tool: "read_state" }))

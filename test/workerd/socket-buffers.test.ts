@@ -174,7 +174,8 @@ describe("WebSocket buffer cap on room members", () => {
     const room = freshId("buffers")
     const member = await openMember(room, "member")
     member.ws.send(JSON.stringify({ type: "ack", payload: "x".repeat(100) }))
-    const [refused] = await member.until((frames) => frames.some((frame) => frame.type === "error"))
+    const [refused] = await member
+      .until((frames) => frames.some((frame) => frame.type === "error"))
       .then((frames) => frames.filter((frame) => frame.type === "error"))
     expect(refused.error).toMatchObject({ code: "reserved_type", message: expect.stringContaining("ack") })
     const body = JSON.stringify({ room, type: "ack", payload: 1 })

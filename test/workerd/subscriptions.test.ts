@@ -14,7 +14,10 @@ describe("WebSocket subscriptions", () => {
     for (let i = 0; i < 2; i++) await increment(id)
     await socket.until((f) => eventSeqs(f).length === 4)
     expect(eventSeqs(socket.frames)).toEqual([2, 3, 4, 5])
-    expect(socket.frames[0]).toMatchObject({ type: "event", event: { seq: 2, type: "Incremented", data: { by: 1 }, hash: expect.any(String) } })
+    expect(socket.frames[0]).toMatchObject({
+      type: "event",
+      event: { seq: 2, type: "Incremented", data: { by: 1 }, hash: expect.any(String) },
+    })
     socket.ws.close(1000)
   })
 
@@ -50,10 +53,16 @@ describe("WebSocket subscriptions", () => {
     expect((await send("counter", id, { type: "Decrement", by: Number.MAX_SAFE_INTEGER })).status).toBe(200)
     expect((await send("counter", id, { type: "Decrement", by: 1 })).status).toBe(422) // below the safe range
     // The next command's idempotency insert fails, so its append rolls back.
-    await runInDurableObject(env.COUNTER.getByName(devName(id)), (_i: unknown, state: DurableObjectState) =>
-      void state.storage.sql.exec("CREATE TRIGGER refuse BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END"),
+    await runInDurableObject(
+      env.COUNTER.getByName(devName(id)),
+      (_i: unknown, state: DurableObjectState) =>
+        void state.storage.sql.exec(
+          "CREATE TRIGGER refuse BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        ),
     )
-    expect((await send("counter", id, { type: "Increment", by: 5 }, { "Idempotency-Key": "rolled-back" })).status).toBe(500)
+    expect((await send("counter", id, { type: "Increment", by: 5 }, { "Idempotency-Key": "rolled-back" })).status).toBe(
+      500,
+    )
     await send("counter", id, { type: "Increment", by: 2 })
     await socket.until((f) => eventSeqs(f).length >= 2)
     await new Promise((resolve) => setTimeout(resolve, 50))
@@ -80,10 +89,22 @@ describe("WebSocket subscriptions", () => {
     expect(replies).toEqual([
       { type: "ack", id: "c1", version: 1 },
       { type: "error", id: null, error: { code: "invalid_frame", message: expect.any(String) } },
-      { type: "error", id: null, error: { code: "invalid_frame", message: expect.stringContaining("Unknown frame type") } },
+      {
+        type: "error",
+        id: null,
+        error: { code: "invalid_frame", message: expect.stringContaining("Unknown frame type") },
+      },
       { type: "error", id: null, error: { code: "invalid_frame", message: expect.stringContaining("id") } },
-      { type: "error", id: 7, error: { code: "invalid_command", message: expect.any(String), details: expect.any(Object) } },
-      { type: "error", id: "c3", error: { code: "version_conflict", message: expect.any(String), details: { expected: 0, current: 1 } } },
+      {
+        type: "error",
+        id: 7,
+        error: { code: "invalid_command", message: expect.any(String), details: expect.any(Object) },
+      },
+      {
+        type: "error",
+        id: "c3",
+        error: { code: "version_conflict", message: expect.any(String), details: { expected: 0, current: 1 } },
+      },
       { type: "ack", id: "c4", version: 2 },
     ])
     expect(eventSeqs(socket.frames)).toEqual([1, 2])
@@ -94,7 +115,13 @@ describe("WebSocket subscriptions", () => {
   it("closes the socket with 1009 on a frame over 1 MiB, appending nothing", async () => {
     const id = freshId()
     const socket = await openSocket(`/v1/counter/${id}/ws`)
-    socket.ws.send(JSON.stringify({ type: "command", id: "big", command: { type: "Increment", by: 1, reason: "x".repeat(1024 * 1024) } }))
+    socket.ws.send(
+      JSON.stringify({
+        type: "command",
+        id: "big",
+        command: { type: "Increment", by: 1, reason: "x".repeat(1024 * 1024) },
+      }),
+    )
     expect((await socket.closed).code).toBe(1009)
     expect((await json(await get(`/v1/counter/${id}`))).body.version).toBe(0)
   })
@@ -155,19 +182,27 @@ describe("WebSocket subscriptions", () => {
     socket.ws.close(1000)
     const stream = await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream?after=0`)
     expect((await readSse(stream, 2)).map((event) => event.id)).toEqual(["1", "2"])
-    expect((await json(await SELF.fetch(`${BASE}/v1/counter/${id}/ws?after=3`, { headers: { Upgrade: "websocket" } }))).body)
-      .toMatchObject({ error: { code: "invalid_query", details: { after: 3, head: 2 } } })
+    expect(
+      (await json(await SELF.fetch(`${BASE}/v1/counter/${id}/ws?after=3`, { headers: { Upgrade: "websocket" } }))).body,
+    ).toMatchObject({ error: { code: "invalid_query", details: { after: 3, head: 2 } } })
     expect(await stateReads()).toBe(0)
   })
 
   it("refuses bad subscription requests with clear errors", async () => {
     const id = freshId()
     await increment(id)
-    const bad = async (path: string, headers: Record<string, string> = { Upgrade: "websocket" }) => json(await SELF.fetch(`${BASE}${path}`, { headers }))
+    const bad = async (path: string, headers: Record<string, string> = { Upgrade: "websocket" }) =>
+      json(await SELF.fetch(`${BASE}${path}`, { headers }))
     expect((await bad(`/v1/counter/${id}/ws?after=-1`)).body.error.code).toBe("invalid_query")
     expect((await bad(`/v1/counter/${id}/ws?after=abc`)).status).toBe(400)
-    expect(await bad(`/v1/counter/${id}/ws?after=5`)).toMatchObject({ status: 400, body: { error: { code: "invalid_query" } } })
-    expect(await bad(`/v1/counter/${id}/ws`, {})).toMatchObject({ status: 426, body: { error: { code: "upgrade_required" } } })
+    expect(await bad(`/v1/counter/${id}/ws?after=5`)).toMatchObject({
+      status: 400,
+      body: { error: { code: "invalid_query" } },
+    })
+    expect(await bad(`/v1/counter/${id}/ws`, {})).toMatchObject({
+      status: 426,
+      body: { error: { code: "upgrade_required" } },
+    })
     expect((await bad(`/v1/nope/${id}/ws`)).status).toBe(404)
     expect((await bad(`/v1/counter/${id}/events/stream`, { "Last-Event-ID": "x" })).status).toBe(400)
   })
@@ -183,14 +218,20 @@ describe("Server-Sent Events", () => {
     await increment(id)
     await send("counter", id, { type: "Reset" })
     const events = await reading
-    expect(events.map((e) => [e.id, e.event])).toEqual([["2", "Incremented"], ["3", "Incremented"], ["4", "Reset"]])
+    expect(events.map((e) => [e.id, e.event])).toEqual([
+      ["2", "Incremented"],
+      ["3", "Incremented"],
+      ["4", "Reset"],
+    ])
     expect(events[0]!.data).toMatchObject({ seq: 2, type: "Incremented", data: { by: 1 } })
   })
 
   it("honours Last-Event-ID on reconnect", async () => {
     const id = freshId()
     for (let i = 0; i < 5; i++) await increment(id)
-    const response = await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream?after=0`, { headers: { "Last-Event-ID": "3" } })
+    const response = await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream?after=0`, {
+      headers: { "Last-Event-ID": "3" },
+    })
     expect((await readSse(response, 2)).map((e) => e.id)).toEqual(["4", "5"])
   })
 })

@@ -1,4 +1,10 @@
-import { abortAllDurableObjects, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
+import {
+  abortAllDurableObjects,
+  env,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { deliveryFaults } from "../../src/actors/outbox.js"
@@ -23,7 +29,7 @@ const drain = async (ids: Iterable<string>) => {
 
 const topicEntries = async (topic: string) => {
   const entries: Array<any> = []
-  for (let after: number | null = 0; after !== null; ) {
+  for (let after: number | null = 0; after !== null;) {
     const page: any = (await json(await get(`/v1/topics/${topic}/events?after=${after}&limit=1000`))).body
     entries.push(...page.entries)
     after = page.next
@@ -31,7 +37,8 @@ const topicEntries = async (topic: string) => {
   return entries
 }
 
-const versionOf = async (id: string) => (await json(await get(`/v1/counter/${id}`))).body as { version: number; state: { value: number } }
+const versionOf = async (id: string) =>
+  (await json(await get(`/v1/counter/${id}`))).body as { version: number; state: { value: number } }
 
 describe("topics", () => {
   it("collects every counter event once, per-source in seq order, with a gapless topicSeq", async () => {
@@ -71,7 +78,9 @@ describe("topics", () => {
       run: async (model) => {
         const id = model.ids[index % model.ids.length]!
         touched.add(id)
-        expect((await send("counter", id, { type: by > 0 ? "Increment" : "Reset", ...(by > 0 ? { by } : {}) })).status).toBe(200)
+        expect(
+          (await send("counter", id, { type: by > 0 ? "Increment" : "Reset", ...(by > 0 ? { by } : {}) })).status,
+        ).toBe(200)
       },
       toString: () => `increment #${index} by ${by}`,
     })
@@ -82,7 +91,8 @@ describe("topics", () => {
     })
     const alarm = (index: number): fc.AsyncCommand<Model, Real> => ({
       check: () => true,
-      run: async (model) => void (await runDurableObjectAlarm(counterStub(model.ids[index % model.ids.length]!)).catch(() => undefined)),
+      run: async (model) =>
+        void (await runDurableObjectAlarm(counterStub(model.ids[index % model.ids.length]!)).catch(() => undefined)),
       toString: () => `alarm #${index}`,
     })
     const crash = (index: number, how: "evict" | "abort"): fc.AsyncCommand<Model, Real> => ({
@@ -96,7 +106,9 @@ describe("topics", () => {
     const commands = fc.commands(
       [
         fc.tuple(fc.nat(5), fc.integer({ min: 0, max: 9 })).map(([i, by]) => increment(i, by)),
-        fc.tuple(fc.constantFrom("fail" as const, "duplicate" as const), fc.integer({ min: 1, max: 3 })).map(([k, n]) => fault(k, n)),
+        fc
+          .tuple(fc.constantFrom("fail" as const, "duplicate" as const), fc.integer({ min: 1, max: 3 }))
+          .map(([k, n]) => fault(k, n)),
         fc.nat(5).map(alarm),
         fc.tuple(fc.nat(5), fc.constantFrom("evict" as const, "abort" as const)).map(([i, how]) => crash(i, how)),
       ],
@@ -124,10 +136,13 @@ describe("topics", () => {
     const values = await Promise.all(everyCounter.map(async (id) => (await versionOf(id)).state.value))
     const expected = { total: values.reduce((a, b) => a + b, 0), counters: everyCounter.length }
     expect((await json(await get("/v1/projections/counter-totals"))).body).toMatchObject(expected)
-    await runInDurableObject(env.COUNTER_TOTALS.getByName(DEV_TENANT), async (_instance: unknown, state: DurableObjectState) => {
-      state.storage.sql.exec("DELETE FROM counters")
-      state.storage.sql.exec("UPDATE progress SET topic_seq = 0, last_update = NULL")
-    })
+    await runInDurableObject(
+      env.COUNTER_TOTALS.getByName(DEV_TENANT),
+      async (_instance: unknown, state: DurableObjectState) => {
+        state.storage.sql.exec("DELETE FROM counters")
+        state.storage.sql.exec("UPDATE progress SET topic_seq = 0, last_update = NULL")
+      },
+    )
     const rebuilt = (await json(await get("/v1/projections/counter-totals"))).body
     expect(rebuilt).toMatchObject(expected)
     expect(rebuilt.lastUpdate).toEqual(expect.any(Number))

@@ -34,74 +34,101 @@ textarea { width: 100%; font: 12px monospace; box-sizing: border-box; }
 #topic-entries { font: 12px monospace; max-height: 16rem; overflow: auto; }
 `
 
-const page = (preset: { kind?: string; id?: string }) => html`<!doctype html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8" />
-    <meta name="viewport" content="width=device-width, initial-scale=1" />
-    <title>emberlog inspector</title>
-    <style>${STYLE}</style>
-    <script src="/inspect/app.js" defer></script>
-  </head>
-  <body data-kind="${preset.kind ?? ""}" data-id="${preset.id ?? ""}">
-    <header>
-      <h1>emberlog inspector</h1>
-      <form id="open-form">
-        <select id="kind" aria-label="kind">${Object.keys(kinds).map((kind) => html`<option>${kind}</option>`)}</select>
-        <input id="id" aria-label="id" placeholder="id" required />
-        <button type="submit">Open</button>
-      </form>
-      <label>Token <input id="token" type="password" placeholder="Bearer token (when auth is on)" autocomplete="off" /></label>
-    </header>
-    <p id="status" role="status"></p>
-    <main>
-      <div id="actor" hidden>
-        <section>
-          <h2>Now: version <span id="version">0</span> · <span id="live">connecting…</span></h2>
-          <p>Hash chain: <span id="chain">…</span> <button id="verify" type="button">Check again</button></p>
-          <pre id="state"></pre>
-        </section>
-        <section>
-          <h2 id="past-label">State at seq</h2>
-          <input id="slider" type="range" min="0" max="0" value="0" aria-label="history" />
-          <label>seq <input id="seq" type="number" min="0" value="0" /></label>
-          <label>diff from seq <input id="diff-from" type="number" min="0" value="0" /></label>
-          <pre id="past-state"></pre>
-          <h2>Changes</h2>
-          <ul id="diff"></ul>
-        </section>
-        <section class="wide">
-          <h2>Events (newest first)</h2>
-          <table>
-            <thead><tr><th>seq</th><th>time</th><th>type</th><th>principal</th><th>data</th><th>hash</th></tr></thead>
-            <tbody id="events"></tbody>
-          </table>
-          <button id="older" hidden>Older events</button>
-        </section>
-        <section class="wide">
-          <h2>Send a command</h2>
-          <textarea id="command" rows="3">{"type": "Increment", "by": 1}</textarea>
-          <button id="send">Send</button>
-        </section>
-      </div>
-      <section class="wide">
-        <h2>Topic tail</h2>
-        <select id="topic" aria-label="topic">${TOPICS.map((topic) => html`<option>${topic}</option>`)}</select>
-        <button id="tail">Tail</button>
-        <ul id="topic-entries"></ul>
-      </section>
-    </main>
-  </body>
-</html>`
+const page = (preset: { kind?: string; id?: string }) =>
+  html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>emberlog inspector</title>
+        <style>
+          ${STYLE}
+        </style>
+        <script src="/inspect/app.js" defer></script>
+      </head>
+      <body data-kind="${preset.kind ?? ""}" data-id="${preset.id ?? ""}">
+        <header>
+          <h1>emberlog inspector</h1>
+          <form id="open-form">
+            <select id="kind" aria-label="kind">
+              ${Object.keys(kinds).map((kind) => html`<option>${kind}</option>`)}
+            </select>
+            <input id="id" aria-label="id" placeholder="id" required />
+            <button type="submit">Open</button>
+          </form>
+          <label
+            >Token <input id="token" type="password" placeholder="Bearer token (when auth is on)" autocomplete="off"
+          /></label>
+        </header>
+        <p id="status" role="status"></p>
+        <main>
+          <div id="actor" hidden>
+            <section>
+              <h2>Now: version <span id="version">0</span> · <span id="live">connecting…</span></h2>
+              <p>Hash chain: <span id="chain">…</span> <button id="verify" type="button">Check again</button></p>
+              <pre id="state"></pre>
+            </section>
+            <section>
+              <h2 id="past-label">State at seq</h2>
+              <input id="slider" type="range" min="0" max="0" value="0" aria-label="history" />
+              <label>seq <input id="seq" type="number" min="0" value="0" /></label>
+              <label>diff from seq <input id="diff-from" type="number" min="0" value="0" /></label>
+              <pre id="past-state"></pre>
+              <h2>Changes</h2>
+              <ul id="diff"></ul>
+            </section>
+            <section class="wide">
+              <h2>Events (newest first)</h2>
+              <table>
+                <thead>
+                  <tr>
+                    <th>seq</th>
+                    <th>time</th>
+                    <th>type</th>
+                    <th>principal</th>
+                    <th>data</th>
+                    <th>hash</th>
+                  </tr>
+                </thead>
+                <tbody id="events"></tbody>
+              </table>
+              <button id="older" hidden>Older events</button>
+            </section>
+            <section class="wide">
+              <h2>Send a command</h2>
+              <textarea id="command" rows="3">{"type": "Increment", "by": 1}</textarea>
+              <button id="send">Send</button>
+            </section>
+          </div>
+          <section class="wide">
+            <h2>Topic tail</h2>
+            <select id="topic" aria-label="topic">
+              ${TOPICS.map((topic) => html`<option>${topic}</option>`)}
+            </select>
+            <button id="tail">Tail</button>
+            <ul id="topic-entries"></ul>
+          </section>
+        </main>
+      </body>
+    </html>`
 
 const SECURITY_HEADERS = {
-  "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
 }
 
 export const inspectorRoutes = (app: App) => {
-  app.get("/inspect/app.js", (c) => c.body(inspectorScript, 200, { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache", ...SECURITY_HEADERS }))
+  app.get("/inspect/app.js", (c) =>
+    c.body(inspectorScript, 200, {
+      "Content-Type": "text/javascript; charset=utf-8",
+      "Cache-Control": "no-cache",
+      ...SECURITY_HEADERS,
+    }),
+  )
   app.get("/inspect", (c) => c.html(page({}), 200, SECURITY_HEADERS))
-  app.get("/inspect/:kind/:id", (c) => c.html(page({ kind: c.req.param("kind"), id: c.req.param("id") }), 200, SECURITY_HEADERS))
+  app.get("/inspect/:kind/:id", (c) =>
+    c.html(page({ kind: c.req.param("kind"), id: c.req.param("id") }), 200, SECURITY_HEADERS),
+  )
 }

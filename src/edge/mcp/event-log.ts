@@ -26,11 +26,15 @@ export class SessionEventLog implements EventStore {
     return this.streams.has(streamId) ? streamId : undefined
   }
 
-  async replayEventsAfter(lastEventId: string, { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> }): Promise<string> {
+  async replayEventsAfter(
+    lastEventId: string,
+    { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string> {
     const streamId = (await this.getStreamIdForEventId(lastEventId)) ?? ""
     const events = this.streams.get(streamId) ?? []
     const after = Number(lastEventId.slice(lastEventId.lastIndexOf(":") + 1))
-    for (const event of events) if (Number(event.id.slice(event.id.lastIndexOf(":") + 1)) > after) await send(event.id, event.message)
+    for (const event of events)
+      if (Number(event.id.slice(event.id.lastIndexOf(":") + 1)) > after) await send(event.id, event.message)
     return streamId
   }
 }

@@ -16,7 +16,11 @@ export interface Follower {
   readonly close: () => void
 }
 
-export const followResource = async (directory: ActorDirectory, uri: string, onChange: () => void): Promise<Follower> => {
+export const followResource = async (
+  directory: ActorDirectory,
+  uri: string,
+  onChange: () => void,
+): Promise<Follower> => {
   const target = parseResourceUri(uri)
   if (target === undefined) throw new Error(`Unknown resource ${uri}`)
   const actor = directory.actor(target.kind, target.id)

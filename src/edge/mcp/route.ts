@@ -37,7 +37,10 @@ const modernHandler = () =>
   createMcpHandler(
     (ctx) => {
       const { principal, env } = ctx.authInfo!.extra as { principal: Principal; env: Env }
-      return buildMcpServer(directoryFor(env, principal), { subscribe: async () => undefined, unsubscribe: async () => undefined })
+      return buildMcpServer(directoryFor(env, principal), {
+        subscribe: async () => undefined,
+        unsubscribe: async () => undefined,
+      })
     },
     { legacy: "reject" },
   )
@@ -79,7 +82,8 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
   if (refused !== undefined) return refused
   const handler = modernHandler()
   const response = await handler.fetch(request, { authInfo: authInfoFor(principal, { env }) })
-  const uris = ((message as { params?: { notifications?: { resourceSubscriptions?: unknown } } })?.params?.notifications?.resourceSubscriptions ?? []) as Array<string>
+  const uris = ((message as { params?: { notifications?: { resourceSubscriptions?: unknown } } })?.params?.notifications
+    ?.resourceSubscriptions ?? []) as Array<string>
   if (!response.ok || response.body === null || !Array.isArray(uris)) return response
   const directory = directoryFor(env, principal)
   const followers = await Promise.all(
@@ -121,7 +125,9 @@ const listen = async (request: Request, message: unknown, env: Env, principal: P
 }
 
 /** MCP bodies are JSON-RPC messages; large memories go through POST /v1/memory/{ns}/commands. */
-const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) => jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`))
+const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) =>
+  jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`),
+)
 
 export const mcpRoutes = (app: App) => {
   app.all("/mcp", limitMcpBody, async (c) => {
@@ -135,13 +141,16 @@ export const mcpRoutes = (app: App) => {
     }
     const message = text === undefined ? undefined : parseJson(text)
     // Neither revision accepts JSON-RPC batches.
-    if (Array.isArray(message)) return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
+    if (Array.isArray(message))
+      return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
     if (!(await isLegacyRequest(request))) {
-      if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen") return listen(request, message, c.env, principal)
+      if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen")
+        return listen(request, message, c.env, principal)
       return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
     }
 
-    if (request.method === "POST" && message === undefined) return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
+    if (request.method === "POST" && message === undefined)
+      return jsonRpcError(400, -32700, "Parse error: the body is not JSON")
     const existing = request.headers.get("Mcp-Session-Id")
     // Only initialize opens a session.
     if (existing === null && (message as { method?: unknown } | undefined)?.method !== "initialize") {

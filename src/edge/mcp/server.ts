@@ -42,14 +42,22 @@ export const RESOURCE_PREFIX = "emberlog://"
 const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(NAME_PATTERN)))
 const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 
-const mcpSchema = <S extends Schema.Codec<any, any, never, never>>(schema: S) => Schema.toStandardJSONSchemaV1(Schema.toStandardSchemaV1(schema))
+const mcpSchema = <S extends Schema.Codec<any, any, never, never>>(schema: S) =>
+  Schema.toStandardJSONSchemaV1(Schema.toStandardSchemaV1(schema))
 
 const snake = (type: string) => type.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()
 export const toolName = (kind: string, commandType: string) => `${kind}_${snake(commandType)}`
 
-type ToolResult = { content: Array<{ type: "text"; text: string }>; structuredContent?: Record<string, unknown>; isError?: boolean }
+type ToolResult = {
+  content: Array<{ type: "text"; text: string }>
+  structuredContent?: Record<string, unknown>
+  isError?: boolean
+}
 
-const success = (value: Record<string, unknown>): ToolResult => ({ content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value })
+const success = (value: Record<string, unknown>): ToolResult => ({
+  content: [{ type: "text", text: JSON.stringify(value) }],
+  structuredContent: value,
+})
 const failure = (code: string, message: string, details?: unknown): ToolResult => {
   const error = details === undefined ? { code, message } : { code, message, details }
   return { content: [{ type: "text", text: JSON.stringify({ error }) }], isError: true }
@@ -80,8 +88,13 @@ export const buildMcpServer = (
   const mcp = new McpServer(
     { name: "emberlog", version: pkg.version },
     {
-      capabilities: { tools: { listChanged: false }, resources: { subscribe: hooks !== undefined, listChanged: false }, logging: {} },
-      instructions: "Event-sourced actors: send commands with the <kind>_<command> tools, read state, history and verify logs.",
+      capabilities: {
+        tools: { listChanged: false },
+        resources: { subscribe: hooks !== undefined, listChanged: false },
+        logging: {},
+      },
+      instructions:
+        "Event-sourced actors: send commands with the <kind>_<command> tools, read state, history and verify logs.",
     },
   )
   let grants: Promise<ReadonlySet<string> | undefined> | undefined
@@ -90,7 +103,8 @@ export const buildMcpServer = (
   const guard = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
     if (!directory.principal.scopes.has(scope)) return failure("insufficient_scope", `${tool} needs the ${scope} scope`)
     const granted = await (grants ??= sessionGrants(directory))
-    if (granted !== undefined && !granted.has(tool)) return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}'s session`)
+    if (granted !== undefined && !granted.has(tool))
+      return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}'s session`)
     return run()
   }
 
@@ -133,13 +147,23 @@ export const buildMcpServer = (
     "read_state",
     {
       description: "Reads an actor's state: now, at a version (`at`), or as of an ISO-8601 time (`asOf`).",
-      inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema, at: Schema.optionalKey(Count), asOf: Schema.optionalKey(Schema.String) })),
+      inputSchema: mcpSchema(
+        Schema.Struct({
+          kind: KindSchema,
+          id: ActorIdSchema,
+          at: Schema.optionalKey(Count),
+          asOf: Schema.optionalKey(Schema.String),
+        }),
+      ),
     },
     async ({ kind, id, at, asOf }) =>
       guard("read_state", "read", async () => {
         const asOfMs = asOf === undefined ? undefined : Date.parse(asOf)
-        if (asOfMs !== undefined && Number.isNaN(asOfMs)) return failure("invalid_query", "asOf must be an ISO-8601 time")
-        const reply = await directory.actor(kind, id).readState(at !== undefined ? { at } : asOfMs !== undefined ? { asOf: asOfMs } : {})
+        if (asOfMs !== undefined && Number.isNaN(asOfMs))
+          return failure("invalid_query", "asOf must be an ISO-8601 time")
+        const reply = await directory
+          .actor(kind, id)
+          .readState(at !== undefined ? { at } : asOfMs !== undefined ? { asOf: asOfMs } : {})
         return reply.ok ? success({ kind, id, ...reply.value }) : fromReply(reply)
       }),
   )
@@ -148,16 +172,29 @@ export const buildMcpServer = (
     "read_events",
     {
       description: "Reads a page of an actor's events after a seq; `next` is null at the head.",
-      inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema, after: Schema.optionalKey(Count), limit: Schema.optionalKey(Count) })),
+      inputSchema: mcpSchema(
+        Schema.Struct({
+          kind: KindSchema,
+          id: ActorIdSchema,
+          after: Schema.optionalKey(Count),
+          limit: Schema.optionalKey(Count),
+        }),
+      ),
     },
     async ({ kind, id, after, limit }) =>
-      guard("read_events", "read", async () => fromReply((await directory.actor(kind, id).readEvents(after ?? 0, limit ?? 100)) as Reply<any>)),
+      guard("read_events", "read", async () =>
+        fromReply((await directory.actor(kind, id).readEvents(after ?? 0, limit ?? 100)) as Reply<any>),
+      ),
   )
 
   mcp.registerTool(
     "verify_log",
-    { description: "Verifies an actor's hash chain.", inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema })) },
-    async ({ kind, id }) => guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
+    {
+      description: "Verifies an actor's hash chain.",
+      inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema })),
+    },
+    async ({ kind, id }) =>
+      guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
   )
 
   // The memory service's tools, in the names MCP memory clients expect.
@@ -168,7 +205,8 @@ export const buildMcpServer = (
   mcp.registerTool(
     "store_memory",
     {
-      description: "Stores a memory in a namespace; its id is the SHA-256 of its content, and storing the same content again changes nothing.",
+      description:
+        "Stores a memory in a namespace; its id is the SHA-256 of its content, and storing the same content again changes nothing.",
       inputSchema: mcpSchema(
         Schema.Struct({
           namespace: Namespace,
@@ -181,36 +219,68 @@ export const buildMcpServer = (
     },
     async ({ namespace, content, tags, type, metadata }) =>
       guard("store_memory", "write", async () => {
-        const command = { type: "Store", content, ...(tags ? { tags } : {}), ...(type ? { memoryType: type } : {}), ...(metadata ? { metadata } : {}) }
+        const command = {
+          type: "Store",
+          content,
+          ...(tags ? { tags } : {}),
+          ...(type ? { memoryType: type } : {}),
+          ...(metadata ? { metadata } : {}),
+        }
         const reply = await memoryOf(namespace).command({ command, principal: directory.principal.sub })
-        return reply.ok ? success({ hash: contentHash(content), stored: reply.value.events.length > 0 }) : fromReply(reply)
+        return reply.ok
+          ? success({ hash: contentHash(content), stored: reply.value.events.length > 0 })
+          : fromReply(reply)
       }),
   )
-  const searchTool = (name: string, description: string, input: Schema.Struct<Schema.Struct.Fields>, toQuery: (args: any) => Omit<MemoryQuery, "offset">) =>
-    mcp.registerTool(name, { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) }, async (args: any) =>
-      guard(name, "read", async () => {
-        const page = await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })
-        return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
-      }),
+  const searchTool = (
+    name: string,
+    description: string,
+    input: Schema.Struct<Schema.Struct.Fields>,
+    toQuery: (args: any) => Omit<MemoryQuery, "offset">,
+  ) =>
+    mcp.registerTool(
+      name,
+      { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) },
+      async (args: any) =>
+        guard(name, "read", async () => {
+          const page = await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })
+          return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
+        }),
     )
   searchTool(
     "retrieve_memory",
     "Finds memories by meaning when semantic search is configured (Workers AI + Vectorize), otherwise by full-text relevance (bm25).",
-    Schema.Struct({ namespace: Namespace, query: Schema.String, limit: Schema.optionalKey(Count), tags: Schema.optionalKey(MemoryTags) }),
+    Schema.Struct({
+      namespace: Namespace,
+      query: Schema.String,
+      limit: Schema.optionalKey(Count),
+      tags: Schema.optionalKey(MemoryTags),
+    }),
     ({ query, limit, tags }) => ({ q: query, mode: "auto", limit: Math.min(Math.max(limit ?? 10, 1), 100), tags }),
   )
   searchTool(
     "search_by_tag",
     "Lists memories carrying any (or all) of the given tags, newest first.",
-    Schema.Struct({ namespace: Namespace, tags: MemoryTags, match: Schema.optionalKey(Schema.Literals(["all", "any"])), limit: Schema.optionalKey(Count) }),
+    Schema.Struct({
+      namespace: Namespace,
+      tags: MemoryTags,
+      match: Schema.optionalKey(Schema.Literals(["all", "any"])),
+      limit: Schema.optionalKey(Count),
+    }),
     ({ tags, match, limit }) => ({ tags, match: match ?? "any", limit: Math.min(Math.max(limit ?? 20, 1), 100) }),
   )
   mcp.registerTool(
     "delete_memory",
-    { description: "Forgets a memory: its content is erased; the log keeps only that it was forgotten.", inputSchema: mcpSchema(Schema.Struct({ namespace: Namespace, hash: Schema.String })) },
+    {
+      description: "Forgets a memory: its content is erased; the log keeps only that it was forgotten.",
+      inputSchema: mcpSchema(Schema.Struct({ namespace: Namespace, hash: Schema.String })),
+    },
     async ({ namespace, hash }) =>
       guard("delete_memory", "write", async () => {
-        const reply = await memoryOf(namespace).command({ command: { type: "Forget", hash }, principal: directory.principal.sub })
+        const reply = await memoryOf(namespace).command({
+          command: { type: "Forget", hash },
+          principal: directory.principal.sub,
+        })
         return reply.ok ? success({ hash, forgotten: true }) : fromReply(reply)
       }),
   )

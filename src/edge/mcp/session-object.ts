@@ -55,7 +55,10 @@ const asCaller = (actor: ActorApi, principal: Principal): ActorApi =>
     },
   })
 
-export const directoryFor = (bindings: { readonly [binding: string]: unknown }, principal: Principal): ActorDirectory => ({
+export const directoryFor = (
+  bindings: { readonly [binding: string]: unknown },
+  principal: Principal,
+): ActorDirectory => ({
   principal,
   actor: (kind, id) => {
     const actor = actorStub(bindings, principal.tenant, kind, id)
@@ -72,7 +75,10 @@ export const authInfoFor = (principal: Principal, extra: Record<string, unknown>
 })
 
 const samePrincipal = (a: Principal | undefined, b: Principal) =>
-  a !== undefined && a.sub === b.sub && a.tenant === b.tenant && [...a.scopes].sort().join(" ") === [...b.scopes].sort().join(" ")
+  a !== undefined &&
+  a.sub === b.sub &&
+  a.tenant === b.tenant &&
+  [...a.scopes].sort().join(" ") === [...b.scopes].sort().join(" ")
 
 /**
  * A JSON-RPC error answered before any MCP server sees the request: to the message's `id`
@@ -110,11 +116,18 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
         onsessionclosed: () => this.end(),
         eventStore: new SessionEventLog(),
       })
-      this.mcp = buildMcpServer(directoryFor(this.env, principal), { subscribe: (uri) => this.watch(uri), unsubscribe: async (uri) => this.unwatch(uri) })
+      this.mcp = buildMcpServer(directoryFor(this.env, principal), {
+        subscribe: (uri) => this.watch(uri),
+        unsubscribe: async (uri) => this.unwatch(uri),
+      })
       await this.mcp.connect(this.transport)
     } else if (!samePrincipal(this.owner, principal)) {
       // Scopes are fixed for a session's life: a token with other scopes starts a new session.
-      return jsonRpcError(403, -32600, "This session belongs to another principal or other scopes; initialize a new session")
+      return jsonRpcError(
+        403,
+        -32600,
+        "This session belongs to another principal or other scopes; initialize a new session",
+      )
     }
     this.lastSeen = Date.now()
     await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())

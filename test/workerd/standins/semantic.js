@@ -6,7 +6,15 @@
 import { WorkerEntrypoint } from "cloudflare:workers"
 
 const DIMENSIONS = 64
-const SYNONYMS = { feline: "cat", kitten: "cat", kitty: "cat", automobile: "car", vehicle: "car", puppy: "dog", canine: "dog" }
+const SYNONYMS = {
+  feline: "cat",
+  kitten: "cat",
+  kitty: "cat",
+  automobile: "car",
+  vehicle: "car",
+  puppy: "dog",
+  canine: "dog",
+}
 let embeddedTexts = 0
 
 const embed = (text) => {
@@ -23,7 +31,8 @@ const embed = (text) => {
 
 export class StandInAi extends WorkerEntrypoint {
   async run(model, input) {
-    if (typeof model !== "string" || !Array.isArray(input?.text)) throw new Error("expected run(model, { text: string[] })")
+    if (typeof model !== "string" || !Array.isArray(input?.text))
+      throw new Error("expected run(model, { text: string[] })")
     embeddedTexts += input.text.length
     return { shape: [input.text.length, DIMENSIONS], data: input.text.map(embed) }
   }
@@ -49,11 +58,19 @@ export class StandInVectorize extends WorkerEntrypoint {
   }
   async query(vector, options = {}) {
     // Vectorize's limits: topK at most 100, or 20 when values or metadata are returned.
-    const returnsMore = options.returnValues === true || (options.returnMetadata !== undefined && options.returnMetadata !== "none" && options.returnMetadata !== false)
-    if ((options.topK ?? 5) > (returnsMore ? 20 : 100)) throw new Error(`topK ${options.topK} is over Vectorize's limit`)
+    const returnsMore =
+      options.returnValues === true ||
+      (options.returnMetadata !== undefined && options.returnMetadata !== "none" && options.returnMetadata !== false)
+    if ((options.topK ?? 5) > (returnsMore ? 20 : 100))
+      throw new Error(`topK ${options.topK} is over Vectorize's limit`)
     const matches = [...vectors.values()]
       .filter((v) => v.namespace === options.namespace)
-      .map((v) => ({ id: v.id, namespace: v.namespace, metadata: v.metadata, score: v.values.reduce((sum, x, i) => sum + x * vector[i], 0) }))
+      .map((v) => ({
+        id: v.id,
+        namespace: v.namespace,
+        metadata: v.metadata,
+        score: v.values.reduce((sum, x, i) => sum + x * vector[i], 0),
+      }))
       .sort((a, b) => b.score - a.score)
       .slice(0, options.topK ?? 5)
     return { matches, count: matches.length }
