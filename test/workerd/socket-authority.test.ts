@@ -117,23 +117,15 @@ describe("sockets outlive no token", () => {
     expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
   })
 
-  it("closes a socket on a fresh topic at expiry without giving the topic storage (no alarm)", async () => {
-    const name = freshId("fresh-topic")
-    const topic = await openWs(`/v1/topics/${name}/ws`, await token("alice", "read", 2))
-    expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
-    const stub = env.TOPIC.getByName(scopedName("acme", name)) as DurableObjectStub
-    const storage = await runInDurableObject(stub, (_: unknown, state: DurableObjectState) => ({
-      tables: state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
-      size: state.storage.sql.databaseSize,
-    }))
-    expect(storage).toEqual({ tables: [], size: 4096 })
-  })
-
-  it("closes a socket on a fresh actor at expiry without giving the actor storage (no alarm)", async () => {
-    const id = freshId("fresh-actor")
-    const socket = await openWs(`/v1/counter/${id}/ws`, await token("alice", "read", 2))
+  // An alarm is storage: on an object with no storage yet, a timer closes the socket instead.
+  it.each([
+    { what: "topic", path: (name: string) => `/v1/topics/${name}/ws`, namespace: () => env.TOPIC },
+    { what: "actor", path: (name: string) => `/v1/counter/${name}/ws`, namespace: () => env.COUNTER },
+  ])("closes a socket on a fresh $what at expiry without giving it storage", async ({ path, namespace }) => {
+    const name = freshId("fresh")
+    const socket = await openWs(path(name), await token("alice", "read", 2))
     expect((await socket.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
-    const stub = env.COUNTER.getByName(scopedName("acme", id)) as DurableObjectStub
+    const stub = namespace().getByName(scopedName("acme", name)) as DurableObjectStub
     const storage = await runInDurableObject(stub, (_: unknown, state: DurableObjectState) => ({
       tables: state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
       size: state.storage.sql.databaseSize,
