@@ -5,7 +5,8 @@ export default defineConfig({
   test: {
     projects: [
       {
-        test: { name: "pure", environment: "node", include: ["test/pure/**/*.test.ts"] },
+        // Plain functions over fresh values: files need no isolation from each other.
+        test: { name: "pure", environment: "node", include: ["test/pure/**/*.test.ts"], isolate: false },
       },
       {
         // The client as Node users run it, against the Worker served by wrangler.
