@@ -5,7 +5,8 @@ export default defineConfig({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: "./bench/wrangler.toml" },
-      miniflare: { bindings: { AUTH_MODE: "off" } },
+      // The bench addresses the Worker as http://bench/: a host it serves (auth off refuses others).
+      miniflare: { bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "bench" } },
     }),
   ],
   // One file at a time: benchmarks running side by side on two cores would time each other.
