@@ -5,6 +5,31 @@ import { SubscriptionRefused, createClient } from "../../src/client/index.js"
 import { CLOSE_RESUME, WS_MAX_UNCONFIRMED } from "../../src/actors/subscribers.js"
 import { BASE, devName, eventSeqs, freshId, get, json, openSocket, parseFrame, range, send } from "./helpers.js"
 
+/**
+ * The typed client over the Worker, recording each connection's `after` and each close code.
+ * Its backoff is long enough to time a test out: resuming on the resume code must skip it.
+ */
+const resumingClient = () => {
+  const opened: Array<string> = []
+  const closes: Array<number> = []
+  const client = createClient({
+    baseUrl: BASE,
+    fetch: (input, init) => SELF.fetch(input, init),
+    connect: async (url) => {
+      opened.push(new URL(url).searchParams.get("after")!)
+      const response = await SELF.fetch(url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } })
+      if (response.status !== 101 || !response.webSocket) {
+        throw new SubscriptionRefused(response.status, await response.text())
+      }
+      response.webSocket.addEventListener("close", (event) => closes.push(event.code))
+      response.webSocket.accept()
+      return response.webSocket as any
+    },
+    reconnect: { initialDelayMs: 120_000, maxDelayMs: 120_000 },
+  })
+  return { client, opened, closes }
+}
+
 const POST_CHARS = 200 * 1024
 /** Enough 200 KiB posts to pass the cap by a few. */
 const POSTS = Math.ceil(WS_MAX_UNCONFIRMED / POST_CHARS) + 5
@@ -108,24 +133,7 @@ describe("WebSocket buffer cap", () => {
   it("the typed client resumes at once on the resume code: no gap, no repeat, no backoff", async () => {
     const { room, member } = await roomWithPosts(POSTS)
     const head = (await json(await SELF.fetch(`${BASE}/v1/room/${room}`))).body.version as number
-    const opened: Array<string> = []
-    const closes: Array<number> = []
-    const client = createClient({
-      baseUrl: BASE,
-      fetch: (input, init) => SELF.fetch(input, init),
-      connect: async (url) => {
-        opened.push(new URL(url).searchParams.get("after")!)
-        const response = await SELF.fetch(url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } })
-        if (response.status !== 101 || !response.webSocket) {
-          throw new SubscriptionRefused(response.status, await response.text())
-        }
-        response.webSocket.addEventListener("close", (event) => closes.push(event.code))
-        response.webSocket.accept()
-        return response.webSocket as any
-      },
-      // A backoff this long would time the test out: the resume code must skip it.
-      reconnect: { initialDelayMs: 120_000, maxDelayMs: 120_000 },
-    })
+    const { client, opened, closes } = resumingClient()
     const seen: Array<number> = []
     for await (const event of client.actor("room", room).subscribeAsync({ after: 0 })) {
       seen.push(event.seq)
@@ -222,21 +230,7 @@ describe("WebSocket buffer cap on topics", () => {
     expect(expected).toBeGreaterThanOrEqual(start + POSTS + 1)
     const stalled = await openSocket(`/v1/topics/room/ws?after=${start}`)
     expect((await stalled.closed).code).toBe(CLOSE_RESUME)
-    const closes: Array<number> = []
-    const client = createClient({
-      baseUrl: BASE,
-      fetch: (input, init) => SELF.fetch(input, init),
-      connect: async (url) => {
-        const response = await SELF.fetch(url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } })
-        if (response.status !== 101 || !response.webSocket) {
-          throw new SubscriptionRefused(response.status, await response.text())
-        }
-        response.webSocket.addEventListener("close", (event) => closes.push(event.code))
-        response.webSocket.accept()
-        return response.webSocket as any
-      },
-      reconnect: { initialDelayMs: 120_000, maxDelayMs: 120_000 },
-    })
+    const { client, closes } = resumingClient()
     const seen: Array<number> = []
     for await (const entry of client.topic("room").subscribeAsync({ after: start })) {
       seen.push(entry.topicSeq)
