@@ -12,6 +12,7 @@ export const STATUS_BY_FAILURE = {
   TooLarge: 413,
   Rejected: 422,
   RolledBack: 500,
+  Unimplemented: 501,
   Unavailable: 503,
 } as const satisfies Record<ActorFailure["_tag"], number>
 

@@ -7,7 +7,7 @@
  */
 import { Duration, Effect } from "effect"
 import type { JobState } from "../domain/job.js"
-import { ExecutorFailure, type JobExecutorShape } from "../infra/job-executor.js"
+import { ExecutorFailure, type JobExecutorShape } from "../kinds/job/job-executor.js"
 import type { ReactionContext } from "./durable-actor.js"
 import type { WireEvent } from "../core/wire.js"
 

@@ -4,7 +4,7 @@
  */
 import { entities } from "../domain/entities.js"
 import { postFrame } from "../domain/room.js"
-import { executorFor, type ExecutorSettings } from "../infra/executors.js"
+import { executorFor, type ExecutorSettings } from "../kinds/job/executors.js"
 import type { Entity } from "../domain/entity.js"
 import { actorClass, type ActorApi, type ActorObject } from "./durable-actor.js"
 import { jobEngine } from "./job-engine.js"

@@ -18,7 +18,7 @@
  * vectors before it returns.
  */
 import type { ObjectStub } from "./stubs.js"
-import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../core/wire.js"
+import type { ActorFailure, ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../core/wire.js"
 import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
 import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
@@ -285,8 +285,9 @@ export interface MemoryPage {
   readonly next: string | null
 }
 
+/** Refused as every actor failure is, so the edge maps it to a status by the one table (failures.ts). */
 export interface SearchRefused {
-  readonly error: { readonly code: string; readonly message: string }
+  readonly error: ActorFailure
 }
 
 /** SQL conditions (on `memory_items i`) for a query's type, time and tag filters. */
@@ -521,6 +522,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     if (this.semantic === undefined) {
       return {
         error: {
+          _tag: "Unimplemented",
           code: "semantic_search_unavailable",
           message:
             "Semantic search needs a Workers AI binding (AI) and a Vectorize index (MEMORY_VECTORS); without them search is full text",
@@ -528,7 +530,9 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       }
     }
     if ((query.q ?? "").trim().length === 0)
-      return { error: { code: "invalid_query", message: "Semantic search needs a query text (q)" } }
+      return {
+        error: { _tag: "InvalidInput", code: "invalid_query", message: "Semantic search needs a query text (q)" },
+      }
     if (!this.projectionReady) return { items: [], next: null }
     const [vector] = await this.semantic.embed([query.q!])
     const matches = await this.semantic.query(this.ctx.id.toString(), vector!, MAX_SEMANTIC_CANDIDATES)

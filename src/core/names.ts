@@ -7,6 +7,9 @@
 export const NAME_CHARS = "[A-Za-z0-9._:-]{1,128}"
 export const NAME_PATTERN = new RegExp(`^${NAME_CHARS}$`)
 
+/** Kind names: lower case, as they appear in routes (`/v1/{kind}/…`), tool names and object names. */
+export const KIND_PATTERN = /^[a-z][a-z0-9-]{0,63}$/
+
 export const scopedName = (tenant: string, name: string): string => `${encodeURIComponent(tenant)}/${name}`
 
 export const parseScopedName = (full: string): { readonly tenant: string; readonly name: string } => {

@@ -8,9 +8,10 @@ import type { StoredEvent } from "./event-store.js"
 export type ActorFailure = {
   /**
    * InvalidInput → 400, Forbidden → 403, Conflict → 409, TooLarge → 413, Rejected → 422,
-   * RolledBack → 500, Unavailable → 503 (one table, actors/failures.ts, for the edge and the objects' own answers).
+   * RolledBack → 500, Unimplemented → 501 (a feature this deployment lacks), Unavailable → 503 (one table, actors/failures.ts, for the edge and the objects' own answers).
    */
-  readonly _tag: "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unavailable"
+  readonly _tag:
+    "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unimplemented" | "Unavailable"
   readonly code: string
   readonly message: string
   readonly details?: unknown

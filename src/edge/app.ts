@@ -1,39 +1,43 @@
 /**
- * The Worker's HTTP surface (DESIGN.md, "The public HTTP surface"): Hono routes that
- * authenticate, validate input, address an actor (or topic) in the caller's tenant, and
- * call it over DO RPC. Errors map to statuses in errors.ts and nowhere else.
+ * The Worker's HTTP surface (DESIGN.md, "The public HTTP surface"), built from the kinds an
+ * app lists: Hono routes that authenticate, validate input, address an actor (or topic) in
+ * the caller's tenant, and call it over DO RPC. Errors map to statuses in errors.ts and nowhere else.
  */
-import { Effect } from "effect"
-import { type Context, Hono, type MiddlewareHandler } from "hono"
+import { type Context, Hono } from "hono"
 import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
-import type { CounterTotals } from "../actors/counter-totals.js"
-import { stubOf } from "../actors/stubs.js"
-import { scopedName } from "../core/names.js"
-import { executorFor } from "../infra/executors.js"
-import type { JobExecutorShape } from "../infra/job-executor.js"
+import type { Entity } from "../domain/entity.js"
 import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
-import { MAX_TOPIC_PAGE, type TopicLog } from "../actors/topic.js"
+import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
-import { authenticate, requireScope } from "./auth.js"
+import { requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
-import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
-import { badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
+import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
+import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
+import { guarded } from "./guard.js"
+import { kindRegistry, type KindModule } from "./kind.js"
 import * as Params from "./params.js"
-import { actorOf } from "./objects.js"
-import { limitKey, rateLimit } from "./rate-limit.js"
-import { jobRoutes } from "./job-routes.js"
+import { actorOf, projectionOf, topicOf as topicIn } from "./objects.js"
+import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
-import { jsonRpcError } from "./mcp/session-object.js"
-import { foreignRequest } from "./origin.js"
-import { memoryRoutes } from "./memory-routes.js"
-import { roomRoutes } from "./room-routes.js"
 
 type AppContext = Context<AppEnv>
 
-const topicOf = (c: AppContext, name: string) =>
-  stubOf<TopicLog>(c.env.TOPIC, scopedName(c.get("principal").tenant, Params.logName("topic", name)))
+/** A projection an app serves at `/v1/projections/{name}`. */
+export interface ProjectionOption {
+  readonly name: string
+}
+
+export interface AppOptions {
+  /** The kinds served, as plain entities or kind modules; any other kind is 404 `unknown_kind`. */
+  readonly kinds: ReadonlyArray<Entity | KindModule>
+  readonly projections?: ReadonlyArray<ProjectionOption>
+  /** Routes of the app's own, mounted after the kinds' routes and before the generic `/v1/{kind}/{id}` routes. */
+  readonly routes?: (app: App) => void
+}
+
+const topicOf = (c: AppContext, name: string) => topicIn(c.env, c.get("principal").tenant, name)
 
 /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
 const subscriptionAfter = async (request: Request, head: () => Promise<number>) => {
@@ -116,35 +120,16 @@ const actorSubscription = (c: AppContext) => {
   return subscribe(c, actor, () => actor.head())
 }
 
-/** How long /health reuses an executor's answer: anyone may call it, and an external executor costs a request. */
-export const HEALTH_TTL_MS = 5_000
-type Health = { readonly healthy: boolean; readonly latencyMs: number }
-const healthChecks = new WeakMap<JobExecutorShape, { readonly at: number; readonly check: Promise<Health> }>()
-
-/** The executor's health, probed at most once per HEALTH_TTL_MS (concurrent callers share the probe). */
-const executorHealth = (executor: JobExecutorShape) => {
-  const cached = healthChecks.get(executor)
-  if (cached !== undefined && Date.now() - cached.at < HEALTH_TTL_MS) return cached.check
-  const started = performance.now()
-  const check = Effect.runPromise(executor.healthy)
-    .catch(() => false)
-    .then((healthy) => ({ healthy, latencyMs: Math.round((performance.now() - started) * 100) / 100 }))
-  healthChecks.set(executor, { at: Date.now(), check })
-  return check
-}
-
-/** With auth off, Host and Origin are all that keep other sites out (origin.ts); /mcp checks them always. */
-const refuseForeign: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const mcp = c.req.path === "/mcp"
-  const refused = mcp || c.env.AUTH_MODE === "off" ? foreignRequest(c.env, c.req.raw) : undefined
-  if (refused === undefined) return next()
-  return mcp ? jsonRpcError(403, -32000, refused.message) : c.json(errorBody(refused.code, refused.message), 403)
-}
-
-export const createApp = () => {
+export const createApp = (options: AppOptions): App => {
+  const served = kindRegistry(options.kinds)
+  const projections = (options.projections ?? []).map(({ name }) => name)
   const app = new Hono<AppEnv>()
   app.onError(handleError)
   app.notFound(handleNotFound)
+  app.use("*", async (c, next) => {
+    c.set("kinds", served.names)
+    return next()
+  })
 
   // CORS only for the configured origins; with none configured, no CORS headers at all.
   app.use("*", async (c, next) => {
@@ -165,15 +150,16 @@ export const createApp = () => {
     })(c, next)
   })
 
+  // The kinds' parts (the job kind's executor) go between the version and the time.
+  const healthParts = served.modules.flatMap(({ health }) => (health === undefined ? [] : [health]))
   app.get("/health", async (c) => {
-    const executor = executorFor(c.env)
-    const { healthy, latencyMs } = await executorHealth(executor)
+    const parts = await Promise.all(healthParts.map((part) => part(c.env)))
     return c.json({
-      status: healthy ? "ok" : "degraded",
+      status: parts.every(({ healthy }) => healthy) ? "ok" : "degraded",
       service: "emberlog",
       environment: c.env.ENVIRONMENT ?? "development",
       version: pkg.version,
-      executor: { name: executor.name, healthy, latencyMs },
+      ...Object.assign({}, ...parts.map(({ report }) => report)),
       timestamp: new Date().toISOString(),
     })
   })
@@ -189,23 +175,26 @@ export const createApp = () => {
   )
 
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
-  inspectorRoutes(app)
+  inspectorRoutes(app, served)
 
-  for (const path of ["/v1/*", "/api/*", "/ws", "/broadcast", "/mcp"]) {
-    app.use(path, refuseForeign, authenticate, rateLimit)
-  }
-  // Memory commands may carry large content; every other body stays small.
-  app.use("/v1/*", (c, next) =>
-    (c.req.method === "POST" && /^\/v1\/memory\/[^/]+\/commands$/.test(c.req.path) ? limitMemoryBody : limitBody)(
-      c,
-      next,
+  for (const path of ["/v1/*", "/mcp"]) app.use(path, ...guarded)
+  // A kind may take larger commands (memories carry content); every other body stays small.
+  const commandLimits = new Map(
+    served.modules.flatMap(({ entity, commandBodyBytes }) =>
+      commandBodyBytes === undefined || commandBodyBytes === MAX_BODY_BYTES
+        ? []
+        : [[entity.kind, limitBodyTo(commandBodyBytes)] as const],
     ),
   )
+  app.use("/v1/*", (c, next) => {
+    const command = c.req.method === "POST" ? /^\/v1\/([^/]+)\/[^/]+\/commands$/.exec(c.req.path) : null
+    return ((command === null ? undefined : commandLimits.get(command[1]!)) ?? limitBody)(c, next)
+  })
 
-  roomRoutes(app)
-  mcpRoutes(app)
-  jobRoutes(app)
-  memoryRoutes(app)
+  mcpRoutes(app, served)
+  // Each kind's routes, then the app's own, before the generic routes could read their paths as `kind/id`.
+  for (const { routes } of served.modules) routes?.(app)
+  options.routes?.(app)
 
   // Topics, projections and admin first, so that those words are never read as kinds.
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {
@@ -220,9 +209,16 @@ export const createApp = () => {
   app.get("/v1/topics/:topic/events/stream", requireScope("read"), topicSubscription)
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
 
-  app.get("/v1/projections/counter-totals", requireScope("read"), async (c) =>
-    c.json(await stubOf<CounterTotals>(c.env.COUNTER_TOTALS, c.get("principal").tenant).read()),
-  )
+  app.get("/v1/projections/:name", requireScope("read"), async (c) => {
+    const name = c.req.param("name")
+    if (!projections.includes(name))
+      throw new HttpError(
+        404,
+        "unknown_projection",
+        `Unknown projection ${JSON.stringify(name)}; projections: ${projections.join(", ") || "none"}`,
+      )
+    return c.json(await projectionOf(c.env, c.get("principal").tenant, name).read())
+  })
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.
   const operator = requireScope("operator")

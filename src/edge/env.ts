@@ -36,12 +36,11 @@ export type Env = {
   /** Where memory content over 1 MiB lives (R2; local in `wrangler dev` and tests). */
   readonly MEMORY_BUCKET?: R2Bucket
 } & SemanticBindings
-export type AppEnv = { Bindings: Env; Variables: { principal: Principal } }
+/** `kinds`: the names of the kinds the app serves (set for every request, before any route). */
+export type AppEnv = { Bindings: Env; Variables: { principal: Principal; kinds: ReadonlyArray<string> } }
 export type App = Hono<AppEnv>
 
 export const MAX_BODY_BYTES = 256 * 1024
-/** Memory commands carry content up to 24 MiB (larger than a SQLite row: it goes to R2). */
-export const MAX_MEMORY_BODY_BYTES = 25 * 1024 * 1024
 
 /** Refuses bodies over `maxSize` bytes with 413 before anything reads them (`refuse` shapes the answer). */
 export const limitBodyTo = (
@@ -50,4 +49,3 @@ export const limitBodyTo = (
 ) => bodyLimit({ maxSize, onError: () => refuse(`Request bodies are limited to ${maxSize} bytes here`) })
 
 export const limitBody = limitBodyTo(MAX_BODY_BYTES)
-export const limitMemoryBody = limitBodyTo(MAX_MEMORY_BODY_BYTES)

@@ -5,7 +5,7 @@
  */
 import type { Context, ErrorHandler, NotFoundHandler } from "hono"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
-import type { ActorReply } from "../core/wire.js"
+import type { ActorFailure, ActorReply } from "../core/wire.js"
 import { STATUS_BY_FAILURE, errorBody } from "../actors/failures.js"
 
 export class HttpError extends Error {
@@ -22,11 +22,14 @@ export class HttpError extends Error {
 
 export { errorBody }
 
+/** An actor's failure as the HTTP error of its status (the one table, STATUS_BY_FAILURE). */
+export const failed = ({ _tag, code, message, details }: ActorFailure): HttpError =>
+  new HttpError(STATUS_BY_FAILURE[_tag], code, message, details)
+
 /** The value of a successful actor reply; a failure becomes the matching HTTP error. */
 export const unwrap = <A>(reply: ActorReply<A>): A => {
   if (reply.ok) return reply.value
-  const { _tag, code, message, details } = reply.error
-  throw new HttpError(STATUS_BY_FAILURE[_tag], code, message, details)
+  throw failed(reply.error)
 }
 
 export const badRequest = (code: string, message: string, details?: unknown) =>

@@ -1,6 +1,7 @@
-import { createApp } from "./app.js"
+// wrangler's main: this repository's app (src/app.ts) and the Durable Object classes it binds.
+import { app } from "../app.js"
 
-export { McpSession } from "./mcp/session-object.js"
+export { McpSession } from "../app.js"
 
 export {
   CounterActor,
@@ -13,4 +14,4 @@ export {
   TopicLog,
 } from "../actors/kinds.js"
 
-export default createApp()
+export default app

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
-import { localExecutor } from "../../src/infra/executors.js"
-import { InvalidSpec, analyzeOpenApi } from "../../src/infra/openapi.js"
+import { localExecutor } from "../../src/kinds/job/executors.js"
+import { InvalidSpec, analyzeOpenApi } from "../../src/kinds/job/openapi.js"
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "../fixtures", name), "utf8")
 

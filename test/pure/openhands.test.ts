@@ -3,8 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net"
 import { Effect, Exit } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { ExecutorFailure } from "../../src/infra/job-executor.js"
-import { makeOpenHandsExecutor } from "../../src/infra/openhands.js"
+import type { ExecutorFailure } from "../../src/kinds/job/job-executor.js"
+import { makeOpenHandsExecutor } from "../../src/kinds/job/openhands.js"
 
 type Handler = (request: IncomingMessage, response: ServerResponse, body: string) => void
 let server: Server

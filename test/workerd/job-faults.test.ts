@@ -3,7 +3,7 @@
 import { abortAllDurableObjects, env, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test"
 import fc from "fast-check"
 import { expect, it } from "vitest"
-import { executorFaults } from "../../src/infra/executors.js"
+import { executorFaults } from "../../src/kinds/job/executors.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
 import { devName, freshId, get, json, send } from "./helpers.js"
 

@@ -4,6 +4,7 @@ import { Client, InMemoryTransport } from "@modelcontextprotocol/client"
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { Entity, reject, tagged } from "../../src/domain/index.js"
+import { kindRegistry } from "../../src/edge/kind.js"
 import { buildMcpServer, type ActorDirectory } from "../../src/edge/mcp/server.js"
 
 const Label = tagged("Label", { id: Schema.NonEmptyString, label: Schema.String })
@@ -31,6 +32,7 @@ const recording = () => {
   const sent: Array<{ kind: string; id: string; command: any }> = []
   const directory: ActorDirectory = {
     principal: { sub: "tester", tenant: "t", scopes: new Set(["read", "write"]) } as ActorDirectory["principal"],
+    kinds: ["labels"],
     actor: (kind, id) =>
       ({
         readState: async () => ({ ok: true, value: { version: 0, state: {} } }),
@@ -50,7 +52,7 @@ const recording = () => {
 
 const connect = async (directory: ActorDirectory) => {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-  await buildMcpServer(directory, undefined, { labels: { entity: Labels } }).connect(serverSide)
+  await buildMcpServer(directory, undefined, kindRegistry([Labels])).connect(serverSide)
   const client = new Client({ name: "test", version: "1" })
   await client.connect(clientSide)
   return client

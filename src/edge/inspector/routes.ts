@@ -5,12 +5,9 @@
  * token may see.
  */
 import { html } from "hono/html"
-import { kinds } from "../../actors/kinds.js"
 import type { App } from "../env.js"
+import type { KindRegistry } from "../kind.js"
 import { inspectorScript } from "./script.js"
-
-/** Topics worth tailing: one per kind, plus the jobs topic every job also publishes to. */
-const TOPICS = [...Object.keys(kinds), "jobs"]
 
 const STYLE = `
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
@@ -34,7 +31,8 @@ textarea { width: 100%; font: 12px monospace; box-sizing: border-box; }
 #topic-entries { font: 12px monospace; max-height: 16rem; overflow: auto; }
 `
 
-const page = (preset: { kind?: string; id?: string }) =>
+/** The page lists the served kinds, and the topics worth tailing: one per kind, then the kinds' extra topics. */
+const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
   html`<!doctype html>
     <html lang="en">
       <head>
@@ -51,7 +49,7 @@ const page = (preset: { kind?: string; id?: string }) =>
           <h1>emberlog inspector</h1>
           <form id="open-form">
             <select id="kind" aria-label="kind">
-              ${Object.keys(kinds).map((kind) => html`<option>${kind}</option>`)}
+              ${served.names.map((kind) => html`<option>${kind}</option>`)}
             </select>
             <input id="id" aria-label="id" placeholder="id" required />
             <button type="submit">Open</button>
@@ -103,7 +101,7 @@ const page = (preset: { kind?: string; id?: string }) =>
           <section class="wide">
             <h2>Topic tail</h2>
             <select id="topic" aria-label="topic">
-              ${TOPICS.map((topic) => html`<option>${topic}</option>`)}
+              ${served.topics.map((topic) => html`<option>${topic}</option>`)}
             </select>
             <button id="tail">Tail</button>
             <ul id="topic-entries"></ul>
@@ -119,7 +117,7 @@ const SECURITY_HEADERS = {
   "Referrer-Policy": "no-referrer",
 }
 
-export const inspectorRoutes = (app: App) => {
+export const inspectorRoutes = (app: App, served: KindRegistry) => {
   app.get("/inspect/app.js", (c) =>
     c.body(inspectorScript, 200, {
       "Content-Type": "text/javascript; charset=utf-8",
@@ -127,8 +125,8 @@ export const inspectorRoutes = (app: App) => {
       ...SECURITY_HEADERS,
     }),
   )
-  app.get("/inspect", (c) => c.html(page({}), 200, SECURITY_HEADERS))
+  app.get("/inspect", (c) => c.html(page(served, {}), 200, SECURITY_HEADERS))
   app.get("/inspect/:kind/:id", (c) =>
-    c.html(page({ kind: c.req.param("kind"), id: c.req.param("id") }), 200, SECURITY_HEADERS),
+    c.html(page(served, { kind: c.req.param("kind"), id: c.req.param("id") }), 200, SECURITY_HEADERS),
   )
 }

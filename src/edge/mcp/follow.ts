@@ -21,7 +21,7 @@ export const followResource = async (
   uri: string,
   onChange: () => void,
 ): Promise<Follower> => {
-  const target = parseResourceUri(uri)
+  const target = parseResourceUri(uri, directory.kinds)
   if (target === undefined) throw new Error(`Unknown resource ${uri}`)
   const actor = directory.actor(target.kind, target.id)
   let cursor = await actor.head()

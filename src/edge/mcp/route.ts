@@ -6,10 +6,10 @@
  */
 import { createMcpHandler, isLegacyRequest } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
-import { scopedName } from "../../core/names.js"
-import { stubOf } from "../../actors/stubs.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
+import type { KindRegistry } from "../kind.js"
+import { mcpSessionOf } from "../objects.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
 import { RESOURCE_PREFIX, buildMcpServer, parseResourceUri } from "./server.js"
 import {
@@ -19,7 +19,6 @@ import {
   directoryFor,
   encodePrincipal,
   jsonRpcError,
-  type McpSession,
 } from "./session-object.js"
 import { textExceedsDepth, tooDeep } from "../../actors/limits.js"
 
@@ -33,23 +32,21 @@ const parseJson = (text: string): unknown => {
   }
 }
 
-const modernHandler = () =>
+const modernHandler = (served: KindRegistry) =>
   createMcpHandler(
     (ctx) => {
       const { principal, env } = ctx.authInfo!.extra as { principal: Principal; env: Env }
-      return buildMcpServer(directoryFor(env, principal), {
-        subscribe: async () => undefined,
-        unsubscribe: async () => undefined,
-      })
+      return buildMcpServer(
+        directoryFor(env, principal, served.names),
+        { subscribe: async () => undefined, unsubscribe: async () => undefined },
+        served,
+      )
     },
     { legacy: "reject" },
   )
 
-/** Created once per isolate: per request, the factory builds a server for that caller. */
-const modern = modernHandler()
-
 /** Why a listen may not start (scope, count, URIs), before any follower is opened. */
-const refuseListen = (message: unknown, principal: Principal): Response | undefined => {
+const refuseListen = (message: unknown, principal: Principal, kinds: ReadonlyArray<string>): Response | undefined => {
   const { id, params } = message as { id?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } }
   if (!principal.scopes.has("read")) {
     return jsonRpcError(403, -32000, "subscriptions/listen needs the read scope", { id, data: { scope: "read" } })
@@ -63,7 +60,7 @@ const refuseListen = (message: unknown, principal: Principal): Response | undefi
     const message = `Invalid params: at most ${MAX_FOLLOWED_RESOURCES} resources per listen (got ${uris.length})`
     return jsonRpcError(200, -32602, message, { id, data: { max: MAX_FOLLOWED_RESOURCES } })
   }
-  const invalid = uris.filter((uri) => typeof uri !== "string" || parseResourceUri(uri) === undefined)
+  const invalid = uris.filter((uri) => typeof uri !== "string" || parseResourceUri(uri, kinds) === undefined)
   if (invalid.length > 0) {
     const expected = `${RESOURCE_PREFIX}{kind}/{id} or …/events, ids of 1–128 characters of A-Z a-z 0-9 . _ : -`
     const message = `Invalid params: not a resource URI of this server (expected ${expected})`
@@ -77,15 +74,21 @@ const refuseListen = (message: unknown, principal: Principal): Response | undefi
  * gets a handler of its own, so its notification bus carries only this caller's
  * resources, and follows each subscribed resource's actor until the client hangs up.
  */
-const listen = async (request: Request, message: unknown, env: Env, principal: Principal): Promise<Response> => {
-  const refused = refuseListen(message, principal)
+const listen = async (
+  served: KindRegistry,
+  request: Request,
+  message: unknown,
+  env: Env,
+  principal: Principal,
+): Promise<Response> => {
+  const refused = refuseListen(message, principal, served.names)
   if (refused !== undefined) return refused
-  const handler = modernHandler()
+  const handler = modernHandler(served)
   const response = await handler.fetch(request, { authInfo: authInfoFor(principal, { env }) })
   const uris = ((message as { params?: { notifications?: { resourceSubscriptions?: unknown } } })?.params?.notifications
     ?.resourceSubscriptions ?? []) as Array<string>
   if (!response.ok || response.body === null || !Array.isArray(uris)) return response
-  const directory = directoryFor(env, principal)
+  const directory = directoryFor(env, principal, served.names)
   const followers = await Promise.all(
     uris.map((uri) => followResource(directory, uri, () => handler.notify.resourceUpdated(uri)).catch(() => undefined)),
   )
@@ -129,7 +132,9 @@ const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) =>
   jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`),
 )
 
-export const mcpRoutes = (app: App) => {
+export const mcpRoutes = (app: App, served: KindRegistry) => {
+  /** Built once per app: per request, the factory builds a server for that caller. */
+  const modern = modernHandler(served)
   app.all("/mcp", limitMcpBody, async (c) => {
     const request = c.req.raw
     const principal = c.get("principal")
@@ -145,7 +150,7 @@ export const mcpRoutes = (app: App) => {
       return jsonRpcError(400, -32600, "Batches are not accepted: send one JSON-RPC message per request")
     if (!(await isLegacyRequest(request))) {
       if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen")
-        return listen(request, message, c.env, principal)
+        return listen(served, request, message, c.env, principal)
       return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
     }
 
@@ -161,7 +166,7 @@ export const mcpRoutes = (app: App) => {
     const headers = clientHeaders(request)
     if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
     headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
-    const session = stubOf<McpSession>(c.env.MCP_SESSION, scopedName(principal.tenant, sessionId))
+    const session = mcpSessionOf(c.env, principal.tenant, sessionId)
     return session.fetch(new Request(request, { headers }))
   })
 }

@@ -15,20 +15,30 @@
  * it granted may be called, and none once it is closed or expired; a principal without a
  * session is bound by its scopes alone.
  */
-import { McpServer, ResourceTemplate } from "@modelcontextprotocol/server"
+import { McpServer, ProtocolError, ResourceTemplate } from "@modelcontextprotocol/server"
 import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
-import { kinds } from "../../actors/kinds.js"
-import type { MemoryApi, MemoryQuery } from "../../actors/memory-actor.js"
-import { NAME_CHARS, NAME_PATTERN } from "../../core/names.js"
-import type { Entity } from "../../domain/entity.js"
-import { contentHash } from "../../domain/memory.js"
+import { NAME_CHARS } from "../../core/names.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
+import type { KindRegistry } from "../kind.js"
+import {
+  ActorIdSchema,
+  Count,
+  failure,
+  fromReply,
+  mcpSchema,
+  success,
+  type ToolDefinition,
+  type ToolRegistrar,
+  type ToolResult,
+} from "./tools.js"
 import pkg from "../../../package.json"
 
 /** Where tools find actors: the caller's tenant, through the Worker's or an object's bindings. */
 export interface ActorDirectory {
   readonly principal: Principal
+  /** The kinds served: the only ones `actor` addresses. */
+  readonly kinds: ReadonlyArray<string>
   readonly actor: (kind: string, id: string) => ActorApi
 }
 
@@ -39,36 +49,36 @@ export interface SubscriptionHooks {
 
 export const RESOURCE_PREFIX = "emberlog://"
 
-const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(NAME_PATTERN)))
-const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
-
-const mcpSchema = <S extends Schema.Codec<any, any, never, never>>(schema: S) =>
-  Schema.toStandardJSONSchemaV1(Schema.toStandardSchemaV1(schema))
-
 const snake = (type: string) => type.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()
 export const toolName = (kind: string, commandType: string) => `${kind}_${snake(commandType)}`
 
-type ToolResult = {
-  content: Array<{ type: "text"; text: string }>
-  structuredContent?: Record<string, unknown>
-  isError?: boolean
+/** tools/list answers every tool in one page up to this many, and pages beyond (MCP's pagination, an opaque cursor). */
+export const TOOLS_PAGE = 100
+
+type Listed = { name: string; description: string; inputSchema: any; outputSchema?: any }
+
+const jsonSchema = (schema: any, io: "input" | "output"): { type: "object"; [key: string]: unknown } => {
+  const json = schema["~standard"].jsonSchema[io]({ target: "draft-2020-12" }) as Record<string, unknown>
+  return { type: "object", ...json }
 }
 
-const success = (value: Record<string, unknown>): ToolResult => ({
-  content: [{ type: "text", text: JSON.stringify(value) }],
-  structuredContent: value,
-})
-const failure = (code: string, message: string, details?: unknown): ToolResult => {
-  const error = details === undefined ? { code, message } : { code, message, details }
-  return { content: [{ type: "text", text: JSON.stringify({ error }) }], isError: true }
+/** One page of tools/list: TOOLS_PAGE tools from the cursor on (the offset, as an opaque string), and the next cursor. */
+const listPage = (listed: ReadonlyArray<Listed>, cursor: string | undefined) => {
+  const start = cursor === undefined ? 0 : /^(0|[1-9][0-9]{0,8})$/.test(cursor) ? Number(cursor) : Number.NaN
+  if (!(start >= 0 && start < listed.length)) throw new ProtocolError(-32602, "Invalid params: unknown cursor")
+  const end = Math.min(listed.length, start + TOOLS_PAGE)
+  const tools = listed.slice(start, end).map(({ name, description, inputSchema, outputSchema }) => ({
+    name,
+    description,
+    inputSchema: jsonSchema(inputSchema, "input"),
+    ...(outputSchema === undefined ? {} : { outputSchema: jsonSchema(outputSchema, "output") }),
+  }))
+  return end < listed.length ? { tools, nextCursor: String(end) } : { tools }
 }
-
-type Reply<A> = { ok: true; value: A } | { ok: false; error: { code: string; message: string; details?: unknown } }
-const fromReply = <A extends Record<string, unknown>>(reply: Reply<A>): ToolResult =>
-  reply.ok ? success(reply.value) : failure(reply.error.code, reply.error.message, reply.error.details)
 
 /** The tools a principal may call: undefined when no session ACL applies. */
 const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<string> | undefined> => {
+  if (!directory.kinds.includes("session")) return undefined
   const reply = await directory.actor("session", directory.principal.sub).readState({})
   if (!reply.ok || reply.value.version === 0) return undefined
   // session/{sub} is sub's by its id (nobody else can open it), so its grants are sub's ACL.
@@ -76,15 +86,13 @@ const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<str
   return new Set(state.status === "open" ? state.grants : [])
 }
 
-/** The kinds whose commands become tools: the app's, or a test's own. */
-export type ServedKinds = Readonly<Record<string, { readonly entity: Entity }>>
-
+/** The MCP server for one caller: tools of the registry's kinds (the app's, or a test's own). */
 export const buildMcpServer = (
   directory: ActorDirectory,
-  hooks?: SubscriptionHooks,
-  served: ServedKinds = kinds,
+  hooks: SubscriptionHooks | undefined,
+  served: KindRegistry,
 ): McpServer => {
-  const KindSchema = Schema.Literals(Object.keys(served) as [string, ...Array<string>])
+  const KindSchema = Schema.Literals(served.names as [string, ...Array<string>])
   const mcp = new McpServer(
     { name: "emberlog", version: pkg.version },
     {
@@ -111,13 +119,25 @@ export const buildMcpServer = (
   const OutcomeSchema = (state: Schema.Codec<any, any, never, never>) =>
     mcpSchema(Schema.Struct({ version: Count, events: Schema.Array(Schema.Unknown), state }))
 
-  for (const [kind, { entity }] of Object.entries(served)) {
+  /** Every tool registered, in order, as tools/list lists them when it pages (see below). */
+  const listed: Array<Listed> = []
+  const register = (
+    name: string,
+    config: { description: string; inputSchema: any; outputSchema?: any },
+    handler: (args: any) => Promise<ToolResult>,
+  ) => {
+    listed.push({ name, ...config })
+    mcp.registerTool(name, config, handler as never)
+  }
+
+  for (const { entity } of served.modules) {
+    const kind = entity.kind
     const internal: ReadonlyArray<string> = entity.internalCommands ?? []
     for (const type of entity.commandTypes.filter((type) => !internal.includes(type))) {
       const { type: _tag, ...fields } = entity.commandSchema(type).fields
       const name = toolName(kind, type)
       const command = Schema.Struct(fields) as unknown as Schema.Codec<any, any, never, never>
-      mcp.registerTool(
+      register(
         name,
         {
           description:
@@ -143,7 +163,7 @@ export const buildMcpServer = (
     }
   }
 
-  mcp.registerTool(
+  register(
     "read_state",
     {
       description: "Reads an actor's state: now, at a version (`at`), or as of an ISO-8601 time (`asOf`).",
@@ -168,7 +188,7 @@ export const buildMcpServer = (
       }),
   )
 
-  mcp.registerTool(
+  register(
     "read_events",
     {
       description: "Reads a page of an actor's events after a seq; `next` is null at the head.",
@@ -183,11 +203,13 @@ export const buildMcpServer = (
     },
     async ({ kind, id, after, limit }) =>
       guard("read_events", "read", async () =>
-        fromReply((await directory.actor(kind, id).readEvents(after ?? 0, limit ?? 100)) as Reply<any>),
+        fromReply(
+          (await directory.actor(kind, id).readEvents(after ?? 0, limit ?? 100)) as Parameters<typeof fromReply>[0],
+        ),
       ),
   )
 
-  mcp.registerTool(
+  register(
     "verify_log",
     {
       description: "Verifies an actor's hash chain.",
@@ -197,96 +219,32 @@ export const buildMcpServer = (
       guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
   )
 
-  // The memory service's tools, in the names MCP memory clients expect.
-  // The memory kind is hosted by MemoryActor: its stub has the store's methods beside the actor's.
-  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as MemoryApi
-  const Namespace = ActorIdSchema
-  const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
-  mcp.registerTool(
-    "store_memory",
-    {
-      description:
-        "Stores a memory in a namespace; its id is the SHA-256 of its content, and storing the same content again changes nothing.",
-      inputSchema: mcpSchema(
-        Schema.Struct({
-          namespace: Namespace,
-          content: Schema.String.pipe(Schema.check(Schema.isMinLength(1))),
-          tags: Schema.optionalKey(MemoryTags),
-          type: Schema.optionalKey(Schema.String),
-          metadata: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
-        }),
-      ),
-    },
-    async ({ namespace, content, tags, type, metadata }) =>
-      guard("store_memory", "write", async () => {
-        const command = {
-          type: "Store",
-          content,
-          ...(tags ? { tags } : {}),
-          ...(type ? { memoryType: type } : {}),
-          ...(metadata ? { metadata } : {}),
-        }
-        const reply = await memoryOf(namespace).command({ command, principal: directory.principal.sub })
-        return reply.ok
-          ? success({ hash: contentHash(content), stored: reply.value.events.length > 0 })
-          : fromReply(reply)
-      }),
-  )
-  const searchTool = (
-    name: string,
-    description: string,
-    input: Schema.Struct<Schema.Struct.Fields>,
-    toQuery: (args: any) => Omit<MemoryQuery, "offset">,
-  ) =>
-    mcp.registerTool(
-      name,
-      { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) },
-      async (args: any) =>
-        guard(name, "read", async () => {
-          const page = await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })
-          return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
-        }),
-    )
-  searchTool(
-    "retrieve_memory",
-    "Finds memories by meaning when semantic search is configured (Workers AI + Vectorize), otherwise by full-text relevance (bm25).",
-    Schema.Struct({
-      namespace: Namespace,
-      query: Schema.String,
-      limit: Schema.optionalKey(Count),
-      tags: Schema.optionalKey(MemoryTags),
-    }),
-    ({ query, limit, tags }) => ({ q: query, mode: "auto", limit: Math.min(Math.max(limit ?? 10, 1), 100), tags }),
-  )
-  searchTool(
-    "search_by_tag",
-    "Lists memories carrying any (or all) of the given tags, newest first.",
-    Schema.Struct({
-      namespace: Namespace,
-      tags: MemoryTags,
-      match: Schema.optionalKey(Schema.Literals(["all", "any"])),
-      limit: Schema.optionalKey(Count),
-    }),
-    ({ tags, match, limit }) => ({ tags, match: match ?? "any", limit: Math.min(Math.max(limit ?? 20, 1), 100) }),
-  )
-  mcp.registerTool(
-    "delete_memory",
-    {
-      description: "Forgets a memory: its content is erased; the log keeps only that it was forgotten.",
-      inputSchema: mcpSchema(Schema.Struct({ namespace: Namespace, hash: Schema.String })),
-    },
-    async ({ namespace, hash }) =>
-      guard("delete_memory", "write", async () => {
-        const reply = await memoryOf(namespace).command({
-          command: { type: "Forget", hash },
-          principal: directory.principal.sub,
-        })
-        return reply.ok ? success({ hash, forgotten: true }) : fromReply(reply)
-      }),
-  )
+  // Each kind's own tools, after the generated ones.
+  for (const module of served.modules) {
+    if (module.tools === undefined) continue
+    const kind = module.entity.kind
+    const registrar: ToolRegistrar = {
+      kind,
+      principal: directory.principal,
+      actor: (id) => directory.actor(kind, id),
+      register: <A>(name: string, definition: ToolDefinition<A>, run: (args: A) => Promise<ToolResult>) =>
+        register(
+          name,
+          {
+            description: definition.description,
+            inputSchema: mcpSchema(definition.input),
+            ...(definition.output === undefined ? {} : { outputSchema: mcpSchema(definition.output) }),
+          },
+          async (args: A) => guard(name, definition.scope, () => run(args)),
+        ),
+    }
+    module.tools(registrar)
+  }
 
-  // tools/list is the SDK's own handler: every tool in one page, no cursor. Paging its
-  // answer would mean reaching into the SDK's private handler table.
+  // Up to TOOLS_PAGE tools, tools/list is the SDK's own handler: every tool in one page, no cursor.
+  // Beyond, this one pages the same definitions (converted as the SDK converts them) by an offset cursor.
+  if (listed.length > TOOLS_PAGE)
+    mcp.server.setRequestHandler("tools/list", (request) => listPage(listed, request.params?.cursor))
 
   const readResource = async (uri: URL, kind: string, id: string, events: boolean) => {
     if (!directory.principal.scopes.has("read")) throw new Error("Reading resources needs the read scope")
@@ -322,8 +280,11 @@ export const buildMcpServer = (
   return mcp
 }
 
-/** `emberlog://{kind}/{id}` or `…/events` → its actor, if the URI names one. */
-export const parseResourceUri = (uri: string): { kind: string; id: string } | undefined => {
-  const match = new RegExp(`^emberlog://([a-z]+)/(${NAME_CHARS})(/events)?$`).exec(uri)
-  return match === null || !Object.hasOwn(kinds, match[1]!) ? undefined : { kind: match[1]!, id: match[2]! }
+/** `emberlog://{kind}/{id}` or `…/events` → its actor, if the URI names one of a served kind. */
+export const parseResourceUri = (
+  uri: string,
+  kinds: ReadonlyArray<string>,
+): { kind: string; id: string } | undefined => {
+  const match = new RegExp(`^emberlog://([a-z][a-z0-9-]{0,63})/(${NAME_CHARS})(/events)?$`).exec(uri)
+  return match === null || !kinds.includes(match[1]!) ? undefined : { kind: match[1]!, id: match[2]! }
 }

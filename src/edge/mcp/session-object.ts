@@ -18,8 +18,9 @@ import {
 import { DurableObject } from "cloudflare:workers"
 import type { CommandRequest } from "../../core/wire.js"
 import type { ActorApi } from "../../actors/durable-actor.js"
-import { actorStub } from "../../actors/kinds.js"
 import type { Principal } from "../../infra/tokens.js"
+import type { KindRegistry } from "../kind.js"
+import { actorIn } from "../objects.js"
 import { SessionEventLog } from "./event-log.js"
 import { MAX_FOLLOWED_RESOURCES, followResource, type Follower } from "./follow.js"
 import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
@@ -55,13 +56,16 @@ const asCaller = (actor: ActorApi, principal: Principal): ActorApi =>
     },
   })
 
+/** The actors tools may address: the served kinds' in the principal's tenant, commands carrying the caller. */
 export const directoryFor = (
   bindings: { readonly [binding: string]: unknown },
   principal: Principal,
+  kinds: ReadonlyArray<string>,
 ): ActorDirectory => ({
   principal,
+  kinds,
   actor: (kind, id) => {
-    const actor = actorStub(bindings, principal.tenant, kind, id)
+    const actor = kinds.includes(kind) ? actorIn(bindings, principal.tenant, kind, id) : undefined
     if (actor === undefined) throw new Error(`Unknown kind ${kind}`)
     return asCaller(actor, principal)
   },
@@ -94,7 +98,13 @@ export const jsonRpcError = (
   return Response.json({ jsonrpc: "2.0", id: reply.id ?? null, error }, { status })
 }
 
+/** A session object; an app's own class (mcpSessionClass) says which kinds its tools serve. */
 export class McpSession extends DurableObject<Record<string, unknown>> {
+  /** The kinds served. */
+  served(): KindRegistry {
+    throw new Error("emberlog: an McpSession class comes from mcpSessionClass(kinds)")
+  }
+
   private transport: WebStandardStreamableHTTPServerTransport | undefined
   private mcp: McpServer | undefined
   private owner: Principal | undefined
@@ -116,10 +126,14 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
         onsessionclosed: () => this.end(),
         eventStore: new SessionEventLog(),
       })
-      this.mcp = buildMcpServer(directoryFor(this.env, principal), {
-        subscribe: (uri) => this.watch(uri),
-        unsubscribe: async (uri) => this.unwatch(uri),
-      })
+      this.mcp = buildMcpServer(
+        directoryFor(this.env, principal, this.served().names),
+        {
+          subscribe: (uri) => this.watch(uri),
+          unsubscribe: async (uri) => this.unwatch(uri),
+        },
+        this.served(),
+      )
       await this.mcp.connect(this.transport)
     } else if (!samePrincipal(this.owner, principal)) {
       // Scopes are fixed for a session's life: a token with other scopes starts a new session.
@@ -171,11 +185,11 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
       const message = `Invalid params: a session follows at most ${MAX_FOLLOWED_RESOURCES} resources`
       throw new ProtocolError(-32602, message, { max: MAX_FOLLOWED_RESOURCES })
     }
-    if (parseResourceUri(uri) === undefined) {
+    if (parseResourceUri(uri, this.served().names) === undefined) {
       throw new ProtocolError(-32602, `Invalid params: not a resource URI of this server: ${JSON.stringify(uri)}`)
     }
     // Registered before connecting, so a concurrent subscribe, unsubscribe or end sees it.
-    const following = followResource(directoryFor(this.env, this.owner), uri, () => {
+    const following = followResource(directoryFor(this.env, this.owner, this.served().names), uri, () => {
       void this.mcp?.server.sendResourceUpdated({ uri }).catch(() => undefined)
     })
     this.watches.set(uri, following)
@@ -202,3 +216,11 @@ export class McpSession extends DurableObject<Record<string, unknown>> {
     void transport?.close().catch(() => undefined)
   }
 }
+
+/** The session object class of an app serving the registry's kinds (its tools are theirs). */
+export const mcpSessionClass = (served: KindRegistry): typeof McpSession =>
+  class extends McpSession {
+    override served(): KindRegistry {
+      return served
+    }
+  }

@@ -4,25 +4,34 @@
  * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
  * also an event in the room's log (`/v1/room/{name}/…`).
  */
-import { MEMBER_HEADER, type ActorObject } from "../actors/durable-actor.js"
-import { stubOf } from "../actors/stubs.js"
-import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
-import { scopedName } from "../core/names.js"
-import { clientHeaders, setAuthority } from "../actors/subscribers.js"
-import { requireScope } from "./auth.js"
-import { limitBody, type App, type AppEnv } from "./env.js"
-import * as Params from "./params.js"
-import { limitKey } from "./rate-limit.js"
+import {
+  HttpError,
+  Params,
+  actorOf,
+  badRequest,
+  clientHeaders,
+  guarded,
+  limitBody,
+  limitKey,
+  requireScope,
+  setAuthority,
+  unwrap,
+  type App,
+  type AppEnv,
+} from "../../worker.js"
+import { MEMBER_HEADER } from "./protocol.js"
 
 export const DEFAULT_ROOM = "lobby"
 const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
 const BROADCAST_SENDER = "broadcast"
 
+/** A room by name: room names are checked as such (400 `invalid_room`), then addressed as the room kind's actors. */
 const roomOf = (c: Context<AppEnv>, name: string | undefined) =>
-  stubOf<ActorObject>(c.env.ROOM, scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM)))
+  actorOf(c, "room", Params.logName("room", name ?? DEFAULT_ROOM))
 
 export const roomRoutes = (app: App) => {
+  for (const path of ["/ws", "/broadcast"]) app.use(path, ...guarded)
   app.get("/ws", requireScope("write"), async (c) => {
     const room = roomOf(c, c.req.query("room"))
     const member = c.req.query("name") ?? `guest-${crypto.randomUUID().slice(0, 8)}`

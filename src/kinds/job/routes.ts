@@ -4,14 +4,21 @@
  * id is its jobId, so `/v1/job/{jobId}/events` (and `/ws`, `/events/stream`) show its log.
  */
 import type { Context } from "hono"
-import { canonicalJson } from "../core/hash-chain.js"
-import { MAX_DESCRIPTION } from "../domain/job.js"
-import { InvalidSpec, analyzeOpenApi, type Analysis } from "../infra/openapi.js"
-import { requireScope } from "./auth.js"
-import { limitBody, type App, type AppEnv } from "./env.js"
-import { HttpError, badRequest, unwrap } from "./errors.js"
-import { actorOf } from "./objects.js"
-import * as Params from "./params.js"
+import { MAX_DESCRIPTION } from "../../domain/job.js"
+import {
+  HttpError,
+  Params,
+  actorOf,
+  badRequest,
+  canonicalJson,
+  guarded,
+  limitBody,
+  requireScope,
+  unwrap,
+  type App,
+  type AppEnv,
+} from "../../worker.js"
+import { InvalidSpec, analyzeOpenApi, type Analysis } from "./openapi.js"
 
 /** Roughly how long the local executor takes, reported to clients as a hint. */
 export const ESTIMATED_MS = 2_000
@@ -29,6 +36,7 @@ const cacheKey = async (tenant: string, spec: unknown) => {
 }
 
 export const jobRoutes = (app: App) => {
+  app.use("/api/*", ...guarded)
   app.post("/api/analyze", requireScope("read"), limitBody, async (c) => {
     const body = (await Params.jsonBody(c)) as { specType?: unknown; spec?: unknown } | undefined
     if (body?.specType !== "openapi")

@@ -6,19 +6,23 @@
  * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
  */
 import type { Context } from "hono"
-import type { MemoryActor } from "../actors/memory-actor.js"
-import { stubOf } from "../actors/stubs.js"
-import { MAX_TAGS } from "../domain/memory.js"
-import { scopedName } from "../core/names.js"
-import { requireScope } from "./auth.js"
-import type { App, AppEnv } from "./env.js"
-import { HttpError, badRequest } from "./errors.js"
-import * as Params from "./params.js"
+import { MAX_TAGS } from "../../domain/memory.js"
+import {
+  HttpError,
+  Params,
+  actorOf,
+  badRequest,
+  failed,
+  kindMethods,
+  requireScope,
+  type App,
+  type AppEnv,
+} from "../../worker.js"
+import type { MemoryMethods } from "./methods.js"
 
 export const MAX_SEARCH_PAGE = 100
 
-const memoryOf = (c: Context<AppEnv>) =>
-  stubOf<MemoryActor>(c.env.MEMORY, scopedName(c.get("principal").tenant, Params.actorId(c.req.param("ns")!)))
+const memoryOf = (c: Context<AppEnv>) => kindMethods<MemoryMethods>(actorOf(c, "memory", c.req.param("ns")!))
 
 export const memoryRoutes = (app: App) => {
   app.get("/v1/memory/:ns/search", requireScope("read"), async (c) => {
@@ -45,12 +49,7 @@ export const memoryRoutes = (app: App) => {
       limit,
       offset: Params.nonNegativeInt("cursor", c.req.query("cursor"), 0),
     })
-    if ("error" in page)
-      throw new HttpError(
-        page.error.code === "semantic_search_unavailable" ? 501 : 400,
-        page.error.code,
-        page.error.message,
-      )
+    if ("error" in page) throw failed(page.error)
     return c.json(page)
   })
 

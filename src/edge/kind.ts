@@ -1,0 +1,73 @@
+/**
+ * A kind module: an entity and whatever its kind adds, on the host's side (capabilities)
+ * and the edge's (routes, MCP tools, a /health part, topics worth tailing, a larger command
+ * body). An app lists its kinds, as plain entities or kind modules; the registry built from
+ * that list is all the edge knows of kinds: what it serves, routes, lists and generates tools for.
+ */
+import type { Capability } from "../actors/capability.js"
+import { KIND_PATTERN } from "../core/names.js"
+import type { Entity } from "../domain/entity.js"
+import type { App, Env } from "./env.js"
+import type { KindTools } from "./mcp/tools.js"
+
+/** A kind's part of /health: whether what it depends on answers, and what to report of it. */
+export interface HealthPart {
+  readonly healthy: boolean
+  /** Fields of the /health body (e.g. `executor: {name, healthy, latencyMs}`). */
+  readonly report: Readonly<Record<string, unknown>>
+}
+
+export interface KindModule<E extends Entity = Entity> {
+  readonly entity: E
+  readonly capabilities?: ReadonlyArray<Capability>
+  /** Routes of the kind's own, mounted before the generic `/v1/{kind}/{id}` routes. */
+  readonly routes?: (app: App) => void
+  readonly tools?: KindTools
+  readonly health?: (env: Env) => Promise<HealthPart>
+  /** Topics the kind's events go to beside its own (the inspector offers them to tail). */
+  readonly topics?: ReadonlyArray<string>
+  /** The largest `POST /v1/{kind}/{id}/commands` body, in bytes (256 KiB unless set). */
+  readonly commandBodyBytes?: number
+}
+
+export const defineKind = <E extends Entity>(module: KindModule<E>): KindModule<E> => module
+
+/** Words under /v1 that are routes of their own, never kinds. */
+export const RESERVED_KINDS: ReadonlyArray<string> = ["topics", "projections", "admin"]
+
+export interface KindRegistry {
+  /** The served kinds' names, in the order the app listed them. */
+  readonly names: ReadonlyArray<string>
+  readonly modules: ReadonlyArray<KindModule>
+  readonly get: (kind: string) => KindModule | undefined
+  /** Every topic worth tailing: one per kind, then the kinds' extra topics. */
+  readonly topics: ReadonlyArray<string>
+}
+
+const isModule = (kind: Entity | KindModule): kind is KindModule => "entity" in kind
+
+/** The registry of an app's kinds; throws at startup on a name outside KIND_PATTERN, a reserved word or a duplicate. */
+export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindRegistry => {
+  const byName = new Map<string, KindModule>()
+  for (const listed of kinds) {
+    const module = isModule(listed) ? listed : { entity: listed }
+    const name = module.entity.kind
+    if (typeof name !== "string" || !KIND_PATTERN.test(name))
+      throw new Error(
+        `emberlog: kind ${JSON.stringify(name)} is not a kind name (1–64 characters of a-z 0-9 -, starting with a letter)`,
+      )
+    if (RESERVED_KINDS.includes(name))
+      throw new Error(`emberlog: kind ${JSON.stringify(name)} is reserved (/v1/${name} is a route of its own)`)
+    if (byName.has(name)) throw new Error(`emberlog: kind ${JSON.stringify(name)} is listed twice`)
+    byName.set(name, module)
+  }
+  const names = [...byName.keys()]
+  const modules = [...byName.values()]
+  const extra = modules.flatMap((module) => module.topics ?? []).filter((topic) => !byName.has(topic))
+  return {
+    names,
+    modules,
+    get: (kind) => byName.get(kind),
+    topics: [...names, ...new Set(extra)],
+  }
+}

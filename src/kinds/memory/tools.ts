@@ -1,0 +1,101 @@
+/**
+ * The memory kind's MCP tools, in the names MCP memory clients expect: store_memory,
+ * retrieve_memory, search_by_tag and delete_memory, over the memory actors' commands and search.
+ */
+import { Schema } from "effect"
+import { contentHash } from "../../domain/memory.js"
+import {
+  ActorIdSchema,
+  Count,
+  failure,
+  fromReply,
+  kindMethods,
+  success,
+  type KindTools,
+  type ToolRegistrar,
+} from "../../worker.js"
+import type { MemoryMethods, MemoryQuery } from "./methods.js"
+
+const Namespace = ActorIdSchema
+const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
+
+const searchTool = <A extends { readonly namespace: string }>(
+  tools: ToolRegistrar,
+  name: string,
+  description: string,
+  input: Schema.Codec<A, any, never, never>,
+  toQuery: (args: A) => Omit<MemoryQuery, "offset">,
+) =>
+  tools.register(name, { description, input, scope: "read" }, async (args) => {
+    const page = await kindMethods<MemoryMethods>(tools.actor(args.namespace)).search({ ...toQuery(args), offset: 0 })
+    return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
+  })
+
+export const memoryTools: KindTools = (tools) => {
+  tools.register(
+    "store_memory",
+    {
+      description:
+        "Stores a memory in a namespace; its id is the SHA-256 of its content, and storing the same content again changes nothing.",
+      input: Schema.Struct({
+        namespace: Namespace,
+        content: Schema.String.pipe(Schema.check(Schema.isMinLength(1))),
+        tags: Schema.optionalKey(MemoryTags),
+        type: Schema.optionalKey(Schema.String),
+        metadata: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
+      }),
+      scope: "write",
+    },
+    async ({ namespace, content, tags, type, metadata }) => {
+      const command = {
+        type: "Store",
+        content,
+        ...(tags ? { tags } : {}),
+        ...(type ? { memoryType: type } : {}),
+        ...(metadata ? { metadata } : {}),
+      }
+      const reply = await tools.actor(namespace).command({ command, principal: tools.principal.sub })
+      return reply.ok
+        ? success({ hash: contentHash(content), stored: reply.value.events.length > 0 })
+        : fromReply(reply)
+    },
+  )
+  searchTool(
+    tools,
+    "retrieve_memory",
+    "Finds memories by meaning when semantic search is configured (Workers AI + Vectorize), otherwise by full-text relevance (bm25).",
+    Schema.Struct({
+      namespace: Namespace,
+      query: Schema.String,
+      limit: Schema.optionalKey(Count),
+      tags: Schema.optionalKey(MemoryTags),
+    }),
+    ({ query, limit, tags }) => ({ q: query, mode: "auto", limit: Math.min(Math.max(limit ?? 10, 1), 100), tags }),
+  )
+  searchTool(
+    tools,
+    "search_by_tag",
+    "Lists memories carrying any (or all) of the given tags, newest first.",
+    Schema.Struct({
+      namespace: Namespace,
+      tags: MemoryTags,
+      match: Schema.optionalKey(Schema.Literals(["all", "any"])),
+      limit: Schema.optionalKey(Count),
+    }),
+    ({ tags, match, limit }) => ({ tags, match: match ?? "any", limit: Math.min(Math.max(limit ?? 20, 1), 100) }),
+  )
+  tools.register(
+    "delete_memory",
+    {
+      description: "Forgets a memory: its content is erased; the log keeps only that it was forgotten.",
+      input: Schema.Struct({ namespace: Namespace, hash: Schema.String }),
+      scope: "write",
+    },
+    async ({ namespace, hash }) => {
+      const reply = await tools
+        .actor(namespace)
+        .command({ command: { type: "Forget", hash }, principal: tools.principal.sub })
+      return reply.ok ? success({ hash, forgotten: true }) : fromReply(reply)
+    },
+  )
+}
