@@ -16,9 +16,9 @@ import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
 import { guarded } from "./guard.js"
-import { kindRegistry, type KindModule } from "./kind.js"
+import { RESERVED_KINDS, kindRegistry, type KindModule } from "./kind.js"
 import * as Params from "./params.js"
-import { actorOf, projectionOf, topicOf as topicIn } from "./objects.js"
+import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./objects.js"
 import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
 
@@ -250,6 +250,13 @@ export const createApp = (options: AppOptions): App => {
   app.get("/v1/:kind/:id/events/stream", requireScope("read"), actorSubscription)
   app.get("/v1/:kind/:id/ws", requireScope("read"), actorSubscription)
   app.get("/v1/:kind/:id/verify", requireScope("admin"), (c) => verifyActor(c))
+
+  // Any other path under a kind: a kind not served says so (its own routes are not mounted either).
+  app.all("/v1/:kind/*", (c) => {
+    const kind = c.req.param("kind")
+    if (served.get(kind) === undefined && !RESERVED_KINDS.includes(kind)) throw unknownKind(kind, served.names)
+    return handleNotFound(c)
+  })
 
   return app
 }

@@ -1,0 +1,45 @@
+// The kind registry an app is built from: what it serves, in order, and what it refuses at startup.
+import { describe, expect, it } from "vitest"
+import { Counter } from "../../src/domain/counter.js"
+import { Document } from "../../src/domain/document.js"
+import { Job } from "../../src/domain/job.js"
+import type { Entity } from "../../src/domain/entity.js"
+import { KIND_PATTERN } from "../../src/core/names.js"
+import { defineKind, kindRegistry, RESERVED_KINDS } from "../../src/edge/kind.js"
+
+const renamed = (entity: Entity, kind: string): Entity => ({ ...entity, kind })
+
+describe("the kind registry", () => {
+  it("serves plain entities and kind modules alike, in the order listed", () => {
+    const job = defineKind({ entity: Job, topics: ["jobs", "counter"] })
+    const registry = kindRegistry([Document, job, Counter])
+    expect(registry.names).toEqual(["document", "job", "counter"])
+    expect(registry.get("job")).toBe(job)
+    expect(registry.get("document")).toEqual({ entity: Document })
+    expect(registry.get("memory")).toBeUndefined()
+    // One topic per kind, then the kinds' extra topics (a kind's own name not twice).
+    expect(registry.topics).toEqual(["document", "job", "counter", "jobs"])
+  })
+
+  it("refuses a kind name outside KIND_PATTERN", () => {
+    for (const bad of ["", "Counter", "9lives", "to do", "a_b", "x".repeat(65), "todo/", "é"]) {
+      expect(KIND_PATTERN.test(bad)).toBe(false)
+      expect(() => kindRegistry([renamed(Counter, bad)]), bad).toThrow(/is not a kind name/)
+    }
+    for (const good of ["a", "todo", "shopping-cart", "v2", "x".repeat(64)]) {
+      expect(kindRegistry([renamed(Counter, good)]).names).toEqual([good])
+    }
+  })
+
+  it("refuses a duplicate kind, as an entity or a module", () => {
+    expect(() => kindRegistry([Counter, Counter])).toThrow(/"counter" is listed twice/)
+    expect(() => kindRegistry([Counter, defineKind({ entity: Counter })])).toThrow(/listed twice/)
+  })
+
+  it("refuses the words that are routes under /v1", () => {
+    expect(RESERVED_KINDS).toEqual(["topics", "projections", "admin"])
+    for (const word of RESERVED_KINDS) {
+      expect(() => kindRegistry([renamed(Counter, word)])).toThrow(/is reserved/)
+    }
+  })
+})

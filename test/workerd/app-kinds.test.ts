@@ -1,0 +1,143 @@
+// An app built from a registry serves its kinds and nothing else: /v1, MCP, the inspector and
+// /health come from the listed kinds; kind modules add routes; the app adds its own.
+import { createExecutionContext, env } from "cloudflare:test"
+import { describe, expect, it } from "vitest"
+import { Counter } from "../../src/domain/counter.js"
+import { createApp } from "../../src/edge/app.js"
+import { defineKind } from "../../src/edge/kind.js"
+import { BASE, freshId } from "./helpers.js"
+
+const counterWithRoute = defineKind({
+  entity: Counter,
+  routes: (app) => app.get("/v1/counter/:id/doubled", (c) => c.json({ doubled: c.req.param("id").repeat(2) })),
+})
+const app = createApp({
+  kinds: [counterWithRoute],
+  routes: (app) => app.get("/v1/hello/:id", (c) => c.json({ hello: c.req.param("id") })),
+})
+
+const call = async (path: string, init: RequestInit = {}) => {
+  const response = await app.fetch(new Request(`${BASE}${path}`, init), env, createExecutionContext())
+  const text = await response.text()
+  const dataLine = text.split("\n").find((line) => line.startsWith("data: {"))
+  return {
+    status: response.status,
+    text,
+    body: (dataLine !== undefined
+      ? JSON.parse(dataLine.slice(6))
+      : text.startsWith("{")
+        ? JSON.parse(text)
+        : text) as any,
+  }
+}
+
+const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+  "io.modelcontextprotocol/clientCapabilities": {},
+}
+const mcp = (method: string, params: Record<string, unknown> = {}) =>
+  call("/mcp", {
+    method: "POST",
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: { ...params, _meta: MODERN_META } }),
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2026-07-28",
+      "mcp-method": method,
+      ...(typeof params.name === "string" ? { "mcp-name": params.name } : {}),
+    },
+  })
+
+describe("an app serving only the kinds it lists", () => {
+  it("serves a listed kind on /v1", async () => {
+    const id = freshId()
+    const sent = await call(`/v1/counter/${id}/commands`, {
+      method: "POST",
+      body: JSON.stringify({ type: "Increment", by: 2 }),
+      headers: { "content-type": "application/json" },
+    })
+    expect(sent).toMatchObject({ status: 200, body: { version: 1, state: { value: 2 } } })
+    expect(await call(`/v1/counter/${id}`)).toMatchObject({ status: 200, body: { version: 1 } })
+  })
+
+  it("answers 404 unknown_kind, naming the served kinds, for a built-in it does not list", async () => {
+    const id = freshId()
+    const unlisted = [
+      ["document", `/v1/document/${id}`],
+      ["document", `/v1/document/${id}/events`],
+      ["memory", `/v1/memory/${id}/search?q=x`],
+    ]
+    for (const [kind, path] of unlisted) {
+      expect(await call(path!), path).toMatchObject({
+        status: 404,
+        body: { error: { code: "unknown_kind", message: `Unknown kind "${kind}"; known kinds: counter` } },
+      })
+    }
+    // A served kind's unknown path is still no route.
+    expect((await call(`/v1/counter/${id}/nowhere`)).body.error.code).toBe("not_found")
+    const command = await call(`/v1/job/${id}/commands`, {
+      method: "POST",
+      body: JSON.stringify({ type: "Cancel" }),
+      headers: { "content-type": "application/json" },
+    })
+    expect(command).toMatchObject({ status: 404, body: { error: { code: "unknown_kind" } } })
+    // The unlisted kinds' own routes are not there either.
+    expect((await call(`/api/jobs/${id}`)).body.error.code).toBe("not_found")
+    expect((await call(`/broadcast`, { method: "POST", body: "{}" })).body.error.code).toBe("not_found")
+  })
+
+  it("mounts the kind's routes and the app's own", async () => {
+    expect((await call("/v1/counter/ab/doubled")).body).toEqual({ doubled: "abab" })
+    expect((await call("/v1/hello/world")).body).toEqual({ hello: "world" })
+  })
+
+  it("serves only the projections it lists", async () => {
+    expect(await call("/v1/projections/counter-totals")).toMatchObject({
+      status: 404,
+      body: { error: { code: "unknown_projection" } },
+    })
+    const withTotals = createApp({ kinds: [Counter], projections: [{ name: "counter-totals" }] })
+    const response = await withTotals.fetch(
+      new Request(`${BASE}/v1/projections/counter-totals`),
+      env,
+      createExecutionContext(),
+    )
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as any).total).toEqual(expect.any(Number))
+  })
+
+  it("reports /health without an executor when the job kind is not served", async () => {
+    const { status, body } = await call("/health")
+    expect(status).toBe(200)
+    expect(body).toEqual({
+      status: "ok",
+      service: "emberlog",
+      environment: "development",
+      version: expect.any(String),
+      timestamp: expect.any(String),
+    })
+  })
+
+  it("offers MCP tools for its kinds only", async () => {
+    const { body } = await mcp("tools/list")
+    const names = body.result.tools.map((tool: { name: string }) => tool.name)
+    expect(names).toEqual([
+      "counter_increment",
+      "counter_decrement",
+      "counter_reset",
+      "read_state",
+      "read_events",
+      "verify_log",
+    ])
+    const read = await mcp("tools/call", { name: "read_state", arguments: { kind: "document", id: "x" } })
+    expect(read.body.result.isError).toBe(true)
+  })
+
+  it("lists its kinds and their topics in the inspector", async () => {
+    const { text } = await call("/inspect")
+    expect(text).toContain("<option>counter</option>")
+    expect(text).not.toContain("<option>document</option>")
+    expect(text).not.toContain("<option>jobs</option>")
+  })
+})
