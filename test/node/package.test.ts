@@ -29,20 +29,17 @@ let starter: Record<string, string>
 
 /** What the served project hosts: its own kind, and a built-in kind it does not list. */
 const served = {
-  kind: "counter",
+  kind: "todo",
   id: "groceries",
-  command: { type: "Increment", by: 2 },
-  refused: { command: { type: "Increment", by: Number.MAX_SAFE_INTEGER }, status: 422, code: "out_of_range" },
-  invalid: { type: "Increment", by: "two" },
-  event: "Incremented",
-  stateAfterCommand: { value: 2 },
-  tool: { name: "counter_increment", command: { by: 3 } },
-  tools: ["counter_increment", "read_state", "read_events", "verify_log"],
-  notServed: "todo",
+  command: { type: "Add", id: 1, title: "milk" },
+  refused: { command: { type: "Add", id: 1, title: "milk again" }, status: 422, code: "todo_exists" },
+  invalid: { type: "Add", id: 2, title: "" },
+  event: "Added",
+  stateAfterCommand: { items: [{ id: 1, title: "milk", done: false }] },
+  tool: { name: "todo_add", command: { id: 2, title: "eggs" } },
+  tools: ["todo_add", "todo_complete", "todo_remove", "read_state", "read_events", "verify_log"],
+  notServed: "counter",
 }
-const TEMPORARY_WORKER = `export * from "../node_modules/emberlog/dist/edge/worker.js"
-export { default } from "../node_modules/emberlog/dist/edge/worker.js"
-`
 
 const filesUnder = (directory: string): Record<string, string> => {
   const files: Record<string, string> = {}
@@ -187,11 +184,6 @@ beforeAll(async () => {
   manifest.dependencies.emberlog = `file:${tarball}`
   writeFileSync(join(project, "package.json"), JSON.stringify(manifest, null, 2))
   for (const [path, text] of Object.entries(extras)) writeFileSync(join(project, path), text)
-  writeFileSync(join(project, "src/worker.ts"), TEMPORARY_WORKER)
-  const ownToml = readFileSync(join(root, "wrangler.toml"), "utf8")
-    .replace('name = "emberlog"', 'name = "todo-app"')
-    .replace("src/edge/worker.ts", "src/worker.ts")
-  writeFileSync(join(project, "wrangler.toml"), ownToml + '\n[vars]\nAUTH_MODE = "off"\n')
   await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: project })
 }, 180_000)
 
