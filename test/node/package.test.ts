@@ -179,12 +179,12 @@ beforeAll(async () => {
   await run("tar", ["-xzf", tarball, "-C", unpacked])
   await run(process.execPath, [join(unpacked, "package/dist/emberlog.mjs"), "init", project])
   starter = filesUnder(project)
-  // emberlog is not on the registry yet: the starter's range is replaced by the tarball, as the README says.
-  const manifest = JSON.parse(starter["package.json"]!)
-  manifest.dependencies.emberlog = `file:${tarball}`
-  writeFileSync(join(project, "package.json"), JSON.stringify(manifest, null, 2))
   for (const [path, text] of Object.entries(extras)) writeFileSync(join(project, path), text)
-  await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: project })
+  // emberlog is not on the registry yet: as the README says, `npm install <tarball>` in the project
+  // installs everything, the tarball in place of the starter's range.
+  await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", tarball], {
+    cwd: project,
+  })
 }, 180_000)
 
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
