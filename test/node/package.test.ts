@@ -9,7 +9,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { join, relative } from "node:path"
+import { dirname, join, relative } from "node:path"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
@@ -196,6 +196,15 @@ it("the tarball ships compiled JavaScript with declarations, and no tests, bench
   const manifest = JSON.parse(readFileSync(join(project, "node_modules/emberlog/package.json"), "utf8"))
   expect(manifest.private).toBeUndefined()
   expect(manifest.version).toBe("0.2.0")
+  // src/ ships for the declaration maps ("go to definition" lands in the commented source): every
+  // source a map names is in the tarball, and src/cli (bundled into dist/emberlog.mjs) is not.
+  const maps = packed.filter((file) => file.endsWith(".d.ts.map"))
+  expect(maps.length).toBeGreaterThan(0)
+  for (const map of maps) {
+    const { sources } = JSON.parse(readFileSync(join(project, "node_modules/emberlog", map), "utf8"))
+    for (const source of sources) expect(packed, map).toContain(join(dirname(map), source))
+  }
+  expect(packed.filter((file) => file.startsWith("src/cli/"))).toEqual([])
 })
 
 it("`emberlog init` writes the starter: emberlog, effect and wrangler; the issue's worker and bindings", async () => {
