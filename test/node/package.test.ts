@@ -153,7 +153,8 @@ const serve = async (): Promise<{ base: string; stop: () => Promise<void> }> => 
       () => undefined,
     )
     if (status === 200) return { base, stop }
-    if (child.exitCode !== null || Date.now() > deadline) {
+    // A Worker that does not build leaves wrangler waiting for an edit: no use waiting with it.
+    if (child.exitCode !== null || /Build failed/.test(output) || Date.now() > deadline) {
       await stop()
       throw new Error(`wrangler dev did not serve /health (status ${status}):\n${output}`)
     }
