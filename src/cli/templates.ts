@@ -184,6 +184,9 @@ npm install && npm run dev   # serves http://127.0.0.1:8787, state kept on disk 
 npm test                     # typechecks, then runs emberlog's harness on the Todo entity
 \`\`\`
 
+emberlog is not on the npm registry yet: install its tarball first (\`npm pack\` in emberlog's
+repository makes it), e.g. \`npm install /tmp/emberlog-0.2.0.tgz\`, which installs everything else too.
+
 Then, with the server running:
 
 \`\`\`sh
