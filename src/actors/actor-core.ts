@@ -8,7 +8,7 @@
  * reading the state and appending, so commands to one actor are serialized by
  * construction (a Durable Object runs one synchronous stretch at a time).
  */
-import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
+import { Cause, Clock, Context, Effect, Exit, type ManagedRuntime } from "effect"
 import { Caller, Forbidden } from "../domain/caller.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { PAGE_BYTES, jsonBytes, utf8Length } from "../domain/json-size.js"
@@ -70,18 +70,18 @@ class Abort {
  * when it fails, typed or not, every write it made rolls back and the failure comes out as it was.
  */
 const inTransaction = <A, E>(program: Effect.Effect<A, E, Services>): Effect.Effect<A, E, Services> =>
-  Effect.gen(function* () {
-    const store = yield* EventStore
-    const runInside = Effect.runSyncExitWith(yield* Effect.context<Services>())
+  Effect.contextWith((services: Context.Context<Services>) => {
     try {
-      return store.transaction(() => {
-        const exit = runInside(program)
-        if (Exit.isSuccess(exit)) return exit.value
-        throw new Abort(exit.cause)
-      })
+      return Effect.succeed(
+        Context.get(services, EventStore).transaction(() => {
+          const exit = Effect.runSyncExitWith(services)(program)
+          if (Exit.isSuccess(exit)) return exit.value
+          throw new Abort(exit.cause)
+        }),
+      )
     } catch (error) {
       // Anything else was thrown by the commit itself: as much a defect as one inside the program.
-      return yield* error instanceof Abort ? Effect.failCause(error.cause as Cause.Cause<E>) : Effect.die(error)
+      return error instanceof Abort ? Effect.failCause(error.cause as Cause.Cause<E>) : Effect.die(error)
     }
   })
 
@@ -213,19 +213,17 @@ export class ActorCore<S = unknown> {
    * only after the transaction has committed.
    */
   command(request: CommandRequest): ActorReply<CommandOutcome> {
-    const kind = this.entity.kind
-    const reply: ActorReply<CommandOutcome | Appended<S>> = this.reply(
-      inTransaction<CommandOutcome | Appended<S>, Failure | StoreError>(this.decideAndAppend(request)).pipe(
-        Effect.catchCause((cause) => {
-          const error = Cause.squash(cause)
-          if (error instanceof Failure) return Effect.fail(error)
-          // A store failure or a bug, inside the transaction, so everything rolled back: this,
-          // unlike a 500 from further away, knows that nothing was appended.
-          console.error(`emberlog: a ${kind} command failed and was rolled back`, storeDefect(error))
-          return fail(rolledBack)
-        }),
-      ),
-    )
+    const exit = this.runtime.runSyncExit(inTransaction(this.decideAndAppend(request)))
+    let reply: ActorReply<CommandOutcome | Appended<S>>
+    if (Exit.isSuccess(exit)) reply = { ok: true, value: exit.value }
+    else {
+      const error = Cause.squash(exit.cause)
+      if (error instanceof Failure) return { ok: false, error: error.failure }
+      // A store failure or a bug, inside the transaction, so everything rolled back: this,
+      // unlike a 500 from further away, knows that nothing was appended.
+      console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, storeDefect(error))
+      return { ok: false, error: rolledBack }
+    }
     if (!reply.ok || !("appended" in reply.value)) return reply as ActorReply<CommandOutcome>
     const outcome = reply.value
     this.state = outcome.state
