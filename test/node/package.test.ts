@@ -303,6 +303,19 @@ describe("the project served by `wrangler dev`", () => {
     expect((await json(`${actor}/verify`)).body).toMatchObject({ ok: true, events: 1 })
   })
 
+  it("answers the state at a past version", async () => {
+    expect((await json(`${actor}?at=0`)).body).toMatchObject({ version: 0 })
+  })
+
+  it("sends the log over a WebSocket", async () => {
+    const socket = new WebSocket(`${base().replace("http", "ws")}${actor}/ws?after=0`)
+    const frame = await new Promise<any>((resolve, reject) => {
+      socket.addEventListener("message", (message) => resolve(JSON.parse(String(message.data))), { once: true })
+      socket.addEventListener("error", () => reject(new Error("the WebSocket failed")), { once: true })
+    }).finally(() => socket.close())
+    expect(frame).toMatchObject({ type: "event", event: { seq: 1, type: served.event } })
+  })
+
   it("streams the log over SSE", async () => {
     const abort = new AbortController()
     const response = await fetch(`${base()}${actor}/events/stream?after=0`, { signal: abort.signal })
