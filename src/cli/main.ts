@@ -101,7 +101,7 @@ const init = (directory: string | undefined, io: Io): number => {
   }
   if (entries !== undefined && entries.length > 0)
     throw new UsageError(
-      `${directory} is not empty (${entries.length} entries): init writes only into a new or empty directory`,
+      `${directory} is not empty: init writes only into a new or empty directory, so nothing of yours is overwritten`,
     )
   const files = starterFiles(workerName(basename(target)))
   for (const [path, text] of Object.entries(files)) {
