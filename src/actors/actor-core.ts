@@ -8,19 +8,19 @@
  * reading the state and appending, so commands to one actor are serialized by
  * construction (a Durable Object runs one synchronous stretch at a time).
  */
-import { Cause, Clock, Effect, Exit, type ManagedRuntime } from "effect"
+import { Cause, Clock, Context, Effect, Exit, type ManagedRuntime } from "effect"
 import { Caller, Forbidden } from "../domain/caller.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { PAGE_BYTES, jsonBytes, utf8Length } from "../domain/json-size.js"
 import {
   EventStore,
+  StoreError,
   type EventMeta,
-  type EventStoreShape,
   type SerializedEvent,
   type Snapshot,
   type StoredEvent,
 } from "../core/event-store.js"
-import { Ids, type IdsShape } from "../infra/ids.js"
+import { Ids } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "../core/hash-chain.js"
 import type {
   ActorFailure,
@@ -46,9 +46,12 @@ const ROW_OVERHEAD = 1024
 /** Room in a reply for each event's fields beside its data and meta. */
 const REPLY_EVENT_OVERHEAD = 256
 
+/** An expected failure: the actor's answer to this request (invalid, refused, conflicting, too large). */
 class Failure {
   constructor(readonly failure: ActorFailure) {}
 }
+
+type Services = EventStore | Ids
 
 const rolledBack: ActorFailure = {
   _tag: "RolledBack",
@@ -56,10 +59,34 @@ const rolledBack: ActorFailure = {
   message: "The command failed inside its transaction and was rolled back: nothing was appended, so a retry is safe",
 }
 
-/** Thrown out of the store transaction so that a refused command's writes (if any) roll back. */
-class RolledBack {
-  constructor(readonly reply: { readonly ok: false; readonly error: ActorFailure }) {}
+/** Thrown out of the store transaction so that a failed program's writes (if any) roll back. */
+class Abort {
+  constructor(readonly cause: Cause.Cause<unknown>) {}
 }
+
+/**
+ * Runs `program` inside one store transaction, with the services of the fiber that runs this.
+ * The transaction takes a synchronous body, so the program runs to its end in there (one fiber);
+ * when it fails, typed or not, every write it made rolls back and the failure comes out as it was.
+ */
+const inTransaction = <A, E>(program: Effect.Effect<A, E, Services>): Effect.Effect<A, E, Services> =>
+  Effect.contextWith((services: Context.Context<Services>) => {
+    try {
+      return Effect.succeed(
+        Context.get(services, EventStore).transaction(() => {
+          const exit = Effect.runSyncExitWith(services)(program)
+          if (Exit.isSuccess(exit)) return exit.value
+          throw new Abort(exit.cause)
+        }),
+      )
+    } catch (error) {
+      // Anything else was thrown by the commit itself: as much a defect as one inside the program.
+      return error instanceof Abort ? Effect.failCause(error.cause as Cause.Cause<E>) : Effect.die(error)
+    }
+  })
+
+/** What a store failure is to a caller outside a transaction: the storage's own error, rethrown. */
+const storeDefect = (error: unknown) => (error instanceof StoreError ? error.cause : error)
 
 interface Appended<S> {
   readonly appended: ReadonlyArray<StoredEvent>
@@ -73,14 +100,16 @@ interface Appended<S> {
 
 const fail = (failure: ActorFailure) => Effect.fail(new Failure(failure))
 
+/** Throws a failed exit's error, as the synchronous methods around the runtime always have. */
+const rethrow = (cause: Cause.Cause<unknown>): never => {
+  throw storeDefect(Cause.squash(cause))
+}
+
 export class ActorCore<S = unknown> {
   private state: S
   private version = 0
   private headHash = GENESIS_HASH
   private lastAt = 0
-
-  private readonly store: EventStoreShape
-  private readonly ids: IdsShape
 
   constructor(
     readonly entity: Entity<S>,
@@ -91,8 +120,6 @@ export class ActorCore<S = unknown> {
     private readonly actorId = "",
   ) {
     this.state = entity.initial
-    this.store = runtime.runSync(Effect.service(EventStore))
-    this.ids = runtime.runSync(Effect.service(Ids))
     this.run(this.recover())
   }
 
@@ -104,17 +131,19 @@ export class ActorCore<S = unknown> {
     return this.state
   }
 
-  private run<A>(effect: Effect.Effect<A, never, EventStore | Ids>): A {
-    return this.runtime.runSync(effect)
+  /** Runs an effect that has no answer of its own to fail with: a store failure or a defect throws. */
+  private run<A>(effect: Effect.Effect<A, StoreError, Services>): A {
+    const exit = this.runtime.runSyncExit(effect)
+    return Exit.isSuccess(exit) ? exit.value : rethrow(exit.cause)
   }
 
-  /** Runs an effect whose expected failures are `Failure`s; defects still throw. */
-  private reply<A>(effect: Effect.Effect<A, Failure, EventStore | Ids>): ActorReply<A> {
+  /** Runs an effect whose expected failures are `Failure`s (the reply); a store failure or a defect throws. */
+  private reply<A>(effect: Effect.Effect<A, Failure | StoreError, Services>): ActorReply<A> {
     const exit = this.runtime.runSyncExit(effect)
     if (Exit.isSuccess(exit)) return { ok: true, value: exit.value }
     const error = Cause.squash(exit.cause)
     if (error instanceof Failure) return { ok: false, error: error.failure }
-    throw error
+    return rethrow(exit.cause)
   }
 
   private recover() {
@@ -161,7 +190,7 @@ export class ActorCore<S = unknown> {
   private trustedState(snapshot: Snapshot) {
     return Effect.gen({ self: this }, function* () {
       if (sha256(snapshot.stateJson) !== snapshot.stateHash) return undefined
-      const [event] = yield* this.store.read(snapshot.seq - 1, snapshot.seq, 1)
+      const [event] = yield* (yield* EventStore).read(snapshot.seq - 1, snapshot.seq, 1)
       if (event === undefined || event.hash !== snapshot.headHash) return undefined
       try {
         return this.entity.decodeState(JSON.parse(snapshot.stateJson)) as S
@@ -184,18 +213,15 @@ export class ActorCore<S = unknown> {
    * only after the transaction has committed.
    */
   command(request: CommandRequest): ActorReply<CommandOutcome> {
+    const exit = this.runtime.runSyncExit(inTransaction(this.decideAndAppend(request)))
     let reply: ActorReply<CommandOutcome | Appended<S>>
-    try {
-      reply = this.store.transaction(() => {
-        const result = this.reply(this.decideAndAppend(request))
-        if (!result.ok) throw new RolledBack(result)
-        return result
-      })
-    } catch (error) {
-      if (error instanceof RolledBack) return error.reply
-      // Thrown inside the transaction (a bug, a storage error), so everything rolled back: this,
+    if (Exit.isSuccess(exit)) reply = { ok: true, value: exit.value }
+    else {
+      const error = Cause.squash(exit.cause)
+      if (error instanceof Failure) return { ok: false, error: error.failure }
+      // A store failure or a bug, inside the transaction, so everything rolled back: this,
       // unlike a 500 from further away, knows that nothing was appended.
-      console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, error)
+      console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, storeDefect(error))
       return { ok: false, error: rolledBack }
     }
     if (!reply.ok || !("appended" in reply.value)) return reply as ActorReply<CommandOutcome>
@@ -210,7 +236,7 @@ export class ActorCore<S = unknown> {
 
   private decideAndAppend(request: CommandRequest) {
     return Effect.gen({ self: this }, function* () {
-      const store = this.store
+      const store = yield* EventStore
       // Every transport reaches this point; deeper input would overflow the recursive encoders below.
       if (exceedsDepth(request.command)) return yield* fail({ _tag: "InvalidInput", ...tooDeep })
       const decoded = this.entity.decodeCommand(request.command)
@@ -275,7 +301,7 @@ export class ActorCore<S = unknown> {
         ),
       )
       const now = yield* Clock.currentTimeMillis
-      const commandId = key ?? (yield* this.ids.next)
+      const commandId = key ?? (yield* (yield* Ids).next)
       const meta: EventMeta = {
         at: Math.max(now, this.lastAt),
         causationId: request.causationId ?? null,
@@ -370,14 +396,21 @@ export class ActorCore<S = unknown> {
     limit: number,
   ): ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<WireEvent> }> {
     return this.run(
-      Effect.map(this.store.pendingDeliveries(limit), (batches) =>
-        batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) })),
-      ),
+      Effect.gen({ self: this }, function* () {
+        const batches = yield* (yield* EventStore).pendingDeliveries(limit)
+        return batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) }))
+      }),
     )
   }
 
   acknowledge(topic: string, throughSeq: number): void {
-    this.store.transaction(() => this.run(this.store.acknowledge(topic, throughSeq)))
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          yield* (yield* EventStore).acknowledge(topic, throughSeq)
+        }),
+      ),
+    )
   }
 
   readState(query: StateQuery = {}): ActorReply<{ version: number; state: unknown }> {

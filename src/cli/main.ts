@@ -6,7 +6,8 @@
  * unexpected error), 2 usage (including a file that cannot be read), 3 the server refused
  * or could not be reached.
  */
-import { createReadStream } from "node:fs"
+import { createReadStream, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import { basename, dirname, join, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { ChainWalk } from "../core/hash-chain.js"
@@ -14,6 +15,7 @@ import { NAME_CHARS } from "../core/names.js"
 import { EmberlogError, SubscriptionRefused, createClient, type WireEvent } from "../client/index.js"
 import type { Entity } from "../domain/entity.js"
 import { entities } from "../domain/entities.js"
+import { starterFiles, workerName } from "./templates.js"
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, request: 3 } as const
 
@@ -30,7 +32,7 @@ const CONNECTION = `
   --token JWT     bearer token (default $EMBERLOG_TOKEN)`
 
 const HELP: Record<string, string> = {
-  main: `emberlog: read, follow, export and audit emberlog actors
+  main: `emberlog: read, follow, export and audit emberlog actors; start a project of your own
 
 Usage: emberlog <command> [options]
 
@@ -40,6 +42,7 @@ Commands:
   verify <kind>/<id>    check an actor's hash chain on the server
   export <kind>/<id>    write an actor's log as NDJSON (rows as stored) to stdout
   replay <file>         fold an exported log offline and print the state
+  init <dir>            write a starter project: your own Worker serving a todo entity
 
 Run emberlog <command> --help for a command's options.
 Kinds: ${Object.keys(entities).join(", ")}
@@ -75,6 +78,40 @@ with the entity's own evolve and prints {kind, version, chain, state}. Exits 1 i
 chain does not verify or an event cannot be read.
   --entity KIND   the entity kind (${Object.keys(entities).join(", ")})
   --json          compact JSON on one line`,
+  init: `Usage: emberlog init <dir>
+
+Writes a starter project into <dir> (created if missing; it must be empty): package.json
+(emberlog, effect, wrangler), wrangler.toml, src/worker.ts serving src/todo.ts (a todo
+entity) with emberlog({ kinds: [Todo] }), test/todo.test.ts (emberlog's harness on it),
+tsconfig.json, .gitignore and a README. Then:
+  cd <dir> && npm install && npm run dev    serves http://127.0.0.1:8787 (state in .wrangler/state)
+  npm test                                  typechecks and runs the harness`,
+}
+
+/** Writes the starter; an existing directory must be empty, so nothing of the user's is overwritten. */
+const init = (directory: string | undefined, io: Io): number => {
+  if (directory === undefined) throw new UsageError("init needs a directory, e.g. emberlog init my-app")
+  const target = resolve(directory)
+  let entries: Array<string> | undefined
+  try {
+    if (!statSync(target).isDirectory()) throw new UsageError(`${directory} exists and is not a directory`)
+    entries = readdirSync(target)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
+  }
+  if (entries !== undefined && entries.length > 0)
+    throw new UsageError(
+      `${directory} is not empty: init writes only into a new or empty directory, so nothing of yours is overwritten`,
+    )
+  const files = starterFiles(workerName(basename(target)))
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(target, path)), { recursive: true })
+    writeFileSync(join(target, path), text, { flag: "wx" })
+  }
+  io.out.write(
+    `Wrote ${Object.keys(files).length} files to ${directory}. Next:\n  cd ${directory}\n  npm install && npm run dev\n  npm test\n`,
+  )
+  return EXIT.ok
 }
 
 const connectionOptions = {
@@ -300,6 +337,11 @@ const commands: Record<
       io.err.write(`emberlog: the hash chain is broken at seq ${result.chain.firstBadSeq}: ${result.chain.reason}\n`)
     return result.chain.ok ? EXIT.ok : EXIT.failed
   },
+
+  async init([directory, ...extra], _values, io) {
+    if (extra.length > 0) throw new UsageError(`init takes one directory (got ${extra.length + 1})`)
+    return init(directory, io)
+  },
 }
 
 const OPTIONS: Record<string, ParseArgsConfig["options"]> = {
@@ -308,6 +350,7 @@ const OPTIONS: Record<string, ParseArgsConfig["options"]> = {
   verify: connectionOptions,
   export: { ...connectionOptions, after: { type: "string" } },
   replay: { json: { type: "boolean" }, help: { type: "boolean", short: "h" }, entity: { type: "string" } },
+  init: { help: { type: "boolean", short: "h" } },
 }
 
 const clientFor = (values: Record<string, string | boolean | undefined>, io: Io) =>

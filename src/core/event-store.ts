@@ -5,7 +5,7 @@
  * write made inside it lands together, or none does. Reads of an actor that was never
  * written create nothing: storage exists from the first write on.
  */
-import { Context, type Effect } from "effect"
+import { Context, Data, type Effect } from "effect"
 import type { StoredEventBody } from "../domain/entity.js"
 
 export interface EventMeta {
@@ -53,38 +53,51 @@ export interface CommandRecord {
   readonly at: number
 }
 
+/**
+ * Storage itself failed (SQLite refused a statement, the database is broken): not a refusal of
+ * the input. Typed, so the actor decides what a failure means where it happens: inside a
+ * command's transaction everything rolls back; a read answers with the original error.
+ */
+export class StoreError extends Data.TaggedError("StoreError")<{ readonly cause: unknown }> {}
+
 export interface EventStoreShape {
   /** The last event, if any. */
-  readonly last: Effect.Effect<StoredEvent | undefined>
-  readonly append: (events: ReadonlyArray<SerializedEvent>) => Effect.Effect<void>
+  readonly last: Effect.Effect<StoredEvent | undefined, StoreError>
+  readonly append: (events: ReadonlyArray<SerializedEvent>) => Effect.Effect<void, StoreError>
   /** Events with `seq` in (after, through], oldest first, at most `limit`. */
-  readonly read: (after: number, through: number, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>>
+  readonly read: (
+    after: number,
+    through: number,
+    limit: number,
+  ) => Effect.Effect<ReadonlyArray<StoredEvent>, StoreError>
   /** Folds the events in (after, through] in seq order, reading only what replay needs. */
   readonly fold: <S>(
     after: number,
     through: number,
     initial: S,
     step: (state: S, event: StoredEventBody) => S,
-  ) => Effect.Effect<S>
+  ) => Effect.Effect<S, StoreError>
   /** Highest seq whose `meta.at` ≤ `at`, or 0. */
-  readonly seqAsOf: (at: number) => Effect.Effect<number>
+  readonly seqAsOf: (at: number) => Effect.Effect<number, StoreError>
   /** Latest snapshot at or below `seq` written with `stateVersion` (and bound to the chain). */
-  readonly snapshotAtOrBelow: (seq: number, stateVersion: number) => Effect.Effect<Snapshot | undefined>
+  readonly snapshotAtOrBelow: (seq: number, stateVersion: number) => Effect.Effect<Snapshot | undefined, StoreError>
   /** The seqs of every snapshot written with `stateVersion`, ascending. */
-  readonly snapshotSeqs: (stateVersion: number) => Effect.Effect<ReadonlyArray<number>>
-  readonly saveSnapshot: (snapshot: Snapshot) => Effect.Effect<void>
-  readonly findCommand: (commandId: string) => Effect.Effect<CommandRecord | undefined>
-  readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void>
+  readonly snapshotSeqs: (stateVersion: number) => Effect.Effect<ReadonlyArray<number>, StoreError>
+  readonly saveSnapshot: (snapshot: Snapshot) => Effect.Effect<void, StoreError>
+  readonly findCommand: (commandId: string) => Effect.Effect<CommandRecord | undefined, StoreError>
+  readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void, StoreError>
   /** Queues events for delivery to topics (the outbox), in the command's transaction. */
-  readonly enqueue: (deliveries: ReadonlyArray<{ readonly seq: number; readonly topic: string }>) => Effect.Effect<void>
+  readonly enqueue: (
+    deliveries: ReadonlyArray<{ readonly seq: number; readonly topic: string }>,
+  ) => Effect.Effect<void, StoreError>
   /** Undelivered events, oldest first per topic, at most `limit` per topic. */
   readonly pendingDeliveries: (
     limit: number,
-  ) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>>
+  ) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>, StoreError>
   /** Marks a topic's events up to `throughSeq` delivered. */
-  readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void>
+  readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void, StoreError>
   /** Forgets idempotency records older than `before` (ms epoch). */
-  readonly pruneCommands: (before: number) => Effect.Effect<void>
+  readonly pruneCommands: (before: number) => Effect.Effect<void, StoreError>
   /**
    * Runs `body` atomically: if it throws, every write it made is rolled back and the
    * error rethrown. Synchronous because SQLite's `transactionSync` is; the actor runs

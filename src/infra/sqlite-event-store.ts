@@ -10,7 +10,13 @@
  * as an empty log does.
  */
 import { Effect, Layer } from "effect"
-import { EventStore, type CommandRecord, type EventStoreShape, type StoredEvent } from "../core/event-store.js"
+import {
+  EventStore,
+  StoreError,
+  type CommandRecord,
+  type EventStoreShape,
+  type StoredEvent,
+} from "../core/event-store.js"
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS events (
@@ -59,8 +65,10 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
     onCreate?.()
     created = true
   }
-  const write = <A>(nothing: boolean, body: () => A) => Effect.sync(() => (nothing ? undefined : (create(), body())))
-  const read = <A>(empty: A, body: () => A) => Effect.sync(() => (created ? body() : empty))
+  /** What SQLite throws is a typed StoreError; only the caller's own code (a fold's step) stays a defect. */
+  const attempt = <A>(body: () => A) => Effect.try({ try: body, catch: (cause) => new StoreError({ cause }) })
+  const write = <A>(nothing: boolean, body: () => A) => attempt(() => (nothing ? undefined : (create(), body())))
+  const read = <A>(empty: A, body: () => A) => attempt(() => (created ? body() : empty))
 
   return {
     last: read(undefined, () => {
@@ -89,21 +97,34 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
           .toArray()
           .map(toEvent),
       ),
-    fold: (after, through, initial, step) =>
-      read(initial, () => {
+    fold: (after, through, initial, step) => {
+      let stepFailed: { readonly error: unknown } | undefined
+      return read(initial, () => {
         let state = initial
         const rows = sql
           .exec("SELECT type, schema_version, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", after, through)
           .raw()
         for (const [type, schemaVersion, data] of rows) {
-          state = step(state, {
+          const event = {
             type: type as string,
             schemaVersion: schemaVersion as number,
             data: JSON.parse(data as string),
-          })
+          }
+          try {
+            state = step(state, event)
+          } catch (error) {
+            stepFailed = { error }
+            throw error
+          }
         }
         return state
-      }),
+      }).pipe(
+        Effect.catchIf(
+          () => stepFailed !== undefined,
+          () => Effect.die(stepFailed!.error),
+        ),
+      )
+    },
     seqAsOf: (at) =>
       read(0, () => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
     snapshotAtOrBelow: (seq, stateVersion) =>

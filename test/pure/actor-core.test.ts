@@ -1,7 +1,8 @@
-import { Clock, Layer, ManagedRuntime } from "effect"
+import { Clock, Effect, Layer, ManagedRuntime } from "effect"
 import fc from "fast-check"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import { ActorCore } from "../../src/actors/actor-core.js"
+import { EventStore, StoreError, type EventStoreShape } from "../../src/core/event-store.js"
 import { canonicalJson, sha256 } from "../../src/core/hash-chain.js"
 import { Counter } from "../../src/domain/counter.js"
 import { sequentialIds } from "../../src/infra/ids.js"
@@ -157,5 +158,49 @@ describe("snapshots bound to the chain", () => {
       }),
       { ...propertyParameters({ numRuns: 150 }) },
     )
+  })
+})
+
+describe("store failures are typed", () => {
+  /** The in-memory store, with one operation failing as SQLite does (a StoreError) once `broken` is set. */
+  const brokenHost = (operation: "append" | "read") => {
+    const store = makeMemoryEventStore()
+    const cause = new Error("SQLITE_FULL: database or disk is full")
+    let broken = false
+    const failing: EventStoreShape = {
+      ...store,
+      append: (events) =>
+        broken && operation === "append" ? Effect.fail(new StoreError({ cause })) : store.append(events),
+      read: (after, through, limit) =>
+        broken && operation === "read" ? Effect.fail(new StoreError({ cause })) : store.read(after, through, limit),
+    }
+    const runtime = ManagedRuntime.make(Layer.mergeAll(Layer.succeed(EventStore, failing), sequentialIds("f-")))
+    return { store, cause, actor: new ActorCore(Counter, runtime), breakIt: () => void (broken = true) }
+  }
+
+  it("a failed append rolls the whole command back: RolledBack, nothing appended, the idempotency key unused", () => {
+    const { store, cause, actor, breakIt } = brokenHost("append")
+    expect(actor.command(increment(1)).ok).toBe(true)
+    breakIt()
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {})
+    try {
+      const reply = actor.command({ ...increment(5), idempotencyKey: "k-1" })
+      expect(reply).toEqual({ ok: false, error: expect.objectContaining({ _tag: "RolledBack", code: "internal" }) })
+      expect(logged).toHaveBeenCalledWith(expect.stringContaining("rolled back"), cause)
+    } finally {
+      logged.mockRestore()
+    }
+    expect(actor.currentVersion).toBe(1)
+    expect(actor.currentState).toEqual({ value: 1 })
+    expect(Effect.runSync(store.findCommand("k-1"))).toBeUndefined()
+    expect(Effect.runSync(store.read(0, 10, 10)).map((event) => event.seq)).toEqual([1])
+  })
+
+  it("a failed read answers with the storage's own error, as a throw from the store did", () => {
+    const { cause, actor, breakIt } = brokenHost("read")
+    actor.command(increment(1))
+    breakIt()
+    expect(() => actor.readEvents(0)).toThrow(cause)
+    expect(() => actor.verify()).toThrow(cause)
   })
 })
