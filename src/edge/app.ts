@@ -7,21 +7,18 @@ import { Effect } from "effect"
 import { type Context, Hono, type MiddlewareHandler } from "hono"
 import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
-import type { CounterTotals } from "../actors/counter-totals.js"
-import { stubOf } from "../actors/stubs.js"
-import { scopedName } from "../core/names.js"
 import { executorFor } from "../infra/executors.js"
 import type { JobExecutorShape } from "../infra/job-executor.js"
 import { SCOPES } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
-import { MAX_TOPIC_PAGE, type TopicLog } from "../actors/topic.js"
+import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { authenticate, requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { limitBody, limitMemoryBody, type AppEnv, type Env } from "./env.js"
 import { badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import * as Params from "./params.js"
-import { actorOf } from "./objects.js"
+import { actorOf, projectionOf, topicOf as topicObject } from "./objects.js"
 import { limitKey, rateLimit } from "./rate-limit.js"
 import { jobRoutes } from "./job-routes.js"
 import { mcpRoutes } from "./mcp/route.js"
@@ -33,7 +30,7 @@ import { roomRoutes } from "./room-routes.js"
 type AppContext = Context<AppEnv>
 
 const topicOf = (c: AppContext, name: string) =>
-  stubOf<TopicLog>(c.env.TOPIC, scopedName(c.get("principal").tenant, Params.logName("topic", name)))
+  topicObject(c.env, c.get("principal").tenant, Params.logName("topic", name))
 
 /** A subscription cursor: `?after=` or, when a client reconnects an SSE stream, `Last-Event-ID`. */
 const subscriptionAfter = async (request: Request, head: () => Promise<number>) => {
@@ -221,7 +218,7 @@ export const createApp = () => {
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
 
   app.get("/v1/projections/counter-totals", requireScope("read"), async (c) =>
-    c.json(await stubOf<CounterTotals>(c.env.COUNTER_TOTALS, c.get("principal").tenant).read()),
+    c.json(await projectionOf(c.env, c.get("principal").tenant, "counter-totals").read()),
   )
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.

@@ -1,13 +1,13 @@
 import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
-import type { kinds, Kind } from "../actors/kinds.js"
-import type { SemanticBindings } from "../infra/semantic.js"
+import type { SemanticBindings } from "../kinds/memory/semantic.js"
 import type { Principal } from "../infra/tokens.js"
 
 /** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
 export type Env = {
-  readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace
+  /** Every actor of every kind (EmberlogActor), every topic and its projections (EmberlogTopic), MCP sessions. */
+  readonly [K in "EMBERLOG_ACTOR" | "EMBERLOG_TOPIC" | "EMBERLOG_MCP_SESSION"]: DurableObjectNamespace
 } & {
   /** Job executor: "local" (default) or "openhands" with OPENHANDS_API_URL and the secret OPENHANDS_API_KEY. */
   readonly JOB_EXECUTOR?: string

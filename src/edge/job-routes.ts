@@ -5,7 +5,7 @@
  */
 import type { Context } from "hono"
 import { canonicalJson } from "../core/hash-chain.js"
-import { MAX_DESCRIPTION } from "../domain/job.js"
+import { MAX_DESCRIPTION } from "../kinds/job/entity.js"
 import { InvalidSpec, analyzeOpenApi, type Analysis } from "../infra/openapi.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"

@@ -6,19 +6,17 @@
  * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
  */
 import type { Context } from "hono"
-import type { MemoryActor } from "../actors/memory-actor.js"
-import { stubOf } from "../actors/stubs.js"
-import { MAX_TAGS } from "../domain/memory.js"
-import { scopedName } from "../core/names.js"
+import { MAX_TAGS } from "../kinds/memory/entity.js"
+import type { MemoryMethods } from "../kinds/memory/store.js"
 import { requireScope } from "./auth.js"
 import type { App, AppEnv } from "./env.js"
 import { HttpError, badRequest } from "./errors.js"
+import { actorOf, kindMethods } from "./objects.js"
 import * as Params from "./params.js"
 
 export const MAX_SEARCH_PAGE = 100
 
-const memoryOf = (c: Context<AppEnv>) =>
-  stubOf<MemoryActor>(c.env.MEMORY, scopedName(c.get("principal").tenant, Params.actorId(c.req.param("ns")!)))
+const memoryOf = (c: Context<AppEnv>) => kindMethods<MemoryMethods>(actorOf(c, "memory", c.req.param("ns")!))
 
 export const memoryRoutes = (app: App) => {
   app.get("/v1/memory/:ns/search", requireScope("read"), async (c) => {

@@ -4,14 +4,13 @@
  * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
  * also an event in the room's log (`/v1/room/{name}/…`).
  */
-import { MEMBER_HEADER, type ActorObject } from "../actors/durable-actor.js"
-import { stubOf } from "../actors/stubs.js"
+import { MEMBER_HEADER } from "../kinds/room/presence.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
-import { scopedName } from "../core/names.js"
 import { clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { requireScope } from "./auth.js"
 import { limitBody, type App, type AppEnv } from "./env.js"
+import { actorStub } from "./objects.js"
 import * as Params from "./params.js"
 import { limitKey } from "./rate-limit.js"
 
@@ -20,7 +19,7 @@ const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
 const BROADCAST_SENDER = "broadcast"
 
 const roomOf = (c: Context<AppEnv>, name: string | undefined) =>
-  stubOf<ActorObject>(c.env.ROOM, scopedName(c.get("principal").tenant, Params.logName("room", name ?? DEFAULT_ROOM)))
+  actorStub(c.env, c.get("principal").tenant, "room", Params.logName("room", name ?? DEFAULT_ROOM))!
 
 export const roomRoutes = (app: App) => {
   app.get("/ws", requireScope("write"), async (c) => {

@@ -5,7 +5,7 @@
  * token may see.
  */
 import { html } from "hono/html"
-import { kinds } from "../../actors/kinds.js"
+import { kinds } from "../../kinds/entities.js"
 import type { App } from "../env.js"
 import { inspectorScript } from "./script.js"
 

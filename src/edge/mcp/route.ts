@@ -6,8 +6,7 @@
  */
 import { createMcpHandler, isLegacyRequest } from "@modelcontextprotocol/server"
 import type { Principal } from "../../infra/tokens.js"
-import { scopedName } from "../../core/names.js"
-import { stubOf } from "../../actors/stubs.js"
+import { mcpSessionOf } from "../objects.js"
 import { clientHeaders } from "../../actors/subscribers.js"
 import { MAX_BODY_BYTES, limitBodyTo, type App, type Env } from "../env.js"
 import { MAX_FOLLOWED_RESOURCES, followResource } from "./follow.js"
@@ -161,7 +160,7 @@ export const mcpRoutes = (app: App) => {
     const headers = clientHeaders(request)
     if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
     headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
-    const session = stubOf<McpSession>(c.env.MCP_SESSION, scopedName(principal.tenant, sessionId))
+    const session = mcpSessionOf<McpSession>(c.env, principal.tenant, sessionId)
     return session.fetch(new Request(request, { headers }))
   })
 }

@@ -18,11 +18,12 @@
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/server"
 import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
-import { kinds } from "../../actors/kinds.js"
-import type { MemoryApi, MemoryQuery } from "../../actors/memory-actor.js"
+import { kinds } from "../../kinds/entities.js"
+import type { MemoryMethods, MemoryQuery } from "../../kinds/memory/store.js"
+import { kindMethods } from "../objects.js"
 import { NAME_CHARS, NAME_PATTERN } from "../../core/names.js"
 import type { Entity } from "../../domain/entity.js"
-import { contentHash } from "../../domain/memory.js"
+import { contentHash } from "../../kinds/memory/entity.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
 import pkg from "../../../package.json"
 
@@ -199,7 +200,7 @@ export const buildMcpServer = (
 
   // The memory service's tools, in the names MCP memory clients expect.
   // The memory kind is hosted by MemoryActor: its stub has the store's methods beside the actor's.
-  const memoryOf = (namespace: string) => directory.actor("memory", namespace) as MemoryApi
+  const memoryOf = (namespace: string) => directory.actor("memory", namespace)
   const Namespace = ActorIdSchema
   const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
   mcp.registerTool(
@@ -243,7 +244,7 @@ export const buildMcpServer = (
       { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) },
       async (args: any) =>
         guard(name, "read", async () => {
-          const page = await memoryOf(args.namespace).search({ ...toQuery(args), offset: 0 })
+          const page = await kindMethods<MemoryMethods>(memoryOf(args.namespace)).search({ ...toQuery(args), offset: 0 })
           return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
         }),
     )

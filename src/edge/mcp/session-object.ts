@@ -18,8 +18,9 @@ import {
 import { DurableObject } from "cloudflare:workers"
 import type { CommandRequest } from "../../core/wire.js"
 import type { ActorApi } from "../../actors/durable-actor.js"
-import { actorStub } from "../../actors/kinds.js"
+import { actorStub } from "../objects.js"
 import type { Principal } from "../../infra/tokens.js"
+import type { Env } from "../env.js"
 import { SessionEventLog } from "./event-log.js"
 import { MAX_FOLLOWED_RESOURCES, followResource, type Follower } from "./follow.js"
 import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
@@ -61,7 +62,7 @@ export const directoryFor = (
 ): ActorDirectory => ({
   principal,
   actor: (kind, id) => {
-    const actor = actorStub(bindings, principal.tenant, kind, id)
+    const actor = actorStub(bindings as Env, principal.tenant, kind, id)
     if (actor === undefined) throw new Error(`Unknown kind ${kind}`)
     return asCaller(actor, principal)
   },

@@ -12,16 +12,23 @@
  * committed) is swept: its object deleted, then the row. Sweeps run after a Forget and on
  * the alarm, which a restart sets when rows are left over from a crash.
  *
- * With Workers AI and Vectorize bound (src/infra/semantic.ts), the alarm also embeds new
+ * With Workers AI and Vectorize bound (semantic.ts), the alarm also embeds new
  * memories (their searchable text) into the index, caching each embedding by content hash
  * in `memory_vectors`, and removes the vectors of forgotten ones; a Forget removes its
  * vectors before it returns.
  */
-import type { ObjectStub } from "./stubs.js"
-import type { ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../core/wire.js"
-import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
-import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
-import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
+import {
+  PAGE_BYTES,
+  jsonBytes,
+  takeWithinBudget,
+  utf8Length,
+  type ActorReply,
+  type CommandOutcome,
+  type CommandRequest,
+  type WireEvent,
+} from "../../index.js"
+import { defineCapability, type Host, type Projection } from "../../worker.js"
+import { MAX_MEMORY_BYTES, contentHash } from "./entity.js"
 import {
   MAX_IDS_PER_DELETE,
   MAX_SEMANTIC_CANDIDATES,
@@ -29,12 +36,12 @@ import {
   vectorId,
   type SemanticBindings,
   type SemanticIndex,
-} from "../infra/semantic.js"
+} from "./semantic.js"
 
 /** Content larger than this (UTF-8 bytes) is kept in R2; a SQLite row holds at most 2 MB. */
 export const INLINE_CONTENT_BYTES = 1024 * 1024
 
-export interface MemoryEnv extends ActorEnv, SemanticBindings {
+export interface MemoryEnv extends SemanticBindings {
   readonly MEMORY_BUCKET?: R2Bucket
 }
 
@@ -323,18 +330,31 @@ const unavailable = (message: string): ActorReply<never> => ({
   error: { _tag: "Unavailable", code: "storage_unavailable", message },
 })
 
-export class MemoryActor extends actorClass(Memory, { project: memoryProjection }) {
+/** One memory store's object: its content store, sweeps, embeddings and search. */
+class MemoryStore {
   /** R2 and index writes run one at a time, so a sweep never races an upload of the same hash. */
   private blobWork: Promise<unknown> = Promise.resolve()
   private readonly semantic: SemanticIndex | undefined
 
-  constructor(ctx: DurableObjectState, env: MemoryEnv) {
-    super(ctx, env)
-    this.semantic = semanticIndexFrom(env)
-    // Work left by a crash (a Forget before its deletes, an upload whose command never committed, memories not yet embedded) runs on the alarm.
-    void ctx.blockConcurrencyWhile(async () => {
-      if (this.hasDerivedWork()) await this.scheduleAlarm(Date.now())
-    })
+  constructor(private readonly host: Host) {
+    this.semantic = semanticIndexFrom(host.env as MemoryEnv)
+  }
+
+  /** Work left by a crash (a Forget before its deletes, an upload whose command never committed, memories not yet embedded) runs on the alarm. */
+  async start(): Promise<void> {
+    if (this.hasDerivedWork()) await this.host.wakeAt(Date.now())
+  }
+
+  private get projectionReady(): boolean {
+    return this.host.hasStorage()
+  }
+
+  private get ctx(): DurableObjectState {
+    return this.host.ctx
+  }
+
+  private scheduleAlarm(at: number): Promise<void> {
+    return this.host.wakeAt(at)
   }
 
   private hasDerivedWork(): boolean {
@@ -346,7 +366,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private get bucket(): R2Bucket | undefined {
-    return (this.env as MemoryEnv).MEMORY_BUCKET
+    return (this.host.env as MemoryEnv).MEMORY_BUCKET
   }
 
   private blobKey(hash: string): string {
@@ -451,10 +471,10 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     }
   }
 
-  override async command(request: CommandRequest): Promise<ActorReply<CommandOutcome>> {
+  async command(request: CommandRequest, commit: Commit): Promise<ActorReply<CommandOutcome>> {
     const large = largeContent(request.command)
     const reply =
-      large === undefined || this.isLive(large.hash) ? this.commit(request) : await this.storeLarge(request, large)
+      large === undefined || this.isLive(large.hash) ? await commit(request) : await this.storeLarge(request, large, commit)
     if (!reply.ok || reply.value.replayed) return reply
     if (reply.value.events.some((event) => event.type === "Forgotten")) {
       // The Forget is committed; a failed delete is retried by the alarm, never reported as the command failing.
@@ -475,6 +495,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   private storeLarge(
     request: CommandRequest,
     large: { readonly hash: string; readonly content: string },
+    commit: Commit,
   ): Promise<ActorReply<CommandOutcome>> {
     const bucket = this.bucket
     if (bucket === undefined) {
@@ -483,7 +504,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       )
     }
     return this.exclusively(async () => {
-      this.ensureProjection()
+      this.host.ensureTables()
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO memory_blobs (hash) VALUES (?)", large.hash)
       try {
         await bucket.put(this.blobKey(large.hash), large.content)
@@ -493,7 +514,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         return unavailable("Writing the content to R2 failed; nothing was stored, retry the command")
       }
       try {
-        return this.commit(request)
+        return await commit(request)
       } finally {
         // Refused, replayed or failed without storing it: the object is garbage unless the memory is live.
         if (!this.isLive(large.hash)) await this.scheduleAlarm(Date.now())
@@ -501,7 +522,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     })
   }
 
-  override async alarm(): Promise<void> {
+  async alarm(): Promise<void> {
     let failed = false
     for (const step of [() => this.sweep(), () => this.embedPending()]) {
       await step().catch((error) => {
@@ -509,7 +530,6 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         console.warn("emberlog: syncing memory content with R2 or the vector index failed; retrying", error)
       })
     }
-    await super.alarm()
     if (failed) await this.scheduleAlarm(Date.now() + 5_000)
   }
 
@@ -607,17 +627,47 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
 
   /** Rebuilds the search projection from the log and the content table (tests compare it with the live one). */
   rebuildProjection(): void {
-    this.ensureProjection()
+    this.host.ensureTables()
     const events: Array<WireEvent> = []
     for (let after = 0; ;) {
-      const page = this.core.readEvents(after, 1000)
-      if (!page.ok || page.value.events.length === 0) break
-      events.push(...page.value.events)
-      after = page.value.events[page.value.events.length - 1]!.seq
+      const page = this.host.readEvents(after, 1000)
+      if (page.length === 0) break
+      events.push(...page)
+      after = page[page.length - 1]!.seq
     }
     this.ctx.storage.transactionSync(() => memoryProjection.rebuild(this.ctx.storage.sql, events))
   }
 }
 
-/** What callers see of a memory store: its class's methods, over RPC. */
-export type MemoryApi = ObjectStub<MemoryActor>
+type Commit = (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
+
+/** The memory store's extra RPC methods, as the edge calls them (through `invoke`). */
+export type MemoryMethods = {
+  readonly search: (query: MemoryQuery) => Promise<MemoryPage | SearchRefused>
+  readonly item: (hash: string) => StoredMemory | undefined
+  readonly rebuildProjection: () => void
+}
+
+/**
+ * The memory kind's capability: content beside the log (SQLite, and R2 past
+ * INLINE_CONTENT_BYTES), the full-text search projection, sweeps and embeddings on the
+ * alarm, and the methods `search`, `item` and `rebuildProjection`.
+ */
+export const memoryStore = defineCapability({
+  name: "memory-store",
+  projection: memoryProjection,
+  start: async (host: Host) => {
+    const store = new MemoryStore(host)
+    await store.start()
+    const methods: MemoryMethods = {
+      search: (query) => store.search(query),
+      item: (hash) => store.item(hash),
+      rebuildProjection: () => store.rebuildProjection(),
+    }
+    return {
+      command: (request: CommandRequest, next: Commit) => store.command(request, next),
+      onAlarm: () => store.alarm(),
+      methods,
+    }
+  },
+})
