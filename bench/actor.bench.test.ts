@@ -6,8 +6,8 @@ import { env, runInDurableObject as runInObject } from "cloudflare:test"
 import { it } from "vitest"
 import { ActorCore } from "../src/actors/actor-core.js"
 import { actorRuntime, type ActorApi } from "../src/actors/durable-actor.js"
-import { Counter } from "../src/domain/counter.js"
-import { Document } from "../src/domain/document.js"
+import { Counter } from "../src/kinds/counter/entity.js"
+import { Document } from "../src/kinds/document/entity.js"
 
 const ROUNDS = 5
 const COMMANDS = 2000

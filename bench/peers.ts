@@ -8,16 +8,16 @@ import { DurableObject } from "cloudflare:workers"
 import { Agent } from "agents"
 import { Server } from "partyserver"
 import type { ActorCore } from "../src/actors/actor-core.js"
-import { actorClass } from "../src/actors/durable-actor.js"
+import { actorHostClass } from "../src/actors/durable-actor.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../src/actors/subscribers.js"
-import { Counter } from "../src/domain/counter.js"
+import { Counter } from "../src/kinds/counter/entity.js"
 import type { Entity } from "../src/domain/entity.js"
 
 const INCREMENT = { type: "Increment", by: 1 } as const
 
 /** emberlog hosting `entity`: the production actor (log, hash chain, snapshots, outbox, idempotency). */
 const emberlogPeer = (entity: Entity) =>
-  class extends actorClass(entity) {
+  class extends actorHostClass([{ entity }]) {
     increment(): { value: number; version: number } {
       const reply = this.commit({ command: INCREMENT })
       if (!reply.ok) throw new Error(reply.error.message)

@@ -13,4 +13,12 @@ export type {
   VerifyReport,
   WireEvent,
 } from "./core/wire.js"
-export { DEV_TENANT, NAME_CHARS, NAME_PATTERN, actorName, parseActorName, scopedName, parseScopedName } from "./core/names.js"
+export {
+  DEV_TENANT,
+  NAME_CHARS,
+  NAME_PATTERN,
+  actorName,
+  parseActorName,
+  scopedName,
+  parseScopedName,
+} from "./core/names.js"

@@ -512,6 +512,8 @@ export type ActorApi = ObjectStub<
  * for an anonymous class type with private members (TS4094).
  */
 export interface ActorObject extends DurableObject<ActorEnv> {
+  /** The actor runtime of the kind this object hosts (unset for a kind not served). */
+  readonly core: ActorCore
   readonly subscribers: Subscribers
   command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
   commit(request: CommandRequest): ActorReply<CommandOutcome>

@@ -237,7 +237,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     for (const statement of TABLES) this.sql.exec(statement)
     for (const projection of this.projections) {
       projection.setup(this.sql)
-      for (let at = this.progressOf(projection.name); at < to; ) {
+      for (let at = this.progressOf(projection.name); at < to;) {
         const entries = this.entriesIn(at, Math.min(to, at + CATCH_UP_PAGE))
         if (entries.length === 0) break
         projection.apply(this.sql, entries)

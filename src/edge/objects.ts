@@ -33,7 +33,9 @@ export const actorOf = (c: Context<AppEnv>, kind: string, id: string, tenant = c
 /** Typed calls of a kind's extra RPC methods (a capability's `methods`), through the actor's `invoke`. */
 export const kindMethods = <M extends object>(
   actor: ActorApi,
-): { readonly [K in keyof M]: M[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never } =>
+): {
+  readonly [K in keyof M]: M[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never
+} =>
   new Proxy({} as never, {
     get: (_target, method) => {
       if (typeof method !== "string") return undefined

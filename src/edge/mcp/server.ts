@@ -244,7 +244,10 @@ export const buildMcpServer = (
       { description, inputSchema: mcpSchema(input as unknown as Schema.Codec<any, any, never, never>) },
       async (args: any) =>
         guard(name, "read", async () => {
-          const page = await kindMethods<MemoryMethods>(memoryOf(args.namespace)).search({ ...toQuery(args), offset: 0 })
+          const page = await kindMethods<MemoryMethods>(memoryOf(args.namespace)).search({
+            ...toQuery(args),
+            offset: 0,
+          })
           return "error" in page ? failure(page.error.code, page.error.message) : success({ ...page })
         }),
     )

@@ -474,7 +474,9 @@ class MemoryStore {
   async command(request: CommandRequest, commit: Commit): Promise<ActorReply<CommandOutcome>> {
     const large = largeContent(request.command)
     const reply =
-      large === undefined || this.isLive(large.hash) ? await commit(request) : await this.storeLarge(request, large, commit)
+      large === undefined || this.isLive(large.hash)
+        ? await commit(request)
+        : await this.storeLarge(request, large, commit)
     if (!reply.ok || reply.value.replayed) return reply
     if (reply.value.events.some((event) => event.type === "Forgotten")) {
       // The Forget is committed; a failed delete is retried by the alarm, never reported as the command failing.

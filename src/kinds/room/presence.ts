@@ -42,26 +42,31 @@ export const presence = defineCapability({
     // Sockets that died with the runtime (a crash, a deploy) never ran their close handler, so on
     // wake every member socket opened and no longer listed ends, through the Leave command: the
     // correction is in the log like any other.
-    const live = new Set<string>()
-    for (const socket of host.sockets()) {
-      const socketId = (socket.deserializeAttachment() as SocketAttachment | null)?.socketId
-      if (socketId !== undefined) live.add(socketId)
-    }
-    for (const [key, name] of [...kv.list<string>({ prefix: MEMBER_SOCKET_PREFIX })]) {
-      const socketId = key.slice(MEMBER_SOCKET_PREFIX.length)
-      if (!live.has(socketId) && memberSocketEnded(socketId)) {
-        host.commit({ command: leave(name), principal: "system", internal: true })
+    const reconcile = () => {
+      const live = new Set<string>()
+      for (const socket of host.sockets()) {
+        const socketId = (socket.deserializeAttachment() as SocketAttachment | null)?.socketId
+        if (socketId !== undefined) live.add(socketId)
+      }
+      for (const [key, name] of [...kv.list<string>({ prefix: MEMBER_SOCKET_PREFIX })]) {
+        const socketId = key.slice(MEMBER_SOCKET_PREFIX.length)
+        if (!live.has(socketId) && memberSocketEnded(socketId)) {
+          host.commit({ command: leave(name), principal: "system", internal: true })
+        }
+      }
+      const legacy = kv.get<Map<string, number>>(LEGACY_ROOM_SOCKETS_KEY)
+      if (legacy !== undefined) {
+        kv.delete(LEGACY_ROOM_SOCKETS_KEY)
+        for (const [name, count] of legacy) {
+          for (let i = 0; i < count; i++) host.commit({ command: leave(name), principal: "system", internal: true })
+        }
       }
     }
-    const legacy = kv.get<Map<string, number>>(LEGACY_ROOM_SOCKETS_KEY)
-    if (legacy !== undefined) {
-      kv.delete(LEGACY_ROOM_SOCKETS_KEY)
-      for (const [name, count] of legacy) {
-        for (let i = 0; i < count; i++) host.commit({ command: leave(name), principal: "system", internal: true })
-      }
-    }
+    reconcile()
 
     return {
+      /** The wake's reconciliation, for a test to run it again at a chosen moment. */
+      reconcile,
       fetch: (request: Request) => {
         const member = request.headers.get(MEMBER_HEADER)
         if (member === null) return undefined
