@@ -7,7 +7,7 @@
  */
 import type { Context } from "hono"
 import { MAX_TAGS } from "../kinds/memory/entity.js"
-import type { MemoryMethods } from "../kinds/memory/store.js"
+import type { MemoryMethods } from "../kinds/memory/api.js"
 import { requireScope } from "./auth.js"
 import type { App, AppEnv } from "./env.js"
 import { HttpError, badRequest } from "./errors.js"

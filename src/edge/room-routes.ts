@@ -4,7 +4,7 @@
  * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
  * also an event in the room's log (`/v1/room/{name}/…`).
  */
-import { MEMBER_HEADER } from "../kinds/room/presence.js"
+import { MEMBER_HEADER } from "../kinds/room/protocol.js"
 import { HttpError, badRequest, unwrap } from "./errors.js"
 import type { Context } from "hono"
 import { clientHeaders, setAuthority } from "../actors/subscribers.js"

@@ -7,7 +7,8 @@
  */
 import { Duration, Effect } from "effect"
 import type { ActorReply, CommandOutcome, WireEvent } from "../../index.js"
-import { defineCapability, type Host } from "../../worker.js"
+// Types only: the engine runs in plain Node too (its tests), so this module loads nothing of the host.
+import type { Capability, Host } from "../../worker.js"
 // The executor port moves into this folder with the executors (until then, its one import from outside).
 import { ExecutorFailure, type JobExecutorShape } from "../../infra/job-executor.js"
 import type { JobState } from "./entity.js"
@@ -67,9 +68,9 @@ export const jobEngine =
  * the object dies mid-way, the job's timer notices and recovers. Attempts are started by the
  * alarm (the job's timer), and the alarm waits for running ones, so the object stays alive.
  */
-export const jobReactions = (executorFor: (env: unknown) => JobExecutorShape) => {
+export const jobReactions = (executorFor: (env: unknown) => JobExecutorShape): Capability => {
   const react = jobEngine(executorFor)
-  return defineCapability({
+  return {
     name: "reactions",
     start: (host: Host) => {
       const running = new Set<Promise<void>>()
@@ -94,5 +95,5 @@ export const jobReactions = (executorFor: (env: unknown) => JobExecutorShape) =>
         },
       }
     },
-  })
+  }
 }

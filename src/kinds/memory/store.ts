@@ -28,7 +28,10 @@ import {
   type WireEvent,
 } from "../../index.js"
 import { defineCapability, type Host, type Projection } from "../../worker.js"
+import type { MemoryHit, MemoryMethods, MemoryPage, MemoryQuery, SearchRefused, StoredMemory } from "./api.js"
 import { MAX_MEMORY_BYTES, contentHash } from "./entity.js"
+
+export type { MemoryHit, MemoryMethods, MemoryPage, MemoryQuery, SearchRefused, StoredMemory } from "./api.js"
 import {
   MAX_IDS_PER_DELETE,
   MAX_SEMANTIC_CANDIDATES,
@@ -224,39 +227,6 @@ export const memoryProjection: Projection = {
   },
 }
 
-export interface MemoryQuery {
-  readonly q?: string
-  /** text: FTS5 (the default); semantic: nearest embeddings (needs AI + MEMORY_VECTORS); auto: semantic when available. */
-  readonly mode?: "text" | "semantic" | "auto"
-  readonly tags?: ReadonlyArray<string>
-  readonly match?: "all" | "any"
-  readonly type?: string
-  /** ms epoch bounds on when a memory was stored. */
-  readonly from?: number
-  readonly to?: number
-  readonly limit: number
-  readonly offset: number
-}
-
-export interface MemoryHit {
-  readonly hash: string
-  /** The whole content, or its first INLINE_CONTENT_BYTES when `truncated` (the rest is in R2). */
-  readonly content: string
-  readonly truncated: boolean
-  /** The content's length in UTF-8 bytes. */
-  readonly size: number
-  readonly tags: ReadonlyArray<string>
-  readonly type: string | null
-  readonly storedAt: number
-  /** bm25 relevance (higher is better), or null without a text query. */
-  readonly score: number | null
-}
-
-/** A memory as `item` returns it: where its whole content is when SQLite holds only a prefix. */
-export interface StoredMemory extends MemoryHit {
-  readonly blobKey: string | null
-}
-
 /** Words of a free-text query, each quoted so FTS5 syntax in user input is inert. */
 const ftsQuery = (q: string) => [...q.matchAll(/[\p{L}\p{N}_]+/gu)].map(([word]) => `"${word}"`).join(" ")
 
@@ -285,15 +255,6 @@ const largeContent = (command: unknown): { readonly hash: string; readonly conte
   const size = utf8Length(content)
   // Content the entity refuses (too large) is never uploaded: decide answers for it.
   return size > INLINE_CONTENT_BYTES && size <= MAX_MEMORY_BYTES ? { hash: contentHash(content), content } : undefined
-}
-
-export interface MemoryPage {
-  readonly items: ReadonlyArray<MemoryHit>
-  readonly next: string | null
-}
-
-export interface SearchRefused {
-  readonly error: { readonly code: string; readonly message: string }
 }
 
 /** SQL conditions (on `memory_items i`) for a query's type, time and tag filters. */
@@ -642,13 +603,6 @@ class MemoryStore {
 }
 
 type Commit = (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
-
-/** The memory store's extra RPC methods, as the edge calls them (through `invoke`). */
-export type MemoryMethods = {
-  readonly search: (query: MemoryQuery) => Promise<MemoryPage | SearchRefused>
-  readonly item: (hash: string) => StoredMemory | undefined
-  readonly rebuildProjection: () => void
-}
 
 /**
  * The memory kind's capability: content beside the log (SQLite, and R2 past

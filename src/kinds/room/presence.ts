@@ -13,9 +13,9 @@
 import { errorFrame, type WireEvent } from "../../index.js"
 import { authorityOf, defineCapability, failureResponse, type Host, type SocketAttachment } from "../../worker.js"
 import { Room, postFrame } from "./entity.js"
+import { MEMBER_HEADER } from "./protocol.js"
 
-/** The member name a room socket was opened with (set by the edge). */
-export const MEMBER_HEADER = "X-Emberlog-Member"
+export { MEMBER_HEADER }
 
 const MEMBER_SOCKET_PREFIX = "emberlog/room-socket/"
 /** Counts per member name, written before sockets had ids; none of those sockets outlives the deploy. */
