@@ -120,7 +120,7 @@ export const titles = async (): Promise<Array<string>> => (await todos.state()).
 `,
   "worker.ts": `
 import { createApp } from "emberlog/worker"
-export { actorClass } from "emberlog/worker"
+export { actorHostClass } from "emberlog/worker"
 export default createApp()
 `,
   "tsconfig.json": JSON.stringify({
