@@ -8,7 +8,7 @@ import { handlePeer } from "./peers.js"
 export { AgentPeer, BarePeer, EmberlogNoTopicsPeer, EmberlogPeer, PartyPeer } from "./peers.js"
 import { topicClass } from "../src/actors/topic.js"
 
-export const TopicLog = topicClass()
+export const EmberlogTopic = topicClass()
 
 export default {
   fetch: (request: Request, env: Record<string, DurableObjectNamespace>) => handlePeer(request, env),

@@ -199,7 +199,7 @@ export const buildMcpServer = (
   )
 
   // The memory service's tools, in the names MCP memory clients expect.
-  // The memory kind is hosted by MemoryActor: its stub has the store's methods beside the actor's.
+  // The memory store capability's methods (search, item) are called through the actor's `invoke`.
   const memoryOf = (namespace: string) => directory.actor("memory", namespace)
   const Namespace = ActorIdSchema
   const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))
