@@ -16,6 +16,7 @@ import type { ActorReply } from "../core/wire.js"
 import { parseScopedName } from "../core/names.js"
 import type { ObjectStub } from "./stubs.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
+import { AlarmOwner } from "./alarm.js"
 
 /**
  * A view folded from one topic's entries, kept in tables of the topic's object. `apply` runs
@@ -94,6 +95,8 @@ export const topicClass = (projections: ReadonlyArray<TopicProjection<any>> = []
 class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
+  /** An alarm is storage too, and reads create nothing: until the first delivery a timer stands in. */
+  private readonly alarms: AlarmOwner
   private last = 0
   private created: boolean
 
@@ -113,6 +116,23 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       ctx.storage.transactionSync(() => this.catchUp())
     }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
+    this.alarms = new AlarmOwner(
+      {
+        getAlarm: () => ctx.storage.getAlarm(),
+        setAlarm: (at) => ctx.storage.setAlarm(at),
+        hasStorage: () => this.created,
+        setTimer: (run, delayMs) => void setTimeout(run, delayMs),
+        now: () => Date.now(),
+      },
+      [
+        {
+          name: "socket expiry",
+          dueAt: () => this.subscribers.nextExpiry(),
+          run: (now) => void this.subscribers.closeExpired(now),
+        },
+      ],
+    )
+    if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
     this.subscribers = new Subscribers(
       ctx,
       {
@@ -120,7 +140,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
         readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
         frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
       },
-      { wakeAt: (at) => void this.wakeAt(at) },
+      { wakeAt: (at) => void this.alarms.wakeAt(at) },
     )
   }
 
@@ -131,23 +151,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
 
   /** The only alarm a topic sets: closing sockets whose token expired. */
   override async alarm(): Promise<void> {
-    await this.closeExpired()
-  }
-
-  private async closeExpired(): Promise<void> {
-    const next = this.subscribers.closeExpired()
-    if (next !== undefined) await this.wakeAt(next)
-  }
-
-  private async wakeAt(at: number): Promise<void> {
-    // An alarm is storage too, and reads create nothing: until the first delivery a timer closes
-    // expired sockets (if the object hibernates first, the delivery closes them before sending).
-    if (!this.created) {
-      setTimeout(() => this.closeExpired(), Math.max(0, at - Date.now()))
-      return
-    }
-    const current = await this.ctx.storage.getAlarm()
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at)
+    await this.alarms.ring()
   }
 
   deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
@@ -183,7 +187,9 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     })
     if (!this.created) {
       this.created = true
-      void this.closeExpired()
+      // Sockets that expired while only a timer stood in for the alarm are closed before anything is sent.
+      this.subscribers.closeExpired()
+      void this.alarms.reschedule()
     }
     const appendedAfter = this.last
     this.last += accepted
