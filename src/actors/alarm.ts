@@ -57,6 +57,15 @@ export class AlarmOwner {
     await this.arm(at)
   }
 
+  /**
+   * Sets the alarm no later than `at` for work a task's `dueAt` reports again when rescheduling
+   * (the outbox after a commit, the entity's timer): unlike `wakeAt`, nothing is remembered, so
+   * the command path pays for no bookkeeping.
+   */
+  async due(at: number): Promise<void> {
+    if (Number.isFinite(at)) await this.arm(at)
+  }
+
   /** When the alarm (or the timer standing in) will ring next, as far as this instance knows. */
   get nextAt(): number | null {
     return this.alarmAt ?? this.standInAt

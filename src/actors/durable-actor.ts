@@ -362,9 +362,9 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
         // Its events are in the outbox (sparing the hot path a storage query for it).
-        void this.alarms.wakeAt(Date.now() + DELIVERY_BATCH_DELAY_MS)
+        void this.alarms.due(Date.now() + DELIVERY_BATCH_DELAY_MS)
         const timerDue = this.entity.timer?.dueAt(this.core.currentState)
-        if (timerDue !== undefined) void this.alarms.wakeAt(timerDue)
+        if (timerDue !== undefined) void this.alarms.due(timerDue)
         const { events } = reply.value
         const followUps = [
           () => this.subscribers.deliver(events.map(toLogEntry)),

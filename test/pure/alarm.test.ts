@@ -100,3 +100,20 @@ describe("the alarm owner", () => {
     expect(p.timers.map((timer) => timer.delayMs)).toEqual([400, 500])
   })
 })
+
+describe("work a task reports itself", () => {
+  it("sets the alarm earlier without being remembered once the task has nothing left", async () => {
+    const p = port()
+    let pending = true
+    const owner = new AlarmOwner(p.port, [
+      { name: "outbox", dueAt: () => (pending ? 2_000 : undefined), run: () => void (pending = false) },
+    ])
+    await owner.due(2_000)
+    await owner.due(3_000)
+    expect(p.set).toEqual([2_000])
+    p.advance(2_000)
+    await owner.ring()
+    // Delivered: nothing asks for another alarm.
+    expect(owner.nextAt).toBeNull()
+  })
+})
