@@ -6,8 +6,9 @@ import { env, runInDurableObject as runInObject } from "cloudflare:test"
 import { it } from "vitest"
 import { ActorCore } from "../src/actors/actor-core.js"
 import { actorRuntime, type ActorApi } from "../src/actors/durable-actor.js"
-import { Counter } from "../src/domain/counter.js"
-import { Document } from "../src/domain/document.js"
+import { Counter } from "../src/kinds/counter/entity.js"
+import { Document } from "../src/kinds/document/entity.js"
+import { DEV_TENANT, actorName } from "../src/core/names.js"
 
 const ROUNDS = 5
 const COMMANDS = 2000
@@ -29,7 +30,16 @@ const runInDurableObject = runInObject as unknown as <R>(
   run: (instance: any, state: DurableObjectState) => R,
 ) => Promise<R>
 
-const benchEnv = env as unknown as Record<"COUNTER" | "DOCUMENT" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
+const bindings = env as unknown as Record<"EMBERLOG_ACTOR" | "UNSNAPSHOTTED" | "BARE", DurableObjectNamespace>
+/** One kind's actors of a namespace hosting every kind: addressed by id, named tenant/kind/id. */
+const kindOf = (namespace: DurableObjectNamespace, kind: string) =>
+  ({ getByName: (id: string) => namespace.getByName(actorName(DEV_TENANT, kind, id)) }) as DurableObjectNamespace
+const benchEnv = {
+  COUNTER: kindOf(bindings.EMBERLOG_ACTOR, "counter"),
+  DOCUMENT: kindOf(bindings.EMBERLOG_ACTOR, "document"),
+  UNSNAPSHOTTED: kindOf(bindings.UNSNAPSHOTTED, "counter"),
+  BARE: bindings.BARE,
+}
 
 it("commands/s: emberlog counter vs a bare DO inserting one row per call", async () => {
   // Steady state: both code paths are JIT-warmed on throwaway objects first.

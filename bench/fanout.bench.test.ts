@@ -9,7 +9,7 @@
 import { SELF, env } from "cloudflare:test"
 import { it } from "vitest"
 import type { ActorApi } from "../src/actors/durable-actor.js"
-import { DEV_TENANT, scopedName } from "../src/core/names.js"
+import { DEV_TENANT, actorName } from "../src/core/names.js"
 
 const ROUNDS = 3
 const LATENCY_SAMPLES = 60
@@ -54,7 +54,7 @@ const unwrapEvents = (reply: Awaited<ReturnType<ActorApi["readEvents"]>>) => {
   return reply.value
 }
 
-const benchEnv = env as unknown as Record<"COUNTER" | "BARE_FANOUT", DurableObjectNamespace>
+const benchEnv = env as unknown as Record<"EMBERLOG_ACTOR" | "BARE_FANOUT", DurableObjectNamespace>
 
 for (const subscribers of [100, 1000]) {
   it(`fan-out to ${subscribers} subscribers: emberlog actor vs bare ws.send loop`, async () => {
@@ -66,7 +66,7 @@ async function fanoutRound(subscribers: number, round: number) {
   {
     const id = `fanout-${subscribers}-${round}`
     // The object the Worker's route addresses for this id (auth off: the dev tenant).
-    const actor = benchEnv.COUNTER.getByName(scopedName(DEV_TENANT, id)) as unknown as ActorApi
+    const actor = benchEnv.EMBERLOG_ACTOR.getByName(actorName(DEV_TENANT, "counter", id)) as unknown as ActorApi
     const bare = benchEnv.BARE_FANOUT.getByName(id) as unknown as { broadcast(message: string): Promise<number> }
     await actor.command({ command: { type: "Increment", by: 1 } })
     const ember = await openSockets(subscribers, `http://bench/v1/counter/${id}/ws?after=1`, (d) =>

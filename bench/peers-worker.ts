@@ -6,7 +6,9 @@
 import { handlePeer } from "./peers.js"
 
 export { AgentPeer, BarePeer, EmberlogNoTopicsPeer, EmberlogPeer, PartyPeer } from "./peers.js"
-export { TopicLog } from "../src/actors/kinds.js"
+import { topicClass } from "../src/actors/topic.js"
+
+export const EmberlogTopic = topicClass()
 
 export default {
   fetch: (request: Request, env: Record<string, DurableObjectNamespace>) => handlePeer(request, env),

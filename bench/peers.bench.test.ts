@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:test"
 import { it } from "vitest"
-import { PEER_BINDINGS, type Peer } from "./peers.js"
+import { PEER_BINDINGS, peerName, type Peer } from "./peers.js"
 
 const ROUNDS = 5
 const COMMANDS = 2000
@@ -16,7 +16,9 @@ const report = (name: string, values: Record<string, unknown>) =>
   console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
 const peers = Object.keys(PEER_BINDINGS) as Array<keyof typeof PEER_BINDINGS>
 const stub = (impl: keyof typeof PEER_BINDINGS, name: string) =>
-  (env as unknown as Record<string, DurableObjectNamespace>)[PEER_BINDINGS[impl]]!.getByName(name) as unknown as Peer
+  (env as unknown as Record<string, DurableObjectNamespace>)[PEER_BINDINGS[impl]]!.getByName(
+    peerName(impl, name),
+  ) as unknown as Peer
 
 it("commands/s: emberlog, a bare DO, an Agents SDK agent and a PartyServer server", async () => {
   for (const impl of peers) for (let i = 0; i < 1000; i++) await stub(impl, "warmup").increment()

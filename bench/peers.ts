@@ -8,16 +8,17 @@ import { DurableObject } from "cloudflare:workers"
 import { Agent } from "agents"
 import { Server } from "partyserver"
 import type { ActorCore } from "../src/actors/actor-core.js"
-import { actorClass } from "../src/actors/durable-actor.js"
+import { actorHostClass } from "../src/actors/durable-actor.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../src/actors/subscribers.js"
-import { Counter } from "../src/domain/counter.js"
+import { Counter } from "../src/kinds/counter/entity.js"
+import { DEV_TENANT, actorName } from "../src/core/names.js"
 import type { Entity } from "../src/domain/entity.js"
 
 const INCREMENT = { type: "Increment", by: 1 } as const
 
 /** emberlog hosting `entity`: the production actor (log, hash chain, snapshots, outbox, idempotency). */
 const emberlogPeer = (entity: Entity) =>
-  class extends actorClass(entity) {
+  class extends actorHostClass([{ entity }]) {
     increment(): { value: number; version: number } {
       const reply = this.commit({ command: INCREMENT })
       if (!reply.ok) throw new Error(reply.error.message)
@@ -151,6 +152,10 @@ export interface Peer {
   fetch(request: Request): Promise<Response>
 }
 
+/** A peer's object name: emberlog's are actors (tenant/kind/id, as the one actor class reads them). */
+export const peerName = (impl: string, name: string) =>
+  impl.startsWith("emberlog") ? actorName(DEV_TENANT, "counter", name) : name
+
 export const PEER_BINDINGS = {
   emberlog: "EMBERLOG_PEER",
   bare: "BARE_PEER",
@@ -165,7 +170,7 @@ export const handlePeer = async (request: Request, env: Record<string, DurableOb
   if (impl === "noop") return Response.json({})
   const binding = PEER_BINDINGS[impl as keyof typeof PEER_BINDINGS]
   if (binding === undefined || !name) return new Response("unknown peer", { status: 404 })
-  const peer = env[binding]!.getByName(name) as unknown as Peer
+  const peer = env[binding]!.getByName(peerName(impl!, name)) as unknown as Peer
   switch (action) {
     case "increment":
       return Response.json(await peer.increment())

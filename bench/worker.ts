@@ -1,11 +1,11 @@
 /** The Worker under benchmark: emberlog's own actors plus the baselines they are compared with. */
 import { DurableObject } from "cloudflare:workers"
-import { actorClass } from "../src/actors/durable-actor.js"
-import { Counter } from "../src/domain/counter.js"
+import { actorHostClass } from "../src/actors/durable-actor.js"
+import { Counter } from "../src/kinds/counter/entity.js"
 
-import app from "../src/edge/worker.js"
+import app from "../src/app.js"
 
-export { CounterActor, CounterTotals, DocumentActor, RoomActor, TopicLog } from "../src/edge/worker.js"
+export { EmberlogActor, EmberlogMcpSession, EmberlogTopic } from "../src/app.js"
 
 /** emberlog's routes, plus /fanout/{name} upgrading to the bare fan-out baseline. */
 export default {
@@ -17,7 +17,7 @@ export default {
 }
 
 /** The same counter with snapshots turned off, to show what they buy. */
-export const UnsnapshottedCounter = actorClass({ ...Counter, snapshotEvery: Number.MAX_SAFE_INTEGER })
+export const UnsnapshottedCounter = actorHostClass([{ entity: { ...Counter, snapshotEvery: Number.MAX_SAFE_INTEGER } }])
 
 /** The baseline: a Durable Object that only inserts one row per call. */
 export class BareCounter extends DurableObject {

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process"
 import { unstable_dev } from "wrangler"
 
-const worker = await unstable_dev("src/edge/worker.ts", {
+const worker = await unstable_dev("src/app.ts", {
   config: "wrangler.toml",
   ip: "127.0.0.1",
   persist: false,

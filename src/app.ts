@@ -1,8 +1,9 @@
-// This repository's Worker: the six built-in kinds and the counters' totals, built as any app is.
+// This repository's Worker (wrangler.toml's main, what `npm run dev` serves): the six built-in
+// kinds and the counters' totals, built as any app is.
 import { counter, counterTotals, document, job, memory, room, session } from "./kinds/index.js"
-import { createApp, kindRegistry, mcpSessionClass } from "./worker.js"
+import { emberlog } from "./worker.js"
 
-const kinds = [counter, document, room, session, job, memory]
+const app = emberlog({ kinds: [counter, document, room, session, job, memory], projections: [counterTotals] })
 
-export const app = createApp({ kinds, projections: [counterTotals] })
-export const McpSession = mcpSessionClass(kindRegistry(kinds))
+export const { EmberlogActor, EmberlogTopic, EmberlogMcpSession } = app.objects
+export default app.handler

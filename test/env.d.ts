@@ -1,14 +1,9 @@
 declare namespace Cloudflare {
   interface Env {
-    COUNTER: DurableObjectNamespace
-    DOCUMENT: DurableObjectNamespace
-    ROOM: DurableObjectNamespace
-    SESSION: DurableObjectNamespace
-    JOB: DurableObjectNamespace
-    MEMORY: DurableObjectNamespace
-    TOPIC: DurableObjectNamespace
-    MCP_SESSION: DurableObjectNamespace
-    COUNTER_TOTALS: DurableObjectNamespace
+    EMBERLOG_ACTOR: DurableObjectNamespace
+    EMBERLOG_TOPIC: DurableObjectNamespace
+    EMBERLOG_MCP_SESSION: DurableObjectNamespace
+    LIMITER: RateLimit
     MEMORY_BUCKET: R2Bucket
     /** Stand-ins (test/workerd/standins/semantic.js). */
     AI: Ai & { embeddedTexts(): Promise<number> }

@@ -1,8 +1,11 @@
 /**
- * Hosts an entity in a SQLite-backed Durable Object. The class is glue: each RPC
- * method hands its request to the `ActorCore`, built once per object (recovery runs
- * in `blockConcurrencyWhile`, so no request sees a half-recovered actor), and every
- * committed append is then delivered to the actor's subscribers.
+ * The generic host: one SQLite-backed Durable Object class for every kind. An object learns
+ * its tenant, kind and id from its own name (`actorName`); each RPC method hands its request
+ * to the `ActorCore`, built once per object (recovery runs in `blockConcurrencyWhile`, so no
+ * request sees a half-recovered actor), and every committed append is then delivered to the
+ * actor's subscribers, its topics (through the outbox) and its kind's capabilities. The host
+ * knows no kind: what a kind adds (presence, reactions, a content store) comes in through
+ * the capabilities it is given (actors/capability.ts).
  */
 import { DurableObject } from "cloudflare:workers"
 import { Layer, ManagedRuntime } from "effect"
@@ -10,16 +13,23 @@ import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
 import { SqliteEventStore } from "../infra/sqlite-event-store.js"
 import { ActorCore, type ActorRuntime } from "./actor-core.js"
-import type { ActorReply, CommandOutcome, CommandRequest, StateQuery, WireEvent } from "../core/wire.js"
+import type {
+  ActorFailure,
+  ActorReply,
+  CommandOutcome,
+  CommandRequest,
+  StateQuery,
+  VerifyReport,
+  WireEvent,
+} from "../core/wire.js"
 import { failureResponse } from "./failures.js"
-import { parseScopedName, scopedName } from "../core/names.js"
+import { parseActorName, scopedName } from "../core/names.js"
 import { drainOutbox } from "./outbox.js"
 import { CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
 import { rateLimitMessage, withinLimit } from "./rate-limit.js"
 import {
   Subscribers,
   acceptSubscription,
-  authorityOf,
   closeExpiredSocket,
   isExpired,
   isOversize,
@@ -28,67 +38,27 @@ import {
   type SocketAttachment,
 } from "./subscribers.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
-import type { TopicLog } from "./topic.js"
+import type { EmberlogTopicObject } from "./topic.js"
+import { AlarmOwner, type AlarmTask } from "./alarm.js"
+import type { Capability, CapabilityHooks, Host } from "./capability.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
-  readonly TOPIC: DurableObjectNamespace
+  readonly EMBERLOG_TOPIC: DurableObjectNamespace
   /** The edge's rate limiter: frames sent on sockets count against the key the edge put in their attachment. */
   readonly LIMITER?: RateLimit
+}
+
+/** A kind the host serves: its entity and what its kind adds. */
+export interface HostedKind {
+  readonly entity: Entity
+  readonly capabilities?: ReadonlyArray<Capability>
 }
 
 export interface ActorOptions {
   /** Replaces the id source (tests make ids predictable); time comes from Effect's Clock. */
   readonly ids?: Layer.Layer<Ids>
-  /** Presence hosting: sockets opened as room members join, post and leave through commands. */
-  readonly room?: RoomHosting
-  /**
-   * Work that follows a committed event outside the command path (I/O such as a job's
-   * executor), feeding its outcome back as commands. It runs after the append is durable;
-   * if the object dies mid-way, the entity's timer must notice and recover.
-   */
-  readonly react?: (event: WireEvent, actor: ReactionContext) => Promise<void> | undefined
-  /** Tables the host keeps beside the log, written in each command's transaction (e.g. a search index). */
-  readonly project?: Projection
 }
-
-export interface Projection {
-  readonly setup: (sql: SqlStorage) => void
-  /** Applies appended events; `command` is the command that produced them (its data may live only here). */
-  readonly apply: (sql: SqlStorage, events: ReadonlyArray<WireEvent>, command: unknown) => void
-  /** Rebuilds the projection from the whole log (and whatever the projection keeps that the log does not). */
-  readonly rebuild: (sql: SqlStorage, events: Iterable<WireEvent>) => void
-}
-
-export interface ReactionContext {
-  /** The object's bindings and settings. */
-  readonly env: unknown
-  readonly state: () => unknown
-  readonly command: (command: unknown) => ActorReply<CommandOutcome>
-}
-
-export interface RoomHosting {
-  readonly join: (member: string) => unknown
-  readonly leave: (member: string) => unknown
-  readonly post: (member: string, message: { readonly type: string; readonly payload: unknown }) => unknown
-  /** The frame members receive for an event, if any. */
-  readonly frame: (event: any, at: number) => unknown
-}
-
-/**
- * One key per member socket the host opened (ctx.storage.kv: prefix + socket id → member
- * name), written in the stretch of its Join and deleted in that of its Leave. On wake it
- * tells which sockets died with the runtime, so their members can leave; and since only
- * the handler that deletes the key commits the Leave, a socket's Leave happens once, even
- * when a wake's reconciliation and the socket's close handler both see it end. Members
- * that joined by a plain command have no socket to lose and are left alone.
- */
-const MEMBER_SOCKET_PREFIX = "emberlog/room-socket/"
-/** Counts per member name, written before sockets had ids; none of those sockets outlives the deploy. */
-const LEGACY_ROOM_SOCKETS_KEY = "emberlog/room-sockets"
-
-/** The member name a room socket was opened with (set by the edge). */
-export const MEMBER_HEADER = "X-Emberlog-Member"
 
 /**
  * Outbox deliveries wait this long after the first undelivered append, so a burst of
@@ -113,7 +83,7 @@ export const actorRuntime = (
 const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
   AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
   LIMIT 1`
-const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
+export const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
 
 /** A command sent on a subscription socket. */
 interface CommandFrame {
@@ -161,90 +131,157 @@ const idOf = (message: string): unknown => {
 
 const toLogEntry = (event: WireEvent): LogEntry => ({ position: event.seq, name: event.type, payload: event })
 
-export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorClass =>
-  class Actor extends DurableObject<ActorEnv> {
+/** What an object whose name holds no kind it hosts answers, creating nothing. */
+const unknownKind = (name: string | undefined): { readonly ok: false; readonly error: ActorFailure } => {
+  const kind = name === undefined ? undefined : parseActorName(name)?.kind
+  return {
+    ok: false,
+    error: {
+      _tag: "InvalidInput",
+      code: "unknown_kind",
+      message:
+        kind === undefined
+          ? "This object's name names no actor (tenant/kind/id)"
+          : `Unknown kind ${JSON.stringify(kind)}: this Worker does not serve it`,
+    },
+  }
+}
+
+class UnknownKind extends Error {
+  constructor(name: string | undefined) {
+    super(unknownKind(name).error.message)
+  }
+}
+
+const unknownMethod = (method: string): ActorReply<never> => ({
+  ok: false,
+  error: { _tag: "InvalidInput", code: "unknown_method", message: `This kind has no method ${JSON.stringify(method)}` },
+})
+
+/** The actor an object hosts, as its name tells (undefined: a kind not served). */
+interface Served {
+  readonly tenant: string
+  readonly kind: HostedKind
+  readonly id: string
+}
+
+/**
+ * The one actor class: every kind in `kinds` is hosted by it, each object by the kind its
+ * name holds. A name whose kind is not hosted answers every RPC with `unknown_kind` and
+ * creates nothing.
+ */
+export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorOptions = {}): ActorClass => {
+  const byKind = new Map<string, HostedKind>()
+  for (const kind of kinds) {
+    if (byKind.has(kind.entity.kind)) throw new Error(`emberlog: the kind ${kind.entity.kind} is hosted twice`)
+    const names = (kind.capabilities ?? []).map((capability) => capability.name)
+    if (new Set(names).size !== names.length || names.includes("log"))
+      throw new Error(`emberlog: the capabilities of ${kind.entity.kind} need distinct names other than "log"`)
+    byKind.set(kind.entity.kind, kind)
+  }
+
+  return class EmberlogActor extends DurableObject<ActorEnv> {
     core!: ActorCore
+    readonly served: Served | undefined
     readonly subscribers: Subscribers
-    /** Reactions still running; the alarm waits for them so the object stays alive. */
-    private readonly reactions = new Set<Promise<void>>()
-    /** When the one alarm is set for, as far as this instance knows (null: none). */
-    private alarmAt: number | null = null
-    /** When a timer standing in for the alarm fires (null: none), while the object has no storage. */
-    private standInAt: number | null = null
+    private readonly alarms: AlarmOwner
+    /** Each capability's hooks for this object, by capability name, once started. */
+    private hooks = new Map<string, CapabilityHooks>()
+    private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
+      (request) => this.commit(request)
     private failedDeliveries = 0
+    private deliveryDelay = 0
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
-      void ctx.blockConcurrencyWhile(async () => {
-        const projection = options.project
-        // Reads create nothing: a projection's tables come with the log's, at the first write.
-        if (hasStorage(ctx.storage.sql)) this.ensureProjection()
-        this.core = new ActorCore(
-          entity,
-          actorRuntime(ctx.storage, options, () => this.ensureProjection()),
-          projection && ((appended, command) => projection.apply(ctx.storage.sql, appended, command)),
-          parseScopedName(ctx.id.name ?? "").name,
-        )
-        this.alarmAt = await ctx.storage.getAlarm()
-        this.reconcileMembers()
-        // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
-        await this.scheduleFollowUps(0)
-      })
+      const name = ctx.id.name === undefined ? undefined : parseActorName(ctx.id.name)
+      const kind = name === undefined ? undefined : byKind.get(name.kind)
+      this.served = name === undefined || kind === undefined ? undefined : { tenant: name.tenant, kind, id: name.id }
+      this.subscribers = new Subscribers(ctx, this.logSource(), { wakeAt: (at) => void this.alarms.wakeAt(at) })
+      this.alarms = new AlarmOwner(
+        {
+          getAlarm: () => ctx.storage.getAlarm(),
+          setAlarm: (at) => ctx.storage.setAlarm(at),
+          hasStorage: () => hasStorage(ctx.storage.sql),
+          setTimer: (run, delayMs) => void setTimeout(run, delayMs),
+          now: () => Date.now(),
+        },
+        this.alarmTasks(),
+      )
+      // Nothing for a kind not served: no recovery, no tables, no alarm.
+      if (this.served === undefined) return
+      const served = this.served
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-      this.subscribers = new Subscribers(ctx, this.logSource(), { wakeAt: (at) => void this.scheduleAlarm(at) })
-    }
-
-    /**
-     * Sockets that died with the runtime (a crash, a deploy) never ran their close handler,
-     * so on wake every member socket the host opened and no longer lists ends, through the
-     * Leave command: the correction is in the log like any other.
-     */
-    private reconcileMembers(): void {
-      const room = options.room
-      if (room === undefined) return
-      const live = new Set<string>()
-      for (const socket of this.ctx.getWebSockets("room")) {
-        const socketId = (socket.deserializeAttachment() as SocketAttachment | null)?.socketId
-        if (socketId !== undefined) live.add(socketId)
-      }
-      const kv = this.ctx.storage.kv
-      for (const [key, name] of [...kv.list<string>({ prefix: MEMBER_SOCKET_PREFIX })]) {
-        const socketId = key.slice(MEMBER_SOCKET_PREFIX.length)
-        if (!live.has(socketId) && this.memberSocketEnded(socketId)) {
-          this.commit({ command: room.leave(name), principal: "system", internal: true })
+      void ctx.blockConcurrencyWhile(async () => {
+        const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
+        // Reads create nothing: a projection's tables come with the log's, at the first write.
+        if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
+        this.core = new ActorCore(
+          served.kind.entity,
+          actorRuntime(ctx.storage, options, () => this.ensureTables()),
+          projections.length === 0
+            ? undefined
+            : (appended, command) => {
+                for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
+              },
+          served.id,
+        )
+        await this.alarms.load()
+        for (const capability of this.capabilities) {
+          this.hooks.set(capability.name, await capability.start(this.hostFor(capability.name)))
         }
+        this.commandPath = [...this.hooks.values()].reduceRight<typeof this.commandPath>(
+          (next, hooks) => (hooks.command === undefined ? next : (request) => hooks.command!(request, next)),
+          (request) => this.commit(request),
+        )
+        // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
+        await this.alarms.reschedule()
+      })
+    }
+
+    private get capabilities(): ReadonlyArray<Capability> {
+      return this.served?.kind.capabilities ?? []
+    }
+
+    private get entity(): Entity {
+      return this.served!.kind.entity
+    }
+
+    /** What a capability sees of this object; its sockets are tagged with its name. */
+    private hostFor(tag: string): Host {
+      const { ctx } = this
+      const served = this.served!
+      return {
+        ctx,
+        env: this.env,
+        tenant: served.tenant,
+        kind: served.kind.entity.kind,
+        id: served.id,
+        entity: served.kind.entity,
+        state: () => this.core.currentState,
+        version: () => this.core.currentVersion,
+        readEvents: (after, limit) => {
+          const reply = this.core.readEvents(after, limit)
+          return reply.ok ? reply.value.events : []
+        },
+        commit: (request) => this.commit(request),
+        wakeAt: (at) => this.alarms.wakeAt(at),
+        hasStorage: () => hasStorage(ctx.storage.sql),
+        ensureTables: () => this.ensureTables(),
+        acceptSocket: (attachment) => this.subscribers.acceptWebSocket(0, { ...attachment, mode: tag }),
+        sockets: () => ctx.getWebSockets(tag),
+        sendFrames: (frames, overCap) => this.subscribers.sendFrames(tag, frames, overCap),
       }
-      const legacy = kv.get<Map<string, number>>(LEGACY_ROOM_SOCKETS_KEY)
-      if (legacy === undefined) return
-      kv.delete(LEGACY_ROOM_SOCKETS_KEY)
-      for (const [name, count] of legacy) {
-        for (let i = 0; i < count; i++) this.commit({ command: room.leave(name), principal: "system", internal: true })
-      }
     }
 
-    /** Records a member socket opened; written in the stretch of its Join. */
-    private memberSocketOpened(socketId: string, name: string): void {
-      this.ctx.storage.kv.put(MEMBER_SOCKET_PREFIX + socketId, name)
-    }
-
-    /** Whether this call ended the member socket (true once per socket): only then may its Leave be committed. */
-    private memberSocketEnded(socketId: string): boolean {
-      return this.ctx.storage.kv.delete(MEMBER_SOCKET_PREFIX + socketId)
-    }
-
-    /**
-     * Whether the object has storage, and so its projection's tables: until the first write
-     * (and after a first write that rolled back) a projection's reads answer as empty.
-     */
-    get projectionReady(): boolean {
-      return hasStorage(this.ctx.storage.sql)
-    }
-
-    /** Sets up the projection's tables (idempotent): with the log's, or before a write that needs them first. */
-    ensureProjection(): void {
-      const projection = options.project
+    /** Sets up every capability's side tables (idempotent): with the log's, or before a write that needs them first. */
+    private ensureTables(): void {
+      const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
+      if (projections.length === 0) return
       // One transaction: a crash half-way through a setup that migrates (rebuilds an index) redoes it whole.
-      if (projection !== undefined) this.ctx.storage.transactionSync(() => projection.setup(this.ctx.storage.sql))
+      this.ctx.storage.transactionSync(() => {
+        for (const projection of projections) projection.setup(this.ctx.storage.sql)
+      })
     }
 
     private logSource(): LogSource {
@@ -258,22 +295,80 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       }
     }
 
-    /** The RPC entry; kinds that need I/O before the transaction (memory content in R2) override it. */
-    command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
-      return this.commit(request)
+    /** The alarm's steps, in order: socket expiries, the outbox, the entity's timer, then each capability's. */
+    private alarmTasks(): ReadonlyArray<AlarmTask> {
+      const tasks: Array<AlarmTask> = [
+        {
+          name: "socket expiry",
+          dueAt: () => this.subscribers.nextExpiry(),
+          run: (now) => void this.subscribers.closeExpired(now),
+        },
+        {
+          name: "outbox",
+          dueAt: () => (this.core.pendingDeliveries(1).length > 0 ? Date.now() + this.deliveryDelay : undefined),
+          run: () => this.deliver(),
+        },
+        {
+          name: "timer",
+          dueAt: () => this.entity.timer?.dueAt(this.core.currentState),
+          run: (now) => {
+            const timer = this.entity.timer
+            const due = timer?.dueAt(this.core.currentState)
+            if (timer !== undefined && due !== undefined && due <= now) {
+              this.commit({ command: timer.command, principal: "system", internal: true })
+            }
+          },
+        },
+      ]
+      for (const capability of this.capabilities) {
+        tasks.push({ name: capability.name, run: () => this.hooks.get(capability.name)?.onAlarm?.() })
+      }
+      return tasks
     }
 
-    /** Runs a command in one transaction and hands its events to subscribers, topics and reactions. */
+    /**
+     * Drains the outbox to topics. A failed delivery is retried by our own alarm with capped
+     * exponential backoff and jitter, never given up on: the platform's alarm retries stop
+     * after a few attempts, which would strand the outbox. Deliveries are idempotent.
+     */
+    private async deliver(): Promise<void> {
+      const { tenant, id } = this.served!
+      const source = { kind: this.entity.kind, id }
+      const topicOf = (topic: string) => stubOf<EmberlogTopicObject>(this.env.EMBERLOG_TOPIC, scopedName(tenant, topic))
+      try {
+        this.deliveryDelay = (await drainOutbox(this.core, source, topicOf)) ? 0 : DELIVERY_BATCH_DELAY_MS
+        this.failedDeliveries = 0
+      } catch (error) {
+        this.failedDeliveries++
+        this.deliveryDelay =
+          Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *
+          (0.5 + Math.random() / 2)
+        console.warn(
+          `emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(this.deliveryDelay)} ms`,
+          error,
+        )
+      }
+    }
+
+    /** The RPC entry: through the capabilities' command wrappers (I/O before the transaction), then `commit`. */
+    command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
+      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      return this.commandPath(request)
+    }
+
+    /** Runs a command in one transaction and hands its events to subscribers, topics and capabilities. */
     commit(request: CommandRequest): ActorReply<CommandOutcome> {
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
-        void this.scheduleFollowUps(DELIVERY_BATCH_DELAY_MS, true)
+        // Its events are in the outbox (sparing the hot path a storage query for it).
+        void this.alarms.due(Date.now() + DELIVERY_BATCH_DELAY_MS)
+        const timerDue = this.entity.timer?.dueAt(this.core.currentState)
+        if (timerDue !== undefined) void this.alarms.due(timerDue)
         const { events } = reply.value
         const followUps = [
           () => this.subscribers.deliver(events.map(toLogEntry)),
-          () => this.sendToMembers(events),
-          () => this.startReactions(events),
+          ...[...this.hooks.values()].map((hooks) => () => hooks.committed?.(events)),
         ]
         for (const followUp of followUps) {
           try {
@@ -286,155 +381,59 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       return reply
     }
 
-    private startReactions(events: ReadonlyArray<WireEvent>): void {
-      if (options.react === undefined) return
-      const context: ReactionContext = {
-        env: this.env,
-        state: () => this.core.currentState,
-        command: (command) => this.commit({ command, principal: "system", internal: true }),
-      }
-      for (const event of events) {
-        const running = options.react(event, context)
-        if (running === undefined) continue
-        const tracked: Promise<void> = running
-          .catch((error) => console.error(`emberlog: reaction to ${event.type} failed`, error))
-          .finally(() => this.reactions.delete(tracked))
-        this.reactions.add(tracked)
-      }
-    }
-
-    /** Members' frames go through the subscribers' accounting, so a member that never reads is capped too. */
-    private sendToMembers(events: ReadonlyArray<WireEvent>): void {
-      const room = options.room
-      if (room === undefined) return
-      const frames = events.flatMap((event) => {
-        const frame = room.frame(entity.decodeEvent(event), event.meta.at)
-        return frame === undefined ? [] : [{ text: JSON.stringify(frame), seq: event.seq }]
-      })
-      this.subscribers.sendFrames("room", frames, (lastSeq) => this.missedPostsReason(lastSeq))
-    }
-
-    /** Member frames carry no seq: a member closed at its cap is told where the log has what it missed. */
-    private missedPostsReason(lastSeq: number): string {
-      const name = this.ctx.id.name === undefined ? undefined : parseScopedName(this.ctx.id.name).name
-      const reason = `Too much unread: what you missed is in /v1/${entity.kind}/${name}/events?after=${lastSeq}`
-      // A close reason is at most 123 bytes; ids are ASCII, so a long one is left out.
-      if (name !== undefined && reason.length <= 123) return reason
-      return `Too much unread: what you missed is in this room's log, /v1/${entity.kind}/{id}/events?after=${lastSeq}`
-    }
-
-    /**
-     * Sets the alarm for the earliest follow-up: an outbox delivery, or the entity's timer.
-     * After a command the caller knows deliveries are pending (its events went to the
-     * outbox), which spares the hot path a storage query; elsewhere the outbox is asked.
-     */
-    private async scheduleFollowUps(deliveryDelayMs: number, deliveriesPending?: boolean): Promise<void> {
-      const pending = deliveriesPending ?? this.core.pendingDeliveries(1).length > 0
-      const due = [
-        pending ? Date.now() + deliveryDelayMs : undefined,
-        entity.timer?.dueAt(this.core.currentState),
-        this.subscribers.nextExpiry(),
-      ].filter((at): at is number => at !== undefined)
-      if (due.length > 0) await this.scheduleAlarm(Math.min(...due))
-    }
-
-    async scheduleAlarm(at: number): Promise<void> {
-      if (!hasStorage(this.ctx.storage.sql)) return this.standInForAlarm(at)
-      if (this.alarmAt !== null && this.alarmAt <= at) return
-      this.alarmAt = at
-      await this.ctx.storage.setAlarm(at)
-    }
-
-    /**
-     * An alarm is storage too, and reads create nothing: until the first write (a socket's token
-     * expiry is all an empty actor waits for), a timer stands in. An object evicted before it
-     * fires has nothing to send its sockets until a write, and that write sets the real alarm.
-     */
-    private standInForAlarm(at: number): void {
-      if (this.standInAt !== null && this.standInAt <= at) return
-      this.standInAt = at
-      setTimeout(
-        () => {
-          this.standInAt = null
-          void this.alarm()
-        },
-        Math.max(0, at - Date.now()),
-      )
-    }
-
-    /**
-     * Drains the outbox to topics, then fires the entity's timer if it is due. A failed
-     * delivery is retried by our own alarm with capped exponential backoff and jitter,
-     * never given up on: the platform's alarm retries stop after a few attempts, which
-     * would strand the outbox. Alarms can run twice; both steps are idempotent.
-     */
     override async alarm(): Promise<void> {
-      this.alarmAt = null
-      this.subscribers.closeExpired()
-      // Deliveries are addressed by the object's name (tenant/id); without it they would land in
-      // the wrong topic, so they wait (the alarm is retried) rather than guess.
-      if (this.ctx.id.name === undefined)
-        throw new Error("emberlog: this object has no name; outbox delivery postponed")
-      const { tenant, name } = parseScopedName(this.ctx.id.name)
-      const source = { kind: entity.kind, id: name }
-      const topicOf = (topic: string) => stubOf<TopicLog>(this.env.TOPIC, scopedName(tenant, topic))
-      let deliveryDelay = 0
-      try {
-        if (!(await drainOutbox(this.core, source, topicOf))) deliveryDelay = DELIVERY_BATCH_DELAY_MS
-        this.failedDeliveries = 0
-      } catch (error) {
-        this.failedDeliveries++
-        deliveryDelay =
-          Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *
-          (0.5 + Math.random() / 2)
-        console.warn(
-          `emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(deliveryDelay)} ms`,
-          error,
-        )
-      }
-      const timerDue = entity.timer?.dueAt(this.core.currentState)
-      if (entity.timer !== undefined && timerDue !== undefined && timerDue <= Date.now()) {
-        this.commit({ command: entity.timer.command, principal: "system", internal: true })
-      }
-      // Reactions the timer started (a job's attempt) finish inside this alarm.
-      while (this.reactions.size > 0) await Promise.allSettled([...this.reactions])
-      await this.scheduleFollowUps(deliveryDelay)
+      if (this.served === undefined) return
+      await this.alarms.ring()
     }
 
     /** The seq of the last event (0 before any): what a subscription's cursor is checked against, no state read. */
     head(): number {
+      if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
       return this.core.currentVersion
     }
 
-    readState(query: StateQuery) {
+    readState(query: StateQuery): ActorReply<{ version: number; state: unknown }> {
+      if (this.served === undefined) return unknownKind(this.ctx.id.name)
       return this.core.readState(query)
     }
 
-    readEvents(after: number, limit: number, asStored?: boolean) {
+    readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]> {
+      if (this.served === undefined) return unknownKind(this.ctx.id.name)
       return this.core.readEvents(after, limit, asStored)
     }
 
-    verifyLog() {
+    verifyLog(): VerifyReport {
+      if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
       return this.core.verify()
     }
 
-    /** Subscriptions: the edge validated the request and forwards it here. */
+    /** A capability's own RPC method (memory's `search`, …), by name. */
+    async invoke(method: string, args: ReadonlyArray<unknown> = []): Promise<ActorReply<unknown>> {
+      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      for (const hooks of this.hooks.values()) {
+        const methods = hooks.methods
+        if (methods !== undefined && Object.hasOwn(methods, method)) {
+          return { ok: true, value: await methods[method]!(...args) }
+        }
+      }
+      return unknownMethod(method)
+    }
+
+    /** Requests a capability claims (a room member socket), else subscriptions: the edge validated them. */
     override async fetch(request: Request): Promise<Response> {
-      const member = request.headers.get(MEMBER_HEADER)
-      if (options.room === undefined || member === null) return acceptSubscription(this.subscribers, request)
-      const authority = authorityOf(request)
-      const joined = this.commit({ command: options.room.join(member), principal: authority.principal })
-      if (!joined.ok) return failureResponse(joined.error)
-      const socketId = crypto.randomUUID()
-      this.memberSocketOpened(socketId, member)
-      return this.subscribers.acceptWebSocket(0, { mode: "room", name: member, socketId, ...authority })
+      if (this.served === undefined) return failureResponse(unknownKind(this.ctx.id.name).error)
+      for (const hooks of this.hooks.values()) {
+        const response = hooks.fetch?.(request)
+        if (response !== undefined) return response
+      }
+      return acceptSubscription(this.subscribers, request)
     }
 
     /** Frames that act wait for the one before them: a limiter call in between must not reorder them. */
     private frames: Promise<void> = Promise.resolve()
 
     override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
-      // Acks (on log and member sockets) only confirm reading; they neither act nor wait behind frames that do.
+      // Acks (on every socket) only confirm reading; they neither act nor wait behind frames that do.
       if (typeof message === "string" && this.subscribers.receiveAck(socket, message)) return Promise.resolve()
       const handled = this.frames.then(() => this.actOnFrame(socket, message))
       this.frames = handled.catch(() => undefined)
@@ -442,8 +441,8 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
     }
 
     /**
-     * Commands and room posts: only within the token's lifetime (an expired socket is told
-     * and closed) and within the rate limit of whoever opened the socket, as on HTTP.
+     * Commands and capabilities' frames: only within the token's lifetime (an expired socket is
+     * told and closed) and within the rate limit of whoever opened the socket, as on HTTP.
      */
     private async actOnFrame(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       if (isOversize(message)) return socket.close(CLOSE_TOO_LARGE, `Frames are limited to ${MAX_FRAME_BYTES} bytes`)
@@ -457,7 +456,11 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       if (attachment.limitKey !== undefined && !(await withinLimit(this.env.LIMITER, attachment.limitKey))) {
         return socket.send(errorFrame(idOf(message), "rate_limited", `${rateLimitMessage}; nothing was done`))
       }
-      if (attachment.mode === "room") return this.postFromMember(socket, attachment.name!, message)
+      if (attachment.mode !== "log") {
+        const onMessage = this.hooks.get(attachment.mode)?.socketMessage
+        if (onMessage !== undefined) return onMessage(socket, message)
+        return socket.send(errorFrame(idOf(message), "invalid_frame", "This socket takes no frames"))
+      }
       const frame = parseCommandFrame(message)
       if ("invalid" in frame) return socket.send(errorFrame(frame.id, "invalid_frame", frame.invalid))
       if (attachment.scopes !== undefined && !attachment.scopes.includes("write")) {
@@ -477,35 +480,18 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       )
     }
 
-    private postFromMember(socket: WebSocket, member: string, message: string): void {
-      let frame: unknown
-      try {
-        frame = JSON.parse(message)
-      } catch {
-        return socket.send(errorFrame(null, "invalid_frame", 'A frame must be JSON: {"type": …, "payload": …}'))
-      }
-      const { type, payload } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<string, unknown>
-      if (typeof type !== "string")
-        return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
-      const principal = (socket.deserializeAttachment() as SocketAttachment).principal ?? member
-      const reply = this.commit({ command: options.room!.post(member, { type, payload }), principal })
-      if (!reply.ok) socket.send(errorFrame(null, reply.error.code, reply.error.message, reply.error.details))
-    }
-
-    /** A room member socket leaves once, whether it closed, failed, or a wake found it gone first. */
-    private leave(socket: WebSocket): void {
-      const attachment = socket.deserializeAttachment() as SocketAttachment | null
-      if (attachment?.mode !== "room" || options.room === undefined || attachment.socketId === undefined) return
-      if (!this.memberSocketEnded(attachment.socketId)) return
-      this.commit({ command: options.room.leave(attachment.name!), principal: attachment.principal ?? attachment.name })
+    /** A capability's socket ends once, whether it closed, failed, or the capability found it gone first. */
+    private ended(socket: WebSocket): void {
+      const mode = (socket.deserializeAttachment() as SocketAttachment | null)?.mode
+      if (mode !== undefined && mode !== "log") this.hooks.get(mode)?.socketClosed?.(socket)
     }
 
     override async webSocketError(socket: WebSocket): Promise<void> {
-      this.leave(socket)
+      this.ended(socket)
     }
 
     override async webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void> {
-      this.leave(socket)
+      this.ended(socket)
       // Echo the close so the client's close handshake completes (1005/1006 cannot be sent).
       try {
         socket.close(code === 1005 || code === 1006 ? 1000 : code, reason)
@@ -514,27 +500,29 @@ export const actorClass = (entity: Entity, options: ActorOptions = {}): ActorCla
       }
     }
   }
+}
 
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
-export type ActorApi = ObjectStub<Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog">>
+export type ActorApi = ObjectStub<
+  Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog" | "invoke">
+>
 
 /**
- * An `actorClass` instance: its RPC methods and the hooks a subclass builds on (MemoryActor). Named
- * because declarations cannot be emitted for an anonymous class type with private members (TS4094).
+ * An EmberlogActor instance: its RPC methods. Named because declarations cannot be emitted
+ * for an anonymous class type with private members (TS4094).
  */
 export interface ActorObject extends DurableObject<ActorEnv> {
-  core: ActorCore
+  /** The actor runtime of the kind this object hosts (unset for a kind not served). */
+  readonly core: ActorCore
   readonly subscribers: Subscribers
-  readonly projectionReady: boolean
-  ensureProjection(): void
   command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
   commit(request: CommandRequest): ActorReply<CommandOutcome>
-  scheduleAlarm(at: number): Promise<void>
   alarm(): Promise<void>
   head(): number
-  readState(query: StateQuery): ReturnType<ActorCore["readState"]>
+  readState(query: StateQuery): ActorReply<{ version: number; state: unknown }>
   readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
-  verifyLog(): ReturnType<ActorCore["verify"]>
+  verifyLog(): VerifyReport
+  invoke(method: string, args?: ReadonlyArray<unknown>): Promise<ActorReply<unknown>>
   fetch(request: Request): Promise<Response>
 }
 

@@ -1,12 +1,25 @@
-// The host's public surface (part of `emberlog/worker`): what kind authors build capabilities with.
-export type { Capability, Host, Projection } from "./capability.js"
+// The host's public surface (part of `emberlog/worker`): the one actor class and the one topic
+// class, and what kind authors build capabilities and projections with.
+export type { Capability, CapabilityHooks, Host, Projection } from "./capability.js"
 export { defineCapability } from "./capability.js"
 export {
-  actorClass,
+  actorHostClass,
   actorRuntime,
   type ActorApi,
   type ActorClass,
   type ActorEnv,
   type ActorObject,
   type ActorOptions,
+  type HostedKind,
 } from "./durable-actor.js"
+export {
+  defineProjection,
+  topicClass,
+  type EmberlogTopicObject,
+  type TopicApi,
+  type TopicClass,
+  type TopicProjection,
+} from "./topic.js"
+export { authorityOf, type OutgoingFrame, type SocketAttachment } from "./subscribers.js"
+export { STATUS_BY_FAILURE, errorBody, failureResponse } from "./failures.js"
+export { stubOf, type ObjectStub } from "./stubs.js"

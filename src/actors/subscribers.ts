@@ -60,15 +60,15 @@ export interface LogSource {
 }
 
 export interface SocketAttachment {
-  /** What the socket receives: log frames, or (rooms) the compact post frames. */
-  readonly mode: "log" | "room"
-  /** A room member's name. */
+  /** "log": the log's frames, and commands; else the name of the capability that accepted it (its frames). */
+  readonly mode: string
+  /** A capability socket's name (a room member's). */
   readonly name?: string
   /** Who opened the socket (meta.principal of commands sent on it). */
   readonly principal?: string
   /** The scopes of the token that opened it: commands need `write`, and entities decide by them (Caller). */
   readonly scopes?: ReadonlyArray<string>
-  /** A room member socket's identity: its Leave is committed once, by whichever handler sees it end first. */
+  /** A capability socket's identity (a room member's Leave is committed once, by whichever handler sees it end first). */
   readonly socketId?: string
   /** When the token that opened the socket expires (ms epoch): frames that act are refused, the socket closed. */
   readonly expiresAt?: number
@@ -150,7 +150,7 @@ export class Subscribers {
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server, [attachment.mode])
     server.serializeAttachment(attachment)
-    // A room member gets no backlog: it starts at the head.
+    // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
     this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq, checkpoints: [] })
     if (attachment.mode === "log") this.sendBacklog(server, after)

@@ -3,15 +3,44 @@
  * `{topicSeq, source: {kind, id}, event}`; `topicSeq` is gapless from 1. Deliveries are
  * at-least-once, so the topic keeps the last seq it accepted from every source and
  * skips anything at or below it: each source event lands once, in source seq order.
+ *
+ * Projections fed by a topic live in the topic's object: each is applied in the same
+ * transaction as the append that feeds it, so it is never behind its topic. A projection
+ * added to a topic that already has entries catches up from the topic's log when the object
+ * wakes; a topic with no entries creates nothing, whatever is read.
  */
 import { DurableObject } from "cloudflare:workers"
 import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
 import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
+import type { ActorReply } from "../core/wire.js"
+import { parseScopedName } from "../core/names.js"
 import type { ObjectStub } from "./stubs.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
+import { AlarmOwner } from "./alarm.js"
+
+/**
+ * A view folded from one topic's entries, kept in tables of the topic's object. `apply` runs
+ * inside the append's transaction (tables set up first); the host keeps how far each
+ * projection has read, and hands `read` that position.
+ */
+export interface TopicProjection<V = unknown> {
+  readonly name: string
+  /** The topic that feeds it (in each tenant, that tenant's topic of this name). */
+  readonly topic: string
+  /** Creates the projection's tables (idempotent). */
+  readonly setup: (sql: SqlStorage) => void
+  /** Folds entries (contiguous, oldest first, none applied before) into the tables. */
+  readonly apply: (sql: SqlStorage, entries: ReadonlyArray<TopicEntry>) => void
+  /** The view, `topicSeq` being the last entry applied (only called once the tables exist). */
+  readonly read: (sql: SqlStorage, topicSeq: number) => V
+  /** The view of a topic with no entries. */
+  readonly empty: V
+}
+
+export const defineProjection = <V>(projection: TopicProjection<V>): TopicProjection<V> => projection
 
 /** What callers see of a topic: its class's methods, over RPC. */
-export type TopicApi = ObjectStub<TopicLog>
+export type TopicApi = ObjectStub<EmberlogTopicObject>
 
 export const MAX_TOPIC_PAGE = 1000
 
@@ -21,23 +50,82 @@ const TABLES = [
     source_seq INTEGER NOT NULL, event TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS sources (
     kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`,
+  "CREATE TABLE IF NOT EXISTS projections (name TEXT PRIMARY KEY, topic_seq INTEGER NOT NULL) WITHOUT ROWID",
 ]
 
-export class TopicLog extends DurableObject {
+const CATCH_UP_PAGE = 1000
+
+/** A topic object's RPC methods. Named because declarations cannot be emitted for an anonymous class type with private members (TS4094). */
+export interface EmberlogTopicObject extends DurableObject {
+  deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number }
+  readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null; head: number }
+  head(): number
+  readProjection(name: string): ActorReply<unknown>
+  fetch(request: Request): Promise<Response>
+}
+
+export type TopicClass = new (ctx: DurableObjectState, env: unknown) => EmberlogTopicObject
+
+/** The one topic class, hosting `projections` in the objects of the topics that feed them. */
+export const topicClass = (projections: ReadonlyArray<TopicProjection<any>> = []): TopicClass => {
+  const names = new Set<string>()
+  for (const { name } of projections) {
+    if (names.has(name)) throw new Error(`emberlog: two projections are named ${JSON.stringify(name)}`)
+    names.add(name)
+  }
+  return class EmberlogTopic extends TopicLog {
+    constructor(ctx: DurableObjectState, env: unknown) {
+      const name = ctx.id.name === undefined ? undefined : parseScopedName(ctx.id.name).name
+      super(
+        ctx,
+        env,
+        projections.filter((projection) => projection.topic === name),
+      )
+    }
+  }
+}
+
+class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
+  /** An alarm is storage too, and reads create nothing: until the first delivery a timer stands in. */
+  private readonly alarms: AlarmOwner
   private last = 0
   private created: boolean
 
-  constructor(ctx: DurableObjectState, env: unknown) {
+  constructor(
+    ctx: DurableObjectState,
+    env: unknown,
+    private readonly projections: ReadonlyArray<TopicProjection> = [],
+  ) {
     super(ctx, env as never)
     this.sql = ctx.storage.sql
     // Reads create nothing: the tables come with the first delivery.
     this.created =
       this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
-    if (this.created)
+    if (this.created) {
       this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
+      // A projection added to a topic that already has entries (or one behind after a deploy) catches up first.
+      ctx.storage.transactionSync(() => this.catchUp())
+    }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
+    this.alarms = new AlarmOwner(
+      {
+        getAlarm: () => ctx.storage.getAlarm(),
+        setAlarm: (at) => ctx.storage.setAlarm(at),
+        hasStorage: () => this.created,
+        setTimer: (run, delayMs) => void setTimeout(run, delayMs),
+        now: () => Date.now(),
+      },
+      [
+        {
+          name: "socket expiry",
+          dueAt: () => this.subscribers.nextExpiry(),
+          run: (now) => void this.subscribers.closeExpired(now),
+        },
+      ],
+    )
+    if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
     this.subscribers = new Subscribers(
       ctx,
       {
@@ -45,7 +133,7 @@ export class TopicLog extends DurableObject {
         readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
         frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
       },
-      { wakeAt: (at) => void this.wakeAt(at) },
+      { wakeAt: (at) => void this.alarms.wakeAt(at) },
     )
   }
 
@@ -56,23 +144,7 @@ export class TopicLog extends DurableObject {
 
   /** The only alarm a topic sets: closing sockets whose token expired. */
   override async alarm(): Promise<void> {
-    await this.closeExpired()
-  }
-
-  private async closeExpired(): Promise<void> {
-    const next = this.subscribers.closeExpired()
-    if (next !== undefined) await this.wakeAt(next)
-  }
-
-  private async wakeAt(at: number): Promise<void> {
-    // An alarm is storage too, and reads create nothing: until the first delivery a timer closes
-    // expired sockets (if the object hibernates first, the delivery closes them before sending).
-    if (!this.created) {
-      setTimeout(() => this.closeExpired(), Math.max(0, at - Date.now()))
-      return
-    }
-    const current = await this.ctx.storage.getAlarm()
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at)
+    await this.alarms.ring()
   }
 
   deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
@@ -97,6 +169,7 @@ export class TopicLog extends DurableObject {
         accepted++
       }
       if (accepted > 0) {
+        this.feedProjections(this.last, this.last + accepted)
         this.sql.exec(
           "INSERT INTO sources (kind, id, last_seq) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET last_seq = excluded.last_seq",
           source.kind,
@@ -107,7 +180,9 @@ export class TopicLog extends DurableObject {
     })
     if (!this.created) {
       this.created = true
-      void this.closeExpired()
+      // Sockets that expired while only a timer stood in for the alarm are closed before anything is sent.
+      this.subscribers.closeExpired()
+      void this.alarms.reschedule()
     }
     const appendedAfter = this.last
     this.last += accepted
@@ -124,6 +199,71 @@ export class TopicLog extends DurableObject {
 
   head(): number {
     return this.last
+  }
+
+  /** A projection's view (answered from its tables; nothing is written). */
+  readProjection(name: string): ActorReply<unknown> {
+    const projection = this.projections.find((candidate) => candidate.name === name)
+    if (projection === undefined) {
+      return {
+        ok: false,
+        error: { _tag: "InvalidInput", code: "unknown_projection", message: `This topic feeds no projection ${name}` },
+      }
+    }
+    if (!this.created) return { ok: true, value: projection.empty }
+    return { ok: true, value: projection.read(this.sql, this.progressOf(name)) }
+  }
+
+  private progressOf(name: string): number {
+    const row = this.sql.exec("SELECT topic_seq FROM projections WHERE name = ?", name).toArray()[0]
+    return (row?.topic_seq as number | undefined) ?? 0
+  }
+
+  /** Applies entries `from` < topicSeq ≤ `to` to every projection (inside the caller's transaction). */
+  private feedProjections(from: number, to: number): void {
+    if (this.projections.length === 0) return
+    this.catchUp(from)
+    const entries = this.entriesIn(from, to)
+    for (const projection of this.projections) {
+      projection.apply(this.sql, entries)
+      this.setProgress(projection.name, to)
+    }
+  }
+
+  /** Brings every projection up to `to` (default: the head) from the log (inside the caller's transaction). */
+  private catchUp(to = this.last): void {
+    if (this.projections.length === 0) return
+    for (const statement of TABLES) this.sql.exec(statement)
+    for (const projection of this.projections) {
+      projection.setup(this.sql)
+      for (let at = this.progressOf(projection.name); at < to;) {
+        const entries = this.entriesIn(at, Math.min(to, at + CATCH_UP_PAGE))
+        if (entries.length === 0) break
+        projection.apply(this.sql, entries)
+        at = entries[entries.length - 1]!.topicSeq
+        this.setProgress(projection.name, at)
+      }
+    }
+  }
+
+  private setProgress(name: string, topicSeq: number): void {
+    this.sql.exec(
+      "INSERT INTO projections (name, topic_seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET topic_seq = excluded.topic_seq",
+      name,
+      topicSeq,
+    )
+  }
+
+  /** Entries `from` < topicSeq ≤ `to`, read within the current transaction (no budget: a projection needs them all). */
+  private entriesIn(from: number, to: number): Array<TopicEntry> {
+    return this.sql
+      .exec("SELECT * FROM entries WHERE topic_seq > ? AND topic_seq <= ? ORDER BY topic_seq", from, to)
+      .toArray()
+      .map((row) => ({
+        topicSeq: row.topic_seq as number,
+        source: { kind: row.source_kind as string, id: row.source_id as string },
+        event: JSON.parse(row.event as string) as WireEvent,
+      }))
   }
 
   override async fetch(request: Request): Promise<Response> {

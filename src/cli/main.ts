@@ -14,7 +14,7 @@ import { ChainWalk } from "../core/hash-chain.js"
 import { NAME_CHARS } from "../core/names.js"
 import { EmberlogError, SubscriptionRefused, createClient, type WireEvent } from "../client/index.js"
 import type { Entity } from "../domain/entity.js"
-import { entities } from "../domain/entities.js"
+import { entities } from "../kinds/entities.js"
 import { starterFiles, workerName } from "./templates.js"
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, request: 3 } as const

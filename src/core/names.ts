@@ -21,3 +21,25 @@ export const parseScopedName = (full: string): { readonly tenant: string; readon
 
 /** The tenant every request belongs to when auth is off (local development). */
 export const DEV_TENANT = "public"
+
+/**
+ * An actor's object name: `${encodeURIComponent(tenant)}/${kind}/${id}`. One class hosts every
+ * kind, so the kind is part of the name: two kinds' actors with the same id never share an object.
+ */
+export const actorName = (tenant: string, kind: string, id: string): string =>
+  `${encodeURIComponent(tenant)}/${kind}/${id}`
+
+/** The tenant, kind and id an actor's object name holds; undefined for a name `actorName` cannot have made. */
+export const parseActorName = (
+  name: string,
+): { readonly tenant: string; readonly kind: string; readonly id: string } | undefined => {
+  const first = name.indexOf("/")
+  const second = first < 0 ? -1 : name.indexOf("/", first + 1)
+  if (second < 0) return undefined
+  try {
+    const tenant = decodeURIComponent(name.slice(0, first))
+    return { tenant, kind: name.slice(first + 1, second), id: name.slice(second + 1) }
+  } catch {
+    return undefined
+  }
+}

@@ -27,6 +27,8 @@ type AppContext = Context<AppEnv>
 /** A projection an app serves at `/v1/projections/{name}`. */
 export interface ProjectionOption {
   readonly name: string
+  /** The topic that feeds it: the projection lives in that topic's object. */
+  readonly topic: string
 }
 
 export interface AppOptions {
@@ -122,7 +124,7 @@ const actorSubscription = (c: AppContext) => {
 
 export const createApp = (options: AppOptions): App => {
   const served = kindRegistry(options.kinds)
-  const projections = (options.projections ?? []).map(({ name }) => name)
+  const projections = new Map((options.projections ?? []).map((projection) => [projection.name, projection]))
   const app = new Hono<AppEnv>()
   app.onError(handleError)
   app.notFound(handleNotFound)
@@ -211,13 +213,14 @@ export const createApp = (options: AppOptions): App => {
 
   app.get("/v1/projections/:name", requireScope("read"), async (c) => {
     const name = c.req.param("name")
-    if (!projections.includes(name))
+    const projection = projections.get(name)
+    if (projection === undefined)
       throw new HttpError(
         404,
         "unknown_projection",
-        `Unknown projection ${JSON.stringify(name)}; projections: ${projections.join(", ") || "none"}`,
+        `Unknown projection ${JSON.stringify(name)}; projections: ${[...projections.keys()].join(", ") || "none"}`,
       )
-    return c.json(await projectionOf(c.env, c.get("principal").tenant, name).read())
+    return c.json(await projectionOf(c.env, c.get("principal").tenant, projection).read())
   })
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.

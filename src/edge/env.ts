@@ -1,18 +1,13 @@
 import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
-import type { kinds, Kind } from "../actors/kinds.js"
-import type { SemanticBindings } from "../infra/semantic.js"
 import type { Principal } from "../infra/tokens.js"
 
-/** The Worker's bindings (wrangler.toml) and settings (vars and secrets; see README). */
+/** The bindings and settings every app has (wrangler.toml, vars and secrets; see README); kinds add their own. */
 export type Env = {
-  readonly [K in (typeof kinds)[Kind]["binding"] | "TOPIC" | "COUNTER_TOTALS" | "MCP_SESSION"]: DurableObjectNamespace
+  /** Every actor of every kind (EmberlogActor), every topic and its projections (EmberlogTopic), MCP sessions. */
+  readonly [K in "EMBERLOG_ACTOR" | "EMBERLOG_TOPIC" | "EMBERLOG_MCP_SESSION"]: DurableObjectNamespace
 } & {
-  /** Job executor: "local" (default) or "openhands" with OPENHANDS_API_URL and the secret OPENHANDS_API_KEY. */
-  readonly JOB_EXECUTOR?: string
-  readonly OPENHANDS_API_URL?: string
-  readonly OPENHANDS_API_KEY?: string
   /** Reported by /health ("development" when unset). */
   readonly ENVIRONMENT?: string
   /** "off" disables authentication (local development only). */
@@ -33,9 +28,7 @@ export type Env = {
   /** Comma-separated origins allowed by CORS; none by default. */
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit
-  /** Where memory content over 1 MiB lives (R2; local in `wrangler dev` and tests). */
-  readonly MEMORY_BUCKET?: R2Bucket
-} & SemanticBindings
+}
 /** `kinds`: the names of the kinds the app serves (set for every request, before any route). */
 export type AppEnv = { Bindings: Env; Variables: { principal: Principal; kinds: ReadonlyArray<string> } }
 export type App = Hono<AppEnv>

@@ -2,23 +2,32 @@
  * Addressing objects from the edge, and only here: an actor `kind/id` of a tenant (the
  * caller's unless an operator route names another), a kind's extra RPC methods, topics,
  * projections and MCP sessions. Route modules (the kinds' too) import these, never stubs.
+ * Every actor of every kind is an object of EMBERLOG_ACTOR, named `tenant/kind/id`.
  */
 import type { Context } from "hono"
-import type { CounterTotals } from "../actors/counter-totals.js"
 import type { ActorApi } from "../actors/durable-actor.js"
-import { actorStub } from "../actors/kinds.js"
-import { stubOf, type ObjectStub, type RpcMethods } from "../actors/stubs.js"
-import type { TopicLog } from "../actors/topic.js"
-import { scopedName } from "../core/names.js"
+import { stubOf } from "../actors/stubs.js"
+import type { EmberlogTopicObject, TopicApi } from "../actors/topic.js"
+import { actorName, scopedName } from "../core/names.js"
 import type { AppEnv, Env } from "./env.js"
-import { HttpError } from "./errors.js"
+import { HttpError, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 
-type Bindings = { readonly [binding: string]: unknown }
+/** A binding the app needs that wrangler.toml does not declare: a 500 that says which, not a TypeError. */
+const namespace = (env: Env, binding: "EMBERLOG_ACTOR" | "EMBERLOG_TOPIC" | "EMBERLOG_MCP_SESSION") => {
+  const bound = (env as Partial<Env>)[binding]
+  if (bound === undefined)
+    throw new HttpError(
+      500,
+      "binding_missing",
+      `No Durable Object binding ${binding}: declare it in wrangler.toml (README, "Use emberlog in your own Worker")`,
+    )
+  return bound
+}
 
-/** The actor `kind/id` of a tenant through the Worker's (or an object's) bindings; undefined when none hosts `kind`. */
-export const actorIn = (bindings: Bindings, tenant: string, kind: string, id: string): ActorApi | undefined =>
-  actorStub(bindings, tenant, kind, id)
+/** The actor `kind/id` of a tenant through the Worker's (or an object's) bindings; the caller checks the kind. */
+export const actorIn = (env: Env, tenant: string, kind: string, id: string): ActorApi =>
+  stubOf<ActorApi>(namespace(env, "EMBERLOG_ACTOR"), actorName(tenant, kind, id))
 
 export const unknownKind = (kind: string, served: ReadonlyArray<string>) =>
   new HttpError(404, "unknown_kind", `Unknown kind ${JSON.stringify(kind)}; known kinds: ${served.join(", ")}`)
@@ -29,30 +38,35 @@ export const actorOf = (c: Context<AppEnv>, kind: string, id: string, tenant = c
   const checked = Params.actorId(id)
   const served = c.get("kinds")
   if (!served.includes(kind)) throw unknownKind(kind, served)
-  const actor = actorIn(c.env, tenant, kind, checked)
-  if (actor === undefined) throw unknownKind(kind, served)
-  return actor
+  return actorIn(c.env, tenant, kind, checked)
 }
 
-/**
- * The extra RPC methods a kind's capabilities give its actors (memory's `search`, `item`),
- * typed by the kind's own interface `M`: every answer a promise.
- */
-export const kindMethods = <M>(actor: ActorApi): RpcMethods<M> => actor as unknown as RpcMethods<M>
+/** Typed calls of a kind's extra RPC methods (a capability's `methods`), through the actor's `invoke`. */
+export const kindMethods = <M extends object>(
+  actor: ActorApi,
+): {
+  readonly [K in keyof M]: M[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never
+} =>
+  new Proxy({} as never, {
+    get: (_target, method) => {
+      if (typeof method !== "string") return undefined
+      return async (...args: Array<unknown>) => unwrap(await actor.invoke(method, args))
+    },
+  })
 
 /** A topic of a tenant; `name` is checked against the name alphabet (400 `invalid_topic`). */
-export const topicOf = (env: Env, tenant: string, name: string): ObjectStub<TopicLog> =>
-  stubOf<TopicLog>(env.TOPIC, scopedName(tenant, Params.logName("topic", name)))
+export const topicOf = (env: Env, tenant: string, name: string): TopicApi =>
+  stubOf<EmberlogTopicObject>(namespace(env, "EMBERLOG_TOPIC"), scopedName(tenant, Params.logName("topic", name)))
 
-/** Projection names and the namespaces hosting them (one object per tenant). */
-const PROJECTIONS: Readonly<Record<string, "COUNTER_TOTALS">> = { "counter-totals": "COUNTER_TOTALS" }
+/** A projection of a tenant: it lives in the object of the topic that feeds it. */
+export const projectionOf = <V = unknown>(
+  env: Env,
+  tenant: string,
+  projection: { readonly name: string; readonly topic: string },
+): { read(): Promise<V> } => ({
+  read: async () => unwrap(await topicOf(env, tenant, projection.topic).readProjection(projection.name)) as V,
+})
 
-/** A projection of a tenant's topics, by name. */
-export const projectionOf = (env: Env, tenant: string, name: string): { read(): Promise<unknown> } => {
-  if (!Object.hasOwn(PROJECTIONS, name)) throw new HttpError(404, "unknown_projection", `No projection ${name}`)
-  return stubOf<Pick<CounterTotals, "read">>(env[PROJECTIONS[name]!], tenant)
-}
-
-/** The object of an MCP session (2025-11-25 era) of a tenant. */
-export const mcpSessionOf = (env: Env, tenant: string, id: string): ObjectStub<object> =>
-  stubOf<object>(env.MCP_SESSION, scopedName(tenant, id))
+/** The MCP session `id` of a tenant (`T`: the session class, which imports this module). */
+export const mcpSessionOf = <T>(env: Env, tenant: string, id: string) =>
+  stubOf<T>(namespace(env, "EMBERLOG_MCP_SESSION"), scopedName(tenant, id))

@@ -14,7 +14,7 @@ export { actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./obj
 export { requireScope } from "./auth.js"
 export { guarded } from "./guard.js"
 export { limitBody, limitBodyTo, MAX_BODY_BYTES, type App, type AppEnv, type Env } from "./env.js"
-export { HttpError, badRequest, errorBody, failed, unwrap } from "./errors.js"
+export { HttpError, badRequest, failed, unwrap } from "./errors.js"
 export * as Params from "./params.js"
 export { limitKey } from "./rate-limit.js"
 export {
@@ -31,3 +31,4 @@ export {
 // What a kind's routes need of the host and the core to hand a request on to its actor.
 export { clientHeaders, setAuthority } from "../actors/subscribers.js"
 export { canonicalJson } from "../core/hash-chain.js"
+export { emberlog, type Emberlog, type EmberlogOptions } from "./factory.js"

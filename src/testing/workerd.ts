@@ -14,14 +14,14 @@
  * import { SELF, env } from "cloudflare:test"
  * import { checkActor } from "emberlog/testing/workerd"
  * it("counter survives crashes", () =>
- *   checkActor({ entity: Counter, fetch: (r) => SELF.fetch(r), namespace: env.COUNTER, commands: counterCommands }))
+ *   checkActor({ entity: Counter, fetch: (r) => SELF.fetch(r), namespace: env.EMBERLOG_ACTOR, commands: counterCommands }))
  * ```
  */
 import { abortAllDurableObjects, evictDurableObject } from "cloudflare:test"
 import { Cause, Effect, Exit, type Layer } from "effect"
 import fc from "fast-check"
 import { canonicalJson } from "../core/hash-chain.js"
-import { DEV_TENANT, scopedName } from "../core/names.js"
+import { DEV_TENANT, actorName } from "../core/names.js"
 import { DomainError, type Entity } from "../domain/entity.js"
 import { type Ids, sequentialIds } from "../infra/ids.js"
 import { propertyParameters } from "./parameters.js"
@@ -162,7 +162,8 @@ class Crash implements Check {
   async run(_model: Model, real: Real) {
     if (this.how === "abort-all") return abortAllDurableObjects()
     // Eviction refuses an object that is not running; then there is nothing to crash.
-    const name = (real.options.objectName ?? ((id: string) => scopedName(DEV_TENANT, id)))(real.id)
+    const kind = real.options.kind ?? real.options.entity.kind
+    const name = (real.options.objectName ?? ((id: string) => actorName(DEV_TENANT, kind, id)))(real.id)
     await evictDurableObject(real.options.namespace.getByName(name)).catch(() => undefined)
   }
   toString = () => `crash (${this.how})`

@@ -8,7 +8,7 @@ import { unstable_dev, type Unstable_DevWorker } from "wrangler"
 export const startWorker = async (
   vars: Record<string, string> = {},
 ): Promise<{ worker: Unstable_DevWorker; base: string }> => {
-  const worker = await unstable_dev("src/edge/worker.ts", {
+  const worker = await unstable_dev("src/app.ts", {
     config: "wrangler.toml",
     ip: "127.0.0.1",
     persist: false,

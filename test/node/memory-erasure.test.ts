@@ -14,7 +14,7 @@ let worker: Unstable_DevWorker | undefined
 let base = ""
 
 const start = async () => {
-  worker = await unstable_dev("src/edge/worker.ts", {
+  worker = await unstable_dev("src/app.ts", {
     config: "wrangler.toml",
     ip: "127.0.0.1",
     persistTo,
@@ -58,7 +58,7 @@ const holding = (needle: string) =>
  * opened and closed by Node's SQLite, which copies every page's latest version into the file.
  */
 const checkpointed = () => {
-  const [file, ...others] = files(persistTo).filter((path) => /MemoryActor\/[0-9a-f]{64}\.sqlite$/.test(path))
+  const [file, ...others] = files(persistTo).filter((path) => /EmberlogActor\/[0-9a-f]{64}\.sqlite$/.test(path))
   expect(others).toEqual([])
   const copy = join(scratch, `${Date.now()}.sqlite`)
   copyFileSync(file!, copy)
@@ -110,7 +110,7 @@ describe("Forget on disk", () => {
 
     // What the platform keeps is the WAL's frames written before the Forget (README, "Memory stores").
     for (const needle of [token, word]) {
-      expect(holding(needle).filter((path) => !/MemoryActor\/[0-9a-f]{64}\.sqlite-wal$/.test(path))).toEqual([])
+      expect(holding(needle).filter((path) => !/EmberlogActor\/[0-9a-f]{64}\.sqlite-wal$/.test(path))).toEqual([])
     }
     const copy = checkpointed()
     const bytes = readFileSync(copy)

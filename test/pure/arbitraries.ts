@@ -1,5 +1,5 @@
 import fc from "fast-check"
-import { contentHash as hashOf } from "../../src/domain/memory.js"
+import { contentHash as hashOf } from "../../src/kinds/memory/entity.js"
 
 /** Counter commands as clients send them, including some that must be refused. */
 export const counterCommand = fc.oneof(

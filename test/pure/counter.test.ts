@@ -1,6 +1,6 @@
 import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
-import { Counter, type CounterCommand } from "../../src/domain/counter.js"
+import { Counter, type CounterCommand } from "../../src/kinds/counter/entity.js"
 import { DomainError } from "../../src/domain/entity.js"
 
 const decide = (value: number, command: CounterCommand) => Effect.runSyncExit(Counter.decide({ value }, command))

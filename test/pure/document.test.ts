@@ -8,7 +8,7 @@ import {
   type DocumentState,
   EDIT_WINDOW,
   MAX_STATE_BYTES,
-} from "../../src/domain/document.js"
+} from "../../src/kinds/document/entity.js"
 import { jsonBytes } from "../../src/domain/json-size.js"
 import type { DomainError } from "../../src/domain/entity.js"
 import {
@@ -19,7 +19,7 @@ import {
   toTextOp,
   transformAgainst,
   type TextEditOp,
-} from "../../src/domain/text-ops.js"
+} from "../../src/kinds/document/text-ops.js"
 import { propertyParameters } from "../../src/testing/index.js"
 import { text, textOp } from "./arbitraries.js"
 

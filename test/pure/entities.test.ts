@@ -1,9 +1,9 @@
 import { describe, it } from "vitest"
-import { Counter } from "../../src/domain/counter.js"
-import { Document } from "../../src/domain/document.js"
-import { Room } from "../../src/domain/room.js"
-import { Session } from "../../src/domain/session.js"
-import { Memory } from "../../src/domain/memory.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
+import { Document } from "../../src/kinds/document/entity.js"
+import { Room } from "../../src/kinds/room/entity.js"
+import { Session } from "../../src/kinds/session/entity.js"
+import { Memory } from "../../src/kinds/memory/entity.js"
 import { checkEntity } from "../../src/testing/index.js"
 import {
   counterCommand,

@@ -1,7 +1,7 @@
 import { Clock, Effect, Exit } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { ATTEMPT_TIMEOUT_MS, Job, type JobCommand, type JobEvent, type JobState } from "../../src/domain/job.js"
+import { ATTEMPT_TIMEOUT_MS, Job, type JobCommand, type JobEvent, type JobState } from "../../src/kinds/job/entity.js"
 import { generateConnector } from "../../src/kinds/job/executors.js"
 import { checkEntity, clockAt, propertyParameters } from "../../src/testing/index.js"
 import { jobCommand } from "./arbitraries.js"

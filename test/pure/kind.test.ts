@@ -1,8 +1,8 @@
 // The kind registry an app is built from: what it serves, in order, and what it refuses at startup.
 import { describe, expect, it } from "vitest"
-import { Counter } from "../../src/domain/counter.js"
-import { Document } from "../../src/domain/document.js"
-import { Job } from "../../src/domain/job.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
+import { Document } from "../../src/kinds/document/entity.js"
+import { Job } from "../../src/kinds/job/entity.js"
 import type { Entity } from "../../src/domain/entity.js"
 import { KIND_PATTERN } from "../../src/core/names.js"
 import { defineKind, kindRegistry, RESERVED_KINDS } from "../../src/edge/kind.js"

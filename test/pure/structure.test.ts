@@ -97,32 +97,6 @@ const hostModules = [...graph.keys()].filter((module) => loads(module).has("clou
 /** The entry points a kind folder may import: what a kind outside this repository imports. */
 const PUBLIC_ENTRY_POINTS = ["src/index.ts", "src/worker.ts", "src/client/index.ts"]
 
-/**
- * Imports of kind folders that are not yet through the entry points, as "importer -> imported":
- * the entity files still live in src/domain until they move into their kind folders. Delete an
- * entry when its import goes; the list should be empty once the entities have moved.
- */
-const KIND_IMPORT_EXCEPTIONS = [
-  "src/kinds/counter/index.ts -> src/domain/counter.ts",
-  "src/kinds/document/index.ts -> src/domain/document.ts",
-  "src/kinds/job/index.ts -> src/domain/job.ts",
-  "src/kinds/job/routes.ts -> src/domain/job.ts",
-  "src/kinds/memory/index.ts -> src/domain/memory.ts",
-  "src/kinds/memory/routes.ts -> src/domain/memory.ts",
-  "src/kinds/memory/tools.ts -> src/domain/memory.ts",
-  "src/kinds/room/index.ts -> src/domain/room.ts",
-  "src/kinds/session/index.ts -> src/domain/session.ts",
-]
-
-/**
- * Inner layers that still reach a kind folder, until the host code they belong to moves there
- * (the job engine into src/kinds/job/, the per-kind classes of actors/kinds.ts into the one host class).
- */
-const INNER_TO_KIND_EXCEPTIONS = [
-  "src/actors/job-engine.ts -> src/kinds/job/job-executor.ts",
-  "src/actors/kinds.ts -> src/kinds/job/executors.ts",
-]
-
 /** A kind folder's file may import the entry points and files of its own folder; the lists of kinds, any kind folder. */
 const kindImportAllowed = (module: string, target: string) => {
   if (PUBLIC_ENTRY_POINTS.includes(target)) return true
@@ -137,7 +111,7 @@ describe("the module structure", () => {
     expect(graph.size).toBeGreaterThan(50)
     expect(local(graph.get("src/edge/app.ts")!).length).toBeGreaterThan(10)
     expect(hostModules).toContain("src/actors/durable-actor.ts")
-    expect(hostModules).toContain("src/edge/worker.ts")
+    expect(hostModules).toContain("src/app.ts")
   })
 
   it("has no import cycles", () => {
@@ -187,11 +161,11 @@ describe("the module structure", () => {
         .filter(({ target }) => !kindImportAllowed(module, target))
         .map(({ target }) => `${module} -> ${target}`),
     )
-    expect(deeper.sort()).toEqual([...KIND_IMPORT_EXCEPTIONS].sort())
+    expect(deeper).toEqual([])
   })
 
-  it("keeps the core, the entity contract, adapters and the host from importing kinds or kind modules", () => {
-    const reaching = ["actors", "core", "domain", "infra"].flatMap((layer) =>
+  it("keeps every layer but the kinds and the app from importing kinds or kind modules", () => {
+    const reaching = ["actors", "core", "domain", "infra", "edge", "client", "testing"].flatMap((layer) =>
       [...graph]
         .filter(([module]) => module.startsWith(`src/${layer}/`))
         .flatMap(([module, imports]) =>
@@ -200,7 +174,7 @@ describe("the module structure", () => {
             .map(({ target }) => `${module} -> ${target}`),
         ),
     )
-    expect(reaching.sort()).toEqual([...INNER_TO_KIND_EXCEPTIONS].sort())
+    expect(reaching).toEqual([])
   })
 
   it("loads no Cloudflare module from the entry points that run in plain Node", () => {

@@ -2,7 +2,7 @@
 // /health come from the listed kinds; kind modules add routes; the app adds its own.
 import { createExecutionContext, env } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { Counter } from "../../src/domain/counter.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
 import { createApp } from "../../src/edge/app.js"
 import { defineKind } from "../../src/edge/kind.js"
 import { BASE, freshId } from "./helpers.js"
@@ -97,7 +97,7 @@ describe("an app serving only the kinds it lists", () => {
       status: 404,
       body: { error: { code: "unknown_projection" } },
     })
-    const withTotals = createApp({ kinds: [Counter], projections: [{ name: "counter-totals" }] })
+    const withTotals = createApp({ kinds: [Counter], projections: [{ name: "counter-totals", topic: "counter" }] })
     const response = await withTotals.fetch(
       new Request(`${BASE}/v1/projections/counter-totals`),
       env,

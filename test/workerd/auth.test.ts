@@ -1,7 +1,7 @@
 import { createExecutionContext, env } from "cloudflare:test"
 import { SignJWT, exportJWK, generateKeyPair } from "jose"
 import { describe, expect, it } from "vitest"
-import worker from "../../src/edge/worker.js"
+import worker from "../../src/app.js"
 import { BASE, freshId, readSse } from "./helpers.js"
 
 const SECRET = "test-secret-generated-for-this-run-" + crypto.randomUUID()

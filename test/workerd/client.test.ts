@@ -2,7 +2,7 @@ import { SELF, env, evictDurableObject } from "cloudflare:test"
 import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { EmberlogError, SubscriptionRefused, createClient } from "../../src/client/index.js"
-import { BASE, freshId, range } from "./helpers.js"
+import { actorObject, BASE, freshId, range } from "./helpers.js"
 import { devName } from "./helpers.js"
 
 /** The client as an app would build it, with the Worker reached through SELF instead of the network. */
@@ -67,8 +67,8 @@ describe("typed client", () => {
     })()
     for (let i = 2; i <= 40; i++) {
       await counter.send({ type: "Increment", by: 1 })
-      if (i % 10 === 0) await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "close" })
-      if (i % 10 === 5) await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "hibernate" })
+      if (i % 10 === 0) await evictDurableObject(actorObject("counter", id), { webSockets: "close" })
+      if (i % 10 === 5) await evictDurableObject(actorObject("counter", id), { webSockets: "hibernate" })
     }
     await done
     expect(received).toEqual(range(1, 40))

@@ -1,12 +1,11 @@
 // Section 1 of issue 10 through the Worker: input nested too deep is refused with 400 on every
 // body and socket frame before anything runs; a GET never creates an actor's storage.
-import { SELF, env, evictDurableObject, runInDurableObject } from "cloudflare:test"
+import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { MAX_JSON_DEPTH } from "../../src/actors/limits.js"
-import type { CounterTotals, CounterTotalsView } from "../../src/actors/counter-totals.js"
-import { scopedName } from "../../src/core/names.js"
+import type { CounterTotalsView } from "../../src/kinds/counter/totals.js"
 import type { TopicApi } from "../../src/actors/topic.js"
-import { BASE, devName, freshId, get, json, openSocket, readSse, send } from "./helpers.js"
+import { actorObject, BASE, freshId, get, json, openSocket, readSse, send, topicObject } from "./helpers.js"
 
 /** JSON text nested `depth` arrays deep (built as text: a value this deep cannot be stringified). */
 const deep = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
@@ -75,7 +74,7 @@ describe("deep JSON", () => {
 
 describe("reads create nothing", () => {
   const tables = (id: string) =>
-    runInDurableObject(env.COUNTER.getByName(devName(id)), (_instance, state) =>
+    runInDurableObject(actorObject("counter", id), (_instance, state) =>
       state.storage.sql
         .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
         .toArray()
@@ -100,7 +99,7 @@ describe("reads create nothing", () => {
     expect(sse.status).toBe(200)
     await readSse(sse, 0)
     expect(await tables(streamed)).toEqual([])
-    const stub = env.COUNTER.getByName(devName(id))
+    const stub = actorObject("counter", id)
     const size = await runInDurableObject(stub, (_, state) => state.storage.sql.databaseSize)
     // One page: SQLite's header of an empty database, nothing in it.
     expect(size).toBeLessThanOrEqual(4096)
@@ -109,7 +108,7 @@ describe("reads create nothing", () => {
     const first = await json(await send("counter", id, { type: "Increment", by: 2 }))
     expect(first.body).toMatchObject({ version: 1, state: { value: 2 } })
     expect(await tables(id)).toEqual(expect.arrayContaining(["events", "snapshots", "commands", "outbox"]))
-    await evictDurableObject(env.COUNTER.getByName(devName(id)))
+    await evictDurableObject(actorObject("counter", id))
     expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 1, state: { value: 2 } })
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 1 })
   })
@@ -117,7 +116,7 @@ describe("reads create nothing", () => {
   it("holds for a memory store too: search and items of a fresh namespace, then its first Store", async () => {
     const ns = freshId("fresh-memory")
     const memoryTables = () =>
-      runInDurableObject(env.MEMORY.getByName(devName(ns)), (_instance, state) =>
+      runInDurableObject(actorObject("memory", ns), (_instance, state) =>
         state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").toArray(),
       )
     expect((await json(await get(`/v1/memory/${ns}/search?q=anything`))).body).toEqual({ items: [], next: null })
@@ -128,29 +127,31 @@ describe("reads create nothing", () => {
     expect((await send("memory", ns, { type: "Store", content: "first words", tags: ["a"] })).status).toBe(200)
     const found = (await json(await get(`/v1/memory/${ns}/search?q=words`))).body
     expect(found.items.map((item: { content: string }) => item.content)).toEqual(["first words"])
-    await evictDurableObject(env.MEMORY.getByName(devName(ns)))
+    await evictDurableObject(actorObject("memory", ns))
     expect((await json(await get(`/v1/memory/${ns}/search?q=first`))).body.items).toHaveLength(1)
   })
 
   it("holds for topics and the counter-totals projection", async () => {
     const topic = freshId("fresh-topic")
-    const ownTables = (namespace: DurableObjectNamespace, name: string) =>
-      runInDurableObject(namespace.getByName(name), (_instance, state) =>
+    const ownTables = (stub: DurableObjectStub) =>
+      runInDurableObject(stub, (_instance, state) =>
         state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\'").toArray(),
       )
     const page = await json(await get(`/v1/topics/${topic}/events?after=0`))
     expect(page.body).toEqual({ entries: [], next: null, head: 0 })
-    expect(await ownTables(env.TOPIC, devName(topic))).toEqual([])
+    expect(await ownTables(topicObject(topic))).toEqual([])
     const tenant = freshId("fresh-tenant")
-    const totalsOf = (name: string): Promise<CounterTotalsView> => {
-      const stub = (env.COUNTER_TOTALS as DurableObjectNamespace).getByName(name) as DurableObjectStub<CounterTotals>
-      return runInDurableObject(stub, (instance: CounterTotals) => instance.read())
+    // The projection lives in its topic's object: the tenant's counter topic.
+    const counterTopic = topicObject("counter", tenant) as unknown as TopicApi
+    const totalsOf = async (): Promise<CounterTotalsView> => {
+      const reply = await counterTopic.readProjection("counter-totals")
+      if (!reply.ok) throw new Error(reply.error.message)
+      return reply.value as CounterTotalsView
     }
-    const totals = await totalsOf(tenant)
+    const totals = await totalsOf()
     expect(totals).toEqual({ total: 0, counters: 0, lastUpdate: null, topicSeq: 0 })
-    expect(await ownTables(env.COUNTER_TOTALS, tenant)).toEqual([])
-    // The projection still catches up once its topic has entries.
-    const counterTopic = env.TOPIC.getByName(scopedName(tenant, "counter")) as unknown as TopicApi
+    expect(await ownTables(topicObject("counter", tenant))).toEqual([])
+    // The projection is fed by the topic's appends.
     const event = {
       seq: 1,
       type: "Incremented",
@@ -160,7 +161,7 @@ describe("reads create nothing", () => {
       hash: "h",
     }
     await counterTopic.deliver({ kind: "counter", id: "c1" }, [event as never])
-    const caughtUp = await totalsOf(tenant)
+    const caughtUp = await totalsOf()
     expect(caughtUp).toMatchObject({ total: 3, counters: 1, topicSeq: 1 })
   })
 
@@ -181,7 +182,7 @@ describe("a 500", () => {
   it("says nothing was appended when the command's transaction rolled back", async () => {
     const id = freshId("boom")
     await send("counter", id, { type: "Increment", by: 1 })
-    await runInDurableObject(env.COUNTER.getByName(devName(id)), (_, state) =>
+    await runInDurableObject(actorObject("counter", id), (_, state) =>
       state.storage.sql.exec(`CREATE TRIGGER refuse BEFORE INSERT ON commands
         BEGIN SELECT RAISE(ABORT, 'refused'); END`),
     )
@@ -213,7 +214,7 @@ describe("the structural guard through the Worker", () => {
     expect(answers.at(-1)).toBe(422)
     expect(answers.slice(0, -1).every((status) => status === 200)).toBe(true)
     expect((await json(await get(`/v1/document/${id}`))).body.version).toBe(accepted)
-    await evictDurableObject(env.DOCUMENT.getByName(devName(id)))
+    await evictDurableObject(actorObject("document", id))
     const read = await json(await get(`/v1/document/${id}`))
     expect(read).toMatchObject({ status: 200, body: { version: accepted } })
     expect(bytes(read.body.state)).toBeLessThanOrEqual(2_000_000)

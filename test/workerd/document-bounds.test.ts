@@ -3,9 +3,9 @@
 // (unpaired surrogates) is refused at the door instead of failing later edits.
 import { env, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { MAX_STATE_BYTES } from "../../src/domain/document.js"
+import { MAX_STATE_BYTES } from "../../src/kinds/document/entity.js"
 import { jsonBytes } from "../../src/domain/json-size.js"
-import { devName, freshId, get, json, send } from "./helpers.js"
+import { actorObject, freshId, get, json, send } from "./helpers.js"
 
 const edit = (baseVersion: number, ...ops: Array<Record<string, unknown>>) => ({ type: "Edit", baseVersion, ops })
 
@@ -35,7 +35,7 @@ describe("document bounds", () => {
     expect(old).toMatchObject({ status: 422, body: { error: { code: "base_version_too_old" } } })
 
     // After a restart the state comes back from the snapshot (it was written: it fits a row).
-    await evictDurableObject(env.DOCUMENT.getByName(devName(id)))
+    await evictDurableObject(actorObject("document", id))
     const read = await json(await get(`/v1/document/${id}`))
     expect(read).toMatchObject({ status: 200, body: { version: version + 2, state: { content: ">hello!" } } })
   }, 120_000)

@@ -1,6 +1,7 @@
-import { SELF } from "cloudflare:test"
+import { SELF, env } from "cloudflare:test"
 
-import { DEV_TENANT, scopedName } from "../../src/core/names.js"
+import type { ActorApi } from "../../src/actors/durable-actor.js"
+import { DEV_TENANT, actorName, scopedName } from "../../src/core/names.js"
 
 export const BASE = "http://emberlog.test"
 
@@ -115,3 +116,21 @@ export const readSse = async (response: Response, count: number, timeoutMs = 10_
   await reader.cancel()
   return events
 }
+
+/** The object of actor `kind/id` (one namespace hosts every kind), by default in the local-development tenant. */
+export const actorObject = (kind: string, id: string, tenant = DEV_TENANT) =>
+  env.EMBERLOG_ACTOR.getByName(actorName(tenant, kind, id))
+
+/** The object of topic `name` (which also holds the projections that topic feeds). */
+export const topicObject = (name: string, tenant = DEV_TENANT) => env.EMBERLOG_TOPIC.getByName(scopedName(tenant, name))
+
+export const mcpSessionObject = (id: string, tenant = DEV_TENANT) =>
+  env.EMBERLOG_MCP_SESSION.getByName(scopedName(tenant, id))
+
+/** The id of actor `kind/id`'s object (memory content in R2 and vectors are keyed by it). */
+export const actorObjectId = (kind: string, id: string, tenant = DEV_TENANT) =>
+  env.EMBERLOG_ACTOR.idFromName(actorName(tenant, kind, id))
+
+/** Actor `kind/id` over RPC, typed as the edge calls it. */
+export const actorApi = (kind: string, id: string, tenant = DEV_TENANT) =>
+  actorObject(kind, id, tenant) as unknown as ActorApi

@@ -5,7 +5,7 @@ import fc from "fast-check"
 import { expect, it } from "vitest"
 import { executorFaults } from "../../src/kinds/job/executors.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
-import { devName, freshId, get, json, send } from "./helpers.js"
+import { actorObject, freshId, get, json, send } from "./helpers.js"
 
 type Step =
   | { kind: "alarm" }
@@ -38,7 +38,7 @@ it("every job reaches exactly one terminal state under faults, crashes and doubl
         executorFaults.fail = 0
         executorFaults.hang = 0
         const jobId = freshId("fault-job")
-        const stub = () => env.JOB.getByName(devName(jobId))
+        const stub = () => actorObject("job", jobId)
         const alarm = () => runDurableObjectAlarm(stub()).catch(() => false)
         // A short attempt timeout, so a hung attempt is recovered within the test.
         expect(

@@ -1,6 +1,6 @@
 import { SELF, env, runDurableObjectAlarm } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BASE, devName, freshId, get, json, send } from "./helpers.js"
+import { actorObject, BASE, freshId, get, json, send } from "./helpers.js"
 
 const SPEC =
   "openapi: 3.0.0\ninfo:\n  title: Tiny\n  version: '1'\npaths:\n  /ping:\n    get:\n      operationId: ping\n      responses:\n        '200':\n          description: pong\n"
@@ -13,7 +13,7 @@ const until = async (jobId: string, status: string) => {
   for (let i = 0; i < 100; i++) {
     const job = (await json(await api(`/api/jobs/${jobId}`))).body
     if (job.status === status) return job
-    await runDurableObjectAlarm(env.JOB.getByName(devName(jobId))).catch(() => undefined)
+    await runDurableObjectAlarm(actorObject("job", jobId)).catch(() => undefined)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   throw new Error(`job ${jobId} never reached ${status}`)

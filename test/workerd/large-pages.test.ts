@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import type { WireEvent } from "../../src/core/wire.js"
 import type { TopicApi } from "../../src/actors/topic.js"
 import { PAGE_BYTES } from "../../src/domain/json-size.js"
-import { devName, freshId, get, json, range, send } from "./helpers.js"
+import { freshId, get, json, range, send, topicObject } from "./helpers.js"
 
 const utf8 = new TextEncoder()
 /** A page may pass the budget only by its first item, which is never larger than this here. */
@@ -88,7 +88,7 @@ describe("pages of large items", () => {
 
   it("pages a topic of large entries by bytes (delivered directly, a few at a time)", async () => {
     const name = freshId("big-topic")
-    const topic = env.TOPIC.getByName(devName(name)) as unknown as TopicApi
+    const topic = topicObject(name) as unknown as TopicApi
     const event = (seq: number): WireEvent => ({
       seq,
       type: "Posted",

@@ -1,9 +1,9 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { freshId, get, json, send } from "./helpers.js"
+import { actorObject, freshId, get, json, send } from "./helpers.js"
 import { devName } from "./helpers.js"
 
-const stub = (id: string) => env.COUNTER.getByName(devName(id))
+const stub = (id: string) => actorObject("counter", id)
 const exec = (id: string, query: string, ...bindings: Array<SqlStorageValue>) =>
   runInDurableObject(stub(id), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray())
 

@@ -2,7 +2,7 @@
 import { createExecutionContext, env } from "cloudflare:test"
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
-import worker from "../../src/edge/worker.js"
+import worker from "../../src/app.js"
 import { BASE, freshId } from "./helpers.js"
 
 const SECRET = "mcp-auth-test-secret-" + crypto.randomUUID()

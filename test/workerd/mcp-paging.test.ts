@@ -3,7 +3,7 @@
 import { Client, InMemoryTransport } from "@modelcontextprotocol/client"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { Counter } from "../../src/domain/counter.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
 import { defineKind, kindRegistry, type KindRegistry } from "../../src/edge/kind.js"
 import { TOOLS_PAGE, buildMcpServer, type ActorDirectory } from "../../src/edge/mcp/server.js"
 import { success } from "../../src/edge/mcp/tools.js"

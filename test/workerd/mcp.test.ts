@@ -2,9 +2,9 @@
 import { SELF, createExecutionContext, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
-import worker from "../../src/edge/worker.js"
+import worker from "../../src/app.js"
 import { MAX_JSON_DEPTH } from "../../src/actors/limits.js"
-import { BASE, devName, freshId, json } from "./helpers.js"
+import { BASE, freshId, json, mcpSessionObject } from "./helpers.js"
 
 const MODERN_META = {
   "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -154,7 +154,7 @@ describe("MCP 2025-11-25 sessions", () => {
     const sessionId = (await rpc(INITIALIZE)).headers.get("mcp-session-id")!
     expect((await rpc({ jsonrpc: "2.0", id: 2, method: "ping" }, LEGACY(sessionId))).status).toBe(200)
     await new Promise((resolve) => setTimeout(resolve, 500)) // MCP_SESSION_IDLE_MS is 400 in tests
-    const stub = env.MCP_SESSION.getByName(devName(sessionId))
+    const stub = mcpSessionObject(sessionId)
     await runDurableObjectAlarm(stub)
     expect((await rpc({ jsonrpc: "2.0", id: 3, method: "ping" }, LEGACY(sessionId))).status).toBe(404)
     const left = await runInDurableObject(stub, async (_instance: unknown, state: DurableObjectState) => ({

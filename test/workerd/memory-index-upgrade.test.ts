@@ -1,6 +1,6 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { devName, freshId, get, json, send } from "./helpers.js"
+import { actorObject, freshId, get, json, send } from "./helpers.js"
 
 const search = async (ns: string, query: string) => (await json(await get(`/v1/memory/${ns}/search?${query}`))).body
 
@@ -9,7 +9,7 @@ describe("memory index upgrade", () => {
     const ns = freshId("mem")
     await send("memory", ns, { type: "Store", content: "alpha particles and beta rays", tags: ["physics"] })
     await send("memory", ns, { type: "Store", content: "gamma rays from far away", tags: ["space"] })
-    const stub = env.MEMORY.getByName(devName(ns))
+    const stub = actorObject("memory", ns)
     // The index as objects created before the upgrade have it: an FTS5 table with its own content copy.
     await runInDurableObject(stub, (_i: unknown, state: DurableObjectState) => {
       const sql = state.storage.sql

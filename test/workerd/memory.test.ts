@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto"
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it, vi } from "vitest"
-import type { MemoryActor } from "../../src/actors/memory-actor.js"
-import { devName, freshId, get, json, send } from "./helpers.js"
+import { actorApi, actorObject, actorObjectId, freshId, get, json, send } from "./helpers.js"
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 const store = (ns: string, content: string, extra: Record<string, unknown> = {}) =>
@@ -74,7 +73,7 @@ describe("memory", () => {
     expect(log).not.toContain("diary")
     expect((await json(await get(`/v1/memory/${ns}/verify`))).body).toMatchObject({ ok: true, events: 2 })
     const leftovers = await runInDurableObject(
-      env.MEMORY.getByName(devName(ns)),
+      actorObject("memory", ns),
       (_i: unknown, state: DurableObjectState) =>
         state.storage.sql
           .exec(
@@ -93,7 +92,7 @@ describe("memory", () => {
     await send("memory", ns, { type: "Forget", hash: some })
     await send("memory", ns, { type: "Tag", hash: (await search(ns, "")).items[1].hash, tags: ["extra"] })
     const live = await search(ns, "q=memory%20topic&limit=100")
-    await runInDurableObject(env.MEMORY.getByName(devName(ns)), (instance: MemoryActor) => instance.rebuildProjection())
+    expect(await actorApi("memory", ns).invoke("rebuildProjection")).toEqual({ ok: true, value: undefined })
     expect(await search(ns, "q=memory%20topic&limit=100")).toEqual(live)
     expect(live.items).toHaveLength(5)
   })
@@ -110,10 +109,10 @@ describe("memory", () => {
   describe("content over 1 MiB lives in R2", () => {
     // 2.5 MiB: a word at the start (indexed) and one past the first MiB (only in R2).
     const large = `zebrafish ${"lorem ipsum dolor sit amet ".repeat(100_000)} farawayword`
-    const blobKey = (ns: string, hash: string) => `${env.MEMORY.idFromName(devName(ns)).toString()}/${hash}`
+    const blobKey = (ns: string, hash: string) => `${actorObjectId("memory", ns).toString()}/${hash}`
     const blobRows = (ns: string) =>
       runInDurableObject(
-        env.MEMORY.getByName(devName(ns)),
+        actorObject("memory", ns),
         (_i: unknown, state: DurableObjectState) =>
           state.storage.sql.exec("SELECT count(*) AS n FROM memory_blobs").one().n,
       )
@@ -152,7 +151,7 @@ describe("memory", () => {
       const ns = freshId("mem")
       await store(ns, "a small memory keeps the object alive")
       const orphan = sha256("uploaded, then the object crashed")
-      const stub = env.MEMORY.getByName(devName(ns))
+      const stub = actorObject("memory", ns)
       await runInDurableObject(stub, (_i: unknown, state: DurableObjectState) =>
         state.storage.sql.exec("INSERT INTO memory_blobs (hash) VALUES (?)", orphan),
       )
@@ -166,7 +165,7 @@ describe("memory", () => {
 
     it("a refused large Store changes nothing: no event, and its uploaded object is swept", async () => {
       const ns = freshId("mem")
-      const stub = env.MEMORY.getByName(devName(ns))
+      const stub = actorObject("memory", ns)
       const refused = await json(await store(ns, large, { metadata: { blob: "m".repeat(70 * 1024) } }))
       expect(refused).toMatchObject({ status: 422, body: { error: { code: "metadata_too_large" } } })
       expect((await json(await get(`/v1/memory/${ns}`))).body.version).toBe(0)
@@ -180,9 +179,9 @@ describe("memory", () => {
       expect((await json(await store(ns, "x".repeat(26 * 1024 * 1024)))).body.error.code).toBe("too_large")
       const tooLarge = await json(await store(ns, "y".repeat(24 * 1024 * 1024 + 1)))
       expect(tooLarge).toMatchObject({ status: 422, body: { error: { code: "content_too_large" } } })
-      expect(
-        (await env.MEMORY_BUCKET.list({ prefix: `${env.MEMORY.idFromName(devName(ns)).toString()}/` })).objects,
-      ).toEqual([])
+      expect((await env.MEMORY_BUCKET.list({ prefix: `${actorObjectId("memory", ns).toString()}/` })).objects).toEqual(
+        [],
+      )
       expect((await send("counter", freshId(), { type: "Increment", by: 1, pad: "z".repeat(300 * 1024) })).status).toBe(
         413,
       )
@@ -190,7 +189,7 @@ describe("memory", () => {
   })
 
   describe("semantic search (AI and MEMORY_VECTORS bound; stand-ins here)", () => {
-    const vectorsOf = (ns: string) => env.MEMORY_VECTORS.namespaceSize(env.MEMORY.idFromName(devName(ns)).toString())
+    const vectorsOf = (ns: string) => env.MEMORY_VECTORS.namespaceSize(actorObjectId("memory", ns).toString())
 
     it("embeds memories on the alarm, finds them by meaning within the filters, and a forget removes the vector", async () => {
       const ns = freshId("mem")
@@ -217,12 +216,12 @@ describe("memory", () => {
 
     it("caches embeddings by content hash: a restart or a projection rebuild embeds nothing again", async () => {
       const ns = freshId("mem")
-      const stub = env.MEMORY.getByName(devName(ns))
+      const stub = actorObject("memory", ns)
       await store(ns, "A kitten chased the puppy")
       await vi.waitFor(async () => expect(await vectorsOf(ns)).toBe(1), { timeout: 5_000 })
       const embedded = await env.AI.embeddedTexts()
       await evictDurableObject(stub)
-      await runInDurableObject(stub, (instance: MemoryActor) => instance.rebuildProjection())
+      expect(await actorApi("memory", ns).invoke("rebuildProjection")).toEqual({ ok: true, value: undefined })
       await runDurableObjectAlarm(stub)
       expect(await env.AI.embeddedTexts()).toBe(embedded)
       expect((await search(ns, "q=cat&mode=semantic")).items).toHaveLength(1)

@@ -1,7 +1,7 @@
 // Room presence after a restart: members whose sockets died with the runtime leave, through the log.
 import { abortAllDurableObjects, env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { devName, freshId, get, json, openSocket, send } from "./helpers.js"
+import { actorObject, freshId, get, json, openSocket, send } from "./helpers.js"
 
 const roomState = async (room: string) => (await json(await get(`/v1/room/${room}`))).body
 const roomEvents = async (room: string) => (await json(await get(`/v1/room/${room}/events`))).body.events as Array<any>
@@ -13,7 +13,7 @@ describe("room presence across restarts", () => {
     await openSocket(`/ws?room=${room}&name=alice`)
     await openSocket(`/ws?room=${room}&name=bob`)
     expect((await roomState(room)).state.members).toEqual({ alice: 2, bob: 1 })
-    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "close" })
+    await evictDurableObject(actorObject("room", room), { webSockets: "close" })
     await alice.closed
     expect((await roomState(room)).state.members).toEqual({})
     const left = (await roomEvents(room)).filter((e) => e.type === "Left")
@@ -24,7 +24,7 @@ describe("room presence across restarts", () => {
   it("keeps members whose sockets survived hibernation, and they still leave once", async () => {
     const room = freshId("presence")
     const carol = await openSocket(`/ws?room=${room}&name=carol`)
-    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "hibernate" })
+    await evictDurableObject(actorObject("room", room), { webSockets: "hibernate" })
     expect((await roomState(room)).state.members).toEqual({ carol: 1 })
     carol.ws.close(1000)
     await carol.closed
@@ -39,7 +39,7 @@ describe("room presence across restarts", () => {
     const room = freshId("presence")
     expect((await send("room", room, { type: "Join", name: "api" })).status).toBe(200)
     await openSocket(`/ws?room=${room}&name=web`)
-    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "close" })
+    await evictDurableObject(actorObject("room", room), { webSockets: "close" })
     expect((await roomState(room)).state.members).toEqual({ api: 1 })
   })
 
@@ -56,7 +56,7 @@ describe("room presence across restarts", () => {
     const room = freshId("presence")
     const first = await openSocket(`/ws?room=${room}&name=bea`)
     await openSocket(`/ws?room=${room}&name=bea`)
-    await evictDurableObject(env.ROOM.getByName(devName(room)), { webSockets: "hibernate" })
+    await evictDurableObject(actorObject("room", room), { webSockets: "hibernate" })
     first.ws.close(1000)
     await first.closed
     for (let i = 0; i < 50 && (await roomEvents(room)).every((e) => e.type !== "Left"); i++) {
@@ -70,21 +70,21 @@ describe("room presence across restarts", () => {
     const room = freshId("presence")
     await openSocket(`/ws?room=${room}&name=alice`)
     await openSocket(`/ws?room=${room}&name=alice`)
-    const stub = env.ROOM.getByName(devName(room)) as DurableObjectStub
+    const stub = actorObject("room", room) as DurableObjectStub
     await evictDurableObject(stub, { webSockets: "hibernate" })
     // The wake as it runs when the platform no longer lists the closing socket: the
     // reconciliation sees it gone, then its close handler runs as well.
     await runInDurableObject(stub, async (object: unknown, state: DurableObjectState) => {
       const instance = object as {
-        reconcileMembers(): void
+        hooks: Map<string, { reconcile(): void }>
         webSocketClose(socket: WebSocket, code: number, reason: string): Promise<void>
       }
-      const closing = state.getWebSockets("room")[0]!
+      const closing = state.getWebSockets("presence")[0]!
       const listed = state.getWebSockets.bind(state)
       state.getWebSockets = (tag?: string) => listed(tag).filter((socket) => socket !== closing)
       try {
-        expect(state.getWebSockets("room")).toHaveLength(1)
-        instance.reconcileMembers()
+        expect(state.getWebSockets("presence")).toHaveLength(1)
+        instance.hooks.get("presence")!.reconcile()
         await instance.webSocketClose(closing, 1000, "bye")
       } finally {
         state.getWebSockets = listed

@@ -1,6 +1,6 @@
 import { SELF, env, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BASE, devName, freshId, get, json, openSocket, send } from "./helpers.js"
+import { actorObject, BASE, freshId, get, json, openSocket, send } from "./helpers.js"
 
 const broadcast = (body: unknown) =>
   SELF.fetch(`${BASE}/broadcast`, {
@@ -85,7 +85,7 @@ describe("broadcast rooms", () => {
     }
     expect((await json(await broadcast({ room, type: "news", payload: 1 }))).status).toBe(200)
     await check()
-    await evictDurableObject(env.ROOM.getByName(devName(room)))
+    await evictDurableObject(actorObject("room", room))
     await check()
     // A Leave of a name that never joined is refused, not read from the prototype.
     const leave = await json(await send("room", room, { type: "Leave", name: "valueOf" }))

@@ -2,8 +2,8 @@ import { createExecutionContext, env, runDurableObjectAlarm } from "cloudflare:t
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import { scopedName } from "../../src/core/names.js"
-import worker from "../../src/edge/worker.js"
-import { BASE, freshId, get, json, send } from "./helpers.js"
+import worker from "../../src/app.js"
+import { actorObject, BASE, freshId, get, json, send } from "./helpers.js"
 
 const SECRET = "session-test-secret-" + crypto.randomUUID()
 const token = (sub: string, scope: string) =>
@@ -54,7 +54,7 @@ describe("sessions", () => {
     const { id, as } = await freshUser()
     await command(id, as, { type: "Open", ttlSeconds: 1 })
     await new Promise((resolve) => setTimeout(resolve, 1100))
-    const stub = env.SESSION.getByName(scopedName("acme", id))
+    const stub = actorObject("session", id, "acme")
     await runDurableObjectAlarm(stub)
     await runDurableObjectAlarm(stub)
     // The platform may also have run it on its own by now; either way there is exactly one.
@@ -72,7 +72,7 @@ describe("sessions", () => {
     await new Promise((resolve) => setTimeout(resolve, 600))
     await command(id, as, { type: "Touch" })
     await new Promise((resolve) => setTimeout(resolve, 600))
-    await runDurableObjectAlarm(env.SESSION.getByName(scopedName("acme", id)))
+    await runDurableObjectAlarm(actorObject("session", id, "acme"))
     expect((await stateOf(id, as)).status).toBe("open")
   })
 
@@ -160,7 +160,7 @@ describe("session ownership (auth on)", () => {
     const reopened = await command(id, alice, { type: "Open", ttlSeconds: 1 })
     expect(reopened.body.state).toMatchObject({ status: "open", user: id, grants: ["read_state"] })
     await new Promise((resolve) => setTimeout(resolve, 1100))
-    await runDurableObjectAlarm(env.SESSION.getByName(scopedName("acme", id)))
+    await runDurableObjectAlarm(actorObject("session", id, "acme"))
     // Expired (by the alarm, or by time if it has not run yet): the owner may open it again.
     expect((await command(id, alice, { type: "Open", ttlSeconds: 600 })).body.state).toMatchObject({ status: "open" })
   })

@@ -2,9 +2,9 @@
 // snapshot that does not match is never used for recovery or time travel.
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { devName, freshId, get, json, send } from "./helpers.js"
+import { actorObject, freshId, get, json, send } from "./helpers.js"
 
-const stub = (id: string) => env.COUNTER.getByName(devName(id))
+const stub = (id: string) => actorObject("counter", id)
 const exec = (id: string, query: string, ...bindings: Array<SqlStorageValue>) =>
   runInDurableObject(stub(id), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray())
 

@@ -3,9 +3,9 @@ import { createExecutionContext, env, runInDurableObject } from "cloudflare:test
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import { CLOSE_TOKEN_EXPIRED } from "../../src/actors/subscribers.js"
-import worker from "../../src/edge/worker.js"
-import { DEV_TENANT, scopedName } from "../../src/core/names.js"
-import { BASE, freshId } from "./helpers.js"
+import worker from "../../src/app.js"
+import { DEV_TENANT } from "../../src/core/names.js"
+import { actorObject, BASE, freshId, mcpSessionObject, topicObject } from "./helpers.js"
 
 const SECRET = "socket-authority-secret-" + crypto.randomUUID()
 
@@ -58,8 +58,8 @@ const socketOf = async (response: Response) => {
  * The moment between a token's expiry and the alarm that closes its sockets: the
  * attachment says the token has expired, and the socket is still open.
  */
-const expireSockets = (namespace: DurableObjectNamespace, name: string) =>
-  runInDurableObject(namespace.getByName(name) as DurableObjectStub, (_: unknown, state: DurableObjectState) => {
+const expireSockets = (stub: DurableObjectStub) =>
+  runInDurableObject(stub, (_: unknown, state: DurableObjectState) => {
     for (const socket of state.getWebSockets()) {
       socket.serializeAttachment({ ...socket.deserializeAttachment(), expiresAt: Date.now() - 1 })
     }
@@ -82,7 +82,7 @@ describe("sockets outlive no token", () => {
     const socket = await openWs(`/v1/counter/${id}/ws`, await token("alice", "read write"))
     socket.ws.send(commandFrame("before"))
     expect((await socket.next(1))[0]).toMatchObject({ type: "ack", id: "before", version: 1 })
-    await expireSockets(env.COUNTER, scopedName("acme", id))
+    await expireSockets(actorObject("counter", id, "acme"))
     socket.ws.send(commandFrame("after"))
     const closed = await socket.closed
     expect(closed.code).toBe(CLOSE_TOKEN_EXPIRED)
@@ -119,13 +119,21 @@ describe("sockets outlive no token", () => {
 
   // An alarm is storage: on an object with no storage yet, a timer closes the socket instead.
   it.each([
-    { what: "topic", path: (name: string) => `/v1/topics/${name}/ws`, namespace: () => env.TOPIC },
-    { what: "actor", path: (name: string) => `/v1/counter/${name}/ws`, namespace: () => env.COUNTER },
-  ])("closes a socket on a fresh $what at expiry without giving it storage", async ({ path, namespace }) => {
+    {
+      what: "topic",
+      path: (name: string) => `/v1/topics/${name}/ws`,
+      object: (name: string) => topicObject(name, "acme"),
+    },
+    {
+      what: "actor",
+      path: (name: string) => `/v1/counter/${name}/ws`,
+      object: (name: string) => actorObject("counter", name, "acme"),
+    },
+  ])("closes a socket on a fresh $what at expiry without giving it storage", async ({ path, object }) => {
     const name = freshId("fresh")
     const socket = await openWs(path(name), await token("alice", "read", 2))
     expect((await socket.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
-    const stub = namespace().getByName(scopedName("acme", name)) as DurableObjectStub
+    const stub = object(name)
     const storage = await runInDurableObject(stub, (_: unknown, state: DurableObjectState) => ({
       tables: state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
       size: state.storage.sql.databaseSize,
@@ -136,7 +144,7 @@ describe("sockets outlive no token", () => {
   it("refuses a room post after the token expired", async () => {
     const room = freshId("room")
     const member = await openWs(`/ws?room=${room}&name=bob`, await token("bob", "read write"))
-    await expireSockets(env.ROOM, scopedName("acme", room))
+    await expireSockets(actorObject("room", room, "acme"))
     member.ws.send(JSON.stringify({ type: "chat", payload: "late" }))
     expect((await member.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
     expect(member.frames.map((f) => f.error?.code)).toEqual(["token_expired"])
@@ -168,15 +176,14 @@ const fakeLimiter = (limit: number) => {
 }
 
 /** Changes bindings or settings in a running object's env (bindings cannot be reconfigured per test). */
-const patchEnv = (namespace: DurableObjectNamespace, name: string, changes: Record<string, unknown>) =>
-  runInDurableObject(namespace.getByName(name) as DurableObjectStub, (instance: unknown) => {
+const patchEnv = (stub: DurableObjectStub, changes: Record<string, unknown>) =>
+  runInDurableObject(stub, (instance: unknown) => {
     const env = (instance as { env: object }).env
     Object.defineProperty(instance, "env", { value: { ...env, ...changes }, configurable: true })
   })
 
 /** Puts `limiter` into the object's env. */
-const useLimiter = (namespace: DurableObjectNamespace, name: string, limiter: unknown) =>
-  patchEnv(namespace, name, { LIMITER: limiter })
+const useLimiter = (stub: DurableObjectStub, limiter: unknown) => patchEnv(stub, { LIMITER: limiter })
 
 describe("scopes on sockets", () => {
   const frame = (id: string, command: unknown) => JSON.stringify({ type: "command", id, command })
@@ -211,7 +218,7 @@ describe("rate limits on sockets", () => {
     const id = freshId()
     const limiter = fakeLimiter(10)
     const settings = { LIMITER: limiter }
-    await useLimiter(env.COUNTER, scopedName("acme", id), limiter)
+    await useLimiter(actorObject("counter", id, "acme"), limiter)
     const writer = await token("carol", "read write")
     const socket = await openWs(`/v1/counter/${id}/ws`, writer, settings)
     for (let i = 0; i < 4; i++) {
@@ -233,7 +240,7 @@ describe("rate limits on sockets", () => {
   it("counts room posts too", async () => {
     const room = freshId("room")
     const limiter = fakeLimiter(3)
-    await useLimiter(env.ROOM, scopedName("acme", room), limiter)
+    await useLimiter(actorObject("room", room, "acme"), limiter)
     const member = await openWs(`/ws?room=${room}&name=dave`, await token("dave", "read write"), { LIMITER: limiter })
     for (let i = 0; i < 4; i++) member.ws.send(JSON.stringify({ type: "chat", payload: i }))
     const frames = await member.next(4)
@@ -285,7 +292,7 @@ describe("MCP streams end with their token", () => {
     const sessionId = init.headers.get("mcp-session-id")!
     await init.text()
     // MCP_SESSION_IDLE_MS is 400 in tests: this session gets a minute, so only the token can end its stream.
-    await patchEnv(env.MCP_SESSION, scopedName("acme", sessionId), { MCP_SESSION_IDLE_MS: "60000" })
+    await patchEnv(mcpSessionObject(sessionId, "acme"), { MCP_SESSION_IDLE_MS: "60000" })
     const session = { "mcp-session-id": sessionId, "mcp-protocol-version": "2025-11-25" }
     const short = await token("erin", "read write", 2)
     const stream = await call("/mcp", { token: short, headers: { accept: "text/event-stream", ...session } })

@@ -3,7 +3,7 @@ import { SELF, env, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { SubscriptionRefused, createClient } from "../../src/client/index.js"
 import { CLOSE_RESUME, WS_MAX_UNCONFIRMED } from "../../src/actors/subscribers.js"
-import { BASE, devName, eventSeqs, freshId, get, json, openSocket, parseFrame, range, send } from "./helpers.js"
+import { actorObject, BASE, eventSeqs, freshId, get, json, openSocket, parseFrame, range, send } from "./helpers.js"
 
 /**
  * The typed client over the Worker, recording each connection's `after` and each close code.
@@ -72,9 +72,9 @@ describe("WebSocket buffer cap", () => {
   it("workerd reports no bufferedAmount for a server-side socket, so the bytes are accounted here", async () => {
     const room = freshId("buffers")
     const member = await openSocket(`/ws?room=${room}&name=probe`)
-    const stub = env.ROOM.getByName(devName(room)) as DurableObjectStub
+    const stub = actorObject("room", room) as DurableObjectStub
     const reported = await runInDurableObject(stub, (_: unknown, state: DurableObjectState) => {
-      const [socket] = state.getWebSockets("room")
+      const [socket] = state.getWebSockets("presence")
       socket!.send(JSON.stringify("x".repeat(1024 * 1024)))
       return typeof socket!.bufferedAmount
     })

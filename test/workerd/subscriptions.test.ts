@@ -1,7 +1,7 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { SELF } from "cloudflare:test"
-import { BASE, devName, eventSeqs, freshId, get, json, openSocket, range, readSse, send } from "./helpers.js"
+import { actorObject, BASE, eventSeqs, freshId, get, json, openSocket, range, readSse, send } from "./helpers.js"
 
 const increment = (id: string, by = 1) => send("counter", id, { type: "Increment", by })
 
@@ -54,7 +54,7 @@ describe("WebSocket subscriptions", () => {
     expect((await send("counter", id, { type: "Decrement", by: 1 })).status).toBe(422) // below the safe range
     // The next command's idempotency insert fails, so its append rolls back.
     await runInDurableObject(
-      env.COUNTER.getByName(devName(id)),
+      actorObject("counter", id),
       (_i: unknown, state: DurableObjectState) =>
         void state.storage.sql.exec(
           "CREATE TRIGGER refuse BEFORE INSERT ON commands BEGIN SELECT RAISE(ABORT, 'refused'); END",
@@ -138,7 +138,7 @@ describe("WebSocket subscriptions", () => {
     await increment(id)
     const socket = await openSocket(`/v1/counter/${id}/ws`)
     await socket.until((f) => eventSeqs(f).length === 1)
-    await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "hibernate" })
+    await evictDurableObject(actorObject("counter", id), { webSockets: "hibernate" })
     for (let i = 0; i < 3; i++) await increment(id)
     await socket.until((f) => eventSeqs(f).length === 4)
     socket.ws.send(JSON.stringify({ type: "command", id: "after-wake", command: { type: "Increment", by: 1 } }))
@@ -152,7 +152,7 @@ describe("WebSocket subscriptions", () => {
     for (let i = 0; i < 4; i++) await increment(id)
     const first = await openSocket(`/v1/counter/${id}/ws`)
     await first.until((f) => eventSeqs(f).length === 4)
-    await evictDurableObject(env.COUNTER.getByName(devName(id)), { webSockets: "close" })
+    await evictDurableObject(actorObject("counter", id), { webSockets: "close" })
     await first.closed
     for (let i = 0; i < 3; i++) await increment(id)
     const last = Math.max(...eventSeqs(first.frames))
@@ -165,7 +165,7 @@ describe("WebSocket subscriptions", () => {
   it("checks the cursor against the actor's head seq, without reading or encoding its state", async () => {
     const id = freshId()
     for (let i = 0; i < 2; i++) await increment(id)
-    const actor = env.COUNTER.getByName(devName(id))
+    const actor = actorObject("counter", id)
     const stateReads = () =>
       runInDurableObject(actor, (instance) => {
         const core = (instance as unknown as { core: any }).core

@@ -9,11 +9,9 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { deliveryFaults } from "../../src/actors/outbox.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
-import { freshId, get, json, openSocket, range, send } from "./helpers.js"
-import { DEV_TENANT } from "../../src/core/names.js"
-import { devName } from "./helpers.js"
+import { actorObject, freshId, get, json, openSocket, range, send, topicObject } from "./helpers.js"
 
-const counterStub = (id: string) => env.COUNTER.getByName(devName(id))
+const counterStub = (id: string) => actorObject("counter", id)
 
 /** Runs each counter's alarm until its outbox is empty (faults off), as the platform eventually would. */
 const drain = async (ids: Iterable<string>) => {
@@ -131,18 +129,18 @@ describe("topics", () => {
     deliveryFaults.fail = 0
     deliveryFaults.duplicate = 0
 
-    // The projection equals the sum of every counter, and rebuilds from the topic when its storage is empty.
+    // The projection equals the sum of every counter, and catches up from the topic when its tables are emptied.
     const everyCounter = [...new Set((await topicEntries("counter")).map((e) => e.source.id as string))]
     const values = await Promise.all(everyCounter.map(async (id) => (await versionOf(id)).state.value))
     const expected = { total: values.reduce((a, b) => a + b, 0), counters: everyCounter.length }
     expect((await json(await get("/v1/projections/counter-totals"))).body).toMatchObject(expected)
-    await runInDurableObject(
-      env.COUNTER_TOTALS.getByName(DEV_TENANT),
-      async (_instance: unknown, state: DurableObjectState) => {
-        state.storage.sql.exec("DELETE FROM counters")
-        state.storage.sql.exec("UPDATE progress SET topic_seq = 0, last_update = NULL")
-      },
-    )
+    // The projection lives in the counter topic's object: wiped there, it catches up from the topic's log on wake.
+    await runInDurableObject(topicObject("counter"), async (_instance: unknown, state: DurableObjectState) => {
+      state.storage.sql.exec("DELETE FROM counter_totals")
+      state.storage.sql.exec("UPDATE counter_totals_progress SET last_update = NULL")
+      state.storage.sql.exec("DELETE FROM projections WHERE name = 'counter-totals'")
+    })
+    await evictDurableObject(topicObject("counter"))
     const rebuilt = (await json(await get("/v1/projections/counter-totals"))).body
     expect(rebuilt).toMatchObject(expected)
     expect(rebuilt.lastUpdate).toEqual(expect.any(Number))

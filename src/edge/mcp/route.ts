@@ -19,6 +19,7 @@ import {
   directoryFor,
   encodePrincipal,
   jsonRpcError,
+  type McpSession,
 } from "./session-object.js"
 import { textExceedsDepth, tooDeep } from "../../actors/limits.js"
 
@@ -166,7 +167,7 @@ export const mcpRoutes = (app: App, served: KindRegistry) => {
     const headers = clientHeaders(request)
     if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
     headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
-    const session = mcpSessionOf(c.env, principal.tenant, sessionId)
+    const session = mcpSessionOf<McpSession>(c.env, principal.tenant, sessionId)
     return session.fetch(new Request(request, { headers }))
   })
 }

@@ -19,6 +19,7 @@ import { DurableObject } from "cloudflare:workers"
 import type { CommandRequest } from "../../core/wire.js"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import type { Principal } from "../../infra/tokens.js"
+import type { Env } from "../env.js"
 import type { KindRegistry } from "../kind.js"
 import { actorIn } from "../objects.js"
 import { SessionEventLog } from "./event-log.js"
@@ -57,11 +58,7 @@ const asCaller = (actor: ActorApi, principal: Principal): ActorApi =>
   })
 
 /** The actors tools may address: the served kinds' in the principal's tenant, commands carrying the caller. */
-export const directoryFor = (
-  bindings: { readonly [binding: string]: unknown },
-  principal: Principal,
-  kinds: ReadonlyArray<string>,
-): ActorDirectory => ({
+export const directoryFor = (bindings: Env, principal: Principal, kinds: ReadonlyArray<string>): ActorDirectory => ({
   principal,
   kinds,
   actor: (kind, id) => {
@@ -99,7 +96,7 @@ export const jsonRpcError = (
 }
 
 /** A session object; an app's own class (mcpSessionClass) says which kinds its tools serve. */
-export class McpSession extends DurableObject<Record<string, unknown>> {
+export class McpSession extends DurableObject<Env> {
   /** The kinds served. */
   served(): KindRegistry {
     throw new Error("emberlog: an McpSession class comes from mcpSessionClass(kinds)")

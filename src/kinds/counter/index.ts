@@ -1,11 +1,7 @@
-/** The counter kind: the entity alone (its totals projection is fed by its topic). */
-import { Counter } from "../../domain/counter.js"
+/** The counter kind: the entity alone; the totals of a tenant's counters are a projection of its topic. */
 import { defineKind } from "../../worker.js"
+import { Counter } from "./entity.js"
 
-export const counter = defineKind({
-  entity: Counter,
-  capabilities: [],
-})
+export const counter = defineKind({ entity: Counter })
 
-/** The projection of every counter of a tenant, served at /v1/projections/counter-totals. */
-export const counterTotals = { name: "counter-totals" } as const
+export { counterTotals } from "./totals.js"

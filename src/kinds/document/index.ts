@@ -1,8 +1,5 @@
 /** The document kind: the entity alone (collaborative text by operational transform). */
-import { Document } from "../../domain/document.js"
 import { defineKind } from "../../worker.js"
+import { Document } from "./entity.js"
 
-export const document = defineKind({
-  entity: Document,
-  capabilities: [],
-})
+export const document = defineKind({ entity: Document })

@@ -1,7 +1,7 @@
 /** The job kind's part of /health: whether the configured executor answers, and how fast. */
 import { Effect } from "effect"
 import type { Env, HealthPart } from "../../worker.js"
-import { executorFor } from "./executors.js"
+import { executorFor, type ExecutorSettings } from "./executors.js"
 import type { JobExecutorShape } from "./job-executor.js"
 
 /** How long /health reuses an executor's answer: anyone may call it, and an external executor costs a request. */
@@ -22,7 +22,7 @@ const executorHealth = (executor: JobExecutorShape) => {
 }
 
 export const jobHealth = async (env: Env): Promise<HealthPart> => {
-  const executor = executorFor(env)
+  const executor = executorFor(env as Env & ExecutorSettings)
   const { healthy, latencyMs } = await executorHealth(executor)
   return { healthy, report: { executor: { name: executor.name, healthy, latencyMs } } }
 }

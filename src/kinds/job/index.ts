@@ -1,12 +1,15 @@
 /** The job kind (the AI engine): the entity, its executor's health, and the /api/* routes. */
-import { Job } from "../../domain/job.js"
 import { defineKind } from "../../worker.js"
+import { Job } from "./entity.js"
+import { executorFor, type ExecutorSettings } from "./executors.js"
 import { jobHealth } from "./health.js"
+import { jobReactions } from "./reactions.js"
 import { jobRoutes } from "./routes.js"
 
 export const job = defineKind({
   entity: Job,
-  capabilities: [],
+  // Attempts run on the actor's alarm through the executor JOB_EXECUTOR names.
+  capabilities: [jobReactions((env) => executorFor(env as ExecutorSettings))],
   routes: jobRoutes,
   health: jobHealth,
   // Every job also publishes to the jobs topic.

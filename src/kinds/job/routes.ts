@@ -4,7 +4,7 @@
  * id is its jobId, so `/v1/job/{jobId}/events` (and `/ws`, `/events/stream`) show its log.
  */
 import type { Context } from "hono"
-import { MAX_DESCRIPTION } from "../../domain/job.js"
+import { MAX_DESCRIPTION } from "./entity.js"
 import {
   HttpError,
   Params,

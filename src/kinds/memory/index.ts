@@ -1,7 +1,8 @@
 /** The memory kind: the entity, its content store and search (the host's side), search routes and MCP tools. */
-import { Memory } from "../../domain/memory.js"
 import { defineKind } from "../../worker.js"
+import { Memory } from "./entity.js"
 import { memoryRoutes } from "./routes.js"
+import { memoryStore } from "./store.js"
 import { memoryTools } from "./tools.js"
 
 /** Memory commands carry content up to 24 MiB (larger than a SQLite row: it goes to R2). */
@@ -9,7 +10,7 @@ export const MAX_MEMORY_BODY_BYTES = 25 * 1024 * 1024
 
 export const memory = defineKind({
   entity: Memory,
-  capabilities: [],
+  capabilities: [memoryStore],
   routes: memoryRoutes,
   tools: memoryTools,
   commandBodyBytes: MAX_MEMORY_BODY_BYTES,

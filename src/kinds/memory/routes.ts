@@ -6,7 +6,7 @@
  * (404 once forgotten). Storing, tagging and forgetting are ordinary commands.
  */
 import type { Context } from "hono"
-import { MAX_TAGS } from "../../domain/memory.js"
+import { MAX_TAGS } from "./entity.js"
 import {
   HttpError,
   Params,
@@ -18,7 +18,8 @@ import {
   type App,
   type AppEnv,
 } from "../../worker.js"
-import type { MemoryMethods } from "./methods.js"
+import type { MemoryMethods } from "./api.js"
+import type { MemoryEnv } from "./store.js"
 
 export const MAX_SEARCH_PAGE = 100
 
@@ -63,9 +64,10 @@ export const memoryRoutes = (app: App) => {
     const { blobKey, ...memory } = item
     if (blobKey === null) return c.json(memory)
     // Large content is read from R2 here, not passed through the object; forgotten meanwhile → 404.
-    if (c.env.MEMORY_BUCKET === undefined)
+    const bucket = (c.env as MemoryEnv).MEMORY_BUCKET
+    if (bucket === undefined)
       throw new HttpError(503, "storage_unavailable", "This memory's content is in R2, and no MEMORY_BUCKET is bound")
-    const object = await c.env.MEMORY_BUCKET.get(blobKey)
+    const object = await bucket.get(blobKey)
     if (object === null) throw forgotten()
     return c.json({ ...memory, content: await object.text(), truncated: false })
   })

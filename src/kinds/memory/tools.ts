@@ -3,7 +3,7 @@
  * retrieve_memory, search_by_tag and delete_memory, over the memory actors' commands and search.
  */
 import { Schema } from "effect"
-import { contentHash } from "../../domain/memory.js"
+import { contentHash } from "./entity.js"
 import {
   ActorIdSchema,
   Count,
@@ -14,7 +14,7 @@ import {
   type KindTools,
   type ToolRegistrar,
 } from "../../worker.js"
-import type { MemoryMethods, MemoryQuery } from "./methods.js"
+import type { MemoryMethods, MemoryQuery } from "./api.js"
 
 const Namespace = ActorIdSchema
 const MemoryTags = Schema.Array(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64))))

@@ -1,10 +1,11 @@
 /** The room kind: the entity, presence (the host's side) and the classic /ws and /broadcast routes. */
-import { Room } from "../../domain/room.js"
 import { defineKind } from "../../worker.js"
+import { Room } from "./entity.js"
+import { presence } from "./presence.js"
 import { roomRoutes } from "./routes.js"
 
 export const room = defineKind({
   entity: Room,
-  capabilities: [],
+  capabilities: [presence],
   routes: roomRoutes,
 })

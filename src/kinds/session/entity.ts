@@ -12,8 +12,8 @@
  * an admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is.
  */
 import { Clock, Effect, Schema } from "effect"
-import { Caller, forbid } from "./caller.js"
-import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
+import { Caller, forbid } from "../../index.js"
+import { Entity, NonNegativeSafeInt, reject, tagged } from "../../index.js"
 
 const Name = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(256)))
 const Ttl = Schema.Number.pipe(

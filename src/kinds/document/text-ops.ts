@@ -8,7 +8,7 @@
  */
 import { Schema } from "effect"
 import { type TextOp, insert, remove, type as textType } from "ot-text-unicode"
-import { NonNegativeSafeInt, PositiveSafeInt } from "./entity.js"
+import { NonNegativeSafeInt, PositiveSafeInt } from "../../index.js"
 
 /**
  * Text without unpaired surrogates. ot-text-unicode (through unicount) takes any surrogate

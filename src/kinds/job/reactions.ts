@@ -6,10 +6,19 @@
  * (its object died) is timed out by the job's own timer and retried.
  */
 import { Duration, Effect } from "effect"
-import type { JobState } from "../domain/job.js"
-import { ExecutorFailure, type JobExecutorShape } from "../kinds/job/job-executor.js"
-import type { ReactionContext } from "./durable-actor.js"
-import type { WireEvent } from "../core/wire.js"
+import type { ActorReply, CommandOutcome, WireEvent } from "../../index.js"
+// Types only: the engine runs in plain Node too (its tests), so this module loads nothing of the host.
+import type { Capability, Host } from "../../worker.js"
+import { ExecutorFailure, type JobExecutorShape } from "./job-executor.js"
+import type { JobState } from "./entity.js"
+
+/** What a reaction sees of its job. */
+export interface ReactionContext {
+  /** The object's bindings and settings. */
+  readonly env: unknown
+  readonly state: () => unknown
+  readonly command: (command: unknown) => ActorReply<CommandOutcome>
+}
 
 /** The executor gets most of the job's attempt timeout; the job's own timeout is the backstop for a dead object. */
 const LATE = new Set(["stale_attempt", "job_finished"])
@@ -51,3 +60,39 @@ export const jobEngine =
       ),
     )
   }
+
+/**
+ * Job reactions as a capability: work that follows a committed `Started` outside the command
+ * path (the executor's I/O), fed back as commands. It runs after the append is durable; if
+ * the object dies mid-way, the job's timer notices and recovers. Attempts are started by the
+ * alarm (the job's timer), and the alarm waits for running ones, so the object stays alive.
+ */
+export const jobReactions = (executorFor: (env: unknown) => JobExecutorShape): Capability => {
+  const react = jobEngine(executorFor)
+  return {
+    name: "reactions",
+    start: (host: Host) => {
+      const running = new Set<Promise<void>>()
+      const context: ReactionContext = {
+        env: host.env,
+        state: host.state,
+        command: (command) => host.commit({ command, principal: "system", internal: true }),
+      }
+      return {
+        committed: (events: ReadonlyArray<WireEvent>) => {
+          for (const event of events) {
+            const reaction = react(event, context)
+            if (reaction === undefined) continue
+            const tracked: Promise<void> = reaction
+              .catch((error) => console.error(`emberlog: reaction to ${event.type} failed`, error))
+              .finally(() => running.delete(tracked))
+            running.add(tracked)
+          }
+        },
+        onAlarm: async () => {
+          while (running.size > 0) await Promise.allSettled([...running])
+        },
+      }
+    },
+  }
+}

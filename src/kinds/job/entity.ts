@@ -8,7 +8,7 @@
  * a retryable failure, so a job is never lost and never completes twice.
  */
 import { Clock, Effect, Schema } from "effect"
-import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
+import { Entity, NonNegativeSafeInt, reject, tagged } from "../../index.js"
 
 /** How long an attempt may run before it counts as lost; a Submit may choose 1 s to 15 min. */
 export const ATTEMPT_TIMEOUT_MS = 60_000

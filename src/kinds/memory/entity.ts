@@ -8,8 +8,8 @@
  */
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
-import { Entity, NonNegativeSafeInt, own, reject, tagged } from "./entity.js"
-import { utf8Length } from "./json-size.js"
+import { Entity, NonNegativeSafeInt, own, reject, tagged } from "../../index.js"
+import { utf8Length } from "../../index.js"
 
 /**
  * The largest memory, in UTF-8 bytes: its command must fit the 25 MiB request body that

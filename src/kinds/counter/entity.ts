@@ -1,6 +1,6 @@
 /** A counter: the smallest entity, and the one that shows an event upcast (Incremented v1 → v2). */
 import { Effect, Schema, SchemaTransformation } from "effect"
-import { Entity, PositiveSafeInt, SafeInt, reject, tagged } from "./entity.js"
+import { Entity, PositiveSafeInt, SafeInt, reject, tagged } from "../../index.js"
 
 export const CounterState = Schema.Struct({ value: SafeInt })
 export type CounterState = typeof CounterState.Type

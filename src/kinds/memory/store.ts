@@ -12,16 +12,26 @@
  * committed) is swept: its object deleted, then the row. Sweeps run after a Forget and on
  * the alarm, which a restart sets when rows are left over from a crash.
  *
- * With Workers AI and Vectorize bound (src/infra/semantic.ts), the alarm also embeds new
+ * With Workers AI and Vectorize bound (semantic.ts), the alarm also embeds new
  * memories (their searchable text) into the index, caching each embedding by content hash
  * in `memory_vectors`, and removes the vectors of forgotten ones; a Forget removes its
  * vectors before it returns.
  */
-import type { ObjectStub } from "./stubs.js"
-import type { ActorFailure, ActorReply, CommandOutcome, CommandRequest, WireEvent } from "../core/wire.js"
-import { actorClass, type ActorEnv, type Projection } from "./durable-actor.js"
-import { PAGE_BYTES, jsonBytes, takeWithinBudget, utf8Length } from "../domain/json-size.js"
-import { MAX_MEMORY_BYTES, Memory, contentHash } from "../domain/memory.js"
+import {
+  PAGE_BYTES,
+  jsonBytes,
+  takeWithinBudget,
+  utf8Length,
+  type ActorReply,
+  type CommandOutcome,
+  type CommandRequest,
+  type WireEvent,
+} from "../../index.js"
+import { defineCapability, type Host, type Projection } from "../../worker.js"
+import type { MemoryHit, MemoryMethods, MemoryPage, MemoryQuery, SearchRefused, StoredMemory } from "./api.js"
+import { MAX_MEMORY_BYTES, contentHash } from "./entity.js"
+
+export type { MemoryHit, MemoryMethods, MemoryPage, MemoryQuery, SearchRefused, StoredMemory } from "./api.js"
 import {
   MAX_IDS_PER_DELETE,
   MAX_SEMANTIC_CANDIDATES,
@@ -29,12 +39,12 @@ import {
   vectorId,
   type SemanticBindings,
   type SemanticIndex,
-} from "../infra/semantic.js"
+} from "./semantic.js"
 
 /** Content larger than this (UTF-8 bytes) is kept in R2; a SQLite row holds at most 2 MB. */
 export const INLINE_CONTENT_BYTES = 1024 * 1024
 
-export interface MemoryEnv extends ActorEnv, SemanticBindings {
+export interface MemoryEnv extends SemanticBindings {
   readonly MEMORY_BUCKET?: R2Bucket
 }
 
@@ -217,39 +227,6 @@ export const memoryProjection: Projection = {
   },
 }
 
-export interface MemoryQuery {
-  readonly q?: string
-  /** text: FTS5 (the default); semantic: nearest embeddings (needs AI + MEMORY_VECTORS); auto: semantic when available. */
-  readonly mode?: "text" | "semantic" | "auto"
-  readonly tags?: ReadonlyArray<string>
-  readonly match?: "all" | "any"
-  readonly type?: string
-  /** ms epoch bounds on when a memory was stored. */
-  readonly from?: number
-  readonly to?: number
-  readonly limit: number
-  readonly offset: number
-}
-
-export interface MemoryHit {
-  readonly hash: string
-  /** The whole content, or its first INLINE_CONTENT_BYTES when `truncated` (the rest is in R2). */
-  readonly content: string
-  readonly truncated: boolean
-  /** The content's length in UTF-8 bytes. */
-  readonly size: number
-  readonly tags: ReadonlyArray<string>
-  readonly type: string | null
-  readonly storedAt: number
-  /** bm25 relevance (higher is better), or null without a text query. */
-  readonly score: number | null
-}
-
-/** A memory as `item` returns it: where its whole content is when SQLite holds only a prefix. */
-export interface StoredMemory extends MemoryHit {
-  readonly blobKey: string | null
-}
-
 /** Words of a free-text query, each quoted so FTS5 syntax in user input is inert. */
 const ftsQuery = (q: string) => [...q.matchAll(/[\p{L}\p{N}_]+/gu)].map(([word]) => `"${word}"`).join(" ")
 
@@ -278,16 +255,6 @@ const largeContent = (command: unknown): { readonly hash: string; readonly conte
   const size = utf8Length(content)
   // Content the entity refuses (too large) is never uploaded: decide answers for it.
   return size > INLINE_CONTENT_BYTES && size <= MAX_MEMORY_BYTES ? { hash: contentHash(content), content } : undefined
-}
-
-export interface MemoryPage {
-  readonly items: ReadonlyArray<MemoryHit>
-  readonly next: string | null
-}
-
-/** Refused as every actor failure is, so the edge maps it to a status by the one table (failures.ts). */
-export interface SearchRefused {
-  readonly error: ActorFailure
 }
 
 /** SQL conditions (on `memory_items i`) for a query's type, time and tag filters. */
@@ -324,18 +291,31 @@ const unavailable = (message: string): ActorReply<never> => ({
   error: { _tag: "Unavailable", code: "storage_unavailable", message },
 })
 
-export class MemoryActor extends actorClass(Memory, { project: memoryProjection }) {
+/** One memory store's object: its content store, sweeps, embeddings and search. */
+class MemoryStore {
   /** R2 and index writes run one at a time, so a sweep never races an upload of the same hash. */
   private blobWork: Promise<unknown> = Promise.resolve()
   private readonly semantic: SemanticIndex | undefined
 
-  constructor(ctx: DurableObjectState, env: MemoryEnv) {
-    super(ctx, env)
-    this.semantic = semanticIndexFrom(env)
-    // Work left by a crash (a Forget before its deletes, an upload whose command never committed, memories not yet embedded) runs on the alarm.
-    void ctx.blockConcurrencyWhile(async () => {
-      if (this.hasDerivedWork()) await this.scheduleAlarm(Date.now())
-    })
+  constructor(private readonly host: Host) {
+    this.semantic = semanticIndexFrom(host.env as MemoryEnv)
+  }
+
+  /** Work left by a crash (a Forget before its deletes, an upload whose command never committed, memories not yet embedded) runs on the alarm. */
+  async start(): Promise<void> {
+    if (this.hasDerivedWork()) await this.host.wakeAt(Date.now())
+  }
+
+  private get projectionReady(): boolean {
+    return this.host.hasStorage()
+  }
+
+  private get ctx(): DurableObjectState {
+    return this.host.ctx
+  }
+
+  private scheduleAlarm(at: number): Promise<void> {
+    return this.host.wakeAt(at)
   }
 
   private hasDerivedWork(): boolean {
@@ -347,7 +327,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   }
 
   private get bucket(): R2Bucket | undefined {
-    return (this.env as MemoryEnv).MEMORY_BUCKET
+    return (this.host.env as MemoryEnv).MEMORY_BUCKET
   }
 
   private blobKey(hash: string): string {
@@ -452,10 +432,12 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     }
   }
 
-  override async command(request: CommandRequest): Promise<ActorReply<CommandOutcome>> {
+  async command(request: CommandRequest, commit: Commit): Promise<ActorReply<CommandOutcome>> {
     const large = largeContent(request.command)
     const reply =
-      large === undefined || this.isLive(large.hash) ? this.commit(request) : await this.storeLarge(request, large)
+      large === undefined || this.isLive(large.hash)
+        ? await commit(request)
+        : await this.storeLarge(request, large, commit)
     if (!reply.ok || reply.value.replayed) return reply
     if (reply.value.events.some((event) => event.type === "Forgotten")) {
       // The Forget is committed; a failed delete is retried by the alarm, never reported as the command failing.
@@ -476,6 +458,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
   private storeLarge(
     request: CommandRequest,
     large: { readonly hash: string; readonly content: string },
+    commit: Commit,
   ): Promise<ActorReply<CommandOutcome>> {
     const bucket = this.bucket
     if (bucket === undefined) {
@@ -484,7 +467,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
       )
     }
     return this.exclusively(async () => {
-      this.ensureProjection()
+      this.host.ensureTables()
       this.ctx.storage.sql.exec("INSERT OR IGNORE INTO memory_blobs (hash) VALUES (?)", large.hash)
       try {
         await bucket.put(this.blobKey(large.hash), large.content)
@@ -494,7 +477,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         return unavailable("Writing the content to R2 failed; nothing was stored, retry the command")
       }
       try {
-        return this.commit(request)
+        return await commit(request)
       } finally {
         // Refused, replayed or failed without storing it: the object is garbage unless the memory is live.
         if (!this.isLive(large.hash)) await this.scheduleAlarm(Date.now())
@@ -502,7 +485,7 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
     })
   }
 
-  override async alarm(): Promise<void> {
+  async alarm(): Promise<void> {
     let failed = false
     for (const step of [() => this.sweep(), () => this.embedPending()]) {
       await step().catch((error) => {
@@ -510,7 +493,6 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
         console.warn("emberlog: syncing memory content with R2 or the vector index failed; retrying", error)
       })
     }
-    await super.alarm()
     if (failed) await this.scheduleAlarm(Date.now() + 5_000)
   }
 
@@ -611,17 +593,40 @@ export class MemoryActor extends actorClass(Memory, { project: memoryProjection 
 
   /** Rebuilds the search projection from the log and the content table (tests compare it with the live one). */
   rebuildProjection(): void {
-    this.ensureProjection()
+    this.host.ensureTables()
     const events: Array<WireEvent> = []
     for (let after = 0; ;) {
-      const page = this.core.readEvents(after, 1000)
-      if (!page.ok || page.value.events.length === 0) break
-      events.push(...page.value.events)
-      after = page.value.events[page.value.events.length - 1]!.seq
+      const page = this.host.readEvents(after, 1000)
+      if (page.length === 0) break
+      events.push(...page)
+      after = page[page.length - 1]!.seq
     }
     this.ctx.storage.transactionSync(() => memoryProjection.rebuild(this.ctx.storage.sql, events))
   }
 }
 
-/** What callers see of a memory store: its class's methods, over RPC. */
-export type MemoryApi = ObjectStub<MemoryActor>
+type Commit = (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>>
+
+/**
+ * The memory kind's capability: content beside the log (SQLite, and R2 past
+ * INLINE_CONTENT_BYTES), the full-text search projection, sweeps and embeddings on the
+ * alarm, and the methods `search`, `item` and `rebuildProjection`.
+ */
+export const memoryStore = defineCapability({
+  name: "memory-store",
+  projection: memoryProjection,
+  start: async (host: Host) => {
+    const store = new MemoryStore(host)
+    await store.start()
+    const methods: MemoryMethods = {
+      search: (query) => store.search(query),
+      item: (hash) => store.item(hash),
+      rebuildProjection: () => store.rebuildProjection(),
+    }
+    return {
+      command: (request: CommandRequest, next: Commit) => store.command(request, next),
+      onAlarm: () => store.alarm(),
+      methods,
+    }
+  },
+})

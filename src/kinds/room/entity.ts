@@ -5,8 +5,8 @@
  * events); the room frames and `POST /broadcast` call it `type`, as clients expect.
  */
 import { Effect, Schema } from "effect"
-import { Entity, NonNegativeSafeInt, own, reject, tagged } from "./entity.js"
-import { ACK_TYPE } from "./protocol.js"
+import { Entity, NonNegativeSafeInt, own, reject, tagged } from "../../index.js"
+import { ACK_TYPE } from "../../index.js"
 
 const MemberName = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))
 const PostType = Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(64)))

@@ -16,8 +16,8 @@
  * MAX_STATE_BYTES (2,000,000, the row limit read as decimal megabytes).
  */
 import { Effect, Schema } from "effect"
-import { Entity, NonNegativeSafeInt, reject, tagged } from "./entity.js"
-import { jsonBytes } from "./json-size.js"
+import { Entity, NonNegativeSafeInt, reject, tagged } from "../../index.js"
+import { jsonBytes } from "../../index.js"
 import {
   TextEditOp,
   TextEditOpInput,

@@ -1,0 +1,45 @@
+/**
+ * The factory: an app from its kinds. `emberlog({ kinds })` gives the three Durable Object
+ * classes a Worker exports (one for every kind's actors, one for topics and the projections
+ * they feed, one for MCP sessions), its fetch handler, and the Hono app behind it, to which
+ * an app may add routes of its own (`routes`, mounted before the generic /v1 routes).
+ */
+import { actorHostClass, type ActorClass } from "../actors/durable-actor.js"
+import { topicClass, type TopicClass, type TopicProjection } from "../actors/topic.js"
+import { createApp, type AppOptions } from "./app.js"
+import type { App, Env } from "./env.js"
+import { kindRegistry } from "./kind.js"
+import { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
+
+export interface EmberlogOptions extends AppOptions {
+  /** Projections of topics, each living in the object of the topic that feeds it (`/v1/projections/{name}`). */
+  readonly projections?: ReadonlyArray<TopicProjection<any>>
+}
+
+export interface Emberlog {
+  /** Export these from the Worker's main module under these names (wrangler.toml binds them). */
+  readonly objects: {
+    readonly EmberlogActor: ActorClass
+    readonly EmberlogTopic: TopicClass
+    readonly EmberlogMcpSession: typeof McpSession
+  }
+  /** The Worker's default export (an ExportedHandler). */
+  readonly handler: { readonly fetch: (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response> }
+  readonly app: App
+}
+
+export const emberlog = (options: EmberlogOptions): Emberlog => {
+  const registry = kindRegistry(options.kinds)
+  const app = createApp(options)
+  return {
+    objects: {
+      EmberlogActor: actorHostClass(
+        registry.modules.map(({ entity, capabilities }) => ({ entity, capabilities: capabilities ?? [] })),
+      ),
+      EmberlogTopic: topicClass(options.projections ?? []),
+      EmberlogMcpSession: mcpSessionClass(registry),
+    },
+    handler: { fetch: async (request, env, ctx) => app.fetch(request, env, ctx) },
+    app,
+  }
+}
