@@ -10,18 +10,18 @@ import { stubOf } from "../actors/stubs.js"
 import type { EmberlogTopicObject, TopicApi } from "../actors/topic.js"
 import { actorName, scopedName } from "../core/names.js"
 import type { AppEnv, Env } from "./env.js"
-import { HttpError, unwrap } from "./errors.js"
+import { HttpError, failed, unwrap } from "./errors.js"
 import * as Params from "./params.js"
 
-/** A binding the app needs that wrangler.toml does not declare: a 500 that says which, not a TypeError. */
+/** A binding the app needs that wrangler.toml does not declare: a 503 that says which, not a TypeError. */
 const namespace = (env: Env, binding: "EMBERLOG_ACTOR" | "EMBERLOG_TOPIC" | "EMBERLOG_MCP_SESSION") => {
   const bound = (env as Partial<Env>)[binding]
   if (bound === undefined)
-    throw new HttpError(
-      500,
-      "binding_missing",
-      `No Durable Object binding ${binding}: declare it in wrangler.toml (README, "Use emberlog in your own Worker")`,
-    )
+    throw failed({
+      _tag: "Unavailable",
+      code: "binding_missing",
+      message: `No Durable Object binding ${binding}: declare it in wrangler.toml (README, "Use emberlog in your own Worker")`,
+    })
   return bound
 }
 

@@ -141,3 +141,20 @@ describe("an app serving only the kinds it lists", () => {
     expect(text).not.toContain("<option>jobs</option>")
   })
 })
+
+describe("bindings an app does not declare", () => {
+  it("answer 503 binding_missing naming the binding, and the rest of the app still serves", async () => {
+    const { EMBERLOG_ACTOR: _actor, EMBERLOG_TOPIC: _topic, ...rest } = env
+    const fetchWithout = (path: string) =>
+      app.fetch(new Request(`${BASE}${path}`), rest as never, createExecutionContext())
+    const state = await fetchWithout(`/v1/counter/${freshId()}`)
+    expect(state.status).toBe(503)
+    const body = (await state.json()) as any
+    expect(body.error.code).toBe("binding_missing")
+    expect(body.error.message).toContain("EMBERLOG_ACTOR")
+    const topic = (await (await fetchWithout("/v1/topics/counter/events")).json()) as any
+    expect(topic.error).toMatchObject({ code: "binding_missing" })
+    expect(topic.error.message).toContain("EMBERLOG_TOPIC")
+    expect((await fetchWithout("/health")).status).toBe(200)
+  })
+})
