@@ -3,10 +3,10 @@
 // stopped with its whole process group.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { freePort } from "./dev-worker.js"
 
 const persistTo = mkdtempSync(join(tmpdir(), "emberlog-dev-"))
 const running: Array<ChildProcess> = []
@@ -22,16 +22,6 @@ afterAll(async () => {
   for (const child of running) await stop(child)
   rmSync(persistTo, { recursive: true, force: true })
 })
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 
 const health = async (port: number) => {
   try {

@@ -1,3 +1,4 @@
+import { createServer } from "node:net"
 import { inject } from "vitest"
 import { unstable_dev, type Unstable_DevWorker } from "wrangler"
 
@@ -21,3 +22,14 @@ export const startWorker = async (
 
 /** The base URL of the Worker every node test file shares (test/node/global-setup.ts): default settings, auth off. */
 export const sharedWorkerBase = (): string => inject("sharedWorkerBase")
+
+/** A TCP port nothing listens on now (for a server a test starts itself). */
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })

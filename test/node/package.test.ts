@@ -7,11 +7,11 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { execFile, spawn, type ChildProcess } from "node:child_process"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { dirname, join, relative } from "node:path"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { freePort } from "./dev-worker.js"
 
 const exec = promisify(execFile)
 /** Runs a command; a failure's message carries its output (tsc reports on stdout). */
@@ -116,16 +116,6 @@ const cloudflare = specifiers.filter((specifier) => specifier.startsWith("cloudf
 console.log(JSON.stringify({ core: Object.keys(core), testing: Object.keys(testing), cloudflare, unresolved }))
 `,
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 
 /** The project's own `npm run dev` (wrangler dev, state on disk in .wrangler/state), on a free port. */
 const serve = async (): Promise<{ base: string; stop: () => Promise<void> }> => {
