@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest"
 import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
 import { replayLog } from "../../src/cli/main.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
 
 const meta = (n: number) => ({
   at: 1_700_000_000_000 + n,
@@ -29,7 +30,7 @@ describe("replayLog", () => {
       { type: "Incremented", schemaVersion: 2, data: { by: 2, reason: "audit" } },
       { type: "Decremented", schemaVersion: 1, data: { by: 1 } },
     ])
-    expect(replayLog("counter", log)).toEqual({
+    expect(replayLog(Counter, log)).toEqual({
       kind: "counter",
       version: 3,
       chain: { ok: true, events: 3, head: log[2]!.hash },
@@ -43,7 +44,7 @@ describe("replayLog", () => {
       { type: "Incremented", schemaVersion: 2, data: { by: 1, reason: null } },
     ])
     const forged = [log[0]!, { ...log[1]!, data: { by: 1000, reason: null } }]
-    expect(replayLog("counter", forged).chain).toMatchObject({ ok: false, firstBadSeq: 2 })
-    expect(() => replayLog("counter", [log[1]!])).toThrow("seq 1 is missing")
+    expect(replayLog(Counter, forged).chain).toMatchObject({ ok: false, firstBadSeq: 2 })
+    expect(() => replayLog(Counter, [log[1]!])).toThrow("seq 1 is missing")
   })
 })
