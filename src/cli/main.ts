@@ -207,10 +207,11 @@ const entityFromModule = async (path: string, kind: string | undefined): Promise
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     const code = (error as { code?: string }).code
+    const missing = code === "ERR_MODULE_NOT_FOUND" ? message.match(/Cannot find module '(.+)\.js'/)?.[1] : undefined
     const hint =
       code === "ERR_UNKNOWN_FILE_EXTENSION" && /^\.[mc]?ts$/.test(extname(path))
         ? `: this Node (${process.version}) does not strip types; compile the module to .js or use Node >= 22.18`
-        : code === "ERR_MODULE_NOT_FOUND" && /^\.[mc]?ts$/.test(extname(path))
+        : missing !== undefined && existsSync(`${missing}.ts`)
           ? " (Node's type stripping does not map an import of ./x.js to x.ts: import .ts files by their .ts name)"
           : ""
     throw new UsageError(`cannot load the module ${path}: ${message}${hint}`)
