@@ -6,9 +6,10 @@
  * unexpected error), 2 usage (including a file that cannot be read), 3 the server refused
  * or could not be reached.
  */
-import { createReadStream, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs"
-import { basename, dirname, join, resolve } from "node:path"
+import { createReadStream, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import { basename, dirname, extname, join, resolve } from "node:path"
 import { createInterface } from "node:readline"
+import { pathToFileURL } from "node:url"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { ChainWalk } from "../core/hash-chain.js"
 import { NAME_CHARS } from "../core/names.js"
@@ -45,7 +46,8 @@ Commands:
   init <dir>            write a starter project: your own Worker serving a todo entity
 
 Run emberlog <command> --help for a command's options.
-Kinds: ${Object.keys(entities).join(", ")}
+tail, state, verify and export work for any kind the server hosts, yours included. replay
+knows the built-in kinds (${Object.keys(entities).join(", ")}); --module loads your own.
 Exit codes: 0 ok, 1 log does not verify / cannot be replayed, 2 usage, 3 request failed.`,
   tail: `Usage: emberlog tail <kind>/<id> [--after N] [--json]
 
@@ -71,12 +73,16 @@ Writes every event as stored (the exact rows the hash chain covers) as NDJSON, p
 through the log (pages are bounded in bytes too, so a log of any size exports). Shows a
 progress bar on a terminal.
   --after N       start after seq N (default 0)${CONNECTION}`,
-  replay: `Usage: emberlog replay <file|-> --entity <kind> [--json]
+  replay: `Usage: emberlog replay <file|-> --entity <kind> [--module <path>] [--json]
 
 Reads an exported log (NDJSON, '-' for stdin), checks its hash chain and seqs, folds it
 with the entity's own evolve and prints {kind, version, chain, state}. Exits 1 if the
 chain does not verify or an event cannot be read.
-  --entity KIND   the entity kind (${Object.keys(entities).join(", ")})
+  --entity KIND   the entity kind: a built-in one (${Object.keys(entities).join(", ")}),
+                  or one the --module exports (optional when it exports only one)
+  --module PATH   a module exporting your Entity: compiled .js/.mjs, or .ts when Node
+                  strips types (Node >= 22.18; its imports must then name .ts files), e.g.
+                  emberlog replay todo.ndjson --entity todo --module ./src/todo.ts
   --json          compact JSON on one line`,
   init: `Usage: emberlog init <dir>
 
@@ -168,19 +174,68 @@ interface ChainReport {
   readonly reason?: string
 }
 
-const entityOf = (kind: string): Entity => {
+const builtIn = (kind: string): Entity => {
   const entity: Entity | undefined = Object.hasOwn(entities, kind) ? entities[kind as keyof typeof entities] : undefined
   if (entity === undefined)
-    throw new UsageError(`Unknown entity ${JSON.stringify(kind)}; known: ${Object.keys(entities).join(", ")}`)
+    throw new UsageError(
+      `Unknown entity ${JSON.stringify(kind)}; built in: ${Object.keys(entities).join(", ")}. For a kind of your own, add --module <path> (the module exporting its Entity)`,
+    )
+  return entity
+}
+
+// The module has its own copy of emberlog (and Entity.make), so an Entity is recognised by shape, not identity.
+const isEntity = (value: unknown): value is Entity => {
+  const candidate = value as Partial<Record<keyof Entity, unknown>> | null
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    typeof candidate.kind === "string" &&
+    "initial" in candidate &&
+    typeof candidate.evolve === "function" &&
+    typeof candidate.decodeEvent === "function" &&
+    typeof candidate.encodeState === "function"
+  )
+}
+
+/** The Entity a user's module exports: the one of `kind`, or its only one when no kind is named. */
+const entityFromModule = async (path: string, kind: string | undefined): Promise<Entity> => {
+  // Checked first, so that a missing-module error below is always one of the module's own imports.
+  if (!existsSync(resolve(path))) throw new UsageError(`No such module: ${path}`)
+  let exported: Record<string, unknown>
+  try {
+    exported = await import(pathToFileURL(resolve(path)).href)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    const code = (error as { code?: string }).code
+    const missing = code === "ERR_MODULE_NOT_FOUND" ? message.match(/Cannot find module '(.+)\.js'/)?.[1] : undefined
+    const hint =
+      code === "ERR_UNKNOWN_FILE_EXTENSION" && /^\.[mc]?ts$/.test(extname(path))
+        ? `: this Node (${process.version}) does not strip types; compile the module to .js or use Node >= 22.18`
+        : missing !== undefined && existsSync(`${missing}.ts`)
+          ? " (Node's type stripping does not map an import of ./x.js to x.ts: import .ts files by their .ts name)"
+          : ""
+    throw new UsageError(`cannot load the module ${path}: ${message}${hint}`)
+  }
+  const found = [...new Set(Object.values(exported).filter(isEntity))]
+  if (found.length === 0)
+    throw new UsageError(`${path} exports no Entity (a value made with Entity.make from emberlog)`)
+  const kinds = found.map((entity) => entity.kind).join(", ")
+  if (kind === undefined) {
+    if (found.length > 1) throw new UsageError(`${path} exports several entities (${kinds}): pick one with --entity`)
+    return found[0]!
+  }
+  const entity = found.find((candidate) => candidate.kind === kind)
+  if (entity === undefined)
+    throw new UsageError(`${path} exports no entity of kind ${JSON.stringify(kind)}; it exports: ${kinds}`)
   return entity
 }
 
 /** Folds exported rows with the entity's domain code, checking seqs and the hash chain as it goes. */
 export const replayLog = (
-  kind: string,
+  entity: Entity,
   rows: Iterable<WireEvent>,
 ): { kind: string; version: number; chain: ChainReport; state: unknown } => {
-  const entity = entityOf(kind)
+  const kind = entity.kind
   let state = entity.initial
   const walk = new ChainWalk()
   let broken: ChainReport | undefined
@@ -327,11 +382,15 @@ const commands: Record<
 
   async replay([path], values, io, stdin) {
     if (path === undefined) throw new UsageError("replay needs a file (or - for stdin)")
-    if (typeof values.entity !== "string") throw new UsageError("replay needs --entity <kind>")
-    entityOf(values.entity)
+    const kind = values.entity as string | undefined
+    const module = values.module as string | undefined
+    if (kind === undefined && module === undefined)
+      throw new UsageError("replay needs --entity <kind> (and --module <path> for a kind of your own)")
+    // The entity first: a wrong kind or module is reported before a large file is read.
+    const entity = module === undefined ? builtIn(kind!) : await entityFromModule(module, kind)
     const rows: Array<WireEvent> = []
     for await (const row of ndjson(path, stdin)) rows.push(row)
-    const result = replayLog(values.entity, rows)
+    const result = replayLog(entity, rows)
     print(io, result, values.json as boolean)
     if (!result.chain.ok)
       io.err.write(`emberlog: the hash chain is broken at seq ${result.chain.firstBadSeq}: ${result.chain.reason}\n`)
@@ -349,7 +408,12 @@ const OPTIONS: Record<string, ParseArgsConfig["options"]> = {
   state: { ...connectionOptions, at: { type: "string" }, "as-of": { type: "string" } },
   verify: connectionOptions,
   export: { ...connectionOptions, after: { type: "string" } },
-  replay: { json: { type: "boolean" }, help: { type: "boolean", short: "h" }, entity: { type: "string" } },
+  replay: {
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+    entity: { type: "string" },
+    module: { type: "string" },
+  },
   init: { help: { type: "boolean", short: "h" } },
 }
 

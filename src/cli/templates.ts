@@ -197,6 +197,15 @@ curl http://127.0.0.1:8787/v1/todo/groceries/events   # the hash-chained log
 curl http://127.0.0.1:8787/v1/todo/groceries/verify   # checks the chain
 \`\`\`
 
+Audit a list offline, with the same domain code and without trusting the server:
+
+\`\`\`sh
+npx emberlog export todo/groceries > groceries.ndjson
+npx emberlog replay groceries.ndjson --entity todo --module ./src/todo.ts   # checks the chain, prints the state
+\`\`\`
+
+(Node strips src/todo.ts's types as it loads it; a module of yours that imports another file names it \`./x.ts\`.)
+
 http://127.0.0.1:8787/inspect shows any todo list, its history and its live events; MCP clients
 connect to http://127.0.0.1:8787/mcp (tools \`todo_add\`, \`todo_complete\`, \`todo_remove\`, \`read_state\`, …).
 

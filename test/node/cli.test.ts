@@ -1,13 +1,15 @@
 // The emberlog CLI as users run it: the bundled executable in a child process against the
 // Worker served by wrangler (rebuilt from source first, so the test never runs a stale bundle).
 import { execFile, spawn } from "node:child_process"
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { PassThrough } from "node:stream"
 import { build } from "esbuild"
 import { beforeAll, expect, it } from "vitest"
 import { run } from "../../src/cli/main.js"
+import { starterFiles } from "../../src/cli/templates.js"
+import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
 import { sharedWorkerBase } from "./dev-worker.js"
 
 const base = sharedWorkerBase()
@@ -15,12 +17,13 @@ const dir = mkdtempSync(join(tmpdir(), "emberlog-cli-"))
 const bin = join(dir, "emberlog.mjs")
 
 /** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
-const cli = (...args: Array<string>) =>
+const cli = (...args: Array<string>) => cliIn(process.cwd(), ...args)
+const cliIn = (cwd: string, ...args: Array<string>) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
     execFile(
       process.execPath,
       [bin, ...args],
-      { env: { ...process.env, EMBERLOG_URL: base } },
+      { cwd, env: { ...process.env, EMBERLOG_URL: base } },
       (error, stdout, stderr) => resolve({ code: error ? (error.code as number) : 0, stdout, stderr }),
     ),
   )
@@ -214,3 +217,80 @@ it("exports a log larger than a reply can carry (140 events of 250 KB, 35 MB) th
     state: { value: 140 },
   })
 }, 120_000)
+
+it("replays a log of the starter's own todo kind from its src/todo.ts as Node runs it (type stripping), or compiled", async () => {
+  // The project `emberlog init` writes, with emberlog installed as npm would: its entry point
+  // compiled, effect beside it (one copy, shared with the project's own import of it).
+  const project = join(dir, "todo-app")
+  const files = starterFiles("todo-app")
+  mkdirSync(join(project, "src"), { recursive: true })
+  for (const path of ["package.json", "src/todo.ts"]) writeFileSync(join(project, path), files[path]!)
+  const emberlog = join(project, "node_modules/emberlog")
+  mkdirSync(emberlog, { recursive: true })
+  writeFileSync(
+    join(emberlog, "package.json"),
+    JSON.stringify({ name: "emberlog", type: "module", exports: "./index.js" }),
+  )
+  const external = ["effect", "effect/*"]
+  const options = { platform: "node", format: "esm", logLevel: "warning" } as const
+  await build({
+    ...options,
+    entryPoints: ["src/index.ts"],
+    bundle: true,
+    external,
+    outfile: join(emberlog, "index.js"),
+  })
+  symlinkSync(resolve("node_modules/effect"), join(project, "node_modules/effect"), "dir")
+  await build({ ...options, entryPoints: [join(project, "src/todo.ts")], outfile: join(project, "dist/todo.js") })
+
+  let prev = GENESIS_HASH
+  const rows = [
+    { type: "Added", schemaVersion: 1, data: { id: 1, title: "milk" } },
+    { type: "Added", schemaVersion: 1, data: { id: 2, title: "eggs" } },
+    { type: "Completed", schemaVersion: 1, data: { id: 1 } },
+  ].map((body, i) => {
+    const event = {
+      seq: i + 1,
+      ...body,
+      meta: {
+        at: 1_795_000_000_000 + i,
+        causationId: null,
+        commandId: `c${i}`,
+        correlationId: `c${i}`,
+        principal: "me",
+      },
+    }
+    prev = chainHash(prev, event)
+    return JSON.stringify({ ...event, hash: prev })
+  })
+  writeFileSync(join(project, "groceries.ndjson"), `${rows.join("\n")}\n`)
+  const expected = {
+    kind: "todo",
+    version: 3,
+    chain: { ok: true, events: 3, head: prev },
+    state: {
+      items: [
+        { id: 1, title: "milk", done: true },
+        { id: 2, title: "eggs", done: false },
+      ],
+    },
+  }
+  // Exactly the line the starter's README gives.
+  const line = "replay groceries.ndjson --entity todo --module ./src/todo.ts"
+  expect(files["README.md"]).toContain(`npx emberlog ${line}`)
+  const fromSource = await cliIn(project, ...line.split(" "))
+  expect({ ...fromSource, stdout: JSON.parse(fromSource.stdout) }).toEqual({ code: 0, stdout: expected, stderr: "" })
+  const compiled = await cliIn(project, "replay", "groceries.ndjson", "--module", "dist/todo.js", "--json")
+  expect({ ...compiled, stdout: JSON.parse(compiled.stdout) }).toEqual({ code: 0, stdout: expected, stderr: "" })
+  // Without --module the CLI knows only its built-in kinds, and says how to name yours.
+  expect(await cliIn(project, "replay", "groceries.ndjson", "--entity", "todo")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("add --module <path>"),
+  })
+  // Type stripping does not map an import of ./x.js to x.ts: the error says so.
+  writeFileSync(join(project, "src/reexport.ts"), 'export { Todo } from "./todo.js"\n')
+  expect(await cliIn(project, "replay", "groceries.ndjson", "--module", "src/reexport.ts")).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining("import .ts files by their .ts name"),
+  })
+}, 60_000)

@@ -1,8 +1,13 @@
 // Offline replay: the CLI folds an exported log with the server's own domain code,
 // reading every stored schema version and checking the hash chain as the server does.
-import { describe, expect, it } from "vitest"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { PassThrough, Readable } from "node:stream"
+import { afterAll, describe, expect, it } from "vitest"
 import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
-import { replayLog } from "../../src/cli/main.js"
+import { EXIT, replayLog, run } from "../../src/cli/main.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
 
 const meta = (n: number) => ({
   at: 1_700_000_000_000 + n,
@@ -29,7 +34,7 @@ describe("replayLog", () => {
       { type: "Incremented", schemaVersion: 2, data: { by: 2, reason: "audit" } },
       { type: "Decremented", schemaVersion: 1, data: { by: 1 } },
     ])
-    expect(replayLog("counter", log)).toEqual({
+    expect(replayLog(Counter, log)).toEqual({
       kind: "counter",
       version: 3,
       chain: { ok: true, events: 3, head: log[2]!.hash },
@@ -43,7 +48,84 @@ describe("replayLog", () => {
       { type: "Incremented", schemaVersion: 2, data: { by: 1, reason: null } },
     ])
     const forged = [log[0]!, { ...log[1]!, data: { by: 1000, reason: null } }]
-    expect(replayLog("counter", forged).chain).toMatchObject({ ok: false, firstBadSeq: 2 })
-    expect(() => replayLog("counter", [log[1]!])).toThrow("seq 1 is missing")
+    expect(replayLog(Counter, forged).chain).toMatchObject({ ok: false, firstBadSeq: 2 })
+    expect(() => replayLog(Counter, [log[1]!])).toThrow("seq 1 is missing")
+  })
+})
+
+const fixtures = join(import.meta.dirname, "../fixtures")
+const scratch = mkdtempSync(join(tmpdir(), "emberlog-replay-"))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+/** `emberlog replay - …` with the log on stdin. */
+const replay = async (log: ReadonlyArray<unknown>, ...args: Array<string>) => {
+  const out = new PassThrough()
+  const err = new PassThrough()
+  let stdout = ""
+  let stderr = ""
+  out.on("data", (chunk) => (stdout += chunk))
+  err.on("data", (chunk) => (stderr += chunk))
+  const stdin = Readable.from(log.map((row) => `${JSON.stringify(row)}\n`))
+  const code = await run(["replay", "-", "--json", ...args], { out, err, env: {} }, stdin)
+  return { code, stdout, stderr }
+}
+
+describe("emberlog replay --module: a kind of the user's own", () => {
+  const tallies = chained([
+    { type: "Added", schemaVersion: 1, data: { by: 2 } },
+    { type: "Added", schemaVersion: 1, data: { by: 3 } },
+  ])
+
+  it("folds the log with the entity the module exports, named by --entity or its only one", async () => {
+    const expected = {
+      kind: "tally",
+      version: 2,
+      chain: { ok: true, events: 2, head: tallies[1]!.hash },
+      state: { total: 5 },
+    }
+    const named = await replay(tallies, "--entity", "tally", "--module", join(fixtures, "replay-entities.ts"))
+    expect({ ...named, stdout: JSON.parse(named.stdout) }).toEqual({ code: EXIT.ok, stdout: expected, stderr: "" })
+    const only = await replay(tallies, "--module", join(fixtures, "replay-tally.ts"))
+    expect({ ...only, stdout: JSON.parse(only.stdout) }).toEqual({ code: EXIT.ok, stdout: expected, stderr: "" })
+    const notes = chained([{ type: "Written", schemaVersion: 1, data: { text: "hi" } }])
+    const note = await replay(notes, "--entity", "note", "--module", join(fixtures, "replay-entities.ts"))
+    expect(JSON.parse(note.stdout)).toMatchObject({ kind: "note", state: { text: "hi" } })
+  })
+
+  it("is a usage error (exit 2) when the module cannot load, exports no such Entity, or several unnamed", async () => {
+    const entities = join(fixtures, "replay-entities.ts")
+    const none = join(scratch, "none.mjs")
+    writeFileSync(none, "export const answer = 42\n")
+    const broken = join(scratch, "broken.mjs")
+    writeFileSync(broken, "throw new Error('the module is broken')\n")
+    const cases: Array<[Array<string>, string]> = [
+      [["--module", entities], "exports several entities (tally, note): pick one with --entity"],
+      [["--entity", "todo", "--module", entities], 'exports no entity of kind "todo"; it exports: tally, note'],
+      [["--module", none], "exports no Entity"],
+      [["--module", join(scratch, "missing.mjs")], "No such module"],
+      [["--module", broken], "cannot load the module"],
+      [["--entity", "tally"], "For a kind of your own, add --module <path>"],
+      [[], "replay needs --entity <kind>"],
+    ]
+    for (const [args, message] of cases) {
+      const result = await replay(tallies, ...args)
+      expect({ args, code: result.code, stdout: result.stdout }).toEqual({ args, code: EXIT.usage, stdout: "" })
+      expect(result.stderr).toContain(message)
+    }
+    expect((await replay(tallies, "--module", broken)).stderr).toContain("the module is broken")
+  })
+
+  it("says in its help that --module replays a kind of your own, and that the HTTP commands serve any kind", async () => {
+    const out = new PassThrough()
+    let help = ""
+    out.on("data", (chunk) => (help += chunk))
+    await run(["replay", "--help"], { out, err: new PassThrough(), env: {} })
+    expect(help).toContain("--module PATH")
+    expect(help).toContain("--entity todo --module ./src/todo.ts")
+    let main = ""
+    const mainOut = new PassThrough().on("data", (chunk) => (main += chunk))
+    await run(["--help"], { out: mainOut, err: new PassThrough(), env: {} })
+    expect(main).toContain("tail, state, verify and export work for any kind the server hosts")
+    expect(main).not.toMatch(/^Kinds:/m)
   })
 })
