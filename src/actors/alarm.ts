@@ -95,8 +95,10 @@ export class AlarmOwner {
   }
 
   private async arm(at: number): Promise<void> {
-    if (!this.port.hasStorage()) return this.standIn(at)
+    // The cheap check first: a set alarm implies storage, and asking about storage is a query
+    // (a commit arms twice for a kind with a timer).
     if (this.alarmAt !== null && this.alarmAt <= at) return
+    if (!this.port.hasStorage()) return this.standIn(at)
     this.alarmAt = at
     await this.port.setAlarm(at)
   }

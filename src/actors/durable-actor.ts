@@ -158,6 +158,15 @@ const unknownMethod = (method: string): ActorReply<never> => ({
   error: { _tag: "InvalidInput", code: "unknown_method", message: `This kind has no method ${JSON.stringify(method)}` },
 })
 
+/** Work after a committed command: it must never make the command look failed. */
+const followUp = (work: () => void): void => {
+  try {
+    work()
+  } catch (error) {
+    console.error("emberlog: a follow-up of a committed command failed", error)
+  }
+}
+
 /** The actor an object hosts, as its name tells (undefined: a kind not served). */
 interface Served {
   readonly tenant: string
@@ -191,6 +200,12 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       (request) => this.commit(request)
     private failedDeliveries = 0
     private deliveryDelay = 0
+    /**
+     * Commits made while capabilities start (presence's reconcile commits Leave), held for every
+     * capability's `committed` until all have hooks: else a capability started later, or the one
+     * committing, would never hear of them. Unset once every capability has started.
+     */
+    private startCommits: Array<ReadonlyArray<WireEvent>> | undefined
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
@@ -227,9 +242,13 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           served.id,
         )
         await this.alarms.load()
+        this.startCommits = []
         for (const capability of this.capabilities) {
           this.hooks.set(capability.name, await capability.start(this.hostFor(capability.name)))
         }
+        const held = this.startCommits
+        this.startCommits = undefined
+        for (const events of held) this.tellCapabilities(events)
         this.commandPath = [...this.hooks.values()].reduceRight<typeof this.commandPath>(
           (next, hooks) => (hooks.command === undefined ? next : (request) => hooks.command!(request, next)),
           (request) => this.commit(request),
@@ -366,19 +385,16 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         const timerDue = this.entity.timer?.dueAt(this.core.currentState)
         if (timerDue !== undefined) void this.alarms.due(timerDue)
         const { events } = reply.value
-        const followUps = [
-          () => this.subscribers.deliver(events.map(toLogEntry)),
-          ...[...this.hooks.values()].map((hooks) => () => hooks.committed?.(events)),
-        ]
-        for (const followUp of followUps) {
-          try {
-            followUp()
-          } catch (error) {
-            console.error("emberlog: a follow-up of a committed command failed", error)
-          }
-        }
+        followUp(() => this.subscribers.deliver(events.map(toLogEntry)))
+        if (this.startCommits !== undefined) this.startCommits.push(events)
+        else this.tellCapabilities(events)
       }
       return reply
+    }
+
+    /** Every capability's `committed` hook, each on its own. */
+    private tellCapabilities(events: ReadonlyArray<WireEvent>): void {
+      for (const hooks of this.hooks.values()) followUp(() => hooks.committed?.(events))
     }
 
     override async alarm(): Promise<void> {

@@ -21,7 +21,11 @@ export const deliveryFaults: { fail: number; duplicate: number } = ((globalThis 
   Symbol.for("emberlog.deliveryFaults")
 ] ??= { fail: 0, duplicate: 0 }) as { fail: number; duplicate: number }
 
-/** Delivers every pending batch; returns whether more remain. Throws if a delivery fails. */
+/**
+ * Delivers every pending batch; returns whether more remain. Each topic is delivered on its
+ * own: one whose delivery fails holds up none of the others, and once all were tried the
+ * failures are thrown (so the caller retries with backoff; the delivered ones were acknowledged).
+ */
 export const drainOutbox = async (
   core: ActorCore,
   source: Source,
@@ -29,18 +33,25 @@ export const drainOutbox = async (
 ): Promise<boolean> => {
   const batches = core.pendingDeliveries(OUTBOX_BATCH)
   let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
+  const failures: Array<unknown> = []
   for (const { topic, events: pending } of batches) {
     if (pending.length === 0) continue
     // One delivery is one RPC, capped at 32 MiB: large events go a page at a time.
     const events = takeWithinBudget(pending, PAGE_BYTES)
     more ||= events.length < pending.length
-    if (deliveryFaults.fail > 0) {
-      deliveryFaults.fail--
-      throw new Error(`injected delivery failure (topic ${topic})`)
+    try {
+      if (deliveryFaults.fail > 0) {
+        deliveryFaults.fail--
+        throw new Error(`injected delivery failure (topic ${topic})`)
+      }
+      const copies = deliveryFaults.duplicate > 0 ? (deliveryFaults.duplicate--, 2) : 1
+      for (let i = 0; i < copies; i++) await topicOf(topic).deliver(source, events)
+      core.acknowledge(topic, events[events.length - 1]!.seq)
+    } catch (error) {
+      failures.push(error)
     }
-    const copies = deliveryFaults.duplicate > 0 ? (deliveryFaults.duplicate--, 2) : 1
-    for (let i = 0; i < copies; i++) await topicOf(topic).deliver(source, events)
-    core.acknowledge(topic, events[events.length - 1]!.seq)
   }
+  if (failures.length === 1) throw failures[0]
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} topic deliveries failed`)
   return more
 }

@@ -8,6 +8,18 @@
  * transaction as the append that feeds it, so it is never behind its topic. A projection
  * added to a topic that already has entries catches up from the topic's log when the object
  * wakes; a topic with no entries creates nothing, whatever is read.
+ *
+ * A projection is the topic's guest, so its failure is its own: each is set up and applied in
+ * its own savepoint (a nested `transactionSync`) inside the append's transaction. One that
+ * throws has what it wrote rolled back, so its tables hold exactly the entries before the one
+ * it failed on (a half-applied view is never read); the failure (that entry, the error) is
+ * recorded in `projections`, the projection is fed no more and its reads answer 503
+ * `projection_failed`, while the append, the topic's reads and subscriptions and the other
+ * projections go on. Recovery: at every wake a failed projection is retried from where it
+ * stopped (its failed entry first). A deploy restarts every object, so a definition fixed by a
+ * deploy recovers at the topic's first wake after it; one still failing records its failure
+ * again, and costs nothing until the next wake. (A fix that changes how entries already
+ * applied fold is a new projection: give it a new name, and it catches up from the log.)
  */
 import { DurableObject } from "cloudflare:workers"
 import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js"
@@ -29,7 +41,10 @@ export interface TopicProjection<V = unknown> {
   readonly topic: string
   /** Creates the projection's tables (idempotent). */
   readonly setup: (sql: SqlStorage) => void
-  /** Folds entries (contiguous, oldest first, none applied before) into the tables. */
+  /**
+   * Folds entries (contiguous, oldest first, none applied before) into the tables. If it throws,
+   * what it wrote is rolled back and the projection stops at that entry until the next wake.
+   */
   readonly apply: (sql: SqlStorage, entries: ReadonlyArray<TopicEntry>) => void
   /** The view, `topicSeq` being the last entry applied (only called once the tables exist). */
   readonly read: (sql: SqlStorage, topicSeq: number) => V
@@ -50,8 +65,22 @@ const TABLES = [
     source_seq INTEGER NOT NULL, event TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS sources (
     kind TEXT NOT NULL, id TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID`,
-  "CREATE TABLE IF NOT EXISTS projections (name TEXT PRIMARY KEY, topic_seq INTEGER NOT NULL) WITHOUT ROWID",
+  // failed_seq and error: the entry a failed projection stopped at (NULL: its setup failed) and why.
+  `CREATE TABLE IF NOT EXISTS projections (
+    name TEXT PRIMARY KEY, topic_seq INTEGER NOT NULL, failed_seq INTEGER, error TEXT) WITHOUT ROWID`,
 ]
+
+/** Why a projection stopped: the entry it threw on (null: its setup threw) and the error's message. */
+interface ProjectionFailure {
+  readonly topicSeq: number | null
+  readonly message: string
+}
+
+/** An error message as recorded (bounded: it is stored in a row and sent in replies). */
+const messageOf = (error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  return message.length > 1000 ? `${message.slice(0, 1000)}…` : message
+}
 
 const CATCH_UP_PAGE = 1000
 
@@ -92,6 +121,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly alarms: AlarmOwner
   private last = 0
   private created: boolean
+  /** Projections stopped by a failure, until the object's next wake retries them. */
+  private readonly failures = new Map<string, ProjectionFailure>()
 
   constructor(
     ctx: DurableObjectState,
@@ -105,7 +136,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
     if (this.created) {
       this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
-      // A projection added to a topic that already has entries (or one behind after a deploy) catches up first.
+      // A projection added to a topic that already has entries (or one behind after a deploy, or
+      // one that failed) catches up first.
       ctx.storage.transactionSync(() => this.catchUp())
     }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
@@ -210,48 +242,119 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
         error: { _tag: "InvalidInput", code: "unknown_projection", message: `This topic feeds no projection ${name}` },
       }
     }
-    if (!this.created) return { ok: true, value: projection.empty }
-    return { ok: true, value: projection.read(this.sql, this.progressOf(name)) }
-  }
-
-  private progressOf(name: string): number {
-    const row = this.sql.exec("SELECT topic_seq FROM projections WHERE name = ?", name).toArray()[0]
-    return (row?.topic_seq as number | undefined) ?? 0
-  }
-
-  /** Applies entries `from` < topicSeq ≤ `to` to every projection (inside the caller's transaction). */
-  private feedProjections(from: number, to: number): void {
-    if (this.projections.length === 0) return
-    this.catchUp(from)
-    const entries = this.entriesIn(from, to)
-    for (const projection of this.projections) {
-      projection.apply(this.sql, entries)
-      this.setProgress(projection.name, to)
-    }
-  }
-
-  /** Brings every projection up to `to` (default: the head) from the log (inside the caller's transaction). */
-  private catchUp(to = this.last): void {
-    if (this.projections.length === 0) return
-    for (const statement of TABLES) this.sql.exec(statement)
-    for (const projection of this.projections) {
-      projection.setup(this.sql)
-      for (let at = this.progressOf(projection.name); at < to;) {
-        const entries = this.entriesIn(at, Math.min(to, at + CATCH_UP_PAGE))
-        if (entries.length === 0) break
-        projection.apply(this.sql, entries)
-        at = entries[entries.length - 1]!.topicSeq
-        this.setProgress(projection.name, at)
+    const failure = this.failures.get(name)
+    if (failure !== undefined) {
+      const where = failure.topicSeq === null ? "in its setup" : `on topic entry ${failure.topicSeq}`
+      return {
+        ok: false,
+        error: {
+          _tag: "Unavailable",
+          code: "projection_failed",
+          message: `Projection ${name} failed ${where}: ${failure.message}. It is fed no more until the topic's next wake retries it (a deploy with a fix recovers it)`,
+          details: { projection: name, topicSeq: failure.topicSeq, error: failure.message },
+        },
       }
     }
+    if (!this.created) return { ok: true, value: projection.empty }
+    return { ok: true, value: projection.read(this.sql, this.rowOf(name).topicSeq) }
   }
 
-  private setProgress(name: string, topicSeq: number): void {
-    this.sql.exec(
-      "INSERT INTO projections (name, topic_seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET topic_seq = excluded.topic_seq",
-      name,
-      topicSeq,
-    )
+  private rowOf(name: string): { topicSeq: number; failedSeq: number | null; error: string | null } {
+    const row = this.sql.exec("SELECT topic_seq, failed_seq, error FROM projections WHERE name = ?", name).toArray()[0]
+    return {
+      topicSeq: (row?.topic_seq as number | undefined) ?? 0,
+      failedSeq: (row?.failed_seq as number | null | undefined) ?? null,
+      error: (row?.error as string | null | undefined) ?? null,
+    }
+  }
+
+  /** Applies entries `from` < topicSeq ≤ `to` to every projection not stopped (inside the caller's transaction). */
+  private feedProjections(from: number, to: number): void {
+    if (this.projections.length === 0) return
+    const fed = { from, entries: this.entriesIn(from, to) }
+    for (const projection of this.projections) {
+      if (!this.failures.has(projection.name)) this.advance(projection, to, fed)
+    }
+  }
+
+  /** Brings every projection up to the head from the log, failed ones too (inside the caller's transaction). */
+  private catchUp(): void {
+    if (this.projections.length === 0) return
+    for (const statement of TABLES) this.sql.exec(statement)
+    for (const projection of this.projections) this.advance(projection, this.last)
+  }
+
+  /**
+   * Sets `projection` up and applies the entries from where it stopped up to `to` (`fed`: those
+   * just appended, when it stopped right before them), each step in its own savepoint, and
+   * records how far it got and whether it failed (inside the caller's transaction).
+   */
+  private advance(
+    projection: TopicProjection,
+    to: number,
+    fed?: { readonly from: number; readonly entries: ReadonlyArray<TopicEntry> },
+  ): void {
+    const row = this.rowOf(projection.name)
+    let at = row.topicSeq
+    let failure: ProjectionFailure | undefined
+    try {
+      this.ctx.storage.transactionSync(() => projection.setup(this.sql))
+    } catch (error) {
+      failure = { topicSeq: null, message: messageOf(error) }
+    }
+    while (failure === undefined && at < to) {
+      const entries =
+        fed !== undefined && fed.from === at ? fed.entries : this.entriesIn(at, Math.min(to, at + CATCH_UP_PAGE))
+      if (entries.length === 0) break
+      ;({ at, failure } = this.applyIsolated(projection, entries))
+    }
+    const failedSeq = failure === undefined ? null : failure.topicSeq
+    const error = failure === undefined ? null : failure.message
+    if (at !== row.topicSeq || failedSeq !== row.failedSeq || error !== row.error) {
+      this.sql.exec(
+        `INSERT INTO projections (name, topic_seq, failed_seq, error) VALUES (?, ?, ?, ?) ON CONFLICT (name)
+         DO UPDATE SET topic_seq = excluded.topic_seq, failed_seq = excluded.failed_seq, error = excluded.error`,
+        projection.name,
+        at,
+        failedSeq,
+        error,
+      )
+      if (failure !== undefined) {
+        const where = failedSeq === null ? "in its setup" : `on topic entry ${failedSeq}`
+        console.error(
+          `emberlog: projection ${projection.name} failed ${where}; it is fed no more until the next wake`,
+          error,
+        )
+      }
+    }
+    if (failure === undefined) this.failures.delete(projection.name)
+    else this.failures.set(projection.name, failure)
+  }
+
+  /**
+   * Applies `entries` (contiguous, starting right after the projection's position) in one
+   * savepoint; if that throws, one at a time, so the failure names its entry and the view keeps
+   * every entry before it. Returns the last entry applied and the failure, if any.
+   */
+  private applyIsolated(
+    projection: TopicProjection,
+    entries: ReadonlyArray<TopicEntry>,
+  ): { at: number; failure: ProjectionFailure | undefined } {
+    const before = entries[0]!.topicSeq - 1
+    try {
+      this.ctx.storage.transactionSync(() => projection.apply(this.sql, entries))
+      return { at: entries[entries.length - 1]!.topicSeq, failure: undefined }
+    } catch (error) {
+      if (entries.length === 1)
+        return { at: before, failure: { topicSeq: entries[0]!.topicSeq, message: messageOf(error) } }
+    }
+    let at = before
+    for (const entry of entries) {
+      const one = this.applyIsolated(projection, [entry])
+      if (one.failure !== undefined) return one
+      at = one.at
+    }
+    return { at, failure: undefined }
   }
 
   /** Entries `from` < topicSeq ≤ `to`, read within the current transaction (no budget: a projection needs them all). */

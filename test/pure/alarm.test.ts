@@ -116,4 +116,21 @@ describe("work a task reports itself", () => {
     // Delivered: nothing asks for another alarm.
     expect(owner.nextAt).toBeNull()
   })
+
+  it("asks nothing about storage when the alarm already set is no later (a set alarm implies storage)", async () => {
+    const p = port()
+    let storageQueries = 0
+    const owner = new AlarmOwner({ ...p.port, hasStorage: () => (storageQueries++, true) }, [])
+    await owner.due(2_000)
+    expect(storageQueries).toBe(1)
+    // A commit of a kind with a timer arms twice (the outbox, then the timer): neither queries storage again.
+    await owner.due(2_025)
+    await owner.due(5_000)
+    await owner.wakeAt(3_000)
+    expect(storageQueries).toBe(1)
+    expect(p.set).toEqual([2_000])
+    // An earlier ask still sets the alarm (and so checks storage).
+    await owner.due(1_500)
+    expect(p.set).toEqual([2_000, 1_500])
+  })
 })

@@ -2,8 +2,11 @@
 // its name, two kinds' actors with one id share nothing, and a name whose kind is not hosted
 // answers every call with `unknown_kind` and creates nothing.
 import { env, runInDurableObject } from "cloudflare:test"
+import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import type { ActorApi } from "../../src/actors/durable-actor.js"
+import { defineCapability } from "../../src/actors/capability.js"
+import { actorHostClass, type ActorApi, type ActorEnv } from "../../src/actors/durable-actor.js"
+import { Entity, tagged } from "../../src/domain/index.js"
 import { actorApi, actorObject, actorObjectId, freshId, get, json, send } from "./helpers.js"
 
 const storageOf = (stub: DurableObjectStub) =>
@@ -79,5 +82,49 @@ describe("the one actor class", () => {
       error: { code: "unknown_method" },
     })
     expect(await storageOf(actorObject("memory", id))).toEqual({ tables: [], alarm: null })
+  })
+
+  it("hands commits made while capabilities start to every capability's committed hook, the committing one's too", async () => {
+    const Note = tagged("Note", { text: Schema.String })
+    const Noted = tagged("Noted", { text: Schema.String })
+    const Notes = Entity.make({
+      kind: "notes",
+      state: Schema.Struct({ notes: Schema.Number }),
+      initial: { notes: 0 },
+      commands: Note,
+      events: Noted,
+      decide: (_state, command) => Effect.succeed([{ type: "Noted", text: command.text } as const]),
+      evolve: (state) => ({ notes: state.notes + 1 }),
+      topics: () => [],
+    })
+    const heard: Array<string> = []
+    const hearing = (name: string) => (events: ReadonlyArray<{ data: unknown }>) => {
+      for (const event of events) heard.push(`${name}: ${(event.data as { text: string }).text}`)
+    }
+    // The first commits while it starts (as presence's reconcile commits Leave), before the second has started.
+    const reconciling = defineCapability({
+      name: "reconciling",
+      start: (host) => {
+        host.commit({ command: { type: "Note", text: "reconciled" }, principal: "system", internal: true })
+        return { committed: hearing("reconciling") }
+      },
+    })
+    const later = defineCapability({ name: "later", start: () => ({ committed: hearing("later") }) })
+    const Actor = actorHostClass([{ entity: Notes, capabilities: [reconciling, later] }])
+    const id = freshId("notes")
+    const version = await runInDurableObject(
+      actorObject("notes", id),
+      async (_instance: unknown, state: DurableObjectState) => {
+        const actor = new Actor(state, env as unknown as ActorEnv)
+        // Recovery and the capabilities' start run in the constructor's blockConcurrencyWhile: wait for it.
+        await state.blockConcurrencyWhile(async () => undefined)
+        expect(heard).toEqual(["reconciling: reconciled", "later: reconciled"])
+        // Once started, commits reach both at once, as before.
+        actor.commit({ command: { type: "Note", text: "after" } })
+        return actor.head()
+      },
+    )
+    expect(version).toBe(2)
+    expect(heard).toEqual(["reconciling: reconciled", "later: reconciled", "reconciling: after", "later: after"])
   })
 })

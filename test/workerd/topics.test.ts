@@ -5,11 +5,15 @@ import {
   runDurableObjectAlarm,
   runInDurableObject,
 } from "cloudflare:test"
+import { Effect, Schema } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import { actorHostClass, type ActorEnv } from "../../src/actors/durable-actor.js"
 import { deliveryFaults } from "../../src/actors/outbox.js"
+import { Entity, tagged } from "../../src/domain/index.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
 import { actorObject, freshId, get, json, openSocket, range, send, topicObject } from "./helpers.js"
+import type { TopicApi } from "../../src/actors/topic.js"
 
 const counterStub = (id: string) => actorObject("counter", id)
 
@@ -145,6 +149,57 @@ describe("topics", () => {
     expect(rebuilt).toMatchObject(expected)
     expect(rebuilt.lastUpdate).toEqual(expect.any(Number))
     expect(touched.size).toBeGreaterThan(0)
+  })
+
+  it("delivers to each topic on its own: one whose delivery fails holds up none of the others", async () => {
+    // A kind publishing every event to two topics; the outbox drains them in name order, so the first fails.
+    const [failing, healthy] = [freshId("a-first"), freshId("b-second")]
+    const Tick = tagged("Tick", {})
+    const Ticked = tagged("Ticked", {})
+    const Ticks = Entity.make({
+      kind: "two-topics",
+      state: Schema.Struct({ ticks: Schema.Number }),
+      initial: { ticks: 0 },
+      commands: Tick,
+      events: Ticked,
+      decide: () => Effect.succeed([{ type: "Ticked" } as const]),
+      evolve: (state) => ({ ticks: state.ticks + 1 }),
+      topics: () => [failing, healthy],
+    })
+    const Actor = actorHostClass([{ entity: Ticks }])
+    const heads = async () => ({
+      failing: await (topicObject(failing) as unknown as TopicApi).head(),
+      healthy: await (topicObject(healthy) as unknown as TopicApi).head(),
+    })
+    const id = freshId("ticks")
+    const warn = console.warn
+    console.warn = () => undefined
+    try {
+      const retryIn = await runInDurableObject(
+        actorObject("two-topics", id),
+        async (_instance: unknown, state: DurableObjectState) => {
+          const actor = new Actor(state, env as unknown as ActorEnv)
+          // Recovery runs in the constructor's blockConcurrencyWhile: wait for it.
+          await state.blockConcurrencyWhile(async () => undefined)
+          expect(actor.commit({ command: { type: "Tick" } })).toMatchObject({ ok: true })
+          expect(actor.commit({ command: { type: "Tick" } })).toMatchObject({ ok: true })
+          deliveryFaults.fail = 1
+          await actor.alarm()
+          expect(deliveryFaults.fail).toBe(0)
+          // The failure still backs off: the alarm is set for a retry, not for the batch delay.
+          const retryIn = ((await state.storage.getAlarm()) ?? 0) - Date.now()
+          expect(await heads()).toEqual({ failing: 0, healthy: 2 })
+          await actor.alarm()
+          return retryIn
+        },
+      )
+      expect(retryIn).toBeGreaterThan(100)
+      // The retry delivers the failed topic's events, and the delivered topic gets nothing twice.
+      expect(await heads()).toEqual({ failing: 2, healthy: 2 })
+    } finally {
+      console.warn = warn
+      deliveryFaults.fail = 0
+    }
   })
 
   it("refuses a bad topic name and a bad cursor", async () => {

@@ -32,8 +32,10 @@ export const counterTotals = defineProjection<CounterTotalsView>({
     for (const statement of TABLES) sql.exec(statement)
   },
   apply: (sql, entries: ReadonlyArray<TopicEntry>) => {
-    if (entries.length === 0) return
-    for (const entry of entries) {
+    // Any kind may publish to the counter topic: only counters' events are counters' to fold.
+    const counters = entries.filter((entry) => entry.source.kind === Counter.kind)
+    if (counters.length === 0) return
+    for (const entry of counters) {
       const row = sql.exec("SELECT value FROM counter_totals WHERE id = ?", entry.source.id).toArray()[0]
       const next = Counter.evolve({ value: (row?.value as number | undefined) ?? 0 }, Counter.decodeEvent(entry.event))
       sql.exec(
@@ -42,7 +44,7 @@ export const counterTotals = defineProjection<CounterTotalsView>({
         next.value,
       )
     }
-    const lastUpdate = entries[entries.length - 1]!.event.meta.at
+    const lastUpdate = counters[counters.length - 1]!.event.meta.at
     sql.exec("UPDATE counter_totals_progress SET last_update = ? WHERE one = 1", lastUpdate)
   },
   read: (sql, topicSeq) => {
