@@ -5,8 +5,10 @@
  * that list is all the edge knows of kinds: what it serves, routes, lists and generates tools for.
  */
 import type { Capability } from "../actors/capability.js"
+import type { ActorApi } from "../actors/durable-actor.js"
 import { KIND_PATTERN } from "../core/names.js"
 import type { Entity } from "../domain/entity.js"
+import type { Principal } from "../infra/tokens.js"
 import type { App, Env } from "./env.js"
 import type { KindTools } from "./mcp/tools.js"
 
@@ -23,6 +25,15 @@ export interface KindModule<E extends Entity = Entity> {
   /** Routes of the kind's own, mounted before the generic `/v1/{kind}/{id}` routes. */
   readonly routes?: (app: App) => void
   readonly tools?: KindTools
+  /**
+   * The MCP tools a principal may call, as this kind decides it (the session kind's grants):
+   * undefined when it sets no limit. `actor` addresses this kind's actors in the caller's tenant.
+   * Asked once per MCP server; a tool must be in every set the served kinds answer.
+   */
+  readonly toolGrants?: (
+    actor: (id: string) => ActorApi,
+    principal: Principal,
+  ) => Promise<ReadonlySet<string> | undefined>
   readonly health?: (env: Env) => Promise<HealthPart>
   /** Topics the kind's events go to beside its own (the inspector offers them to tail). */
   readonly topics?: ReadonlyArray<string>
