@@ -136,6 +136,18 @@ describe("an app serving only the kinds it lists", () => {
     expect(read.body.result.isError).toBe(true)
   })
 
+  it("refuses an oversized MCP body without pointing at a memory kind it does not serve", async () => {
+    const oversized = await mcp("tools/call", {
+      name: "counter_increment",
+      arguments: { id: "x", command: { by: 1, pad: "x".repeat(300 * 1024) } },
+    })
+    expect(oversized.status).toBe(413)
+    expect(oversized.body.error).toMatchObject({
+      code: -32600,
+      message: "Request bodies are limited to 262144 bytes here",
+    })
+  })
+
   it("lists its kinds and their topics in the inspector", async () => {
     const { text } = await call("/inspect")
     expect(text).toContain("<option>counter</option>")
