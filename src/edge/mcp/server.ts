@@ -19,7 +19,7 @@ import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { NAME_CHARS } from "../../core/names.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
-import type { KindRegistry } from "../kind.js"
+import { commandTools, type KindRegistry } from "../kind.js"
 import {
   ActorIdSchema,
   Count,
@@ -47,9 +47,6 @@ export interface SubscriptionHooks {
 }
 
 export const RESOURCE_PREFIX = "emberlog://"
-
-const snake = (type: string) => type.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()
-export const toolName = (kind: string, commandType: string) => `${kind}_${snake(commandType)}`
 
 /** tools/list answers every tool in one page up to this many, and pages beyond (MCP's pagination, an opaque cursor). */
 export const TOOLS_PAGE = 100
@@ -137,10 +134,8 @@ export const buildMcpServer = (
 
   for (const { entity } of served.modules) {
     const kind = entity.kind
-    const internal: ReadonlyArray<string> = entity.internalCommands ?? []
-    for (const type of entity.commandTypes.filter((type) => !internal.includes(type))) {
+    for (const { name, type } of commandTools(entity)) {
       const { type: _tag, ...fields } = entity.commandSchema(type).fields
-      const name = toolName(kind, type)
       const command = Schema.Struct(fields) as unknown as Schema.Codec<any, any, never, never>
       register(
         name,
