@@ -4,7 +4,9 @@ import { createExecutionContext, env } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { Counter } from "../../src/kinds/counter/entity.js"
 import { createApp } from "../../src/edge/app.js"
-import { defineKind } from "../../src/edge/kind.js"
+import { defineKind, kindRegistry } from "../../src/edge/kind.js"
+import { Job } from "../../src/kinds/job/entity.js"
+import { job } from "../../src/kinds/job/index.js"
 import { emberlog } from "../../src/edge/factory.js"
 import { guarded } from "../../src/edge/guard.js"
 import { BASE, freshId } from "./helpers.js"
@@ -153,6 +155,16 @@ describe("an app serving only the kinds it lists", () => {
     expect(text).toContain("<option>counter</option>")
     expect(text).not.toContain("<option>document</option>")
     expect(text).not.toContain("<option>jobs</option>")
+  })
+})
+
+describe("the job kind's topics", () => {
+  it("list every topic its entity publishes to, over every event type", () => {
+    const listed = kindRegistry([job]).topics
+    expect(listed).toEqual(["job", "jobs"])
+    for (const type of Job.eventTypes) {
+      for (const topic of Job.topics({ type } as never)) expect(listed, `${type} → ${topic}`).toContain(topic)
+    }
   })
 })
 
