@@ -3,18 +3,18 @@
  * app lists: Hono routes that authenticate, validate input, address an actor (or topic) in
  * the caller's tenant, and call it over DO RPC. Errors map to statuses in errors.ts and nowhere else.
  */
-import { type Context, Hono } from "hono"
+import { type Context, Hono, type MiddlewareHandler } from "hono"
 import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
 import type { Entity } from "../domain/entity.js"
-import { SCOPES } from "../infra/tokens.js"
+import { SCOPES, type Scope } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { requireScope } from "./auth.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
-import { HttpError, badRequest, handleError, handleNotFound, unwrap } from "./errors.js"
+import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import { guarded } from "./guard.js"
 import { RESERVED_KINDS, kindRegistry, type KindModule } from "./kind.js"
 import * as Params from "./params.js"
@@ -124,10 +124,31 @@ const actorSubscription = (c: AppContext) => {
 
 export const createApp = (options: AppOptions): App => {
   const served = kindRegistry(options.kinds)
+  /**
+   * A generic `/v1/{kind}/{id}` route: a kind the app does not serve falls through (before any
+   * scope check) to routes added after it, and at last to not-found's `unknown_kind`.
+   */
+  const kindRoute =
+    (scope: Scope, handler: (c: AppContext) => Response | Promise<Response>): MiddlewareHandler<AppEnv> =>
+    async (c, next) => {
+      if (served.get(c.req.param("kind") ?? "") === undefined) return next()
+      let response: Response | undefined
+      await requireScope(scope)(c, async () => {
+        response = await handler(c as AppContext)
+      })
+      return response
+    }
   const projections = new Map((options.projections ?? []).map((projection) => [projection.name, projection]))
   const app = new Hono<AppEnv>()
   app.onError(handleError)
-  app.notFound(handleNotFound)
+  // Not-found, not a catch-all route, answers a kind not served: routes added to the app later
+  // (under /v1 too) still match. Only `/v1/{kind}/{id}…` names a kind; `/v1/{word}` is no route.
+  app.notFound((c) => {
+    const kind = /^\/v1\/([^/]+)\/[^/]/.exec(c.req.path)?.[1]
+    if (kind === undefined || served.get(kind) !== undefined || RESERVED_KINDS.includes(kind)) return handleNotFound(c)
+    const { code, message } = unknownKind(kind, served.names)
+    return c.json(errorBody(code, message), 404)
+  })
   app.use("*", async (c, next) => {
     c.set("kinds", served.names)
     return next()
@@ -229,37 +250,42 @@ export const createApp = (options: AppOptions): App => {
   app.get("/v1/admin/tenants/:tenant/:kind/:id/events", operator, (c) => readActorEvents(c, c.req.param("tenant")))
   app.get("/v1/admin/tenants/:tenant/:kind/:id/verify", operator, (c) => verifyActor(c, c.req.param("tenant")))
 
-  app.post("/v1/:kind/:id/commands", requireScope("write"), async (c) => {
-    const actor = actorOf(c, c.req.param("kind"), c.req.param("id"))
-    const example = '{"type":"Increment","by":1}'
-    const notJson = badRequest("invalid_json", `The body must be a JSON command object such as ${example}`)
-    const command = await Params.jsonBody(c, notJson)
-    const request: CommandRequest = {
-      command,
-      ifMatch: Params.ifMatch(c.req.header("If-Match")),
-      idempotencyKey: Params.idempotencyKey(c.req.header("Idempotency-Key")),
-      correlationId: Params.clientIdHeader("X-Correlation-Id", c.req.header("X-Correlation-Id")),
-      causationId: Params.clientIdHeader("X-Causation-Id", c.req.header("X-Causation-Id")),
-      principal: c.get("principal").sub,
-      scopes: [...c.get("principal").scopes],
-    }
-    const outcome = unwrap(await actor.command(request))
-    if (outcome.replayed) c.header("Idempotent-Replayed", "true")
-    return c.json({ version: outcome.version, events: outcome.events, state: outcome.state })
-  })
+  app.post(
+    "/v1/:kind/:id/commands",
+    kindRoute("write", async (c) => {
+      const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!)
+      const example = '{"type":"Increment","by":1}'
+      const notJson = badRequest("invalid_json", `The body must be a JSON command object such as ${example}`)
+      const command = await Params.jsonBody(c, notJson)
+      const request: CommandRequest = {
+        command,
+        ifMatch: Params.ifMatch(c.req.header("If-Match")),
+        idempotencyKey: Params.idempotencyKey(c.req.header("Idempotency-Key")),
+        correlationId: Params.clientIdHeader("X-Correlation-Id", c.req.header("X-Correlation-Id")),
+        causationId: Params.clientIdHeader("X-Causation-Id", c.req.header("X-Causation-Id")),
+        principal: c.get("principal").sub,
+        scopes: [...c.get("principal").scopes],
+      }
+      const outcome = unwrap(await actor.command(request))
+      if (outcome.replayed) c.header("Idempotent-Replayed", "true")
+      return c.json({ version: outcome.version, events: outcome.events, state: outcome.state })
+    }),
+  )
 
-  app.get("/v1/:kind/:id", requireScope("read"), (c) => readActor(c))
-  app.get("/v1/:kind/:id/events", requireScope("read"), (c) => readActorEvents(c))
-  app.get("/v1/:kind/:id/events/stream", requireScope("read"), actorSubscription)
-  app.get("/v1/:kind/:id/ws", requireScope("read"), actorSubscription)
-  app.get("/v1/:kind/:id/verify", requireScope("admin"), (c) => verifyActor(c))
-
-  // Any other path under a kind: a kind not served says so (its own routes are not mounted either).
-  app.all("/v1/:kind/*", (c) => {
-    const kind = c.req.param("kind")
-    if (served.get(kind) === undefined && !RESERVED_KINDS.includes(kind)) throw unknownKind(kind, served.names)
-    return handleNotFound(c)
-  })
+  app.get(
+    "/v1/:kind/:id",
+    kindRoute("read", (c) => readActor(c)),
+  )
+  app.get(
+    "/v1/:kind/:id/events",
+    kindRoute("read", (c) => readActorEvents(c)),
+  )
+  app.get("/v1/:kind/:id/events/stream", kindRoute("read", actorSubscription))
+  app.get("/v1/:kind/:id/ws", kindRoute("read", actorSubscription))
+  app.get(
+    "/v1/:kind/:id/verify",
+    kindRoute("admin", (c) => verifyActor(c)),
+  )
 
   return app
 }

@@ -2,7 +2,12 @@
  * The factory: an app from its kinds. `emberlog({ kinds })` gives the three Durable Object
  * classes a Worker exports (one for every kind's actors, one for topics and the projections
  * they feed, one for MCP sessions), its fetch handler, and the Hono app behind it, to which
- * an app may add routes of its own (`routes`, mounted before the generic /v1 routes).
+ * an app may add routes of its own: in `routes` (mounted before the generic /v1 routes) or on
+ * `app` afterwards (answering wherever no served kind's route matches).
+ *
+ * Authentication, tenancy and rate limits run only under /v1 and /mcp, and the paths the
+ * served kinds guard (/api, /ws, /broadcast): a route of your own elsewhere (`/hello`) is public
+ * unless it is guarded, e.g. `app.use("/hello", ...guarded)` then `requireScope("read")` on it.
  */
 import { actorHostClass, type ActorClass } from "../actors/durable-actor.js"
 import { topicClass, type TopicClass, type TopicProjection } from "../actors/topic.js"

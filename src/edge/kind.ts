@@ -5,10 +5,12 @@
  * that list is all the edge knows of kinds: what it serves, routes, lists and generates tools for.
  */
 import type { Capability } from "../actors/capability.js"
+import type { ActorApi } from "../actors/durable-actor.js"
 import { KIND_PATTERN } from "../core/names.js"
 import type { Entity } from "../domain/entity.js"
+import type { Principal } from "../infra/tokens.js"
 import type { App, Env } from "./env.js"
-import type { KindTools } from "./mcp/tools.js"
+import type { KindTools, ToolRegistrar } from "./mcp/tools.js"
 
 /** A kind's part of /health: whether what it depends on answers, and what to report of it. */
 export interface HealthPart {
@@ -23,6 +25,15 @@ export interface KindModule<E extends Entity = Entity> {
   /** Routes of the kind's own, mounted before the generic `/v1/{kind}/{id}` routes. */
   readonly routes?: (app: App) => void
   readonly tools?: KindTools
+  /**
+   * The MCP tools a principal may call, as this kind decides it (the session kind's grants):
+   * undefined when it sets no limit. `actor` addresses this kind's actors in the caller's tenant.
+   * Asked once per MCP server; a tool must be in every set the served kinds answer.
+   */
+  readonly toolGrants?: (
+    actor: (id: string) => ActorApi,
+    principal: Principal,
+  ) => Promise<ReadonlySet<string> | undefined>
   readonly health?: (env: Env) => Promise<HealthPart>
   /** Topics the kind's events go to beside its own (the inspector offers them to tail). */
   readonly topics?: ReadonlyArray<string>
@@ -46,7 +57,57 @@ export interface KindRegistry {
 
 const isModule = (kind: Entity | KindModule): kind is KindModule => "entity" in kind
 
-/** The registry of an app's kinds; throws at startup on a name outside KIND_PATTERN, a reserved word or a duplicate. */
+const snake = (type: string) => type.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()
+const toolName = (kind: string, commandType: string) => `${kind}_${snake(commandType)}`
+
+/** The command tools generated for an entity: one per command a request may send. */
+export const commandTools = (entity: Entity): ReadonlyArray<{ readonly name: string; readonly type: string }> => {
+  const internal: ReadonlyArray<string> = entity.internalCommands ?? []
+  return entity.commandTypes
+    .filter((type) => !internal.includes(type))
+    .map((type) => ({ name: toolName(entity.kind, type), type }))
+}
+
+/** The tools every MCP server offers beside the kinds' (mcp/server.ts registers them). */
+const READ_TOOLS: ReadonlyArray<string> = ["read_state", "read_events", "verify_log"]
+
+const NOBODY = { sub: "", tenant: "", scopes: new Set<string>() } as Principal
+
+/**
+ * Every MCP tool name the kinds give, in the order the server registers them (generated, the
+ * read tools, each kind's own): a name given twice throws here, at startup, naming both
+ * sources, rather than in the MCP SDK at the first request.
+ */
+const checkToolNames = (modules: ReadonlyArray<KindModule>) => {
+  const sources = new Map<string, string>()
+  const add = (name: string, source: string) => {
+    const earlier = sources.get(name)
+    if (earlier !== undefined)
+      throw new Error(`emberlog: MCP tool ${JSON.stringify(name)} is given twice: by ${earlier} and by ${source}`)
+    sources.set(name, source)
+  }
+  for (const { entity } of modules)
+    for (const { name, type } of commandTools(entity)) add(name, `the ${entity.kind} kind's command ${type}`)
+  for (const name of READ_TOOLS) add(name, "emberlog's own read tools")
+  for (const { entity, tools } of modules) {
+    if (tools === undefined) continue
+    // Registration only names the tools: nothing here is called.
+    const recorder: ToolRegistrar = {
+      kind: entity.kind,
+      principal: NOBODY,
+      actor: () => {
+        throw new Error("emberlog: a kind's tools address actors when called, not when registered")
+      },
+      register: (name) => add(name, `the ${entity.kind} kind's own tools`),
+    }
+    tools(recorder)
+  }
+}
+
+/**
+ * The registry of an app's kinds; throws at startup on a name outside KIND_PATTERN, a reserved
+ * word or a duplicate, and on an MCP tool name two sources give.
+ */
 export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindRegistry => {
   const byName = new Map<string, KindModule>()
   for (const listed of kinds) {
@@ -63,6 +124,7 @@ export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindReg
   }
   const names = [...byName.keys()]
   const modules = [...byName.values()]
+  checkToolNames(modules)
   const extra = modules.flatMap((module) => module.topics ?? []).filter((topic) => !byName.has(topic))
   return {
     names,

@@ -49,7 +49,8 @@ export const kindMethods = <M extends object>(
 } =>
   new Proxy({} as never, {
     get: (_target, method) => {
-      if (typeof method !== "string") return undefined
+      // Not a thenable: `await kindMethods(actor)` (or an async function returning it) must not invoke "then".
+      if (typeof method !== "string" || method === "then") return undefined
       return async (...args: Array<unknown>) => unwrap(await actor.invoke(method, args))
     },
   })

@@ -1,5 +1,4 @@
-/** Every entity kind emberlog ships, by kind name (node-safe): served by this repository's app, replayed offline by the CLI. */
-import type { Entity } from "../index.js"
+/** Every entity kind emberlog ships, by kind name (node-safe): what the CLI replays offline. */
 import { Counter } from "./counter/entity.js"
 import { Document } from "./document/entity.js"
 import { Job } from "./job/entity.js"
@@ -15,15 +14,3 @@ export const entities = {
   job: Job,
   memory: Memory,
 } as const
-
-/** The built-in kinds by name, as the edge lists them (inspector, MCP tools, addressing) until the factory's registry. */
-export const kinds = {
-  counter: { entity: Counter },
-  document: { entity: Document },
-  room: { entity: Room },
-  session: { entity: Session },
-  job: { entity: Job },
-  memory: { entity: Memory },
-} as const satisfies Record<string, { entity: Entity }>
-
-export type Kind = keyof typeof kinds

@@ -1,4 +1,5 @@
 // The kind registry an app is built from: what it serves, in order, and what it refuses at startup.
+import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { Counter } from "../../src/kinds/counter/entity.js"
 import { Document } from "../../src/kinds/document/entity.js"
@@ -41,5 +42,27 @@ describe("the kind registry", () => {
     for (const word of RESERVED_KINDS) {
       expect(() => kindRegistry([renamed(Counter, word)])).toThrow(/is reserved/)
     }
+  })
+
+  it("refuses at startup an MCP tool name two sources give, naming both", () => {
+    // A kind `read` with a command State generates read_state, one of emberlog's own tools.
+    const read = renamed(Counter, "read")
+    const withState = { ...read, commandTypes: [...read.commandTypes, "State"] } as Entity
+    expect(() => kindRegistry([withState])).toThrow(
+      "emberlog: MCP tool \"read_state\" is given twice: by the read kind's command State and by emberlog's own read tools",
+    )
+    // A kind's own tool clashing with a command tool generated for another kind.
+    const clashing = defineKind({
+      entity: Document,
+      tools: (tools) =>
+        tools.register("counter_increment", { description: "", input: Schema.Struct({}), scope: "read" }, async () => {
+          throw new Error("not called")
+        }),
+    })
+    expect(() => kindRegistry([Counter, clashing])).toThrow(
+      "emberlog: MCP tool \"counter_increment\" is given twice: by the counter kind's command Increment and by the document kind's own tools",
+    )
+    // The built-in kinds' tools do not clash.
+    expect(kindRegistry([Counter, Document, Job]).names).toEqual(["counter", "document", "job"])
   })
 })

@@ -4,7 +4,11 @@ import { createExecutionContext, env } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { Counter } from "../../src/kinds/counter/entity.js"
 import { createApp } from "../../src/edge/app.js"
-import { defineKind } from "../../src/edge/kind.js"
+import { defineKind, kindRegistry } from "../../src/edge/kind.js"
+import { Job } from "../../src/kinds/job/entity.js"
+import { job } from "../../src/kinds/job/index.js"
+import { emberlog } from "../../src/edge/factory.js"
+import { guarded } from "../../src/edge/guard.js"
 import { BASE, freshId } from "./helpers.js"
 
 const counterWithRoute = defineKind({
@@ -134,11 +138,71 @@ describe("an app serving only the kinds it lists", () => {
     expect(read.body.result.isError).toBe(true)
   })
 
+  it("refuses an oversized MCP body without pointing at a memory kind it does not serve", async () => {
+    const oversized = await mcp("tools/call", {
+      name: "counter_increment",
+      arguments: { id: "x", command: { by: 1, pad: "x".repeat(300 * 1024) } },
+    })
+    expect(oversized.status).toBe(413)
+    expect(oversized.body.error).toMatchObject({
+      code: -32600,
+      message: "Request bodies are limited to 262144 bytes here",
+    })
+  })
+
   it("lists its kinds and their topics in the inspector", async () => {
     const { text } = await call("/inspect")
     expect(text).toContain("<option>counter</option>")
     expect(text).not.toContain("<option>document</option>")
     expect(text).not.toContain("<option>jobs</option>")
+  })
+})
+
+describe("the job kind's topics", () => {
+  it("list every topic its entity publishes to, over every event type", () => {
+    const listed = kindRegistry([job]).topics
+    expect(listed).toEqual(["job", "jobs"])
+    for (const type of Job.eventTypes) {
+      for (const topic of Job.topics({ type } as never)) expect(listed, `${type} → ${topic}`).toContain(topic)
+    }
+  })
+})
+
+describe("routes added to the factory's app afterwards", () => {
+  const built = emberlog({ kinds: [Counter] })
+  built.app.get("/v1/stats/:id", (c) => c.json({ stats: c.req.param("id"), sub: c.get("principal").sub }))
+  built.app.get("/v1/reports/:id/summary", (c) => c.json({ report: c.req.param("id") }))
+  built.app.get("/hello", (c) => c.json({ hello: "world" }))
+  built.app.use("/guarded", ...guarded)
+  built.app.get("/guarded", (c) => c.json({ sub: c.get("principal").sub }))
+  const fetchBuilt = (path: string, settings: Record<string, unknown> = {}) =>
+    built.app.fetch(new Request(`${BASE}${path}`), { ...env, ...settings } as never, createExecutionContext())
+  const withAuth = { AUTH_MODE: undefined, JWT_SECRET: "a-secret-for-this-test-" + crypto.randomUUID() }
+
+  it("answer under /v1, behind its authentication, and outside /v1 without it unless guarded", async () => {
+    expect(await (await fetchBuilt("/v1/stats/x")).json()).toEqual({ stats: "x", sub: "anonymous" })
+    expect(await (await fetchBuilt("/v1/reports/x/summary")).json()).toEqual({ report: "x" })
+    const refused = await fetchBuilt("/v1/stats/x", withAuth)
+    expect(refused.status).toBe(401)
+    expect(((await refused.json()) as any).error.code).toBe("unauthenticated")
+    // Outside /v1 (and /api, /ws, /broadcast, /mcp) nothing is applied unless the route asks for it.
+    expect((await fetchBuilt("/hello", withAuth)).status).toBe(200)
+    expect((await fetchBuilt("/guarded", withAuth)).status).toBe(401)
+  })
+
+  it("leave the served kinds' routes and the not-found answers as they were", async () => {
+    expect((await fetchBuilt(`/v1/counter/${freshId()}`)).status).toBe(200)
+    const twoSegments = await fetchBuilt("/v1/foo")
+    expect(twoSegments.status).toBe(404)
+    expect(((await twoSegments.json()) as any).error.code).toBe("not_found")
+    const unserved = await fetchBuilt("/v1/document/x/events")
+    expect(((await unserved.json()) as any).error).toEqual({
+      code: "unknown_kind",
+      message: 'Unknown kind "document"; known kinds: counter',
+    })
+    expect(((await (await fetchBuilt("/v1/topics/counter")).json()) as any).error.code).toBe("not_found")
+    const unknownUnderAuth = await fetchBuilt("/v1/document/x", withAuth)
+    expect(unknownUnderAuth.status).toBe(401)
   })
 })
 

@@ -4,7 +4,7 @@ import { Client, InMemoryTransport } from "@modelcontextprotocol/client"
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { Entity, reject, tagged } from "../../src/domain/index.js"
-import { kindRegistry } from "../../src/edge/kind.js"
+import { kindRegistry, type KindModule } from "../../src/edge/kind.js"
 import { buildMcpServer, type ActorDirectory } from "../../src/edge/mcp/server.js"
 
 const Label = tagged("Label", { id: Schema.NonEmptyString, label: Schema.String })
@@ -28,14 +28,14 @@ const Labels = Entity.make({
 })
 
 /** An actor directory that records what each tool sent where and answers with the entity's own fold. */
-const recording = () => {
+const recording = (kinds: ReadonlyArray<string> = ["labels"], stored = { version: 0, state: {} as unknown }) => {
   const sent: Array<{ kind: string; id: string; command: any }> = []
   const directory: ActorDirectory = {
     principal: { sub: "tester", tenant: "t", scopes: new Set(["read", "write"]) } as ActorDirectory["principal"],
-    kinds: ["labels"],
+    kinds,
     actor: (kind, id) =>
       ({
-        readState: async () => ({ ok: true, value: { version: 0, state: {} } }),
+        readState: async () => ({ ok: true, value: stored }),
         command: async ({ command }: { command: any }) => {
           sent.push({ kind, id, command })
           const decide = Labels.decide(Labels.initial, command) as Effect.Effect<ReadonlyArray<any>, any>
@@ -50,9 +50,9 @@ const recording = () => {
   return { sent, directory }
 }
 
-const connect = async (directory: ActorDirectory) => {
+const connect = async (directory: ActorDirectory, kinds: ReadonlyArray<Entity | KindModule> = [Labels]) => {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
-  await buildMcpServer(directory, undefined, kindRegistry([Labels])).connect(serverSide)
+  await buildMcpServer(directory, undefined, kindRegistry(kinds)).connect(serverSide)
   const client = new Client({ name: "test", version: "1" })
   await client.connect(clientSide)
   return client
@@ -102,5 +102,37 @@ describe("MCP command tools", () => {
     expect(JSON.parse((result.content as Array<{ text: string }>)[0]!.text)).toEqual({
       error: { code: "empty_label", message: "A label is not empty", details: { id: "item-7" } },
     })
+  })
+
+  it("apply no ACL for an app's own kind named session (only a kind's toolGrants limit tools)", async () => {
+    // A user's entity that happens to be called `session`: its actors hold labels, not grants.
+    const own = { ...Labels, kind: "session" } as unknown as Entity
+    const { sent, directory } = recording(["session"], { version: 3, state: { labels: { a: "b" } } })
+    const client = await connect(directory, [own])
+    const result = await client.callTool({ name: "session_clear", arguments: { id: "shelf-1" } })
+    expect(result.isError).toBeFalsy()
+    expect(sent).toEqual([{ kind: "session", id: "shelf-1", command: { type: "Clear" } }])
+  })
+
+  it("refuse a tool a kind's toolGrants leaves out, and allow the ones it grants", async () => {
+    const { directory } = recording()
+    const asked: Array<string> = []
+    const gate: KindModule = {
+      entity: Labels,
+      toolGrants: async (actor, principal) => {
+        asked.push(principal.sub)
+        await actor(principal.sub).readState({})
+        return new Set(["labels_clear"])
+      },
+    }
+    const client = await connect(directory, [gate])
+    expect((await client.callTool({ name: "labels_clear", arguments: { id: "shelf-1" } })).isError).toBeFalsy()
+    const refused = await client.callTool({
+      name: "labels_label",
+      arguments: { id: "s", command: { id: "x", label: "y" } },
+    })
+    expect(refused.isError).toBe(true)
+    expect(JSON.parse((refused.content as Array<{ text: string }>)[0]!.text).error.code).toBe("tool_not_granted")
+    expect(asked).toEqual(["tester"])
   })
 })

@@ -83,6 +83,9 @@ describe("MCP JSON-RPC", () => {
       arguments: { namespace: "big", content: "x".repeat(300 * 1024) },
     })
     expect(oversized).toMatchObject({ status: 413, json: { error: { code: -32600 } } })
+    expect(oversized.json.error.message).toBe(
+      "Request bodies are limited to 262144 bytes here; send larger commands with POST /v1/memory/{id}/commands",
+    )
   })
 
   it("checks a body's depth on its text before parsing, as /v1 does: too deep is -32600, JSON or not", async () => {

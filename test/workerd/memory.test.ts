@@ -1,7 +1,14 @@
 import { createHash } from "node:crypto"
-import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
+import {
+  createExecutionContext,
+  env,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test"
 import { describe, expect, it, vi } from "vitest"
-import { actorApi, actorObject, actorObjectId, freshId, get, json, send } from "./helpers.js"
+import worker from "../../src/app.js"
+import { BASE, actorApi, actorObject, actorObjectId, freshId, get, json, send } from "./helpers.js"
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 const store = (ns: string, content: string, extra: Record<string, unknown> = {}) =>
@@ -134,6 +141,19 @@ describe("memory", () => {
       expect((await search(ns, "q=farawayword")).items).toEqual([])
       expect((await json(await store(ns, large))).body.events).toEqual([]) // deduped, still one object
       expect(JSON.stringify((await json(await get(`/v1/memory/${ns}/events`))).body)).not.toContain("lorem")
+    })
+
+    it("answers 503 storage_unavailable for a large memory's item when no MEMORY_BUCKET is bound", async () => {
+      const ns = freshId("mem")
+      const hash = (await json(await store(ns, large))).body.events[0].data.hash
+      const { MEMORY_BUCKET: _bucket, ...unbound } = env
+      const request = new Request(`${BASE}/v1/memory/${ns}/items/${hash}`)
+      const response = await worker.fetch(request, unbound as never, createExecutionContext())
+      expect(response.status).toBe(503)
+      expect(((await response.json()) as any).error).toEqual({
+        code: "storage_unavailable",
+        message: "This memory's content is in R2, and no MEMORY_BUCKET is bound",
+      })
     })
 
     it("forget erases the R2 object too, and the log still verifies", async () => {

@@ -128,15 +128,22 @@ const listen = async (
   return new Response(body, { status: response.status, headers: response.headers })
 }
 
-/** MCP bodies are JSON-RPC messages; large memories go through POST /v1/memory/{ns}/commands. */
-const limitMcpBody = limitBodyTo(MAX_BODY_BYTES, (message) =>
-  jsonRpcError(413, -32600, `${message}; store larger memories with POST /v1/memory/{ns}/commands`),
-)
+/**
+ * MCP bodies are JSON-RPC messages of at most MAX_BODY_BYTES; the refusal points at the served
+ * kinds that take larger commands over /v1 (the memory kind's content), and at nothing else.
+ */
+const limitMcpBody = (served: KindRegistry) => {
+  const larger = served.modules
+    .filter(({ commandBodyBytes }) => (commandBodyBytes ?? MAX_BODY_BYTES) > MAX_BODY_BYTES)
+    .map(({ entity }) => `POST /v1/${entity.kind}/{id}/commands`)
+  const hint = larger.length === 0 ? "" : `; send larger commands with ${larger.join(" or ")}`
+  return limitBodyTo(MAX_BODY_BYTES, (message) => jsonRpcError(413, -32600, `${message}${hint}`))
+}
 
 export const mcpRoutes = (app: App, served: KindRegistry) => {
   /** Built once per app: per request, the factory builds a server for that caller. */
   const modern = modernHandler(served)
-  app.all("/mcp", limitMcpBody, async (c) => {
+  app.all("/mcp", limitMcpBody(served), async (c) => {
     const request = c.req.raw
     const principal = c.get("principal")
     const text = request.method === "POST" ? await request.clone().text() : undefined

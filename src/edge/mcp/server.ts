@@ -10,17 +10,16 @@
  * as HTTP answers) in their text and no `structuredContent`: a tool's output schema
  * describes its successes, and clients check structured content against it.
  *
- * Every call is checked against the token's scopes and the caller's session grants: when
- * the principal's `session` actor (`/v1/session/{sub}`) has been opened by it, only the tools
- * it granted may be called, and none once it is closed or expired; a principal without a
- * session is bound by its scopes alone.
+ * Every call is checked against the token's scopes, then against the grants of the served
+ * kinds that limit tools (`KindModule.toolGrants`: the session kind's, when it is served);
+ * a principal no kind limits is bound by its scopes alone.
  */
 import { McpServer, ProtocolError, ResourceTemplate } from "@modelcontextprotocol/server"
 import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { NAME_CHARS } from "../../core/names.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
-import type { KindRegistry } from "../kind.js"
+import { commandTools, type KindRegistry } from "../kind.js"
 import {
   ActorIdSchema,
   Count,
@@ -49,9 +48,6 @@ export interface SubscriptionHooks {
 
 export const RESOURCE_PREFIX = "emberlog://"
 
-const snake = (type: string) => type.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase()
-export const toolName = (kind: string, commandType: string) => `${kind}_${snake(commandType)}`
-
 /** tools/list answers every tool in one page up to this many, and pages beyond (MCP's pagination, an opaque cursor). */
 export const TOOLS_PAGE = 100
 
@@ -76,14 +72,20 @@ const listPage = (listed: ReadonlyArray<Listed>, cursor: string | undefined) => 
   return end < listed.length ? { tools, nextCursor: String(end) } : { tools }
 }
 
-/** The tools a principal may call: undefined when no session ACL applies. */
-const sessionGrants = async (directory: ActorDirectory): Promise<ReadonlySet<string> | undefined> => {
-  if (!directory.kinds.includes("session")) return undefined
-  const reply = await directory.actor("session", directory.principal.sub).readState({})
-  if (!reply.ok || reply.value.version === 0) return undefined
-  // session/{sub} is sub's by its id (nobody else can open it), so its grants are sub's ACL.
-  const state = reply.value.state as { status: string; grants: ReadonlyArray<string> }
-  return new Set(state.status === "open" ? state.grants : [])
+/** The tools a principal may call, by every served kind that limits them: undefined when none does. */
+const toolGrants = async (
+  directory: ActorDirectory,
+  served: KindRegistry,
+): Promise<ReadonlySet<string> | undefined> => {
+  const answers = await Promise.all(
+    served.modules.map(({ entity, toolGrants }) =>
+      toolGrants?.((id) => directory.actor(entity.kind, id), directory.principal),
+    ),
+  )
+  const limits = answers.filter((granted) => granted !== undefined)
+  if (limits.length === 0) return undefined
+  const [first, ...rest] = limits
+  return new Set([...first!].filter((tool) => rest.every((granted) => granted.has(tool))))
 }
 
 /** The MCP server for one caller: tools of the registry's kinds (the app's, or a test's own). */
@@ -107,12 +109,12 @@ export const buildMcpServer = (
   )
   let grants: Promise<ReadonlySet<string> | undefined> | undefined
 
-  /** Scope first, then the session ACL; a refusal is a tool error result. */
+  /** Scope first, then the kinds' grants (the session ACL); a refusal is a tool error result. */
   const guard = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
     if (!directory.principal.scopes.has(scope)) return failure("insufficient_scope", `${tool} needs the ${scope} scope`)
-    const granted = await (grants ??= sessionGrants(directory))
+    const granted = await (grants ??= toolGrants(directory, served))
     if (granted !== undefined && !granted.has(tool))
-      return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}'s session`)
+      return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}`)
     return run()
   }
 
@@ -132,10 +134,8 @@ export const buildMcpServer = (
 
   for (const { entity } of served.modules) {
     const kind = entity.kind
-    const internal: ReadonlyArray<string> = entity.internalCommands ?? []
-    for (const type of entity.commandTypes.filter((type) => !internal.includes(type))) {
+    for (const { name, type } of commandTools(entity)) {
       const { type: _tag, ...fields } = entity.commandSchema(type).fields
-      const name = toolName(kind, type)
       const command = Schema.Struct(fields) as unknown as Schema.Codec<any, any, never, never>
       register(
         name,

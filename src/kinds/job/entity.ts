@@ -211,6 +211,9 @@ const evolve = (state: JobState, event: JobEvent): JobState => {
   }
 }
 
+/** Every job event goes to the job topic and to `jobs` (the kind module lists it for the inspector from here). */
+export const JOB_TOPICS: ReadonlyArray<string> = ["job", "jobs"]
+
 export const Job = Entity.make({
   kind: "job",
   state: JobState,
@@ -219,7 +222,7 @@ export const Job = Entity.make({
   events: JobEvent,
   decide,
   evolve,
-  topics: () => ["job", "jobs"],
+  topics: () => JOB_TOPICS,
   internalCommands: ["Tick", "Progress", "Complete", "Fail"],
   timer: {
     dueAt: (state: JobState) => (TERMINAL.has(state.status) ? undefined : state.dueAt),

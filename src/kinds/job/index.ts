@@ -1,6 +1,6 @@
 /** The job kind (the AI engine): the entity, its executor's health, and the /api/* routes. */
 import { defineKind } from "../../worker.js"
-import { Job } from "./entity.js"
+import { JOB_TOPICS, Job } from "./entity.js"
 import { executorFor, type ExecutorSettings } from "./executors.js"
 import { jobHealth } from "./health.js"
 import { jobReactions } from "./reactions.js"
@@ -12,6 +12,6 @@ export const job = defineKind({
   capabilities: [jobReactions((env) => executorFor(env as ExecutorSettings))],
   routes: jobRoutes,
   health: jobHealth,
-  // Every job also publishes to the jobs topic.
-  topics: ["jobs"],
+  // The topics the entity publishes to (the registry lists the kind's own once).
+  topics: JOB_TOPICS,
 })

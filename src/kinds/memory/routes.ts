@@ -66,7 +66,11 @@ export const memoryRoutes = (app: App) => {
     // Large content is read from R2 here, not passed through the object; forgotten meanwhile → 404.
     const bucket = (c.env as MemoryEnv).MEMORY_BUCKET
     if (bucket === undefined)
-      throw new HttpError(503, "storage_unavailable", "This memory's content is in R2, and no MEMORY_BUCKET is bound")
+      throw failed({
+        _tag: "Unavailable",
+        code: "storage_unavailable",
+        message: "This memory's content is in R2, and no MEMORY_BUCKET is bound",
+      })
     const object = await bucket.get(blobKey)
     if (object === null) throw forgotten()
     return c.json({ ...memory, content: await object.text(), truncated: false })
