@@ -253,6 +253,13 @@ it("the project's `npm test`: tsc over its Worker, entity and client, then the h
   expect(stdout).toMatch(/ℹ fail 0/)
 }, 120_000)
 
+it("the project's wrangler.toml and Worker deploy as they are (wrangler deploy --dry-run)", async () => {
+  const { stdout } = await run("npx", ["--no-install", "wrangler", "deploy", "--dry-run", "--outdir", "dist-dry"], {
+    cwd: project,
+  })
+  for (const binding of ["EMBERLOG_ACTOR", "EMBERLOG_TOPIC", "EMBERLOG_MCP_SESSION"]) expect(stdout).toContain(binding)
+}, 60_000)
+
 describe("the project served by `wrangler dev`", () => {
   let server: { base: string; stop: () => Promise<void> } | undefined
   const base = () => server!.base
@@ -291,6 +298,19 @@ describe("the project served by `wrangler dev`", () => {
     const events = await json(`${actor}/events`)
     expect(events.body.events.map((event: any) => [event.seq, event.type])).toEqual([[1, served.event]])
     expect((await json(`${actor}/verify`)).body).toMatchObject({ ok: true, events: 1 })
+  })
+
+  it("publishes the kind's events to its topic", async () => {
+    // Topics trail their actors by a batching delay: the entry arrives within moments.
+    await expect
+      .poll(async () => (await json(`/v1/topics/${served.kind}/events`)).body.entries?.length, { timeout: 10_000 })
+      .toBe(1)
+    const { body } = await json(`/v1/topics/${served.kind}/events`)
+    expect(body.entries[0]).toMatchObject({
+      topicSeq: 1,
+      source: { kind: served.kind, id: served.id },
+      event: { seq: 1, type: served.event },
+    })
   })
 
   it("answers the state at a past version", async () => {
