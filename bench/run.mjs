@@ -154,8 +154,8 @@ One counter actor with N hibernatable WebSocket subscribers against a bare Durab
 that only loops \`ws.send\` over N sockets (sending a frame of the same size as emberlog's
 event frame), in the same run. Latency: from issuing the
 command (or the bare broadcast) until every subscriber has the event (ms timer
-resolution; 60 samples a round). Rate: a burst of 100 sequential commands until every
-subscriber has all of them. Receiving is done by the test isolate for both sides alike.
+resolution; 60 samples a round). Rate: bursts of 100 sequential commands until every
+subscriber has all of them, five a round alternating with the baseline's, the median kept. Receiving is done by the test isolate for both sides alike.
 
 | subscribers | emberlog p50 / p99 | bare p50 / p99 | emberlog events/s | bare events/s | rate ratio | target | |
 |---:|---:|---:|---:|---:|---:|---:|---|
