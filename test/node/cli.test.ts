@@ -4,10 +4,9 @@ import { execFile, spawn } from "node:child_process"
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { PassThrough } from "node:stream"
 import { build } from "esbuild"
 import { beforeAll, expect, it } from "vitest"
-import { run } from "../../src/cli/main.js"
+import { runCli } from "../cli-runner.js"
 import { starterFiles } from "../../src/cli/templates.js"
 import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
 import { sharedWorkerBase } from "./dev-worker.js"
@@ -122,13 +121,10 @@ it("exports a log longer than a page with a progress bar on a terminal", async (
   const id = `cli-long-${Date.now()}`
   for (let batch = 0; batch < 21; batch++)
     await Promise.all(Array.from({ length: 50 }, () => send(id, { type: "Increment", by: 1 })))
-  const out = new PassThrough()
-  const err = Object.assign(new PassThrough(), { isTTY: true, columns: 100 })
-  let stdout = ""
-  let stderr = ""
-  out.on("data", (chunk) => (stdout += chunk))
-  err.on("data", (chunk) => (stderr += chunk))
-  expect(await run(["export", `counter/${id}`, "--url", base], { out, err, env: {} })).toBe(0)
+  const { code, stdout, stderr } = await runCli(["export", `counter/${id}`, "--url", base], {
+    stderr: { isTTY: true, columns: 100 },
+  })
+  expect(code).toBe(0)
   expect(
     stdout
       .trim()

@@ -3,25 +3,16 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { PassThrough } from "node:stream"
 import { afterAll, describe, expect, it } from "vitest"
-import { EXIT, run } from "../../src/cli/main.js"
+import { EXIT } from "../../src/cli/main.js"
+import { runCli } from "../cli-runner.js"
 import { starterFiles, workerName } from "../../src/cli/templates.js"
 import pkg from "../../package.json"
 
 const scratch = mkdtempSync(join(tmpdir(), "emberlog-init-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
-const cli = async (...args: Array<string>) => {
-  const out = new PassThrough()
-  const err = new PassThrough()
-  let stdout = ""
-  let stderr = ""
-  out.on("data", (chunk) => (stdout += chunk))
-  err.on("data", (chunk) => (stderr += chunk))
-  const code = await run(args, { out, err, env: {} })
-  return { code, stdout, stderr }
-}
+const cli = (...args: Array<string>) => runCli(args)
 
 describe("emberlog init", () => {
   it("writes the starter into a new directory, named after it", async () => {

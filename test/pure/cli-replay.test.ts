@@ -3,10 +3,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { PassThrough, Readable } from "node:stream"
+import { Readable } from "node:stream"
 import { afterAll, describe, expect, it } from "vitest"
 import { GENESIS_HASH, chainHash } from "../../src/core/hash-chain.js"
-import { EXIT, replayLog, run } from "../../src/cli/main.js"
+import { EXIT, replayLog } from "../../src/cli/main.js"
+import { runCli } from "../cli-runner.js"
 import { Counter } from "../../src/kinds/counter/entity.js"
 
 const meta = (n: number) => ({
@@ -58,16 +59,9 @@ const scratch = mkdtempSync(join(tmpdir(), "emberlog-replay-"))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 /** `emberlog replay - …` with the log on stdin. */
-const replay = async (log: ReadonlyArray<unknown>, ...args: Array<string>) => {
-  const out = new PassThrough()
-  const err = new PassThrough()
-  let stdout = ""
-  let stderr = ""
-  out.on("data", (chunk) => (stdout += chunk))
-  err.on("data", (chunk) => (stderr += chunk))
+const replay = (log: ReadonlyArray<unknown>, ...args: Array<string>) => {
   const stdin = Readable.from(log.map((row) => `${JSON.stringify(row)}\n`))
-  const code = await run(["replay", "-", "--json", ...args], { out, err, env: {} }, stdin)
-  return { code, stdout, stderr }
+  return runCli(["replay", "-", "--json", ...args], { stdin })
 }
 
 describe("emberlog replay --module: a kind of the user's own", () => {
@@ -116,15 +110,10 @@ describe("emberlog replay --module: a kind of the user's own", () => {
   })
 
   it("says in its help that --module replays a kind of your own, and that the HTTP commands serve any kind", async () => {
-    const out = new PassThrough()
-    let help = ""
-    out.on("data", (chunk) => (help += chunk))
-    await run(["replay", "--help"], { out, err: new PassThrough(), env: {} })
+    const help = (await runCli(["replay", "--help"])).stdout
     expect(help).toContain("--module PATH")
     expect(help).toContain("--entity todo --module ./src/todo.ts")
-    let main = ""
-    const mainOut = new PassThrough().on("data", (chunk) => (main += chunk))
-    await run(["--help"], { out: mainOut, err: new PassThrough(), env: {} })
+    const main = (await runCli(["--help"])).stdout
     expect(main).toContain("tail, state, verify and export work for any kind the server hosts")
     expect(main).not.toMatch(/^Kinds:/m)
   })
