@@ -138,7 +138,11 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       this.last = (this.sql.exec("SELECT max(topic_seq) AS last FROM entries").one().last as number | null) ?? 0
       // A projection added to a topic that already has entries (or one behind after a deploy, or
       // one that failed) catches up first.
-      ctx.storage.transactionSync(() => this.catchUp())
+      ctx.storage.transactionSync(() => {
+        // Once a wake (not on every delivery): tables added since the object was created.
+        for (const statement of TABLES) this.sql.exec(statement)
+        this.catchUp()
+      })
     }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
     this.alarms = new AlarmOwner(
@@ -182,7 +186,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
     let accepted = 0
     this.ctx.storage.transactionSync(() => {
-      for (const statement of TABLES) this.sql.exec(statement)
+      if (!this.created) for (const statement of TABLES) this.sql.exec(statement)
       const row = this.sql
         .exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id)
         .toArray()[0]

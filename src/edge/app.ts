@@ -16,7 +16,7 @@ import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import { guarded } from "./guard.js"
-import { RESERVED_KINDS, kindRegistry, type KindModule } from "./kind.js"
+import { RESERVED_KINDS, kindRegistry, type KindModule, type KindRegistry } from "./kind.js"
 import * as Params from "./params.js"
 import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./objects.js"
 import { limitKey } from "./rate-limit.js"
@@ -122,8 +122,8 @@ const actorSubscription = (c: AppContext) => {
   return subscribe(c, actor, () => actor.head())
 }
 
-export const createApp = (options: AppOptions): App => {
-  const served = kindRegistry(options.kinds)
+/** The app of `options.kinds`; `served` is their registry when the caller (the factory) has built it already. */
+export const createApp = (options: AppOptions, served: KindRegistry = kindRegistry(options.kinds)): App => {
   /**
    * A generic `/v1/{kind}/{id}` route: a kind the app does not serve falls through (before any
    * scope check) to routes added after it, and at last to not-found's `unknown_kind`.

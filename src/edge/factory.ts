@@ -35,7 +35,7 @@ export interface Emberlog {
 
 export const emberlog = (options: EmberlogOptions): Emberlog => {
   const registry = kindRegistry(options.kinds)
-  const app = createApp(options)
+  const app = createApp(options, registry)
   return {
     objects: {
       EmberlogActor: actorHostClass(
