@@ -83,7 +83,7 @@ export const actorRuntime = (
 const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
   AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
   LIMIT 1`
-export const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
+const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
 
 /** A command sent on a subscription socket. */
 interface CommandFrame {

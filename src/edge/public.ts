@@ -9,7 +9,7 @@ export {
   type KindModule,
   type KindRegistry,
 } from "./kind.js"
-export { mcpSessionClass, McpSession } from "./mcp/session-object.js"
+export { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
 export { actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./objects.js"
 export { requireScope } from "./auth.js"
 export { guarded } from "./guard.js"
