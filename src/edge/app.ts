@@ -12,6 +12,7 @@ import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { requireScope } from "./auth.js"
+import type { AuthProvider } from "./auth-provider.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
@@ -37,6 +38,8 @@ export interface AppOptions {
   readonly projections?: ReadonlyArray<ProjectionOption>
   /** Routes of the app's own, mounted after the kinds' routes and before the generic `/v1/{kind}/{id}` routes. */
   readonly routes?: (app: App) => void
+  /** An authorization server of the app's own (`githubOAuth()`): its routes, and its tokens beside JWTs. */
+  readonly auth?: AuthProvider
 }
 
 const topicOf = (c: AppContext, name: string) => topicIn(c.env, c.get("principal").tenant, name)
@@ -151,6 +154,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   })
   app.use("*", async (c, next) => {
     c.set("kinds", served.names)
+    c.set("auth", options.auth)
     return next()
   })
 
@@ -191,11 +195,16 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   app.get("/.well-known/oauth-protected-resource", (c) =>
     c.json({
       resource: new URL(c.req.url).origin,
-      authorization_servers: c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : [],
+      authorization_servers: [
+        ...(options.auth?.authorizationServers(c.req.raw, c.env) ?? []),
+        ...(c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : []),
+      ],
       bearer_methods_supported: ["header"],
       scopes_supported: SCOPES,
     }),
   )
+
+  options.auth?.routes(app, served)
 
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
   inspectorRoutes(app, served)

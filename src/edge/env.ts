@@ -2,6 +2,7 @@ import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
 import type { Principal } from "../infra/tokens.js"
+import type { AuthProvider } from "./auth-provider.js"
 
 /** The bindings and settings every app has (wrangler.toml, vars and secrets; see README); kinds add their own. */
 export type Env = {
@@ -29,8 +30,14 @@ export type Env = {
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit
 }
-/** `kinds`: the names of the kinds the app serves (set for every request, before any route). */
-export type AppEnv = { Bindings: Env; Variables: { principal: Principal; kinds: ReadonlyArray<string> } }
+/**
+ * Set for every request, before any route: `kinds`, the names of the kinds the app serves;
+ * `auth`, the app's own authorization server, if it runs one.
+ */
+export type AppEnv = {
+  Bindings: Env
+  Variables: { principal: Principal; kinds: ReadonlyArray<string>; auth: AuthProvider | undefined }
+}
 export type App = Hono<AppEnv>
 
 export const MAX_BODY_BYTES = 256 * 1024

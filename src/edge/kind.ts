@@ -19,6 +19,29 @@ export interface HealthPart {
   readonly report: Readonly<Record<string, unknown>>
 }
 
+/** A sign-in (or a token refresh) through the app's authorization server, as kinds record it. */
+export interface SignIn {
+  readonly event: "signed-in" | "refreshed"
+  /** The principal (the GitHub login, as GitHub spells it). */
+  readonly login: string
+  /** The login lowercased: the user's namespace. */
+  readonly tenant: string
+  /** GitHub's numeric user id: stable across renames. */
+  readonly githubId: number
+  readonly clientId: string
+  readonly clientName?: string
+  readonly scopes: ReadonlyArray<string>
+  /** ms epoch. */
+  readonly at: number
+}
+
+/** What a kind's `signedIn` gets beside the sign-in. */
+export interface SignInContext {
+  readonly env: Env
+  /** Every MCP tool the app serves, in registration order (for expanding an ACL's patterns). */
+  readonly tools: ReadonlyArray<string>
+}
+
 export interface KindModule<E extends Entity = Entity> {
   readonly entity: E
   readonly capabilities?: ReadonlyArray<Capability>
@@ -34,6 +57,12 @@ export interface KindModule<E extends Entity = Entity> {
     actor: (id: string) => ActorApi,
     principal: Principal,
   ) => Promise<ReadonlySet<string> | undefined>
+  /**
+   * Called on every sign-in and refresh through the app's authorization server, before the
+   * client gets its code or token (the session kind records it and applies the tool ACL).
+   * `actor` addresses this kind's actors in the user's tenant. A throw refuses the sign-in.
+   */
+  readonly signedIn?: (actor: (id: string) => ActorApi, signIn: SignIn, context: SignInContext) => Promise<void>
   readonly health?: (env: Env) => Promise<HealthPart>
   /** Topics the kind's events go to beside its own (the inspector offers them to tail). */
   readonly topics?: ReadonlyArray<string>
@@ -53,6 +82,8 @@ export interface KindRegistry {
   readonly get: (kind: string) => KindModule | undefined
   /** Every topic worth tailing: one per kind, then the kinds' extra topics. */
   readonly topics: ReadonlyArray<string>
+  /** Every MCP tool name, in the order the server registers them. */
+  readonly tools: ReadonlyArray<string>
 }
 
 const isModule = (kind: Entity | KindModule): kind is KindModule => "entity" in kind
@@ -78,7 +109,7 @@ const NOBODY = { sub: "", tenant: "", scopes: new Set<string>() } as Principal
  * read tools, each kind's own): a name given twice throws here, at startup, naming both
  * sources, rather than in the MCP SDK at the first request.
  */
-const checkToolNames = (modules: ReadonlyArray<KindModule>) => {
+const checkToolNames = (modules: ReadonlyArray<KindModule>): ReadonlyArray<string> => {
   const sources = new Map<string, string>()
   const add = (name: string, source: string) => {
     const earlier = sources.get(name)
@@ -102,6 +133,7 @@ const checkToolNames = (modules: ReadonlyArray<KindModule>) => {
     }
     tools(recorder)
   }
+  return [...sources.keys()]
 }
 
 /**
@@ -124,12 +156,13 @@ export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindReg
   }
   const names = [...byName.keys()]
   const modules = [...byName.values()]
-  checkToolNames(modules)
+  const tools = checkToolNames(modules)
   const extra = modules.flatMap((module) => module.topics ?? []).filter((topic) => !byName.has(topic))
   return {
     names,
     modules,
     get: (kind) => byName.get(kind),
     topics: [...names, ...new Set(extra)],
+    tools,
   }
 }

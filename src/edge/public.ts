@@ -8,7 +8,10 @@ export {
   type HealthPart,
   type KindModule,
   type KindRegistry,
+  type SignIn,
+  type SignInContext,
 } from "./kind.js"
+export type { AuthProvider } from "./auth-provider.js"
 export { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
 export { actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./objects.js"
 export { requireScope } from "./auth.js"
