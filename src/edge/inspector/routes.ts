@@ -57,6 +57,11 @@ const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
           <label
             >Token <input id="token" type="password" placeholder="Bearer token (when auth is on)" autocomplete="off"
           /></label>
+          <span id="oauth" hidden>
+            <button id="sign-in" type="button">Sign in with GitHub</button>
+            <span id="signed-in"></span>
+            <button id="sign-out" type="button" hidden>Sign out</button>
+          </span>
         </header>
         <p id="status" role="status"></p>
         <main>

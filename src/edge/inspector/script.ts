@@ -2,7 +2,8 @@
  * The inspector's browser script, served as-is at /inspect/app.js (no build step). It reads
  * through the public HTTP API with the token from session storage, follows the actor's
  * WebSocket (the token travels as the `bearer` subprotocol, the one header a browser
- * WebSocket can send) and renders with plain DOM calls.
+ * WebSocket can send) and renders with plain DOM calls. "Sign in with GitHub" makes it an
+ * OAuth 2.1 public client of the server it is served by (README, "The inspector's sign-in").
  */
 export const inspectorScript = String.raw`"use strict";
 const $ = (id) => document.getElementById(id);
@@ -19,11 +20,21 @@ const view = {
 const token = () => sessionStorage.getItem("emberlog.token") || "";
 const headers = () => (token() ? { Authorization: "Bearer " + token() } : {});
 const wsUrl = (path) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
-const openSocket = (path) => (token() ? new WebSocket(wsUrl(path), ["bearer", token()]) : new WebSocket(wsUrl(path)));
+// A subprotocol is an HTTP token: OAuth tokens (user:grant:secret) have ':', so they travel as b64u.<base64url>.
+const SUBPROTOCOL_TOKEN = /^[!#$%&'*+.^_\x60|~0-9A-Za-z-]+$/;
+const bearerSubprotocol = (value) =>
+  SUBPROTOCOL_TOKEN.test(value) ? value : "b64u." + base64url(new TextEncoder().encode(value));
+const openSocket = (path) =>
+  token() ? new WebSocket(wsUrl(path), ["bearer", bearerSubprotocol(token())]) : new WebSocket(wsUrl(path));
 const base = () => "/v1/" + encodeURIComponent(view.kind) + "/" + encodeURIComponent(view.id);
 
 async function api(path, init) {
-  const response = await fetch(path, { ...init, headers: { ...headers(), ...(init && init.headers) } });
+  await freshToken();
+  const sent = token();
+  const send = () => fetch(path, { ...init, headers: { ...headers(), ...(init && init.headers) } });
+  let response = await send();
+  // Revoked or expired early: a signed-in inspector refreshes once (or another call just did) and retries.
+  if (response.status === 401 && (token() !== sent || (await refreshSignIn(sent)))) response = await send();
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error((body.error && body.error.code + ": " + body.error.message) || "HTTP " + response.status);
   return body;
@@ -199,13 +210,23 @@ async function checkChain() {
 
 function follow() {
   if (view.socket) view.socket.close();
+  const sent = token();
   const socket = openSocket(base() + "/ws?after=" + view.shown);
+  let opened = false;
   view.socket = socket;
-  socket.addEventListener("open", () => ($("live").textContent = "live"));
+  socket.addEventListener("open", () => {
+    opened = true;
+    $("live").textContent = "live";
+  });
   socket.addEventListener("close", () => {
     if (view.socket !== socket) return;
     $("live").textContent = "reconnecting…";
-    setTimeout(() => view.socket === socket && follow(), 1000);
+    // A socket refused before it opened may have carried a revoked token: a signed-in inspector refreshes it.
+    setTimeout(async () => {
+      if (view.socket !== socket) return;
+      await (opened ? freshToken() : refreshSignIn(sent));
+      if (view.socket === socket) follow();
+    }, 1000);
   });
   socket.addEventListener("message", (message) => {
     if (view.socket !== socket) return;
@@ -301,9 +322,217 @@ async function tailTopic() {
   socket.addEventListener("close", () => view.topicSocket === socket && status("topic " + topic + " closed", true));
 }
 
+// ---- Sign in with GitHub: this server's OAuth 2.1 authorization server, the inspector a public
+// client of it (registered once per browser by DCR, PKCE S256, state checked). Tokens live in
+// session storage and fill the token field, so everything above uses them like a pasted token.
+const SIGN_IN = "emberlog.oauth"; // sessionStorage: { access_token, refresh_token, expires_at, client_id, token_endpoint, revocation_endpoint }
+const PENDING_SIGN_IN = "emberlog.oauth.pending"; // sessionStorage, between leaving for /authorize and coming back
+const REGISTERED_CLIENT = "emberlog.oauth.client"; // localStorage: { issuer, client_id, redirect_uri }
+const REFRESH_EARLY_MS = 30000;
+const signInRedirect = () => location.origin + "/inspect";
+const readJson = (storage, key) => {
+  try {
+    return JSON.parse(storage.getItem(key) || "null");
+  } catch {
+    return null;
+  }
+};
+const base64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const randomString = () => base64url(crypto.getRandomValues(new Uint8Array(32)));
+const s256 = async (verifier) => base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+let authorizationServer = null; // the server's metadata, once fetched
+let refreshingSignIn = null;
+
+/** The sign-in in effect: only while the token field holds its access token (a pasted token replaces it). */
+const signedIn = () => {
+  const saved = readJson(sessionStorage, SIGN_IN);
+  return saved && saved.access_token === token() ? saved : null;
+};
+
+async function serverMetadata() {
+  if (authorizationServer) return authorizationServer;
+  const response = await fetch("/.well-known/oauth-authorization-server");
+  if (!response.ok) return null; // this deployment has no GitHub sign-in
+  return (authorizationServer = await response.json());
+}
+
+/** The client id this browser registered here, or a new registration (RFC 7591, a public client). */
+async function clientId(metadata) {
+  const saved = readJson(localStorage, REGISTERED_CLIENT);
+  if (saved && saved.issuer === metadata.issuer && saved.redirect_uri === signInRedirect()) return saved.client_id;
+  const response = await fetch(metadata.registration_endpoint, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      client_name: "emberlog inspector",
+      redirect_uris: [signInRedirect()],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+    }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || !body.client_id) throw new Error("registration refused: " + (body.error_description || body.error || response.status));
+  localStorage.setItem(REGISTERED_CLIENT, JSON.stringify({ issuer: metadata.issuer, client_id: body.client_id, redirect_uri: signInRedirect() }));
+  return body.client_id;
+}
+
+async function tokenRequest(endpoint, params) {
+  const response = await fetch(endpoint, { method: "POST", body: new URLSearchParams(params) });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || !body.access_token) throw new Error((body.error || "HTTP " + response.status) + (body.error_description ? ": " + body.error_description : ""));
+  return body;
+}
+
+function keepSignIn(tokens, client) {
+  const saved = {
+    access_token: tokens.access_token,
+    refresh_token: tokens.refresh_token || null,
+    expires_at: Date.now() + (tokens.expires_in || 3600) * 1000,
+    client_id: client.client_id,
+    token_endpoint: client.token_endpoint,
+    revocation_endpoint: client.revocation_endpoint || client.token_endpoint,
+  };
+  sessionStorage.setItem(SIGN_IN, JSON.stringify(saved));
+  sessionStorage.setItem("emberlog.token", saved.access_token);
+  $("token").value = saved.access_token;
+  showSignIn();
+}
+
+function forgetSignIn() {
+  if (signedIn()) {
+    sessionStorage.removeItem("emberlog.token");
+    $("token").value = "";
+  }
+  sessionStorage.removeItem(SIGN_IN);
+  showSignIn();
+}
+
+function showSignIn() {
+  const saved = signedIn();
+  $("sign-in").hidden = saved !== null;
+  $("sign-out").hidden = saved === null;
+  // An OAuth token is tenant:grant:secret, and the tenant is the GitHub login lowercased.
+  $("signed-in").textContent = saved ? "signed in as " + saved.access_token.split(":")[0] : "";
+}
+
+async function setUpSignIn() {
+  $("sign-in").addEventListener("click", () => signIn().catch((error) => status("Sign-in failed: " + error.message, true)));
+  $("sign-out").addEventListener("click", signOut);
+  showSignIn();
+  if (await serverMetadata().catch(() => null)) $("oauth").hidden = false;
+}
+
+/** To the server's /authorize (consent, then GitHub); the browser comes back to /inspect with a code. */
+async function signIn() {
+  const metadata = await serverMetadata();
+  if (!metadata) throw new Error("this server does not offer sign-in");
+  const client_id = await clientId(metadata);
+  const verifier = randomString();
+  const state = randomString();
+  const pending = {
+    state, verifier, client_id, issuer: metadata.issuer, return_to: location.pathname,
+    token_endpoint: metadata.token_endpoint, revocation_endpoint: metadata.revocation_endpoint,
+  };
+  sessionStorage.setItem(PENDING_SIGN_IN, JSON.stringify(pending));
+  const url = new URL(metadata.authorization_endpoint);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id,
+    redirect_uri: signInRedirect(),
+    state,
+    code_challenge: await s256(verifier),
+    code_challenge_method: "S256",
+    scope: "read write admin", // admin: the hash-chain check; within the user's own tenant only
+    resource: location.origin, // every route here (/v1 and /mcp), not /mcp alone
+  }).toString();
+  location.assign(url.href);
+}
+
+/** Back from /authorize: the code for tokens, if the state is this browser's own. */
+async function finishSignIn() {
+  const params = new URLSearchParams(location.search);
+  if (location.pathname !== "/inspect" || !(params.has("code") || params.has("error"))) return;
+  const pending = readJson(sessionStorage, PENDING_SIGN_IN);
+  sessionStorage.removeItem(PENDING_SIGN_IN);
+  history.replaceState(null, "", (pending && pending.return_to) || "/inspect"); // the code leaves the address bar
+  if (!pending || params.get("state") !== pending.state)
+    return status("Sign-in refused: it was not started by this page (state mismatch)", true);
+  if (params.has("iss") && params.get("iss") !== pending.issuer)
+    return status("Sign-in refused: the answer came from " + params.get("iss") + ", not " + pending.issuer, true);
+  if (params.has("error"))
+    return status("Sign-in " + params.get("error") + (params.get("error_description") ? ": " + params.get("error_description") : ""), true);
+  try {
+    const tokens = await tokenRequest(pending.token_endpoint, {
+      grant_type: "authorization_code",
+      code: params.get("code"),
+      redirect_uri: signInRedirect(),
+      client_id: pending.client_id,
+      code_verifier: pending.verifier,
+      resource: location.origin,
+    });
+    keepSignIn(tokens, pending);
+    status("Signed in");
+  } catch (error) {
+    status("Sign-in failed: " + error.message, true);
+  }
+}
+
+/** A new access token (the refresh token rotates); false when there is no sign-in for sent or it has ended. */
+function refreshSignIn(sent) {
+  const saved = signedIn();
+  if (!saved || !saved.refresh_token || (sent !== undefined && saved.access_token !== sent)) return Promise.resolve(false);
+  refreshingSignIn =
+    refreshingSignIn ||
+    tokenRequest(saved.token_endpoint, {
+      grant_type: "refresh_token",
+      refresh_token: saved.refresh_token,
+      client_id: saved.client_id,
+      resource: location.origin,
+    })
+      .then((tokens) => (keepSignIn(tokens, saved), true))
+      .catch((error) => {
+        forgetSignIn();
+        status("Signed out: " + error.message, true);
+        return false;
+      })
+      .finally(() => (refreshingSignIn = null));
+  return refreshingSignIn;
+}
+
+/** Refreshes a signed-in token that expires within REFRESH_EARLY_MS. */
+async function freshToken() {
+  const saved = signedIn();
+  if (saved && saved.expires_at - REFRESH_EARLY_MS < Date.now()) await refreshSignIn();
+}
+
+async function signOut() {
+  const saved = signedIn();
+  forgetSignIn();
+  if (saved && saved.refresh_token)
+    // Revoking the refresh token ends the whole grant, its access tokens too (RFC 7009).
+    await fetch(saved.revocation_endpoint, {
+      method: "POST",
+      body: new URLSearchParams({ token: saved.refresh_token, token_type_hint: "refresh_token", client_id: saved.client_id }),
+    }).catch(() => {});
+  status("Signed out");
+}
+
+/** The actor to open: the server-rendered preset, or the path a sign-in came back to. */
+function presetActor() {
+  const preset = document.body.dataset;
+  if (preset.kind && preset.id) return { kind: preset.kind, id: preset.id };
+  const path = /^\/inspect\/([^/]+)\/([^/]+)$/.exec(location.pathname);
+  return path ? { kind: decodeURIComponent(path[1]), id: decodeURIComponent(path[2]) } : null;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("token").value = token();
-  $("token").addEventListener("change", () => sessionStorage.setItem("emberlog.token", $("token").value.trim()));
+  $("token").addEventListener("change", () => {
+    sessionStorage.setItem("emberlog.token", $("token").value.trim());
+    showSignIn();
+  });
+  setUpSignIn();
   $("open-form").addEventListener("submit", (event) => {
     event.preventDefault();
     open($("kind").value, $("id").value.trim());
@@ -318,7 +547,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("send").addEventListener("click", sendCommand);
   $("tail").addEventListener("click", tailTopic);
   $("verify").addEventListener("click", checkChain);
-  const preset = document.body.dataset;
-  if (preset.kind && preset.id) open(preset.kind, preset.id);
+  finishSignIn().then(() => {
+    const preset = presetActor();
+    if (preset) open(preset.kind, preset.id);
+  });
 });
 `
