@@ -641,3 +641,74 @@ describe("{login}.BASE_DOMAIN is that user's namespace", () => {
     expect(landed.searchParams.get("code")).toBeNull()
   })
 })
+
+describe("the inspector's Sign in with GitHub, in headless Chromium", () => {
+  let chromiumBrowser: Chromium
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM))
+      throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
+    chromiumBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS })
+  })
+  afterAll(async () => {
+    await chromiumBrowser?.close()
+  })
+
+  it("signs in, follows an actor over a WebSocket with the OAuth token, refreshes a revoked token, signs out", async () => {
+    github.signInAs({ login: "Hopper", id: 1906 })
+    const page = await chromiumBrowser.newPage()
+    const id = `inspect-oauth-${Date.now()}`
+    await page.goto(`${base}/inspect/counter/${id}`)
+    await expect.poll(() => page.textContent("#status")).toContain("unauthenticated")
+    await page.click("#sign-in")
+    // The consent page: it names the inspector; approving goes to GitHub and back to /inspect.
+    await page.waitForURL(/\/authorize\?/)
+    expect(await page.textContent("body")).toContain("emberlog inspector")
+    await page.click('button[name="decision"][value="approve"]')
+    await page.waitForURL(`${base}/inspect/counter/${id}`)
+    await expect.poll(() => page.textContent("#signed-in")).toBe("signed in as hopper")
+    const token = await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.token") as string)
+    expect(token).toMatch(/^hopper:/)
+    expect(await page.inputValue("#token")).toBe(token)
+    await expect.poll(() => page.textContent("#live")).toBe("live") // the socket took the b64u subprotocol
+    await expect.poll(() => page.textContent("#chain")).toContain("ok") // admin within the user's own tenant
+
+    // A command from the page arrives over the socket, as Hopper.
+    await page.fill("#command", '{"type": "Increment", "by": 5}')
+    await page.click("#send")
+    await expect.poll(() => page.textContent("#version")).toBe("1")
+    await expect.poll(() => page.locator("#events tr").count()).toBe(1)
+    expect(await page.locator("#events tr").first().textContent()).toContain("Hopper")
+
+    // The access token revoked behind the page's back: the next read refreshes and goes on.
+    const { client_id } = JSON.parse(
+      await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.oauth") as string),
+    ) as { client_id: string }
+    const revoked = await tokenRequest(base, { token, token_type_hint: "access_token", client_id })
+    expect(revoked.status).toBe(200)
+    expect((await fetch(`${base}/v1/counter/${id}`, { headers: bearer(token) })).status).toBe(401)
+    await page.click("#open-form button[type=submit]")
+    await expect.poll(() => page.textContent("#status")).toBe(`Opened counter/${id}`)
+    const refreshed = await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.token") as string)
+    expect(refreshed).not.toBe(token)
+    expect((await fetch(`${base}/v1/counter/${id}`, { headers: bearer(refreshed) })).status).toBe(200)
+
+    // Signing out revokes the grant: the token is dead, the field is empty.
+    await page.click("#sign-out")
+    await expect.poll(() => page.textContent("#status")).toBe("Signed out")
+    expect(await page.inputValue("#token")).toBe("")
+    await expect
+      .poll(async () => (await fetch(`${base}/v1/counter/${id}`, { headers: bearer(refreshed) })).status)
+      .toBe(401)
+    await page.close()
+  })
+
+  it("refuses an answer whose state it did not send", async () => {
+    const page = await chromiumBrowser.newPage()
+    await page.goto(`${base}/inspect?code=stolen&state=forged`)
+    await expect.poll(() => page.textContent("#status")).toContain("state mismatch")
+    expect(page.url()).toBe(`${base}/inspect`)
+    expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.token"))).toBeNull()
+    await page.close()
+  })
+})
