@@ -710,17 +710,33 @@ describe("the inspector's Sign in with GitHub, in headless Chromium", () => {
     await expect.poll(() => page.locator("#events tr").count()).toBe(1)
     expect(await page.locator("#events tr").first().textContent()).toContain("Hopper")
 
-    // The access token revoked behind the page's back: the next read refreshes and goes on.
-    const { client_id } = JSON.parse(
-      await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.oauth") as string),
-    ) as { client_id: string }
-    const revoked = await tokenRequest(base, { token, token_type_hint: "access_token", client_id })
+    const stored = () => page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.token") as string)
+    const signIn = () => page.evaluate(() => JSON.parse((globalThis as any).sessionStorage.getItem("emberlog.oauth")))
+
+    // Expired by the clock (the server's TTL is an hour): the page refreshes before its next read.
+    await page.evaluate(() => {
+      const storage = (globalThis as any).sessionStorage
+      storage.setItem(
+        "emberlog.oauth",
+        JSON.stringify({ ...JSON.parse(storage.getItem("emberlog.oauth")), expires_at: Date.now() }),
+      )
+    })
+    await page.click("#verify")
+    await expect.poll(stored).not.toBe(token)
+    await expect.poll(() => page.textContent("#chain")).toContain("ok")
+    const second = await stored()
+    expect((await signIn()).expires_at).toBeGreaterThan(Date.now() + 60_000)
+
+    // Revoked behind the page's back: its next read is a 401, it refreshes once and reads again.
+    const { client_id } = (await signIn()) as { client_id: string }
+    const revoked = await tokenRequest(base, { token: second, token_type_hint: "access_token", client_id })
     expect(revoked.status).toBe(200)
-    expect((await loopbackFetch(`${base}/v1/counter/${id}`, { headers: bearer(token) })).status).toBe(401)
-    await page.click("#open-form button[type=submit]")
-    await expect.poll(() => page.textContent("#status")).toBe(`Opened counter/${id}`)
-    const refreshed = await page.evaluate(() => (globalThis as any).sessionStorage.getItem("emberlog.token") as string)
-    expect(refreshed).not.toBe(token)
+    expect((await loopbackFetch(`${base}/v1/counter/${id}`, { headers: bearer(second) })).status).toBe(401)
+    await page.click("#verify")
+    await expect.poll(stored).not.toBe(second)
+    await expect.poll(() => page.textContent("#chain")).toContain("ok")
+    const refreshed = await stored()
+    expect(await page.inputValue("#token")).toBe(refreshed)
     expect((await loopbackFetch(`${base}/v1/counter/${id}`, { headers: bearer(refreshed) })).status).toBe(200)
 
     // Signing out revokes the grant: the token is dead, the field is empty.
