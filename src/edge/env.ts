@@ -29,6 +29,14 @@ export type Env = {
   /** Comma-separated origins allowed by CORS; none by default. */
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit
+  /** Sign in with GitHub (githubOAuth): the GitHub OAuth app's client id and (a secret) client secret. */
+  readonly GITHUB_CLIENT_ID?: string
+  readonly GITHUB_CLIENT_SECRET?: string
+  /** GitHub's web endpoints (https://github.com unless set) and API (https://api.github.com): stand-ins in tests. */
+  readonly GITHUB_OAUTH_URL?: string
+  readonly GITHUB_API_URL?: string
+  /** The OAuth server's clients, grants and (hashed) tokens: @cloudflare/workers-oauth-provider's fixed binding name. */
+  readonly OAUTH_KV?: KVNamespace
 }
 /**
  * Set for every request, before any route: `kinds`, the names of the kinds the app serves;

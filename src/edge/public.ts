@@ -12,6 +12,7 @@ export {
   type SignInContext,
 } from "./kind.js"
 export type { AuthProvider } from "./auth-provider.js"
+export { githubOAuth, type GithubOAuthOptions } from "./oauth/github.js"
 export { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
 export { actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./objects.js"
 export { requireScope } from "./auth.js"
