@@ -1,9 +1,14 @@
 // This repository's Worker (wrangler.toml's main, what `npm run dev` serves): the six built-in
-// kinds and the counters' totals, built as any app is.
+// kinds, the counters' totals and sign-in with GitHub, built as any app is.
 import { counter, counterTotals, document, job, memory, room, session } from "./kinds/index.js"
-import { emberlog } from "./worker.js"
+import { emberlog, githubOAuth } from "./worker.js"
 
-const app = emberlog({ kinds: [counter, document, room, session, job, memory], projections: [counterTotals] })
+const app = emberlog({
+  kinds: [counter, document, room, session, job, memory],
+  projections: [counterTotals],
+  // Sign in with GitHub once GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and OAUTH_KV are set (README).
+  auth: githubOAuth(),
+})
 
 export const { EmberlogActor, EmberlogTopic, EmberlogMcpSession } = app.objects
 export default app.handler

@@ -2,12 +2,12 @@
  * An authorization server an app runs itself (`emberlog({ auth })`, e.g. `githubOAuth()`):
  * it serves its own routes (metadata, /authorize, /oauth/*) and recognises the tokens it
  * issued. `authenticate` stays in charge: it asks the provider first, then verifies JWTs.
+ * Requests see it as `c.get("auth")`: its RequestAuth part (env.ts).
  */
-import type { Principal } from "../infra/tokens.js"
-import type { App, Env } from "./env.js"
+import type { App, RequestAuth } from "./env.js"
 import type { KindRegistry } from "./kind.js"
 
-export interface AuthProvider {
+export interface AuthProvider extends RequestAuth {
   /** Mounted before any guard (outside /v1 and /mcp): these routes are public by nature. */
   readonly routes: (app: App, served: KindRegistry) => void
   /**
@@ -15,9 +15,5 @@ export interface AuthProvider {
    * undefined when the token is not of its making (JWT verification runs next). A token of
    * its own that fails throws the HttpError to answer (401 invalid_token, 403 wrong_tenant).
    */
-  readonly verify: (request: Request, env: Env, token: string) => Promise<Principal | undefined>
-  /** The authorization servers the protected-resource metadata names for this request. */
-  readonly authorizationServers: (request: Request, env: Env) => ReadonlyArray<string>
-  /** Revokes every grant and token of a tenant (tenant deletion); how many grants went. */
-  readonly eraseTenant: (env: Env, tenant: string) => Promise<number>
+  readonly verify: RequestAuth["verify"]
 }

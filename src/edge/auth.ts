@@ -46,15 +46,27 @@ const DEV_PRINCIPAL: Principal = { sub: "anonymous", tenant: DEV_TENANT, scopes:
 export const resourceMetadataUrl = (request: Request) =>
   `${new URL(request.url).origin}/.well-known/oauth-protected-resource`
 
-/** A 401 with the RFC 6750 challenge, pointing at the protected-resource metadata (RFC 9728). */
-const unauthorized = (request: Request, code: string, message: string, error?: "invalid_token") => {
-  const params = [`realm="emberlog"`, `resource_metadata="${resourceMetadataUrl(request)}"`]
+/**
+ * A 401 with the RFC 6750 challenge, pointing at the protected-resource metadata (RFC 9728):
+ * on /mcp, with an authorization server of the app's own, the document naming `{origin}/mcp`
+ * (MCP clients ask for a token for that resource); and the scopes a client should ask for.
+ */
+export const unauthorized = (
+  request: Request,
+  code: string,
+  message: string,
+  error: "invalid_token" | undefined,
+  ownServer: boolean,
+) => {
+  const mcp = ownServer && new URL(request.url).pathname === "/mcp"
+  const metadata = resourceMetadataUrl(request) + (mcp ? "/mcp" : "")
+  const params = [`realm="emberlog"`, `resource_metadata="${metadata}"`, `scope="read write"`]
   if (error !== undefined) params.push(`error="${error}"`, `error_description="${message.replaceAll('"', "'")}"`)
   return new HttpError(401, code, message, undefined, { "WWW-Authenticate": `Bearer ${params.join(", ")}` })
 }
 
 /** The subdomain user under BASE_DOMAIN, if the request came in on one. */
-const subdomainUser = (env: Env, request: Request): string | undefined => {
+export const subdomainUser = (env: Env, request: Request): string | undefined => {
   if (!env.BASE_DOMAIN) return undefined
   const host = new URL(request.url).hostname
   const suffix = `.${env.BASE_DOMAIN}`
@@ -71,47 +83,101 @@ export const offeredSubprotocols = (request: Request): Array<string> =>
     .map((p) => p.trim())
     .filter((p) => p.length > 0)
 
-/** `Authorization: Bearer <jwt>`, or on a WebSocket upgrade the subprotocols `bearer, <jwt>`. */
+/**
+ * A subprotocol token in base64url (`b64u.<base64url(token)>`): OAuth tokens contain `:`,
+ * which Sec-WebSocket-Protocol does not allow, so browsers send them encoded.
+ */
+const B64U_PREFIX = "b64u."
+
+const decodeSubprotocolToken = (offered: string): string | undefined => {
+  if (!offered.startsWith(B64U_PREFIX)) return offered
+  const encoded = offered.slice(B64U_PREFIX.length)
+  if (!/^[A-Za-z0-9_-]+$/.test(encoded)) return undefined
+  try {
+    const binary = atob(encoded.replaceAll("-", "+").replaceAll("_", "/"))
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
+      Uint8Array.from(binary, (char) => char.charCodeAt(0)),
+    )
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `Authorization: Bearer <token>`, or on a WebSocket upgrade the subprotocols `bearer, <jwt>`
+ * or `bearer, b64u.<base64url(token)>`.
+ */
 const bearerToken = (request: Request): string | undefined => {
   const header = request.headers.get("Authorization")
   if (header !== null) return header.match(/^Bearer\s+(\S+)\s*$/i)?.[1]
   if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return undefined
   const offered = offeredSubprotocols(request)
   const at = offered.indexOf(BEARER_SUBPROTOCOL)
-  return at === -1 ? undefined : offered[at + 1]
+  const token = at === -1 ? undefined : offered[at + 1]
+  return token === undefined ? undefined : decodeSubprotocolToken(token)
 }
 
+/**
+ * The principal of a request. An app's own authorization server (`c.get("auth")`, when it is
+ * configured) is asked first: it recognises its tokens and refuses them itself (401/403); any
+ * other token is a JWT for the configured verifier. Not configured means neither exists.
+ */
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   let principal: Principal
   if (c.env.AUTH_MODE === "off") {
     principal = DEV_PRINCIPAL
   } else {
+    const request = c.req.raw
+    const provider = c.get("auth")
+    const ownServer = provider !== undefined
+    // A provider that names no authorization server for this request is not configured (no client id, no KV).
+    const issuing =
+      provider !== undefined && provider.authorizationServers(request, c.env).length > 0 ? provider : undefined
     const verifier = verifierFor(c.env)
-    if (verifier === undefined) {
+    if (verifier === undefined && issuing === undefined) {
       throw unauthorized(
-        c.req.raw,
+        request,
         "auth_not_configured",
-        "Authentication is not configured: set JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256), or AUTH_MODE=off for local development",
+        "Authentication is not configured: set JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256), or GITHUB_CLIENT_ID with OAUTH_KV for sign-in with GitHub, or AUTH_MODE=off for local development",
+        undefined,
+        ownServer,
       )
     }
-    const token = bearerToken(c.req.raw)
+    const token = bearerToken(request)
     if (token === undefined)
       throw unauthorized(
-        c.req.raw,
+        request,
         "unauthenticated",
-        "Send a bearer token: Authorization: Bearer <jwt> (browser WebSockets: subprotocols bearer, <jwt>)",
+        issuing === undefined
+          ? "Send a bearer token: Authorization: Bearer <jwt> (browser WebSockets: subprotocols bearer, <jwt>)"
+          : "Sign in (OAuth: see resource_metadata in WWW-Authenticate) and send the token: Authorization: Bearer <token> (browser WebSockets: subprotocols bearer, b64u.<base64url(token)>)",
+        undefined,
+        ownServer,
       )
-    const verified = await Effect.runPromise(Effect.result(verifier.verify(token)))
-    if (verified._tag === "Failure") {
-      const rejected: TokenRejected = verified.failure
+    const issued = issuing === undefined ? undefined : await issuing.verify(request, c.env, token)
+    if (issued !== undefined) principal = issued
+    else if (verifier === undefined)
       throw unauthorized(
-        c.req.raw,
-        rejected.reason === "expired" ? "token_expired" : "invalid_token",
-        rejected.message,
+        request,
         "invalid_token",
+        "This token was not issued by this server",
+        "invalid_token",
+        ownServer,
       )
+    else {
+      const verified = await Effect.runPromise(Effect.result(verifier.verify(token)))
+      if (verified._tag === "Failure") {
+        const rejected: TokenRejected = verified.failure
+        throw unauthorized(
+          request,
+          rejected.reason === "expired" ? "token_expired" : "invalid_token",
+          rejected.message,
+          "invalid_token",
+          ownServer,
+        )
+      }
+      principal = verified.success
     }
-    principal = verified.success
   }
   // {name}.BASE_DOMAIN only admits tokens of tenant `name` or of the user `name` (in their own namespace);
   // it never moves a token into another namespace. With auth off it names the namespace.

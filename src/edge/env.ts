@@ -2,7 +2,6 @@ import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
 import type { Principal } from "../infra/tokens.js"
-import type { AuthProvider } from "./auth-provider.js"
 
 /** The bindings and settings every app has (wrangler.toml, vars and secrets; see README); kinds add their own. */
 export type Env = {
@@ -29,14 +28,36 @@ export type Env = {
   /** Comma-separated origins allowed by CORS; none by default. */
   readonly CORS_ORIGINS?: string
   readonly LIMITER?: RateLimit
+  /** Sign in with GitHub (githubOAuth): the GitHub OAuth app's client id and (a secret) client secret. */
+  readonly GITHUB_CLIENT_ID?: string
+  readonly GITHUB_CLIENT_SECRET?: string
+  /** GitHub's web endpoints (https://github.com unless set) and API (https://api.github.com): stand-ins in tests. */
+  readonly GITHUB_OAUTH_URL?: string
+  readonly GITHUB_API_URL?: string
+  /** The OAuth server's clients, grants and (hashed) tokens: @cloudflare/workers-oauth-provider's fixed binding name. */
+  readonly OAUTH_KV?: KVNamespace
 }
+/**
+ * What a request sees of the app's own authorization server (an AuthProvider, auth-provider.ts,
+ * which adds its routes): declared here so that the request's variables need nothing of routes
+ * or kinds (auth-provider.ts → env.ts, never back).
+ */
+export interface RequestAuth {
+  /** The principal of a token it issued; undefined for a token not of its making (auth-provider.ts). */
+  readonly verify: (request: Request, env: Env, token: string) => Promise<Principal | undefined>
+  /** The authorization servers the protected-resource metadata names; none when it is not configured. */
+  readonly authorizationServers: (request: Request, env: Env) => ReadonlyArray<string>
+  /** Revokes every grant and token of a tenant (tenant deletion); how many grants went. */
+  readonly eraseTenant: (env: Env, tenant: string) => Promise<number>
+}
+
 /**
  * Set for every request, before any route: `kinds`, the names of the kinds the app serves;
  * `auth`, the app's own authorization server, if it runs one.
  */
 export type AppEnv = {
   Bindings: Env
-  Variables: { principal: Principal; kinds: ReadonlyArray<string>; auth: AuthProvider | undefined }
+  Variables: { principal: Principal; kinds: ReadonlyArray<string>; auth: RequestAuth | undefined }
 }
 export type App = Hono<AppEnv>
 

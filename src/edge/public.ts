@@ -12,11 +12,12 @@ export {
   type SignInContext,
 } from "./kind.js"
 export type { AuthProvider } from "./auth-provider.js"
+export { githubOAuth, type GithubOAuthOptions } from "./oauth/github.js"
 export { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
 export { actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./objects.js"
 export { requireScope } from "./auth.js"
 export { guarded } from "./guard.js"
-export { limitBody, limitBodyTo, MAX_BODY_BYTES, type App, type AppEnv, type Env } from "./env.js"
+export { limitBody, limitBodyTo, MAX_BODY_BYTES, type App, type AppEnv, type Env, type RequestAuth } from "./env.js"
 export { HttpError, badRequest, failed, unwrap } from "./errors.js"
 export * as Params from "./params.js"
 export { limitKey } from "./rate-limit.js"
