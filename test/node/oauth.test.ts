@@ -40,8 +40,9 @@ let github: StandInGitHub
 let worker: Unstable_DevWorker
 let base: string
 let port: number
+let chromiumBrowser: Chromium
 
-beforeAll(async () => {
+const startServers = async () => {
   github = await startGitHub(GITHUB_APP)
   // Over https (wrangler's self-signed certificate), as deployed: the OAuth library accepts http
   // only on loopback hosts, and {login}.{BASE_DOMAIN} is not one.
@@ -63,10 +64,21 @@ beforeAll(async () => {
   })
   port = worker.port
   base = `https://127.0.0.1:${port}`
+  // The first request loads the Worker's modules (seconds on a busy machine): while Chromium starts.
+  await loopbackFetch(`${base}/.well-known/oauth-authorization-server`)
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
+  ;[, chromiumBrowser] = await Promise.all([
+    startServers(),
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS }),
+  ])
 }, 60_000)
 
 afterAll(async () => {
-  await Promise.all([worker?.stop(), github?.close()])
+  await Promise.all([worker?.stop(), github?.close(), chromiumBrowser?.close()])
 })
 
 // ---------------------------------------------------------------------------------------------
