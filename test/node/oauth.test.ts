@@ -761,6 +761,35 @@ describe("the inspector's Sign in with GitHub, in headless Chromium", () => {
     await page.close()
   })
 
+  it("registers anew when the server has forgotten its registration", async () => {
+    github.signInAs({ login: "Hopper", id: 1906 })
+    const page = await chromiumBrowser.newPage({ ignoreHTTPSErrors: true })
+    await page.goto(`${base}/inspect`)
+    await page.evaluate(
+      ([issuer]) =>
+        (globalThis as any).localStorage.setItem(
+          "emberlog.oauth.client",
+          JSON.stringify({
+            issuer,
+            client_id: "forgotten",
+            redirect_uri: `${issuer}/inspect`,
+            registered_at: Date.now(),
+          }),
+        ),
+      [base],
+    )
+    await page.click("#sign-in")
+    await page.waitForURL(/\/authorize\?/)
+    expect(await page.textContent("body")).toMatch(/Sign-in failed[\s\S]*client_id/) // the server's own error page
+    await page.goto(`${base}/inspect`)
+    await page.click("#sign-in")
+    await page.waitForURL(/\/authorize\?/)
+    await page.click('button[name="decision"][value="approve"]')
+    await page.waitForURL(`${base}/inspect`)
+    await expect.poll(() => page.textContent("#signed-in")).toBe("signed in as hopper")
+    await page.close()
+  })
+
   it("refuses an answer whose state it did not send", async () => {
     const page = await chromiumBrowser.newPage({ ignoreHTTPSErrors: true })
     await page.goto(`${base}/inspect?code=stolen&state=forged`)

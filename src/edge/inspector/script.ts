@@ -327,7 +327,9 @@ async function tailTopic() {
 // session storage and fill the token field, so everything above uses them like a pasted token.
 const SIGN_IN = "emberlog.oauth"; // sessionStorage: { access_token, refresh_token, expires_at, client_id, token_endpoint, revocation_endpoint }
 const PENDING_SIGN_IN = "emberlog.oauth.pending"; // sessionStorage, between leaving for /authorize and coming back
-const REGISTERED_CLIENT = "emberlog.oauth.client"; // localStorage: { issuer, client_id, redirect_uri }
+const REGISTERED_CLIENT = "emberlog.oauth.client"; // localStorage: { issuer, client_id, redirect_uri, registered_at }
+// A registration is reused for a day: the server forgets unused ones (after 90 days, or with its KV).
+const REGISTRATION_REUSED_MS = 24 * 3600 * 1000;
 const REFRESH_EARLY_MS = 30000;
 const signInRedirect = () => location.origin + "/inspect";
 const readJson = (storage, key) => {
@@ -359,7 +361,10 @@ async function serverMetadata() {
 /** The client id this browser registered here, or a new registration (RFC 7591, a public client). */
 async function clientId(metadata) {
   const saved = readJson(localStorage, REGISTERED_CLIENT);
-  if (saved && saved.issuer === metadata.issuer && saved.redirect_uri === signInRedirect()) return saved.client_id;
+  const reusable =
+    saved && saved.issuer === metadata.issuer && saved.redirect_uri === signInRedirect() &&
+    Date.now() - saved.registered_at < REGISTRATION_REUSED_MS;
+  if (reusable) return saved.client_id;
   const response = await fetch(metadata.registration_endpoint, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -373,7 +378,7 @@ async function clientId(metadata) {
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok || !body.client_id) throw new Error("registration refused: " + (body.error_description || body.error || response.status));
-  localStorage.setItem(REGISTERED_CLIENT, JSON.stringify({ issuer: metadata.issuer, client_id: body.client_id, redirect_uri: signInRedirect() }));
+  localStorage.setItem(REGISTERED_CLIENT, JSON.stringify({ issuer: metadata.issuer, client_id: body.client_id, redirect_uri: signInRedirect(), registered_at: Date.now() }));
   return body.client_id;
 }
 
@@ -427,6 +432,8 @@ async function setUpSignIn() {
 async function signIn() {
   const metadata = await serverMetadata();
   if (!metadata) throw new Error("this server does not offer sign-in");
+  // A sign-in that never came back may have been refused for its client (one the server forgot): register anew.
+  if (sessionStorage.getItem(PENDING_SIGN_IN)) localStorage.removeItem(REGISTERED_CLIENT);
   const client_id = await clientId(metadata);
   const verifier = randomString();
   const state = randomString();
