@@ -2,7 +2,7 @@
 // flow (registration → consent → GitHub → code → token → API → refresh) driven as a browser
 // and a client would, against a stand-in GitHub answered inside this file.
 import { createExecutionContext, env } from "cloudflare:test"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import worker from "../../src/app.js"
 import { counter } from "../../src/kinds/index.js"
 import { emberlog, githubOAuth, type SignIn } from "../../src/worker.js"
@@ -344,5 +344,298 @@ describe("signing in with GitHub", () => {
     expect([read.status, read.body.state]).toEqual([200, { value: 2 }])
     // GitHub's token was used for /user only: no call after the sign-in.
     expect(githubCalls.filter((c) => c.endsWith("/user")).length).toBeGreaterThan(0)
+  })
+})
+
+describe("refusals, each with nothing granted", () => {
+  it("/authorize: no PKCE or only unknown scopes go back to the client; an unknown client or redirect URI stays here", async () => {
+    const client = await register()
+    const noPkce = authorizeQuery(client.client_id, "x")
+    noPkce.delete("code_challenge")
+    noPkce.delete("code_challenge_method")
+    const refused = await call(`/authorize?${noPkce}`)
+    expect(refused.status).toBe(302)
+    const back = new URL(refused.headers.get("Location")!)
+    expect(back.origin + back.pathname).toBe(CLIENT_REDIRECT)
+    expect([back.searchParams.get("error"), back.searchParams.get("state")]).toEqual([
+      "invalid_request",
+      "client-state-1",
+    ])
+    const operator = await call(
+      `/authorize?${authorizeQuery(client.client_id, await s256("v".repeat(43)), { scope: "operator" })}`,
+    )
+    expect(new URL(operator.headers.get("Location")!).searchParams.get("error")).toBe("invalid_scope")
+    const mismatched = await json(
+      await call(
+        `/authorize?${authorizeQuery(client.client_id, "c", { redirect_uri: "http://127.0.0.1:8976/elsewhere" })}`,
+      ),
+    )
+    expect([mismatched.status, mismatched.body.error.code]).toEqual([400, "invalid_request"])
+    const unknown = await call(`/authorize?${authorizeQuery("no-such-client", "c")}`, {
+      headers: { accept: "text/html" },
+    })
+    expect(unknown.status).toBe(400)
+    expect(unknown.headers.get("Content-Type")).toMatch(/text\/html/)
+    expect(unknown.headers.get("Location")).toBeNull()
+  })
+
+  it("consent: denied goes back as access_denied; a post without the browser's cookie or with a used handle is refused here", async () => {
+    const client = await register()
+    const jar = new CookieJar()
+    const query = authorizeQuery(client.client_id, await s256("w".repeat(43)))
+    const page = await jar.keep(await call(`/authorize?${query}`)).text()
+    const handle = handleOf(page)!
+    const form = (decision: string) => ({
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie: jar.header },
+      body: new URLSearchParams({ consent_handle: handle, decision }),
+    })
+    const forged = await json(
+      await call("/authorize", {
+        ...form("approve"),
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      }),
+    )
+    expect([forged.status, forged.body.error.code]).toEqual([400, "invalid_request"])
+    const denied = await call("/authorize", form("deny"))
+    expect(denied.status).toBe(302)
+    const back = new URL(denied.headers.get("Location")!)
+    expect([back.searchParams.get("error"), back.searchParams.get("state")]).toEqual([
+      "access_denied",
+      "client-state-1",
+    ])
+    expect(back.searchParams.has("code")).toBe(false)
+    const again = await json(await call("/authorize", form("approve")))
+    expect([again.status, again.body.error.code]).toEqual([400, "invalid_request"])
+  })
+
+  it("callback: a forged state stays here; GitHub's error or a refused code goes back as access_denied", async () => {
+    const forged = await json(await call("/oauth/github/callback?code=x&state=forged"))
+    expect([forged.status, forged.body.error.code]).toEqual([400, "invalid_request"])
+    const client = await register()
+    const toGithub = async () => {
+      const jar = new CookieJar()
+      const page = await jar
+        .keep(await call(`/authorize?${authorizeQuery(client.client_id, await s256("z".repeat(43)))}`))
+        .text()
+      const approved = jar.keep(
+        await call("/authorize", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", cookie: jar.header },
+          body: new URLSearchParams({ consent_handle: handleOf(page)!, decision: "approve" }),
+        }),
+      )
+      const github = new URL(approved.headers.get("Location")!)
+      return { jar, state: github.searchParams.get("state")!, callback: github.searchParams.get("redirect_uri")! }
+    }
+    const declined = await toGithub()
+    const atGithub = await call(`${declined.callback}?error=access_denied&state=${declined.state}`, {
+      headers: { cookie: declined.jar.header },
+    })
+    expect(new URL(atGithub.headers.get("Location")!).searchParams.get("error")).toBe("access_denied")
+    const badCode = await toGithub()
+    const refused = await call(`${badCode.callback}?code=never-issued&state=${badCode.state}`, {
+      headers: { cookie: badCode.jar.header },
+    })
+    const back = new URL(refused.headers.get("Location")!)
+    expect([back.searchParams.get("error"), back.searchParams.get("state")]).toEqual([
+      "access_denied",
+      "client-state-1",
+    ])
+    expect(back.searchParams.get("error_description")).toMatch(/bad_verification_code/)
+  })
+
+  it("token: a wrong PKCE verifier and a code used twice are invalid_grant", async () => {
+    const user = freshUser()
+    const client = await register()
+    const first = await signIn({ user, clientId: client.client_id })
+    const code = new URL(first.location!).searchParams.get("code")!
+    const wrong = await exchange(client.client_id, code, "not-the-verifier-" + "x".repeat(40))
+    expect([wrong.status, wrong.body.error]).toEqual([400, "invalid_grant"])
+    const second = await signIn({ user, clientId: client.client_id })
+    const code2 = new URL(second.location!).searchParams.get("code")!
+    expect((await exchange(client.client_id, code2, second.verifier)).status).toBe(200)
+    const replayed = await exchange(client.client_id, code2, second.verifier)
+    expect([replayed.status, replayed.body.error]).toEqual([400, "invalid_grant"])
+  })
+
+  it("rate-limits the sign-in endpoints by client IP", async () => {
+    const limiter = { limit: async ({ key }: { key: string }) => ({ success: key !== "oauth-ip:203.0.113.9" }) }
+    const limited = await call(
+      "/oauth/register",
+      { method: "POST", headers: { "CF-Connecting-IP": "203.0.113.9" } },
+      { ...CONFIGURED, LIMITER: limiter },
+    )
+    expect([limited.status, limited.headers.get("Retry-After")]).toEqual([429, "60"])
+    const other = await call(
+      "/authorize",
+      { headers: { "CF-Connecting-IP": "203.0.113.10" } },
+      { ...CONFIGURED, LIMITER: limiter },
+    )
+    expect(other.status).toBe(400)
+  })
+})
+
+describe("which tokens reach which resource", () => {
+  it("a token for /mcp does not reach /v1; one for the whole origin reaches /mcp; another origin's reaches neither", async () => {
+    const user = freshUser()
+    const mcpOnly = await tokensFor(user, { resource: `${ORIGIN}/mcp` })
+    const onV1 = await json(await call("/v1/counter/a", bearer(mcpOnly.access_token)))
+    expect([onV1.status, onV1.body.error.code]).toEqual([403, "wrong_resource"])
+    expect(onV1.body.error.message).toContain(`${ORIGIN}/mcp`)
+    // A tool call as MCP clients of the 2026-07-28 revision send it (test/workerd/mcp-auth.test.ts).
+    const mcpCall = (token: string) =>
+      call("/mcp", {
+        method: "POST",
+        headers: {
+          Authorization: `Bearer ${token}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2026-07-28",
+          "mcp-method": "tools/call",
+          "mcp-name": "read_state",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: {
+            name: "read_state",
+            arguments: { kind: "counter", id: "never-written" },
+            _meta: {
+              "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+              "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+              "io.modelcontextprotocol/clientCapabilities": {},
+            },
+          },
+        }),
+      })
+    expect((await mcpCall(mcpOnly.access_token)).status).toBe(200)
+    const whole = await tokensFor(user)
+    expect((await mcpCall(whole.access_token)).status).toBe(200)
+    const local = json(await call("http://127.0.0.1:8787/v1/counter/a", bearer(whole.access_token)))
+    expect([(await local).status, (await local).body.error.code]).toEqual([403, "wrong_resource"])
+  })
+
+  it("401 for an unknown, revoked or expired token, naming which", async () => {
+    const unknown = await call("/v1/counter/a", bearer("someone:somegrant:somesecret"))
+    expect(unknown.status).toBe(401)
+    expect(unknown.headers.get("WWW-Authenticate")).toContain('error="invalid_token"')
+    expect(((await unknown.json()) as any).error.code).toBe("invalid_token")
+    const user = freshUser()
+    const revoked = await tokensFor(user)
+    const revocation = await call("/oauth/token/revoke", { method: "POST" })
+    expect(revocation.status).not.toBe(500)
+    const revoke = await call("/oauth/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: revoked.access_token, client_id: revoked.client.client_id }),
+    })
+    expect(revoke.status).toBe(200)
+    const afterRevoke = await json(await call("/v1/counter/a", bearer(revoked.access_token)))
+    expect([afterRevoke.status, afterRevoke.body.error.code]).toEqual([401, "invalid_token"])
+    const expiring = await tokensFor(freshUser())
+    vi.useFakeTimers({ toFake: ["Date"] })
+    try {
+      vi.setSystemTime(Date.now() + 3601_000)
+      const expired = await json(await call("/v1/counter/a", bearer(expiring.access_token)))
+      expect([expired.status, expired.body.error.code]).toEqual([401, "token_expired"])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it("on {login}.{BASE_DOMAIN}: only that user signs in, and another user's token is 403 wrong_tenant", async () => {
+    const onDomain = { ...CONFIGURED, BASE_DOMAIN: "emberlog.test" }
+    const via = (url: string, init: RequestInit = {}) =>
+      call(new URL(url, "https://ada.emberlog.test").toString(), init, onDomain)
+    const ada = await tokensFor({ login: "Ada", id: 77 }, {}, via)
+    const own = await via("/v1/counter/mine", bearer(ada.access_token))
+    expect(own.status).toBe(200)
+    const atBob = await json(await call("https://bob.emberlog.test/v1/counter/a", bearer(ada.access_token), onDomain))
+    expect([atBob.status, atBob.body.error.code]).toEqual([403, "wrong_tenant"])
+    const bobSite = (url: string, init: RequestInit = {}) =>
+      call(new URL(url, "https://bob.emberlog.test").toString(), init, onDomain)
+    const client = await register({}, bobSite)
+    const { location } = await signIn({ user: { login: "Ada", id: 77 }, clientId: client.client_id, via: bobSite })
+    const back = new URL(location!)
+    expect(back.searchParams.get("error")).toBe("access_denied")
+    expect(back.searchParams.get("error_description")).toMatch(/belongs to bob/)
+  })
+
+  it("browsers' WebSockets carry the token as bearer, b64u.<base64url(token)>", async () => {
+    const { access_token } = await tokensFor(freshUser())
+    const encoded = btoa(access_token).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")
+    const opened = await call(`/v1/counter/${freshId("ws")}/ws`, {
+      headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": `bearer, b64u.${encoded}` },
+    })
+    expect([opened.status, opened.headers.get("Sec-WebSocket-Protocol")]).toEqual([101, "bearer"])
+    opened.webSocket!.accept()
+    opened.webSocket!.close(1000)
+    const garbled = await call(`/v1/counter/a/ws`, {
+      headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "bearer, b64u.%%%" },
+    })
+    expect(garbled.status).toBe(401)
+  })
+})
+
+describe("the kinds' signedIn hook and tenant erasure", () => {
+  const seen: Array<SignIn> = []
+  let refuseWith: string | undefined
+  const provider = githubOAuth()
+  const app = emberlog({
+    kinds: [
+      {
+        ...counter,
+        signedIn: async (_actor, signIn, context) => {
+          expect(context.tools).toContain("counter_increment")
+          if (refuseWith !== undefined) throw new Error(refuseWith)
+          seen.push(signIn)
+        },
+      },
+    ],
+    auth: provider,
+  })
+  const via = callWith(app.handler as Handler)
+
+  it("records every sign-in and refresh; a refusal ends the sign-in (or the grant) with the kind's reason", async () => {
+    const user = freshUser()
+    const tokens = await tokensFor(user, {}, via)
+    expect(seen.at(-1)).toMatchObject({
+      event: "signed-in",
+      login: user.login,
+      tenant: user.login.toLowerCase(),
+      githubId: user.id,
+      clientId: tokens.client.client_id,
+      clientName: "Test client",
+      scopes: ["read", "write"],
+    })
+    expect((await refresh(tokens.client.client_id, tokens.refresh_token, via)).status).toBe(200)
+    expect(seen.at(-1)).toMatchObject({ event: "refreshed", login: user.login, githubId: user.id })
+    refuseWith = "this GitHub account is not the one that first signed in"
+    try {
+      const client = await register({}, via)
+      const { location } = await signIn({ user, clientId: client.client_id, via })
+      const back = new URL(location!)
+      expect(back.searchParams.get("error")).toBe("access_denied")
+      expect(back.searchParams.get("error_description")).toContain(refuseWith)
+      expect(back.searchParams.has("code")).toBe(false)
+      const latest = await refresh(tokens.client.client_id, tokens.refresh_token, via)
+      expect([latest.status, latest.body.error]).toEqual([400, "invalid_grant"])
+    } finally {
+      refuseWith = undefined
+    }
+  })
+
+  it("eraseTenant revokes every grant of the tenant, and its tokens with them", async () => {
+    const user = freshUser()
+    const first = await tokensFor(user, {}, via)
+    const second = await tokensFor(user, { resource: `${ORIGIN}/mcp` }, via)
+    const other = await tokensFor(freshUser(), {}, via)
+    expect(await provider.eraseTenant({ ...env, ...CONFIGURED } as never, user.login.toLowerCase())).toBe(2)
+    for (const token of [first.access_token, second.access_token])
+      expect((await via("/v1/counter/a", bearer(token))).status).toBe(401)
+    expect((await refresh(first.client.client_id, first.refresh_token, via)).body.error).toBe("invalid_grant")
+    expect((await via("/v1/counter/a", bearer(other.access_token))).status).toBe(200)
   })
 })

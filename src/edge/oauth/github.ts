@@ -315,14 +315,19 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
     } catch (error) {
       return refuse("access_denied", `The sign-in was refused: ${messageOf(error)}`)
     }
-    const { redirectTo } = await oauth.completeAuthorization({
-      request,
-      userId: tenant,
-      metadata: { login: user.login, githubId: user.id, ...(clientName === undefined ? {} : { clientName }) },
-      scope: scopes,
-      props,
-    })
-    return redirect(redirectTo, headers)
+    try {
+      const { redirectTo } = await oauth.completeAuthorization({
+        request,
+        userId: tenant,
+        metadata: { login: user.login, githubId: user.id, ...(clientName === undefined ? {} : { clientName }) },
+        scope: scopes,
+        props,
+      })
+      return redirect(redirectTo, headers)
+    } catch (error) {
+      // The stored request no longer validates (the client changed meanwhile): never redirect on it.
+      return authorizationFailure(c, error)
+    }
   }
 
   const protectedResourceMetadata: Handler<AppEnv> = (c) => {
