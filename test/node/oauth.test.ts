@@ -445,7 +445,8 @@ describe("an MCP client signs in with (stand-in) GitHub", () => {
     expect(first.expires_in).toBeLessThanOrEqual(3600)
     expect(first.scope?.split(" ").sort()).toEqual(["read", "write"])
 
-    // Tools as Ada: the events carry her login; her tenant is the login lowercased.
+    // Tools as Ada: the events carry her login; her tenant, the token's user, is the login lowercased.
+    expect(first.access_token.split(":")[0]).toBe("ada-l")
     const { client } = await mcpClient(provider)
     const id = `oauth-${Date.now()}`
     const called = await client.callTool({ name: "counter_increment", arguments: { id, command: { by: 2 } } })
