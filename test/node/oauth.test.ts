@@ -645,6 +645,43 @@ describe("refusals: each with its OAuth error, and nothing granted", () => {
     await refusedPage(await browser.go(callback))
   })
 
+  it("malformed sign-in requests are refused with a 4xx, never a 500, and grant nothing", async () => {
+    const form = (body: string) => ({
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", origin: base },
+      body,
+    })
+    const requests: Array<[string, RequestInit?]> = [
+      ["/authorize"],
+      ["/authorize?client_id=nobody"],
+      ["/authorize?response_type=token&client_id=nobody&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb"],
+      ["/authorize", form("consent_handle=forged&decision=approve")],
+      ["/authorize", form("consent_handle=forged&decision=deny")],
+      ["/authorize", form("decision=maybe")],
+      ["/oauth/github/callback"],
+      ["/oauth/github/callback?error=access_denied&state=forged"],
+      ["/oauth/github/callback?code=abc"],
+      ["/oauth/token", form("grant_type=authorization_code&code=a:b:c&client_id=nobody")],
+      ["/oauth/token", form("grant_type=refresh_token&refresh_token=a:b:c&client_id=nobody")],
+      ["/oauth/register", { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" }],
+      [
+        "/oauth/register",
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ redirect_uris: ["http://attacker.example/cb"], token_endpoint_auth_method: "none" }),
+        },
+      ],
+    ]
+    for (const [path, init] of requests) {
+      const response = await new Browser().go(`${base}${path}`, init)
+      expect(response.status, `${init?.method ?? "GET"} ${path}`).toBeGreaterThanOrEqual(400)
+      expect(response.status, `${init?.method ?? "GET"} ${path}`).toBeLessThan(500)
+      expect(response.headers.get("location")).toBeNull()
+      expect(await response.text()).not.toMatch(/"access_token"|name="consent_handle"/)
+    }
+  })
+
   it("a token is good for the resource it was minted for: not another origin, not / when minted for /mcp", async () => {
     github.signInAs({ login: "barbara", id: 1939 })
     const { tokens } = await signInByHand(base, `${base}/mcp`)
