@@ -256,6 +256,22 @@ describe("OAuth metadata and challenges", () => {
     expect(mcp.body).toMatchObject({ resource: `${ORIGIN}/mcp`, authorization_servers: [ORIGIN] })
     const root = await json(await call("/.well-known/oauth-protected-resource"))
     expect(root.body).toMatchObject({ resource: ORIGIN, authorization_servers: [ORIGIN] })
+    // Browser clients' discovery is preflighted (they send MCP-Protocol-Version).
+    for (const path of ["/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource/mcp"]) {
+      const preflight = await call(path, {
+        method: "OPTIONS",
+        headers: {
+          Origin: "https://inspector.example",
+          "Access-Control-Request-Method": "GET",
+          "Access-Control-Request-Headers": "mcp-protocol-version",
+        },
+      })
+      expect([path, preflight.status < 300, preflight.headers.get("Access-Control-Allow-Origin")]).toEqual([
+        path,
+        true,
+        expect.stringMatching(/^(\*|https:\/\/inspector\.example)$/),
+      ])
+    }
     const other = await json(await call("http://127.0.0.1:8787/.well-known/oauth-authorization-server"))
     expect(other.body.issuer).toBe("http://127.0.0.1:8787")
   })
