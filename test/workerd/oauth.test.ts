@@ -2,6 +2,7 @@
 // flow (registration → consent → GitHub → code → token → API → refresh) driven as a browser
 // and a client would, against a stand-in GitHub answered inside this file.
 import { createExecutionContext, env } from "cloudflare:test"
+import { SignJWT } from "jose"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import worker from "../../src/app.js"
 import { counter } from "../../src/kinds/index.js"
@@ -256,6 +257,22 @@ describe("OAuth metadata and challenges", () => {
     expect(mcp.body).toMatchObject({ resource: `${ORIGIN}/mcp`, authorization_servers: [ORIGIN] })
     const root = await json(await call("/.well-known/oauth-protected-resource"))
     expect(root.body).toMatchObject({ resource: ORIGIN, authorization_servers: [ORIGIN] })
+    // Browser clients' discovery is preflighted (they send MCP-Protocol-Version).
+    for (const path of ["/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource/mcp"]) {
+      const preflight = await call(path, {
+        method: "OPTIONS",
+        headers: {
+          Origin: "https://inspector.example",
+          "Access-Control-Request-Method": "GET",
+          "Access-Control-Request-Headers": "mcp-protocol-version",
+        },
+      })
+      expect([path, preflight.status < 300, preflight.headers.get("Access-Control-Allow-Origin")]).toEqual([
+        path,
+        true,
+        expect.stringMatching(/^(\*|https:\/\/inspector\.example)$/),
+      ])
+    }
     const other = await json(await call("http://127.0.0.1:8787/.well-known/oauth-authorization-server"))
     expect(other.body.issuer).toBe("http://127.0.0.1:8787")
   })
@@ -637,5 +654,52 @@ describe("the kinds' signedIn hook and tenant erasure", () => {
       expect((await via("/v1/counter/a", bearer(token))).status).toBe(401)
     expect((await refresh(first.client.client_id, first.refresh_token, via)).body.error).toBe("invalid_grant")
     expect((await via("/v1/counter/a", bearer(other.access_token))).status).toBe(200)
+  })
+})
+
+describe("other clients beside registered ones", () => {
+  it("a Client ID Metadata Document client signs in without registering, and the page names its domain", async () => {
+    const clientId = "https://client.standin.test/oauth/client.json"
+    const documents = new Map([
+      [
+        clientId,
+        {
+          client_id: clientId,
+          client_name: "Metadata client",
+          redirect_uris: [CLIENT_REDIRECT],
+          token_endpoint_auth_method: "none",
+        },
+      ],
+    ])
+    const previous = globalThis.fetch
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = new Request(input, init).url
+      const document = documents.get(url)
+      return document === undefined ? previous(input, init) : Response.json(document)
+    }) as typeof fetch
+    try {
+      const user = freshUser()
+      const { page, location, verifier } = await signIn({ user, clientId })
+      expect(page).toContain("Published by <strong>client.standin.test</strong>")
+      const code = new URL(location!).searchParams.get("code")!
+      const tokens = await exchange(clientId, code, verifier)
+      expect(tokens.status).toBe(200)
+      expect((await call("/v1/counter/cimd", bearer(tokens.body.access_token))).status).toBe(200)
+    } finally {
+      globalThis.fetch = previous
+    }
+  })
+
+  it("JWTs for services keep working beside OAuth tokens", async () => {
+    const secret = "oauth-test-jwt-secret-" + crypto.randomUUID()
+    const jwt = await new SignJWT({ sub: "service", scope: "read" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode(secret))
+    const both = { ...CONFIGURED, JWT_SECRET: secret }
+    expect((await call("/v1/counter/a", bearer(jwt), both)).status).toBe(200)
+    const { access_token } = await tokensFor(freshUser())
+    expect((await call("/v1/counter/a", bearer(access_token), both)).status).toBe(200)
+    expect((await call("/v1/counter/a", bearer("not-a-jwt"), both)).status).toBe(401)
   })
 })

@@ -331,6 +331,13 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
   }
 
   const protectedResourceMetadata: Handler<AppEnv> = (c) => {
+    // Public and the same for everyone: browser clients (the MCP Inspector) read it from any origin.
+    c.header("Access-Control-Allow-Origin", "*")
+    if (c.req.method === "OPTIONS") {
+      c.header("Access-Control-Allow-Methods", "GET, OPTIONS")
+      c.header("Access-Control-Allow-Headers", "*")
+      return c.body(null, 204)
+    }
     const origin = new URL(c.req.url).origin
     return c.json({
       resource: origin + MCP_PATH,
@@ -346,8 +353,9 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
       served = kinds
       app.use("/authorize", limitByClientIp)
       app.use("/oauth/*", limitByClientIp)
-      app.get("/.well-known/oauth-authorization-server", whenConfigured(protocolEndpoint, 404))
-      app.get("/.well-known/oauth-protected-resource/mcp", protectedResourceMetadata)
+      // OPTIONS too: browser clients send MCP-Protocol-Version, so their discovery is preflighted.
+      app.on(["GET", "OPTIONS"], "/.well-known/oauth-authorization-server", whenConfigured(protocolEndpoint, 404))
+      app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource/mcp", protectedResourceMetadata)
       app.get("/authorize", whenConfigured(showConsent))
       app.post("/authorize", limitBody, whenConfigured(decideConsent))
       app.get(CALLBACK_PATH, whenConfigured(githubCallback))
