@@ -1,0 +1,196 @@
+// A user's instance provisioned at sign-in: the session kind's signedIn hook, called as the
+// authorization server calls it, against real session actors in the user's tenant.
+import { env } from "cloudflare:test"
+import { describe, expect, it } from "vitest"
+import { HttpError } from "../../src/edge/errors.js"
+import { kindRegistry, type SignIn } from "../../src/edge/kind.js"
+import { counter, document, job, memory, room, session } from "../../src/kinds/index.js"
+import { actorApi, freshId, send } from "./helpers.js"
+
+const served = kindRegistry([counter, document, room, session, job, memory])
+const toolsLike = (prefix: string) => served.tools.filter((tool) => tool.startsWith(prefix))
+const ACL = `
+[default]
+tools = ["read_*", "whoami"]
+
+[users.{login}]
+tools = ["counter_*", "verify_log", "no_such_tool"]
+`
+
+/** A fresh GitHub user: a login with capitals (tenant = the login lowercased) and an id of its own. */
+const freshUser = () => {
+  const login = freshId("Gh")
+  return { login, tenant: login.toLowerCase(), githubId: Math.floor(Math.random() * 1e9) }
+}
+type User = ReturnType<typeof freshUser>
+
+const signInOf = (user: User, event: SignIn["event"] = "signed-in", at = Date.now()): SignIn => ({
+  event,
+  login: user.login,
+  tenant: user.tenant,
+  githubId: user.githubId,
+  clientId: "client-1",
+  clientName: "Claude",
+  scopes: ["read", "write"],
+  at,
+})
+
+const sessionOf = (user: User) => actorApi("session", user.login, user.tenant)
+const signedIn = (user: User, settings: Record<string, unknown> = {}, signIn = signInOf(user)) =>
+  session.signedIn!((id) => actorApi("session", id, user.tenant), signIn, {
+    env: { ...env, ...settings } as never,
+    tools: served.tools,
+  })
+const eventsOf = async (user: User) => {
+  const reply = await sessionOf(user).readEvents(0, 100)
+  if (!reply.ok) throw new Error(reply.error.message)
+  return reply.value.events as ReadonlyArray<{ type: string; data: any; meta: any }>
+}
+const stateOf = async (user: User) => {
+  const reply = await sessionOf(user).readState({})
+  if (!reply.ok) throw new Error(reply.error.message)
+  return reply.value as { version: number; state: any }
+}
+const grantsOf = (user: User) =>
+  session.toolGrants!((id) => actorApi("session", id, user.tenant), {
+    sub: user.login,
+    tenant: user.tenant,
+    scopes: new Set(["read", "write"]),
+  })
+const refusalOf = async (work: Promise<unknown>) => {
+  const error = await work.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  )
+  expect(error).toBeInstanceOf(HttpError)
+  const { status, code, message } = error as HttpError
+  return { status, code, message }
+}
+
+describe("provisioning at sign-in", () => {
+  it("opens the user's session on the first sign-in and, with no ACL configured, leaves the user to its scopes", async () => {
+    const user = freshUser()
+    await signedIn(user)
+    const { state } = await stateOf(user)
+    expect(state).toMatchObject({ status: "open", user: user.login, githubId: user.githubId, scopesOnly: true })
+    expect(state.ttlSeconds).toBe(30 * 24 * 3600)
+    const events = await eventsOf(user)
+    expect(events.map((e) => e.type)).toEqual(["Opened", "SignedIn", "AclApplied"])
+    expect(events[1]!.data).toMatchObject({ client: "client-1", clientName: "Claude", scopes: ["read", "write"] })
+    expect(events[1]!.data.githubId).toBe(user.githubId)
+    expect(events[2]!.data).toMatchObject({ tools: null, source: "none", section: null })
+    // The log's principal is the user: the audit trail says who.
+    expect(events.every((e) => e.meta.principal === user.login)).toBe(true)
+    expect(await grantsOf(user)).toBeUndefined()
+  })
+
+  it("applies the user's own section (login matched case-insensitively), patterns expanded, else [default]", async () => {
+    const alice = freshUser()
+    const carol = freshUser()
+    const settings = { TOOL_ACL: ACL.replace("{login}", alice.login.toLowerCase()) }
+    await signedIn(alice, settings)
+    await signedIn(carol, settings)
+    expect([...(await grantsOf(alice))!]).toEqual([...toolsLike("counter_"), "verify_log"])
+    expect([...(await grantsOf(carol))!]).toEqual(["read_state", "read_events", "whoami"])
+    const applied = (await eventsOf(alice)).find((e) => e.type === "AclApplied")!.data
+    expect(applied).toMatchObject({
+      source: "TOOL_ACL",
+      section: `users.${alice.login.toLowerCase()}`,
+      unmatched: ["no_such_tool"],
+    })
+    expect((await eventsOf(carol)).find((e) => e.type === "AclApplied")!.data.section).toBe("default")
+    expect((await stateOf(alice)).state.scopesOnly).toBe(false)
+  })
+
+  it("reapplies the ACL at every sign-in and refresh: grants what is missing, revokes what is extra", async () => {
+    const user = freshUser()
+    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["counter_*"]` })
+    const before = (await eventsOf(user)).length
+    // A refresh under the same ACL only records the refresh, which touches the session.
+    const expiresAt = (await stateOf(user)).state.expiresAt
+    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["counter_*"]` }, signInOf(user, "refreshed"))
+    expect((await eventsOf(user)).slice(before).map((e) => e.type)).toEqual(["Refreshed"])
+    expect((await stateOf(user)).state.expiresAt).toBeGreaterThanOrEqual(expiresAt)
+    await signedIn(
+      user,
+      { TOOL_ACL: `[default]\ntools = ["counter_reset", "read_state"]` },
+      signInOf(user, "refreshed"),
+    )
+    const changed = (await eventsOf(user)).slice(before + 1)
+    expect(changed.map((e) => [e.type, e.data.tool])).toEqual([
+      ["Refreshed", undefined],
+      ["Granted", "read_state"],
+      ...toolsLike("counter_")
+        .filter((tool) => tool !== "counter_reset")
+        .map((tool) => ["Revoked", tool]),
+      ["AclApplied", undefined],
+    ])
+    expect([...(await grantsOf(user))!].sort()).toEqual(["counter_reset", "read_state"])
+    // The ACL removed: scopes alone again, and the event says so.
+    await signedIn(user)
+    expect(await grantsOf(user)).toBeUndefined()
+    expect((await eventsOf(user)).at(-1)!.data).toMatchObject({ tools: null, source: "none" })
+  })
+
+  it("reopens a closed session at the next sign-in, keeping the user's attributes", async () => {
+    const user = freshUser()
+    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["whoami"]` })
+    const close = await sessionOf(user).command({ command: { type: "Close" }, principal: user.login })
+    expect(close.ok).toBe(true)
+    expect(await grantsOf(user)).toEqual(new Set())
+    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["whoami"]` }, signInOf(user, "refreshed"))
+    const reopened = ["Closed", "Opened", "Refreshed", "AclApplied"]
+    expect((await eventsOf(user)).slice(-4).map((e) => e.type)).toEqual(reopened)
+    expect((await stateOf(user)).state.status).toBe("open")
+    expect(await grantsOf(user)).toEqual(new Set(["whoami"]))
+  })
+
+  it("refuses a sign-in under a known login with another GitHub id, appending nothing", async () => {
+    const user = freshUser()
+    await signedIn(user)
+    const { version } = await stateOf(user)
+    const impostor = { ...user, githubId: user.githubId + 1 }
+    const refusal = await refusalOf(signedIn(impostor))
+    expect(refusal).toMatchObject({ status: 403, code: "github_id_mismatch" })
+    expect(refusal.message).toMatch(/renamed or re-registered/)
+    expect((await stateOf(user)).version).toBe(version)
+  })
+
+  it("refuses every sign-in while the ACL is invalid or misconfigured, with a message that says why", async () => {
+    const user = freshUser()
+    const invalid = await refusalOf(signedIn(user, { TOOL_ACL: `[default]\ntool = ["*"]` }))
+    expect(invalid).toMatchObject({ status: 503, code: "sign_in_misconfigured" })
+    expect(invalid.message).toMatch(/^The tool ACL \(TOOL_ACL\) is invalid: \[default\] has an unknown key "tool"/)
+    const unbound = await refusalOf(signedIn(user, { TOOL_ACL_KEY: "acl.toml" }))
+    expect(unbound.message).toMatch(/no R2 bucket CONFIG_BUCKET/)
+    const twice = await refusalOf(signedIn(user, { TOOL_ACL: "[default]\ntools=[]", TOOL_ACL_KEY: "acl.toml" }))
+    expect(twice.message).toMatch(/Both TOOL_ACL and TOOL_ACL_KEY/)
+    const ttl = await refusalOf(signedIn(user, { SESSION_TTL_SECONDS: "forever" }))
+    expect(ttl.message).toMatch(/SESSION_TTL_SECONDS/)
+    expect((await stateOf(user)).version).toBe(0)
+  })
+
+  it("reads the ACL from R2 (CONFIG_BUCKET, TOOL_ACL_KEY) at each sign-in", async () => {
+    const user = freshUser()
+    const key = `acl/${freshId()}.toml`
+    const settings = { CONFIG_BUCKET: env.MEMORY_BUCKET, TOOL_ACL_KEY: key }
+    const missing = await refusalOf(signedIn(user, settings))
+    expect(missing.message).toBe(`The tool ACL CONFIG_BUCKET/${key} does not exist`)
+    await env.MEMORY_BUCKET.put(key, `[users.${user.login}]\ntools = ["document_*"]`)
+    await signedIn(user, settings)
+    expect((await eventsOf(user)).at(-1)!.data).toMatchObject({ source: `CONFIG_BUCKET/${key}` })
+    expect([...(await grantsOf(user))!]).toEqual(served.tools.filter((tool) => tool.startsWith("document_")))
+    await env.MEMORY_BUCKET.delete(key)
+  })
+
+  it("keeps SignIn emberlog's own: no client sends it, over HTTP or as an MCP tool", async () => {
+    const user = freshUser()
+    const forged = { type: "SignIn", event: "signed-in", login: "anonymous", githubId: 1, client: "x", scopes: [] }
+    const acl = { tools: ["*"], source: "TOOL_ACL", section: "default", unmatched: [] }
+    const response = await send("session", "anonymous", { ...forged, ttlSeconds: 60, acl })
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as any).error.code).toBe("internal_command")
+    expect(served.tools).not.toContain("session_sign_in")
+    expect((await stateOf(user)).version).toBe(0)
+  })
+})
