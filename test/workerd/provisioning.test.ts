@@ -1,11 +1,15 @@
-// A user's instance provisioned at sign-in: the session kind's signedIn hook, called as the
-// authorization server calls it, against real session actors in the user's tenant.
-import { env } from "cloudflare:test"
+// A user's instance: provisioned at sign-in (the session kind's signedIn hook, called as the
+// authorization server calls it, against real session actors in the user's tenant), whoami,
+// and command tools made safe to re-send by an idempotencyKey, through the MCP SDK's own client.
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client"
+import { createExecutionContext, env } from "cloudflare:test"
+import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
+import worker from "../../src/app.js"
 import { HttpError } from "../../src/edge/errors.js"
 import { kindRegistry, type SignIn } from "../../src/edge/kind.js"
 import { counter, document, job, memory, room, session } from "../../src/kinds/index.js"
-import { actorApi, freshId, send } from "./helpers.js"
+import { actorApi, BASE, freshId, send } from "./helpers.js"
 
 const served = kindRegistry([counter, document, room, session, job, memory])
 const toolsLike = (prefix: string) => served.tools.filter((tool) => tool.startsWith(prefix))
@@ -192,5 +196,97 @@ describe("provisioning at sign-in", () => {
     expect(((await response.json()) as any).error.code).toBe("internal_command")
     expect(served.tools).not.toContain("session_sign_in")
     expect((await stateOf(user)).version).toBe(0)
+  })
+})
+
+const SECRET = "provisioning-test-secret-" + crypto.randomUUID()
+const authed = { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never
+/** A token as the OAuth server's principal is: sub the login, tenant the login lowercased. */
+const tokenOf = (user: User, scope = "read write") =>
+  new SignJWT({ sub: user.login, tenant: user.tenant, scope })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime("10m")
+    .sign(new TextEncoder().encode(SECRET))
+const fetchWorker = (input: string | URL | Request, init?: RequestInit) =>
+  worker.fetch(new Request(input, init), authed, createExecutionContext())
+
+/** The MCP SDK's own client over Streamable HTTP, its requests answered by the Worker. */
+const mcpClient = async (token: string) => {
+  const client = new Client({ name: "provisioning-test", version: "1" })
+  const transport = new StreamableHTTPClientTransport(new URL(`${BASE}/mcp`), {
+    fetch: fetchWorker,
+    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+  })
+  await client.connect(transport)
+  return client
+}
+const errorOf = (result: { content?: unknown }) =>
+  JSON.parse((result.content as Array<{ text: string }>)[0]!.text).error as { code: string; message: string }
+
+describe("whoami", () => {
+  it("shows a signed-in user what the server sees, the same through MCP and GET /v1/whoami", async () => {
+    const user = freshUser()
+    await signedIn(user, { TOOL_ACL: `[users.${user.login}]\ntools = ["counter_*"]` })
+    const token = await tokenOf(user)
+    const client = await mcpClient(token)
+    const whoami = await client.callTool({ name: "whoami", arguments: {} })
+    expect(whoami.isError).toBeFalsy()
+    expect(whoami.structuredContent).toEqual({
+      principal: user.login,
+      tenant: user.tenant,
+      scopes: ["read", "write"],
+      // whoami is always granted: a user the ACL locks out can still see why.
+      tools: [...toolsLike("counter_"), "whoami"],
+      expiresAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.000Z$/),
+    })
+    expect(Date.parse((whoami.structuredContent as any).expiresAt)).toBeGreaterThan(Date.now())
+    // What it says is what the server enforces.
+    expect(errorOf(await client.callTool({ name: "read_state", arguments: { kind: "counter", id: "c" } })).code).toBe(
+      "tool_not_granted",
+    )
+    const response = await fetchWorker(`${BASE}/v1/whoami`, { headers: { Authorization: `Bearer ${token}` } })
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual(whoami.structuredContent)
+    await client.close()
+  })
+
+  it("says tools: null for a user no ACL limits, and needs the read scope", async () => {
+    const user = freshUser()
+    const response = await fetchWorker(`${BASE}/v1/whoami`, {
+      headers: { Authorization: `Bearer ${await tokenOf(user)}` },
+    })
+    expect(await response.json()).toMatchObject({ principal: user.login, tools: null })
+    const writeOnly = await fetchWorker(`${BASE}/v1/whoami`, {
+      headers: { Authorization: `Bearer ${await tokenOf(user, "write")}` },
+    })
+    expect(writeOnly.status).toBe(403)
+    expect(((await writeOnly.json()) as any).error.code).toBe("insufficient_scope")
+  })
+})
+
+describe("idempotent command tools", () => {
+  it("apply a call re-sent with the same idempotencyKey once, and say the answer is a replay", async () => {
+    const user = freshUser()
+    const client = await mcpClient(await tokenOf(user))
+    const id = freshId("c")
+    const call = { name: "counter_increment", arguments: { id, command: { by: 5 }, idempotencyKey: "retry-1" } }
+    const first = await client.callTool(call)
+    expect(first.structuredContent).toMatchObject({ version: 1, state: { value: 5 }, replayed: false })
+    const again = await client.callTool(call)
+    expect(again.isError).toBeFalsy()
+    expect(again.structuredContent).toEqual({ ...(first.structuredContent as object), replayed: true })
+    // The same key for another command is refused; a key outside the Idempotency-Key rule is invalid.
+    const reused = await client.callTool({ ...call, arguments: { ...call.arguments, command: { by: 6 } } })
+    expect(errorOf(reused).code).toBe("idempotency_key_reused")
+    const invalid = await client.callTool({ ...call, arguments: { ...call.arguments, idempotencyKey: "two words" } })
+    expect(invalid.isError).toBe(true)
+    const state = await client.callTool({ name: "read_state", arguments: { kind: "counter", id } })
+    expect(state.structuredContent).toMatchObject({ version: 1, state: { value: 5 } })
+    // Without a key, each call applies.
+    await client.callTool({ name: "counter_increment", arguments: { id, command: { by: 1 } } })
+    await client.callTool({ name: "counter_increment", arguments: { id, command: { by: 1 } } })
+    const after = await client.callTool({ name: "read_state", arguments: { kind: "counter", id } })
+    expect(after.structuredContent).toMatchObject({ version: 3, state: { value: 7 } })
+    await client.close()
   })
 })
