@@ -23,6 +23,7 @@ export { limitKey } from "./rate-limit.js"
 export {
   ActorIdSchema,
   Count,
+  IdempotencyKeySchema,
   failure,
   fromReply,
   success,

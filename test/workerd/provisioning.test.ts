@@ -289,4 +289,19 @@ describe("idempotent command tools", () => {
     expect(after.structuredContent).toMatchObject({ version: 3, state: { value: 7 } })
     await client.close()
   })
+
+  it("make the memory tools' writes safe to re-send too: a forget re-sent with its key answers alike", async () => {
+    const client = await mcpClient(await tokenOf(freshUser()))
+    const namespace = freshId("notes")
+    const store = { name: "store_memory", arguments: { namespace, content: "milk", idempotencyKey: "store-1" } }
+    const stored = (await client.callTool(store)).structuredContent as { hash: string }
+    expect(stored).toMatchObject({ stored: true, replayed: false })
+    expect((await client.callTool(store)).structuredContent).toMatchObject({ stored: true, replayed: true })
+    const forget = { name: "delete_memory", arguments: { namespace, hash: stored.hash, idempotencyKey: "forget-1" } }
+    expect((await client.callTool(forget)).structuredContent).toMatchObject({ forgotten: true, replayed: false })
+    expect((await client.callTool(forget)).structuredContent).toMatchObject({ forgotten: true, replayed: true })
+    const unkeyed = await client.callTool({ name: "delete_memory", arguments: { namespace, hash: stored.hash } })
+    expect(errorOf(unkeyed).code).toBe("unknown_memory")
+    await client.close()
+  })
 })
