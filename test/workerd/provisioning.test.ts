@@ -160,6 +160,23 @@ describe("provisioning at sign-in", () => {
     expect((await stateOf(user)).version).toBe(version)
   })
 
+  it("binds the GitHub id to the tenant: a case variant of the login under another id is refused too", async () => {
+    const user = freshUser()
+    await signedIn(user)
+    const lower = { ...user, login: user.tenant, githubId: user.githubId + 1 }
+    const upper = { ...user, login: user.login.toUpperCase(), githubId: user.githubId + 1 }
+    expect(await refusalOf(signedIn(lower))).toMatchObject({ status: 403, code: "github_id_mismatch" })
+    expect(await refusalOf(signedIn(upper))).toMatchObject({ status: 403, code: "github_id_mismatch" })
+    expect((await stateOf(lower)).state).toMatchObject({ status: "new", githubId: user.githubId })
+    expect((await stateOf(upper)).version).toBe(0)
+    // The same GitHub user renamed to another spelling of the login is still its own tenant's user.
+    const renamed = { ...user, login: user.tenant }
+    await signedIn(renamed)
+    expect((await stateOf(renamed)).state).toMatchObject({ status: "open", githubId: user.githubId })
+    // A session that only binds the id limits no tool: its principal never opened it.
+    expect(await grantsOf({ ...user, login: user.login.toUpperCase() })).toBeUndefined()
+  })
+
   it("refuses every sign-in while the ACL is invalid or misconfigured, with a message that says why", async () => {
     const user = freshUser()
     const invalid = await refusalOf(signedIn(user, { TOOL_ACL: `[default]\ntool = ["*"]` }))

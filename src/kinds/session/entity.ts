@@ -17,6 +17,9 @@
  * audit trail is this log) and applies the deployment's tool ACL (Granted/Revoked for the
  * difference, then `AclApplied`). The first sign-in records the GitHub user id; a later one
  * under the same login with another id (a renamed or re-registered account) is refused.
+ * Logins are case-insensitive on GitHub and the tenant is the login lowercased, so the id is
+ * bound to the tenant too: `BindIdentity`, sent to `session/{login lowercased}` first when the
+ * login has capitals (a session whose id is the lowercased login holds that binding either way).
  */
 import { Clock, Effect, Schema } from "effect"
 import { Caller, forbid } from "../../index.js"
@@ -76,13 +79,16 @@ export const RecordSignIn = tagged("SignIn", {
   event: Schema.Literals(["signed-in", "refreshed"]),
   login: Name,
   githubId: NonNegativeSafeInt,
-  client: Name,
-  clientName: Schema.optionalKey(Schema.String),
+  /** The OAuth client id: a registered id, or a URL (a Client ID Metadata Document). */
+  client: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(2048))),
+  clientName: Schema.optionalKey(Name),
   scopes: Schema.Array(Schema.String),
   /** The TTL when the sign-in (re)opens the session. */
   ttlSeconds: Ttl,
   acl: AppliedAcl,
 })
+/** Binds the GitHub id to the tenant (this session's id is the login lowercased); emberlog's own, as SignIn. */
+export const BindIdentity = tagged("BindIdentity", { login: Name, githubId: NonNegativeSafeInt })
 export const SessionCommand = Schema.Union([
   OpenSession,
   TouchSession,
@@ -92,6 +98,7 @@ export const SessionCommand = Schema.Union([
   CloseSession,
   ExpireSession,
   RecordSignIn,
+  BindIdentity,
 ])
 export type SessionCommand = typeof SessionCommand.Type
 
@@ -119,6 +126,12 @@ export const SignedIn = tagged("SignedIn", signInFields)
 /** A token refresh through the authorization server; it touches the session too. */
 export const Refreshed = tagged("Refreshed", signInFields)
 export const AclApplied = tagged("AclApplied", { ...AppliedAcl.fields, at: NonNegativeSafeInt })
+/** The tenant's GitHub user, bound at its first sign-in under a login with capitals. */
+export const IdentityBound = tagged("IdentityBound", {
+  login: Schema.String,
+  githubId: NonNegativeSafeInt,
+  at: NonNegativeSafeInt,
+})
 export const SessionEvent = Schema.Union([
   SessionOpened,
   SessionTouched,
@@ -130,6 +143,7 @@ export const SessionEvent = Schema.Union([
   SignedIn,
   Refreshed,
   AclApplied,
+  IdentityBound,
 ])
 export type SessionEvent = typeof SessionEvent.Type
 
@@ -148,6 +162,23 @@ const notOwner = (user: string) =>
 
 type SignInCommand = typeof RecordSignIn.Type
 
+const githubIdMismatch = (login: string, bound: number, githubId: number) =>
+  forbid(
+    "github_id_mismatch",
+    `The login ${login} belongs to GitHub user ${bound} here; GitHub user ${githubId} now has that ` +
+      "login (a renamed or re-registered account), so this user's instance is not theirs",
+    { login, githubId: bound },
+  )
+
+const bindIdentity = (state: SessionState, command: typeof BindIdentity.Type, now: number, actorId: string) =>
+  Effect.gen(function* () {
+    const { login, githubId } = command
+    if (login.toLowerCase() !== actorId) return yield* notOwner(actorId)
+    if (state.githubId === undefined) return [{ type: "IdentityBound", login, githubId, at: now } as const]
+    if (state.githubId !== githubId) return yield* githubIdMismatch(login, state.githubId, githubId)
+    return []
+  })
+
 /**
  * A sign-in or refresh: (re)open unless open, record it, and apply the ACL. `AclApplied` is
  * recorded on every sign-in and whenever the ACL changes something (a refresh usually changes
@@ -159,12 +190,7 @@ const signIn = (state: SessionState, command: SignInCommand, now: number, actorI
     if (login !== actorId) return yield* notOwner(actorId)
     if (state.status !== "new" && state.user !== login) return yield* notOwner(state.user)
     if (state.githubId !== undefined && state.githubId !== githubId)
-      return yield* forbid(
-        "github_id_mismatch",
-        `The login ${login} belongs to GitHub user ${state.githubId} here; GitHub user ${githubId} now has that ` +
-          "login (a renamed or re-registered account), so this session is not theirs",
-        { login, githubId: state.githubId },
-      )
+      return yield* githubIdMismatch(login, state.githubId, githubId)
     const events: Array<SessionEvent> = []
     const open = state.status === "open" && now < state.expiresAt
     if (!open)
@@ -200,6 +226,7 @@ const decide = (state: SessionState, command: SessionCommand) =>
     }
     // Internal (the host refuses it from clients); the login it names must be the session's id all the same.
     if (command.type === "SignIn") return yield* signIn(state, command, now, caller.actorId)
+    if (command.type === "BindIdentity") return yield* bindIdentity(state, command, now, caller.actorId)
     // Authority before state: a refusal tells an intruder nothing about the session.
     const grant = command.type === "Grant" || command.type === "Revoke"
     if (!caller.internal && !grant && caller.principal !== caller.actorId) return yield* notOwner(caller.actorId)
@@ -265,6 +292,8 @@ const evolve = (state: SessionState, event: SessionEvent): SessionState => {
       return { ...state, githubId: event.githubId, expiresAt: event.at + state.ttlSeconds * 1000 }
     case "AclApplied":
       return { ...state, scopesOnly: event.tools === null }
+    case "IdentityBound":
+      return { ...state, githubId: event.githubId }
     default:
       return event satisfies never
   }
@@ -282,5 +311,5 @@ export const Session = Entity.make({
     dueAt: (state: SessionState) => (state.status === "open" ? state.expiresAt : undefined),
     command: { type: "Expire" },
   },
-  internalCommands: ["Expire", "SignIn"],
+  internalCommands: ["Expire", "SignIn", "BindIdentity"],
 })

@@ -12,6 +12,8 @@ export const session = defineKind({
     const reply = await actor(principal.sub).readState({})
     if (!reply.ok || reply.value.version === 0) return undefined
     const state = reply.value.state as SessionState
+    // Never opened (it only binds a tenant's GitHub id): scopes alone, as without a session.
+    if (state.status === "new") return undefined
     if (state.status !== "open") return new Set()
     return state.scopesOnly === true ? undefined : new Set(state.grants)
   },

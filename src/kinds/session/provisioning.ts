@@ -70,13 +70,22 @@ export const aclFor = async (env: SessionEnv, login: string, tools: ReadonlyArra
 /** The session kind's `signedIn`: a refusal (GitHub id mismatch, an invalid ACL) throws an HttpError saying why. */
 export const provisionSession: NonNullable<KindModule["signedIn"]> = async (actor, signIn, context) => {
   const env = context.env as SessionEnv
+  const { login, githubId } = signIn
+  // The tenant is the login lowercased: its GitHub user is bound in the session of that spelling.
+  if (login !== login.toLowerCase()) {
+    const bind = { type: "BindIdentity", login, githubId }
+    unwrap(await actor(login.toLowerCase()).command({ command: bind, internal: true, principal: login }))
+  }
   const command = {
     type: "SignIn",
     event: signIn.event,
     login: signIn.login,
     githubId: signIn.githubId,
     client: signIn.clientId,
-    ...(signIn.clientName === undefined ? {} : { clientName: signIn.clientName }),
+    // A client names itself (dynamic registration): the log keeps a bounded name.
+    ...(signIn.clientName === undefined || signIn.clientName === ""
+      ? {}
+      : { clientName: signIn.clientName.slice(0, 256) }),
     scopes: [...signIn.scopes],
     ttlSeconds: sessionTtl(env),
     acl: await aclFor(env, signIn.login, context.tools),
