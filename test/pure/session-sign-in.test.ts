@@ -18,16 +18,20 @@ const acl = fc.oneof(
     .subarray(TOOLS)
     .map((tools) => ({ tools, source: "TOOL_ACL", section: "default", unmatched: [] as Array<string> })),
 )
-const signIn = fc.record({
-  type: fc.constant("SignIn"),
-  event: fc.constantFrom("signed-in", "refreshed"),
-  login: fc.constant(LOGIN),
-  githubId: fc.constantFrom(1, 1, 1, 2),
-  client: fc.constantFrom("client-a", "https://client.example/metadata.json"),
-  scopes: fc.constant(["read", "write"]),
-  ttlSeconds: fc.integer({ min: 1, max: 5 }),
-  acl,
-})
+// No acl: a refresh while the ACL cannot be read, which keeps the grants as they are.
+const signIn = fc.record(
+  {
+    type: fc.constant("SignIn"),
+    event: fc.constantFrom("signed-in", "refreshed"),
+    login: fc.constant(LOGIN),
+    githubId: fc.constantFrom(1, 1, 1, 2),
+    client: fc.constantFrom("client-a", "https://client.example/metadata.json"),
+    scopes: fc.constant(["read", "write"]),
+    ttlSeconds: fc.integer({ min: 1, max: 5 }),
+    acl,
+  },
+  { requiredKeys: ["type", "event", "login", "githubId", "client", "scopes", "ttlSeconds"] },
+)
 const userCommand = fc.oneof(
   fc.constant({ type: "Touch" }),
   fc.constant({ type: "Close" }),
@@ -74,13 +78,17 @@ describe("sign-ins on a session", () => {
           }
           for (const event of exit.value) state = Session.evolve(state, event)
           if (command.type !== "SignIn") continue
-          const { githubId, acl: applied } = command as { githubId: number; acl: { tools: Array<string> | null } }
+          const { githubId, acl: given } = command as { githubId: number; acl?: { tools: Array<string> | null } }
+          // Without an ACL the grants stay as they were.
+          const applied = given ?? { tools: before.scopesOnly === true ? null : [...before.grants] }
           if (before.githubId !== undefined && before.githubId !== githubId)
             throw new Error(`GitHub user ${githubId} signed in to ${before.githubId}'s session`)
           if (state.status !== "open" || now >= state.expiresAt) throw new Error("a sign-in left the session closed")
           if (state.githubId !== githubId) throw new Error("the sign-in's GitHub id is not recorded")
           if (applied.tools === null) {
             if (state.scopesOnly !== true) throw new Error("no ACL configured, yet grants limit the user")
+            if (given === undefined && JSON.stringify(state.grants) !== JSON.stringify(before.grants))
+              throw new Error("a refresh without an ACL changed the grants")
           } else {
             if (state.scopesOnly === true) throw new Error("an ACL applied, yet the user is left to its scopes")
             const grants = JSON.stringify([...state.grants].sort())

@@ -191,6 +191,17 @@ describe("provisioning at sign-in", () => {
     expect((await stateOf(user)).version).toBe(0)
   })
 
+  it("lets a refresh through while the ACL is invalid, keeping the grants the session has", async () => {
+    const user = freshUser()
+    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["whoami", "read_state"]` })
+    const before = (await eventsOf(user)).length
+    await signedIn(user, { TOOL_ACL: "[default\n" }, signInOf(user, "refreshed"))
+    expect((await eventsOf(user)).slice(before).map((e) => e.type)).toEqual(["Refreshed"])
+    expect(await grantsOf(user)).toEqual(new Set(["whoami", "read_state"]))
+    // A sign-in is refused all the same.
+    expect(await refusalOf(signedIn(user, { TOOL_ACL: "[default\n" }))).toMatchObject({ status: 503 })
+  })
+
   it("reads the ACL from R2 (CONFIG_BUCKET, TOOL_ACL_KEY) at each sign-in", async () => {
     const user = freshUser()
     const key = `acl/${freshId()}.toml`

@@ -85,7 +85,8 @@ export const RecordSignIn = tagged("SignIn", {
   scopes: Schema.Array(Schema.String),
   /** The TTL when the sign-in (re)opens the session. */
   ttlSeconds: Ttl,
-  acl: AppliedAcl,
+  /** Absent: a refresh while the ACL cannot be read (provisioning.ts): the grants stay as they are. */
+  acl: Schema.optionalKey(AppliedAcl),
 })
 /** Binds the GitHub id to the tenant (this session's id is the login lowercased); emberlog's own, as SignIn. */
 export const BindIdentity = tagged("BindIdentity", { login: Name, githubId: NonNegativeSafeInt })
@@ -205,6 +206,7 @@ const signIn = (state: SessionState, command: SignInCommand, now: number, actorI
     const record = { client, ...(clientName === undefined ? {} : { clientName }), scopes, githubId, at: now }
     events.push({ type: command.event === "signed-in" ? "SignedIn" : "Refreshed", ...record })
     const { acl } = command
+    if (acl === undefined) return events
     const changes: Array<SessionEvent> = []
     if (acl.tools !== null) {
       const granted = new Set(acl.tools)

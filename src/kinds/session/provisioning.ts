@@ -10,7 +10,7 @@
  * users are bound by their scopes alone. `SESSION_TTL_SECONDS`: how long a session stays open
  * without a sign-in or refresh (30 days, the most, by default).
  */
-import { HttpError, unwrap, type Env, type KindModule } from "../../worker.js"
+import { HttpError, unwrap, type Env, type KindModule, type SignIn } from "../../worker.js"
 import { aclGrantsFor, InvalidToolAcl, parseToolAcl } from "./acl.js"
 import type { AppliedAcl as AppliedAclSchema } from "./entity.js"
 
@@ -67,6 +67,21 @@ export const aclFor = async (env: SessionEnv, login: string, tools: ReadonlyArra
   return { tools: grants.tools, source: document.source, section: grants.section, unmatched: grants.unmatched }
 }
 
+/**
+ * The ACL and TTL a sign-in applies. A misconfiguration refuses a sign-in, but not a refresh: the
+ * session keeps the grants it has (no ACL in the command) and the operator's typo does not end
+ * every user's grant at their next refresh. It is logged, and the next sign-in refuses it.
+ */
+const settingsFor = async (env: SessionEnv, signIn: SignIn, tools: ReadonlyArray<string>) => {
+  try {
+    return { ttlSeconds: sessionTtl(env), acl: await aclFor(env, signIn.login, tools) }
+  } catch (error) {
+    if (!(error instanceof HttpError) || signIn.event !== "refreshed") throw error
+    console.error(`emberlog: ${signIn.login}'s refresh keeps the grants it has: ${error.message}`)
+    return { ttlSeconds: MAX_SESSION_TTL_SECONDS }
+  }
+}
+
 /** The session kind's `signedIn`: a refusal (GitHub id mismatch, an invalid ACL) throws an HttpError saying why. */
 export const provisionSession: NonNullable<KindModule["signedIn"]> = async (actor, signIn, context) => {
   const env = context.env as SessionEnv
@@ -87,8 +102,7 @@ export const provisionSession: NonNullable<KindModule["signedIn"]> = async (acto
       ? {}
       : { clientName: signIn.clientName.slice(0, 256) }),
     scopes: [...signIn.scopes],
-    ttlSeconds: sessionTtl(env),
-    acl: await aclFor(env, signIn.login, context.tools),
+    ...(await settingsFor(env, signIn, context.tools)),
   }
   // Internal: SignIn is emberlog's own command; the log records the user as its principal.
   unwrap(await actor(signIn.login).command({ command, internal: true, principal: signIn.login }))
