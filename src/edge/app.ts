@@ -22,6 +22,7 @@ import * as Params from "./params.js"
 import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./objects.js"
 import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
+import { whoamiRoutes } from "./whoami.js"
 
 type AppContext = Context<AppEnv>
 
@@ -228,6 +229,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   for (const { routes } of served.modules) routes?.(app)
   options.routes?.(app)
 
+  whoamiRoutes(app, served)
   // Topics, projections and admin first, so that those words are never read as kinds.
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {
     const topic = topicOf(c, c.req.param("topic"))

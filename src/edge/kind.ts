@@ -100,7 +100,32 @@ export const commandTools = (entity: Entity): ReadonlyArray<{ readonly name: str
 }
 
 /** The tools every MCP server offers beside the kinds' (mcp/server.ts registers them). */
-const READ_TOOLS: ReadonlyArray<string> = ["read_state", "read_events", "verify_log"]
+const READ_TOOLS: ReadonlyArray<string> = ["read_state", "read_events", "verify_log", "whoami"]
+
+/**
+ * Granted whatever the kinds' grants say: whoami shows callers only their own authority, and a
+ * user locked out by an ACL (or a closed session) most needs to see why.
+ */
+export const ALWAYS_GRANTED: ReadonlyArray<string> = ["whoami"]
+
+/**
+ * The tools a principal may call, by every served kind that limits them (a tool must be in every
+ * set; ALWAYS_GRANTED is in all): undefined when none does. `actor` addresses the principal's tenant.
+ */
+export const toolGrantsOf = async (
+  served: KindRegistry,
+  principal: Principal,
+  actor: (kind: string, id: string) => ActorApi,
+): Promise<ReadonlySet<string> | undefined> => {
+  const answers = await Promise.all(
+    served.modules.map(({ entity, toolGrants }) => toolGrants?.((id) => actor(entity.kind, id), principal)),
+  )
+  const limits = answers.filter((granted) => granted !== undefined)
+  if (limits.length === 0) return undefined
+  const [first, ...rest] = limits
+  const granted = [...first!].filter((tool) => rest.every((limit) => limit.has(tool)))
+  return new Set([...granted, ...ALWAYS_GRANTED])
+}
 
 const NOBODY = { sub: "", tenant: "", scopes: new Set<string>() } as Principal
 

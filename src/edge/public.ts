@@ -24,6 +24,7 @@ export { limitKey } from "./rate-limit.js"
 export {
   ActorIdSchema,
   Count,
+  IdempotencyKeySchema,
   failure,
   fromReply,
   success,

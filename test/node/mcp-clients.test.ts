@@ -39,8 +39,8 @@ describe("MCP with real clients", () => {
     const all = first.tools.map((t) => t.name)
     expect(all).toContain("counter_increment")
     // 22 command tools (every kind's commands but the engine's internal ones), read_state, read_events,
-    // verify_log, and the memory tools store_memory, retrieve_memory, search_by_tag, delete_memory
-    expect(new Set(all).size).toBe(29)
+    // verify_log, whoami, and the memory tools store_memory, retrieve_memory, search_by_tag, delete_memory
+    expect(new Set(all).size).toBe(30)
     expect(all).toEqual(
       expect.arrayContaining([
         "read_state",
@@ -122,7 +122,7 @@ describe("MCP with real clients", () => {
     await client.connect(new TransportV2(new URL(`${base}/mcp`)))
     expect(client.getNegotiatedProtocolVersion()).toBe("2026-07-28")
     const { tools } = await client.listTools()
-    expect(tools.length).toBe(29)
+    expect(tools.length).toBe(30)
     const ns = `mcp-memories-${Date.now()}`
     const stored = await client.callTool({
       name: "store_memory",

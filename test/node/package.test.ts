@@ -37,7 +37,7 @@ const served = {
   event: "Added",
   stateAfterCommand: { items: [{ id: 1, title: "milk", done: false }] },
   tool: { name: "todo_add", command: { id: 2, title: "eggs" } },
-  tools: ["todo_add", "todo_complete", "todo_remove", "read_state", "read_events", "verify_log"],
+  tools: ["todo_add", "todo_complete", "todo_remove", "read_state", "read_events", "verify_log", "whoami"],
   notServed: "counter",
 }
 

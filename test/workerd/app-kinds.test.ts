@@ -133,6 +133,7 @@ describe("an app serving only the kinds it lists", () => {
       "read_state",
       "read_events",
       "verify_log",
+      "whoami",
     ])
     const read = await mcp("tools/call", { name: "read_state", arguments: { kind: "document", id: "x" } })
     expect(read.body.result.isError).toBe(true)

@@ -48,13 +48,13 @@ describe("MCP tools/list", () => {
     const client = await connect(kindRegistry([counter, document, room, session, job, memory]))
     const only = await page(client)
     expect(only.nextCursor).toBeUndefined()
-    expect(only.tools.length).toBe(29)
+    expect(only.tools.length).toBe(30)
     expect(only.tools.map((tool) => tool.name)).toEqual(expect.arrayContaining(["counter_increment", "store_memory"]))
   })
 
   it("still lists exactly 100 tools in one page", async () => {
-    // counter's 3 command tools + read_state, read_events, verify_log + 94 of its own = 100.
-    const client = await connect(kindRegistry([manyTools(TOOLS_PAGE - 6)]))
+    // counter's 3 command tools + read_state, read_events, verify_log, whoami + 93 of its own = 100.
+    const client = await connect(kindRegistry([manyTools(TOOLS_PAGE - 7)]))
     const only = await page(client)
     expect(only.tools.length).toBe(TOOLS_PAGE)
     expect(only.nextCursor).toBeUndefined()
@@ -68,30 +68,31 @@ describe("MCP tools/list", () => {
     const second = await page(client, first.nextCursor)
     expect(second.tools.length).toBe(TOOLS_PAGE)
     const third = await page(client, second.nextCursor)
-    expect(third.tools.length).toBe(56)
+    expect(third.tools.length).toBe(57)
     expect(third.nextCursor).toBeUndefined()
     const names = [...first.tools, ...second.tools, ...third.tools].map((tool) => tool.name)
-    expect(names.length).toBe(256)
-    expect(new Set(names).size).toBe(256)
-    expect(names.slice(0, 7)).toEqual([
+    expect(names.length).toBe(257)
+    expect(new Set(names).size).toBe(257)
+    expect(names.slice(0, 8)).toEqual([
       "counter_increment",
       "counter_decrement",
       "counter_reset",
       "read_state",
       "read_events",
       "verify_log",
+      "whoami",
       "extra_0",
     ])
     expect(names.at(-1)).toBe("extra_249")
     // A client that follows the cursor itself sees the same tools.
     expect((await client.listTools()).tools.map((tool) => tool.name)).toEqual(names)
     // The first 100 are those of a registry of exactly 100, which the SDK's own handler lists: described alike.
-    const sdkListed = await page(await connect(kindRegistry([manyTools(TOOLS_PAGE - 6)])))
+    const sdkListed = await page(await connect(kindRegistry([manyTools(TOOLS_PAGE - 7)])))
     expect(first.tools).toEqual(sdkListed.tools)
     const increment = first.tools.find((tool) => tool.name === "counter_increment")!
     expect(increment.inputSchema).toMatchObject({ type: "object", properties: { id: { type: "string" } } })
     expect(increment.outputSchema).toMatchObject({ type: "object", properties: { version: { type: "integer" } } })
-    expect(second.tools[0]).toMatchObject({ name: "extra_94", inputSchema: { type: "object" } })
+    expect(second.tools[0]).toMatchObject({ name: "extra_93", inputSchema: { type: "object" } })
     // The tools listed on later pages are callable as any other.
     expect((await client.callTool({ name: "extra_249", arguments: { n: 7 } })).structuredContent).toEqual({
       n: 7,

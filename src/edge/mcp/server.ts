@@ -1,10 +1,12 @@
 /**
  * The MCP server emberlog offers: tools generated from the entity definitions (one per
  * command of each kind, e.g. `counter_increment {id, command: {by}}`, whose Effect Schemas
- * become the JSON Schemas clients see), plus `read_state`, `read_events` and `verify_log`,
+ * become the JSON Schemas clients see), plus `read_state`, `read_events`, `verify_log` and `whoami`,
  * and resources `emberlog://{kind}/{id}` (state) and `emberlog://{kind}/{id}/events`.
  * A command tool takes the actor's id beside the command's fields, never among them, so a
- * command may have a field of any name (`id` included).
+ * command may have a field of any name (`id` included), and an optional `idempotencyKey`
+ * (the actor's Idempotency-Key): a call re-sent with the same key applies once, and its answer
+ * says `replayed: true`. `whoami` shows the caller what the server sees of it (../whoami.ts).
  *
  * Error results are `isError: true` with the error (`{"error": {code, message, details?}}`,
  * as HTTP answers) in their text and no `structuredContent`: a tool's output schema
@@ -19,10 +21,12 @@ import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { NAME_CHARS } from "../../core/names.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
-import { commandTools, type KindRegistry } from "../kind.js"
+import { commandTools, toolGrantsOf, type KindRegistry } from "../kind.js"
+import { Whoami, whoamiOf } from "../whoami.js"
 import {
   ActorIdSchema,
   Count,
+  IdempotencyKeySchema,
   failure,
   fromReply,
   mcpSchema,
@@ -72,21 +76,9 @@ const listPage = (listed: ReadonlyArray<Listed>, cursor: string | undefined) => 
   return end < listed.length ? { tools, nextCursor: String(end) } : { tools }
 }
 
-/** The tools a principal may call, by every served kind that limits them: undefined when none does. */
-const toolGrants = async (
-  directory: ActorDirectory,
-  served: KindRegistry,
-): Promise<ReadonlySet<string> | undefined> => {
-  const answers = await Promise.all(
-    served.modules.map(({ entity, toolGrants }) =>
-      toolGrants?.((id) => directory.actor(entity.kind, id), directory.principal),
-    ),
-  )
-  const limits = answers.filter((granted) => granted !== undefined)
-  if (limits.length === 0) return undefined
-  const [first, ...rest] = limits
-  return new Set([...first!].filter((tool) => rest.every((granted) => granted.has(tool))))
-}
+/** The tools a principal may call (kind.ts, toolGrantsOf): undefined when no served kind limits them. */
+const toolGrants = (directory: ActorDirectory, served: KindRegistry) =>
+  toolGrantsOf(served, directory.principal, directory.actor)
 
 /** The MCP server for one caller: tools of the registry's kinds (the app's, or a test's own). */
 export const buildMcpServer = (
@@ -119,7 +111,7 @@ export const buildMcpServer = (
   }
 
   const OutcomeSchema = (state: Schema.Codec<any, any, never, never>) =>
-    mcpSchema(Schema.Struct({ version: Count, events: Schema.Array(Schema.Unknown), state }))
+    mcpSchema(Schema.Struct({ version: Count, events: Schema.Array(Schema.Unknown), state, replayed: Schema.Boolean }))
 
   /** Every tool registered, in order, as tools/list lists them when it pages (see below). */
   const listed: Array<Listed> = []
@@ -142,22 +134,26 @@ export const buildMcpServer = (
         {
           description:
             `Sends ${type} (its fields in \`command\`) to the ${kind} actor with this id (it exists implicitly) ` +
-            "and returns its new version, the events appended and the state.",
+            "and returns its new version, the events appended and the state; " +
+            "with an idempotencyKey, a retried call applies once.",
           inputSchema: mcpSchema(
             Schema.Struct({
               id: ActorIdSchema,
               command: Object.keys(fields).length === 0 ? Schema.optionalKey(command) : command,
+              idempotencyKey: Schema.optionalKey(IdempotencyKeySchema),
             }),
           ),
           outputSchema: OutcomeSchema(entity.state as Schema.Codec<any, any, never, never>),
         },
-        async (args: { id: string; command?: Record<string, unknown> }) =>
+        async (args: { id: string; command?: Record<string, unknown>; idempotencyKey?: string }) =>
           guard(name, "write", async () => {
-            const request = { command: { ...args.command, type }, principal: directory.principal.sub }
+            const { sub, scopes } = directory.principal
+            const key = args.idempotencyKey === undefined ? {} : { idempotencyKey: args.idempotencyKey }
+            const request = { command: { ...args.command, type }, principal: sub, scopes: [...scopes], ...key }
             const reply = await directory.actor(kind, args.id).command(request)
             if (!reply.ok) return fromReply(reply)
-            const { version, events, state } = reply.value
-            return success({ version, events, state })
+            const { version, events, state, replayed } = reply.value
+            return success({ version, events, state, replayed })
           }),
       )
     }
@@ -217,6 +213,22 @@ export const buildMcpServer = (
     },
     async ({ kind, id }) =>
       guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
+  )
+
+  register(
+    "whoami",
+    {
+      description:
+        "Shows what the server sees of you: principal, tenant, scopes, the tools granted to you " +
+        "(null: your scopes alone decide) and when your token expires.",
+      inputSchema: mcpSchema(Schema.Struct({})),
+      outputSchema: mcpSchema(Whoami),
+    },
+    async () =>
+      guard("whoami", "read", async () => {
+        const granted = await (grants ??= toolGrants(directory, served))
+        return success({ ...whoamiOf(directory.principal, granted, served) })
+      }),
   )
 
   // Each kind's own tools, after the generated ones.

@@ -7,6 +7,7 @@
 import { Schema } from "effect"
 import type { ActorApi } from "../../actors/durable-actor.js"
 import { NAME_PATTERN } from "../../core/names.js"
+import { CLIENT_ID } from "../../domain/protocol.js"
 import type { Principal, Scope } from "../../infra/tokens.js"
 
 export type ToolResult = {
@@ -17,6 +18,18 @@ export type ToolResult = {
 
 /** An actor id, as tool inputs take it. */
 export const ActorIdSchema = Schema.String.pipe(Schema.check(Schema.isPattern(NAME_PATTERN)))
+/**
+ * A tool's `idempotencyKey`: the Idempotency-Key header's rule (1–255 visible ASCII characters).
+ * A client re-sending a call after a broken stream (MCP 2026-07-28 leaves re-sends to clients)
+ * sends the same key, and the actor applies the command once.
+ */
+export const IdempotencyKeySchema = Schema.String.pipe(
+  Schema.check(Schema.isPattern(CLIENT_ID, { message: "idempotencyKey must be 1–255 visible ASCII characters" })),
+).annotate({
+  description:
+    "Makes a retry safe: a call repeated with the same key (and the same command) applies once and answers replayed: true",
+})
+
 /** A count or seq: a non-negative integer. */
 export const Count = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
 

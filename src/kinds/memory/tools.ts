@@ -7,6 +7,7 @@ import { contentHash } from "./entity.js"
 import {
   ActorIdSchema,
   Count,
+  IdempotencyKeySchema,
   failure,
   fromReply,
   kindMethods,
@@ -43,10 +44,11 @@ export const memoryTools: KindTools = (tools) => {
         tags: Schema.optionalKey(MemoryTags),
         type: Schema.optionalKey(Schema.String),
         metadata: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown)),
+        idempotencyKey: Schema.optionalKey(IdempotencyKeySchema),
       }),
       scope: "write",
     },
-    async ({ namespace, content, tags, type, metadata }) => {
+    async ({ namespace, content, tags, type, metadata, idempotencyKey }) => {
       const command = {
         type: "Store",
         content,
@@ -54,9 +56,10 @@ export const memoryTools: KindTools = (tools) => {
         ...(type ? { memoryType: type } : {}),
         ...(metadata ? { metadata } : {}),
       }
-      const reply = await tools.actor(namespace).command({ command, principal: tools.principal.sub })
+      const key = idempotencyKey === undefined ? {} : { idempotencyKey }
+      const reply = await tools.actor(namespace).command({ command, principal: tools.principal.sub, ...key })
       return reply.ok
-        ? success({ hash: contentHash(content), stored: reply.value.events.length > 0 })
+        ? success({ hash: contentHash(content), stored: reply.value.events.length > 0, replayed: reply.value.replayed })
         : fromReply(reply)
     },
   )
@@ -88,14 +91,20 @@ export const memoryTools: KindTools = (tools) => {
     "delete_memory",
     {
       description: "Forgets a memory: its content is erased; the log keeps only that it was forgotten.",
-      input: Schema.Struct({ namespace: Namespace, hash: Schema.String }),
+      input: Schema.Struct({
+        namespace: Namespace,
+        hash: Schema.String,
+        idempotencyKey: Schema.optionalKey(IdempotencyKeySchema),
+      }),
       scope: "write",
     },
-    async ({ namespace, hash }) => {
+    async ({ namespace, hash, idempotencyKey }) => {
+      // Forgetting twice is refused (the memory is unknown by then): a re-sent call needs the key to answer alike.
+      const key = idempotencyKey === undefined ? {} : { idempotencyKey }
       const reply = await tools
         .actor(namespace)
-        .command({ command: { type: "Forget", hash }, principal: tools.principal.sub })
-      return reply.ok ? success({ hash, forgotten: true }) : fromReply(reply)
+        .command({ command: { type: "Forget", hash }, principal: tools.principal.sub, ...key })
+      return reply.ok ? success({ hash, forgotten: true, replayed: reply.value.replayed }) : fromReply(reply)
     },
   )
 }

@@ -10,6 +10,16 @@
  * user's session by opening it first. Only that principal may open, touch, configure,
  * close or reopen it (once closed or expired, keeping its grants). Grants are the tool ACL
  * an admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is.
+ *
+ * Sign-ins through the app's authorization server (the session kind's `signedIn`, index.ts) send
+ * `SignIn`, a command of emberlog's own that no client can send: one transaction that (re)opens
+ * the session, records the sign-in or refresh (who, when, which client, which scopes: the access
+ * audit trail is this log) and applies the deployment's tool ACL (Granted/Revoked for the
+ * difference, then `AclApplied`). The first sign-in records the GitHub user id; a later one
+ * under the same login with another id (a renamed or re-registered account) is refused.
+ * Logins are case-insensitive on GitHub and the tenant is the login lowercased, so the id is
+ * bound to the tenant too: `BindIdentity`, sent to `session/{login lowercased}` first when the
+ * login has capitals (a session whose id is the lowercased login holds that binding either way).
  */
 import { Clock, Effect, Schema } from "effect"
 import { Caller, forbid } from "../../index.js"
@@ -30,6 +40,13 @@ export const SessionState = Schema.Struct({
   grants: Schema.Array(Schema.String),
   /** ms epoch after which the session expires unless touched. */
   expiresAt: NonNegativeSafeInt,
+  /** GitHub's id of the user, from the first sign-in (absent for sessions opened over HTTP). */
+  githubId: Schema.optionalKey(NonNegativeSafeInt),
+  /**
+   * True when the last ACL applied said none is configured: the user is bound by its scopes
+   * alone and the grants limit nothing. Absent (sessions opened over HTTP) or false: grants limit.
+   */
+  scopesOnly: Schema.optionalKey(Schema.Boolean),
 })
 export type SessionState = typeof SessionState.Type
 
@@ -46,6 +63,33 @@ export const RevokeTool = tagged("Revoke", { tool: Name })
 export const CloseSession = tagged("Close", {})
 /** Sent by the actor's alarm; appends `Expired` only when the TTL has really passed. */
 export const ExpireSession = tagged("Expire", {})
+/** The ACL as it applies to this user: resolved at the edge, where the deployment's ACL and tools are known. */
+export const AppliedAcl = Schema.Struct({
+  /** The tools granted; null when no ACL is configured (scopes alone). */
+  tools: Schema.NullOr(Schema.Array(Schema.String)),
+  /** Where the ACL came from: `TOOL_ACL`, `CONFIG_BUCKET/<key>`, or `none`. */
+  source: Schema.String,
+  /** The section that applied (`users.<login>`, `default`); null when none names the user or no ACL is configured. */
+  section: Schema.NullOr(Schema.String),
+  /** The section's patterns that matched no tool the app serves. */
+  unmatched: Schema.Array(Schema.String),
+})
+/** Sent by the session kind's `signedIn` (emberlog's own, never a client's): see the module comment. */
+export const RecordSignIn = tagged("SignIn", {
+  event: Schema.Literals(["signed-in", "refreshed"]),
+  login: Name,
+  githubId: NonNegativeSafeInt,
+  /** The OAuth client id: a registered id, or a URL (a Client ID Metadata Document). */
+  client: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(2048))),
+  clientName: Schema.optionalKey(Name),
+  scopes: Schema.Array(Schema.String),
+  /** The TTL when the sign-in (re)opens the session. */
+  ttlSeconds: Ttl,
+  /** Absent: a refresh while the ACL cannot be read (provisioning.ts): the grants stay as they are. */
+  acl: Schema.optionalKey(AppliedAcl),
+})
+/** Binds the GitHub id to the tenant (this session's id is the login lowercased); emberlog's own, as SignIn. */
+export const BindIdentity = tagged("BindIdentity", { login: Name, githubId: NonNegativeSafeInt })
 export const SessionCommand = Schema.Union([
   OpenSession,
   TouchSession,
@@ -54,6 +98,8 @@ export const SessionCommand = Schema.Union([
   RevokeTool,
   CloseSession,
   ExpireSession,
+  RecordSignIn,
+  BindIdentity,
 ])
 export type SessionCommand = typeof SessionCommand.Type
 
@@ -69,6 +115,24 @@ export const ToolGranted = tagged("Granted", { tool: Schema.String })
 export const ToolRevoked = tagged("Revoked", { tool: Schema.String })
 export const SessionClosed = tagged("Closed", {})
 export const SessionExpired = tagged("Expired", { at: NonNegativeSafeInt })
+const signInFields = {
+  client: Schema.String,
+  clientName: Schema.optionalKey(Schema.String),
+  scopes: Schema.Array(Schema.String),
+  githubId: NonNegativeSafeInt,
+  at: NonNegativeSafeInt,
+}
+/** A sign-in through the authorization server; it touches the session too. */
+export const SignedIn = tagged("SignedIn", signInFields)
+/** A token refresh through the authorization server; it touches the session too. */
+export const Refreshed = tagged("Refreshed", signInFields)
+export const AclApplied = tagged("AclApplied", { ...AppliedAcl.fields, at: NonNegativeSafeInt })
+/** The tenant's GitHub user, bound at its first sign-in under a login with capitals. */
+export const IdentityBound = tagged("IdentityBound", {
+  login: Schema.String,
+  githubId: NonNegativeSafeInt,
+  at: NonNegativeSafeInt,
+})
 export const SessionEvent = Schema.Union([
   SessionOpened,
   SessionTouched,
@@ -77,6 +141,10 @@ export const SessionEvent = Schema.Union([
   ToolRevoked,
   SessionClosed,
   SessionExpired,
+  SignedIn,
+  Refreshed,
+  AclApplied,
+  IdentityBound,
 ])
 export type SessionEvent = typeof SessionEvent.Type
 
@@ -93,6 +161,64 @@ export const initialSession: SessionState = {
 const notOwner = (user: string) =>
   forbid("not_session_owner", `This session belongs to ${JSON.stringify(user)}; only its user may do that`)
 
+type SignInCommand = typeof RecordSignIn.Type
+
+const githubIdMismatch = (login: string, bound: number, githubId: number) =>
+  forbid(
+    "github_id_mismatch",
+    `The login ${login} belongs to GitHub user ${bound} here; GitHub user ${githubId} now has that ` +
+      "login (a renamed or re-registered account), so this user's instance is not theirs",
+    { login, githubId: bound },
+  )
+
+const bindIdentity = (state: SessionState, command: typeof BindIdentity.Type, now: number, actorId: string) =>
+  Effect.gen(function* () {
+    const { login, githubId } = command
+    if (login.toLowerCase() !== actorId) return yield* notOwner(actorId)
+    if (state.githubId === undefined) return [{ type: "IdentityBound", login, githubId, at: now } as const]
+    if (state.githubId !== githubId) return yield* githubIdMismatch(login, state.githubId, githubId)
+    return []
+  })
+
+/**
+ * A sign-in or refresh: (re)open unless open, record it, and apply the ACL. `AclApplied` is
+ * recorded on every sign-in and whenever the ACL changes something (a refresh usually changes
+ * nothing, and then records only `Refreshed`).
+ */
+const signIn = (state: SessionState, command: SignInCommand, now: number, actorId: string) =>
+  Effect.gen(function* () {
+    const { login, githubId } = command
+    if (login !== actorId) return yield* notOwner(actorId)
+    if (state.status !== "new" && state.user !== login) return yield* notOwner(state.user)
+    if (state.githubId !== undefined && state.githubId !== githubId)
+      return yield* githubIdMismatch(login, state.githubId, githubId)
+    const events: Array<SessionEvent> = []
+    const open = state.status === "open" && now < state.expiresAt
+    if (!open)
+      events.push({
+        type: "Opened",
+        user: login,
+        ttlSeconds: command.ttlSeconds,
+        attributes: state.attributes,
+        at: now,
+      })
+    const { client, clientName, scopes } = command
+    const record = { client, ...(clientName === undefined ? {} : { clientName }), scopes, githubId, at: now }
+    events.push({ type: command.event === "signed-in" ? "SignedIn" : "Refreshed", ...record })
+    const { acl } = command
+    if (acl === undefined) return events
+    const changes: Array<SessionEvent> = []
+    if (acl.tools !== null) {
+      const granted = new Set(acl.tools)
+      for (const tool of acl.tools) if (!state.grants.includes(tool)) changes.push({ type: "Granted", tool })
+      for (const tool of state.grants) if (!granted.has(tool)) changes.push({ type: "Revoked", tool })
+    }
+    const modeChanges = (state.scopesOnly === true) !== (acl.tools === null)
+    if (command.event === "signed-in" || !open || changes.length > 0 || modeChanges)
+      events.push(...changes, { type: "AclApplied", ...acl, at: now })
+    return events
+  })
+
 const decide = (state: SessionState, command: SessionCommand) =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
@@ -100,6 +226,9 @@ const decide = (state: SessionState, command: SessionCommand) =>
     if (command.type === "Expire") {
       return state.status === "open" && now >= state.expiresAt ? [{ type: "Expired", at: now } as const] : []
     }
+    // Internal (the host refuses it from clients); the login it names must be the session's id all the same.
+    if (command.type === "SignIn") return yield* signIn(state, command, now, caller.actorId)
+    if (command.type === "BindIdentity") return yield* bindIdentity(state, command, now, caller.actorId)
     // Authority before state: a refusal tells an intruder nothing about the session.
     const grant = command.type === "Grant" || command.type === "Revoke"
     if (!caller.internal && !grant && caller.principal !== caller.actorId) return yield* notOwner(caller.actorId)
@@ -160,6 +289,13 @@ const evolve = (state: SessionState, event: SessionEvent): SessionState => {
       return { ...state, status: "closed" }
     case "Expired":
       return { ...state, status: "expired" }
+    case "SignedIn":
+    case "Refreshed":
+      return { ...state, githubId: event.githubId, expiresAt: event.at + state.ttlSeconds * 1000 }
+    case "AclApplied":
+      return { ...state, scopesOnly: event.tools === null }
+    case "IdentityBound":
+      return { ...state, githubId: event.githubId }
     default:
       return event satisfies never
   }
@@ -177,5 +313,5 @@ export const Session = Entity.make({
     dueAt: (state: SessionState) => (state.status === "open" ? state.expiresAt : undefined),
     command: { type: "Expire" },
   },
-  internalCommands: ["Expire"],
+  internalCommands: ["Expire", "SignIn", "BindIdentity"],
 })

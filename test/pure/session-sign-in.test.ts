@@ -1,0 +1,105 @@
+// Sign-ins on the session entity, over any history of user commands, admin grants and sign-ins:
+// after each accepted one the grants are exactly the ACL's, and the GitHub id never changes hands.
+import { Cause, Clock, Effect, Exit } from "effect"
+import fc from "fast-check"
+import { describe, it } from "vitest"
+import { Caller, Forbidden } from "../../src/domain/caller.js"
+import { Session, type SessionState } from "../../src/kinds/session/entity.js"
+import { clockAt } from "../../src/testing/clock.js"
+import { propertyParameters } from "../../src/testing/parameters.js"
+
+const START = Date.UTC(2026, 0, 1)
+const LOGIN = "Alice"
+const TOOLS = ["counter_increment", "counter_reset", "read_state", "whoami"]
+
+const acl = fc.oneof(
+  fc.constant({ tools: null, source: "none", section: null, unmatched: [] }),
+  fc
+    .subarray(TOOLS)
+    .map((tools) => ({ tools, source: "TOOL_ACL", section: "default", unmatched: [] as Array<string> })),
+)
+// No acl: a refresh while the ACL cannot be read, which keeps the grants as they are.
+const signIn = fc.record(
+  {
+    type: fc.constant("SignIn"),
+    event: fc.constantFrom("signed-in", "refreshed"),
+    login: fc.constant(LOGIN),
+    githubId: fc.constantFrom(1, 1, 1, 2),
+    client: fc.constantFrom("client-a", "https://client.example/metadata.json"),
+    scopes: fc.constant(["read", "write"]),
+    ttlSeconds: fc.integer({ min: 1, max: 5 }),
+    acl,
+  },
+  { requiredKeys: ["type", "event", "login", "githubId", "client", "scopes", "ttlSeconds"] },
+)
+const userCommand = fc.oneof(
+  fc.constant({ type: "Touch" }),
+  fc.constant({ type: "Close" }),
+  fc.record({ type: fc.constant("Open"), ttlSeconds: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({ type: fc.constantFrom("Grant", "Revoke"), tool: fc.constantFrom(...TOOLS) }),
+)
+const step = fc.record({
+  command: fc.oneof(signIn, userCommand),
+  seconds: fc.integer({ min: 0, max: 4 }),
+})
+
+/** A sign-in comes from emberlog itself (internal); the other commands from the user, an admin. */
+const decide = (state: SessionState, input: any, now: number) => {
+  const decoded = Session.decodeCommand(input)
+  if (!decoded.ok) throw new Error(`the arbitrary made an invalid command: ${decoded.error.message}`)
+  const internal = input.type === "SignIn"
+  const caller = { principal: LOGIN, scopes: new Set(["read", "write", "admin"]), internal, actorId: LOGIN }
+  return Effect.runSyncExit(
+    Session.decide(state, decoded.command).pipe(
+      Effect.provideService(Caller, caller),
+      Effect.provideService(
+        Clock.Clock,
+        clockAt(() => now),
+      ),
+    ),
+  )
+}
+
+describe("sign-ins on a session", () => {
+  it("leave the session open with exactly the ACL's grants, and refuse another GitHub id once one is bound", () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 30 }), (steps) => {
+        let state = Session.initial
+        let now = START
+        for (const { command, seconds } of steps) {
+          now += seconds * 1000
+          const before = state
+          const exit = decide(state, command, now)
+          if (Exit.isFailure(exit)) {
+            const error = Cause.squash(exit.cause)
+            if (command.type === "SignIn" && !(error instanceof Forbidden && error.code === "github_id_mismatch"))
+              throw new Error(`a sign-in was refused as ${String(error)}`)
+            continue
+          }
+          for (const event of exit.value) state = Session.evolve(state, event)
+          if (command.type !== "SignIn") continue
+          const { githubId, acl: given } = command as { githubId: number; acl?: { tools: Array<string> | null } }
+          // Without an ACL the grants stay as they were.
+          const applied = given ?? { tools: before.scopesOnly === true ? null : [...before.grants] }
+          if (before.githubId !== undefined && before.githubId !== githubId)
+            throw new Error(`GitHub user ${githubId} signed in to ${before.githubId}'s session`)
+          if (state.status !== "open" || now >= state.expiresAt) throw new Error("a sign-in left the session closed")
+          if (state.githubId !== githubId) throw new Error("the sign-in's GitHub id is not recorded")
+          if (applied.tools === null) {
+            if (state.scopesOnly !== true) throw new Error("no ACL configured, yet grants limit the user")
+            if (given === undefined && JSON.stringify(state.grants) !== JSON.stringify(before.grants))
+              throw new Error("a refresh without an ACL changed the grants")
+          } else {
+            if (state.scopesOnly === true) throw new Error("an ACL applied, yet the user is left to its scopes")
+            const grants = JSON.stringify([...state.grants].sort())
+            if (grants !== JSON.stringify([...applied.tools].sort())) throw new Error(`grants ${grants} ≠ the ACL's`)
+          }
+          const types = exit.value.map((event) => event.type)
+          const recorded = command.event === "signed-in" ? "SignedIn" : "Refreshed"
+          if (types.filter((type) => type === recorded).length !== 1) throw new Error(`no single ${recorded}`)
+        }
+      }),
+      propertyParameters({ numRuns: 300 }),
+    )
+  })
+})
