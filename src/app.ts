@@ -3,7 +3,11 @@
 import { counter, counterTotals, document, job, memory, room, session } from "./kinds/index.js"
 import { emberlog } from "./worker.js"
 
-const app = emberlog({ kinds: [counter, document, room, session, job, memory], projections: [counterTotals] })
+const app = emberlog({
+  kinds: [counter, document, room, session, job, memory],
+  projections: [counterTotals],
+  usage: true,
+})
 
 export const { EmberlogActor, EmberlogTopic, EmberlogMcpSession } = app.objects
 export default app.handler
