@@ -35,7 +35,13 @@ const call = async (
   const ctx = createExecutionContext()
   const response = await app.fetch(
     new Request(`http://${tenant}.${DOMAIN}${path}`, rest),
-    { ...env, BASE_DOMAIN: DOMAIN, USAGE_FLUSH_MS: "0", MCP_ALLOWED_HOSTS: `${tenant}.${DOMAIN}`, ...settings },
+    {
+      ...env,
+      BASE_DOMAIN: DOMAIN,
+      USAGE_FLUSH_MS: "0",
+      MCP_ALLOWED_HOSTS: `${tenant}.${DOMAIN}`,
+      ...settings,
+    } as never,
     ctx,
   )
   const text = await response.text()
@@ -279,6 +285,6 @@ describe("usage per tenant", () => {
     const page = await call(freshTenant(), "/inspect")
     expect(page.body).toContain('id="usage"')
     const script = await call(freshTenant(), "/inspect/app.js")
-    expect(script.body).toContain('"/v1/usage?from="')
+    expect(script.body).toContain("async function showUsage()")
   })
 })
