@@ -206,6 +206,8 @@ const recorderFor = (env: UsageEnv, waitUntil: WaitUntil, tenant: () => string |
 
 /** The error code of a 4xx answer that no HttpError made (a body limit, an MCP JSON-RPC error, a kind's own). */
 const answeredCode = async (response: Response): Promise<string> => {
+  // Only a JSON error body is read (it is small); any other body, which may be a stream, is never waited on.
+  if (!(response.headers.get("content-type") ?? "").includes("json")) return `http_${response.status}`
   try {
     const body = (await response.json()) as { error?: { code?: unknown } }
     const code = body?.error?.code
