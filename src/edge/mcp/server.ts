@@ -119,6 +119,7 @@ export const buildMcpServer = (
       return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}`)
     return run()
   }
+  /** Every tool runs through here: the checks above, then usage is told of the call (when the app counts it). */
   const guard = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
     const result = await allowed(tool, scope, run)
     directory.usage?.toolCalled(tool, result)
