@@ -8,6 +8,7 @@ const app = emberlog({
   projections: [counterTotals],
   // Sign in with GitHub once GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and OAUTH_KV are set (README).
   auth: githubOAuth(),
+  usage: true,
 })
 
 export const { EmberlogActor, EmberlogTopic, EmberlogMcpSession } = app.objects

@@ -29,6 +29,7 @@ import { parseScopedName } from "../core/names.js"
 import type { ObjectStub } from "./stubs.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
 import { AlarmOwner } from "./alarm.js"
+import * as Usage from "./usage.js"
 
 /**
  * A view folded from one topic's entries, kept in tables of the topic's object. `apply` runs
@@ -90,6 +91,10 @@ export interface EmberlogTopicObject extends DurableObject {
   readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null; head: number }
   head(): number
   readProjection(name: string): ActorReply<unknown>
+  /** A tenant's usage counters (actors/usage.ts): only in the object named USAGE_OBJECT, never a topic's. */
+  recordUsage(rows: ReadonlyArray<Usage.UsageRow>): void
+  readUsage(from: string, to: string): ReadonlyArray<Usage.UsageRow>
+  eraseUsage(): Promise<void>
   fetch(request: Request): Promise<Response>
 }
 
@@ -261,6 +266,18 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     }
     if (!this.created) return { ok: true, value: projection.empty }
     return { ok: true, value: projection.read(this.sql, this.rowOf(name).topicSeq) }
+  }
+
+  recordUsage(rows: ReadonlyArray<Usage.UsageRow>): void {
+    Usage.recordUsage(this.ctx, rows)
+  }
+
+  readUsage(from: string, to: string): ReadonlyArray<Usage.UsageRow> {
+    return Usage.readUsage(this.ctx, from, to)
+  }
+
+  eraseUsage(): Promise<void> {
+    return Usage.eraseUsage(this.ctx)
   }
 
   private rowOf(name: string): { topicSeq: number; failedSeq: number | null; error: string | null } {

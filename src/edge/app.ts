@@ -23,6 +23,7 @@ import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./object
 import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
 import { whoamiRoutes } from "./whoami.js"
+import { countRequests, usageRoutes } from "./usage.js"
 
 type AppContext = Context<AppEnv>
 
@@ -41,6 +42,8 @@ export interface AppOptions {
   readonly routes?: (app: App) => void
   /** An authorization server of the app's own (`githubOAuth()`): its routes, and its tokens beside JWTs. */
   readonly auth?: AuthProvider
+  /** Counts usage per tenant and day (edge/usage.ts, README "Usage per tenant"); off by default. */
+  readonly usage?: boolean
 }
 
 const topicOf = (c: AppContext, name: string) => topicIn(c.env, c.get("principal").tenant, name)
@@ -158,6 +161,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
     c.set("auth", options.auth)
     return next()
   })
+  if (options.usage === true) app.use("*", countRequests)
 
   // CORS only for the configured origins; with none configured, no CORS headers at all.
   app.use("*", async (c, next) => {
@@ -255,6 +259,8 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
     return c.json(await projectionOf(c.env, c.get("principal").tenant, projection).read())
   })
 
+  usageRoutes(app, options.usage === true)
+
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.
   const operator = requireScope("operator")
   app.get("/v1/admin/tenants/:tenant/:kind/:id", operator, (c) => readActor(c, c.req.param("tenant")))
@@ -277,7 +283,9 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
         principal: c.get("principal").sub,
         scopes: [...c.get("principal").scopes],
       }
-      const outcome = unwrap(await actor.command(request))
+      const reply = await actor.command(request)
+      c.get("usage")?.commandAnswered(reply)
+      const outcome = unwrap(reply)
       if (outcome.replayed) c.header("Idempotent-Replayed", "true")
       return c.json({ version: outcome.version, events: outcome.events, state: outcome.state })
     }),

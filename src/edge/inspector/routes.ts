@@ -31,6 +31,29 @@ textarea { width: 100%; font: 12px monospace; box-sizing: border-box; }
 #topic-entries { font: 12px monospace; max-height: 16rem; overflow: auto; }
 `
 
+/** Usage of the token's tenant by day (GET /v1/usage), read when asked: the page stays one request until then. */
+const usagePanel = html`<section class="wide" id="usage">
+  <h2>Usage of this tenant, by UTC day</h2>
+  <label>from <input id="usage-from" type="date" /></label>
+  <label>to <input id="usage-to" type="date" /></label>
+  <button id="usage-show" type="button">Show usage</button>
+  <span id="usage-status"></span>
+  <table>
+    <thead>
+      <tr>
+        <th>day</th>
+        <th>requests</th>
+        <th>commands</th>
+        <th>events</th>
+        <th>tool calls</th>
+        <th>refusals</th>
+        <th>429s</th>
+      </tr>
+    </thead>
+    <tbody id="usage-days"></tbody>
+  </table>
+</section>`
+
 /** The page lists the served kinds, and the topics worth tailing: one per kind, then the kinds' extra topics. */
 const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
   html`<!doctype html>
@@ -103,6 +126,7 @@ const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
               <button id="send">Send</button>
             </section>
           </div>
+          ${usagePanel}
           <section class="wide">
             <h2>Topic tail</h2>
             <select id="topic" aria-label="topic">

@@ -533,6 +533,49 @@ function presetActor() {
   return path ? { kind: decodeURIComponent(path[1]), id: decodeURIComponent(path[2]) } : null;
 }
 
+// ---- The usage panel: the token's tenant's usage by day (GET /v1/usage) ----
+
+/** "a 3, b 1": a count per key, largest first. */
+function usageBreakdown(counts) {
+  const entries = Object.entries(counts || {}).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  return entries.length === 0 ? "–" : entries.map(([key, n]) => key + " " + n).join(", ");
+}
+
+const usageSum = (counts) => Object.values(counts || {}).reduce((sum, n) => sum + n, 0);
+
+function usageRow(label, counts) {
+  const row = document.createElement("tr");
+  const cells = [
+    label,
+    usageSum(counts.requests) + " (" + usageBreakdown(counts.requests) + ")",
+    counts.commands,
+    counts.events,
+    usageSum(counts.tools) === 0 ? "–" : usageSum(counts.tools) + " (" + usageBreakdown(counts.tools) + ")",
+    usageBreakdown(counts.refusals),
+    counts.rateLimited,
+  ];
+  for (const value of cells) row.append(Object.assign(document.createElement("td"), { textContent: String(value) }));
+  return row;
+}
+
+async function showUsage() {
+  const params = new URLSearchParams();
+  if ($("usage-from").value) params.set("from", $("usage-from").value);
+  if ($("usage-to").value) params.set("to", $("usage-to").value);
+  $("usage-status").textContent = "reading…";
+  $("usage-status").className = "";
+  try {
+    const report = await api("/v1/usage" + (params.size > 0 ? "?" + params : ""));
+    const body = $("usage-days");
+    body.replaceChildren(...report.days.slice().reverse().map((day) => usageRow(day.day, day)));
+    if (report.days.length > 0) body.append(usageRow("total", report.total));
+    $("usage-status").textContent = report.tenant + ", " + report.from + " to " + report.to + (report.days.length === 0 ? ": no usage" : "");
+  } catch (error) {
+    $("usage-status").textContent = String(error.message || error);
+    $("usage-status").className = "error";
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("token").value = token();
   $("token").addEventListener("change", () => {
@@ -554,6 +597,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("send").addEventListener("click", sendCommand);
   $("tail").addEventListener("click", tailTopic);
   $("verify").addEventListener("click", checkChain);
+  $("usage-show").addEventListener("click", showUsage);
   finishSignIn().then(() => {
     const preset = presetActor();
     if (preset) open(preset.kind, preset.id);

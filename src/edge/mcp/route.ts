@@ -22,6 +22,7 @@ import {
   type McpSession,
 } from "./session-object.js"
 import { textExceedsDepth, tooDeep } from "../../actors/limits.js"
+import { USAGE_HEADER, countingDirectory, type UsageRecorder } from "../usage.js"
 
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
 
@@ -36,9 +37,9 @@ const parseJson = (text: string): unknown => {
 const modernHandler = (served: KindRegistry) =>
   createMcpHandler(
     (ctx) => {
-      const { principal, env } = ctx.authInfo!.extra as { principal: Principal; env: Env }
+      const { principal, env, usage } = ctx.authInfo!.extra as { principal: Principal; env: Env; usage?: UsageRecorder }
       return buildMcpServer(
-        directoryFor(env, principal, served.names),
+        countingDirectory(directoryFor(env, principal, served.names), usage),
         { subscribe: async () => undefined, unsubscribe: async () => undefined },
         served,
       )
@@ -159,7 +160,7 @@ export const mcpRoutes = (app: App, served: KindRegistry) => {
     if (!(await isLegacyRequest(request))) {
       if ((message as { method?: unknown } | undefined)?.method === "subscriptions/listen")
         return listen(served, request, message, c.env, principal)
-      return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env }) })
+      return modern.fetch(request, { authInfo: authInfoFor(principal, { env: c.env, usage: c.get("usage") }) })
     }
 
     if (request.method === "POST" && message === undefined)
@@ -174,6 +175,7 @@ export const mcpRoutes = (app: App, served: KindRegistry) => {
     const headers = clientHeaders(request)
     if (existing === null) headers.set(NEW_SESSION_HEADER, sessionId)
     headers.set(PRINCIPAL_JSON_HEADER, encodePrincipal(principal))
+    if (c.get("usage") !== undefined) headers.set(USAGE_HEADER, "on")
     const session = mcpSessionOf<McpSession>(c.env, principal.tenant, sessionId)
     return session.fetch(new Request(request, { headers }))
   })

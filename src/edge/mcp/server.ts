@@ -43,6 +43,8 @@ export interface ActorDirectory {
   /** The kinds served: the only ones `actor` addresses. */
   readonly kinds: ReadonlyArray<string>
   readonly actor: (kind: string, id: string) => ActorApi
+  /** Told of every tool call and its result, when the app counts usage (edge/usage.ts). */
+  readonly usage?: { readonly toolCalled: (tool: string, result: ToolResult) => void }
 }
 
 export interface SubscriptionHooks {
@@ -102,12 +104,18 @@ export const buildMcpServer = (
   let grants: Promise<ReadonlySet<string> | undefined> | undefined
 
   /** Scope first, then the kinds' grants (the session ACL); a refusal is a tool error result. */
-  const guard = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
+  const allowed = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
     if (!directory.principal.scopes.has(scope)) return failure("insufficient_scope", `${tool} needs the ${scope} scope`)
     const granted = await (grants ??= toolGrants(directory, served))
     if (granted !== undefined && !granted.has(tool))
       return failure("tool_not_granted", `${tool} is not granted to ${directory.principal.sub}`)
     return run()
+  }
+  /** Every tool runs through here: the checks above, then usage is told of the call (when the app counts it). */
+  const guard = async (tool: string, scope: Scope, run: () => Promise<ToolResult>): Promise<ToolResult> => {
+    const result = await allowed(tool, scope, run)
+    directory.usage?.toolCalled(tool, result)
+    return result
   }
 
   const OutcomeSchema = (state: Schema.Codec<any, any, never, never>) =>

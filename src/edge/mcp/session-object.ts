@@ -25,6 +25,7 @@ import { actorIn } from "../objects.js"
 import { SessionEventLog } from "./event-log.js"
 import { MAX_FOLLOWED_RESOURCES, followResource, type Follower } from "./follow.js"
 import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
+import { sessionDirectory } from "../usage.js"
 
 /** Set by the edge only (it overwrites anything a client sent). */
 export const NEW_SESSION_HEADER = "X-Emberlog-Mcp-New-Session"
@@ -124,7 +125,7 @@ export class McpSession extends DurableObject<Env> {
         eventStore: new SessionEventLog(),
       })
       this.mcp = buildMcpServer(
-        directoryFor(this.env, principal, this.served().names),
+        sessionDirectory(request, this.env, this.ctx, directoryFor(this.env, principal, this.served().names)),
         {
           subscribe: (uri) => this.watch(uri),
           unsubscribe: async (uri) => this.unwatch(uri),
