@@ -1,7 +1,9 @@
 import type { Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { errorBody } from "./errors.js"
+import type { ActorReply, CommandOutcome } from "../core/wire.js"
 import type { Principal } from "../infra/tokens.js"
+import type { ToolResult } from "./mcp/tools.js"
 
 /** The bindings and settings every app has (wrangler.toml, vars and secrets; see README); kinds add their own. */
 export type Env = {
@@ -51,13 +53,26 @@ export interface RequestAuth {
   readonly eraseTenant: (env: Env, tenant: string) => Promise<number>
 }
 
+/** What a request's handlers report beside what the middleware sees itself. */
+export interface UsageRecorder {
+  /** A command was answered: counted with its events when it appended (a replay appended nothing). */
+  readonly commandAnswered: (reply: ActorReply<CommandOutcome>) => void
+  /** An MCP tool was called: counted by name, and its failure by code. */
+  readonly toolCalled: (tool: string, result: ToolResult) => void
+}
+
 /**
  * Set for every request, before any route: `kinds`, the names of the kinds the app serves;
- * `auth`, the app's own authorization server, if it runs one.
+ * `auth`, the app's own authorization server, if it runs one; `usage`, when the app counts usage.
  */
 export type AppEnv = {
   Bindings: Env
-  Variables: { principal: Principal; kinds: ReadonlyArray<string>; auth: RequestAuth | undefined }
+  Variables: {
+    principal: Principal
+    kinds: ReadonlyArray<string>
+    auth: RequestAuth | undefined
+    usage: UsageRecorder | undefined
+  }
 }
 export type App = Hono<AppEnv>
 

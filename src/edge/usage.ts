@@ -16,14 +16,15 @@
  * `indexes: [tenant]`, `blobs: [day, metric, key]`, `doubles: [count]`.
  */
 import type { MiddlewareHandler } from "hono"
-import type { ActorReply, CommandOutcome } from "../core/wire.js"
 import { scopedName } from "../core/names.js"
 import { stubOf } from "../actors/stubs.js"
 import type { EmberlogTopicObject } from "../actors/topic.js"
 import { USAGE_OBJECT, type UsageMetric, type UsageRow } from "../actors/usage.js"
 import type { Principal } from "../infra/tokens.js"
 import { requireScope } from "./auth.js"
-import type { App, AppEnv, Env } from "./env.js"
+import type { App, AppEnv, Env, UsageRecorder } from "./env.js"
+
+export type { UsageRecorder }
 import { HttpError, badRequest } from "./errors.js"
 import type { ActorDirectory } from "./mcp/server.js"
 import type { ToolResult } from "./mcp/tools.js"
@@ -46,21 +47,6 @@ export const MAX_DAYS = 366
 
 /** Set by the edge on requests it hands to an MCP session object when the app counts usage (clients cannot set it). */
 export const USAGE_HEADER = "X-Emberlog-Usage"
-
-declare module "hono" {
-  interface ContextVariableMap {
-    /** Set on every request when the app counts usage: what routes report commands and tool calls to. */
-    usage: UsageRecorder
-  }
-}
-
-/** What a request's handlers report beside what the middleware sees itself. */
-export interface UsageRecorder {
-  /** A command was answered: counted with its events when it appended (a replay appended nothing). */
-  readonly commandAnswered: (reply: ActorReply<CommandOutcome>) => void
-  /** An MCP tool was called: counted by name, and its failure by code. */
-  readonly toolCalled: (tool: string, result: ToolResult) => void
-}
 
 export const routeClass = (method: string, path: string): RouteClass => {
   if (path === "/mcp") return "mcp"
