@@ -378,6 +378,15 @@ describe("refusals, each with nothing granted", () => {
       "invalid_request",
       "client-state-1",
     ])
+    // The library requires PKCE of public clients only; emberlog of confidential ones too.
+    const confidential = await register({ token_endpoint_auth_method: "client_secret_basic" })
+    expect(confidential.client_secret).toBeDefined()
+    const noPkceQuery = authorizeQuery(confidential.client_id, "x")
+    noPkceQuery.delete("code_challenge")
+    noPkceQuery.delete("code_challenge_method")
+    const refusedConfidential = new URL((await call(`/authorize?${noPkceQuery}`)).headers.get("Location")!)
+    expect(refusedConfidential.searchParams.get("error")).toBe("invalid_request")
+    expect(refusedConfidential.searchParams.get("error_description")).toMatch(/PKCE is required/)
     const operator = await call(
       `/authorize?${authorizeQuery(client.client_id, await s256("v".repeat(43)), { scope: "operator" })}`,
     )

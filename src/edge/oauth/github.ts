@@ -61,6 +61,8 @@ interface GrantProps {
 }
 
 export const CALLBACK_PATH = "/oauth/github/callback"
+/** Authorization servers kept per isolate, one per origin: an evicted one is rebuilt at its origin's next request (they hold no state). */
+const MAX_SERVERS = 64
 const MCP_PATH = "/mcp"
 
 const configured = (env: Env) =>
@@ -80,7 +82,7 @@ const redirect = (location: string, headers = new Headers()) => {
 }
 
 /** An error that must not go back to the client (its redirect URI is not validated): shown here. */
-const localError = async (c: Context<AppEnv>, status: 400 | 503, code: string, message: string) => {
+const localError = async (c: Context<AppEnv>, status: 400, code: string, message: string) => {
   const headers = { "Cache-Control": "no-store" }
   if (!(c.req.header("Accept") ?? "").includes("text/html")) return c.json(errorBody(code, message), status, headers)
   return c.html(await errorPage(code, message), status, headers)
@@ -175,6 +177,8 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
           }
         },
       })
+      // Hosts under a wildcard route are the client's to choose: keep the most recent few servers.
+      if (servers.size >= MAX_SERVERS) servers.delete(servers.keys().next().value!)
       servers.set(origin, server)
     }
     return server
