@@ -11,7 +11,7 @@ import { SCOPES, type Scope } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
-import { requireScope } from "./auth.js"
+import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
@@ -197,14 +197,13 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   })
 
   // RFC 9728: where clients learn how to get a token for this resource.
-  app.get("/.well-known/oauth-protected-resource", (c) =>
-    c.json({
+  app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource", (c) =>
+    protectedResourceMetadata(c, {
       resource: new URL(c.req.url).origin,
       authorization_servers: [
         ...(options.auth?.authorizationServers(c.req.raw, c.env) ?? []),
         ...(c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : []),
       ],
-      bearer_methods_supported: ["header"],
       scopes_supported: SCOPES,
     }),
   )

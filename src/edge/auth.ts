@@ -15,7 +15,7 @@
  * ```
  */
 import { Effect } from "effect"
-import type { MiddlewareHandler } from "hono"
+import type { Context, MiddlewareHandler } from "hono"
 import { DEV_TENANT } from "../core/names.js"
 import { ALL_SCOPES, TokenRejected, makeJwtVerifier, personalTenant } from "../infra/tokens.js"
 import type { Principal, Scope, TokenVerifierShape } from "../infra/tokens.js"
@@ -45,6 +45,28 @@ const DEV_PRINCIPAL: Principal = { sub: "anonymous", tenant: DEV_TENANT, scopes:
 
 export const resourceMetadataUrl = (request: Request) =>
   `${new URL(request.url).origin}/.well-known/oauth-protected-resource`
+
+/**
+ * A protected-resource metadata document (RFC 9728). It is public and the same for everyone, so
+ * any origin may read it: browser MCP clients (the MCP Inspector) preflight their discovery.
+ */
+export const protectedResourceMetadata = (
+  c: Context<AppEnv>,
+  document: {
+    readonly resource: string
+    readonly authorization_servers: ReadonlyArray<string>
+    readonly scopes_supported: ReadonlyArray<string>
+    readonly resource_name?: string
+  },
+) => {
+  c.header("Access-Control-Allow-Origin", "*")
+  if (c.req.method === "OPTIONS") {
+    c.header("Access-Control-Allow-Methods", "GET, OPTIONS")
+    c.header("Access-Control-Allow-Headers", "*")
+    return c.body(null, 204)
+  }
+  return c.json({ ...document, bearer_methods_supported: ["header"] })
+}
 
 /**
  * A 401 with the RFC 6750 challenge, pointing at the protected-resource metadata (RFC 9728):

@@ -258,7 +258,11 @@ describe("OAuth metadata and challenges", () => {
     const root = await json(await call("/.well-known/oauth-protected-resource"))
     expect(root.body).toMatchObject({ resource: ORIGIN, authorization_servers: [ORIGIN] })
     // Browser clients' discovery is preflighted (they send MCP-Protocol-Version).
-    for (const path of ["/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource/mcp"]) {
+    for (const path of [
+      "/.well-known/oauth-authorization-server",
+      "/.well-known/oauth-protected-resource/mcp",
+      "/.well-known/oauth-protected-resource",
+    ]) {
       const preflight = await call(path, {
         method: "OPTIONS",
         headers: {

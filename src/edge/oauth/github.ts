@@ -29,7 +29,7 @@ import {
 } from "@cloudflare/workers-oauth-provider"
 import type { Context, Handler, MiddlewareHandler } from "hono"
 import type { Principal } from "../../infra/tokens.js"
-import { subdomainUser, unauthorized } from "../auth.js"
+import { protectedResourceMetadata, subdomainUser, unauthorized } from "../auth.js"
 import type { AuthProvider } from "../auth-provider.js"
 import { limitBody, type AppEnv, type Env } from "../env.js"
 import { HttpError, errorBody } from "../errors.js"
@@ -334,20 +334,12 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
     }
   }
 
-  const protectedResourceMetadata: Handler<AppEnv> = (c) => {
-    // Public and the same for everyone: browser clients (the MCP Inspector) read it from any origin.
-    c.header("Access-Control-Allow-Origin", "*")
-    if (c.req.method === "OPTIONS") {
-      c.header("Access-Control-Allow-Methods", "GET, OPTIONS")
-      c.header("Access-Control-Allow-Headers", "*")
-      return c.body(null, 204)
-    }
+  const mcpResourceMetadata: Handler<AppEnv> = (c) => {
     const origin = new URL(c.req.url).origin
-    return c.json({
+    return protectedResourceMetadata(c, {
       resource: origin + MCP_PATH,
       authorization_servers: [...(configured(c.env) ? [origin] : []), ...(c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : [])],
-      bearer_methods_supported: ["header"],
-      scopes_supported: [...OAUTH_SCOPES],
+      scopes_supported: OAUTH_SCOPES,
       resource_name: "emberlog MCP",
     })
   }
@@ -359,7 +351,7 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
       app.use("/oauth/*", limitByClientIp)
       // OPTIONS too: browser clients send MCP-Protocol-Version, so their discovery is preflighted.
       app.on(["GET", "OPTIONS"], "/.well-known/oauth-authorization-server", whenConfigured(protocolEndpoint, 404))
-      app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource/mcp", protectedResourceMetadata)
+      app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource/mcp", mcpResourceMetadata)
       app.get("/authorize", whenConfigured(showConsent))
       app.post("/authorize", limitBody, whenConfigured(decideConsent))
       app.get(CALLBACK_PATH, whenConfigured(githubCallback))
