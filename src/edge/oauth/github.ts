@@ -374,7 +374,9 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
         if (elsewhere === null) {
           if (await expiredToken(env, token))
             throw unauthorized(request, "token_expired", "The access token expired: refresh it", "invalid_token", true)
-          throw unauthorized(request, "invalid_token", "The access token is unknown or revoked", "invalid_token", true)
+          // KV drops a token's record when it expires, so an expired token usually lands here too.
+          const message = "The access token is unknown, revoked or expired: refresh it, or sign in again"
+          throw unauthorized(request, "invalid_token", message, "invalid_token", true)
         }
         const audience = [elsewhere.audience ?? []].flat().join(", ")
         const foreign = [elsewhere.audience ?? []].flat().every((aud) => new URL(aud).origin !== url.origin)
