@@ -1,5 +1,7 @@
 // Sign-ins on the session entity, over any history of user commands, admin grants and sign-ins:
-// after each accepted one the grants are exactly the ACL's, and the GitHub id never changes hands.
+// after each accepted one the grants are exactly the ACL's, and the GitHub id never changes hands;
+// a refresh never reopens a session (closed by its user, or expired); once the ACL manages the
+// session, an admin of the tenant (the user) cannot change its grants.
 import { Cause, Clock, Effect, Exit } from "effect"
 import fc from "fast-check"
 import { describe, it } from "vitest"
@@ -69,13 +71,20 @@ describe("sign-ins on a session", () => {
         for (const { command, seconds } of steps) {
           now += seconds * 1000
           const before = state
+          const wasOpen = before.status === "open" && now < before.expiresAt
+          const refresh = command.type === "SignIn" && command.event === "refreshed"
           const exit = decide(state, command, now)
           if (Exit.isFailure(exit)) {
             const error = Cause.squash(exit.cause)
-            if (command.type === "SignIn" && !(error instanceof Forbidden && error.code === "github_id_mismatch"))
+            const mismatch = error instanceof Forbidden && error.code === "github_id_mismatch"
+            if (command.type === "SignIn" && !mismatch && !(refresh && !wasOpen))
               throw new Error(`a sign-in was refused as ${String(error)}`)
             continue
           }
+          if (refresh && !wasOpen) throw new Error(`a refresh reopened a ${before.status} session`)
+          const grant = command.type === "Grant" || command.type === "Revoke"
+          if (grant && before.scopesOnly === false && exit.value.length > 0)
+            throw new Error(`an admin's ${command.type} changed grants the ACL manages`)
           for (const event of exit.value) state = Session.evolve(state, event)
           if (command.type !== "SignIn") continue
           const { githubId, acl: given } = command as { githubId: number; acl?: { tools: Array<string> | null } }

@@ -136,17 +136,43 @@ describe("provisioning at sign-in", () => {
     expect((await eventsOf(user)).at(-1)!.data).toMatchObject({ tools: null, source: "none" })
   })
 
-  it("reopens a closed session at the next sign-in, keeping the user's attributes", async () => {
+  it("a refresh never reopens a session its user closed; the next sign-in does, keeping the user's attributes", async () => {
     const user = freshUser()
-    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["whoami"]` })
+    const acl = { TOOL_ACL: `[default]\ntools = ["whoami"]` }
+    await signedIn(user, acl)
     const close = await sessionOf(user).command({ command: { type: "Close" }, principal: user.login })
     expect(close.ok).toBe(true)
     expect(await grantsOf(user)).toEqual(new Set())
-    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["whoami"]` }, signInOf(user, "refreshed"))
-    const reopened = ["Closed", "Opened", "Refreshed", "AclApplied"]
+    const { version } = await stateOf(user)
+    const refusal = await refusalOf(signedIn(user, acl, signInOf(user, "refreshed")))
+    expect(refusal.status).toBeLessThan(500)
+    expect(refusal.code).toBe("session_closed")
+    expect((await stateOf(user)).version).toBe(version)
+    await signedIn(user, acl)
+    const reopened = ["Closed", "Opened", "SignedIn", "AclApplied"]
     expect((await eventsOf(user)).slice(-4).map((e) => e.type)).toEqual(reopened)
     expect((await stateOf(user)).state.status).toBe("open")
     expect(await grantsOf(user)).toEqual(new Set(["whoami"]))
+  })
+
+  it("once the ACL manages a session, the user's own admin scope cannot grant past it; an operator can", async () => {
+    const user = freshUser()
+    await signedIn(user, { TOOL_ACL: `[default]\ntools = ["whoami"]` })
+    const grant = { type: "Grant", tool: "counter_increment" }
+    const asAdmin = await sessionOf(user).command({
+      command: grant,
+      principal: user.login,
+      scopes: ["read", "write", "admin"],
+    })
+    expect(asAdmin.ok ? "granted" : asAdmin.error.code).toBe("acl_managed")
+    expect(await grantsOf(user)).toEqual(new Set(["whoami"]))
+    const asOperator = await sessionOf(user).command({
+      command: grant,
+      principal: "ops",
+      scopes: ["admin", "operator"],
+    })
+    expect(asOperator.ok).toBe(true)
+    expect(await grantsOf(user)).toEqual(new Set(["whoami", "counter_increment"]))
   })
 
   it("refuses a sign-in under a known login with another GitHub id, appending nothing", async () => {

@@ -109,24 +109,24 @@ const limitByClientIp: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next()
 }
 
-const sha256Hex = async (text: string) =>
-  Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))))
-    .map((byte) => byte.toString(16).padStart(2, "0"))
-    .join("")
+/**
+ * A resource identifier as the library compares them (scheme and host case-folded, an empty path
+ * as "/"): audiences are checked here, after the one KV read `unwrapToken` makes.
+ */
+const canonicalResource = (resource: string): string | undefined => {
+  try {
+    const url = new URL(resource)
+    return url.search === "" && url.hash === "" ? url.origin + url.pathname.replace(/^\/$/, "") : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /**
- * Whether a token the library no longer accepts was one of ours that expired (rather than one
- * revoked, or never issued): its record is still in KV until KV's expiry removes it. Read by the
- * library's storage schema (`token:{userId}:{grantId}:{sha256(token)}`), only on this failure path.
+ * A kind's refusal of a sign-in (an HttpError below 500: a GitHub id mismatch, a closed session)
+ * ends it; any other failure (an object or bucket not answering) is temporary and ends nothing.
  */
-const expiredToken = async (env: Env, token: string): Promise<boolean> => {
-  const [userId, grantId] = token.split(":")
-  const record = await env.OAUTH_KV!.get<{ expiresAt?: number }>(
-    `token:${userId}:${grantId}:${await sha256Hex(token)}`,
-    "json",
-  )
-  return typeof record?.expiresAt === "number" && record.expiresAt * 1000 <= Date.now()
-}
+const refusedByKind = (error: unknown) => error instanceof HttpError && error.status < 500
 
 export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
   /** The app's kinds, known once the app mounts the routes: every sign-in and refresh goes to their `signedIn`. */
@@ -173,7 +173,13 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
               at: Date.now(),
             })
           } catch (error) {
-            throw new OAuthError("invalid_grant", { description: `The refresh was refused: ${messageOf(error)}` })
+            // invalid_grant revokes the grant (the user must sign in again): only for a refusal.
+            if (refusedByKind(error))
+              throw new OAuthError("invalid_grant", { description: `The refresh was refused: ${messageOf(error)}` })
+            throw new OAuthError("temporarily_unavailable", {
+              description: `The refresh could not be recorded, try again: ${messageOf(error)}`,
+              statusCode: 503,
+            })
           }
         },
       })
@@ -317,7 +323,8 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
     try {
       await notifyKinds(c.env, { event: "signed-in", ...props, scopes, at: Date.now() })
     } catch (error) {
-      return refuse("access_denied", `The sign-in was refused: ${messageOf(error)}`)
+      if (refusedByKind(error)) return refuse("access_denied", `The sign-in was refused: ${messageOf(error)}`)
+      return refuse("temporarily_unavailable", `The sign-in could not be recorded, try again: ${messageOf(error)}`)
     }
     try {
       const { redirectTo } = await oauth.completeAuthorization({
@@ -363,36 +370,31 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
       // The library's tokens are `userId:grantId:secret`; a JWT never contains a colon.
       if (!token.includes(":") || !configured(env)) return undefined
       const url = new URL(request.url)
-      const server = serverFor(url.origin)
+      // One KV read: unwrapToken checks the record and its expiry, the audience is checked below.
+      const summary = await serverFor(url.origin).getOAuthApi(env).unwrapToken<GrantProps>(token)
+      if (summary === null) {
+        // KV drops a token's record when it expires, so an expired token lands here too.
+        const message = "The access token is unknown, revoked or expired: refresh it, or sign in again"
+        throw unauthorized(request, "invalid_token", message, "invalid_token", true)
+      }
       const mcp = url.pathname === MCP_PATH
+      const audiences = [summary.audience ?? []].flat()
       // A token for the whole origin serves /mcp too; one for /mcp serves nothing else.
-      const validated =
-        (await server.validateToken<GrantProps>(mcp ? url.origin + MCP_PATH : url.origin, token, env)) ??
-        (mcp ? await server.validateToken<GrantProps>(url.origin, token, env) : null)
-      if (validated === null) {
-        const elsewhere = await server.getOAuthApi(env).unwrapToken(token)
-        if (elsewhere === null) {
-          if (await expiredToken(env, token))
-            throw unauthorized(request, "token_expired", "The access token expired: refresh it", "invalid_token", true)
-          // KV drops a token's record when it expires, so an expired token usually lands here too.
-          const message = "The access token is unknown, revoked or expired: refresh it, or sign in again"
-          throw unauthorized(request, "invalid_token", message, "invalid_token", true)
-        }
-        const audience = [elsewhere.audience ?? []].flat().join(", ")
-        const foreign = [elsewhere.audience ?? []].flat().every((aud) => new URL(aud).origin !== url.origin)
-        const resource = mcp ? url.origin + MCP_PATH : url.origin
+      const accepted = mcp ? [url.origin + MCP_PATH, url.origin] : [url.origin]
+      const props = summary.grant.props
+      if (!audiences.some((audience) => accepted.includes(canonicalResource(audience) ?? ""))) {
+        const owner = subdomainUser(env, request)
         throw new HttpError(
           403,
-          foreign && subdomainUser(env, request) !== undefined ? "wrong_tenant" : "wrong_resource",
-          `This token was issued for ${audience}, not ${resource}: sign in at ${url.origin}`,
+          owner !== undefined && owner !== props.tenant ? "wrong_tenant" : "wrong_resource",
+          `This token was issued for ${audiences.join(", ")}, not ${accepted[0]}: sign in at ${url.origin}`,
         )
       }
-      const { props, scope, expiresAt } = validated
       const principal: Principal = {
         sub: props.login,
         tenant: props.tenant,
-        scopes: new Set(scope.filter((granted) => OAUTH_SCOPES.includes(granted))),
-        expiresAt: expiresAt * 1000,
+        scopes: new Set(summary.scope.filter((granted) => OAUTH_SCOPES.includes(granted))),
+        expiresAt: summary.expiresAt * 1000,
       }
       return principal
     },

@@ -9,11 +9,14 @@
  * id names (`session/{sub}`), whoever sends the first command, so nobody can claim another
  * user's session by opening it first. Only that principal may open, touch, configure,
  * close or reopen it (once closed or expired, keeping its grants). Grants are the tool ACL
- * an admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is.
+ * an admin sets, so Grant and Revoke need the `admin` scope, whoever the session's user is;
+ * once the deployment's tool ACL manages the session (below), they need `operator`: a user who
+ * signed in with `admin` in their own tenant must not grant themselves what the ACL withholds.
  *
  * Sign-ins through the app's authorization server (the session kind's `signedIn`, index.ts) send
  * `SignIn`, a command of emberlog's own that no client can send: one transaction that (re)opens
- * the session, records the sign-in or refresh (who, when, which client, which scopes: the access
+ * the session (a sign-in does; a refresh of a closed or expired session is refused, so a session
+ * its user closed stays closed until they sign in again), records the sign-in or refresh (who, when, which client, which scopes: the access
  * audit trail is this log) and applies the deployment's tool ACL (Granted/Revoked for the
  * difference, then `AclApplied`). The first sign-in records the GitHub user id; a later one
  * under the same login with another id (a renamed or re-registered account) is refused.
@@ -194,6 +197,10 @@ const signIn = (state: SessionState, command: SignInCommand, now: number, actorI
       return yield* githubIdMismatch(login, state.githubId, githubId)
     const events: Array<SessionEvent> = []
     const open = state.status === "open" && now < state.expiresAt
+    if (!open && command.event === "refreshed") {
+      const status = state.status === "open" ? "expired" : state.status
+      return yield* reject(`session_${status}`, `The session is ${status}: sign in again`)
+    }
     if (!open)
       events.push({
         type: "Opened",
@@ -247,6 +254,10 @@ const decide = (state: SessionState, command: SessionCommand) =>
     if (state.status === "new") return yield* reject("not_opened", "The session has not been opened")
     if (!caller.internal && grant && !caller.scopes.has("admin")) {
       return yield* forbid("insufficient_scope", `${command.type} needs the admin scope`, { scope: "admin" })
+    }
+    if (!caller.internal && grant && state.scopesOnly === false && !caller.scopes.has("operator")) {
+      const message = `This session's tools are the deployment's tool ACL: ${command.type} needs the operator scope (or change the ACL)`
+      return yield* forbid("acl_managed", message, { scope: "operator" })
     }
     if (state.status !== "open") return yield* reject(`session_${state.status}`, `The session is ${state.status}`)
     if (now >= state.expiresAt) return yield* reject("session_expired", "The session's time to live has passed")
