@@ -35,6 +35,11 @@ export interface SignIn {
   readonly at: number
 }
 
+/** What a kind's `signedIn` may answer: `scopes`, the most the user's token may carry (the tool ACL's cap). */
+export interface SignInLimits {
+  readonly scopes?: ReadonlyArray<string>
+}
+
 /** What a kind's `signedIn` gets beside the sign-in. */
 export interface SignInContext {
   readonly env: Env
@@ -60,9 +65,14 @@ export interface KindModule<E extends Entity = Entity> {
   /**
    * Called on every sign-in and refresh through the app's authorization server, before the
    * client gets its code or token (the session kind records it and applies the tool ACL).
-   * `actor` addresses this kind's actors in the user's tenant. A throw refuses the sign-in.
+   * `actor` addresses this kind's actors in the user's tenant. A throw refuses the sign-in (an
+   * HttpError below 500) or fails it for now (anything else); an answer may cap the token's scopes.
    */
-  readonly signedIn?: (actor: (id: string) => ActorApi, signIn: SignIn, context: SignInContext) => Promise<void>
+  readonly signedIn?: (
+    actor: (id: string) => ActorApi,
+    signIn: SignIn,
+    context: SignInContext,
+  ) => Promise<SignInLimits | void>
   readonly health?: (env: Env) => Promise<HealthPart>
   /** Topics the kind's events go to beside its own (the inspector offers them to tail). */
   readonly topics?: ReadonlyArray<string>

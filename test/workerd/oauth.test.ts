@@ -616,6 +616,7 @@ describe("the kinds' signedIn hook and tenant erasure", () => {
   /** What the kind throws: a refusal (an HttpError below 500) or a failure that may pass. */
   let refuseWith: string | undefined
   let failWith: string | undefined
+  let capScopesAt: ReadonlyArray<string> | undefined
   const provider = githubOAuth()
   const app = emberlog({
     kinds: [
@@ -626,6 +627,7 @@ describe("the kinds' signedIn hook and tenant erasure", () => {
           if (refuseWith !== undefined) throw new HttpError(403, "github_id_mismatch", refuseWith)
           if (failWith !== undefined) throw new Error(failWith)
           seen.push(signIn)
+          return capScopesAt === undefined ? undefined : { scopes: capScopesAt }
         },
       },
     ],
@@ -677,6 +679,27 @@ describe("the kinds' signedIn hook and tenant erasure", () => {
       expect(after.body.error).toBe("invalid_grant")
     } finally {
       refuseWith = undefined
+    }
+  })
+
+  it("a kind's cap on scopes binds the token at sign-in and at every refresh, on every route", async () => {
+    capScopesAt = ["read"]
+    try {
+      const user = freshUser()
+      const tokens = await tokensFor(user, { scope: "read write" }, via)
+      expect(tokens.scope).toBe("read")
+      const write = { method: "POST", body: '{"type":"Increment","by":1}', ...bearer(tokens.access_token) }
+      const refused = await json(await via("/v1/counter/capped/commands", write))
+      expect([refused.status, refused.body.error.code]).toEqual([403, "insufficient_scope"])
+      expect((await via("/v1/counter/capped", bearer(tokens.access_token))).status).toBe(200)
+      const refreshed = await refresh(tokens.client.client_id, tokens.refresh_token, via)
+      expect([refreshed.status, refreshed.body.scope]).toEqual([200, "read"])
+      // A cap tightened since sign-in applies at the next refresh; nothing left ends the grant.
+      capScopesAt = []
+      const none = await refresh(tokens.client.client_id, refreshed.body.refresh_token, via)
+      expect([none.status, none.body.error]).toEqual([400, "invalid_grant"])
+    } finally {
+      capScopesAt = undefined
     }
   })
 

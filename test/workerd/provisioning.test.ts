@@ -136,6 +136,27 @@ describe("provisioning at sign-in", () => {
     expect((await eventsOf(user)).at(-1)!.data).toMatchObject({ tools: null, source: "none" })
   })
 
+  it("an ACL section's scopes cap the token: the hook answers the cap, the log records what the token gets", async () => {
+    const user = freshUser()
+    const capped = { TOOL_ACL: `[default]\ntools = ["read_*"]\nscopes = ["read"]` }
+    expect(await signedIn(user, capped)).toEqual({ scopes: ["read"] })
+    const signedInEvent = (await eventsOf(user)).find((event) => event.type === "SignedIn")
+    expect(signedInEvent?.data.scopes).toEqual(["read"])
+    expect((await eventsOf(user)).at(-1)).toMatchObject({ type: "AclApplied", data: { scopes: ["read"] } })
+    // Nothing asked is left: refused, and nothing recorded.
+    const { version } = await stateOf(user)
+    const writeOnly = { ...signInOf(user), scopes: ["write"] }
+    expect(await refusalOf(signedIn(user, capped, writeOnly))).toMatchObject({ status: 403, code: "no_scopes_left" })
+    expect((await stateOf(user)).version).toBe(version)
+    // A section without scopes sets no cap.
+    expect(await signedIn(freshUser(), { TOOL_ACL: `[default]\ntools = ["*"]` })).toEqual({})
+    const invalid = { TOOL_ACL: `[default]\ntools = ["*"]\nscopes = ["operator"]` }
+    expect(await refusalOf(signedIn(freshUser(), invalid))).toMatchObject({
+      status: 503,
+      code: "sign_in_misconfigured",
+    })
+  })
+
   it("a refresh never reopens a session its user closed; the next sign-in does, keeping the user's attributes", async () => {
     const user = freshUser()
     const acl = { TOOL_ACL: `[default]\ntools = ["whoami"]` }

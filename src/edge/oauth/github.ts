@@ -132,14 +132,24 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
   /** The app's kinds, known once the app mounts the routes: every sign-in and refresh goes to their `signedIn`. */
   let served: KindRegistry | undefined
 
-  const notifyKinds = async (env: Env, signIn: SignIn) => {
+  /** Tells the kinds; the scopes the token gets: those asked, within every cap a kind answers. */
+  const notifyKinds = async (env: Env, signIn: SignIn): Promise<Array<string>> => {
+    let scopes = [...signIn.scopes]
     const kinds = served
-    if (kinds === undefined) return
+    if (kinds === undefined) return scopes
     for (const module of kinds.modules) {
       if (module.signedIn === undefined) continue
       const kind = module.entity.kind
-      await module.signedIn((id) => actorIn(env, signIn.tenant, kind, id), signIn, { env, tools: kinds.tools })
+      const limits = await module.signedIn((id) => actorIn(env, signIn.tenant, kind, id), signIn, {
+        env,
+        tools: kinds.tools,
+      })
+      const cap = limits?.scopes
+      if (cap !== undefined) scopes = scopes.filter((scope) => cap.includes(scope))
     }
+    if (scopes.length === 0)
+      throw new HttpError(403, "no_scopes_left", `None of the scopes asked (${signIn.scopes.join(", ")}) is allowed`)
+    return scopes
   }
 
   const servers = new Map<string, OAuthAuthorizationServer<Env>>()
@@ -162,7 +172,7 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
           if (grantType !== GrantType.REFRESH_TOKEN) return
           const grant = props as GrantProps
           try {
-            await notifyKinds(env, {
+            const accessTokenScope = await notifyKinds(env, {
               event: "refreshed",
               login: grant.login,
               tenant: grant.tenant,
@@ -172,6 +182,7 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
               scopes: requestedScope,
               at: Date.now(),
             })
+            return { accessTokenScope }
           } catch (error) {
             // invalid_grant revokes the grant (the user must sign in again): only for a refusal.
             if (refusedByKind(error))
@@ -320,8 +331,9 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
       clientId: request.clientId,
       ...(clientName === undefined ? {} : { clientName }),
     }
+    let granted: Array<string>
     try {
-      await notifyKinds(c.env, { event: "signed-in", ...props, scopes, at: Date.now() })
+      granted = await notifyKinds(c.env, { event: "signed-in", ...props, scopes, at: Date.now() })
     } catch (error) {
       if (refusedByKind(error)) return refuse("access_denied", `The sign-in was refused: ${messageOf(error)}`)
       return refuse("temporarily_unavailable", `The sign-in could not be recorded, try again: ${messageOf(error)}`)
@@ -331,7 +343,7 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
         request,
         userId: tenant,
         metadata: { login: user.login, githubId: user.id, ...(clientName === undefined ? {} : { clientName }) },
-        scope: scopes,
+        scope: granted,
         props,
       })
       return redirect(redirectTo, headers)

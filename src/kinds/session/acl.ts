@@ -4,6 +4,7 @@
  * ```toml
  * [default]
  * tools = ["read_*", "whoami"]
+ * scopes = ["read"]      # optional: the most a token may carry, on every route
  *
  * [users.Alice]          # GitHub logins match case-insensitively
  * tools = ["*"]
@@ -12,6 +13,8 @@
  * A user listed under `[users.<login>]` gets that section's tools, anyone else `[default]`'s
  * (none without a `[default]`: what the ACL does not grant is refused). A tool pattern is a
  * name with `*` standing for any run of characters, expanded against the tools the app serves.
+ * Tools are MCP tools; `scopes` caps the OAuth token itself, so it binds the HTTP routes and
+ * sockets too (a section without it leaves the scopes the client asked for).
  * Pure: no Cloudflare import, so node tests parse and expand ACLs directly.
  */
 import { parse, TomlError } from "smol-toml"
@@ -23,11 +26,17 @@ export class InvalidToolAcl extends Error {
   }
 }
 
+/** One section: its tool patterns, and the scopes it caps tokens at (undefined: no cap). */
+export interface AclSection {
+  readonly tools: ReadonlyArray<string>
+  readonly scopes?: ReadonlyArray<string>
+}
+
 export interface ToolAcl {
-  /** `[default] tools`; undefined when the document has no `[default]` section. */
-  readonly defaultTools?: ReadonlyArray<string>
-  /** `[users.<login>] tools` by login lowercased, with the login as the document spells it. */
-  readonly users: ReadonlyMap<string, { readonly login: string; readonly tools: ReadonlyArray<string> }>
+  /** `[default]`; undefined when the document has none. */
+  readonly default?: AclSection
+  /** `[users.<login>]` by login lowercased, with the login as the document spells it. */
+  readonly users: ReadonlyMap<string, AclSection & { readonly login: string }>
 }
 
 /** What the ACL grants one user: the tools it names that the app serves, and which section said so. */
@@ -38,22 +47,26 @@ export interface AclGrants {
   readonly tools: ReadonlyArray<string>
   /** The section's patterns that match no served tool (a typo, or a tool of another deployment). */
   readonly unmatched: ReadonlyArray<string>
+  /** The most scopes the user's tokens may carry; null when the section sets no cap. */
+  readonly scopes: ReadonlyArray<string> | null
 }
 
 /** Tool names are snake-case kind and command names; a pattern adds `*`. */
 const TOOL_PATTERN = /^[A-Za-z0-9_.:*-]{1,128}$/
-const SECTION_KEYS = ["tools"]
-const HINT = "an ACL has [default] and [users.<login>] sections, each with tools = [...]"
+const SECTION_KEYS = ["tools", "scopes"]
+/** The scopes a sign-in can give (never operator), so the only ones a cap can name. */
+const CAPPABLE_SCOPES = ["read", "write", "admin"]
+const HINT = "an ACL has [default] and [users.<login>] sections, each with tools = [...] and optionally scopes = [...]"
 
 const isTable = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date)
 
-const toolList = (source: string, where: string, section: unknown): ReadonlyArray<string> => {
+const aclSection = (source: string, where: string, section: unknown): AclSection => {
   if (!isTable(section)) throw new InvalidToolAcl(source, `[${where}] must be a table (${HINT})`)
   for (const key of Object.keys(section))
     if (!SECTION_KEYS.includes(key))
       throw new InvalidToolAcl(source, `[${where}] has an unknown key ${JSON.stringify(key)} (${HINT})`)
-  const tools = section.tools
+  const { tools, scopes } = section
   if (tools === undefined) throw new InvalidToolAcl(source, `[${where}] has no tools = [...]`)
   if (!Array.isArray(tools)) throw new InvalidToolAcl(source, `[${where}] tools must be an array of tool names`)
   for (const tool of tools)
@@ -62,7 +75,13 @@ const toolList = (source: string, where: string, section: unknown): ReadonlyArra
         source,
         `[${where}] tools has ${JSON.stringify(tool)}: a tool name or pattern is 1–128 characters of A-Z a-z 0-9 _ . : - and *`,
       )
-  return tools as ReadonlyArray<string>
+  if (scopes === undefined) return { tools }
+  const cappable = CAPPABLE_SCOPES.join(", ")
+  if (!Array.isArray(scopes)) throw new InvalidToolAcl(source, `[${where}] scopes must be an array of ${cappable}`)
+  for (const scope of scopes)
+    if (typeof scope !== "string" || !CAPPABLE_SCOPES.includes(scope))
+      throw new InvalidToolAcl(source, `[${where}] scopes has ${JSON.stringify(scope)}: scopes are ${cappable}`)
+  return { tools, scopes }
 }
 
 /** Parses and checks an ACL document; throws InvalidToolAcl (TOML syntax errors name their line and column). */
@@ -82,8 +101,8 @@ export const parseToolAcl = (text: string, source: string): ToolAcl => {
   for (const key of Object.keys(document))
     if (key !== "default" && key !== "users")
       throw new InvalidToolAcl(source, `unknown key ${JSON.stringify(key)} (${HINT})`)
-  const defaultTools = document.default === undefined ? undefined : toolList(source, "default", document.default)
-  const users = new Map<string, { login: string; tools: ReadonlyArray<string> }>()
+  const defaults = document.default === undefined ? undefined : aclSection(source, "default", document.default)
+  const users = new Map<string, AclSection & { login: string }>()
   if (document.users !== undefined) {
     if (!isTable(document.users)) throw new InvalidToolAcl(source, `users must be tables [users.<login>] (${HINT})`)
     for (const [login, section] of Object.entries(document.users)) {
@@ -91,10 +110,10 @@ export const parseToolAcl = (text: string, source: string): ToolAcl => {
       // Logins are case-insensitive on GitHub: two sections for one user would leave it to chance which applies.
       if (earlier !== undefined)
         throw new InvalidToolAcl(source, `[users.${earlier.login}] and [users.${login}] name the same user`)
-      users.set(login.toLowerCase(), { login, tools: toolList(source, `users.${login}`, section) })
+      users.set(login.toLowerCase(), { login, ...aclSection(source, `users.${login}`, section) })
     }
   }
-  return defaultTools === undefined ? { users } : { defaultTools, users }
+  return defaults === undefined ? { users } : { default: defaults, users }
 }
 
 const patternRegExp = (pattern: string) =>
@@ -119,7 +138,12 @@ export const expandToolPatterns = (
 /** The grants of `login`: its own section (case-insensitively), else `[default]`, else nothing. */
 export const aclGrantsFor = (acl: ToolAcl, login: string, served: ReadonlyArray<string>): AclGrants => {
   const own = acl.users.get(login.toLowerCase())
-  if (own !== undefined) return { section: `users.${own.login}`, ...expandToolPatterns(own.tools, served) }
-  if (acl.defaultTools !== undefined) return { section: "default", ...expandToolPatterns(acl.defaultTools, served) }
-  return { section: null, tools: [], unmatched: [] }
+  const [section, applying] =
+    own !== undefined
+      ? [`users.${own.login}`, own]
+      : acl.default !== undefined
+        ? ["default", acl.default]
+        : [null, undefined]
+  if (applying === undefined) return { section: null, tools: [], unmatched: [], scopes: null }
+  return { section, ...expandToolPatterns(applying.tools, served), scopes: applying.scopes ?? null }
 }

@@ -76,6 +76,8 @@ export const AppliedAcl = Schema.Struct({
   section: Schema.NullOr(Schema.String),
   /** The section's patterns that matched no tool the app serves. */
   unmatched: Schema.Array(Schema.String),
+  /** The most scopes the user's tokens carry (the section's `scopes`); absent or null: no cap. */
+  scopes: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String))),
 })
 /** Sent by the session kind's `signedIn` (emberlog's own, never a client's): see the module comment. */
 export const RecordSignIn = tagged("SignIn", {

@@ -64,7 +64,8 @@ export const aclFor = async (env: SessionEnv, login: string, tools: ReadonlyArra
     if (error instanceof InvalidToolAcl) throw misconfigured(error.message)
     throw error
   }
-  return { tools: grants.tools, source: document.source, section: grants.section, unmatched: grants.unmatched }
+  const { tools: granted, section, unmatched, scopes } = grants
+  return { tools: granted, source: document.source, section, unmatched, scopes }
 }
 
 /**
@@ -82,7 +83,10 @@ const settingsFor = async (env: SessionEnv, signIn: SignIn, tools: ReadonlyArray
   }
 }
 
-/** The session kind's `signedIn`: a refusal (GitHub id mismatch, an invalid ACL) throws an HttpError saying why. */
+/**
+ * The session kind's `signedIn`: a refusal (GitHub id mismatch, an invalid ACL, an ACL that leaves
+ * none of the scopes asked) throws an HttpError saying why. It answers the ACL's cap on scopes.
+ */
 export const provisionSession: NonNullable<KindModule["signedIn"]> = async (actor, signIn, context) => {
   const env = context.env as SessionEnv
   const { login, githubId } = signIn
@@ -91,6 +95,16 @@ export const provisionSession: NonNullable<KindModule["signedIn"]> = async (acto
     const bind = { type: "BindIdentity", login, githubId }
     unwrap(await actor(login.toLowerCase()).command({ command: bind, internal: true, principal: login }))
   }
+  const settings = await settingsFor(env, signIn, context.tools)
+  const cap = settings.acl?.scopes ?? undefined
+  // The log records the scopes the token gets: those asked, within the ACL's cap.
+  const scopes = cap === undefined ? [...signIn.scopes] : signIn.scopes.filter((scope) => cap.includes(scope))
+  if (scopes.length === 0)
+    throw new HttpError(
+      403,
+      "no_scopes_left",
+      `The tool ACL gives ${login} at most the scopes ${cap!.join(", ") || "(none)"}; the client asked for ${signIn.scopes.join(", ")}`,
+    )
   const command = {
     type: "SignIn",
     event: signIn.event,
@@ -101,9 +115,10 @@ export const provisionSession: NonNullable<KindModule["signedIn"]> = async (acto
     ...(signIn.clientName === undefined || signIn.clientName === ""
       ? {}
       : { clientName: signIn.clientName.slice(0, 256) }),
-    scopes: [...signIn.scopes],
-    ...(await settingsFor(env, signIn, context.tools)),
+    scopes,
+    ...settings,
   }
   // Internal: SignIn is emberlog's own command; the log records the user as its principal.
   unwrap(await actor(signIn.login).command({ command, internal: true, principal: signIn.login }))
+  return cap === undefined ? {} : { scopes: cap }
 }
