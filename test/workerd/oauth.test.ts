@@ -473,6 +473,11 @@ describe("refusals, each with nothing granted", () => {
       "client-state-1",
     ])
     expect(back.searchParams.get("error_description")).toMatch(/bad_verification_code/)
+    // An Enterprise Managed User's login (`_`) names no tenant: refused, saying so, not "GitHub unreachable".
+    const managed = await signIn({ user: freshUser("octo_acme"), clientId: client.client_id })
+    const managedBack = new URL(managed.location!)
+    expect(managedBack.searchParams.get("error")).toBe("access_denied")
+    expect(managedBack.searchParams.get("error_description")).toContain("octo_acme")
   })
 
   it("token: a wrong PKCE verifier and a code used twice are invalid_grant", async () => {

@@ -118,7 +118,13 @@ export const githubUser = async (
     }),
   )
   const { login, id } = user
-  if (typeof login !== "string" || !LOGIN.test(login) || typeof id !== "number" || !Number.isSafeInteger(id))
+  if (typeof login !== "string" || login === "" || typeof id !== "number" || !Number.isSafeInteger(id))
     throw unreachable("/user", "the answer has no valid login and id")
+  // Enterprise Managed Users have logins like `alice_acme`: a login, but no tenant name (or subdomain).
+  if (!LOGIN.test(login))
+    throw new UpstreamRefused(
+      "access_denied",
+      `The GitHub login ${JSON.stringify(login.slice(0, 64))} cannot sign in here: logins of letters, digits and hyphens only (no managed-user logins)`,
+    )
   return { login, id }
 }
