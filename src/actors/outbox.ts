@@ -29,7 +29,7 @@ export const deliveryFaults: { fail: number; duplicate: number } = ((globalThis 
 export const drainOutbox = async (
   core: ActorCore,
   source: Source,
-  topicOf: (topic: string) => TopicApi,
+  topicOf: (topic: string) => Pick<TopicApi, "deliver">,
 ): Promise<boolean> => {
   const batches = core.pendingDeliveries(OUTBOX_BATCH)
   let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
