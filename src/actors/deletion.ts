@@ -59,7 +59,12 @@ export interface DeletionStatus {
   /** How many times the sessions/actors/topics steps ran (more than 1: the tenant wrote during the deletion). */
   readonly passes: number
   /** The last failure of the step running, until it succeeds. */
-  readonly failure: { readonly step: string; readonly message: string; readonly attempts: number; readonly at: string } | null
+  readonly failure: {
+    readonly step: string
+    readonly message: string
+    readonly attempts: number
+    readonly at: string
+  } | null
 }
 
 export interface DeletionMethods {
@@ -137,7 +142,9 @@ export class DeletionCoordinator implements DeletionMethods {
 
   private latest(): Row | undefined {
     if (!this.created) return undefined
-    const row = this.storage.sql.exec("SELECT * FROM deletions ORDER BY requested_at DESC, id DESC LIMIT 1").toArray()[0]
+    const row = this.storage.sql
+      .exec("SELECT * FROM deletions ORDER BY requested_at DESC, id DESC LIMIT 1")
+      .toArray()[0]
     if (row === undefined) return undefined
     return {
       id: row.id as string,
@@ -179,7 +186,8 @@ export class DeletionCoordinator implements DeletionMethods {
 
   /** Starts a deletion, or answers the one in progress (a repeated DELETE starts nothing new). */
   requestDeletion(tenant: string, requestedBy: string): DeletionStatus {
-    if (tenant !== this.tenant) throw new Error(`emberlog: the coordinator of ${this.tenant} was asked to delete ${tenant}`)
+    if (tenant !== this.tenant)
+      throw new Error(`emberlog: the coordinator of ${this.tenant} was asked to delete ${tenant}`)
     const current = this.latest()
     if (current !== undefined && current.finishedAt === null) return this.statusOf(current)
     const steps = [
@@ -221,7 +229,7 @@ export class DeletionCoordinator implements DeletionMethods {
   async run(): Promise<void> {
     const row = this.latest()
     if (row === undefined || row.finishedAt !== null) return
-    for (let step = row.steps.find((s) => s.status === "pending"); step !== undefined; ) {
+    for (let step = row.steps.find((s) => s.status === "pending"); step !== undefined;) {
       try {
         const fault = deletionFaults.failSteps.indexOf(step.name)
         if (fault >= 0) {
@@ -231,10 +239,18 @@ export class DeletionCoordinator implements DeletionMethods {
         await this.runStep(row, step)
       } catch (error) {
         const attempts = row.failure?.step === step.name ? row.failure.attempts + 1 : 1
-        row.failure = { step: step.name, message: error instanceof Error ? error.message : String(error), attempts, at: Date.now() }
+        row.failure = {
+          step: step.name,
+          message: error instanceof Error ? error.message : String(error),
+          attempts,
+          at: Date.now(),
+        }
         this.save(row)
         const delay = Math.min(DELETION_RETRY_MAX_MS, DELETION_RETRY_BASE_MS * 2 ** (attempts - 1))
-        console.warn(`emberlog: deletion ${row.id}: the ${step.name} step failed (attempt ${attempts}); retrying in ${delay} ms`, error)
+        console.warn(
+          `emberlog: deletion ${row.id}: the ${step.name} step failed (attempt ${attempts}); retrying in ${delay} ms`,
+          error,
+        )
         await this.storage.setAlarm(Date.now() + delay)
         return
       }

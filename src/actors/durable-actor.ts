@@ -387,7 +387,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const { tenant, id } = this.served!
       const source = { kind: this.entity.kind, id }
       const topicOf = (topic: string): Pick<TopicApi, "deliver"> => {
-        if (topic !== DIRECTORY_TOPIC) return stubOf<EmberlogTopicObject>(this.env.EMBERLOG_TOPIC, scopedName(tenant, topic))
+        if (topic !== DIRECTORY_TOPIC)
+          return stubOf<EmberlogTopicObject>(this.env.EMBERLOG_TOPIC, scopedName(tenant, topic))
         // The first event, delivered to the tenant's directory: the actor is listed, nothing of the event is kept.
         const directory = stubOf<DirectoryMethods>(this.env.EMBERLOG_TOPIC, directoryName(tenant))
         return {
@@ -477,7 +478,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         if (this.served !== undefined) {
           if (this.core.currentVersion > 0) counts.events = this.core.currentVersion
           for (const hooks of this.hooks.values()) {
-            for (const [what, n] of Object.entries((await hooks.erase?.()) ?? {})) counts[what] = (counts[what] ?? 0) + n
+            for (const [what, n] of Object.entries((await hooks.erase?.()) ?? {}))
+              counts[what] = (counts[what] ?? 0) + n
           }
           this.generation++
           this.subscribers.closeAll()

@@ -22,6 +22,7 @@ import * as Params from "./params.js"
 import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./objects.js"
 import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
+import { tenantRoutes } from "./tenants.js"
 
 type AppContext = Context<AppEnv>
 
@@ -229,6 +230,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   options.routes?.(app)
 
   // Topics, projections and admin first, so that those words are never read as kinds.
+  tenantRoutes(app, served)
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {
     const topic = topicOf(c, c.req.param("topic"))
     return c.json(
