@@ -2,7 +2,13 @@ import { abortAllDurableObjects, createExecutionContext, env, runInDurableObject
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import worker from "../../src/app.js"
-import { deletionFaults } from "../../src/actors/deletion.js"
+import {
+  DeletionCoordinator,
+  deletionFaults,
+  deletionName,
+  type DeletionStatus,
+  type TenantEraser,
+} from "../../src/actors/deletion.js"
 import { directoryName, type DirectoryMethods } from "../../src/actors/directory.js"
 import { actorName, scopedName } from "../../src/core/names.js"
 import { BASE, freshId } from "./helpers.js"
@@ -33,6 +39,20 @@ const call = async (path: string, bearer: string, init: RequestInit = {}) => {
     // An SSE answer (MCP) stays text.
   }
   return { status: response.status, body, headers: response.headers }
+}
+
+/** A WebSocket subscription through the Worker, and its close code once it closes. */
+const subscription = async (path: string, bearer: string): Promise<{ readonly closed: Promise<number> }> => {
+  const response = await worker.fetch(
+    new Request(new URL(path, BASE), { headers: { Upgrade: "websocket", Authorization: `Bearer ${bearer}` } }),
+    { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never,
+    createExecutionContext(),
+  )
+  expect(response.status).toBe(101)
+  const ws = response.webSocket!
+  const closed = new Promise<number>((resolve) => ws.addEventListener("close", (event) => resolve(event.code)))
+  ws.accept()
+  return { closed }
 }
 
 const command = (bearer: string, kind: string, id: string, body: unknown) =>
@@ -190,7 +210,11 @@ const populate = async (tenant: string) => {
   await expect.poll(async () => (await call("/v1/topics/counter/events", bearer)).body.entries?.length).toBe(4)
   let events = 0
   for (const [kind, id] of ACTORS) events += (await call(`/v1/${kind}/${id}`, bearer)).body.version
-  return { bearer, sessionId, memoryObject, events }
+  const sockets = await Promise.all([
+    subscription("/v1/counter/c1/ws", bearer),
+    subscription("/v1/topics/counter/ws", bearer),
+  ])
+  return { bearer, sessionId, memoryObject, events, sockets }
 }
 
 /** What every route shows of a tenant that was deleted: nothing. */
@@ -226,7 +250,7 @@ describe("deleting a tenant", () => {
   it("erases every actor, topic, memory (R2 and vectors) and MCP session, leaves other tenants alone, and keeps an audit record", async () => {
     const gina = tenantNamed("gina")
     const hal = tenantNamed("hal")
-    const { bearer, sessionId, memoryObject, events } = await populate(gina)
+    const { bearer, sessionId, memoryObject, events, sockets } = await populate(gina)
     const halToken = await token(hal, "read write")
     await command(halToken, "counter", "c1", { type: "Increment", by: 7 })
 
@@ -267,6 +291,8 @@ describe("deleting a tenant", () => {
     expect(audit.steps.every((step: any) => step.status === "done")).toBe(true)
 
     await expectNothingLeft(gina, bearer, sessionId, memoryObject)
+    // The actor's and the topic's subscribers were told: what they followed is gone.
+    expect(await Promise.all(sockets.map((socket) => socket.closed))).toEqual([4410, 4410])
     // The directory lists again only what was written since (the idempotency check above).
     await expect.poll(async () => (await listed(bearer)).actors?.map((a: any) => a.id)).toEqual(["c2"])
     // Another tenant is untouched.
@@ -304,5 +330,56 @@ describe("deleting a tenant", () => {
     expect(done.failure).toBeNull()
     expect(done.steps.find((step: any) => step.name === "actors").erased).toMatchObject({ actors: 5 })
     await expectNothingLeft(ivy, bearer, sessionId, memoryObject)
+  })
+})
+
+describe("a deletion's pluggable erasers", () => {
+  it("run in their place (grants before the objects, usage after), count what they erased, and a failing one is retried", async () => {
+    const tenant = tenantNamed("jo")
+    const bearer = await token(tenant, "read write")
+    await command(bearer, "counter", "c1", { type: "Increment", by: 1 })
+    await expect.poll(async () => (await listed(bearer)).actors?.length).toBe(1)
+    const calls: Array<string> = []
+    let usageDown = true
+    const erasers: ReadonlyArray<TenantEraser> = [
+      { name: "usage", erase: async (_env, of) => void calls.push(`usage ${of}`) },
+      {
+        name: "oauth-grants",
+        when: "before",
+        erase: async (_env, of) => {
+          calls.push(`grants ${of}`)
+          if (usageDown) {
+            usageDown = false
+            throw new Error("the grant store is down")
+          }
+          return 2
+        },
+      },
+    ]
+    const coordinatorObject = env.EMBERLOG_TOPIC.getByName(deletionName(tenant)) as DurableObjectStub
+    const run = await runInDurableObject(coordinatorObject, async (_instance: unknown, state: DurableObjectState) => {
+      const coordinator = new DeletionCoordinator(state.storage, env, tenant, erasers)
+      const started = coordinator.requestDeletion(tenant, "ops")
+      // This test runs the steps itself, not the object's own alarm (which knows no test erasers).
+      await state.storage.deleteAlarm()
+      await coordinator.run()
+      const failed = coordinator.deletionStatus()!
+      const retryIn = ((await state.storage.getAlarm()) ?? 0) - Date.now()
+      await state.storage.deleteAlarm()
+      await coordinator.run()
+      return { started, failed, retryIn, done: coordinator.deletionStatus()! }
+    })
+    const names = (status: DeletionStatus) => status.steps.map((step) => step.name)
+    expect(names(run.started)).toEqual(["oauth-grants", "mcp-sessions", "actors", "topics", "usage", "directory"])
+    expect(run.failed).toMatchObject({
+      status: "in-progress",
+      step: "oauth-grants",
+      failure: { step: "oauth-grants", attempts: 1, message: "the grant store is down" },
+    })
+    expect(run.retryIn).toBeGreaterThan(0)
+    expect(run.done).toMatchObject({ status: "done", failure: null, requestedBy: "ops" })
+    expect(run.done.steps.find((step) => step.name === "oauth-grants")!.erased).toEqual({ "oauth-grants": 2 })
+    expect(calls).toEqual([`grants ${tenant}`, `grants ${tenant}`, `usage ${tenant}`])
+    expect((await call("/v1/counter/c1", bearer)).body.version).toBe(0)
   })
 })
