@@ -80,6 +80,9 @@ const INITIALIZE = {
   params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "tenants-test", version: "1" } },
 }
 
+/** Polls until the assertion holds: the outbox and alarms run a little after the request that started them. */
+const eventually = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 15_000 })
+
 const listed = async (bearer: string, query = "") => (await call(`/v1/actors${query}`, bearer)).body
 
 /** A tenant of its own per test: tenants never share a directory. */
@@ -99,7 +102,7 @@ describe("the tenant directory", () => {
     await command(bobToken, "counter", "bobs", { type: "Increment", by: 1 })
 
     // Delivered through the outbox, which trails the commit by a few ms.
-    await expect.poll(async () => (await listed(aliceToken)).actors?.length).toBe(4)
+    await eventually(async () => (await listed(aliceToken)).actors?.length).toBe(4)
     const all = await listed(aliceToken)
     expect(all.actors.map((a: any) => `${a.kind}/${a.id}`)).toEqual([
       "counter/a-1",
@@ -123,7 +126,7 @@ describe("the tenant directory", () => {
     }
     expect(seen).toEqual(all.actors.map((a: any) => `${a.kind}/${a.id}`))
 
-    await expect.poll(async () => (await listed(bobToken)).actors?.length).toBe(1)
+    await eventually(async () => (await listed(bobToken)).actors?.length).toBe(1)
     expect((await listed(bobToken)).actors.map((a: any) => a.id)).toEqual(["bobs"])
   })
 
@@ -149,14 +152,14 @@ describe("the tenant directory", () => {
     expect((await command(erinToken, "counter", "crashy", { type: "Increment", by: 1 })).status).toBe(200)
     // The outbox row was written with the event; the alarm that delivers it outlives the crash.
     await abortAllDurableObjects()
-    await expect.poll(async () => (await listed(erinToken)).actors?.map((a: any) => a.id)).toEqual(["crashy"])
+    await eventually(async () => (await listed(erinToken)).actors?.map((a: any) => a.id)).toEqual(["crashy"])
   })
 
   it("lists an actor whose log predates the directory when it next wakes", async () => {
     const fay = tenantNamed("fay")
     const fayToken = await token(fay, "read write")
     await command(fayToken, "counter", "old", { type: "Increment", by: 1 })
-    await expect.poll(async () => (await listed(fayToken)).actors?.length).toBe(1)
+    await eventually(async () => (await listed(fayToken)).actors?.length).toBe(1)
     // As an object written before the directory existed: no marker, not listed.
     const directory = env.EMBERLOG_TOPIC.getByName(directoryName(fay)) as DurableObjectStub
     await runInDurableObject(directory, (instance: unknown) =>
@@ -167,7 +170,7 @@ describe("the tenant directory", () => {
     expect((await listed(fayToken)).actors).toEqual([])
     await abortAllDurableObjects()
     expect((await call("/v1/counter/old", fayToken)).body.version).toBe(1)
-    await expect.poll(async () => (await listed(fayToken)).actors?.map((a: any) => a.id)).toEqual(["old"])
+    await eventually(async () => (await listed(fayToken)).actors?.map((a: any) => a.id)).toEqual(["old"])
   })
 })
 
@@ -177,6 +180,7 @@ const ACTORS = [
   ["document", "d1"],
   ["memory", "m1"],
   ["job", "j1"],
+  ["room", "r1"],
 ] as const
 
 /** Everything the issue names, in one tenant: counters, a document, memories (one in R2), a job, an MCP session. */
@@ -204,16 +208,18 @@ const populate = async (tenant: string) => {
     ;(instance as { lastSeen: number }).lastSeen = Date.now() + 10 * 60_000
   })
   const memoryObject = env.EMBERLOG_ACTOR.idFromName(actorName(tenant, "memory", "m1")).toString()
-  await expect.poll(async () => (await env.MEMORY_BUCKET.list({ prefix: `${memoryObject}/` })).objects.length).toBe(1)
-  await expect.poll(() => env.MEMORY_VECTORS.namespaceSize(memoryObject)).toBe(2)
-  await expect.poll(async () => (await listed(bearer)).actors?.length).toBe(5)
-  await expect.poll(async () => (await call("/v1/topics/counter/events", bearer)).body.entries?.length).toBe(4)
-  let events = 0
-  for (const [kind, id] of ACTORS) events += (await call(`/v1/${kind}/${id}`, bearer)).body.version
+  await eventually(async () => (await env.MEMORY_BUCKET.list({ prefix: `${memoryObject}/` })).objects.length).toBe(1)
+  await eventually(() => env.MEMORY_VECTORS.namespaceSize(memoryObject)).toBe(2)
   const sockets = await Promise.all([
     subscription("/v1/counter/c1/ws", bearer),
     subscription("/v1/topics/counter/ws", bearer),
+    // A room member: joining is an event; the room must not log its Leave after the deletion.
+    subscription("/ws?room=r1&name=ann", bearer),
   ])
+  await eventually(async () => (await listed(bearer)).actors?.length).toBe(ACTORS.length)
+  await eventually(async () => (await call("/v1/topics/counter/events", bearer)).body.entries?.length).toBe(4)
+  let events = 0
+  for (const [kind, id] of ACTORS) events += (await call(`/v1/${kind}/${id}`, bearer)).body.version
   return { bearer, sessionId, memoryObject, events, sockets }
 }
 
@@ -271,9 +277,9 @@ describe("deleting a tenant", () => {
     const repeated = await call(`/v1/tenants/${gina}`, bearer, { method: "DELETE" })
     expect(repeated.body.deletion.id).toBe(started.body.deletion.id)
 
-    await expect
-      .poll(async () => (await call(`/v1/tenants/${gina}/deletion`, bearer)).body.deletion?.status)
-      .toBe("done")
+    await eventually(async () => (await call(`/v1/tenants/${gina}/deletion`, bearer)).body.deletion?.status).toBe(
+      "done",
+    )
     const audit = (await call(`/v1/tenants/${gina}/deletion`, bearer)).body.deletion
     expect(audit).toMatchObject({
       id: started.body.deletion.id,
@@ -285,16 +291,18 @@ describe("deleting a tenant", () => {
     expect(Date.parse(audit.finishedAt)).toBeGreaterThanOrEqual(Date.parse(audit.requestedAt))
     const erased = Object.fromEntries(audit.steps.map((step: any) => [step.name, step.erased]))
     expect(erased["mcp-sessions"]).toEqual({ sessions: 1, openSessions: 1 })
-    expect(erased.actors).toMatchObject({ actors: 5, events, memories: 2, r2Objects: 1, vectors: 2 })
+    expect(erased.actors).toMatchObject({ actors: ACTORS.length, events, memories: 2, r2Objects: 1, vectors: 2 })
     expect(erased.topics.topics).toBeGreaterThanOrEqual(1)
     expect(erased.topics.entries).toBeGreaterThanOrEqual(4)
     expect(audit.steps.every((step: any) => step.status === "done")).toBe(true)
 
     await expectNothingLeft(gina, bearer, sessionId, memoryObject)
     // The actor's and the topic's subscribers were told: what they followed is gone.
-    expect(await Promise.all(sockets.map((socket) => socket.closed))).toEqual([4410, 4410])
+    expect(await Promise.all(sockets.map((socket) => socket.closed))).toEqual([4410, 4410, 4410])
+    // The member's socket ended with the room's log: no Leave was appended to the erased room.
+    expect((await call("/v1/room/r1", bearer)).body.version).toBe(0)
     // The directory lists again only what was written since (the idempotency check above).
-    await expect.poll(async () => (await listed(bearer)).actors?.map((a: any) => a.id)).toEqual(["c2"])
+    await eventually(async () => (await listed(bearer)).actors?.map((a: any) => a.id)).toEqual(["c2"])
     // Another tenant is untouched.
     expect((await call("/v1/counter/c1", halToken)).body).toMatchObject({ version: 1, state: { value: 7 } })
     // The audit record outlives the tenant's data (an operator reads it too).
@@ -310,9 +318,9 @@ describe("deleting a tenant", () => {
     console.warn = () => undefined
     try {
       expect((await call(`/v1/tenants/${ivy}`, bearer, { method: "DELETE" })).status).toBe(202)
-      const failedAt = await expect
-        .poll(async () => (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion?.failure?.step)
-        .toBe("topics")
+      const failedAt = await eventually(
+        async () => (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion?.failure?.step,
+      ).toBe("topics")
       void failedAt
       const stalled = (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion
       expect(stalled).toMatchObject({ status: "in-progress", step: "topics" })
@@ -320,15 +328,15 @@ describe("deleting a tenant", () => {
       expect(stalled.steps.find((step: any) => step.name === "actors").status).toBe("done")
       // The process dies while the deletion waits for its retry: only what is stored survives.
       await abortAllDurableObjects()
-      await expect
-        .poll(async () => (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion?.status)
-        .toBe("done")
+      await eventually(async () => (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion?.status).toBe(
+        "done",
+      )
     } finally {
       console.warn = errors
     }
     const done = (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion
     expect(done.failure).toBeNull()
-    expect(done.steps.find((step: any) => step.name === "actors").erased).toMatchObject({ actors: 5 })
+    expect(done.steps.find((step: any) => step.name === "actors").erased).toMatchObject({ actors: ACTORS.length })
     await expectNothingLeft(ivy, bearer, sessionId, memoryObject)
   })
 })
@@ -338,7 +346,7 @@ describe("a deletion's pluggable erasers", () => {
     const tenant = tenantNamed("jo")
     const bearer = await token(tenant, "read write")
     await command(bearer, "counter", "c1", { type: "Increment", by: 1 })
-    await expect.poll(async () => (await listed(bearer)).actors?.length).toBe(1)
+    await eventually(async () => (await listed(bearer)).actors?.length).toBe(1)
     const calls: Array<string> = []
     let usageDown = true
     const erasers: ReadonlyArray<TenantEraser> = [
