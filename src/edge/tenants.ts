@@ -2,7 +2,8 @@
  * A tenant's data, listed and deleted (README, "A tenant's data: listing and deletion"):
  *
  * - `GET /v1/actors?kind=&prefix=&cursor=&limit=` (read): the caller's tenant's actors, every
- *   one appended to at least once, of the kinds the app serves, in (kind, id) order, a page at a time.
+ *   one appended to at least once, of the kinds the app serves, in (kind, id) order, a page at a time;
+ *   `GET /v1/admin/tenants/{tenant}/actors` (operator) the same of any tenant.
  * - `DELETE /v1/tenants/{tenant}` (admin of that tenant, or operator): 202 with the deletion's status;
  *   the deletion runs in a coordinator object outside the tenant (actors/deletion.ts) and resumes after a crash.
  * - `GET /v1/tenants/{tenant}/deletion` (the same): the latest deletion's status, the audit record once done.
@@ -76,7 +77,7 @@ const tenantParam = (c: Context<AppEnv>): string => {
 }
 
 export const tenantRoutes = (app: App, served: KindRegistry) => {
-  app.get("/v1/actors", requireScope("read"), async (c) => {
+  const listActors = async (c: Context<AppEnv>, tenant: string) => {
     const kind = c.req.query("kind")
     if (kind !== undefined && served.get(kind) === undefined)
       throw new HttpError(
@@ -91,7 +92,7 @@ export const tenantRoutes = (app: App, served: KindRegistry) => {
     const limit = Params.nonNegativeInt("limit", c.req.query("limit"), 100)
     if (limit < 1 || limit > MAX_ACTORS_PAGE)
       throw badRequest("invalid_query", `limit must be an integer from 1 to ${MAX_ACTORS_PAGE}`)
-    const page = await directoryOf(c.env, c.get("principal").tenant).listDirectory({
+    const page = await directoryOf(c.env, tenant).listDirectory({
       type: "actor",
       kinds: kind === undefined ? served.names : [kind],
       ...(prefix === undefined || prefix === "" ? {} : { prefix }),
@@ -106,7 +107,11 @@ export const tenantRoutes = (app: App, served: KindRegistry) => {
       })),
       next: page.next === null ? null : encodeCursor(page.next),
     })
-  })
+  }
+
+  app.get("/v1/actors", requireScope("read"), (c) => listActors(c, c.get("principal").tenant))
+  // Operators list any tenant's actors (as they read them, under /v1/admin only).
+  app.get("/v1/admin/tenants/:tenant/actors", requireScope("operator"), (c) => listActors(c, c.req.param("tenant")))
 
   app.delete("/v1/tenants/:tenant", async (c) => {
     const tenant = tenantParam(c)

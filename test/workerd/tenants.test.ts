@@ -128,6 +128,12 @@ describe("the tenant directory", () => {
 
     await eventually(async () => (await listed(bobToken)).actors?.length).toBe(1)
     expect((await listed(bobToken)).actors.map((a: any) => a.id)).toEqual(["bobs"])
+    // An operator lists any tenant's; the tenant itself only its own.
+    const operator = await token("ops", "read operator", "ops")
+    expect((await call(`/v1/admin/tenants/${alice}/actors?kind=document`, operator)).body.actors).toMatchObject([
+      { kind: "document", id: "notes" },
+    ])
+    expect((await call(`/v1/admin/tenants/${alice}/actors`, bobToken)).body.error.code).toBe("insufficient_scope")
   })
 
   it("refuses bad queries and changes nothing", async () => {
