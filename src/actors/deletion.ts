@@ -14,6 +14,9 @@
  * (the tenant kept writing), the sessions, actors and topics steps run once more.
  */
 import { actorName, scopedName } from "../core/names.js"
+import type { DeletionStatus, ErasedCounts } from "../core/wire.js"
+
+export type { DeletionStatus, DeletionStep, ErasedCounts } from "../core/wire.js"
 import {
   directoryName,
   type DirectoryApi,
@@ -31,40 +34,9 @@ export interface TenantEraser {
   readonly when?: "before" | "after"
 }
 
-/** What each erased object reports: counts by what it erased (events, memory objects in R2, vectors, …). */
-export type ErasedCounts = Readonly<Record<string, number>>
-
 /** The RPC method each object of a tenant has for its deletion. */
 export interface Erasable {
   eraseAll(): ErasedCounts | Promise<ErasedCounts>
-}
-
-export interface DeletionStep {
-  readonly name: string
-  readonly status: "pending" | "done"
-  /** What the step erased so far, by what. */
-  readonly erased: ErasedCounts
-}
-
-export interface DeletionStatus {
-  readonly id: string
-  readonly tenant: string
-  readonly status: "in-progress" | "done"
-  readonly requestedBy: string
-  readonly requestedAt: string
-  readonly finishedAt: string | null
-  /** The step running or next (null when done). */
-  readonly step: string | null
-  readonly steps: ReadonlyArray<DeletionStep>
-  /** How many times the sessions/actors/topics steps ran (more than 1: the tenant wrote during the deletion). */
-  readonly passes: number
-  /** The last failure of the step running, until it succeeds. */
-  readonly failure: {
-    readonly step: string
-    readonly message: string
-    readonly attempts: number
-    readonly at: string
-  } | null
 }
 
 export interface DeletionMethods {

@@ -11,6 +11,7 @@ import {
 } from "../../src/actors/deletion.js"
 import { directoryName, type DirectoryMethods } from "../../src/actors/directory.js"
 import { actorName, scopedName } from "../../src/core/names.js"
+import { createClient } from "../../src/client/index.js"
 import { BASE, freshId } from "./helpers.js"
 
 const SECRET = "tenants-test-secret-" + crypto.randomUUID()
@@ -40,6 +41,19 @@ const call = async (path: string, bearer: string, init: RequestInit = {}) => {
   }
   return { status: response.status, body, headers: response.headers }
 }
+
+/** The typed client as an app builds it, reaching the Worker (auth on) without the network. */
+const clientOf = (bearer: string) =>
+  createClient({
+    baseUrl: BASE,
+    token: bearer,
+    fetch: (input, init) =>
+      worker.fetch(
+        new Request(input, init),
+        { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never,
+        createExecutionContext(),
+      ),
+  })
 
 /** A WebSocket subscription through the Worker, and its close code once it closes. */
 const subscription = async (path: string, bearer: string): Promise<{ readonly closed: Promise<number> }> => {
@@ -115,14 +129,16 @@ describe("the tenant directory", () => {
     expect((await listed(aliceToken, "?kind=document")).actors.map((a: any) => a.id)).toEqual(["notes"])
     expect((await listed(aliceToken, "?kind=counter&prefix=b-")).actors.map((a: any) => a.id)).toEqual(["b-1", "b-2"])
 
+    // A page at a time, with the typed client.
+    const emberlog = clientOf(aliceToken)
     const seen: Array<string> = []
-    let cursor: string | null = ""
-    for (let pages = 0; cursor !== null; pages++) {
+    let cursor: string | undefined
+    for (let pages = 0; pages === 0 || cursor !== undefined; pages++) {
       expect(pages).toBeLessThan(4)
-      const page: any = await listed(aliceToken, `?limit=1${cursor ? `&cursor=${cursor}` : ""}`)
+      const page = await emberlog.actors({ limit: 1, cursor })
       expect(page.actors).toHaveLength(1)
-      seen.push(`${page.actors[0].kind}/${page.actors[0].id}`)
-      cursor = page.next
+      seen.push(`${page.actors[0]!.kind}/${page.actors[0]!.id}`)
+      cursor = page.next ?? undefined
     }
     expect(seen).toEqual(all.actors.map((a: any) => `${a.kind}/${a.id}`))
 
@@ -319,30 +335,26 @@ describe("deleting a tenant", () => {
   it("a crash in the middle is finished by the alarm, and the status says where it stood meanwhile", async () => {
     const ivy = tenantNamed("ivy")
     const { bearer, sessionId, memoryObject } = await populate(ivy)
+    const emberlog = clientOf(bearer).tenant(ivy)
     deletionFaults.failSteps.push("topics")
     const errors = console.warn
     console.warn = () => undefined
     try {
-      expect((await call(`/v1/tenants/${ivy}`, bearer, { method: "DELETE" })).status).toBe(202)
-      const failedAt = await eventually(
-        async () => (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion?.failure?.step,
-      ).toBe("topics")
-      void failedAt
-      const stalled = (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion
+      expect((await emberlog.delete()).status).toBe("in-progress")
+      await eventually(async () => (await emberlog.deletion()).failure?.step).toBe("topics")
+      const stalled = await emberlog.deletion()
       expect(stalled).toMatchObject({ status: "in-progress", step: "topics" })
       expect(stalled.failure).toMatchObject({ attempts: 1, message: "injected failure of the topics step" })
-      expect(stalled.steps.find((step: any) => step.name === "actors").status).toBe("done")
+      expect(stalled.steps.find((step) => step.name === "actors")!.status).toBe("done")
       // The process dies while the deletion waits for its retry: only what is stored survives.
       await abortAllDurableObjects()
-      await eventually(async () => (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion?.status).toBe(
-        "done",
-      )
+      await eventually(async () => (await emberlog.deletion()).status).toBe("done")
     } finally {
       console.warn = errors
     }
-    const done = (await call(`/v1/tenants/${ivy}/deletion`, bearer)).body.deletion
+    const done = await emberlog.deletion()
     expect(done.failure).toBeNull()
-    expect(done.steps.find((step: any) => step.name === "actors").erased).toMatchObject({ actors: ACTORS.length })
+    expect(done.steps.find((step) => step.name === "actors")!.erased).toMatchObject({ actors: ACTORS.length })
     await expectNothingLeft(ivy, bearer, sessionId, memoryObject)
   })
 })
