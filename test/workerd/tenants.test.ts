@@ -166,6 +166,13 @@ describe("the tenant directory", () => {
       expect([query, response.status, response.body.error?.code]).toEqual([query, status, code])
     }
     expect((await call("/v1/actors", await token("dave", "write"))).body.error.code).toBe("insufficient_scope")
+    // A token without a tenant claim is of its sub's own tenant, `user:{sub}`, named escaped in the path.
+    const personal = await new SignJWT({ sub: "dave", scope: "admin" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(SECRET))
+    expect((await call("/v1/tenants/user%3Adave/deletion", personal)).body.error.code).toBe("no_deletion")
+    expect((await call("/v1/tenants/dave/deletion", personal)).body.error.code).toBe("wrong_tenant")
   })
 
   it("lists an actor whose object crashed right after its first commit", async () => {
