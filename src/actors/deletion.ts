@@ -208,7 +208,11 @@ export class DeletionCoordinator implements DeletionMethods {
           deletionFaults.failSteps.splice(fault, 1)
           throw new Error(`injected failure of the ${step.name} step`)
         }
-        await this.runStep(row, step)
+        if ((await this.runStep(row, step)) === "again") {
+          // Another pass on the next alarm: a tenant that keeps writing does not hold one alarm forever.
+          await this.storage.setAlarm(Date.now() + DELETION_RETRY_BASE_MS)
+          return
+        }
       } catch (error) {
         const attempts = row.failure?.step === step.name ? row.failure.attempts + 1 : 1
         row.failure = {
@@ -257,7 +261,7 @@ export class DeletionCoordinator implements DeletionMethods {
   }
 
   /** Runs one step to its end, saving its progress after every page (marks it done; the caller saves that). */
-  private async runStep(row: Row, step: Row["steps"][number]): Promise<void> {
+  private async runStep(row: Row, step: Row["steps"][number]): Promise<"done" | "again"> {
     const objects = OBJECT_STEPS.find((candidate) => candidate.name === step.name)
     if (objects !== undefined) {
       for (;;) {
@@ -276,8 +280,9 @@ export class DeletionCoordinator implements DeletionMethods {
         // Listed while the deletion ran: the object steps run again.
         row.passes++
         for (const again of row.steps) if (OBJECT_STEPS.some((s) => s.name === again.name)) again.status = "pending"
+        row.failure = null
         this.save(row)
-        return
+        return "again"
       }
       await this.directory.eraseAll()
     } else {
@@ -287,5 +292,6 @@ export class DeletionCoordinator implements DeletionMethods {
       if (typeof n === "number") add(step.erased, { [step.name]: n })
     }
     step.status = "done"
+    return "done"
   }
 }
