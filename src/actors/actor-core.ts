@@ -118,6 +118,11 @@ export class ActorCore<S = unknown> {
     private readonly onAppend?: (appended: ReadonlyArray<StoredEvent>, command: unknown) => void,
     /** The actor's id, from the host's own name (not a request), for entities owned by who their id names. */
     private readonly actorId = "",
+    /**
+     * A topic the actor's first event is also delivered to, through the outbox (the host's: the
+     * tenant's directory), so an actor that committed once is listed even after a crash.
+     */
+    private readonly firstEventTopic?: string,
   ) {
     this.state = entity.initial
     this.run(this.recover())
@@ -330,9 +335,12 @@ export class ActorCore<S = unknown> {
       const stateJson = snapshotDue ? canonicalJson(encodedState) : JSON.stringify(encodedState)
       yield* this.checkFits(appended, metaJson, stateJson)
       yield* store.append(appended)
-      yield* store.enqueue(
-        emitted.flatMap((event, i) => this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic }))),
+      const deliveries = emitted.flatMap((event, i) =>
+        this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic })),
       )
+      if (this.version === 0 && appended.length > 0 && this.firstEventTopic !== undefined)
+        deliveries.push({ seq: 1, topic: this.firstEventTopic })
+      yield* store.enqueue(deliveries)
       if (this.onAppend !== undefined && appended.length > 0) {
         const onAppend = this.onAppend
         yield* Effect.sync(() => onAppend(appended, decoded.command))
@@ -400,6 +408,18 @@ export class ActorCore<S = unknown> {
         const batches = yield* (yield* EventStore).pendingDeliveries(limit)
         return batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) }))
       }),
+    )
+  }
+
+  /** Delivers the first event to `topic` (again): an actor whose log predates `firstEventTopic` catches up. */
+  redeliverFirst(topic: string): void {
+    if (this.version === 0) return
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          yield* (yield* EventStore).enqueue([{ seq: 1, topic }])
+        }),
+      ),
     )
   }
 

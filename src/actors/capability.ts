@@ -77,6 +77,12 @@ export interface CapabilityHooks {
   readonly socketMessage?: (socket: WebSocket, message: string) => void | Promise<void>
   /** One of this capability's sockets closed or failed. */
   readonly socketClosed?: (socket: WebSocket) => void
+  /**
+   * The tenant is being deleted: erase what the capability keeps outside the object's storage
+   * (R2 objects, vectors), before the host deletes that storage. Idempotent (a crash repeats it);
+   * returns counts of what it erased, by what.
+   */
+  readonly erase?: () => Promise<Readonly<Record<string, number>>>
   /** Extra RPC methods, called through EmberlogActor's generic `invoke(method, args)`. */
   readonly methods?: Readonly<Record<string, (...args: any[]) => unknown>>
 }

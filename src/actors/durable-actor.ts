@@ -38,7 +38,9 @@ import {
   type SocketAttachment,
 } from "./subscribers.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
-import type { EmberlogTopicObject } from "./topic.js"
+import type { EmberlogTopicObject, TopicApi } from "./topic.js"
+import { DIRECTORY_TOPIC, directoryName, type DirectoryMethods } from "./directory.js"
+import type { ErasedCounts } from "./deletion.js"
 import { AlarmOwner, type AlarmTask } from "./alarm.js"
 import type { Capability, CapabilityHooks, Host } from "./capability.js"
 
@@ -84,6 +86,17 @@ const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
   AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
   LIMIT 1`
 const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
+const hasTable = (sql: SqlStorage, name: string) =>
+  sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
+
+/** The marker that the actor's first event is on its way to the tenant's directory (written with the log's tables). */
+const LISTED = "CREATE TABLE IF NOT EXISTS emberlog_listed (listed INTEGER)"
+
+/** What a capability's hook started before an erasure gets when it commits. */
+const erased: ActorReply<never> = {
+  ok: false,
+  error: { _tag: "Rejected", code: "actor_erased", message: "This actor was erased: its tenant was deleted" },
+}
 
 /** A command sent on a subscription socket. */
 interface CommandFrame {
@@ -192,8 +205,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
   return class EmberlogActor extends DurableObject<ActorEnv> {
     core!: ActorCore
     readonly served: Served | undefined
-    readonly subscribers: Subscribers
-    private readonly alarms: AlarmOwner
+    subscribers!: Subscribers
+    private alarms!: AlarmOwner
     /** Each capability's hooks for this object, by capability name, once started. */
     private hooks = new Map<string, CapabilityHooks>()
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
@@ -206,12 +219,24 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
      * committing, would never hear of them. Unset once every capability has started.
      */
     private startCommits: Array<ReadonlyArray<WireEvent>> | undefined
+    /** Counts the object's erasures: hooks of capabilities started before the last one may no longer act. */
+    private generation = 0
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
       const name = ctx.id.name === undefined ? undefined : parseActorName(ctx.id.name)
       const kind = name === undefined ? undefined : byKind.get(name.kind)
       this.served = name === undefined || kind === undefined ? undefined : { tenant: name.tenant, kind, id: name.id }
+      // Nothing for a kind not served: no recovery, no tables, no alarm.
+      if (this.served === undefined) return
+      ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
+      void ctx.blockConcurrencyWhile(() => this.boot())
+    }
+
+    /** Recovery and every capability's start: at construction, and again after the storage was erased. */
+    private async boot(): Promise<void> {
+      const { ctx } = this
+      const served = this.served!
       this.subscribers = new Subscribers(ctx, this.logSource(), { wakeAt: (at) => void this.alarms.wakeAt(at) })
       this.alarms = new AlarmOwner(
         {
@@ -223,39 +248,44 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         this.alarmTasks(),
       )
-      // Nothing for a kind not served: no recovery, no tables, no alarm.
-      if (this.served === undefined) return
-      const served = this.served
-      ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-      void ctx.blockConcurrencyWhile(async () => {
-        const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
-        // Reads create nothing: a projection's tables come with the log's, at the first write.
-        if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
-        this.core = new ActorCore(
-          served.kind.entity,
-          actorRuntime(ctx.storage, options, () => this.ensureTables()),
-          projections.length === 0
-            ? undefined
-            : (appended, command) => {
-                for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
-              },
-          served.id,
-        )
-        await this.alarms.load()
-        this.startCommits = []
-        for (const capability of this.capabilities) {
-          this.hooks.set(capability.name, await capability.start(this.hostFor(capability.name)))
-        }
-        const held = this.startCommits
-        this.startCommits = undefined
-        for (const events of held) this.tellCapabilities(events)
-        this.commandPath = [...this.hooks.values()].reduceRight<typeof this.commandPath>(
-          (next, hooks) => (hooks.command === undefined ? next : (request) => hooks.command!(request, next)),
-          (request) => this.commit(request),
-        )
-        // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
-        await this.alarms.reschedule()
-      })
+      const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
+      // Reads create nothing: a projection's tables come with the log's, at the first write.
+      if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
+      this.core = new ActorCore(
+        served.kind.entity,
+        actorRuntime(ctx.storage, options, () => {
+          ctx.storage.sql.exec(LISTED)
+          this.ensureTables()
+        }),
+        projections.length === 0
+          ? undefined
+          : (appended, command) => {
+              for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
+            },
+        served.id,
+        DIRECTORY_TOPIC,
+      )
+      // A log that predates the tenant directory: its first event goes there now, once.
+      if (this.core.currentVersion > 0 && !hasTable(ctx.storage.sql, "emberlog_listed")) {
+        ctx.storage.transactionSync(() => {
+          this.core.redeliverFirst(DIRECTORY_TOPIC)
+          ctx.storage.sql.exec(LISTED)
+        })
+      }
+      await this.alarms.load()
+      this.startCommits = []
+      for (const capability of this.capabilities) {
+        this.hooks.set(capability.name, await capability.start(this.hostFor(capability.name)))
+      }
+      const held = this.startCommits
+      this.startCommits = undefined
+      for (const events of held) this.tellCapabilities(events)
+      this.commandPath = [...this.hooks.values()].reduceRight<typeof this.commandPath>(
+        (next, hooks) => (hooks.command === undefined ? next : (request) => hooks.command!(request, next)),
+        (request) => this.commit(request),
+      )
+      // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
+      await this.alarms.reschedule()
     }
 
     private get capabilities(): ReadonlyArray<Capability> {
@@ -270,6 +300,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private hostFor(tag: string): Host {
       const { ctx } = this
       const served = this.served!
+      const generation = this.generation
+      const current = () => generation === this.generation
       return {
         ctx,
         env: this.env,
@@ -283,8 +315,9 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           const reply = this.core.readEvents(after, limit)
           return reply.ok ? reply.value.events : []
         },
-        commit: (request) => this.commit(request),
-        wakeAt: (at) => this.alarms.wakeAt(at),
+        // A capability started before the object was erased acts no more (a job's reaction still running).
+        commit: (request) => (current() ? this.commit(request) : erased),
+        wakeAt: (at) => (current() ? this.alarms.wakeAt(at) : Promise.resolve()),
         hasStorage: () => hasStorage(ctx.storage.sql),
         ensureTables: () => this.ensureTables(),
         acceptSocket: (attachment) => this.subscribers.acceptWebSocket(0, { ...attachment, mode: tag }),
@@ -353,7 +386,18 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private async deliver(): Promise<void> {
       const { tenant, id } = this.served!
       const source = { kind: this.entity.kind, id }
-      const topicOf = (topic: string) => stubOf<EmberlogTopicObject>(this.env.EMBERLOG_TOPIC, scopedName(tenant, topic))
+      const topicOf = (topic: string): Pick<TopicApi, "deliver"> => {
+        if (topic !== DIRECTORY_TOPIC)
+          return stubOf<EmberlogTopicObject>(this.env.EMBERLOG_TOPIC, scopedName(tenant, topic))
+        // The first event, delivered to the tenant's directory: the actor is listed, nothing of the event is kept.
+        const directory = stubOf<DirectoryMethods>(this.env.EMBERLOG_TOPIC, directoryName(tenant))
+        return {
+          deliver: async (from) => {
+            await directory.registerInDirectory([{ type: "actor", kind: from.kind, id: from.id }])
+            return { accepted: 1, duplicates: 0 }
+          },
+        }
+      }
       try {
         this.deliveryDelay = (await drainOutbox(this.core, source, topicOf)) ? 0 : DELIVERY_BATCH_DELAY_MS
         this.failedDeliveries = 0
@@ -421,6 +465,34 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     verifyLog(): VerifyReport {
       if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
       return this.core.verify()
+    }
+
+    /**
+     * Erases the actor (its tenant is being deleted): what its capabilities keep elsewhere (R2,
+     * vectors), then every table and the alarm; its sockets and streams are closed, and the object
+     * starts again as an actor that never had an event. Nothing else runs meanwhile. Idempotent.
+     */
+    async eraseAll(): Promise<ErasedCounts> {
+      const counts: Record<string, number> = {}
+      await this.ctx.blockConcurrencyWhile(async () => {
+        if (this.served !== undefined) {
+          if (this.core.currentVersion > 0) counts.events = this.core.currentVersion
+          for (const hooks of this.hooks.values()) {
+            for (const [what, n] of Object.entries((await hooks.erase?.()) ?? {}))
+              counts[what] = (counts[what] ?? 0) + n
+          }
+          this.generation++
+          this.subscribers.closeAll()
+        }
+        await this.ctx.storage.deleteAlarm()
+        await this.ctx.storage.deleteAll()
+        if (this.served === undefined) return
+        this.hooks = new Map()
+        this.failedDeliveries = 0
+        this.deliveryDelay = 0
+        await this.boot()
+      })
+      return counts
     }
 
     /** A capability's own RPC method (memory's `search`, …), by name. */
@@ -520,7 +592,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
 export type ActorApi = ObjectStub<
-  Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog" | "invoke">
+  Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog" | "invoke" | "eraseAll">
 >
 
 /**
@@ -539,6 +611,7 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
   verifyLog(): VerifyReport
   invoke(method: string, args?: ReadonlyArray<unknown>): Promise<ActorReply<unknown>>
+  eraseAll(): Promise<ErasedCounts>
   fetch(request: Request): Promise<Response>
 }
 

@@ -9,6 +9,7 @@ import { PAGE_BYTES, takeWithinBudget } from "../domain/json-size.js"
 import type { Source } from "../core/wire.js"
 import type { ActorCore } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
+import { DIRECTORY_TOPIC } from "./directory.js"
 
 export const OUTBOX_BATCH = 200
 
@@ -29,9 +30,12 @@ export const deliveryFaults: { fail: number; duplicate: number } = ((globalThis 
 export const drainOutbox = async (
   core: ActorCore,
   source: Source,
-  topicOf: (topic: string) => TopicApi,
+  topicOf: (topic: string) => Pick<TopicApi, "deliver">,
 ): Promise<boolean> => {
-  const batches = core.pendingDeliveries(OUTBOX_BATCH)
+  // The tenant's directory last: topics have subscribers waiting on their entries, the directory has none.
+  const batches = [...core.pendingDeliveries(OUTBOX_BATCH)].sort(
+    (a, b) => Number(a.topic === DIRECTORY_TOPIC) - Number(b.topic === DIRECTORY_TOPIC),
+  )
   let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
   const failures: Array<unknown> = []
   for (const { topic, events: pending } of batches) {

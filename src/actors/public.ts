@@ -15,6 +15,7 @@ export {
 export {
   defineProjection,
   topicClass,
+  type TopicClassOptions,
   type EmberlogTopicObject,
   type TopicApi,
   type TopicClass,
@@ -23,3 +24,5 @@ export {
 export { authorityOf, type OutgoingFrame, type SocketAttachment } from "./subscribers.js"
 export { STATUS_BY_FAILURE, errorBody, failureResponse } from "./failures.js"
 export { stubOf, type ObjectStub } from "./stubs.js"
+export type { DeletionStatus, DeletionStep, ErasedCounts, TenantEraser } from "./deletion.js"
+export type { DirectoryEntry, DirectoryEntryType } from "./directory.js"

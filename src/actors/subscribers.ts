@@ -25,6 +25,7 @@
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
+  CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
@@ -35,6 +36,7 @@ import {
 
 /** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
 export {
+  CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
   CLOSE_TOO_LARGE,
@@ -297,6 +299,13 @@ export class Subscribers {
     }
     this.earliestExpiry = this.scanExpiries(now)
     return this.earliestExpiry
+  }
+
+  /** Ends every socket and stream (the log was erased): what they followed no longer exists. */
+  closeAll(): void {
+    for (const socket of this.ctx.getWebSockets()) closeQuietly(socket, CLOSE_ERASED, "This log was erased")
+    for (const subscriber of [...this.sse]) this.dropSse(subscriber)
+    this.earliestExpiry = undefined
   }
 
   private noteExpiry(at: number): void {

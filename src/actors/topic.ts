@@ -26,10 +26,30 @@ import { PAGE_BYTES, takeWithinBudget, utf8Length } from "../domain/json-size.js
 import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
 import type { ActorReply } from "../core/wire.js"
 import { parseScopedName } from "../core/names.js"
-import type { ObjectStub } from "./stubs.js"
+import { stubOf, type ObjectStub } from "./stubs.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
 import { AlarmOwner } from "./alarm.js"
 import * as Usage from "./usage.js"
+import {
+  DIRECTORY_TOPIC,
+  TenantDirectory,
+  directoryName,
+  type DirectoryApi,
+  type DirectoryEntryType,
+  type DirectoryKey,
+  type DirectoryMethods,
+  type DirectoryPage,
+  type DirectoryQuery,
+} from "./directory.js"
+import {
+  DeletionCoordinator,
+  deletionTenant,
+  type DeletionBindings,
+  type DeletionMethods,
+  type DeletionStatus,
+  type ErasedCounts,
+  type TenantEraser,
+} from "./deletion.js"
 
 /**
  * A view folded from one topic's entries, kept in tables of the topic's object. `apply` runs
@@ -85,9 +105,16 @@ const messageOf = (error: unknown): string => {
 
 const CATCH_UP_PAGE = 1000
 
-/** A topic object's RPC methods. Named because declarations cannot be emitted for an anonymous class type with private members (TS4094). */
-export interface EmberlogTopicObject extends DurableObject {
-  deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number }
+type Delivered = { accepted: number; duplicates: number }
+
+/**
+ * A topic object's RPC methods. Named because declarations cannot be emitted for an anonymous class type with private members (TS4094).
+ * The same class also hosts, under names no topic can take, a tenant's directory (actors/directory.ts) and the
+ * coordinator of its deletion (actors/deletion.ts): their methods answer only under those names.
+ */
+export interface EmberlogTopicObject extends DurableObject, DirectoryMethods, DeletionMethods {
+  /** Synchronous once the topic is in its tenant's directory (every delivery after its first). */
+  deliver(source: Source, events: ReadonlyArray<WireEvent>): Delivered | Promise<Delivered>
   readEntries(after: number, limit: number): { entries: ReadonlyArray<TopicEntry>; next: number | null; head: number }
   head(): number
   readProjection(name: string): ActorReply<unknown>
@@ -95,13 +122,23 @@ export interface EmberlogTopicObject extends DurableObject {
   recordUsage(rows: ReadonlyArray<Usage.UsageRow>): void
   readUsage(from: string, to: string): ReadonlyArray<Usage.UsageRow>
   eraseUsage(): Promise<void>
+  /** Erases everything the object holds (a topic's entries and projections, a directory) and closes its streams. */
+  eraseAll(): Promise<ErasedCounts>
   fetch(request: Request): Promise<Response>
 }
 
 export type TopicClass = new (ctx: DurableObjectState, env: unknown) => EmberlogTopicObject
 
+export interface TopicClassOptions {
+  /** The pluggable steps of a tenant's deletion (usage, OAuth grants), beside erasing its objects. */
+  readonly erasers?: ReadonlyArray<TenantEraser>
+}
+
 /** The one topic class, hosting `projections` in the objects of the topics that feed them. */
-export const topicClass = (projections: ReadonlyArray<TopicProjection<any>> = []): TopicClass => {
+export const topicClass = (
+  projections: ReadonlyArray<TopicProjection<any>> = [],
+  options: TopicClassOptions = {},
+): TopicClass => {
   const names = new Set<string>()
   for (const { name } of projections) {
     if (names.has(name)) throw new Error(`emberlog: two projections are named ${JSON.stringify(name)}`)
@@ -114,10 +151,23 @@ export const topicClass = (projections: ReadonlyArray<TopicProjection<any>> = []
         ctx,
         env,
         projections.filter((projection) => projection.topic === name),
+        options.erasers ?? [],
       )
     }
   }
 }
+
+/** What an object of the topic class is, by its name. */
+type Role =
+  | { readonly type: "topic"; readonly tenant: string; readonly name: string }
+  | { readonly type: "directory"; readonly directory: TenantDirectory }
+  | { readonly type: "deletion"; readonly coordinator: DeletionCoordinator }
+
+/** The marker a topic writes once it is in its tenant's directory. */
+const LISTED = "CREATE TABLE IF NOT EXISTS emberlog_listed (listed INTEGER)"
+
+const hasTable = (sql: SqlStorage, name: string) =>
+  sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
 
 class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly sql: SqlStorage
@@ -126,6 +176,11 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly alarms: AlarmOwner
   private last = 0
   private created: boolean
+  /** Whether this topic is in its tenant's directory (then deliveries need no registration). */
+  private listed: boolean
+  /** Whether the marker of that is stored (written with the first append after the registration). */
+  private marked: boolean
+  private readonly role: Role
   /** Projections stopped by a failure, until the object's next wake retries them. */
   private readonly failures = new Map<string, ProjectionFailure>()
 
@@ -133,9 +188,23 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     ctx: DurableObjectState,
     env: unknown,
     private readonly projections: ReadonlyArray<TopicProjection> = [],
+    erasers: ReadonlyArray<TenantEraser> = [],
   ) {
     super(ctx, env as never)
     this.sql = ctx.storage.sql
+    const name = ctx.id.name ?? ""
+    const deleting = deletionTenant(name)
+    const scoped = parseScopedName(name)
+    this.role =
+      deleting !== undefined
+        ? {
+            type: "deletion",
+            coordinator: new DeletionCoordinator(ctx.storage, env as DeletionBindings, deleting, erasers),
+          }
+        : scoped.name === DIRECTORY_TOPIC
+          ? { type: "directory", directory: new TenantDirectory(ctx.storage) }
+          : { type: "topic", tenant: scoped.tenant, name: scoped.name }
+    this.listed = this.marked = hasTable(this.sql, "emberlog_listed")
     // Reads create nothing: the tables come with the first delivery.
     this.created =
       this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'").toArray().length > 0
@@ -183,15 +252,33 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     if (typeof message === "string") this.subscribers.receiveAck(socket, message)
   }
 
-  /** The only alarm a topic sets: closing sockets whose token expired. */
+  /** The only alarm a topic sets: closing sockets whose token expired (a deletion's coordinator: its steps). */
   override async alarm(): Promise<void> {
+    if (this.role.type === "deletion") return this.role.coordinator.run()
     await this.alarms.ring()
   }
 
-  deliver(source: Source, events: ReadonlyArray<WireEvent>): { accepted: number; duplicates: number } {
+  deliver(source: Source, events: ReadonlyArray<WireEvent>): Delivered | Promise<Delivered> {
+    if (this.listed || this.role.type !== "topic") return this.append(source, events)
+    return this.list(this.role).then(() => this.append(source, events))
+  }
+
+  /** Puts the topic in its tenant's directory before its first delivery writes anything. */
+  private async list(role: Extract<Role, { type: "topic" }>): Promise<void> {
+    const namespace = (this.env as { EMBERLOG_TOPIC?: DurableObjectNamespace }).EMBERLOG_TOPIC
+    if (namespace !== undefined) {
+      const directory = stubOf<DirectoryMethods>(namespace, directoryName(role.tenant)) as DirectoryApi
+      await directory.registerInDirectory([{ type: "topic", kind: "", id: role.name }])
+    }
+    this.listed = true
+  }
+
+  private append(source: Source, events: ReadonlyArray<WireEvent>): Delivered {
     let accepted = 0
+    const marking = this.listed && !this.marked
     this.ctx.storage.transactionSync(() => {
       if (!this.created) for (const statement of TABLES) this.sql.exec(statement)
+      if (marking) this.sql.exec(LISTED)
       const row = this.sql
         .exec("SELECT last_seq FROM sources WHERE kind = ? AND id = ?", source.kind, source.id)
         .toArray()[0]
@@ -219,6 +306,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
         )
       }
     })
+    if (marking) this.marked = true
     if (!this.created) {
       this.created = true
       // Sockets that expired while only a timer stood in for the alarm are closed before anything is sent.
@@ -392,6 +480,54 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
 
   override async fetch(request: Request): Promise<Response> {
     return acceptSubscription(this.subscribers, request)
+  }
+
+  async eraseAll(): Promise<ErasedCounts> {
+    const entries = this.role.type === "topic" ? this.last : 0
+    this.subscribers.closeAll()
+    this.last = 0
+    this.created = false
+    this.listed = this.marked = false
+    this.failures.clear()
+    // Every table and the alarm: nothing of this object's is left to read.
+    await this.ctx.storage.deleteAlarm()
+    await this.ctx.storage.deleteAll()
+    if (this.role.type === "directory") this.role.directory.forget()
+    return this.role.type === "topic" ? { entries } : {}
+  }
+
+  private directoryRole(): TenantDirectory {
+    if (this.role.type !== "directory") throw new Error("emberlog: this object is not a tenant directory")
+    return this.role.directory
+  }
+
+  registerInDirectory(keys: ReadonlyArray<DirectoryKey>): number {
+    return this.directoryRole().registerInDirectory(keys)
+  }
+
+  listDirectory(query: DirectoryQuery): DirectoryPage {
+    return this.directoryRole().listDirectory(query)
+  }
+
+  removeFromDirectory(keys: ReadonlyArray<DirectoryKey>): number {
+    return this.directoryRole().removeFromDirectory(keys)
+  }
+
+  countDirectory(): Record<DirectoryEntryType, number> {
+    return this.directoryRole().countDirectory()
+  }
+
+  private coordinator(): DeletionCoordinator {
+    if (this.role.type !== "deletion") throw new Error("emberlog: this object is not a deletion coordinator")
+    return this.role.coordinator
+  }
+
+  requestDeletion(tenant: string, requestedBy: string): DeletionStatus {
+    return this.coordinator().requestDeletion(tenant, requestedBy)
+  }
+
+  deletionStatus(): DeletionStatus | undefined {
+    return this.coordinator().deletionStatus()
   }
 
   /**

@@ -11,11 +11,11 @@
  * ```
  */
 import { Stream } from "effect"
-import type { TopicEntry, WireEvent } from "../core/wire.js"
+import type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
 import { type ReconnectOptions, type SocketLike, SubscriptionRefused, backoffDelay, resumable } from "./subscription.js"
 
 // The server's own definitions, so the client's types cannot drift from what it is sent.
-export type { TopicEntry, WireEvent } from "../core/wire.js"
+export type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
 
 export interface ClientOptions {
   /** e.g. http://127.0.0.1:8787 */
@@ -230,7 +230,21 @@ export const createClient = (options: ClientOptions) => {
     }
   }
 
-  return { actor, topic }
+  /** A page of the token's tenant's actors (pass `next` back as `cursor`). */
+  const actors = (
+    page: { readonly kind?: string; readonly prefix?: string; readonly cursor?: string; readonly limit?: number } = {},
+  ) => request<ActorListing>(`/v1/actors${query({ ...page })}`)
+
+  /** A tenant's deletion: start it (the tenant's own admin, or an operator), then follow its status. */
+  const tenant = (name: string) => {
+    const path = `/v1/tenants/${encodeURIComponent(name)}`
+    return {
+      delete: async () => (await request<{ deletion: DeletionStatus }>(path, { method: "DELETE" })).deletion,
+      deletion: async () => (await request<{ deletion: DeletionStatus }>(`${path}/deletion`)).deletion,
+    }
+  }
+
+  return { actor, topic, actors, tenant }
 }
 
 export type EmberlogClient = ReturnType<typeof createClient>

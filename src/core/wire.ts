@@ -67,3 +67,40 @@ export interface TopicEntry {
   readonly source: Source
   readonly event: WireEvent
 }
+
+/** `GET /v1/actors`: a page of a tenant's actors (each appended to at least once); `next` is the cursor of the page after. */
+export interface ActorListing {
+  readonly actors: ReadonlyArray<{ readonly kind: string; readonly id: string; readonly listedAt: string }>
+  readonly next: string | null
+}
+
+/** What a step of a tenant's deletion erased so far, by what (events, r2Objects, vectors, sessions, …). */
+export type ErasedCounts = Readonly<Record<string, number>>
+
+export interface DeletionStep {
+  readonly name: string
+  readonly status: "pending" | "done"
+  readonly erased: ErasedCounts
+}
+
+/** `GET /v1/tenants/{tenant}/deletion`: a tenant's deletion as it stands; once done, its audit record. */
+export interface DeletionStatus {
+  readonly id: string
+  readonly tenant: string
+  readonly status: "in-progress" | "done"
+  readonly requestedBy: string
+  readonly requestedAt: string
+  readonly finishedAt: string | null
+  /** The step running or next (null when done). */
+  readonly step: string | null
+  readonly steps: ReadonlyArray<DeletionStep>
+  /** How many times the sessions/actors/topics steps ran (more than 1: the tenant wrote during the deletion). */
+  readonly passes: number
+  /** The last failure of the step running, until it succeeds. */
+  readonly failure: {
+    readonly step: string
+    readonly message: string
+    readonly attempts: number
+    readonly at: string
+  } | null
+}

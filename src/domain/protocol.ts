@@ -18,6 +18,8 @@ export const CLOSE_TOO_LARGE = 1009
 export const CLOSE_RESUME = 4100
 /** Close code for a socket whose token expired: reconnect with a fresh token. */
 export const CLOSE_TOKEN_EXPIRED = 4001
+/** Close code for a socket whose log was erased (its tenant was deleted): nothing is left to follow. */
+export const CLOSE_ERASED = 4410
 
 /** Bytes a socket may have been sent past its last ack before it is closed with CLOSE_RESUME. */
 export const WS_MAX_UNCONFIRMED = 8 * 1024 * 1024

@@ -24,6 +24,7 @@ import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
 import { whoamiRoutes } from "./whoami.js"
 import { countRequests, usageRoutes } from "./usage.js"
+import { tenantRoutes } from "./tenants.js"
 
 type AppContext = Context<AppEnv>
 
@@ -234,6 +235,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
 
   whoamiRoutes(app, served)
   // Topics, projections and admin first, so that those words are never read as kinds.
+  tenantRoutes(app, served)
   app.get("/v1/topics/:topic/events", requireScope("read"), async (c) => {
     const topic = topicOf(c, c.req.param("topic"))
     return c.json(

@@ -11,6 +11,8 @@
  */
 import { actorHostClass, type ActorClass } from "../actors/durable-actor.js"
 import { topicClass, type TopicClass, type TopicProjection } from "../actors/topic.js"
+import type { TenantEraser } from "../actors/deletion.js"
+import { eraseUsage } from "./usage.js"
 import { createApp, type AppOptions } from "./app.js"
 import type { App, Env } from "./env.js"
 import { kindRegistry } from "./kind.js"
@@ -19,6 +21,11 @@ import { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
 export interface EmberlogOptions extends AppOptions {
   /** Projections of topics, each living in the object of the topic that feeds it (`/v1/projections/{name}`). */
   readonly projections?: ReadonlyArray<TopicProjection<any>>
+  /**
+   * Steps of a tenant's deletion beside erasing its objects: whatever the app keeps of a tenant
+   * elsewhere (usage rows). The authorization server's grants (`auth`) are erased first, always.
+   */
+  readonly erasers?: ReadonlyArray<TenantEraser>
 }
 
 export interface Emberlog {
@@ -33,6 +40,21 @@ export interface Emberlog {
   readonly app: App
 }
 
+/**
+ * The deletion's pluggable steps: the authorization server's grants first (no new tokens), the
+ * usage counted (after the objects: the deletion's own requests are counted until then), the app's.
+ */
+const tenantErasers = (options: EmberlogOptions): ReadonlyArray<TenantEraser> => {
+  const auth = options.auth
+  const grants: ReadonlyArray<TenantEraser> =
+    auth === undefined
+      ? []
+      : [{ name: "oauth-grants", when: "before", erase: (env, tenant) => auth.eraseTenant(env, tenant) }]
+  const usage: ReadonlyArray<TenantEraser> =
+    options.usage === true ? [{ name: "usage", when: "after", erase: eraseUsage }] : []
+  return [...grants, ...usage, ...(options.erasers ?? [])]
+}
+
 export const emberlog = (options: EmberlogOptions): Emberlog => {
   const registry = kindRegistry(options.kinds)
   const app = createApp(options, registry)
@@ -41,7 +63,7 @@ export const emberlog = (options: EmberlogOptions): Emberlog => {
       EmberlogActor: actorHostClass(
         registry.modules.map(({ entity, capabilities }) => ({ entity, capabilities: capabilities ?? [] })),
       ),
-      EmberlogTopic: topicClass(options.projections ?? []),
+      EmberlogTopic: topicClass(options.projections ?? [], { erasers: tenantErasers(options) }),
       EmberlogMcpSession: mcpSessionClass(registry),
     },
     handler: { fetch: async (request, env, ctx) => app.fetch(request, env, ctx) },

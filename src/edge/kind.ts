@@ -83,7 +83,7 @@ export interface KindModule<E extends Entity = Entity> {
 export const defineKind = <E extends Entity>(module: KindModule<E>): KindModule<E> => module
 
 /** Words under /v1 that are routes of their own, never kinds. */
-export const RESERVED_KINDS: ReadonlyArray<string> = ["topics", "projections", "admin"]
+export const RESERVED_KINDS: ReadonlyArray<string> = ["topics", "projections", "admin", "actors", "tenants"]
 
 export interface KindRegistry {
   /** The served kinds' names, in the order the app listed them. */

@@ -161,3 +161,38 @@ it("with auth on, reads and follows with the token from its token field (session
   expect(await rows(page).first().textContent()).toContain("auditor")
   await page.close()
 }, 60_000)
+
+it("picks an actor from the tenant's directory instead of typing its id", async () => {
+  const base = baseOf(secured)
+  const tenant = `picker-${Date.now()}`
+  const token = await new SignJWT({ sub: "picker", tenant, scope: "read write" })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime("5m")
+    .sign(new TextEncoder().encode(SECRET))
+  for (const id of ["beta", "alpha", "gamma"])
+    expect((await send(base, `/v1/counter/${id}`, { type: "Increment", by: 1 }, token)).status).toBe(200)
+  expect((await send(base, "/v1/document/notes", { type: "Create", title: "t", content: "x" }, token)).status).toBe(200)
+  const page = await browser.newPage()
+  await page.goto(`${base}/inspect`)
+  await page.fill("#token", token)
+  await page.dispatchEvent("#token", "change")
+  // The directory is fed through the outbox, a few ms behind the commits.
+  const listed = () => page.locator("#picker a").allTextContents()
+  await expect
+    .poll(async () => (await page.click("#picker-refresh"), await listed()))
+    .toEqual(["alpha", "beta", "gamma"])
+  expect(await page.locator("#actor-ids option").evaluateAll((options) => options.map((o: any) => o.value))).toEqual([
+    "alpha",
+    "beta",
+    "gamma",
+  ])
+  await page.fill("#picker-prefix", "g")
+  await expect.poll(listed).toEqual(["gamma"])
+  await page.fill("#picker-prefix", "")
+  await page.selectOption("#kind", "document")
+  await expect.poll(listed).toEqual(["notes"])
+  await page.click("#picker a")
+  await expect.poll(() => page.textContent("#status")).toBe("Opened document/notes")
+  await expect.poll(() => page.textContent("#version")).toBe("1")
+  await page.close()
+}, 60_000)

@@ -38,7 +38,7 @@ describe("the kind registry", () => {
   })
 
   it("refuses the words that are routes under /v1", () => {
-    expect(RESERVED_KINDS).toEqual(["topics", "projections", "admin"])
+    expect(RESERVED_KINDS).toEqual(["topics", "projections", "admin", "actors", "tenants"])
     for (const word of RESERVED_KINDS) {
       expect(() => kindRegistry([renamed(Counter, word)])).toThrow(/is reserved/)
     }

@@ -10,6 +10,7 @@ tools = ["read_*", "whoami"]
 
 [users.Alice]
 tools = ["*"]
+scopes = ["read", "write"]
 
 [users.bob]
 tools = ["counter_*", "no_such_tool", "jobs_*"]
@@ -28,12 +29,18 @@ const refusal = (text: string) => {
 describe("the tool ACL", () => {
   it("gives a listed user its own section, case-insensitively, and everyone else [default]", () => {
     const acl = parseToolAcl(ACL, "TOOL_ACL")
-    expect(aclGrantsFor(acl, "alice", SERVED)).toEqual({ section: "users.Alice", tools: SERVED, unmatched: [] })
+    expect(aclGrantsFor(acl, "alice", SERVED)).toEqual({
+      section: "users.Alice",
+      tools: SERVED,
+      unmatched: [],
+      scopes: ["read", "write"],
+    })
     expect(aclGrantsFor(acl, "ALICE", SERVED).section).toBe("users.Alice")
     expect(aclGrantsFor(acl, "carol", SERVED)).toEqual({
       section: "default",
       tools: ["read_state", "read_events", "whoami"],
       unmatched: [],
+      scopes: null,
     })
   })
 
@@ -43,6 +50,7 @@ describe("the tool ACL", () => {
       section: "users.bob",
       tools: ["counter_increment", "counter_reset"],
       unmatched: ["no_such_tool", "jobs_*"],
+      scopes: null,
     })
     // `*` is the only wildcard: a dot or a dash is itself.
     expect(expandToolPatterns(["read.state", "counter-*", "*_reset"], SERVED)).toEqual({
@@ -53,7 +61,7 @@ describe("the tool ACL", () => {
 
   it("grants nothing to an unlisted user when there is no [default]", () => {
     const acl = parseToolAcl(`[users.alice]\ntools = ["whoami"]`, "TOOL_ACL")
-    expect(aclGrantsFor(acl, "mallory", SERVED)).toEqual({ section: null, tools: [], unmatched: [] })
+    expect(aclGrantsFor(acl, "mallory", SERVED)).toEqual({ section: null, tools: [], unmatched: [], scopes: null })
     expect(aclGrantsFor(parseToolAcl("", "TOOL_ACL"), "alice", SERVED).tools).toEqual([])
   })
 
@@ -68,6 +76,8 @@ describe("the tool ACL", () => {
     expect(refusal(`[default]\ntools = [1]`)).toMatch(/tools has 1: a tool name or pattern/)
     expect(refusal(`[default]\ntools = ["read state"]`)).toMatch(/tools has "read state"/)
     expect(refusal(`users = ["alice"]`)).toMatch(/users must be tables/)
+    expect(refusal(`[default]\ntools = []\nscopes = "read"`)).toMatch(/scopes must be an array/)
+    expect(refusal(`[default]\ntools = []\nscopes = ["operator"]`)).toMatch(/scopes has "operator"/)
     expect(refusal(`[users.alice]\ntools = []\n[users.Alice]\ntools = ["*"]`)).toMatch(
       /\[users\.alice\] and \[users\.Alice\] name the same user/,
     )

@@ -29,6 +29,8 @@ del { color: #b42318; } ins { color: #067647; text-decoration: none; }
 #status { padding: 0 1rem; min-height: 1.4em; }
 textarea { width: 100%; font: 12px monospace; box-sizing: border-box; }
 #topic-entries { font: 12px monospace; max-height: 16rem; overflow: auto; }
+#picker { list-style: none; padding: 0; margin: .4rem 0; max-height: 12rem; overflow: auto; columns: 3 14rem; font: 12px monospace; }
+#picker a { cursor: pointer; color: #1849a9; }
 `
 
 /** Usage of the token's tenant by day (GET /v1/usage), read when asked: the page stays one request until then. */
@@ -74,7 +76,8 @@ const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
             <select id="kind" aria-label="kind">
               ${served.names.map((kind) => html`<option>${kind}</option>`)}
             </select>
-            <input id="id" aria-label="id" placeholder="id" required />
+            <input id="id" aria-label="id" placeholder="id" list="actor-ids" autocomplete="off" required />
+            <datalist id="actor-ids"></datalist>
             <button type="submit">Open</button>
           </form>
           <label
@@ -88,6 +91,13 @@ const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
         </header>
         <p id="status" role="status"></p>
         <main>
+          <section class="wide" id="picker-section">
+            <h2>Actors of this tenant</h2>
+            <label>id prefix <input id="picker-prefix" aria-label="id prefix" autocomplete="off" /></label>
+            <button id="picker-refresh" type="button">List</button>
+            <ul id="picker"></ul>
+            <button id="picker-more" type="button" hidden>More</button>
+          </section>
           <div id="actor" hidden>
             <section>
               <h2>Now: version <span id="version">0</span> · <span id="live">connecting…</span></h2>

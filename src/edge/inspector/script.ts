@@ -576,6 +576,51 @@ async function showUsage() {
   }
 }
 
+// The actor picker: the tenant's actors of the selected kind, from its directory (GET /v1/actors),
+// listed to click and offered as the id field's suggestions, instead of ids typed blind.
+const picker = { cursor: null, loads: 0 };
+
+async function listActors(more) {
+  const load = ++picker.loads;
+  const query = new URLSearchParams({ kind: $("kind").value, limit: "100" });
+  const prefix = $("picker-prefix").value.trim();
+  if (prefix) query.set("prefix", prefix);
+  if (more && picker.cursor) query.set("cursor", picker.cursor);
+  try {
+    const page = await api("/v1/actors?" + query);
+    if (load !== picker.loads) return; // the kind or prefix changed meanwhile
+    if (!more) {
+      $("picker").replaceChildren();
+      $("actor-ids").replaceChildren();
+    }
+    for (const actor of page.actors) {
+      const item = document.createElement("li");
+      const link = Object.assign(document.createElement("a"), { textContent: actor.id, title: "listed " + actor.listedAt });
+      link.dataset.kind = actor.kind;
+      link.dataset.id = actor.id;
+      link.addEventListener("click", () => open(actor.kind, actor.id));
+      item.append(link);
+      $("picker").append(item);
+      $("actor-ids").append(Object.assign(document.createElement("option"), { value: actor.id }));
+    }
+    if (!more && page.actors.length === 0) $("picker").append(Object.assign(document.createElement("li"), { textContent: "none yet" }));
+    picker.cursor = page.next;
+    $("picker-more").hidden = page.next === null;
+  } catch (error) {
+    if (load === picker.loads) status("Listing actors: " + String(error.message || error), true);
+  }
+}
+
+function initPicker() {
+  const relist = () => listActors(false);
+  $("kind").addEventListener("change", relist);
+  $("picker-prefix").addEventListener("input", relist);
+  $("picker-refresh").addEventListener("click", relist);
+  $("picker-more").addEventListener("click", () => listActors(true));
+  $("token").addEventListener("change", relist);
+  relist();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("token").value = token();
   $("token").addEventListener("change", () => {
@@ -598,7 +643,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tail").addEventListener("click", tailTopic);
   $("verify").addEventListener("click", checkChain);
   $("usage-show").addEventListener("click", showUsage);
+  // The picker lists with the token a sign-in coming back brings.
   finishSignIn().then(() => {
+    initPicker();
     const preset = presetActor();
     if (preset) open(preset.kind, preset.id);
   });

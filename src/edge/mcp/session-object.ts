@@ -22,6 +22,9 @@ import type { Principal } from "../../infra/tokens.js"
 import type { Env } from "../env.js"
 import type { KindRegistry } from "../kind.js"
 import { actorIn } from "../objects.js"
+import { directoryName, type DirectoryMethods } from "../../actors/directory.js"
+import { parseScopedName } from "../../core/names.js"
+import { stubOf } from "../../actors/stubs.js"
 import { SessionEventLog } from "./event-log.js"
 import { MAX_FOLLOWED_RESOURCES, followResource, type Follower } from "./follow.js"
 import { buildMcpServer, parseResourceUri, type ActorDirectory } from "./server.js"
@@ -118,6 +121,8 @@ export class McpSession extends DurableObject<Env> {
       const sessionId = request.headers.get(NEW_SESSION_HEADER)
       // Nothing is stored for an unknown session, so nothing needs cleaning up later.
       if (sessionId === null) return jsonRpcError(404, -32001, "Session not found: initialize a new session")
+      // Listed before it starts, so the tenant's deletion finds it (one call per new session).
+      await this.directory(principal.tenant)?.registerInDirectory([{ type: "mcp-session", kind: "", id: sessionId }])
       this.owner = principal
       this.transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => sessionId,
@@ -168,8 +173,31 @@ export class McpSession extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())
       return
     }
+    const tenant = this.owner?.tenant
     this.end()
     await this.ctx.storage.deleteAll()
+    // Gone: the tenant's directory needs it no more (if this fails, a deletion erases an empty session).
+    const id = parseScopedName(this.ctx.id.name ?? "").name
+    if (tenant !== undefined) {
+      await this.directory(tenant)
+        ?.removeFromDirectory([{ type: "mcp-session", kind: "", id }])
+        .catch(() => undefined)
+    }
+  }
+
+  /** Ends the session and erases what it stored (its tenant is being deleted); the client must initialize anew. */
+  async eraseAll(): Promise<Readonly<Record<string, number>>> {
+    const open = this.transport !== undefined
+    this.end()
+    this.owner = undefined
+    await this.ctx.storage.deleteAlarm()
+    await this.ctx.storage.deleteAll()
+    return open ? { openSessions: 1 } : {}
+  }
+
+  private directory(tenant: string) {
+    const namespace = (this.env as Partial<Env>).EMBERLOG_TOPIC
+    return namespace === undefined ? undefined : stubOf<DirectoryMethods>(namespace, directoryName(tenant))
   }
 
   /** Tells the client each time a subscribed resource's actor appends. */

@@ -411,6 +411,47 @@ class MemoryStore {
     })
   }
 
+  /**
+   * The tenant is being deleted: every R2 object under this store's prefix (named by a row or
+   * not: an upload whose row a crash lost is found too) and every vector of its memories, live or
+   * stray, under the lock so no upload or embedding runs meanwhile. The host then deletes the
+   * SQLite storage (content, index, rows). Idempotent: what is gone is not found again.
+   */
+  erase(): Promise<Readonly<Record<string, number>>> {
+    return this.exclusively(async () => {
+      const counts: Record<string, number> = {}
+      const sql = this.ctx.storage.sql
+      if (this.projectionReady) counts.memories = sql.exec("SELECT count(*) AS n FROM memory_items").one().n as number
+      const bucket = this.bucket
+      if (bucket !== undefined) {
+        const prefix = `${this.ctx.id.toString()}/`
+        for (;;) {
+          const listed = await bucket.list({ prefix, limit: MAX_IDS_PER_DELETE })
+          const keys = listed.objects.map((object) => object.key)
+          if (keys.length === 0) break
+          await bucket.delete(keys)
+          counts.r2Objects = (counts.r2Objects ?? 0) + keys.length
+        }
+      }
+      if (this.semantic !== undefined && this.projectionReady) {
+        const namespace = this.ctx.id.toString()
+        const ids = new Set([
+          ...sql
+            .exec("SELECT vector_id FROM memory_vectors")
+            .toArray()
+            .map((row) => row.vector_id as string),
+          ...sql
+            .exec("SELECT hash FROM memory_items")
+            .toArray()
+            .map((row) => vectorId(namespace, row.hash as string)),
+        ])
+        if (ids.size > 0) await this.semantic.remove([...ids])
+        counts.vectors = ids.size
+      }
+      return counts
+    })
+  }
+
   /** Embeds live memories without a vector, a batch at a time; the model is called outside the lock. */
   private async embedPending(): Promise<void> {
     const semantic = this.semantic
@@ -626,6 +667,7 @@ export const memoryStore = defineCapability({
     return {
       command: (request: CommandRequest, next: Commit) => store.command(request, next),
       onAlarm: () => store.alarm(),
+      erase: () => store.erase(),
       methods,
     }
   },
