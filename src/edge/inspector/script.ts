@@ -607,7 +607,9 @@ async function listActors(more) {
     picker.cursor = page.next;
     $("picker-more").hidden = page.next === null;
   } catch (error) {
-    if (load === picker.loads) status("Listing actors: " + String(error.message || error), true);
+    // Said in the picker, not the status line: that says what the visitor did (a sign-in, a command).
+    if (load === picker.loads)
+      $("picker").replaceChildren(Object.assign(document.createElement("li"), { className: "error", textContent: "Cannot list actors: " + String(error.message || error) }));
   }
 }
 
