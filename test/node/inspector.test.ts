@@ -1,25 +1,15 @@
 // The inspector in a real browser: Debian's Chromium driven by playwright-core against the
 // Worker served by wrangler. `.ci/run` installs chromium when it is missing.
-import { existsSync, statSync } from "node:fs"
+import { statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SignJWT } from "jose"
-import { chromium, type Browser, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, expect, it } from "vitest"
 import type { Unstable_DevWorker } from "wrangler"
+import { launchChromium } from "./chromium.js"
 import { startWorker } from "./dev-worker.js"
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-// No internet here: without these, Chromium's background connections are refused by the dozen.
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 const SECRET = `inspector-test-${crypto.randomUUID()}`
 
 let open: Unstable_DevWorker
@@ -36,14 +26,12 @@ const send = (base: string, path: string, command: unknown, token?: string) =>
 const rows = (page: Page) => page.locator("#events tr")
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
   ;[open, secured, browser] = await Promise.all([
     // Not the shared Worker: the topic tail shows the newest 50 entries, which other files'
     // counters there would push out.
     startWorker().then((started) => started.worker),
     startWorker({ AUTH_MODE: "on", JWT_SECRET: SECRET }).then((started) => started.worker),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS }),
+    launchChromium(),
   ])
 }, 60_000)
 

@@ -11,11 +11,11 @@ import type {
   OAuthTokens,
 } from "@modelcontextprotocol/sdk/shared/auth.js"
 import { createHash, randomBytes } from "node:crypto"
-import { existsSync } from "node:fs"
 import { request as httpRequest } from "node:http"
 import { request as httpsRequest } from "node:https"
-import { chromium, type Browser as Chromium } from "playwright-core"
+import type { Browser as Chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { launchChromium } from "./chromium.js"
 import type { Unstable_DevWorker } from "wrangler"
 import { unstable_dev } from "wrangler"
 import { startGitHub, type StandInGitHub } from "./standins/github.js"
@@ -24,17 +24,6 @@ const GITHUB_APP = { clientId: "Iv1.emberlog-test", clientSecret: `gh-secret-${r
 const BASE_DOMAIN = "emberlog.test"
 // The MCP client's own loopback redirect: nothing listens there, the "browser" stops at it.
 const CLIENT_REDIRECT = "http://127.0.0.1:8976/oauth/callback"
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-const CHROMIUM_FLAGS = [
-  "--ignore-certificate-errors", // wrangler's self-signed certificate
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 
 let github: StandInGitHub
 let worker: Unstable_DevWorker
@@ -69,12 +58,8 @@ const startServers = async () => {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
-  ;[, chromiumBrowser] = await Promise.all([
-    startServers(),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS }),
-  ])
+  // wrangler's self-signed certificate
+  ;[, chromiumBrowser] = await Promise.all([startServers(), launchChromium(["--ignore-certificate-errors"])])
 }, 60_000)
 
 afterAll(async () => {
@@ -723,17 +708,6 @@ describe("{login}.BASE_DOMAIN is that user's namespace", () => {
 })
 
 describe("the inspector's Sign in with GitHub, in headless Chromium", () => {
-  let chromiumBrowser: Chromium
-
-  beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
-    chromiumBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS })
-  })
-  afterAll(async () => {
-    await chromiumBrowser?.close()
-  })
-
   it("signs in, follows an actor over a WebSocket with the OAuth token, refreshes a revoked token, signs out", async () => {
     github.signInAs({ login: "Hopper", id: 1906 })
     const page = await chromiumBrowser.newPage({ ignoreHTTPSErrors: true })

@@ -1,28 +1,15 @@
 // The inspector's usage panel in a real browser (Chromium, as test/node/inspector.test.ts runs it),
 // against the shared Worker: auth off, so the tenant is the local one every node file shares, and
 // counts are at least what this file did.
-import { existsSync } from "node:fs"
-import { chromium, type Browser } from "playwright-core"
+import type { Browser } from "playwright-core"
 import { afterAll, beforeAll, expect, it } from "vitest"
+import { launchChromium } from "./chromium.js"
 import { sharedWorkerBase } from "./dev-worker.js"
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-]
 
 let browser: Browser
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS })
+  browser = await launchChromium()
 }, 60_000)
 
 afterAll(async () => {
