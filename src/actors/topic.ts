@@ -36,7 +36,9 @@ import {
   directoryName,
   type DirectoryApi,
   type DirectoryEntryType,
+  type DirectoryErasure,
   type DirectoryKey,
+  type DirectoryRemoval,
   type DirectoryMethods,
   type DirectoryPage,
   type DirectoryQuery,
@@ -46,6 +48,7 @@ import {
   deletionTenant,
   type DeletionBindings,
   type DeletionMethods,
+  type DeletionRequester,
   type DeletionStatus,
   type ErasedCounts,
   type TenantEraser,
@@ -173,7 +176,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
   /** An alarm is storage too, and reads create nothing: until the first delivery a timer stands in. */
-  private readonly alarms: AlarmOwner
+  private alarms: AlarmOwner
   private last = 0
   private created: boolean
   /** Whether this topic is in its tenant's directory (then deliveries need no registration). */
@@ -219,7 +222,23 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       })
     }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-    this.alarms = new AlarmOwner(
+    this.alarms = this.newAlarms()
+    if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
+    this.subscribers = new Subscribers(
+      ctx,
+      {
+        head: () => this.last,
+        readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
+        frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+      },
+      { wakeAt: (at) => void this.alarms.wakeAt(at) },
+    )
+  }
+
+  /** The owner of the object's alarm: at construction, and again once the storage (and the alarm) was erased. */
+  private newAlarms(): AlarmOwner {
+    const { ctx } = this
+    return new AlarmOwner(
       {
         getAlarm: () => ctx.storage.getAlarm(),
         setAlarm: (at) => ctx.storage.setAlarm(at),
@@ -234,16 +253,6 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
           run: (now) => void this.subscribers.closeExpired(now),
         },
       ],
-    )
-    if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
-    this.subscribers = new Subscribers(
-      ctx,
-      {
-        head: () => this.last,
-        readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
-        frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
-      },
-      { wakeAt: (at) => void this.alarms.wakeAt(at) },
     )
   }
 
@@ -492,6 +501,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     // Every table and the alarm: nothing of this object's is left to read.
     await this.ctx.storage.deleteAlarm()
     await this.ctx.storage.deleteAll()
+    // The alarm is gone: an owner that still believed it set would never set it again.
+    this.alarms = this.newAlarms()
     if (this.role.type === "directory") this.role.directory.forget()
     return this.role.type === "topic" ? { entries } : {}
   }
@@ -509,7 +520,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     return this.directoryRole().listDirectory(query)
   }
 
-  removeFromDirectory(keys: ReadonlyArray<DirectoryKey>): number {
+  removeFromDirectory(keys: ReadonlyArray<DirectoryRemoval>): number {
     return this.directoryRole().removeFromDirectory(keys)
   }
 
@@ -517,16 +528,20 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     return this.directoryRole().countDirectory()
   }
 
+  eraseIfEmpty(): DirectoryErasure {
+    return this.directoryRole().eraseIfEmpty()
+  }
+
   private coordinator(): DeletionCoordinator {
     if (this.role.type !== "deletion") throw new Error("emberlog: this object is not a deletion coordinator")
     return this.role.coordinator
   }
 
-  requestDeletion(tenant: string, requestedBy: string): DeletionStatus {
+  requestDeletion(tenant: string, requestedBy: string | DeletionRequester): Promise<DeletionStatus> {
     return this.coordinator().requestDeletion(tenant, requestedBy)
   }
 
-  deletionStatus(): DeletionStatus | undefined {
+  deletionStatus(): Promise<DeletionStatus | undefined> {
     return this.coordinator().deletionStatus()
   }
 
