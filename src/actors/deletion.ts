@@ -55,11 +55,15 @@ export const deletionTenant = (name: string): string | undefined =>
 
 /**
  * Faults to inject in tests: `failSteps` steps (by name) throw once each when they are about to
- * run. Kept on globalThis so a test in the same isolate reaches the objects' copy of this module.
+ * run; `failErasures` objects (`type kind/id`, e.g. "actor counter/c2") fail their erasure once each.
+ * Kept on globalThis so a test in the same isolate reaches the objects' copy of this module.
  */
-export const deletionFaults: { failSteps: Array<string> } = ((globalThis as Record<symbol, unknown>)[
-  Symbol.for("emberlog.deletionFaults")
-] ??= { failSteps: [] }) as { failSteps: Array<string> }
+export const deletionFaults: { failSteps: Array<string>; failErasures: Array<string> } = ((
+  globalThis as Record<symbol, unknown>
+)[Symbol.for("emberlog.deletionFaults")] ??= { failSteps: [], failErasures: [] }) as {
+  failSteps: Array<string>
+  failErasures: Array<string>
+}
 
 /**
  * How much one alarm does: objects erased per page of the directory, and pages per alarm (then the
@@ -310,6 +314,15 @@ export class DeletionCoordinator implements DeletionMethods {
     }
   }
 
+  private async erase(entry: DirectoryKey): Promise<ErasedCounts> {
+    const fault = deletionFaults.failErasures.indexOf(`${entry.type} ${entry.kind}/${entry.id}`)
+    if (fault >= 0) {
+      deletionFaults.failErasures.splice(fault, 1)
+      throw new Error(`injected failure erasing ${entry.type} ${entry.kind}/${entry.id}`)
+    }
+    return this.objectOf(entry).eraseAll()
+  }
+
   /**
    * Runs one step to its end, saving its progress after every page (marks it done; the caller saves
    * that), or until the alarm's budget of pages is spent ("later").
@@ -327,7 +340,7 @@ export class DeletionCoordinator implements DeletionMethods {
         const { entries } = await this.directory.listDirectory({ type: objects.type, limit: deletionLimits.page })
         if (entries.length === 0) break
         // Every object's outcome: one failing loses none of the others' counts.
-        const settled = await Promise.allSettled(entries.map((entry) => this.objectOf(entry).eraseAll()))
+        const settled = await Promise.allSettled(entries.map((entry) => this.erase(entry)))
         const erased = entries.filter((_, i) => settled[i]!.status === "fulfilled")
         // Only at the generation read: an entry registered again since (the tenant wrote) stays listed.
         const removed = await this.directory.removeFromDirectory(
