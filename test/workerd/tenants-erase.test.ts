@@ -57,7 +57,10 @@ describe("the directory during a deletion", () => {
     await increment(x, tenant, 1)
     await topic.deliver({ kind: "counter", id: "y" }, [event(1)])
     await eventually(() =>
-      runInDurableObject(x, (_i, s) => s.storage.sql.exec("SELECT count(*) AS n FROM outbox").one().n as number),
+      runInDurableObject(
+        x as DurableObjectStub,
+        (_i, s) => s.storage.sql.exec("SELECT count(*) AS n FROM outbox").one().n as number,
+      ),
     ).toBe(0)
     expect(await directory.removeFromDirectory([...actors, ...topics])).toBe(0)
     expect(await directory.countDirectory()).toMatchObject({ actor: 1, topic: 2 })
@@ -75,7 +78,7 @@ describe("the directory during a deletion", () => {
     await directory.removeFromDirectory([{ type: "actor", kind: "counter", id: "a" }])
     expect((await directory.eraseIfEmpty()).erased).toBe(true)
     expect(
-      await runInDurableObject(directory, (_i, s) =>
+      await runInDurableObject(directory as DurableObjectStub, (_i, s) =>
         s.storage.sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'directory'").one(),
       ),
     ).toEqual({ n: 0 })
@@ -91,7 +94,8 @@ describe("an actor erased while it works", () => {
     const delivered: Array<number> = []
     let release!: () => void
     const gate = new Promise<void>((resolve) => (release = resolve))
-    await runInDurableObject(x, (instance: any) => {
+    await runInDurableObject(x as DurableObjectStub, (object: unknown) => {
+      const instance = object as any
       const ns = instance.env.EMBERLOG_TOPIC
       const real = ns.getByName.bind(ns)
       // The test's env is the objects' env: put back below.
@@ -118,7 +122,10 @@ describe("an actor erased while it works", () => {
       // fresh outbox. (The topic keeps the erased seq 1 until the deletion's topics step erases it.)
       await eventually(() => delivered).toContain(5)
       await eventually(() =>
-        runInDurableObject(x, (_i, s) => s.storage.sql.exec("SELECT count(*) AS n FROM outbox").one().n as number),
+        runInDurableObject(
+          x as DurableObjectStub,
+          (_i, s) => s.storage.sql.exec("SELECT count(*) AS n FROM outbox").one().n as number,
+        ),
       ).toBe(0)
       await eventually(async () => (await directoryOf(tenant).countDirectory()).actor).toBe(1)
       expect(await x.head()).toBe(1)
@@ -131,7 +138,8 @@ describe("an actor erased while it works", () => {
     const tenant = tenantNamed("base")
     const x = actorOf(tenant, "counter", "x")
     await x.head()
-    const outcome = await runInDurableObject(x, async (instance: any) => {
+    const outcome = await runInDurableObject(x as DurableObjectStub, async (object: unknown) => {
+      const instance = object as any
       // The command path as a wrapper holds it while it awaits I/O (a memory's upload).
       const held = instance.commandPath
       await instance.eraseAll()
@@ -144,18 +152,22 @@ describe("an actor erased while it works", () => {
 
 it("a topic's alarm is set again after its erase (finding 6)", async () => {
   const tenant = tenantNamed("alarm")
-  const topic: any = env.EMBERLOG_TOPIC.getByName(scopedName(tenant, "t1"))
-  await topic.deliver({ kind: "counter", id: "x" }, [event(1)])
-  const stored = await runInDurableObject(topic, async (instance: any, state) => {
-    await instance.alarms.wakeAt(Date.now() + 60_000)
-    await instance.eraseAll()
-    await instance.deliver({ kind: "counter", id: "y" }, [event(1)])
-    const at = Date.now() + 120_000
-    await instance.alarms.wakeAt(at)
-    const stored = await state.storage.getAlarm()
-    await state.storage.deleteAlarm()
-    return stored === null ? null : stored - at
-  })
+  const topic = env.EMBERLOG_TOPIC.getByName(scopedName(tenant, "t1")) as DurableObjectStub
+  await (topic as any).deliver({ kind: "counter", id: "x" }, [event(1)])
+  const stored = await runInDurableObject(
+    topic,
+    async (object: unknown, state: DurableObjectState): Promise<number | null> => {
+      const instance = object as any
+      await instance.alarms.wakeAt(Date.now() + 60_000)
+      await instance.eraseAll()
+      await instance.deliver({ kind: "counter", id: "y" }, [event(1)])
+      const at = Date.now() + 120_000
+      await instance.alarms.wakeAt(at)
+      const stored = await state.storage.getAlarm()
+      await state.storage.deleteAlarm()
+      return stored === null ? null : stored - at
+    },
+  )
   expect(stored).toBe(0)
 })
 
@@ -246,7 +258,8 @@ it("an MCP session erased while a request awaits answers 'not found', and nothin
     method: "initialize",
     params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } },
   }
-  const result = await runInDurableObject(session, async (instance: any, state) => {
+  const result = await runInDurableObject(session, async (object: unknown, state: DurableObjectState) => {
+    const instance = object as any
     // A new session erased while it registers in the directory.
     const starting = instance.fetch(request({ [NEW_SESSION_HEADER]: id }, initialize))
     await instance.eraseAll()
@@ -254,7 +267,10 @@ it("an MCP session erased while a request awaits answers 'not found', and nothin
     // A started session erased while a request awaits.
     const started = (await instance.fetch(request({ [NEW_SESSION_HEADER]: id }, initialize))).status
     const ping = instance.fetch(
-      request({ "mcp-session-id": id, "mcp-protocol-version": "2025-11-25" }, { jsonrpc: "2.0", id: 2, method: "ping" }),
+      request(
+        { "mcp-session-id": id, "mcp-protocol-version": "2025-11-25" },
+        { jsonrpc: "2.0", id: 2, method: "ping" },
+      ),
     )
     await instance.eraseAll()
     const second = await ping.then(

@@ -445,13 +445,14 @@ describe("a deletion's pluggable erasers", () => {
       failure: { step: "oauth-grants", attempts: 1, message: "the grant store is down" },
     })
     expect(run.retryIn).toBeGreaterThan(0)
-    expect(run.again).toMatchObject({ status: "in-progress", step: "mcp-sessions", passes: 2 })
+    expect(run.again).toMatchObject({ status: "in-progress", step: "oauth-grants", passes: 2 })
     expect(run.done).toMatchObject({ status: "done", failure: null, requestedBy: "ops", passes: 2 })
     expect(run.done.steps.find((step) => step.name === "actors")!.erased).toMatchObject({ actors: 2, events: 2 })
     // Both passes' grants (2 each), then the last one's at the end.
-    expect(run.done.steps.map((step) => step.erased).filter((_, i) => names(run.done)[i] === "oauth-grants")).toEqual(
-      [{ "oauth-grants": 4 }, { "oauth-grants": 2 }],
-    )
+    expect(run.done.steps.map((step) => step.erased).filter((_, i) => names(run.done)[i] === "oauth-grants")).toEqual([
+      { "oauth-grants": 4 },
+      { "oauth-grants": 2 },
+    ])
     // Pluggable steps run on every pass (a grant or usage made during pass 1 is erased by pass 2), the grants once more at the end.
     expect(calls).toEqual([
       `grants ${tenant}`,
