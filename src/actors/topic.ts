@@ -184,6 +184,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   /** Whether the marker of that is stored (written with the first append after the registration). */
   private marked: boolean
   private readonly role: Role
+  /** Counts the object's erasures (a registration in flight across one is made again). */
+  private erasures = 0
   /** Projections stopped by a failure, until the object's next wake retries them. */
   private readonly failures = new Map<string, ProjectionFailure>()
 
@@ -277,7 +279,12 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     const namespace = (this.env as { EMBERLOG_TOPIC?: DurableObjectNamespace }).EMBERLOG_TOPIC
     if (namespace !== undefined) {
       const directory = stubOf<DirectoryMethods>(namespace, directoryName(role.tenant)) as DirectoryApi
-      await directory.registerInDirectory([{ type: "topic", kind: "", id: role.name }])
+      // Erased while the registration was on its way (a deletion's page may have read it already and
+      // would remove it): registered again, at a generation that page did not read.
+      for (let erasures = -1; erasures !== this.erasures;) {
+        erasures = this.erasures
+        await directory.registerInDirectory([{ type: "topic", kind: "", id: role.name }])
+      }
     }
     this.listed = true
   }
@@ -493,6 +500,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
 
   async eraseAll(): Promise<ErasedCounts> {
     const entries = this.role.type === "topic" ? this.last : 0
+    this.erasures++
     this.subscribers.closeAll()
     this.last = 0
     this.created = false

@@ -69,6 +69,21 @@ describe("the directory during a deletion", () => {
     expect(await directory.removeFromDirectory(again)).toBe(1)
   })
 
+  it("lists again a topic erased while its registration was on its way (finding 1)", async () => {
+    const tenant = tenantNamed("inflight")
+    const topic = env.EMBERLOG_TOPIC.getByName(scopedName(tenant, "t1")) as DurableObjectStub
+    await runInDurableObject(topic, async (object: unknown) => {
+      const instance = object as any
+      // The first delivery awaits its registration; the deletion's page read it and erases the topic meanwhile.
+      const delivering = instance.deliver({ kind: "counter", id: "y" }, [event(1)])
+      await instance.eraseAll()
+      await delivering
+    })
+    // Registered again after the erase: a generation the page did not read, so its removal keeps the row.
+    const entries = (await directoryOf(tenant).listDirectory({ type: "topic", limit: 5 })).entries
+    expect(entries.map((entry: any) => [entry.id, entry.gen])).toEqual([["t1", 1]])
+  })
+
   it("checks and erases in one call: a directory with entries is kept, an empty one erased (finding 2)", async () => {
     const tenant = tenantNamed("empty")
     const directory = directoryOf(tenant)
