@@ -9,9 +9,13 @@
  *
  * The steps, in order: erasers that stop new access (the authorization server's grants), the
  * tenant's MCP sessions, actors and topics (found in its directory, actors/directory.ts, each
- * removed from it once erased, so the directory itself is the work list), the other pluggable
- * erasers (usage), and last the directory: if anything was listed again while the deletion ran
- * (the tenant kept writing), the sessions, actors and topics steps run once more.
+ * removed from it once erased, at the generation read, so the directory itself is the work list
+ * and an object written to meanwhile stays on it), the other pluggable erasers (usage), the
+ * directory (erased only if empty, in one call), and last the "before" erasers once more (a
+ * sign-in during the deletion). If anything was listed again while the deletion ran (the tenant
+ * kept writing), every step runs again, erasers too: another pass. An alarm erases at most
+ * `deletionLimits.pagesPerAlarm` pages, then the next alarm goes on at once; a deletion whose
+ * alarm the platform gave up on is re-armed by the next DELETE or status read.
  */
 import { actorName, scopedName } from "../core/names.js"
 import type { DeletionRequester, DeletionStatus, ErasedCounts } from "../core/wire.js"

@@ -104,7 +104,7 @@ export interface DeletionStatus {
   /** The step running or next (null when done). */
   readonly step: string | null
   readonly steps: ReadonlyArray<DeletionStep>
-  /** How many times the sessions/actors/topics steps ran (more than 1: the tenant wrote during the deletion). */
+  /** How many times the steps ran (more than 1: the tenant wrote during the deletion, and every step ran again). */
   readonly passes: number
   /** The last failure of the step running, until it succeeds. */
   readonly failure: {

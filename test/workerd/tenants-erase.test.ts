@@ -5,7 +5,7 @@
 import { env, runInDurableObject } from "cloudflare:test"
 import { afterEach, describe, expect, it, vi } from "vitest"
 import { DeletionCoordinator, deletionFaults, deletionLimits, deletionName } from "../../src/actors/deletion.js"
-import { directoryName } from "../../src/actors/directory.js"
+import { directoryName, TenantDirectory } from "../../src/actors/directory.js"
 import { drainOutbox } from "../../src/actors/outbox.js"
 import type { ActorCore } from "../../src/actors/actor-core.js"
 import { actorName, scopedName } from "../../src/core/names.js"
@@ -82,6 +82,21 @@ describe("the directory during a deletion", () => {
     // Registered again after the erase: a generation the page did not read, so its removal keeps the row.
     const entries = (await directoryOf(tenant).listDirectory({ type: "topic", limit: 5 })).entries
     expect(entries.map((entry: any) => [entry.id, entry.gen])).toEqual([["t1", 1]])
+  })
+
+  it("gives a directory written before generations its column at wake", async () => {
+    const tenant = tenantNamed("upgrade")
+    const object = env.EMBERLOG_TOPIC.getByName(directoryName(tenant)) as DurableObjectStub
+    const rows = await runInDurableObject(object, (_i: unknown, state: DurableObjectState) => {
+      state.storage.sql.exec(`CREATE TABLE directory (
+        type TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, listed_at INTEGER NOT NULL,
+        PRIMARY KEY (type, kind, id)) WITHOUT ROWID`)
+      state.storage.sql.exec("INSERT INTO directory VALUES ('actor', 'counter', 'old', 1)")
+      const directory = new TenantDirectory(state.storage)
+      directory.registerInDirectory([{ type: "actor", kind: "counter", id: "old" }])
+      return directory.listDirectory({ type: "actor", limit: 5 }).entries
+    })
+    expect(rows).toEqual([{ type: "actor", kind: "counter", id: "old", listedAt: 1, gen: 1 }])
   })
 
   it("checks and erases in one call: a directory with entries is kept, an empty one erased (finding 2)", async () => {
