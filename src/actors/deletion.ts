@@ -9,14 +9,18 @@
  *
  * The steps, in order: erasers that stop new access (the authorization server's grants), the
  * tenant's MCP sessions, actors and topics (found in its directory, actors/directory.ts, each
- * removed from it once erased, so the directory itself is the work list), the other pluggable
- * erasers (usage), and last the directory: if anything was listed again while the deletion ran
- * (the tenant kept writing), the sessions, actors and topics steps run once more.
+ * removed from it once erased, at the generation read, so the directory itself is the work list
+ * and an object written to meanwhile stays on it), the other pluggable erasers (usage), the
+ * directory (erased only if empty, in one call), and last the "before" erasers once more (a
+ * sign-in during the deletion). If anything was listed again while the deletion ran (the tenant
+ * kept writing), every step runs again, erasers too: another pass. An alarm erases at most
+ * `deletionLimits.pagesPerAlarm` pages, then the next alarm goes on at once; a deletion whose
+ * alarm the platform gave up on is re-armed by the next DELETE or status read.
  */
 import { actorName, scopedName } from "../core/names.js"
-import type { DeletionStatus, ErasedCounts } from "../core/wire.js"
+import type { DeletionRequester, DeletionStatus, ErasedCounts } from "../core/wire.js"
 
-export type { DeletionStatus, DeletionStep, ErasedCounts } from "../core/wire.js"
+export type { DeletionRequester, DeletionStatus, DeletionStep, ErasedCounts } from "../core/wire.js"
 import {
   directoryName,
   type DirectoryApi,
@@ -40,8 +44,8 @@ export interface Erasable {
 }
 
 export interface DeletionMethods {
-  requestDeletion(tenant: string, requestedBy: string): DeletionStatus
-  deletionStatus(): DeletionStatus | undefined
+  requestDeletion(tenant: string, requestedBy: string | DeletionRequester): Promise<DeletionStatus>
+  deletionStatus(): Promise<DeletionStatus | undefined>
 }
 
 export type DeletionApi = ObjectStub<DeletionMethods>
@@ -55,16 +59,27 @@ export const deletionTenant = (name: string): string | undefined =>
 
 /**
  * Faults to inject in tests: `failSteps` steps (by name) throw once each when they are about to
- * run. Kept on globalThis so a test in the same isolate reaches the objects' copy of this module.
+ * run; `failErasures` objects (`type kind/id`, e.g. "actor counter/c2") fail their erasure once each.
+ * Kept on globalThis so a test in the same isolate reaches the objects' copy of this module.
  */
-export const deletionFaults: { failSteps: Array<string> } = ((globalThis as Record<symbol, unknown>)[
-  Symbol.for("emberlog.deletionFaults")
-] ??= { failSteps: [] }) as { failSteps: Array<string> }
+export const deletionFaults: { failSteps: Array<string>; failErasures: Array<string> } = ((
+  globalThis as Record<symbol, unknown>
+)[Symbol.for("emberlog.deletionFaults")] ??= { failSteps: [], failErasures: [] }) as {
+  failSteps: Array<string>
+  failErasures: Array<string>
+}
+
+/**
+ * How much one alarm does: objects erased per page of the directory, and pages per alarm (then the
+ * next alarm goes on at once), so a large tenant stays within one invocation's subrequest and time
+ * limits. On globalThis, as deletionFaults, so tests can make them small.
+ */
+export const deletionLimits: { page: number; pagesPerAlarm: number } = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("emberlog.deletionLimits")
+] ??= { page: 50, pagesPerAlarm: 10 }) as { page: number; pagesPerAlarm: number }
 
 export const DELETION_RETRY_BASE_MS = 1_000
 export const DELETION_RETRY_MAX_MS = 5 * 60_000
-/** Objects erased per page of the directory. */
-const PAGE = 50
 
 const OBJECT_STEPS: ReadonlyArray<{ readonly name: string; readonly type: DirectoryEntryType }> = [
   { name: "mcp-sessions", type: "mcp-session" },
@@ -74,11 +89,12 @@ const OBJECT_STEPS: ReadonlyArray<{ readonly name: string; readonly type: Direct
 
 const TABLE = `CREATE TABLE IF NOT EXISTS deletions (
   id TEXT PRIMARY KEY, requested_by TEXT NOT NULL, requested_at INTEGER NOT NULL, finished_at INTEGER,
-  passes INTEGER NOT NULL, steps TEXT NOT NULL, failure TEXT)`
+  passes INTEGER NOT NULL, steps TEXT NOT NULL, failure TEXT, requester TEXT)`
 
 interface Row {
   id: string
   requestedBy: string
+  requester: DeletionRequester | null
   requestedAt: number
   finishedAt: number | null
   passes: number
@@ -121,6 +137,7 @@ export class DeletionCoordinator implements DeletionMethods {
     return {
       id: row.id as string,
       requestedBy: row.requested_by as string,
+      requester: row.requester === null || row.requester === undefined ? null : JSON.parse(row.requester as string),
       requestedAt: row.requested_at as number,
       finishedAt: row.finished_at as number | null,
       passes: row.passes as number,
@@ -147,6 +164,7 @@ export class DeletionCoordinator implements DeletionMethods {
       tenant: this.tenant,
       status: row.finishedAt === null ? "in-progress" : "done",
       requestedBy: row.requestedBy,
+      requester: row.requester,
       requestedAt: new Date(row.requestedAt).toISOString(),
       finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt).toISOString(),
       step: running?.name ?? null,
@@ -156,21 +174,29 @@ export class DeletionCoordinator implements DeletionMethods {
     }
   }
 
-  /** Starts a deletion, or answers the one in progress (a repeated DELETE starts nothing new). */
-  requestDeletion(tenant: string, requestedBy: string): DeletionStatus {
+  /** Starts a deletion, or answers the one in progress (a repeated DELETE starts nothing new, but re-arms a stalled one). */
+  async requestDeletion(tenant: string, requestedBy: string | DeletionRequester): Promise<DeletionStatus> {
     if (tenant !== this.tenant)
       throw new Error(`emberlog: the coordinator of ${this.tenant} was asked to delete ${tenant}`)
     const current = this.latest()
-    if (current !== undefined && current.finishedAt === null) return this.statusOf(current)
+    if (current !== undefined && current.finishedAt === null) {
+      await this.rearm()
+      return this.statusOf(current)
+    }
+    const requester = typeof requestedBy === "string" ? null : requestedBy
+    const sub = typeof requestedBy === "string" ? requestedBy : requestedBy.sub
     const steps = [
-      ...this.erasers.filter((eraser) => eraser.when === "before").map((eraser) => eraser.name),
+      ...this.eraserSteps("before"),
       ...OBJECT_STEPS.map((step) => step.name),
-      ...this.erasers.filter((eraser) => eraser.when !== "before").map((eraser) => eraser.name),
+      ...this.eraserSteps("after"),
       "directory",
+      // Once more at the end: a sign-in during the deletion left no grant behind.
+      ...this.eraserSteps("before"),
     ].map((name) => ({ name, status: "pending" as const, erased: {} }))
     const row: Row = {
       id: crypto.randomUUID(),
-      requestedBy,
+      requestedBy: sub,
+      requester,
       requestedAt: Date.now(),
       finishedAt: null,
       passes: 1,
@@ -179,28 +205,52 @@ export class DeletionCoordinator implements DeletionMethods {
     }
     this.storage.transactionSync(() => {
       this.storage.sql.exec(TABLE)
+      // A table from before requesters were recorded.
+      if (
+        !this.storage.sql
+          .exec("SELECT name FROM pragma_table_info('deletions')")
+          .toArray()
+          .some((column) => column.name === "requester")
+      )
+        this.storage.sql.exec("ALTER TABLE deletions ADD COLUMN requester TEXT")
       this.storage.sql.exec(
-        "INSERT INTO deletions (id, requested_by, requested_at, finished_at, passes, steps, failure) VALUES (?, ?, ?, NULL, 1, ?, NULL)",
+        "INSERT INTO deletions (id, requested_by, requested_at, finished_at, passes, steps, failure, requester) VALUES (?, ?, ?, NULL, 1, ?, NULL, ?)",
         row.id,
-        requestedBy,
+        sub,
         row.requestedAt,
         JSON.stringify(steps),
+        requester === null ? null : JSON.stringify(requester),
       )
     })
-    console.info(`emberlog: deletion ${row.id} of tenant ${JSON.stringify(this.tenant)} requested by ${requestedBy}`)
-    void this.storage.setAlarm(Date.now())
+    const who = requester === null ? sub : `${requester.sub} (${requester.as} of ${requester.tenant})`
+    console.info(`emberlog: deletion ${row.id} of tenant ${JSON.stringify(this.tenant)} requested by ${who}`)
+    await this.storage.setAlarm(Date.now())
     return this.statusOf(row)
   }
 
-  deletionStatus(): DeletionStatus | undefined {
+  async deletionStatus(): Promise<DeletionStatus | undefined> {
     const row = this.latest()
-    return row === undefined ? undefined : this.statusOf(row)
+    if (row === undefined) return undefined
+    if (row.finishedAt === null) await this.rearm()
+    return this.statusOf(row)
+  }
+
+  /** A deletion in progress always has an alarm: after the platform gave up its retries, asking again re-arms it. */
+  private async rearm(): Promise<void> {
+    if ((await this.storage.getAlarm()) === null) await this.storage.setAlarm(Date.now())
+  }
+
+  private eraserSteps(when: "before" | "after"): Array<string> {
+    return this.erasers
+      .filter((eraser) => (eraser.when === "before") === (when === "before"))
+      .map((eraser) => eraser.name)
   }
 
   /** The alarm: runs the pending steps in order; a failure is recorded and retried with backoff. */
   async run(): Promise<void> {
     const row = this.latest()
     if (row === undefined || row.finishedAt !== null) return
+    const budget = { pages: deletionLimits.pagesPerAlarm }
     for (let step = row.steps.find((s) => s.status === "pending"); step !== undefined;) {
       try {
         const fault = deletionFaults.failSteps.indexOf(step.name)
@@ -208,9 +258,17 @@ export class DeletionCoordinator implements DeletionMethods {
           deletionFaults.failSteps.splice(fault, 1)
           throw new Error(`injected failure of the ${step.name} step`)
         }
-        if ((await this.runStep(row, step)) === "again") {
+        const outcome = await this.runStep(row, step, budget)
+        if (outcome === "again") {
           // Another pass on the next alarm: a tenant that keeps writing does not hold one alarm forever.
           await this.storage.setAlarm(Date.now() + DELETION_RETRY_BASE_MS)
+          return
+        }
+        if (outcome === "later") {
+          // This alarm did its share: the next one goes on at once (progress is saved page by page).
+          row.failure = null
+          this.save(row)
+          await this.storage.setAlarm(Date.now())
           return
         }
       } catch (error) {
@@ -260,31 +318,63 @@ export class DeletionCoordinator implements DeletionMethods {
     }
   }
 
-  /** Runs one step to its end, saving its progress after every page (marks it done; the caller saves that). */
-  private async runStep(row: Row, step: Row["steps"][number]): Promise<"done" | "again"> {
+  private async erase(entry: DirectoryKey): Promise<ErasedCounts> {
+    const fault = deletionFaults.failErasures.indexOf(`${entry.type} ${entry.kind}/${entry.id}`)
+    if (fault >= 0) {
+      deletionFaults.failErasures.splice(fault, 1)
+      throw new Error(`injected failure erasing ${entry.type} ${entry.kind}/${entry.id}`)
+    }
+    return this.objectOf(entry).eraseAll()
+  }
+
+  /**
+   * Runs one step to its end, saving its progress after every page (marks it done; the caller saves
+   * that), or until the alarm's budget of pages is spent ("later").
+   */
+  private async runStep(
+    row: Row,
+    step: Row["steps"][number],
+    budget: { pages: number },
+  ): Promise<"done" | "again" | "later"> {
     const objects = OBJECT_STEPS.find((candidate) => candidate.name === step.name)
     if (objects !== undefined) {
       for (;;) {
-        const { entries } = await this.directory.listDirectory({ type: objects.type, limit: PAGE })
+        if (budget.pages <= 0) return "later"
+        budget.pages--
+        const { entries } = await this.directory.listDirectory({ type: objects.type, limit: deletionLimits.page })
         if (entries.length === 0) break
-        const erased = await Promise.all(entries.map((entry) => this.objectOf(entry).eraseAll()))
-        const removed = await this.directory.removeFromDirectory(entries)
+        // Every object's outcome: one failing loses none of the others' counts.
+        const settled = await Promise.allSettled(entries.map((entry) => this.erase(entry)))
+        const erased = entries.filter((_, i) => settled[i]!.status === "fulfilled")
+        // Only at the generation read: an entry registered again since (the tenant wrote) stays listed.
+        const removed = await this.directory.removeFromDirectory(
+          erased.map(({ type, kind, id, gen }) => ({ type, kind, id, gen })),
+        )
         add(step.erased, { [objects.type === "mcp-session" ? "sessions" : `${objects.type}s`]: removed })
-        for (const counts of erased) add(step.erased, counts)
+        for (const outcome of settled) if (outcome.status === "fulfilled") add(step.erased, outcome.value)
         this.save(row)
+        const failed = settled.flatMap((outcome, i) =>
+          outcome.status === "rejected" ? [{ entry: entries[i]!, reason: outcome.reason }] : [],
+        )
+        if (failed.length > 0) {
+          const { entry, reason } = failed[0]!
+          const message = reason instanceof Error ? reason.message : String(reason)
+          throw new Error(
+            `${failed.length} of ${entries.length} erasures failed (first: ${entry.type} ${entry.kind}/${entry.id}: ${message})`,
+          )
+        }
       }
     } else if (step.name === "directory") {
-      const left = await this.directory.countDirectory()
-      const listedAgain = Object.values(left).reduce((sum, n) => sum + n, 0)
-      if (listedAgain > 0) {
-        // Listed while the deletion ran: the object steps run again.
+      // The check and the erase in one call: a first commit listed in between is never wiped.
+      const { erased } = await this.directory.eraseIfEmpty()
+      if (!erased) {
+        // Listed while the deletion ran: every step before this one runs again (erasers too).
         row.passes++
-        for (const again of row.steps) if (OBJECT_STEPS.some((s) => s.name === again.name)) again.status = "pending"
+        for (const again of row.steps) again.status = "pending"
         row.failure = null
         this.save(row)
         return "again"
       }
-      await this.directory.eraseAll()
     } else {
       const eraser = this.erasers.find((candidate) => candidate.name === step.name)
       if (eraser === undefined) throw new Error(`No eraser ${step.name} is configured (any more)`)

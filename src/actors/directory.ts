@@ -35,6 +35,22 @@ export interface DirectoryKey {
 export interface DirectoryEntry extends DirectoryKey {
   /** When it was first listed (ms epoch). */
   readonly listedAt: number
+  /**
+   * Bumped by every registration of a row already there: a deletion removes an entry only at the
+   * generation it read, so a write (a re-registration) between its erase and its removal keeps the row.
+   */
+  readonly gen: number
+}
+
+/** A key to remove, at the generation read (none: whatever the generation). */
+export interface DirectoryRemoval extends DirectoryKey {
+  readonly gen?: number
+}
+
+/** What `eraseIfEmpty` found, and whether it erased the (empty) directory. */
+export interface DirectoryErasure {
+  readonly counts: Record<DirectoryEntryType, number>
+  readonly erased: boolean
 }
 
 export interface DirectoryQuery {
@@ -58,14 +74,17 @@ export interface DirectoryPage {
 export interface DirectoryMethods {
   registerInDirectory(keys: ReadonlyArray<DirectoryKey>): number
   listDirectory(query: DirectoryQuery): DirectoryPage
-  removeFromDirectory(keys: ReadonlyArray<DirectoryKey>): number
+  removeFromDirectory(keys: ReadonlyArray<DirectoryRemoval>): number
   countDirectory(): Record<DirectoryEntryType, number>
+  /** Counts the entries and, only when there are none, erases the directory: in one synchronous call. */
+  eraseIfEmpty(): DirectoryErasure
 }
 
 export type DirectoryApi = ObjectStub<DirectoryMethods>
 
 const TABLE = `CREATE TABLE IF NOT EXISTS directory (
   type TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, listed_at INTEGER NOT NULL,
+  gen INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (type, kind, id)) WITHOUT ROWID`
 
 /** The directory's table in the object's SQLite; reads create nothing. */
@@ -75,6 +94,15 @@ export class TenantDirectory implements DirectoryMethods {
   constructor(private readonly storage: DurableObjectStorage) {
     this.created =
       storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'directory'").toArray().length > 0
+    // A directory written before rows had a generation: the column, once, at wake.
+    if (
+      this.created &&
+      !storage.sql
+        .exec("SELECT name FROM pragma_table_info('directory')")
+        .toArray()
+        .some((row) => row.name === "gen")
+    )
+      storage.sql.exec("ALTER TABLE directory ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
   }
 
   /** The object's storage was erased. */
@@ -90,13 +118,18 @@ export class TenantDirectory implements DirectoryMethods {
     this.storage.transactionSync(() => {
       sql.exec(TABLE)
       for (const { type, kind, id } of keys) {
-        added += sql.exec(
-          "INSERT OR IGNORE INTO directory (type, kind, id, listed_at) VALUES (?, ?, ?, ?)",
-          type,
-          kind,
-          id,
-          now,
-        ).rowsWritten
+        // A row already there is kept (its listed_at too) at a new generation: see DirectoryEntry.gen.
+        const row = sql
+          .exec(
+            `INSERT INTO directory (type, kind, id, listed_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (type, kind, id) DO UPDATE SET gen = gen + 1 RETURNING gen`,
+            type,
+            kind,
+            id,
+            now,
+          )
+          .one()
+        if (row.gen === 0) added++
       }
     })
     this.created = true
@@ -123,7 +156,7 @@ export class TenantDirectory implements DirectoryMethods {
     }
     const rows = this.storage.sql
       .exec(
-        `SELECT type, kind, id, listed_at FROM directory WHERE ${where.join(" AND ")} ORDER BY kind, id LIMIT ?`,
+        `SELECT type, kind, id, listed_at, gen FROM directory WHERE ${where.join(" AND ")} ORDER BY kind, id LIMIT ?`,
         ...bindings,
         query.limit + 1,
       )
@@ -133,25 +166,37 @@ export class TenantDirectory implements DirectoryMethods {
       kind: row.kind as string,
       id: row.id as string,
       listedAt: row.listed_at as number,
+      gen: row.gen as number,
     }))
     const last = entries[entries.length - 1]
     return { entries, next: rows.length > query.limit && last !== undefined ? { kind: last.kind, id: last.id } : null }
   }
 
-  removeFromDirectory(keys: ReadonlyArray<DirectoryKey>): number {
+  removeFromDirectory(keys: ReadonlyArray<DirectoryRemoval>): number {
     if (!this.created || keys.length === 0) return 0
     let removed = 0
     this.storage.transactionSync(() => {
-      for (const { type, kind, id } of keys) {
+      for (const { type, kind, id, gen } of keys) {
         removed += this.storage.sql.exec(
-          "DELETE FROM directory WHERE type = ? AND kind = ? AND id = ?",
+          "DELETE FROM directory WHERE type = ? AND kind = ? AND id = ? AND (? IS NULL OR gen = ?)",
           type,
           kind,
           id,
+          gen ?? null,
+          gen ?? null,
         ).rowsWritten
       }
     })
     return removed
+  }
+
+  eraseIfEmpty(): DirectoryErasure {
+    const counts = this.countDirectory()
+    if (Object.values(counts).some((n) => n > 0)) return { counts, erased: false }
+    // No await between the count and the erase: nothing can be listed in between.
+    if (this.created) this.storage.sql.exec("DROP TABLE IF EXISTS directory")
+    this.created = false
+    return { counts, erased: true }
   }
 
   countDirectory(): Record<DirectoryEntryType, number> {

@@ -280,9 +280,12 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const held = this.startCommits
       this.startCommits = undefined
       for (const events of held) this.tellCapabilities(events)
+      // The base is guarded as host.commit is: a wrapper still awaiting I/O when the object was erased
+      // (a memory's upload) must not commit into the log that replaced the erased one.
+      const generation = this.generation
       this.commandPath = [...this.hooks.values()].reduceRight<typeof this.commandPath>(
         (next, hooks) => (hooks.command === undefined ? next : (request) => hooks.command!(request, next)),
-        (request) => this.commit(request),
+        (request) => (generation === this.generation ? this.commit(request) : erased),
       )
       // A crash between a commit and its alarm being set must strand neither the outbox nor a timer.
       await this.alarms.reschedule()
@@ -398,10 +401,17 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           },
         }
       }
+      // A drain still awaiting a topic when the object was erased stops there: it delivers no erased
+      // event and acknowledges nothing of the fresh log's outbox.
+      const generation = this.generation
+      const current = () => generation === this.generation
       try {
-        this.deliveryDelay = (await drainOutbox(this.core, source, topicOf)) ? 0 : DELIVERY_BATCH_DELAY_MS
+        const more = await drainOutbox(this.core, source, topicOf, current)
+        if (!current()) return
+        this.deliveryDelay = more ? 0 : DELIVERY_BATCH_DELAY_MS
         this.failedDeliveries = 0
       } catch (error) {
+        if (!current()) return
         this.failedDeliveries++
         this.deliveryDelay =
           Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *

@@ -10,6 +10,7 @@ import type { Source } from "../core/wire.js"
 import type { ActorCore } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
 import { DIRECTORY_TOPIC } from "./directory.js"
+import { NAME_PATTERN } from "../core/names.js"
 
 export const OUTBOX_BATCH = 200
 
@@ -31,6 +32,8 @@ export const drainOutbox = async (
   core: ActorCore,
   source: Source,
   topicOf: (topic: string) => Pick<TopicApi, "deliver">,
+  /** Whether `core` is still the object's log (false once it was erased: the drain stops, acknowledging nothing). */
+  current: () => boolean = () => true,
 ): Promise<boolean> => {
   // The tenant's directory last: topics have subscribers waiting on their entries, the directory has none.
   const batches = [...core.pendingDeliveries(OUTBOX_BATCH)].sort(
@@ -39,7 +42,18 @@ export const drainOutbox = async (
   let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
   const failures: Array<unknown> = []
   for (const { topic, events: pending } of batches) {
+    if (!current()) return false
     if (pending.length === 0) continue
+    if (topic !== DIRECTORY_TOPIC && !NAME_PATTERN.test(topic)) {
+      // An entity's topics() named no topic (`~usage`, `#deletions/…`): such a name would reach an
+      // object reserved for the host. Refused: never delivered, and dropped from the outbox (it never could be).
+      console.error(
+        `emberlog: ${source.kind}.topics returned ${JSON.stringify(topic)}, which is not a topic name ` +
+          `(1–128 characters of A-Z a-z 0-9 . _ : -); its events are not delivered there`,
+      )
+      core.acknowledge(topic, pending[pending.length - 1]!.seq)
+      continue
+    }
     // One delivery is one RPC, capped at 32 MiB: large events go a page at a time.
     const events = takeWithinBudget(pending, PAGE_BYTES)
     more ||= events.length < pending.length
@@ -49,7 +63,8 @@ export const drainOutbox = async (
         throw new Error(`injected delivery failure (topic ${topic})`)
       }
       const copies = deliveryFaults.duplicate > 0 ? (deliveryFaults.duplicate--, 2) : 1
-      for (let i = 0; i < copies; i++) await topicOf(topic).deliver(source, events)
+      for (let i = 0; i < copies && current(); i++) await topicOf(topic).deliver(source, events)
+      if (!current()) return false
       core.acknowledge(topic, events[events.length - 1]!.seq)
     } catch (error) {
       failures.push(error)

@@ -36,7 +36,9 @@ import {
   directoryName,
   type DirectoryApi,
   type DirectoryEntryType,
+  type DirectoryErasure,
   type DirectoryKey,
+  type DirectoryRemoval,
   type DirectoryMethods,
   type DirectoryPage,
   type DirectoryQuery,
@@ -46,6 +48,7 @@ import {
   deletionTenant,
   type DeletionBindings,
   type DeletionMethods,
+  type DeletionRequester,
   type DeletionStatus,
   type ErasedCounts,
   type TenantEraser,
@@ -173,7 +176,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
   /** An alarm is storage too, and reads create nothing: until the first delivery a timer stands in. */
-  private readonly alarms: AlarmOwner
+  private alarms: AlarmOwner
   private last = 0
   private created: boolean
   /** Whether this topic is in its tenant's directory (then deliveries need no registration). */
@@ -181,6 +184,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   /** Whether the marker of that is stored (written with the first append after the registration). */
   private marked: boolean
   private readonly role: Role
+  /** Counts the object's erasures (a registration in flight across one is made again). */
+  private erasures = 0
   /** Projections stopped by a failure, until the object's next wake retries them. */
   private readonly failures = new Map<string, ProjectionFailure>()
 
@@ -219,7 +224,23 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       })
     }
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
-    this.alarms = new AlarmOwner(
+    this.alarms = this.newAlarms()
+    if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
+    this.subscribers = new Subscribers(
+      ctx,
+      {
+        head: () => this.last,
+        readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
+        frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+      },
+      { wakeAt: (at) => void this.alarms.wakeAt(at) },
+    )
+  }
+
+  /** The owner of the object's alarm: at construction, and again once the storage (and the alarm) was erased. */
+  private newAlarms(): AlarmOwner {
+    const { ctx } = this
+    return new AlarmOwner(
       {
         getAlarm: () => ctx.storage.getAlarm(),
         setAlarm: (at) => ctx.storage.setAlarm(at),
@@ -234,16 +255,6 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
           run: (now) => void this.subscribers.closeExpired(now),
         },
       ],
-    )
-    if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
-    this.subscribers = new Subscribers(
-      ctx,
-      {
-        head: () => this.last,
-        readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
-        frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
-      },
-      { wakeAt: (at) => void this.alarms.wakeAt(at) },
     )
   }
 
@@ -268,7 +279,12 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     const namespace = (this.env as { EMBERLOG_TOPIC?: DurableObjectNamespace }).EMBERLOG_TOPIC
     if (namespace !== undefined) {
       const directory = stubOf<DirectoryMethods>(namespace, directoryName(role.tenant)) as DirectoryApi
-      await directory.registerInDirectory([{ type: "topic", kind: "", id: role.name }])
+      // Erased while the registration was on its way (a deletion's page may have read it already and
+      // would remove it): registered again, at a generation that page did not read.
+      for (let erasures = -1; erasures !== this.erasures;) {
+        erasures = this.erasures
+        await directory.registerInDirectory([{ type: "topic", kind: "", id: role.name }])
+      }
     }
     this.listed = true
   }
@@ -484,6 +500,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
 
   async eraseAll(): Promise<ErasedCounts> {
     const entries = this.role.type === "topic" ? this.last : 0
+    this.erasures++
     this.subscribers.closeAll()
     this.last = 0
     this.created = false
@@ -492,6 +509,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     // Every table and the alarm: nothing of this object's is left to read.
     await this.ctx.storage.deleteAlarm()
     await this.ctx.storage.deleteAll()
+    // The alarm is gone: an owner that still believed it set would never set it again.
+    this.alarms = this.newAlarms()
     if (this.role.type === "directory") this.role.directory.forget()
     return this.role.type === "topic" ? { entries } : {}
   }
@@ -509,7 +528,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     return this.directoryRole().listDirectory(query)
   }
 
-  removeFromDirectory(keys: ReadonlyArray<DirectoryKey>): number {
+  removeFromDirectory(keys: ReadonlyArray<DirectoryRemoval>): number {
     return this.directoryRole().removeFromDirectory(keys)
   }
 
@@ -517,16 +536,20 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     return this.directoryRole().countDirectory()
   }
 
+  eraseIfEmpty(): DirectoryErasure {
+    return this.directoryRole().eraseIfEmpty()
+  }
+
   private coordinator(): DeletionCoordinator {
     if (this.role.type !== "deletion") throw new Error("emberlog: this object is not a deletion coordinator")
     return this.role.coordinator
   }
 
-  requestDeletion(tenant: string, requestedBy: string): DeletionStatus {
+  requestDeletion(tenant: string, requestedBy: string | DeletionRequester): Promise<DeletionStatus> {
     return this.coordinator().requestDeletion(tenant, requestedBy)
   }
 
-  deletionStatus(): DeletionStatus | undefined {
+  deletionStatus(): Promise<DeletionStatus | undefined> {
     return this.coordinator().deletionStatus()
   }
 

@@ -83,18 +83,28 @@ export interface DeletionStep {
   readonly erased: ErasedCounts
 }
 
+/** Who asked for a tenant's deletion: a tenant's admin deleting its own, or an operator deleting any. */
+export interface DeletionRequester {
+  readonly sub: string
+  readonly tenant: string
+  readonly as: "operator" | "admin"
+}
+
 /** `GET /v1/tenants/{tenant}/deletion`: a tenant's deletion as it stands; once done, its audit record. */
 export interface DeletionStatus {
   readonly id: string
   readonly tenant: string
   readonly status: "in-progress" | "done"
+  /** The principal (`sub`) who asked. */
   readonly requestedBy: string
+  /** Who asked, in full: the principal, its own tenant, and by which right (null: not recorded). */
+  readonly requester: DeletionRequester | null
   readonly requestedAt: string
   readonly finishedAt: string | null
   /** The step running or next (null when done). */
   readonly step: string | null
   readonly steps: ReadonlyArray<DeletionStep>
-  /** How many times the sessions/actors/topics steps ran (more than 1: the tenant wrote during the deletion). */
+  /** How many times the steps ran (more than 1: the tenant wrote during the deletion, and every step ran again). */
   readonly passes: number
   /** The last failure of the step running, until it succeeds. */
   readonly failure: {

@@ -6,7 +6,7 @@
  */
 import type { Capability } from "../actors/capability.js"
 import type { ActorApi } from "../actors/durable-actor.js"
-import { KIND_PATTERN } from "../core/names.js"
+import { KIND_PATTERN, NAME_PATTERN } from "../core/names.js"
 import type { Entity } from "../domain/entity.js"
 import type { Principal } from "../infra/tokens.js"
 import type { App, Env } from "./env.js"
@@ -193,6 +193,11 @@ export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindReg
   const modules = [...byName.values()]
   const tools = checkToolNames(modules)
   const extra = modules.flatMap((module) => module.topics ?? []).filter((topic) => !byName.has(topic))
+  for (const topic of extra)
+    if (typeof topic !== "string" || !NAME_PATTERN.test(topic))
+      throw new Error(
+        `emberlog: topic ${JSON.stringify(topic)} is not a topic name (1–128 characters of A-Z a-z 0-9 . _ : -)`,
+      )
   return {
     names,
     modules,

@@ -115,7 +115,13 @@ export const tenantRoutes = (app: App, served: KindRegistry) => {
 
   app.delete("/v1/tenants/:tenant", async (c) => {
     const tenant = tenantParam(c)
-    const deletion = await deletionOf(c.env, tenant).requestDeletion(tenant, c.get("principal").sub)
+    const principal = c.get("principal")
+    // The audit record names who asked, from which tenant, and by which right.
+    const deletion = await deletionOf(c.env, tenant).requestDeletion(tenant, {
+      sub: principal.sub,
+      tenant: principal.tenant,
+      as: principal.scopes.has("operator") ? "operator" : "admin",
+    })
     const location = `/v1/tenants/${encodeURIComponent(tenant)}/deletion`
     return c.json({ deletion }, 202, { Location: location })
   })

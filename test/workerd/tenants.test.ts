@@ -302,6 +302,8 @@ describe("deleting a tenant", () => {
     expect(started.status).toBe(202)
     expect(started.headers.get("Location")).toBe(`/v1/tenants/${gina}/deletion`)
     expect(started.body.deletion).toMatchObject({ tenant: gina, status: "in-progress", requestedBy: gina })
+    // The audit names who asked, from which tenant, and by which right.
+    expect(started.body.deletion.requester).toEqual({ sub: gina, tenant: gina, as: "admin" })
     // A repeated DELETE while it runs starts nothing new.
     const repeated = await call(`/v1/tenants/${gina}`, bearer, { method: "DELETE" })
     expect(repeated.body.deletion.id).toBe(started.body.deletion.id)
@@ -341,6 +343,12 @@ describe("deleting a tenant", () => {
     // The audit record outlives the tenant's data (an operator reads it too).
     const operator = await token("ops", "read operator", "ops")
     expect((await call(`/v1/tenants/${gina}/deletion`, operator)).body.deletion.id).toBe(audit.id)
+    // An operator deleting another tenant is recorded as such.
+    const byOperator = await call(`/v1/tenants/${hal}`, operator, { method: "DELETE" })
+    expect(byOperator.body.deletion.requester).toEqual({ sub: "ops", tenant: "ops", as: "operator" })
+    await eventually(async () => (await call(`/v1/tenants/${hal}/deletion`, operator)).body.deletion?.status).toBe(
+      "done",
+    )
   })
 
   it("a crash in the middle is finished by the alarm, and the status says where it stood meanwhile", async () => {
@@ -371,7 +379,7 @@ describe("deleting a tenant", () => {
 })
 
 describe("a deletion's pluggable erasers", () => {
-  it("run in their place (grants before the objects, usage after) and once, a failing one is retried, and what the tenant wrote meanwhile is erased on another pass", async () => {
+  it("run in their place (grants before the objects and once more at the end, usage after) on every pass, a failing one is retried, and what the tenant wrote meanwhile is erased on another pass", async () => {
     const tenant = tenantNamed("jo")
     const bearer = await token(tenant, "read write")
     await command(bearer, "counter", "c1", { type: "Increment", by: 1 })
@@ -405,34 +413,55 @@ describe("a deletion's pluggable erasers", () => {
     const coordinatorObject = env.EMBERLOG_TOPIC.getByName(deletionName(tenant)) as DurableObjectStub
     const run = await runInDurableObject(coordinatorObject, async (_instance: unknown, state: DurableObjectState) => {
       const coordinator = new DeletionCoordinator(state.storage, env, tenant, erasers)
-      const started = coordinator.requestDeletion(tenant, "ops")
+      const started = await coordinator.requestDeletion(tenant, "ops")
       // This test runs the steps itself, not the object's own alarm (which knows no test erasers).
       await state.storage.deleteAlarm()
       await coordinator.run()
-      const failed = coordinator.deletionStatus()!
+      const failed = (await coordinator.deletionStatus())!
       const retryIn = ((await state.storage.getAlarm()) ?? 0) - Date.now()
       await state.storage.deleteAlarm()
       await coordinator.run()
       // The directory found the late actor: the object steps run again, on the next alarm.
-      const again = coordinator.deletionStatus()!
+      const again = (await coordinator.deletionStatus())!
       await state.storage.deleteAlarm()
       await coordinator.run()
-      return { started, failed, retryIn, again, done: coordinator.deletionStatus()! }
+      const done = (await coordinator.deletionStatus())!
+      await state.storage.deleteAlarm()
+      return { started, failed, retryIn, again, done }
     })
     const names = (status: DeletionStatus) => status.steps.map((step) => step.name)
-    expect(names(run.started)).toEqual(["oauth-grants", "mcp-sessions", "actors", "topics", "usage", "directory"])
+    expect(names(run.started)).toEqual([
+      "oauth-grants",
+      "mcp-sessions",
+      "actors",
+      "topics",
+      "usage",
+      "directory",
+      "oauth-grants",
+    ])
     expect(run.failed).toMatchObject({
       status: "in-progress",
       step: "oauth-grants",
       failure: { step: "oauth-grants", attempts: 1, message: "the grant store is down" },
     })
     expect(run.retryIn).toBeGreaterThan(0)
-    expect(run.again).toMatchObject({ status: "in-progress", step: "mcp-sessions", passes: 2 })
+    expect(run.again).toMatchObject({ status: "in-progress", step: "oauth-grants", passes: 2 })
     expect(run.done).toMatchObject({ status: "done", failure: null, requestedBy: "ops", passes: 2 })
     expect(run.done.steps.find((step) => step.name === "actors")!.erased).toMatchObject({ actors: 2, events: 2 })
-    expect(run.done.steps.find((step) => step.name === "oauth-grants")!.erased).toEqual({ "oauth-grants": 2 })
-    // Pluggable steps run once per deletion, not per pass.
-    expect(calls).toEqual([`grants ${tenant}`, `grants ${tenant}`, `usage ${tenant}`])
+    // Both passes' grants (2 each), then the last one's at the end.
+    expect(run.done.steps.map((step) => step.erased).filter((_, i) => names(run.done)[i] === "oauth-grants")).toEqual([
+      { "oauth-grants": 4 },
+      { "oauth-grants": 2 },
+    ])
+    // Pluggable steps run on every pass (a grant or usage made during pass 1 is erased by pass 2), the grants once more at the end.
+    expect(calls).toEqual([
+      `grants ${tenant}`,
+      `grants ${tenant}`,
+      `usage ${tenant}`,
+      `grants ${tenant}`,
+      `usage ${tenant}`,
+      `grants ${tenant}`,
+    ])
     expect((await call("/v1/counter/c1", bearer)).body.version).toBe(0)
     expect((await call("/v1/counter/late", bearer)).body.version).toBe(0)
     expect((await listed(bearer)).actors).toEqual([])

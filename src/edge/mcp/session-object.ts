@@ -110,6 +110,8 @@ export class McpSession extends DurableObject<Env> {
   private mcp: McpServer | undefined
   private owner: Principal | undefined
   private lastSeen = 0
+  /** Counts the session's erasures: a request that awaited across one answers "not found". */
+  private erasures = 0
   /** Ends the GET stream when the token that opened it expires (the client reopens it with a fresh one). */
   private streamExpiry: ReturnType<typeof setTimeout> | undefined
   /** Subscribed resources, each followed through its actor's event stream (a promise while it connects). */
@@ -117,12 +119,18 @@ export class McpSession extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     const principal = decodePrincipal(request.headers.get(PRINCIPAL_JSON_HEADER) ?? "{}")
+    // An erasure (the tenant's deletion) may run while this request awaits: after every await it is checked.
+    const epoch = this.erasures
+    const erased = () => jsonRpcError(404, -32001, "Session not found: it was erased; initialize a new session")
     if (this.transport === undefined) {
       const sessionId = request.headers.get(NEW_SESSION_HEADER)
       // Nothing is stored for an unknown session, so nothing needs cleaning up later.
       if (sessionId === null) return jsonRpcError(404, -32001, "Session not found: initialize a new session")
       // Listed before it starts, so the tenant's deletion finds it (one call per new session).
       await this.directory(principal.tenant)?.registerInDirectory([{ type: "mcp-session", kind: "", id: sessionId }])
+      if (epoch !== this.erasures) return erased()
+      // Another request started the session meanwhile.
+      if (this.transport !== undefined) return this.fetch(request)
       this.owner = principal
       this.transport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => sessionId,
@@ -138,6 +146,7 @@ export class McpSession extends DurableObject<Env> {
         this.served(),
       )
       await this.mcp.connect(this.transport)
+      if (epoch !== this.erasures) return erased()
     } else if (!samePrincipal(this.owner, principal)) {
       // Scopes are fixed for a session's life: a token with other scopes starts a new session.
       return jsonRpcError(
@@ -148,7 +157,9 @@ export class McpSession extends DurableObject<Env> {
     }
     this.lastSeen = Date.now()
     await this.ctx.storage.setAlarm(this.lastSeen + this.idleMs())
-    const response = await this.transport.handleRequest(request, { authInfo: authInfoFor(principal) })
+    const transport = this.transport
+    if (epoch !== this.erasures || transport === undefined) return erased()
+    const response = await transport.handleRequest(request, { authInfo: authInfoFor(principal) })
     if (request.method === "GET" && response.ok && response.body !== null) this.endStreamAt(principal.expiresAt)
     return response
   }
@@ -187,11 +198,16 @@ export class McpSession extends DurableObject<Env> {
 
   /** Ends the session and erases what it stored (its tenant is being deleted); the client must initialize anew. */
   async eraseAll(): Promise<Readonly<Record<string, number>>> {
-    const open = this.transport !== undefined
-    this.end()
-    this.owner = undefined
-    await this.ctx.storage.deleteAlarm()
-    await this.ctx.storage.deleteAll()
+    let open = false
+    // Serialized with requests: none starts while the session is erased, and one in flight sees `erasures` moved.
+    await this.ctx.blockConcurrencyWhile(async () => {
+      this.erasures++
+      open = this.transport !== undefined
+      this.end()
+      this.owner = undefined
+      await this.ctx.storage.deleteAlarm()
+      await this.ctx.storage.deleteAll()
+    })
     return open ? { openSessions: 1 } : {}
   }
 
