@@ -1,39 +1,60 @@
 // Runs the benchmarks inside workerd (bench/vitest.config.ts), then the peer benchmark
 // from Node (bench/peers.mjs), and writes bench/RESULTS.md with the median of every
 // measurement. Usage: npm run bench   (PEERS=0 skips the peer run)
+//
+// BENCH_ONLY=inobject,profile,hot,hot-http (any of them) runs only those sections of the
+// busy-actor benchmark (bench/inobject.bench.test.ts; hot-http: bench/peers.mjs with
+// PEER_ONLY=hot) and prints their tables without rewriting RESULTS.md; BENCH_ROUNDS=N
+// (and PEER_ROUNDS=N for hot-http) sets their rounds. For development on a busy machine:
+//   BENCH_ONLY=inobject,hot BENCH_ROUNDS=1 npm run bench
 import { spawnSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 
 const started = new Date()
-const run = spawnSync("vitest", ["run", "--config", "bench/vitest.config.ts"], {
-  encoding: "utf8",
-  shell: false,
-  maxBuffer: 64 * 1024 * 1024,
-})
-let output = `${run.stdout}\n${run.stderr}`
-if (run.status !== 0) {
-  process.stderr.write(output)
-  process.exit(run.status ?? 1)
-}
-const peerRuns =
-  process.env.PEERS === "0"
-    ? []
-    : [
-        spawnSync("vitest", ["run", "--config", "bench/peers.vitest.config.ts"], {
-          encoding: "utf8",
-          maxBuffer: 64 * 1024 * 1024,
-        }),
-        spawnSync(process.execPath, ["bench/peers.mjs"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }),
-      ]
-for (const peerRun of peerRuns) {
-  if (peerRun.status !== 0) {
-    process.stderr.write(`${peerRun.stdout}\n${peerRun.stderr}`)
-    process.exit(peerRun.status ?? 1)
+const spawn = (command, args, env = {}) =>
+  spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...env } })
+const mustSucceed = (result) => {
+  if (result.status !== 0) {
+    process.stderr.write(`${result.stdout}\n${result.stderr}`)
+    process.exit(result.status ?? 1)
   }
-  output += `\n${peerRun.stdout}`
+  return result
 }
-const peerRun = peerRuns[1]
+
+/** The busy-actor sections, by the name BENCH_ONLY takes: the workerd tests' names, or the HTTP run. */
+const ONLY_SECTIONS = {
+  inobject: "in-object: 10,000",
+  profile: "in-object: stage profile",
+  hot: "hot actor",
+  "hot-http": undefined,
+}
+const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map((name) => name.trim()) : undefined
+for (const name of only ?? [])
+  if (!(name in ONLY_SECTIONS)) {
+    process.stderr.write(`BENCH_ONLY: unknown section ${name} (known: ${Object.keys(ONLY_SECTIONS).join(", ")})\n`)
+    process.exit(2)
+  }
+
+let output = ""
+let peerRun
+if (only !== undefined) {
+  const tests = only.map((name) => ONLY_SECTIONS[name]).filter((test) => test !== undefined)
+  if (tests.length > 0) {
+    const args = ["run", "--config", "bench/peers.vitest.config.ts", "bench/inobject.bench.test.ts"]
+    output += mustSucceed(spawn("vitest", [...args, "-t", `^(${tests.join("|")})`])).stdout
+  }
+  if (only.includes("hot-http"))
+    output += mustSucceed(spawn(process.execPath, ["bench/peers.mjs"], { PEER_ONLY: "hot" })).stdout
+} else {
+  const run = mustSucceed(spawn("vitest", ["run", "--config", "bench/vitest.config.ts"]))
+  output = `${run.stdout}\n${run.stderr}`
+  if (process.env.PEERS !== "0") {
+    output += `\n${mustSucceed(spawn("vitest", ["run", "--config", "bench/peers.vitest.config.ts"])).stdout}`
+    peerRun = mustSucceed(spawn(process.execPath, ["bench/peers.mjs"]))
+    output += `\n${peerRun.stdout}`
+  }
+}
 const rows = [...output.matchAll(/BENCH (\{.*\})/g)].map((m) => JSON.parse(m[1]))
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -48,6 +69,164 @@ const fmt = (n, digits = 0) =>
 const version = (pkg) =>
   JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url))).version
 const verdict = (ok) => (ok ? "met" : "**missed**")
+
+// Issue 13, section 1: what binds one busy actor (bench/inobject.bench.test.ts, bench/peers.mjs's hotHttp).
+const present = (name, impl) => rows.some((r) => r.name === name && r.impl === impl)
+const roundsOf = (name) => new Set(rows.filter((r) => r.name === name).map((r) => r.round)).size
+const IN_OBJECT_NAMES = {
+  bare: "bare DO: one INSERT (the floor)",
+  emberlog: "emberlog counter, no Idempotency-Key",
+  "emberlog-keyed": "emberlog counter, a fresh Idempotency-Key each",
+  "emberlog-no-topics": "emberlog counter, a kind with no topics (no outbox row)",
+  agent: `Agents SDK \`setState\` (agents ${version("agents")})`,
+  party: `PartyServer: one row UPDATE + broadcast (partyserver ${version("partyserver")})`,
+  actors: `@cloudflare/actors: a \`@Persist\` property (${version("@cloudflare/actors")})`,
+  "emberlog-document": "emberlog document: one small edit on a 10 KB text",
+}
+const HOT_NAMES = {
+  bare: "bare DO (one INSERT per call)",
+  emberlog: "emberlog counter",
+  "emberlog-no-topics": "emberlog counter, no topics",
+  agent: "Agents SDK agent (`setState`)",
+  party: "PartyServer server",
+  actors: "@cloudflare/actors actor",
+}
+const inObjectUs = (impl) => med("inobject", "usPerCommand", (r) => r.impl === impl)
+const inObjectRows = Object.entries(IN_OBJECT_NAMES)
+  .filter(([impl]) => present("inobject", impl))
+  .map(
+    ([impl, label]) =>
+      `| ${label} | ${fmt(inObjectUs(impl), 1)} µs | ${fmt(
+        med("inobject", "ratioToBare", (r) => r.impl === impl),
+        1,
+      )}× |`,
+  )
+const stageRows = rows
+  .filter((r) => r.name === "profile" && r.round === 0)
+  .map((r) => r.stage)
+  .map((stage) => {
+    const us = med("profile", "usPerCommand", (r) => r.stage === stage)
+    const label = rows.find((r) => r.name === "profile" && r.stage === stage).label
+    return `| ${label} | ${fmt(us, 1)} µs |`
+  })
+const hotRows = (name) =>
+  Object.entries(HOT_NAMES)
+    .filter(([impl]) => present(name, impl))
+    .map(([impl, label]) => {
+      const of = (field) => med(name, field, (r) => r.impl === impl)
+      const toBare = median(
+        [...new Set(rows.filter((r) => r.name === name).map((r) => r.round))].map((round) => {
+          const at = (i) => rows.find((r) => r.name === name && r.round === round && r.impl === i).opsPerSec
+          return at(impl) / at("bare")
+        }),
+      )
+      return {
+        impl,
+        line: `| ${label} | ${fmt(of("opsPerSec"))} | ${fmt(toBare, 2)}× | ${fmt(of("p50Ms"), 1)} / ${fmt(of("p99Ms"), 1)} ms |`,
+        toBare,
+      }
+    })
+const hotRpc = hotRows("hot-rpc")
+const hotHttp = hotRows("hot-http")
+const targetRows = []
+for (const [impl, what] of [
+  ["emberlog", "no key"],
+  ["emberlog-keyed", "with an Idempotency-Key"],
+])
+  if (present("inobject", impl)) {
+    const us = inObjectUs(impl)
+    targetRows.push(`| in-object ≤ 30 µs per counter command (${what}) | ${fmt(us, 1)} µs | ${verdict(us <= 30)} |`)
+  }
+for (const [rowsOf, over] of [
+  [hotRpc, "64 in flight over DO RPC"],
+  [hotHttp, "16 HTTP clients over `wrangler dev`"],
+]) {
+  const ember = rowsOf.find((r) => r.impl === "emberlog")
+  if (ember !== undefined)
+    targetRows.push(
+      `| hot-actor throughput ≥ 0.6× the bare DO's (${over}) | ${fmt(ember.toBare, 2)}× | ${verdict(ember.toBare >= 0.6)} |`,
+    )
+}
+const busyActor = `
+## What binds a busy actor: in-object cost and a hot actor (issue 13)
+
+Reproduce these sections alone: \`BENCH_ONLY=inobject,profile,hot,hot-http npm run bench\` (prints
+the tables, leaves this file alone; \`BENCH_ROUNDS=N\` / \`PEER_ROUNDS=N\` set the rounds). The full
+\`npm run bench\` measures them in the peer runs (bench/inobject.bench.test.ts, bench/peers.mjs).
+${
+  inObjectRows.length === 0
+    ? ""
+    : `
+### In-object cost (${roundsOf("inobject")} rounds)
+
+10,000 commands inside ONE Durable Object call, no RPC per command: each peer's \`inObject(n)\`
+(bench/peers.ts) loops over its own \`increment\`, which for emberlog is the host's command path
+(\`commit\`: decode, decide, hash chain, event + outbox rows, snapshot every 500th, idempotency row
+when keyed, subscribers and alarm follow-ups), timed in the object (\`performance.now()\`, which
+advances locally), plus one macrotask turn so queued work (a promise-based write) counts. Each
+round measures every row on a fresh object after 100 untimed commands; the ratio is the median of
+each round's own ratio to the bare INSERT.
+
+| 10,000 commands in one call | per command | ratio to bare INSERT |
+|---|---:|---:|
+${inObjectRows.join("\n")}
+`
+}${
+  stageRows.length === 0
+    ? ""
+    : `
+### Where one emberlog counter command goes (${roundsOf("profile")} rounds)
+
+Each stage of the command path timed alone, 10,000 times in one object, with the functions
+\`src/\` uses (bench/inobject.bench.test.ts; nothing in \`src/\` is instrumented). Stages overlap
+only where a row says so; what the rows do not cover is the rest (replies, the host's follow-ups).
+
+| stage | per command |
+|---|---:|
+${stageRows.join("\n")}
+`
+}${
+  hotRpc.length === 0 && hotHttp.length === 0
+    ? ""
+    : `
+### A hot actor: one object, many commands in flight
+
+${
+  hotRpc.length === 0
+    ? ""
+    : `Over DO RPC from the test worker (${roundsOf("hot-rpc")} rounds): 64 callers at once, each sending 32
+\`increment\`s in turn (2,048 commands per peer per round, peers rotating), per-call latency
+from send to reply (the timer moves in whole milliseconds inside workerd).
+
+| 64 in flight over RPC | commands/s | throughput ratio to bare | p50 / p99 |
+|---|---:|---:|---:|
+${hotRpc.map((r) => r.line).join("\n")}
+`
+}${
+        hotHttp.length === 0
+          ? ""
+          : `
+Over HTTP through \`wrangler dev\` (bench/peers.mjs, ${roundsOf("hot-http")} rounds): 16 Node clients at once, each
+sending 50 commands in turn to one object (800 per peer per round), microsecond timer.
+
+| 16 HTTP clients | commands/s | throughput ratio to bare | p50 / p99 |
+|---|---:|---:|---:|
+${hotHttp.map((r) => r.line).join("\n")}
+`
+      }`
+}${
+  targetRows.length === 0
+    ? ""
+    : `
+| issue-13 target (this is the baseline: the command path is not optimised yet) | result | |
+|---|---:|---|
+${targetRows.join("\n")}
+`
+}`
+if (only !== undefined) {
+  process.stdout.write(busyActor)
+  process.exit(0)
+}
 
 const ratio = med("throughput", "ratio")
 const recovery = [10_000, 100_000].map((events) => ({
@@ -77,6 +256,7 @@ const PEER_NAMES = {
   emberlog: "emberlog counter",
   agent: `Agents SDK agent (\`setState\`, agents ${version("agents")})`,
   party: `PartyServer server (one row + broadcast, partyserver ${version("partyserver")})`,
+  actors: `@cloudflare/actors actor (a \`@Persist\` property + broadcast, @cloudflare/actors ${version("@cloudflare/actors")})`,
 }
 const peerOf = (name, impl, field, extra = () => true) => med(name, field, (r) => r.impl === impl && extra(r))
 const peerRows = Object.keys(PEER_NAMES).map((impl) => {
@@ -177,26 +357,27 @@ ${
   peerRun === undefined
     ? ""
     : `
-## Against peers: the same counter four ways
+## Against peers: the same counter five ways
 
 One run, side by side in the same local runtime (bench/peers.ts): emberlog's counter actor,
-a bare Durable Object, a Cloudflare Agents SDK agent and a PartyServer server, each taking
+a bare Durable Object, a Cloudflare Agents SDK agent, a PartyServer server and a
+\`@cloudflare/actors\` actor (Cloudflare's actor library), each taking
 \`increment\` over DO RPC and broadcasting the change to hibernatable WebSocket subscribers.
 
 - **commands/s** and the ratio: inside workerd over DO RPC, batches of 100 sequential
-  calls rotating through the peers (${rounds("peer-throughput") / 5} rounds; bench/peers.bench.test.ts).
-  It repeats the first section's emberlog-vs-bare measurement in a separate run with four
+  calls rotating through the peers (${roundsOf("peer-throughput")} rounds; bench/peers.bench.test.ts).
+  It repeats the first section's emberlog-vs-bare measurement in a separate run with six
   objects instead of two; the two ratios differ by this machine's run-to-run spread
   (1.2–1.35× across runs here).
 - **p50 / p99 latency**: from a Node client over HTTP (bench/peers.mjs, microsecond timer,
-  ${rounds("peer-latency") / 5} rounds of 400 sequential calls). Every row includes the local HTTP hop through
+  ${roundsOf("peer-latency")} rounds of 400 sequential calls). Every row includes the local HTTP hop through
   \`wrangler dev\`'s proxy: ${fmt(hop, 2)} ms at p50 for a route that touches no object.
 - **fan-out**: 1,000 WebSocket subscribers (Node clients); time from sending a command until
-  every subscriber has seen its effect, ${rounds("peer-fanout") / 4} rounds of 20.
+  every subscriber has seen its effect, ${roundsOf("peer-fanout")} rounds of 20.
 - **recovery**: the first command after the object is evicted (\`ctx.abort()\`) against the
   next, warm one, after 10k and 100k commands of history.
 - **memory per idle actor**: growth of workerd's resident memory for 1,000 objects that
-  each took one command, a fresh runtime per peer (${rounds("peer-memory") / 4} rounds).
+  each took one command, a fresh runtime per peer (${roundsOf("peer-memory")} rounds).
 
 | | commands/s | time ratio to bare | p50 / p99 latency (p50 ratio to bare) | fan-out 1,000: p50 / p99 (p50 ratio) | after eviction, 10k: cold / warm | 100k: cold / warm | memory per idle actor (ratio) |
 |---|---:|---:|---:|---:|---:|---:|---:|
@@ -243,5 +424,5 @@ ${historyRows.join("\n")}
 | emberlog p50 flat from the smallest to the largest history (within 1.25×) | ${fmt(Math.max(...emberHistoryP50) / Math.min(...emberHistoryP50), 2)}× | ${verdict(historyFlat)} |
 `
 }`
-writeFileSync(new URL("./RESULTS.md", import.meta.url), table)
+writeFileSync(new URL("./RESULTS.md", import.meta.url), table + busyActor)
 process.stdout.write(table)
