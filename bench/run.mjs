@@ -107,7 +107,7 @@ const stageRows = rows
   .map((stage) => {
     const us = med("profile", "usPerCommand", (r) => r.stage === stage)
     const label = rows.find((r) => r.name === "profile" && r.stage === stage).label
-    return `| ${label} | ${fmt(us, 1)} µs |`
+    return `| ${label} | ${fmt(us, 2)} µs |`
   })
 const hotRows = (name) =>
   Object.entries(HOT_NAMES)
