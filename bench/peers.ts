@@ -264,6 +264,11 @@ export class ActorsPeer extends Actor<Cloudflare.Env> {
     this.ctx.abort("benchmark: evict")
   }
 
+  /** Sockets are opt-in in the library. */
+  protected override shouldUpgradeSocket(): boolean {
+    return true
+  }
+
   /** The library upgrades requests to its `/ws` path. */
   override async fetch(request: Request): Promise<Response> {
     return super.fetch(new Request(new URL("/ws", request.url), request))
