@@ -312,7 +312,7 @@ it("in-object: stage profile of one emberlog counter command", async () => {
       {
         stage: "rest",
         label:
-          "`ActorCore.command` less the stages it is made of (the rows from Effect start to snapshot): the orchestration",
+          "`ActorCore.command` less the stages timed alone (Effect start to snapshot): orchestration, an upper bound",
         us: core - sum,
       },
     ])
