@@ -164,11 +164,12 @@ if (present("inobject", "emberlog") && inObjectUs("emberlog") > 30 && rows.some(
       ({ stage, us }) =>
         `${rows.find((r) => r.name === "profile" && r.stage === stage).label.split(" (")[0]} ${fmt(us, 1)} µs`,
     )
+  const floorUs = stageUs("insert") + stageUs("outbox") + stageUs("hash") + stageUs("transaction")
   bounds.push(
     `What bounds the in-object figure (the profile above, this run): \`ActorCore.command\` takes ${fmt(stageUs("core"), 1)} µs where the same work in plain code (one transaction, the same functions and SQL) takes ${fmt(stageUs("straight"), 1)} µs, so about ${fmt(stageUs("core") - stageUs("straight"), 1)} µs is orchestration (the Effect program, its generators and nested programs, the reply). Timed alone, the stages sum to ${fmt(
       work.reduce((sum, stage) => sum + stageUs(stage), 0),
       1,
-    )} µs (largest: ${largest.join("; ")}): a lower bound, as a stage looping alone runs hotter than in sequence. The host adds ${fmt(stageUs("commit") - stageUs("core"), 1)} µs (alarm, subscribers) and an Idempotency-Key ${fmt(stageUs("idempotency"), 1)} µs more. What the guarantees cost at the least here (the event and outbox INSERTs, one hash link, one transaction, timed alone) is about ${fmt(stageUs("insert") + stageUs("outbox") + stageUs("hash") + stageUs("transaction"), 1)} µs: under 30 µs with no key, not with a key's row on top unless the outbox row goes (the per-topic cursor of issue 13 §2).`,
+    )} µs (largest: ${largest.join("; ")}): a lower bound, as a stage looping alone runs hotter than in sequence. The host adds ${fmt(stageUs("commit") - stageUs("core"), 1)} µs (alarm, subscribers) and an Idempotency-Key ${fmt(stageUs("idempotency"), 1)} µs more. What the guarantees cost at the least here (the event and outbox INSERTs, one hash link, one transaction, timed alone) is about ${fmt(floorUs, 1)} µs with no key (${fmt(floorUs - stageUs("outbox"), 1)} µs without the outbox row, the per-topic cursor of issue 13 §2) and ${fmt(floorUs + stageUs("idempotency"), 1)} µs with a key's row: ${floorUs + stageUs("idempotency") <= 30 ? "both within" : floorUs <= 30 ? "the keyed target is out of reach without a cheaper key row; the unkeyed one is within" : "neither within"} 30 µs at this machine's speed.`,
   )
 }
 if (hotRpc.length > 0 && present("inobject", "bare")) {
