@@ -8,7 +8,8 @@
 // (and PEER_ROUNDS=N for hot-http) sets their rounds. For development on a busy machine:
 //   BENCH_ONLY=inobject,hot BENCH_ROUNDS=1 npm run bench
 // BENCH_ROWS=file saves such a run's measurements; BENCH_ONLY=… BENCH_FROM=file prints its tables
-// again from them without measuring.
+// again from them without measuring (BENCH_FROM alone renders, and writes, the whole file from
+// a complete run's BENCH lines).
 import { spawnSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
@@ -43,6 +44,7 @@ let peerRun
 if (process.env.BENCH_FROM) {
   // Renders the busy-actor sections again from rows an earlier BENCH_ONLY run saved (BENCH_ROWS).
   output = readFileSync(process.env.BENCH_FROM, "utf8")
+  if (output.includes('"name":"peer-latency"')) peerRun = { stdout: "" }
 } else if (only !== undefined) {
   const tests = only.map((name) => ONLY_SECTIONS[name]).filter((test) => test !== undefined)
   if (tests.length > 0) {
