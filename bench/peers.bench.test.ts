@@ -1,5 +1,5 @@
 /**
- * Commands/s for the same counter four ways (bench/peers.ts), measured inside workerd
+ * Commands/s for the same counter every way of bench/peers.ts, measured inside workerd
  * over DO RPC with no HTTP hop: batches of 100 sequential calls, rotating through the
  * peers so drift hits all alike. Latency percentiles, fan-out, recovery, memory and
  * history length are measured from Node by bench/peers.mjs.
@@ -20,7 +20,7 @@ const stub = (impl: keyof typeof PEER_BINDINGS, name: string) =>
     peerName(impl, name),
   ) as unknown as Peer
 
-it("commands/s: emberlog, a bare DO, an Agents SDK agent and a PartyServer server", async () => {
+it("commands/s: emberlog, a bare DO, an Agents SDK agent, a PartyServer server and a @cloudflare/actors actor", async () => {
   for (const impl of peers) for (let i = 0; i < 1000; i++) await stub(impl, "warmup").increment()
   for (let round = 0; round < ROUNDS; round++) {
     const elapsed = Object.fromEntries(peers.map((impl) => [impl, 0]))

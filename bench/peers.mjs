@@ -1,14 +1,16 @@
 // emberlog against its peers, side by side in one run: the same counter as an emberlog
 // actor, a bare Durable Object (one INSERT per call), a Cloudflare Agents SDK agent
-// (setState) and a PartyServer server (one row, broadcast), all in the bench Worker
+// (setState), a PartyServer server (one row, broadcast) and a @cloudflare/actors actor
+// (a @Persist property), all in the bench Worker
 // (bench/peers.ts) served by wrangler's local runtime. A Node client drives them over
 // HTTP and WebSockets and times with performance.now() (microseconds), so every peer pays
 // the same HTTP hop. Prints `BENCH {...}` lines that bench/run.mjs turns into RESULTS.md.
-// Usage: node bench/peers.mjs   (npm run bench runs it after the workerd benchmarks)
+// Usage: node bench/peers.mjs   (npm run bench runs it after the workerd benchmarks;
+// PEER_ONLY=hot PEER_ROUNDS=1 node bench/peers.mjs runs only the hot actor over HTTP)
 import { execFileSync } from "node:child_process"
 import { unstable_dev } from "wrangler"
 
-const PEERS = ["bare", "emberlog", "agent", "party"]
+const PEERS = ["bare", "emberlog", "agent", "party", "actors"]
 const ROUNDS = Number(process.env.PEER_ROUNDS ?? 5)
 const LATENCY_CALLS = 400
 const FANOUT_SUBSCRIBERS = 1000
@@ -16,6 +18,10 @@ const FANOUT_SAMPLES = 20
 const IDLE_ACTORS = 1000
 const HISTORY_SIZES = (process.env.PEER_HISTORY ?? "1000,10000,100000,1000000").split(",").map(Number)
 const SEED_CHUNK = 50_000
+const HOT_CLIENTS = 16
+const HOT_PER_CLIENT = 50
+// PEER_ONLY=hot runs only the hot-actor-over-HTTP measurement (bench/run.mjs's BENCH_ONLY=hot-http).
+const ONLY = process.env.PEER_ONLY
 
 const report = (name, values) => console.log(`BENCH ${JSON.stringify({ name, ...values })}`)
 const percentile = (values, p) => {
@@ -74,6 +80,35 @@ const latency = async (base, round) => {
       opsPerSec: (samples[impl].length / total) * 1000,
       p50Ms: percentile(samples[impl], 50),
       p99Ms: percentile(samples[impl], 99),
+    })
+  }
+}
+
+/**
+ * A hot actor over HTTP: one object per peer, HOT_CLIENTS clients each sending its commands
+ * in turn (so HOT_CLIENTS in flight at once), peers rotating each round.
+ */
+const hotHttp = async (base, round) => {
+  const peers = ["emberlog-no-topics", ...PEERS].map((_, i, all) => all[(i + round) % all.length])
+  for (const impl of peers) {
+    const path = `/peer/${impl}/hot-http-${round}/increment`
+    for (let i = 0; i < 50; i++) await call(base, path) // warm
+    const samples = []
+    const { ms } = await timed(() =>
+      Promise.all(
+        Array.from({ length: HOT_CLIENTS }, async () => {
+          for (let i = 0; i < HOT_PER_CLIENT; i++) samples.push((await timed(() => call(base, path))).ms)
+        }),
+      ),
+    )
+    report("hot-http", {
+      round,
+      impl,
+      clients: HOT_CLIENTS,
+      commands: samples.length,
+      opsPerSec: (samples.length / ms) * 1000,
+      p50Ms: percentile(samples, 50),
+      p99Ms: percentile(samples, 99),
     })
   }
 }
@@ -204,11 +239,14 @@ const history = async (base) => {
 
 const { worker, base } = await start()
 try {
-  for (let round = 0; round < ROUNDS; round++) await latency(base, round)
-  for (let round = 0; round < 3; round++) await fanout(base, round)
-  await recovery(base)
-  await history(base)
+  for (let round = 0; round < ROUNDS; round++) await hotHttp(base, round)
+  if (ONLY !== "hot") {
+    for (let round = 0; round < ROUNDS; round++) await latency(base, round)
+    for (let round = 0; round < 3; round++) await fanout(base, round)
+    await recovery(base)
+    await history(base)
+  }
 } finally {
   await worker.stop()
 }
-for (let round = 0; round < 3; round++) await idleMemory(round)
+if (ONLY !== "hot") for (let round = 0; round < 3; round++) await idleMemory(round)

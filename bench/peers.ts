@@ -1,20 +1,35 @@
 /**
- * The same counter four ways, for the side-by-side peer benchmark (bench/peers.mjs): each
+ * The same counter five ways, for the side-by-side peer benchmark (bench/peers.mjs): each
  * takes `increment(by)` over DO RPC, broadcasts the change to its WebSocket subscribers
  * (hibernatable everywhere), and offers `seed(n)` (n increments inside the object, to build
- * history fast) and `abort()` (to measure recovery after eviction).
+ * history fast), `abort()` (to measure recovery after eviction) and `inObject(n)` (n of its
+ * own `increment`s inside one call, timed in the object: bench/inobject.bench.test.ts).
  */
 import { DurableObject } from "cloudflare:workers"
+import { Actor, Persist } from "@cloudflare/actors"
 import { Agent } from "agents"
 import { Server } from "partyserver"
 import type { ActorCore } from "../src/actors/actor-core.js"
 import { actorHostClass } from "../src/actors/durable-actor.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER } from "../src/actors/subscribers.js"
 import { Counter } from "../src/kinds/counter/entity.js"
+import { Document } from "../src/kinds/document/entity.js"
 import { DEV_TENANT, actorName } from "../src/core/names.js"
 import type { Entity } from "../src/domain/entity.js"
 
 const INCREMENT = { type: "Increment", by: 1 } as const
+
+/**
+ * Times `n` runs of `step` inside the object, then one macrotask turn so that work a peer
+ * left queued (a promise-based write, a broadcast) is inside the figure too. The same for
+ * every peer: the turn costs well under a millisecond against tens of milliseconds of loop.
+ */
+const timeInObject = async (n: number, step: (i: number) => unknown): Promise<number> => {
+  const start = performance.now()
+  for (let i = 0; i < n; i++) step(i)
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  return performance.now() - start
+}
 
 /** emberlog hosting `entity`: the production actor (log, hash chain, snapshots, outbox, idempotency). */
 const emberlogPeer = (entity: Entity) =>
@@ -41,6 +56,21 @@ const emberlogPeer = (entity: Entity) =>
       this.ctx.abort("benchmark: evict")
     }
 
+    /**
+     * n increments through the host's command path (`commit`, which RPC's `increment` calls),
+     * with a fresh Idempotency-Key each when `keyed`. The outbox rows they queued are then
+     * dropped (untimed), as in `seed`, so no topic deliveries run into the next measurement.
+     */
+    async inObject(n: number, keyed = false): Promise<number> {
+      const prefix = `bench-${this.core.currentVersion}-`
+      const ms = await timeInObject(n, (i) => {
+        const reply = this.commit({ command: INCREMENT, idempotencyKey: keyed ? prefix + i : undefined })
+        if (!reply.ok || reply.value.replayed) throw new Error("inObject: a command failed or was replayed")
+      })
+      this.ctx.storage.sql.exec("DELETE FROM outbox")
+      return ms
+    }
+
     override async fetch(request: Request): Promise<Response> {
       const headers = new Headers(request.headers)
       headers.set(SUBSCRIBE_HEADER, "websocket")
@@ -59,6 +89,28 @@ export class EmberlogPeer extends emberlogPeer(Counter) {}
  */
 export class EmberlogNoTopicsPeer extends emberlogPeer({ ...Counter, topics: () => [] }) {}
 
+/**
+ * emberlog's document kind: `inObject(n)` is n small edits on a 10 KB text (a 5-character
+ * insert, then its delete, so the text stays 10 KB), each through the host's command path.
+ */
+export class EmberlogDocumentPeer extends actorHostClass([{ entity: Document }]) {
+  async inObject(n: number): Promise<number> {
+    const core: ActorCore = this.core
+    if (core.currentVersion === 0) {
+      const created = this.commit({ command: { type: "Create", title: "bench", content: "lorem ipsum ".repeat(853) } })
+      if (!created.ok) throw new Error(created.error.message)
+    }
+    const ms = await timeInObject(n, (i) => {
+      const at = (Math.floor(i / 2) * 37) % 10_000
+      const op = i % 2 === 0 ? { op: "insert", at, text: "edit " } : { op: "delete", at, length: 5 }
+      const reply = this.commit({ command: { type: "Edit", baseVersion: core.currentVersion, ops: [op] } })
+      if (!reply.ok) throw new Error(reply.error.message)
+    })
+    this.ctx.storage.sql.exec("DELETE FROM outbox")
+    return ms
+  }
+}
+
 /** The floor: one INSERT per call, and the new row's seq sent to every socket. */
 export class BarePeer extends DurableObject {
   constructor(ctx: DurableObjectState, env: unknown) {
@@ -73,6 +125,10 @@ export class BarePeer extends DurableObject {
     const frame = JSON.stringify({ seq })
     for (const socket of this.ctx.getWebSockets()) socket.send(frame)
     return { seq }
+  }
+
+  inObject(n: number): Promise<number> {
+    return timeInObject(n, () => this.increment())
   }
 
   seed(n: number): number {
@@ -99,6 +155,10 @@ export class AgentPeer extends Agent<Cloudflare.Env, { value: number }> {
   increment(): { value: number } {
     this.setState({ value: this.state.value + 1 })
     return this.state
+  }
+
+  inObject(n: number): Promise<number> {
+    return timeInObject(n, () => this.increment())
   }
 
   seed(n: number): number {
@@ -134,6 +194,10 @@ export class PartyPeer extends Server {
     return { value }
   }
 
+  inObject(n: number): Promise<number> {
+    return timeInObject(n, () => this.increment())
+  }
+
   seed(n: number): number {
     const sql = this.table()
     for (let i = 0; i < n; i++) sql.exec("UPDATE counter SET value = value + 1 WHERE id = 1")
@@ -145,24 +209,99 @@ export class PartyPeer extends Server {
   }
 }
 
+/**
+ * `@Persist value = 0`, applied by hand: the bench runs inside workerd through Vite, whose
+ * transform leaves decorator syntax as it is (and V8 has none). This is what the decorator
+ * syntax does for a field: call `Persist` with the field's context, then run the initializers
+ * it added on each instance once the field holds its initial value.
+ */
+const persistValue: Array<(this: unknown) => void> = []
+Persist(undefined, {
+  kind: "field",
+  name: "value",
+  static: false,
+  private: false,
+  metadata: {},
+  access: { has: (o: object) => "value" in o, get: (o: any) => o.value, set: (o: any, v: unknown) => (o.value = v) },
+  addInitializer: (initialize: (this: unknown) => void) => void persistValue.push(initialize),
+} as unknown as ClassFieldDecoratorContext<ActorsPeer, number>)
+
+/**
+ * Cloudflare's actor library (`@cloudflare/actors`): the value in a `@Persist` property,
+ * which the library writes to its `_actor_persist` table on every assignment, and sent
+ * to every socket of its `sockets` helper.
+ */
+export class ActorsPeer extends Actor<Cloudflare.Env> {
+  declare value: number
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env)
+    this.value = 0
+    for (const initialize of persistValue) initialize.call(this)
+  }
+
+  increment(): { value: number } {
+    this.value = this.value + 1
+    this.sockets.message(JSON.stringify({ value: this.value }))
+    return { value: this.value }
+  }
+
+  /** n increments, then a check that the library really wrote the last value to its table. */
+  async inObject(n: number): Promise<number> {
+    const ms = await timeInObject(n, () => this.increment())
+    const [row] = this.sql<{ value: string }>`SELECT value FROM _actor_persist WHERE property = 'value'`
+    if (row === undefined || JSON.parse(row.value) !== this.value) throw new Error("@Persist did not persist")
+    return ms
+  }
+
+  async seed(n: number): Promise<number> {
+    for (let i = 0; i < n; i++) this.value = this.value + 1
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    return this.value
+  }
+
+  abort(): void {
+    this.ctx.abort("benchmark: evict")
+  }
+
+  /** Sockets are opt-in in the library. */
+  protected override shouldUpgradeSocket(): boolean {
+    return true
+  }
+
+  /** The library upgrades requests to its `/ws` path. */
+  override async fetch(request: Request): Promise<Response> {
+    return super.fetch(new Request(new URL("/ws", request.url), request))
+  }
+}
+
 export interface Peer {
   increment(): Promise<{ value?: number; seq?: number; version?: number }>
   seed(n: number): Promise<number>
   abort(): Promise<void>
+  inObject(n: number, keyed?: boolean): Promise<number>
   fetch(request: Request): Promise<Response>
 }
 
 /** A peer's object name: emberlog's are actors (tenant/kind/id, as the one actor class reads them). */
 export const peerName = (impl: string, name: string) =>
-  impl.startsWith("emberlog") ? actorName(DEV_TENANT, "counter", name) : name
+  impl === "emberlog-document"
+    ? actorName(DEV_TENANT, "document", name)
+    : impl.startsWith("emberlog")
+      ? actorName(DEV_TENANT, "counter", name)
+      : name
 
 export const PEER_BINDINGS = {
   emberlog: "EMBERLOG_PEER",
   bare: "BARE_PEER",
   agent: "AGENT_PEER",
   party: "PARTY_PEER",
+  actors: "ACTORS_PEER",
   "emberlog-no-topics": "EMBERLOG_NO_TOPICS_PEER",
 } as const
+
+/** Peers measured only inside the object (bench/inobject.bench.test.ts), not in the peer rows. */
+export const IN_OBJECT_BINDINGS = { ...PEER_BINDINGS, "emberlog-document": "EMBERLOG_DOCUMENT_PEER" } as const
 
 /** /peer/{impl}/{name}/{increment|seed|abort|ws}: the benchmark driver's entry to each peer; /peer/noop is the HTTP hop alone. */
 export const handlePeer = async (request: Request, env: Record<string, DurableObjectNamespace>): Promise<Response> => {

@@ -1,39 +1,67 @@
 // Runs the benchmarks inside workerd (bench/vitest.config.ts), then the peer benchmark
 // from Node (bench/peers.mjs), and writes bench/RESULTS.md with the median of every
 // measurement. Usage: npm run bench   (PEERS=0 skips the peer run)
+//
+// BENCH_ONLY=inobject,profile,hot,hot-http (any of them) runs only those sections of the
+// busy-actor benchmark (bench/inobject.bench.test.ts; hot-http: bench/peers.mjs with
+// PEER_ONLY=hot) and prints their tables without rewriting RESULTS.md; BENCH_ROUNDS=N
+// (and PEER_ROUNDS=N for hot-http) sets their rounds. For development on a busy machine:
+//   BENCH_ONLY=inobject,hot BENCH_ROUNDS=1 npm run bench
+// BENCH_ROWS=file saves such a run's measurements; BENCH_ONLY=… BENCH_FROM=file prints its tables
+// again from them without measuring (BENCH_FROM alone renders, and writes, the whole file from
+// a complete run's BENCH lines).
 import { spawnSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import os from "node:os"
 
 const started = new Date()
-const run = spawnSync("vitest", ["run", "--config", "bench/vitest.config.ts"], {
-  encoding: "utf8",
-  shell: false,
-  maxBuffer: 64 * 1024 * 1024,
-})
-let output = `${run.stdout}\n${run.stderr}`
-if (run.status !== 0) {
-  process.stderr.write(output)
-  process.exit(run.status ?? 1)
-}
-const peerRuns =
-  process.env.PEERS === "0"
-    ? []
-    : [
-        spawnSync("vitest", ["run", "--config", "bench/peers.vitest.config.ts"], {
-          encoding: "utf8",
-          maxBuffer: 64 * 1024 * 1024,
-        }),
-        spawnSync(process.execPath, ["bench/peers.mjs"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }),
-      ]
-for (const peerRun of peerRuns) {
-  if (peerRun.status !== 0) {
-    process.stderr.write(`${peerRun.stdout}\n${peerRun.stderr}`)
-    process.exit(peerRun.status ?? 1)
+const spawn = (command, args, env = {}) =>
+  spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...env } })
+const mustSucceed = (result) => {
+  if (result.status !== 0) {
+    process.stderr.write(`${result.stdout}\n${result.stderr}`)
+    process.exit(result.status ?? 1)
   }
-  output += `\n${peerRun.stdout}`
+  return result
 }
-const peerRun = peerRuns[1]
+
+/** The busy-actor sections, by the name BENCH_ONLY takes: the workerd tests' names, or the HTTP run. */
+const ONLY_SECTIONS = {
+  inobject: "in-object: 10,000",
+  profile: "in-object: stage profile",
+  hot: "hot actor",
+  "hot-http": undefined,
+}
+const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map((name) => name.trim()) : undefined
+for (const name of only ?? [])
+  if (!(name in ONLY_SECTIONS)) {
+    process.stderr.write(`BENCH_ONLY: unknown section ${name} (known: ${Object.keys(ONLY_SECTIONS).join(", ")})\n`)
+    process.exit(2)
+  }
+
+let output = ""
+let peerRun
+if (process.env.BENCH_FROM) {
+  // Renders the busy-actor sections again from rows an earlier BENCH_ONLY run saved (BENCH_ROWS).
+  output = readFileSync(process.env.BENCH_FROM, "utf8")
+  if (output.includes('"name":"peer-latency"')) peerRun = { stdout: "" }
+} else if (only !== undefined) {
+  const tests = only.map((name) => ONLY_SECTIONS[name]).filter((test) => test !== undefined)
+  if (tests.length > 0) {
+    const args = ["run", "--config", "bench/peers.vitest.config.ts", "bench/inobject.bench.test.ts"]
+    output += mustSucceed(spawn("vitest", [...args, "-t", `^(${tests.join("|")})`])).stdout
+  }
+  if (only.includes("hot-http"))
+    output += mustSucceed(spawn(process.execPath, ["bench/peers.mjs"], { PEER_ONLY: "hot" })).stdout
+} else {
+  const run = mustSucceed(spawn("vitest", ["run", "--config", "bench/vitest.config.ts"]))
+  output = `${run.stdout}\n${run.stderr}`
+  if (process.env.PEERS !== "0") {
+    output += `\n${mustSucceed(spawn("vitest", ["run", "--config", "bench/peers.vitest.config.ts"])).stdout}`
+    peerRun = mustSucceed(spawn(process.execPath, ["bench/peers.mjs"]))
+    output += `\n${peerRun.stdout}`
+  }
+}
 const rows = [...output.matchAll(/BENCH (\{.*\})/g)].map((m) => JSON.parse(m[1]))
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -48,6 +76,198 @@ const fmt = (n, digits = 0) =>
 const version = (pkg) =>
   JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url))).version
 const verdict = (ok) => (ok ? "met" : "**missed**")
+
+// Issue 13, section 1: what binds one busy actor (bench/inobject.bench.test.ts, bench/peers.mjs's hotHttp).
+const present = (name, impl) => rows.some((r) => r.name === name && r.impl === impl)
+const roundsOf = (name) => new Set(rows.filter((r) => r.name === name).map((r) => r.round)).size
+const IN_OBJECT_NAMES = {
+  bare: "bare DO: one INSERT (the floor)",
+  emberlog: "emberlog counter, no Idempotency-Key",
+  "emberlog-keyed": "emberlog counter, a fresh Idempotency-Key each",
+  "emberlog-no-topics": "emberlog counter, a kind with no topics (no outbox row)",
+  agent: `Agents SDK \`setState\` (agents ${version("agents")})`,
+  party: `PartyServer: one row UPDATE + broadcast (partyserver ${version("partyserver")})`,
+  actors: `@cloudflare/actors: a \`@Persist\` property (${version("@cloudflare/actors")})`,
+  "emberlog-document": "emberlog document: one small edit on a 10 KB text",
+}
+const HOT_NAMES = {
+  bare: "bare DO (one INSERT per call)",
+  emberlog: "emberlog counter",
+  "emberlog-no-topics": "emberlog counter, no topics",
+  agent: "Agents SDK agent (`setState`)",
+  party: "PartyServer server",
+  actors: "@cloudflare/actors actor",
+}
+const inObjectUs = (impl) => med("inobject", "usPerCommand", (r) => r.impl === impl)
+const inObjectRows = Object.entries(IN_OBJECT_NAMES)
+  .filter(([impl]) => present("inobject", impl))
+  .map(
+    ([impl, label]) =>
+      `| ${label} | ${fmt(inObjectUs(impl), 1)} µs | ${fmt(
+        med("inobject", "ratioToBare", (r) => r.impl === impl),
+        1,
+      )}× |`,
+  )
+const stageRows = rows
+  .filter((r) => r.name === "profile" && r.round === 0)
+  .map((r) => r.stage)
+  .map((stage) => {
+    const us = med("profile", "usPerCommand", (r) => r.stage === stage)
+    const label = rows.find((r) => r.name === "profile" && r.stage === stage).label
+    return `| ${label} | ${fmt(us, 2)} µs |`
+  })
+const hotRows = (name) =>
+  Object.entries(HOT_NAMES)
+    .filter(([impl]) => present(name, impl))
+    .map(([impl, label]) => {
+      const of = (field) => med(name, field, (r) => r.impl === impl)
+      const toBare = median(
+        [...new Set(rows.filter((r) => r.name === name).map((r) => r.round))].map((round) => {
+          const at = (i) => rows.find((r) => r.name === name && r.round === round && r.impl === i).opsPerSec
+          return at(impl) / at("bare")
+        }),
+      )
+      return {
+        impl,
+        line: `| ${label} | ${fmt(of("opsPerSec"))} | ${fmt(toBare, 2)}× | ${fmt(of("p50Ms"), 1)} / ${fmt(of("p99Ms"), 1)} ms |`,
+        toBare,
+      }
+    })
+const hotRpc = hotRows("hot-rpc")
+const hotHttp = hotRows("hot-http")
+const targetRows = []
+for (const [impl, what] of [
+  ["emberlog", "no key"],
+  ["emberlog-keyed", "with an Idempotency-Key"],
+])
+  if (present("inobject", impl)) {
+    const us = inObjectUs(impl)
+    targetRows.push(`| in-object ≤ 30 µs per counter command (${what}) | ${fmt(us, 1)} µs | ${verdict(us <= 30)} |`)
+  }
+for (const [rowsOf, over] of [
+  [hotRpc, "64 in flight over DO RPC"],
+  [hotHttp, "16 HTTP clients over `wrangler dev`"],
+]) {
+  const ember = rowsOf.find((r) => r.impl === "emberlog")
+  if (ember !== undefined)
+    targetRows.push(
+      `| hot-actor throughput ≥ 0.6× the bare DO's (${over}) | ${fmt(ember.toBare, 2)}× | ${verdict(ember.toBare >= 0.6)} |`,
+    )
+}
+const stageUs = (stage) => med("profile", "usPerCommand", (r) => r.stage === stage)
+const bounds = []
+if (present("inobject", "emberlog") && inObjectUs("emberlog") > 30 && rows.some((r) => r.name === "profile")) {
+  const work = ["effect", "decode", "decide", "meta", "hash", "state", "fits", "insert", "outbox", "snapshot"]
+  const largest = work
+    .map((stage) => ({ stage, us: stageUs(stage) }))
+    .sort((a, b) => b.us - a.us)
+    .slice(0, 3)
+    .map(
+      ({ stage, us }) =>
+        `${rows.find((r) => r.name === "profile" && r.stage === stage).label.split(" (")[0]} ${fmt(us, 1)} µs`,
+    )
+  const floorUs = stageUs("insert") + stageUs("outbox") + stageUs("hash") + stageUs("transaction")
+  bounds.push(
+    `What bounds the in-object figure (the profile above, this run): \`ActorCore.command\` takes ${fmt(stageUs("core"), 1)} µs where the same work in plain code (one transaction, the same functions and SQL) takes ${fmt(stageUs("straight"), 1)} µs, so about ${fmt(stageUs("core") - stageUs("straight"), 1)} µs is orchestration (the Effect program, its generators and nested programs, the reply). Timed alone, the stages sum to ${fmt(
+      work.reduce((sum, stage) => sum + stageUs(stage), 0),
+      1,
+    )} µs (largest: ${largest.join("; ")}): a lower bound, as a stage looping alone runs hotter than in sequence. The host adds ${fmt(stageUs("commit") - stageUs("core"), 1)} µs (alarm, subscribers) and an Idempotency-Key ${fmt(stageUs("idempotency"), 1)} µs more. What the guarantees cost at the least here (the event and outbox INSERTs, one hash link, one transaction, timed alone) is about ${fmt(floorUs, 1)} µs with no key (${fmt(floorUs - stageUs("outbox"), 1)} µs without the outbox row, the per-topic cursor of issue 13 §2) and ${fmt(floorUs + stageUs("idempotency"), 1)} µs with a key's row: ${floorUs + stageUs("idempotency") <= 30 ? "both within" : floorUs <= 30 ? "the keyed target is out of reach without a cheaper key row; the unkeyed one is within" : "neither within"} 30 µs at this machine's speed.`,
+  )
+}
+if (hotRpc.length > 0 && present("inobject", "bare")) {
+  const bareHot = rows.filter((r) => r.name === "hot-rpc" && r.impl === "bare").map((r) => r.opsPerSec)
+  bounds.push(
+    `What bounds the hot actor here: the dispatch of each call, for every peer alike. The bare DO takes ${fmt(median(bareHot))} commands/s with 64 in flight, ${fmt(1e6 / median(bareHot))} µs a command, against ${fmt(inObjectUs("bare"), 1)} µs of work in the object; emberlog's ${fmt(inObjectUs("emberlog"), 0)} µs in the object is ${fmt((inObjectUs("emberlog") / (1e6 / median(bareHot))) * 100)}% of that, which is why the ratios sit near 1×. Where a call costs less to deliver than here, the in-object figure is the bound: at most ${fmt(1e6 / inObjectUs("emberlog"))} commands/s for one emberlog counter against ${fmt(1e6 / inObjectUs("bare"))} for the bare INSERT.`,
+  )
+}
+const busyActor = `
+## What binds a busy actor: in-object cost and a hot actor (issue 13)
+
+Reproduce these sections alone: \`BENCH_ONLY=inobject,profile,hot,hot-http npm run bench\` (prints
+the tables, leaves this file alone; \`BENCH_ROUNDS=N\` / \`PEER_ROUNDS=N\` set the rounds). The full
+\`npm run bench\` measures them in the peer runs (bench/inobject.bench.test.ts, bench/peers.mjs).
+${
+  inObjectRows.length === 0
+    ? ""
+    : `
+### In-object cost (${roundsOf("inobject")} rounds)
+
+10,000 commands inside ONE Durable Object call, no RPC per command: each peer's \`inObject(n)\`
+(bench/peers.ts) loops over its own \`increment\`, which for emberlog is the host's command path
+(\`commit\`: decode, decide, hash chain, event + outbox rows, snapshot every 500th, idempotency row
+when keyed, subscribers and alarm follow-ups), timed in the object (\`performance.now()\`, which
+advances locally), plus one macrotask turn so queued work (a promise-based write) counts. Each
+round measures every row on a fresh object after 100 untimed commands; the ratio is the median of
+each round's own ratio to the bare INSERT.
+
+| 10,000 commands in one call | per command | ratio to bare INSERT |
+|---|---:|---:|
+${inObjectRows.join("\n")}
+`
+}${
+  stageRows.length === 0
+    ? ""
+    : `
+### Where one emberlog counter command goes (${roundsOf("profile")} rounds)
+
+Each stage of the command path timed alone, 10,000 times in one object, with the functions
+\`src/\` uses (bench/inobject.bench.test.ts; nothing in \`src/\` is instrumented), on a fresh
+counter each round. An "of which" row is part of the row above it; the last two rows set the
+whole against its parts (the same work in plain code, and what the parts timed alone leave over).
+
+| stage | per command |
+|---|---:|
+${stageRows.join("\n")}
+`
+}${
+  hotRpc.length === 0 && hotHttp.length === 0
+    ? ""
+    : `
+### A hot actor: one object, many commands in flight
+
+${
+  hotRpc.length === 0
+    ? ""
+    : `Over DO RPC from the test worker (${roundsOf("hot-rpc")} rounds): 64 callers at once, each sending 32
+\`increment\`s in turn (2,048 commands per peer per round, peers rotating), per-call latency
+from send to reply (the timer moves in whole milliseconds inside workerd). The ratio is the
+median of each round's own ratio to the bare DO, so it need not equal the ratio of the medians.
+
+| 64 in flight over RPC | commands/s | throughput ratio to bare | p50 / p99 |
+|---|---:|---:|---:|
+${hotRpc.map((r) => r.line).join("\n")}
+`
+}${
+        hotHttp.length === 0
+          ? ""
+          : `
+Over HTTP through \`wrangler dev\` (bench/peers.mjs, ${roundsOf("hot-http")} rounds): 16 Node clients at once, each
+sending 50 commands in turn to one object (800 per peer per round), microsecond timer; the
+ratio is again the median of the rounds' own ratios.
+
+| 16 HTTP clients | commands/s | throughput ratio to bare | p50 / p99 |
+|---|---:|---:|---:|
+${hotHttp.map((r) => r.line).join("\n")}
+`
+      }`
+}${
+  targetRows.length === 0
+    ? ""
+    : `
+| issue-13 target (this is the baseline: the command path is not optimised yet) | result | |
+|---|---:|---|
+${targetRows.join("\n")}
+${bounds.map((text) => `\n${text}\n`).join("")}`
+}`
+if (only !== undefined && process.env.BENCH_ROWS)
+  writeFileSync(process.env.BENCH_ROWS, rows.map((row) => `BENCH ${JSON.stringify(row)}`).join("\n"))
+if (only !== undefined) {
+  process.stdout.write(
+    `\n<!-- BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${process.env.BENCH_ROUNDS ?? ""} PEER_ROUNDS=${process.env.PEER_ROUNDS ?? ""}, ${started.toISOString()}, ${os.cpus().length} cores -->\n`,
+  )
+  process.stdout.write(busyActor)
+  process.exit(0)
+}
 
 const ratio = med("throughput", "ratio")
 const recovery = [10_000, 100_000].map((events) => ({
@@ -77,6 +297,7 @@ const PEER_NAMES = {
   emberlog: "emberlog counter",
   agent: `Agents SDK agent (\`setState\`, agents ${version("agents")})`,
   party: `PartyServer server (one row + broadcast, partyserver ${version("partyserver")})`,
+  actors: `@cloudflare/actors actor (a \`@Persist\` property + broadcast, @cloudflare/actors ${version("@cloudflare/actors")})`,
 }
 const peerOf = (name, impl, field, extra = () => true) => med(name, field, (r) => r.impl === impl && extra(r))
 const peerRows = Object.keys(PEER_NAMES).map((impl) => {
@@ -177,26 +398,27 @@ ${
   peerRun === undefined
     ? ""
     : `
-## Against peers: the same counter four ways
+## Against peers: the same counter five ways
 
 One run, side by side in the same local runtime (bench/peers.ts): emberlog's counter actor,
-a bare Durable Object, a Cloudflare Agents SDK agent and a PartyServer server, each taking
+a bare Durable Object, a Cloudflare Agents SDK agent, a PartyServer server and a
+\`@cloudflare/actors\` actor (Cloudflare's actor library), each taking
 \`increment\` over DO RPC and broadcasting the change to hibernatable WebSocket subscribers.
 
 - **commands/s** and the ratio: inside workerd over DO RPC, batches of 100 sequential
-  calls rotating through the peers (${rounds("peer-throughput") / 5} rounds; bench/peers.bench.test.ts).
-  It repeats the first section's emberlog-vs-bare measurement in a separate run with four
+  calls rotating through the peers (${roundsOf("peer-throughput")} rounds; bench/peers.bench.test.ts).
+  It repeats the first section's emberlog-vs-bare measurement in a separate run with six
   objects instead of two; the two ratios differ by this machine's run-to-run spread
   (1.2–1.35× across runs here).
 - **p50 / p99 latency**: from a Node client over HTTP (bench/peers.mjs, microsecond timer,
-  ${rounds("peer-latency") / 5} rounds of 400 sequential calls). Every row includes the local HTTP hop through
+  ${roundsOf("peer-latency")} rounds of 400 sequential calls). Every row includes the local HTTP hop through
   \`wrangler dev\`'s proxy: ${fmt(hop, 2)} ms at p50 for a route that touches no object.
 - **fan-out**: 1,000 WebSocket subscribers (Node clients); time from sending a command until
-  every subscriber has seen its effect, ${rounds("peer-fanout") / 4} rounds of 20.
+  every subscriber has seen its effect, ${roundsOf("peer-fanout")} rounds of 20.
 - **recovery**: the first command after the object is evicted (\`ctx.abort()\`) against the
   next, warm one, after 10k and 100k commands of history.
 - **memory per idle actor**: growth of workerd's resident memory for 1,000 objects that
-  each took one command, a fresh runtime per peer (${rounds("peer-memory") / 4} rounds).
+  each took one command, a fresh runtime per peer (${roundsOf("peer-memory")} rounds).
 
 | | commands/s | time ratio to bare | p50 / p99 latency (p50 ratio to bare) | fan-out 1,000: p50 / p99 (p50 ratio) | after eviction, 10k: cold / warm | 100k: cold / warm | memory per idle actor (ratio) |
 |---|---:|---:|---:|---:|---:|---:|---:|
@@ -206,11 +428,9 @@ Where emberlog is behind, and what it buys:
 
 - **Commands** cost more than a bare insert or a state overwrite. Topics are a small part
   of it (compare the two emberlog rows: the outbox row and the deliveries to topic objects,
-  which here share the runtime's two cores); the rest is the command path itself, about
-  160 µs inside the object against 5 µs for one INSERT (profiled once, by timing the
-  stages of \`ActorCore.command\` in place: hash chain and event
-  encoding ~45 µs, the event INSERT with its time index ~35 µs, the outbox INSERT ~18 µs,
-  starting the Effect program ~15 µs, decoding ~12 µs, decide ~9 µs). Each command is decoded
+  which here share the runtime's two cores); the rest is the command path itself, ${fmt(inObjectUs("emberlog"), 0)} µs
+  inside the object against ${fmt(inObjectUs("bare"), 1)} µs for one INSERT (in this run: see "What binds a busy
+  actor" below, with the profile of where it goes). Each command is decoded
   against the entity's schema, decided, hash-chained (SHA-256 over canonical JSON),
   appended with its metadata, queued for topics in the same transaction and answered
   with its events and state; every 500th also writes a snapshot. The bare DO, the agent
@@ -243,5 +463,5 @@ ${historyRows.join("\n")}
 | emberlog p50 flat from the smallest to the largest history (within 1.25×) | ${fmt(Math.max(...emberHistoryP50) / Math.min(...emberHistoryP50), 2)}× | ${verdict(historyFlat)} |
 `
 }`
-writeFileSync(new URL("./RESULTS.md", import.meta.url), table)
+writeFileSync(new URL("./RESULTS.md", import.meta.url), table + busyActor)
 process.stdout.write(table)
