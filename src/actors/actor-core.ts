@@ -8,19 +8,20 @@
  * reading the state and appending, so commands to one actor are serialized by
  * construction (a Durable Object runs one synchronous stretch at a time).
  */
-import { Cause, Clock, Context, Effect, Exit, type ManagedRuntime } from "effect"
-import { Caller, Forbidden } from "../domain/caller.js"
-import { DomainError, type Entity } from "../domain/entity.js"
+import { Cause, Clock, Context, Effect, Exit, Option, type ManagedRuntime } from "effect"
+import { Caller, Forbidden, type CallerShape } from "../domain/caller.js"
+import { DomainError, type Entity, type Tagged } from "../domain/entity.js"
 import { PAGE_BYTES, jsonBytes, utf8Length } from "../domain/json-size.js"
 import {
   EventStore,
   StoreError,
   type EventMeta,
+  type EventStoreShape,
   type SerializedEvent,
   type Snapshot,
   type StoredEvent,
 } from "../core/event-store.js"
-import { Ids } from "../infra/ids.js"
+import { Ids, type IdsShape } from "../infra/ids.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "../core/hash-chain.js"
 import type {
   ActorFailure,
@@ -100,6 +101,11 @@ interface Appended<S> {
 
 const fail = (failure: ActorFailure) => Effect.fail(new Failure(failure))
 
+/** The same answer as `fail`, thrown from plain code: inside a command's transaction it rolls back. */
+const refuse = (failure: ActorFailure): never => {
+  throw new Failure(failure)
+}
+
 /** Throws a failed exit's error, as the synchronous methods around the runtime always have. */
 const rethrow = (cause: Cause.Cause<unknown>): never => {
   throw storeDefect(Cause.squash(cause))
@@ -110,6 +116,11 @@ export class ActorCore<S = unknown> {
   private version = 0
   private headHash = GENESIS_HASH
   private lastAt = 0
+  /** The runtime's services, built once: the command path runs its effects with them (`runHere`). */
+  private readonly services: Context.Context<Services>
+  private readonly store: EventStoreShape
+  private readonly ids: IdsShape
+  private readonly clock: Clock.Clock
 
   constructor(
     readonly entity: Entity<S>,
@@ -125,6 +136,11 @@ export class ActorCore<S = unknown> {
     private readonly firstEventTopic?: string,
   ) {
     this.state = entity.initial
+    this.services = this.run(Effect.context<Services>())
+    this.store = Context.get(this.services, EventStore)
+    this.ids = Context.get(this.services, Ids)
+    // A test's Clock layer is in the services; else Effect's default, the wall clock, as before.
+    this.clock = Context.get(this.services, Clock.Clock)
     this.run(this.recover())
   }
 
@@ -213,24 +229,25 @@ export class ActorCore<S = unknown> {
   }
 
   /**
-   * decode → decide → append → snapshot when due → idempotency row, as one Effect
-   * program run (one fiber) inside one store transaction. The in-memory head moves
-   * only after the transaction has committed.
+   * decode → decide → append → snapshot when due → idempotency row, inside one store
+   * transaction. Written as plain synchronous code, not as an Effect program: one command is
+   * the unit a busy actor is bound by, and a program with a generator per step costs more than
+   * the steps (bench/RESULTS.md, "What binds a busy actor"). The entity's decide and the
+   * store's operations are still Effects; each is run where it stands with the runtime's own
+   * services (`runHere`). The in-memory head moves only after the transaction has committed.
    */
   command(request: CommandRequest): ActorReply<CommandOutcome> {
-    const exit = this.runtime.runSyncExit(inTransaction(this.decideAndAppend(request)))
-    let reply: ActorReply<CommandOutcome | Appended<S>>
-    if (Exit.isSuccess(exit)) reply = { ok: true, value: exit.value }
-    else {
-      const error = Cause.squash(exit.cause)
+    let outcome: CommandOutcome | Appended<S>
+    try {
+      outcome = this.store.transaction(() => this.decideAndAppend(request))
+    } catch (error) {
       if (error instanceof Failure) return { ok: false, error: error.failure }
       // A store failure or a bug, inside the transaction, so everything rolled back: this,
       // unlike a 500 from further away, knows that nothing was appended.
       console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, storeDefect(error))
       return { ok: false, error: rolledBack }
     }
-    if (!reply.ok || !("appended" in reply.value)) return reply as ActorReply<CommandOutcome>
-    const outcome = reply.value
+    if (!("appended" in outcome)) return { ok: true, value: outcome }
     this.state = outcome.state
     this.version = outcome.version
     this.headHash = outcome.hash
@@ -239,123 +256,146 @@ export class ActorCore<S = unknown> {
     return { ok: true, value: { version, events, state, replayed: false } }
   }
 
-  private decideAndAppend(request: CommandRequest) {
-    return Effect.gen({ self: this }, function* () {
-      const store = yield* EventStore
-      // Every transport reaches this point; deeper input would overflow the recursive encoders below.
-      if (exceedsDepth(request.command)) return yield* fail({ _tag: "InvalidInput", ...tooDeep })
-      const decoded = this.entity.decodeCommand(request.command)
-      if (!decoded.ok)
-        return yield* fail({
-          _tag: "InvalidInput",
-          code: "invalid_command",
-          message: decoded.error.message,
-          details: { issues: decoded.error.issues },
-        })
-      if (!request.internal && this.entity.internalCommands?.includes(decoded.command.type)) {
-        return yield* fail({
-          _tag: "InvalidInput",
-          code: "internal_command",
-          message: `${decoded.command.type} is sent by emberlog itself, not by clients`,
-        })
-      }
-      const key = request.idempotencyKey
-      const requestHash = key === undefined ? "" : sha256(canonicalJson(request.command))
-      if (key !== undefined) {
-        const prior = yield* store.findCommand(key)
-        if (prior !== undefined) {
-          if (prior.requestHash !== requestHash) {
-            return yield* fail({
-              _tag: "Rejected",
-              code: "idempotency_key_reused",
-              message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
-            })
-          }
-          const events = yield* store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE)
-          const state = yield* this.foldUpTo(prior.version)
-          return {
-            version: prior.version,
-            events: events.map(this.toWire),
-            state: this.entity.encodeState(state),
-            replayed: true,
-          } satisfies CommandOutcome
+  /**
+   * Runs an effect to its end, here and now, with the runtime's services: its value, or its
+   * failure thrown (inside a command's transaction, a throw rolls the transaction back). An
+   * effect that is already an Exit (what `Effect.succeed` and `Effect.fail` return) is read
+   * as it is, without starting a fiber.
+   */
+  private runHere<A, E>(effect: Effect.Effect<A, E, Services>): A {
+    const exit = Exit.isExit(effect) ? (effect as Exit.Exit<A, E>) : Effect.runSyncExitWith(this.services)(effect)
+    if (Exit.isSuccess(exit)) return exit.value
+    throw Cause.squash(exit.cause)
+  }
+
+  /**
+   * The entity's decide, with the request's Caller. A decide that answers with an Exit (most do:
+   * `Effect.succeed([...])`, `reject(...)`) reads no service, so it needs no fiber; any other runs
+   * with the runtime's services and the Caller, as a program of its own. A DomainError it fails
+   * with is the reply (Forbidden: 403); any other failure is a defect, which rolls back.
+   */
+  private decideCommand(request: CommandRequest, command: Tagged): ReadonlyArray<Tagged> {
+    // The entity's own services are the runtime's (its type cannot say so): Caller is added here.
+    const decided = this.entity.decide(this.state, command) as Effect.Effect<ReadonlyArray<Tagged>, unknown, Services>
+    const exit = Exit.isExit(decided)
+      ? (decided as Exit.Exit<ReadonlyArray<Tagged>, unknown>)
+      : Effect.runSyncExitWith(Context.add(this.services, Caller, this.callerOf(request)))(decided)
+    if (Exit.isSuccess(exit)) return exit.value
+    // As `Effect.catchIf` recovers: a typed failure only when the cause holds no defect.
+    const error = Cause.hasDies(exit.cause) ? undefined : Cause.findErrorOption(exit.cause)
+    if (error !== undefined && Option.isSome(error) && error.value instanceof DomainError) {
+      const { code, message, details } = error.value
+      return refuse({ _tag: error.value instanceof Forbidden ? "Forbidden" : "Rejected", code, message, details })
+    }
+    throw Cause.squash(exit.cause)
+  }
+
+  private callerOf(request: CommandRequest): CallerShape {
+    return {
+      principal: request.principal ?? "anonymous",
+      scopes: new Set(request.scopes ?? []),
+      internal: request.internal === true,
+      actorId: this.actorId,
+    }
+  }
+
+  private decideAndAppend(request: CommandRequest): CommandOutcome | Appended<S> {
+    const store = this.store
+    // Every transport reaches this point; deeper input would overflow the recursive encoders below.
+    if (exceedsDepth(request.command)) return refuse({ _tag: "InvalidInput", ...tooDeep })
+    const decoded = this.entity.decodeCommand(request.command)
+    if (!decoded.ok)
+      return refuse({
+        _tag: "InvalidInput",
+        code: "invalid_command",
+        message: decoded.error.message,
+        details: { issues: decoded.error.issues },
+      })
+    if (!request.internal && this.entity.internalCommands?.includes(decoded.command.type)) {
+      return refuse({
+        _tag: "InvalidInput",
+        code: "internal_command",
+        message: `${decoded.command.type} is sent by emberlog itself, not by clients`,
+      })
+    }
+    const key = request.idempotencyKey
+    const requestHash = key === undefined ? "" : sha256(canonicalJson(request.command))
+    if (key !== undefined) {
+      const prior = this.runHere(store.findCommand(key))
+      if (prior !== undefined) {
+        if (prior.requestHash !== requestHash) {
+          return refuse({
+            _tag: "Rejected",
+            code: "idempotency_key_reused",
+            message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
+          })
         }
+        const events = this.runHere(store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE))
+        const state = this.runHere(this.foldUpTo(prior.version))
+        return {
+          version: prior.version,
+          events: events.map(this.toWire),
+          state: this.entity.encodeState(state),
+          replayed: true,
+        } satisfies CommandOutcome
       }
-      if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
-        return yield* fail({
-          _tag: "Conflict",
-          code: "version_conflict",
-          message: `If-Match names version ${request.ifMatch} but the actor is at version ${this.version}`,
-          details: { expected: request.ifMatch, current: this.version },
-        })
-      }
-      const caller = {
-        principal: request.principal ?? "anonymous",
-        scopes: new Set(request.scopes ?? []),
-        internal: request.internal === true,
-        actorId: this.actorId,
-      }
-      const emitted = yield* this.entity.decide(this.state, decoded.command).pipe(
-        Effect.provideService(Caller, caller),
-        Effect.catchIf(
-          (error): error is DomainError => error instanceof DomainError,
-          (error) => {
-            const { code, message, details } = error
-            return fail({ _tag: error instanceof Forbidden ? "Forbidden" : "Rejected", code, message, details })
-          },
-        ),
+    }
+    if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
+      return refuse({
+        _tag: "Conflict",
+        code: "version_conflict",
+        message: `If-Match names version ${request.ifMatch} but the actor is at version ${this.version}`,
+        details: { expected: request.ifMatch, current: this.version },
+      })
+    }
+    const emitted = this.decideCommand(request, decoded.command)
+    const now = this.clock.currentTimeMillisUnsafe()
+    const commandId = key ?? this.runHere(this.ids.next)
+    const meta: EventMeta = {
+      at: Math.max(now, this.lastAt),
+      causationId: request.causationId ?? null,
+      commandId,
+      correlationId: request.correlationId ?? commandId,
+      principal: request.principal ?? "anonymous",
+    }
+    const metaJson = canonicalJson(meta)
+    let state = this.state
+    let hash = this.headHash
+    const appended: Array<SerializedEvent> = []
+    for (const event of emitted) {
+      state = this.entity.evolve(state, event)
+      const linked = linkEvent(
+        hash,
+        { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta },
+        metaJson,
       )
-      const now = yield* Clock.currentTimeMillis
-      const commandId = key ?? (yield* (yield* Ids).next)
-      const meta: EventMeta = {
-        at: Math.max(now, this.lastAt),
-        causationId: request.causationId ?? null,
-        commandId,
-        correlationId: request.correlationId ?? commandId,
-        principal: request.principal ?? "anonymous",
-      }
-      const metaJson = canonicalJson(meta)
-      let state = this.state
-      let hash = this.headHash
-      const appended: Array<SerializedEvent> = []
-      for (const event of emitted) {
-        state = this.entity.evolve(state, event)
-        const linked = linkEvent(
-          hash,
-          { seq: this.version + appended.length + 1, ...this.entity.encodeEvent(event), meta },
-          metaJson,
-        )
-        hash = linked.hash
-        appended.push(linked)
-      }
-      const version = this.version + appended.length
-      const every = this.entity.snapshotEvery
-      const snapshotDue = Math.floor(version / every) > Math.floor(this.version / every)
-      const encodedState = this.entity.encodeState(state)
-      const stateJson = snapshotDue ? canonicalJson(encodedState) : JSON.stringify(encodedState)
-      yield* this.checkFits(appended, metaJson, stateJson)
-      yield* store.append(appended)
-      const deliveries = emitted.flatMap((event, i) =>
-        this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic })),
-      )
-      if (this.version === 0 && appended.length > 0 && this.firstEventTopic !== undefined)
-        deliveries.push({ seq: 1, topic: this.firstEventTopic })
-      yield* store.enqueue(deliveries)
-      if (this.onAppend !== undefined && appended.length > 0) {
-        const onAppend = this.onAppend
-        yield* Effect.sync(() => onAppend(appended, decoded.command))
-      }
-      if (snapshotDue) {
-        const stateVersion = this.entity.stateVersion
-        const stateHash = sha256(stateJson)
-        yield* store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash })
-        yield* store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS)
-      }
-      if (key !== undefined)
-        yield* store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at })
-      const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
-      return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>
-    })
+      hash = linked.hash
+      appended.push(linked)
+    }
+    const version = this.version + appended.length
+    const every = this.entity.snapshotEvery
+    const snapshotDue = Math.floor(version / every) > Math.floor(this.version / every)
+    const encodedState = this.entity.encodeState(state)
+    const stateJson = snapshotDue ? canonicalJson(encodedState) : JSON.stringify(encodedState)
+    this.checkFits(appended, metaJson, stateJson)
+    this.runHere(store.append(appended))
+    const deliveries = emitted.flatMap((event, i) =>
+      this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic })),
+    )
+    if (this.version === 0 && appended.length > 0 && this.firstEventTopic !== undefined)
+      deliveries.push({ seq: 1, topic: this.firstEventTopic })
+    this.runHere(store.enqueue(deliveries))
+    if (this.onAppend !== undefined && appended.length > 0) this.onAppend(appended, decoded.command)
+    if (snapshotDue) {
+      const stateVersion = this.entity.stateVersion
+      const stateHash = sha256(stateJson)
+      this.runHere(store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash }))
+      this.runHere(store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS))
+    }
+    if (key !== undefined)
+      this.runHere(store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at }))
+    const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
+    return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>
   }
 
   /**
@@ -364,39 +404,37 @@ export class ActorCore<S = unknown> {
    * The state is held to the row limit on every command, not only when a snapshot is due,
    * so an actor can never grow into a state it cannot snapshot.
    */
-  private checkFits(appended: ReadonlyArray<SerializedEvent>, metaJson: string, stateJson: string) {
-    return Effect.gen({ self: this }, function* () {
-      if (appended.length === 0) return
-      const rowLimit = MAX_ROW_BYTES - ROW_OVERHEAD - utf8Length(metaJson)
-      let replyBytes = serializedBound(stateJson)
-      for (const event of appended) {
-        if (overBytes(event.dataJson, rowLimit)) {
-          return yield* fail({
-            _tag: "TooLarge",
-            code: "event_too_large",
-            message: `A ${event.type} event would take more than the ${MAX_ROW_BYTES} bytes a stored event may`,
-            details: { type: event.type, limitBytes: MAX_ROW_BYTES },
-          })
-        }
-        replyBytes += serializedBound(event.dataJson) + serializedBound(metaJson) + REPLY_EVENT_OVERHEAD
-      }
-      if (overBytes(stateJson, MAX_ROW_BYTES - ROW_OVERHEAD)) {
-        return yield* fail({
-          _tag: "Rejected",
-          code: "state_too_large",
-          message: `The ${this.entity.kind}'s state would take more than the ${MAX_ROW_BYTES} bytes a snapshot may`,
-          details: { limitBytes: MAX_ROW_BYTES },
-        })
-      }
-      if (replyBytes > MAX_RPC_BYTES) {
-        return yield* fail({
+  private checkFits(appended: ReadonlyArray<SerializedEvent>, metaJson: string, stateJson: string): void {
+    if (appended.length === 0) return
+    const rowLimit = MAX_ROW_BYTES - ROW_OVERHEAD - utf8Length(metaJson)
+    let replyBytes = serializedBound(stateJson)
+    for (const event of appended) {
+      if (overBytes(event.dataJson, rowLimit)) {
+        refuse({
           _tag: "TooLarge",
-          code: "reply_too_large",
-          message: `The reply to this command would be larger than the ${MAX_RPC_BYTES} bytes a reply may be`,
-          details: { limitBytes: MAX_RPC_BYTES },
+          code: "event_too_large",
+          message: `A ${event.type} event would take more than the ${MAX_ROW_BYTES} bytes a stored event may`,
+          details: { type: event.type, limitBytes: MAX_ROW_BYTES },
         })
       }
-    })
+      replyBytes += serializedBound(event.dataJson) + serializedBound(metaJson) + REPLY_EVENT_OVERHEAD
+    }
+    if (overBytes(stateJson, MAX_ROW_BYTES - ROW_OVERHEAD)) {
+      refuse({
+        _tag: "Rejected",
+        code: "state_too_large",
+        message: `The ${this.entity.kind}'s state would take more than the ${MAX_ROW_BYTES} bytes a snapshot may`,
+        details: { limitBytes: MAX_ROW_BYTES },
+      })
+    }
+    if (replyBytes > MAX_RPC_BYTES) {
+      refuse({
+        _tag: "TooLarge",
+        code: "reply_too_large",
+        message: `The reply to this command would be larger than the ${MAX_RPC_BYTES} bytes a reply may be`,
+        details: { limitBytes: MAX_RPC_BYTES },
+      })
+    }
   }
 
   /** Events still to be delivered to topics, per topic, oldest first (upcast like any read). */
