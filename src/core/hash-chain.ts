@@ -1,10 +1,12 @@
 /**
  * The tamper-evident chain over an actor's log: hash = SHA-256(prevHash ‖ canonical event).
- * Synchronous `node:crypto` because the hash is computed inside `transactionSync`,
+ * Synchronous (`./sha256.ts`) because the hash is computed inside `transactionSync`,
  * whose callback cannot await (see PLATFORM-NOTES).
  */
-import { createHash } from "node:crypto"
 import type { SerializedEvent, StoredEvent } from "./event-store.js"
+import { sha256 } from "./sha256.js"
+
+export { sha256 }
 
 export const GENESIS_HASH = ""
 
@@ -30,8 +32,6 @@ export const canonicalJson = (value: unknown): string => {
   }
   return out + "}"
 }
-
-export const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 /** The canonical text of an event, from its parts already in canonical JSON (keys in sorted order). */
 const canonicalEvent = (seq: number, type: string, schemaVersion: number, dataJson: string, metaJson: string) =>
