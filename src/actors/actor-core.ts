@@ -86,6 +86,20 @@ const inTransaction = <A, E>(program: Effect.Effect<A, E, Services>): Effect.Eff
     }
   })
 
+/**
+ * A keyed command's attempt that did not commit, thrown out of its transaction (which rolls it
+ * back): the key's record, if there is one, answers instead of `cause`.
+ */
+class KeyedAttemptFailed {
+  constructor(
+    readonly requestHash: string,
+    readonly cause: unknown,
+  ) {}
+}
+
+/** The attempt's cause when its Idempotency-Key already had a record (which then answers). */
+const keyTaken = new Error("emberlog: the Idempotency-Key was claimed by an earlier command")
+
 /** What a store failure is to a caller outside a transaction: the storage's own error, rethrown. */
 const storeDefect = (error: unknown) => (error instanceof StoreError ? error.cause : error)
 
@@ -239,7 +253,7 @@ export class ActorCore<S = unknown> {
   command(request: CommandRequest): ActorReply<CommandOutcome> {
     let outcome: CommandOutcome | Appended<S>
     try {
-      outcome = this.store.transaction(() => this.decideAndAppend(request))
+      outcome = this.attempt(request)
     } catch (error) {
       if (error instanceof Failure) return { ok: false, error: error.failure }
       // A store failure or a bug, inside the transaction, so everything rolled back: this,
@@ -254,6 +268,45 @@ export class ActorCore<S = unknown> {
     this.lastAt = outcome.at
     const { version, appended: events, encodedState: state } = outcome
     return { ok: true, value: { version, events, state, replayed: false } }
+  }
+
+  /**
+   * One attempt at the command, in its transaction. With an Idempotency-Key the attempt claims the
+   * key as its last write (one INSERT, no read first); when it does not commit (the key was taken,
+   * or it was refused or failed) the key's record, if any, answers instead, as a lookup before
+   * deciding would have: a retry replays the first result, a reused key is refused. Retries are
+   * the rare case, so they pay for the decide that was rolled back, not every fresh key for a read.
+   */
+  private attempt(request: CommandRequest): CommandOutcome | Appended<S> {
+    try {
+      return this.store.transaction(() => this.decideAndAppend(request))
+    } catch (error) {
+      if (!(error instanceof KeyedAttemptFailed)) throw error
+      const earlier = this.earlierAnswer(request.idempotencyKey!, error.requestHash)
+      if (earlier === undefined) throw error.cause
+      return earlier
+    }
+  }
+
+  /** What a key already used answers: its first result again, or a refusal when the command differs. */
+  private earlierAnswer(key: string, requestHash: string): CommandOutcome | undefined {
+    const prior = this.runHere(this.store.findCommand(key))
+    if (prior === undefined) return undefined
+    if (prior.requestHash !== requestHash) {
+      return refuse({
+        _tag: "Rejected",
+        code: "idempotency_key_reused",
+        message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
+      })
+    }
+    const events = this.runHere(this.store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE))
+    const state = this.runHere(this.foldUpTo(prior.version))
+    return {
+      version: prior.version,
+      events: events.map(this.toWire),
+      state: this.entity.encodeState(state),
+      replayed: true,
+    }
   }
 
   /**
@@ -300,7 +353,6 @@ export class ActorCore<S = unknown> {
   }
 
   private decideAndAppend(request: CommandRequest): CommandOutcome | Appended<S> {
-    const store = this.store
     // Every transport reaches this point; deeper input would overflow the recursive encoders below.
     if (exceedsDepth(request.command)) return refuse({ _tag: "InvalidInput", ...tooDeep })
     const decoded = this.entity.decodeCommand(request.command)
@@ -319,27 +371,23 @@ export class ActorCore<S = unknown> {
       })
     }
     const key = request.idempotencyKey
-    const requestHash = key === undefined ? "" : sha256(canonicalJson(request.command))
-    if (key !== undefined) {
-      const prior = this.runHere(store.findCommand(key))
-      if (prior !== undefined) {
-        if (prior.requestHash !== requestHash) {
-          return refuse({
-            _tag: "Rejected",
-            code: "idempotency_key_reused",
-            message: `Idempotency-Key ${JSON.stringify(key)} was already used for a different command`,
-          })
-        }
-        const events = this.runHere(store.read(prior.firstSeq - 1, prior.version, MAX_EVENTS_PAGE))
-        const state = this.runHere(this.foldUpTo(prior.version))
-        return {
-          version: prior.version,
-          events: events.map(this.toWire),
-          state: this.entity.encodeState(state),
-          replayed: true,
-        } satisfies CommandOutcome
-      }
+    if (key === undefined) return this.append(request, decoded.command, undefined)
+    const requestHash = sha256(canonicalJson(request.command))
+    try {
+      return this.append(request, decoded.command, { key, requestHash })
+    } catch (error) {
+      throw new KeyedAttemptFailed(requestHash, error)
     }
+  }
+
+  /** The command's events, appended with everything that goes with them; `keyed` claims its Idempotency-Key. */
+  private append(
+    request: CommandRequest,
+    command: Tagged,
+    keyed: { readonly key: string; readonly requestHash: string } | undefined,
+  ): Appended<S> {
+    const store = this.store
+    const key = keyed?.key
     if (request.ifMatch !== undefined && request.ifMatch !== this.version) {
       return refuse({
         _tag: "Conflict",
@@ -348,7 +396,7 @@ export class ActorCore<S = unknown> {
         details: { expected: request.ifMatch, current: this.version },
       })
     }
-    const emitted = this.decideCommand(request, decoded.command)
+    const emitted = this.decideCommand(request, command)
     const now = this.clock.currentTimeMillisUnsafe()
     const commandId = key ?? this.runHere(this.ids.next)
     const meta: EventMeta = {
@@ -385,15 +433,18 @@ export class ActorCore<S = unknown> {
     if (this.version === 0 && appended.length > 0 && this.firstEventTopic !== undefined)
       deliveries.push({ seq: 1, topic: this.firstEventTopic })
     this.runHere(store.enqueue(deliveries))
-    if (this.onAppend !== undefined && appended.length > 0) this.onAppend(appended, decoded.command)
+    if (this.onAppend !== undefined && appended.length > 0) this.onAppend(appended, command)
+    // Claimed before the snapshot's prune of old keys, so an old record still answers a late retry.
+    if (keyed !== undefined) {
+      const record = { requestHash: keyed.requestHash, version, firstSeq: this.version + 1, at: meta.at }
+      if (!this.runHere(store.saveCommand(keyed.key, record))) throw keyTaken
+    }
     if (snapshotDue) {
       const stateVersion = this.entity.stateVersion
       const stateHash = sha256(stateJson)
       this.runHere(store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash }))
       this.runHere(store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS))
     }
-    if (key !== undefined)
-      this.runHere(store.saveCommand(key, { requestHash, version, firstSeq: this.version + 1, at: meta.at }))
     const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
     return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>
   }

@@ -85,7 +85,11 @@ export interface EventStoreShape {
   readonly snapshotSeqs: (stateVersion: number) => Effect.Effect<ReadonlyArray<number>, StoreError>
   readonly saveSnapshot: (snapshot: Snapshot) => Effect.Effect<void, StoreError>
   readonly findCommand: (commandId: string) => Effect.Effect<CommandRecord | undefined, StoreError>
-  readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<void, StoreError>
+  /**
+   * Records a command id unless it has a record already: true if saved, false if the id was taken
+   * (the earlier record stays). One write and no read, so a command with a fresh key pays one row.
+   */
+  readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<boolean, StoreError>
   /** Queues events for delivery to topics (the outbox), in the command's transaction. */
   readonly enqueue: (
     deliveries: ReadonlyArray<{ readonly seq: number; readonly topic: string }>,

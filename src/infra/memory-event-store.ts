@@ -62,11 +62,12 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
       ),
     saveSnapshot: (snapshot) => Effect.sync(() => void snapshots.push({ ...snapshot })),
     findCommand: (commandId) => Effect.sync(() => commands.get(commandId)),
-    // Like SQLite's primary key: a second record for the same id is an error.
+    // As SQLite's ON CONFLICT DO NOTHING: the first record for an id stays.
     saveCommand: (commandId, record) =>
       Effect.sync(() => {
-        if (commands.has(commandId)) throw new Error(`UNIQUE constraint failed: commands.command_id (${commandId})`)
+        if (commands.has(commandId)) return false
         commands.set(commandId, record)
+        return true
       }),
     enqueue: (deliveries) => Effect.sync(() => void outbox.push(...deliveries)),
     pendingDeliveries: (limit) =>

@@ -179,15 +179,19 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
             }
       }),
     saveCommand: (commandId, record) =>
-      write(false, () => {
-        sql.exec(
-          "INSERT INTO commands (command_id, request_hash, version, first_seq, at) VALUES (?, ?, ?, ?, ?)",
+      attempt(() => {
+        create()
+        const inserted = sql.exec(
+          `INSERT INTO commands (command_id, request_hash, version, first_seq, at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (command_id) DO NOTHING`,
           commandId,
           record.requestHash,
           record.version,
           record.firstSeq,
           record.at,
         )
+        inserted.toArray() // runs the statement to its end, so rowsWritten is final
+        return inserted.rowsWritten > 0
       }),
     enqueue: (deliveries) =>
       write(deliveries.length === 0, () => {
