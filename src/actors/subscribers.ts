@@ -194,10 +194,13 @@ export class Subscribers {
   /** Sends newly appended entries (contiguous, oldest first) to every live subscriber. */
   deliver(appended: ReadonlyArray<LogEntry>): void {
     if (appended.length === 0) return
-    this.sendFrames(
-      "log",
-      appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position })),
-    )
+    // Frames are serialized only for sockets that are there: a busy actor with no subscriber
+    // would otherwise encode every event once more, for nobody (issue 13).
+    const sockets = this.ctx.getWebSockets("log")
+    if (sockets.length > 0) {
+      const frames = appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
+      this.sendToSockets(sockets, frames, resumeReason)
+    }
     if (this.sse.size > 0) {
       const text = appended.map(sseMessage).join("")
       for (const subscriber of this.sse) this.writeSse(subscriber, text)
@@ -210,8 +213,17 @@ export class Subscribers {
    */
   sendFrames(mode: SocketAttachment["mode"], frames: ReadonlyArray<OutgoingFrame>, overCap = resumeReason): void {
     if (frames.length === 0) return
+    this.sendToSockets(this.ctx.getWebSockets(mode), frames, overCap)
+  }
+
+  private sendToSockets(
+    sockets: ReadonlyArray<WebSocket>,
+    frames: ReadonlyArray<OutgoingFrame>,
+    overCap: (lastSeqSent: number) => string,
+  ): void {
+    if (sockets.length === 0) return
     const sized = frames.map((frame) => ({ ...frame, bytes: utf8Length(frame.text) }))
-    for (const socket of this.ctx.getWebSockets(mode)) {
+    for (const socket of sockets) {
       for (const frame of sized) if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
     }
   }
