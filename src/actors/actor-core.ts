@@ -22,6 +22,7 @@ import {
   type StoredEvent,
 } from "../core/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
+import { directBody } from "../core/sync-effect.js"
 import { ChainWalk, GENESIS_HASH, canonicalJson, linkEvent, sha256 } from "../core/hash-chain.js"
 import type {
   ActorFailure,
@@ -316,6 +317,9 @@ export class ActorCore<S = unknown> {
    * as it is, without starting a fiber.
    */
   private runHere<A, E>(effect: Effect.Effect<A, E, Services>): A {
+    // The store's SQLite operations and the random ids: their body is the whole effect.
+    const direct = directBody(effect)
+    if (direct !== undefined) return direct()
     const exit = Exit.isExit(effect) ? (effect as Exit.Exit<A, E>) : Effect.runSyncExitWith(this.services)(effect)
     if (Exit.isSuccess(exit)) return exit.value
     throw Cause.squash(exit.cause)

@@ -17,6 +17,7 @@ import {
   type EventStoreShape,
   type StoredEvent,
 } from "../core/event-store.js"
+import { trySync } from "../core/sync-effect.js"
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS events (
@@ -66,7 +67,7 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
     created = true
   }
   /** What SQLite throws is a typed StoreError; only the caller's own code (a fold's step) stays a defect. */
-  const attempt = <A>(body: () => A) => Effect.try({ try: body, catch: (cause) => new StoreError({ cause }) })
+  const attempt = <A>(body: () => A) => trySync(body, (cause) => new StoreError({ cause }))
   const write = <A>(nothing: boolean, body: () => A) => attempt(() => (nothing ? undefined : (create(), body())))
   const read = <A>(empty: A, body: () => A) => attempt(() => (created ? body() : empty))
 
