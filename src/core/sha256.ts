@@ -3,8 +3,8 @@
  *
  * Every command hashes a few hundred bytes (its event's chain link, a keyed request), and for
  * input that short the call into native crypto costs more than the hashing: in workerd one
- * `createHash("sha256").update(text).digest("hex")` of a 250-byte event takes about 5 µs, this
- * about 1 µs (bench/RESULTS.md, "What binds a busy actor"). Long input (a snapshot's state, a
+ * `createHash("sha256").update(text).digest("hex")` of a 250-byte event takes 5–6 µs, this
+ * 2–3 µs (bench/RESULTS.md, "What binds a busy actor"). Long input (a snapshot's state, a
  * document) goes to native crypto, which is faster per byte. Both give the same digest: strings
  * are encoded as UTF-8 with lone surrogates as U+FFFD, as `TextEncoder` and `node:crypto` do.
  */
