@@ -254,7 +254,7 @@ ${hotHttp.map((r) => r.line).join("\n")}
   targetRows.length === 0
     ? ""
     : `
-| issue-13 target (this is the baseline: the command path is not optimised yet) | result | |
+| issue-13 target | result | |
 |---|---:|---|
 ${targetRows.join("\n")}
 ${bounds.map((text) => `\n${text}\n`).join("")}`
