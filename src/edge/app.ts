@@ -201,10 +201,6 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource", (c) =>
     protectedResourceMetadata(c, {
       resource: new URL(c.req.url).origin,
-      authorization_servers: [
-        ...(options.auth?.authorizationServers(c.req.raw, c.env) ?? []),
-        ...(c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : []),
-      ],
       scopes_supported: SCOPES,
     }),
   )

@@ -54,7 +54,6 @@ export const protectedResourceMetadata = (
   c: Context<AppEnv>,
   document: {
     readonly resource: string
-    readonly authorization_servers: ReadonlyArray<string>
     readonly scopes_supported: ReadonlyArray<string>
     readonly resource_name?: string
   },
@@ -65,7 +64,12 @@ export const protectedResourceMetadata = (
     c.header("Access-Control-Allow-Headers", "*")
     return c.body(null, 204)
   }
-  return c.json({ ...document, bearer_methods_supported: ["header"] })
+  // The app's own authorization server (when configured), then the issuer of the JWTs it accepts.
+  const authorization_servers = [
+    ...(c.get("auth")?.authorizationServers(c.req.raw, c.env) ?? []),
+    ...(c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : []),
+  ]
+  return c.json({ ...document, authorization_servers, bearer_methods_supported: ["header"] })
 }
 
 /**

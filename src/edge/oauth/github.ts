@@ -357,7 +357,6 @@ export const githubOAuth = (options: GithubOAuthOptions = {}): AuthProvider => {
     const origin = new URL(c.req.url).origin
     return protectedResourceMetadata(c, {
       resource: origin + MCP_PATH,
-      authorization_servers: [...(configured(c.env) ? [origin] : []), ...(c.env.JWT_ISSUER ? [c.env.JWT_ISSUER] : [])],
       scopes_supported: OAUTH_SCOPES,
       resource_name: "emberlog MCP",
     })
