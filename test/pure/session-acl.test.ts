@@ -1,9 +1,9 @@
-import { Cause, Clock, Effect, Exit } from "effect"
+import { Cause, Exit } from "effect"
 import fc from "fast-check"
 import { describe, it } from "vitest"
-import { Caller, Forbidden } from "../../src/domain/caller.js"
+import { decideSession } from "./session-decide.js"
+import { Forbidden } from "../../src/domain/caller.js"
 import { Session, type SessionState } from "../../src/kinds/session/entity.js"
-import { clockAt } from "../../src/testing/clock.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
 import { prototypeName, sessionConfigKey, sessionTool } from "./arbitraries.js"
 
@@ -24,18 +24,8 @@ const step = fc.record({ caller, command, seconds: fc.integer({ min: 0, max: 3 }
 /** Runs one request-borne command as the host would: with its caller, the actor's own id and the time. */
 type Who = { principal: string; admin: boolean }
 const decide = (state: SessionState, input: unknown, who: Who, now: number, id: string) => {
-  const decoded = Session.decodeCommand(input)
-  if (!decoded.ok) throw new Error(`the arbitrary made an invalid command: ${decoded.error.message}`)
   const scopes = new Set(who.admin ? ["read", "write", "admin"] : ["read", "write"])
-  return Effect.runSyncExit(
-    Session.decide(state, decoded.command).pipe(
-      Effect.provideService(Caller, { principal: who.principal, scopes, internal: false, actorId: id }),
-      Effect.provideService(
-        Clock.Clock,
-        clockAt(() => now),
-      ),
-    ),
-  )
+  return decideSession(state, input, { principal: who.principal, scopes, internal: false, actorId: id }, now)
 }
 
 describe("the session's authority", () => {

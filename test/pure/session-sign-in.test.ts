@@ -2,12 +2,12 @@
 // after each accepted one the grants are exactly the ACL's, and the GitHub id never changes hands;
 // a refresh never reopens a session (closed by its user, or expired); once the ACL manages the
 // session, an admin of the tenant (the user) cannot change its grants.
-import { Cause, Clock, Effect, Exit } from "effect"
+import { Cause, Exit } from "effect"
 import fc from "fast-check"
 import { describe, it } from "vitest"
-import { Caller, Forbidden } from "../../src/domain/caller.js"
+import { decideSession } from "./session-decide.js"
+import { Forbidden } from "../../src/domain/caller.js"
 import { Session, type SessionState } from "../../src/kinds/session/entity.js"
-import { clockAt } from "../../src/testing/clock.js"
 import { propertyParameters } from "../../src/testing/parameters.js"
 
 const START = Date.UTC(2026, 0, 1)
@@ -47,19 +47,9 @@ const step = fc.record({
 
 /** A sign-in comes from emberlog itself (internal); the other commands from the user, an admin. */
 const decide = (state: SessionState, input: any, now: number) => {
-  const decoded = Session.decodeCommand(input)
-  if (!decoded.ok) throw new Error(`the arbitrary made an invalid command: ${decoded.error.message}`)
   const internal = input.type === "SignIn"
   const caller = { principal: LOGIN, scopes: new Set(["read", "write", "admin"]), internal, actorId: LOGIN }
-  return Effect.runSyncExit(
-    Session.decide(state, decoded.command).pipe(
-      Effect.provideService(Caller, caller),
-      Effect.provideService(
-        Clock.Clock,
-        clockAt(() => now),
-      ),
-    ),
-  )
+  return decideSession(state, input, caller, now)
 }
 
 describe("sign-ins on a session", () => {
