@@ -79,8 +79,8 @@ const compress = (offset: number): void => {
 }
 
 /** The SHA-256 of `text`'s UTF-8 bytes, as 64 lowercase hex digits. */
-export const sha256 = (text: string): string => {
-  if (text.length > SHORT_INPUT) return createHash("sha256").update(text).digest("hex")
+/** The digest computed here, in script, for input up to SHORT_INPUT units (exported for its test). */
+export const scriptSha256 = (text: string): string => {
   const length = encoder.encodeInto(text, bytes).written
   // Padding: one 1 bit, zeros up to 8 bytes short of a 64-byte block, then the length in bits.
   const padded = (((length + 8) >>> 6) + 1) << 6
@@ -97,3 +97,14 @@ export const sha256 = (text: string): string => {
   }
   return hex
 }
+
+const nativeSha256 = (text: string) => createHash("sha256").update(text).digest("hex")
+
+/**
+ * Only workerd makes the native call dear; Node's costs a third of the script's (0.7 against
+ * 2 µs for 260 bytes), so the CLI's replay and verify of long logs keep to it.
+ */
+const nativeIsDear = typeof navigator !== "undefined" && navigator.userAgent === "Cloudflare-Workers"
+
+export const sha256 = (text: string): string =>
+  nativeIsDear && text.length <= SHORT_INPUT ? scriptSha256(text) : nativeSha256(text)

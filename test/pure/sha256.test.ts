@@ -1,7 +1,10 @@
 import { createHash } from "node:crypto"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { sha256 } from "../../src/core/sha256.js"
+import { scriptSha256, sha256 as chosenSha256 } from "../../src/core/sha256.js"
+
+/** The script digest (what workerd runs for short input); Node itself takes the native one. */
+const sha256 = scriptSha256
 
 const nativeSha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
@@ -17,8 +20,7 @@ describe("sha256", () => {
   it("gives node:crypto's digest of the UTF-8 bytes, at every length around the block and padding edges", () => {
     for (let length = 0; length <= 200; length++)
       expect(sha256("é".repeat(length))).toBe(nativeSha256("é".repeat(length)))
-    for (const length of [4095, 4096, 4097, 20_000])
-      expect(sha256("x".repeat(length))).toBe(nativeSha256("x".repeat(length)))
+    for (const length of [4095, 4096]) expect(sha256("x".repeat(length))).toBe(nativeSha256("x".repeat(length)))
   })
 
   it("gives node:crypto's digest of any string, lone surrogates included", () => {
