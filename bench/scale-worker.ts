@@ -1,0 +1,71 @@
+/**
+ * The Worker of bench/scale.mjs (bench/scale.wrangler.toml): the production app and its
+ * routes, with its actor class extended by two benchmark methods reached under /bench/…:
+ * `seed(n)`, n counter commands through the real command path inside one call (to build a
+ * long log fast), and `floor()`, the read-only floor of a catch-up: every event row read
+ * in pages of 1,000 and its JSON columns parsed, nothing else.
+ */
+import type { ActorCore } from "../src/actors/actor-core.js"
+import { DEV_TENANT, actorName } from "../src/core/names.js"
+import app, { EmberlogActor as AppActor } from "../src/app.js"
+
+export { EmberlogMcpSession, EmberlogTopic } from "../src/app.js"
+
+const INCREMENT = { type: "Increment", by: 1 } as const
+const PAGE = 1000
+
+export class EmberlogActor extends AppActor {
+  /**
+   * n increments through `ActorCore.command` (decode, decide, hash chain, event row, snapshot
+   * every 500th) in one call; the outbox rows they queued are then dropped, as in bench/peers.ts,
+   * so a million topic deliveries do not run into the measurements.
+   */
+  seed(n: number): number {
+    const core: ActorCore = (this as unknown as { core: ActorCore }).core
+    for (let i = 0; i < n; i++) if (!core.command({ command: INCREMENT }).ok) throw new Error("seed failed")
+    this.ctx.storage.sql.exec("DELETE FROM outbox")
+    return core.currentVersion
+  }
+
+  /** Reads every event row as a page reader would (all columns, pages of 1,000), parsing data and meta. */
+  floor(): { rows: number; ms: number } {
+    const sql = this.ctx.storage.sql
+    const start = performance.now()
+    let after = 0
+    let rows = 0
+    for (;;) {
+      let last = after
+      for (const row of sql.exec(
+        "SELECT seq, type, schema_version, data, meta, at, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        after,
+        PAGE,
+      )) {
+        JSON.parse(row.data as string)
+        JSON.parse(row.meta as string)
+        last = row.seq as number
+        rows++
+      }
+      if (last === after) break
+      after = last
+    }
+    return { rows, ms: performance.now() - start }
+  }
+}
+
+interface BenchActor {
+  seed(n: number): Promise<number>
+  floor(): Promise<{ rows: number; ms: number }>
+}
+
+/** /bench/{seed|floor}/{counter id}[?n=]: the driver's entry to the two methods; the rest is the app. */
+export default {
+  async fetch(request: Request, env: Record<string, DurableObjectNamespace>, ctx: ExecutionContext) {
+    const url = new URL(request.url)
+    const [, first, action, id] = url.pathname.split("/")
+    if (first !== "bench") return app.fetch(request, env as never, ctx)
+    const actor = env.EMBERLOG_ACTOR!.getByName(actorName(DEV_TENANT, "counter", id!)) as unknown as BenchActor
+    if (action === "seed") return Response.json({ head: await actor.seed(Number(url.searchParams.get("n") ?? "0")) })
+    if (action === "floor") return Response.json(await actor.floor())
+    return new Response("unknown bench action", { status: 404 })
+  },
+}
