@@ -2,7 +2,8 @@
  * The Worker of bench/scale.mjs (bench/scale.wrangler.toml): the production app and its
  * routes, with its actor class extended by two benchmark methods reached under /bench/…:
  * `seed(n)`, n counter commands through the real command path inside one call (to build a
- * long log fast), and `floor()`, the read-only floor of a catch-up: every event row read
+ * long log fast), `rows(n)`, the SQLite rows a command reads and writes (for the cost model),
+ * and `floor()`, the read-only floor of a catch-up: every event row read
  * in pages of 1,000 and its JSON columns parsed, nothing else.
  */
 import type { ActorCore } from "../src/actors/actor-core.js"
@@ -27,8 +28,50 @@ export class EmberlogActor extends AppActor {
     return core.currentVersion
   }
 
+  /**
+   * The rows billing counts, per command: n counter commands through the host's command path
+   * (`commit`, as the HTTP route's RPC runs it), then n of the bare DO's INSERT and n of the
+   * Agents SDK's state write (`INSERT OR REPLACE INTO cf_agents_state`, its statement in
+   * agents 0.32), each summed from SQLite's own counters on every cursor (`rowsRead`,
+   * `rowsWritten`, what Cloudflare bills), with the database's growth in bytes.
+   */
+  rows(n: number): Record<string, { rowsRead: number; rowsWritten: number; bytes: number }> {
+    const sql = this.ctx.storage.sql
+    const exec = sql.exec
+    const measure = (run: () => void) => {
+      const cursors: Array<{ rowsRead: number; rowsWritten: number }> = []
+      const size = sql.databaseSize
+      sql.exec = ((query: string, ...bindings: Array<SqlStorageValue>) => {
+        const cursor = exec.call(sql, query, ...bindings)
+        cursors.push(cursor)
+        return cursor
+      }) as typeof sql.exec
+      try {
+        run()
+      } finally {
+        sql.exec = exec
+      }
+      const sum = (field: "rowsRead" | "rowsWritten") => cursors.reduce((total, c) => total + c[field], 0) / n
+      return { rowsRead: sum("rowsRead"), rowsWritten: sum("rowsWritten"), bytes: (sql.databaseSize - size) / n }
+    }
+    const commit = (this as unknown as { commit: (request: unknown) => { ok: boolean } }).commit.bind(this)
+    const emberlog = measure(() => {
+      for (let i = 0; i < n; i++) if (!commit({ command: INCREMENT }).ok) throw new Error("rows: a command failed")
+    })
+    exec.call(sql, "CREATE TABLE IF NOT EXISTS bench_log (seq INTEGER PRIMARY KEY, data TEXT NOT NULL)")
+    exec.call(sql, "CREATE TABLE IF NOT EXISTS bench_state (id TEXT PRIMARY KEY NOT NULL, state TEXT)")
+    const bare = measure(() => {
+      for (let i = 0; i < n; i++) sql.exec("INSERT INTO bench_log (data) VALUES (?)", JSON.stringify(INCREMENT))
+    })
+    const agent = measure(() => {
+      for (let i = 0; i < n; i++)
+        sql.exec("INSERT OR REPLACE INTO bench_state (id, state) VALUES (?, ?)", "STATE", JSON.stringify({ value: i }))
+    })
+    return { emberlog, bare, agent }
+  }
+
   /** Reads every event row as a page reader would (all columns, pages of 1,000), parsing data and meta. */
-  floor(): { rows: number; ms: number } {
+  floor(): { rows: number; ms: number; databaseBytes: number } {
     const sql = this.ctx.storage.sql
     const start = performance.now()
     let after = 0
@@ -48,16 +91,17 @@ export class EmberlogActor extends AppActor {
       if (last === after) break
       after = last
     }
-    return { rows, ms: performance.now() - start }
+    return { rows, ms: performance.now() - start, databaseBytes: sql.databaseSize }
   }
 }
 
 interface BenchActor {
   seed(n: number): Promise<number>
-  floor(): Promise<{ rows: number; ms: number }>
+  floor(): Promise<{ rows: number; ms: number; databaseBytes: number }>
+  rows(n: number): Promise<Record<string, { rowsRead: number; rowsWritten: number; bytes: number }>>
 }
 
-/** /bench/{seed|floor}/{counter id}[?n=]: the driver's entry to the two methods; the rest is the app. */
+/** /bench/{seed|floor|rows}/{counter id}[?n=]: the driver's entry to the two methods; the rest is the app. */
 export default {
   async fetch(request: Request, env: Record<string, DurableObjectNamespace>, ctx: ExecutionContext) {
     const url = new URL(request.url)
@@ -66,6 +110,7 @@ export default {
     const actor = env.EMBERLOG_ACTOR!.getByName(actorName(DEV_TENANT, "counter", id!)) as unknown as BenchActor
     if (action === "seed") return Response.json({ head: await actor.seed(Number(url.searchParams.get("n") ?? "0")) })
     if (action === "floor") return Response.json(await actor.floor())
+    if (action === "rows") return Response.json(await actor.rows(Number(url.searchParams.get("n") ?? "1000")))
     return new Response("unknown bench action", { status: 404 })
   },
 }

@@ -9,6 +9,9 @@
 //                parsed), GET /v1/counter/{id}/events in pages of 1,000, a WebSocket
 //                subscription from after=0 (acking as it reads, resuming when the server
 //                closes at its unconfirmed-bytes cap), and `npx emberlog export` to /dev/null.
+//   cost         the SQLite rows read and written and the bytes stored per command (SQLite's
+//                own cursor counters) for emberlog's command path, the bare DO's INSERT and
+//                the Agents SDK's state write, in one object: the cost model's rows.
 //   scale        BENCH_SCALE_ACTORS distinct counters (default 10,000), one command each over
 //                HTTP in turn; per-command latency of the first 1,000 against the last 1,000,
 //                and workerd's resident memory growth per actor once they are idle.
@@ -21,7 +24,7 @@ import { execFileSync, spawn } from "node:child_process"
 import { unstable_dev } from "wrangler"
 import WebSocket from "ws"
 
-const ONLY = (process.env.SCALE_ONLY ?? "catchup,scale,topic-fanin").split(",").map((s) => s.trim())
+const ONLY = (process.env.SCALE_ONLY ?? "cost,catchup,scale,topic-fanin").split(",").map((s) => s.trim())
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
 const CATCHUP_EVENTS = Number(process.env.BENCH_CATCHUP_EVENTS || 1_000_000)
 const SCALE_ACTORS = Number(process.env.BENCH_SCALE_ACTORS || 10_000)
@@ -55,8 +58,7 @@ const request = async (path, init) => {
   if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`)
   return response.json()
 }
-const command = (id) =>
-  request(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}' })
+const command = (id) => request(`/v1/counter/${id}/commands`, { method: "POST", body: '{"type":"Increment","by":1}' })
 const timed = async (run) => {
   const started = performance.now()
   const result = await run()
@@ -71,7 +73,7 @@ const workerdRssKb = () => {
     .map((line) => line.trim().split(/\s+/))
     .map(([pid, ppid, rss, comm]) => ({ pid: Number(pid), ppid: Number(ppid), rss: Number(rss), comm }))
   const mine = new Set([process.pid])
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false
     for (const row of rows) if (mine.has(row.ppid) && !mine.has(row.pid)) grew = mine.add(row.pid) !== undefined
   }
@@ -168,6 +170,7 @@ const catchup = async () => {
       pagesToFloor: rate(pages.ms) / floorRate,
       socketToFloor: rate(socket.ms) / floorRate,
       exportToFloor: rate(cli.ms) / floorRate,
+      bytesPerEvent: floor.databaseBytes / head,
     })
   }
 }
@@ -201,7 +204,9 @@ const scale = async () => {
 }
 
 const topicFanIn = async (round) => {
-  const { entries: existing } = await request(`/v1/topics/counter/events?after=0&limit=1`).catch(() => ({ entries: [] }))
+  const { entries: existing } = await request(`/v1/topics/counter/events?after=0&limit=1`).catch(() => ({
+    entries: [],
+  }))
   void existing
   // The topic's head now: the subscriber starts there and sees only this round's entries.
   let head = 0
@@ -242,7 +247,7 @@ const topicFanIn = async (round) => {
   const commandsAcked = await timed(() =>
     Promise.all(
       Array.from({ length: TOPIC_CLIENTS }, async () => {
-        for (let i; (i = next++) < total; ) {
+        for (let i; (i = next++) < total;) {
           // Sources in turn, so the topic sees them interleaved: command k of every source, then k+1.
           const id = `fanin-${round}-${i % TOPIC_SOURCES}`
           const seq = Math.floor(i / TOPIC_SOURCES) + 1
@@ -267,7 +272,15 @@ const topicFanIn = async (round) => {
   })
 }
 
+const cost = async () => {
+  for (let round = 0; round < ROUNDS; round++) {
+    const rows = await request(`/bench/rows/cost-${round}?n=1000`)
+    for (const [impl, values] of Object.entries(rows)) report("cost-rows", { round, impl, ...values })
+  }
+}
+
 try {
+  if (ONLY.includes("cost")) await cost()
   if (ONLY.includes("catchup")) await catchup()
   if (ONLY.includes("topic-fanin")) for (let round = 0; round < ROUNDS; round++) await topicFanIn(round)
   if (ONLY.includes("scale")) await scale()
