@@ -7,6 +7,10 @@
 // PEER_ONLY=hot) and prints their tables without rewriting RESULTS.md; BENCH_ROUNDS=N
 // (and PEER_ROUNDS=N for hot-http) sets their rounds. For development on a busy machine:
 //   BENCH_ONLY=inobject,hot BENCH_ROUNDS=1 npm run bench
+// BENCH_ONLY=cost,catchup,scale,topic-fanin runs issue 13's catch-up, scale and cost sections
+// (bench/scale.mjs over wrangler's local runtime; BENCH_CATCHUP_EVENTS, BENCH_SCALE_ACTORS,
+// BENCH_TOPIC_SOURCES, BENCH_TOPIC_COMMANDS size them), for development e.g.
+//   BENCH_ONLY=catchup BENCH_CATCHUP_EVENTS=20000 BENCH_ROUNDS=1 npm run bench
 // BENCH_ROWS=file saves such a run's measurements; BENCH_ONLY=… BENCH_FROM=file prints its tables
 // again from them without measuring (BENCH_FROM alone renders, and writes, the whole file from
 // a complete run's BENCH lines).
@@ -31,7 +35,13 @@ const ONLY_SECTIONS = {
   profile: "in-object: stage profile",
   hot: "hot actor",
   "hot-http": undefined,
+  cost: undefined,
+  catchup: undefined,
+  scale: undefined,
+  "topic-fanin": undefined,
 }
+/** The sections bench/scale.mjs runs (SCALE_ONLY). */
+const SCALE_SECTIONS = ["cost", "catchup", "scale", "topic-fanin"]
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(",").map((name) => name.trim()) : undefined
 for (const name of only ?? [])
   if (!(name in ONLY_SECTIONS)) {
@@ -53,6 +63,9 @@ if (process.env.BENCH_FROM) {
   }
   if (only.includes("hot-http"))
     output += mustSucceed(spawn(process.execPath, ["bench/peers.mjs"], { PEER_ONLY: "hot" })).stdout
+  const scaleOnly = only.filter((name) => SCALE_SECTIONS.includes(name))
+  if (scaleOnly.length > 0)
+    output += mustSucceed(spawn(process.execPath, ["bench/scale.mjs"], { SCALE_ONLY: scaleOnly.join(",") })).stdout
 } else {
   const run = mustSucceed(spawn("vitest", ["run", "--config", "bench/vitest.config.ts"]))
   output = `${run.stdout}\n${run.stderr}`
@@ -61,6 +74,7 @@ if (process.env.BENCH_FROM) {
     peerRun = mustSucceed(spawn(process.execPath, ["bench/peers.mjs"]))
     output += `\n${peerRun.stdout}`
   }
+  if (process.env.SCALE !== "0") output += `\n${mustSucceed(spawn(process.execPath, ["bench/scale.mjs"])).stdout}`
 }
 const rows = [...output.matchAll(/BENCH (\{.*\})/g)].map((m) => JSON.parse(m[1]))
 const median = (values) => {
@@ -259,13 +273,199 @@ ${hotHttp.map((r) => r.line).join("\n")}
 ${targetRows.join("\n")}
 ${bounds.map((text) => `\n${text}\n`).join("")}`
 }`
+// Issue 13's catch-up, scale and cost sections (bench/scale.mjs, bench/scale-worker.ts).
+/**
+ * Cloudflare's published Durable Objects prices (Workers Paid plan), as read on 2026-12-01 from
+ * https://developers.cloudflare.com/durable-objects/platform/pricing (compute) and its SQLite
+ * storage table (billed since 2026-01-07, the Durable Objects release notes). Included monthly
+ * amounts are left out: the model prices usage past them.
+ */
+const PRICE = {
+  requestsPerMillion: 0.15,
+  gbSecondsPerMillion: 12.5,
+  gbPerObject: 0.128,
+  rowsReadPerMillion: 0.001,
+  rowsWrittenPerMillion: 1.0,
+  storedGbMonth: 0.2,
+}
+const usd = (n) => (n === 0 ? "$0" : n >= 1 ? `$${fmt(n, 2)}` : n >= 0.01 ? `$${fmt(n, 3)}` : `$${n.toPrecision(2)}`)
+const catchupPresent = rows.some((r) => r.name === "catchup")
+const catchupOf = (field) => med("catchup", field)
+const scaleRow = rows.find((r) => r.name === "scale")
+const fanin = rows.some((r) => r.name === "topic-fanin")
+const faninOf = (field) => med("topic-fanin", field)
+const costPresent = rows.some((r) => r.name === "cost-rows")
+const costOf = (impl, field) => med("cost-rows", field, (r) => r.impl === impl)
+/** Wall time per command inside the object: this run's in-object rows, else the figures in RESULTS.md now. */
+const previousResults = (() => {
+  try {
+    return readFileSync(new URL("./RESULTS.md", import.meta.url), "utf8")
+  } catch {
+    return ""
+  }
+})()
+const usOf = (impl) => {
+  if (present("inobject", impl)) return { us: inObjectUs(impl), from: "this run" }
+  const label = IN_OBJECT_NAMES[impl].replace(/[.*+?^${}()|[\]\\`]/g, "\\$&")
+  const found = previousResults.match(new RegExp(`\\| ${label} \\| ([\\d.,]+) µs`))
+  return { us: found ? Number(found[1].replace(/,/g, "")) : NaN, from: "RESULTS.md's in-object table" }
+}
+const COST_IMPLS = { emberlog: "emberlog counter", bare: "bare DO (one INSERT)", agent: "Agents SDK (`setState`)" }
+const costModel = Object.entries(COST_IMPLS).map(([impl, label]) => {
+  const { us, from } = usOf(impl)
+  const rowsRead = costOf(impl, "rowsRead")
+  const rowsWritten = costOf(impl, "rowsWritten")
+  const bytes = costOf(impl, "bytes")
+  const requests = PRICE.requestsPerMillion
+  const duration = ((us / 1e6) * 1e6 * PRICE.gbPerObject * PRICE.gbSecondsPerMillion) / 1e6
+  const read = rowsRead * PRICE.rowsReadPerMillion
+  const written = rowsWritten * PRICE.rowsWrittenPerMillion
+  const storedGb = (bytes * 1e6) / 1e9
+  const stored = storedGb * PRICE.storedGbMonth
+  // A year at 10 commands/s: 315,360,000 commands; storage grows linearly, so the year pays half the final size for 12 months.
+  const yearCommands = 10 * 365 * 86_400
+  const yearGb = (bytes * yearCommands) / 1e9
+  const year = (yearCommands / 1e6) * (requests + duration + read + written) + (yearGb / 2) * 12 * PRICE.storedGbMonth
+  return {
+    impl,
+    line: `| ${label} | ${fmt(us, 1)} µs (${from}) | ${fmt(rowsRead, 2)} / ${fmt(rowsWritten, 2)} | ${fmt(bytes)} B | ${usd(requests)} | ${usd(duration)} | ${usd(read)} | ${usd(written)} | ${usd(stored)}/month | **${usd(requests + duration + read + written)}** + ${usd(stored)}/month |`,
+    yearLine: `| ${label} | ${fmt(yearGb, 1)} GB | ${usd(yearCommands * 1e-6 * written)} | ${usd((yearGb / 2) * 12 * PRICE.storedGbMonth)} | ${usd(year)} | ${yearGb > 10 ? `over the 10 GB an object may store after ${fmt(10e9 / bytes / 10 / 86_400)} days` : "within 10 GB"} |`,
+  }
+})
+const scaleSection = `${
+  !catchupPresent
+    ? ""
+    : `
+## Catch-up reads of a long log (issue 13 §1; ${roundsOf("catchup")} rounds)
+
+Reproduce: \`BENCH_ONLY=catchup npm run bench\` (\`BENCH_CATCHUP_EVENTS=N\` sizes the log, 1,000,000 by
+default; \`BENCH_ROUNDS=N\` the rounds). bench/scale.mjs serves the production app with
+\`wrangler dev\`'s local runtime (bench/scale-worker.ts) and seeds one counter with
+${fmt(catchupOf("events"))} events through \`ActorCore.command\` inside the object (50,000 a call: the
+real command path, hash chain and snapshots; the outbox rows are dropped, as in the history
+seed, at ${fmt(med("catchup-seed", "eventsPerSec"))} events/s). Each round then reads every event four ways, from Node:
+the floor (inside the object: every row, all columns, in pages of 1,000, its JSON parsed; no
+HTTP), \`GET /v1/counter/{id}/events?limit=1000\` page after page, a WebSocket subscription from
+\`after=0\` (acking every 500 events; the server closes at its 8 MiB of unconfirmed bytes and the
+client resumes after its last seq: ${fmt(catchupOf("socketConnections"))} connections), and \`npx emberlog export\` (the CLI,
+NDJSON to /dev/null, its process start included).
+
+| ${fmt(catchupOf("events"))} events | events/s | ratio to the floor | target (≥ 0.8× the floor) |
+|---|---:|---:|---|
+| read-only floor in the object | ${fmt(catchupOf("floorEventsPerSec"))} | 1.00× | |
+| \`GET …/events\` pages of 1,000 | ${fmt(catchupOf("pagesEventsPerSec"))} | ${fmt(catchupOf("pagesToFloor"), 3)}× | ${verdict(catchupOf("pagesToFloor") >= 0.8)} |
+| WebSocket from \`after=0\` | ${fmt(catchupOf("socketEventsPerSec"))} | ${fmt(catchupOf("socketToFloor"), 3)}× | ${verdict(catchupOf("socketToFloor") >= 0.8)} |
+| \`npx emberlog export\` | ${fmt(catchupOf("exportEventsPerSec"))} | ${fmt(catchupOf("exportToFloor"), 3)}× | ${verdict(catchupOf("exportToFloor") >= 0.8)} |
+
+What bounds them: not SQLite. The floor reads the rows at ${fmt(catchupOf("floorEventsPerSec"))} rows/s; each
+catch-up path adds, per event, the wire encoding (the stored row to the public event, its JSON),
+the transfer through the local proxy and the client's parse, and, per page, one HTTP request
+through \`wrangler dev\`'s proxy into the Worker and one RPC into the object. A page of 1,000
+therefore costs ${fmt((1000 / catchupOf("pagesEventsPerSec")) * 1000, 1)} ms against ${fmt((1000 / catchupOf("floorEventsPerSec")) * 1000, 2)} ms of reading. The 80% target compares
+an HTTP client with a loop inside the object; on this machine the client side (Node, on the same
+two cores as workerd) is part of every figure but the floor's.
+`
+}${
+  scaleRow === undefined
+    ? ""
+    : `
+## Many actors in one run (issue 13 §3)
+
+Reproduce: \`BENCH_ONLY=scale npm run bench\` (\`BENCH_SCALE_ACTORS=N\`, 10,000 by default). One
+command each to ${fmt(scaleRow.actors)} distinct counters over HTTP, one after another (each the actor's first:
+its object and database are created, it is listed in the tenant's directory and publishes to
+the \`counter\` topic); ${fmt(scaleRow.commandsPerSec, 1)} commands/s overall. Memory: growth of workerd's
+resident set from before the first command to 5 s after the last, over the actors.
+
+| | p50 | p99 | mean |
+|---|---:|---:|---:|
+| first ${fmt(scaleRow.window)} actors | ${fmt(scaleRow.firstP50Ms, 1)} ms | ${fmt(scaleRow.firstP99Ms, 1)} ms | ${fmt(scaleRow.firstMeanMs, 1)} ms |
+| last ${fmt(scaleRow.window)} actors | ${fmt(scaleRow.lastP50Ms, 1)} ms | ${fmt(scaleRow.lastP99Ms, 1)} ms | ${fmt(scaleRow.lastMeanMs, 1)} ms |
+| last / first | ${fmt(scaleRow.lastP50Ms / scaleRow.firstP50Ms, 2)}× | ${fmt(scaleRow.lastP99Ms / scaleRow.firstP99Ms, 2)}× | ${fmt(scaleRow.lastMeanMs / scaleRow.firstMeanMs, 2)}× |
+
+workerd's memory grew ${fmt((scaleRow.rssAfterKb - scaleRow.rssBeforeKb) / 1024)} MiB: ${fmt(scaleRow.kbPerActor)} KB per idle actor (the object, its
+SQLite database and what the topic and directory objects hold for it; locally no object is
+evicted, so every one stays resident). Flat means last / first near 1×: ${
+        scaleRow.lastP50Ms / scaleRow.firstP50Ms <= 1.25 ? "it is, at p50" : "it is **not**, at p50"
+      }.
+`
+}${
+  !fanin
+    ? ""
+    : `
+## A topic fed by many sources (issue 13 §3; ${roundsOf("topic-fanin")} rounds)
+
+Reproduce: \`BENCH_ONLY=topic-fanin npm run bench\` (\`BENCH_TOPIC_SOURCES\`, 1,000 by default;
+\`BENCH_TOPIC_COMMANDS\` per source, 10 by default). ${fmt(med("topic-fanin", "sources"))} counters, ${fmt(med("topic-fanin", "entries") / med("topic-fanin", "sources"))} commands each, sent by 16
+HTTP clients at once with the sources interleaved; one WebSocket subscriber on the \`counter\`
+topic (from its head) receives the entries. Lag: from sending a command until its entry reaches
+the subscriber (through the actor's outbox, its alarm, the delivery RPC to the topic object).
+
+| entries | commands/s accepted | entries/s into the topic | out of per-source order | lag p50 / p99 |
+|---:|---:|---:|---:|---:|
+| ${fmt(faninOf("entries"))} | ${fmt(faninOf("commandsPerSec"), 1)} | ${fmt(faninOf("entriesPerSec"), 1)} | ${fmt(faninOf("outOfOrder"))} | ${fmt(faninOf("lagP50Ms"))} / ${fmt(faninOf("lagP99Ms"))} ms |
+
+Is one topic object the ceiling here? ${
+        faninOf("entriesPerSec") >= 0.9 * faninOf("commandsPerSec")
+          ? `Not on this machine: the topic takes entries at ${fmt((faninOf("entriesPerSec") / faninOf("commandsPerSec")) * 100)}% of the rate the actors accept commands, so the sources (each command's HTTP request, its actor, its alarm and delivery RPC, all on the same two cores) bound the rate before the topic does. Partitioning the topic would not move this figure; it needs a machine (or production) where the sources outrun one object.`
+          : `It looks like it: the topic takes entries at ${fmt((faninOf("entriesPerSec") / faninOf("commandsPerSec")) * 100)}% of the rate the actors accept commands, and the lag grows with the backlog. Partitioning (issue 13 §3) is the next step.`
+      }
+`
+}${
+  !costPresent
+    ? ""
+    : `
+## What a million commands cost (issue 13 §3; a model from the rows and times measured here)
+
+Reproduce the rows: \`BENCH_ONLY=cost npm run bench\` (${roundsOf("cost-rows")} rounds). Rows read and written are SQLite's own
+counters (\`cursor.rowsRead\` / \`rowsWritten\`, what Cloudflare bills) summed over every statement of
+1,000 commands in one object: emberlog's through the host's command path (\`commit\`), the bare
+DO's INSERT, and the Agents SDK's state write (its \`INSERT OR REPLACE INTO cf_agents_state\`,
+run as that statement); bytes are the database's growth per command (page-granular, over 1,000; emberlog's include
+the outbox rows, which the delivery deletes, and a snapshot every 500 commands).
+Duration is the wall time inside the object per command (${usOf("emberlog").from}) at 128 MB.
+
+Prices: Cloudflare's published Durable Objects pricing, Workers Paid plan, read 2026-12-01 from
+https://developers.cloudflare.com/durable-objects/platform/pricing: requests $0.15 per million
+(HTTP, RPC sessions, alarms; WebSocket messages in at 20:1), duration $12.50 per million GB-s
+(128 MB per object), SQLite rows read $0.001 per million, rows written $1.00 per million, stored
+data $0.20 per GB-month (SQLite storage billed since 2026-01-07, per the Durable Objects release
+notes). Included amounts (1 M requests, 400,000 GB-s, 25 billion rows read, 50 million rows written,
+5 GB a month) are left out: this prices usage past them.
+
+| per million commands | in-object time | rows read / written per command | bytes per command | requests | duration | rows read | rows written | storage | total |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${costModel.map((r) => r.line).join("\n")}
+
+Rows written dominate: ${fmt(costOf("emberlog", "rowsWritten"), 2)} per emberlog command (the event row, its time index, the outbox row)
+against ${fmt(costOf("bare", "rowsWritten"), 0)} for the bare INSERT and ${fmt(costOf("agent", "rowsWritten"), 0)} for the Agents SDK's replace. Not in emberlog's figure
+(they happen after the command, in the delivery): the outbox row's DELETE (1 row written), the
+topic object's entry INSERT and its source UPSERT (≥ 2 rows written per topic, more with
+projections), and up to two more requests per delivery batch (the alarm, the RPC to the topic),
+batched when commands come faster than deliveries; an Idempotency-Key adds its row. Duration
+prices only the time in the object; in production a request's billed wall time also covers the
+storage commit before the reply (the output gate), which this local run does not measure.
+
+A year of history for one actor at 10 commands/s (315,360,000 commands; storage grows
+linearly, so the year pays for half the final size for twelve months):
+
+| | history after a year | rows written for the year | storage for the year | year in all | |
+|---|---:|---:|---:|---:|---|
+${costModel.map((r) => r.yearLine).join("\n")}
+
+An emberlog actor at 10 commands/s fills the 10 GB a SQLite-backed object may hold
+(the Durable Objects limits page) long before a year: such an actor needs its history archived
+(\`emberlog export\`, then pruning) or split across actors; the peers keep only the latest value.
+`
+}`
 if (only !== undefined && process.env.BENCH_ROWS)
   writeFileSync(process.env.BENCH_ROWS, rows.map((row) => `BENCH ${JSON.stringify(row)}`).join("\n"))
 if (only !== undefined) {
   process.stdout.write(
     `\n<!-- BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${process.env.BENCH_ROUNDS ?? ""} PEER_ROUNDS=${process.env.PEER_ROUNDS ?? ""}, ${started.toISOString()}, ${os.cpus().length} cores -->\n`,
   )
-  process.stdout.write(busyActor)
+  const busy = only.some((name) => !SCALE_SECTIONS.includes(name))
+  process.stdout.write((busy ? busyActor : "") + scaleSection)
   process.exit(0)
 }
 
@@ -463,5 +663,5 @@ ${historyRows.join("\n")}
 | emberlog p50 flat from the smallest to the largest history (within 1.25×) | ${fmt(Math.max(...emberHistoryP50) / Math.min(...emberHistoryP50), 2)}× | ${verdict(historyFlat)} |
 `
 }`
-writeFileSync(new URL("./RESULTS.md", import.meta.url), table + busyActor)
+writeFileSync(new URL("./RESULTS.md", import.meta.url), table + busyActor + scaleSection)
 process.stdout.write(table)
