@@ -425,8 +425,10 @@ run as that statement); bytes are the database's growth per command (page-granul
 the outbox rows, which the delivery deletes, and a snapshot every 500 commands).
 Duration is the wall time inside the object per command (${usOf("emberlog").from}) at 128 MB.
 
-Prices: Cloudflare's published Durable Objects pricing, Workers Paid plan, read 2026-12-01 from
-https://developers.cloudflare.com/durable-objects/platform/pricing: requests $0.15 per million
+Prices: Cloudflare's published Durable Objects pricing, Workers Paid plan, as read on 2026-12-01
+from https://developers.cloudflare.com/durable-objects/platform/pricing (the compute table; the
+SQLite storage figures as summaries of that page give them, the storage table itself not being in
+the copy read here: check them there before relying on them): requests $0.15 per million
 (HTTP, RPC sessions, alarms; WebSocket messages in at 20:1), duration $12.50 per million GB-s
 (128 MB per object), SQLite rows read $0.001 per million, rows written $1.00 per million, stored
 data $0.20 per GB-month (SQLite storage billed since 2026-01-07, per the Durable Objects release
@@ -454,7 +456,7 @@ linearly, so the year pays for half the final size for twelve months):
 ${costModel.map((r) => r.yearLine).join("\n")}
 
 An emberlog actor at 10 commands/s fills the 10 GB a SQLite-backed object may hold
-(the Durable Objects limits page) long before a year: such an actor needs its history archived
+(https://developers.cloudflare.com/durable-objects/platform/limits) long before a year: such an actor needs its history archived
 (\`emberlog export\`, then pruning) or split across actors; the peers keep only the latest value.
 `
 }`
