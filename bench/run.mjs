@@ -464,7 +464,15 @@ if (only !== undefined && process.env.BENCH_ROWS)
   writeFileSync(process.env.BENCH_ROWS, rows.map((row) => `BENCH ${JSON.stringify(row)}`).join("\n"))
 if (only !== undefined) {
   process.stdout.write(
-    `\n<!-- BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${process.env.BENCH_ROUNDS ?? ""} PEER_ROUNDS=${process.env.PEER_ROUNDS ?? ""}, ${started.toISOString()}, ${os.cpus().length} cores -->\n`,
+    `\n<!-- BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${process.env.BENCH_ROUNDS ?? ""} PEER_ROUNDS=${process.env.PEER_ROUNDS ?? ""}${[
+      "BENCH_CATCHUP_EVENTS",
+      "BENCH_SCALE_ACTORS",
+      "BENCH_TOPIC_SOURCES",
+      "BENCH_TOPIC_COMMANDS",
+    ]
+      .filter((name) => process.env[name])
+      .map((name) => ` ${name}=${process.env[name]}`)
+      .join("")}, ${started.toISOString()}, ${os.cpus().length} cores -->\n`,
   )
   const busy = only.some((name) => !SCALE_SECTIONS.includes(name))
   process.stdout.write((busy ? busyActor : "") + scaleSection)
