@@ -71,7 +71,7 @@ export class EmberlogActor extends AppActor {
   }
 
   /** Reads every event row as a page reader would (all columns, pages of 1,000), parsing data and meta. */
-  floor(): { rows: number; ms: number; databaseBytes: number } {
+  floor(): { rows: number; ms: number; readEventsMs: number; readEventsJsonMs: number; databaseBytes: number } {
     const sql = this.ctx.storage.sql
     const start = performance.now()
     let after = 0
@@ -91,13 +91,28 @@ export class EmberlogActor extends AppActor {
       if (last === after) break
       after = last
     }
-    return { rows, ms: performance.now() - start, databaseBytes: sql.databaseSize }
+    const ms = performance.now() - start
+    // The same rows through the actor's own page reader (upcast, wire events; what the HTTP route
+    // and the export call over RPC), then with each page's JSON as the Worker answers it.
+    const core: ActorCore = (this as unknown as { core: ActorCore }).core
+    const pages = (stringify: boolean) => {
+      const started = performance.now()
+      for (let cursor = 0; ;) {
+        const reply = core.readEvents(cursor, PAGE)
+        if (!reply.ok) throw new Error(reply.error.message)
+        if (reply.value.events.length === 0) break
+        if (stringify) JSON.stringify(reply.value)
+        cursor = reply.value.events.at(-1)!.seq
+      }
+      return performance.now() - started
+    }
+    return { rows, ms, readEventsMs: pages(false), readEventsJsonMs: pages(true), databaseBytes: sql.databaseSize }
   }
 }
 
 interface BenchActor {
   seed(n: number): Promise<number>
-  floor(): Promise<{ rows: number; ms: number; databaseBytes: number }>
+  floor(): Promise<{ rows: number; ms: number; readEventsMs: number; readEventsJsonMs: number; databaseBytes: number }>
   rows(n: number): Promise<Record<string, { rowsRead: number; rowsWritten: number; bytes: number }>>
 }
 

@@ -173,6 +173,8 @@ const catchup = async () => {
       socketToFloor: rate(socket.ms) / floorRate,
       exportToFloor: rate(cli.ms) / floorRate,
       bytesPerEvent: floor.databaseBytes / head,
+      readEventsPerSec: rate(floor.readEventsMs),
+      readEventsJsonPerSec: rate(floor.readEventsJsonMs),
     })
   }
 }
