@@ -371,7 +371,11 @@ therefore costs ${fmt((1000 / catchupOf("pagesEventsPerSec")) * 1000, 1)} ms aga
         rows.some((r) => r.name === "catchup" && r.readEventsPerSec !== undefined)
           ? ` Inside the object the actor's own page reader (upcasting each row to a wire event) takes ${fmt((1000 / catchupOf("readEventsPerSec")) * 1000, 2)} ms a page and its JSON ${fmt((1000 / catchupOf("readEventsJsonPerSec") - 1000 / catchupOf("readEventsPerSec")) * 1000, 2)} ms more, so of the ${fmt((1000 / catchupOf("pagesEventsPerSec")) * 1000, 1)} ms a page costs over HTTP about ${fmt((1000 / catchupOf("pagesEventsPerSec") - 1000 / catchupOf("readEventsJsonPerSec")) * 1000, 1)} ms is outside the object: the RPC that carries the page to the Worker, the HTTP response through the local proxy, and Node's parse.`
           : ""
-      } The 80% target compares
+      } The WebSocket is the
+slowest: its backlog comes as one frame per event, and one cap's worth (8 MiB, acks or not) per
+connection, so ${fmt(catchupOf("events"))} events took ${fmt(catchupOf("socketConnections"))} connections, each a new upgrade through the proxy and the
+Worker into the object; a batched backlog frame (a change in \`src/\`, not made here) is the lever.
+The 80% target compares
 an HTTP client with a loop inside the object; on this machine the client side (Node, on the same
 two cores as workerd) is part of every figure but the floor's.
 `
