@@ -199,7 +199,7 @@ it("in-object: stage profile of one emberlog counter command", async () => {
               stateHash: sha256(snapshotJson),
             }),
           )
-          here(store.pruneCommands(meta.at - 24 * 60 * 60 * 1000))
+          here(store.pruneCommands(meta.at - 24 * 60 * 60 * 1000, 2 * snapshotEvery))
         }) / snapshotEvery,
       )
       stage(
