@@ -534,20 +534,27 @@ export class ActorCore<S = unknown> {
           more: events.length === limit,
         }))
         const head = this.version
-        // Topics at the same cursor (most often all of them) share one read of the log.
-        const pages = new Map<number, { readonly events: ReadonlyArray<StoredEvent>; readonly end: number }>()
+        // Topics at the same cursor (most often all of them) share one read of the log and its routing.
+        const pages = new Map<
+          number,
+          {
+            readonly events: ReadonlyArray<StoredEvent>
+            readonly routes: ReadonlyArray<ReadonlyArray<string>>
+            readonly end: number
+          }
+        >()
         for (const [topic, cursor] of [...this.topicCursors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
           if (cursor >= head || queued.some((batch) => batch.topic === topic)) continue
           let page = pages.get(cursor)
           if (page === undefined) {
             const events = yield* store.read(cursor, head, limit)
-            page = { events, end: events.length < limit ? head : events[events.length - 1]!.seq }
+            const routes = events.map((event) => this.entity.topics(this.entity.decodeEvent(event)))
+            page = { events, routes, end: events.length < limit ? head : events[events.length - 1]!.seq }
             pages.set(cursor, page)
           }
-          const routed = page.events.filter((event) =>
-            this.entity.topics(this.entity.decodeEvent(event)).includes(topic),
-          )
-          batches.push({ topic, events: routed.map(this.toWire), through: page.end, more: page.end < head })
+          const { events, routes, end } = page
+          const routed = events.filter((_, i) => routes[i]!.includes(topic))
+          batches.push({ topic, events: routed.map(this.toWire), through: end, more: end < head })
         }
         return batches
       }),
