@@ -22,6 +22,12 @@
  * `after` = the last seq it saw. A backlog larger than the cap is sent the same way, one
  * cap's worth per connection. An ack can only confirm what was sent: one naming a later
  * seq is refused, or a single forged ack would lift the cap for good.
+ *
+ * Filters. A subscriber may ask for some event types only (`types`). Its cursor stays a
+ * position in the full log: when a stretch it was sent (a backlog page, an append) ends with
+ * entries it skipped, it is told the position it has seen up to (a WebSocket head frame, an
+ * SSE `id:` line with no data), so it resumes after what it skipped and never sees a gap it
+ * cannot explain.
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
@@ -31,6 +37,7 @@ import {
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
   errorFrame,
+  headFrame,
   parseAck,
 } from "../domain/protocol.js"
 
@@ -78,6 +85,8 @@ export interface SocketAttachment {
   readonly limitKey?: string
   /** Bytes sent and not confirmed, as of the last checkpoint (so the cap survives hibernation). */
   readonly unconfirmed?: number
+  /** A log socket's filter: the only entry names (event types) it is sent; undefined: every entry. */
+  readonly types?: ReadonlyArray<string>
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
@@ -86,6 +95,8 @@ export const PRINCIPAL_HEADER = "X-Emberlog-Principal"
 export const SCOPES_HEADER = "X-Emberlog-Scopes"
 export const EXPIRES_HEADER = "X-Emberlog-Expires"
 export const LIMIT_KEY_HEADER = "X-Emberlog-Limit-Key"
+/** The event types a subscription is filtered to, comma-separated (absent: every entry); the edge validated them. */
+export const TYPES_HEADER = "X-Emberlog-Types"
 export const SSE_KEEP_ALIVE_MS = 15_000
 /** The SSE cap, the same as the WebSocket one. */
 export const SSE_MAX_BUFFERED = WS_MAX_UNCONFIRMED
@@ -99,7 +110,31 @@ const encoder = new TextEncoder()
 
 interface SseSubscriber {
   readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  readonly filter: TypeFilter | undefined
   expiry?: ReturnType<typeof setTimeout>
+}
+
+/** The entry names (event types) a filtered subscriber is sent; `key` groups subscribers that share one. */
+export interface TypeFilter {
+  readonly types: ReadonlySet<string>
+  readonly key: string
+}
+
+export const typeFilter = (types: ReadonlyArray<string> | undefined): TypeFilter | undefined =>
+  types === undefined ? undefined : { types: new Set(types), key: [...new Set(types)].sort().join(",") }
+
+/**
+ * What a filtered subscriber gets of a contiguous stretch of entries: those it asked for and,
+ * when the stretch ends with entries it skipped, the position of the last (it has seen up to there).
+ */
+export const selectEntries = (
+  entries: ReadonlyArray<LogEntry>,
+  filter: TypeFilter | undefined,
+): { readonly visible: ReadonlyArray<LogEntry>; readonly skippedThrough: number | undefined } => {
+  if (filter === undefined || entries.length === 0) return { visible: entries, skippedThrough: undefined }
+  const visible = entries.filter((entry) => filter.types.has(entry.name))
+  const last = entries[entries.length - 1]!
+  return { visible, skippedThrough: visible[visible.length - 1] === last ? undefined : last.position }
 }
 
 /** What a socket was sent: bytes in total, the last seq, and checkpoints after its last confirmation. */
@@ -124,6 +159,19 @@ const resumeReason: OverCapReason = () => "Too much unread: reconnect with after
 const sseMessage = (entry: LogEntry) =>
   `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
 
+/**
+ * A message with an id and no data: an EventSource sets its last event ID from it and dispatches
+ * nothing (HTML, "dispatch the event": the last event ID string is set before an empty data buffer returns).
+ */
+const sseSkipped = (position: number) => `id: ${position}\n\n`
+
+/** The SSE text of a stretch of entries for one filter. */
+const sseText = (entries: ReadonlyArray<LogEntry>, filter: TypeFilter | undefined): string => {
+  const { visible, skippedThrough } = selectEntries(entries, filter)
+  const text = visible.map(sseMessage).join("")
+  return skippedThrough === undefined ? text : text + sseSkipped(skippedThrough)
+}
+
 export interface SubscribersOptions {
   /**
    * Asked to wake the object at `at` (ms epoch), when the earliest socket expiry changes;
@@ -136,6 +184,8 @@ export class Subscribers {
   private readonly sse = new Set<SseSubscriber>()
   private keepAlive: ReturnType<typeof setInterval> | undefined
   private readonly accounts = new WeakMap<WebSocket, Account>()
+  /** Each log socket's filter, read from its attachment once per wake. */
+  private readonly filters = new WeakMap<WebSocket, TypeFilter | undefined>()
   /** The earliest expiry of an open socket (undefined: none expires); read from attachments on wake. */
   private earliestExpiry: number | undefined
 
@@ -155,19 +205,24 @@ export class Subscribers {
     // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
     this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq, checkpoints: [] })
-    if (attachment.mode === "log") this.sendBacklog(server, after)
+    const filter = typeFilter(attachment.types)
+    this.filters.set(server, filter)
+    if (attachment.mode === "log") this.sendBacklog(server, after, filter)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
 
-  /** Opens an SSE stream: backlog first, then live entries, `id:` = position; it ends when `expiresAt` passes. */
-  acceptSse(after: number, expiresAt?: number): Response {
+  /**
+   * Opens an SSE stream: backlog first, then live entries, `id:` = position (of `types` only, when
+   * given); it ends when `expiresAt` passes.
+   */
+  acceptSse(after: number, expiresAt?: number, types?: ReadonlyArray<string>): Response {
     // Counted in bytes, so desiredSize tells how much a slow client has left unread.
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
       undefined,
       new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
     )
-    const subscriber: SseSubscriber = { writer: writable.getWriter() }
+    const subscriber: SseSubscriber = { writer: writable.getWriter(), filter: typeFilter(types) }
     this.sse.add(subscriber)
     // An SSE stream keeps the object awake anyway, so a timer is enough here.
     if (expiresAt !== undefined) {
@@ -178,7 +233,8 @@ export class Subscribers {
     for (let cursor = after; cursor < head;) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
-      for (const entry of page) this.writeSse(subscriber, sseMessage(entry))
+      const text = sseText(page, subscriber.filter)
+      if (text.length > 0) this.writeSse(subscriber, text)
       cursor = page[page.length - 1]!.position
     }
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
@@ -199,12 +255,31 @@ export class Subscribers {
     const sockets = this.ctx.getWebSockets("log")
     if (sockets.length > 0) {
       const frames = appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
-      this.sendToSockets(sockets, frames, resumeReason)
+      for (const { filter, members } of groupByFilter(sockets, (socket) => this.filterOf(socket))) {
+        this.sendToSockets(members, filter === undefined ? frames : this.filteredFrames(appended, filter), resumeReason)
+      }
     }
     if (this.sse.size > 0) {
-      const text = appended.map(sseMessage).join("")
-      for (const subscriber of this.sse) this.writeSse(subscriber, text)
+      for (const { filter, members } of groupByFilter(this.sse, (subscriber) => subscriber.filter)) {
+        const text = sseText(appended, filter)
+        if (text.length > 0) for (const subscriber of members) this.writeSse(subscriber, text)
+      }
     }
+  }
+
+  /** The frames a filtered log socket is sent for a stretch of entries. */
+  private filteredFrames(entries: ReadonlyArray<LogEntry>, filter: TypeFilter): ReadonlyArray<OutgoingFrame> {
+    const { visible, skippedThrough } = selectEntries(entries, filter)
+    const frames = visible.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
+    return skippedThrough === undefined ? frames : [...frames, { text: headFrame(skippedThrough), seq: skippedThrough }]
+  }
+
+  private filterOf(socket: WebSocket): TypeFilter | undefined {
+    if (!this.filters.has(socket)) {
+      const types = (socket.deserializeAttachment() as SocketAttachment | null)?.types
+      this.filters.set(socket, typeFilter(types))
+    }
+    return this.filters.get(socket)
   }
 
   /**
@@ -353,14 +428,20 @@ export class Subscribers {
     socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
   }
 
-  private sendBacklog(socket: WebSocket, after: number): void {
+  private sendBacklog(socket: WebSocket, after: number, filter: TypeFilter | undefined): void {
     const head = this.source.head()
     for (let cursor = after; cursor < head;) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
-      for (const entry of page) {
+      // The filter picks the page's entries before they are framed; a skipped tail ends in a head frame.
+      const { visible, skippedThrough } = selectEntries(page, filter)
+      for (const entry of visible) {
         const text = this.source.frame(entry)
         if (!this.send(socket, text, utf8Length(text), entry.position)) return
+      }
+      if (skippedThrough !== undefined) {
+        const text = headFrame(skippedThrough)
+        if (!this.send(socket, text, utf8Length(text), skippedThrough)) return
       }
       cursor = page[page.length - 1]!.position
     }
@@ -388,6 +469,21 @@ export class Subscribers {
     this.sse.delete(subscriber)
     void subscriber.writer.close().catch(() => undefined)
   }
+}
+
+/** Subscribers grouped by their filter, so a stretch is framed once per filter, not once per subscriber. */
+const groupByFilter = <S>(
+  subscribers: Iterable<S>,
+  filterOf: (subscriber: S) => TypeFilter | undefined,
+): Iterable<{ readonly filter: TypeFilter | undefined; readonly members: Array<S> }> => {
+  const groups = new Map<string | undefined, { filter: TypeFilter | undefined; members: Array<S> }>()
+  for (const subscriber of subscribers) {
+    const filter = filterOf(subscriber)
+    const group = groups.get(filter?.key)
+    if (group === undefined) groups.set(filter?.key, { filter, members: [subscriber] })
+    else group.members.push(subscriber)
+  }
+  return groups.values()
 }
 
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
@@ -443,6 +539,13 @@ export const authorityOf = (
   }
 }
 
+/** The event types a forwarded subscription is filtered to (undefined: none named, every entry). */
+export const typesOf = (request: Request): ReadonlyArray<string> | undefined => {
+  const header = request.headers.get(TYPES_HEADER)
+  if (header === null) return undefined
+  return header.split(",").filter((type) => type.length > 0)
+}
+
 /** Sets the headers `authorityOf` reads, on a request the edge forwards to an object. */
 export const setAuthority = (
   headers: Headers,
@@ -463,14 +566,16 @@ export const setAuthority = (
 export const acceptSubscription = (subscribers: Subscribers, request: Request): Response => {
   const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
   const authority = authorityOf(request)
+  const types = typesOf(request)
   switch (request.headers.get(SUBSCRIBE_HEADER)) {
     case "websocket":
       return subscribers.acceptWebSocket(after, {
         mode: "log",
         ...authority,
+        ...(types === undefined ? {} : { types }),
       })
     case "sse":
-      return subscribers.acceptSse(after, authority.expiresAt)
+      return subscribers.acceptSse(after, authority.expiresAt, types)
     default:
       return new Response("Not found", { status: 404 })
   }

@@ -8,7 +8,7 @@ import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
 import type { Entity } from "../domain/entity.js"
 import { SCOPES, type Scope } from "../infra/tokens.js"
-import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER, TYPES_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
@@ -63,20 +63,48 @@ const subscriptionAfter = async (request: Request, head: () => Promise<number>) 
   return cursor
 }
 
+/** The event types a subscription may be filtered to, and how the error names where they come from. */
+interface KnownTypes {
+  readonly types: ReadonlyArray<string>
+  /** e.g. "kind counter", "the kinds this app serves". */
+  readonly of: string
+}
+
+/**
+ * `?types=A,B`: the event types a subscription is filtered to (undefined: every event). A name that
+ * is no event type would filter everything away in silence, so it is refused, naming those there are.
+ */
+export const subscriptionTypes = (value: string | undefined, known: KnownTypes): ReadonlyArray<string> | undefined => {
+  if (value === undefined) return undefined
+  const types = [...new Set(Params.commaList(value))]
+  if (types.length === 0) throw badRequest("invalid_query", "types must name at least one event type (types=A,B)")
+  const unknown = types.filter((type) => !known.types.includes(type))
+  if (unknown.length > 0)
+    throw badRequest(
+      "unknown_event_type",
+      `Unknown event type${unknown.length > 1 ? "s" : ""} ${unknown.map((type) => JSON.stringify(type)).join(", ")}; the event types of ${known.of}: ${known.types.join(", ")}`,
+      { unknown, eventTypes: known.types },
+    )
+  return types
+}
+
 /** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
 const subscribe = async (
   c: AppContext,
   owner: { fetch(request: Request): Promise<Response> },
   head: () => Promise<number>,
+  known: KnownTypes,
 ) => {
   const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
   if (websocket) Params.requireWebSocketUpgrade(request)
+  const types = subscriptionTypes(c.req.query("types"), known)
   const after = await subscriptionAfter(request, head)
   const principal = c.get("principal")
   const headers = clientHeaders(request)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
+  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
   const { sub, scopes, expiresAt } = principal
   setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
@@ -120,15 +148,16 @@ const readActorEvents = async (c: AppContext, tenant?: string) => {
 const verifyActor = async (c: AppContext, tenant?: string) =>
   c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
 
-const topicSubscription = (c: AppContext) => {
-  const topic = topicOf(c, c.req.param("topic")!)
-  return subscribe(c, topic, () => topic.head())
-}
+/** A topic's entries carry the events of every kind the app serves. */
+const topicEventTypes = (served: KindRegistry): KnownTypes => ({
+  types: [...new Set(served.modules.flatMap(({ entity }) => entity.eventTypes))],
+  of: "the kinds this app serves",
+})
 
-const actorSubscription = (c: AppContext) => {
-  const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!)
-  return subscribe(c, actor, () => actor.head())
-}
+const actorEventTypes = (served: KindRegistry, kind: string): KnownTypes => ({
+  types: served.get(kind)?.entity.eventTypes ?? [],
+  of: `kind ${kind}`,
+})
 
 /** The app of `options.kinds`; `served` is their registry when the caller (the factory) has built it already. */
 export const createApp = (options: AppOptions, served: KindRegistry = kindRegistry(options.kinds)): App => {
@@ -146,6 +175,16 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
       })
       return response
     }
+  const topicTypes = topicEventTypes(served)
+  const topicSubscription = (c: AppContext) => {
+    const topic = topicOf(c, c.req.param("topic")!)
+    return subscribe(c, topic, () => topic.head(), topicTypes)
+  }
+  const actorSubscription = (c: AppContext) => {
+    const kind = c.req.param("kind")!
+    const actor = actorOf(c, kind, c.req.param("id")!)
+    return subscribe(c, actor, () => actor.head(), actorEventTypes(served, kind))
+  }
   const projections = new Map((options.projections ?? []).map((projection) => [projection.name, projection]))
   const app = new Hono<AppEnv>()
   app.onError(handleError)
