@@ -149,6 +149,8 @@ interface Account {
 export interface OutgoingFrame {
   readonly text: string
   readonly seq: number
+  /** The names of the capability sockets it is for (a room's direct message); undefined: every socket. */
+  readonly audience?: ReadonlySet<string>
 }
 
 /** Why a socket over its cap was closed, and where to pick up (at most MAX_CLOSE_REASON_BYTES). */
@@ -299,7 +301,14 @@ export class Subscribers {
     if (sockets.length === 0) return
     const sized = frames.map((frame) => ({ ...frame, bytes: utf8Length(frame.text) }))
     for (const socket of sockets) {
-      for (const frame of sized) if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
+      let name: string | undefined | null = null
+      for (const frame of sized) {
+        if (frame.audience !== undefined) {
+          name ??= (socket.deserializeAttachment() as SocketAttachment | null)?.name
+          if (name === undefined || !frame.audience.has(name)) continue
+        }
+        if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
+      }
     }
   }
 
