@@ -5,9 +5,11 @@
  * mode: a JSON array of items; byte mode: the items' bytes concatenated), and `StreamReads`
  * answers catch-up, `live=long-poll` and `live=sse` reads with the protocol's headers.
  *
- * Offsets are opaque to clients: the offset of position N is N as 16 zero-padded decimal
- * digits (lexicographic order is numeric order; no `,&=?/`; never `-1` or `now`) and means
- * "resume after item N". A filtered read still advances `Stream-Next-Offset` to the last
+ * Offsets are opaque to clients: the offset of position N is `0000000000000000_` then N as 16
+ * zero-padded decimal digits (lexicographic order is numeric order; no `,&=?/`; never `-1` or
+ * `now`) and means "resume after item N". The shape is the reference server's (`{segment}_{n}`),
+ * which clients and the conformance suite write literally for the start; our segment is always
+ * zero, kept so that a later archival scheme can move offsets on and still sort after these. A filtered read still advances `Stream-Next-Offset` to the last
  * position it examined, so a filtered reader resumes where it left off and never re-reads.
  *
  * Waking readers: the host calls `notify()` after every append or close (a capability's
@@ -39,9 +41,10 @@ export const PRIVATE_CACHE = "private, max-age=60, stale-while-revalidate=300"
 export const NO_STORE = "no-store"
 
 const OFFSET_DIGITS = 16
-const OFFSET = /^\d{1,16}$/
+const SEGMENT = "0".repeat(OFFSET_DIGITS)
+const OFFSET = /^(\d{16})_(\d{16})$/
 
-export const encodeOffset = (position: number): string => String(position).padStart(OFFSET_DIGITS, "0")
+export const encodeOffset = (position: number): string => `${SEGMENT}_${String(position).padStart(OFFSET_DIGITS, "0")}`
 
 export type ParsedOffset = { readonly after: number } | "start" | "now" | { readonly invalid: string }
 
@@ -49,8 +52,10 @@ export type ParsedOffset = { readonly after: number } | "start" | "now" | { read
 export const parseOffset = (text: string | null | undefined): ParsedOffset => {
   if (text === null || text === undefined || text === "-1") return "start"
   if (text === "now") return "now"
-  if (!OFFSET.test(text)) return { invalid: `Malformed offset ${JSON.stringify(text.slice(0, 64))}` }
-  return { after: Number(text) }
+  const match = OFFSET.exec(text)
+  const position = match === null || match[1] !== SEGMENT ? Number.NaN : Number(match[2])
+  if (!Number.isSafeInteger(position)) return { invalid: `Malformed offset ${JSON.stringify(text.slice(0, 64))}` }
+  return { after: position }
 }
 
 /** One item of the log; its position is 1 + the position of the item before (gaps are allowed). */

@@ -63,7 +63,8 @@ describe("offsets", () => {
   it("are fixed-width decimals: lexicographic order is position order, none is -1 or now", () => {
     const offsets = [0, 1, 9, 10, 99, 100, 123_456_789, Number.MAX_SAFE_INTEGER].map(encodeOffset)
     expect([...offsets].sort()).toEqual(offsets)
-    for (const offset of offsets) expect(offset).toMatch(/^\d{16}$/)
+    for (const offset of offsets) expect(offset).toMatch(/^0{16}_\d{16}$/)
+    expect(encodeOffset(0)).toBe("0000000000000000_0000000000000000")
   })
 
   it("parse back, with -1, now and no offset as sentinels, and refuse anything else", () => {
@@ -71,7 +72,7 @@ describe("offsets", () => {
     expect(parseOffset("-1")).toBe("start")
     expect(parseOffset(undefined)).toBe("start")
     expect(parseOffset("now")).toBe("now")
-    for (const bad of ["1,2", "a", " 1", "-2", "1.5", "12345678901234567"])
+    for (const bad of ["1,2", "a", " 1", "-2", "1.5", "0000000000000000_1", "0000000000000001_0000000000000001"])
       expect(parseOffset(bad)).toHaveProperty("invalid")
   })
 
