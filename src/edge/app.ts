@@ -10,6 +10,8 @@ import type { Entity } from "../domain/entity.js"
 import { SCOPES, type Scope } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, TYPES_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
+import { LOG_READ } from "../actors/log-streams.js"
+import { SECURITY_HEADERS } from "../actors/stream-reads.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
@@ -148,6 +150,31 @@ const readActorEvents = async (c: AppContext, tenant?: string) => {
 const verifyActor = async (c: AppContext, tenant?: string) =>
   c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
 
+/**
+ * A `/log` read (Durable Streams, JSON mode) handed to the object that owns the log; the object
+ * parses the offset and live mode (one read module for every log), the edge only the filter.
+ */
+const logRead = (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, known: KnownTypes) => {
+  const types = subscriptionTypes(c.req.query("types"), known)
+  const headers = clientHeaders(c.req.raw)
+  headers.set(SUBSCRIBE_HEADER, LOG_READ)
+  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
+  return owner.fetch(new Request(c.req.url, { method: c.req.method === "HEAD" ? "HEAD" : "GET", headers }))
+}
+
+/** A `/log` is read-only: what it holds is appended by commands (or, for a topic, by the actors that feed it). */
+const readOnlyLog = (c: AppContext, appendThrough: string) =>
+  c.json(
+    errorBody(
+      "method_not_allowed",
+      `${c.req.method} is not allowed: this log is a read-only Durable Stream (GET, HEAD); ${appendThrough}`,
+    ),
+    405,
+    { Allow: "GET, HEAD", ...SECURITY_HEADERS },
+  )
+
+const LOG_WRITES = ["POST", "PUT", "DELETE", "PATCH"]
+
 /** A topic's entries carry the events of every kind the app serves. */
 const topicEventTypes = (served: KindRegistry): KnownTypes => ({
   types: [...new Set(served.modules.flatMap(({ entity }) => entity.eventTypes))],
@@ -218,7 +245,17 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
         "X-Correlation-Id",
         "X-Causation-Id",
       ],
-      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate"],
+      exposeHeaders: [
+        "Idempotent-Replayed",
+        "Retry-After",
+        "WWW-Authenticate",
+        // What a browser's Durable Streams client reads of a `/log` response.
+        "Stream-Next-Offset",
+        "Stream-Up-To-Date",
+        "Stream-Cursor",
+        "Stream-Closed",
+        "ETag",
+      ],
     })(c, next)
   })
 
@@ -282,6 +319,13 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   })
   app.get("/v1/topics/:topic/events/stream", requireScope("read"), topicSubscription)
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
+  // GET routes answer HEAD too (Hono): the log's metadata.
+  app.get("/v1/topics/:topic/log", requireScope("read"), (c) =>
+    logRead(c, topicOf(c, c.req.param("topic")), topicTypes),
+  )
+  app.on(LOG_WRITES, "/v1/topics/:topic/log", (c) =>
+    readOnlyLog(c, "a topic's entries are the events of the actors that publish to it"),
+  )
 
   app.get("/v1/projections/:name", requireScope("read"), async (c) => {
     const name = c.req.param("name")
@@ -337,6 +381,17 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   )
   app.get("/v1/:kind/:id/events/stream", kindRoute("read", actorSubscription))
   app.get("/v1/:kind/:id/ws", kindRoute("read", actorSubscription))
+  app.get(
+    "/v1/:kind/:id/log",
+    kindRoute("read", (c) => {
+      const kind = c.req.param("kind")!
+      return logRead(c, actorOf(c, kind, c.req.param("id")!), actorEventTypes(served, kind))
+    }),
+  )
+  app.on(LOG_WRITES, "/v1/:kind/:id/log", async (c, next) => {
+    if (served.get(c.req.param("kind")) === undefined) return next()
+    return readOnlyLog(c, `append through POST /v1/${c.req.param("kind")}/${c.req.param("id")}/commands`)
+  })
   app.get(
     "/v1/:kind/:id/verify",
     kindRoute("admin", (c) => verifyActor(c)),
