@@ -10,7 +10,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
-  const { worker, base } = await startWorker()
+  // Long-polls answer 204 after 2 s here instead of 30 s: the Durable Streams suite waits for them.
+  const { worker, base } = await startWorker({ STREAM_LONG_POLL_MS: "2000" })
   project.provide("sharedWorkerBase", base)
   return async () => {
     await worker.stop()
