@@ -7,7 +7,7 @@
  * edge answers any other method 405 before it reaches the object.
  */
 import { parseReadRequest, streamError, type ReadOptions, type StreamReads } from "./stream-reads.js"
-import { typeFilter, typesOf, type LogEntry, type LogSource } from "./subscribers.js"
+import { authorityOf, typeFilter, typesOf, type LogEntry, type LogSource } from "./subscribers.js"
 
 /** The value of SUBSCRIBE_HEADER for a Durable Streams read of the log (beside "websocket" and "sse"). */
 export const LOG_READ = "log"
@@ -23,9 +23,11 @@ export const logReadOptions = (
   source: LogSource,
   name: string,
   types?: ReadonlyArray<string>,
+  endsAt?: number,
 ): ReadOptions<LogEntry> => {
   const filter = typeFilter(types)
   return {
+    ...(endsAt === undefined ? {} : { endsAt }),
     source: { head: source.head, readAfter: source.readAfter },
     rendering: jsonRendering,
     ...(filter === undefined ? {} : { filter: (entry: LogEntry) => filter.types.has(entry.name) }),
@@ -45,7 +47,8 @@ export const answerLogRead = (
   name: string,
   request: Request,
 ): Response | Promise<Response> => {
-  const options = logReadOptions(source, name, typesOf(request))
+  // A long-poll or an SSE stream ends with the token that opened it, as every subscription does.
+  const options = logReadOptions(source, name, typesOf(request), authorityOf(request).expiresAt)
   if (request.method === "HEAD") return reads.head(options)
   const parsed = parseReadRequest(new URL(request.url))
   if (!("invalid" in parsed) && typeof parsed.offset === "object" && parsed.offset.after > source.head()) {

@@ -89,6 +89,8 @@ export interface ReadOptions<I extends ReadItem> {
   readonly cacheControl?: string
   /** Extra response headers (e.g. Stream-Expires-At). */
   readonly headers?: Readonly<Record<string, string>>
+  /** When live reads must end (ms epoch: the reader's token expires), if sooner than the settings say. */
+  readonly endsAt?: number
 }
 
 export type LiveMode = "long-poll" | "sse"
@@ -390,7 +392,7 @@ export class StreamReads {
     after: number,
     clientCursor: string | undefined,
   ): Promise<Response> {
-    const deadline = Date.now() + this.settings.longPollMs
+    const deadline = Math.min(Date.now() + this.settings.longPollMs, options.endsAt ?? Number.POSITIVE_INFINITY)
     for (;;) {
       const page = readPage(options, after)
       const answer = page.items.length > 0 || page.closedAtEnd
@@ -430,7 +432,8 @@ export class StreamReads {
       wake: () => this.sendSse(reader, options, clientCursor),
     }
     this.sse.add(reader)
-    const lifetime = setTimeout(() => this.endSse(reader), this.settings.sseMaxMs)
+    const lifetimeMs = Math.min(this.settings.sseMaxMs, (options.endsAt ?? Number.POSITIVE_INFINITY) - Date.now())
+    const lifetime = setTimeout(() => this.endSse(reader), Math.max(0, lifetimeMs))
     void reader.writer.closed.finally(() => clearTimeout(lifetime)).catch(() => undefined)
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
     // The first control event comes at once, even for an empty stream (§6, offset=now with SSE).

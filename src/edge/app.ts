@@ -159,6 +159,9 @@ const logRead = (c: AppContext, owner: { fetch(request: Request): Promise<Respon
   const headers = clientHeaders(c.req.raw)
   headers.set(SUBSCRIBE_HEADER, LOG_READ)
   if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
+  const principal = c.get("principal")
+  const { sub, scopes, expiresAt } = principal
+  setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
   return owner.fetch(new Request(c.req.url, { method: c.req.method === "HEAD" ? "HEAD" : "GET", headers }))
 }
 

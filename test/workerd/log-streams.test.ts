@@ -1,6 +1,8 @@
 // Every actor's events and topic's entries as a read-only Durable Stream (JSON mode) at /log.
-import { SELF } from "cloudflare:test"
+import { SELF, createExecutionContext, env } from "cloudflare:test"
+import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
+import worker from "../../src/app.js"
 import type { TopicApi } from "../../src/actors/topic.js"
 import { BASE, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
 
@@ -248,5 +250,39 @@ describe("a room's log is its audit view", () => {
       { messageType: "chat", payload: "psst", sender: "alice", to: "bob" },
     ])
     for (const socket of [alice, bob]) socket.ws.close(1000)
+  })
+})
+
+describe("/log under auth", () => {
+  const secret = "log-streams-secret-" + crypto.randomUUID()
+  const call = (path: string, token?: string) =>
+    worker.fetch(
+      new Request(new URL(path, BASE), { headers: token === undefined ? {} : { Authorization: `Bearer ${token}` } }),
+      { ...env, AUTH_MODE: undefined, JWT_SECRET: secret } as never,
+      createExecutionContext(),
+    )
+  /** A token for `sub` in tenant `acme` that expires `seconds` from now. */
+  const token = (sub: string, scope: string, seconds = 300) =>
+    new SignJWT({ sub, scope, tenant: "acme" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
+      .sign(new TextEncoder().encode(secret))
+
+  it("needs a token, and live reads end when it expires", async () => {
+    const id = freshId()
+    expect((await call(`/v1/counter/${id}/log`)).status).toBe(401)
+    const reading = await token("alice", "read", 2)
+    expect((await call(`/v1/counter/${id}/log?offset=-1`, reading)).status).toBe(200)
+    const started = Date.now()
+    const polled = await call(`/v1/counter/${id}/log?offset=now&live=long-poll`, reading)
+    // Answered (204, nothing new) at the token's expiry, well before the 30 s a long-poll may wait.
+    expect(polled.status).toBe(204)
+    expect(Date.now() - started).toBeLessThan(4_000)
+    const sse = await call(`/v1/counter/${id}/log?offset=-1&live=sse`, await token("alice", "read", 2))
+    const reader = sse.body!.getReader()
+    const ended = (async () => {
+      for (;;) if ((await reader.read()).done) return "ended"
+    })()
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 5_000))])).toBe("ended")
   })
 })
