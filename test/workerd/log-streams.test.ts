@@ -90,6 +90,25 @@ describe("actor logs as Durable Streams", () => {
     expect(revalidated.status).toBe(304)
   })
 
+  it("a page cut short by its size ends where the next read resumes: every item once, in order", async () => {
+    const room = freshId("pages")
+    // Six posts of ~200 KB: more than a page's 1 MiB, so the log takes two reads.
+    for (let i = 0; i < 6; i++) {
+      const post = { type: "Post", messageType: "blob", payload: `${i}:${"x".repeat(200_000)}`, sender: "s" }
+      expect((await send("room", room, post)).status).toBe(200)
+    }
+    const path = `/v1/room/${room}/log`
+    const first = await read(`${path}?offset=-1`)
+    const firstItems = JSON.parse(first.text) as Array<any>
+    expect(firstItems.length).toBeGreaterThan(0)
+    expect(firstItems.length).toBeLessThan(6)
+    expect(first.response.headers.get("Stream-Up-To-Date")).toBeNull()
+    const second = await read(withOffset(path, first.next!))
+    const secondItems = JSON.parse(second.text) as Array<any>
+    expect(second.response.headers.get("Stream-Up-To-Date")).toBe("true")
+    expect([...firstItems, ...secondItems].map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 6])
+  })
+
   it("HEAD tells the tail offset and the content type, uncached, with no body", async () => {
     const id = freshId()
     const empty = await SELF.fetch(`${BASE}/v1/counter/${id}/log`, { method: "HEAD" })
