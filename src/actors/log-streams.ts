@@ -7,7 +7,8 @@
  * edge answers any other method 405 before it reaches the object.
  */
 import { parseReadRequest, streamError, type ReadOptions, type StreamReads } from "./stream-reads.js"
-import { authorityOf, typeFilter, typesOf, type LogEntry, type LogSource } from "./subscribers.js"
+import { TYPES_HEADER, authorityOf, type LogEntry, type LogSource } from "./subscribers.js"
+import { typeFilter, typesOf } from "./type-filters.js"
 
 /** The value of SUBSCRIBE_HEADER for a Durable Streams read of the log (beside "websocket" and "sse"). */
 export const LOG_READ = "log"
@@ -48,7 +49,12 @@ export const answerLogRead = (
   request: Request,
 ): Response | Promise<Response> => {
   // A long-poll or an SSE stream ends with the token that opened it, as every subscription does.
-  const options = logReadOptions(source, name, typesOf(request), authorityOf(request).expiresAt)
+  const options = logReadOptions(
+    source,
+    name,
+    typesOf(request.headers.get(TYPES_HEADER)),
+    authorityOf(request).expiresAt,
+  )
   if (request.method === "HEAD") return reads.head(options)
   const parsed = parseReadRequest(new URL(request.url))
   if (!("invalid" in parsed) && typeof parsed.offset === "object" && parsed.offset.after > source.head()) {

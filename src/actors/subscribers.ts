@@ -40,6 +40,7 @@ import {
   headFrame,
   parseAck,
 } from "../domain/protocol.js"
+import { groupByFilter, selectEntries, typeFilter, typesOf, type TypeFilter } from "./type-filters.js"
 
 /** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
 export {
@@ -112,29 +113,6 @@ interface SseSubscriber {
   readonly writer: WritableStreamDefaultWriter<Uint8Array>
   readonly filter: TypeFilter | undefined
   expiry?: ReturnType<typeof setTimeout>
-}
-
-/** The entry names (event types) a filtered subscriber is sent; `key` groups subscribers that share one. */
-export interface TypeFilter {
-  readonly types: ReadonlySet<string>
-  readonly key: string
-}
-
-export const typeFilter = (types: ReadonlyArray<string> | undefined): TypeFilter | undefined =>
-  types === undefined ? undefined : { types: new Set(types), key: [...new Set(types)].sort().join(",") }
-
-/**
- * What a filtered subscriber gets of a contiguous stretch of entries: those it asked for and,
- * when the stretch ends with entries it skipped, the position of the last (it has seen up to there).
- */
-export const selectEntries = (
-  entries: ReadonlyArray<LogEntry>,
-  filter: TypeFilter | undefined,
-): { readonly visible: ReadonlyArray<LogEntry>; readonly skippedThrough: number | undefined } => {
-  if (filter === undefined || entries.length === 0) return { visible: entries, skippedThrough: undefined }
-  const visible = entries.filter((entry) => filter.types.has(entry.name))
-  const last = entries[entries.length - 1]!
-  return { visible, skippedThrough: visible[visible.length - 1] === last ? undefined : last.position }
 }
 
 /** What a socket was sent: bytes in total, the last seq, and checkpoints after its last confirmation. */
@@ -256,9 +234,18 @@ export class Subscribers {
     // would otherwise encode every event once more, for nobody (issue 13).
     const sockets = this.ctx.getWebSockets("log")
     if (sockets.length > 0) {
-      const frames = appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
+      // Each entry is framed once, however many filters want it.
+      const texts = new Map<LogEntry, string>()
+      const frameOf = (entry: LogEntry): OutgoingFrame => {
+        let text = texts.get(entry)
+        if (text === undefined) texts.set(entry, (text = this.source.frame(entry)))
+        return { text, seq: entry.position }
+      }
       for (const { filter, members } of groupByFilter(sockets, (socket) => this.filterOf(socket))) {
-        this.sendToSockets(members, filter === undefined ? frames : this.filteredFrames(appended, filter), resumeReason)
+        const { visible, skippedThrough } = selectEntries(appended, filter)
+        const frames = visible.map(frameOf)
+        if (skippedThrough !== undefined) frames.push({ text: headFrame(skippedThrough), seq: skippedThrough })
+        this.sendToSockets(members, frames, resumeReason)
       }
     }
     if (this.sse.size > 0) {
@@ -267,13 +254,6 @@ export class Subscribers {
         if (text.length > 0) for (const subscriber of members) this.writeSse(subscriber, text)
       }
     }
-  }
-
-  /** The frames a filtered log socket is sent for a stretch of entries. */
-  private filteredFrames(entries: ReadonlyArray<LogEntry>, filter: TypeFilter): ReadonlyArray<OutgoingFrame> {
-    const { visible, skippedThrough } = selectEntries(entries, filter)
-    const frames = visible.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
-    return skippedThrough === undefined ? frames : [...frames, { text: headFrame(skippedThrough), seq: skippedThrough }]
   }
 
   private filterOf(socket: WebSocket): TypeFilter | undefined {
@@ -301,11 +281,12 @@ export class Subscribers {
     if (sockets.length === 0) return
     const sized = frames.map((frame) => ({ ...frame, bytes: utf8Length(frame.text) }))
     for (const socket of sockets) {
-      let name: string | undefined | null = null
+      // Read only when a frame has an audience (a room's direct message): most frames are for every socket.
+      let name: { readonly value: string | undefined } | undefined
       for (const frame of sized) {
         if (frame.audience !== undefined) {
-          name ??= (socket.deserializeAttachment() as SocketAttachment | null)?.name
-          if (name === undefined || !frame.audience.has(name)) continue
+          name ??= { value: (socket.deserializeAttachment() as SocketAttachment | null)?.name }
+          if (name.value === undefined || !frame.audience.has(name.value)) continue
         }
         if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
       }
@@ -480,21 +461,6 @@ export class Subscribers {
   }
 }
 
-/** Subscribers grouped by their filter, so a stretch is framed once per filter, not once per subscriber. */
-const groupByFilter = <S>(
-  subscribers: Iterable<S>,
-  filterOf: (subscriber: S) => TypeFilter | undefined,
-): Iterable<{ readonly filter: TypeFilter | undefined; readonly members: Array<S> }> => {
-  const groups = new Map<string | undefined, { filter: TypeFilter | undefined; members: Array<S> }>()
-  for (const subscriber of subscribers) {
-    const filter = filterOf(subscriber)
-    const group = groups.get(filter?.key)
-    if (group === undefined) groups.set(filter?.key, { filter, members: [subscriber] })
-    else group.members.push(subscriber)
-  }
-  return groups.values()
-}
-
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
   try {
     socket.close(code, utf8Length(reason) <= MAX_CLOSE_REASON_BYTES ? reason : "")
@@ -548,13 +514,6 @@ export const authorityOf = (
   }
 }
 
-/** The event types a forwarded subscription is filtered to (undefined: none named, every entry). */
-export const typesOf = (request: Request): ReadonlyArray<string> | undefined => {
-  const header = request.headers.get(TYPES_HEADER)
-  if (header === null) return undefined
-  return header.split(",").filter((type) => type.length > 0)
-}
-
 /** Sets the headers `authorityOf` reads, on a request the edge forwards to an object. */
 export const setAuthority = (
   headers: Headers,
@@ -575,7 +534,7 @@ export const setAuthority = (
 export const acceptSubscription = (subscribers: Subscribers, request: Request): Response => {
   const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
   const authority = authorityOf(request)
-  const types = typesOf(request)
+  const types = typesOf(request.headers.get(TYPES_HEADER))
   switch (request.headers.get(SUBSCRIBE_HEADER)) {
     case "websocket":
       return subscribers.acceptWebSocket(after, {

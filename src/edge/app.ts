@@ -21,6 +21,7 @@ import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap }
 import { guarded } from "./guard.js"
 import { RESERVED_KINDS, kindRegistry, type KindModule, type KindRegistry } from "./kind.js"
 import * as Params from "./params.js"
+import { actorEventTypes, subscriptionTypes, topicEventTypes, type KnownTypes } from "./subscription-types.js"
 import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./objects.js"
 import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
@@ -63,31 +64,6 @@ const subscriptionAfter = async (request: Request, head: () => Promise<number>) 
       head: version,
     })
   return cursor
-}
-
-/** The event types a subscription may be filtered to, and how the error names where they come from. */
-interface KnownTypes {
-  readonly types: ReadonlyArray<string>
-  /** e.g. "kind counter", "the kinds this app serves". */
-  readonly of: string
-}
-
-/**
- * `?types=A,B`: the event types a subscription is filtered to (undefined: every event). A name that
- * is no event type would filter everything away in silence, so it is refused, naming those there are.
- */
-export const subscriptionTypes = (value: string | undefined, known: KnownTypes): ReadonlyArray<string> | undefined => {
-  if (value === undefined) return undefined
-  const types = [...new Set(Params.commaList(value))]
-  if (types.length === 0) throw badRequest("invalid_query", "types must name at least one event type (types=A,B)")
-  const unknown = types.filter((type) => !known.types.includes(type))
-  if (unknown.length > 0)
-    throw badRequest(
-      "unknown_event_type",
-      `Unknown event type${unknown.length > 1 ? "s" : ""} ${unknown.map((type) => JSON.stringify(type)).join(", ")}; the event types of ${known.of}: ${known.types.join(", ")}`,
-      { unknown, eventTypes: known.types },
-    )
-  return types
 }
 
 /** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
@@ -177,17 +153,6 @@ const readOnlyLog = (c: AppContext, appendThrough: string) =>
   )
 
 const LOG_WRITES = ["POST", "PUT", "DELETE", "PATCH"]
-
-/** A topic's entries carry the events of every kind the app serves. */
-const topicEventTypes = (served: KindRegistry): KnownTypes => ({
-  types: [...new Set(served.modules.flatMap(({ entity }) => entity.eventTypes))],
-  of: "the kinds this app serves",
-})
-
-const actorEventTypes = (served: KindRegistry, kind: string): KnownTypes => ({
-  types: served.get(kind)?.entity.eventTypes ?? [],
-  of: `kind ${kind}`,
-})
 
 /** The app of `options.kinds`; `served` is their registry when the caller (the factory) has built it already. */
 export const createApp = (options: AppOptions, served: KindRegistry = kindRegistry(options.kinds)): App => {
