@@ -26,7 +26,7 @@
  * Filters. A subscriber may ask for some event types only (`types`). Its cursor stays a
  * position in the full log: when a stretch it was sent (a backlog page, an append) ends with
  * entries it skipped, it is told the position it has seen up to (a WebSocket head frame, an
- * SSE `id:` line with no data), so it resumes after what it skipped and never sees a gap it
+ * SSE `head` event with that id), so it resumes after what it skipped and never sees a gap it
  * cannot explain.
  */
 import { utf8Length } from "../domain/json-size.js"
@@ -36,6 +36,7 @@ import {
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
+  HEAD_TYPE,
   errorFrame,
   headFrame,
   parseAck,
@@ -140,10 +141,12 @@ const sseMessage = (entry: LogEntry) =>
   `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
 
 /**
- * A message with an id and no data: an EventSource sets its last event ID from it and dispatches
- * nothing (HTML, "dispatch the event": the last event ID string is set before an empty data buffer returns).
+ * Where a filtered SSE subscriber has seen up to: a `head` event whose id is that position, so the
+ * client's last event ID moves past what it skipped. It carries data (the WebSocket head frame):
+ * the HTML spec would take an id from a message with no data, but common EventSource clients
+ * (Node's `eventsource`, over `eventsource-parser`) drop such a message, id and all.
  */
-const sseSkipped = (position: number) => `id: ${position}\n\n`
+const sseSkipped = (position: number) => `id: ${position}\nevent: ${HEAD_TYPE}\ndata: ${headFrame(position)}\n\n`
 
 /** The SSE text of a stretch of entries for one filter. */
 const sseText = (entries: ReadonlyArray<LogEntry>, filter: TypeFilter | undefined): string => {

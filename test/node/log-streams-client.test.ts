@@ -6,9 +6,10 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { stream, type JsonBatch } from "@durable-streams/client"
+import { EventSource } from "eventsource"
 import { afterAll, describe, expect, it } from "vitest"
 import { unstable_dev, type Unstable_DevWorker } from "wrangler"
-import { freePort } from "./dev-worker.js"
+import { freePort, sharedWorkerBase } from "./dev-worker.js"
 
 const persistTo = mkdtempSync(join(tmpdir(), "emberlog-log-streams-"))
 let worker: Unstable_DevWorker | undefined
@@ -119,5 +120,56 @@ describe("@durable-streams/client follows emberlog's logs", () => {
     const topicSeqs = entries.map((entry) => entry.topicSeq)
     expect(topicSeqs).toEqual([...topicSeqs].sort((a, b) => a - b))
     expect(new Set(topicSeqs).size).toBe(topicSeqs.length)
+  })
+})
+
+describe("a filtered SSE subscription with a standard EventSource", () => {
+  it("moves Last-Event-ID past skipped events with the head event, and resumes there after a drop", async () => {
+    const base = sharedWorkerBase()
+    const id = `es-${Date.now()}`
+    const command = async (body: object) => {
+      const response = await fetch(`${base}/v1/counter/${id}/commands`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      })
+      expect(response.status).toBe(200)
+    }
+    await command({ type: "Increment", by: 1 })
+    await command({ type: "Reset" })
+    await command({ type: "Increment", by: 1 })
+    const sentLastEventIds: Array<string | null> = []
+    let connections = 0
+    const source = new EventSource(`${base}/v1/counter/${id}/events/stream?types=Reset`, {
+      fetch: async (url, init) => {
+        sentLastEventIds.push(new Headers(init?.headers).get("Last-Event-ID"))
+        const response = await fetch(url, init)
+        if (connections++ > 0) return response
+        // The first connection drops right after the head event of seq 3 (a network cut).
+        const decoder = new TextDecoder()
+        let seen = ""
+        const cut = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            controller.enqueue(chunk)
+            seen += decoder.decode(chunk, { stream: true })
+            if (seen.includes('"seq":3}\n\n')) controller.terminate()
+          },
+        })
+        return new Response(response.body!.pipeThrough(cut), response)
+      },
+    })
+    const received: Array<[string, string, unknown]> = []
+    for (const type of ["Reset", "head"])
+      source.addEventListener(type, (event) => received.push([type, event.lastEventId, JSON.parse(event.data).seq]))
+    await until(() => received.length === 2, "the Reset and the head event")
+    await command({ type: "Reset" })
+    await until(() => received.length === 3, "the Reset after the drop")
+    source.close()
+    expect(received).toEqual([
+      ["Reset", "2", 2],
+      ["head", "3", 3],
+      ["Reset", "4", 4],
+    ])
+    expect(sentLastEventIds).toEqual([null, "3"])
   })
 })

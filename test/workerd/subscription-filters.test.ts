@@ -56,7 +56,7 @@ const readSseMessages = async (response: Response, done: (messages: Array<SseMes
   return messages
 }
 
-/** What a client does with SSE messages: dispatches those with data, and takes every id as its Last-Event-ID. */
+/** What an EventSource keeps as its Last-Event-ID: the id of the last message. */
 const lastEventId = (messages: Array<SseMessage>) => messages.reduce((id, m) => m.id ?? id, "0")
 
 describe("subscriptions filtered by event type", () => {
@@ -158,7 +158,7 @@ describe("subscriptions filtered by event type", () => {
     )
   })
 
-  it("SSE: skipped entries move the id with a message that has no data; Last-Event-ID resumes after them", async () => {
+  it("SSE: skipped entries end in a head event with their id; Last-Event-ID resumes after them", async () => {
     const id = freshId()
     for (const command of [increment, reset, increment]) await command(id)
     const stream = await get(`/v1/counter/${id}/events/stream?types=Reset`)
@@ -169,8 +169,8 @@ describe("subscriptions filtered by event type", () => {
     const messages = await live
     expect(messages).toEqual([
       { id: "2", event: "Reset", data: expect.objectContaining({ seq: 2, type: "Reset" }) },
-      { id: "3" },
-      { id: "4" },
+      { id: "3", event: "head", data: { type: "head", seq: 3 } },
+      { id: "4", event: "head", data: { type: "head", seq: 4 } },
       { id: "5", event: "Reset", data: expect.objectContaining({ seq: 5, type: "Reset" }) },
     ])
     await increment(id) // 6
@@ -188,7 +188,10 @@ describe("subscriptions filtered by event type", () => {
       await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream?after=5&types=Incremented`),
       (m) => m.length === 2,
     )
-    expect(tail).toEqual([{ id: "6", event: "Incremented", data: expect.objectContaining({ seq: 6 }) }, { id: "7" }])
+    expect(tail).toEqual([
+      { id: "6", event: "Incremented", data: expect.objectContaining({ seq: 6 }) },
+      { id: "7", event: "head", data: { type: "head", seq: 7 } },
+    ])
     expect(lastEventId(tail)).toBe("7")
   })
 
