@@ -1,10 +1,10 @@
 // Every actor's events and topic's entries as a read-only Durable Stream (JSON mode) at /log.
-import { SELF, createExecutionContext, env } from "cloudflare:test"
+import { SELF, createExecutionContext, env, runInDurableObject } from "cloudflare:test"
 import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import worker from "../../src/app.js"
 import type { TopicApi } from "../../src/actors/topic.js"
-import { BASE, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
+import { BASE, actorObject, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
 
 const increment = (id: string, by = 1) => send("counter", id, { type: "Increment", by })
 const reset = (id: string) => send("counter", id, { type: "Reset" })
@@ -226,6 +226,28 @@ describe("actor logs as Durable Streams", () => {
     expect(woken.headers.get("Stream-Next-Offset")).toBe((await read(`${path}?offset=-1`)).next)
     const unknown = await json(await get(`${path}?offset=-1&types=Resett`))
     expect(unknown).toMatchObject({ status: 400, body: { error: { code: "unknown_event_type" } } })
+  })
+})
+
+describe("reading a /log creates nothing", () => {
+  const tablesOf = (stub: DurableObjectStub) =>
+    runInDurableObject(stub, (_instance, state) =>
+      state.storage.sql
+        .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\'")
+        .toArray()
+        .map((row) => row.name),
+    )
+
+  it("of an actor with no events, or a topic with no entries", async () => {
+    const id = freshId("fresh")
+    const topic = freshId("fresh-topic")
+    for (const path of [`/v1/counter/${id}/log`, `/v1/topics/${topic}/log`]) {
+      expect(await read(`${path}?offset=-1`)).toMatchObject({ status: 200, text: "[]" })
+      expect((await read(`${path}?offset=now`)).status).toBe(200)
+      expect((await SELF.fetch(`${BASE}${path}`, { method: "HEAD" })).status).toBe(200)
+    }
+    expect(await tablesOf(actorObject("counter", id))).toEqual([])
+    expect(await tablesOf(topicObject(topic))).toEqual([])
   })
 })
 
