@@ -10,6 +10,7 @@ import type { Entity } from "../domain/entity.js"
 import { SCOPES, type Scope } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
+import { STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS } from "../actors/stream-reads.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
@@ -178,8 +179,9 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
         "Last-Event-ID",
         "X-Correlation-Id",
         "X-Causation-Id",
+        ...STREAM_REQUEST_HEADERS,
       ],
-      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate"],
+      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate", ...STREAM_RESPONSE_HEADERS],
     })(c, next)
   })
 
