@@ -16,6 +16,7 @@ import {
   DEFAULT_STREAM_READS,
   NO_STORE,
   SECURITY_HEADERS,
+  STATUS_BY_FAILURE,
   STREAM_CLOSED,
   STREAM_NEXT_OFFSET,
   StreamReads,
@@ -152,7 +153,8 @@ const protocolFailure = (reply: Extract<ActorReply<unknown>, { ok: false }>, sta
     case "content_type_required":
       return new ProtocolError(400, code, message)
     default:
-      return new ProtocolError(reply.error._tag === "Rejected" ? 422 : 400, code, message)
+      // The host's own refusals keep their statuses: an event over 2 MB (a fork of a large stream) is 413.
+      return new ProtocolError(STATUS_BY_FAILURE[reply.error._tag], code, message)
   }
 }
 
