@@ -58,6 +58,15 @@ describe("a stream is an emberlog log", () => {
     expect(verify.body).toMatchObject({ ok: true, events: 2 })
   })
 
+  it("is listed among the tenant's actors, as the inspector's picker reads them", async () => {
+    const path = `listed/${freshId("s")}`
+    await create(path, "x")
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    await expect
+      .poll(async () => (await json(await get(`/v1/actors?kind=${KIND}&prefix=listed`))).body.actors)
+      .toContainEqual(expect.objectContaining({ kind: KIND, id: streamIdOf(path) }))
+  })
+
   it("the generic commands route cannot append around the protocol's checks", async () => {
     const path = freshId("s")
     await create(path)
