@@ -1,4 +1,4 @@
-// This repository's Worker (wrangler.toml's main, what `npm run dev` serves): the six built-in
+// This repository's Worker (wrangler.toml's main, what `npm run dev` serves): the seven built-in
 // kinds, the counters' totals and sign-in with GitHub, built as any app is.
 import { counter, counterTotals, document, durableStream, job, memory, room, session } from "./kinds/index.js"
 import { emberlog, githubOAuth } from "./worker.js"

@@ -30,6 +30,36 @@ export const STREAM_CLOSED = "Stream-Closed"
 export const STREAM_CURSOR = "Stream-Cursor"
 export const SSE_DATA_ENCODING = "Stream-SSE-Data-Encoding"
 
+/** What a browser client of the protocol sends and reads (CORS: the app allows and exposes them). */
+export const STREAM_REQUEST_HEADERS: ReadonlyArray<string> = [
+  "If-None-Match",
+  "Stream-TTL",
+  "Stream-Expires-At",
+  "Stream-Seq",
+  "Stream-Closed",
+  "Stream-Forked-From",
+  "Stream-Fork-Offset",
+  "Stream-Fork-Sub-Offset",
+  "Producer-Id",
+  "Producer-Epoch",
+  "Producer-Seq",
+]
+export const STREAM_RESPONSE_HEADERS: ReadonlyArray<string> = [
+  "ETag",
+  "Location",
+  "Stream-Next-Offset",
+  "Stream-Up-To-Date",
+  "Stream-Closed",
+  "Stream-Cursor",
+  "Stream-TTL",
+  "Stream-Expires-At",
+  "Stream-SSE-Data-Encoding",
+  "Producer-Epoch",
+  "Producer-Seq",
+  "Producer-Expected-Seq",
+  "Producer-Received-Seq",
+]
+
 /** §10.7, on every response of a stream route (errors too). */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "X-Content-Type-Options": "nosniff",
@@ -217,11 +247,14 @@ const base64 = (bytes: Uint8Array): string => {
   return btoa(binary)
 }
 
-/** One SSE `data` event: every line of the payload its own `data:` line, so no payload can end the event. */
+/**
+ * One SSE `data` event: every line of the payload its own `data:` line, so no payload can end the
+ * event. Parsers drop one space after `data:`, so a line that starts with one gets another.
+ */
 const sseData = (payload: string): string =>
   `event: data\n${payload
     .split(/\r\n|\r|\n/)
-    .map((line) => `data: ${line}\n`)
+    .map((line) => (line.startsWith(" ") ? `data: ${line}\n` : `data:${line}\n`))
     .join("")}\n`
 
 const sseControl = (next: number, cursor: string, upToDate: boolean, closed: boolean): string => {
@@ -462,12 +495,14 @@ export class StreamReads {
     for (;;) {
       const page = readPage(options, reader.cursor)
       const moved = page.next !== reader.cursor
-      if (page.items.length > 0) this.writeSse(reader, sseData(ssePayload(options.rendering, page.items)))
+      // A data event and its control event go in one write: a reader sees both or neither.
+      let text = page.items.length > 0 ? sseData(ssePayload(options.rendering, page.items)) : ""
       reader.cursor = page.next
       if (page.items.length > 0 || moved || page.closedAtEnd || (first && !sentControl)) {
-        this.writeSse(reader, sseControl(page.next, nextCursor(clientCursor), page.upToDate, page.closedAtEnd))
+        text += sseControl(page.next, nextCursor(clientCursor), page.upToDate, page.closedAtEnd)
         sentControl = true
       }
+      if (text.length > 0) this.writeSse(reader, text)
       if (page.closedAtEnd) return this.endSse(reader)
       if (page.upToDate || reader.done) return
     }

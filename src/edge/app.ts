@@ -11,7 +11,7 @@ import { SCOPES, type Scope } from "../infra/tokens.js"
 import { AFTER_HEADER, SUBSCRIBE_HEADER, TYPES_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import { LOG_READ } from "../actors/log-streams.js"
-import { SECURITY_HEADERS } from "../actors/stream-reads.js"
+import { SECURITY_HEADERS, STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS } from "../actors/stream-reads.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
@@ -212,18 +212,9 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
         "Last-Event-ID",
         "X-Correlation-Id",
         "X-Causation-Id",
+        ...STREAM_REQUEST_HEADERS,
       ],
-      exposeHeaders: [
-        "Idempotent-Replayed",
-        "Retry-After",
-        "WWW-Authenticate",
-        // What a browser's Durable Streams client reads of a `/log` response.
-        "Stream-Next-Offset",
-        "Stream-Up-To-Date",
-        "Stream-Cursor",
-        "Stream-Closed",
-        "ETag",
-      ],
+      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate", ...STREAM_RESPONSE_HEADERS],
     })(c, next)
   })
 

@@ -226,8 +226,8 @@ describe("SSE", () => {
     log.append("b")
     reads.notify()
     const text = await received
-    expect(text).toContain(`event: data\ndata: ["a"]\n\nevent: control\ndata:{"streamNextOffset":"${encodeOffset(1)}"`)
-    expect(text).toContain(`event: data\ndata: ["b"]\n\nevent: control\ndata:{"streamNextOffset":"${encodeOffset(2)}"`)
+    expect(text).toContain(`event: data\ndata:["a"]\n\nevent: control\ndata:{"streamNextOffset":"${encodeOffset(1)}"`)
+    expect(text).toContain(`event: data\ndata:["b"]\n\nevent: control\ndata:{"streamNextOffset":"${encodeOffset(2)}"`)
   })
 
   it("ends a closed log with streamClosed and no cursor, and base64-encodes binary data", async () => {
@@ -239,15 +239,15 @@ describe("SSE", () => {
     )
     expect(response.headers.get("Stream-SSE-Data-Encoding")).toBe("base64")
     const text = await response.text()
-    expect(text).toContain("data: AAE=")
+    expect(text).toContain("data:AAE=")
     expect(text).toContain(`{"streamNextOffset":"${encodeOffset(1)}","streamClosed":true,"upToDate":true}`)
     expect(text).not.toContain("streamCursor")
   })
 
   it("keeps every line of a text payload inside its data event", async () => {
-    const log = memoryLog(["one\r\nevent: control\rdata: x\ntwo"])
+    const log = memoryLog(["one\r\nevent: control\rdata: x\n two"])
     log.close()
     const text = await (await new StreamReads().read(at("?offset=-1&live=sse"), bytesOptions(log))).text()
-    expect(text).toContain("event: data\ndata: one\ndata: event: control\ndata: data: x\ndata: two\n\n")
+    expect(text).toContain("event: data\ndata:one\ndata:event: control\ndata:data: x\ndata:  two\n\n")
   })
 })

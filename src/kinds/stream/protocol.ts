@@ -16,6 +16,7 @@ import {
   DEFAULT_STREAM_READS,
   NO_STORE,
   SECURITY_HEADERS,
+  STATUS_BY_FAILURE,
   STREAM_CLOSED,
   STREAM_NEXT_OFFSET,
   StreamReads,
@@ -152,7 +153,8 @@ const protocolFailure = (reply: Extract<ActorReply<unknown>, { ok: false }>, sta
     case "content_type_required":
       return new ProtocolError(400, code, message)
     default:
-      return new ProtocolError(reply.error._tag === "Rejected" ? 422 : 400, code, message)
+      // The host's own refusals keep their statuses: an event over 2 MB (a fork of a large stream) is 413.
+      return new ProtocolError(STATUS_BY_FAILURE[reply.error._tag], code, message)
   }
 }
 
@@ -192,9 +194,11 @@ export const streamProtocol = defineCapability({
     }
     const commit = (command: unknown): ActorReply<CommandOutcome> =>
       host.commit({ command, principal: "system", internal: true })
-    const expireIfDue = () => {
-      const at = expiryOf(state())
-      if (at !== undefined && at <= Date.now()) commit({ type: "Delete", reason: "expired" })
+    const expireIfDue = async () => {
+      const before = state()
+      const at = expiryOf(before)
+      if (at !== undefined && at <= Date.now())
+        await releaseIfGone(before, commit({ type: "Delete", reason: "expired" }))
     }
     /** A read or an append: the sliding TTL starts again. */
     const touch = () => {
@@ -252,6 +256,12 @@ export const streamProtocol = defineCapability({
     const releaseSource = async (origin: StreamState["forkedFrom"]) => {
       if (origin === null) return
       await sourceOf(origin.id).invoke("releaseFork", [])
+    }
+    /** A fork that is gone for good (not soft-deleted for forks of its own) no longer holds its source. */
+    const releaseIfGone = async (before: StreamState, reply: ActorReply<CommandOutcome>) => {
+      const hardDelete =
+        reply.ok && reply.value.events.some((event) => event.type === "Deleted" && event.data.soft === false)
+      if (hardDelete) await releaseSource(before.forkedFrom)
     }
 
     const create = async (request: Request): Promise<Response> => {
@@ -390,7 +400,8 @@ export const streamProtocol = defineCapability({
           known !== undefined && known.epoch === producer.epoch ? known.seq : producer.seq,
         )
       }
-      const appended = reply.value.events.length > 0
+      // §5.2.1: 200 when a producer's data was appended; a duplicate, a close alone or a plain append is 204.
+      const appended = reply.value.events.some((event) => event.type === "Appended")
       const status = producer !== null && appended ? 200 : 204
       return new Response(null, { status, headers: writeHeaders(after, producerHeaders) })
     }
@@ -401,13 +412,13 @@ export const streamProtocol = defineCapability({
       const reply = commit({ type: "Delete", reason: "deleted" })
       if (!reply.ok) throw protocolFailure(reply, state())
       kv.delete(LAST_ACCESS_KEY)
-      await releaseSource(before.forkedFrom)
+      await releaseIfGone(before, reply)
       return new Response(null, { status: 204, headers: { ...SECURITY_HEADERS, "Cache-Control": NO_STORE } })
     }
 
     const handle = async (request: Request): Promise<Response> => {
       try {
-        expireIfDue()
+        await expireIfDue()
         switch (request.method) {
           case "HEAD": {
             const s = state()
@@ -439,8 +450,8 @@ export const streamProtocol = defineCapability({
     }
 
     /** What a fork inherits, counted as a fork of this stream (AddFork) before it is answered. */
-    const forkSource = (request: ForkRequest): ForkSource => {
-      expireIfDue()
+    const forkSource = async (request: ForkRequest): Promise<ForkSource> => {
+      await expireIfDue()
       const s = state()
       const fail = (status: number, code: string, message: string): ForkSource => ({ ok: false, status, code, message })
       if (s.status === "gone") return fail(409, "stream_gone", "The source stream was deleted")
@@ -486,14 +497,17 @@ export const streamProtocol = defineCapability({
         if (events.some((event) => event.type === "Deleted")) reads.closeAll()
       },
       onAlarm: async () => {
-        expireIfDue()
+        await expireIfDue()
         const expiry = expiryOf(state())
         if (expiry !== undefined) await host.wakeAt(expiry)
       },
       methods: {
         forkSource,
-        releaseFork: () => {
+        // The last fork of a soft-deleted stream takes it with it, and so on up a chain of forks.
+        releaseFork: async () => {
+          const before = state()
           const reply = commit({ type: "ReleaseFork" })
+          await releaseIfGone(before, reply)
           return reply.ok
         },
       },
