@@ -85,7 +85,7 @@ describe("room direct messages", () => {
         error: {
           code: "unknown_recipient",
           message: "dave is not in the room: a direct message goes to a member who is connected",
-          details: { to: "dave", members: ["alice", "bob"] },
+          details: { to: "dave" },
         },
       },
     ])

@@ -95,7 +95,8 @@ export const Room = Entity.make({
           return reject(
             "unknown_recipient",
             `${command.to} is not in the room: a direct message goes to a member who is connected`,
-            { to: command.to, members: Object.keys(state.members) },
+            // Not the member list: sending needs `write`, and who is in the room is for `read` to see.
+            { to: command.to },
           )
         }
         return Effect.succeed([
