@@ -158,6 +158,43 @@ describe("subscriptions filtered by event type", () => {
     )
   })
 
+  it("SSE: resuming with Last-Event-ID after any stretch loses and repeats nothing (property)", async () => {
+    const commands = { I: increment, R: reset, D: decrement } as const
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom("I", "R", "D"), { minLength: 1, maxLength: 10 }),
+        fc.subarray(["Incremented", "Reset", "Decremented"], { minLength: 1 }),
+        fc.array(fc.nat(10), { maxLength: 3 }),
+        async (script, types, reconnectAt) => {
+          const id = freshId("sse-prop")
+          const seen: Array<number> = []
+          let lastId = "0"
+          // Reads a connection until the client's Last-Event-ID reaches the head, as a reconnecting EventSource would.
+          const follow = async (head: number) => {
+            const response = await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream?types=${types.join(",")}`, {
+              headers: { "Last-Event-ID": lastId },
+            })
+            const messages = await readSseMessages(response, (m) => lastEventId(m) === String(head))
+            seen.push(...messages.filter((m) => m.event !== "head").map((m) => Number(m.id)))
+            lastId = lastEventId(messages)
+          }
+          let done = 0
+          for (const [index, letter] of script.entries()) {
+            await commands[letter as keyof typeof commands](id)
+            if (reconnectAt.includes(index)) {
+              await follow(index + 1)
+              done = index + 1
+            }
+          }
+          if (done < script.length) await follow(script.length)
+          const log = (await json(await get(`/v1/counter/${id}/events?limit=100`))).body.events as Array<any>
+          expect(seen).toEqual(log.filter((event) => types.includes(event.type)).map((event) => event.seq))
+        },
+      ),
+      { numRuns: 10 },
+    )
+  })
+
   it("SSE: skipped entries end in a head event with their id; Last-Event-ID resumes after them", async () => {
     const id = freshId()
     for (const command of [increment, reset, increment]) await command(id)
