@@ -38,7 +38,7 @@ import {
   SUBSCRIBE_HEADER,
   type SocketAttachment,
 } from "./subscribers.js"
-import { StreamReads } from "./stream-reads.js"
+import { StreamReads, streamReadsSettings } from "./stream-reads.js"
 import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
 import type { EmberlogTopicObject, TopicApi } from "./topic.js"
@@ -210,7 +210,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     readonly served: Served | undefined
     subscribers!: Subscribers
     /** Durable Streams readers of the log (`/log`: long-polls and SSE), woken by every commit. */
-    private readonly logReads = new StreamReads()
+    private readonly logReads = new StreamReads(streamReadsSettings(this.env))
     private alarms!: AlarmOwner
     /** Each capability's hooks for this object, by capability name, once started. */
     private hooks = new Map<string, CapabilityHooks>()

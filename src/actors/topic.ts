@@ -28,7 +28,7 @@ import type { ActorReply } from "../core/wire.js"
 import { parseScopedName } from "../core/names.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
 import { SUBSCRIBE_HEADER, Subscribers, acceptSubscription, type LogEntry, type LogSource } from "./subscribers.js"
-import { StreamReads } from "./stream-reads.js"
+import { StreamReads, streamReadsSettings } from "./stream-reads.js"
 import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { AlarmOwner } from "./alarm.js"
 import * as Usage from "./usage.js"
@@ -179,7 +179,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly subscribers: Subscribers
   private readonly log: LogSource
   /** Durable Streams readers of the entries (`/log`: long-polls and SSE), woken by every append. */
-  private readonly logReads = new StreamReads()
+  private readonly logReads = new StreamReads(streamReadsSettings(this.env))
   /** An alarm is storage too, and reads create nothing: until the first delivery a timer stands in. */
   private alarms: AlarmOwner
   private last = 0

@@ -173,3 +173,16 @@ describe("a filtered SSE subscription with a standard EventSource", () => {
     expect(sentLastEventIds).toEqual([null, "3"])
   })
 })
+
+describe("/log live reads take the Worker's Durable Streams settings", () => {
+  it("a long-poll with nothing new answers 204 after STREAM_LONG_POLL_MS (2 s on the shared worker)", async () => {
+    const base = sharedWorkerBase()
+    const started = Date.now()
+    const response = await fetch(`${base}/v1/counter/lp-${Date.now()}/log?offset=now&live=long-poll`)
+    const waited = Date.now() - started
+    expect(response.status).toBe(204)
+    expect(response.headers.get("Stream-Up-To-Date")).toBe("true")
+    expect(waited).toBeGreaterThanOrEqual(1_900)
+    expect(waited).toBeLessThan(15_000)
+  })
+})
