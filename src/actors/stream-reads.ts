@@ -69,6 +69,12 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 /** §8.1 for data that belongs to a tenant: cacheable by the client only, keyed by its credentials. */
 export const PRIVATE_CACHE = "private, max-age=60, stale-while-revalidate=300"
 export const NO_STORE = "no-store"
+/**
+ * A catch-up read that reached the tail of a stream still open: the next append changes what the
+ * same URL answers, so a cache must ask again every time (the ETag makes that a 304 while nothing
+ * was appended). Pages behind the tail never change, and keep PRIVATE_CACHE.
+ */
+export const TAIL_CACHE = "private, no-cache"
 
 const OFFSET_DIGITS = 16
 const SEGMENT = "0".repeat(OFFSET_DIGITS)
@@ -404,7 +410,7 @@ export class StreamReads {
       headers["Cache-Control"] = NO_STORE
       return new Response(renderBody(options.rendering, []), { status: 200, headers })
     }
-    headers["Cache-Control"] = options.cacheControl ?? PRIVATE_CACHE
+    headers["Cache-Control"] = page.upToDate && !page.closedAtEnd ? TAIL_CACHE : (options.cacheControl ?? PRIVATE_CACHE)
     // Closing changes what the tail answers, so it is part of the tag.
     const etag = `"${options.etag}:${encodeOffset(after)}:${encodeOffset(page.next)}${page.closedAtEnd ? ":c" : ""}"`
     headers.ETag = etag
