@@ -281,6 +281,20 @@ export interface StreamReadsSettings {
 
 export const DEFAULT_STREAM_READS: StreamReadsSettings = { longPollMs: 30_000, sseMaxMs: 60_000, maxReaders: 1_000 }
 
+/** The settings a Worker's vars give (STREAM_LONG_POLL_MS, STREAM_SSE_MAX_MS; the tests shorten long-polls). */
+export const streamReadsSettings = (env: unknown): StreamReadsSettings => {
+  const vars = (env ?? {}) as Record<string, unknown>
+  const ms = (name: string, fallback: number) => {
+    const value = Number(vars[name])
+    return Number.isSafeInteger(value) && value > 0 ? value : fallback
+  }
+  return {
+    ...DEFAULT_STREAM_READS,
+    longPollMs: ms("STREAM_LONG_POLL_MS", DEFAULT_STREAM_READS.longPollMs),
+    sseMaxMs: ms("STREAM_SSE_MAX_MS", DEFAULT_STREAM_READS.sseMaxMs),
+  }
+}
+
 /** A JSON error in the edge's shape, with the stream routes' headers. */
 export const streamError = (
   status: number,

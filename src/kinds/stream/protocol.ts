@@ -13,7 +13,6 @@
 import type { ActorReply, CommandOutcome, WireEvent } from "../../index.js"
 import { actorName } from "../../index.js"
 import {
-  DEFAULT_STREAM_READS,
   NO_STORE,
   SECURITY_HEADERS,
   STATUS_BY_FAILURE,
@@ -24,11 +23,11 @@ import {
   encodeOffset,
   parseOffset,
   streamError,
+  streamReadsSettings,
   stubOf,
   type ActorApi,
   type Host,
   type ReadOptions,
-  type StreamReadsSettings,
 } from "../../worker.js"
 import { isJsonStream, mediaType, type ProducerClaim, type StreamState } from "./entity.js"
 import { itemsBetween, readItems, streamItems, type StoredItem } from "./items.js"
@@ -40,20 +39,6 @@ export const STREAM_PATH_HEADER = "X-Emberlog-Stream-Path"
 const LAST_ACCESS_KEY = "emberlog/stream-last-access"
 const DECIMAL = /^(0|[1-9]\d{0,15})$/
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
-
-/** Settings the Worker may give (tests shorten the long-poll): STREAM_LONG_POLL_MS, STREAM_SSE_MAX_MS. */
-const settingsOf = (env: unknown): StreamReadsSettings => {
-  const vars = (env ?? {}) as Record<string, unknown>
-  const ms = (name: string, fallback: number) => {
-    const value = Number(vars[name])
-    return Number.isSafeInteger(value) && value > 0 ? value : fallback
-  }
-  return {
-    ...DEFAULT_STREAM_READS,
-    longPollMs: ms("STREAM_LONG_POLL_MS", DEFAULT_STREAM_READS.longPollMs),
-    sseMaxMs: ms("STREAM_SSE_MAX_MS", DEFAULT_STREAM_READS.sseMaxMs),
-  }
-}
 
 class ProtocolError extends Error {
   constructor(
@@ -180,7 +165,7 @@ export const streamProtocol = defineCapability({
   name: "durable-streams",
   projection: streamItems,
   start: (host: Host) => {
-    const reads = new StreamReads(settingsOf(host.env))
+    const reads = new StreamReads(streamReadsSettings(host.env))
     const state = () => host.state() as StreamState
     const kv = host.ctx.storage.kv
     const sql = () => host.ctx.storage.sql
