@@ -45,6 +45,7 @@ export {
   readPage,
   renderBody,
   streamError,
+  streamReadsSettings,
   type ParsedOffset,
   type ReadItem,
   type ReadOptions,

@@ -289,10 +289,7 @@ export interface StreamReadsSettings {
 
 export const DEFAULT_STREAM_READS: StreamReadsSettings = { longPollMs: 30_000, sseMaxMs: 60_000, maxReaders: 1_000 }
 
-/**
- * The settings a Worker's vars give every Durable Streams read (STREAM_LONG_POLL_MS,
- * STREAM_SSE_MAX_MS, in ms; tests shorten the long-poll), over the defaults.
- */
+/** The settings a Worker's vars give (STREAM_LONG_POLL_MS, STREAM_SSE_MAX_MS; the tests shorten long-polls). */
 export const streamReadsSettings = (env: unknown): StreamReadsSettings => {
   const vars = (env ?? {}) as Record<string, unknown>
   const ms = (name: string, fallback: number) => {

@@ -6,6 +6,7 @@ import {
   parseOffset,
   parseReadRequest,
   readPage,
+  streamReadsSettings,
   type ReadOptions,
 } from "../../src/actors/stream-reads.js"
 
@@ -169,6 +170,12 @@ describe("catch-up reads", () => {
 })
 
 describe("long-polls", () => {
+  it("wait as long as the Worker's STREAM_LONG_POLL_MS says (30 s unless set or malformed)", () => {
+    expect(streamReadsSettings({ STREAM_LONG_POLL_MS: "2000" }).longPollMs).toBe(2_000)
+    expect(streamReadsSettings({ STREAM_LONG_POLL_MS: "soon" }).longPollMs).toBe(30_000)
+    expect(streamReadsSettings(undefined)).toMatchObject({ longPollMs: 30_000, sseMaxMs: 60_000 })
+  })
+
   it("wake on notify with what was appended, with a cursor", async () => {
     const log = memoryLog(["a"])
     const reads = new StreamReads({ longPollMs: 10_000, sseMaxMs: 10_000, maxReaders: 10 })

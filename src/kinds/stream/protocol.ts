@@ -13,10 +13,8 @@
 import type { ActorReply, CommandOutcome, WireEvent } from "../../index.js"
 import { actorName } from "../../index.js"
 import {
-  DEFAULT_STREAM_READS,
   NO_STORE,
   SECURITY_HEADERS,
-  STATUS_BY_FAILURE,
   STREAM_CLOSED,
   STREAM_NEXT_OFFSET,
   StreamReads,
@@ -24,13 +22,25 @@ import {
   encodeOffset,
   parseOffset,
   streamError,
+  streamReadsSettings,
   stubOf,
   type ActorApi,
   type Host,
   type ReadOptions,
-  type StreamReadsSettings,
 } from "../../worker.js"
-import { isJsonStream, mediaType, type ProducerClaim, type StreamState } from "./entity.js"
+import { isJsonStream, mediaType, type StreamState } from "./entity.js"
+import {
+  ProtocolError,
+  RFC3339,
+  bad,
+  decimalHeader,
+  fromBase64,
+  isTrue,
+  itemsOf,
+  producerOf,
+  protocolFailure,
+  toBase64,
+} from "./requests.js"
 import { itemsBetween, readItems, streamItems, type StoredItem } from "./items.js"
 import { STREAM_ROUTE, streamIdOf, streamPathIn } from "./paths.js"
 
@@ -38,126 +48,6 @@ import { STREAM_ROUTE, streamIdOf, streamPathIn } from "./paths.js"
 export const STREAM_PATH_HEADER = "X-Emberlog-Stream-Path"
 
 const LAST_ACCESS_KEY = "emberlog/stream-last-access"
-const DECIMAL = /^(0|[1-9]\d{0,15})$/
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
-
-/** Settings the Worker may give (tests shorten the long-poll): STREAM_LONG_POLL_MS, STREAM_SSE_MAX_MS. */
-const settingsOf = (env: unknown): StreamReadsSettings => {
-  const vars = (env ?? {}) as Record<string, unknown>
-  const ms = (name: string, fallback: number) => {
-    const value = Number(vars[name])
-    return Number.isSafeInteger(value) && value > 0 ? value : fallback
-  }
-  return {
-    ...DEFAULT_STREAM_READS,
-    longPollMs: ms("STREAM_LONG_POLL_MS", DEFAULT_STREAM_READS.longPollMs),
-    sseMaxMs: ms("STREAM_SSE_MAX_MS", DEFAULT_STREAM_READS.sseMaxMs),
-  }
-}
-
-class ProtocolError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message)
-  }
-  response(): Response {
-    return streamError(this.status, this.code, this.message, this.headers)
-  }
-}
-
-const bad = (code: string, message: string) => new ProtocolError(400, code, message)
-
-const decimalHeader = (request: Request, name: string): number | undefined => {
-  const value = request.headers.get(name)
-  if (value === null) return undefined
-  if (!DECIMAL.test(value) || !Number.isSafeInteger(Number(value)))
-    throw bad("invalid_header", `${name} must be a non-negative decimal integer without leading zeros`)
-  return Number(value)
-}
-
-const toBase64 = (bytes: Uint8Array): string => {
-  let binary = ""
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-  return btoa(binary)
-}
-
-const fromBase64 = (text: string): Uint8Array => {
-  const binary = atob(text)
-  const bytes = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
-  return bytes
-}
-
-/**
- * A body as items: JSON streams flatten one level of a top-level array (§7.1), anything else
- * is one item. `allowEmptyArray`: a PUT's `[]` creates an empty stream; a POST's is a 400.
- */
-const itemsOf = (bytes: Uint8Array, json: boolean, allowEmptyArray: boolean): Array<string> => {
-  if (bytes.byteLength === 0) return []
-  if (!json) return [toBase64(bytes)]
-  let value: unknown
-  try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes))
-  } catch {
-    throw bad("invalid_json", "A JSON stream takes valid JSON")
-  }
-  if (!Array.isArray(value)) return [JSON.stringify(value)]
-  if (value.length === 0 && !allowEmptyArray)
-    throw bad("empty_append", "An append of an empty JSON array appends nothing")
-  return value.map((item) => JSON.stringify(item))
-}
-
-const producerOf = (request: Request): ProducerClaim | null => {
-  const id = request.headers.get("Producer-Id")
-  const epoch = request.headers.get("Producer-Epoch")
-  const seq = request.headers.get("Producer-Seq")
-  if (id === null && epoch === null && seq === null) return null
-  if (id === null || epoch === null || seq === null)
-    throw bad("invalid_producer", "Producer-Id, Producer-Epoch and Producer-Seq go together")
-  if (id === "") throw bad("invalid_producer", "Producer-Id must not be empty")
-  return { id, epoch: decimalHeader(request, "Producer-Epoch")!, seq: decimalHeader(request, "Producer-Seq")! }
-}
-
-const isTrue = (value: string | null) => value !== null && value.toLowerCase() === "true"
-
-/** A failed command as the protocol's status and headers (§5.1, §5.2, §5.2.1); the body is the edge's error shape. */
-const protocolFailure = (reply: Extract<ActorReply<unknown>, { ok: false }>, state: StreamState): ProtocolError => {
-  const { code, message, details } = reply.error
-  const detail = (details ?? {}) as Record<string, number>
-  switch (code) {
-    case "stream_not_found":
-      return new ProtocolError(404, code, message)
-    case "stream_gone":
-      return new ProtocolError(410, code, message)
-    case "stale_producer_epoch":
-      return new ProtocolError(403, code, message, { "Producer-Epoch": String(detail.epoch) })
-    case "producer_sequence_gap":
-      return new ProtocolError(409, code, message, {
-        "Producer-Expected-Seq": String(detail.expected),
-        "Producer-Received-Seq": String(detail.received),
-      })
-    case "stream_closed":
-      return new ProtocolError(409, code, message, {
-        [STREAM_CLOSED]: "true",
-        [STREAM_NEXT_OFFSET]: encodeOffset(state.tail),
-      })
-    case "stream_exists":
-    case "content_type_mismatch":
-    case "stream_seq_regression":
-      return new ProtocolError(409, code, message)
-    case "invalid_producer_seq":
-    case "content_type_required":
-      return new ProtocolError(400, code, message)
-    default:
-      // The host's own refusals keep their statuses: an event over 2 MB (a fork of a large stream) is 413.
-      return new ProtocolError(STATUS_BY_FAILURE[reply.error._tag], code, message)
-  }
-}
-
 /** What a fork takes from its source (the source's `forkSource` method answers it). */
 export type ForkSource =
   | {
@@ -180,7 +70,7 @@ export const streamProtocol = defineCapability({
   name: "durable-streams",
   projection: streamItems,
   start: (host: Host) => {
-    const reads = new StreamReads(settingsOf(host.env))
+    const reads = new StreamReads(streamReadsSettings(host.env))
     const state = () => host.state() as StreamState
     const kv = host.ctx.storage.kv
     const sql = () => host.ctx.storage.sql
