@@ -25,7 +25,10 @@ export default defineConfig({
           hookTimeout: 60_000,
           // A page or a wrangler dev server sharing the machine with another file answers in seconds, not ms.
           expect: { poll: { timeout: 10_000 } },
+          // The Durable Streams conformance suite depends on vitest 4: run its tests on this vitest.
+          server: { deps: { inline: ["@durable-streams/server-conformance-tests"] } },
         },
+        resolve: { dedupe: ["vitest"] },
       },
       {
         // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.

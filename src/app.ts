@@ -1,10 +1,10 @@
-// This repository's Worker (wrangler.toml's main, what `npm run dev` serves): the six built-in
+// This repository's Worker (wrangler.toml's main, what `npm run dev` serves): the seven built-in
 // kinds, the counters' totals and sign-in with GitHub, built as any app is.
-import { counter, counterTotals, document, job, memory, room, session } from "./kinds/index.js"
+import { counter, counterTotals, document, durableStream, job, memory, room, session } from "./kinds/index.js"
 import { emberlog, githubOAuth } from "./worker.js"
 
 const app = emberlog({
-  kinds: [counter, document, room, session, job, memory],
+  kinds: [counter, document, room, session, job, memory, durableStream],
   projections: [counterTotals],
   // Sign in with GitHub once GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and OAUTH_KV are set (README).
   auth: githubOAuth(),

@@ -35,8 +35,11 @@ import {
   isOversize,
   type LogEntry,
   type LogSource,
+  SUBSCRIBE_HEADER,
   type SocketAttachment,
 } from "./subscribers.js"
+import { StreamReads, streamReadsSettings } from "./stream-reads.js"
+import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
 import type { EmberlogTopicObject, TopicApi } from "./topic.js"
 import { DIRECTORY_TOPIC, directoryName, type DirectoryMethods } from "./directory.js"
@@ -206,6 +209,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     core!: ActorCore
     readonly served: Served | undefined
     subscribers!: Subscribers
+    /** Durable Streams readers of the log (`/log`: long-polls and SSE), woken by every commit. */
+    private readonly logReads = new StreamReads(streamReadsSettings(this.env))
     private alarms!: AlarmOwner
     /** Each capability's hooks for this object, by capability name, once started. */
     private hooks = new Map<string, CapabilityHooks>()
@@ -440,6 +445,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         if (timerDue !== undefined) void this.alarms.due(timerDue)
         const { events } = reply.value
         followUp(() => this.subscribers.deliver(events.map(toLogEntry)))
+        followUp(() => this.logReads.notify())
         if (this.startCommits !== undefined) this.startCommits.push(events)
         else this.tellCapabilities(events)
       }
@@ -493,6 +499,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           }
           this.generation++
           this.subscribers.closeAll()
+          this.logReads.closeAll()
         }
         await this.ctx.storage.deleteAlarm()
         await this.ctx.storage.deleteAll()
@@ -517,13 +524,15 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       return unknownMethod(method)
     }
 
-    /** Requests a capability claims (a room member socket), else subscriptions: the edge validated them. */
+    /** Requests a capability claims (a room member socket), else subscriptions and `/log` reads: the edge validated them. */
     override async fetch(request: Request): Promise<Response> {
       if (this.served === undefined) return failureResponse(unknownKind(this.ctx.id.name).error)
       for (const hooks of this.hooks.values()) {
         const response = hooks.fetch?.(request)
         if (response !== undefined) return response
       }
+      if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ)
+        return answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request)
       return acceptSubscription(this.subscribers, request)
     }
 

@@ -26,3 +26,31 @@ export { STATUS_BY_FAILURE, errorBody, failureResponse } from "./failures.js"
 export { stubOf, type ObjectStub } from "./stubs.js"
 export type { DeletionStatus, DeletionStep, ErasedCounts, TenantEraser } from "./deletion.js"
 export type { DirectoryEntry, DirectoryEntryType } from "./directory.js"
+// Durable Streams reads over any log in its object (the stream kind, actors' events, topics' entries).
+export {
+  DEFAULT_STREAM_READS,
+  NO_STORE,
+  PRIVATE_CACHE,
+  SECURITY_HEADERS,
+  STREAM_CLOSED,
+  STREAM_CURSOR,
+  STREAM_NEXT_OFFSET,
+  STREAM_REQUEST_HEADERS,
+  STREAM_RESPONSE_HEADERS,
+  STREAM_UP_TO_DATE,
+  StreamReads,
+  encodeOffset,
+  parseOffset,
+  parseReadRequest,
+  readPage,
+  renderBody,
+  streamError,
+  streamReadsSettings,
+  type ParsedOffset,
+  type ReadItem,
+  type ReadOptions,
+  type ReadPage,
+  type ReadSource,
+  type Rendering,
+  type StreamReadsSettings,
+} from "./stream-reads.js"

@@ -22,6 +22,12 @@
  * `after` = the last seq it saw. A backlog larger than the cap is sent the same way, one
  * cap's worth per connection. An ack can only confirm what was sent: one naming a later
  * seq is refused, or a single forged ack would lift the cap for good.
+ *
+ * Filters. A subscriber may ask for some event types only (`types`). Its cursor stays a
+ * position in the full log: when a stretch it was sent (a backlog page, an append) ends with
+ * entries it skipped, it is told the position it has seen up to (a WebSocket head frame, an
+ * SSE `head` event with that id), so it resumes after what it skipped and never sees a gap it
+ * cannot explain.
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
@@ -30,9 +36,12 @@ import {
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
+  HEAD_TYPE,
   errorFrame,
+  headFrame,
   parseAck,
 } from "../domain/protocol.js"
+import { groupByFilter, selectEntries, typeFilter, typesOf, type TypeFilter } from "./type-filters.js"
 
 /** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
 export {
@@ -78,6 +87,8 @@ export interface SocketAttachment {
   readonly limitKey?: string
   /** Bytes sent and not confirmed, as of the last checkpoint (so the cap survives hibernation). */
   readonly unconfirmed?: number
+  /** A log socket's filter: the only entry names (event types) it is sent; undefined: every entry. */
+  readonly types?: ReadonlyArray<string>
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
@@ -86,6 +97,8 @@ export const PRINCIPAL_HEADER = "X-Emberlog-Principal"
 export const SCOPES_HEADER = "X-Emberlog-Scopes"
 export const EXPIRES_HEADER = "X-Emberlog-Expires"
 export const LIMIT_KEY_HEADER = "X-Emberlog-Limit-Key"
+/** The event types a subscription is filtered to, comma-separated (absent: every entry); the edge validated them. */
+export const TYPES_HEADER = "X-Emberlog-Types"
 export const SSE_KEEP_ALIVE_MS = 15_000
 /** The SSE cap, the same as the WebSocket one. */
 export const SSE_MAX_BUFFERED = WS_MAX_UNCONFIRMED
@@ -99,6 +112,7 @@ const encoder = new TextEncoder()
 
 interface SseSubscriber {
   readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  readonly filter: TypeFilter | undefined
   expiry?: ReturnType<typeof setTimeout>
 }
 
@@ -114,6 +128,8 @@ interface Account {
 export interface OutgoingFrame {
   readonly text: string
   readonly seq: number
+  /** The names of the capability sockets it is for (a room's direct message); undefined: every socket. */
+  readonly audience?: ReadonlySet<string>
 }
 
 /** Why a socket over its cap was closed, and where to pick up (at most MAX_CLOSE_REASON_BYTES). */
@@ -123,6 +139,21 @@ const resumeReason: OverCapReason = () => "Too much unread: reconnect with after
 
 const sseMessage = (entry: LogEntry) =>
   `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`
+
+/**
+ * Where a filtered SSE subscriber has seen up to: a `head` event whose id is that position, so the
+ * client's last event ID moves past what it skipped. It carries data (the WebSocket head frame):
+ * the HTML spec would take an id from a message with no data, but common EventSource clients
+ * (Node's `eventsource`, over `eventsource-parser`) drop such a message, id and all.
+ */
+const sseSkipped = (position: number) => `id: ${position}\nevent: ${HEAD_TYPE}\ndata: ${headFrame(position)}\n\n`
+
+/** The SSE text of a stretch of entries for one filter. */
+const sseText = (entries: ReadonlyArray<LogEntry>, filter: TypeFilter | undefined): string => {
+  const { visible, skippedThrough } = selectEntries(entries, filter)
+  const text = visible.map(sseMessage).join("")
+  return skippedThrough === undefined ? text : text + sseSkipped(skippedThrough)
+}
 
 export interface SubscribersOptions {
   /**
@@ -136,6 +167,8 @@ export class Subscribers {
   private readonly sse = new Set<SseSubscriber>()
   private keepAlive: ReturnType<typeof setInterval> | undefined
   private readonly accounts = new WeakMap<WebSocket, Account>()
+  /** Each log socket's filter, read from its attachment once per wake. */
+  private readonly filters = new WeakMap<WebSocket, TypeFilter | undefined>()
   /** The earliest expiry of an open socket (undefined: none expires); read from attachments on wake. */
   private earliestExpiry: number | undefined
 
@@ -155,19 +188,24 @@ export class Subscribers {
     // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
     this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq, checkpoints: [] })
-    if (attachment.mode === "log") this.sendBacklog(server, after)
+    const filter = typeFilter(attachment.types)
+    this.filters.set(server, filter)
+    if (attachment.mode === "log") this.sendBacklog(server, after, filter)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
 
-  /** Opens an SSE stream: backlog first, then live entries, `id:` = position; it ends when `expiresAt` passes. */
-  acceptSse(after: number, expiresAt?: number): Response {
+  /**
+   * Opens an SSE stream: backlog first, then live entries, `id:` = position (of `types` only, when
+   * given); it ends when `expiresAt` passes.
+   */
+  acceptSse(after: number, expiresAt?: number, types?: ReadonlyArray<string>): Response {
     // Counted in bytes, so desiredSize tells how much a slow client has left unread.
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
       undefined,
       new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
     )
-    const subscriber: SseSubscriber = { writer: writable.getWriter() }
+    const subscriber: SseSubscriber = { writer: writable.getWriter(), filter: typeFilter(types) }
     this.sse.add(subscriber)
     // An SSE stream keeps the object awake anyway, so a timer is enough here.
     if (expiresAt !== undefined) {
@@ -178,7 +216,8 @@ export class Subscribers {
     for (let cursor = after; cursor < head;) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
-      for (const entry of page) this.writeSse(subscriber, sseMessage(entry))
+      const text = sseText(page, subscriber.filter)
+      if (text.length > 0) this.writeSse(subscriber, text)
       cursor = page[page.length - 1]!.position
     }
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
@@ -198,13 +237,34 @@ export class Subscribers {
     // would otherwise encode every event once more, for nobody (issue 13).
     const sockets = this.ctx.getWebSockets("log")
     if (sockets.length > 0) {
-      const frames = appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
-      this.sendToSockets(sockets, frames, resumeReason)
+      // Each entry is framed once, however many filters want it.
+      const texts = new Map<LogEntry, string>()
+      const frameOf = (entry: LogEntry): OutgoingFrame => {
+        let text = texts.get(entry)
+        if (text === undefined) texts.set(entry, (text = this.source.frame(entry)))
+        return { text, seq: entry.position }
+      }
+      for (const { filter, members } of groupByFilter(sockets, (socket) => this.filterOf(socket))) {
+        const { visible, skippedThrough } = selectEntries(appended, filter)
+        const frames = visible.map(frameOf)
+        if (skippedThrough !== undefined) frames.push({ text: headFrame(skippedThrough), seq: skippedThrough })
+        this.sendToSockets(members, frames, resumeReason)
+      }
     }
     if (this.sse.size > 0) {
-      const text = appended.map(sseMessage).join("")
-      for (const subscriber of this.sse) this.writeSse(subscriber, text)
+      for (const { filter, members } of groupByFilter(this.sse, (subscriber) => subscriber.filter)) {
+        const text = sseText(appended, filter)
+        if (text.length > 0) for (const subscriber of members) this.writeSse(subscriber, text)
+      }
     }
+  }
+
+  private filterOf(socket: WebSocket): TypeFilter | undefined {
+    if (!this.filters.has(socket)) {
+      const types = (socket.deserializeAttachment() as SocketAttachment | null)?.types
+      this.filters.set(socket, typeFilter(types))
+    }
+    return this.filters.get(socket)
   }
 
   /**
@@ -224,7 +284,15 @@ export class Subscribers {
     if (sockets.length === 0) return
     const sized = frames.map((frame) => ({ ...frame, bytes: utf8Length(frame.text) }))
     for (const socket of sockets) {
-      for (const frame of sized) if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
+      // Read only when a frame has an audience (a room's direct message): most frames are for every socket.
+      let name: { readonly value: string | undefined } | undefined
+      for (const frame of sized) {
+        if (frame.audience !== undefined) {
+          name ??= { value: (socket.deserializeAttachment() as SocketAttachment | null)?.name }
+          if (name.value === undefined || !frame.audience.has(name.value)) continue
+        }
+        if (!this.send(socket, frame.text, frame.bytes, frame.seq, overCap)) break
+      }
     }
   }
 
@@ -353,14 +421,20 @@ export class Subscribers {
     socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
   }
 
-  private sendBacklog(socket: WebSocket, after: number): void {
+  private sendBacklog(socket: WebSocket, after: number, filter: TypeFilter | undefined): void {
     const head = this.source.head()
     for (let cursor = after; cursor < head;) {
       const page = this.source.readAfter(cursor, PAGE)
       if (page.length === 0) break
-      for (const entry of page) {
+      // The filter picks the page's entries before they are framed; a skipped tail ends in a head frame.
+      const { visible, skippedThrough } = selectEntries(page, filter)
+      for (const entry of visible) {
         const text = this.source.frame(entry)
         if (!this.send(socket, text, utf8Length(text), entry.position)) return
+      }
+      if (skippedThrough !== undefined) {
+        const text = headFrame(skippedThrough)
+        if (!this.send(socket, text, utf8Length(text), skippedThrough)) return
       }
       cursor = page[page.length - 1]!.position
     }
@@ -463,14 +537,16 @@ export const setAuthority = (
 export const acceptSubscription = (subscribers: Subscribers, request: Request): Response => {
   const after = Number(request.headers.get(AFTER_HEADER) ?? "0")
   const authority = authorityOf(request)
+  const types = typesOf(request.headers.get(TYPES_HEADER))
   switch (request.headers.get(SUBSCRIBE_HEADER)) {
     case "websocket":
       return subscribers.acceptWebSocket(after, {
         mode: "log",
         ...authority,
+        ...(types === undefined ? {} : { types }),
       })
     case "sse":
-      return subscribers.acceptSse(after, authority.expiresAt)
+      return subscribers.acceptSse(after, authority.expiresAt, types)
     default:
       return new Response("Not found", { status: 404 })
   }

@@ -27,7 +27,9 @@ import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
 import type { ActorReply } from "../core/wire.js"
 import { parseScopedName } from "../core/names.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
-import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
+import { SUBSCRIBE_HEADER, Subscribers, acceptSubscription, type LogEntry, type LogSource } from "./subscribers.js"
+import { StreamReads, streamReadsSettings } from "./stream-reads.js"
+import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { AlarmOwner } from "./alarm.js"
 import * as Usage from "./usage.js"
 import {
@@ -175,6 +177,9 @@ const hasTable = (sql: SqlStorage, name: string) =>
 class TopicLog extends DurableObject implements EmberlogTopicObject {
   private readonly sql: SqlStorage
   private readonly subscribers: Subscribers
+  private readonly log: LogSource
+  /** Durable Streams readers of the entries (`/log`: long-polls and SSE), woken by every append. */
+  private readonly logReads = new StreamReads(streamReadsSettings(this.env))
   /** An alarm is storage too, and reads create nothing: until the first delivery a timer stands in. */
   private alarms: AlarmOwner
   private last = 0
@@ -226,15 +231,12 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"))
     this.alarms = this.newAlarms()
     if (this.created) void ctx.blockConcurrencyWhile(() => this.alarms.load())
-    this.subscribers = new Subscribers(
-      ctx,
-      {
-        head: () => this.last,
-        readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
-        frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
-      },
-      { wakeAt: (at) => void this.alarms.wakeAt(at) },
-    )
+    this.log = {
+      head: () => this.last,
+      readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
+      frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+    }
+    this.subscribers = new Subscribers(ctx, this.log, { wakeAt: (at) => void this.alarms.wakeAt(at) })
   }
 
   /** The owner of the object's alarm: at construction, and again once the storage (and the alarm) was erased. */
@@ -331,7 +333,10 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     }
     const appendedAfter = this.last
     this.last += accepted
-    if (accepted > 0) this.subscribers.deliver(this.entries(appendedAfter, accepted).map(toLogEntry))
+    if (accepted > 0) {
+      this.subscribers.deliver(this.entries(appendedAfter, accepted).map(toLogEntry))
+      this.logReads.notify()
+    }
     return { accepted, duplicates: events.length - accepted }
   }
 
@@ -495,6 +500,8 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   }
 
   override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ)
+      return answerLogRead(this.logReads, this.log, this.ctx.id.name ?? "", request)
     return acceptSubscription(this.subscribers, request)
   }
 
@@ -502,6 +509,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
     const entries = this.role.type === "topic" ? this.last : 0
     this.erasures++
     this.subscribers.closeAll()
+    this.logReads.closeAll()
     this.last = 0
     this.created = false
     this.listed = this.marked = false

@@ -12,6 +12,7 @@
  */
 import { Stream } from "effect"
 import type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
+import { HEAD_TYPE } from "../domain/protocol.js"
 import { type ReconnectOptions, type SocketLike, SubscriptionRefused, backoffDelay, resumable } from "./subscription.js"
 
 // The server's own definitions, so the client's types cannot drift from what it is sent.
@@ -41,6 +42,16 @@ export class EmberlogError extends Error {
     super(message)
     this.name = "EmberlogError"
   }
+}
+
+/** Where a subscription starts, and which event types it receives (`types`; default every one). */
+export interface SubscribeOptions {
+  readonly after?: number
+  /**
+   * Only events of these types (the kind's event types; for a topic, those of any kind served).
+   * Positions stay those of the full log: the subscription resumes after what it skipped.
+   */
+  readonly types?: ReadonlyArray<string>
 }
 
 export interface SendOptions {
@@ -107,17 +118,18 @@ export const createClient = (options: ClientOptions) => {
 
   const socketUrl = (path: string) => `${base.replace(/^http/, "ws")}${path}`
 
-  /** Async-iterates every entry after `after`, reconnecting as needed; also as an Effect Stream. */
+  /** Async-iterates every entry after `from.after` (of `from.types`), reconnecting as needed; also as an Effect Stream. */
   const subscription = <T>(
     path: string,
-    after: number,
+    from: SubscribeOptions,
     entryOf: (frame: any) => { position: number; value: T } | undefined,
     signal?: AbortSignal,
   ) =>
     resumable<T>({
-      open: (cursor) => connect(socketUrl(`${path}?after=${cursor}`)),
+      open: (cursor) => connect(socketUrl(`${path}${query({ after: cursor, types: from.types?.join(",") })}`)),
       entryOf,
-      after,
+      headOf: (frame: any) => (frame?.type === HEAD_TYPE ? (frame.seq as number) : undefined),
+      after: from.after ?? 0,
       reconnect: options.reconnect,
       signal,
     })
@@ -199,17 +211,17 @@ export const createClient = (options: ClientOptions) => {
           reason?: string
           snapshotSeq?: number
         }>(`${path}/verify`),
-      subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
-        subscription(`${path}/ws`, from.after ?? 0, actorEntry, from.signal),
-      subscribe: (from: { readonly after?: number } = {}): Stream.Stream<WireEvent, EmberlogError> =>
+      subscribeAsync: (from: SubscribeOptions & { readonly signal?: AbortSignal } = {}) =>
+        subscription(`${path}/ws`, from, actorEntry, from.signal),
+      subscribe: (from: SubscribeOptions = {}): Stream.Stream<WireEvent, EmberlogError> =>
         Stream.fromAsyncIterable(
-          { [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, actorEntry) },
+          { [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from, actorEntry) },
           toError,
         ),
       onEvent: (
         callback: (event: WireEvent) => void,
-        from: { readonly after?: number; readonly onError?: (error: EmberlogError) => void } = {},
-      ) => listen(subscription(`${path}/ws`, from.after ?? 0, actorEntry), callback, from.onError),
+        from: SubscribeOptions & { readonly onError?: (error: EmberlogError) => void } = {},
+      ) => listen(subscription(`${path}/ws`, from, actorEntry), callback, from.onError),
     }
   }
 
@@ -220,11 +232,11 @@ export const createClient = (options: ClientOptions) => {
         request<{ entries: Array<TopicEntry>; next: number | null; head: number }>(
           `${path}/events${query({ after: page.after ?? 0, limit: page.limit })}`,
         ),
-      subscribeAsync: (from: { readonly after?: number; readonly signal?: AbortSignal } = {}) =>
-        subscription(`${path}/ws`, from.after ?? 0, topicEntry, from.signal),
-      subscribe: (from: { readonly after?: number } = {}): Stream.Stream<TopicEntry, EmberlogError> =>
+      subscribeAsync: (from: SubscribeOptions & { readonly signal?: AbortSignal } = {}) =>
+        subscription(`${path}/ws`, from, topicEntry, from.signal),
+      subscribe: (from: SubscribeOptions = {}): Stream.Stream<TopicEntry, EmberlogError> =>
         Stream.fromAsyncIterable(
-          { [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from.after ?? 0, topicEntry) },
+          { [Symbol.asyncIterator]: () => subscription(`${path}/ws`, from, topicEntry) },
           toError,
         ),
     }

@@ -42,6 +42,11 @@ export interface ResumableOptions<T> {
   readonly open: (after: number) => Promise<SocketLike>
   /** The position and payload a frame carries, or undefined for frames that are not entries. */
   readonly entryOf: (frame: unknown) => { readonly position: number; readonly value: T } | undefined
+  /**
+   * The position a frame that carries no entry has seen up to (a filtered subscription's head
+   * frame), so a reconnection resumes after what the filter skipped; undefined for other frames.
+   */
+  readonly headOf?: (frame: unknown) => number | undefined
   readonly after: number
   readonly reconnect?: ReconnectOptions
   readonly signal?: AbortSignal
@@ -109,6 +114,8 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
         return
       }
       const entry = options.entryOf(frame)
+      const head = entry === undefined ? options.headOf?.(frame) : undefined
+      if (head !== undefined && head > cursor) cursor = head
       unacknowledged += text.length
       if (entry !== undefined && entry.position > cursor) {
         attempts = 0

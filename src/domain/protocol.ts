@@ -66,3 +66,13 @@ export const errorFrame = (id: unknown, code: string, message: string, details?:
     id: typeof id === "string" || typeof id === "number" ? id : null,
     error: { code, message, ...(details === undefined ? {} : { details }) },
   })
+
+/**
+ * What a subscription filtered by event type (`types=`) is sent when the entries it skipped end
+ * a stretch: `{"type":"head","seq":N}`, "everything up to N that you asked for, you have". Positions
+ * stay those of the full log, so a client resumes with `after` = N and neither loses nor repeats
+ * anything (on SSE the same is an `event: head` message with `id: N`, which moves Last-Event-ID).
+ */
+export const HEAD_TYPE = "head"
+
+export const headFrame = (seq: number): string => JSON.stringify({ type: HEAD_TYPE, seq })

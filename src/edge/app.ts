@@ -8,8 +8,10 @@ import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
 import type { Entity } from "../domain/entity.js"
 import { SCOPES, type Scope } from "../infra/tokens.js"
-import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
+import { AFTER_HEADER, SUBSCRIBE_HEADER, TYPES_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
+import { LOG_READ } from "../actors/log-streams.js"
+import { SECURITY_HEADERS, STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS } from "../actors/stream-reads.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
@@ -19,6 +21,7 @@ import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap }
 import { guarded } from "./guard.js"
 import { RESERVED_KINDS, kindRegistry, type KindModule, type KindRegistry } from "./kind.js"
 import * as Params from "./params.js"
+import { actorEventTypes, subscriptionTypes, topicEventTypes, type KnownTypes } from "./subscription-types.js"
 import { actorOf, projectionOf, topicOf as topicIn, unknownKind } from "./objects.js"
 import { limitKey } from "./rate-limit.js"
 import { mcpRoutes } from "./mcp/route.js"
@@ -68,15 +71,18 @@ const subscribe = async (
   c: AppContext,
   owner: { fetch(request: Request): Promise<Response> },
   head: () => Promise<number>,
+  known: KnownTypes,
 ) => {
   const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
   if (websocket) Params.requireWebSocketUpgrade(request)
+  const types = subscriptionTypes(c.req.query("types"), known)
   const after = await subscriptionAfter(request, head)
   const principal = c.get("principal")
   const headers = clientHeaders(request)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
+  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
   const { sub, scopes, expiresAt } = principal
   setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
@@ -120,15 +126,33 @@ const readActorEvents = async (c: AppContext, tenant?: string) => {
 const verifyActor = async (c: AppContext, tenant?: string) =>
   c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
 
-const topicSubscription = (c: AppContext) => {
-  const topic = topicOf(c, c.req.param("topic")!)
-  return subscribe(c, topic, () => topic.head())
+/**
+ * A `/log` read (Durable Streams, JSON mode) handed to the object that owns the log; the object
+ * parses the offset and live mode (one read module for every log), the edge only the filter.
+ */
+const logRead = (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, known: KnownTypes) => {
+  const types = subscriptionTypes(c.req.query("types"), known)
+  const headers = clientHeaders(c.req.raw)
+  headers.set(SUBSCRIBE_HEADER, LOG_READ)
+  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
+  const principal = c.get("principal")
+  const { sub, scopes, expiresAt } = principal
+  setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
+  return owner.fetch(new Request(c.req.url, { method: c.req.method === "HEAD" ? "HEAD" : "GET", headers }))
 }
 
-const actorSubscription = (c: AppContext) => {
-  const actor = actorOf(c, c.req.param("kind")!, c.req.param("id")!)
-  return subscribe(c, actor, () => actor.head())
-}
+/** A `/log` is read-only: what it holds is appended by commands (or, for a topic, by the actors that feed it). */
+const readOnlyLog = (c: AppContext, appendThrough: string) =>
+  c.json(
+    errorBody(
+      "method_not_allowed",
+      `${c.req.method} is not allowed: this log is a read-only Durable Stream (GET, HEAD); ${appendThrough}`,
+    ),
+    405,
+    { Allow: "GET, HEAD", ...SECURITY_HEADERS },
+  )
+
+const LOG_WRITES = ["POST", "PUT", "DELETE", "PATCH"]
 
 /** The app of `options.kinds`; `served` is their registry when the caller (the factory) has built it already. */
 export const createApp = (options: AppOptions, served: KindRegistry = kindRegistry(options.kinds)): App => {
@@ -146,6 +170,16 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
       })
       return response
     }
+  const topicTypes = topicEventTypes(served)
+  const topicSubscription = (c: AppContext) => {
+    const topic = topicOf(c, c.req.param("topic")!)
+    return subscribe(c, topic, () => topic.head(), topicTypes)
+  }
+  const actorSubscription = (c: AppContext) => {
+    const kind = c.req.param("kind")!
+    const actor = actorOf(c, kind, c.req.param("id")!)
+    return subscribe(c, actor, () => actor.head(), actorEventTypes(served, kind))
+  }
   const projections = new Map((options.projections ?? []).map((projection) => [projection.name, projection]))
   const app = new Hono<AppEnv>()
   app.onError(handleError)
@@ -178,8 +212,9 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
         "Last-Event-ID",
         "X-Correlation-Id",
         "X-Causation-Id",
+        ...STREAM_REQUEST_HEADERS,
       ],
-      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate"],
+      exposeHeaders: ["Idempotent-Replayed", "Retry-After", "WWW-Authenticate", ...STREAM_RESPONSE_HEADERS],
     })(c, next)
   })
 
@@ -243,6 +278,13 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   })
   app.get("/v1/topics/:topic/events/stream", requireScope("read"), topicSubscription)
   app.get("/v1/topics/:topic/ws", requireScope("read"), topicSubscription)
+  // GET routes answer HEAD too (Hono): the log's metadata.
+  app.get("/v1/topics/:topic/log", requireScope("read"), (c) =>
+    logRead(c, topicOf(c, c.req.param("topic")), topicTypes),
+  )
+  app.on(LOG_WRITES, "/v1/topics/:topic/log", (c) =>
+    readOnlyLog(c, "a topic's entries are the events of the actors that publish to it"),
+  )
 
   app.get("/v1/projections/:name", requireScope("read"), async (c) => {
     const name = c.req.param("name")
@@ -298,6 +340,17 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   )
   app.get("/v1/:kind/:id/events/stream", kindRoute("read", actorSubscription))
   app.get("/v1/:kind/:id/ws", kindRoute("read", actorSubscription))
+  app.get(
+    "/v1/:kind/:id/log",
+    kindRoute("read", (c) => {
+      const kind = c.req.param("kind")!
+      return logRead(c, actorOf(c, kind, c.req.param("id")!), actorEventTypes(served, kind))
+    }),
+  )
+  app.on(LOG_WRITES, "/v1/:kind/:id/log", async (c, next) => {
+    if (served.get(c.req.param("kind")) === undefined) return next()
+    return readOnlyLog(c, `append through POST /v1/${c.req.param("kind")}/${c.req.param("id")}/commands`)
+  })
   app.get(
     "/v1/:kind/:id/verify",
     kindRoute("admin", (c) => verifyActor(c)),

@@ -5,6 +5,7 @@ import { Job } from "./job/entity.js"
 import { Memory } from "./memory/entity.js"
 import { Room } from "./room/entity.js"
 import { Session } from "./session/entity.js"
+import { DurableStream } from "./stream/entity.js"
 
 export const entities = {
   counter: Counter,
@@ -13,4 +14,5 @@ export const entities = {
   session: Session,
   job: Job,
   memory: Memory,
+  "durable-stream": DurableStream,
 } as const

@@ -10,7 +10,9 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
-  const { worker, base } = await startWorker()
+  // For the Durable Streams suite: long-polls answer 204 after 2 s instead of 30 s (it waits for them),
+  // and its CORS preflight comes from https://example.com.
+  const { worker, base } = await startWorker({ STREAM_LONG_POLL_MS: "2000", CORS_ORIGINS: "https://example.com" })
   project.provide("sharedWorkerBase", base)
   return async () => {
     await worker.stop()

@@ -3,6 +3,12 @@
  * Every message is an event, so a room's history is as auditable and replayable as
  * any other actor's. A post's own type is `messageType` here (`type` tags commands and
  * events); the room frames and `POST /broadcast` call it `type`, as clients expect.
+ *
+ * Direct messages: a post with `to` goes to that member only (and echoes to its sender, as every
+ * post does). It is in the room's log like any post, recipient included: the log is the room's
+ * audit record, and what a member's socket may see is decided when frames are sent (presence.ts).
+ * A direct message to a name with no member in the room is refused: member sockets get no backlog,
+ * so one kept for a member not there would reach no one.
  */
 import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, own, reject, tagged } from "../../index.js"
@@ -20,21 +26,50 @@ export type RoomState = typeof RoomState.Type
 
 export const JoinRoom = tagged("Join", { name: MemberName })
 export const LeaveRoom = tagged("Leave", { name: MemberName })
-export const PostToRoom = tagged("Post", { messageType: PostType, payload: Schema.Unknown, sender: MemberName })
+export const PostToRoom = tagged("Post", {
+  messageType: PostType,
+  payload: Schema.Unknown,
+  sender: MemberName,
+  to: Schema.optionalKey(MemberName),
+})
 export const RoomCommand = Schema.Union([JoinRoom, LeaveRoom, PostToRoom])
 export type RoomCommand = typeof RoomCommand.Type
 
 export const Joined = tagged("Joined", { name: Schema.String })
 export const Left = tagged("Left", { name: Schema.String })
-export const Posted = tagged("Posted", { messageType: Schema.String, payload: Schema.Unknown, sender: Schema.String })
+export const Posted = tagged("Posted", {
+  messageType: Schema.String,
+  payload: Schema.Unknown,
+  sender: Schema.String,
+  /** The one member a direct message is for (absent: every member). */
+  to: Schema.optionalKey(Schema.String),
+})
 export const RoomEvent = Schema.Union([Joined, Left, Posted])
 export type RoomEvent = typeof RoomEvent.Type
 
-/** What a connected member receives for a post (the classic broadcast-server frame). */
+/** The sender of posts made through `POST /broadcast`, from outside the room. */
+export const BROADCAST_SENDER = "broadcast"
+
+/** What a connected member receives for a post (the classic broadcast-server frame; `to` on a direct message). */
 export const postFrame = (event: RoomEvent, at: number) =>
   event.type === "Posted"
-    ? { type: event.messageType, payload: event.payload, timestamp: at, sender: event.sender }
+    ? {
+        type: event.messageType,
+        payload: event.payload,
+        timestamp: at,
+        sender: event.sender,
+        ...(event.to === undefined ? {} : { to: event.to }),
+      }
     : undefined
+
+/**
+ * The members a post's frame is for: undefined for a post to everyone; a direct message's
+ * recipient and its sender (a post from outside, through `/broadcast`, has no member sending it).
+ */
+export const postAudience = (event: RoomEvent): ReadonlySet<string> | undefined => {
+  if (event.type !== "Posted" || event.to === undefined) return undefined
+  return new Set(event.sender === BROADCAST_SENDER ? [event.to] : [event.to, event.sender])
+}
 
 export const Room = Entity.make({
   kind: "room",
@@ -56,12 +91,21 @@ export const Room = Entity.make({
           const reserved = `"${ACK_TYPE}" is reserved (members send {"type":"${ACK_TYPE}"} to confirm what they read)`
           return reject("reserved_type", `${reserved}; post under another type`)
         }
+        if (command.to !== undefined && (own(state.members, command.to) ?? 0) === 0) {
+          return reject(
+            "unknown_recipient",
+            `${command.to} is not in the room: a direct message goes to a member who is connected`,
+            // Not the member list: sending needs `write`, and who is in the room is for `read` to see.
+            { to: command.to },
+          )
+        }
         return Effect.succeed([
           {
             type: "Posted",
             messageType: command.messageType,
             payload: command.payload,
             sender: command.sender,
+            ...(command.to === undefined ? {} : { to: command.to }),
           } as const,
         ])
       default:

@@ -1,7 +1,8 @@
 /**
  * Room presence: sockets opened as room members join, post and leave through the room's
  * commands, and receive the room's compact post frames (through the host's subscriber
- * accounting, so a member that never reads is capped like any socket).
+ * accounting, so a member that never reads is capped like any socket): every post to everyone,
+ * and the direct messages it sent or that are for it, none other.
  *
  * One key per member socket (ctx.storage.kv: prefix + socket id → member name), written in
  * the stretch of its Join and deleted in that of its Leave. On wake it tells which sockets
@@ -12,7 +13,7 @@
  */
 import { errorFrame, type WireEvent } from "../../index.js"
 import { authorityOf, defineCapability, failureResponse, type Host, type SocketAttachment } from "../../worker.js"
-import { Room, postFrame } from "./entity.js"
+import { Room, postAudience, postFrame } from "./entity.js"
 import { MEMBER_HEADER } from "./protocol.js"
 
 export { MEMBER_HEADER }
@@ -80,8 +81,11 @@ export const presence = defineCapability({
 
       committed: (events: ReadonlyArray<WireEvent>) => {
         const frames = events.flatMap((event) => {
-          const frame = postFrame(Room.decodeEvent(event), event.meta.at)
-          return frame === undefined ? [] : [{ text: JSON.stringify(frame), seq: event.seq }]
+          const decoded = Room.decodeEvent(event)
+          const frame = postFrame(decoded, event.meta.at)
+          if (frame === undefined) return []
+          const audience = postAudience(decoded)
+          return [{ text: JSON.stringify(frame), seq: event.seq, ...(audience === undefined ? {} : { audience }) }]
         })
         host.sendFrames(frames, (lastSeq) => missedPostsReason(host, lastSeq))
       },
@@ -95,10 +99,21 @@ export const presence = defineCapability({
         } catch {
           return socket.send(errorFrame(null, "invalid_frame", 'A frame must be JSON: {"type": …, "payload": …}'))
         }
-        const { type, payload } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<string, unknown>
+        const { type, payload, to } = (typeof frame === "object" && frame !== null ? frame : {}) as Record<
+          string,
+          unknown
+        >
         if (typeof type !== "string")
           return socket.send(errorFrame(null, "invalid_frame", "A room frame needs a string type"))
-        const command = { type: "Post", messageType: type, payload, sender: member }
+        if (to !== undefined && typeof to !== "string")
+          return socket.send(errorFrame(null, "invalid_frame", "A room frame's to must be a member's name"))
+        const command = {
+          type: "Post",
+          messageType: type,
+          payload,
+          sender: member,
+          ...(to === undefined ? {} : { to }),
+        }
         const reply = host.commit({ command, principal: attachment.principal ?? member })
         if (!reply.ok) socket.send(errorFrame(null, reply.error.code, reply.error.message, reply.error.details))
       },

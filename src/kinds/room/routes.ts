@@ -1,7 +1,7 @@
 /**
  * The classic "WebSocket broadcast server" routes, as thin layers over the room entity:
  * `GET /ws?room=<name>&name=<member>` joins a room (default `lobby`), and
- * `POST /broadcast {room?, type, payload}` posts to it from outside. Every message is
+ * `POST /broadcast {room?, type, payload, to?}` posts to it from outside (`to`: to that member only). Every message is
  * also an event in the room's log (`/v1/room/{name}/…`).
  */
 import type { Context } from "hono"
@@ -20,11 +20,11 @@ import {
   type App,
   type AppEnv,
 } from "../../worker.js"
+import { BROADCAST_SENDER } from "./entity.js"
 import { MEMBER_HEADER } from "./protocol.js"
 
 export const DEFAULT_ROOM = "lobby"
 const MEMBER_NAME = /^[\x20-\x7e]{1,64}$/
-const BROADCAST_SENDER = "broadcast"
 
 /** A room by name: room names are checked as such (400 `invalid_room`), then addressed as the room kind's actors. */
 const roomOf = (c: Context<AppEnv>, name: string | undefined) =>
@@ -53,12 +53,17 @@ export const roomRoutes = (app: App) => {
       room: roomName,
       type,
       payload,
+      to,
     } = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>
     if (roomName !== undefined && typeof roomName !== "string")
       throw badRequest("invalid_body", "room must be a string")
     if (typeof type !== "string")
       throw badRequest("invalid_body", "type must be a string", {
         issues: [{ path: ["type"], message: "Expected a string" }],
+      })
+    if (to !== undefined && typeof to !== "string")
+      throw badRequest("invalid_body", "to must be the name of a member", {
+        issues: [{ path: ["to"], message: "Expected a string" }],
       })
     const room = roomOf(c, roomName)
     if ((await room.head()) === 0)
@@ -69,7 +74,13 @@ export const roomRoutes = (app: App) => {
       )
     const outcome = unwrap(
       await room.command({
-        command: { type: "Post", messageType: type, payload: payload ?? null, sender: BROADCAST_SENDER },
+        command: {
+          type: "Post",
+          messageType: type,
+          payload: payload ?? null,
+          sender: BROADCAST_SENDER,
+          ...(to === undefined ? {} : { to }),
+        },
       }),
     )
     return c.json({ room: roomName ?? DEFAULT_ROOM, version: outcome.version })

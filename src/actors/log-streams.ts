@@ -1,0 +1,68 @@
+/**
+ * Every actor's events and every topic's entries as a read-only Durable Stream in JSON mode
+ * (`GET|HEAD /v1/{kind}/{id}/log`, `/v1/topics/{topic}/log`), over the shared read module
+ * (stream-reads.ts): each item is the event (or topic entry) exactly as the `events` routes
+ * return it, the offset of item N resumes after it, and `types` filters by event type while
+ * Stream-Next-Offset still advances over what was skipped. Appends go through commands, so the
+ * edge answers any other method 405 before it reaches the object.
+ */
+import { parseReadRequest, streamError, type ReadOptions, type StreamReads } from "./stream-reads.js"
+import { TYPES_HEADER, authorityOf, type LogEntry, type LogSource } from "./subscribers.js"
+import { typeFilter, typesOf } from "./type-filters.js"
+
+/** The value of SUBSCRIBE_HEADER for a Durable Streams read of the log (beside "websocket" and "sse"). */
+export const LOG_READ = "log"
+
+const jsonRendering = {
+  mode: "json",
+  contentType: "application/json",
+  json: (entry: LogEntry) => JSON.stringify(entry.payload),
+} as const
+
+/** The read options of one object's log; `name` tells this log from others in ETags. */
+export const logReadOptions = (
+  source: LogSource,
+  name: string,
+  types?: ReadonlyArray<string>,
+  endsAt?: number,
+): ReadOptions<LogEntry> => {
+  const filter = typeFilter(types)
+  return {
+    ...(endsAt === undefined ? {} : { endsAt }),
+    source: { head: source.head, readAfter: source.readAfter },
+    rendering: jsonRendering,
+    ...(filter === undefined ? {} : { filter: (entry: LogEntry) => filter.types.has(entry.name) }),
+    // A filtered read of a range has another body than the full one: its tag must differ too.
+    etag: filter === undefined ? name : `${name}:${filter.key}`,
+  }
+}
+
+/**
+ * Answers a `/log` read the edge validated and forwarded (HEAD or GET). An offset past the head
+ * was never issued by this log (offsets are positions in it): 400, not an empty read that would
+ * wait for positions the reader claims to have seen.
+ */
+export const answerLogRead = (
+  reads: StreamReads,
+  source: LogSource,
+  name: string,
+  request: Request,
+): Response | Promise<Response> => {
+  // A long-poll or an SSE stream ends with the token that opened it, as every subscription does.
+  const options = logReadOptions(
+    source,
+    name,
+    typesOf(request.headers.get(TYPES_HEADER)),
+    authorityOf(request).expiresAt,
+  )
+  if (request.method === "HEAD") return reads.head(options)
+  const parsed = parseReadRequest(new URL(request.url))
+  if (!("invalid" in parsed) && typeof parsed.offset === "object" && parsed.offset.after > source.head()) {
+    return streamError(
+      400,
+      "invalid_offset",
+      `The offset is beyond the head of this log (${source.head()} items): it was not issued by this log`,
+    )
+  }
+  return reads.read(request, options)
+}

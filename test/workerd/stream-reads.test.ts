@@ -1,0 +1,260 @@
+import { describe, expect, it } from "vitest"
+import {
+  StreamReads,
+  encodeOffset,
+  nextCursor,
+  parseOffset,
+  parseReadRequest,
+  readPage,
+  streamReadsSettings,
+  type ReadOptions,
+} from "../../src/actors/stream-reads.js"
+
+interface Item {
+  readonly position: number
+  readonly type: string
+  readonly text: string
+}
+
+/** An in-memory log as a host would expose it. */
+const memoryLog = (texts: ReadonlyArray<string> = []) => {
+  const items: Array<Item> = texts.map((text, i) => ({ position: i + 1, type: "A", text }))
+  let closed = false
+  const log = {
+    items,
+    append: (text: string, type = "A") => items.push({ position: items.length + 1, type, text }),
+    close: () => (closed = true),
+    source: {
+      head: () => items.length,
+      readAfter: (after: number, limit: number) => items.filter((item) => item.position > after).slice(0, limit),
+      closed: () => closed,
+    },
+  }
+  return log
+}
+
+const jsonOptions = (log: ReturnType<typeof memoryLog>, filter?: (item: Item) => boolean): ReadOptions<Item> => ({
+  source: log.source,
+  rendering: { mode: "json", contentType: "application/json", json: (item) => JSON.stringify(item.text) },
+  filter,
+  etag: "test",
+})
+
+const bytesOptions = (log: ReturnType<typeof memoryLog>, contentType = "text/plain"): ReadOptions<Item> => ({
+  source: log.source,
+  rendering: { mode: "bytes", contentType, bytes: (item) => new TextEncoder().encode(item.text) },
+  etag: "test",
+})
+
+const at = (query: string) => new Request(`https://emberlog.test/s${query}`)
+
+const readSse = async (response: Response, until: string): Promise<string> => {
+  const reader = response.body!.getReader()
+  let text = ""
+  while (!text.includes(until)) {
+    const { done, value } = await reader.read()
+    if (done) break
+    text += new TextDecoder().decode(value)
+  }
+  await reader.cancel()
+  return text
+}
+
+describe("offsets", () => {
+  it("are fixed-width decimals: lexicographic order is position order, none is -1 or now", () => {
+    const offsets = [0, 1, 9, 10, 99, 100, 123_456_789, Number.MAX_SAFE_INTEGER].map(encodeOffset)
+    expect([...offsets].sort()).toEqual(offsets)
+    for (const offset of offsets) expect(offset).toMatch(/^0{16}_\d{16}$/)
+    expect(encodeOffset(0)).toBe("0000000000000000_0000000000000000")
+  })
+
+  it("parse back, with -1, now and no offset as sentinels, and refuse anything else", () => {
+    expect(parseOffset(encodeOffset(42))).toEqual({ after: 42 })
+    expect(parseOffset("-1")).toBe("start")
+    expect(parseOffset(undefined)).toBe("start")
+    expect(parseOffset("now")).toBe("now")
+    for (const bad of ["1,2", "a", " 1", "-2", "1.5", "0000000000000000_1", "0000000000000001_0000000000000001"])
+      expect(parseOffset(bad)).toHaveProperty("invalid")
+  })
+
+  it("a read request needs one offset, and one for live modes", () => {
+    const url = (query: string) => new URL(`https://x/s?${query}`)
+    expect(parseReadRequest(url("offset=1&offset=2"))).toHaveProperty("invalid")
+    expect(parseReadRequest(url("offset="))).toHaveProperty("invalid")
+    expect(parseReadRequest(url("live=long-poll"))).toHaveProperty("invalid")
+    expect(parseReadRequest(url("offset=-1&live=sometimes"))).toHaveProperty("invalid")
+    expect(parseReadRequest(url("offset=now&live=sse&cursor=7"))).toEqual({ offset: "now", live: "sse", cursor: "7" })
+  })
+
+  it("cursors never go back to or below the client's", () => {
+    const now = Date.now()
+    const current = Number(nextCursor(undefined, now))
+    expect(Number(nextCursor(String(current), now))).toBeGreaterThan(current)
+    expect(Number(nextCursor(String(current + 500), now))).toBeGreaterThan(current + 500)
+    expect(nextCursor(String(current - 3), now)).toBe(String(current))
+  })
+})
+
+describe("catch-up reads", () => {
+  it("return a JSON array from the start, then resume exactly after the last item read", async () => {
+    const log = memoryLog(["a", "b"])
+    const reads = new StreamReads()
+    const first = await reads.read(at("?offset=-1"), jsonOptions(log))
+    expect(await first.json()).toEqual(["a", "b"])
+    expect(first.headers.get("Stream-Up-To-Date")).toBe("true")
+    expect(first.headers.get("X-Content-Type-Options")).toBe("nosniff")
+    const next = first.headers.get("Stream-Next-Offset")!
+    expect(next).toBe(encodeOffset(2))
+    log.append("c")
+    const second = await reads.read(at(`?offset=${next}`), jsonOptions(log))
+    expect(await second.json()).toEqual(["c"])
+  })
+
+  it("page a long log without Stream-Up-To-Date until the last page", () => {
+    const log = memoryLog(Array.from({ length: 25 }, (_, i) => `item-${i}`))
+    const page = readPage(jsonOptions(log), 0, { items: 10, bytes: 1 << 20 })
+    expect(page.items.map((item) => item.position)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    expect(page.upToDate).toBe(false)
+    expect(readPage(jsonOptions(log), 20, { items: 10, bytes: 1 << 20 })).toMatchObject({ next: 25, upToDate: true })
+  })
+
+  it("concatenate bytes in byte mode, with the stream's content type", async () => {
+    const log = memoryLog(["hello ", "world"])
+    const response = await new StreamReads().read(at(""), bytesOptions(log))
+    expect(response.headers.get("Content-Type")).toBe("text/plain")
+    expect(await response.text()).toBe("hello world")
+  })
+
+  it("a filtered read advances to the head it has seen, so the reader resumes without gaps or repeats", async () => {
+    const log = memoryLog()
+    for (const type of ["A", "B", "B", "A", "B"]) log.append(type, type)
+    const onlyA = (item: Item) => item.type === "A"
+    const response = await new StreamReads().read(at("?offset=-1"), jsonOptions(log, onlyA))
+    expect(await response.json()).toEqual(["A", "A"])
+    expect(response.headers.get("Stream-Next-Offset")).toBe(encodeOffset(5))
+    const none = await new StreamReads().read(at(`?offset=${encodeOffset(4)}`), jsonOptions(log, onlyA))
+    expect(await none.json()).toEqual([])
+    expect(none.headers.get("Stream-Next-Offset")).toBe(encodeOffset(5))
+  })
+
+  it("answer 304 to a matching If-None-Match, and a new ETag once the log grows or closes", async () => {
+    const log = memoryLog(["a"])
+    const reads = new StreamReads()
+    const first = await reads.read(at("?offset=-1"), jsonOptions(log))
+    const etag = first.headers.get("ETag")!
+    const again = await reads.read(
+      new Request(at("?offset=-1"), { headers: { "If-None-Match": etag } }),
+      jsonOptions(log),
+    )
+    expect(again.status).toBe(304)
+    log.close()
+    const closed = await reads.read(at("?offset=-1"), jsonOptions(log))
+    expect(closed.headers.get("ETag")).not.toBe(etag)
+    expect(closed.headers.get("Stream-Closed")).toBe("true")
+  })
+
+  it("offset=now answers the tail with an empty array and no ETag", async () => {
+    const log = memoryLog(["a", "b"])
+    const response = await new StreamReads().read(at("?offset=now"), jsonOptions(log))
+    expect(await response.json()).toEqual([])
+    expect(response.headers.get("Stream-Next-Offset")).toBe(encodeOffset(2))
+    expect(response.headers.get("ETag")).toBeNull()
+    expect(response.headers.get("Cache-Control")).toBe("no-store")
+  })
+
+  it("a malformed offset is a 400 in the edge's error shape", async () => {
+    const response = await new StreamReads().read(at("?offset=a,b"), jsonOptions(memoryLog()))
+    expect(response.status).toBe(400)
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_offset" } })
+  })
+})
+
+describe("long-polls", () => {
+  it("wait as long as the Worker's STREAM_LONG_POLL_MS says (30 s unless set or malformed)", () => {
+    expect(streamReadsSettings({ STREAM_LONG_POLL_MS: "2000" }).longPollMs).toBe(2_000)
+    expect(streamReadsSettings({ STREAM_LONG_POLL_MS: "soon" }).longPollMs).toBe(30_000)
+    expect(streamReadsSettings(undefined)).toMatchObject({ longPollMs: 30_000, sseMaxMs: 60_000 })
+  })
+
+  it("wake on notify with what was appended, with a cursor", async () => {
+    const log = memoryLog(["a"])
+    const reads = new StreamReads({ longPollMs: 10_000, sseMaxMs: 10_000, maxReaders: 10 })
+    const started = Date.now()
+    const pending = reads.read(at(`?offset=${encodeOffset(1)}&live=long-poll`), jsonOptions(log))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(reads.readers).toBe(1)
+    log.append("b")
+    reads.notify()
+    const response = await pending
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual(["b"])
+    expect(response.headers.get("Stream-Cursor")).toMatch(/^\d+$/)
+    expect(reads.readers).toBe(0)
+  })
+
+  it("time out with 204, the tail and Stream-Up-To-Date", async () => {
+    const log = memoryLog(["a"])
+    const reads = new StreamReads({ longPollMs: 100, sseMaxMs: 10_000, maxReaders: 10 })
+    const response = await reads.read(at(`?offset=${encodeOffset(1)}&live=long-poll`), jsonOptions(log))
+    expect(response.status).toBe(204)
+    expect(response.headers.get("Stream-Next-Offset")).toBe(encodeOffset(1))
+    expect(response.headers.get("Stream-Up-To-Date")).toBe("true")
+  })
+
+  it("answer at once at the end of a closed log", async () => {
+    const log = memoryLog(["a"])
+    log.close()
+    const reads = new StreamReads({ longPollMs: 10_000, sseMaxMs: 10_000, maxReaders: 10 })
+    const response = await reads.read(at(`?offset=${encodeOffset(1)}&live=long-poll`), jsonOptions(log))
+    expect(response.status).toBe(204)
+    expect(response.headers.get("Stream-Closed")).toBe("true")
+  })
+
+  it("are bounded per object", async () => {
+    const log = memoryLog()
+    const reads = new StreamReads({ longPollMs: 10_000, sseMaxMs: 10_000, maxReaders: 1 })
+    const waiting = reads.read(at("?offset=now&live=long-poll"), jsonOptions(log))
+    const refused = await reads.read(at("?offset=now&live=long-poll"), jsonOptions(log))
+    expect(refused.status).toBe(503)
+    reads.closeAll()
+    expect((await waiting).status).toBe(204)
+  })
+})
+
+describe("SSE", () => {
+  it("pairs each data event with a control event, then streams appends as they are notified", async () => {
+    const log = memoryLog(["a"])
+    const reads = new StreamReads({ longPollMs: 10_000, sseMaxMs: 10_000, maxReaders: 10 })
+    const response = await reads.read(at("?offset=-1&live=sse"), jsonOptions(log))
+    expect(response.headers.get("Content-Type")).toBe("text/event-stream")
+    const received = readSse(response, `"streamNextOffset":"${encodeOffset(2)}"`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    log.append("b")
+    reads.notify()
+    const text = await received
+    expect(text).toContain(`event: data\ndata:["a"]\n\nevent: control\ndata:{"streamNextOffset":"${encodeOffset(1)}"`)
+    expect(text).toContain(`event: data\ndata:["b"]\n\nevent: control\ndata:{"streamNextOffset":"${encodeOffset(2)}"`)
+  })
+
+  it("ends a closed log with streamClosed and no cursor, and base64-encodes binary data", async () => {
+    const log = memoryLog(["\u0000\u0001"])
+    log.close()
+    const response = await new StreamReads().read(
+      at("?offset=-1&live=sse"),
+      bytesOptions(log, "application/octet-stream"),
+    )
+    expect(response.headers.get("Stream-SSE-Data-Encoding")).toBe("base64")
+    const text = await response.text()
+    expect(text).toContain("data:AAE=")
+    expect(text).toContain(`{"streamNextOffset":"${encodeOffset(1)}","streamClosed":true,"upToDate":true}`)
+    expect(text).not.toContain("streamCursor")
+  })
+
+  it("keeps every line of a text payload inside its data event", async () => {
+    const log = memoryLog(["one\r\nevent: control\rdata: x\n two"])
+    log.close()
+    const text = await (await new StreamReads().read(at("?offset=-1&live=sse"), bytesOptions(log))).text()
+    expect(text).toContain("event: data\ndata:one\ndata:event: control\ndata:data: x\ndata:  two\n\n")
+  })
+})

@@ -1,0 +1,199 @@
+import { createExecutionContext, env, evictDurableObject, runDurableObjectAlarm } from "cloudflare:test"
+import fc from "fast-check"
+import { SignJWT } from "jose"
+import { describe, expect, it } from "vitest"
+import worker from "../../src/app.js"
+import { streamIdOf, streamPathOf } from "../../src/kinds/stream/paths.js"
+import { BASE, actorObject, freshId, get, json } from "./helpers.js"
+
+const KIND = "durable-stream"
+
+const stream = (path: string, init: RequestInit = {}) => SELF_fetch(`/v1/stream/${path}`, init)
+// Through the Worker exactly as a client calls it (auth off, the test project's default).
+const SELF_fetch = (path: string, init: RequestInit = {}) =>
+  worker.fetch(new Request(new URL(path, BASE), init), env as never, createExecutionContext())
+
+const create = (path: string, body?: string, headers: Record<string, string> = {}) =>
+  stream(path, { method: "PUT", headers: { "Content-Type": "text/plain", ...headers }, body })
+const append = (path: string, body: string, headers: Record<string, string> = {}) =>
+  stream(path, { method: "POST", headers: { "Content-Type": "text/plain", ...headers }, body })
+
+const eventsOf = async (path: string) => {
+  const { body } = await json(await get(`/v1/${KIND}/${streamIdOf(path)}/events`))
+  return body.events as Array<{ seq: number; type: string; data: any }>
+}
+
+describe("stream paths and actor ids", () => {
+  it("map one-to-one, `/` and all, onto the actor id alphabet", () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40, unit: "grapheme" }), (path) => {
+        const id = streamIdOf(path)
+        if (id === undefined) return
+        expect(id).toMatch(/^[A-Za-z0-9._:-]{1,128}$/)
+        expect(streamPathOf(id)).toBe(path)
+      }),
+    )
+    expect(streamIdOf("chat/room-1")).toBe("chat:2Froom-1")
+    expect(streamIdOf("a:b")).toBe("a:3Ab")
+  })
+
+  it("a path whose id would pass 128 characters is a 400, and creates nothing", async () => {
+    const response = await create("/".repeat(60))
+    expect(response.status).toBe(400)
+    expect(await response.json()).toMatchObject({ error: { code: "invalid_stream_path" } })
+    expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff")
+  })
+})
+
+describe("a stream is an emberlog log", () => {
+  it("every create and append is a hash-chained event of the actor its path names", async () => {
+    const path = `logs/${freshId("s")}`
+    expect((await create(path, "hello ")).status).toBe(201)
+    expect((await append(path, "world")).status).toBe(204)
+    expect(await (await stream(path)).text()).toBe("hello world")
+    const events = await eventsOf(path)
+    expect(events.map((event) => event.type)).toEqual(["Created", "Appended"])
+    expect(atob(events[1]!.data.items[0])).toBe("world")
+    const verify = await json(await get(`/v1/${KIND}/${streamIdOf(path)}/verify`))
+    expect(verify.body).toMatchObject({ ok: true, events: 2 })
+  })
+
+  it("is listed among the tenant's actors, as the inspector's picker reads them", async () => {
+    const path = `listed/${freshId("s")}`
+    await create(path, "x")
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    await expect
+      .poll(async () => (await json(await get(`/v1/actors?kind=${KIND}&prefix=listed`))).body.actors)
+      .toContainEqual(expect.objectContaining({ kind: KIND, id: streamIdOf(path) }))
+  })
+
+  it("the generic commands route cannot append around the protocol's checks", async () => {
+    const path = freshId("s")
+    await create(path)
+    const response = await SELF_fetch(`/v1/${KIND}/${streamIdOf(path)}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        type: "Append",
+        contentType: "text/plain",
+        items: [],
+        producer: null,
+        streamSeq: null,
+        close: true,
+      }),
+    })
+    expect(response.status).toBe(400)
+    expect((await eventsOf(path)).map((event) => event.type)).toEqual(["Created"])
+  })
+
+  it("a producer's epoch and seq survive the object's restart: a retry after it is a duplicate", async () => {
+    const path = freshId("s")
+    await create(path)
+    const producer = (seq: number) => ({ "Producer-Id": "writer", "Producer-Epoch": "0", "Producer-Seq": String(seq) })
+    expect((await append(path, "a", producer(0))).status).toBe(200)
+    await evictDurableObject(actorObject(KIND, streamIdOf(path)!))
+    const retry = await append(path, "a", producer(0))
+    expect(retry.status).toBe(204)
+    expect(retry.headers.get("Producer-Seq")).toBe("0")
+    const gap = await append(path, "c", producer(2))
+    expect(gap.status).toBe(409)
+    expect(gap.headers.get("Producer-Expected-Seq")).toBe("1")
+    expect(await gap.json()).toMatchObject({ error: { code: "producer_sequence_gap" } })
+    expect(await (await stream(path)).text()).toBe("a")
+  })
+
+  it("a body over the limit is a 413 and appends nothing", async () => {
+    const path = freshId("s")
+    await create(path)
+    const response = await append(path, "x".repeat(256 * 1024 + 1))
+    expect(response.status).toBe(413)
+    expect((await eventsOf(path)).map((event) => event.type)).toEqual(["Created"])
+  })
+
+  it("delete and re-create: a new generation in the same log, whose positions never repeat the old ones", async () => {
+    const path = freshId("s")
+    await create(path, "old")
+    const oldOffset = (await stream(path)).headers.get("Stream-Next-Offset")!
+    expect((await stream(path, { method: "DELETE" })).status).toBe(204)
+    expect((await stream(path, { method: "HEAD" })).status).toBe(404)
+    await create(path, "new")
+    const fresh = await stream(path)
+    expect(await fresh.text()).toBe("new")
+    expect(fresh.headers.get("Stream-Next-Offset")! > oldOffset).toBe(true)
+    // An offset of the deleted stream reads the new one from its start.
+    expect(await (await stream(`${path}?offset=${oldOffset}`)).text()).toBe("new")
+    expect((await eventsOf(path)).map((event) => event.type)).toEqual(["Created", "Deleted", "Created"])
+  })
+
+  it("a TTL's expiry is an event, committed by the alarm", async () => {
+    const path = freshId("s")
+    await create(path, "short-lived", { "Stream-TTL": "1" })
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    const events = await eventsOf(path)
+    expect(events.at(-1)).toMatchObject({ type: "Deleted", data: { reason: "expired" } })
+    expect((await stream(path, { method: "HEAD" })).status).toBe(404)
+  })
+
+  it("a long-poll held in the object is woken by an append, with no polling", async () => {
+    const path = freshId("s")
+    const tail = (await create(path, "a")).headers.get("Stream-Next-Offset")!
+    const started = Date.now()
+    const pending = stream(`${path}?offset=${tail}&live=long-poll`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await append(path, "b")
+    const response = await pending
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe("b")
+    expect(Date.now() - started).toBeLessThan(5_000)
+  })
+
+  it("a fork records its origin in its log, and keeps its data when the source is deleted", async () => {
+    const source = freshId("src")
+    const fork = freshId("fork")
+    await create(source, "shared")
+    expect((await create(fork, undefined, { "Stream-Forked-From": `/v1/stream/${source}` })).status).toBe(201)
+    expect((await stream(source, { method: "DELETE" })).status).toBe(204)
+    expect((await stream(source, { method: "HEAD" })).status).toBe(410)
+    expect(await (await stream(fork)).text()).toBe("shared")
+    const [created] = await eventsOf(fork)
+    expect(created).toMatchObject({ type: "Created", data: { forkedFrom: { id: source, subOffset: 0 } } })
+    expect((await stream(fork, { method: "DELETE" })).status).toBe(204)
+    expect((await stream(source, { method: "HEAD" })).status).toBe(404)
+  })
+})
+
+describe("auth, scopes and tenancy", () => {
+  const SECRET = "stream-test-secret-" + crypto.randomUUID()
+  const token = (sub: string, scope: string, tenant: string) =>
+    new SignJWT({ sub, scope, tenant })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode(SECRET))
+  const call = async (path: string, bearer: string | undefined, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers)
+    if (bearer !== undefined) headers.set("Authorization", `Bearer ${bearer}`)
+    return worker.fetch(
+      new Request(new URL(path, BASE), { ...init, headers }),
+      { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never,
+      createExecutionContext(),
+    )
+  }
+
+  it("a stream belongs to its tenant; reading needs read, writing needs write", async () => {
+    const path = `/v1/stream/${freshId("s")}`
+    const alice = await token("alice", "read write", "acme")
+    const reader = await token("rita", "read", "acme")
+    const mallory = await token("mallory", "read write", "evil")
+    expect((await call(path, undefined, { method: "PUT" })).status).toBe(401)
+    expect(
+      (await call(path, alice, { method: "PUT", headers: { "Content-Type": "text/plain" }, body: "mine" })).status,
+    ).toBe(201)
+    expect(await (await call(path, reader)).text()).toBe("mine")
+    const refused = await call(path, reader, { method: "POST", headers: { "Content-Type": "text/plain" }, body: "x" })
+    expect(refused.status).toBe(403)
+    expect((await call(path, mallory, { method: "HEAD" })).status).toBe(404)
+    expect(await (await call(path, alice)).text()).toBe("mine")
+  })
+})
