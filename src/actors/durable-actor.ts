@@ -25,7 +25,7 @@ import type {
 import { failureResponse } from "./failures.js"
 import { parseActorName, scopedName } from "../core/names.js"
 import { drainOutbox } from "./outbox.js"
-import { CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
+import { ACTOR_BATCH_TYPE, CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
 import { rateLimitMessage, withinLimit } from "./rate-limit.js"
 import {
   Subscribers,
@@ -347,6 +347,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           return reply.ok ? reply.value.events.map(toLogEntry) : []
         },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
+        batchType: ACTOR_BATCH_TYPE,
       }
     }
 

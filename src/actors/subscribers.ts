@@ -22,16 +22,29 @@
  * `after` = the last seq it saw. A backlog larger than the cap is sent the same way, one
  * cap's worth per connection. An ack can only confirm what was sent: one naming a later
  * seq is refused, or a single forged ack would lift the cap for good.
+ *
+ * Batched backlogs. A socket opened with `batch=1` (protocol.ts, BATCH_PARAM) is sent its
+ * backlog as frames of many entries; one frame per entry is what bounds a catch-up (issue 13).
+ * Such a client acks every batch frame, so at the cap its backlog pauses instead of closing:
+ * the socket is not live while paused (appends are not sent to it; they are in the log, after
+ * its cursor), and each ack sends on from the last seq sent, in the ack's own synchronous
+ * stretch, until the backlog reaches the head and the socket is live again. The cursor of a
+ * paused socket is in its attachment, so a paused socket hibernates and wakes paused; the
+ * cap is kept the whole time, since nothing more is sent until an ack confirms what was.
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
+  BATCH_FRAME_UNITS,
   CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
+  batchFrame,
   errorFrame,
   parseAck,
+  type ACTOR_BATCH_TYPE,
+  type TOPIC_BATCH_TYPE,
 } from "../domain/protocol.js"
 
 /** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
@@ -59,6 +72,8 @@ export interface LogSource {
   readonly readAfter: (after: number, limit: number) => ReadonlyArray<LogEntry>
   /** The WebSocket frame for an entry, e.g. `{"type":"event","event":…}`. */
   readonly frame: (entry: LogEntry) => string
+  /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
+  readonly batchType: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE
 }
 
 export interface SocketAttachment {
@@ -78,6 +93,10 @@ export interface SocketAttachment {
   readonly limitKey?: string
   /** Bytes sent and not confirmed, as of the last checkpoint (so the cap survives hibernation). */
   readonly unconfirmed?: number
+  /** Opened with `batch=1`: its backlog comes in batch frames, and pauses at the cap instead of closing. */
+  readonly batch?: boolean
+  /** A batched backlog paused at the cap after this seq (the last sent): not live until an ack resumes it. */
+  readonly backlogAfter?: number
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
@@ -86,6 +105,8 @@ export const PRINCIPAL_HEADER = "X-Emberlog-Principal"
 export const SCOPES_HEADER = "X-Emberlog-Scopes"
 export const EXPIRES_HEADER = "X-Emberlog-Expires"
 export const LIMIT_KEY_HEADER = "X-Emberlog-Limit-Key"
+/** "1": the client asked for a batched backlog (`?batch=1`). */
+export const BATCH_HEADER = "X-Emberlog-Batch"
 export const SSE_KEEP_ALIVE_MS = 15_000
 /** The SSE cap, the same as the WebSocket one. */
 export const SSE_MAX_BUFFERED = WS_MAX_UNCONFIRMED
@@ -108,6 +129,8 @@ interface Account {
   confirmed: number
   lastSeq: number
   checkpoints: Array<{ readonly seq: number; readonly sent: number }>
+  /** A batched backlog waiting at the cap for an ack (see the header comment). */
+  paused: boolean
 }
 
 /** One frame to send to sockets: its text and the seq of the entry it carries. */
@@ -154,8 +177,10 @@ export class Subscribers {
     server.serializeAttachment(attachment)
     // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
-    this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq, checkpoints: [] })
-    if (attachment.mode === "log") this.sendBacklog(server, after)
+    const account: Account = { sent: 0, confirmed: 0, lastSeq, checkpoints: [], paused: false }
+    this.accounts.set(server, account)
+    if (attachment.mode === "log" && attachment.batch === true) this.sendBatches(server, account)
+    else if (attachment.mode === "log") this.sendBacklog(server, after)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
@@ -196,7 +221,8 @@ export class Subscribers {
     if (appended.length === 0) return
     // Frames are serialized only for sockets that are there: a busy actor with no subscriber
     // would otherwise encode every event once more, for nobody (issue 13).
-    const sockets = this.ctx.getWebSockets("log")
+    // A paused backlog is not live: what is appended now reaches it from the log when it resumes.
+    const sockets = this.ctx.getWebSockets("log").filter((socket) => !this.accountOf(socket).paused)
     if (sockets.length > 0) {
       const frames = appended.map((entry) => ({ text: this.source.frame(entry), seq: entry.position }))
       this.sendToSockets(sockets, frames, resumeReason)
@@ -234,10 +260,15 @@ export class Subscribers {
    */
   private send(socket: WebSocket, text: string, bytes: number, seq: number, overCap = resumeReason): boolean {
     const account = this.accountOf(socket)
-    if (account.sent + bytes - account.confirmed > WS_MAX_UNCONFIRMED && account.sent > account.confirmed) {
+    if (!withinCap(account, bytes)) {
       closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
       return false
     }
+    return this.write(socket, account, text, bytes, seq)
+  }
+
+  /** Sends a frame whose room under the cap was checked; false: the socket is closing. */
+  private write(socket: WebSocket, account: Account, text: string, bytes: number, seq: number): boolean {
     try {
       socket.send(text)
     } catch {
@@ -294,6 +325,7 @@ export class Subscribers {
       account.checkpoints = account.checkpoints.slice(covered)
     }
     this.persistUnconfirmed(socket, account)
+    if (account.paused && account.sent - account.confirmed < WS_MAX_UNCONFIRMED) this.sendBatches(socket, account)
     return undefined
   }
 
@@ -336,21 +368,78 @@ export class Subscribers {
     return earliest
   }
 
-  /** A socket's account; after hibernation, from its attachment (no checkpoints: an ack confirms all or nothing). */
+  /**
+   * A socket's account; after hibernation, from its attachment (no checkpoints: an ack confirms
+   * all or nothing, which is why a batch client acks each frame's last seq).
+   */
   private accountOf(socket: WebSocket): Account {
     let account = this.accounts.get(socket)
     if (account === undefined) {
-      const unconfirmed = (socket.deserializeAttachment() as SocketAttachment | null)?.unconfirmed ?? 0
-      account = { sent: unconfirmed, confirmed: 0, lastSeq: this.source.head(), checkpoints: [] }
+      const attachment = socket.deserializeAttachment() as SocketAttachment | null
+      const backlogAfter = attachment?.backlogAfter
+      account = {
+        sent: attachment?.unconfirmed ?? 0,
+        confirmed: 0,
+        lastSeq: backlogAfter ?? this.source.head(),
+        checkpoints: [],
+        paused: backlogAfter !== undefined,
+      }
       this.accounts.set(socket, account)
     }
     return account
   }
 
+  /** Writes what must survive hibernation: the unconfirmed bytes, and where a paused backlog stands. */
   private persistUnconfirmed(socket: WebSocket, account: Account): void {
     const attachment = socket.deserializeAttachment() as SocketAttachment | null
     if (attachment === null) return
-    socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
+    const { backlogAfter: _, ...rest } = attachment
+    socket.serializeAttachment({
+      ...rest,
+      unconfirmed: account.sent - account.confirmed,
+      ...(account.paused ? { backlogAfter: account.lastSeq } : {}),
+    })
+  }
+
+  /**
+   * A `batch=1` socket's backlog from the last seq it was sent, in frames of entries up to
+   * BATCH_FRAME_UNITS; at the cap it pauses (the next ack goes on), at the head it is live.
+   */
+  private sendBatches(socket: WebSocket, account: Account): void {
+    let parts: Array<string> = []
+    let units = 0
+    let lastInFrame = account.lastSeq
+    /** Sends the frame in hand; false: paused at the cap, or the socket is closing. */
+    const flush = (): boolean => {
+      const text = batchFrame(this.source.batchType, parts)
+      const bytes = utf8Length(text)
+      if (!withinCap(account, bytes)) {
+        account.paused = true
+        this.persistUnconfirmed(socket, account)
+        return false
+      }
+      parts = []
+      units = 0
+      return this.write(socket, account, text, bytes, lastInFrame)
+    }
+    const head = this.source.head()
+    for (let cursor = account.lastSeq; cursor < head;) {
+      const page = this.source.readAfter(cursor, PAGE)
+      if (page.length === 0) break
+      for (const entry of page) {
+        const json = JSON.stringify(entry.payload)
+        if (parts.length > 0 && units + json.length + 1 > BATCH_FRAME_UNITS && !flush()) return
+        parts.push(json)
+        units += json.length + 1
+        lastInFrame = entry.position
+      }
+      cursor = lastInFrame
+    }
+    if (parts.length > 0 && !flush()) return
+    if (account.paused) {
+      account.paused = false
+      this.persistUnconfirmed(socket, account)
+    }
   }
 
   private sendBacklog(socket: WebSocket, after: number): void {
@@ -389,6 +478,10 @@ export class Subscribers {
     void subscriber.writer.close().catch(() => undefined)
   }
 }
+
+/** Whether `bytes` more fit the socket's cap; a frame larger than the cap goes when nothing is unconfirmed. */
+const withinCap = (account: Account, bytes: number) =>
+  account.sent + bytes - account.confirmed <= WS_MAX_UNCONFIRMED || account.sent <= account.confirmed
 
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
   try {
@@ -468,6 +561,7 @@ export const acceptSubscription = (subscribers: Subscribers, request: Request): 
       return subscribers.acceptWebSocket(after, {
         mode: "log",
         ...authority,
+        ...(request.headers.get(BATCH_HEADER) === "1" ? { batch: true } : {}),
       })
     case "sse":
       return subscribers.acceptSse(after, authority.expiresAt)

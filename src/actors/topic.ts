@@ -27,6 +27,7 @@ import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
 import type { ActorReply } from "../core/wire.js"
 import { parseScopedName } from "../core/names.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
+import { TOPIC_BATCH_TYPE } from "../domain/protocol.js"
 import { Subscribers, acceptSubscription, type LogEntry } from "./subscribers.js"
 import { AlarmOwner } from "./alarm.js"
 import * as Usage from "./usage.js"
@@ -232,6 +233,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
         head: () => this.last,
         readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
         frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+        batchType: TOPIC_BATCH_TYPE,
       },
       { wakeAt: (at) => void this.alarms.wakeAt(at) },
     )

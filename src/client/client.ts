@@ -12,7 +12,15 @@
  */
 import { Stream } from "effect"
 import type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
-import { type ReconnectOptions, type SocketLike, SubscriptionRefused, backoffDelay, resumable } from "./subscription.js"
+import { ACTOR_BATCH_TYPE, BATCH_PARAM, TOPIC_BATCH_TYPE } from "../domain/protocol.js"
+import {
+  type Positioned,
+  type ReconnectOptions,
+  type SocketLike,
+  SubscriptionRefused,
+  backoffDelay,
+  resumable,
+} from "./subscription.js"
 
 // The server's own definitions, so the client's types cannot drift from what it is sent.
 export type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
@@ -63,6 +71,12 @@ const defaultConnect = (url: string, token?: string): Promise<SocketLike> =>
     socket.addEventListener("error", () => reject(new Error(`could not connect to ${url}`)), { once: true })
   })
 
+/** How a subscription reads an entry out of a frame, and the entries out of a batch frame. */
+interface FrameReader<T> {
+  readonly entryOf: (frame: unknown) => Positioned<T> | undefined
+  readonly batchOf: (frame: unknown) => ReadonlyArray<Positioned<T>> | undefined
+}
+
 const toError = (error: unknown): EmberlogError =>
   error instanceof EmberlogError
     ? error
@@ -108,24 +122,29 @@ export const createClient = (options: ClientOptions) => {
   const socketUrl = (path: string) => `${base.replace(/^http/, "ws")}${path}`
 
   /** Async-iterates every entry after `after`, reconnecting as needed; also as an Effect Stream. */
-  const subscription = <T>(
-    path: string,
-    after: number,
-    entryOf: (frame: any) => { position: number; value: T } | undefined,
-    signal?: AbortSignal,
-  ) =>
+  const subscription = <T>(path: string, after: number, { entryOf, batchOf }: FrameReader<T>, signal?: AbortSignal) =>
     resumable<T>({
-      open: (cursor) => connect(socketUrl(`${path}?after=${cursor}`)),
+      // The backlog comes in batch frames: one frame per entry is what bounds a catch-up (issue 13).
+      open: (cursor) => connect(socketUrl(`${path}?after=${cursor}&${BATCH_PARAM}=1`)),
       entryOf,
+      batchOf,
       after,
       reconnect: options.reconnect,
       signal,
     })
 
-  const actorEntry = (frame: any) =>
-    frame?.type === "event" ? { position: frame.event.seq as number, value: frame.event as WireEvent } : undefined
-  const topicEntry = (frame: any) =>
-    frame?.type === "entry" ? { position: frame.entry.topicSeq as number, value: frame.entry as TopicEntry } : undefined
+  const actorEvent = (event: WireEvent) => ({ position: event.seq, value: event })
+  const topicItem = (entry: TopicEntry) => ({ position: entry.topicSeq, value: entry })
+  const actorEntry: FrameReader<WireEvent> = {
+    entryOf: (frame: any) => (frame?.type === "event" ? actorEvent(frame.event) : undefined),
+    batchOf: (frame: any) =>
+      frame?.type === ACTOR_BATCH_TYPE ? (frame[ACTOR_BATCH_TYPE] as Array<WireEvent>).map(actorEvent) : undefined,
+  }
+  const topicEntry: FrameReader<TopicEntry> = {
+    entryOf: (frame: any) => (frame?.type === "entry" ? topicItem(frame.entry) : undefined),
+    batchOf: (frame: any) =>
+      frame?.type === TOPIC_BATCH_TYPE ? (frame[TOPIC_BATCH_TYPE] as Array<TopicEntry>).map(topicItem) : undefined,
+  }
 
   const listen = <T>(
     iterable: AsyncIterableIterator<T>,

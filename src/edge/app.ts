@@ -8,7 +8,8 @@ import { cors } from "hono/cors"
 import type { CommandRequest } from "../core/wire.js"
 import type { Entity } from "../domain/entity.js"
 import { SCOPES, type Scope } from "../infra/tokens.js"
-import { AFTER_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
+import { AFTER_HEADER, BATCH_HEADER, SUBSCRIBE_HEADER, clientHeaders, setAuthority } from "../actors/subscribers.js"
+import { BATCH_PARAM } from "../domain/protocol.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
@@ -63,6 +64,14 @@ const subscriptionAfter = async (request: Request, head: () => Promise<number>) 
   return cursor
 }
 
+/** `?batch=1`: the WebSocket backlog in frames of many entries (protocol.ts, BATCH_PARAM); `0` or absent: one a frame. */
+const batchBacklog = (request: Request): boolean => {
+  const batch = new URL(request.url).searchParams.get(BATCH_PARAM)
+  if (batch !== null && batch !== "0" && batch !== "1")
+    throw badRequest("invalid_query", `${BATCH_PARAM} must be 0 or 1`)
+  return batch === "1"
+}
+
 /** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
 const subscribe = async (
   c: AppContext,
@@ -72,11 +81,13 @@ const subscribe = async (
   const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
   if (websocket) Params.requireWebSocketUpgrade(request)
+  const batch = batchBacklog(request)
   const after = await subscriptionAfter(request, head)
   const principal = c.get("principal")
   const headers = clientHeaders(request)
   headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
   headers.set(AFTER_HEADER, String(after))
+  if (websocket && batch) headers.set(BATCH_HEADER, "1")
   const { sub, scopes, expiresAt } = principal
   setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
