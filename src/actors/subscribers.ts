@@ -70,6 +70,11 @@ export interface LogSource {
   readonly head: () => number
   /** Entries after `after`, oldest first, at most `limit`. */
   readonly readAfter: (after: number, limit: number) => ReadonlyArray<LogEntry>
+  /** The same entries as their payloads' JSON text, where the log has it without a parse (a batch frame's parts). */
+  readonly readAfterJson?: (
+    after: number,
+    limit: number,
+  ) => ReadonlyArray<{ readonly position: number; readonly json: string }>
   /** The WebSocket frame for an entry, e.g. `{"type":"event","event":…}`. */
   readonly frame: (entry: LogEntry) => string
   /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
@@ -423,15 +428,20 @@ export class Subscribers {
       return this.write(socket, account, text, bytes, lastInFrame)
     }
     const head = this.source.head()
+    const readJson =
+      this.source.readAfterJson ??
+      ((after: number, limit: number) =>
+        this.source
+          .readAfter(after, limit)
+          .map((entry) => ({ position: entry.position, json: JSON.stringify(entry.payload) })))
     for (let cursor = account.lastSeq; cursor < head;) {
-      const page = this.source.readAfter(cursor, PAGE)
+      const page = readJson(cursor, PAGE)
       if (page.length === 0) break
-      for (const entry of page) {
-        const json = JSON.stringify(entry.payload)
+      for (const { position, json } of page) {
         if (parts.length > 0 && units + json.length + 1 > BATCH_FRAME_UNITS && !flush()) return
         parts.push(json)
         units += json.length + 1
-        lastInFrame = entry.position
+        lastInFrame = position
       }
       cursor = lastInFrame
     }

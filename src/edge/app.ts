@@ -123,9 +123,10 @@ const readActorEvents = async (c: AppContext, tenant?: string) => {
   const stored = c.req.query("stored")
   if (stored !== undefined && stored !== "true" && stored !== "false")
     throw badRequest("invalid_query", "stored must be true or false")
-  return c.json(
-    unwrap(await actor.readEvents(after, Params.nonNegativeInt("limit", c.req.query("limit"), 100), stored === "true")),
-  )
+  const limit = Params.nonNegativeInt("limit", c.req.query("limit"), 100)
+  // The object answers the page's JSON text: the body as c.json would write it, without a thousand objects over RPC.
+  const page = unwrap(await actor.readEventsJson(after, limit, stored === "true"))
+  return c.body(page, 200, { "Content-Type": "application/json" })
 }
 
 const verifyActor = async (c: AppContext, tenant?: string) =>
