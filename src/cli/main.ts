@@ -362,16 +362,29 @@ const commands: Record<
     let done = after
     let drawn = 0
     // The server ends a page early when its events are large (bytes as well as count), and
-    // the client follows `next`: one page (at most 4 MiB) is held at a time, whatever the log's size.
-    for await (const event of actor.events({ after, limit: EXPORT_PAGE, stored: true })) {
-      await writeLine(io, JSON.stringify(event))
-      done = event.seq
-      // Large events are few per page: redraw on time as well as every EXPORT_PAGE events.
-      const due = done % EXPORT_PAGE === 0 || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
-      if (showProgress && due) {
-        progressBar(io, done, Math.max(total, done))
-        drawn = Date.now()
+    // the export follows `next`: two pages (at most 4 MiB each) are held at a time, whatever the
+    // log's size, because the next page is fetched while this one is written (issue 13: the
+    // server's time and the writing overlap), and each page is written in one piece.
+    const fetchPage = (from: number) => {
+      const page = actor.eventsPage({ after: from, limit: EXPORT_PAGE, stored: true })
+      // Awaited below; until then a failure must not count as unhandled.
+      page.catch(() => undefined)
+      return page
+    }
+    for (let pending = fetchPage(after); ;) {
+      const page = await pending
+      if (page.next !== null) pending = fetchPage(page.next)
+      if (page.events.length > 0) {
+        await writeLine(io, page.events.map((event) => JSON.stringify(event)).join("\n"))
+        done = page.events[page.events.length - 1]!.seq
+        // Large events are few per page: redraw on time as well as every EXPORT_PAGE events.
+        const due = done % EXPORT_PAGE === 0 || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
+        if (showProgress && due) {
+          progressBar(io, done, Math.max(total, done))
+          drawn = Date.now()
+        }
       }
+      if (page.next === null) break
     }
     if (showProgress) {
       progressBar(io, done, Math.max(total, done))

@@ -71,6 +71,13 @@ const defaultConnect = (url: string, token?: string): Promise<SocketLike> =>
     socket.addEventListener("error", () => reject(new Error(`could not connect to ${url}`)), { once: true })
   })
 
+export interface EventsPageQuery {
+  readonly after?: number
+  readonly limit?: number
+  /** Rows exactly as written (not upcast), which is what the hash chain covers. */
+  readonly stored?: boolean
+}
+
 /** How a subscription reads an entry out of a frame, and the entries out of a batch frame. */
 interface FrameReader<T> {
   readonly entryOf: (frame: unknown) => Positioned<T> | undefined
@@ -163,6 +170,11 @@ export const createClient = (options: ClientOptions) => {
 
   const actor = <S = unknown>(kind: string, id: string) => {
     const path = `/v1/${encodeURIComponent(kind)}/${encodeURIComponent(id)}`
+    /** One page of the log after `after` (`next`: where the following page starts, null at the head). */
+    const eventsPage = (page: EventsPageQuery = {}) =>
+      request<{ events: Array<WireEvent>; next: number | null }>(
+        `${path}/events${query({ after: page.after ?? 0, limit: page.limit, stored: page.stored ? "true" : undefined })}`,
+      )
     return {
       /** Sends a command; network errors, 429 and 5xx are retried with the same Idempotency-Key. */
       send: async (
@@ -197,17 +209,14 @@ export const createClient = (options: ClientOptions) => {
        * Pages through the log from `after`, one request per `limit` events; `stored` reads
        * rows exactly as written (not upcast), which is what the hash chain covers.
        */
-      events: async function* (
-        page: { readonly after?: number; readonly limit?: number; readonly stored?: boolean } = {},
-      ): AsyncGenerator<WireEvent> {
+      events: async function* (page: EventsPageQuery = {}): AsyncGenerator<WireEvent> {
         for (let after: number | null = page.after ?? 0; after !== null;) {
-          const result: { events: Array<WireEvent>; next: number | null } = await request(
-            `${path}/events${query({ after, limit: page.limit, stored: page.stored ? "true" : undefined })}`,
-          )
+          const result = await eventsPage({ ...page, after })
           yield* result.events
           after = result.next
         }
       },
+      eventsPage,
       verify: () =>
         request<{
           ok: boolean
