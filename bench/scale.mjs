@@ -153,6 +153,8 @@ const catchup = async () => {
   const seedMs = performance.now() - seedStarted
   report("catchup-seed", { events: CATCHUP_EVENTS, eventsPerSec: (CATCHUP_EVENTS / seedMs) * 1000 })
   const { version: head } = await request(`/v1/counter/${id}`)
+  // `npx emberlog` runs dist/emberlog.mjs: bundled from today's src/cli first, so the export measured is this tree's.
+  execFileSync("npm", ["run", "-s", "build:cli"], { stdio: "inherit" })
   // One untimed export first: npx resolves the package once, and the pages are warm for all.
   await exportCli(id)
   for (let round = 0; round < ROUNDS; round++) {
@@ -184,6 +186,7 @@ const catchup = async () => {
       bytesPerEvent: floor.databaseBytes / head,
       readEventsPerSec: rate(floor.readEventsMs),
       readEventsJsonPerSec: rate(floor.readEventsJsonMs),
+      readEventsTextPerSec: rate(floor.readEventsTextMs),
     })
   }
 }
