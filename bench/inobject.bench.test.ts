@@ -12,16 +12,12 @@
  * BENCH_ROUNDS (a binding set by bench/peers.vitest.config.ts) overrides the rounds.
  */
 import { env, runInDurableObject as runInObject } from "cloudflare:test"
-import { Clock, Context, Effect, Exit } from "effect"
+import type { Effect } from "effect"
 import { it } from "vitest"
-import type { ActorCore } from "../src/actors/actor-core.js"
-import { actorRuntime } from "../src/actors/durable-actor.js"
-import { MAX_ROW_BYTES, exceedsDepth, overBytes, serializedBound } from "../src/actors/limits.js"
-import { EventStore, type EventMeta } from "../src/core/event-store.js"
+import { exceedsDepth } from "../src/actors/limits.js"
+import type { EventMeta, EventStoreShape } from "../src/core/event-store.js"
 import { canonicalJson, linkEvent, sha256 } from "../src/core/hash-chain.js"
-import { Caller } from "../src/domain/caller.js"
-import { utf8Length } from "../src/domain/json-size.js"
-import { Ids } from "../src/infra/ids.js"
+import { directBody } from "../src/core/sync-effect.js"
 import { Counter } from "../src/kinds/counter/entity.js"
 import { IN_OBJECT_BINDINGS, PEER_BINDINGS, peerName, type Peer } from "./peers.js"
 
@@ -94,7 +90,15 @@ it("in-object: stage profile of one emberlog counter command", async () => {
   for (let round = -1; round < ROUNDS; round++) {
     // Round -1 warms every path (JIT) and is not reported.
     const stages = await runInDurableObject(stub("emberlog", `profile-${round}`) as never, (instance, state) => {
-      const core: ActorCore = instance.core
+      // The core's own members, as its command path calls them (private in TypeScript, there at run time).
+      const core = instance.core as any
+      const store: EventStoreShape = core.store
+      /** What the command path's `runHere` does with a store operation: call its body where it stands. */
+      const here = <A>(effect: Effect.Effect<A, unknown, unknown>): A => {
+        const body = directBody(effect)
+        if (body === undefined) throw new Error("the store operation has no direct body")
+        return body()
+      }
       const n = PROFILE_COMMANDS
       for (let i = 0; i < 100; i++) instance.commit({ command: INCREMENT }) // tables exist, paths warm
       const us: Array<{ stage: string; label: string; us: number }> = []
@@ -111,65 +115,34 @@ it("in-object: stage profile of one emberlog counter command", async () => {
       )
       state.storage.sql.exec("DELETE FROM outbox")
       // From here on the object's log is written behind its core's back: the object is thrown away after.
-      const runtime = actorRuntime(state.storage)
-      const run = <A>(program: Effect.Effect<A, unknown, EventStore | Ids>) => {
-        const exit = runtime.runSyncExit(program)
-        if (!Exit.isSuccess(exit)) throw new Error(String(exit.cause))
-        return exit.value
-      }
-      // inTransaction (src/actors/actor-core.ts) around a program that does nothing.
-      const empty = Effect.contextWith((services: Context.Context<EventStore | Ids>) =>
-        Effect.succeed(
-          Context.get(services, EventStore).transaction(() => Effect.runSyncExitWith(services)(Effect.succeed(1))),
-        ),
-      )
-      stage(
-        "effect",
-        "Effect program start + its SQLite transaction, doing nothing",
-        timeLoop(n, () => run(empty)),
-      )
       stage(
         "transaction",
-        "of which SQLite `transactionSync` alone",
-        timeLoop(n, () => state.storage.transactionSync(() => 1)),
+        "SQLite `transactionSync` around nothing (the store's `transaction`)",
+        timeLoop(n, () => store.transaction(() => 1)),
       )
-      const decoded = Counter.decodeCommand(INCREMENT)
-      if (!decoded.ok) throw new Error("decode failed")
       stage(
         "decode",
         "depth check + decode against the command schema",
         timeLoop(n, () => exceedsDepth(INCREMENT) || Counter.decodeCommand(INCREMENT)),
       )
-      const caller = { principal: "anonymous", scopes: new Set<string>(), internal: false, actorId: "" }
+      const decoded = Counter.decodeCommand(INCREMENT)
+      if (!decoded.ok) throw new Error("decode failed")
+      const request = { command: INCREMENT }
+      stage(
+        "decide",
+        "decide, read as the Exit it answers (no fiber), with its Caller",
+        timeLoop(n, () => core.decideCommand(request, decoded.command)),
+      )
       const counterState = core.currentState as { value: number }
-      const decideUs = run(
-        Effect.gen(function* () {
-          const start = performance.now()
-          for (let i = 0; i < n; i++)
-            yield* Counter.decide(counterState, decoded.command).pipe(
-              Effect.provideService(Caller, caller),
-              Effect.catchIf(
-                (error): error is never => false,
-                () => Effect.succeed([]),
-              ),
-            )
-          return ((performance.now() - start) / n) * 1000
+      stage(
+        "meta",
+        "meta: clock, a random command id, canonical meta JSON",
+        timeLoop(n, () => {
+          const now = core.clock.currentTimeMillisUnsafe()
+          const commandId = here(core.ids.next)
+          canonicalJson({ at: now, causationId: null, commandId, correlationId: commandId, principal: "anonymous" })
         }),
       )
-      stage("decide", "decide (yielded inside a running program, with its Caller and error mapping)", decideUs)
-      const metaUs = run(
-        Effect.gen(function* () {
-          const start = performance.now()
-          for (let i = 0; i < n; i++) {
-            const now = yield* Clock.currentTimeMillis
-            const commandId = yield* (yield* Ids).next
-            const meta = { at: now, causationId: null, commandId, correlationId: commandId, principal: "anonymous" }
-            canonicalJson(meta)
-          }
-          return ((performance.now() - start) / n) * 1000
-        }),
-      )
-      stage("meta", "meta: clock, a random command id, canonical meta JSON", metaUs)
       const meta: EventMeta = {
         at: Date.now(),
         causationId: null,
@@ -194,125 +167,61 @@ it("in-object: stage profile of one emberlog counter command", async () => {
         timeLoop(n, () => JSON.stringify(Counter.encodeState(counterState))),
       )
       const linked = linkEvent(hash, { seq: 1, ...Counter.encodeEvent(event), meta }, metaJson)
+      const stateJson = JSON.stringify(Counter.encodeState(counterState))
       stage(
         "fits",
         "size checks before writing (row, state, reply bounds)",
-        timeLoop(n, () => {
-          const limit = MAX_ROW_BYTES - 1024 - utf8Length(metaJson)
-          overBytes(linked.dataJson, limit)
-          serializedBound(linked.dataJson) + serializedBound(metaJson) + serializedBound("{}")
-        }),
+        timeLoop(n, () => core.checkFits([linked], metaJson, stateJson)),
       )
       const base = core.currentVersion + 1_000_000
-      const store = (body: (s: Context.Service.Shape<typeof EventStore>, i: number) => Effect.Effect<void, unknown>) =>
-        run(
-          Effect.gen(function* () {
-            const s = yield* EventStore
-            const start = performance.now()
-            for (let i = 0; i < n; i++) yield* body(s, i)
-            return ((performance.now() - start) / n) * 1000
-          }),
-        )
       stage(
         "insert",
         "event INSERT (`store.append`: the row, its primary key and its time index)",
-        store((s, i) => s.append([{ ...linked, seq: base + i }])),
+        timeLoop(n, (i) => here(store.append([{ ...linked, seq: base + i }]))),
       )
       stage(
         "outbox",
         "outbox INSERT (`store.enqueue`, the counter's one topic)",
-        store((s, i) => s.enqueue(Counter.topics(event).map((topic) => ({ seq: base + i, topic })))),
+        timeLoop(n, (i) => here(store.enqueue(Counter.topics(event).map((topic) => ({ seq: base + i, topic }))))),
       )
       const snapshotEvery = Counter.snapshotEvery
       stage(
         "snapshot",
         `snapshot, amortized over ${snapshotEvery} commands (canonical JSON, SHA-256, INSERT, prune of old keys)`,
-        store((s, i) => {
-          const stateJson = canonicalJson(Counter.encodeState(counterState))
-          const snapshot = {
-            seq: base + i,
-            stateVersion: Counter.stateVersion,
-            stateJson,
-            headHash: hash,
-            stateHash: sha256(stateJson),
-          }
-          return Effect.gen(function* () {
-            yield* s.saveSnapshot(snapshot)
-            yield* s.pruneCommands(meta.at - 24 * 60 * 60 * 1000)
-          })
+        timeLoop(n, (i) => {
+          const snapshotJson = canonicalJson(Counter.encodeState(counterState))
+          here(
+            store.saveSnapshot({
+              seq: base + i,
+              stateVersion: Counter.stateVersion,
+              stateJson: snapshotJson,
+              headHash: hash,
+              stateHash: sha256(snapshotJson),
+            }),
+          )
+          here(store.pruneCommands(meta.at - 24 * 60 * 60 * 1000, 2 * snapshotEvery))
         }) / snapshotEvery,
       )
       stage(
         "idempotency",
-        "with an Idempotency-Key only: request hash + lookup + INSERT of the key's row",
-        store((s, i) =>
-          Effect.gen(function* () {
-            const key = `profile-${i}`
-            const requestHash = sha256(canonicalJson(INCREMENT))
-            yield* s.findCommand(key)
-            yield* s.saveCommand(key, { requestHash, version: base + i, firstSeq: base + i, at: meta.at })
-          }),
-        ),
-      )
-      // The same work as one command, in plain code: what the orchestration around the stages costs.
-      const sql = state.storage.sql
-      let straightHash = hash
-      stage(
-        "straight",
-        "the same stages in plain code, one `transactionSync` each (decide by `Effect.runSync`, SQL as the store issues it)",
-        timeLoop(n, (i) =>
-          state.storage.transactionSync(() => {
-            if (exceedsDepth(INCREMENT)) throw new Error("too deep")
-            const command = Counter.decodeCommand(INCREMENT)
-            if (!command.ok) throw new Error("decode failed")
-            const emitted = Effect.runSync(
-              Counter.decide(counterState, command.command).pipe(Effect.provideService(Caller, caller)),
-            )
-            const commandId = crypto.randomUUID()
-            const meta = {
-              at: Date.now(),
-              causationId: null,
-              commandId,
-              correlationId: commandId,
-              principal: "anonymous",
-            }
-            const metaJson = canonicalJson(meta)
-            let next = counterState
-            for (const event of emitted) {
-              next = Counter.evolve(next, event)
-              const row = linkEvent(straightHash, { seq: base + n + i, ...Counter.encodeEvent(event), meta }, metaJson)
-              straightHash = row.hash
-              if (overBytes(row.dataJson, MAX_ROW_BYTES - 1024 - utf8Length(metaJson))) throw new Error("too large")
-              sql.exec(
-                "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                row.seq,
-                row.type,
-                row.schemaVersion,
-                row.dataJson,
-                row.metaJson,
-                meta.at,
-                row.hash,
-              )
-              for (const topic of Counter.topics(event))
-                sql.exec("INSERT OR IGNORE INTO outbox (topic, seq) VALUES (?, ?)", topic, row.seq)
-            }
-            return JSON.stringify(Counter.encodeState(next))
-          }),
-        ),
+        "with an Idempotency-Key only: request hash + the key's one INSERT (no read first)",
+        timeLoop(n, (i) => {
+          const requestHash = sha256(canonicalJson(INCREMENT))
+          here(store.saveCommand(`profile-${i}`, { requestHash, version: base + i, firstSeq: base + i, at: meta.at }))
+        }),
       )
       state.storage.sql.exec("DELETE FROM outbox")
       return us
     })
     if (round < 0) continue
-    const covered = ["effect", "decode", "decide", "meta", "hash", "state", "fits", "insert", "outbox", "snapshot"]
+    const covered = ["transaction", "decode", "decide", "meta", "hash", "state", "fits", "insert", "outbox", "snapshot"]
     const core = stages.find((s) => s.stage === "core")!.us
     const sum = stages.filter((s) => covered.includes(s.stage)).reduce((total, s) => total + s.us, 0)
     for (const { stage, label, us } of [
       ...stages,
       {
         stage: "rest",
-        label:
-          "`ActorCore.command` less the stages timed alone (Effect start to snapshot): orchestration, an upper bound",
+        label: "`ActorCore.command` less the stages timed alone (transaction to snapshot): the rest, an upper bound",
         us: core - sum,
       },
     ])

@@ -450,7 +450,8 @@ export class ActorCore<S = unknown> {
       const stateVersion = this.entity.stateVersion
       const stateHash = sha256(stateJson)
       this.runHere(store.saveSnapshot({ seq: version, stateVersion, stateJson, headHash: hash, stateHash }))
-      this.runHere(store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS))
+      // Each command claims at most one key, so forgetting twice a snapshot's worth keeps up.
+      this.runHere(store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS, 2 * every))
     }
     const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
     return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>

@@ -119,8 +119,11 @@ export interface EventStoreShape {
   ) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>, StoreError>
   /** Marks a topic's events up to `throughSeq` delivered. */
   readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void, StoreError>
-  /** Forgets idempotency records older than `before` (ms epoch). */
-  readonly pruneCommands: (before: number) => Effect.Effect<void, StoreError>
+  /**
+   * Forgets idempotency records older than `before` (ms epoch) among the `limit` claimed first:
+   * bounded work per call, so the caller calls often enough to keep up (the actor: at each snapshot).
+   */
+  readonly pruneCommands: (before: number, limit: number) => Effect.Effect<void, StoreError>
   /**
    * Runs `body` atomically: if it throws, every write it made is rolled back and the
    * error rethrown. Synchronous because SQLite's `transactionSync` is; the actor runs

@@ -91,9 +91,10 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
       ),
     acknowledge: (topic, throughSeq) =>
       Effect.sync(() => void (outbox = outbox.filter((o) => o.topic !== topic || o.seq > throughSeq))),
-    pruneCommands: (before) =>
+    // A Map iterates in insertion order: the records claimed first, as SQLite's rowid order.
+    pruneCommands: (before, limit) =>
       Effect.sync(() => {
-        for (const [id, record] of commands) if (record.at < before) commands.delete(id)
+        for (const [id, record] of [...commands].slice(0, limit)) if (record.at < before) commands.delete(id)
       }),
     // Events, snapshots and the outbox only grow within a transaction, so rolling them back is
     // truncation; idempotency records can also be pruned, so they are restored whole.

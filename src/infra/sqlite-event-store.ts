@@ -41,6 +41,15 @@ const BIND_SNAPSHOTS = [
 
 const BOUND_SNAPSHOT_SEQS = "SELECT seq FROM snapshots WHERE state_version = ? AND head_hash IS NOT NULL ORDER BY seq"
 
+/**
+ * Expired idempotency records among the oldest `limit`. `at` has no index (it would cost every
+ * keyed command a second b-tree write), so `WHERE at < ?` alone would scan every record kept, a
+ * day's worth, at each snapshot; rowid order is the order keys were claimed, so the oldest rows
+ * are the ones that can have expired, and the scan stops after `limit` of them.
+ */
+const PRUNE_COMMANDS =
+  "DELETE FROM commands WHERE at < ? AND rowid IN (SELECT rowid FROM commands ORDER BY rowid LIMIT ?)"
+
 type Row = Record<string, SqlStorageValue>
 
 const toEvent = (row: Row): StoredEvent => ({
@@ -239,7 +248,7 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
       ),
     acknowledge: (topic, throughSeq) =>
       read(undefined, () => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
-    pruneCommands: (before) => read(undefined, () => void sql.exec("DELETE FROM commands WHERE at < ?", before)),
+    pruneCommands: (before, limit) => read(undefined, () => void sql.exec(PRUNE_COMMANDS, before, limit)),
     transaction: (body) => {
       // A rolled-back transaction also rolls back the tables it created.
       const existed = created
