@@ -272,8 +272,12 @@ export class Subscribers {
     return this.write(socket, account, text, bytes, seq)
   }
 
-  /** Sends a frame whose room under the cap was checked; false: the socket is closing. */
-  private write(socket: WebSocket, account: Account, text: string, bytes: number, seq: number): boolean {
+  /**
+   * Sends a frame whose room under the cap was checked; false: the socket is closing.
+   * `everyFrame`: a checkpoint at this frame whatever its size (a batch frame, which its
+   * client acks by its last seq: that ack then confirms exactly it).
+   */
+  private write(socket: WebSocket, account: Account, text: string, bytes: number, seq: number, everyFrame = false) {
     try {
       socket.send(text)
     } catch {
@@ -283,10 +287,9 @@ export class Subscribers {
     account.sent += bytes
     account.lastSeq = seq
     const last = account.checkpoints[account.checkpoints.length - 1]
-    if (account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES) {
-      account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
-      this.persistUnconfirmed(socket, account)
-    }
+    const due = account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES
+    if (due || everyFrame) account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
+    if (due) this.persistUnconfirmed(socket, account)
     return true
   }
 
@@ -414,18 +417,24 @@ export class Subscribers {
     let parts: Array<string> = []
     let units = 0
     let lastInFrame = account.lastSeq
+    const pause = () => {
+      account.paused = true
+      this.persistUnconfirmed(socket, account)
+    }
+    // A frame holds no more than the cap has room for (UTF-16 units, at most its bytes), so the
+    // room an ack makes is filled without building a frame only to find it does not fit.
+    const budget = () => Math.min(BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED - (account.sent - account.confirmed))
     /** Sends the frame in hand; false: paused at the cap, or the socket is closing. */
     const flush = (): boolean => {
       const text = batchFrame(this.source.batchType, parts)
       const bytes = utf8Length(text)
       if (!withinCap(account, bytes)) {
-        account.paused = true
-        this.persistUnconfirmed(socket, account)
+        pause()
         return false
       }
       parts = []
       units = 0
-      return this.write(socket, account, text, bytes, lastInFrame)
+      return this.write(socket, account, text, bytes, lastInFrame, true)
     }
     const head = this.source.head()
     const readJson =
@@ -438,7 +447,10 @@ export class Subscribers {
       const page = readJson(cursor, PAGE)
       if (page.length === 0) break
       for (const { position, json } of page) {
-        if (parts.length > 0 && units + json.length + 1 > BATCH_FRAME_UNITS && !flush()) return
+        if (parts.length > 0 && units + json.length + 1 > budget()) {
+          if (!flush()) return
+          if (budget() <= 0) return pause()
+        }
         parts.push(json)
         units += json.length + 1
         lastInFrame = position

@@ -127,6 +127,23 @@ describe("batched backlog (batch=1)", () => {
     socket.ws.close(1000)
   })
 
+  it("an ack of an earlier batch frame's last seq confirms that frame: the backlog goes on by as much", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    const [first] = batches(socket.frames)
+    ack(socket, lastSeqOf(first))
+    await socket.until((frames) => seqsOf(frames).length > paused.length)
+    await settle()
+    const sent = seqsOf(socket.frames)
+    expect(sent).toEqual(range(1, sent.length))
+    // About one frame's worth more (what the ack confirmed), and paused again short of the head.
+    expect(sentChars(socket.frames)).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED + JSON.stringify(first).length)
+    expect(sent.length).toBeLessThan(LARGE)
+    socket.ws.close(1000)
+  })
+
   it("stays paused through hibernation: nothing is sent until an ack, then the rest, once", async () => {
     const id = await largeLog(LARGE)
     const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
