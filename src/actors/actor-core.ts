@@ -40,7 +40,11 @@ export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never
 
 /** Idempotency keys are remembered at least this long. */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000
-export const MAX_EVENTS_PAGE = 1000
+/**
+ * A page's count limit; PAGE_BYTES bounds it too. Ten thousand, not one: a catch-up pays
+ * each request's fixed cost (the Worker, the RPC, the proxy) once per page (issue 13).
+ */
+export const MAX_EVENTS_PAGE = 10_000
 const VERIFY_PAGE = 2000
 /** Rows read at first for a page of events; later reads are sized by the bytes still free. */
 const FIRST_READ = 16

@@ -70,6 +70,17 @@ describe("GET …/events as spliced JSON", () => {
     }
   })
 
+  it("pages up to 10,000 events a request (a catch-up pays each request's fixed cost once a page)", async () => {
+    const id = freshId("json")
+    for (let i = 0; i < 1200; i++)
+      expect((await actorApi("counter", id).command({ command: { type: "Increment", by: 1 } })).ok).toBe(true)
+    const page = JSON.parse(await pageText(`/v1/counter/${id}/events?after=0&limit=10000`))
+    expect(page.events.map((event: { seq: number }) => event.seq)).toEqual(
+      Array.from({ length: 1200 }, (_, i) => i + 1),
+    )
+    expect(page.next).toBeNull()
+  })
+
   it("a batch=1 backlog carries the same events as the page reader", async () => {
     const room = freshId("json")
     for (const [i, payload] of PAYLOADS.entries())
