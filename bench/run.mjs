@@ -98,7 +98,7 @@ const IN_OBJECT_NAMES = {
   bare: "bare DO: one INSERT (the floor)",
   emberlog: "emberlog counter, no Idempotency-Key",
   "emberlog-keyed": "emberlog counter, a fresh Idempotency-Key each",
-  "emberlog-no-topics": "emberlog counter, a kind with no topics (no outbox row)",
+  "emberlog-no-topics": "emberlog counter, a kind with no topics (no routing, no deliveries)",
   agent: `Agents SDK \`setState\` (agents ${version("agents")})`,
   party: `PartyServer: one row UPDATE + broadcast (partyserver ${version("partyserver")})`,
   actors: `@cloudflare/actors: a \`@Persist\` property (${version("@cloudflare/actors")})`,
@@ -171,7 +171,7 @@ for (const [rowsOf, over] of [
 const stageUs = (stage) => med("profile", "usPerCommand", (r) => r.stage === stage)
 const bounds = []
 if (present("inobject", "emberlog") && inObjectUs("emberlog") > 30 && rows.some((r) => r.name === "profile")) {
-  const work = ["transaction", "decode", "decide", "meta", "hash", "state", "fits", "insert", "outbox", "snapshot"]
+  const work = ["transaction", "decode", "decide", "meta", "hash", "state", "fits", "insert", "route", "snapshot"]
   const largest = work
     .map((stage) => ({ stage, us: stageUs(stage) }))
     .sort((a, b) => b.us - a.us)
@@ -180,12 +180,12 @@ if (present("inobject", "emberlog") && inObjectUs("emberlog") > 30 && rows.some(
       ({ stage, us }) =>
         `${rows.find((r) => r.name === "profile" && r.stage === stage).label.split(" (")[0]} ${fmt(us, 1)} µs`,
     )
-  const floorUs = stageUs("insert") + stageUs("outbox") + stageUs("hash") + stageUs("transaction")
+  const floorUs = stageUs("insert") + stageUs("hash") + stageUs("transaction")
   bounds.push(
     `What bounds the in-object figure (the profile above, this run): \`ActorCore.command\` takes ${fmt(stageUs("core"), 1)} µs, of which ${fmt(stageUs("rest"), 1)} µs is not in any stage timed alone (the calls between them, the reply's events, moving the head). Timed alone, the stages sum to ${fmt(
       work.reduce((sum, stage) => sum + stageUs(stage), 0),
       1,
-    )} µs (largest: ${largest.join("; ")}): a lower bound, as a stage looping alone runs hotter than in sequence. The host adds ${fmt(stageUs("commit") - stageUs("core"), 1)} µs (alarm, subscribers) and an Idempotency-Key ${fmt(stageUs("idempotency"), 1)} µs more. What the guarantees cost at the least here (the event and outbox INSERTs, one hash link, one transaction, timed alone) is about ${fmt(floorUs, 1)} µs with no key (${fmt(floorUs - stageUs("outbox"), 1)} µs without the outbox row, the per-topic cursor of issue 13 §2) and ${fmt(floorUs + stageUs("idempotency"), 1)} µs with a key's row: ${floorUs + stageUs("idempotency") <= 30 ? "both within" : floorUs <= 30 ? "the keyed target is out of reach without a cheaper key row; the unkeyed one is within" : "neither within"} 30 µs at this machine's speed.`,
+    )} µs (largest: ${largest.join("; ")}): a lower bound, as a stage looping alone runs hotter than in sequence. The host adds ${fmt(stageUs("commit") - stageUs("core"), 1)} µs (alarm, subscribers) and an Idempotency-Key ${fmt(stageUs("idempotency"), 1)} µs more. What the guarantees cost at the least here (the event INSERT, one hash link, one transaction, timed alone; topics follow the log, so delivery writes nothing per command) is about ${fmt(floorUs, 1)} µs with no key and ${fmt(floorUs + stageUs("idempotency"), 1)} µs with a key's row: ${floorUs + stageUs("idempotency") <= 30 ? "both within" : floorUs <= 30 ? "the keyed target is out of reach without a cheaper key row; the unkeyed one is within" : "neither within"} 30 µs at this machine's speed.`,
   )
 }
 if (hotRpc.length > 0 && present("inobject", "bare")) {
@@ -208,7 +208,7 @@ ${
 
 10,000 commands inside ONE Durable Object call, no RPC per command: each peer's \`inObject(n)\`
 (bench/peers.ts) loops over its own \`increment\`, which for emberlog is the host's command path
-(\`commit\`: decode, decide, hash chain, event + outbox rows, snapshot every 500th, idempotency row
+(\`commit\`: decode, decide, hash chain, the event row (topics follow the log by cursor), snapshot every 500th, idempotency row
 when keyed, subscribers and alarm follow-ups), timed in the object (\`performance.now()\`, which
 advances locally), plus one macrotask turn so queued work (a promise-based write) counts. Each
 round measures every row on a fresh object after 100 untimed commands; the ratio is the median of
@@ -342,7 +342,7 @@ Reproduce: \`BENCH_ONLY=catchup npm run bench\` (\`BENCH_CATCHUP_EVENTS=N\` size
 default; \`BENCH_ROUNDS=N\` the rounds). bench/scale.mjs serves the production app with
 \`wrangler dev\`'s local runtime (bench/scale-worker.ts) and seeds one counter with
 ${fmt(catchupOf("events"))} events through \`ActorCore.command\` inside the object (50,000 a call: the
-real command path, hash chain and snapshots; the outbox rows are dropped, as in the history
+real command path, hash chain and snapshots; marked delivered untimed, as in the history
 seed, at ${fmt(med("catchup-seed", "eventsPerSec"))} events/s). Each round then reads every event four ways, from Node:
 the floor (inside the object: every row, all columns, in pages of 1,000, its JSON parsed; no
 HTTP), \`GET /v1/counter/{id}/events?limit=1000\` page after page, a WebSocket subscription from
@@ -445,7 +445,7 @@ counters (\`cursor.rowsRead\` / \`rowsWritten\`, what Cloudflare bills) summed o
 1,000 commands in one object: emberlog's through the host's command path (\`commit\`), the bare
 DO's INSERT, and the Agents SDK's state write (its \`INSERT OR REPLACE INTO cf_agents_state\`,
 run as that statement); bytes are the database's growth per command (page-granular, over 1,000; emberlog's include
-the outbox rows, which the delivery deletes, and a snapshot every 500 commands).
+a snapshot every 500 commands).
 Duration is the wall time inside the object per command (${usOf("emberlog").from}) at 128 MB.
 
 Prices: Cloudflare's published Durable Objects pricing, Workers Paid plan, as read on 2026-12-01
@@ -462,9 +462,9 @@ notes). Included amounts (1 M requests, 400,000 GB-s, 25 billion rows read, 50 m
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${costModel.map((r) => r.line).join("\n")}
 
-Rows written dominate: ${fmt(costOf("emberlog", "rowsWritten"), 2)} per emberlog command (the event row, its time index, the outbox row)
+Rows written dominate: ${fmt(costOf("emberlog", "rowsWritten"), 2)} per emberlog command (the event row and its time index; topics follow the log by cursor)
 against ${fmt(costOf("bare", "rowsWritten"), 0)} for the bare INSERT and ${fmt(costOf("agent", "rowsWritten"), 0)} for the Agents SDK's replace. Not in emberlog's figure
-(they happen after the command, in the delivery): the outbox row's DELETE (1 row written), the
+(they happen after the command, in the delivery): the topic cursor's UPDATE (1 row written a delivery batch), the
 topic object's entry INSERT and its source UPSERT (≥ 2 rows written per topic, more with
 projections), and up to two more requests per delivery batch (the alarm, the RPC to the topic),
 batched when commands come faster than deliveries; an Idempotency-Key adds its row. Duration
@@ -546,7 +546,7 @@ const peerRows = Object.keys(PEER_NAMES).map((impl) => {
   const toBare = (value, name, field) => `${fmt(value / peerOf(name, "bare", field), 2)}×`
   return `| ${PEER_NAMES[impl]} | ${fmt(throughput)} | ${fmt(ratioToBare, 2)}× | ${fmt(p50, 2)} / ${fmt(p99, 2)} ms (${toBare(p50, "peer-latency", "p50Ms")}) | ${fmt(fan50, 1)} / ${fmt(fan99, 1)} ms (${toBare(fan50, "peer-fanout", "p50Ms")}) | ${fmt(cold(10_000), 1)} / ${fmt(warm(10_000), 1)} ms | ${fmt(cold(100_000), 1)} / ${fmt(warm(100_000), 1)} ms | ${fmt(memory)} KB (${toBare(memory, "peer-memory", "kbPerActor")}) |`
 })
-const noTopics = `| emberlog counter, a kind with no topics (no outbox row, no deliveries) | ${fmt(peerOf("peer-throughput", "emberlog-no-topics", "opsPerSec"))} | ${fmt(peerOf("peer-throughput", "emberlog-no-topics", "ratioToBare"), 2)}× | — | — | — | — | — |`
+const noTopics = `| emberlog counter, a kind with no topics (no routing, no deliveries) | ${fmt(peerOf("peer-throughput", "emberlog-no-topics", "opsPerSec"))} | ${fmt(peerOf("peer-throughput", "emberlog-no-topics", "ratioToBare"), 2)}× | — | — | — | — | — |`
 peerRows.splice(2, 0, noTopics)
 const hop = med("peer-latency", "p50Ms", (r) => r.impl === "noop")
 const historySizes = [...new Set(rows.filter((r) => r.name === "peer-history").map((r) => r.events))].sort(
@@ -660,12 +660,12 @@ ${peerRows.join("\n")}
 Where emberlog is behind, and what it buys:
 
 - **Commands** cost more than a bare insert or a state overwrite. Topics are a small part
-  of it (compare the two emberlog rows: the outbox row and the deliveries to topic objects,
+  of it (compare the two emberlog rows: routing and the deliveries to topic objects,
   which here share the runtime's two cores); the rest is the command path itself, ${fmt(inObjectUs("emberlog"), 0)} µs
   inside the object against ${fmt(inObjectUs("bare"), 1)} µs for one INSERT (in this run: see "What binds a busy
   actor" below, with the profile of where it goes). Each command is decoded
   against the entity's schema, decided, hash-chained (SHA-256 over canonical JSON),
-  appended with its metadata, queued for topics in the same transaction and answered
+  appended with its metadata (topics follow the log by cursor, nothing queued per event) and answered
   with its events and state; every 500th also writes a snapshot. The bare DO, the agent
   and the PartyServer server keep only the latest value: no history to audit or replay,
   no idempotency (a retried request applies twice), no tamper evidence. Over HTTP the
@@ -679,7 +679,7 @@ Where emberlog is behind, and what it buys:
   does not grow with history; the peers load one row. Their history is gone, which is
   what makes their recovery free.
 - **Memory per idle actor** includes each object's own SQLite database; emberlog's holds
-  the log, snapshots, outbox and idempotency tables.
+  the log, snapshots, topic cursors and idempotency tables.
 
 ## Command latency does not grow with history
 

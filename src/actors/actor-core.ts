@@ -111,6 +111,19 @@ const keyTaken = new Error("emberlog: the Idempotency-Key was claimed by an earl
 /** What a store failure is to a caller outside a transaction: the storage's own error, rethrown. */
 const storeDefect = (error: unknown) => (error instanceof StoreError ? error.cause : error)
 
+/** Events a topic is still to be sent. */
+export interface PendingDelivery {
+  readonly topic: string
+  readonly events: ReadonlyArray<WireEvent>
+  /**
+   * For a followed topic: how far the log was read for it (the events routed elsewhere in between
+   * included): once every event here is delivered, its cursor moves to `through`. Absent for queued rows.
+   */
+  readonly through?: number
+  /** More is pending for the topic after these. */
+  readonly more: boolean
+}
+
 interface Appended<S> {
   readonly appended: ReadonlyArray<StoredEvent>
   readonly version: number
@@ -119,6 +132,8 @@ interface Appended<S> {
   readonly encodedState: unknown
   readonly hash: string
   readonly at: number
+  /** Topics this command's events are the first to be routed to, and the cursor each starts from. */
+  readonly followed: ReadonlyArray<{ readonly topic: string; readonly through: number }>
 }
 
 const fail = (failure: ActorFailure) => Effect.fail(new Failure(failure))
@@ -143,6 +158,8 @@ export class ActorCore<S = unknown> {
   private readonly store: EventStoreShape
   private readonly ids: IdsShape
   private readonly clock: Clock.Clock
+  /** Where delivery to each followed topic stands (EventStoreShape.topicCursors), as committed. */
+  private readonly topicCursors = new Map<string, number>()
 
   constructor(
     readonly entity: Entity<S>,
@@ -192,6 +209,7 @@ export class ActorCore<S = unknown> {
   private recover() {
     return Effect.gen({ self: this }, function* () {
       const store = yield* EventStore
+      for (const { topic, through } of yield* store.topicCursors) this.topicCursors.set(topic, through)
       const last = yield* store.last
       if (last === undefined) return
       this.state = yield* this.foldUpTo(last.seq)
@@ -274,6 +292,7 @@ export class ActorCore<S = unknown> {
     this.version = outcome.version
     this.headHash = outcome.hash
     this.lastAt = outcome.at
+    for (const { topic, through } of outcome.followed) this.topicCursors.set(topic, through)
     const { version, appended: events, encodedState: state } = outcome
     return { ok: true, value: { version, events, state, replayed: false } }
   }
@@ -438,12 +457,18 @@ export class ActorCore<S = unknown> {
     const stateJson = snapshotDue ? canonicalJson(encodedState) : JSON.stringify(encodedState)
     this.checkFits(appended, metaJson, stateJson)
     this.runHere(store.append(appended))
-    const deliveries = emitted.flatMap((event, i) =>
-      this.entity.topics(event).map((topic) => ({ seq: appended[i]!.seq, topic })),
-    )
+    // The log is the outbox: an event routed to a topic already followed needs no write at all.
+    const followed: Array<{ readonly topic: string; readonly through: number }> = []
+    for (let i = 0; i < emitted.length; i++) {
+      for (const topic of this.entity.topics(emitted[i]!)) {
+        if (this.topicCursors.has(topic) || followed.some((cursor) => cursor.topic === topic)) continue
+        const through = appended[i]!.seq - 1
+        this.runHere(store.followTopic(topic, through))
+        followed.push({ topic, through })
+      }
+    }
     if (this.version === 0 && appended.length > 0 && this.firstEventTopic !== undefined)
-      deliveries.push({ seq: 1, topic: this.firstEventTopic })
-    this.runHere(store.enqueue(deliveries))
+      this.runHere(store.enqueue([{ seq: 1, topic: this.firstEventTopic }]))
     if (this.onAppend !== undefined && appended.length > 0) this.onAppend(appended, command)
     // Claimed before the snapshot's prune of old keys, so an old record still answers a late retry.
     if (keyed !== undefined) {
@@ -458,7 +483,7 @@ export class ActorCore<S = unknown> {
       this.runHere(store.pruneCommands(meta.at - IDEMPOTENCY_RETENTION_MS, 2 * every))
     }
     const events = appended.map(({ dataJson: _d, metaJson: _m, ...event }) => event)
-    return { appended: events, version, state, encodedState, hash, at: meta.at } satisfies Appended<S>
+    return { appended: events, version, state, encodedState, hash, at: meta.at, followed } satisfies Appended<S>
   }
 
   /**
@@ -500,14 +525,55 @@ export class ActorCore<S = unknown> {
     }
   }
 
-  /** Events still to be delivered to topics, per topic, oldest first (upcast like any read). */
-  pendingDeliveries(
-    limit: number,
-  ): ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<WireEvent> }> {
+  /**
+   * Events still to be delivered, per topic, oldest first (upcast like any read), at most `limit`
+   * per topic: the queued rows (the directory's), then each followed topic's events after its
+   * cursor. A topic with queued rows (a log from before cursors) gets those first: its order holds.
+   */
+  pendingDeliveries(limit: number): ReadonlyArray<PendingDelivery> {
     return this.run(
       Effect.gen({ self: this }, function* () {
-        const batches = yield* (yield* EventStore).pendingDeliveries(limit)
-        return batches.map(({ topic, events }) => ({ topic, events: events.map(this.toWire) }))
+        const store = yield* EventStore
+        const queued = (yield* store.pendingDeliveries(limit)).filter(({ events }) => events.length > 0)
+        const batches: Array<PendingDelivery> = queued.map(({ topic, events }) => ({
+          topic,
+          events: events.map(this.toWire),
+          more: events.length === limit,
+        }))
+        const head = this.version
+        // Topics at the same cursor (most often all of them) share one read of the log and its routing.
+        const pages = new Map<
+          number,
+          {
+            readonly events: ReadonlyArray<StoredEvent>
+            readonly routes: ReadonlyArray<ReadonlyArray<string>>
+            readonly end: number
+          }
+        >()
+        for (const [topic, cursor] of [...this.topicCursors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+          if (cursor >= head || queued.some((batch) => batch.topic === topic)) continue
+          let page = pages.get(cursor)
+          if (page === undefined) {
+            const events = yield* store.read(cursor, head, limit)
+            const routes = events.map((event) => this.entity.topics(this.entity.decodeEvent(event)))
+            page = { events, routes, end: events.length < limit ? head : events[events.length - 1]!.seq }
+            pages.set(cursor, page)
+          }
+          const { events, routes, end } = page
+          const routed = events.filter((_, i) => routes[i]!.includes(topic))
+          batches.push({ topic, events: routed.map(this.toWire), through: end, more: end < head })
+        }
+        return batches
+      }),
+    )
+  }
+
+  /** Whether anything is still to be delivered to a topic (no event is read to tell). */
+  hasPendingDeliveries(): boolean {
+    for (const through of this.topicCursors.values()) if (through < this.version) return true
+    return this.run(
+      Effect.gen(function* () {
+        return (yield* (yield* EventStore).pendingDeliveries(1)).some(({ events }) => events.length > 0)
       }),
     )
   }
@@ -522,6 +588,18 @@ export class ActorCore<S = unknown> {
         }),
       ),
     )
+  }
+
+  /** Every event routed to `topic` up to `through` was delivered: its cursor moves there. */
+  advanceTopic(topic: string, through: number): void {
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          yield* (yield* EventStore).advanceTopic(topic, through)
+        }),
+      ),
+    )
+    if ((this.topicCursors.get(topic) ?? Infinity) < through) this.topicCursors.set(topic, through)
   }
 
   acknowledge(topic: string, throughSeq: number): void {

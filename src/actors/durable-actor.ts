@@ -365,7 +365,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         {
           name: "outbox",
-          dueAt: () => (this.core.pendingDeliveries(1).length > 0 ? Date.now() + this.deliveryDelay : undefined),
+          dueAt: () => (this.core.hasPendingDeliveries() ? Date.now() + this.deliveryDelay : undefined),
           run: () => this.deliver(),
         },
         {
@@ -439,7 +439,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
-        // Its events are in the outbox (sparing the hot path a storage query for it).
+        // Its events are in the log, the outbox (the alarm is armed without a storage query for it).
         void this.alarms.due(Date.now() + DELIVERY_BATCH_DELAY_MS)
         const timerDue = this.entity.timer?.dueAt(this.core.currentState)
         if (timerDue !== undefined) void this.alarms.due(timerDue)

@@ -1,13 +1,16 @@
 /**
  * Delivery of an actor's events to topics (DESIGN.md, "The log": outbox → topics).
- * The command transaction writes outbox rows; the actor's alarm drains them here.
- * At-least-once: rows are deleted only after the topic acknowledged them, and a thrown
- * delivery makes the platform retry the alarm with backoff. Topics deduplicate by
- * (source kind, source id, seq), so a redelivery changes nothing.
+ * The log is the outbox: each topic the entity routes events to has a cursor, written once in the
+ * transaction of the first event routed there and moved only after the topic acknowledged what
+ * it covers, so a command writes nothing for delivery. Queued rows remain for the few deliveries
+ * outside the entity's routing (its first event to the tenant's directory) and for logs written
+ * before cursors. The actor's alarm drains both here. At-least-once: a thrown delivery makes the
+ * alarm retry with backoff, and topics deduplicate by (source kind, source id, seq), so a
+ * redelivery changes nothing.
  */
 import { PAGE_BYTES, takeWithinBudget } from "../domain/json-size.js"
 import type { Source } from "../core/wire.js"
-import type { ActorCore } from "./actor-core.js"
+import type { ActorCore, PendingDelivery } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
 import { DIRECTORY_TOPIC } from "./directory.js"
 import { NAME_PATTERN } from "../core/names.js"
@@ -39,11 +42,19 @@ export const drainOutbox = async (
   const batches = [...core.pendingDeliveries(OUTBOX_BATCH)].sort(
     (a, b) => Number(a.topic === DIRECTORY_TOPIC) - Number(b.topic === DIRECTORY_TOPIC),
   )
-  let more = batches.some(({ events }) => events.length === OUTBOX_BATCH)
+  let more = batches.some((batch) => batch.more)
   const failures: Array<unknown> = []
-  for (const { topic, events: pending } of batches) {
+  /** The topic has every event of the batch up to `seq`: its cursor or its rows move past them. */
+  const delivered = (batch: PendingDelivery, seq: number) =>
+    batch.through === undefined ? core.acknowledge(batch.topic, seq) : core.advanceTopic(batch.topic, seq)
+  for (const batch of batches) {
+    const { topic, events: pending } = batch
     if (!current()) return false
-    if (pending.length === 0) continue
+    // Nothing routed to it in the stretch read: the cursor moves past what was routed elsewhere.
+    if (pending.length === 0) {
+      delivered(batch, batch.through!)
+      continue
+    }
     if (topic !== DIRECTORY_TOPIC && !NAME_PATTERN.test(topic)) {
       // An entity's topics() named no topic (`~usage`, `#deletions/…`): such a name would reach an
       // object reserved for the host. Refused: never delivered, and dropped from the outbox (it never could be).
@@ -51,7 +62,7 @@ export const drainOutbox = async (
         `emberlog: ${source.kind}.topics returned ${JSON.stringify(topic)}, which is not a topic name ` +
           `(1–128 characters of A-Z a-z 0-9 . _ : -); its events are not delivered there`,
       )
-      core.acknowledge(topic, pending[pending.length - 1]!.seq)
+      delivered(batch, batch.through ?? pending[pending.length - 1]!.seq)
       continue
     }
     // One delivery is one RPC, capped at 32 MiB: large events go a page at a time.
@@ -65,7 +76,12 @@ export const drainOutbox = async (
       const copies = deliveryFaults.duplicate > 0 ? (deliveryFaults.duplicate--, 2) : 1
       for (let i = 0; i < copies && current(); i++) await topicOf(topic).deliver(source, events)
       if (!current()) return false
-      core.acknowledge(topic, events[events.length - 1]!.seq)
+      delivered(
+        batch,
+        events.length < pending.length
+          ? events[events.length - 1]!.seq
+          : (batch.through ?? events[events.length - 1]!.seq),
+      )
     } catch (error) {
       failures.push(error)
     }

@@ -109,7 +109,11 @@ export interface EventStoreShape {
    * (the earlier record stays). One write and no read, so a command with a fresh key pays one row.
    */
   readonly saveCommand: (commandId: string, record: CommandRecord) => Effect.Effect<boolean, StoreError>
-  /** Queues events for delivery to topics (the outbox), in the command's transaction. */
+  /**
+   * Queues events for delivery to a topic outside their entity's own routing (the first event to
+   * the tenant's directory), in the command's transaction. An entity's topics follow the log
+   * itself through topic cursors, with no row per event; rows queued before that are drained here too.
+   */
   readonly enqueue: (
     deliveries: ReadonlyArray<{ readonly seq: number; readonly topic: string }>,
   ) => Effect.Effect<void, StoreError>
@@ -119,6 +123,15 @@ export interface EventStoreShape {
   ) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>, StoreError>
   /** Marks a topic's events up to `throughSeq` delivered. */
   readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void, StoreError>
+  /**
+   * Where delivery to each followed topic stands: every event routed to `topic` with seq ≤ `through`
+   * was delivered. The log is the outbox: nothing per event is written for delivery.
+   */
+  readonly topicCursors: Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly through: number }>, StoreError>
+  /** Starts following `topic` after `through`, in the transaction of the first event routed there; a topic followed already stays. */
+  readonly followTopic: (topic: string, through: number) => Effect.Effect<void, StoreError>
+  /** Moves a followed topic's cursor forward to `through` (never back). */
+  readonly advanceTopic: (topic: string, through: number) => Effect.Effect<void, StoreError>
   /**
    * Forgets idempotency records older than `before` (ms epoch) among the `limit` claimed first:
    * bounded work per call, so the caller calls often enough to keep up (the actor: at each snapshot).

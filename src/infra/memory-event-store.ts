@@ -20,6 +20,7 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
   const snapshots: Array<Snapshot> = []
   const commands = new Map<string, CommandRecord>()
   let outbox: Array<{ topic: string; seq: number }> = []
+  const cursors = new Map<string, number>()
   const store: MemoryEventStore = {
     get rows() {
       return events
@@ -92,18 +93,28 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
     acknowledge: (topic, throughSeq) =>
       Effect.sync(() => void (outbox = outbox.filter((o) => o.topic !== topic || o.seq > throughSeq))),
     // A Map iterates in insertion order: the records claimed first, as SQLite's rowid order.
+    topicCursors: Effect.sync(() =>
+      [...cursors].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([topic, through]) => ({ topic, through })),
+    ),
+    followTopic: (topic, through) => Effect.sync(() => void (cursors.has(topic) || cursors.set(topic, through))),
+    advanceTopic: (topic, through) =>
+      Effect.sync(() => {
+        const at = cursors.get(topic)
+        if (at !== undefined && at < through) cursors.set(topic, through)
+      }),
     pruneCommands: (before, limit) =>
       Effect.sync(() => {
         for (const [id, record] of [...commands].slice(0, limit)) if (record.at < before) commands.delete(id)
       }),
     // Events, snapshots and the outbox only grow within a transaction, so rolling them back is
-    // truncation; idempotency records can also be pruned, so they are restored whole.
+    // truncation; idempotency records can also be pruned and cursors move, so they are restored whole.
     transaction: (body) => {
       const mark = {
         events: events.length,
         snapshots: snapshots.length,
         commands: new Map(commands),
         outbox: outbox.length,
+        cursors: new Map(cursors),
       }
       try {
         return body()
@@ -113,6 +124,8 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
         commands.clear()
         for (const [id, record] of mark.commands) commands.set(id, record)
         outbox.length = mark.outbox
+        cursors.clear()
+        for (const [topic, through] of mark.cursors) cursors.set(topic, through)
         throw error
       }
     },

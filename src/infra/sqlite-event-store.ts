@@ -20,6 +20,9 @@ import {
 } from "../core/event-store.js"
 import { trySync } from "../core/sync-effect.js"
 
+/** Where delivery to each of the entity's topics stands (see EventStoreShape.topicCursors). */
+const TOPIC_CURSORS = `CREATE TABLE IF NOT EXISTS topic_cursors (topic TEXT PRIMARY KEY, through INTEGER NOT NULL) WITHOUT ROWID`
+
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS events (
      seq INTEGER PRIMARY KEY, type TEXT NOT NULL, schema_version INTEGER NOT NULL,
@@ -28,6 +31,7 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS snapshots (
      seq INTEGER PRIMARY KEY, state_version INTEGER NOT NULL, state TEXT NOT NULL, head_hash TEXT, state_hash TEXT)`,
   `CREATE TABLE IF NOT EXISTS outbox (topic TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (topic, seq)) WITHOUT ROWID`,
+  TOPIC_CURSORS,
   `CREATE TABLE IF NOT EXISTS commands (
      command_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, version INTEGER NOT NULL,
      first_seq INTEGER NOT NULL, at INTEGER NOT NULL)`,
@@ -72,6 +76,9 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
   if (created && !sql.exec("SELECT 1 FROM pragma_table_info('snapshots') WHERE name = 'head_hash'").toArray().length) {
     for (const statement of BIND_SNAPSHOTS) sql.exec(statement)
   }
+  // A log written before topics followed it has its undelivered events in the outbox table: they
+  // are drained from there, and its topics are followed from the next event routed to each.
+  if (created && !hasTable("topic_cursors")) sql.exec(TOPIC_CURSORS)
   /** Creates the tables before the first write (inside the command's transaction, so a refusal undoes it). */
   const create = () => {
     if (created) return
@@ -248,6 +255,20 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
       ),
     acknowledge: (topic, throughSeq) =>
       read(undefined, () => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
+    topicCursors: read([], () =>
+      sql
+        .exec("SELECT topic, through FROM topic_cursors ORDER BY topic")
+        .toArray()
+        .map((row) => ({ topic: row.topic as string, through: row.through as number })),
+    ),
+    followTopic: (topic, through) =>
+      write(false, () => {
+        sql.exec("INSERT OR IGNORE INTO topic_cursors (topic, through) VALUES (?, ?)", topic, through)
+      }),
+    advanceTopic: (topic, through) =>
+      read(undefined, () => {
+        sql.exec("UPDATE topic_cursors SET through = ? WHERE topic = ? AND through < ?", through, topic, through)
+      }),
     pruneCommands: (before, limit) => read(undefined, () => void sql.exec(PRUNE_COMMANDS, before, limit)),
     transaction: (body) => {
       // A rolled-back transaction also rolls back the tables it created.

@@ -89,32 +89,47 @@ describe("actor core on the in-memory store", () => {
 })
 
 describe("outbox", () => {
-  it("queues each event for its entity's topics in the command's transaction, until acknowledged", () => {
+  it("routes each event to its entity's topics through the log: a cursor per topic, moved once it is delivered", () => {
     const Tagged = {
       ...Counter,
       topics: (event: { type: string }) => (event.type === "Reset" ? ["counter", "resets"] : ["counter"]),
     }
     const store = makeMemoryEventStore()
-    const actor = new ActorCore(
-      Tagged,
-      ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(store), sequentialIds("c-"))),
-    )
+    const runtime = ManagedRuntime.make(Layer.mergeAll(MemoryEventStore(store), sequentialIds("c-")))
+    const actor = new ActorCore(Tagged, runtime)
     actor.command(increment(1))
     actor.command({ command: { type: "Reset" } })
-    actor.command({ command: { type: "Increment", by: 0 } }) // refused: queues nothing
-    const pending = () => actor.pendingDeliveries(10).map(({ topic, events }) => [topic, events.map((e) => e.seq)])
+    actor.command({ command: { type: "Increment", by: 0 } }) // refused: routes nothing
+    const pendingOf = (core: ActorCore<{ readonly value: number }>) =>
+      core.pendingDeliveries(10).map(({ topic, events }) => [topic, events.map((e) => e.seq)])
+    const pending = () => pendingOf(actor)
     expect(pending()).toEqual([
       ["counter", [1, 2]],
       ["resets", [2]],
     ])
-    actor.acknowledge("counter", 1)
+    // Nothing is written per event: a cursor for each topic, from before the first event routed there.
+    expect(Effect.runSync(store.topicCursors)).toEqual([
+      { topic: "counter", through: 0 },
+      { topic: "resets", through: 1 },
+    ])
+    expect(actor.hasPendingDeliveries()).toBe(true)
+    actor.advanceTopic("counter", 1)
     expect(pending()).toEqual([
       ["counter", [2]],
       ["resets", [2]],
     ])
-    actor.acknowledge("resets", 2)
-    actor.acknowledge("counter", 2)
+    // A restart reads the cursors back: what was delivered is not pending again.
+    expect(pendingOf(new ActorCore(Tagged, runtime))).toEqual(pending())
+    actor.advanceTopic("resets", 2)
+    actor.advanceTopic("counter", 2)
     expect(pending()).toEqual([])
+    expect(actor.hasPendingDeliveries()).toBe(false)
+    // A stretch with nothing routed to a topic is passed over: its cursor moves past it.
+    actor.command({ command: { type: "Increment", by: 2 } })
+    expect(pending()).toEqual([
+      ["counter", [3]],
+      ["resets", []],
+    ])
   })
 })
 

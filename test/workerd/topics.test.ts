@@ -151,6 +151,46 @@ describe("topics", () => {
     expect(touched.size).toBeGreaterThan(0)
   })
 
+  it("follows the log with one cursor per topic: a command writes nothing per event for delivery", async () => {
+    const id = freshId("cursor")
+    for (let i = 0; i < 5; i++) await send("counter", id, { type: "Increment", by: 1 })
+    const rows = (query: string) =>
+      runInDurableObject(counterStub(id), (_instance, state) => state.storage.sql.exec(query).toArray())
+    // The one queued row is the first event's, for the tenant's directory; the topic has a cursor.
+    expect(await rows("SELECT topic, seq FROM outbox WHERE topic = 'counter'")).toEqual([])
+    expect(await rows("SELECT topic, through FROM topic_cursors")).toEqual([
+      { topic: "counter", through: expect.any(Number) },
+    ])
+    await drain([id])
+    expect(await rows("SELECT topic, through FROM topic_cursors")).toEqual([{ topic: "counter", through: 5 }])
+    expect(await rows("SELECT topic, seq FROM outbox")).toEqual([])
+    const mine = (await topicEntries("counter")).filter((e) => e.source.id === id)
+    expect(mine.map((e) => e.event.seq)).toEqual(range(1, 5))
+  })
+
+  it("a log from before cursors has its queued rows delivered first, then is followed: each event once, in order", async () => {
+    const id = freshId("legacy")
+    for (let i = 0; i < 3; i++) await send("counter", id, { type: "Increment", by: 1 })
+    await drain([id])
+    // Two more events, then the storage as an older emberlog left it: their outbox rows, no cursors.
+    // One synchronous stretch: no alarm can deliver them in between.
+    await runInDurableObject(counterStub(id), (instance: unknown, state) => {
+      const host = instance as { commit(request: { command: unknown }): { ok: boolean } }
+      for (let i = 0; i < 2; i++) expect(host.commit({ command: { type: "Increment", by: 1 } }).ok).toBe(true)
+      state.storage.sql.exec("DROP TABLE topic_cursors")
+      state.storage.sql.exec("INSERT INTO outbox (topic, seq) VALUES ('counter', 4), ('counter', 5)")
+    })
+    await evictDurableObject(counterStub(id))
+    await send("counter", id, { type: "Increment", by: 1 })
+    await drain([id])
+    const mine = (await topicEntries("counter")).filter((e) => e.source.id === id)
+    expect(mine.map((e) => e.event.seq)).toEqual(range(1, 6))
+    const rows = (query: string) =>
+      runInDurableObject(counterStub(id), (_instance, state) => state.storage.sql.exec(query).toArray())
+    expect(await rows("SELECT topic, seq FROM outbox")).toEqual([])
+    expect(await rows("SELECT topic, through FROM topic_cursors")).toEqual([{ topic: "counter", through: 6 }])
+  })
+
   it("delivers to each topic on its own: one whose delivery fails holds up none of the others", async () => {
     // A kind publishing every event to two topics; the outbox drains them in name order, so the first fails.
     const [failing, healthy] = [freshId("a-first"), freshId("b-second")]
