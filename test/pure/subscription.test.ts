@@ -129,7 +129,8 @@ describe("resumable subscription: acks and the resume close code", () => {
       ),
       { numRuns: 100, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 1 },
     )
-  })
+    // 100 runs of frames padded to 300 KiB take 3–5 s on a shared machine: past vitest's default 5 s.
+  }, 60_000)
 
   it("reconnects at once on the resume code (no backoff) and acks about every ACK_EVERY characters", async () => {
     const opens: Array<number> = []
