@@ -20,6 +20,7 @@ import {
   type SerializedEvent,
   type Snapshot,
   type StoredEvent,
+  type StoredRow,
 } from "../core/event-store.js"
 import { Ids, type IdsShape } from "../infra/ids.js"
 import { directBody } from "../core/sync-effect.js"
@@ -39,10 +40,16 @@ export type ActorRuntime = ManagedRuntime.ManagedRuntime<EventStore | Ids, never
 
 /** Idempotency keys are remembered at least this long. */
 export const IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000
-export const MAX_EVENTS_PAGE = 1000
+/**
+ * A page's count limit; PAGE_BYTES bounds it too. Ten thousand, not one: a catch-up pays
+ * each request's fixed cost (the Worker, the RPC, the proxy) once per page (issue 13).
+ */
+export const MAX_EVENTS_PAGE = 10_000
 const VERIFY_PAGE = 2000
 /** Rows read at first for a page of events; later reads are sized by the bytes still free. */
 const FIRST_READ = 16
+/** Where an object key may start with a digit (or a string value in an array does: harmless, it only takes the parse). */
+const DIGIT_KEY = /[{,]"[0-9]/
 /** Room in a row for the columns beside the JSON (seq, type, version, at, hash). */
 const ROW_OVERHEAD = 1024
 /** Room in a reply for each event's fields beside its data and meta. */
@@ -643,48 +650,117 @@ export class ActorCore<S = unknown> {
   ): ActorReply<{ events: ReadonlyArray<WireEvent>; next: number | null }> {
     return this.reply(
       Effect.gen({ self: this }, function* () {
-        if (!Number.isInteger(after) || after < 0) {
-          return yield* fail({
-            _tag: "InvalidInput",
-            code: "invalid_query",
-            message: "after must be a non-negative integer",
-          })
-        }
-        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS_PAGE) {
-          return yield* fail({
-            _tag: "InvalidInput",
-            code: "invalid_query",
-            message: `limit must be an integer from 1 to ${MAX_EVENTS_PAGE}`,
-          })
-        }
         const store = yield* EventStore
-        const events: Array<WireEvent> = []
-        // The array's brackets; each event adds its JSON and a comma.
-        let bytes = 1
-        // Rows are read a few at a time, so a page of large events is never all in memory
-        // at once on top of what the page keeps.
-        let cursor = after
-        for (let full = false; !full && bytes < PAGE_BYTES && events.length < limit && cursor < this.version;) {
-          // Sized by the average event so far: about as many rows as the bytes still free hold.
-          const want = events.length === 0 ? FIRST_READ : Math.floor((PAGE_BYTES - bytes) / (bytes / events.length))
-          const rows = yield* store.read(cursor, this.version, Math.max(1, Math.min(want, limit - events.length)))
-          if (rows.length === 0) break
-          for (const row of rows) {
-            const event = asStored ? row : this.toWire(row)
-            const size = jsonBytes(event) + 1
-            if (events.length > 0 && bytes + size > PAGE_BYTES) {
-              full = true
-              break
-            }
-            events.push(event)
-            bytes += size
-          }
-          cursor = events[events.length - 1]!.seq
-        }
-        const lastSeq = events[events.length - 1]?.seq
-        return { events, next: lastSeq !== undefined && lastSeq < this.version ? lastSeq : null }
+        const page = yield* this.page(
+          after,
+          limit,
+          (cursor, want) => store.read(cursor, this.version, want),
+          (row) => (asStored ? row : this.toWire(row)),
+          jsonBytes,
+        )
+        return { events: page.items, next: page.next }
       }),
     )
+  }
+
+  /**
+   * The same page as `readEvents`, each event as its JSON text, the same text
+   * `JSON.stringify` gives for it: a reader that only passes the page on (the HTTP route, a
+   * WebSocket backlog) then neither parses each row's JSON nor carries objects over RPC.
+   */
+  readEventsJson(
+    after: number,
+    limit: number = 100,
+    asStored = false,
+  ): ActorReply<{ events: ReadonlyArray<{ readonly seq: number; readonly json: string }>; next: number | null }> {
+    return this.reply(
+      Effect.gen({ self: this }, function* () {
+        const store = yield* EventStore
+        const page = yield* this.page(
+          after,
+          limit,
+          (cursor, want) => store.readRows(cursor, this.version, want),
+          (row) => ({ seq: row.seq, json: this.wireJson(row, asStored) }),
+          (item) => utf8Length(item.json),
+        )
+        return { events: page.items, next: page.next }
+      }),
+    )
+  }
+
+  /**
+   * Events after `after`, at most `limit` and PAGE_BYTES of JSON (sized by `bytes`), but
+   * always one. Rows are read a few at a time, so a page of large events is never all in
+   * memory at once on top of what the page keeps.
+   */
+  private page<R extends { readonly seq: number }, A>(
+    after: number,
+    limit: number,
+    read: (cursor: number, want: number) => Effect.Effect<ReadonlyArray<R>, StoreError>,
+    encode: (row: R) => A,
+    bytes: (item: A) => number,
+  ): Effect.Effect<{ items: Array<A>; next: number | null }, Failure | StoreError> {
+    return Effect.gen({ self: this }, function* () {
+      if (!Number.isInteger(after) || after < 0) {
+        return yield* fail({
+          _tag: "InvalidInput",
+          code: "invalid_query",
+          message: "after must be a non-negative integer",
+        })
+      }
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS_PAGE) {
+        return yield* fail({
+          _tag: "InvalidInput",
+          code: "invalid_query",
+          message: `limit must be an integer from 1 to ${MAX_EVENTS_PAGE}`,
+        })
+      }
+      const items: Array<A> = []
+      // The array's brackets; each event adds its JSON and a comma.
+      let used = 1
+      let cursor = after
+      for (let full = false; !full && used < PAGE_BYTES && items.length < limit && cursor < this.version;) {
+        // Sized by the average event so far: about as many rows as the bytes still free hold.
+        const want = items.length === 0 ? FIRST_READ : Math.floor((PAGE_BYTES - used) / (used / items.length))
+        const rows = yield* read(cursor, Math.max(1, Math.min(want, limit - items.length)))
+        if (rows.length === 0) break
+        for (const row of rows) {
+          const item = encode(row)
+          const size = bytes(item) + 1
+          if (items.length > 0 && used + size > PAGE_BYTES) {
+            full = true
+            break
+          }
+          items.push(item)
+          used += size
+          cursor = row.seq
+        }
+      }
+      return { items, next: items.length > 0 && cursor < this.version ? cursor : null }
+    })
+  }
+
+  /**
+   * An event's wire JSON spliced from its row's stored JSON: `JSON.stringify` of the parsed
+   * event gives the same text, because the stored text is canonical JSON, except where an
+   * object has a key that starts with a digit (JSON.parse moves integer keys first) or the
+   * event is upcast; those take the parse.
+   */
+  private wireJson(row: StoredRow, asStored: boolean): string {
+    const upcast = !asStored && row.schemaVersion !== this.entity.currentEventVersion(row.type)
+    if (upcast || DIGIT_KEY.test(row.dataJson) || DIGIT_KEY.test(row.metaJson)) {
+      // The fields in the order the store's `read` gives them, which is the order readers see.
+      const event: StoredEvent = {
+        seq: row.seq,
+        type: row.type,
+        schemaVersion: row.schemaVersion,
+        data: JSON.parse(row.dataJson),
+        meta: JSON.parse(row.metaJson),
+        hash: row.hash,
+      }
+      return JSON.stringify(asStored ? event : this.toWire(event))
+    }
+    return `{"seq":${row.seq},"type":${JSON.stringify(row.type)},"schemaVersion":${row.schemaVersion},"data":${row.dataJson},"meta":${row.metaJson},"hash":${JSON.stringify(row.hash)}}`
   }
 
   /**

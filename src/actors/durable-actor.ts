@@ -25,7 +25,7 @@ import type {
 import { failureResponse } from "./failures.js"
 import { parseActorName, scopedName } from "../core/names.js"
 import { drainOutbox } from "./outbox.js"
-import { CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
+import { ACTOR_BATCH_TYPE, CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
 import { rateLimitMessage, withinLimit } from "./rate-limit.js"
 import {
   Subscribers,
@@ -351,7 +351,12 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           const reply = this.core.readEvents(after, limit)
           return reply.ok ? reply.value.events.map(toLogEntry) : []
         },
+        readAfterJson: (after, limit) => {
+          const reply = this.core.readEventsJson(after, limit)
+          return reply.ok ? reply.value.events.map(({ seq, json }) => ({ position: seq, json })) : []
+        },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
+        batchType: ACTOR_BATCH_TYPE,
       }
     }
 
@@ -476,6 +481,15 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
       return this.core.readEvents(after, limit, asStored)
+    }
+
+    /** `readEvents`' page as the JSON text `{"events":[…],"next":…}`: one string over RPC, not a thousand objects. */
+    readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string> {
+      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const reply = this.core.readEventsJson(after, limit, asStored)
+      if (!reply.ok) return reply
+      const { events, next } = reply.value
+      return { ok: true, value: `{"events":[${events.map((event) => event.json).join(",")}],"next":${next}}` }
     }
 
     verifyLog(): VerifyReport {
@@ -611,7 +625,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
 /** What callers see of an actor over DO RPC (every reply is plain, structured-cloneable data). */
 export type ActorApi = ObjectStub<
-  Pick<ActorObject, "command" | "head" | "readState" | "readEvents" | "verifyLog" | "invoke" | "eraseAll">
+  Pick<
+    ActorObject,
+    "command" | "head" | "readState" | "readEvents" | "readEventsJson" | "verifyLog" | "invoke" | "eraseAll"
+  >
 >
 
 /**
@@ -628,6 +645,7 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   head(): number
   readState(query: StateQuery): ActorReply<{ version: number; state: unknown }>
   readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
+  readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string>
   verifyLog(): VerifyReport
   invoke(method: string, args?: ReadonlyArray<unknown>): Promise<ActorReply<unknown>>
   eraseAll(): Promise<ErasedCounts>

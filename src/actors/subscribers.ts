@@ -28,18 +28,31 @@
  * entries it skipped, it is told the position it has seen up to (a WebSocket head frame, an
  * SSE `head` event with that id), so it resumes after what it skipped and never sees a gap it
  * cannot explain.
+ *
+ * Batched backlogs. A socket opened with `batch=1` (protocol.ts, BATCH_PARAM) is sent its
+ * backlog as frames of many entries; one frame per entry is what bounds a catch-up (issue 13).
+ * Such a client acks every batch frame, so at the cap its backlog pauses instead of closing:
+ * the socket is not live while paused (appends are not sent to it; they are in the log, after
+ * its cursor), and each ack sends on from the last seq sent, in the ack's own synchronous
+ * stretch, until the backlog reaches the head and the socket is live again. The cursor of a
+ * paused socket is in its attachment, so a paused socket hibernates and wakes paused; the
+ * cap is kept the whole time, since nothing more is sent until an ack confirms what was.
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
+  BATCH_FRAME_UNITS,
   CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
   HEAD_TYPE,
+  batchFrame,
   errorFrame,
   headFrame,
   parseAck,
+  type ACTOR_BATCH_TYPE,
+  type TOPIC_BATCH_TYPE,
 } from "../domain/protocol.js"
 import { groupByFilter, selectEntries, typeFilter, typesOf, type TypeFilter } from "./type-filters.js"
 
@@ -66,8 +79,15 @@ export interface LogSource {
   readonly head: () => number
   /** Entries after `after`, oldest first, at most `limit`. */
   readonly readAfter: (after: number, limit: number) => ReadonlyArray<LogEntry>
+  /** The same entries as their payloads' JSON text, where the log has it without a parse (a batch frame's parts). */
+  readonly readAfterJson?: (
+    after: number,
+    limit: number,
+  ) => ReadonlyArray<{ readonly position: number; readonly json: string }>
   /** The WebSocket frame for an entry, e.g. `{"type":"event","event":…}`. */
   readonly frame: (entry: LogEntry) => string
+  /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
+  readonly batchType: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE
 }
 
 export interface SocketAttachment {
@@ -89,6 +109,10 @@ export interface SocketAttachment {
   readonly unconfirmed?: number
   /** A log socket's filter: the only entry names (event types) it is sent; undefined: every entry. */
   readonly types?: ReadonlyArray<string>
+  /** Opened with `batch=1`: its backlog comes in batch frames, and pauses at the cap instead of closing. */
+  readonly batch?: boolean
+  /** A batched backlog paused at the cap after this seq (the last sent): not live until an ack resumes it. */
+  readonly backlogAfter?: number
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
@@ -99,6 +123,8 @@ export const EXPIRES_HEADER = "X-Emberlog-Expires"
 export const LIMIT_KEY_HEADER = "X-Emberlog-Limit-Key"
 /** The event types a subscription is filtered to, comma-separated (absent: every entry); the edge validated them. */
 export const TYPES_HEADER = "X-Emberlog-Types"
+/** "1": the client asked for a batched backlog (`?batch=1`). */
+export const BATCH_HEADER = "X-Emberlog-Batch"
 export const SSE_KEEP_ALIVE_MS = 15_000
 /** The SSE cap, the same as the WebSocket one. */
 export const SSE_MAX_BUFFERED = WS_MAX_UNCONFIRMED
@@ -122,6 +148,8 @@ interface Account {
   confirmed: number
   lastSeq: number
   checkpoints: Array<{ readonly seq: number; readonly sent: number }>
+  /** A batched backlog waiting at the cap for an ack (see the header comment). */
+  paused: boolean
 }
 
 /** One frame to send to sockets: its text and the seq of the entry it carries. */
@@ -187,10 +215,12 @@ export class Subscribers {
     server.serializeAttachment(attachment)
     // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
-    this.accounts.set(server, { sent: 0, confirmed: 0, lastSeq, checkpoints: [] })
+    const account: Account = { sent: 0, confirmed: 0, lastSeq, checkpoints: [], paused: false }
+    this.accounts.set(server, account)
     const filter = typeFilter(attachment.types)
     this.filters.set(server, filter)
-    if (attachment.mode === "log") this.sendBacklog(server, after, filter)
+    if (attachment.mode === "log" && attachment.batch === true) this.sendBatches(server, account)
+    else if (attachment.mode === "log") this.sendBacklog(server, after, filter)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
   }
@@ -235,7 +265,8 @@ export class Subscribers {
     if (appended.length === 0) return
     // Frames are serialized only for sockets that are there: a busy actor with no subscriber
     // would otherwise encode every event once more, for nobody (issue 13).
-    const sockets = this.ctx.getWebSockets("log")
+    // A paused backlog is not live: what is appended now reaches it from the log when it resumes.
+    const sockets = this.ctx.getWebSockets("log").filter((socket) => !this.accountOf(socket).paused)
     if (sockets.length > 0) {
       // Each entry is framed once, however many filters want it.
       const texts = new Map<LogEntry, string>()
@@ -302,10 +333,19 @@ export class Subscribers {
    */
   private send(socket: WebSocket, text: string, bytes: number, seq: number, overCap = resumeReason): boolean {
     const account = this.accountOf(socket)
-    if (account.sent + bytes - account.confirmed > WS_MAX_UNCONFIRMED && account.sent > account.confirmed) {
+    if (!withinCap(account, bytes)) {
       closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
       return false
     }
+    return this.write(socket, account, text, bytes, seq)
+  }
+
+  /**
+   * Sends a frame whose room under the cap was checked; false: the socket is closing.
+   * `everyFrame`: a checkpoint at this frame whatever its size (a batch frame, which its
+   * client acks by its last seq: that ack then confirms exactly it).
+   */
+  private write(socket: WebSocket, account: Account, text: string, bytes: number, seq: number, everyFrame = false) {
     try {
       socket.send(text)
     } catch {
@@ -315,10 +355,9 @@ export class Subscribers {
     account.sent += bytes
     account.lastSeq = seq
     const last = account.checkpoints[account.checkpoints.length - 1]
-    if (account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES) {
-      account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
-      this.persistUnconfirmed(socket, account)
-    }
+    const due = account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES
+    if (due || everyFrame) account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
+    if (due) this.persistUnconfirmed(socket, account)
     return true
   }
 
@@ -362,6 +401,7 @@ export class Subscribers {
       account.checkpoints = account.checkpoints.slice(covered)
     }
     this.persistUnconfirmed(socket, account)
+    if (account.paused && account.sent - account.confirmed < WS_MAX_UNCONFIRMED) this.sendBatches(socket, account)
     return undefined
   }
 
@@ -404,21 +444,92 @@ export class Subscribers {
     return earliest
   }
 
-  /** A socket's account; after hibernation, from its attachment (no checkpoints: an ack confirms all or nothing). */
+  /**
+   * A socket's account; after hibernation, from its attachment (no checkpoints: an ack confirms
+   * all or nothing, which is why a batch client acks each frame's last seq).
+   */
   private accountOf(socket: WebSocket): Account {
     let account = this.accounts.get(socket)
     if (account === undefined) {
-      const unconfirmed = (socket.deserializeAttachment() as SocketAttachment | null)?.unconfirmed ?? 0
-      account = { sent: unconfirmed, confirmed: 0, lastSeq: this.source.head(), checkpoints: [] }
+      const attachment = socket.deserializeAttachment() as SocketAttachment | null
+      const backlogAfter = attachment?.backlogAfter
+      account = {
+        sent: attachment?.unconfirmed ?? 0,
+        confirmed: 0,
+        lastSeq: backlogAfter ?? this.source.head(),
+        checkpoints: [],
+        paused: backlogAfter !== undefined,
+      }
       this.accounts.set(socket, account)
     }
     return account
   }
 
+  /** Writes what must survive hibernation: the unconfirmed bytes, and where a paused backlog stands. */
   private persistUnconfirmed(socket: WebSocket, account: Account): void {
     const attachment = socket.deserializeAttachment() as SocketAttachment | null
     if (attachment === null) return
-    socket.serializeAttachment({ ...attachment, unconfirmed: account.sent - account.confirmed })
+    const { backlogAfter: _, ...rest } = attachment
+    socket.serializeAttachment({
+      ...rest,
+      unconfirmed: account.sent - account.confirmed,
+      ...(account.paused ? { backlogAfter: account.lastSeq } : {}),
+    })
+  }
+
+  /**
+   * A `batch=1` socket's backlog from the last seq it was sent, in frames of entries up to
+   * BATCH_FRAME_UNITS; at the cap it pauses (the next ack goes on), at the head it is live.
+   */
+  private sendBatches(socket: WebSocket, account: Account): void {
+    let parts: Array<string> = []
+    let units = 0
+    let lastInFrame = account.lastSeq
+    const pause = () => {
+      account.paused = true
+      this.persistUnconfirmed(socket, account)
+    }
+    // A frame holds no more than the cap has room for (UTF-16 units, at most its bytes), so the
+    // room an ack makes is filled without building a frame only to find it does not fit.
+    const budget = () => Math.min(BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED - (account.sent - account.confirmed))
+    /** Sends the frame in hand; false: paused at the cap, or the socket is closing. */
+    const flush = (): boolean => {
+      const text = batchFrame(this.source.batchType, parts)
+      const bytes = utf8Length(text)
+      if (!withinCap(account, bytes)) {
+        pause()
+        return false
+      }
+      parts = []
+      units = 0
+      return this.write(socket, account, text, bytes, lastInFrame, true)
+    }
+    const head = this.source.head()
+    const readJson =
+      this.source.readAfterJson ??
+      ((after: number, limit: number) =>
+        this.source
+          .readAfter(after, limit)
+          .map((entry) => ({ position: entry.position, json: JSON.stringify(entry.payload) })))
+    for (let cursor = account.lastSeq; cursor < head;) {
+      const page = readJson(cursor, PAGE)
+      if (page.length === 0) break
+      for (const { position, json } of page) {
+        if (parts.length > 0 && units + json.length + 1 > budget()) {
+          if (!flush()) return
+          if (budget() <= 0) return pause()
+        }
+        parts.push(json)
+        units += json.length + 1
+        lastInFrame = position
+      }
+      cursor = lastInFrame
+    }
+    if (parts.length > 0 && !flush()) return
+    if (account.paused) {
+      account.paused = false
+      this.persistUnconfirmed(socket, account)
+    }
   }
 
   private sendBacklog(socket: WebSocket, after: number, filter: TypeFilter | undefined): void {
@@ -463,6 +574,10 @@ export class Subscribers {
     void subscriber.writer.close().catch(() => undefined)
   }
 }
+
+/** Whether `bytes` more fit the socket's cap; a frame larger than the cap goes when nothing is unconfirmed. */
+const withinCap = (account: Account, bytes: number) =>
+  account.sent + bytes - account.confirmed <= WS_MAX_UNCONFIRMED || account.sent <= account.confirmed
 
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
   try {
@@ -544,6 +659,7 @@ export const acceptSubscription = (subscribers: Subscribers, request: Request): 
         mode: "log",
         ...authority,
         ...(types === undefined ? {} : { types }),
+        ...(request.headers.get(BATCH_HEADER) === "1" ? { batch: true } : {}),
       })
     case "sse":
       return subscribers.acceptSse(after, authority.expiresAt, types)

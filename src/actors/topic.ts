@@ -27,6 +27,7 @@ import type { Source, TopicEntry, WireEvent } from "../core/wire.js"
 import type { ActorReply } from "../core/wire.js"
 import { parseScopedName } from "../core/names.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
+import { TOPIC_BATCH_TYPE } from "../domain/protocol.js"
 import { SUBSCRIBE_HEADER, Subscribers, acceptSubscription, type LogEntry, type LogSource } from "./subscribers.js"
 import { StreamReads, streamReadsSettings } from "./stream-reads.js"
 import { LOG_READ, answerLogRead } from "./log-streams.js"
@@ -235,6 +236,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       head: () => this.last,
       readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
       frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
+      batchType: TOPIC_BATCH_TYPE,
     }
     this.subscribers = new Subscribers(ctx, this.log, { wakeAt: (at) => void this.alarms.wakeAt(at) })
   }

@@ -12,8 +12,15 @@
  */
 import { Stream } from "effect"
 import type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
-import { HEAD_TYPE } from "../domain/protocol.js"
-import { type ReconnectOptions, type SocketLike, SubscriptionRefused, backoffDelay, resumable } from "./subscription.js"
+import { ACTOR_BATCH_TYPE, BATCH_PARAM, HEAD_TYPE, TOPIC_BATCH_TYPE } from "../domain/protocol.js"
+import {
+  type Positioned,
+  type ReconnectOptions,
+  type SocketLike,
+  SubscriptionRefused,
+  backoffDelay,
+  resumable,
+} from "./subscription.js"
 
 // The server's own definitions, so the client's types cannot drift from what it is sent.
 export type { ActorListing, DeletionStatus, TopicEntry, WireEvent } from "../core/wire.js"
@@ -74,6 +81,19 @@ const defaultConnect = (url: string, token?: string): Promise<SocketLike> =>
     socket.addEventListener("error", () => reject(new Error(`could not connect to ${url}`)), { once: true })
   })
 
+export interface EventsPageQuery {
+  readonly after?: number
+  readonly limit?: number
+  /** Rows exactly as written (not upcast), which is what the hash chain covers. */
+  readonly stored?: boolean
+}
+
+/** How a subscription reads an entry out of a frame, and the entries out of a batch frame. */
+interface FrameReader<T> {
+  readonly entryOf: (frame: unknown) => Positioned<T> | undefined
+  readonly batchOf: (frame: unknown) => ReadonlyArray<Positioned<T>> | undefined
+}
+
 const toError = (error: unknown): EmberlogError =>
   error instanceof EmberlogError
     ? error
@@ -122,22 +142,33 @@ export const createClient = (options: ClientOptions) => {
   const subscription = <T>(
     path: string,
     from: SubscribeOptions,
-    entryOf: (frame: any) => { position: number; value: T } | undefined,
+    { entryOf, batchOf }: FrameReader<T>,
     signal?: AbortSignal,
   ) =>
     resumable<T>({
-      open: (cursor) => connect(socketUrl(`${path}${query({ after: cursor, types: from.types?.join(",") })}`)),
+      // The backlog comes in batch frames: one frame per entry is what bounds a catch-up (issue 13).
+      open: (cursor) =>
+        connect(socketUrl(`${path}${query({ after: cursor, types: from.types?.join(","), [BATCH_PARAM]: 1 })}`)),
       entryOf,
+      batchOf,
       headOf: (frame: any) => (frame?.type === HEAD_TYPE ? (frame.seq as number) : undefined),
       after: from.after ?? 0,
       reconnect: options.reconnect,
       signal,
     })
 
-  const actorEntry = (frame: any) =>
-    frame?.type === "event" ? { position: frame.event.seq as number, value: frame.event as WireEvent } : undefined
-  const topicEntry = (frame: any) =>
-    frame?.type === "entry" ? { position: frame.entry.topicSeq as number, value: frame.entry as TopicEntry } : undefined
+  const actorEvent = (event: WireEvent) => ({ position: event.seq, value: event })
+  const topicItem = (entry: TopicEntry) => ({ position: entry.topicSeq, value: entry })
+  const actorEntry: FrameReader<WireEvent> = {
+    entryOf: (frame: any) => (frame?.type === "event" ? actorEvent(frame.event) : undefined),
+    batchOf: (frame: any) =>
+      frame?.type === ACTOR_BATCH_TYPE ? (frame[ACTOR_BATCH_TYPE] as Array<WireEvent>).map(actorEvent) : undefined,
+  }
+  const topicEntry: FrameReader<TopicEntry> = {
+    entryOf: (frame: any) => (frame?.type === "entry" ? topicItem(frame.entry) : undefined),
+    batchOf: (frame: any) =>
+      frame?.type === TOPIC_BATCH_TYPE ? (frame[TOPIC_BATCH_TYPE] as Array<TopicEntry>).map(topicItem) : undefined,
+  }
 
   const listen = <T>(
     iterable: AsyncIterableIterator<T>,
@@ -156,6 +187,11 @@ export const createClient = (options: ClientOptions) => {
 
   const actor = <S = unknown>(kind: string, id: string) => {
     const path = `/v1/${encodeURIComponent(kind)}/${encodeURIComponent(id)}`
+    /** One page of the log after `after` (`next`: where the following page starts, null at the head). */
+    const eventsPage = (page: EventsPageQuery = {}) =>
+      request<{ events: Array<WireEvent>; next: number | null }>(
+        `${path}/events${query({ after: page.after ?? 0, limit: page.limit, stored: page.stored ? "true" : undefined })}`,
+      )
     return {
       /** Sends a command; network errors, 429 and 5xx are retried with the same Idempotency-Key. */
       send: async (
@@ -190,17 +226,14 @@ export const createClient = (options: ClientOptions) => {
        * Pages through the log from `after`, one request per `limit` events; `stored` reads
        * rows exactly as written (not upcast), which is what the hash chain covers.
        */
-      events: async function* (
-        page: { readonly after?: number; readonly limit?: number; readonly stored?: boolean } = {},
-      ): AsyncGenerator<WireEvent> {
+      events: async function* (page: EventsPageQuery = {}): AsyncGenerator<WireEvent> {
         for (let after: number | null = page.after ?? 0; after !== null;) {
-          const result: { events: Array<WireEvent>; next: number | null } = await request(
-            `${path}/events${query({ after, limit: page.limit, stored: page.stored ? "true" : undefined })}`,
-          )
+          const result = await eventsPage({ ...page, after })
           yield* result.events
           after = result.next
         }
       },
+      eventsPage,
       verify: () =>
         request<{
           ok: boolean

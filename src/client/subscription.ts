@@ -2,7 +2,9 @@
  * A subscription that survives dropped connections: it reconnects with capped
  * exponential backoff and jitter, resumes after the last position it yielded, and
  * drops anything at or before that position, so the consumer sees every entry once,
- * in order, whatever happens to the connection.
+ * in order, whatever happens to the connection. Batch frames (a `batch=1` backlog,
+ * protocol.ts) are unpacked into their entries, and each is acked with its last position,
+ * which is what lets the server send a long backlog on one connection.
  */
 import { ACK_EVERY, CLOSE_RESUME, ackFrame } from "../domain/protocol.js"
 
@@ -41,7 +43,9 @@ export interface ResumableOptions<T> {
   /** Opens a connection that starts after `after`. */
   readonly open: (after: number) => Promise<SocketLike>
   /** The position and payload a frame carries, or undefined for frames that are not entries. */
-  readonly entryOf: (frame: unknown) => { readonly position: number; readonly value: T } | undefined
+  readonly entryOf: (frame: unknown) => Positioned<T> | undefined
+  /** The entries of a batch frame, oldest first, or undefined for frames that are not batches. */
+  readonly batchOf?: (frame: unknown) => ReadonlyArray<Positioned<T>> | undefined
   /**
    * The position a frame that carries no entry has seen up to (a filtered subscription's head
    * frame), so a reconnection resumes after what the filter skipped; undefined for other frames.
@@ -50,6 +54,11 @@ export interface ResumableOptions<T> {
   readonly after: number
   readonly reconnect?: ReconnectOptions
   readonly signal?: AbortSignal
+}
+
+export interface Positioned<T> {
+  readonly position: number
+  readonly value: T
 }
 
 export const backoffDelay = (attempt: number, options: ReconnectOptions = {}, random = Math.random): number => {
@@ -113,17 +122,20 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       } catch {
         return
       }
-      const entry = options.entryOf(frame)
-      const head = entry === undefined ? options.headOf?.(frame) : undefined
+      const batch = options.batchOf?.(frame)
+      const entries = batch ?? [options.entryOf(frame)]
+      const head = batch === undefined && entries[0] === undefined ? options.headOf?.(frame) : undefined
       if (head !== undefined && head > cursor) cursor = head
       unacknowledged += text.length
-      if (entry !== undefined && entry.position > cursor) {
+      for (const entry of entries) {
+        if (entry === undefined || entry.position <= cursor) continue
         attempts = 0
         cursor = entry.position
         buffered.push(entry.value)
         notify()
       }
-      if (unacknowledged >= ACK_EVERY && opened.send !== undefined) {
+      // A batch frame is always acked: a paused backlog goes on only when its last frame is confirmed.
+      if ((batch !== undefined || unacknowledged >= ACK_EVERY) && opened.send !== undefined) {
         unacknowledged = 0
         try {
           opened.send(ackFrame(cursor))

@@ -33,6 +33,19 @@ export interface SerializedEvent extends StoredEvent {
 }
 
 /**
+ * An event as its row holds it: data and meta still in the canonical JSON they were stored
+ * in, so a reader that only passes events on (a page, a backlog) need not parse them.
+ */
+export interface StoredRow {
+  readonly seq: number
+  readonly type: string
+  readonly schemaVersion: number
+  readonly dataJson: string
+  readonly metaJson: string
+  readonly hash: string
+}
+
+/**
  * The state after event `seq`, bound to the chain: `headHash` is the hash of event `seq`
  * and `stateHash` the SHA-256 of `stateJson`, so a snapshot that does not belong to the
  * log is noticed by recovery (its hashes) and by verify (the state refolded from the log).
@@ -70,6 +83,12 @@ export interface EventStoreShape {
     through: number,
     limit: number,
   ) => Effect.Effect<ReadonlyArray<StoredEvent>, StoreError>
+  /** The same rows as `read`, their data and meta as stored (unparsed). */
+  readonly readRows: (
+    after: number,
+    through: number,
+    limit: number,
+  ) => Effect.Effect<ReadonlyArray<StoredRow>, StoreError>
   /** Folds the events in (after, through] in seq order, reading only what replay needs. */
   readonly fold: <S>(
     after: number,

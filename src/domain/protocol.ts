@@ -30,6 +30,31 @@ export const WS_MAX_UNCONFIRMED = 8 * 1024 * 1024
 export const ACK_EVERY = 1024 * 1024
 
 /**
+ * A subscription opened with `?batch=1` is sent its backlog as frames of many entries, in
+ * order: `{"type":"events","events":[WireEvent…]}` on an actor's socket and
+ * `{"type":"entries","entries":[TopicEntry…]}` on a topic's (live appends still come one
+ * `event`/`entry` frame each). Such a client acks every batch frame it reads with the frame's
+ * last seq, so the server can send a backlog larger than WS_MAX_UNCONFIRMED on one connection:
+ * it pauses at the cap and goes on as the acks come in (a client without `batch=1` is closed
+ * with CLOSE_RESUME instead, and reconnects). Opt-in, because a client that only knows single
+ * frames would skip a batch frame and silently miss its entries.
+ */
+export const BATCH_PARAM = "batch"
+export const ACTOR_BATCH_TYPE = "events"
+export const TOPIC_BATCH_TYPE = "entries"
+/**
+ * A batch frame holds entries up to this many UTF-16 units of JSON (at most three bytes each,
+ * so well under MAX_FRAME_BYTES), and always at least one entry.
+ */
+export const BATCH_FRAME_UNITS = 256 * 1024
+
+/** A batch frame from its entries' JSON texts, e.g. `{"type":"events","events":[…]}`. */
+export const batchFrame = (
+  type: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE,
+  entriesJson: ReadonlyArray<string>,
+) => `{"type":"${type}","${type}":[${entriesJson.join(",")}]}`
+
+/**
  * A frame confirming what the client has read: `{"type":"ack","seq":N}` up to seq N, or
  * `{"type":"ack"}` for everything sent so far (room members, whose frames carry no seq).
  * `type: "ack"` is reserved: a room cannot be posted a message of that type.

@@ -7,6 +7,7 @@ import {
   type Snapshot,
   type StoredEvent,
 } from "../core/event-store.js"
+import { canonicalJson } from "../core/hash-chain.js"
 
 export interface MemoryEventStore extends EventStoreShape {
   /** Direct access for tests that tamper with the log (and its snapshots) on purpose. */
@@ -39,6 +40,13 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
           .filter((e) => e.seq > after && e.seq <= through)
           .slice(0, limit)
           .map((e) => structuredClone(e)),
+      ),
+    readRows: (after, through, limit) =>
+      Effect.sync(() =>
+        events
+          .filter((e) => e.seq > after && e.seq <= through)
+          .slice(0, limit)
+          .map(({ data, meta, ...row }) => ({ ...row, dataJson: canonicalJson(data), metaJson: canonicalJson(meta) })),
       ),
     fold: (after, through, initial, step) =>
       Effect.sync(() =>

@@ -16,6 +16,7 @@ import {
   type CommandRecord,
   type EventStoreShape,
   type StoredEvent,
+  type StoredRow,
 } from "../core/event-store.js"
 import { trySync } from "../core/sync-effect.js"
 
@@ -63,6 +64,9 @@ const toEvent = (row: Row): StoredEvent => ({
   meta: JSON.parse(row.meta as string),
   hash: row.hash as string,
 })
+
+const EVENT_ROWS =
+  "SELECT seq, type, schema_version, data, meta, hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
 
 export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: () => void): EventStoreShape => {
   const sql = storage.sql
@@ -114,6 +118,23 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
           .toArray()
           .map(toEvent),
       ),
+    // Raw arrays, not row objects: a page reader reads a thousand rows at a time.
+    readRows: (after, through, limit) =>
+      read([], () => {
+        const rows: Array<StoredRow> = []
+        for (const [seq, type, schemaVersion, dataJson, metaJson, hash] of sql
+          .exec(EVENT_ROWS, after, through, limit)
+          .raw())
+          rows.push({
+            seq: seq as number,
+            type: type as string,
+            schemaVersion: schemaVersion as number,
+            dataJson: dataJson as string,
+            metaJson: metaJson as string,
+            hash: hash as string,
+          })
+        return rows
+      }),
     fold: (after, through, initial, step) => {
       let stepFailed: { readonly error: unknown } | undefined
       return read(initial, () => {

@@ -129,7 +129,8 @@ describe("resumable subscription: acks and the resume close code", () => {
       ),
       { numRuns: 100, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 1 },
     )
-  })
+    // 100 runs of frames padded to 300 KiB take 3–5 s on a shared machine: past vitest's default 5 s.
+  }, 60_000)
 
   it("reconnects at once on the resume code (no backoff) and acks about every ACK_EVERY characters", async () => {
     const opens: Array<number> = []
@@ -155,3 +156,60 @@ describe("resumable subscription: acks and the resume close code", () => {
     expect(sent.slice(0, 3).map((data) => JSON.parse(data))).toEqual([2, 5, 8].map((seq) => ({ type: "ack", seq })))
   })
 })
+
+describe("resumable subscription: batch frames", () => {
+  /** A connection that sends `frames` (arrays are batch frames, numbers single ones), then closes with `code`. */
+  const batched = (frames: Array<number | Array<number>>, code: number, sent: Array<string>): SocketLike => {
+    const listeners: Record<string, Array<(event: any) => void>> = { message: [], close: [], error: [] }
+    setTimeout(() => {
+      for (const frame of frames) {
+        const data = JSON.stringify(
+          Array.isArray(frame)
+            ? { type: "events", events: frame.map((seq) => ({ seq })) }
+            : { type: "event", event: { seq: frame } },
+        )
+        for (const l of listeners.message!) l({ data })
+      }
+      for (const l of listeners.close!) l({ code })
+    }, 0)
+    return {
+      addEventListener: (type: string, l: any) => void listeners[type]!.push(l),
+      close: () => undefined,
+      send: (data: string) => void sent.push(data),
+    }
+  }
+  const reader = {
+    entryOf: (frame: any) => (frame.type === "event" ? { position: frame.event.seq, value: frame.event } : undefined),
+    batchOf: (frame: any) =>
+      frame.type === "events" ? frame.events.map((event: any) => ({ position: event.seq, value: event })) : undefined,
+  }
+
+  it("yields each entry of a batch once, in order, dropping repeats, and acks every batch frame at once", async () => {
+    const sent: Array<string> = []
+    const scripts: Array<Array<number | Array<number>>> = [
+      [[1, 2, 3], [4, 5], 6],
+      [[5, 6, 7], 8, [9]], // a server that resent 5 and 6 in a batch
+    ]
+    const opens: Array<number> = []
+    const iterator = resumable<{ seq: number }>({
+      open: async (after) => {
+        opens.push(after)
+        return batched(scripts.shift() ?? [], RESUME_CLOSE_CODE, sent)
+      },
+      ...reader,
+      after: 0,
+      reconnect: { initialDelayMs: 600_000, maxDelayMs: 600_000 },
+    })
+    const seen: Array<number> = []
+    for await (const event of iterator) {
+      seen.push(event.seq)
+      if (seen.length === 9) break
+    }
+    expect(seen).toEqual(range(1, 9))
+    expect(opens.slice(0, 2)).toEqual([0, 6])
+    // One ack per batch frame, with the last position seen; single frames are acked only every ACK_EVERY.
+    expect(sent.map((data) => JSON.parse(data))).toEqual([3, 5, 7, 9].map((seq) => ({ type: "ack", seq })))
+  })
+})
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)

@@ -22,6 +22,29 @@ const client = (overrides: Partial<Parameters<typeof createClient>[0]> = {}) =>
   })
 
 describe("typed client", () => {
+  it("reads one page with eventsPage, and subscribes with batch=1, each event once", async () => {
+    const opened: Array<string> = []
+    const counter = client({
+      connect: async (url) => {
+        opened.push(url)
+        const response = await SELF.fetch(url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } })
+        response.webSocket!.accept()
+        return response.webSocket as any
+      },
+    }).actor("counter", freshId())
+    for (let i = 0; i < 4; i++) await counter.send({ type: "Increment", by: 1 })
+    const page = await counter.eventsPage({ after: 1, limit: 2 })
+    expect(page.events.map((event) => event.seq)).toEqual([2, 3])
+    expect(page.next).toBe(3)
+    const seen: Array<number> = []
+    for await (const event of counter.subscribeAsync({ after: 0 })) {
+      seen.push(event.seq)
+      if (event.seq === 4) break
+    }
+    expect(seen).toEqual([1, 2, 3, 4])
+    expect(new URL(opened[0]!).searchParams.get("batch")).toBe("1")
+  })
+
   it("sends commands and reads state, the past and pages of events", async () => {
     const counter = client().actor<{ value: number }>("counter", freshId())
     for (let i = 1; i <= 5; i++) await counter.send({ type: "Increment", by: i })

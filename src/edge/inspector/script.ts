@@ -27,6 +27,15 @@ const bearerSubprotocol = (value) =>
 const openSocket = (path) =>
   token() ? new WebSocket(wsUrl(path), ["bearer", bearerSubprotocol(token())]) : new WebSocket(wsUrl(path));
 const base = () => "/v1/" + encodeURIComponent(view.kind) + "/" + encodeURIComponent(view.id);
+// Sockets ask for their backlog in batch frames ({"type":"events","events":[…]}, topics "entries"),
+// and ack each one with its last seq: that is what lets a long backlog go on on the same socket.
+const entriesOf = (socket, frame, single, batch, positionOf) => {
+  if (frame.type === single) return [frame[single]];
+  if (frame.type !== batch) return [];
+  const entries = frame[batch];
+  if (entries.length > 0) socket.send(JSON.stringify({ type: "ack", seq: positionOf(entries[entries.length - 1]) }));
+  return entries;
+};
 
 async function api(path, init) {
   await freshToken();
@@ -211,7 +220,7 @@ async function checkChain() {
 function follow() {
   if (view.socket) view.socket.close();
   const sent = token();
-  const socket = openSocket(base() + "/ws?after=" + view.shown);
+  const socket = openSocket(base() + "/ws?batch=1&after=" + view.shown);
   let opened = false;
   view.socket = socket;
   socket.addEventListener("open", () => {
@@ -230,13 +239,14 @@ function follow() {
   });
   socket.addEventListener("message", (message) => {
     if (view.socket !== socket) return;
-    const frame = JSON.parse(message.data);
-    if (frame.type !== "event" || frame.event.seq <= view.shown) return;
+    const events = entriesOf(socket, JSON.parse(message.data), "event", "events", (event) => event.seq);
+    const fresh = events.filter((event) => event.seq > view.shown);
+    if (fresh.length === 0) return;
     const following = Number($("seq").value) === view.version;
-    $("events").prepend(eventRow(frame.event));
-    view.shown = frame.event.seq;
-    setVersion(Math.max(view.version, frame.event.seq));
-    if (view.oldest === null) view.oldest = frame.event.seq;
+    for (const event of fresh) $("events").prepend(eventRow(event));
+    view.shown = fresh[fresh.length - 1].seq;
+    setVersion(Math.max(view.version, view.shown));
+    if (view.oldest === null) view.oldest = fresh[0].seq;
     refreshSoon();
     if (following) {
       $("seq").value = String(view.version);
@@ -308,15 +318,15 @@ async function tailTopic() {
     return status(String(error.message || error), true);
   }
   // The newest entries, then live: a long topic is not replayed from its start.
-  const socket = openSocket(path + "/ws?after=" + Math.max(0, head - TOPIC_BACKLOG));
+  const socket = openSocket(path + "/ws?batch=1&after=" + Math.max(0, head - TOPIC_BACKLOG));
   view.topicSocket = socket;
   socket.addEventListener("message", (message) => {
-    const frame = JSON.parse(message.data);
-    if (frame.type !== "entry") return;
-    const { topicSeq, source, event } = frame.entry;
-    const row = document.createElement("li");
-    row.textContent = "#" + topicSeq + " " + source.kind + "/" + source.id + " seq " + event.seq + " " + event.type + " " + JSON.stringify(event.data);
-    $("topic-entries").prepend(row);
+    const entries = entriesOf(socket, JSON.parse(message.data), "entry", "entries", (entry) => entry.topicSeq);
+    for (const { topicSeq, source, event } of entries) {
+      const row = document.createElement("li");
+      row.textContent = "#" + topicSeq + " " + source.kind + "/" + source.id + " seq " + event.seq + " " + event.type + " " + JSON.stringify(event.data);
+      $("topic-entries").prepend(row);
+    }
     while ($("topic-entries").children.length > 4 * TOPIC_BACKLOG) $("topic-entries").lastChild.remove();
   });
   socket.addEventListener("close", () => view.topicSocket === socket && status("topic " + topic + " closed", true));

@@ -1,0 +1,210 @@
+// `?batch=1` subscriptions: the backlog in frames of many entries, paused at the unconfirmed-bytes
+// cap instead of closed, and resumed by acks on the same connection (src/actors/subscribers.ts).
+import { SELF, evictDurableObject } from "cloudflare:test"
+import { describe, expect, it } from "vitest"
+import { BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
+import { BASE, actorApi, actorObject, freshId, get, json, openSocket, range, send, type OpenSocket } from "./helpers.js"
+
+const increment = (id: string, reason?: string) =>
+  actorApi("counter", id).command({
+    command: { type: "Increment", by: 1, ...(reason === undefined ? {} : { reason }) },
+  })
+
+/** Every seq a socket was sent, from batch frames and single event frames alike, in arrival order. */
+const seqsOf = (frames: Array<any>): Array<number> =>
+  frames.flatMap((frame) =>
+    frame?.type === "events" ? frame.events.map((e: any) => e.seq) : frame?.type === "event" ? [frame.event.seq] : [],
+  )
+
+const lastSeqOf = (frame: any): number => frame.events.at(-1).seq
+const batches = (frames: Array<any>) => frames.filter((frame) => frame?.type === "events")
+const sentChars = (frames: Array<any>) => frames.reduce((sum, frame) => sum + JSON.stringify(frame).length, 0)
+const still = <T>(promise: Promise<T>, ms: number) =>
+  Promise.race([promise, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), ms))])
+const settle = (ms = 300) => new Promise((resolve) => setTimeout(resolve, ms))
+const ack = (socket: OpenSocket, seq: number) => socket.ws.send(JSON.stringify({ type: "ack", seq }))
+
+const REASON_CHARS = 100 * 1024
+/** Events of about 100 KiB: two to a batch frame, and enough of them to pass the cap by a few. */
+const LARGE = Math.ceil(WS_MAX_UNCONFIRMED / REASON_CHARS) + 12
+
+/** A counter whose log holds `count` events of about REASON_CHARS each. */
+const largeLog = async (count: number) => {
+  const id = freshId("batch")
+  for (let i = 0; i < count; i++) expect((await increment(id, `${i}:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+  return id
+}
+
+describe("batched backlog (batch=1)", () => {
+  it("sends the backlog as frames of many entries, then live events one frame each, in order, once", async () => {
+    const id = freshId("batch")
+    for (let i = 0; i < 30; i++) await increment(id)
+    const socket = await openSocket(`/v1/counter/${id}/ws?after=4&batch=1`)
+    await socket.until((frames) => seqsOf(frames).length === 26)
+    expect(socket.frames).toHaveLength(1)
+    expect(socket.frames[0]).toMatchObject({ type: "events" })
+    expect(socket.frames[0].events[0]).toMatchObject({
+      seq: 5,
+      type: "Incremented",
+      data: { by: 1 },
+      hash: expect.any(String),
+    })
+    for (let i = 0; i < 2; i++) await send("counter", id, { type: "Increment", by: 1 })
+    await socket.until((frames) => seqsOf(frames).length === 28)
+    expect(socket.frames.slice(1).map((frame) => frame.type)).toEqual(["event", "event"])
+    expect(seqsOf(socket.frames)).toEqual(range(5, 32))
+    socket.ws.close(1000)
+  })
+
+  it("gives every batch subscriber exactly after+1..n while writers append concurrently", async () => {
+    const id = freshId("batch")
+    for (let i = 0; i < 10; i++) await increment(id)
+    const writer = async () => {
+      for (let i = 0; i < 40; i++) await send("counter", id, { type: "Increment", by: 1 })
+    }
+    const opener = async () => {
+      const opened = []
+      for (const after of [0, 3, 7, 10, 0, 5]) {
+        opened.push({ after, socket: await openSocket(`/v1/counter/${id}/ws?after=${after}&batch=1`) })
+        await send("counter", id, { type: "Increment", by: 1 })
+      }
+      return opened
+    }
+    const [, , subscribers] = await Promise.all([writer(), writer(), opener()])
+    const total = 10 + 40 + 40 + 6
+    for (const { after, socket } of subscribers) {
+      await socket.until((frames) => seqsOf(frames).length >= total - after)
+      expect(seqsOf(socket.frames)).toEqual(range(after + 1, total))
+      socket.ws.close(1000)
+    }
+  })
+
+  it("keeps each frame within BATCH_FRAME_UNITS, more than one entry to a frame", async () => {
+    const id = freshId("batch")
+    // Events of about 10 KiB: 26 or so to a frame, so 80 of them take several frames.
+    for (let i = 0; i < 80; i++) await increment(id, "m".repeat(10 * 1024))
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await socket.until((frames) => seqsOf(frames).length === 80)
+    const sent = batches(socket.frames)
+    expect(sent.length).toBeGreaterThan(2)
+    for (const frame of sent) {
+      expect(JSON.stringify(frame).length).toBeLessThanOrEqual(BATCH_FRAME_UNITS + 64)
+      expect(frame.events.length).toBeGreaterThan(1)
+    }
+    expect(seqsOf(socket.frames)).toEqual(range(1, 80))
+    socket.ws.close(1000)
+  })
+
+  it("pauses a backlog over the cap without closing, sends nothing live meanwhile, and goes on with acks", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    // Paused: open, within the cap, a gapless prefix, and an append now is not sent to it.
+    expect(await still(socket.closed, 200)).toBe("still open")
+    const paused = seqsOf(socket.frames)
+    expect(paused).toEqual(range(1, paused.length))
+    expect(paused.length).toBeLessThan(LARGE)
+    expect(sentChars(socket.frames)).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED)
+    await send("counter", id, { type: "Increment", by: 1 })
+    await settle()
+    expect(seqsOf(socket.frames)).toEqual(paused)
+    // An ack of a seq inside the last batch frame is no error; acking each frame's last seq goes on to the head.
+    const last = batches(socket.frames).at(-1)
+    if (last.events.length > 1) ack(socket, last.events[0].seq)
+    socket.ws.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data as string)
+      if (frame.type === "events") ack(socket, lastSeqOf(frame))
+    })
+    ack(socket, lastSeqOf(last))
+    await socket.until((frames) => seqsOf(frames).at(-1) === LARGE + 1)
+    expect(seqsOf(socket.frames)).toEqual(range(1, LARGE + 1))
+    expect(socket.frames.filter((frame) => frame.type === "error")).toEqual([])
+    // Live once it reached the head: the next append comes as a single event frame.
+    await send("counter", id, { type: "Increment", by: 1 })
+    await socket.until((frames) => seqsOf(frames).at(-1) === LARGE + 2)
+    expect(socket.frames.at(-1)).toMatchObject({ type: "event", event: { seq: LARGE + 2 } })
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
+  it("an ack of an earlier batch frame's last seq confirms that frame: the backlog goes on by as much", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    const [first] = batches(socket.frames)
+    ack(socket, lastSeqOf(first))
+    await socket.until((frames) => seqsOf(frames).length > paused.length)
+    await settle()
+    const sent = seqsOf(socket.frames)
+    expect(sent).toEqual(range(1, sent.length))
+    // About one frame's worth more (what the ack confirmed), and paused again short of the head.
+    expect(sentChars(socket.frames)).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED + JSON.stringify(first).length)
+    expect(sent.length).toBeLessThan(LARGE)
+    socket.ws.close(1000)
+  })
+
+  it("stays paused through hibernation: nothing is sent until an ack, then the rest, once", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    expect(paused.length).toBeLessThan(LARGE)
+    await evictDurableObject(actorObject("counter", id), { webSockets: "hibernate" })
+    // The append wakes the object: the socket's attachment says it is paused, so it is sent nothing.
+    await send("counter", id, { type: "Increment", by: 1 })
+    await settle()
+    expect(seqsOf(socket.frames)).toEqual(paused)
+    socket.ws.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data as string)
+      if (frame.type === "events") ack(socket, lastSeqOf(frame))
+    })
+    ack(socket, paused.at(-1)!)
+    await socket.until((frames) => seqsOf(frames).at(-1) === LARGE + 1)
+    expect(seqsOf(socket.frames)).toEqual(range(1, LARGE + 1))
+    socket.ws.close(1000)
+  })
+
+  it("refuses an ack beyond the last seq sent on a paused socket, and sends nothing more for it", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    ack(socket, LARGE)
+    const frames = await socket.until((received) => received.some((frame) => frame.type === "error"))
+    expect(frames.find((frame) => frame.type === "error")).toMatchObject({ error: { code: "invalid_ack" } })
+    await settle()
+    expect(seqsOf(socket.frames)).toEqual(paused)
+    socket.ws.close(1000)
+  })
+
+  it("refuses a batch value other than 0 or 1 before the upgrade", async () => {
+    const id = freshId("batch")
+    await increment(id)
+    const upgrade = { headers: { Upgrade: "websocket" } }
+    const refused = await json(await SELF.fetch(`${BASE}/v1/counter/${id}/ws?batch=yes`, upgrade))
+    expect(refused).toMatchObject({ status: 400, body: { error: { code: "invalid_query" } } })
+    const single = await openSocket(`/v1/counter/${id}/ws?batch=0`)
+    await single.until((frames) => frames.length === 1)
+    expect(single.frames[0]).toMatchObject({ type: "event", event: { seq: 1 } })
+    single.ws.close(1000)
+  })
+
+  it("sends a topic's backlog as entries frames", async () => {
+    const topicHead = async () => (await json(await get(`/v1/topics/counter/events?limit=1`))).body.head as number
+    const start = await topicHead()
+    const id = freshId("batch")
+    for (let i = 0; i < 5; i++) await send("counter", id, { type: "Increment", by: 1 })
+    for (let i = 0; i < 100 && (await topicHead()) < start + 5; i++) await settle(50)
+    const head = await topicHead()
+    const socket = await openSocket(`/v1/topics/counter/ws?after=${start}&batch=1`)
+    await socket.until((frames) => frames.some((frame) => frame.type === "entries"))
+    const [frame] = socket.frames
+    expect(frame.type).toBe("entries")
+    // Other tests' counters may publish too: every entry from start + 1, at least up to the head read.
+    const seqs = frame.entries.map((entry: any) => entry.topicSeq)
+    expect(seqs).toEqual(range(start + 1, seqs.at(-1)))
+    expect(seqs.at(-1)).toBeGreaterThanOrEqual(head)
+    socket.ws.close(1000)
+  })
+})
