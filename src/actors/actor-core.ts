@@ -672,7 +672,10 @@ export class ActorCore<S = unknown> {
     after: number,
     limit: number = 100,
     asStored = false,
-  ): ActorReply<{ events: ReadonlyArray<{ readonly seq: number; readonly json: string }>; next: number | null }> {
+  ): ActorReply<{
+    events: ReadonlyArray<{ readonly seq: number; readonly type: string; readonly json: string }>
+    next: number | null
+  }> {
     return this.reply(
       Effect.gen({ self: this }, function* () {
         const store = yield* EventStore
@@ -680,7 +683,7 @@ export class ActorCore<S = unknown> {
           after,
           limit,
           (cursor, want) => store.readRows(cursor, this.version, want),
-          (row) => ({ seq: row.seq, json: this.wireJson(row, asStored) }),
+          (row) => ({ seq: row.seq, type: row.type, json: this.wireJson(row, asStored) }),
           (item) => utf8Length(item.json),
         )
         return { events: page.items, next: page.next }

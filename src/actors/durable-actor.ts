@@ -353,7 +353,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         readAfterJson: (after, limit) => {
           const reply = this.core.readEventsJson(after, limit)
-          return reply.ok ? reply.value.events.map(({ seq, json }) => ({ position: seq, json })) : []
+          return reply.ok ? reply.value.events.map(({ seq, type, json }) => ({ position: seq, name: type, json })) : []
         },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
         batchType: ACTOR_BATCH_TYPE,

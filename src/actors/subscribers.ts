@@ -37,6 +37,9 @@
  * stretch, until the backlog reaches the head and the socket is live again. The cursor of a
  * paused socket is in its attachment, so a paused socket hibernates and wakes paused; the
  * cap is kept the whole time, since nothing more is sent until an ack confirms what was.
+ * A filtered batch socket's frames hold only the entries it asked for; its backlog resumes
+ * from the position examined (past entries it skipped), while its acks still name the last
+ * seq it was sent (or a head frame's), which is what the attachment keeps for them.
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
@@ -83,7 +86,7 @@ export interface LogSource {
   readonly readAfterJson?: (
     after: number,
     limit: number,
-  ) => ReadonlyArray<{ readonly position: number; readonly json: string }>
+  ) => ReadonlyArray<{ readonly position: number; readonly name: string; readonly json: string }>
   /** The WebSocket frame for an entry, e.g. `{"type":"event","event":…}`. */
   readonly frame: (entry: LogEntry) => string
   /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
@@ -111,8 +114,13 @@ export interface SocketAttachment {
   readonly types?: ReadonlyArray<string>
   /** Opened with `batch=1`: its backlog comes in batch frames, and pauses at the cap instead of closing. */
   readonly batch?: boolean
-  /** A batched backlog paused at the cap after this seq (the last sent): not live until an ack resumes it. */
+  /**
+   * A batched backlog paused at the cap after this position (every entry up to it sent, or
+   * skipped by the filter): not live until an ack resumes it.
+   */
   readonly backlogAfter?: number
+  /** A paused backlog's last seq sent, when its filter skipped entries after it (acks name it); else backlogAfter. */
+  readonly lastSentSeq?: number
 }
 /** How the edge asks a log's object for a subscription (the request is forwarded to its `fetch`). */
 export const SUBSCRIBE_HEADER = "X-Emberlog-Subscribe"
@@ -150,6 +158,11 @@ interface Account {
   checkpoints: Array<{ readonly seq: number; readonly sent: number }>
   /** A batched backlog waiting at the cap for an ack (see the header comment). */
   paused: boolean
+  /**
+   * Where a paused backlog goes on from: every entry up to it was sent or skipped by the
+   * socket's filter (past lastSeq when it skipped entries after the last it sent).
+   */
+  backlogAfter?: number
 }
 
 /** One frame to send to sockets: its text and the seq of the entry it carries. */
@@ -456,9 +469,10 @@ export class Subscribers {
       account = {
         sent: attachment?.unconfirmed ?? 0,
         confirmed: 0,
-        lastSeq: backlogAfter ?? this.source.head(),
+        lastSeq: attachment?.lastSentSeq ?? backlogAfter ?? this.source.head(),
         checkpoints: [],
         paused: backlogAfter !== undefined,
+        ...(backlogAfter === undefined ? {} : { backlogAfter }),
       }
       this.accounts.set(socket, account)
     }
@@ -469,24 +483,35 @@ export class Subscribers {
   private persistUnconfirmed(socket: WebSocket, account: Account): void {
     const attachment = socket.deserializeAttachment() as SocketAttachment | null
     if (attachment === null) return
-    const { backlogAfter: _, ...rest } = attachment
+    const { backlogAfter: _, lastSentSeq: __, ...rest } = attachment
+    const backlogAfter = account.backlogAfter ?? account.lastSeq
     socket.serializeAttachment({
       ...rest,
       unconfirmed: account.sent - account.confirmed,
-      ...(account.paused ? { backlogAfter: account.lastSeq } : {}),
+      ...(account.paused ? { backlogAfter } : {}),
+      ...(account.paused && backlogAfter !== account.lastSeq ? { lastSentSeq: account.lastSeq } : {}),
     })
   }
 
   /**
-   * A `batch=1` socket's backlog from the last seq it was sent, in frames of entries up to
-   * BATCH_FRAME_UNITS; at the cap it pauses (the next ack goes on), at the head it is live.
+   * A `batch=1` socket's backlog from where it stands (the last seq sent, or past what its
+   * filter skipped since), in frames of entries up to BATCH_FRAME_UNITS; at the cap it pauses
+   * (the next ack goes on), at the head it is live. A filtered socket's frames hold only the
+   * entries its filter lets through; when the backlog ends with entries it skipped, a head frame
+   * says so. A pause keeps the position examined (everything before it sent or skipped), so a
+   * long skipped stretch is read once, not again at every resume.
    */
   private sendBatches(socket: WebSocket, account: Account): void {
+    const filter = this.filterOf(socket)
     let parts: Array<string> = []
     let units = 0
     let lastInFrame = account.lastSeq
+    // Every entry up to `settled` was sent or skipped; `examined` is the last entry looked at.
+    let settled = account.backlogAfter ?? account.lastSeq
+    let examined = settled
     const pause = () => {
       account.paused = true
+      account.backlogAfter = settled
       this.persistUnconfirmed(socket, account)
     }
     // A frame holds no more than the cap has room for (UTF-16 units, at most its bytes), so the
@@ -502,7 +527,9 @@ export class Subscribers {
       }
       parts = []
       units = 0
-      return this.write(socket, account, text, bytes, lastInFrame, true)
+      if (!this.write(socket, account, text, bytes, lastInFrame, true)) return false
+      settled = examined
+      return true
     }
     const head = this.source.head()
     const readJson =
@@ -510,24 +537,37 @@ export class Subscribers {
       ((after: number, limit: number) =>
         this.source
           .readAfter(after, limit)
-          .map((entry) => ({ position: entry.position, json: JSON.stringify(entry.payload) })))
-    for (let cursor = account.lastSeq; cursor < head;) {
+          .map((entry) => ({ position: entry.position, name: entry.name, json: JSON.stringify(entry.payload) })))
+    for (let cursor = settled; cursor < head;) {
       const page = readJson(cursor, PAGE)
       if (page.length === 0) break
-      for (const { position, json } of page) {
+      for (const { position, name, json } of page) {
+        if (filter !== undefined && !filter.types.has(name)) {
+          examined = position
+          if (parts.length === 0) settled = position
+          continue
+        }
         if (parts.length > 0 && units + json.length + 1 > budget()) {
           if (!flush()) return
           if (budget() <= 0) return pause()
         }
         parts.push(json)
         units += json.length + 1
-        lastInFrame = position
+        lastInFrame = examined = position
       }
-      cursor = lastInFrame
+      cursor = examined
     }
     if (parts.length > 0 && !flush()) return
+    // A skipped tail: the client learns it has seen up to there (its acks may then name it).
+    if (settled > account.lastSeq) {
+      const text = headFrame(settled)
+      const bytes = utf8Length(text)
+      if (!withinCap(account, bytes)) return pause()
+      if (!this.write(socket, account, text, bytes, settled, true)) return
+    }
     if (account.paused) {
       account.paused = false
+      account.backlogAfter = undefined
       this.persistUnconfirmed(socket, account)
     }
   }

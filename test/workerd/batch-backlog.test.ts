@@ -22,7 +22,13 @@ const sentChars = (frames: Array<any>) => frames.reduce((sum, frame) => sum + JS
 const still = <T>(promise: Promise<T>, ms: number) =>
   Promise.race([promise, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), ms))])
 const settle = (ms = 300) => new Promise((resolve) => setTimeout(resolve, ms))
-const ack = (socket: OpenSocket, seq: number) => socket.ws.send(JSON.stringify({ type: "ack", seq }))
+const ack = (socket: OpenSocket, seq: number) => {
+  try {
+    socket.ws.send(JSON.stringify({ type: "ack", seq }))
+  } catch {
+    // Closed by the test: a frame still arriving is not acked.
+  }
+}
 
 const REASON_CHARS = 100 * 1024
 /** Events of about 100 KiB: two to a batch frame, and enough of them to pass the cap by a few. */
@@ -205,6 +211,140 @@ describe("batched backlog (batch=1)", () => {
     const seqs = frame.entries.map((entry: any) => entry.topicSeq)
     expect(seqs).toEqual(range(start + 1, seqs.at(-1)))
     expect(seqs.at(-1)).toBeGreaterThanOrEqual(head)
+    socket.ws.close(1000)
+  })
+})
+
+describe("batched backlog with a types filter (batch=1&types=…)", () => {
+  const reset = (id: string) => actorApi("counter", id).command({ command: { type: "Reset" } })
+  /** Large Incremented events, each followed by `skipped` Resets, and a tail of Resets: the filter takes the first. */
+  const mixedLog = async (large: number, skipped: number, tail: number) => {
+    const id = freshId("filtered-batch")
+    const matching: Array<number> = []
+    let seq = 0
+    for (let i = 0; i < large; i++) {
+      expect((await increment(id, `${i}:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+      matching.push(++seq)
+      for (let j = 0; j < skipped; j++, seq++) expect((await reset(id)).ok).toBe(true)
+    }
+    for (let j = 0; j < tail; j++, seq++) expect((await reset(id)).ok).toBe(true)
+    return { id, matching, head: seq }
+  }
+  /** What a client keeps as its cursor: the last entry's seq, or a head frame's. */
+  const cursorOf = (frames: Array<any>, after = 0) =>
+    frames.reduce((cursor, frame) => {
+      if (frame?.type === "events") return lastSeqOf(frame)
+      if (frame?.type === "event") return frame.event.seq
+      return frame?.type === "head" ? frame.seq : cursor
+    }, after)
+  const heads = (frames: Array<any>) => frames.filter((frame) => frame?.type === "head").map((frame) => frame.seq)
+  /** Acks every batch and head frame with its last seq, as the typed client's cursor would name it. */
+  const ackingEach = (socket: OpenSocket) =>
+    socket.ws.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data as string)
+      if (frame.type === "events") ack(socket, lastSeqOf(frame))
+      if (frame.type === "head") ack(socket, frame.seq)
+    })
+
+  it("sends only the matching entries in batch frames, and a head frame after a skipped tail", async () => {
+    const id = freshId("filtered-batch")
+    // 1 Reset, 2-4 Incremented, 5 Reset, then 600 Incremented: more than a page (500) with nothing to send.
+    await reset(id)
+    for (let i = 0; i < 3; i++) await increment(id)
+    await reset(id)
+    for (let i = 0; i < 600; i++) await increment(id)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1&types=Reset`)
+    await socket.until((frames) => heads(frames).length === 1)
+    expect(socket.frames).toHaveLength(2)
+    expect(socket.frames[0]).toMatchObject({ type: "events" })
+    expect(seqsOf(socket.frames)).toEqual([1, 5])
+    expect(socket.frames[1]).toEqual({ type: "head", seq: 605 })
+    // Live from there, filtered as before.
+    await increment(id)
+    await reset(id)
+    await socket.until((frames) => seqsOf(frames).length === 3)
+    expect(socket.frames.slice(2)).toMatchObject([
+      { type: "head", seq: 606 },
+      { type: "event", event: { seq: 607, type: "Reset" } },
+    ])
+    socket.ws.close(1000)
+  })
+
+  it("a filter nothing matches tells the head once, and an ack of it is accepted", async () => {
+    const id = freshId("filtered-batch")
+    for (let i = 0; i < 700; i++) await increment(id)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1&types=Reset`)
+    await socket.until((frames) => frames.length === 1)
+    expect(socket.frames).toEqual([{ type: "head", seq: 700 }])
+    ack(socket, 700)
+    await reset(id)
+    await socket.until((frames) => frames.length === 2)
+    expect(socket.frames[1]).toMatchObject({ type: "event", event: { seq: 701 } })
+    expect(socket.frames.some((frame) => frame.type === "error")).toBe(false)
+    socket.ws.close(1000)
+  })
+
+  it("resumes across a cap pause and a reconnect: every matching event once, in order, then the head", async () => {
+    const { id, matching, head } = await mixedLog(LARGE, 2, 3)
+    const first = await openSocket(`/v1/counter/${id}/ws?batch=1&types=Incremented`)
+    await settle()
+    // Paused at the cap: open, short of the head, only matching events so far.
+    expect(await still(first.closed, 200)).toBe("still open")
+    const paused = seqsOf(first.frames)
+    expect(paused).toEqual(matching.slice(0, paused.length))
+    expect(paused.length).toBeLessThan(matching.length)
+    expect(sentChars(first.frames)).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED)
+    // An ack of its first frame resumes it on the same connection by about that much; then the
+    // connection drops, paused again short of the head.
+    ack(first, lastSeqOf(batches(first.frames)[0]))
+    await first.until((frames) => seqsOf(frames).length > paused.length)
+    await settle()
+    first.ws.close(1000)
+    const cursor = cursorOf(first.frames)
+    expect(cursor).toBeLessThan(matching.at(-1)!)
+    const second = await openSocket(`/v1/counter/${id}/ws?after=${cursor}&batch=1&types=Incremented`)
+    ackingEach(second)
+    await second.until((frames) => heads(frames).includes(head))
+    const got = [...seqsOf(first.frames), ...seqsOf(second.frames)]
+    expect(got).toEqual(matching)
+    expect(second.frames.at(-1)).toEqual({ type: "head", seq: head })
+    expect([...first.frames, ...second.frames].filter((frame) => frame.type === "error")).toEqual([])
+    second.ws.close(1000)
+  })
+
+  it("a paused filtered backlog hibernates, and an ack of the last seq it was sent goes on to the head", async () => {
+    const { id, matching, head } = await mixedLog(LARGE, 2, 3)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1&types=Incremented`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    expect(paused.length).toBeLessThan(matching.length)
+    // The Resets after the last event sent were examined already: the resume point is past them,
+    // yet the client can only name what it saw, the last event sent.
+    await evictDurableObject(actorObject("counter", id), { webSockets: "hibernate" })
+    await reset(id)
+    await settle()
+    expect(seqsOf(socket.frames)).toEqual(paused)
+    ackingEach(socket)
+    ack(socket, paused.at(-1)!)
+    await socket.until((frames) => heads(frames).includes(head + 1))
+    expect(seqsOf(socket.frames)).toEqual(matching)
+    expect(socket.frames.filter((frame) => frame.type === "error")).toEqual([])
+    socket.ws.close(1000)
+  })
+
+  it("filters a topic's batched backlog by the entries' event types", async () => {
+    const topicHead = async () => (await json(await get(`/v1/topics/counter/events?limit=1`))).body.head as number
+    const start = await topicHead()
+    const id = freshId("filtered-batch")
+    for (let i = 0; i < 3; i++) await send("counter", id, { type: "Increment", by: 1 })
+    await send("counter", id, { type: "Decrement", by: 1 })
+    for (let i = 0; i < 100 && (await topicHead()) < start + 4; i++) await settle(50)
+    const socket = await openSocket(`/v1/topics/counter/ws?after=${start}&batch=1&types=Decremented`)
+    await socket.until((frames) => frames.some((frame) => frame.type === "entries"))
+    const entries = socket.frames.filter((frame) => frame.type === "entries").flatMap((frame) => frame.entries)
+    // Other tests' counters publish to this topic too: only Decremented entries, ours among them.
+    expect(entries.every((entry: any) => entry.event.type === "Decremented")).toBe(true)
+    expect(entries.some((entry: any) => entry.source.id === id)).toBe(true)
     socket.ws.close(1000)
   })
 })

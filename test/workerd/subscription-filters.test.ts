@@ -323,9 +323,10 @@ describe("subscriptions filtered by event type", () => {
       await new Promise((resolve) => setTimeout(resolve, 5))
     sockets[0]!.close(1000)
     for (let i = 0; i < 200 && sockets.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+    // The client asks for a batched backlog too (issue 13): the filter applies to its batch frames.
     expect(urls).toEqual([
-      `ws://emberlog.test/v1/counter/${id}/ws?after=0&types=Reset`,
-      `ws://emberlog.test/v1/counter/${id}/ws?after=3&types=Reset`,
+      `ws://emberlog.test/v1/counter/${id}/ws?after=0&types=Reset&batch=1`,
+      `ws://emberlog.test/v1/counter/${id}/ws?after=3&types=Reset&batch=1`,
     ])
     await reset(id)
     const next = await iterator.next()
