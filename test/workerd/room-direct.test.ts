@@ -1,7 +1,34 @@
 // Direct messages in rooms: `to` names one member; only it (and its sender) receives the frame; the log keeps it all.
-import { SELF, evictDurableObject } from "cloudflare:test"
+import { SELF, createExecutionContext, env, evictDurableObject } from "cloudflare:test"
+import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
+import worker from "../../src/app.js"
 import { actorObject, BASE, freshId, get, json, openSocket, send } from "./helpers.js"
+
+const SECRET = "room-direct-secret-" + crypto.randomUUID()
+/** A token for `sub` in tenant `acme`, with auth on (the suite's default is AUTH_MODE=off: one principal for all). */
+const token = (sub: string, scope = "read write") =>
+  new SignJWT({ sub, scope, tenant: "acme" })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+    .sign(new TextEncoder().encode(SECRET))
+const asPrincipal = async (sub: string, path: string, init: RequestInit = {}) => {
+  const headers = new Headers(init.headers)
+  headers.set("Authorization", `Bearer ${await token(sub)}`)
+  const bindings = { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never
+  return worker.fetch(new Request(new URL(path, BASE), { ...init, headers }), bindings, createExecutionContext())
+}
+/** A member socket opened with `sub`'s token, its frames collected. */
+const memberAs = async (sub: string, path: string) => {
+  const response = await asPrincipal(sub, path, { headers: { Upgrade: "websocket" } })
+  expect(response.status).toBe(101)
+  const ws = response.webSocket!
+  const frames: Array<any> = []
+  ws.addEventListener("message", (event) => frames.push(JSON.parse(event.data as string)))
+  ws.accept()
+  const closed = new Promise((resolve) => ws.addEventListener("close", resolve))
+  return { ws, frames, closed }
+}
 
 const broadcast = (body: unknown) =>
   SELF.fetch(`${BASE}/broadcast`, {
@@ -112,6 +139,43 @@ describe("room direct messages", () => {
     await settle()
     expect(posts(alice.frames)).toEqual([])
     alice.ws.close(1000)
+  })
+
+  it("a name with open sockets is another principal's to take only once they closed: its messages stay its own", async () => {
+    const room = freshId("dm")
+    const alice = await memberAs("alice", `/ws?room=${room}&name=alice`)
+    const bob = await memberAs("bob", `/ws?room=${room}&name=bob`)
+    const bobAgain = await memberAs("bob", `/ws?room=${room}&name=bob`)
+    const state = async () => (await (await asPrincipal("alice", `/v1/room/${room}`)).json()) as any
+    const before = (await state()).version
+    const taken = await asPrincipal("mallory", `/ws?room=${room}&name=bob`, { headers: { Upgrade: "websocket" } })
+    expect(taken.status).toBe(409)
+    expect(await taken.json()).toEqual({
+      error: {
+        code: "name_taken",
+        message: "bob is in this room already, joined by someone else: join under another name",
+        details: { name: "bob" },
+      },
+    })
+    expect((await state()).version).toBe(before)
+    alice.ws.send(JSON.stringify({ type: "chat", payload: "for bob", to: "bob" }))
+    for (let i = 0; i < 100 && bobAgain.frames.length === 0; i++) await settle()
+    expect([bob, bobAgain].map((socket) => posts(socket.frames))).toEqual([["for bob"], ["for bob"]])
+    // Once bob's sockets closed (and he left), the name is free for another principal.
+    bob.ws.close(1000)
+    bobAgain.ws.close(1000)
+    for (let i = 0; i < 100 && (await state()).state.members.bob !== undefined; i++) await settle()
+    const mallory = await memberAs("mallory", `/ws?room=${room}&name=bob`)
+    for (const socket of [alice, mallory]) socket.ws.close(1000)
+  })
+
+  it("refuses broadcast as a member name: posts from outside carry it as their sender", async () => {
+    const room = freshId("dm")
+    const refused = await json(
+      await SELF.fetch(`${BASE}/ws?room=${room}&name=broadcast`, { headers: { Upgrade: "websocket" } }),
+    )
+    expect(refused).toMatchObject({ status: 422, body: { error: { code: "reserved_name" } } })
+    expect((await json(await get(`/v1/room/${room}`))).body.version).toBe(0)
   })
 
   it("targets by member name after hibernation, and by command through the HTTP route too", async () => {

@@ -80,7 +80,13 @@ export const Room = Entity.make({
   decide: (state: RoomState, command: RoomCommand) => {
     switch (command.type) {
       case "Join":
-        return Effect.succeed([{ type: "Joined", name: command.name } as const])
+        // Posts from outside carry this sender: a member of that name could not be told from them.
+        return command.name === BROADCAST_SENDER
+          ? reject(
+              "reserved_name",
+              `"${BROADCAST_SENDER}" is the sender of posts from outside: join under another name`,
+            )
+          : Effect.succeed([{ type: "Joined", name: command.name } as const])
       case "Leave":
         return (own(state.members, command.name) ?? 0) > 0
           ? Effect.succeed([{ type: "Left", name: command.name } as const])

@@ -2,7 +2,8 @@
  * Room presence: sockets opened as room members join, post and leave through the room's
  * commands, and receive the room's compact post frames (through the host's subscriber
  * accounting, so a member that never reads is capped like any socket): every post to everyone,
- * and the direct messages it sent or that are for it, none other.
+ * and the direct messages it sent or that are for it, none other. A name with open sockets is
+ * held by the principal that opened them (409 `name_taken` for anyone else) until they close.
  *
  * One key per member socket (ctx.storage.kv: prefix + socket id → member name), written in
  * the stretch of its Join and deleted in that of its Leave. On wake it tells which sockets
@@ -72,6 +73,19 @@ export const presence = defineCapability({
         const member = request.headers.get(MEMBER_HEADER)
         if (member === null) return undefined
         const authority = authorityOf(request)
+        // A member's direct messages go to the sockets open under its name, so a name is held by
+        // one principal at a time: another cannot open a socket under it and read them.
+        const heldByAnother = host.sockets().some((socket) => {
+          const held = socket.deserializeAttachment() as SocketAttachment | null
+          return held?.name === member && held.principal !== authority.principal
+        })
+        if (heldByAnother)
+          return failureResponse({
+            _tag: "Conflict",
+            code: "name_taken",
+            message: `${member} is in this room already, joined by someone else: join under another name`,
+            details: { name: member },
+          })
         const joined = host.commit({ command: join(member), principal: authority.principal })
         if (!joined.ok) return failureResponse(joined.error)
         const socketId = crypto.randomUUID()
