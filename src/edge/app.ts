@@ -27,6 +27,7 @@ import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import { guarded } from "./guard.js"
+import { streamHeaders } from "./stream-headers.js"
 import { RESERVED_KINDS, kindRegistry, type KindModule, type KindRegistry } from "./kind.js"
 import * as Params from "./params.js"
 import { actorEventTypes, subscriptionTypes, topicEventTypes, type KnownTypes } from "./subscription-types.js"
@@ -264,6 +265,8 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
   inspectorRoutes(app, served)
 
+  // Ahead of the guard: its refusals (401, 403, 429) are answers of a Durable Stream too.
+  for (const path of ["/v1/:kind/:id/log", "/v1/topics/:topic/log"]) app.use(path, streamHeaders)
   for (const path of ["/v1/*", "/mcp"]) app.use(path, ...guarded)
   // A kind may take larger commands (memories carry content); every other body stays small.
   const commandLimits = new Map(

@@ -232,6 +232,35 @@ describe("actor logs as Durable Streams", () => {
   })
 })
 
+describe("/log answers as a Durable Stream, errors included", () => {
+  const browserHeaders = (response: Response) => ({
+    status: response.status,
+    nosniff: response.headers.get("X-Content-Type-Options"),
+    resourcePolicy: response.headers.get("Cross-Origin-Resource-Policy"),
+    cache: response.headers.get("Cache-Control"),
+  })
+
+  it("every refusal carries the browser security headers (§10.7) and is not stored", async () => {
+    const id = freshId()
+    await increment(id)
+    const refusals = [
+      await get(`/v1/counter/${id}/log?offset=-1&types=Resett`),
+      await get(`/v1/counter/${id}/log?offset=abc`),
+      await get(`/v1/nokind/${id}/log`),
+      await get(`/v1/topics/counter/log?types=Nope`),
+      await SELF.fetch(`${BASE}/v1/counter/${id}/log`, { method: "POST", body: "[]" }),
+    ]
+    expect(refusals.map(browserHeaders)).toEqual(
+      [400, 400, 404, 400, 405].map((status) => ({
+        status,
+        nosniff: "nosniff",
+        resourcePolicy: "cross-origin",
+        cache: "no-store",
+      })),
+    )
+  })
+})
+
 describe("reading a /log creates nothing", () => {
   const tablesOf = (stub: DurableObjectStub) =>
     runInDurableObject(stub, (_instance, state) =>
@@ -311,6 +340,36 @@ describe("/log under auth", () => {
       .setProtectedHeader({ alg: "HS256" })
       .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
       .sign(new TextEncoder().encode(secret))
+
+  it("refuses without a token or the read scope with the browser headers, and reads the token's own tenant", async () => {
+    const id = freshId()
+    const headersOf = (response: Response) => [
+      response.status,
+      response.headers.get("X-Content-Type-Options"),
+      response.headers.get("Cache-Control"),
+    ]
+    expect(headersOf(await call(`/v1/counter/${id}/log`))).toEqual([401, "nosniff", "no-store"])
+    expect(headersOf(await call(`/v1/counter/${id}/log`, await token("alice", "write")))).toEqual([
+      403,
+      "nosniff",
+      "no-store",
+    ])
+    // acme's counter has an event; another tenant's token reads its own counter of that id, empty.
+    const body = JSON.stringify({ type: "Increment", by: 1 })
+    const headers = { Authorization: `Bearer ${await token("alice", "write")}`, "content-type": "application/json" }
+    const bindings = { ...env, AUTH_MODE: undefined, JWT_SECRET: secret } as never
+    const request = new Request(new URL(`/v1/counter/${id}/commands`, BASE), { method: "POST", body, headers })
+    expect((await worker.fetch(request, bindings, createExecutionContext())).status).toBe(200)
+    const own = await call(`/v1/counter/${id}/log?offset=-1`, await token("alice", "read"))
+    expect(((await own.json()) as Array<any>).map((event) => event.seq)).toEqual([1])
+    const other = new SignJWT({ sub: "eve", scope: "read", tenant: "globex" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+      .sign(new TextEncoder().encode(secret))
+    const theirs = await call(`/v1/counter/${id}/log?offset=-1`, await other)
+    expect(theirs.status).toBe(200)
+    expect(await theirs.json()).toEqual([])
+  })
 
   it("needs a token, and live reads end when it expires", async () => {
     const id = freshId()
