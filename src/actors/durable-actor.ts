@@ -357,6 +357,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
         batchType: ACTOR_BATCH_TYPE,
+        origin: () => {
+          const reply = this.core.readEvents(0, 1)
+          return reply.ok ? reply.value.events[0]?.hash : undefined
+        },
       }
     }
 

@@ -19,7 +19,11 @@ const jsonRendering = {
   json: (entry: LogEntry) => JSON.stringify(entry.payload),
 } as const
 
-/** The read options of one object's log; `name` tells this log from others in ETags. */
+/**
+ * The read options of one object's log; `name` and the log's origin tell this log from others
+ * in ETags: an erased log written anew has the same name and positions, and a page of the old
+ * one kept by a cache must not be confirmed (304) for it.
+ */
 export const logReadOptions = (
   source: LogSource,
   name: string,
@@ -27,13 +31,15 @@ export const logReadOptions = (
   endsAt?: number,
 ): ReadOptions<LogEntry> => {
   const filter = typeFilter(types)
+  const origin = source.origin?.()
+  const tag = origin === undefined ? name : `${name}:${origin.slice(0, 16)}`
   return {
     ...(endsAt === undefined ? {} : { endsAt }),
     source: { head: source.head, readAfter: source.readAfter },
     rendering: jsonRendering,
     ...(filter === undefined ? {} : { filter: (entry: LogEntry) => filter.types.has(entry.name) }),
     // A filtered read of a range has another body than the full one: its tag must differ too.
-    etag: filter === undefined ? name : `${name}:${filter.key}`,
+    etag: filter === undefined ? tag : `${tag}:${filter.key}`,
   }
 }
 

@@ -91,6 +91,11 @@ export interface LogSource {
   readonly frame: (entry: LogEntry) => string
   /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
   readonly batchType: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE
+  /**
+   * What tells this log from one that replaced it under the same name (an erasure, then new
+   * writes from position 1), e.g. its first entry's hash; undefined while the log is empty.
+   */
+  readonly origin?: () => string | undefined
 }
 
 export interface SocketAttachment {

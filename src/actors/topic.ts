@@ -237,6 +237,7 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
       readAfter: (after, limit) => this.entries(after, limit, PAGE_BYTES).map(toLogEntry),
       frame: (entry) => JSON.stringify({ type: "entry", entry: entry.payload }),
       batchType: TOPIC_BATCH_TYPE,
+      origin: () => this.entries(0, 1)[0]?.event.hash,
     }
     this.subscribers = new Subscribers(ctx, this.log, { wakeAt: (at) => void this.alarms.wakeAt(at) })
   }

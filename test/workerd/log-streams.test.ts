@@ -4,7 +4,7 @@ import { SignJWT } from "jose"
 import { describe, expect, it } from "vitest"
 import worker from "../../src/app.js"
 import type { TopicApi } from "../../src/actors/topic.js"
-import { BASE, actorObject, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
+import { BASE, actorApi, actorObject, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
 
 const increment = (id: string, by = 1) => send("counter", id, { type: "Increment", by })
 const reset = (id: string) => send("counter", id, { type: "Reset" })
@@ -89,6 +89,38 @@ describe("actor logs as Durable Streams", () => {
       headers: { "If-None-Match": resumed.response.headers.get("ETag")! },
     })
     expect(revalidated.status).toBe(304)
+  })
+
+  it("an erased log written anew is another log: a page of the old one is not revalidated (304) for it", async () => {
+    const id = freshId()
+    const path = `/v1/counter/${id}/log?offset=-1`
+    await increment(id)
+    await increment(id)
+    const tag = (await read(path)).response.headers.get("ETag")!
+    const revalidate = () => SELF.fetch(`${BASE}${path}`, { headers: { "If-None-Match": tag } })
+    expect((await revalidate()).status).toBe(304)
+    await actorApi("counter", id).eraseAll()
+    await increment(id, 5)
+    await increment(id, 5)
+    const renewed = await revalidate()
+    expect(renewed.status).toBe(200)
+    expect(((await renewed.json()) as Array<any>).map((event) => [event.seq, event.data.by])).toEqual([
+      [1, 5],
+      [2, 5],
+    ])
+    expect(renewed.headers.get("ETag")).not.toBe(tag)
+    // A topic's too: its entries start from 1 again after an erasure.
+    const name = freshId("erased")
+    const topic = topicObject(name) as unknown as TopicApi
+    const entry = (hash: string) => ({ seq: 1, type: "Incremented", schemaVersion: 1, data: {}, meta: { at: 0 }, hash })
+    await topic.deliver({ kind: "counter", id: "a" }, [entry("old")] as any)
+    const topicPath = `/v1/topics/${name}/log?offset=-1`
+    const topicTag = (await read(topicPath)).response.headers.get("ETag")!
+    await topic.eraseAll()
+    await topic.deliver({ kind: "counter", id: "a" }, [entry("new")] as any)
+    const topicRenewed = await SELF.fetch(`${BASE}${topicPath}`, { headers: { "If-None-Match": topicTag } })
+    expect(topicRenewed.status).toBe(200)
+    expect(((await topicRenewed.json()) as Array<any>).map((item) => item.event.hash)).toEqual(["new"])
   })
 
   it("a page cut short by its size ends where the next read resumes: every item once, in order", async () => {
