@@ -2,6 +2,7 @@ import { SELF, evictDurableObject } from "cloudflare:test"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { SubscriptionRefused, createClient } from "../../src/client/index.js"
+import { CLOSE_RESUME, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
 import type { TopicApi } from "../../src/actors/topic.js"
 import { actorObject, BASE, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
 
@@ -15,9 +16,18 @@ const shape = (frames: Array<any>) =>
     f?.type === "event" ? [[f.event.seq, f.event.type]] : f?.type === "head" ? [["head", f.seq]] : [],
   )
 
-/** The cursor a client keeps: the last event's seq or head frame's seq. */
+/** The cursor a client keeps: the last event's seq (of a single or a batch frame) or head frame's seq. */
 const cursorOf = (frames: Array<any>, after = 0) =>
-  frames.reduce((cursor, f) => (f?.type === "event" ? f.event.seq : f?.type === "head" ? f.seq : cursor), after)
+  frames.reduce((cursor, f) => {
+    if (f?.type === "events") return f.events.at(-1).seq
+    return f?.type === "event" ? f.event.seq : f?.type === "head" ? f.seq : cursor
+  }, after)
+
+/** The seqs of the events a socket was sent, from single and batch frames alike. */
+const entrySeqs = (frames: Array<any>): Array<number> =>
+  frames.flatMap((f) =>
+    f?.type === "events" ? f.events.map((e: any) => e.seq) : f?.type === "event" ? [f.event.seq] : [],
+  )
 
 interface SseMessage {
   readonly id?: string
@@ -122,40 +132,81 @@ describe("subscriptions filtered by event type", () => {
     socket.ws.close(1000)
   })
 
-  it("WebSocket: resuming at the cursor after any stretch loses and repeats nothing (property)", async () => {
+  it("WebSocket: a client that drops at any moment and resumes at its cursor loses and repeats nothing (property)", async () => {
     const commands = { I: increment, R: reset, D: decrement } as const
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.constantFrom("I", "R", "D"), { minLength: 1, maxLength: 12 }),
+        // X drops the connection where it stands (what arrived so far is all the client has), or opens it again.
+        fc.array(fc.constantFrom("I", "R", "D", "X"), { minLength: 1, maxLength: 14 }),
         fc.subarray(["Incremented", "Reset", "Decremented"], { minLength: 1 }),
-        fc.array(fc.nat(12), { maxLength: 3 }),
-        async (script, types, reconnectAt) => {
+        fc.boolean(),
+        fc.array(fc.constantFrom("I", "R", "D"), { maxLength: 6 }),
+        async (script, types, batch, before) => {
           const id = freshId("prop")
+          for (const letter of before) await commands[letter as keyof typeof commands](id)
+          let head = before.length
           const seen: Array<number> = []
           let cursor = 0
-          let socket = await openSocket(`/v1/counter/${id}/ws?types=${types.join(",")}`)
-          const settle = async (head: number) => {
-            // Every stretch ends with an event or a head frame at its end, so the cursor reaches the head.
-            await socket.until((f) => cursorOf(f, cursor) === head)
-            seen.push(...socket.frames.filter((f) => f.type === "event").map((f) => f.event.seq as number))
-            cursor = cursorOf(socket.frames, cursor)
+          const path = () => `/v1/counter/${id}/ws?after=${cursor}&types=${types.join(",")}${batch ? "&batch=1" : ""}`
+          let socket: Awaited<ReturnType<typeof openSocket>> | undefined = await openSocket(path())
+          const drop = (open: NonNullable<typeof socket>) => {
+            const received = [...open.frames]
+            open.ws.close(1000)
+            seen.push(...entrySeqs(received))
+            cursor = cursorOf(received, cursor)
           }
-          for (const [index, letter] of script.entries()) {
-            await commands[letter as keyof typeof commands](id)
-            if (reconnectAt.includes(index)) {
-              await settle(index + 1)
-              socket.ws.close(1000)
-              socket = await openSocket(`/v1/counter/${id}/ws?after=${cursor}&types=${types.join(",")}`)
-            }
+          for (const letter of script) {
+            if (letter !== "X") {
+              await commands[letter as keyof typeof commands](id)
+              head++
+            } else if (socket !== undefined) {
+              drop(socket)
+              socket = undefined
+            } else socket = await openSocket(path())
           }
-          await settle(script.length)
-          socket.ws.close(1000)
+          socket ??= await openSocket(path())
+          // Every stretch ends with an event or a head frame at its end, so the cursor reaches the head.
+          await socket.until((f) => cursorOf(f, cursor) === head)
+          drop(socket)
+          expect(cursor).toBe(head)
           const log = (await json(await get(`/v1/counter/${id}/events?limit=100`))).body.events as Array<any>
           expect(seen).toEqual(log.filter((event) => types.includes(event.type)).map((event) => event.seq))
         },
       ),
-      { numRuns: 15 },
+      { numRuns: 20 },
     )
+  })
+
+  it("WebSocket: a filtered socket closed at its cap resumes at its cursor: every matching event once", async () => {
+    const id = freshId("cap")
+    // Large Increments (about 100 KiB each, over the 8 MiB cap in all) with small Resets between them.
+    const matching: Array<number> = []
+    let head = 0
+    for (let i = 0; i < Math.ceil(WS_MAX_UNCONFIRMED / (100 * 1024)) + 12; i++) {
+      expect(
+        (await send("counter", id, { type: "Increment", by: 1, reason: `${i}:${"r".repeat(100 * 1024)}` })).status,
+      ).toBe(200)
+      matching.push(++head)
+      for (let j = 0; j < 2; j++, head++) await reset(id)
+    }
+    for (let j = 0; j < 3; j++, head++) await reset(id)
+    const seen: Array<number> = []
+    let cursor = 0
+    const closes: Array<number> = []
+    while (cursor < head) {
+      const socket = await openSocket(`/v1/counter/${id}/ws?after=${cursor}&types=Incremented`)
+      const ended = await Promise.race([
+        socket.closed,
+        socket.until((f) => cursorOf(f, cursor) === head).then(() => undefined),
+      ])
+      if (ended !== undefined) closes.push(ended.code)
+      seen.push(...entrySeqs(socket.frames))
+      cursor = cursorOf(socket.frames, cursor)
+      socket.ws.close(1000)
+    }
+    expect(closes.length).toBeGreaterThan(0)
+    expect(closes.every((code) => code === CLOSE_RESUME)).toBe(true)
+    expect(seen).toEqual(matching)
   })
 
   it("SSE: resuming with Last-Event-ID after any stretch loses and repeats nothing (property)", async () => {
