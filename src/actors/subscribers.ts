@@ -181,7 +181,8 @@ export interface OutgoingFrame {
 /** Why a socket over its cap was closed, and where to pick up (at most MAX_CLOSE_REASON_BYTES). */
 export type OverCapReason = (lastSeqSent: number) => string
 
-const resumeReason: OverCapReason = () => "Too much unread: reconnect with after=<the last seq you received>"
+const resumeReason: OverCapReason = () =>
+  "Too much unread: reconnect with after=<the seq of the last event or head frame you received>"
 
 const sseMessage = (entry: LogEntry) =>
   `id: ${entry.position}\nevent: ${entry.name}\ndata: ${JSON.stringify(entry.payload)}\n\n`

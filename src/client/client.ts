@@ -144,8 +144,10 @@ export const createClient = (options: ClientOptions) => {
     from: SubscribeOptions,
     { entryOf, batchOf }: FrameReader<T>,
     signal?: AbortSignal,
-  ) =>
-    resumable<T>({
+  ) => {
+    // `types=` with no type is refused by the server, and reconnecting would not change that.
+    if (from.types?.length === 0) throw new RangeError("types must name at least one event type")
+    return resumable<T>({
       // The backlog comes in batch frames: one frame per entry is what bounds a catch-up (issue 13).
       open: (cursor) =>
         connect(socketUrl(`${path}${query({ after: cursor, types: from.types?.join(","), [BATCH_PARAM]: 1 })}`)),
@@ -156,6 +158,7 @@ export const createClient = (options: ClientOptions) => {
       reconnect: options.reconnect,
       signal,
     })
+  }
 
   const actorEvent = (event: WireEvent) => ({ position: event.seq, value: event })
   const topicItem = (entry: TopicEntry) => ({ position: entry.topicSeq, value: entry })

@@ -93,7 +93,7 @@ const subscribe = async (
   const request = c.req.raw
   const websocket = new URL(request.url).pathname.endsWith("/ws")
   if (websocket) Params.requireWebSocketUpgrade(request)
-  const types = subscriptionTypes(c.req.query("types"), known)
+  const types = subscriptionTypes(c.req.queries("types"), known)
   const batch = batchBacklog(request)
   const after = await subscriptionAfter(request, head)
   const principal = c.get("principal")
@@ -151,7 +151,7 @@ const verifyActor = async (c: AppContext, tenant?: string) =>
  * parses the offset and live mode (one read module for every log), the edge only the filter.
  */
 const logRead = (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, known: KnownTypes) => {
-  const types = subscriptionTypes(c.req.query("types"), known)
+  const types = subscriptionTypes(c.req.queries("types"), known)
   const headers = clientHeaders(c.req.raw)
   headers.set(SUBSCRIBE_HEADER, LOG_READ)
   if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))

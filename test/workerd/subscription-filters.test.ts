@@ -341,6 +341,24 @@ describe("subscriptions filtered by event type", () => {
     expect(topic.body.error.details.eventTypes).toEqual(expect.arrayContaining(["Incremented", "Posted", "Joined"]))
   })
 
+  it("reserves head, adds up repeated types parameters, and the typed client refuses an empty types list", async () => {
+    const id = freshId()
+    for (const command of [increment, reset, decrement]) await command(id)
+    expect(await json(await get(`/v1/counter/${id}/log?types=head`))).toMatchObject({
+      status: 400,
+      body: { error: { code: "reserved_event_type" } },
+    })
+    const socket = await openSocket(`/v1/counter/${id}/ws?types=Reset&types=Decremented`)
+    await socket.until((f) => shape(f).length === 2)
+    expect(shape(socket.frames)).toEqual([
+      [2, "Reset"],
+      [3, "Decremented"],
+    ])
+    socket.ws.close(1000)
+    const emberlog = createClient({ baseUrl: BASE, fetch: (input, init) => SELF.fetch(input, init) })
+    expect(() => emberlog.actor("counter", id).subscribeAsync({ types: [] })).toThrow(RangeError)
+  })
+
   it("the typed client's `types` option resumes after skipped entries across reconnects", async () => {
     const id = freshId()
     const urls: Array<string> = []
