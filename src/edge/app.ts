@@ -83,6 +83,20 @@ const batchBacklog = (request: Request): boolean => {
   return batch === "1"
 }
 
+/**
+ * The headers of a read the edge validated, for the object that owns the log: the client's own
+ * (none of ours), the kind of read, its filter, and who asked (principal, scopes, expiry, limit key).
+ */
+const forwardedRead = (c: AppContext, mode: string, types: ReadonlyArray<string> | undefined): Headers => {
+  const headers = clientHeaders(c.req.raw)
+  headers.set(SUBSCRIBE_HEADER, mode)
+  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
+  const principal = c.get("principal")
+  const { sub, scopes, expiresAt } = principal
+  setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
+  return headers
+}
+
 /** Hands a validated WebSocket or SSE subscription to the object that owns the log. */
 const subscribe = async (
   c: AppContext,
@@ -96,14 +110,9 @@ const subscribe = async (
   const types = subscriptionTypes(c.req.queries("types"), known)
   const batch = batchBacklog(request)
   const after = await subscriptionAfter(request, head)
-  const principal = c.get("principal")
-  const headers = clientHeaders(request)
-  headers.set(SUBSCRIBE_HEADER, websocket ? "websocket" : "sse")
+  const headers = forwardedRead(c, websocket ? "websocket" : "sse", types)
   headers.set(AFTER_HEADER, String(after))
-  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
   if (websocket && batch) headers.set(BATCH_HEADER, "1")
-  const { sub, scopes, expiresAt } = principal
-  setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
   return owner.fetch(new Request(request.url, { method: "GET", headers }))
 }
 
@@ -151,13 +160,7 @@ const verifyActor = async (c: AppContext, tenant?: string) =>
  * parses the offset and live mode (one read module for every log), the edge only the filter.
  */
 const logRead = (c: AppContext, owner: { fetch(request: Request): Promise<Response> }, known: KnownTypes) => {
-  const types = subscriptionTypes(c.req.queries("types"), known)
-  const headers = clientHeaders(c.req.raw)
-  headers.set(SUBSCRIBE_HEADER, LOG_READ)
-  if (types !== undefined) headers.set(TYPES_HEADER, types.join(","))
-  const principal = c.get("principal")
-  const { sub, scopes, expiresAt } = principal
-  setAuthority(headers, { principal: sub, scopes, expiresAt, limitKey: limitKey(principal) })
+  const headers = forwardedRead(c, LOG_READ, subscriptionTypes(c.req.queries("types"), known))
   return owner.fetch(new Request(c.req.url, { method: c.req.method === "HEAD" ? "HEAD" : "GET", headers }))
 }
 

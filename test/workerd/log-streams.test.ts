@@ -309,6 +309,17 @@ describe("reading a /log creates nothing", () => {
       expect(await read(`${path}?offset=-1`)).toMatchObject({ status: 200, text: "[]" })
       expect((await read(`${path}?offset=now`)).status).toBe(200)
       expect((await SELF.fetch(`${BASE}${path}`, { method: "HEAD" })).status).toBe(200)
+      // Live reads too: an SSE stream's first message, and a long-poll that waits until its reader gives up.
+      const sse = await SELF.fetch(`${BASE}${path}?offset=-1&live=sse`)
+      expect(sse.status).toBe(200)
+      const reader = sse.body!.getReader()
+      expect((await reader.read()).done).toBe(false)
+      await reader.cancel()
+      const gaveUp = new AbortController()
+      const polled = SELF.fetch(`${BASE}${path}?offset=now&live=long-poll`, { signal: gaveUp.signal })
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      gaveUp.abort()
+      await polled.catch(() => undefined)
     }
     expect(await tablesOf(actorObject("counter", id))).toEqual([])
     expect(await tablesOf(topicObject(topic))).toEqual([])

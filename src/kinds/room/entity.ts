@@ -102,6 +102,7 @@ export const Room = Entity.make({
             "unknown_recipient",
             `${command.to} is not in the room: a direct message goes to a member who is connected`,
             // Not the member list: sending needs `write`, and who is in the room is for `read` to see.
+            // (A writer does learn whether this one name is in: refusing is what tells it the message reached no one.)
             { to: command.to },
           )
         }
