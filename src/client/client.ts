@@ -59,6 +59,11 @@ export interface SubscribeOptions {
    * Positions stay those of the full log: the subscription resumes after what it skipped.
    */
   readonly types?: ReadonlyArray<string>
+  /**
+   * Called with the position a filtered subscription has seen up to when entries it skipped end a
+   * stretch (a head frame): the log's head as far as this subscriber knows, though no entry came.
+   */
+  readonly onHead?: (position: number) => void
 }
 
 export interface SendOptions {
@@ -154,6 +159,7 @@ export const createClient = (options: ClientOptions) => {
       entryOf,
       batchOf,
       headOf: (frame: any) => (frame?.type === HEAD_TYPE ? (frame.seq as number) : undefined),
+      ...(from.onHead === undefined ? {} : { onHead: from.onHead }),
       after: from.after ?? 0,
       reconnect: options.reconnect,
       signal,

@@ -51,6 +51,8 @@ export interface ResumableOptions<T> {
    * frame), so a reconnection resumes after what the filter skipped; undefined for other frames.
    */
   readonly headOf?: (frame: unknown) => number | undefined
+  /** Told each position a head frame moved the cursor to. */
+  readonly onHead?: (position: number) => void
   readonly after: number
   readonly reconnect?: ReconnectOptions
   readonly signal?: AbortSignal
@@ -125,7 +127,10 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       const batch = options.batchOf?.(frame)
       const entries = batch ?? [options.entryOf(frame)]
       const head = batch === undefined && entries[0] === undefined ? options.headOf?.(frame) : undefined
-      if (head !== undefined && head > cursor) cursor = head
+      if (head !== undefined && head > cursor) {
+        cursor = head
+        options.onHead?.(head)
+      }
       unacknowledged += text.length
       for (const entry of entries) {
         if (entry === undefined || entry.position <= cursor) continue

@@ -379,7 +379,8 @@ describe("subscriptions filtered by event type", () => {
     })
     const counter = emberlog.actor("counter", id)
     await reset(id)
-    const iterator = counter.subscribeAsync({ types: ["Reset"] })
+    const heads: Array<number> = []
+    const iterator = counter.subscribeAsync({ types: ["Reset"], onHead: (position) => heads.push(position) })
     expect((await iterator.next()).value).toMatchObject({ seq: 1, type: "Reset" })
     const frames: Array<any> = []
     sockets[0]!.addEventListener("message", (event) => {
@@ -400,6 +401,8 @@ describe("subscriptions filtered by event type", () => {
     await reset(id)
     const next = await iterator.next()
     expect(next.value).toMatchObject({ seq: 4, type: "Reset" })
+    // The client was told how far it had seen past the skipped Increments.
+    expect(heads).toContain(3)
     await iterator.return?.()
   })
 })
