@@ -112,6 +112,22 @@ describe("sockets outlive no token", () => {
     expect((await read(`/v1/room/${room}`, reader)).state.members).toEqual({})
   })
 
+  it("closes a filtered batch socket, and ends a filtered SSE stream, at the token's expiry", async () => {
+    const id = freshId()
+    const writer = await token("alice", "write")
+    for (let i = 0; i < 3; i++) expect((await increment(id, writer)).status).toBe(200)
+    const socket = await openWs(`/v1/counter/${id}/ws?types=Reset&batch=1`, await token("alice", "read", 2))
+    const sse = await call(`/v1/counter/${id}/events/stream?types=Reset`, { token: await token("alice", "read", 2) })
+    const body = sse.body!.getReader()
+    const ended = (async () => {
+      for (;;) if ((await body.read()).done) return "ended"
+    })()
+    expect((await socket.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
+    // It was told the head it had seen (nothing matched) before it closed.
+    expect(socket.frames).toEqual([{ type: "head", seq: 3 }])
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 3_000))])).toBe("ended")
+  })
+
   it("closes a topic socket at its token's expiry", async () => {
     const topic = await openWs(`/v1/topics/counter/ws`, await token("alice", "read", 2))
     expect((await topic.closed).code).toBe(CLOSE_TOKEN_EXPIRED)
