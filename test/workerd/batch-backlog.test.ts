@@ -2,6 +2,7 @@
 // cap instead of closed, and resumed by acks on the same connection (src/actors/subscribers.ts).
 import { SELF, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
+import { createClient } from "../../src/client/index.js"
 import { BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
 import { BASE, actorApi, actorObject, freshId, get, json, openSocket, range, send, type OpenSocket } from "./helpers.js"
 
@@ -330,6 +331,33 @@ describe("batched backlog with a types filter (batch=1&types=…)", () => {
     expect(seqsOf(socket.frames)).toEqual(matching)
     expect(socket.frames.filter((frame) => frame.type === "error")).toEqual([])
     socket.ws.close(1000)
+  })
+
+  it("the typed client follows a filtered backlog over the cap on one connection: every match once, then the head", async () => {
+    const { id, matching, head } = await mixedLog(LARGE, 2, 3)
+    const opened: Array<string> = []
+    const emberlog = createClient({
+      baseUrl: BASE,
+      fetch: (input, init) => SELF.fetch(input, init),
+      connect: async (url) => {
+        opened.push(url)
+        const response = await SELF.fetch(url.replace(/^ws/, "http"), { headers: { Upgrade: "websocket" } })
+        response.webSocket!.accept()
+        return response.webSocket as any
+      },
+    })
+    const heads: Array<number> = []
+    const iterator = emberlog
+      .actor("counter", id)
+      .subscribeAsync({ types: ["Incremented"], onHead: (position) => heads.push(position) })
+    const seen: Array<number> = []
+    for (const _ of matching) seen.push(((await iterator.next()).value as any).seq)
+    expect(seen).toEqual(matching)
+    for (let i = 0; i < 100 && !heads.includes(head); i++) await settle(20)
+    expect(heads).toEqual([head])
+    // The client acks every batch frame, so the paused backlog went on without a reconnection.
+    expect(opened).toHaveLength(1)
+    await iterator.return?.()
   })
 
   it("filters a topic's batched backlog by the entries' event types", async () => {
