@@ -25,12 +25,14 @@
  *
  * Batched backlogs. A socket opened with `batch=1` (protocol.ts, BATCH_PARAM) is sent its
  * backlog as frames of many entries; one frame per entry is what bounds a catch-up (issue 13).
- * Such a client acks every batch frame, so at the cap its backlog pauses instead of closing:
- * the socket is not live while paused (appends are not sent to it; they are in the log, after
- * its cursor), and each ack sends on from the last seq sent, in the ack's own synchronous
- * stretch, until the backlog reaches the head and the socket is live again. The cursor of a
- * paused socket is in its attachment, so a paused socket hibernates and wakes paused; the
- * cap is kept the whole time, since nothing more is sent until an ack confirms what was.
+ * Such a client acks every batch frame, so at the cap it pauses instead of closing, in its
+ * backlog or live (a catch-up that reaches the head still has nearly the cap unconfirmed, and
+ * a busy actor appends before the acks arrive): the socket is not live while paused (appends
+ * are not sent to it; they are in the log, after its cursor), and each ack sends on from the
+ * last seq sent, in the ack's own synchronous stretch, until the backlog reaches the head and
+ * the socket is live again. The cursor of a paused socket is in its attachment, so a paused
+ * socket hibernates and wakes paused; the cap is kept the whole time, since nothing more is
+ * sent until an ack confirms what was, and an ack resumes only within the token's lifetime.
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
@@ -134,6 +136,10 @@ interface Account {
   confirmed: number
   lastSeq: number
   checkpoints: Array<{ readonly seq: number; readonly sent: number }>
+  /** `sent` as of the last time the unconfirmed bytes were written to the attachment. */
+  persistedSent: number
+  /** Opened with `batch=1`: at the cap it pauses (the log has what follows) instead of closing. */
+  batch: boolean
   /** A batched backlog waiting at the cap for an ack (see the header comment). */
   paused: boolean
 }
@@ -182,9 +188,17 @@ export class Subscribers {
     server.serializeAttachment(attachment)
     // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
-    const account: Account = { sent: 0, confirmed: 0, lastSeq, checkpoints: [], paused: false }
+    const account: Account = {
+      sent: 0,
+      confirmed: 0,
+      lastSeq,
+      checkpoints: [],
+      persistedSent: 0,
+      batch: attachment.mode === "log" && attachment.batch === true,
+      paused: false,
+    }
     this.accounts.set(server, account)
-    if (attachment.mode === "log" && attachment.batch === true) this.sendBatches(server, account)
+    if (account.batch) this.sendBatches(server, account)
     else if (attachment.mode === "log") this.sendBacklog(server, after)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
@@ -261,12 +275,14 @@ export class Subscribers {
 
   /**
    * Sends one frame within the socket's cap; a socket over it is closed with CLOSE_RESUME
-   * instead (false: nothing more should be sent to it).
+   * instead, or, opened with `batch=1`, paused after the last seq it was sent: what did not fit
+   * is in the log, and the ack that makes room sends it from there (false: nothing more now).
    */
   private send(socket: WebSocket, text: string, bytes: number, seq: number, overCap = resumeReason): boolean {
     const account = this.accountOf(socket)
     if (!withinCap(account, bytes)) {
-      closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
+      if (account.batch) this.pause(socket, account)
+      else closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
       return false
     }
     return this.write(socket, account, text, bytes, seq)
@@ -289,7 +305,9 @@ export class Subscribers {
     const last = account.checkpoints[account.checkpoints.length - 1]
     const due = account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES
     if (due || everyFrame) account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
-    if (due) this.persistUnconfirmed(socket, account)
+    // Measured from what the attachment holds, not from the last checkpoint (a batch frame makes
+    // one each), so after hibernation the cap undercounts by less than CHECKPOINT_BYTES.
+    if (account.sent - account.persistedSent >= CHECKPOINT_BYTES) this.persistAccount(socket, account)
     return true
   }
 
@@ -332,8 +350,14 @@ export class Subscribers {
       account.confirmed = account.checkpoints[covered - 1]!.sent
       account.checkpoints = account.checkpoints.slice(covered)
     }
-    this.persistUnconfirmed(socket, account)
-    if (account.paused && account.sent - account.confirmed < WS_MAX_UNCONFIRMED) this.sendBatches(socket, account)
+    this.persistAccount(socket, account)
+    if (account.paused && account.sent - account.confirmed < WS_MAX_UNCONFIRMED) {
+      // An ack is no frame that acts, but resuming sends on under the token that opened the
+      // socket: once it has expired, nothing more goes (the expiry alarm may not have rung yet).
+      const attachment = socket.deserializeAttachment() as SocketAttachment | null
+      if (attachment !== null && isExpired(attachment)) closeExpiredSocket(socket)
+      else this.sendBatches(socket, account)
+    }
     return undefined
   }
 
@@ -385,11 +409,14 @@ export class Subscribers {
     if (account === undefined) {
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
       const backlogAfter = attachment?.backlogAfter
+      const sent = attachment?.unconfirmed ?? 0
       account = {
-        sent: attachment?.unconfirmed ?? 0,
+        sent,
         confirmed: 0,
         lastSeq: backlogAfter ?? this.source.head(),
         checkpoints: [],
+        persistedSent: sent,
+        batch: attachment?.mode === "log" && attachment.batch === true,
         paused: backlogAfter !== undefined,
       }
       this.accounts.set(socket, account)
@@ -398,7 +425,7 @@ export class Subscribers {
   }
 
   /** Writes what must survive hibernation: the unconfirmed bytes, and where a paused backlog stands. */
-  private persistUnconfirmed(socket: WebSocket, account: Account): void {
+  private persistAccount(socket: WebSocket, account: Account): void {
     const attachment = socket.deserializeAttachment() as SocketAttachment | null
     if (attachment === null) return
     const { backlogAfter: _, ...rest } = attachment
@@ -407,6 +434,13 @@ export class Subscribers {
       unconfirmed: account.sent - account.confirmed,
       ...(account.paused ? { backlogAfter: account.lastSeq } : {}),
     })
+    account.persistedSent = account.sent
+  }
+
+  /** A batch socket at its cap: not live until an ack resumes it from `lastSeq` (see the header comment). */
+  private pause(socket: WebSocket, account: Account): void {
+    account.paused = true
+    this.persistAccount(socket, account)
   }
 
   /**
@@ -417,10 +451,7 @@ export class Subscribers {
     let parts: Array<string> = []
     let units = 0
     let lastInFrame = account.lastSeq
-    const pause = () => {
-      account.paused = true
-      this.persistUnconfirmed(socket, account)
-    }
+    const pause = () => this.pause(socket, account)
     // A frame holds no more than the cap has room for (UTF-16 units, at most its bytes), so the
     // room an ack makes is filled without building a frame only to find it does not fit.
     const budget = () => Math.min(BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED - (account.sent - account.confirmed))
@@ -460,7 +491,7 @@ export class Subscribers {
     if (parts.length > 0 && !flush()) return
     if (account.paused) {
       account.paused = false
-      this.persistUnconfirmed(socket, account)
+      this.persistAccount(socket, account)
     }
   }
 

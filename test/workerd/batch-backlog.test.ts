@@ -1,8 +1,8 @@
 // `?batch=1` subscriptions: the backlog in frames of many entries, paused at the unconfirmed-bytes
 // cap instead of closed, and resumed by acks on the same connection (src/actors/subscribers.ts).
-import { SELF, evictDurableObject } from "cloudflare:test"
+import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
+import { BATCH_FRAME_UNITS, CLOSE_TOKEN_EXPIRED, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
 import { BASE, actorApi, actorObject, freshId, get, json, openSocket, range, send, type OpenSocket } from "./helpers.js"
 
 const increment = (id: string, reason?: string) =>
@@ -163,6 +163,77 @@ describe("batched backlog (batch=1)", () => {
     await socket.until((frames) => seqsOf(frames).at(-1) === LARGE + 1)
     expect(seqsOf(socket.frames)).toEqual(range(1, LARGE + 1))
     socket.ws.close(1000)
+  })
+
+  it("a resume that reaches the head under appends pauses at the cap again instead of closing", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    let head = LARGE
+    const append = async () => {
+      expect((await increment(id, `w:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+      head++
+    }
+    // One batch frame acked at a time, an append before each: the resumes gain on the head by about
+    // an event per ack, and the one that reaches it leaves the socket live with nearly the cap unconfirmed.
+    let acked = 0
+    for (; seqsOf(socket.frames).at(-1) !== head; acked++) {
+      expect(acked).toBeLessThan(LARGE)
+      await append()
+      const before = socket.frames.length
+      ack(socket, lastSeqOf(batches(socket.frames)[acked]))
+      await Promise.race([socket.until((frames) => frames.length > before), settle(1000)])
+    }
+    // More than the room left: a socket that closed here would lose the catch-up it was making.
+    for (let i = 0; i < 4; i++) await append()
+    await settle()
+    expect(await still(socket.closed, 50)).toBe("still open")
+    // What the first `acked` (batch) frames confirmed no longer counts.
+    expect(sentChars(socket.frames.slice(acked))).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED)
+    expect(seqsOf(socket.frames).at(-1)).toBeLessThan(head)
+    socket.ws.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data as string)
+      if (frame.type === "events") ack(socket, lastSeqOf(frame))
+    })
+    ack(socket, seqsOf(socket.frames).at(-1)!)
+    await socket.until((frames) => seqsOf(frames).at(-1) === head)
+    expect(seqsOf(socket.frames)).toEqual(range(1, head))
+    expect(socket.frames.filter((frame) => frame.type === "error")).toEqual([])
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
+  it("keeps a batch socket's unread bytes through hibernation: appends after it stop at the cap", async () => {
+    // About 5 MiB, in frames under CHECKPOINT_BYTES each: sent whole, never paused, never acked.
+    const count = Math.floor(WS_MAX_UNCONFIRMED / REASON_CHARS / 2) + 10
+    const id = await largeLog(count)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await socket.until((frames) => seqsOf(frames).at(-1) === count)
+    await evictDurableObject(actorObject("counter", id), { webSockets: "hibernate" })
+    // As much again: together well over the cap, which the object must still count after waking.
+    for (let i = 0; i < count; i++) expect((await increment(id, `h${i}:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+    await settle()
+    // Off by less than one unpersisted checkpoint's worth (256 KiB) at most.
+    expect(sentChars(socket.frames)).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED + 256 * 1024)
+    expect(seqsOf(socket.frames)).toEqual(range(1, seqsOf(socket.frames).length))
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
+  it("an ack does not resume a paused backlog once the token has expired: the socket closes with 4001", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    expect(paused.length).toBeLessThan(LARGE)
+    // The moment between the token's expiry and the alarm that would close the socket.
+    await runInDurableObject(actorObject("counter", id), (_: unknown, state: DurableObjectState) => {
+      for (const open of state.getWebSockets())
+        open.serializeAttachment({ ...open.deserializeAttachment(), expiresAt: Date.now() - 1 })
+    })
+    ack(socket, paused.at(-1)!)
+    expect(await still(socket.closed, 5000)).toMatchObject({ code: CLOSE_TOKEN_EXPIRED })
+    expect(seqsOf(socket.frames)).toEqual(paused)
   })
 
   it("refuses an ack beyond the last seq sent on a paused socket, and sends nothing more for it", async () => {
