@@ -122,6 +122,8 @@ const MAX_CLOSE_REASON_BYTES = 123
 /** Checkpoints of (seq, bytes sent) this far apart let an ack of an older seq confirm what it covers. */
 const CHECKPOINT_BYTES = 256 * 1024
 const PAGE = 500
+/** RFC 6455 "internal error". */
+const CLOSE_UNREADABLE = 1011
 
 const encoder = new TextEncoder()
 
@@ -475,8 +477,11 @@ export class Subscribers {
           .readAfter(after, limit)
           .map((entry) => ({ position: entry.position, json: JSON.stringify(entry.payload) })))
     for (let cursor = account.lastSeq; cursor < head;) {
-      const page = readJson(cursor, PAGE)
-      if (page.length === 0) break
+      // Entries below the head that cannot be read (a row that is not JSON): going live past
+      // them would be a silent gap, so the socket ends as the object's error; the client retries.
+      const page = readOrUndefined(() => readJson(cursor, PAGE))
+      if (page === undefined || page.length === 0)
+        return closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read")
       for (const { position, json } of page) {
         if (parts.length > 0 && units + json.length + 1 > budget()) {
           if (!flush()) return
@@ -535,6 +540,14 @@ export class Subscribers {
 /** Whether `bytes` more fit the socket's cap; a frame larger than the cap goes when nothing is unconfirmed. */
 const withinCap = (account: Account, bytes: number) =>
   account.sent + bytes - account.confirmed <= WS_MAX_UNCONFIRMED || account.sent <= account.confirmed
+
+const readOrUndefined = <A>(read: () => A): A | undefined => {
+  try {
+    return read()
+  } catch {
+    return undefined
+  }
+}
 
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
   try {

@@ -81,6 +81,30 @@ describe("GET …/events as spliced JSON", () => {
     expect(page.next).toBeNull()
   })
 
+  it("answers 500 for a row whose data is not JSON, never a page with fields it injected", async () => {
+    const id = freshId("json")
+    for (let i = 0; i < 3; i++) await send("counter", id, { type: "Increment", by: 1 })
+    // Spliced as it is, this text would close `data` and give the event a second, later "seq".
+    const tamper = (data?: string) =>
+      runInDurableObject(actorObject("counter", id), (_instance, state) => {
+        const original = state.storage.sql.exec("SELECT data FROM events WHERE seq = 2").one().data as string
+        state.storage.sql.exec("UPDATE events SET data = ? WHERE seq = 2", data ?? original)
+        return original
+      })
+    const original = await tamper('{"by":1},"seq":999,"x":{}')
+    for (const stored of [false, true]) {
+      const response = await get(`/v1/counter/${id}/events?after=0&limit=10${stored ? "&stored=true" : ""}`)
+      expect(response.status).toBe(500)
+      expect(await response.text()).not.toContain("999")
+    }
+    // A batch backlog neither sends it nor goes live past it: the socket is closed as the object's error.
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    expect((await socket.closed).code).toBe(1011)
+    expect(JSON.stringify(socket.frames)).not.toContain("999")
+    // Put back, so the topic delivery that reads the same row stops retrying.
+    await tamper(original)
+  })
+
   it("a batch=1 backlog carries the same events as the page reader", async () => {
     const room = freshId("json")
     for (const [i, payload] of PAYLOADS.entries())
