@@ -110,15 +110,25 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       retry()
     }
     opened.addEventListener("message", (event) => {
+      // After an unreadable frame, what the socket still delivers would come after a gap.
+      if (closed) return
       const text = String(event.data)
-      let frame: unknown
+      let batch: ReadonlyArray<Positioned<T>> | undefined
+      let entries: ReadonlyArray<Positioned<T> | undefined>
       try {
-        frame = JSON.parse(text)
+        const frame: unknown = JSON.parse(text)
+        batch = options.batchOf?.(frame)
+        entries = batch ?? [options.entryOf(frame)]
       } catch {
-        return
+        // Never skipped: its entries would be missing, and the acks of later frames would confirm
+        // past them. This connection ends; the next starts after the last entry read.
+        try {
+          opened.close(1000, "unreadable frame")
+        } catch {
+          // Already closing.
+        }
+        return onGone(undefined)
       }
-      const batch = options.batchOf?.(frame)
-      const entries = batch ?? [options.entryOf(frame)]
       unacknowledged += text.length
       for (const entry of entries) {
         if (entry === undefined || entry.position <= cursor) continue
