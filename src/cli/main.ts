@@ -27,6 +27,8 @@ const DEFAULT_URL = "http://127.0.0.1:8787"
 const TAIL_BACKLOG = 10
 /** As many events a request as the server allows (pages also end at 4 MiB): fewer round trips. */
 const EXPORT_PAGE = 10_000
+/** What a server before 10,000-event pages allows; it refuses more with 400 invalid_query. */
+const OLDER_SERVER_PAGE = 1000
 const PROGRESS_EVERY_MS = 250
 const PROGRESS_LINES = 1000
 
@@ -367,8 +369,15 @@ const commands: Record<
     // the export follows `next`: two pages (at most 4 MiB each) are held at a time, whatever the
     // log's size, because the next page is fetched while this one is written (issue 13: the
     // server's time and the writing overlap), and written a thousand lines at a time.
+    let limit = EXPORT_PAGE
     const fetchPage = (from: number) => {
-      const page = actor.eventsPage({ after: from, limit: EXPORT_PAGE, stored: true })
+      const page = actor.eventsPage({ after: from, limit, stored: true }).catch((error: unknown) => {
+        // An older server (a rollback, or one not yet deployed) pages at most 1,000: export from it too.
+        if (limit === OLDER_SERVER_PAGE || !(error instanceof EmberlogError) || error.code !== "invalid_query")
+          throw error
+        limit = OLDER_SERVER_PAGE
+        return actor.eventsPage({ after: from, limit, stored: true })
+      })
       // Awaited below; until then a failure must not count as unhandled.
       page.catch(() => undefined)
       return page
