@@ -36,7 +36,7 @@
  */
 import { utf8Length } from "../domain/json-size.js"
 import {
-  BATCH_FRAME_UNITS,
+  BATCH_FRAME_BYTES,
   CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
@@ -45,8 +45,6 @@ import {
   batchFrame,
   errorFrame,
   parseAck,
-  type ACTOR_BATCH_TYPE,
-  type TOPIC_BATCH_TYPE,
 } from "../domain/protocol.js"
 
 /** Re-exported for the host and the edge, which take the rest of the socket machinery from here. */
@@ -80,7 +78,7 @@ export interface LogSource {
   /** The WebSocket frame for an entry, e.g. `{"type":"event","event":…}`. */
   readonly frame: (entry: LogEntry) => string
   /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
-  readonly batchType: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE
+  readonly batchType: string
 }
 
 export interface SocketAttachment {
@@ -144,6 +142,8 @@ interface Account {
   batch: boolean
   /** A batched backlog waiting at the cap for an ack (see the header comment). */
   paused: boolean
+  /** The average UTF-8 bytes of the batch entries last read (sizes the next read to the room). */
+  entryBytes?: number
 }
 
 /** One frame to send to sockets: its text and the seq of the entry it carries. */
@@ -447,27 +447,28 @@ export class Subscribers {
 
   /**
    * A `batch=1` socket's backlog from the last seq it was sent, in frames of entries up to
-   * BATCH_FRAME_UNITS; at the cap it pauses (the next ack goes on), at the head it is live.
+   * BATCH_FRAME_BYTES; at the cap it pauses (the next ack goes on), at the head it is live.
    */
   private sendBatches(socket: WebSocket, account: Account): void {
+    const type = this.source.batchType
+    // Sized in UTF-8 bytes, wrapper and commas included, as the cap counts them: a frame is only
+    // built to fit the room the cap has, so it is never built and then thrown away.
+    const empty = utf8Length(batchFrame(type, []))
     let parts: Array<string> = []
-    let units = 0
+    let bytes = empty
     let lastInFrame = account.lastSeq
-    const pause = () => this.pause(socket, account)
-    // A frame holds no more than the cap has room for (UTF-16 units, at most its bytes), so the
-    // room an ack makes is filled without building a frame only to find it does not fit.
-    const budget = () => Math.min(BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED - (account.sent - account.confirmed))
+    const room = () => WS_MAX_UNCONFIRMED - (account.sent - account.confirmed)
     /** Sends the frame in hand; false: paused at the cap, or the socket is closing. */
     const flush = (): boolean => {
-      const text = batchFrame(this.source.batchType, parts)
-      const bytes = utf8Length(text)
       if (!withinCap(account, bytes)) {
-        pause()
+        this.pause(socket, account)
         return false
       }
+      const text = batchFrame(type, parts)
+      const sent = bytes
       parts = []
-      units = 0
-      return this.write(socket, account, text, bytes, lastInFrame, true)
+      bytes = empty
+      return this.write(socket, account, text, sent, lastInFrame, true)
     }
     const head = this.source.head()
     const readJson =
@@ -477,20 +478,28 @@ export class Subscribers {
           .readAfter(after, limit)
           .map((entry) => ({ position: entry.position, json: JSON.stringify(entry.payload) })))
     for (let cursor = account.lastSeq; cursor < head;) {
+      // About as many rows as the room holds, by the entries seen so far: an ack that makes room
+      // for one frame reads one frame's rows, not a page of them.
+      const want = account.entryBytes === undefined ? PAGE : Math.ceil(room() / account.entryBytes)
       // Entries below the head that cannot be read (a row that is not JSON): going live past
       // them would be a silent gap, so the socket ends as the object's error; the client retries.
-      const page = readOrUndefined(() => readJson(cursor, PAGE))
+      const page = readOrUndefined(() => readJson(cursor, Math.max(1, Math.min(PAGE, want))))
       if (page === undefined || page.length === 0)
         return closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read")
+      let pageBytes = 0
       for (const { position, json } of page) {
-        if (parts.length > 0 && units + json.length + 1 > budget()) {
+        const entryBytes = utf8Length(json)
+        pageBytes += entryBytes
+        if (parts.length > 0 && bytes + 1 + entryBytes > Math.min(BATCH_FRAME_BYTES, room())) {
           if (!flush()) return
-          if (budget() <= 0) return pause()
+          // The next entry does not fit what is left: wait for the ack that makes room.
+          if (empty + entryBytes > room() && account.sent > account.confirmed) return this.pause(socket, account)
         }
+        bytes += (parts.length > 0 ? 1 : 0) + entryBytes
         parts.push(json)
-        units += json.length + 1
         lastInFrame = position
       }
+      account.entryBytes = Math.max(1, Math.ceil(pageBytes / page.length))
       cursor = lastInFrame
     }
     if (parts.length > 0 && !flush()) return

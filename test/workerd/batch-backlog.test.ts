@@ -2,7 +2,7 @@
 // cap instead of closed, and resumed by acks on the same connection (src/actors/subscribers.ts).
 import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BATCH_FRAME_UNITS, CLOSE_TOKEN_EXPIRED, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
+import { BATCH_FRAME_BYTES, CLOSE_TOKEN_EXPIRED, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
 import { BASE, actorApi, actorObject, freshId, get, json, openSocket, range, send, type OpenSocket } from "./helpers.js"
 
 const increment = (id: string, reason?: string) =>
@@ -18,6 +18,7 @@ const seqsOf = (frames: Array<any>): Array<number> =>
 
 const lastSeqOf = (frame: any): number => frame.events.at(-1).seq
 const batches = (frames: Array<any>) => frames.filter((frame) => frame?.type === "events")
+const utf8 = (text: string) => new TextEncoder().encode(text).length
 const sentChars = (frames: Array<any>) => frames.reduce((sum, frame) => sum + JSON.stringify(frame).length, 0)
 const still = <T>(promise: Promise<T>, ms: number) =>
   Promise.race([promise, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), ms))])
@@ -79,7 +80,7 @@ describe("batched backlog (batch=1)", () => {
     }
   })
 
-  it("keeps each frame within BATCH_FRAME_UNITS, more than one entry to a frame", async () => {
+  it("keeps each frame within BATCH_FRAME_BYTES, more than one entry to a frame", async () => {
     const id = freshId("batch")
     // Events of about 10 KiB: 26 or so to a frame, so 80 of them take several frames.
     for (let i = 0; i < 80; i++) await increment(id, "m".repeat(10 * 1024))
@@ -88,10 +89,26 @@ describe("batched backlog (batch=1)", () => {
     const sent = batches(socket.frames)
     expect(sent.length).toBeGreaterThan(2)
     for (const frame of sent) {
-      expect(JSON.stringify(frame).length).toBeLessThanOrEqual(BATCH_FRAME_UNITS + 64)
+      expect(utf8(JSON.stringify(frame))).toBeLessThanOrEqual(BATCH_FRAME_BYTES)
       expect(frame.events.length).toBeGreaterThan(1)
     }
     expect(seqsOf(socket.frames)).toEqual(range(1, 80))
+    socket.ws.close(1000)
+  })
+
+  it("sizes frames in UTF-8 bytes, not characters: non-ASCII events make smaller frames", async () => {
+    const id = freshId("batch")
+    // 10 Ki characters of three bytes each: about 30 KiB an event.
+    for (let i = 0; i < 60; i++) await increment(id, "€".repeat(10 * 1024))
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await socket.until((frames) => seqsOf(frames).length === 60)
+    const sent = batches(socket.frames)
+    expect(sent.length).toBeGreaterThan(2)
+    for (const frame of sent) {
+      expect(utf8(JSON.stringify(frame))).toBeLessThanOrEqual(BATCH_FRAME_BYTES)
+      expect(frame.events.length).toBeGreaterThan(1)
+    }
+    expect(seqsOf(socket.frames)).toEqual(range(1, 60))
     socket.ws.close(1000)
   })
 
