@@ -364,7 +364,8 @@ const commands: Record<
     const total = (await actor.state()).version
     const showProgress = io.err.isTTY === true
     let done = after
-    let drawn = 0
+    // Drawn first after a thousand lines or PROGRESS_EVERY_MS, whichever comes first.
+    let drawn = Date.now()
     // The server ends a page early when its events are large (bytes as well as count), and
     // the export follows `next`: two pages (at most 4 MiB each) are held at a time, whatever the
     // log's size, because the next page is fetched while this one is written (issue 13: the
@@ -390,8 +391,8 @@ const commands: Record<
         const lines = page.events.slice(from, from + PROGRESS_LINES)
         await writeLine(io, lines.map((event) => JSON.stringify(event)).join("\n"))
         done = lines[lines.length - 1]!.seq
-        // Large events are few per page: redraw on time as well as every PROGRESS_LINES events.
-        const due = done % PROGRESS_LINES === 0 || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
+        // Every PROGRESS_LINES events from wherever the export started (a write is that many), or on time.
+        const due = lines.length === PROGRESS_LINES || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
         if (showProgress && due) {
           progressBar(io, done, Math.max(total, done))
           drawn = Date.now()

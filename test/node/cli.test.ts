@@ -135,6 +135,12 @@ it("exports a log longer than a page with a progress bar on a terminal", async (
   ).toEqual(Array.from({ length: 1050 }, (_, i) => i + 1))
   expect(stderr).toContain("1000/1050 events")
   expect(stderr).toContain(`[${"#".repeat(40)}] 1050/1050 events`)
+  // From an `after` that is no multiple of a thousand, the bar still moves every thousand lines.
+  const later = await runCli(["export", `counter/${id}`, "--after", "7", "--url", base], {
+    stderr: { isTTY: true, columns: 100 },
+  })
+  expect(later.code).toBe(0)
+  expect(later.stderr).toContain("1007/1050 events")
 }, 60_000)
 
 it("exports from an older server that pages at most 1,000 events (it refuses more with 400)", async () => {
