@@ -1,8 +1,8 @@
 // GET …/events answers the page's JSON text spliced in the object from the stored rows
 // (ActorCore.readEventsJson): byte for byte what JSON.stringify of the parsed page gives.
-import { evictDurableObject, runInDurableObject } from "cloudflare:test"
+import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { actorApi, actorObject, freshId, get, openSocket, send } from "./helpers.js"
+import { BASE, actorApi, actorObject, freshId, get, openSocket, send } from "./helpers.js"
 
 /** Payloads whose JSON is easy to get wrong: integer keys (JSON.parse moves them first), escapes, astral characters. */
 const PAYLOADS: Array<unknown> = [
@@ -109,11 +109,16 @@ describe("GET …/events as spliced JSON", () => {
     const room = freshId("json")
     for (const [i, payload] of PAYLOADS.entries())
       await send("room", room, { type: "Post", messageType: `m${i}`, payload, sender: "s" })
-    const socket = await openSocket(`/v1/room/${room}/ws?batch=1`)
-    const [frame] = await socket.until((frames) => frames.length > 0)
-    expect(JSON.stringify(frame.events)).toBe(
-      JSON.stringify(JSON.parse(await rpcPage("room", room, 0, 100, false)).events),
+    // The frame's text as it came, against the page's text: byte for byte, not parsed and re-encoded.
+    const response = await SELF.fetch(`${BASE}/v1/room/${room}/ws?batch=1`, { headers: { Upgrade: "websocket" } })
+    const ws = response.webSocket!
+    const first = new Promise<string>((resolve) =>
+      ws.addEventListener("message", (event) => resolve(String(event.data))),
     )
-    socket.ws.close(1000)
+    ws.accept()
+    const page = await pageText(`/v1/room/${room}/events?after=0&limit=100`)
+    const events = page.slice('{"events":'.length, page.lastIndexOf(',"next":'))
+    expect(await first).toBe(`{"type":"events","events":${events}}`)
+    ws.close(1000)
   })
 })
