@@ -35,14 +35,13 @@
  * sent until an ack confirms what was, and an ack resumes only within the token's lifetime.
  */
 import { utf8Length } from "../domain/json-size.js"
+import { sendBatches, type BatchAccount } from "./batched-backlog.js"
 import {
-  BATCH_FRAME_BYTES,
   CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
-  batchFrame,
   errorFrame,
   parseAck,
 } from "../domain/protocol.js"
@@ -131,7 +130,7 @@ interface SseSubscriber {
 }
 
 /** What a socket was sent: bytes in total, the last seq, and checkpoints after its last confirmation. */
-interface Account {
+interface Account extends BatchAccount {
   sent: number
   confirmed: number
   lastSeq: number
@@ -142,8 +141,6 @@ interface Account {
   batch: boolean
   /** A batched backlog waiting at the cap for an ack (see the header comment). */
   paused: boolean
-  /** The average UTF-8 bytes of the batch entries last read (sizes the next read to the room). */
-  entryBytes?: number
 }
 
 /** One frame to send to sockets: its text and the seq of the entry it carries. */
@@ -445,68 +442,22 @@ export class Subscribers {
     this.persistAccount(socket, account)
   }
 
-  /**
-   * A `batch=1` socket's backlog from the last seq it was sent, in frames of entries up to
-   * BATCH_FRAME_BYTES; at the cap it pauses (the next ack goes on), at the head it is live.
-   */
+  /** A `batch=1` socket's backlog from the last seq it was sent (batched-backlog.ts). */
   private sendBatches(socket: WebSocket, account: Account): void {
-    const type = this.source.batchType
-    // Sized in UTF-8 bytes, wrapper and commas included, as the cap counts them: a frame is only
-    // built to fit the room the cap has, so it is never built and then thrown away.
-    const empty = utf8Length(batchFrame(type, []))
-    let parts: Array<string> = []
-    let bytes = empty
-    let lastInFrame = account.lastSeq
-    const room = () => WS_MAX_UNCONFIRMED - (account.sent - account.confirmed)
-    /** Sends the frame in hand; false: paused at the cap, or the socket is closing. */
-    const flush = (): boolean => {
-      if (!withinCap(account, bytes)) {
-        this.pause(socket, account)
-        return false
-      }
-      const text = batchFrame(type, parts)
-      const sent = bytes
-      parts = []
-      bytes = empty
-      return this.write(socket, account, text, sent, lastInFrame, true)
-    }
-    const head = this.source.head()
-    const readJson =
-      this.source.readAfterJson ??
-      ((after: number, limit: number) =>
-        this.source
-          .readAfter(after, limit)
-          .map((entry) => ({ position: entry.position, json: JSON.stringify(entry.payload) })))
-    for (let cursor = account.lastSeq; cursor < head;) {
-      // About as many rows as the room holds, by the entries seen so far: an ack that makes room
-      // for one frame reads one frame's rows, not a page of them.
-      const want = account.entryBytes === undefined ? PAGE : Math.ceil(room() / account.entryBytes)
-      // Entries below the head that cannot be read (a row that is not JSON): going live past
-      // them would be a silent gap, so the socket ends as the object's error; the client retries.
-      const page = readOrUndefined(() => readJson(cursor, Math.max(1, Math.min(PAGE, want))))
-      if (page === undefined || page.length === 0)
-        return closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read")
-      let pageBytes = 0
-      for (const { position, json } of page) {
-        const entryBytes = utf8Length(json)
-        pageBytes += entryBytes
-        if (parts.length > 0 && bytes + 1 + entryBytes > Math.min(BATCH_FRAME_BYTES, room())) {
-          if (!flush()) return
-          // The next entry does not fit what is left: wait for the ack that makes room.
-          if (empty + entryBytes > room() && account.sent > account.confirmed) return this.pause(socket, account)
-        }
-        bytes += (parts.length > 0 ? 1 : 0) + entryBytes
-        parts.push(json)
-        lastInFrame = position
-      }
-      account.entryBytes = Math.max(1, Math.ceil(pageBytes / page.length))
-      cursor = lastInFrame
-    }
-    if (parts.length > 0 && !flush()) return
-    if (account.paused) {
-      account.paused = false
-      this.persistAccount(socket, account)
-    }
+    sendBatches({
+      source: this.source,
+      account,
+      fits: (bytes) => withinCap(account, bytes),
+      // A checkpoint at every frame: its client acks it by its last seq, which then confirms exactly it.
+      write: (text, bytes, seq) => this.write(socket, account, text, bytes, seq, true),
+      pause: () => this.pause(socket, account),
+      live: () => {
+        if (!account.paused) return
+        account.paused = false
+        this.persistAccount(socket, account)
+      },
+      unreadable: () => closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read"),
+    })
   }
 
   private sendBacklog(socket: WebSocket, after: number): void {
@@ -549,14 +500,6 @@ export class Subscribers {
 /** Whether `bytes` more fit the socket's cap; a frame larger than the cap goes when nothing is unconfirmed. */
 const withinCap = (account: Account, bytes: number) =>
   account.sent + bytes - account.confirmed <= WS_MAX_UNCONFIRMED || account.sent <= account.confirmed
-
-const readOrUndefined = <A>(read: () => A): A | undefined => {
-  try {
-    return read()
-  } catch {
-    return undefined
-  }
-}
 
 const closeQuietly = (socket: WebSocket, code: number, reason: string) => {
   try {
