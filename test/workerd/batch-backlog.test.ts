@@ -112,6 +112,23 @@ describe("batched backlog (batch=1)", () => {
     socket.ws.close(1000)
   })
 
+  it("counts the cap in UTF-8 bytes: a non-ASCII backlog pauses at 8 MiB of bytes, not of characters", async () => {
+    const id = freshId("batch")
+    // 27 Ki characters of three bytes each (about 81 KiB a body, under the 256 KiB limit): past the cap in bytes only.
+    const count = Math.ceil(WS_MAX_UNCONFIRMED / (81 * 1024)) + 8
+    for (let i = 0; i < count; i++) expect((await increment(id, "€".repeat(27 * 1024))).ok).toBe(true)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    expect(paused).toEqual(range(1, paused.length))
+    expect(paused.length).toBeLessThan(count)
+    const bytes = socket.frames.reduce((sum, frame) => sum + utf8(JSON.stringify(frame)), 0)
+    expect(bytes).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED)
+    expect(bytes).toBeGreaterThan(WS_MAX_UNCONFIRMED - 2 * BATCH_FRAME_BYTES)
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
   it("pauses a backlog over the cap without closing, sends nothing live meanwhile, and goes on with acks", async () => {
     const id = await largeLog(LARGE)
     const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
