@@ -8,6 +8,9 @@
  */
 import { ACK_EVERY, CLOSE_RESUME, ackFrame } from "../domain/protocol.js"
 
+/** How long a batch=1 subscription waits after its last frame before it confirms what it read. */
+const ACK_IDLE_MS = 200
+
 /** The part of the standard WebSocket API a subscription uses (`send` carries its acks). */
 export interface SocketLike {
   addEventListener(type: "message", listener: (event: { data: unknown }) => void): void
@@ -98,9 +101,20 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
     socket = opened
     let closed = false
     let unacknowledged = 0
+    let idleAck: ReturnType<typeof setTimeout> | undefined
+    const acknowledge = () => {
+      if (opened.send === undefined) return
+      unacknowledged = 0
+      try {
+        opened.send(ackFrame(cursor))
+      } catch {
+        // Closing; the close handler reconnects.
+      }
+    }
     const onGone = (event: unknown) => {
       if (closed) return
       closed = true
+      if (idleAck !== undefined) clearTimeout(idleAck)
       if (socket === opened) socket = undefined
       // Told to resume: the server is fine, this reader was behind; nothing to back off from.
       if ((event as { code?: unknown } | undefined)?.code === CLOSE_RESUME) {
@@ -138,13 +152,16 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
         notify()
       }
       // A batch frame is always acked: a paused backlog goes on only when its last frame is confirmed.
-      if ((batch !== undefined || unacknowledged >= ACK_EVERY) && opened.send !== undefined) {
-        unacknowledged = 0
-        try {
-          opened.send(ackFrame(cursor))
-        } catch {
-          // Closing; the close handler reconnects.
-        }
+      if (batch !== undefined || unacknowledged >= ACK_EVERY) acknowledge()
+      else if (options.batchOf !== undefined) {
+        // A batch=1 socket also pauses at the cap live, after single frames: when they stop
+        // coming, everything read is confirmed by its last seq, which resumes it even when the
+        // server hibernated meanwhile (and so can only match an ack of exactly its last seq sent).
+        if (idleAck !== undefined) clearTimeout(idleAck)
+        idleAck = setTimeout(() => {
+          idleAck = undefined
+          if (!closed && !finished && unacknowledged > 0) acknowledge()
+        }, ACK_IDLE_MS)
       }
     })
     opened.addEventListener("close", onGone)

@@ -34,9 +34,10 @@ export const ACK_EVERY = 1024 * 1024
  * order: `{"type":"events","events":[WireEvent…]}` on an actor's socket and
  * `{"type":"entries","entries":[TopicEntry…]}` on a topic's (live appends still come one
  * `event`/`entry` frame each). Such a client acks every batch frame it reads with the frame's
- * last seq, so the server can send a backlog larger than WS_MAX_UNCONFIRMED on one connection:
- * it pauses at the cap and goes on as the acks come in (a client without `batch=1` is closed
- * with CLOSE_RESUME instead, and reconnects). Opt-in, because a client that only knows single
+ * last seq, and, when frames stop coming, the last seq it read, so the server can send a backlog
+ * larger than WS_MAX_UNCONFIRMED on one connection: it pauses at the cap (in the backlog or live)
+ * and goes on as the acks come in (a client without `batch=1` is closed with CLOSE_RESUME
+ * instead, and reconnects). Opt-in, because a client that only knows single
  * frames would skip a batch frame and silently miss its entries.
  */
 export const BATCH_PARAM = "batch"
