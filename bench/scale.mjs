@@ -33,6 +33,8 @@ const TOPIC_COMMANDS = Number(process.env.BENCH_TOPIC_COMMANDS || 10)
 const TOPIC_CLIENTS = 16
 const SEED_CHUNK = 50_000
 const PAGE = 1000
+/** The most a page may hold since issue 13 (the CLI's export asks for it). */
+const LARGE_PAGE = 10_000
 const ACK_EVERY = 500
 const CLOSE_RESUME = 4100
 
@@ -80,12 +82,12 @@ const workerdRssKb = () => {
   return rows.filter((row) => mine.has(row.pid) && row.comm.includes("workerd")).reduce((sum, row) => sum + row.rss, 0)
 }
 
-/** Every event of `id` through GET …/events pages of 1,000; returns how many. */
-const readPages = async (id) => {
+/** Every event of `id` through GET …/events pages of `limit`; returns how many. */
+const readPages = async (id, limit = PAGE) => {
   let after = 0
   let count = 0
   for (;;) {
-    const page = await request(`/v1/counter/${id}/events?after=${after}&limit=${PAGE}`)
+    const page = await request(`/v1/counter/${id}/events?after=${after}&limit=${limit}`)
     if (page.events.length === 0) return count
     count += page.events.length
     after = page.events.at(-1).seq
@@ -160,6 +162,7 @@ const catchup = async () => {
   for (let round = 0; round < ROUNDS; round++) {
     const floor = await request(`/bench/floor/${id}`)
     const pages = await timed(() => readPages(id))
+    const largePages = await timed(() => readPages(id, LARGE_PAGE))
     const socket = await timed(() =>
       readSocket(`/v1/counter/${id}/ws`, head, (frame) =>
         frame.type === "events"
@@ -168,8 +171,10 @@ const catchup = async () => {
       ),
     )
     const cli = await timed(() => exportCli(id))
-    if (floor.rows !== head || pages.result !== head || socket.result.count !== head)
-      throw new Error(`catch-up read ${floor.rows}/${pages.result}/${socket.result.count} of ${head}`)
+    if (floor.rows !== head || pages.result !== head || largePages.result !== head || socket.result.count !== head)
+      throw new Error(
+        `catch-up read ${floor.rows}/${pages.result}/${largePages.result}/${socket.result.count} of ${head}`,
+      )
     const floorRate = (floor.rows / floor.ms) * 1000
     const rate = (ms) => (head / ms) * 1000
     report("catchup", {
@@ -181,6 +186,8 @@ const catchup = async () => {
       socketConnections: socket.result.connections,
       exportEventsPerSec: rate(cli.ms),
       pagesToFloor: rate(pages.ms) / floorRate,
+      largePagesEventsPerSec: rate(largePages.ms),
+      largePagesToFloor: rate(largePages.ms) / floorRate,
       socketToFloor: rate(socket.ms) / floorRate,
       exportToFloor: rate(cli.ms) / floorRate,
       bytesPerEvent: floor.databaseBytes / head,

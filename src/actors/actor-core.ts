@@ -692,6 +692,17 @@ export class ActorCore<S = unknown> {
   }
 
   /**
+   * `readEvents`' page as its JSON text, `{"events":[…],"next":…}`, byte for byte what
+   * `JSON.stringify` gives for it: the body of GET …/events, one string over RPC.
+   */
+  readEventsPageJson(after: number, limit: number = 100, asStored = false): ActorReply<string> {
+    const reply = this.readEventsJson(after, limit, asStored)
+    if (!reply.ok) return reply
+    const { events, next } = reply.value
+    return { ok: true, value: `{"events":[${events.map((event) => event.json).join(",")}],"next":${next}}` }
+  }
+
+  /**
    * Events after `after`, at most `limit` and PAGE_BYTES of JSON (sized by `bytes`), but
    * always one. Rows are read a few at a time, so a page of large events is never all in
    * memory at once on top of what the page keeps.

@@ -490,10 +490,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     /** `readEvents`' page as the JSON text `{"events":[…],"next":…}`: one string over RPC, not a thousand objects. */
     readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      const reply = this.core.readEventsJson(after, limit, asStored)
-      if (!reply.ok) return reply
-      const { events, next } = reply.value
-      return { ok: true, value: `{"events":[${events.map((event) => event.json).join(",")}],"next":${next}}` }
+      return this.core.readEventsPageJson(after, limit, asStored)
     }
 
     verifyLog(): VerifyReport {

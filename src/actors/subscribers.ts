@@ -31,31 +31,30 @@
  *
  * Batched backlogs. A socket opened with `batch=1` (protocol.ts, BATCH_PARAM) is sent its
  * backlog as frames of many entries; one frame per entry is what bounds a catch-up (issue 13).
- * Such a client acks every batch frame, so at the cap its backlog pauses instead of closing:
- * the socket is not live while paused (appends are not sent to it; they are in the log, after
- * its cursor), and each ack sends on from the last seq sent, in the ack's own synchronous
- * stretch, until the backlog reaches the head and the socket is live again. The cursor of a
- * paused socket is in its attachment, so a paused socket hibernates and wakes paused; the
- * cap is kept the whole time, since nothing more is sent until an ack confirms what was.
+ * Such a client acks every batch frame, so at the cap it pauses instead of closing, in its
+ * backlog or live (a catch-up that reaches the head still has nearly the cap unconfirmed, and
+ * a busy actor appends before the acks arrive): the socket is not live while paused (appends
+ * are not sent to it; they are in the log, after its cursor), and each ack sends on from the
+ * last seq sent, in the ack's own synchronous stretch, until the backlog reaches the head and
+ * the socket is live again. The cursor of a paused socket is in its attachment, so a paused
+ * socket hibernates and wakes paused; the cap is kept the whole time, since nothing more is
+ * sent until an ack confirms what was, and an ack resumes only within the token's lifetime.
  * A filtered batch socket's frames hold only the entries it asked for; its backlog resumes
  * from the position examined (past entries it skipped), while its acks still name the last
  * seq it was sent (or a head frame's), which is what the attachment keeps for them.
  */
 import { utf8Length } from "../domain/json-size.js"
+import { sendBatches, type BatchAccount } from "./batched-backlog.js"
 import {
-  BATCH_FRAME_UNITS,
   CLOSE_ERASED,
   CLOSE_RESUME,
   CLOSE_TOKEN_EXPIRED,
   MAX_FRAME_BYTES,
   WS_MAX_UNCONFIRMED,
   HEAD_TYPE,
-  batchFrame,
   errorFrame,
   headFrame,
   parseAck,
-  type ACTOR_BATCH_TYPE,
-  type TOPIC_BATCH_TYPE,
 } from "../domain/protocol.js"
 import { groupByFilter, selectEntries, typeFilter, typesOf, type TypeFilter } from "./type-filters.js"
 
@@ -90,7 +89,7 @@ export interface LogSource {
   /** The WebSocket frame for an entry, e.g. `{"type":"event","event":…}`. */
   readonly frame: (entry: LogEntry) => string
   /** The type (and field) of a backlog frame of many entries' payloads, e.g. `{"type":"events","events":[…]}`. */
-  readonly batchType: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE
+  readonly batchType: string
   /**
    * What tells this log from one that replaced it under the same name (an erasure, then new
    * writes from position 1), e.g. its first entry's hash; undefined while the log is empty.
@@ -146,6 +145,8 @@ const MAX_CLOSE_REASON_BYTES = 123
 /** Checkpoints of (seq, bytes sent) this far apart let an ack of an older seq confirm what it covers. */
 const CHECKPOINT_BYTES = 256 * 1024
 const PAGE = 500
+/** RFC 6455 "internal error". */
+const CLOSE_UNREADABLE = 1011
 
 const encoder = new TextEncoder()
 
@@ -156,11 +157,15 @@ interface SseSubscriber {
 }
 
 /** What a socket was sent: bytes in total, the last seq, and checkpoints after its last confirmation. */
-interface Account {
+interface Account extends BatchAccount {
   sent: number
   confirmed: number
   lastSeq: number
   checkpoints: Array<{ readonly seq: number; readonly sent: number }>
+  /** `sent` as of the last time the unconfirmed bytes were written to the attachment. */
+  persistedSent: number
+  /** Opened with `batch=1`: at the cap it pauses (the log has what follows) instead of closing. */
+  batch: boolean
   /** A batched backlog waiting at the cap for an ack (see the header comment). */
   paused: boolean
   /**
@@ -234,11 +239,19 @@ export class Subscribers {
     server.serializeAttachment(attachment)
     // A capability's socket (a room member) gets no backlog: it starts at the head.
     const lastSeq = attachment.mode === "log" ? after : this.source.head()
-    const account: Account = { sent: 0, confirmed: 0, lastSeq, checkpoints: [], paused: false }
+    const account: Account = {
+      sent: 0,
+      confirmed: 0,
+      lastSeq,
+      checkpoints: [],
+      persistedSent: 0,
+      batch: attachment.mode === "log" && attachment.batch === true,
+      paused: false,
+    }
     this.accounts.set(server, account)
     const filter = typeFilter(attachment.types)
     this.filters.set(server, filter)
-    if (attachment.mode === "log" && attachment.batch === true) this.sendBatches(server, account)
+    if (account.batch) this.sendBatches(server, account)
     else if (attachment.mode === "log") this.sendBacklog(server, after, filter)
     if (attachment.expiresAt !== undefined) this.noteExpiry(attachment.expiresAt)
     return new Response(null, { status: 101, webSocket: client })
@@ -348,12 +361,14 @@ export class Subscribers {
 
   /**
    * Sends one frame within the socket's cap; a socket over it is closed with CLOSE_RESUME
-   * instead (false: nothing more should be sent to it).
+   * instead, or, opened with `batch=1`, paused after the last seq it was sent: what did not fit
+   * is in the log, and the ack that makes room sends it from there (false: nothing more now).
    */
   private send(socket: WebSocket, text: string, bytes: number, seq: number, overCap = resumeReason): boolean {
     const account = this.accountOf(socket)
     if (!withinCap(account, bytes)) {
-      closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
+      if (account.batch) this.pause(socket, account)
+      else closeQuietly(socket, CLOSE_RESUME, overCap(account.lastSeq))
       return false
     }
     return this.write(socket, account, text, bytes, seq)
@@ -376,7 +391,9 @@ export class Subscribers {
     const last = account.checkpoints[account.checkpoints.length - 1]
     const due = account.sent - (last?.sent ?? account.confirmed) >= CHECKPOINT_BYTES
     if (due || everyFrame) account.checkpoints.push({ seq: account.lastSeq, sent: account.sent })
-    if (due) this.persistUnconfirmed(socket, account)
+    // Measured from what the attachment holds, not from the last checkpoint (a batch frame makes
+    // one each), so after hibernation the cap undercounts by less than CHECKPOINT_BYTES.
+    if (account.sent - account.persistedSent >= CHECKPOINT_BYTES) this.persistAccount(socket, account)
     return true
   }
 
@@ -419,8 +436,14 @@ export class Subscribers {
       account.confirmed = account.checkpoints[covered - 1]!.sent
       account.checkpoints = account.checkpoints.slice(covered)
     }
-    this.persistUnconfirmed(socket, account)
-    if (account.paused && account.sent - account.confirmed < WS_MAX_UNCONFIRMED) this.sendBatches(socket, account)
+    this.persistAccount(socket, account)
+    if (account.paused && account.sent - account.confirmed < WS_MAX_UNCONFIRMED) {
+      // An ack is no frame that acts, but resuming sends on under the token that opened the
+      // socket: once it has expired, nothing more goes (the expiry alarm may not have rung yet).
+      const attachment = socket.deserializeAttachment() as SocketAttachment | null
+      if (attachment !== null && isExpired(attachment)) closeExpiredSocket(socket)
+      else this.sendBatches(socket, account)
+    }
     return undefined
   }
 
@@ -472,11 +495,14 @@ export class Subscribers {
     if (account === undefined) {
       const attachment = socket.deserializeAttachment() as SocketAttachment | null
       const backlogAfter = attachment?.backlogAfter
+      const sent = attachment?.unconfirmed ?? 0
       account = {
-        sent: attachment?.unconfirmed ?? 0,
+        sent,
         confirmed: 0,
         lastSeq: attachment?.lastSentSeq ?? backlogAfter ?? this.source.head(),
         checkpoints: [],
+        persistedSent: sent,
+        batch: attachment?.mode === "log" && attachment.batch === true,
         paused: backlogAfter !== undefined,
         ...(backlogAfter === undefined ? {} : { backlogAfter }),
       }
@@ -486,7 +512,7 @@ export class Subscribers {
   }
 
   /** Writes what must survive hibernation: the unconfirmed bytes, and where a paused backlog stands. */
-  private persistUnconfirmed(socket: WebSocket, account: Account): void {
+  private persistAccount(socket: WebSocket, account: Account): void {
     const attachment = socket.deserializeAttachment() as SocketAttachment | null
     if (attachment === null) return
     const { backlogAfter: _, lastSentSeq: __, ...rest } = attachment
@@ -497,85 +523,36 @@ export class Subscribers {
       ...(account.paused ? { backlogAfter } : {}),
       ...(account.paused && backlogAfter !== account.lastSeq ? { lastSentSeq: account.lastSeq } : {}),
     })
+    account.persistedSent = account.sent
   }
 
-  /**
-   * A `batch=1` socket's backlog from where it stands (the last seq sent, or past what its
-   * filter skipped since), in frames of entries up to BATCH_FRAME_UNITS; at the cap it pauses
-   * (the next ack goes on), at the head it is live. A filtered socket's frames hold only the
-   * entries its filter lets through; when the backlog ends with entries it skipped, a head frame
-   * says so. A pause keeps the position examined (everything before it sent or skipped), so a
-   * long skipped stretch is read once, not again at every resume.
-   */
+  /** A batch socket at its cap: not live until an ack resumes it (see the header comment). */
+  private pause(socket: WebSocket, account: Account): void {
+    account.paused = true
+    this.persistAccount(socket, account)
+  }
+
+  /** A `batch=1` socket's backlog from where it stands, of what its filter lets through (batched-backlog.ts). */
   private sendBatches(socket: WebSocket, account: Account): void {
-    const filter = this.filterOf(socket)
-    let parts: Array<string> = []
-    let units = 0
-    let lastInFrame = account.lastSeq
-    // Every entry up to `settled` was sent or skipped; `examined` is the last entry looked at.
-    let settled = account.backlogAfter ?? account.lastSeq
-    let examined = settled
-    const pause = () => {
-      account.paused = true
-      account.backlogAfter = settled
-      this.persistUnconfirmed(socket, account)
-    }
-    // A frame holds no more than the cap has room for (UTF-16 units, at most its bytes), so the
-    // room an ack makes is filled without building a frame only to find it does not fit.
-    const budget = () => Math.min(BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED - (account.sent - account.confirmed))
-    /** Sends the frame in hand; false: paused at the cap, or the socket is closing. */
-    const flush = (): boolean => {
-      const text = batchFrame(this.source.batchType, parts)
-      const bytes = utf8Length(text)
-      if (!withinCap(account, bytes)) {
-        pause()
-        return false
-      }
-      parts = []
-      units = 0
-      if (!this.write(socket, account, text, bytes, lastInFrame, true)) return false
-      settled = examined
-      return true
-    }
-    const head = this.source.head()
-    const readJson =
-      this.source.readAfterJson ??
-      ((after: number, limit: number) =>
-        this.source
-          .readAfter(after, limit)
-          .map((entry) => ({ position: entry.position, name: entry.name, json: JSON.stringify(entry.payload) })))
-    for (let cursor = settled; cursor < head;) {
-      const page = readJson(cursor, PAGE)
-      if (page.length === 0) break
-      for (const { position, name, json } of page) {
-        if (filter !== undefined && !filter.types.has(name)) {
-          examined = position
-          if (parts.length === 0) settled = position
-          continue
-        }
-        if (parts.length > 0 && units + json.length + 1 > budget()) {
-          if (!flush()) return
-          if (budget() <= 0) return pause()
-        }
-        parts.push(json)
-        units += json.length + 1
-        lastInFrame = examined = position
-      }
-      cursor = examined
-    }
-    if (parts.length > 0 && !flush()) return
-    // A skipped tail: the client learns it has seen up to there (its acks may then name it).
-    if (settled > account.lastSeq) {
-      const text = headFrame(settled)
-      const bytes = utf8Length(text)
-      if (!withinCap(account, bytes)) return pause()
-      if (!this.write(socket, account, text, bytes, settled, true)) return
-    }
-    if (account.paused) {
-      account.paused = false
-      account.backlogAfter = undefined
-      this.persistUnconfirmed(socket, account)
-    }
+    sendBatches({
+      source: this.source,
+      account,
+      filter: this.filterOf(socket),
+      fits: (bytes) => withinCap(account, bytes),
+      // A checkpoint at every frame: its client acks it by its last seq, which then confirms exactly it.
+      write: (text, bytes, seq) => this.write(socket, account, text, bytes, seq, true),
+      pause: (after) => {
+        account.backlogAfter = after
+        this.pause(socket, account)
+      },
+      live: () => {
+        if (!account.paused) return
+        account.paused = false
+        account.backlogAfter = undefined
+        this.persistAccount(socket, account)
+      },
+      unreadable: () => closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read"),
+    })
   }
 
   private sendBacklog(socket: WebSocket, after: number, filter: TypeFilter | undefined): void {

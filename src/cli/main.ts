@@ -27,6 +27,8 @@ const DEFAULT_URL = "http://127.0.0.1:8787"
 const TAIL_BACKLOG = 10
 /** As many events a request as the server allows (pages also end at 4 MiB): fewer round trips. */
 const EXPORT_PAGE = 10_000
+/** What a server before 10,000-event pages allows; it refuses more with 400 invalid_query. */
+const OLDER_SERVER_PAGE = 1000
 const PROGRESS_EVERY_MS = 250
 const PROGRESS_LINES = 1000
 
@@ -362,13 +364,21 @@ const commands: Record<
     const total = (await actor.state()).version
     const showProgress = io.err.isTTY === true
     let done = after
-    let drawn = 0
+    // Drawn first after a thousand lines or PROGRESS_EVERY_MS, whichever comes first.
+    let drawn = Date.now()
     // The server ends a page early when its events are large (bytes as well as count), and
     // the export follows `next`: two pages (at most 4 MiB each) are held at a time, whatever the
     // log's size, because the next page is fetched while this one is written (issue 13: the
     // server's time and the writing overlap), and written a thousand lines at a time.
+    let limit = EXPORT_PAGE
     const fetchPage = (from: number) => {
-      const page = actor.eventsPage({ after: from, limit: EXPORT_PAGE, stored: true })
+      const page = actor.eventsPage({ after: from, limit, stored: true }).catch((error: unknown) => {
+        // An older server (a rollback, or one not yet deployed) pages at most 1,000: export from it too.
+        if (limit === OLDER_SERVER_PAGE || !(error instanceof EmberlogError) || error.code !== "invalid_query")
+          throw error
+        limit = OLDER_SERVER_PAGE
+        return actor.eventsPage({ after: from, limit, stored: true })
+      })
       // Awaited below; until then a failure must not count as unhandled.
       page.catch(() => undefined)
       return page
@@ -381,8 +391,8 @@ const commands: Record<
         const lines = page.events.slice(from, from + PROGRESS_LINES)
         await writeLine(io, lines.map((event) => JSON.stringify(event)).join("\n"))
         done = lines[lines.length - 1]!.seq
-        // Large events are few per page: redraw on time as well as every PROGRESS_LINES events.
-        const due = done % PROGRESS_LINES === 0 || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
+        // Every PROGRESS_LINES events from wherever the export started (a write is that many), or on time.
+        const due = lines.length === PROGRESS_LINES || done >= total || Date.now() - drawn > PROGRESS_EVERY_MS
         if (showProgress && due) {
           progressBar(io, done, Math.max(total, done))
           drawn = Date.now()

@@ -99,6 +99,13 @@ interface FrameReader<T> {
   readonly batchOf: (frame: unknown) => ReadonlyArray<Positioned<T>> | undefined
 }
 
+/** A batch frame's entries; a frame without their array is unreadable (the subscription resumes, see `resumable`). */
+const batchEntries = <T>(frame: Record<string, unknown>, field: string): Array<T> => {
+  const entries = frame[field]
+  if (!Array.isArray(entries)) throw new TypeError(`a "${field}" frame without its array of ${field}`)
+  return entries as Array<T>
+}
+
 const toError = (error: unknown): EmberlogError =>
   error instanceof EmberlogError
     ? error
@@ -171,12 +178,12 @@ export const createClient = (options: ClientOptions) => {
   const actorEntry: FrameReader<WireEvent> = {
     entryOf: (frame: any) => (frame?.type === "event" ? actorEvent(frame.event) : undefined),
     batchOf: (frame: any) =>
-      frame?.type === ACTOR_BATCH_TYPE ? (frame[ACTOR_BATCH_TYPE] as Array<WireEvent>).map(actorEvent) : undefined,
+      frame?.type === ACTOR_BATCH_TYPE ? batchEntries<WireEvent>(frame, ACTOR_BATCH_TYPE).map(actorEvent) : undefined,
   }
   const topicEntry: FrameReader<TopicEntry> = {
     entryOf: (frame: any) => (frame?.type === "entry" ? topicItem(frame.entry) : undefined),
     batchOf: (frame: any) =>
-      frame?.type === TOPIC_BATCH_TYPE ? (frame[TOPIC_BATCH_TYPE] as Array<TopicEntry>).map(topicItem) : undefined,
+      frame?.type === TOPIC_BATCH_TYPE ? batchEntries<TopicEntry>(frame, TOPIC_BATCH_TYPE).map(topicItem) : undefined,
   }
 
   const listen = <T>(

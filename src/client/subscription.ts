@@ -8,6 +8,9 @@
  */
 import { ACK_EVERY, CLOSE_RESUME, ackFrame } from "../domain/protocol.js"
 
+/** How long a batch=1 subscription waits after its last frame before it confirms what it read. */
+const ACK_IDLE_MS = 200
+
 /** The part of the standard WebSocket API a subscription uses (`send` carries its acks). */
 export interface SocketLike {
   addEventListener(type: "message", listener: (event: { data: unknown }) => void): void
@@ -105,9 +108,20 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
     socket = opened
     let closed = false
     let unacknowledged = 0
+    let idleAck: ReturnType<typeof setTimeout> | undefined
+    const acknowledge = () => {
+      if (opened.send === undefined) return
+      unacknowledged = 0
+      try {
+        opened.send(ackFrame(cursor))
+      } catch {
+        // Closing; the close handler reconnects.
+      }
+    }
     const onGone = (event: unknown) => {
       if (closed) return
       closed = true
+      if (idleAck !== undefined) clearTimeout(idleAck)
       if (socket === opened) socket = undefined
       // Told to resume: the server is fine, this reader was behind; nothing to back off from.
       if ((event as { code?: unknown } | undefined)?.code === CLOSE_RESUME) {
@@ -117,16 +131,28 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
       retry()
     }
     opened.addEventListener("message", (event) => {
+      // After an unreadable frame, what the socket still delivers would come after a gap.
+      if (closed) return
       const text = String(event.data)
-      let frame: unknown
+      let batch: ReadonlyArray<Positioned<T>> | undefined
+      let entries: ReadonlyArray<Positioned<T> | undefined>
+      let head: number | undefined
       try {
-        frame = JSON.parse(text)
+        const frame: unknown = JSON.parse(text)
+        batch = options.batchOf?.(frame)
+        entries = batch ?? [options.entryOf(frame)]
+        head = batch === undefined && entries[0] === undefined ? options.headOf?.(frame) : undefined
       } catch {
-        return
+        // Never skipped: its entries would be missing, and the acks of later frames would confirm
+        // past them. This connection ends; the next starts after the last entry read.
+        try {
+          opened.close(1000, "unreadable frame")
+        } catch {
+          // Already closing.
+        }
+        return onGone(undefined)
       }
-      const batch = options.batchOf?.(frame)
-      const entries = batch ?? [options.entryOf(frame)]
-      const head = batch === undefined && entries[0] === undefined ? options.headOf?.(frame) : undefined
+      // A frame with no entry may tell how far a filtered subscription has seen (its head frame).
       if (head !== undefined && head > cursor) {
         cursor = head
         options.onHead?.(head)
@@ -140,13 +166,16 @@ export const resumable = <T>(options: ResumableOptions<T>): AsyncIterableIterato
         notify()
       }
       // A batch frame is always acked: a paused backlog goes on only when its last frame is confirmed.
-      if ((batch !== undefined || unacknowledged >= ACK_EVERY) && opened.send !== undefined) {
-        unacknowledged = 0
-        try {
-          opened.send(ackFrame(cursor))
-        } catch {
-          // Closing; the close handler reconnects.
-        }
+      if (batch !== undefined || unacknowledged >= ACK_EVERY) acknowledge()
+      else if (options.batchOf !== undefined) {
+        // A batch=1 socket also pauses at the cap live, after single frames: when they stop
+        // coming, everything read is confirmed by its last seq, which resumes it even when the
+        // server hibernated meanwhile (and so can only match an ack of exactly its last seq sent).
+        if (idleAck !== undefined) clearTimeout(idleAck)
+        idleAck = setTimeout(() => {
+          idleAck = undefined
+          if (!closed && !finished && unacknowledged > 0) acknowledge()
+        }, ACK_IDLE_MS)
       }
     })
     opened.addEventListener("close", onGone)

@@ -34,25 +34,26 @@ export const ACK_EVERY = 1024 * 1024
  * order: `{"type":"events","events":[WireEvent…]}` on an actor's socket and
  * `{"type":"entries","entries":[TopicEntry…]}` on a topic's (live appends still come one
  * `event`/`entry` frame each). Such a client acks every batch frame it reads with the frame's
- * last seq, so the server can send a backlog larger than WS_MAX_UNCONFIRMED on one connection:
- * it pauses at the cap and goes on as the acks come in (a client without `batch=1` is closed
- * with CLOSE_RESUME instead, and reconnects). Opt-in, because a client that only knows single
+ * last seq, and, when frames stop coming, the last seq it read, so the server can send a backlog
+ * larger than WS_MAX_UNCONFIRMED on one connection: it pauses at the cap (in the backlog or live)
+ * and goes on as the acks come in (a client without `batch=1` is closed with CLOSE_RESUME
+ * instead, and reconnects). Opt-in, because a client that only knows single
  * frames would skip a batch frame and silently miss its entries.
  */
 export const BATCH_PARAM = "batch"
 export const ACTOR_BATCH_TYPE = "events"
 export const TOPIC_BATCH_TYPE = "entries"
 /**
- * A batch frame holds entries up to this many UTF-16 units of JSON (at most three bytes each,
- * so well under MAX_FRAME_BYTES), and always at least one entry.
+ * A batch frame holds entries up to this many bytes of UTF-8, wrapper included, and always at
+ * least one entry: an entry larger than this (events go up to 2 MB) is a frame of its own, larger
+ * than this and than MAX_FRAME_BYTES (which bounds what a client sends), within the cap as one
+ * frame when nothing else is unconfirmed.
  */
-export const BATCH_FRAME_UNITS = 256 * 1024
+export const BATCH_FRAME_BYTES = 256 * 1024
 
-/** A batch frame from its entries' JSON texts, e.g. `{"type":"events","events":[…]}`. */
-export const batchFrame = (
-  type: typeof ACTOR_BATCH_TYPE | typeof TOPIC_BATCH_TYPE,
-  entriesJson: ReadonlyArray<string>,
-) => `{"type":"${type}","${type}":[${entriesJson.join(",")}]}`
+/** A batch frame of type `type` (the field too) from its entries' JSON texts, e.g. `{"type":"events","events":[…]}`. */
+export const batchFrame = (type: string, entriesJson: ReadonlyArray<string>) =>
+  `{"type":"${type}","${type}":[${entriesJson.join(",")}]}`
 
 /**
  * A frame confirming what the client has read: `{"type":"ack","seq":N}` up to seq N, or

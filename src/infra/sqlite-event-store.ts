@@ -19,6 +19,7 @@ import {
   type StoredRow,
 } from "../core/event-store.js"
 import { trySync } from "../core/sync-effect.js"
+import { canonicalJson } from "../core/hash-chain.js"
 
 /** Where delivery to each of the entity's topics stands (see EventStoreShape.topicCursors). */
 const TOPIC_CURSORS = `CREATE TABLE IF NOT EXISTS topic_cursors (topic TEXT PRIMARY KEY, through INTEGER NOT NULL) WITHOUT ROWID`
@@ -65,8 +66,16 @@ const toEvent = (row: Row): StoredEvent => ({
   hash: row.hash as string,
 })
 
+/**
+ * `valid`: SQLite's own check that data and meta are JSON (in C, cheap): a reader splices them
+ * into a page's text as they are, so text that is not JSON must never reach it unchecked: a
+ * tampered `data` could close its object and add fields (a forged `seq`) to the event around it.
+ */
 const EVENT_ROWS =
-  "SELECT seq, type, schema_version, data, meta, hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+  "SELECT seq, type, schema_version, data, meta, hash, json_valid(data) AND json_valid(meta) AS valid FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+
+/** A row SQLite did not take for JSON goes through JSON.parse: a failure is a StoreError, as for `read`. */
+const checkedJson = (text: string, valid: boolean) => (valid ? text : canonicalJson(JSON.parse(text)))
 
 export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: () => void): EventStoreShape => {
   const sql = storage.sql
@@ -122,15 +131,15 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
     readRows: (after, through, limit) =>
       read([], () => {
         const rows: Array<StoredRow> = []
-        for (const [seq, type, schemaVersion, dataJson, metaJson, hash] of sql
+        for (const [seq, type, schemaVersion, dataJson, metaJson, hash, valid] of sql
           .exec(EVENT_ROWS, after, through, limit)
           .raw())
           rows.push({
             seq: seq as number,
             type: type as string,
             schemaVersion: schemaVersion as number,
-            dataJson: dataJson as string,
-            metaJson: metaJson as string,
+            dataJson: checkedJson(dataJson as string, valid === 1),
+            metaJson: checkedJson(metaJson as string, valid === 1),
             hash: hash as string,
           })
         return rows

@@ -2,6 +2,8 @@
 // Worker served by wrangler (rebuilt from source first, so the test never runs a stale bundle).
 import { execFile, spawn } from "node:child_process"
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { build } from "esbuild"
@@ -133,6 +135,49 @@ it("exports a log longer than a page with a progress bar on a terminal", async (
   ).toEqual(Array.from({ length: 1050 }, (_, i) => i + 1))
   expect(stderr).toContain("1000/1050 events")
   expect(stderr).toContain(`[${"#".repeat(40)}] 1050/1050 events`)
+  // From an `after` that is no multiple of a thousand, the bar still moves every thousand lines.
+  const later = await runCli(["export", `counter/${id}`, "--after", "7", "--url", base], {
+    stderr: { isTTY: true, columns: 100 },
+  })
+  expect(later.code).toBe(0)
+  expect(later.stderr).toContain("1007/1050 events")
+}, 60_000)
+
+it("exports from an older server that pages at most 1,000 events (it refuses more with 400)", async () => {
+  const id = `cli-older-${Date.now()}`
+  for (let batch = 0; batch < 3; batch++)
+    await Promise.all(Array.from({ length: 50 }, () => send(id, { type: "Increment", by: 1 })))
+  // The shared Worker behind a proxy that answers as a server before 10,000-event pages did.
+  const limits: Array<string> = []
+  const older = createServer(async (request, response) => {
+    const url = new URL(request.url!, base)
+    const limit = url.searchParams.get("limit")
+    if (url.pathname.endsWith("/events") && limit !== null) limits.push(limit)
+    if (url.pathname.endsWith("/events") && Number(limit) > 1000) {
+      response.writeHead(400, { "content-type": "application/json" })
+      return response.end(
+        JSON.stringify({ error: { code: "invalid_query", message: "limit must be an integer from 1 to 1000" } }),
+      )
+    }
+    const upstream = await fetch(url, { method: request.method })
+    response.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "text/plain" })
+    response.end(await upstream.text())
+  })
+  await new Promise<void>((resolve) => older.listen(0, "127.0.0.1", resolve))
+  try {
+    const { port } = older.address() as AddressInfo
+    const { code, stdout } = await runCli(["export", `counter/${id}`, "--url", `http://127.0.0.1:${port}`])
+    expect(code).toBe(0)
+    expect(
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line).seq),
+    ).toEqual(Array.from({ length: 150 }, (_, i) => i + 1))
+    expect(limits).toEqual(["10000", "1000"])
+  } finally {
+    older.close()
+  }
 }, 60_000)
 
 it("answers bad usage with 2, server refusals and unreachable servers with 3, and has --help everywhere", async () => {

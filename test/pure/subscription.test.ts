@@ -132,6 +132,86 @@ describe("resumable subscription: acks and the resume close code", () => {
     // 100 runs of frames padded to 300 KiB take 3–5 s on a shared machine: past vitest's default 5 s.
   }, 60_000)
 
+  it("with batch frames, confirms what it read once single frames stop coming (a socket paused at the cap live)", async () => {
+    const acks: Array<number> = []
+    const frames = [
+      JSON.stringify({ type: "events", events: [{ seq: 1 }, { seq: 2 }] }),
+      ...[3, 4, 5].map((seq) => JSON.stringify({ type: "event", event: { seq } })),
+    ]
+    const iterator = resumable<{ seq: number }>({
+      open: async () => {
+        const listeners: Record<string, Array<(event: any) => void>> = { message: [], close: [], error: [] }
+        setTimeout(() => {
+          for (const data of frames) for (const l of listeners.message!) l({ data })
+        }, 0)
+        return {
+          addEventListener: (type: string, l: any) => void listeners[type]!.push(l),
+          close: () => undefined,
+          send: (data: string) => void acks.push(JSON.parse(data).seq),
+        } as SocketLike
+      },
+      entryOf,
+      batchOf: (frame: any) =>
+        frame.type === "events"
+          ? frame.events.map((event: { seq: number }) => ({ position: event.seq, value: event }))
+          : undefined,
+      after: 0,
+    })
+    for (let read = 0; read < 5; read++) await iterator.next()
+    // The batch frame at once; the three small single frames after a moment without frames.
+    expect(acks).toEqual([2])
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(acks).toEqual([2, 5])
+    await iterator.return!()
+  })
+
+  it("never skips a frame it cannot read: it closes and resumes after the last entry it read", async () => {
+    const batch = (from: number, to: number) =>
+      JSON.stringify({ type: "events", events: Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i })) })
+    const unreadable = [batch(4, 6).slice(0, -5), JSON.stringify({ type: "events", events: { seq: 4 } })]
+    for (const broken of unreadable) {
+      const scripts = [[batch(1, 3), broken, batch(7, 9)], [batch(4, 9)]]
+      const opens: Array<number> = []
+      const closedByClient: Array<number> = []
+      const acks: Array<number> = []
+      const iterator = resumable<{ seq: number }>({
+        open: async (after) => {
+          opens.push(after)
+          const script = scripts.shift() ?? []
+          const listeners: Record<string, Array<(event: any) => void>> = { message: [], close: [], error: [] }
+          setTimeout(() => {
+            for (const data of script) for (const l of listeners.message!) l({ data })
+          }, 0)
+          return {
+            addEventListener: (type: string, l: any) => void listeners[type]!.push(l),
+            close: () => void closedByClient.push(after),
+            send: (data: string) => void acks.push(JSON.parse(data).seq),
+          } as SocketLike
+        },
+        entryOf,
+        // As the typed client's: a batch frame without its array is as unreadable as bad JSON.
+        batchOf: (frame: any) => {
+          if (frame.type !== "events") return undefined
+          if (!Array.isArray(frame.events)) throw new TypeError("no events array")
+          return frame.events.map((event: { seq: number }) => ({ position: event.seq, value: event }))
+        },
+        after: 0,
+        reconnect: { initialDelayMs: 0, maxDelayMs: 0 },
+      })
+      const seen: Array<number> = []
+      for await (const event of iterator) {
+        seen.push(event.seq)
+        if (seen.length === 9) break
+      }
+      expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+      expect(opens).toEqual([0, 3])
+      expect(closedByClient).toContain(0)
+      // Nothing after the unreadable frame was confirmed on the first connection.
+      expect(acks[0]).toBe(3)
+      expect(acks.slice(1)).toEqual([9])
+    }
+  })
+
   it("reconnects at once on the resume code (no backoff) and acks about every ACK_EVERY characters", async () => {
     const opens: Array<number> = []
     const sent: Array<string> = []

@@ -1,9 +1,9 @@
 // `?batch=1` subscriptions: the backlog in frames of many entries, paused at the unconfirmed-bytes
 // cap instead of closed, and resumed by acks on the same connection (src/actors/subscribers.ts).
-import { SELF, evictDurableObject } from "cloudflare:test"
+import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { createClient } from "../../src/client/index.js"
-import { BATCH_FRAME_UNITS, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
+import { BATCH_FRAME_BYTES, CLOSE_TOKEN_EXPIRED, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
 import { BASE, actorApi, actorObject, freshId, get, json, openSocket, range, send, type OpenSocket } from "./helpers.js"
 
 const increment = (id: string, reason?: string) =>
@@ -19,6 +19,7 @@ const seqsOf = (frames: Array<any>): Array<number> =>
 
 const lastSeqOf = (frame: any): number => frame.events.at(-1).seq
 const batches = (frames: Array<any>) => frames.filter((frame) => frame?.type === "events")
+const utf8 = (text: string) => new TextEncoder().encode(text).length
 const sentChars = (frames: Array<any>) => frames.reduce((sum, frame) => sum + JSON.stringify(frame).length, 0)
 const still = <T>(promise: Promise<T>, ms: number) =>
   Promise.race([promise, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), ms))])
@@ -86,7 +87,7 @@ describe("batched backlog (batch=1)", () => {
     }
   })
 
-  it("keeps each frame within BATCH_FRAME_UNITS, more than one entry to a frame", async () => {
+  it("keeps each frame within BATCH_FRAME_BYTES, more than one entry to a frame", async () => {
     const id = freshId("batch")
     // Events of about 10 KiB: 26 or so to a frame, so 80 of them take several frames.
     for (let i = 0; i < 80; i++) await increment(id, "m".repeat(10 * 1024))
@@ -95,10 +96,43 @@ describe("batched backlog (batch=1)", () => {
     const sent = batches(socket.frames)
     expect(sent.length).toBeGreaterThan(2)
     for (const frame of sent) {
-      expect(JSON.stringify(frame).length).toBeLessThanOrEqual(BATCH_FRAME_UNITS + 64)
+      expect(utf8(JSON.stringify(frame))).toBeLessThanOrEqual(BATCH_FRAME_BYTES)
       expect(frame.events.length).toBeGreaterThan(1)
     }
     expect(seqsOf(socket.frames)).toEqual(range(1, 80))
+    socket.ws.close(1000)
+  })
+
+  it("sizes frames in UTF-8 bytes, not characters: non-ASCII events make smaller frames", async () => {
+    const id = freshId("batch")
+    // 10 Ki characters of three bytes each: about 30 KiB an event.
+    for (let i = 0; i < 60; i++) await increment(id, "€".repeat(10 * 1024))
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await socket.until((frames) => seqsOf(frames).length === 60)
+    const sent = batches(socket.frames)
+    expect(sent.length).toBeGreaterThan(2)
+    for (const frame of sent) {
+      expect(utf8(JSON.stringify(frame))).toBeLessThanOrEqual(BATCH_FRAME_BYTES)
+      expect(frame.events.length).toBeGreaterThan(1)
+    }
+    expect(seqsOf(socket.frames)).toEqual(range(1, 60))
+    socket.ws.close(1000)
+  })
+
+  it("counts the cap in UTF-8 bytes: a non-ASCII backlog pauses at 8 MiB of bytes, not of characters", async () => {
+    const id = freshId("batch")
+    // 27 Ki characters of three bytes each (about 81 KiB a body, under the 256 KiB limit): past the cap in bytes only.
+    const count = Math.ceil(WS_MAX_UNCONFIRMED / (81 * 1024)) + 8
+    for (let i = 0; i < count; i++) expect((await increment(id, "€".repeat(27 * 1024))).ok).toBe(true)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    expect(paused).toEqual(range(1, paused.length))
+    expect(paused.length).toBeLessThan(count)
+    const bytes = socket.frames.reduce((sum, frame) => sum + utf8(JSON.stringify(frame)), 0)
+    expect(bytes).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED)
+    expect(bytes).toBeGreaterThan(WS_MAX_UNCONFIRMED - 2 * BATCH_FRAME_BYTES)
+    expect(await still(socket.closed, 50)).toBe("still open")
     socket.ws.close(1000)
   })
 
@@ -170,6 +204,77 @@ describe("batched backlog (batch=1)", () => {
     await socket.until((frames) => seqsOf(frames).at(-1) === LARGE + 1)
     expect(seqsOf(socket.frames)).toEqual(range(1, LARGE + 1))
     socket.ws.close(1000)
+  })
+
+  it("a resume that reaches the head under appends pauses at the cap again instead of closing", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    let head = LARGE
+    const append = async () => {
+      expect((await increment(id, `w:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+      head++
+    }
+    // One batch frame acked at a time, an append before each: the resumes gain on the head by about
+    // an event per ack, and the one that reaches it leaves the socket live with nearly the cap unconfirmed.
+    let acked = 0
+    for (; seqsOf(socket.frames).at(-1) !== head; acked++) {
+      expect(acked).toBeLessThan(LARGE)
+      await append()
+      const before = socket.frames.length
+      ack(socket, lastSeqOf(batches(socket.frames)[acked]))
+      await Promise.race([socket.until((frames) => frames.length > before), settle(1000)])
+    }
+    // More than the room left: a socket that closed here would lose the catch-up it was making.
+    for (let i = 0; i < 4; i++) await append()
+    await settle()
+    expect(await still(socket.closed, 50)).toBe("still open")
+    // What the first `acked` (batch) frames confirmed no longer counts.
+    expect(sentChars(socket.frames.slice(acked))).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED)
+    expect(seqsOf(socket.frames).at(-1)).toBeLessThan(head)
+    socket.ws.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data as string)
+      if (frame.type === "events") ack(socket, lastSeqOf(frame))
+    })
+    ack(socket, seqsOf(socket.frames).at(-1)!)
+    await socket.until((frames) => seqsOf(frames).at(-1) === head)
+    expect(seqsOf(socket.frames)).toEqual(range(1, head))
+    expect(socket.frames.filter((frame) => frame.type === "error")).toEqual([])
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
+  it("keeps a batch socket's unread bytes through hibernation: appends after it stop at the cap", async () => {
+    // About 5 MiB, in frames under CHECKPOINT_BYTES each: sent whole, never paused, never acked.
+    const count = Math.floor(WS_MAX_UNCONFIRMED / REASON_CHARS / 2) + 10
+    const id = await largeLog(count)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await socket.until((frames) => seqsOf(frames).at(-1) === count)
+    await evictDurableObject(actorObject("counter", id), { webSockets: "hibernate" })
+    // As much again: together well over the cap, which the object must still count after waking.
+    for (let i = 0; i < count; i++) expect((await increment(id, `h${i}:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+    await settle()
+    // Off by less than one unpersisted checkpoint's worth (256 KiB) at most.
+    expect(sentChars(socket.frames)).toBeLessThanOrEqual(WS_MAX_UNCONFIRMED + 256 * 1024)
+    expect(seqsOf(socket.frames)).toEqual(range(1, seqsOf(socket.frames).length))
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
+  it("an ack does not resume a paused backlog once the token has expired: the socket closes with 4001", async () => {
+    const id = await largeLog(LARGE)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    await settle()
+    const paused = seqsOf(socket.frames)
+    expect(paused.length).toBeLessThan(LARGE)
+    // The moment between the token's expiry and the alarm that would close the socket.
+    await runInDurableObject(actorObject("counter", id), (_: unknown, state: DurableObjectState) => {
+      for (const open of state.getWebSockets())
+        open.serializeAttachment({ ...open.deserializeAttachment(), expiresAt: Date.now() - 1 })
+    })
+    ack(socket, paused.at(-1)!)
+    expect(await still(socket.closed, 5000)).toMatchObject({ code: CLOSE_TOKEN_EXPIRED })
+    expect(seqsOf(socket.frames)).toEqual(paused)
   })
 
   it("refuses an ack beyond the last seq sent on a paused socket, and sends nothing more for it", async () => {

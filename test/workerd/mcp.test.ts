@@ -138,6 +138,15 @@ describe("MCP JSON-RPC", () => {
     expect(errorOf(rejected.json.result).code).toBe("out_of_range")
   })
 
+  it("read_events pages at most 1,000 events (the HTTP route's 10,000 would flood a model's context)", async () => {
+    const id = freshId()
+    await modern("tools/call", { name: "counter_increment", arguments: { id, command: { by: 1 } } })
+    const page = await modern("tools/call", { name: "read_events", arguments: { kind: "counter", id, limit: 1000 } })
+    expect(page.json.result.isError).toBeFalsy()
+    const over = await modern("tools/call", { name: "read_events", arguments: { kind: "counter", id, limit: 1001 } })
+    expect(over.json.result.isError).toBe(true)
+  })
+
   it("refuses a present, disallowed Origin with 403", async () => {
     expect((await modern("tools/list", {}, 1, { origin: "https://evil.example" })).status).toBe(403)
     expect((await modern("tools/list", {}, 1, { origin: BASE })).status).toBe(200)

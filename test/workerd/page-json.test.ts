@@ -1,8 +1,8 @@
 // GET …/events answers the page's JSON text spliced in the object from the stored rows
 // (ActorCore.readEventsJson): byte for byte what JSON.stringify of the parsed page gives.
-import { evictDurableObject, runInDurableObject } from "cloudflare:test"
+import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { actorApi, actorObject, freshId, get, openSocket, send } from "./helpers.js"
+import { BASE, actorApi, actorObject, freshId, get, openSocket, send } from "./helpers.js"
 
 /** Payloads whose JSON is easy to get wrong: integer keys (JSON.parse moves them first), escapes, astral characters. */
 const PAYLOADS: Array<unknown> = [
@@ -81,15 +81,44 @@ describe("GET …/events as spliced JSON", () => {
     expect(page.next).toBeNull()
   })
 
+  it("answers 500 for a row whose data is not JSON, never a page with fields it injected", async () => {
+    const id = freshId("json")
+    for (let i = 0; i < 3; i++) await send("counter", id, { type: "Increment", by: 1 })
+    // Spliced as it is, this text would close `data` and give the event a second, later "seq".
+    const tamper = (data?: string) =>
+      runInDurableObject(actorObject("counter", id), (_instance, state) => {
+        const original = state.storage.sql.exec("SELECT data FROM events WHERE seq = 2").one().data as string
+        state.storage.sql.exec("UPDATE events SET data = ? WHERE seq = 2", data ?? original)
+        return original
+      })
+    const original = await tamper('{"by":1},"seq":999,"x":{}')
+    for (const stored of [false, true]) {
+      const response = await get(`/v1/counter/${id}/events?after=0&limit=10${stored ? "&stored=true" : ""}`)
+      expect(response.status).toBe(500)
+      expect(await response.text()).not.toContain("999")
+    }
+    // A batch backlog neither sends it nor goes live past it: the socket is closed as the object's error.
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1`)
+    expect((await socket.closed).code).toBe(1011)
+    expect(JSON.stringify(socket.frames)).not.toContain("999")
+    // Put back, so the topic delivery that reads the same row stops retrying.
+    await tamper(original)
+  })
+
   it("a batch=1 backlog carries the same events as the page reader", async () => {
     const room = freshId("json")
     for (const [i, payload] of PAYLOADS.entries())
       await send("room", room, { type: "Post", messageType: `m${i}`, payload, sender: "s" })
-    const socket = await openSocket(`/v1/room/${room}/ws?batch=1`)
-    const [frame] = await socket.until((frames) => frames.length > 0)
-    expect(JSON.stringify(frame.events)).toBe(
-      JSON.stringify(JSON.parse(await rpcPage("room", room, 0, 100, false)).events),
+    // The frame's text as it came, against the page's text: byte for byte, not parsed and re-encoded.
+    const response = await SELF.fetch(`${BASE}/v1/room/${room}/ws?batch=1`, { headers: { Upgrade: "websocket" } })
+    const ws = response.webSocket!
+    const first = new Promise<string>((resolve) =>
+      ws.addEventListener("message", (event) => resolve(String(event.data))),
     )
-    socket.ws.close(1000)
+    ws.accept()
+    const page = await pageText(`/v1/room/${room}/events?after=0&limit=100`)
+    const events = page.slice('{"events":'.length, page.lastIndexOf(',"next":'))
+    expect(await first).toBe(`{"type":"events","events":${events}}`)
+    ws.close(1000)
   })
 })

@@ -78,6 +78,9 @@ const listPage = (listed: ReadonlyArray<Listed>, cursor: string | undefined) => 
   return end < listed.length ? { tools, nextCursor: String(end) } : { tools }
 }
 
+/** The most events `read_events` answers at once. */
+export const MCP_EVENTS_PAGE = 1000
+
 /** The tools a principal may call (kind.ts, toolGrantsOf): undefined when no served kind limits them. */
 const toolGrants = (directory: ActorDirectory, served: KindRegistry) =>
   toolGrantsOf(served, directory.principal, directory.actor)
@@ -195,13 +198,14 @@ export const buildMcpServer = (
   register(
     "read_events",
     {
-      description: "Reads a page of an actor's events after a seq; `next` is null at the head.",
+      description: `Reads a page of an actor's events after a seq (limit: 1 to ${MCP_EVENTS_PAGE}, default 100); \`next\` is null at the head.`,
       inputSchema: mcpSchema(
         Schema.Struct({
           kind: KindSchema,
           id: ActorIdSchema,
           after: Schema.optionalKey(Count),
-          limit: Schema.optionalKey(Count),
+          // Not the HTTP route's 10,000: a page goes into a model's context, where 4 MiB is too much.
+          limit: Schema.optionalKey(Count.pipe(Schema.check(Schema.isLessThanOrEqualTo(MCP_EVENTS_PAGE)))),
         }),
       ),
     },
