@@ -438,6 +438,34 @@ describe("batched backlog with a types filter (batch=1&types=…)", () => {
     socket.ws.close(1000)
   })
 
+  it("a filtered socket over the cap live pauses, and an ack resumes it with only what matches, then the head", async () => {
+    const id = freshId("filtered-batch")
+    await reset(id)
+    const socket = await openSocket(`/v1/counter/${id}/ws?batch=1&types=Incremented`)
+    await socket.until((frames) => heads(frames).includes(1))
+    // Live: each large Increment, then a Reset the filter skips (a head frame), until well over the cap.
+    const matching: Array<number> = []
+    let head = 1
+    for (let i = 0; i < LARGE; i++) {
+      expect((await increment(id, `${i}:${"r".repeat(REASON_CHARS)}`)).ok).toBe(true)
+      matching.push(++head)
+      expect((await reset(id)).ok).toBe(true)
+      head++
+    }
+    await settle()
+    expect(await still(socket.closed, 50)).toBe("still open")
+    const paused = seqsOf(socket.frames)
+    expect(paused).toEqual(matching.slice(0, paused.length))
+    expect(paused.length).toBeLessThan(matching.length)
+    ackingEach(socket)
+    ack(socket, cursorOf(socket.frames))
+    await socket.until((frames) => heads(frames).includes(head))
+    expect(seqsOf(socket.frames)).toEqual(matching)
+    expect(socket.frames.filter((frame) => frame.type === "error")).toEqual([])
+    expect(await still(socket.closed, 50)).toBe("still open")
+    socket.ws.close(1000)
+  })
+
   it("the typed client follows a filtered backlog over the cap on one connection: every match once, then the head", async () => {
     const { id, matching, head } = await mixedLog(LARGE, 2, 3)
     const opened: Array<string> = []
