@@ -82,8 +82,26 @@ describe("@durable-streams/client follows emberlog's logs", () => {
     })
     topicLog.subscribeJson((batch: JsonBatch<any>) => void entries.push(...batch.items))
     const mine = () => entries.filter((entry) => entry.source.id === id)
+    // Filtered, by long-poll across the restart too: its offset moves over the skipped Increments.
+    const polledResets: Array<any> = []
+    const offsets: Array<string> = []
+    const resetLog = await stream({
+      url: `${base}/v1/counter/${id}/log`,
+      offset: "-1",
+      live: "long-poll",
+      params: { types: "Reset" },
+      backoffOptions,
+      signal: controller.signal,
+      onError: () => ({}),
+      warnOnHttp: false,
+    })
+    resetLog.subscribeJson((batch: JsonBatch<any>) => {
+      polledResets.push(...batch.items)
+      offsets.push(batch.offset)
+    })
 
-    await until(() => events.length === 3 && mine().length === 3, "the first three events")
+    await until(() => events.length === 3 && mine().length === 3 && offsets.length > 0, "the first three events")
+    expect(polledResets).toEqual([])
     await worker!.stop()
     await start(port)
     for (let by = 4; by <= 6; by++) await increment(by)
@@ -107,7 +125,7 @@ describe("@durable-streams/client follows emberlog's logs", () => {
       body: JSON.stringify({ type: "Reset" }),
     })
     expect(reset.status).toBe(200)
-    await until(() => resets.length === 1 && events.length >= 7, "the Reset, live")
+    await until(() => resets.length === 1 && events.length >= 7 && polledResets.length >= 1, "the Reset, live")
     expect(resets[0]).toMatchObject({ seq: 7, type: "Reset" })
     // Time for a duplicate to show, if the client were to resume anywhere but after the last item.
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -116,6 +134,7 @@ describe("@durable-streams/client follows emberlog's logs", () => {
     const log = (await (await fetch(`${base}/v1/counter/${id}/events`)).json()) as { events: Array<any> }
     expect(events).toEqual(log.events)
     expect(events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(polledResets.map((event) => [event.seq, event.type])).toEqual([[7, "Reset"]])
     expect(mine().map((entry) => entry.event)).toEqual(log.events)
     const topicSeqs = entries.map((entry) => entry.topicSeq)
     expect(topicSeqs).toEqual([...topicSeqs].sort((a, b) => a - b))
