@@ -39,7 +39,11 @@ export {
   STREAM_RESPONSE_HEADERS,
   STREAM_UP_TO_DATE,
   StreamReads,
+  TAIL_CACHE,
   encodeOffset,
+  fromBase64,
+  rangeEtag,
+  toBase64,
   parseOffset,
   parseReadRequest,
   readPage,
@@ -52,5 +56,6 @@ export {
   type ReadPage,
   type ReadSource,
   type Rendering,
+  type SourceStatus,
   type StreamReadsSettings,
 } from "./stream-reads.js"

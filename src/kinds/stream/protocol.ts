@@ -20,27 +20,18 @@ import {
   StreamReads,
   defineCapability,
   encodeOffset,
+  fromBase64,
   parseOffset,
   streamError,
   streamReadsSettings,
   stubOf,
+  toBase64,
   type ActorApi,
   type Host,
   type ReadOptions,
 } from "../../worker.js"
 import { isJsonStream, mediaType, type StreamState } from "./entity.js"
-import {
-  ProtocolError,
-  RFC3339,
-  bad,
-  decimalHeader,
-  fromBase64,
-  isTrue,
-  itemsOf,
-  producerOf,
-  protocolFailure,
-  toBase64,
-} from "./requests.js"
+import { ProtocolError, RFC3339, bad, decimalHeader, isTrue, itemsOf, producerOf, protocolFailure } from "./requests.js"
 import { itemsBetween, readItems, streamItems, type StoredItem } from "./items.js"
 import { STREAM_ROUTE, streamIdOf, streamPathIn } from "./paths.js"
 
@@ -111,6 +102,12 @@ export const streamProtocol = defineCapability({
         start: () => state().start,
         readAfter: (after, limit) => (exists(state()) ? readItems(sql(), after, limit) : []),
         closed: () => state().status === "closed",
+        // A read answers for the generation it began on: deleted or re-created since, it is over.
+        status: () => {
+          const now = state()
+          if (now.generation !== s.generation) return "missing"
+          return now.status === "gone" ? "gone" : exists(now) ? "live" : "missing"
+        },
       },
       rendering: isJsonStream(s.contentType)
         ? { mode: "json", contentType: s.contentType, json: (item) => item.body }

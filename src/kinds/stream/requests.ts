@@ -4,7 +4,14 @@
  * bytes or one JSON message's text), and a refused command as the protocol's status and headers.
  */
 import type { ActorReply } from "../../index.js"
-import { STATUS_BY_FAILURE, STREAM_CLOSED, STREAM_NEXT_OFFSET, encodeOffset, streamError } from "../../worker.js"
+import {
+  STATUS_BY_FAILURE,
+  STREAM_CLOSED,
+  STREAM_NEXT_OFFSET,
+  encodeOffset,
+  streamError,
+  toBase64,
+} from "../../worker.js"
 import type { ProducerClaim, StreamState } from "./entity.js"
 
 const DECIMAL = /^(0|[1-9]\d{0,15})$/
@@ -32,19 +39,6 @@ export const decimalHeader = (request: Request, name: string): number | undefine
   if (!DECIMAL.test(value) || !Number.isSafeInteger(Number(value)))
     throw bad("invalid_header", `${name} must be a non-negative decimal integer without leading zeros`)
   return Number(value)
-}
-
-export const toBase64 = (bytes: Uint8Array): string => {
-  let binary = ""
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-  return btoa(binary)
-}
-
-export const fromBase64 = (text: string): Uint8Array => {
-  const binary = atob(text)
-  const bytes = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
-  return bytes
 }
 
 /**
