@@ -131,6 +131,20 @@ const actorSubscription = (c: AppContext) => {
   return subscribe(c, actor, () => actor.head())
 }
 
+/** Sets `headers` on the response of every request it wraps, errors included, unless the response has its own. */
+const withHeaders =
+  (headers: Readonly<Record<string, string>>): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    await next()
+    if (c.res.status === 101) return
+    const missing = Object.entries(headers).filter(([name]) => !c.res.headers.has(name))
+    if (missing.length === 0) return
+    // A response from an object (or Response.json) may have immutable headers: copy it once.
+    const response = new Response(c.res.body, c.res)
+    for (const [name, value] of missing) response.headers.set(name, value)
+    c.res = response
+  }
+
 /** The app of `options.kinds`; `served` is their registry when the caller (the factory) has built it already. */
 export const createApp = (options: AppOptions, served: KindRegistry = kindRegistry(options.kinds)): App => {
   /**
@@ -154,7 +168,13 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   // (under /v1 too) still match. Only `/v1/{kind}/{id}…` names a kind; `/v1/{word}` is no route.
   app.notFound((c) => {
     const kind = /^\/v1\/([^/]+)\/[^/]/.exec(c.req.path)?.[1]
-    if (kind === undefined || served.get(kind) !== undefined || RESERVED_KINDS.includes(kind)) return handleNotFound(c)
+    if (
+      kind === undefined ||
+      served.get(kind) !== undefined ||
+      served.claims.has(kind) ||
+      RESERVED_KINDS.includes(kind)
+    )
+      return handleNotFound(c)
     const { code, message } = unknownKind(kind, served.names)
     return c.json(errorBody(code, message), 404)
   })
@@ -212,6 +232,9 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
   inspectorRoutes(app, served)
 
+  // A kind's headers for its claimed paths wrap the guard, so its refusals carry them too.
+  for (const [word, { claimHeaders }] of served.claims)
+    if (claimHeaders !== undefined) app.use(`/v1/${word}/*`, withHeaders(claimHeaders))
   for (const path of ["/v1/*", "/mcp"]) app.use(path, ...guarded)
   // A kind may take larger commands (memories carry content); every other body stays small.
   const commandLimits = new Map(

@@ -171,15 +171,53 @@ describe("auth, scopes and tenancy", () => {
       .setIssuedAt()
       .setExpirationTime("5m")
       .sign(new TextEncoder().encode(SECRET))
-  const call = async (path: string, bearer: string | undefined, init: RequestInit = {}) => {
+  const call = async (path: string, bearer: string | undefined, init: RequestInit = {}, settings: object = {}) => {
     const headers = new Headers(init.headers)
     if (bearer !== undefined) headers.set("Authorization", `Bearer ${bearer}`)
     return worker.fetch(
       new Request(new URL(path, BASE), { ...init, headers }),
-      { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never,
+      { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never,
       createExecutionContext(),
     )
   }
+
+  it("every write method needs write scope", async () => {
+    const path = `/v1/stream/${freshId("s")}`
+    const writer = await token("alice", "read write", "acme")
+    const reader = await token("rita", "read", "acme")
+    expect((await call(path, writer, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201)
+    for (const method of ["PUT", "POST", "DELETE"]) {
+      const refused = await call(path, reader, {
+        method,
+        headers: { "Content-Type": "text/plain" },
+        body: method === "DELETE" ? undefined : "x",
+      })
+      expect([method, refused.status]).toEqual([method, 403])
+    }
+    expect((await call(path, reader, { method: "HEAD" })).status).toBe(200)
+  })
+
+  it("the shared guard's refusals (401, 403, 413, 429) carry the protocol's security headers too", async () => {
+    const path = `/v1/stream/${freshId("s")}`
+    const writer = await token("alice", "read write", "acme")
+    const refusals = [
+      await call(path, undefined),
+      await call(path, await token("rita", "read", "acme"), { method: "POST", body: "x" }),
+      await stream(freshId("s"), { headers: { Origin: "https://evil.example" } }),
+      await call(path, writer, {
+        method: "PUT",
+        headers: { "Content-Type": "text/plain" },
+        body: "x".repeat(300 * 1024),
+      }),
+      await call(path, writer, {}, { LIMITER: { limit: async () => ({ success: false }) } }),
+    ]
+    expect(refusals.map((response) => response.status)).toEqual([401, 403, 403, 413, 429])
+    for (const response of refusals) {
+      expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff")
+      expect(response.headers.get("Cross-Origin-Resource-Policy")).toBe("cross-origin")
+      expect(response.headers.get("Content-Security-Policy")).toContain("sandbox")
+    }
+  })
 
   it("a stream belongs to its tenant; reading needs read, writing needs write", async () => {
     const path = `/v1/stream/${freshId("s")}`
@@ -195,5 +233,23 @@ describe("auth, scopes and tenancy", () => {
     expect(refused.status).toBe(403)
     expect((await call(path, mallory, { method: "HEAD" })).status).toBe(404)
     expect(await (await call(path, alice)).text()).toBe("mine")
+  })
+})
+
+describe("the protocol's answers at the edge", () => {
+  it("a method a stream does not take is the protocol's 405 with Allow, not an unknown kind", async () => {
+    const response = await stream(freshId("s"), { method: "PATCH", body: "x" })
+    expect(response.status).toBe(405)
+    expect(response.headers.get("Allow")).toBe("GET, HEAD, PUT, POST, DELETE")
+    expect(await response.json()).toMatchObject({ error: { code: "method_not_allowed" } })
+  })
+
+  it("an HTML stream is read with CSP sandbox and nosniff, so it never runs as a page of the API", async () => {
+    const path = freshId("s")
+    await stream(path, { method: "PUT", headers: { "Content-Type": "text/html" }, body: "<script>alert(1)</script>" })
+    const response = await stream(path)
+    expect(response.headers.get("Content-Type")).toBe("text/html")
+    expect(response.headers.get("Content-Security-Policy")).toBe("sandbox; default-src 'none'")
+    expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff")
   })
 })
