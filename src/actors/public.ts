@@ -23,6 +23,7 @@ export {
 } from "./topic.js"
 export { authorityOf, type OutgoingFrame, type SocketAttachment } from "./subscribers.js"
 export { STATUS_BY_FAILURE, errorBody, failureResponse } from "./failures.js"
+export { MAX_ROW_BYTES } from "./limits.js"
 export { stubOf, type ObjectStub } from "./stubs.js"
 export type { DeletionStatus, DeletionStep, ErasedCounts, TenantEraser } from "./deletion.js"
 export type { DirectoryEntry, DirectoryEntryType } from "./directory.js"
