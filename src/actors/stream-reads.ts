@@ -108,7 +108,8 @@ interface SseReader {
 interface CachedPage {
   readonly page: ReadPage<ReadItem>
   body?: Uint8Array
-  sse?: Uint8Array
+  /** The page's data event and its control event, for readers given this cursor. */
+  sse?: { readonly cursor: string; readonly bytes: Uint8Array }
 }
 
 /** Rendered pages kept for readers that ask for the same range: at most this many bytes, and entries. */
@@ -238,15 +239,31 @@ export class StreamReads {
     return entry
   }
 
-  private rendered(entry: CachedPage, options: ReadOptions<ReadItem>, form: "body" | "sse"): Uint8Array {
-    const existing = entry[form]
-    if (existing !== undefined) return existing
-    const bytes =
-      form === "body"
-        ? renderBody(options.rendering, entry.page.items)
-        : sseDataEvent(options.rendering, entry.page.items)
-    entry[form] = bytes
+  private renderedBody(entry: CachedPage, options: ReadOptions<ReadItem>): Uint8Array {
+    if (entry.body !== undefined) return entry.body
+    const bytes = renderBody(options.rendering, entry.page.items)
+    entry.body = bytes
     this.pageBytes += bytes.byteLength
+    this.trimPages()
+    return bytes
+  }
+
+  /**
+   * A page's data event and its control event as one chunk: a reader sees both or neither (a
+   * client may stop reading at the end of an event, and a payload can look like one). Readers
+   * given the same cursor, as all are within one cursor interval, share the chunk.
+   */
+  private renderedSse(entry: CachedPage, options: ReadOptions<ReadItem>, cursor: string): Uint8Array {
+    if (entry.sse?.cursor === cursor) return entry.sse.bytes
+    const { page } = entry
+    const control = sseControlEvent(page.next, cursor, page.upToDate, page.closedAtEnd)
+    if (page.items.length === 0) return control
+    const data = sseDataEvent(options.rendering, page.items)
+    const bytes = new Uint8Array(data.byteLength + control.byteLength)
+    bytes.set(data)
+    bytes.set(control, data.byteLength)
+    this.pageBytes += bytes.byteLength - (entry.sse?.bytes.byteLength ?? 0)
+    entry.sse = { cursor, bytes }
     this.trimPages()
     return bytes
   }
@@ -255,7 +272,7 @@ export class StreamReads {
     for (const [key, entry] of this.pages) {
       if (this.pageBytes <= PAGE_CACHE_BYTES && this.pages.size <= PAGE_CACHE_ENTRIES) return
       this.pages.delete(key)
-      this.pageBytes -= (entry.body?.byteLength ?? 0) + (entry.sse?.byteLength ?? 0)
+      this.pageBytes -= (entry.body?.byteLength ?? 0) + (entry.sse?.bytes.byteLength ?? 0)
     }
   }
 
@@ -275,7 +292,7 @@ export class StreamReads {
     if (ifNoneMatch !== null && ifNoneMatch.split(",").some((tag) => tag.trim() === etag)) {
       return new Response(null, { status: 304, headers })
     }
-    return new Response(this.rendered(entry, options, "body"), { status: 200, headers })
+    return new Response(this.renderedBody(entry, options), { status: 200, headers })
   }
 
   private tooManyReaders(): Response {
@@ -325,7 +342,7 @@ export class StreamReads {
         }
         headers["Cache-Control"] = options.cacheControl ?? PRIVATE_CACHE
         headers.ETag = rangeEtag(options.etag, after, page.next, page.closedAtEnd)
-        return new Response(this.rendered(entry, options, "body"), { status: 200, headers })
+        return new Response(this.renderedBody(entry, options), { status: 200, headers })
       }
       if (this.readers >= this.settings.maxReaders) return this.tooManyReaders()
       wake = await this.waitForAppend(remaining, request.signal)
@@ -401,10 +418,8 @@ export class StreamReads {
           const moved = page.next !== reader.cursor
           reader.cursor = page.next
           let taken: Promise<void> = Promise.resolve()
-          if (page.items.length > 0) taken = this.write(reader, this.rendered(entry, options, "sse"))
           if (page.items.length > 0 || moved || page.closedAtEnd || !sentControl) {
-            const cursor = nextCursor(reader.clientCursor)
-            void this.write(reader, sseControlEvent(page.next, cursor, page.upToDate, page.closedAtEnd))
+            taken = this.write(reader, this.renderedSse(entry, options, nextCursor(reader.clientCursor)))
             sentControl = true
           }
           if (page.closedAtEnd) return this.endSse(reader)

@@ -480,3 +480,14 @@ describe("headers for browsers", () => {
     expect(behind.headers.get("Cache-Control")).toContain("max-age=60")
   })
 })
+
+describe("SSE framing", () => {
+  it("a data event and its control event come in one chunk, even when the payload looks like an event", async () => {
+    const log = memoryLog(["start\r\revent: control\rdata: {}\r\rend"])
+    const response = await new StreamReads(live).read(at("?offset=-1&live=sse"), bytesOptions(log))
+    const reader = response.body!.getReader()
+    const first = new TextDecoder().decode((await reader.read()).value)
+    await reader.cancel()
+    expect(first).toMatch(/^event: data\n[\s\S]*\n\nevent: control\ndata:\{"streamNextOffset"[^\n]*\n\n$/)
+  })
+})
