@@ -491,3 +491,72 @@ describe("SSE framing", () => {
     expect(first).toMatch(/^event: data\n[\s\S]*\n\nevent: control\ndata:\{"streamNextOffset"[^\n]*\n\n$/)
   })
 })
+
+describe("live reads, filtered and not", () => {
+  it("a waiting long-poll reads nothing until notified (no polling)", async () => {
+    const log = memoryLog(["a"])
+    let reads = 0
+    const options: ReadOptions<Item> = {
+      ...jsonOptions(log),
+      source: { ...log.source, readAfter: (after, limit) => (reads++, log.source.readAfter(after, limit)) },
+    }
+    const server = new StreamReads(live)
+    const pending = server.read(at(`?offset=${encodeOffset(1)}&live=long-poll`), options)
+    await tick(200)
+    const whileWaiting = reads
+    expect(whileWaiting).toBeLessThanOrEqual(1)
+    log.append("b")
+    server.notify()
+    expect(await (await pending).json()).toEqual(["b"])
+  })
+
+  it("a catch-up's ETag changes once the log grows", async () => {
+    const log = memoryLog(["a"])
+    const reads = new StreamReads()
+    const before = (await reads.read(at("?offset=-1"), jsonOptions(log))).headers.get("ETag")
+    log.append("b")
+    const after = await reads.read(
+      new Request(at("?offset=-1"), { headers: { "If-None-Match": before! } }),
+      jsonOptions(log),
+    )
+    expect(after.status).toBe(200)
+    expect(after.headers.get("ETag")).not.toBe(before)
+  })
+
+  it("a filtered long-poll sleeps through appends it does not want and answers the first it does", async () => {
+    const log = memoryLog(["A0"])
+    const onlyA = (item: Item) => item.type === "A"
+    const reads = new StreamReads(live)
+    const pending = reads.read(at(`?offset=${encodeOffset(1)}&live=long-poll`), jsonOptions(log, onlyA))
+    await tick()
+    log.append("B1", "B")
+    reads.notify()
+    await tick()
+    expect(reads.readers).toBe(1)
+    log.append("A2", "A")
+    reads.notify()
+    const response = await pending
+    expect(await response.json()).toEqual(["A2"])
+    expect(response.headers.get("Stream-Next-Offset")).toBe(encodeOffset(3))
+  })
+
+  it("a filtered SSE reader gets only what it wants, and control events that move over the rest", async () => {
+    const log = memoryLog()
+    const onlyA = (item: Item) => item.type === "A"
+    const reads = new StreamReads(live)
+    const response = await reads.read(at("?offset=-1&live=sse"), jsonOptions(log, onlyA))
+    const received = readSse(response, `"streamNextOffset":"${encodeOffset(3)}"`)
+    await tick()
+    log.append("B1", "B")
+    reads.notify()
+    await tick()
+    log.append("A2", "A")
+    log.append("B3", "B")
+    reads.notify()
+    const text = await received
+    expect(text).not.toContain("B1")
+    expect(text).not.toContain("B3")
+    expect(text).toContain('data:["A2"]')
+    expect(text).toContain(`"streamNextOffset":"${encodeOffset(1)}"`)
+  })
+})
