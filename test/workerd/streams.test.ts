@@ -351,3 +351,18 @@ describe("review fixes in the stream kind", () => {
     }
   })
 })
+
+describe("a sliding TTL and live readers", () => {
+  it("does not run out under an SSE reader still open, and does once it has gone", async () => {
+    const path = freshId("s")
+    await create(path, "x", { "Stream-TTL": "1" })
+    const sse = await stream(`${path}?offset=-1&live=sse`)
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    expect((await eventsOf(path)).map((event) => event.type)).toEqual(["Created"])
+    await sse.body!.cancel()
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    expect((await eventsOf(path)).at(-1)).toMatchObject({ type: "Deleted", data: { reason: "expired" } })
+  })
+})

@@ -84,10 +84,12 @@ export const streamProtocol = defineCapability({
     const expireIfDue = async () => {
       const before = state()
       const at = expiryOf(before)
-      if (at !== undefined && at <= Date.now())
-        await releaseIfGone(before, commit({ type: "Delete", reason: "expired" }))
+      if (at === undefined || at > Date.now()) return
+      // A long-poll or SSE reader still open is reading: a sliding TTL does not run out under it.
+      if (reads.readers > 0 && before.expiresAt === null) return touch()
+      await releaseIfGone(before, commit({ type: "Delete", reason: "expired" }))
     }
-    /** A read or an append: the sliding TTL starts again. */
+    /** A read or an append (or a live reader still open when the TTL ends): the sliding TTL starts again. */
     const touch = () => {
       const s = state()
       if (!exists(s) || s.ttlSeconds === null || s.expiresAt !== null) return
