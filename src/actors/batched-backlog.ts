@@ -15,11 +15,24 @@
  */
 import { utf8Length } from "../domain/json-size.js"
 import { BATCH_FRAME_BYTES, WS_MAX_UNCONFIRMED, batchFrame, headFrame } from "../domain/protocol.js"
-import type { LogSource } from "./subscribers.js"
 import type { TypeFilter } from "./type-filters.js"
 
 /** Rows read at most at a time. */
 const PAGE = 500
+
+/** What a batched backlog reads of its log (subscribers.ts's LogSource has it; no import, no cycle). */
+export interface BatchSource {
+  readonly head: () => number
+  readonly batchType: string
+  readonly readAfter: (
+    after: number,
+    limit: number,
+  ) => ReadonlyArray<{ readonly position: number; readonly name: string; readonly payload: unknown }>
+  readonly readAfterJson?: (
+    after: number,
+    limit: number,
+  ) => ReadonlyArray<{ readonly position: number; readonly name: string; readonly json: string }>
+}
 
 /** What a batched backlog reads and moves of its socket's account. */
 export interface BatchAccount {
@@ -34,7 +47,7 @@ export interface BatchAccount {
 
 /** The socket a batched backlog is sent on, as its Subscribers keeps it. */
 export interface BatchedSocket {
-  readonly source: LogSource
+  readonly source: BatchSource
   readonly account: BatchAccount
   /** The entries it asked for (undefined: every entry). */
   readonly filter?: TypeFilter | undefined

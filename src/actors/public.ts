@@ -23,6 +23,7 @@ export {
 } from "./topic.js"
 export { authorityOf, type OutgoingFrame, type SocketAttachment } from "./subscribers.js"
 export { STATUS_BY_FAILURE, errorBody, failureResponse } from "./failures.js"
+export { MAX_ROW_BYTES } from "./limits.js"
 export { stubOf, type ObjectStub } from "./stubs.js"
 export type { DeletionStatus, DeletionStep, ErasedCounts, TenantEraser } from "./deletion.js"
 export type { DirectoryEntry, DirectoryEntryType } from "./directory.js"
@@ -39,7 +40,11 @@ export {
   STREAM_RESPONSE_HEADERS,
   STREAM_UP_TO_DATE,
   StreamReads,
+  TAIL_CACHE,
   encodeOffset,
+  fromBase64,
+  rangeEtag,
+  toBase64,
   parseOffset,
   parseReadRequest,
   readPage,
@@ -52,5 +57,6 @@ export {
   type ReadPage,
   type ReadSource,
   type Rendering,
+  type SourceStatus,
   type StreamReadsSettings,
 } from "./stream-reads.js"

@@ -1,282 +1,62 @@
 /**
- * Durable Streams reads (PROTOCOL.md §5.4–5.7, §6, §8) over any append-only log inside its
- * Durable Object: the stream kind's items, an actor's events, a topic's entries. The log is a
- * `ReadSource` (positions 1, 2, … with no meaning to clients), the body is a `Rendering` (JSON
- * mode: a JSON array of items; byte mode: the items' bytes concatenated), and `StreamReads`
- * answers catch-up, `live=long-poll` and `live=sse` reads with the protocol's headers.
- *
- * Offsets are opaque to clients: the offset of position N is `0000000000000000_` then N as 16
- * zero-padded decimal digits (lexicographic order is numeric order; no `,&=?/`; never `-1` or
- * `now`) and means "resume after item N". The shape is the reference server's (`{segment}_{n}`),
- * which clients and the conformance suite write literally for the start; our segment is always
- * zero, kept so that a later archival scheme can move offsets on and still sort after these. A filtered read still advances `Stream-Next-Offset` to the last
- * position it examined, so a filtered reader resumes where it left off and never re-reads.
+ * Durable Streams reads (PROTOCOL.md §5.5–5.7, §6, §8) over any append-only log inside its
+ * Durable Object: the stream kind's items, an actor's events, a topic's entries. `StreamReads`
+ * answers catch-up, `live=long-poll` and `live=sse` reads with the protocol's headers; the
+ * protocol's words are in stream-offsets.ts and pages of a log in stream-pages.ts, both
+ * re-exported here, so this module stays the one import of every log that serves these reads.
  *
  * Waking readers: the host calls `notify()` after every append or close (a capability's
  * `committed` hook does), and every long-poll and SSE reader waiting in this object reads
- * again, in its own stretch, from its own cursor. Nothing polls. A long-poll or an SSE stream
- * holds a request open, so it keeps the object awake (unlike hibernating WebSockets); both are
- * bounded: at most `maxReaders` wait per object (503 beyond), a long-poll waits `longPollMs`,
- * an SSE stream lasts `sseMaxMs` (§8.2: the client reconnects from its last offset), and an SSE
- * reader that stops reading is dropped past SSE_MAX_BUFFERED bytes, as WebSocket readers are
- * (subscribers.ts), losing nothing: it reconnects from the last offset it received.
+ * again from its own cursor. Nothing polls. Readers at the same place in the same log share
+ * one read and one rendering of what woke them (a bounded cache of pages by log, offset and
+ * head), so an append that wakes a thousand readers is read and encoded once.
+ *
+ * Bounds. A long-poll or an SSE stream holds a request open, so it keeps the object awake
+ * (unlike hibernating WebSockets); at most `maxReaders` wait per object (503 beyond), a
+ * long-poll waits `longPollMs`, an SSE stream lasts `sseMaxMs` (§8.2: the client reconnects
+ * from its last offset). An SSE reader is sent its next page only once the last one has been
+ * taken, so a read from the start of a large log holds about one page in
+ * memory; bytes written to SSE readers and not yet taken are counted once per object (shared
+ * pages once) and kept under `bufferedBytes`: a reader that would pass it, or that stops
+ * reading past SSE_MAX_BUFFERED, is dropped, losing nothing (it reconnects from the last
+ * offset it received). A disconnected reader (a cancelled SSE body, an aborted long-poll)
+ * stops counting at once.
+ *
+ * A live read checks the source's `status` after every wake: a log deleted (or replaced by a
+ * new generation) while a reader waited answers 404 or 410, or ends the SSE stream, never the
+ * new log's items under the old one's headers.
  */
-import { errorBody } from "./failures.js"
+import {
+  NO_STORE,
+  PRIVATE_CACHE,
+  SECURITY_HEADERS,
+  SSE_DATA_ENCODING,
+  STREAM_CLOSED,
+  STREAM_CURSOR,
+  STREAM_NEXT_OFFSET,
+  STREAM_UP_TO_DATE,
+  TAIL_CACHE,
+  encodeOffset,
+  nextCursor,
+  parseReadRequest,
+  rangeEtag,
+  streamError,
+} from "./stream-offsets.js"
+import {
+  isTextual,
+  readPage,
+  renderBody,
+  sseControlEvent,
+  sseDataEvent,
+  type ReadItem,
+  type ReadOptions,
+  type ReadPage,
+  type SourceStatus,
+} from "./stream-pages.js"
 import { SSE_KEEP_ALIVE_MS, SSE_MAX_BUFFERED } from "./subscribers.js"
 
-export const STREAM_NEXT_OFFSET = "Stream-Next-Offset"
-export const STREAM_UP_TO_DATE = "Stream-Up-To-Date"
-export const STREAM_CLOSED = "Stream-Closed"
-export const STREAM_CURSOR = "Stream-Cursor"
-export const SSE_DATA_ENCODING = "Stream-SSE-Data-Encoding"
-
-/** What a browser client of the protocol sends and reads (CORS: the app allows and exposes them). */
-export const STREAM_REQUEST_HEADERS: ReadonlyArray<string> = [
-  "If-None-Match",
-  "Stream-TTL",
-  "Stream-Expires-At",
-  "Stream-Seq",
-  "Stream-Closed",
-  "Stream-Forked-From",
-  "Stream-Fork-Offset",
-  "Stream-Fork-Sub-Offset",
-  "Producer-Id",
-  "Producer-Epoch",
-  "Producer-Seq",
-]
-export const STREAM_RESPONSE_HEADERS: ReadonlyArray<string> = [
-  "ETag",
-  "Location",
-  "Stream-Next-Offset",
-  "Stream-Up-To-Date",
-  "Stream-Closed",
-  "Stream-Cursor",
-  "Stream-TTL",
-  "Stream-Expires-At",
-  "Stream-SSE-Data-Encoding",
-  "Producer-Epoch",
-  "Producer-Seq",
-  "Producer-Expected-Seq",
-  "Producer-Received-Seq",
-]
-
-/** §10.7, on every response of a stream route (errors too). */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "X-Content-Type-Options": "nosniff",
-  "Cross-Origin-Resource-Policy": "cross-origin",
-}
-
-/** §8.1 for data that belongs to a tenant: cacheable by the client only, keyed by its credentials. */
-export const PRIVATE_CACHE = "private, max-age=60, stale-while-revalidate=300"
-export const NO_STORE = "no-store"
-/**
- * A catch-up read that reached the tail of a stream still open: the next append changes what the
- * same URL answers, so a cache must ask again every time (the ETag makes that a 304 while nothing
- * was appended). Pages behind the tail never change, and keep PRIVATE_CACHE.
- */
-export const TAIL_CACHE = "private, no-cache"
-
-const OFFSET_DIGITS = 16
-const SEGMENT = "0".repeat(OFFSET_DIGITS)
-const OFFSET = /^(\d{16})_(\d{16})$/
-
-export const encodeOffset = (position: number): string => `${SEGMENT}_${String(position).padStart(OFFSET_DIGITS, "0")}`
-
-export type ParsedOffset = { readonly after: number } | "start" | "now" | { readonly invalid: string }
-
-/** `-1` (or no offset) is the start, `now` the tail; anything else must be an offset this module issued. */
-export const parseOffset = (text: string | null | undefined): ParsedOffset => {
-  if (text === null || text === undefined || text === "-1") return "start"
-  if (text === "now") return "now"
-  const match = OFFSET.exec(text)
-  const position = match === null || match[1] !== SEGMENT ? Number.NaN : Number(match[2])
-  if (!Number.isSafeInteger(position)) return { invalid: `Malformed offset ${JSON.stringify(text.slice(0, 64))}` }
-  return { after: position }
-}
-
-/** One item of the log; its position is 1 + the position of the item before (gaps are allowed). */
-export interface ReadItem {
-  readonly position: number
-}
-
-export interface ReadSource<I extends ReadItem> {
-  /** The position of the last item (0 before any, or `start()` when the log starts later). */
-  readonly head: () => number
-  /** What `offset=-1` reads after (0 unless set: a recreated or forked stream starts later). */
-  readonly start?: () => number
-  /** Items after `after`, oldest first, at most `limit`. */
-  readonly readAfter: (after: number, limit: number) => ReadonlyArray<I>
-  /** Whether nothing more will ever be appended (a closed stream). */
-  readonly closed?: () => boolean
-}
-
-export type Rendering<I> =
-  | { readonly mode: "json"; readonly contentType: string; readonly json: (item: I) => string }
-  | { readonly mode: "bytes"; readonly contentType: string; readonly bytes: (item: I) => Uint8Array }
-
-export interface ReadOptions<I extends ReadItem> {
-  readonly source: ReadSource<I>
-  readonly rendering: Rendering<I>
-  /** Items the reader does not want; positions stay those of the full log. */
-  readonly filter?: (item: I) => boolean
-  /** Names this log in ETags (e.g. the object's name and the stream's generation). */
-  readonly etag: string
-  /** Cache-Control of catch-up reads (PRIVATE_CACHE unless set). */
-  readonly cacheControl?: string
-  /** Extra response headers (e.g. Stream-Expires-At). */
-  readonly headers?: Readonly<Record<string, string>>
-  /** When live reads must end (ms epoch: the reader's token expires), if sooner than the settings say. */
-  readonly endsAt?: number
-}
-
-export type LiveMode = "long-poll" | "sse"
-
-export interface ReadRequest {
-  readonly offset: Exclude<ParsedOffset, { readonly invalid: string }>
-  readonly live: LiveMode | undefined
-  readonly cursor: string | undefined
-}
-
-/** The read a URL asks for (§5.5–5.7), or why it is malformed (a 400). */
-export const parseReadRequest = (url: URL): ReadRequest | { readonly invalid: string } => {
-  const offsets = url.searchParams.getAll("offset")
-  const lives = url.searchParams.getAll("live")
-  if (offsets.length > 1) return { invalid: "Give one offset" }
-  if (lives.length > 1) return { invalid: "Give one live mode" }
-  const live = lives[0]
-  if (live !== undefined && live !== "long-poll" && live !== "sse")
-    return { invalid: `live must be long-poll or sse, not ${JSON.stringify(live.slice(0, 32))}` }
-  const text = offsets[0]
-  if (text === "") return { invalid: "The offset is empty: give an offset, -1 for the start or now for the tail" }
-  if (text === undefined && live !== undefined) return { invalid: `live=${live} needs an offset (-1 for the start)` }
-  const offset = parseOffset(text)
-  if (typeof offset === "object" && "invalid" in offset) return offset
-  return { offset, live, cursor: url.searchParams.get("cursor") ?? undefined }
-}
-
-/** §8.1: 20-second intervals since 2024-10-09T00:00:00Z; never the client's cursor or less. */
-const CURSOR_EPOCH = Date.UTC(2024, 9, 9)
-const CURSOR_INTERVAL_MS = 20_000
-export const nextCursor = (clientCursor: string | undefined, now = Date.now()): string => {
-  const interval = Math.floor((now - CURSOR_EPOCH) / CURSOR_INTERVAL_MS)
-  const theirs = clientCursor !== undefined && /^\d{1,15}$/.test(clientCursor) ? Number(clientCursor) : -1
-  if (theirs < interval) return String(interval)
-  // Jitter of 1–3600 seconds, in whole intervals, so a cached answer's cursor always moves on.
-  const jitterSeconds = 1 + Math.floor(Math.random() * 3600)
-  return String(theirs + Math.max(1, Math.round(jitterSeconds / (CURSOR_INTERVAL_MS / 1000))))
-}
-
-/** One read's result: the items the reader gets and where it stands in the log. */
-export interface ReadPage<I> {
-  readonly items: ReadonlyArray<I>
-  /** The last position examined (the items' last, or a later one the filter skipped, or `after`). */
-  readonly next: number
-  readonly upToDate: boolean
-  /** Closed, and the reader has reached the end. */
-  readonly closedAtEnd: boolean
-}
-
-export interface ReadLimits {
-  readonly items: number
-  readonly bytes: number
-}
-
-/** A page is at most this much (§5.5: "up to a server-defined maximum chunk size"). */
-export const DEFAULT_PAGE: ReadLimits = { items: 1_000, bytes: 1024 * 1024 }
-const SCAN_BATCH = 500
-
-const itemSize = <I>(rendering: Rendering<I>, item: I): number =>
-  rendering.mode === "json" ? rendering.json(item).length : rendering.bytes(item).byteLength
-
-/** Reads one page after `after`; with a filter it scans on until it has items or reaches the head. */
-export const readPage = <I extends ReadItem>(
-  options: ReadOptions<I>,
-  after: number,
-  limits: ReadLimits = DEFAULT_PAGE,
-): ReadPage<I> => {
-  const { source, rendering, filter } = options
-  const head = source.head()
-  const items: Array<I> = []
-  let next = after
-  let bytes = 0
-  let full = false
-  while (!full && next < head) {
-    const batch = source.readAfter(next, Math.min(SCAN_BATCH, limits.items))
-    if (batch.length === 0) break
-    for (const item of batch) {
-      if (filter === undefined || filter(item)) {
-        const size = itemSize(rendering, item)
-        if (items.length > 0 && (bytes + size > limits.bytes || items.length >= limits.items)) {
-          full = true
-          break
-        }
-        items.push(item)
-        bytes += size
-      }
-      next = item.position
-    }
-    // A filtered scan stops at a page of items, or after examining a page's worth of the log.
-    if (filter !== undefined && items.length === 0 && next - after >= limits.items * 10) break
-  }
-  const upToDate = next >= head
-  return { items, next, upToDate, closedAtEnd: upToDate && (source.closed?.() ?? false) }
-}
-
-const encoder = new TextEncoder()
-
-const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const total = parts.reduce((sum, part) => sum + part.byteLength, 0)
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.byteLength
-  }
-  return out
-}
-
-/** The body of a page: a JSON array (JSON mode) or the items' bytes. */
-export const renderBody = <I>(rendering: Rendering<I>, items: ReadonlyArray<I>): Uint8Array =>
-  rendering.mode === "json"
-    ? encoder.encode(`[${items.map((item) => rendering.json(item)).join(",")}]`)
-    : concatBytes(items.map((item) => rendering.bytes(item)))
-
-/** Text and JSON streams are sent as SSE text; any other content type as base64 (Stream-SSE-Data-Encoding). */
-export const isTextual = (contentType: string): boolean => {
-  const type = contentType.split(";")[0]!.trim().toLowerCase()
-  return type.startsWith("text/") || type === "application/json" || type.endsWith("+json")
-}
-
-const base64 = (bytes: Uint8Array): string => {
-  let binary = ""
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-  return btoa(binary)
-}
-
-/**
- * One SSE `data` event: every line of the payload its own `data:` line, so no payload can end the
- * event. Parsers drop one space after `data:`, so a line that starts with one gets another.
- */
-const sseData = (payload: string): string =>
-  `event: data\n${payload
-    .split(/\r\n|\r|\n/)
-    .map((line) => (line.startsWith(" ") ? `data: ${line}\n` : `data:${line}\n`))
-    .join("")}\n`
-
-const sseControl = (next: number, cursor: string, upToDate: boolean, closed: boolean): string => {
-  // §5.7: the final control event of a closed stream carries no cursor.
-  const control: Record<string, unknown> = { streamNextOffset: encodeOffset(next) }
-  if (closed) control.streamClosed = true
-  else control.streamCursor = cursor
-  if (upToDate) control.upToDate = true
-  return `event: control\ndata:${JSON.stringify(control)}\n\n`
-}
-
-const ssePayload = <I>(rendering: Rendering<I>, items: ReadonlyArray<I>): string => {
-  const body = renderBody(rendering, items)
-  if (rendering.mode === "json") return new TextDecoder().decode(body)
-  return isTextual(rendering.contentType) ? new TextDecoder().decode(body) : base64(body)
-}
+export * from "./stream-offsets.js"
+export * from "./stream-pages.js"
 
 export interface StreamReadsSettings {
   /** How long a long-poll waits for an append before 204 (ms). */
@@ -285,11 +65,18 @@ export interface StreamReadsSettings {
   readonly sseMaxMs: number
   /** Long-polls and SSE streams waiting at once in one object; beyond, 503. */
   readonly maxReaders: number
+  /** Bytes written to this object's SSE readers and not yet taken by them, at most. */
+  readonly bufferedBytes: number
 }
 
-export const DEFAULT_STREAM_READS: StreamReadsSettings = { longPollMs: 30_000, sseMaxMs: 60_000, maxReaders: 1_000 }
+export const DEFAULT_STREAM_READS: StreamReadsSettings = {
+  longPollMs: 30_000,
+  sseMaxMs: 60_000,
+  maxReaders: 1_000,
+  bufferedBytes: 32 * 1024 * 1024,
+}
 
-/** The settings a Worker's vars give (STREAM_LONG_POLL_MS, STREAM_SSE_MAX_MS; the tests shorten long-polls). */
+/** The settings a Worker's vars give (STREAM_LONG_POLL_MS, STREAM_SSE_MAX_MS; the tests shorten both). */
 export const streamReadsSettings = (env: unknown): StreamReadsSettings => {
   const vars = (env ?? {}) as Record<string, unknown>
   const ms = (name: string, fallback: number) => {
@@ -303,59 +90,94 @@ export const streamReadsSettings = (env: unknown): StreamReadsSettings => {
   }
 }
 
-/** A JSON error in the edge's shape, with the stream routes' headers. */
-export const streamError = (
-  status: number,
-  code: string,
-  message: string,
-  headers: Readonly<Record<string, string>> = {},
-): Response =>
-  Response.json(errorBody(code, message), {
-    status,
-    headers: { ...SECURITY_HEADERS, "Cache-Control": NO_STORE, ...headers },
-  })
+/** What ended a long-poll's wait. */
+type Wake = "append" | "timeout" | "ending" | "disconnected"
 
 interface SseReader {
   readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  readonly options: ReadOptions<ReadItem>
+  readonly clientCursor: string | undefined
   /** Reads from here on the next wake. */
   cursor: number
-  readonly wake: () => void
   done: boolean
+  /** A page is being sent; a wake meanwhile sets `again`. */
+  sending: boolean
+  again: boolean
 }
+
+interface CachedPage {
+  readonly page: ReadPage<ReadItem>
+  body?: Uint8Array
+  /** The page's data event and its control event, for readers given this cursor. */
+  sse?: { readonly cursor: string; readonly bytes: Uint8Array }
+}
+
+/** Rendered pages kept for readers that ask for the same range: at most this many bytes, and entries. */
+const PAGE_CACHE_BYTES = 8 * 1024 * 1024
+const PAGE_CACHE_ENTRIES = 64
+const SSE_HIGH_WATER = 64 * 1024
+const KEEP_ALIVE = new TextEncoder().encode(": keep-alive\n\n")
+
+const refusalOf = (status: SourceStatus): Response | undefined =>
+  status === "missing"
+    ? streamError(404, "stream_not_found", "No stream here (it was deleted while the read waited, or never existed)")
+    : status === "gone"
+      ? streamError(410, "stream_gone", "This stream was deleted")
+      : undefined
 
 /**
  * One object's readers: answers reads and wakes the waiting ones when the host calls `notify`.
  */
 export class StreamReads {
-  private readonly waiting = new Set<() => void>()
+  private readonly waiting = new Set<(wake: Wake) => void>()
   private readonly sse = new Set<SseReader>()
   private keepAlive: ReturnType<typeof setInterval> | undefined
+  private readonly pages = new Map<string, CachedPage>()
+  private pageBytes = 0
+  private readonly inFlight = new Map<Uint8Array, number>()
+  private inFlightBytes = 0
 
-  constructor(private readonly settings: StreamReadsSettings = DEFAULT_STREAM_READS) {}
+  private readonly settings: StreamReadsSettings
+
+  /** Settings not given are DEFAULT_STREAM_READS'. */
+  constructor(settings: Partial<StreamReadsSettings> = {}) {
+    this.settings = { ...DEFAULT_STREAM_READS, ...settings }
+  }
 
   /** How many long-polls and SSE streams are open. */
   get readers(): number {
     return this.waiting.size + this.sse.size
   }
 
-  /** Something was appended (or the log closed): every waiting reader reads again. */
-  notify(): void {
-    for (const wake of [...this.waiting]) wake()
-    for (const reader of [...this.sse]) reader.wake()
+  /** Bytes written to SSE readers that they have not taken yet (each shared page once). */
+  get bufferedBytes(): number {
+    return this.inFlightBytes
   }
 
-  /** Ends every SSE stream and long-poll (the log was erased or deleted); each answers from what it sees now. */
+  /** Something was appended (or the log closed): every waiting reader reads again. */
+  notify(): void {
+    for (const wake of [...this.waiting]) wake("append")
+    for (const reader of [...this.sse]) void this.pump(reader)
+  }
+
+  /**
+   * The log was deleted or erased: every SSE stream ends and every long-poll answers now (404 or
+   * 410 when the source says so), and no page rendered before is served again.
+   */
   closeAll(): void {
+    this.pages.clear()
+    this.pageBytes = 0
     for (const reader of [...this.sse]) this.endSse(reader)
-    this.notify()
+    for (const wake of [...this.waiting]) wake("ending")
   }
 
   /** HEAD (§5.4): the tail and the stream's metadata, never cached. */
   head<I extends ReadItem>(options: ReadOptions<I>): Response {
+    const status = options.source.status?.() ?? "live"
+    if (status !== "live")
+      return new Response(null, { status: status === "gone" ? 410 : 404, headers: { ...SECURITY_HEADERS } })
     const headers: Record<string, string> = {
-      ...SECURITY_HEADERS,
-      ...options.headers,
-      "Content-Type": options.rendering.contentType,
+      ...this.baseHeaders(options),
       [STREAM_NEXT_OFFSET]: encodeOffset(options.source.head()),
       "Cache-Control": NO_STORE,
     }
@@ -368,25 +190,31 @@ export class StreamReads {
     const parsed = parseReadRequest(new URL(request.url))
     if ("invalid" in parsed) return streamError(400, "invalid_offset", parsed.invalid)
     const { source } = options
+    const refusal = refusalOf(source.status?.() ?? "live")
+    if (refusal !== undefined) return refusal
     const start = source.start?.() ?? 0
-    const now = parsed.offset === "now"
+    const head = source.head()
+    if (typeof parsed.offset === "object" && parsed.offset.after > head)
+      // Offsets are positions in this log: one past its head was never issued by it.
+      return streamError(400, "invalid_offset", `The offset is beyond the tail of this stream (${encodeOffset(head)})`)
     const after =
       parsed.offset === "now"
-        ? source.head()
+        ? head
         : parsed.offset === "start"
           ? start
           : // An offset from before this stream began (a deleted generation's) reads it from its start.
             Math.max(start, parsed.offset.after)
-    if (parsed.live === "sse") return this.openSse(options, after, parsed.cursor)
-    if (parsed.live === "long-poll") return this.longPoll(options, after, parsed.cursor)
-    return this.catchUp(request, options, after, now)
+    const generic = options as unknown as ReadOptions<ReadItem>
+    if (parsed.live === "sse") return this.openSse(request, generic, after, parsed.cursor)
+    if (parsed.live === "long-poll") return this.longPoll(request, generic, after, parsed.cursor)
+    return this.catchUp(request, generic, after, parsed.offset === "now")
   }
 
   private baseHeaders<I extends ReadItem>(options: ReadOptions<I>): Record<string, string> {
     return { ...SECURITY_HEADERS, ...options.headers, "Content-Type": options.rendering.contentType }
   }
 
-  private pageHeaders<I extends ReadItem>(options: ReadOptions<I>, page: ReadPage<I>): Record<string, string> {
+  private pageHeaders(options: ReadOptions<ReadItem>, page: ReadPage<ReadItem>): Record<string, string> {
     const headers = this.baseHeaders(options)
     headers[STREAM_NEXT_OFFSET] = encodeOffset(page.next)
     if (page.upToDate) headers[STREAM_UP_TO_DATE] = "true"
@@ -394,13 +222,63 @@ export class StreamReads {
     return headers
   }
 
-  private catchUp<I extends ReadItem>(
-    request: Request,
-    options: ReadOptions<I>,
-    after: number,
-    now: boolean,
-  ): Response {
-    const page = readPage(options, after)
+  /** The page after `after` as the log stands now, read once for every reader at that place. */
+  private pageAt(options: ReadOptions<ReadItem>, after: number): CachedPage {
+    const { source } = options
+    const key = `${options.etag}\u0000${after}\u0000${source.head()}\u0000${source.closed?.() === true}`
+    const cached = this.pages.get(key)
+    if (cached !== undefined) {
+      // Most recently used last: eviction takes the oldest.
+      this.pages.delete(key)
+      this.pages.set(key, cached)
+      return cached
+    }
+    const entry: CachedPage = { page: readPage(options, after) }
+    this.pages.set(key, entry)
+    this.trimPages()
+    return entry
+  }
+
+  private renderedBody(entry: CachedPage, options: ReadOptions<ReadItem>): Uint8Array {
+    if (entry.body !== undefined) return entry.body
+    const bytes = renderBody(options.rendering, entry.page.items)
+    entry.body = bytes
+    this.pageBytes += bytes.byteLength
+    this.trimPages()
+    return bytes
+  }
+
+  /**
+   * A page's data event and its control event as one chunk: a reader sees both or neither (a
+   * client may stop reading at the end of an event, and a payload can look like one). Readers
+   * given the same cursor, as all are within one cursor interval, share the chunk.
+   */
+  private renderedSse(entry: CachedPage, options: ReadOptions<ReadItem>, cursor: string): Uint8Array {
+    if (entry.sse?.cursor === cursor) return entry.sse.bytes
+    const { page } = entry
+    const control = sseControlEvent(page.next, cursor, page.upToDate, page.closedAtEnd)
+    if (page.items.length === 0) return control
+    const data = sseDataEvent(options.rendering, page.items)
+    const bytes = new Uint8Array(data.byteLength + control.byteLength)
+    bytes.set(data)
+    bytes.set(control, data.byteLength)
+    this.pageBytes += bytes.byteLength - (entry.sse?.bytes.byteLength ?? 0)
+    entry.sse = { cursor, bytes }
+    this.trimPages()
+    return bytes
+  }
+
+  private trimPages(): void {
+    for (const [key, entry] of this.pages) {
+      if (this.pageBytes <= PAGE_CACHE_BYTES && this.pages.size <= PAGE_CACHE_ENTRIES) return
+      this.pages.delete(key)
+      this.pageBytes -= (entry.body?.byteLength ?? 0) + (entry.sse?.bytes.byteLength ?? 0)
+    }
+  }
+
+  private catchUp(request: Request, options: ReadOptions<ReadItem>, after: number, now: boolean): Response {
+    const entry = this.pageAt(options, after)
+    const { page } = entry
     const headers = this.pageHeaders(options, page)
     if (now) {
       // §6: offset=now is the tail, never cached, with no ETag.
@@ -408,14 +286,13 @@ export class StreamReads {
       return new Response(renderBody(options.rendering, []), { status: 200, headers })
     }
     headers["Cache-Control"] = page.upToDate && !page.closedAtEnd ? TAIL_CACHE : (options.cacheControl ?? PRIVATE_CACHE)
-    // Closing changes what the tail answers, so it is part of the tag.
-    const etag = `"${options.etag}:${encodeOffset(after)}:${encodeOffset(page.next)}${page.closedAtEnd ? ":c" : ""}"`
+    const etag = rangeEtag(options.etag, after, page.next, page.closedAtEnd)
     headers.ETag = etag
     const ifNoneMatch = request.headers.get("If-None-Match")
     if (ifNoneMatch !== null && ifNoneMatch.split(",").some((tag) => tag.trim() === etag)) {
       return new Response(null, { status: 304, headers })
     }
-    return new Response(renderBody(options.rendering, page.items), { status: 200, headers })
+    return new Response(this.renderedBody(entry, options), { status: 200, headers })
   }
 
   private tooManyReaders(): Response {
@@ -424,73 +301,87 @@ export class StreamReads {
     })
   }
 
-  /** Waits until `notify` or the timeout; true when woken. */
-  private waitForAppend(timeoutMs: number): Promise<boolean> {
+  /** Waits until `notify`, `closeAll`, the timeout or the client's disconnect. */
+  private waitForAppend(timeoutMs: number, signal: AbortSignal): Promise<Wake> {
     return new Promise((resolve) => {
-      const wake = () => {
+      const finish = (wake: Wake) => {
         clearTimeout(timer)
-        this.waiting.delete(wake)
-        resolve(true)
+        signal.removeEventListener("abort", disconnected)
+        this.waiting.delete(finish)
+        resolve(wake)
       }
-      const timer = setTimeout(() => {
-        this.waiting.delete(wake)
-        resolve(false)
-      }, timeoutMs)
-      this.waiting.add(wake)
+      const disconnected = () => finish("disconnected")
+      const timer = setTimeout(() => finish("timeout"), timeoutMs)
+      signal.addEventListener("abort", disconnected)
+      this.waiting.add(finish)
     })
   }
 
-  private async longPoll<I extends ReadItem>(
-    options: ReadOptions<I>,
+  private async longPoll(
+    request: Request,
+    options: ReadOptions<ReadItem>,
     after: number,
     clientCursor: string | undefined,
   ): Promise<Response> {
     const deadline = Math.min(Date.now() + this.settings.longPollMs, options.endsAt ?? Number.POSITIVE_INFINITY)
+    let wake: Wake | undefined
     for (;;) {
-      const page = readPage(options, after)
-      const answer = page.items.length > 0 || page.closedAtEnd
+      const refusal = refusalOf(options.source.status?.() ?? "live")
+      if (refusal !== undefined) return refusal
+      const entry = this.pageAt(options, after)
+      const { page } = entry
+      // A filtered read that examined its bound without a match answers where it got to, as a catch-up does.
+      const answer = page.items.length > 0 || page.closedAtEnd || !page.upToDate
       const remaining = deadline - Date.now()
-      if (answer || remaining <= 0) {
+      if (answer || remaining <= 0 || wake === "ending" || wake === "disconnected" || request.signal.aborted) {
         const headers = this.pageHeaders(options, page)
         headers[STREAM_CURSOR] = nextCursor(clientCursor)
-        if (page.items.length === 0) {
+        if (page.items.length === 0 && page.upToDate) {
           headers["Cache-Control"] = NO_STORE
           return new Response(null, { status: 204, headers })
         }
         headers["Cache-Control"] = options.cacheControl ?? PRIVATE_CACHE
-        headers.ETag = `"${options.etag}:${encodeOffset(after)}:${encodeOffset(page.next)}${page.closedAtEnd ? ":c" : ""}"`
-        return new Response(renderBody(options.rendering, page.items), { status: 200, headers })
+        headers.ETag = rangeEtag(options.etag, after, page.next, page.closedAtEnd)
+        return new Response(this.renderedBody(entry, options), { status: 200, headers })
       }
-      // A filtered reader whose page held nothing it wanted moves on to what it has seen.
-      after = page.next
       if (this.readers >= this.settings.maxReaders) return this.tooManyReaders()
-      await this.waitForAppend(remaining)
+      wake = await this.waitForAppend(remaining, request.signal)
     }
   }
 
-  private openSse<I extends ReadItem>(
-    options: ReadOptions<I>,
+  private openSse(
+    request: Request,
+    options: ReadOptions<ReadItem>,
     after: number,
     clientCursor: string | undefined,
   ): Response {
     if (this.readers >= this.settings.maxReaders) return this.tooManyReaders()
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>(
       undefined,
-      new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+      new ByteLengthQueuingStrategy({ highWaterMark: SSE_HIGH_WATER }),
     )
     const reader: SseReader = {
       writer: writable.getWriter(),
+      options,
+      clientCursor,
       cursor: after,
       done: false,
-      wake: () => this.sendSse(reader, options, clientCursor),
+      sending: false,
+      again: false,
     }
     this.sse.add(reader)
     const lifetimeMs = Math.min(this.settings.sseMaxMs, (options.endsAt ?? Number.POSITIVE_INFINITY) - Date.now())
     const lifetime = setTimeout(() => this.endSse(reader), Math.max(0, lifetimeMs))
-    void reader.writer.closed.finally(() => clearTimeout(lifetime)).catch(() => undefined)
+    // The client went away (the body was cancelled) or the stream ended: it stops counting either way.
+    const ended = () => {
+      clearTimeout(lifetime)
+      this.endSse(reader)
+    }
+    void reader.writer.closed.then(ended, ended)
+    request.signal.addEventListener("abort", ended)
     this.keepAlive ??= setInterval(() => this.sendKeepAlive(), SSE_KEEP_ALIVE_MS)
     // The first control event comes at once, even for an empty stream (§6, offset=now with SSE).
-    this.sendSse(reader, options, clientCursor, true)
+    void this.pump(reader, true)
     const headers: Record<string, string> = {
       ...SECURITY_HEADERS,
       ...options.headers,
@@ -503,42 +394,82 @@ export class StreamReads {
     return new Response(readable, { status: 200, headers })
   }
 
-  /** Sends a reader everything after its cursor, page by page, each data event followed by its control event. */
-  private sendSse<I extends ReadItem>(
-    reader: SseReader,
-    options: ReadOptions<I>,
-    clientCursor: string | undefined,
-    first = false,
-  ): void {
+  /**
+   * Sends a reader everything after its cursor, page by page, each data event followed by its
+   * control event, the next page only once the reader has taken the last.
+   */
+  private async pump(reader: SseReader, first = false): Promise<void> {
     if (reader.done) return
-    let sentControl = false
-    for (;;) {
-      const page = readPage(options, reader.cursor)
-      const moved = page.next !== reader.cursor
-      // A data event and its control event go in one write: a reader sees both or neither.
-      let text = page.items.length > 0 ? sseData(ssePayload(options.rendering, page.items)) : ""
-      reader.cursor = page.next
-      if (page.items.length > 0 || moved || page.closedAtEnd || (first && !sentControl)) {
-        text += sseControl(page.next, nextCursor(clientCursor), page.upToDate, page.closedAtEnd)
-        sentControl = true
-      }
-      if (text.length > 0) this.writeSse(reader, text)
-      if (page.closedAtEnd) return this.endSse(reader)
-      if (page.upToDate || reader.done) return
+    if (reader.sending) {
+      reader.again = true
+      return
+    }
+    reader.sending = true
+    const { options } = reader
+    let sentControl = !first
+    try {
+      do {
+        reader.again = false
+        for (;;) {
+          if (reader.done) return
+          if ((options.source.status?.() ?? "live") !== "live") return this.endSse(reader)
+          const entry = this.pageAt(options, reader.cursor)
+          const { page } = entry
+          const moved = page.next !== reader.cursor
+          reader.cursor = page.next
+          let taken: Promise<void> = Promise.resolve()
+          if (page.items.length > 0 || moved || page.closedAtEnd || !sentControl) {
+            taken = this.write(reader, this.renderedSse(entry, options, nextCursor(reader.clientCursor)))
+            sentControl = true
+          }
+          if (page.closedAtEnd) return this.endSse(reader)
+          if (page.upToDate) break
+          // A write settles once the reader has taken it (workerd resolves `writer.ready` sooner).
+          await taken
+          // A filtered scan that found nothing gives the object back before it examines more.
+          if (page.items.length === 0) await new Promise((resolve) => setTimeout(resolve, 0))
+        }
+      } while (reader.again)
+    } catch {
+      this.endSse(reader)
+    } finally {
+      reader.sending = false
     }
   }
 
-  private writeSse(reader: SseReader, text: string): void {
-    if (reader.done) return
-    if ((reader.writer.desiredSize ?? 0) < -SSE_MAX_BUFFERED) return this.endSse(reader)
-    void reader.writer.write(encoder.encode(text)).catch(() => this.endSse(reader))
+  /** Settles when the reader has taken the chunk, or will never take it. */
+  private write(reader: SseReader, chunk: Uint8Array): Promise<void> {
+    if (reader.done) return Promise.resolve()
+    const holders = this.inFlight.get(chunk)
+    if (
+      (reader.writer.desiredSize ?? 0) < -SSE_MAX_BUFFERED ||
+      (holders === undefined && this.inFlightBytes + chunk.byteLength > this.settings.bufferedBytes)
+    ) {
+      this.endSse(reader, true)
+      return Promise.resolve()
+    }
+    this.inFlight.set(chunk, (holders ?? 0) + 1)
+    if (holders === undefined) this.inFlightBytes += chunk.byteLength
+    const taken = () => {
+      const left = (this.inFlight.get(chunk) ?? 1) - 1
+      if (left > 0) return void this.inFlight.set(chunk, left)
+      this.inFlight.delete(chunk)
+      this.inFlightBytes -= chunk.byteLength
+    }
+    return reader.writer.write(chunk).then(taken, () => {
+      taken()
+      this.endSse(reader)
+    })
   }
 
-  private endSse(reader: SseReader): void {
+  /** `drop`: the reader is too far behind; what is queued for it is released, not sent. */
+  private endSse(reader: SseReader, drop = false): void {
     if (reader.done) return
     reader.done = true
     this.sse.delete(reader)
-    void reader.writer.close().catch(() => undefined)
+    void (drop ? reader.writer.abort(new Error("SSE reader too far behind")) : reader.writer.close()).catch(
+      () => undefined,
+    )
     if (this.sse.size === 0 && this.keepAlive !== undefined) {
       clearInterval(this.keepAlive)
       this.keepAlive = undefined
@@ -546,6 +477,6 @@ export class StreamReads {
   }
 
   private sendKeepAlive(): void {
-    for (const reader of [...this.sse]) this.writeSse(reader, ": keep-alive\n\n")
+    for (const reader of [...this.sse]) void this.write(reader, KEEP_ALIVE)
   }
 }

@@ -27,7 +27,7 @@ import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
 import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
 import { guarded } from "./guard.js"
-import { streamHeaders } from "./stream-headers.js"
+import { streamHeaders, withHeaders } from "./stream-headers.js"
 import { RESERVED_KINDS, kindRegistry, type KindModule, type KindRegistry } from "./kind.js"
 import * as Params from "./params.js"
 import { actorEventTypes, subscriptionTypes, topicEventTypes, type KnownTypes } from "./subscription-types.js"
@@ -210,7 +210,13 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   // (under /v1 too) still match. Only `/v1/{kind}/{id}…` names a kind; `/v1/{word}` is no route.
   app.notFound((c) => {
     const kind = /^\/v1\/([^/]+)\/[^/]/.exec(c.req.path)?.[1]
-    if (kind === undefined || served.get(kind) !== undefined || RESERVED_KINDS.includes(kind)) return handleNotFound(c)
+    if (
+      kind === undefined ||
+      served.get(kind) !== undefined ||
+      served.claims.has(kind) ||
+      RESERVED_KINDS.includes(kind)
+    )
+      return handleNotFound(c)
     const { code, message } = unknownKind(kind, served.names)
     return c.json(errorBody(code, message), 404)
   })
@@ -268,8 +274,11 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   // The inspector's page and script hold no data; what it shows is read through /v1 with the visitor's token.
   inspectorRoutes(app, served)
 
-  // Ahead of the guard: its refusals (401, 403, 429) are answers of a Durable Stream too.
+  // Ahead of the guard: its refusals (401, 403, 413, 429) are answers of a Durable Stream too.
   for (const path of ["/v1/:kind/:id/log", "/v1/topics/:topic/log"]) app.use(path, streamHeaders)
+  // A kind's headers for its claimed paths (the stream kind's /v1/stream/*) wrap the guard the same way.
+  for (const [word, { claimHeaders }] of served.claims)
+    if (claimHeaders !== undefined) app.use(`/v1/${word}/*`, withHeaders(claimHeaders))
   for (const path of ["/v1/*", "/mcp"]) app.use(path, ...guarded)
   // A kind may take larger commands (memories carry content); every other body stays small.
   const commandLimits = new Map(

@@ -78,6 +78,14 @@ export interface KindModule<E extends Entity = Entity> {
   readonly topics?: ReadonlyArray<string>
   /** The largest `POST /v1/{kind}/{id}/commands` body, in bytes (256 KiB unless set). */
   readonly commandBodyBytes?: number
+  /**
+   * Words under /v1 the kind's own routes hold beside its name (the stream kind's `stream`):
+   * no listed kind may be named one (the registry throws at startup), and `/v1/{word}/…` is
+   * never read as a kind.
+   */
+  readonly claims?: ReadonlyArray<string>
+  /** Headers on every response under `/v1/{claim}/`, the shared guard's refusals (401, 403, 413, 429) included. */
+  readonly claimHeaders?: Readonly<Record<string, string>>
 }
 
 export const defineKind = <E extends Entity>(module: KindModule<E>): KindModule<E> => module
@@ -94,6 +102,8 @@ export interface KindRegistry {
   readonly topics: ReadonlyArray<string>
   /** Every MCP tool name, in the order the server registers them. */
   readonly tools: ReadonlyArray<string>
+  /** The words kinds claim under /v1 (KindModule.claims), each with the module claiming it. */
+  readonly claims: ReadonlyMap<string, KindModule>
 }
 
 const isModule = (kind: Entity | KindModule): kind is KindModule => "entity" in kind
@@ -173,7 +183,7 @@ const checkToolNames = (modules: ReadonlyArray<KindModule>): ReadonlyArray<strin
 
 /**
  * The registry of an app's kinds; throws at startup on a name outside KIND_PATTERN, a reserved
- * word or a duplicate, and on an MCP tool name two sources give.
+ * word, a word another kind claims or a duplicate, and on an MCP tool name two sources give.
  */
 export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindRegistry => {
   const byName = new Map<string, KindModule>()
@@ -189,6 +199,16 @@ export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindReg
     if (byName.has(name)) throw new Error(`emberlog: kind ${JSON.stringify(name)} is listed twice`)
     byName.set(name, module)
   }
+  const claims = new Map<string, KindModule>()
+  for (const module of byName.values())
+    for (const word of module.claims ?? []) {
+      const claimer = `the ${module.entity.kind} kind`
+      if (byName.has(word))
+        throw new Error(`emberlog: kind ${JSON.stringify(word)} collides with /v1/${word}, claimed by ${claimer}`)
+      if (RESERVED_KINDS.includes(word) || claims.has(word) || !KIND_PATTERN.test(word))
+        throw new Error(`emberlog: ${claimer} claims /v1/${word}, which is reserved, claimed twice or not a kind name`)
+      claims.set(word, module)
+    }
   const names = [...byName.keys()]
   const modules = [...byName.values()]
   const tools = checkToolNames(modules)
@@ -204,5 +224,6 @@ export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindReg
     get: (kind) => byName.get(kind),
     topics: [...names, ...new Set(extra)],
     tools,
+    claims,
   }
 }

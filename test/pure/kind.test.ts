@@ -37,6 +37,21 @@ describe("the kind registry", () => {
     expect(() => kindRegistry([Counter, defineKind({ entity: Counter })])).toThrow(/listed twice/)
   })
 
+  it("refuses a kind named after a word another kind claims (the stream kind's /v1/stream), in either order", () => {
+    const streams = defineKind({ entity: renamed(Document, "durable-stream"), claims: ["stream"] })
+    expect(kindRegistry([streams, Counter]).claims.get("stream")).toBe(streams)
+    for (const kinds of [
+      [streams, renamed(Counter, "stream")],
+      [renamed(Counter, "stream"), streams],
+    ])
+      expect(() => kindRegistry(kinds)).toThrow(
+        /"stream" collides with \/v1\/stream, claimed by the durable-stream kind/,
+      )
+    const again = defineKind({ entity: Job, claims: ["stream"] })
+    expect(() => kindRegistry([streams, again])).toThrow(/claimed twice/)
+    expect(() => kindRegistry([defineKind({ entity: Job, claims: ["topics"] })])).toThrow(/reserved/)
+  })
+
   it("refuses the words that are routes under /v1", () => {
     expect(RESERVED_KINDS).toEqual(["topics", "projections", "admin", "actors", "tenants"])
     for (const word of RESERVED_KINDS) {

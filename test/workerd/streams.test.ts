@@ -171,15 +171,53 @@ describe("auth, scopes and tenancy", () => {
       .setIssuedAt()
       .setExpirationTime("5m")
       .sign(new TextEncoder().encode(SECRET))
-  const call = async (path: string, bearer: string | undefined, init: RequestInit = {}) => {
+  const call = async (path: string, bearer: string | undefined, init: RequestInit = {}, settings: object = {}) => {
     const headers = new Headers(init.headers)
     if (bearer !== undefined) headers.set("Authorization", `Bearer ${bearer}`)
     return worker.fetch(
       new Request(new URL(path, BASE), { ...init, headers }),
-      { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET } as never,
+      { ...env, AUTH_MODE: undefined, JWT_SECRET: SECRET, ...settings } as never,
       createExecutionContext(),
     )
   }
+
+  it("every write method needs write scope", async () => {
+    const path = `/v1/stream/${freshId("s")}`
+    const writer = await token("alice", "read write", "acme")
+    const reader = await token("rita", "read", "acme")
+    expect((await call(path, writer, { method: "PUT", headers: { "Content-Type": "text/plain" } })).status).toBe(201)
+    for (const method of ["PUT", "POST", "DELETE"]) {
+      const refused = await call(path, reader, {
+        method,
+        headers: { "Content-Type": "text/plain" },
+        body: method === "DELETE" ? undefined : "x",
+      })
+      expect([method, refused.status]).toEqual([method, 403])
+    }
+    expect((await call(path, reader, { method: "HEAD" })).status).toBe(200)
+  })
+
+  it("the shared guard's refusals (401, 403, 413, 429) carry the protocol's security headers too", async () => {
+    const path = `/v1/stream/${freshId("s")}`
+    const writer = await token("alice", "read write", "acme")
+    const refusals = [
+      await call(path, undefined),
+      await call(path, await token("rita", "read", "acme"), { method: "POST", body: "x" }),
+      await stream(freshId("s"), { headers: { Origin: "https://evil.example" } }),
+      await call(path, writer, {
+        method: "PUT",
+        headers: { "Content-Type": "text/plain" },
+        body: "x".repeat(300 * 1024),
+      }),
+      await call(path, writer, {}, { LIMITER: { limit: async () => ({ success: false }) } }),
+    ]
+    expect(refusals.map((response) => response.status)).toEqual([401, 403, 403, 413, 429])
+    for (const response of refusals) {
+      expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff")
+      expect(response.headers.get("Cross-Origin-Resource-Policy")).toBe("cross-origin")
+      expect(response.headers.get("Content-Security-Policy")).toContain("sandbox")
+    }
+  })
 
   it("a stream belongs to its tenant; reading needs read, writing needs write", async () => {
     const path = `/v1/stream/${freshId("s")}`
@@ -195,5 +233,136 @@ describe("auth, scopes and tenancy", () => {
     expect(refused.status).toBe(403)
     expect((await call(path, mallory, { method: "HEAD" })).status).toBe(404)
     expect(await (await call(path, alice)).text()).toBe("mine")
+  })
+})
+
+describe("the protocol's answers at the edge", () => {
+  it("a method a stream does not take is the protocol's 405 with Allow, not an unknown kind", async () => {
+    const response = await stream(freshId("s"), { method: "PATCH", body: "x" })
+    expect(response.status).toBe(405)
+    expect(response.headers.get("Allow")).toBe("GET, HEAD, PUT, POST, DELETE")
+    expect(await response.json()).toMatchObject({ error: { code: "method_not_allowed" } })
+  })
+
+  it("an HTML stream is read with CSP sandbox and nosniff, so it never runs as a page of the API", async () => {
+    const path = freshId("s")
+    await stream(path, { method: "PUT", headers: { "Content-Type": "text/html" }, body: "<script>alert(1)</script>" })
+    const response = await stream(path)
+    expect(response.headers.get("Content-Type")).toBe("text/html")
+    expect(response.headers.get("Content-Security-Policy")).toBe("sandbox; default-src 'none'")
+    expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff")
+  })
+})
+
+describe("review fixes in the stream kind", () => {
+  it("a long-poll or SSE read waiting on a stream that is deleted and re-created ends with 404, not the new stream", async () => {
+    const path = freshId("s")
+    const tail = (
+      await stream(path, { method: "PUT", headers: { "Content-Type": "application/json" }, body: "[1]" })
+    ).headers.get("Stream-Next-Offset")!
+    const poll = stream(`${path}?offset=${tail}&live=long-poll`)
+    const sse = await stream(`${path}?offset=${tail}&live=sse`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect((await stream(path, { method: "DELETE" })).status).toBe(204)
+    await create(path, "bytes of another generation")
+    const answered = await poll
+    expect(answered.status).toBe(404)
+    const text = await sse.text()
+    expect(text).not.toContain("another generation")
+    expect(text).not.toContain(btoa("bytes of another generation"))
+  })
+
+  it("JSON messages are stored and read back exactly as sent", async () => {
+    const path = freshId("s")
+    await stream(path, { method: "PUT", headers: { "Content-Type": "application/json" } })
+    const message = '{"big": 12345678901234567890123, "huge": 1e400, "zero": -0, "s": "a\\"],b"}'
+    await stream(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: message })
+    await stream(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: ' [ 2.50 , [1, 2] ,{"k": [ ]} ] ',
+    })
+    expect(await (await stream(path)).text()).toBe(`[${message},2.50,[1, 2],{"k": [ ]}]`)
+  })
+
+  it("a fork where a deleted stream gave out later offsets is refused (409), so no offset names other data", async () => {
+    const source = freshId("src")
+    const path = freshId("reused")
+    await create(source, "s")
+    await create(path, "one")
+    await append(path, "two")
+    expect((await stream(path, { method: "DELETE" })).status).toBe(204)
+    const refused = await create(path, undefined, { "Stream-Forked-From": `/v1/stream/${source}` })
+    expect(refused.status).toBe(409)
+    expect(await refused.json()).toMatchObject({ error: { code: "path_offsets_taken" } })
+    // The refused fork holds no reference: the source deletes for good.
+    expect((await stream(source, { method: "DELETE" })).status).toBe(204)
+    expect((await stream(source, { method: "HEAD" })).status).toBe(404)
+  })
+
+  it("concurrent identical fork PUTs count the fork once: deleting it frees the source", async () => {
+    const source = freshId("src")
+    const fork = freshId("fork")
+    await create(source, "s")
+    const puts = await Promise.all(
+      [1, 2, 3].map(() => create(fork, undefined, { "Stream-Forked-From": `/v1/stream/${source}` })),
+    )
+    expect(puts.map((response) => response.status).sort()).toEqual([200, 200, 201])
+    expect((await stream(fork, { method: "DELETE" })).status).toBe(204)
+    expect((await stream(source, { method: "DELETE" })).status).toBe(204)
+    expect((await stream(source, { method: "HEAD" })).status).toBe(404)
+  })
+
+  it("a fork of a source over 2 MB is 413 before the source loads it", async () => {
+    const source = freshId("big")
+    await create(source, "x".repeat(200 * 1024))
+    for (let i = 0; i < 10; i++) await append(source, "x".repeat(200 * 1024))
+    const fork = await create(freshId("fork"), undefined, { "Stream-Forked-From": `/v1/stream/${source}` })
+    expect(fork.status).toBe(413)
+    expect(await fork.json()).toMatchObject({ error: { code: "fork_too_large" } })
+  })
+
+  it("a Stream-Forked-From URL of another server is a 400", async () => {
+    const source = freshId("src")
+    await create(source, "s")
+    const response = await create(freshId("fork"), undefined, {
+      "Stream-Forked-From": `https://elsewhere.example/v1/stream/${source}`,
+    })
+    expect(response.status).toBe(400)
+  })
+
+  it("a repeated fork PUT must match the closure it was created with", async () => {
+    const source = freshId("src")
+    const fork = freshId("fork")
+    await create(source, "s")
+    const from = { "Stream-Forked-From": `/v1/stream/${source}` }
+    expect((await create(fork, undefined, { ...from, "Stream-Closed": "true" })).status).toBe(201)
+    expect((await create(fork, undefined, from)).status).toBe(409)
+    expect((await create(fork, undefined, { ...from, "Stream-Closed": "true" })).status).toBe(200)
+  })
+
+  it("an append to a closed stream is 409 Stream-Closed before its body or Content-Type is looked at", async () => {
+    const path = freshId("s")
+    await stream(path, { method: "PUT", headers: { "Content-Type": "application/json", "Stream-Closed": "true" } })
+    for (const init of [{ body: "not json", headers: { "Content-Type": "application/json" } }, { body: "x" }]) {
+      const response = await stream(path, { method: "POST", ...init })
+      expect(response.status).toBe(409)
+      expect(response.headers.get("Stream-Closed")).toBe("true")
+    }
+  })
+})
+
+describe("a sliding TTL and live readers", () => {
+  it("does not run out under an SSE reader still open, and does once it has gone", async () => {
+    const path = freshId("s")
+    await create(path, "x", { "Stream-TTL": "1" })
+    const sse = await stream(`${path}?offset=-1&live=sse`)
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    expect((await eventsOf(path)).map((event) => event.type)).toEqual(["Created"])
+    await sse.body!.cancel()
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await runDurableObjectAlarm(actorObject(KIND, streamIdOf(path)!))
+    expect((await eventsOf(path)).at(-1)).toMatchObject({ type: "Deleted", data: { reason: "expired" } })
   })
 })

@@ -10,7 +10,8 @@
  * (base64 in the event), a JSON stream's item one message of the flattened POST (its JSON
  * text). Positions are numbered on across the stream's life: a stream re-created after a
  * delete starts after the old one's tail (`start`), so no offset is ever given twice; a fork
- * starts where its source did and inherits the source's positions up to the fork point.
+ * starts where its source did and inherits the source's positions up to the fork point, so a
+ * fork is refused (409) at a path whose deleted stream gave out offsets past that start.
  */
 import { Effect, Schema } from "effect"
 import { Entity, NonNegativeSafeInt, own, reject, tagged } from "../../index.js"
@@ -136,7 +137,7 @@ export const mediaType = (contentType: string): string => normalizeContentType(c
 
 export const isJsonStream = (contentType: string): boolean => mediaType(contentType) === "application/json"
 
-const exists = (state: StreamState) => state.status === "open" || state.status === "closed"
+export const exists = (state: StreamState) => state.status === "open" || state.status === "closed"
 
 const missing = (state: StreamState) =>
   state.status === "gone"
@@ -145,7 +146,7 @@ const missing = (state: StreamState) =>
 
 /**
  * §5.2.1's validation, in its order: stale epoch 403, a new epoch must start at 0, a seq at or
- * below the last is a duplicate (answered, not appended), a gap 409. "accept" carries the claim.
+ * below the last is a duplicate (answered, not appended), a gap 409; else the claim is accepted.
  */
 type ProducerCheck = { readonly verdict: "accept" } | { readonly verdict: "duplicate" }
 const checkProducer = (state: StreamState, claim: ProducerClaim) => {
@@ -193,6 +194,13 @@ const decideCreate = (state: StreamState, command: typeof CreateStream.Type) => 
       : reject("stream_exists", "A stream exists here with another content type, TTL, expiry, closure or fork origin")
   // A fork starts where its source did; any other stream after every position this object ever gave.
   const start = command.forkStart ?? state.tail
+  // A fork's positions are its source's: where a deleted stream gave out offsets past the fork's
+  // start, they would name other data than they did (and caches may still hold the old).
+  if (command.forkStart !== null && command.forkStart < state.tail)
+    return reject(
+      "path_offsets_taken",
+      `A stream here gave out offsets up to ${state.tail}, past the fork's start (${command.forkStart}): fork to another path`,
+    )
   return Effect.succeed([
     {
       type: "Created",

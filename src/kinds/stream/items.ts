@@ -73,3 +73,16 @@ export const itemsBetween = (sql: SqlStorage, after: number, through: number): A
       through,
     )
     .toArray() as unknown as Array<StoredItem>
+
+/**
+ * The least a fork of the items from `after` up to `through` adds to its Created event, in bytes
+ * (the items' UTF-8 and each one's quotes and comma; JSON escaping only adds), counted in SQL.
+ */
+export const inheritedSize = (sql: SqlStorage, after: number, through: number): number =>
+  sql
+    .exec<{ size: number | null }>(
+      "SELECT SUM(length(CAST(body AS BLOB)) + 3) AS size FROM stream_items WHERE position > ? AND position <= ?",
+      after,
+      through,
+    )
+    .one().size ?? 0

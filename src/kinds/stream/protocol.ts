@@ -13,6 +13,7 @@
 import type { ActorReply, CommandOutcome, WireEvent } from "../../index.js"
 import { actorName } from "../../index.js"
 import {
+  MAX_ROW_BYTES,
   NO_STORE,
   SECURITY_HEADERS,
   STREAM_CLOSED,
@@ -20,34 +21,31 @@ import {
   StreamReads,
   defineCapability,
   encodeOffset,
+  fromBase64,
   parseOffset,
+  parseReadRequest,
   streamError,
   streamReadsSettings,
   stubOf,
+  toBase64,
   type ActorApi,
   type Host,
   type ReadOptions,
 } from "../../worker.js"
-import { isJsonStream, mediaType, type StreamState } from "./entity.js"
-import {
-  ProtocolError,
-  RFC3339,
-  bad,
-  decimalHeader,
-  fromBase64,
-  isTrue,
-  itemsOf,
-  producerOf,
-  protocolFailure,
-  toBase64,
-} from "./requests.js"
-import { itemsBetween, readItems, streamItems, type StoredItem } from "./items.js"
+import { exists, isJsonStream, mediaType, type StreamState } from "./entity.js"
+import { ProtocolError, RFC3339, bad, decimalHeader, isTrue, itemsOf, producerOf, protocolFailure } from "./requests.js"
+import { inheritedSize, itemsBetween, readItems, streamItems, type StoredItem } from "./items.js"
 import { STREAM_ROUTE, streamIdOf, streamPathIn } from "./paths.js"
 
 /** The stream's URL path, set by the edge on the request it forwards (clients cannot: X-Emberlog-* is stripped). */
 export const STREAM_PATH_HEADER = "X-Emberlog-Stream-Path"
 
 const LAST_ACCESS_KEY = "emberlog/stream-last-access"
+/**
+ * A fork whose inherited items alone pass the 2 MB row cannot be stored: refused before its
+ * source loads them (one nearer the limit is refused by the host's own check, also 413).
+ */
+const MAX_FORK_BYTES = MAX_ROW_BYTES
 /** What a fork takes from its source (the source's `forkSource` method answers it). */
 export type ForkSource =
   | {
@@ -74,7 +72,6 @@ export const streamProtocol = defineCapability({
     const state = () => host.state() as StreamState
     const kv = host.ctx.storage.kv
     const sql = () => host.ctx.storage.sql
-    const exists = (s: StreamState) => s.status === "open" || s.status === "closed"
 
     const expiryOf = (s: StreamState): number | undefined => {
       if (!exists(s)) return undefined
@@ -87,10 +84,12 @@ export const streamProtocol = defineCapability({
     const expireIfDue = async () => {
       const before = state()
       const at = expiryOf(before)
-      if (at !== undefined && at <= Date.now())
-        await releaseIfGone(before, commit({ type: "Delete", reason: "expired" }))
+      if (at === undefined || at > Date.now()) return
+      // A long-poll or SSE reader still open is reading: a sliding TTL does not run out under it.
+      if (reads.readers > 0 && before.expiresAt === null) return touch()
+      await releaseIfGone(before, commit({ type: "Delete", reason: "expired" }))
     }
-    /** A read or an append: the sliding TTL starts again. */
+    /** A read or an append (or a live reader still open when the TTL ends): the sliding TTL starts again. */
     const touch = () => {
       const s = state()
       if (!exists(s) || s.ttlSeconds === null || s.expiresAt !== null) return
@@ -111,6 +110,12 @@ export const streamProtocol = defineCapability({
         start: () => state().start,
         readAfter: (after, limit) => (exists(state()) ? readItems(sql(), after, limit) : []),
         closed: () => state().status === "closed",
+        // A read answers for the generation it began on: deleted or re-created since, it is over.
+        status: () => {
+          const now = state()
+          if (now.generation !== s.generation) return "missing"
+          return now.status === "gone" ? "gone" : exists(now) ? "live" : "missing"
+        },
       },
       rendering: isJsonStream(s.contentType)
         ? { mode: "json", contentType: s.contentType, json: (item) => item.body }
@@ -174,7 +179,12 @@ export const streamProtocol = defineCapability({
 
       let origin: { id: string; offset: number | undefined; subOffset: number } | undefined
       if (forkedFrom !== null) {
-        const sourcePath = streamPathIn(new URL(forkedFrom, request.url).pathname)
+        const sourceUrl = URL.parse(forkedFrom, request.url)
+        // A stream of another server (or a URL that is none) is no source this object can ask.
+        const sourcePath =
+          sourceUrl === null || sourceUrl.origin !== new URL(request.url).origin
+            ? undefined
+            : streamPathIn(sourceUrl.pathname)
         const id = sourcePath === undefined ? undefined : streamIdOf(sourcePath)
         if (id === undefined)
           throw bad("invalid_header", `Stream-Forked-From must be a stream URL under ${STREAM_ROUTE}`)
@@ -201,7 +211,11 @@ export const streamProtocol = defineCapability({
             before.forkedFrom.id === origin.id &&
             (origin.offset === undefined || before.forkedFrom.offset === origin.offset) &&
             before.forkedFrom.subOffset === origin.subOffset &&
-            (givenType === null || mediaType(givenType) === mediaType(before.contentType))
+            (givenType === null || mediaType(givenType) === mediaType(before.contentType)) &&
+            (before.status === "closed") === closed &&
+            // Without TTL or Expires-At a fork took its source's: only given ones must match.
+            (ttlSeconds === null || ttlSeconds === before.ttlSeconds) &&
+            (expiresHeader === null || expiresHeader === before.expiresAt)
           if (!same) throw new ProtocolError(409, "stream_exists", "A stream exists here with another configuration")
           return new Response(null, { status: 200, headers: writeHeaders(before) })
         }
@@ -250,7 +264,11 @@ export const streamProtocol = defineCapability({
         throw protocolFailure(reply, state())
       }
       const after = state()
-      if (reply.value.events.length === 0) return new Response(null, { status: 200, headers: writeHeaders(after) })
+      if (reply.value.events.length === 0) {
+        // A concurrent PUT created the same fork while this one asked the source: this one's count goes back.
+        if (origin !== undefined) await releaseSource(forkOrigin)
+        return new Response(null, { status: 200, headers: writeHeaders(after) })
+      }
       kv.put(LAST_ACCESS_KEY, Date.now())
       const expiry = expiryOf(after)
       if (expiry !== undefined) await host.wakeAt(expiry)
@@ -268,14 +286,17 @@ export const streamProtocol = defineCapability({
       const before = state()
       requireStream(before)
       if (body.byteLength === 0 && !close) throw bad("empty_append", "An append needs a body (or Stream-Closed: true)")
-      if (body.byteLength > 0 && contentType === null)
+      // A closed stream refuses the append (409) whatever its body; a producer's retry is still
+      // recognised first (the entity decides both), so the body goes unparsed.
+      const closedBefore = before.status === "closed"
+      if (body.byteLength > 0 && contentType === null && !closedBefore)
         throw bad("content_type_required", "An append needs a Content-Type")
       // A body of another type is refused by the entity (409), unparsed.
       const sameType = contentType !== null && mediaType(contentType) === mediaType(before.contentType)
       const items =
         body.byteLength === 0
           ? []
-          : sameType
+          : sameType && !closedBefore
             ? itemsOf(body, isJsonStream(before.contentType), false)
             : [toBase64(body)]
       const reply = commit({ type: "Append", contentType, items, producer, streamSeq, close })
@@ -319,7 +340,8 @@ export const streamProtocol = defineCapability({
           case "GET": {
             const s = state()
             requireStream(s)
-            touch()
+            // A malformed read is refused without restarting the TTL.
+            if (!("invalid" in parseReadRequest(new URL(request.url)))) touch()
             return await reads.read(request, readOptions(s))
           }
           case "PUT":
@@ -351,6 +373,13 @@ export const streamProtocol = defineCapability({
       const offset = request.offset ?? s.tail
       if (offset < s.start || offset > s.tail)
         return fail(400, "invalid_fork_offset", "Stream-Fork-Offset is not in the source")
+      const size = inheritedSize(sql(), s.start, offset)
+      if (size > MAX_FORK_BYTES)
+        return fail(
+          413,
+          "fork_too_large",
+          `A fork inherits at most ${MAX_FORK_BYTES} bytes of its source; this one would inherit ${size}`,
+        )
       const inherited = itemsBetween(sql(), s.start, offset).map((item) => item.body)
       if (request.subOffset > 0) {
         const next = readItems(sql(), offset, 1)[0]
@@ -385,6 +414,11 @@ export const streamProtocol = defineCapability({
       committed: (events: ReadonlyArray<WireEvent>) => {
         reads.notify()
         if (events.some((event) => event.type === "Deleted")) reads.closeAll()
+      },
+      // The tenant is being deleted: nobody waits on its streams any longer.
+      erase: async () => {
+        reads.closeAll()
+        return {}
       },
       onAlarm: async () => {
         await expireIfDue()

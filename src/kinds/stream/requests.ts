@@ -4,7 +4,14 @@
  * bytes or one JSON message's text), and a refused command as the protocol's status and headers.
  */
 import type { ActorReply } from "../../index.js"
-import { STATUS_BY_FAILURE, STREAM_CLOSED, STREAM_NEXT_OFFSET, encodeOffset, streamError } from "../../worker.js"
+import {
+  STATUS_BY_FAILURE,
+  STREAM_CLOSED,
+  STREAM_NEXT_OFFSET,
+  encodeOffset,
+  streamError,
+  toBase64,
+} from "../../worker.js"
 import type { ProducerClaim, StreamState } from "./entity.js"
 
 const DECIMAL = /^(0|[1-9]\d{0,15})$/
@@ -34,36 +41,52 @@ export const decimalHeader = (request: Request, name: string): number | undefine
   return Number(value)
 }
 
-export const toBase64 = (bytes: Uint8Array): string => {
-  let binary = ""
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-  return btoa(binary)
-}
-
-export const fromBase64 = (text: string): Uint8Array => {
-  const binary = atob(text)
-  const bytes = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
-  return bytes
+/**
+ * The text of each element of a JSON array, exactly as sent (whitespace around it aside). The
+ * text must be valid JSON (checked before): only strings, brackets and commas need tracking.
+ */
+const elementTexts = (text: string): Array<string> => {
+  const elements: Array<string> = []
+  let depth = 0
+  let start = text.indexOf("[") + 1
+  for (let i = start; i < text.length; i++) {
+    const char = text[i]
+    if (char === '"') {
+      // Skip the string, escapes and all.
+      for (i++; text[i] !== '"'; i++) if (text[i] === "\\") i++
+    } else if (char === "[" || char === "{") depth++
+    else if ((char === "]" || char === "}") && depth > 0) depth--
+    else if (depth === 0 && (char === "," || char === "]")) {
+      const element = text.slice(start, i).trim()
+      if (element.length > 0) elements.push(element)
+      if (char === "]") break
+      start = i + 1
+    }
+  }
+  return elements
 }
 
 /**
  * A body as items: JSON streams flatten one level of a top-level array (§7.1), anything else
- * is one item. `allowEmptyArray`: a PUT's `[]` creates an empty stream; a POST's is a 400.
+ * is one item. A JSON message is stored as the client's text, not re-serialized, so numbers
+ * beyond double precision, 1e400 and -0 read back as they were sent. `allowEmptyArray`: a
+ * PUT's `[]` creates an empty stream; a POST's is a 400.
  */
 export const itemsOf = (bytes: Uint8Array, json: boolean, allowEmptyArray: boolean): Array<string> => {
   if (bytes.byteLength === 0) return []
   if (!json) return [toBase64(bytes)]
+  let text: string
   let value: unknown
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes))
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes)
+    value = JSON.parse(text)
   } catch {
     throw bad("invalid_json", "A JSON stream takes valid JSON")
   }
-  if (!Array.isArray(value)) return [JSON.stringify(value)]
+  if (!Array.isArray(value)) return [text.trim()]
   if (value.length === 0 && !allowEmptyArray)
     throw bad("empty_append", "An append of an empty JSON array appends nothing")
-  return value.map((item) => JSON.stringify(item))
+  return elementTexts(text)
 }
 
 export const producerOf = (request: Request): ProducerClaim | null => {
@@ -106,6 +129,7 @@ export const protocolFailure = (
     case "stream_exists":
     case "content_type_mismatch":
     case "stream_seq_regression":
+    case "path_offsets_taken":
       return new ProtocolError(409, code, message)
     case "invalid_producer_seq":
     case "content_type_required":

@@ -7,7 +7,6 @@
  */
 import type { Context } from "hono"
 import {
-  SECURITY_HEADERS,
   actorOf,
   clientHeaders,
   limitKey,
@@ -50,15 +49,14 @@ const forward = async (c: Context<AppEnv>): Promise<Response> => {
 }
 
 export const streamRoutes = (app: App) => {
-  // §10.7: every answer of a stream URL carries the browser security headers, errors included.
-  app.use(`${STREAM_ROUTE}*`, async (c, next) => {
-    await next()
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!c.res.headers.has(name)) c.header(name, value)
-  })
   app.on(
     METHODS,
     `${STREAM_ROUTE}*`,
     (c, next) => requireScope(READS.has(c.req.method) ? "read" : "write")(c, next),
     forward,
+  )
+  // §5: a stream URL takes these methods; any other is the protocol's 405, not an unknown kind.
+  app.all(`${STREAM_ROUTE}*`, () =>
+    streamError(405, "method_not_allowed", `A stream takes ${METHODS.join(", ")}`, { Allow: METHODS.join(", ") }),
   )
 }
