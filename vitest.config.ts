@@ -1,6 +1,43 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin"
 import { defineConfig } from "vitest/config"
 
+// Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
+// AI and MEMORY_VECTORS (semantic memory search) are stand-ins: neither has a local simulation.
+const workerdPlugin = () =>
+  cloudflareTest({
+    wrangler: { configPath: "./wrangler.toml" },
+    miniflare: {
+      bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test", MCP_SESSION_IDLE_MS: "400" },
+      serviceBindings: {
+        AI: { name: "semantic-standins", entrypoint: "StandInAi" },
+        MEMORY_VECTORS: { name: "semantic-standins", entrypoint: "StandInVectorize" },
+      },
+      workers: [
+        {
+          name: "semantic-standins",
+          modules: true,
+          scriptPath: "./test/workerd/standins/semantic.js",
+          compatibilityDate: "2026-11-01",
+        },
+      ],
+    },
+  })
+
+const WORKERD_ISOLATED = ["test/workerd/topics.test.ts", "test/workerd/readme-tour.test.ts"]
+
+const workerdTest = {
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+  // Off for workerd: with it on, a fresh worker gets a snapshot of every module of its
+  // file's import graph already transformed on disk (fetchWarmModules), and
+  // @cloudflare/vitest-plugin inlines all their code into ONE WebSocket message to the
+  // runner. For files importing the whole app (effect, zod, the MCP SDK: ~32 MB) that
+  // message passes workerd's 32 MiB WebSocket limit once earlier files have warmed the
+  // graph: workerd drops it (1009 "Message is too large"), the file never loads and the
+  // pool reports "Worker exited unexpectedly". Without it every module is its own message.
+  fsModuleCache: false,
+}
+
 export default defineConfig({
   test: {
     // Two at a time even on 2 cores (vitest's default there is one): node and workerd files mostly
@@ -31,42 +68,23 @@ export default defineConfig({
         resolve: { dedupe: ["vitest"] },
       },
       {
-        // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
-        // AI and MEMORY_VECTORS (semantic memory search) are stand-ins: neither has a local simulation.
-        plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test", MCP_SESSION_IDLE_MS: "400" },
-              serviceBindings: {
-                AI: { name: "semantic-standins", entrypoint: "StandInAi" },
-                MEMORY_VECTORS: { name: "semantic-standins", entrypoint: "StandInVectorize" },
-              },
-              workers: [
-                {
-                  name: "semantic-standins",
-                  modules: true,
-                  scriptPath: "./test/workerd/standins/semantic.js",
-                  compatibilityDate: "2026-11-01",
-                },
-              ],
-            },
-          }),
-        ],
+        plugins: [workerdPlugin()],
         test: {
+          ...workerdTest,
           name: "workerd",
           include: ["test/workerd/**/*.test.ts"],
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
-          // Off for workerd: with it on, a fresh worker gets a snapshot of every module of its
-          // file's import graph already transformed on disk (fetchWarmModules), and
-          // @cloudflare/vitest-plugin inlines all their code into ONE WebSocket message to the
-          // runner. For files importing the whole app (effect, zod, the MCP SDK: ~32 MB) that
-          // message passes workerd's 32 MiB WebSocket limit once earlier files have warmed the
-          // graph: workerd drops it (1009 "Message is too large"), the file never loads and the
-          // pool reports "Worker exited unexpectedly". Without it every module is its own message.
-          fsModuleCache: false,
+          exclude: WORKERD_ISOLATED,
+          // One module graph per worker, not per file: loading the app into a fresh isolate for
+          // each of 40 files cost more than their tests (transform and import were two thirds of
+          // the project's time). Files share storage: each test addresses ids of its own.
+          isolate: false,
         },
+      },
+      {
+        plugins: [workerdPlugin()],
+        // Files that read a whole log of the dev tenant (the counter topic, its projection over
+        // every counter): with other files' counters in the same storage they would count those too.
+        test: { ...workerdTest, name: "workerd-isolated", include: WORKERD_ISOLATED },
       },
     ],
   },
