@@ -21,6 +21,7 @@
 //                (command sent → entry received) p50/p99.
 // Usage: SCALE_ONLY=catchup BENCH_CATCHUP_EVENTS=20000 BENCH_ROUNDS=1 node bench/scale.mjs
 import { execFileSync, spawn } from "node:child_process"
+import { chmodSync } from "node:fs"
 import { unstable_dev } from "wrangler"
 import WebSocket from "ws"
 
@@ -157,6 +158,8 @@ const catchup = async () => {
   const { version: head } = await request(`/v1/counter/${id}`)
   // `npx emberlog` runs dist/emberlog.mjs: bundled from today's src/cli first, so the export measured is this tree's.
   execFileSync("npm", ["run", "-s", "build:cli"], { stdio: "inherit" })
+  // esbuild writes the bundle without the bin's execute bit (npm sets it only when installing).
+  chmodSync("dist/emberlog.mjs", 0o755)
   // One untimed export first: npx resolves the package once, and the pages are warm for all.
   await exportCli(id)
   for (let round = 0; round < ROUNDS; round++) {
