@@ -7,8 +7,8 @@
 // the same HTTP hop. Prints `BENCH {...}` lines that bench/run.mjs turns into RESULTS.md.
 // Usage: node bench/peers.mjs   (npm run bench runs it after the workerd benchmarks;
 // PEER_ONLY=hot PEER_ROUNDS=1 node bench/peers.mjs runs only the hot actor over HTTP)
-import { execFileSync } from "node:child_process"
 import { unstable_dev } from "wrangler"
+import { workerdRssKb } from "./workerd-memory.mjs"
 
 const PEERS = ["bare", "emberlog", "agent", "party", "actors"]
 const ROUNDS = Number(process.env.PEER_ROUNDS ?? 5)
@@ -187,21 +187,6 @@ const recovery = async (base) => {
       }
     }
   }
-}
-
-/** Descendant processes of this one whose command is workerd: the local runtime. */
-const workerdRssKb = () => {
-  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,rss=,comm="], { encoding: "utf8" })
-    .trim()
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .map(([pid, ppid, rss, comm]) => ({ pid: Number(pid), ppid: Number(ppid), rss: Number(rss), comm }))
-  const mine = new Set([process.pid])
-  for (let grew = true; grew;) {
-    grew = false
-    for (const row of rows) if (mine.has(row.ppid) && !mine.has(row.pid)) (mine.add(row.pid), (grew = true))
-  }
-  return rows.filter((row) => mine.has(row.pid) && row.comm.includes("workerd")).reduce((sum, row) => sum + row.rss, 0)
 }
 
 /** Memory per idle actor: workerd's RSS growth for IDLE_ACTORS objects that took one command each, a fresh runtime per peer. */

@@ -139,14 +139,7 @@ export class EmberlogActor extends AppActor {
 
 interface BenchActor {
   seed(n: number): Promise<number>
-  floor(): Promise<{
-    rows: number
-    ms: number
-    readEventsMs: number
-    readEventsJsonMs: number
-    readEventsTextMs: number
-    databaseBytes: number
-  }>
+  floor(): Promise<ReturnType<EmberlogActor["floor"]>>
   rows(n: number): Promise<Record<string, { rowsRead: number; rowsWritten: number; bytes: number }>>
 }
 

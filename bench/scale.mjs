@@ -23,6 +23,7 @@
 import { execFileSync, spawn } from "node:child_process"
 import { chmodSync } from "node:fs"
 import { unstable_dev } from "wrangler"
+import { workerdRssKb } from "./workerd-memory.mjs"
 import WebSocket from "ws"
 
 const ONLY = (process.env.SCALE_ONLY ?? "cost,catchup,scale,topic-fanin").split(",").map((s) => s.trim())
@@ -66,21 +67,6 @@ const timed = async (run) => {
   const started = performance.now()
   const result = await run()
   return { ms: performance.now() - started, result }
-}
-
-/** workerd's resident memory (KB): the workerd processes under this Node process. */
-const workerdRssKb = () => {
-  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,rss=,comm="], { encoding: "utf8" })
-    .trim()
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .map(([pid, ppid, rss, comm]) => ({ pid: Number(pid), ppid: Number(ppid), rss: Number(rss), comm }))
-  const mine = new Set([process.pid])
-  for (let grew = true; grew;) {
-    grew = false
-    for (const row of rows) if (mine.has(row.ppid) && !mine.has(row.pid)) grew = mine.add(row.pid) !== undefined
-  }
-  return rows.filter((row) => mine.has(row.pid) && row.comm.includes("workerd")).reduce((sum, row) => sum + row.rss, 0)
 }
 
 /** Every event of `id` through GET …/events pages of `limit`; returns how many. */
