@@ -1,6 +1,7 @@
-import { SELF, env } from "cloudflare:test"
+import { SELF, env, runInDurableObject } from "cloudflare:test"
 
 import type { ActorApi } from "../../src/actors/durable-actor.js"
+import { chainHash } from "../../src/core/hash-chain.js"
 import { DEV_TENANT, actorName, scopedName } from "../../src/core/names.js"
 
 export const BASE = "http://emberlog.test"
@@ -134,3 +135,21 @@ export const actorObjectId = (kind: string, id: string, tenant = DEV_TENANT) =>
 /** Actor `kind/id` over RPC, typed as the edge calls it. */
 export const actorApi = (kind: string, id: string, tenant = DEV_TENANT) =>
   actorObject(kind, id, tenant) as unknown as ActorApi
+
+/**
+ * Writes counter `id`'s event 2 as an old deployment would have: `Incremented` at schema version 1
+ * (data `{by: 41}` only), straight into SQLite, with a valid chain link to event 1.
+ */
+export const appendLegacyIncremented = (id: string, at = Date.now()) =>
+  runInDurableObject(actorObject("counter", id), (_instance, state: DurableObjectState) => {
+    const prev = state.storage.sql.exec("SELECT hash FROM events WHERE seq = 1").one().hash as string
+    const meta = { at, causationId: null, commandId: "legacy", correlationId: "legacy", principal: "legacy" }
+    const body = { seq: 2, type: "Incremented", schemaVersion: 1, data: { by: 41 }, meta }
+    state.storage.sql.exec(
+      "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (2, 'Incremented', 1, ?, ?, ?, ?)",
+      JSON.stringify(body.data),
+      JSON.stringify(meta),
+      meta.at,
+      chainHash(prev, body),
+    )
+  })

@@ -1,6 +1,6 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { actorObject, freshId, get, json, send } from "./helpers.js"
+import { actorObject, appendLegacyIncremented, freshId, get, json, send } from "./helpers.js"
 import { devName } from "./helpers.js"
 
 const stub = (id: string) => actorObject("counter", id)
@@ -12,25 +12,7 @@ describe("the log", () => {
     const id = freshId()
     await send("counter", id, { type: "Increment", by: 1 })
     // Written as an old deployment would have: schema_version 1, data {by} only, a valid chain link.
-    await runInDurableObject(stub(id), async (_instance, state) => {
-      const { chainHash } = await import("../../src/core/hash-chain.js")
-      const prev = state.storage.sql.exec("SELECT hash FROM events WHERE seq = 1").one().hash as string
-      const meta = {
-        at: Date.now(),
-        commandId: "legacy",
-        correlationId: "legacy",
-        causationId: null,
-        principal: "legacy",
-      }
-      const body = { seq: 2, type: "Incremented", schemaVersion: 1, data: { by: 41 }, meta }
-      state.storage.sql.exec(
-        "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (2, 'Incremented', 1, ?, ?, ?, ?)",
-        JSON.stringify(body.data),
-        JSON.stringify(meta),
-        meta.at,
-        chainHash(prev, body),
-      )
-    })
+    await appendLegacyIncremented(id)
     await evictDurableObject(stub(id))
     expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 2, state: { value: 42 } })
     const events = (await json(await get(`/v1/counter/${id}/events`))).body.events

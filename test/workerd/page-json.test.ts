@@ -2,7 +2,7 @@
 // (ActorCore.readEventsJson): byte for byte what JSON.stringify of the parsed page gives.
 import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { BASE, actorApi, actorObject, freshId, get, openSocket, send } from "./helpers.js"
+import { BASE, actorApi, actorObject, appendLegacyIncremented, freshId, get, openSocket, send } from "./helpers.js"
 
 /** Payloads whose JSON is easy to get wrong: integer keys (JSON.parse moves them first), escapes, astral characters. */
 const PAYLOADS: Array<unknown> = [
@@ -44,19 +44,7 @@ describe("GET …/events as spliced JSON", () => {
   it("upcasts an old row the same way (its page takes the parse), and keeps stored=true as written", async () => {
     const id = freshId("json")
     await send("counter", id, { type: "Increment", by: 1, reason: "first" })
-    await runInDurableObject(actorObject("counter", id), async (_instance, state) => {
-      const { chainHash } = await import("../../src/core/hash-chain.js")
-      const prev = state.storage.sql.exec("SELECT hash FROM events WHERE seq = 1").one().hash as string
-      const meta = { at: 1, causationId: null, commandId: "legacy", correlationId: "legacy", principal: "legacy" }
-      const body = { seq: 2, type: "Incremented", schemaVersion: 1, data: { by: 41 }, meta }
-      state.storage.sql.exec(
-        "INSERT INTO events (seq, type, schema_version, data, meta, at, hash) VALUES (2, 'Incremented', 1, ?, ?, ?, ?)",
-        JSON.stringify(body.data),
-        JSON.stringify(meta),
-        meta.at,
-        chainHash(prev, body),
-      )
-    })
+    await appendLegacyIncremented(id, 1)
     // Recovery reads the head from the log, legacy row included.
     await evictDurableObject(actorObject("counter", id))
     for (const stored of [false, true]) {
