@@ -17,6 +17,7 @@ import {
   send,
   topicObject,
   type OpenSocket,
+  topicTestEvent,
 } from "./helpers.js"
 
 const increment = (id: string, reason?: string) =>
@@ -509,14 +510,7 @@ describe("batched backlog with a types filter (batch=1&types=…)", () => {
   it("filters a topic's batched backlog by the entries' event types, at topic positions", async () => {
     const name = freshId("filtered-batch-topic")
     const topic = topicObject(name) as unknown as TopicApi
-    const event = (seq: number, type: string) => ({
-      seq,
-      type,
-      schemaVersion: 1,
-      data: {},
-      meta: { at: 0, principal: "test" },
-      hash: `h${seq}`,
-    })
+    const event = topicTestEvent
     await topic.deliver({ kind: "counter", id: "a" }, [event(1, "Incremented"), event(2, "Decremented")] as any)
     await topic.deliver({ kind: "counter", id: "b" }, [event(1, "Decremented"), event(2, "Reset")] as any)
     const socket = await openSocket(`/v1/topics/${name}/ws?batch=1&types=Decremented`)

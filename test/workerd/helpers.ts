@@ -153,3 +153,13 @@ export const appendLegacyIncremented = (id: string, at = Date.now()) =>
       chainHash(prev, body),
     )
   })
+
+/** A bare wire event to deliver straight to a topic in tests (its type is all a filter looks at). */
+export const topicTestEvent = (seq: number, type: string) => ({
+  seq,
+  type,
+  schemaVersion: 1,
+  data: {},
+  meta: { at: 0, principal: "test" },
+  hash: `h${seq}`,
+})

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { SubscriptionRefused, createClient } from "../../src/client/index.js"
 import { CLOSE_RESUME, WS_MAX_UNCONFIRMED } from "../../src/domain/protocol.js"
 import type { TopicApi } from "../../src/actors/topic.js"
-import { actorObject, BASE, freshId, get, json, openSocket, send, topicObject } from "./helpers.js"
+import { actorObject, BASE, freshId, get, json, openSocket, send, topicObject, topicTestEvent } from "./helpers.js"
 
 const increment = (id: string) => send("counter", id, { type: "Increment", by: 1 })
 const reset = (id: string) => send("counter", id, { type: "Reset" })
@@ -286,14 +286,7 @@ describe("subscriptions filtered by event type", () => {
   it("topics: WebSocket and SSE filter entries by their event's type, at topic positions", async () => {
     const name = freshId("filtered")
     const topic = topicObject(name) as unknown as TopicApi
-    const event = (seq: number, type: string) => ({
-      seq,
-      type,
-      schemaVersion: 1,
-      data: {},
-      meta: { at: 0, principal: "test" },
-      hash: `h${seq}`,
-    })
+    const event = topicTestEvent
     await topic.deliver({ kind: "counter", id: "a" }, [event(1, "Incremented"), event(2, "Reset")] as any)
     await topic.deliver({ kind: "room", id: "b" }, [event(1, "Posted"), event(2, "Joined")] as any)
     const socket = await openSocket(`/v1/topics/${name}/ws?types=Reset,Posted`)
