@@ -19,7 +19,7 @@ import {
 import { BATCH_PARAM } from "../domain/protocol.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import { LOG_READ } from "../actors/log-streams.js"
-import { SECURITY_HEADERS, STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS } from "../actors/stream-reads.js"
+import { STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS, streamError } from "../actors/stream-reads.js"
 import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
@@ -166,13 +166,11 @@ const logRead = (c: AppContext, owner: { fetch(request: Request): Promise<Respon
 
 /** A `/log` is read-only: what it holds is appended by commands (or, for a topic, by the actors that feed it). */
 const readOnlyLog = (c: AppContext, appendThrough: string) =>
-  c.json(
-    errorBody(
-      "method_not_allowed",
-      `${c.req.method} is not allowed: this log is a read-only Durable Stream (GET, HEAD); ${appendThrough}`,
-    ),
+  streamError(
     405,
-    { Allow: "GET, HEAD", ...SECURITY_HEADERS },
+    "method_not_allowed",
+    `${c.req.method} is not allowed: this log is a read-only Durable Stream (GET, HEAD); ${appendThrough}`,
+    { Allow: "GET, HEAD" },
   )
 
 const LOG_WRITES = ["POST", "PUT", "DELETE", "PATCH"]

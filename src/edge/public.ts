@@ -14,7 +14,7 @@ export {
 export type { AuthProvider } from "./auth-provider.js"
 export { githubOAuth, type GithubOAuthOptions } from "./oauth/github.js"
 export { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
-export { actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./objects.js"
+export { actorIn, actorOf, kindMethods, mcpSessionOf, projectionOf, topicOf } from "./objects.js"
 export { requireScope } from "./auth.js"
 export { guarded } from "./guard.js"
 export { limitBody, limitBodyTo, MAX_BODY_BYTES, type App, type AppEnv, type Env, type RequestAuth } from "./env.js"

@@ -11,7 +11,6 @@
  * committed by the first request or alarm that finds the stream past it.
  */
 import type { ActorReply, CommandOutcome, WireEvent } from "../../index.js"
-import { actorName } from "../../index.js"
 import {
   MAX_ROW_BYTES,
   NO_STORE,
@@ -19,6 +18,7 @@ import {
   STREAM_CLOSED,
   STREAM_NEXT_OFFSET,
   StreamReads,
+  actorIn,
   defineCapability,
   encodeOffset,
   fromBase64,
@@ -26,9 +26,8 @@ import {
   parseReadRequest,
   streamError,
   streamReadsSettings,
-  stubOf,
   toBase64,
-  type ActorApi,
+  type Env,
   type Host,
   type ReadOptions,
 } from "../../worker.js"
@@ -142,11 +141,7 @@ export const streamProtocol = defineCapability({
       if (!exists(s)) throw new ProtocolError(404, "stream_not_found", "No stream here")
     }
 
-    const sourceOf = (id: string) =>
-      stubOf<ActorApi>(
-        (host.env as { EMBERLOG_ACTOR: DurableObjectNamespace }).EMBERLOG_ACTOR,
-        actorName(host.tenant, host.kind, id),
-      )
+    const sourceOf = (id: string) => actorIn(host.env as Env, host.tenant, host.kind, id)
 
     const releaseSource = async (origin: StreamState["forkedFrom"]) => {
       if (origin === null) return
