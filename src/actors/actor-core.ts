@@ -571,11 +571,7 @@ export class ActorCore<S = unknown> {
   /** Whether anything is still to be delivered to a topic (no event is read to tell). */
   hasPendingDeliveries(): boolean {
     for (const through of this.topicCursors.values()) if (through < this.version) return true
-    return this.run(
-      Effect.gen(function* () {
-        return (yield* (yield* EventStore).pendingDeliveries(1)).some(({ events }) => events.length > 0)
-      }),
-    )
+    return this.run(this.store.hasQueuedDeliveries)
   }
 
   /** Delivers the first event to `topic` (again): an actor whose log predates `firstEventTopic` catches up. */

@@ -121,6 +121,8 @@ export interface EventStoreShape {
   readonly pendingDeliveries: (
     limit: number,
   ) => Effect.Effect<ReadonlyArray<{ readonly topic: string; readonly events: ReadonlyArray<StoredEvent> }>, StoreError>
+  /** Whether any queued row (`enqueue`) is still to be delivered; no event is read to tell. */
+  readonly hasQueuedDeliveries: Effect.Effect<boolean, StoreError>
   /** Marks a topic's events up to `throughSeq` delivered. */
   readonly acknowledge: (topic: string, throughSeq: number) => Effect.Effect<void, StoreError>
   /**

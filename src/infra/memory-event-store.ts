@@ -90,6 +90,7 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
             .map((o) => structuredClone(events[o.seq - 1]!)),
         })),
       ),
+    hasQueuedDeliveries: Effect.sync(() => outbox.some((o) => events[o.seq - 1] !== undefined)),
     acknowledge: (topic, throughSeq) =>
       Effect.sync(() => void (outbox = outbox.filter((o) => o.topic !== topic || o.seq > throughSeq))),
     // A Map iterates in insertion order: the records claimed first, as SQLite's rowid order.

@@ -262,6 +262,10 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
               .map(toEvent),
           })),
       ),
+    hasQueuedDeliveries: read(
+      false,
+      () => sql.exec("SELECT 1 FROM outbox o JOIN events e ON e.seq = o.seq LIMIT 1").toArray().length > 0,
+    ),
     acknowledge: (topic, throughSeq) =>
       read(undefined, () => void sql.exec("DELETE FROM outbox WHERE topic = ? AND seq <= ?", topic, throughSeq)),
     topicCursors: read([], () =>
