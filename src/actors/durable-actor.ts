@@ -546,8 +546,11 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         const response = hooks.fetch?.(request)
         if (response !== undefined) return response
       }
-      if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ)
-        return answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request)
+      if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ) {
+        const generation = this.generation
+        const erased = () => generation !== this.generation
+        return answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request, erased)
+      }
       return acceptSubscription(this.subscribers, request)
     }
 

@@ -29,13 +29,16 @@ export const logReadOptions = (
   name: string,
   types?: ReadonlyArray<string>,
   endsAt?: number,
+  erased: () => boolean = () => false,
 ): ReadOptions<LogEntry> => {
   const filter = typeFilter(types)
   const origin = source.origin?.()
   const tag = origin === undefined ? name : `${name}:${origin.slice(0, 16)}`
   return {
     ...(endsAt === undefined ? {} : { endsAt }),
-    source: { head: source.head, readAfter: source.readAfter },
+    // A live read woken by an erasure ends (404): going on at an offset of the erased log would
+    // read into whatever is written there anew, skipping its first entries.
+    source: { head: source.head, readAfter: source.readAfter, status: () => (erased() ? "missing" : "live") },
     rendering: jsonRendering,
     ...(filter === undefined ? {} : { filter: (entry: LogEntry) => filter.types.has(entry.name) }),
     // A filtered read of a range has another body than the full one: its tag must differ too.
@@ -46,13 +49,15 @@ export const logReadOptions = (
 /**
  * Answers a `/log` read the edge validated and forwarded (HEAD or GET). An offset past the head
  * was never issued by this log (offsets are positions in it): 400, not an empty read that would
- * wait for positions the reader claims to have seen.
+ * wait for positions the reader claims to have seen. `erased` tells whether the object's log was
+ * erased since the request came in.
  */
 export const answerLogRead = (
   reads: StreamReads,
   source: LogSource,
   name: string,
   request: Request,
+  erased: () => boolean,
 ): Response | Promise<Response> => {
   // A long-poll or an SSE stream ends with the token that opened it, as every subscription does.
   const options = logReadOptions(
@@ -60,6 +65,7 @@ export const answerLogRead = (
     name,
     typesOf(request.headers.get(TYPES_HEADER)),
     authorityOf(request).expiresAt,
+    erased,
   )
   if (request.method === "HEAD") return reads.head(options)
   const parsed = parseReadRequest(new URL(request.url))

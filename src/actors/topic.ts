@@ -503,8 +503,10 @@ class TopicLog extends DurableObject implements EmberlogTopicObject {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ)
-      return answerLogRead(this.logReads, this.log, this.ctx.id.name ?? "", request)
+    if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ) {
+      const erasures = this.erasures
+      return answerLogRead(this.logReads, this.log, this.ctx.id.name ?? "", request, () => erasures !== this.erasures)
+    }
     return acceptSubscription(this.subscribers, request)
   }
 

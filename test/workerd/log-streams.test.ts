@@ -431,4 +431,16 @@ describe("/log under auth", () => {
     })()
     expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r("still open"), 5_000))])).toBe("ended")
   })
+
+  it("a long-poll open when its actor is erased ends with 404, never reading on into the log written anew", async () => {
+    const id = freshId("erased-log")
+    await send("counter", id, { type: "Increment", by: 1 })
+    const tail = (await get(`/v1/counter/${id}/log?offset=-1`)).headers.get("Stream-Next-Offset")!
+    const waiting = get(`/v1/counter/${id}/log?offset=${tail}&live=long-poll`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await actorApi("counter", id).eraseAll()
+    await send("counter", id, { type: "Increment", by: 5 })
+    await send("counter", id, { type: "Increment", by: 6 })
+    expect((await waiting).status).toBe(404)
+  })
 })
