@@ -568,6 +568,16 @@ export class ActorCore<S = unknown> {
     )
   }
 
+  /**
+   * How many events the slowest followed topic's cursor is behind the head (no event is read):
+   * the outbox lag metrics report. Queued rows (the directory's first event) are not counted.
+   */
+  outboxLag(): number {
+    let lag = 0
+    for (const through of this.topicCursors.values()) lag = Math.max(lag, this.version - through)
+    return lag
+  }
+
   /** Whether anything is still to be delivered to a topic (no event is read to tell). */
   hasPendingDeliveries(): boolean {
     for (const through of this.topicCursors.values()) if (through < this.version) return true

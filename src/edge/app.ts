@@ -20,7 +20,6 @@ import { BATCH_PARAM } from "../domain/protocol.js"
 import { MAX_TOPIC_PAGE } from "../actors/topic.js"
 import { LOG_READ } from "../actors/log-streams.js"
 import { STREAM_REQUEST_HEADERS, STREAM_RESPONSE_HEADERS, streamError } from "../actors/stream-reads.js"
-import pkg from "../../package.json"
 import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
 import { inspectorRoutes } from "./inspector/routes.js"
@@ -37,6 +36,9 @@ import { mcpRoutes } from "./mcp/route.js"
 import { whoamiRoutes } from "./whoami.js"
 import { countRequests, usageRoutes } from "./usage.js"
 import { tenantRoutes } from "./tenants.js"
+import { healthReport } from "./health.js"
+import { RequestMetrics, metricsRoutes } from "./metrics.js"
+import { observeRequests } from "./request-log.js"
 
 type AppContext = Context<AppEnv>
 
@@ -223,6 +225,8 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
     c.set("auth", options.auth)
     return next()
   })
+  const metrics = new RequestMetrics()
+  app.use("*", observeRequests(metrics))
   if (options.usage === true) app.use("*", countRequests)
 
   // CORS only for the configured origins; with none configured, no CORS headers at all.
@@ -247,17 +251,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
 
   // The kinds' parts (the job kind's executor) go between the version and the time.
   const healthParts = served.modules.flatMap(({ health }) => (health === undefined ? [] : [health]))
-  app.get("/health", async (c) => {
-    const parts = await Promise.all(healthParts.map((part) => part(c.env)))
-    return c.json({
-      status: parts.every(({ healthy }) => healthy) ? "ok" : "degraded",
-      service: "emberlog",
-      environment: c.env.ENVIRONMENT ?? "development",
-      version: pkg.version,
-      ...Object.assign({}, ...parts.map(({ report }) => report)),
-      timestamp: new Date().toISOString(),
-    })
-  })
+  app.get("/health", async (c) => c.json(await healthReport(c.env, healthParts)))
 
   // RFC 9728: where clients learn how to get a token for this resource.
   app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource", (c) =>
@@ -331,6 +325,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   })
 
   usageRoutes(app, options.usage === true)
+  metricsRoutes(app, metrics)
 
   // Operators read any tenant's actors, explicitly, and only here; `admin` stays within its own tenant.
   const operator = requireScope("operator")
@@ -356,6 +351,7 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
       }
       const reply = await actor.command(request)
       c.get("usage")?.commandAnswered(reply)
+      metrics.commandAnswered(reply)
       const outcome = unwrap(reply)
       if (outcome.replayed) c.header("Idempotent-Replayed", "true")
       return c.json({ version: outcome.version, events: outcome.events, state: outcome.state })

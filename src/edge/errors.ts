@@ -51,3 +51,29 @@ export const handleError: ErrorHandler = (error, c) => {
 
 export const handleNotFound: NotFoundHandler = (c: Context) =>
   c.json(errorBody("not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404)
+
+/** The error code of an answer that no HttpError made (a body limit, an MCP JSON-RPC error, a kind's own). */
+export const answeredCode = async (response: Response): Promise<string> => {
+  // Only a JSON error body is read (it is small); any other body, which may be a stream, is never waited on.
+  if (!(response.headers.get("content-type") ?? "").includes("json")) return `http_${response.status}`
+  try {
+    const body = (await response.json()) as { error?: { code?: unknown } }
+    const code = body?.error?.code
+    if (typeof code === "string") return code
+    if (typeof code === "number") return `jsonrpc_${code}`
+  } catch {
+    // Not JSON: the status names it.
+  }
+  return `http_${response.status}`
+}
+
+/**
+ * The error code of an answer of 400 or more: the HttpError's that made it (handleError maps it,
+ * so Hono keeps it as `c.error`), `internal` for any other thrown error, else read from a copy of
+ * the answer's body (`answeredCode`); undefined for a success.
+ */
+export const errorCodeOf = (error: unknown, response: Response): string | Promise<string> | undefined => {
+  if (error instanceof HttpError) return error.code
+  if (error !== undefined) return "internal"
+  return response.status >= 400 ? answeredCode(response.clone()) : undefined
+}

@@ -21,11 +21,12 @@ import { stubOf } from "../actors/stubs.js"
 import type { EmberlogTopicObject } from "../actors/topic.js"
 import { USAGE_OBJECT, type UsageMetric, type UsageRow } from "../actors/usage.js"
 import type { Principal } from "../infra/tokens.js"
+import { writeDataPoint } from "./analytics.js"
 import { requireScope } from "./auth.js"
 import type { App, AppEnv, Env, UsageRecorder } from "./env.js"
 
 export type { UsageRecorder }
-import { HttpError, badRequest } from "./errors.js"
+import { HttpError, answeredCode, badRequest } from "./errors.js"
 import type { ActorDirectory } from "./mcp/server.js"
 import type { ToolResult } from "./mcp/tools.js"
 
@@ -135,12 +136,8 @@ const flush = async (tenant: string): Promise<void> => {
     const [day, metric, key] = at.split("\t") as [string, UsageMetric, string]
     return { day, metric, key, count: n }
   })
-  try {
-    for (const { day, metric, key, count } of rows)
-      target.dataset?.writeDataPoint({ indexes: [tenant], blobs: [day, metric, key], doubles: [count] })
-  } catch (error) {
-    console.warn("emberlog: usage data points not written to Analytics Engine", error)
-  }
+  for (const { day, metric, key, count } of rows)
+    writeDataPoint(target.dataset, { indexes: [tenant], blobs: [day, metric, key], doubles: [count] }, "usage")
   try {
     if (target.namespace === undefined) throw new Error("no EMBERLOG_TOPIC binding")
     await usageObject(target.namespace, tenant).recordUsage(rows)
@@ -188,21 +185,6 @@ const recorderFor = (env: UsageEnv, waitUntil: WaitUntil, tenant: () => string |
       )
     },
   }
-}
-
-/** The error code of a 4xx answer that no HttpError made (a body limit, an MCP JSON-RPC error, a kind's own). */
-const answeredCode = async (response: Response): Promise<string> => {
-  // Only a JSON error body is read (it is small); any other body, which may be a stream, is never waited on.
-  if (!(response.headers.get("content-type") ?? "").includes("json")) return `http_${response.status}`
-  try {
-    const body = (await response.json()) as { error?: { code?: unknown } }
-    const code = body?.error?.code
-    if (typeof code === "string") return code
-    if (typeof code === "number") return `jsonrpc_${code}`
-  } catch {
-    // Not JSON: the status names it.
-  }
-  return `http_${response.status}`
 }
 
 /**

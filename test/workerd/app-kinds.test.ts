@@ -119,6 +119,12 @@ describe("an app serving only the kinds it lists", () => {
       service: "emberlog",
       environment: "development",
       version: expect.any(String),
+      dependencies: {
+        memoryBucket: { status: "ok", binding: "MEMORY_BUCKET", latencyMs: expect.any(Number) },
+        archive: { status: "not_configured", binding: "EMBERLOG_ARCHIVE" },
+        ai: { status: "ok", binding: "AI" },
+      },
+      outbox: expect.objectContaining({ status: "ok" }),
       timestamp: expect.any(String),
     })
   })

@@ -20,6 +20,13 @@ describe("HTTP surface", () => {
         environment: "development",
         version: expect.any(String),
         executor: { name: "local", healthy: true, latencyMs: expect.any(Number) },
+        dependencies: {
+          executor: { status: "ok", name: "local", healthy: true, latencyMs: expect.any(Number) },
+          memoryBucket: { status: "ok", binding: "MEMORY_BUCKET", latencyMs: expect.any(Number) },
+          archive: { status: "not_configured", binding: "EMBERLOG_ARCHIVE" },
+          ai: { status: "ok", binding: "AI" },
+        },
+        outbox: expect.objectContaining({ status: "ok", eventsBehind: expect.any(Number), degradedAbove: 1000 }),
         timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       },
     })
