@@ -7,7 +7,13 @@ const workerdPlugin = () =>
   cloudflareTest({
     wrangler: { configPath: "./wrangler.toml" },
     miniflare: {
-      bindings: { AUTH_MODE: "off", MCP_ALLOWED_HOSTS: "emberlog.test", MCP_SESSION_IDLE_MS: "400" },
+      // REQUEST_LOGS off: a JSON line for each of thousands of requests buries the failures (observability.test.ts turns them on).
+      bindings: {
+        AUTH_MODE: "off",
+        MCP_ALLOWED_HOSTS: "emberlog.test",
+        MCP_SESSION_IDLE_MS: "400",
+        REQUEST_LOGS: "off",
+      },
       serviceBindings: {
         AI: { name: "semantic-standins", entrypoint: "StandInAi" },
         MEMORY_VECTORS: { name: "semantic-standins", entrypoint: "StandInVectorize" },

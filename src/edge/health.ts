@@ -36,28 +36,34 @@ export const DEFAULT_OUTBOX_LAG_DEGRADED = 1_000
 /** A key no object has: `head()` answers null quickly, and nothing is read. */
 const PROBE_KEY = "emberlog/health-probe"
 
-const r2Probes = new WeakMap<R2Bucket, { readonly at: number; readonly probe: Promise<Dependency> }>()
+interface Probe {
+  readonly status: DependencyStatus
+  readonly latencyMs?: number
+  readonly error?: string
+}
+/** By bucket: one bucket bound under two names is probed once. */
+const r2Probes = new WeakMap<R2Bucket, { readonly at: number; readonly probe: Promise<Probe> }>()
 
-const probeBucket = (binding: string, bucket: R2Bucket): Promise<Dependency> => {
+const probeBucket = (binding: string, bucket: R2Bucket): Promise<Probe> => {
   const cached = r2Probes.get(bucket)
   if (cached !== undefined && Date.now() - cached.at < R2_PROBE_TTL_MS) return cached.probe
   const started = performance.now()
   const latency = () => Math.round((performance.now() - started) * 100) / 100
   let timer: ReturnType<typeof setTimeout> | undefined
-  const timedOut = new Promise<Dependency>((resolve) => {
+  const timedOut = new Promise<Probe>((resolve) => {
     timer = setTimeout(
-      () => resolve({ status: "degraded", binding, error: `head() did not answer within ${R2_PROBE_TIMEOUT_MS} ms` }),
+      () => resolve({ status: "degraded", error: `head() did not answer within ${R2_PROBE_TIMEOUT_MS} ms` }),
       R2_PROBE_TIMEOUT_MS,
     )
   })
   const answered = Promise.resolve()
     .then(() => bucket.head(PROBE_KEY))
     .then(
-      (): Dependency => ({ status: "ok", binding, latencyMs: latency() }),
+      (): Probe => ({ status: "ok", latencyMs: latency() }),
       // The error's text stays in the log: /health is public.
-      (error): Dependency => {
+      (error): Probe => {
         console.warn(`emberlog: /health: R2 binding ${binding} failed head()`, error)
-        return { status: "degraded", binding, error: "head() failed", latencyMs: latency() }
+        return { status: "degraded", error: "head() failed", latencyMs: latency() }
       },
     )
   const probe = Promise.race([answered, timedOut]).finally(() => clearTimeout(timer))
@@ -80,7 +86,9 @@ export const healthReport = async (env: HealthEnv, kindParts: ReadonlyArray<(env
       Object.entries(R2_DEPENDENCIES).map(async ([name, binding]) => {
         const bucket = env[binding]
         const dependency: Dependency =
-          bucket === undefined ? { status: "not_configured", binding } : await probeBucket(binding, bucket)
+          bucket === undefined
+            ? { status: "not_configured", binding }
+            : { binding, ...(await probeBucket(binding, bucket)) }
         return [name, dependency] as const
       }),
     ),

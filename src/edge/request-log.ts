@@ -96,7 +96,7 @@ const countedStream = (body: ReadableStream<Uint8Array>, closed: () => void): Re
   const reader = body.getReader()
   let open = true
   const close = () => {
-    if (open) (open = false), closed()
+    if (open) ((open = false), closed())
   }
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
