@@ -76,7 +76,11 @@ export type SubscriptionTransport = "websocket" | "sse"
 const roundMs = (ms: number | null) => (ms === null ? null : Math.round(ms * 100) / 100)
 
 export class RequestMetrics {
-  private readonly since = Date.now()
+  /** Set at the first request: an app is built at module load, where a Worker's clock reads 0. */
+  private sinceAt: number | undefined
+  private get since(): number {
+    return (this.sinceAt ??= Date.now())
+  }
   private requests = 0
   private readonly errors = new Map<string, number>()
   private readonly latency = new Map<RouteClass, LatencyHistogram>()
@@ -87,6 +91,7 @@ export class RequestMetrics {
   private readonly recent: Array<Slot> = []
 
   answered({ routeClass, durationMs, code }: AnsweredRequest, now = Date.now()): void {
+    this.sinceAt ??= now - durationMs
     this.requests++
     if (code !== undefined) this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
     let histogram = this.latency.get(routeClass)
@@ -124,7 +129,7 @@ export class RequestMetrics {
     return slot
   }
 
-  /** The last RECENT_SLOTS slots up to now, oldest first, slots without requests included. */
+  /** The last RECENT_SLOTS slots up to now (since the first request), oldest first, slots without requests included. */
   private recentSlots(now: number) {
     const current = now - (now % RECENT_SLOT_MS)
     const byStart = new Map(this.recent.map((slot) => [slot.start, slot]))
@@ -161,7 +166,7 @@ export class RequestMetrics {
       commands: { appended: this.commands, events: this.events },
       subscriptions: { opened: { ...this.opened }, open: { sse: this.openSse } },
       outboxLag: outboxLag(),
-      recent: { slotMs: RECENT_SLOT_MS, slots: this.recentSlots(now) },
+      recent: { slotMs: RECENT_SLOT_MS, capacity: RECENT_SLOTS, slots: this.recentSlots(now) },
     }
   }
 }

@@ -14,6 +14,7 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2330; backgrou
 header { display: flex; gap: 1rem; align-items: center; padding: .6rem 1rem; background: #1d2330; color: #fff; flex-wrap: wrap; }
 header h1 { font-size: 1rem; margin: 0 1rem 0 0; }
 header input, header select, header button { font: inherit; }
+header a { color: #fff; }
 main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; padding: 1rem; }
 section { background: #fff; border: 1px solid #dde1e8; border-radius: 6px; padding: .8rem; min-width: 0; }
 section.wide { grid-column: 1 / -1; }
@@ -31,6 +32,12 @@ textarea { width: 100%; font: 12px monospace; box-sizing: border-box; }
 #topic-entries { font: 12px monospace; max-height: 16rem; overflow: auto; }
 #picker { list-style: none; padding: 0; margin: .4rem 0; max-height: 12rem; overflow: auto; columns: 3 14rem; font: 12px monospace; }
 #picker a { cursor: pointer; color: #1849a9; }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
+figure { margin: 0; } figcaption { font-size: 12px; color: #5b6474; }
+.charts svg { width: 100%; height: 100px; background: #f0f2f5; }
+.charts polyline { fill: none; stroke: #1849a9; stroke-width: 1.5; vector-effect: non-scaling-stroke; }
+.charts circle { fill: #1849a9; }
+.charts text { font: 10px system-ui, sans-serif; fill: #5b6474; }
 `
 
 /** Usage of the token's tenant by day (GET /v1/usage), read when asked: the page stays one request until then. */
@@ -56,6 +63,45 @@ const usagePanel = html`<section class="wide" id="usage">
   </table>
 </section>`
 
+/**
+ * This isolate's metrics (GET /v1/admin/metrics, operator scope), polled while watched: totals,
+ * latency per route class, and two charts of the last minutes (requests/s, p95) drawn as inline SVG.
+ */
+const metricsPanel = html`<section class="wide" id="metrics">
+  <h2>Metrics of this isolate</h2>
+  <button id="metrics-watch" type="button">Watch metrics</button>
+  <span id="metrics-status"></span>
+  <p id="metrics-summary"></p>
+  <div class="charts">
+    <figure>
+      <figcaption>requests/s, last minutes</figcaption>
+      <svg
+        id="metrics-rate"
+        viewBox="0 0 600 100"
+        preserveAspectRatio="none"
+        role="img"
+        aria-label="requests per second"
+      ></svg>
+    </figure>
+    <figure>
+      <figcaption>p95 latency (ms), last minutes</figcaption>
+      <svg id="metrics-p95" viewBox="0 0 600 100" preserveAspectRatio="none" role="img" aria-label="p95 latency"></svg>
+    </figure>
+  </div>
+  <table>
+    <thead>
+      <tr>
+        <th>route class</th>
+        <th>requests</th>
+        <th>p50 ms</th>
+        <th>p95 ms</th>
+        <th>p99 ms</th>
+      </tr>
+    </thead>
+    <tbody id="metrics-latency"></tbody>
+  </table>
+</section>`
+
 /** The page lists the served kinds, and the topics worth tailing: one per kind, then the kinds' extra topics. */
 const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
   html`<!doctype html>
@@ -72,6 +118,7 @@ const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
       <body data-kind="${preset.kind ?? ""}" data-id="${preset.id ?? ""}">
         <header>
           <h1>emberlog inspector</h1>
+          <a href="#metrics">Metrics</a>
           <form id="open-form">
             <select id="kind" aria-label="kind">
               ${served.names.map((kind) => html`<option>${kind}</option>`)}
@@ -136,7 +183,7 @@ const page = (served: KindRegistry, preset: { kind?: string; id?: string }) =>
               <button id="send">Send</button>
             </section>
           </div>
-          ${usagePanel}
+          ${usagePanel} ${metricsPanel}
           <section class="wide">
             <h2>Topic tail</h2>
             <select id="topic" aria-label="topic">

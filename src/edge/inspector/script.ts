@@ -586,6 +586,89 @@ async function showUsage() {
   }
 }
 
+// ---- The metrics panel: this isolate's counters (GET /v1/admin/metrics, operator scope), polled while watched ----
+
+const METRICS_POLL_MS = 2000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+const metricsWatch = { timer: null };
+const roundTo = (value, digits) => (value === null || value === undefined ? "–" : String(Math.round(value * 10 ** digits) / 10 ** digits));
+
+/**
+ * A line over the slots, the newest at the right edge of a window of capacity slots (null values,
+ * slots without requests, are left out), scaled to the largest value.
+ */
+function drawChart(svg, values, capacity, unit) {
+  const width = 600;
+  const height = 100;
+  const known = values.filter((value) => value !== null);
+  const max = Math.max(...known, 0);
+  const step = width / Math.max(1, capacity - 1);
+  const points = [];
+  values.forEach((value, i) => {
+    if (value !== null) points.push([(width - (values.length - 1 - i) * step).toFixed(1), (height - 4 - (max === 0 ? 0 : (value / max) * (height - 18))).toFixed(1)]);
+  });
+  const line = document.createElementNS(SVG_NS, "polyline");
+  line.setAttribute("points", points.map((point) => point.join(",")).join(" "));
+  // A dot a slot too: a slot between two without requests (no p95) is no line, but still shown.
+  const dots = points.map(([x, y]) => {
+    const dot = document.createElementNS(SVG_NS, "circle");
+    dot.setAttribute("cx", x);
+    dot.setAttribute("cy", y);
+    dot.setAttribute("r", "2");
+    return dot;
+  });
+  const label = document.createElementNS(SVG_NS, "text");
+  label.setAttribute("x", "4");
+  label.setAttribute("y", "11");
+  label.textContent = "max " + roundTo(max, 2) + " " + unit;
+  svg.replaceChildren(line, ...dots, label);
+}
+
+function showMetrics(metrics) {
+  const errors = Object.entries(metrics.errors).map(([code, n]) => code + " " + n).join(", ") || "none";
+  const { opened, open } = metrics.subscriptions;
+  const lag = metrics.outboxLag;
+  $("metrics-summary").textContent =
+    metrics.requests + " requests since " + metrics.since + " · errors: " + errors +
+    " · commands " + metrics.commands.appended + " (" + metrics.commands.events + " events)" +
+    " · subscriptions opened: " + opened.websocket + " WebSocket, " + opened.sse + " SSE (" + open.sse + " SSE open)" +
+    " · outbox: " + lag.eventsBehind + " events behind in " + lag.actorsBehind + " actors";
+  $("metrics-summary").dataset.requests = String(metrics.requests);
+  const rows = Object.entries(metrics.latency).map(([routeClass, { count, p50, p95, p99 }]) => {
+    const row = document.createElement("tr");
+    for (const value of [routeClass, count, roundTo(p50, 2), roundTo(p95, 2), roundTo(p99, 2)])
+      row.append(Object.assign(document.createElement("td"), { textContent: String(value) }));
+    return row;
+  });
+  $("metrics-latency").replaceChildren(...rows);
+  const { slots, capacity } = metrics.recent;
+  drawChart($("metrics-rate"), slots.map((slot) => slot.requests / (slot.durationMs / 1000)), capacity, "req/s");
+  drawChart($("metrics-p95"), slots.map((slot) => slot.p95), capacity, "ms");
+}
+
+async function pollMetrics() {
+  try {
+    showMetrics(await api("/v1/admin/metrics"));
+    $("metrics-status").textContent = "updated " + new Date().toLocaleTimeString();
+    $("metrics-status").className = "";
+  } catch (error) {
+    $("metrics-status").textContent = String(error.message || error);
+    $("metrics-status").className = "error";
+  }
+}
+
+function toggleMetrics() {
+  if (metricsWatch.timer !== null) {
+    clearInterval(metricsWatch.timer);
+    metricsWatch.timer = null;
+    $("metrics-watch").textContent = "Watch metrics";
+    return;
+  }
+  $("metrics-watch").textContent = "Stop watching";
+  metricsWatch.timer = setInterval(pollMetrics, METRICS_POLL_MS);
+  pollMetrics();
+}
+
 // The actor picker: the tenant's actors of the selected kind, from its directory (GET /v1/actors),
 // listed to click and offered as the id field's suggestions, instead of ids typed blind.
 const picker = { cursor: null, loads: 0 };
@@ -655,6 +738,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("tail").addEventListener("click", tailTopic);
   $("verify").addEventListener("click", checkChain);
   $("usage-show").addEventListener("click", showUsage);
+  $("metrics-watch").addEventListener("click", toggleMetrics);
   // The picker lists with the token a sign-in coming back brings.
   finishSignIn().then(() => {
     initPicker();
