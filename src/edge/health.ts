@@ -97,7 +97,7 @@ export const healthReport = async (env: HealthEnv, kindParts: ReadonlyArray<(env
   // A kind's part reports each thing it depends on as a field (`executor: {name, healthy, latencyMs}`).
   for (const { healthy, report } of parts)
     for (const [name, value] of Object.entries(report))
-      dependencies[name] = { status: healthy ? "ok" : "degraded", ...(value as object) }
+      dependencies[name] = { ...(value as object), status: healthy ? "ok" : "degraded" }
   for (const [name, dependency] of buckets) dependencies[name] = dependency
   dependencies.ai = { status: env.AI === undefined ? "not_configured" : "ok", binding: "AI" }
   const lag = outboxLag()

@@ -96,7 +96,9 @@ const countedStream = (body: ReadableStream<Uint8Array>, closed: () => void): Re
   const reader = body.getReader()
   let open = true
   const close = () => {
-    if (open) ((open = false), closed())
+    if (!open) return
+    open = false
+    closed()
   }
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -116,6 +118,12 @@ const countedStream = (body: ReadableStream<Uint8Array>, closed: () => void): Re
       return reader.cancel(reason)
     },
   })
+}
+
+/** Cloudflare's `cf-ray` (its own request id, `8c1f4e0f2a3b4c5d-AMS`); else, or when it is not one, a fresh UUID. */
+const requestIdOf = (c: AppContext): string => {
+  const ray = c.req.header("cf-ray")
+  return ray !== undefined && /^[A-Za-z0-9-]{1,64}$/.test(ray) ? ray : crypto.randomUUID()
 }
 
 const waitUntilOf = (c: AppContext) => (work: Promise<unknown>) => {
@@ -167,7 +175,7 @@ export const observeRequests =
         const line: RequestLine = {
           log: "request",
           at,
-          requestId: c.req.header("cf-ray") ?? crypto.randomUUID(),
+          requestId: requestIdOf(c),
           method,
           route,
           routeClass: kindOfRoute,

@@ -79,7 +79,9 @@ describe("request logs and metrics", () => {
         answers.push((await call(app, path, init)).status)
       const post = { method: "POST", headers: { "content-type": "application/json", "cf-ray": "ray-obs-1" } }
       await send(`/v1/counter/${id}/commands?${querySecrets}`, { ...post, body: increment, bearer: writer })
-      await send(`/v1/counter/${id}/commands`, { method: "POST", body: increment, bearer: writer })
+      // A cf-ray that is no ray id (a client can send one where Cloudflare is not in front) is not logged.
+      const bogusRay = { "cf-ray": `not a ray: Bearer ${writer}` }
+      await send(`/v1/counter/${id}/commands`, { method: "POST", body: increment, bearer: writer, headers: bogusRay })
       await send(`/v1/counter/${id}?${querySecrets}`, { bearer: writer })
       await send(`/v1/counter/${id}/commands`, { method: "POST", body: "{not json", bearer: writer })
       await send(`/v1/counter/${id}`, { bearer: forged })
@@ -112,7 +114,7 @@ describe("request logs and metrics", () => {
       status: 200,
       durationMs: expect.any(Number),
     })
-    // Without cf-ray, a generated id; without a verified token, no tenant and no principal.
+    // Without a cf-ray id, a generated one; without a verified token, no tenant and no principal.
     expect(lines[1]!.requestId).toMatch(/^[0-9a-f-]{36}$/)
     expect(lines[4]).toMatchObject({ routeClass: "read", tenant: null, principal: null, kind: "counter", id })
     expect(lines[6]).toMatchObject({ routeClass: "admin", principal: "alice" })
