@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterAll, describe, expect, it } from "vitest"
+import { experimental_readRawConfig } from "wrangler"
 
 const outdir = mkdtempSync(join(tmpdir(), "emberlog-dry-run-"))
 afterAll(() => rmSync(outdir, { recursive: true, force: true }))
@@ -44,4 +45,13 @@ describe.concurrent("wrangler deploy --dry-run", () => {
       expect(stdout).toMatch(/env\.LIMITER \(\d+ requests\/\d+s\)/)
       expect(stdout).toContain("env.OAUTH_KV")
     })
+})
+
+describe("wrangler.toml's Workers Logs", () => {
+  it("keeps no invocation logs (they record the URL and headers) at the top level and in each environment", () => {
+    const { rawConfig } = experimental_readRawConfig({ config: "wrangler.toml" })
+    const configs = [rawConfig, rawConfig.env!.staging!, rawConfig.env!.production!]
+    for (const config of configs)
+      expect(config.observability).toEqual({ enabled: true, logs: { invocation_logs: false } })
+  })
 })
