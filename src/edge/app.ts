@@ -38,7 +38,7 @@ import { countRequests, usageRoutes } from "./usage.js"
 import { tenantRoutes } from "./tenants.js"
 import { healthReport } from "./health.js"
 import { RequestMetrics, metricsRoutes } from "./metrics.js"
-import { observeRequests } from "./request-log.js"
+import { observeRequests, recordingMiddleware } from "./request-log.js"
 
 type AppContext = Context<AppEnv>
 
@@ -204,7 +204,8 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
     return subscribe(c, actor, () => actor.head(), actorEventTypes(served, kind))
   }
   const projections = new Map((options.projections ?? []).map((projection) => [projection.name, projection]))
-  const app = new Hono<AppEnv>()
+  // First: the request log tells the middleware added with `use` from `app.all` routes by it.
+  const app = recordingMiddleware(new Hono<AppEnv>())
   app.onError(handleError)
   // Not-found, not a catch-all route, answers a kind not served: routes added to the app later
   // (under /v1 too) still match. Only `/v1/{kind}/{id}…` names a kind; `/v1/{word}` is no route.

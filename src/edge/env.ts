@@ -72,6 +72,8 @@ export type AppEnv = {
     kinds: ReadonlyArray<string>
     auth: RequestAuth | undefined
     usage: UsageRecorder | undefined
+    /** The answer's error code, once worked out (errors.ts `answerCodeOf`). */
+    answerCode: { readonly code: string | Promise<string> | undefined }
   }
 }
 export type App = Hono<AppEnv>

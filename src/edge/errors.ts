@@ -77,3 +77,15 @@ export const errorCodeOf = (error: unknown, response: Response): string | Promis
   if (error !== undefined) return "internal"
   return response.status >= 400 ? answeredCode(response.clone()) : undefined
 }
+
+/**
+ * `errorCodeOf` the context's answer, worked out once a request: the request log and the usage
+ * counters both ask, and a body is copied and parsed at most once (kept with `c.set`).
+ */
+export const answerCodeOf = (c: Context): string | Promise<string> | undefined => {
+  const known = c.get("answerCode") as { readonly code: string | Promise<string> | undefined } | undefined
+  if (known !== undefined) return known.code
+  const code = errorCodeOf(c.error, c.res)
+  c.set("answerCode", { code })
+  return code
+}

@@ -13,12 +13,12 @@
  * app.use("*", observeRequests(new RequestMetrics()))
  * ```
  */
-import type { Context, MiddlewareHandler } from "hono"
+import type { Context, Hono, MiddlewareHandler } from "hono"
 import { matchedRoutes } from "hono/route"
 import type { Principal } from "../infra/tokens.js"
 import { writeDataPoint } from "./analytics.js"
 import type { AppEnv, Env } from "./env.js"
-import { errorCodeOf } from "./errors.js"
+import { answerCodeOf, handleError } from "./errors.js"
 import type { RequestMetrics } from "./metrics.js"
 import { routeClass } from "./usage.js"
 
@@ -52,8 +52,24 @@ export interface RequestLine {
 
 type AppContext = Context<AppEnv>
 
-/** Routes added with `use` (method ALL) are middleware; a handler has a method. */
-const isHandler = (route: { readonly method: string }) => route.method !== "ALL"
+/**
+ * The handlers added with `use`: Hono registers them with method ALL, as it does `app.all`
+ * routes (`/mcp`, `/oauth/token`), so only this tells a middleware from a route.
+ */
+const middleware = new WeakSet<Function>()
+
+/** `app`, with every handler later added by `app.use` known as a middleware (`answeringRoute`). Call it first. */
+export const recordingMiddleware = <A extends Hono<any>>(app: A): A => {
+  const use = app.use.bind(app) as (...args: Array<unknown>) => A
+  app.use = ((...args: Array<unknown>) => {
+    for (const arg of args) if (typeof arg === "function") middleware.add(arg)
+    return use(...args)
+  }) as A["use"]
+  return app
+}
+
+const isHandler = (route: { readonly method: string; readonly handler: Function }) =>
+  route.method !== "ALL" || !middleware.has(route.handler)
 
 /**
  * The pattern of the route that answered, or, when a middleware answered first (a 401, a 429),
@@ -67,12 +83,17 @@ export const answeringRoute = (c: AppContext): string | null => {
   return routes.slice(at + 1).find(isHandler)?.path ?? null
 }
 
+/** The longest kind or id a line holds: a path is the client's, and a line stays small. */
+export const MAX_LOGGED_SEGMENT = 256
+
 const segmentValue = (segment: string) => {
+  let value = segment
   try {
-    return decodeURIComponent(segment)
+    value = decodeURIComponent(segment)
   } catch {
-    return segment
+    // Not percent-encoded as it should be: logged as sent.
   }
+  return value.length > MAX_LOGGED_SEGMENT ? `${value.slice(0, MAX_LOGGED_SEGMENT)}…` : value
 }
 
 /** The kind and id a route pattern addresses (`/v1/:kind/:id/…`, a kind's own `/v1/memory/:id/…`), read off the path. */
@@ -120,10 +141,24 @@ const countedStream = (body: ReadableStream<Uint8Array>, closed: () => void): Re
   })
 }
 
+/** A Ray ID as Cloudflare sets `cf-ray`: 16 hex digits, then the data center. */
+const RAY_ID = /^[0-9a-f]{16}(-[A-Z]{3})?$/
+
 /** Cloudflare's `cf-ray` (its own request id, `8c1f4e0f2a3b4c5d-AMS`); else, or when it is not one, a fresh UUID. */
 const requestIdOf = (c: AppContext): string => {
   const ray = c.req.header("cf-ray")
-  return ray !== undefined && /^[A-Za-z0-9-]{1,64}$/.test(ray) ? ray : crypto.randomUUID()
+  return ray !== undefined && RAY_ID.test(ray) ? ray : crypto.randomUUID()
+}
+
+/**
+ * Whether the answer opens a subscription: a WebSocket (101), or an event stream answering a GET
+ * (an actor's events/stream, a Durable Stream's `live=sse`, the stream kind's, MCP's GET). A HEAD
+ * has no body to hold open; an event stream answering a POST (an MCP call's) ends with its call.
+ */
+const subscriptionOf = (method: string, response: Response) => {
+  if (response.status === 101) return "websocket" as const
+  if (method !== "GET" || response.status !== 200 || response.body === null) return undefined
+  return (response.headers.get("content-type") ?? "").startsWith("text/event-stream") ? ("sse" as const) : undefined
 }
 
 const waitUntilOf = (c: AppContext) => (work: Promise<unknown>) => {
@@ -140,15 +175,23 @@ export const observeRequests =
   async (c, next) => {
     const started = performance.now()
     const at = new Date().toISOString()
-    await next()
+    let thrown: { readonly value: unknown } | undefined
+    try {
+      await next()
+    } catch (value) {
+      // Hono's onError takes only an Error: anything else thrown comes up to here unanswered.
+      thrown = { value }
+      c.res = await handleError(new Error("A value that is not an Error was thrown", { cause: value }), c)
+    }
     try {
       const durationMs = Math.round((performance.now() - started) * 100) / 100
       const { method } = c.req
       const path = c.req.path
       const status = c.res.status
-      const kindOfRoute = routeClass(method, path)
-      if (kindOfRoute === "subscribe" && status === 101) metrics.subscriptionOpened("websocket")
-      else if (kindOfRoute === "subscribe" && status === 200 && c.res.body !== null) {
+      const classOfRoute = routeClass(method, path)
+      const subscription = subscriptionOf(method, c.res)
+      if (subscription === "websocket") metrics.subscriptionOpened("websocket")
+      else if (subscription === "sse" && c.res.body !== null) {
         metrics.subscriptionOpened("sse")
         const { body, headers, statusText } = c.res
         c.res = new Response(
@@ -160,13 +203,13 @@ export const observeRequests =
       const principal = c.get("principal") as Principal | undefined
       const route = answeringRoute(c)
       const finish = (code: string | undefined) => {
-        metrics.answered({ routeClass: kindOfRoute, status, durationMs, code })
+        metrics.answered({ routeClass: classOfRoute, status, durationMs, code })
         const tenant = principal?.tenant ?? null
         writeDataPoint(
           env.METRICS,
           {
             indexes: [tenant ?? ""],
-            blobs: [kindOfRoute, String(status), code ?? "", route ?? ""],
+            blobs: [classOfRoute, String(status), code ?? "", route ?? ""],
             doubles: [durationMs],
           },
           "request metrics",
@@ -178,7 +221,7 @@ export const observeRequests =
           requestId: requestIdOf(c),
           method,
           route,
-          routeClass: kindOfRoute,
+          routeClass: classOfRoute,
           tenant,
           principal: principal?.sub ?? null,
           ...addressedActor(route, path),
@@ -188,7 +231,7 @@ export const observeRequests =
         }
         console.log(JSON.stringify(line))
       }
-      const code = errorCodeOf(c.error, c.res)
+      const code = thrown === undefined ? answerCodeOf(c) : "internal"
       if (code instanceof Promise) waitUntilOf(c)(code.then(finish))
       else finish(code)
     } catch (error) {

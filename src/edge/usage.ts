@@ -26,7 +26,7 @@ import { requireScope } from "./auth.js"
 import type { App, AppEnv, Env, UsageRecorder } from "./env.js"
 
 export type { UsageRecorder }
-import { HttpError, answeredCode, badRequest } from "./errors.js"
+import { HttpError, answerCodeOf, badRequest } from "./errors.js"
 import type { ActorDirectory } from "./mcp/server.js"
 import type { ToolResult } from "./mcp/tools.js"
 
@@ -214,11 +214,10 @@ export const countRequests: MiddlewareHandler<AppEnv> = async (c, next) => {
     ]
     if (status === 429) increments.push(["rate_limited", "", 1])
     if (status >= 400 && status < 500) {
-      if (c.error instanceof HttpError) increments.push(["refusals", c.error.code, 1])
-      else {
-        const copy = c.res.clone()
-        waitUntil(answeredCode(copy).then((code) => count(env, waitUntil, tenant, [["refusals", code, 1]])))
-      }
+      const code = answerCodeOf(c)
+      if (code instanceof Promise)
+        waitUntil(code.then((known) => count(env, waitUntil, tenant, [["refusals", known, 1]])))
+      else if (code !== undefined) increments.push(["refusals", code, 1])
     }
     count(env, waitUntil, tenant, increments)
   } catch (error) {

@@ -3,7 +3,14 @@
 // slots cover the last minutes only, with empty slots in between.
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { LATENCY_BUCKETS_MS, RECENT_SLOTS, RECENT_SLOT_MS, RequestMetrics } from "../../src/edge/metrics.js"
+import {
+  LATENCY_BUCKETS_MS,
+  MAX_ERROR_CODES,
+  OTHER_ERRORS,
+  RECENT_SLOTS,
+  RECENT_SLOT_MS,
+  RequestMetrics,
+} from "../../src/edge/metrics.js"
 
 const bucketBound = (ms: number) => LATENCY_BUCKETS_MS.find((bound) => ms <= bound) ?? Infinity
 const exact = (sorted: ReadonlyArray<number>, q: number) => sorted[Math.ceil(q * sorted.length) - 1]!
@@ -32,6 +39,25 @@ describe("request metrics", () => {
         expect(p95!).toBeLessThanOrEqual(p99!)
       }),
     )
+  })
+
+  it("takes the 95th of 100 requests as p95, not the 96th (0.95 * 100 === 95 in floating point)", () => {
+    expect(0.95 * 100).toBe(95)
+    const metrics = new RequestMetrics()
+    for (let i = 0; i < 100; i++)
+      metrics.answered({ routeClass: "read", status: 200, durationMs: i < 95 ? 1 : 1_000, code: undefined })
+    expect(metrics.snapshot().latency.read).toMatchObject({ p50: 1, p95: 1, p99: 1_000 })
+  })
+
+  it("counts at most MAX_ERROR_CODES codes apart, the later ones under other", () => {
+    const metrics = new RequestMetrics()
+    for (let i = 0; i < MAX_ERROR_CODES + 5; i++)
+      metrics.answered({ routeClass: "read", status: 400, durationMs: 1, code: `code_${i}` })
+    metrics.answered({ routeClass: "read", status: 400, durationMs: 1, code: "code_0" })
+    const { errors } = metrics.snapshot()
+    expect(Object.keys(errors)).toHaveLength(MAX_ERROR_CODES + 1)
+    expect(errors[OTHER_ERRORS]).toBe(5)
+    expect(errors.code_0).toBe(2)
   })
 
   it("counts errors by code, commands that appended, and subscriptions", () => {
