@@ -423,12 +423,12 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       try {
         const more = await drainOutbox(this.core, source, topicOf, current)
         if (!current()) return
-        reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag())
+        reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag(), true)
         this.deliveryDelay = more ? 0 : DELIVERY_BATCH_DELAY_MS
         this.failedDeliveries = 0
       } catch (error) {
         if (!current()) return
-        reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag())
+        reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag(), false)
         this.failedDeliveries++
         this.deliveryDelay =
           Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *
@@ -456,7 +456,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         const timerDue = this.entity.timer?.dueAt(this.core.currentState)
         if (timerDue !== undefined) void this.alarms.due(timerDue)
         const { events } = reply.value
-        reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag())
+        reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag(), false)
         followUp(() => this.subscribers.deliver(events.map(toLogEntry)))
         followUp(() => this.logReads.notify())
         if (this.startCommits !== undefined) this.startCommits.push(events)
@@ -526,7 +526,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         this.hooks = new Map()
         this.failedDeliveries = 0
         this.deliveryDelay = 0
-        reportOutboxLag(this.ctx.id.toString(), 0)
+        reportOutboxLag(this.ctx.id.toString(), 0, true)
         await this.boot()
       })
       return counts

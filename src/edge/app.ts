@@ -251,7 +251,9 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   })
 
   // The kinds' parts (the job kind's executor) go between the version and the time.
-  const healthParts = served.modules.flatMap(({ health }) => (health === undefined ? [] : [health]))
+  const healthParts = served.modules.flatMap(({ entity, health }) =>
+    health === undefined ? [] : [{ kind: entity.kind, health }],
+  )
   app.get("/health", async (c) => c.json(await healthReport(c.env, healthParts)))
 
   // RFC 9728: where clients learn how to get a token for this resource.

@@ -12,11 +12,22 @@ import type { Principal } from "../infra/tokens.js"
 import type { App, Env } from "./env.js"
 import type { KindTools, ToolRegistrar } from "./mcp/tools.js"
 
+/** How /health reports one thing the app depends on ("not_configured": not bound, degrading nothing). */
+export interface Dependency {
+  readonly status: "ok" | "degraded" | "not_configured"
+  readonly [field: string]: unknown
+}
+
 /** A kind's part of /health: whether what it depends on answers, and what to report of it. */
 export interface HealthPart {
   readonly healthy: boolean
   /** Fields of the /health body (e.g. `executor: {name, healthy, latencyMs}`). */
   readonly report: Readonly<Record<string, unknown>>
+  /**
+   * /health `dependencies` entries with a status each (`"not_configured"` degrades nothing), beside
+   * those made of `report`'s fields (which take `healthy` as their status).
+   */
+  readonly dependencies?: Readonly<Record<string, Dependency>>
 }
 
 /** A sign-in (or a token refresh) through the app's authorization server, as kinds record it. */

@@ -37,3 +37,5 @@ export {
 export { clientHeaders, setAuthority } from "../actors/subscribers.js"
 export { canonicalJson } from "../core/hash-chain.js"
 export { emberlog, type Emberlog, type EmberlogOptions } from "./factory.js"
+// A kind's /health part probes its own bindings the way the edge probes the archive.
+export { probeR2Bucket, type Dependency, type DependencyStatus } from "./health.js"

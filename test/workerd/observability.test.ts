@@ -6,24 +6,28 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { SignJWT } from "jose"
 import { afterEach, describe, expect, it, vi } from "vitest"
 import { deliveryFaults } from "../../src/actors/outbox.js"
-import { outboxLag } from "../../src/actors/outbox-lag.js"
+import { outboxLag, reportOutboxLag } from "../../src/actors/outbox-lag.js"
 import { createApp } from "../../src/edge/app.js"
 import type { MetricsSnapshot } from "../../src/edge/metrics.js"
 import type { RequestLine } from "../../src/edge/request-log.js"
 import { Counter } from "../../src/kinds/counter/entity.js"
 import { job } from "../../src/kinds/job/index.js"
-import { BASE, freshId } from "./helpers.js"
+import { memory } from "../../src/kinds/memory/index.js"
+import { durableStream } from "../../src/kinds/stream/index.js"
+import { defineKind } from "../../src/edge/kind.js"
+import { HEALTH_PART_TIMEOUT_MS } from "../../src/edge/health.js"
+import { actorApi, BASE, freshId } from "./helpers.js"
 
 const SECRET = "observability-test-" + crypto.randomUUID()
 let n = 0
 const freshTenant = () => `obs${Date.now().toString(36)}${++n}`
 
-const token = (sub: string, scope: string, tenant: string) =>
+const token = (sub: string, scope: string, tenant: string, secret = SECRET) =>
   new SignJWT({ sub, scope, tenant })
     .setProtectedHeader({ alg: "HS256" })
     .setIssuedAt()
     .setExpirationTime("5m")
-    .sign(new TextEncoder().encode(SECRET))
+    .sign(new TextEncoder().encode(secret))
 
 type Settings = Record<string, unknown>
 /** Auth on, as in production, and request lines on (the test project turns them off). */
@@ -72,15 +76,16 @@ describe("request logs and metrics", () => {
     const id = freshId("obs")
     const increment = JSON.stringify({ type: "Increment", by: 2 })
     const querySecrets = "token=QUERY-TOKEN-VALUE&code=OAUTH-CODE-VALUE&access_token=ACCESS-TOKEN-VALUE"
-    const forged = "forged.token.VALUE-THAT-MUST-NOT-BE-LOGGED"
+    // A well-formed token signed with another key: its claims decode, and must not be believed.
+    const forged = await token("mallory", "read write admin operator", "mallory", "not-the-server-key")
     const answers: Array<number> = []
     const { written, lines } = await capturingLines(async () => {
       const send = async (path: string, init: Parameters<typeof call>[2]) =>
         answers.push((await call(app, path, init)).status)
-      const post = { method: "POST", headers: { "content-type": "application/json", "cf-ray": "ray-obs-1" } }
+      const post = { method: "POST", headers: { "content-type": "application/json", "cf-ray": "8c1f4e0f2a3b4c5d-AMS" } }
       await send(`/v1/counter/${id}/commands?${querySecrets}`, { ...post, body: increment, bearer: writer })
       // A cf-ray that is no ray id (a client can send one where Cloudflare is not in front) is not logged.
-      const bogusRay = { "cf-ray": `not a ray: Bearer ${writer}` }
+      const bogusRay = { "cf-ray": "a".repeat(64) }
       await send(`/v1/counter/${id}/commands`, { method: "POST", body: increment, bearer: writer, headers: bogusRay })
       await send(`/v1/counter/${id}?${querySecrets}`, { bearer: writer })
       await send(`/v1/counter/${id}/commands`, { method: "POST", body: "{not json", bearer: writer })
@@ -103,7 +108,7 @@ describe("request logs and metrics", () => {
     expect(lines[0]).toEqual({
       log: "request",
       at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
-      requestId: "ray-obs-1",
+      requestId: "8c1f4e0f2a3b4c5d-AMS",
       method: "POST",
       route: "/v1/:kind/:id/commands",
       routeClass: "command",
@@ -123,6 +128,8 @@ describe("request logs and metrics", () => {
     for (const text of written) {
       for (const secret of [writer, forged, "QUERY-TOKEN-VALUE", "OAUTH-CODE-VALUE", "ACCESS-TOKEN-VALUE"])
         expect(text).not.toContain(secret)
+      expect(text).not.toContain("mallory")
+      expect(text).not.toContain("a".repeat(64))
       expect(text).not.toMatch(/bearer|authorization|cookie|token=|code=|\?/i)
     }
 
@@ -149,6 +156,87 @@ describe("request logs and metrics", () => {
     expect(slots.reduce((sum, slot) => sum + slot.requests, 0)).toBe(7)
     expect(slots.reduce((sum, slot) => sum + slot.errors, 0)).toBe(4)
     expect((await call(app, "/v1/admin/metrics", { bearer: operator, settings: quiet })).body.requests).toBe(8)
+  })
+
+  it("logs app.all routes, OPTIONS, WebSockets, 500s and answers no HttpError made, each by its route and code", async () => {
+    // A kind's routes that fail: an Error, and a value that is not one (Hono's onError never sees it).
+    const failing = defineKind({
+      entity: Counter,
+      routes: (app) => {
+        app.get("/failing/error", () => {
+          throw new Error("boom")
+        })
+        app.get("/failing/string", () => {
+          throw "not an Error"
+        })
+        app.get("/failing/teapot", (c) => c.text("short and stout", 418))
+      },
+    })
+    const app = createApp({ kinds: [failing, durableStream] })
+    const settings = { REQUEST_LOGS: undefined }
+    const answers: Array<number> = []
+    const error = vi.spyOn(console, "error").mockImplementation(() => {})
+    const { lines } = await capturingLines(async () => {
+      const send = async (path: string, init: Parameters<typeof call>[2] = {}) =>
+        answers.push((await call(app, path, { settings, ...init })).status)
+      const mcpHeaders = { "content-type": "application/json", accept: "application/json, text/event-stream" }
+      await send("/mcp", { method: "POST", headers: mcpHeaders, body: "{not json" })
+      await send(`/v1/stream/${freshId("obs")}`, { method: "PATCH" })
+      await send(`/v1/counter/${freshId("obs")}`, { method: "OPTIONS" })
+      await send("/failing/error")
+      await send("/failing/string")
+      await send("/failing/teapot")
+      const socket = await app.fetch(
+        new Request(`${BASE}/v1/counter/${freshId("obs")}/ws`, { headers: { Upgrade: "websocket" } }),
+        { ...env, ...settings },
+        createExecutionContext(),
+      )
+      answers.push(socket.status)
+      socket.webSocket!.accept()
+      socket.webSocket!.close(1000, "done")
+    })
+    error.mockRestore()
+    expect(answers).toEqual([400, 405, 404, 500, 500, 418, 101])
+    expect(
+      lines.map(({ method, route, routeClass, status, code }) => ({ method, route, routeClass, status, code })),
+    ).toEqual([
+      { method: "POST", route: "/mcp", routeClass: "mcp", status: 400, code: "jsonrpc_-32700" },
+      { method: "PATCH", route: "/v1/stream/*", routeClass: "other", status: 405, code: "method_not_allowed" },
+      { method: "OPTIONS", route: null, routeClass: "other", status: 404, code: "not_found" },
+      { method: "GET", route: "/failing/error", routeClass: "other", status: 500, code: "internal" },
+      { method: "GET", route: "/failing/string", routeClass: "other", status: 500, code: "internal" },
+      { method: "GET", route: "/failing/teapot", routeClass: "other", status: 418, code: "http_418" },
+      { method: "GET", route: "/v1/:kind/:id/ws", routeClass: "subscribe", status: 101, code: undefined },
+    ])
+    const metrics = (await call(app, "/v1/admin/metrics", { settings: { REQUEST_LOGS: "off" } }))
+      .body as MetricsSnapshot
+    expect(metrics.requests).toBe(7)
+    expect(metrics.errors).toMatchObject({ internal: 2, http_418: 1, "jsonrpc_-32700": 1 })
+  })
+
+  it("caps the logged kind and id at MAX_LOGGED_SEGMENT characters", async () => {
+    const app = createApp({ kinds: [Counter] })
+    const { lines } = await capturingLines(async () => {
+      await call(app, `/v1/counter/${"x".repeat(5_000)}`, { settings: { REQUEST_LOGS: undefined } })
+    })
+    expect(lines).toHaveLength(1)
+    expect(lines[0]!.id).toBe(`${"x".repeat(256)}…`)
+  })
+
+  it("reads an error body once when the usage counters count it too", async () => {
+    const app = createApp({ kinds: [durableStream], usage: true })
+    const clone = vi.spyOn(Response.prototype, "clone")
+    try {
+      const { lines } = await capturingLines(async () => {
+        const settings = { REQUEST_LOGS: undefined }
+        const { status } = await call(app, `/v1/stream/${freshId("obs")}`, { method: "PATCH", settings })
+        expect(status).toBe(405)
+      })
+      expect(lines.map(({ code }) => code)).toEqual(["method_not_allowed"])
+      expect(clone).toHaveBeenCalledTimes(1)
+    } finally {
+      clone.mockRestore()
+    }
   })
 
   it("REQUEST_LOGS=off writes no line, and the metrics count all the same", async () => {
@@ -203,10 +291,35 @@ describe("request logs and metrics", () => {
       .toEqual({ opened: { websocket: 1, sse: 1 }, open: { sse: 0 } })
     await waitOnExecutionContext(ctx)
   })
+
+  it("counts a Durable Stream's live=sse as a subscription, and a HEAD of an event stream as none", async () => {
+    const app = createApp({ kinds: [Counter] })
+    const settings = { REQUEST_LOGS: "off" }
+    const metrics = async () => (await call(app, "/v1/admin/metrics", { settings })).body as MetricsSnapshot
+    const id = freshId("live")
+    const head = await app.fetch(
+      new Request(`${BASE}/v1/counter/${id}/events/stream`, { method: "HEAD" }),
+      { ...env, ...settings },
+      createExecutionContext(),
+    )
+    expect(head.status).toBe(200)
+    expect((await metrics()).subscriptions).toEqual({ opened: { websocket: 0, sse: 0 }, open: { sse: 0 } })
+    const ctx = createExecutionContext()
+    const live = await app.fetch(
+      new Request(`${BASE}/v1/counter/${id}/log?offset=-1&live=sse`),
+      { ...env, ...settings },
+      ctx,
+    )
+    expect(live.status).toBe(200)
+    expect((await metrics()).subscriptions).toEqual({ opened: { websocket: 0, sse: 1 }, open: { sse: 1 } })
+    await live.body!.cancel()
+    await expect.poll(async () => (await metrics()).subscriptions.open).toEqual({ sse: 0 })
+    await waitOnExecutionContext(ctx)
+  })
 })
 
 describe("/health", () => {
-  const app = createApp({ kinds: [Counter, job] })
+  const app = createApp({ kinds: [Counter, job, memory] })
   const health = async (settings: Settings) => call(app, "/health", { settings: { REQUEST_LOGS: "off", ...settings } })
   const answering = { head: async () => null }
 
@@ -281,6 +394,75 @@ describe("/health", () => {
           interval: 200,
         })
         .toBe("ok")
+    } finally {
+      warn.mockRestore()
+    }
+  })
+  it("reuses an R2 probe for a few seconds: anyone may call /health", async () => {
+    let heads = 0
+    const counting = {
+      head: async () => {
+        heads++
+        return null
+      },
+    }
+    for (let i = 0; i < 3; i++) expect((await health({ MEMORY_BUCKET: counting })).body.status).toBe("ok")
+    expect(heads).toBe(1)
+  })
+
+  it("probes no memory bucket and looks for no AI in an app that does not serve the memory kind", async () => {
+    const bare = createApp({ kinds: [Counter] })
+    const failing = { head: () => Promise.reject(new Error("down")) }
+    const { body } = await call(bare, "/health", { settings: { REQUEST_LOGS: "off", MEMORY_BUCKET: failing } })
+    expect(body.status).toBe("ok")
+    expect(body.dependencies).not.toHaveProperty("memoryBucket")
+    expect(body.dependencies).not.toHaveProperty("ai")
+  })
+
+  it("answers in time, degraded, when a kind's part does not answer", async () => {
+    const hanging = defineKind({ ...job, health: () => new Promise<never>(() => {}) })
+    const slow = createApp({ kinds: [Counter, hanging] })
+    const started = Date.now()
+    const { body } = await call(slow, "/health", { settings: { REQUEST_LOGS: "off" } })
+    expect(Date.now() - started).toBeLessThan(HEALTH_PART_TIMEOUT_MS + 2_000)
+    expect(body.status).toBe("degraded")
+    expect(body.dependencies.job).toEqual({
+      status: "degraded",
+      error: `no answer within ${HEALTH_PART_TIMEOUT_MS} ms`,
+    })
+  })
+
+  it("is not degraded by many actors each a little behind, but by one stalled too long", async () => {
+    const now = Date.now()
+    const actors = Array.from({ length: 50 }, (_, i) => `obs-many-${now}-${i}`)
+    try {
+      for (const actor of actors) reportOutboxLag(actor, 30, false)
+      const many = await health({ MEMORY_BUCKET: answering })
+      expect(many.body.outbox).toMatchObject({ status: "ok", degradedAbove: 1000 })
+      expect(many.body.outbox.eventsBehind).toBeGreaterThan(1000)
+      // Behind since a minute and more ago, with no delivery since.
+      reportOutboxLag(actors[0]!, 0, true)
+      reportOutboxLag(actors[0]!, 30, false, now - 61_000)
+      reportOutboxLag(actors[0]!, 30, false)
+      const stalled = await health({ MEMORY_BUCKET: answering })
+      expect(stalled.body.outbox).toMatchObject({ status: "degraded", stalledAboveMs: 60_000 })
+      expect(stalled.body.outbox.stalledMs).toBeGreaterThan(60_000)
+    } finally {
+      for (const actor of actors) reportOutboxLag(actor, 0, true)
+    }
+  })
+
+  it("forgets an actor's lag when it is erased", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {})
+    try {
+      deliveryFaults.fail = 1_000
+      const id = freshId("erased-lag")
+      const body = JSON.stringify({ type: "Increment", by: 1 })
+      expect((await call(app, `/v1/counter/${id}/commands`, { method: "POST", body, settings: {} })).status).toBe(200)
+      const before = outboxLag().actorsBehind
+      expect(before).toBeGreaterThanOrEqual(1)
+      await actorApi("counter", id).eraseAll()
+      expect(outboxLag().actorsBehind).toBe(before - 1)
     } finally {
       warn.mockRestore()
     }

@@ -1,6 +1,7 @@
-/** The memory kind: the entity, its content store and search (the host's side), search routes and MCP tools. */
+/** The memory kind: the entity, its content store and search (the host's side), search routes, MCP tools and its /health part. */
 import { defineKind } from "../../worker.js"
 import { Memory } from "./entity.js"
+import { memoryHealth } from "./health.js"
 import { memoryRoutes } from "./routes.js"
 import { memoryStore } from "./store.js"
 import { memoryTools } from "./tools.js"
@@ -13,5 +14,6 @@ export const memory = defineKind({
   capabilities: [memoryStore],
   routes: memoryRoutes,
   tools: memoryTools,
+  health: memoryHealth,
   commandBodyBytes: MAX_MEMORY_BODY_BYTES,
 })
