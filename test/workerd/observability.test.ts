@@ -15,6 +15,7 @@ import { job } from "../../src/kinds/job/index.js"
 import { memory } from "../../src/kinds/memory/index.js"
 import { durableStream } from "../../src/kinds/stream/index.js"
 import { defineKind } from "../../src/edge/kind.js"
+import { githubOAuth } from "../../src/edge/oauth/github.js"
 import { HEALTH_PART_TIMEOUT_MS } from "../../src/edge/health.js"
 import { actorApi, BASE, freshId } from "./helpers.js"
 
@@ -43,7 +44,8 @@ const call = async (
   const headers = new Headers(rest.headers)
   if (bearer !== undefined) headers.set("Authorization", `Bearer ${bearer}`)
   const ctx = createExecutionContext()
-  const response = await app.fetch(new Request(`${BASE}${path}`, { ...rest, headers }), { ...env, ...settings }, ctx)
+  const url = path.startsWith("https://") ? path : `${BASE}${path}`
+  const response = await app.fetch(new Request(url, { ...rest, headers }), { ...env, ...settings }, ctx)
   const text = await response.text()
   await waitOnExecutionContext(ctx)
   return { status: response.status, body: text.startsWith("{") ? JSON.parse(text) : text }
@@ -212,6 +214,50 @@ describe("request logs and metrics", () => {
       .body as MetricsSnapshot
     expect(metrics.requests).toBe(7)
     expect(metrics.errors).toMatchObject({ internal: 2, http_418: 1, "jsonrpc_-32700": 1 })
+  })
+
+  it("logs the OAuth server's endpoints by their route, and no code or secret sent to them", async () => {
+    const app = createApp({ kinds: [Counter], auth: githubOAuth() })
+    const settings = {
+      AUTH_MODE: undefined,
+      REQUEST_LOGS: undefined,
+      GITHUB_CLIENT_ID: "gh-client-id",
+      GITHUB_CLIENT_SECRET: "gh-client-secret",
+    }
+    const form = "grant_type=authorization_code&code=BODY-CODE-VALUE&client_id=nobody&code_verifier=VERIFIER-VALUE"
+    const answers: Array<number> = []
+    const { written, lines } = await capturingLines(async () => {
+      const headers = { "content-type": "application/x-www-form-urlencoded" }
+      answers.push(
+        (
+          await call(app, "https://emberlog.test/oauth/token?code=QUERY-CODE-VALUE", {
+            method: "POST",
+            headers,
+            body: form,
+            settings,
+          })
+        ).status,
+      )
+      answers.push(
+        (
+          await call(app, "https://emberlog.test/oauth/register", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: "{}",
+            settings,
+          })
+        ).status,
+      )
+    })
+    expect(answers.every((status) => status >= 400 && status < 500)).toBe(true)
+    expect(lines.map(({ route, status }) => ({ route, status }))).toEqual([
+      { route: "/oauth/token", status: answers[0] },
+      { route: "/oauth/register", status: answers[1] },
+    ])
+    for (const line of lines) expect(line.code).toEqual(expect.any(String))
+    for (const text of written)
+      for (const secret of ["BODY-CODE-VALUE", "QUERY-CODE-VALUE", "VERIFIER-VALUE", "gh-client-secret"])
+        expect(text).not.toContain(secret)
   })
 
   it("caps the logged kind and id at MAX_LOGGED_SEGMENT characters", async () => {
