@@ -74,7 +74,7 @@ const metricsPanel = html`<section class="wide" id="metrics">
   <p id="metrics-summary"></p>
   <div class="charts">
     <figure>
-      <figcaption>requests/s, last minutes</figcaption>
+      <figcaption>requests/s, last minutes (this panel's own polls, one each 2 s, included)</figcaption>
       <svg
         id="metrics-rate"
         viewBox="0 0 600 100"

@@ -590,12 +590,13 @@ async function showUsage() {
 
 const METRICS_POLL_MS = 2000;
 const SVG_NS = "http://www.w3.org/2000/svg";
-const metricsWatch = { timer: null };
+// A poll is sent once the last one answered (a slow answer never stacks them); the generation ends a stopped watch's chain.
+const metricsWatch = { watching: false, generation: 0, timer: null };
 const roundTo = (value, digits) => (value === null || value === undefined ? "–" : String(Math.round(value * 10 ** digits) / 10 ** digits));
 
 /**
- * A line over the slots, the newest at the right edge of a window of capacity slots (null values,
- * slots without requests, are left out), scaled to the largest value.
+ * Lines over the slots, the newest at the right edge of a window of capacity slots, scaled to the
+ * largest value: a null value (a slot without requests has no p95) breaks the line there.
  */
 function drawChart(svg, values, capacity, unit) {
   const width = 600;
@@ -603,14 +604,21 @@ function drawChart(svg, values, capacity, unit) {
   const known = values.filter((value) => value !== null);
   const max = Math.max(...known, 0);
   const step = width / Math.max(1, capacity - 1);
-  const points = [];
+  const runs = [[]];
   values.forEach((value, i) => {
-    if (value !== null) points.push([(width - (values.length - 1 - i) * step).toFixed(1), (height - 4 - (max === 0 ? 0 : (value / max) * (height - 18))).toFixed(1)]);
+    if (value === null) {
+      if (runs[runs.length - 1].length > 0) runs.push([]);
+      return;
+    }
+    runs[runs.length - 1].push([(width - (values.length - 1 - i) * step).toFixed(1), (height - 4 - (max === 0 ? 0 : (value / max) * (height - 18))).toFixed(1)]);
   });
-  const line = document.createElementNS(SVG_NS, "polyline");
-  line.setAttribute("points", points.map((point) => point.join(",")).join(" "));
-  // A dot a slot too: a slot between two without requests (no p95) is no line, but still shown.
-  const dots = points.map(([x, y]) => {
+  const lines = runs.filter((run) => run.length > 0).map((run) => {
+    const line = document.createElementNS(SVG_NS, "polyline");
+    line.setAttribute("points", run.map((point) => point.join(",")).join(" "));
+    return line;
+  });
+  // A dot a slot too: a slot alone between two without requests is a line of one point, which draws nothing.
+  const dots = runs.flat().map(([x, y]) => {
     const dot = document.createElementNS(SVG_NS, "circle");
     dot.setAttribute("cx", x);
     dot.setAttribute("cy", y);
@@ -621,7 +629,7 @@ function drawChart(svg, values, capacity, unit) {
   label.setAttribute("x", "4");
   label.setAttribute("y", "11");
   label.textContent = "max " + roundTo(max, 2) + " " + unit;
-  svg.replaceChildren(line, ...dots, label);
+  svg.replaceChildren(...lines, ...dots, label);
 }
 
 function showMetrics(metrics) {
@@ -646,7 +654,7 @@ function showMetrics(metrics) {
   drawChart($("metrics-p95"), slots.map((slot) => slot.p95), capacity, "ms");
 }
 
-async function pollMetrics() {
+async function pollMetrics(generation) {
   try {
     showMetrics(await api("/v1/admin/metrics"));
     $("metrics-status").textContent = "updated " + new Date().toLocaleTimeString();
@@ -655,18 +663,17 @@ async function pollMetrics() {
     $("metrics-status").textContent = String(error.message || error);
     $("metrics-status").className = "error";
   }
+  if (metricsWatch.watching && generation === metricsWatch.generation)
+    metricsWatch.timer = setTimeout(() => pollMetrics(generation), METRICS_POLL_MS);
 }
 
 function toggleMetrics() {
-  if (metricsWatch.timer !== null) {
-    clearInterval(metricsWatch.timer);
-    metricsWatch.timer = null;
-    $("metrics-watch").textContent = "Watch metrics";
-    return;
-  }
-  $("metrics-watch").textContent = "Stop watching";
-  metricsWatch.timer = setInterval(pollMetrics, METRICS_POLL_MS);
-  pollMetrics();
+  metricsWatch.generation++;
+  clearTimeout(metricsWatch.timer);
+  metricsWatch.timer = null;
+  metricsWatch.watching = !metricsWatch.watching;
+  $("metrics-watch").textContent = metricsWatch.watching ? "Stop watching" : "Watch metrics";
+  if (metricsWatch.watching) pollMetrics(metricsWatch.generation);
 }
 
 // The actor picker: the tenant's actors of the selected kind, from its directory (GET /v1/actors),
