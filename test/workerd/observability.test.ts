@@ -465,6 +465,15 @@ describe("/health", () => {
     expect(body.dependencies).not.toHaveProperty("ai")
   })
 
+  it("reports a kind's report field that is no object as its value, not spread into characters", async () => {
+    const versioned = defineKind({ ...job, health: async () => ({ healthy: true, report: { model: "v2" } }) })
+    const { body } = await call(createApp({ kinds: [Counter, versioned] }), "/health", {
+      settings: { REQUEST_LOGS: "off" },
+    })
+    expect(body.model).toBe("v2")
+    expect(body.dependencies.model).toEqual({ status: "ok", value: "v2" })
+  })
+
   it("answers in time, degraded, when a kind's part does not answer", async () => {
     const hanging = defineKind({ ...job, health: () => new Promise<never>(() => {}) })
     const slow = createApp({ kinds: [Counter, hanging] })
