@@ -175,12 +175,12 @@ export const observeRequests =
   async (c, next) => {
     const started = performance.now()
     const at = new Date().toISOString()
-    let thrown: { readonly value: unknown } | undefined
+    let threwNonError = false
     try {
       await next()
     } catch (value) {
       // Hono's onError takes only an Error: anything else thrown comes up to here unanswered.
-      thrown = { value }
+      threwNonError = true
       c.res = await handleError(new Error("A value that is not an Error was thrown", { cause: value }), c)
     }
     try {
@@ -231,7 +231,7 @@ export const observeRequests =
         }
         console.log(JSON.stringify(line))
       }
-      const code = thrown === undefined ? answerCodeOf(c) : "internal"
+      const code = threwNonError ? "internal" : answerCodeOf(c)
       if (code instanceof Promise) waitUntilOf(c)(code.then(finish))
       else finish(code)
     } catch (error) {
