@@ -11,8 +11,11 @@ import { DurableObject } from "cloudflare:workers"
 import { Layer, ManagedRuntime } from "effect"
 import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
-import { SqliteEventStore } from "../infra/sqlite-event-store.js"
-import { ActorCore, type ActorRuntime } from "./actor-core.js"
+import { makeSqliteEventStore } from "../infra/sqlite-event-store.js"
+import { EventStore, HistoryDeleted, archiveSignal, type EventStoreShape } from "../core/event-store.js"
+import { ActorCore, historyDeleted, type ActorRuntime } from "./actor-core.js"
+import { SegmentIndex, archivedStore } from "./archive-store.js"
+import { Archiver, type Retention } from "./archiver.js"
 import type {
   ActorFailure,
   ActorReply,
@@ -36,9 +39,11 @@ import {
   type LogEntry,
   type LogSource,
   SUBSCRIBE_HEADER,
+  AFTER_HEADER,
+  CLOSE_RESUME,
   type SocketAttachment,
 } from "./subscribers.js"
-import { StreamReads, streamReadsSettings } from "./stream-reads.js"
+import { StreamReads, parseReadRequest, streamError, streamReadsSettings } from "./stream-reads.js"
 import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
 import type { EmberlogTopicObject, TopicApi } from "./topic.js"
@@ -52,12 +57,16 @@ export interface ActorEnv {
   readonly EMBERLOG_TOPIC: DurableObjectNamespace
   /** The edge's rate limiter: frames sent on sockets count against the key the edge put in their attachment. */
   readonly LIMITER?: RateLimit
+  /** Archived segments of the kinds that have a retention (without it their actors keep every event). */
+  readonly EMBERLOG_ARCHIVE?: R2Bucket
 }
 
 /** A kind the host serves: its entity and what its kind adds. */
 export interface HostedKind {
   readonly entity: Entity
   readonly capabilities?: ReadonlyArray<Capability>
+  /** Archive the oldest events to R2 past a threshold, and delete old archives (archiver.ts). */
+  readonly retention?: Retention
 }
 
 export interface ActorOptions {
@@ -79,7 +88,15 @@ export const actorRuntime = (
   storage: DurableObjectStorage,
   options: ActorOptions = {},
   onCreate?: () => void,
-): ActorRuntime => ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage, onCreate), options.ids ?? RandomIds))
+  /** Wraps the SQLite store (the archive's segments below its live tail). */
+  wrapStore: (store: EventStoreShape) => EventStoreShape = (store) => store,
+): ActorRuntime =>
+  ManagedRuntime.make(
+    Layer.mergeAll(
+      Layer.sync(EventStore, () => wrapStore(makeSqliteEventStore(storage, onCreate))),
+      options.ids ?? RandomIds,
+    ),
+  )
 
 /**
  * Whether the object has any table of its own yet: the platform's are not (Cloudflare's `_cf_*`,
@@ -142,6 +159,15 @@ const idOf = (message: string): unknown => {
     return (JSON.parse(message) as { id?: unknown })?.id
   } catch {
     return null
+  }
+}
+
+/** A backlog that cannot go on now (its archive could not be loaded, or was deleted): the client resumes. */
+const closeQuietlyResume = (socket: WebSocket) => {
+  try {
+    socket.close(CLOSE_RESUME, "The log's archive could not be read: reconnect with after=<the last seq you received>")
+  } catch {
+    // Already closed.
   }
 }
 
@@ -212,6 +238,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     /** Durable Streams readers of the log (`/log`: long-polls and SSE), woken by every commit. */
     private readonly logReads = new StreamReads(streamReadsSettings(this.env))
     private alarms!: AlarmOwner
+    /** The log's archived segments in R2 and the reads that reach them. */
+    archiver!: Archiver
     /** Each capability's hooks for this object, by capability name, once started. */
     private hooks = new Map<string, CapabilityHooks>()
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
@@ -256,12 +284,25 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
       // Reads create nothing: a projection's tables come with the log's, at the first write.
       if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
+      const segments = new SegmentIndex(ctx.storage.sql)
+      this.archiver = new Archiver(ctx.storage, this.env.EMBERLOG_ARCHIVE, served.kind.retention, segments, {
+        name: ctx.id.name ?? "",
+        entity: served.kind.entity,
+        head: () => this.core.currentVersion,
+        encodedStateAt: (seq) =>
+          this.archiver.readThrough(() => this.readReply(this.core.readState({ at: seq })).state),
+      })
       this.core = new ActorCore(
         served.kind.entity,
-        actorRuntime(ctx.storage, options, () => {
-          ctx.storage.sql.exec(LISTED)
-          this.ensureTables()
-        }),
+        actorRuntime(
+          ctx.storage,
+          options,
+          () => {
+            ctx.storage.sql.exec(LISTED)
+            this.ensureTables()
+          },
+          (store) => archivedStore(store, segments),
+        ),
         projections.length === 0
           ? undefined
           : (appended, command) => {
@@ -357,10 +398,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
         batchType: ACTOR_BATCH_TYPE,
-        origin: () => {
-          const reply = this.core.readEvents(0, 1)
-          return reply.ok ? reply.value.events[0]?.hash : undefined
-        },
+        // From the segment index when the first event is archived: no segment is read for it.
+        origin: () => this.core.hashOf(1),
       }
     }
 
@@ -392,6 +431,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       for (const capability of this.capabilities) {
         tasks.push({ name: capability.name, run: () => this.hooks.get(capability.name)?.onAlarm?.() })
       }
+      // Last: after the outbox moved the topic cursors that bound how far it may archive.
+      tasks.push({ name: "archive", dueAt: () => this.archiver.dueAt(), run: (now) => this.archiver.step(now) })
       return tasks
     }
 
@@ -440,7 +481,19 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     /** The RPC entry: through the capabilities' command wrappers (I/O before the transaction), then `commit`. */
     command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.commandPath(request)
+      // A retried Idempotency-Key whose first events are archived: nothing was appended, so it runs again with them loaded.
+      try {
+        return this.commandPath(request)
+      } catch (error) {
+        if (archiveSignal(error) === undefined) throw error
+        return this.archiver.readThrough(() => this.commandPath(request))
+      }
+    }
+
+    /** A read's value; its failure thrown (for the archiver's own reads, which never fail but by a defect). */
+    private readReply<A>(reply: ActorReply<A>): A {
+      if (reply.ok) return reply.value
+      throw new Error(`emberlog: ${reply.error.message}`)
     }
 
     /** Runs a command in one transaction and hands its events to subscribers, topics and capabilities. */
@@ -477,25 +530,37 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       return this.core.currentVersion
     }
 
-    readState(query: StateQuery): ActorReply<{ version: number; state: unknown }> {
+    // Every read entry point goes through the archiver: a read reaching an archived segment not in
+    // memory has it loaded and runs again (archiver.ts, readThrough).
+    async readState(query: StateQuery): Promise<ActorReply<{ version: number; state: unknown }>> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.core.readState(query)
+      return this.archiver.readThrough(() => this.core.readState(query))
     }
 
-    readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]> {
+    async readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.core.readEvents(after, limit, asStored)
+      return this.archiver.readThrough(() => this.core.readEvents(after, limit, asStored))
     }
 
     /** `readEvents`' page as the JSON text `{"events":[…],"next":…}`: one string over RPC, not a thousand objects. */
-    readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string> {
+    async readEventsJson(after: number, limit: number, asStored?: boolean): Promise<ActorReply<string>> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.core.readEventsPageJson(after, limit, asStored)
+      return this.archiver.readThrough(() => this.core.readEventsPageJson(after, limit, asStored))
     }
 
-    verifyLog(): VerifyReport {
+    /**
+     * The archived segments first (from R2, one at a time), then the live tail from where they end;
+     * a log whose oldest segments retention deleted is walked from the first kept one (`from`).
+     */
+    async verifyLog(): Promise<VerifyReport> {
       if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
-      return this.core.verify()
+      if (this.archiver.index.all.length === 0) return this.core.verify()
+      const archived = await this.archiver.verifySegments()
+      if (!archived.ok) return archived.report
+      const { seq, hash, state, snapshots, from } = archived
+      const live = this.core.verify({ seq, hash, state })
+      if (!live.ok) return live
+      return { ...live, snapshots: live.snapshots + snapshots, ...(from === undefined ? {} : { from }) }
     }
 
     /**
@@ -508,6 +573,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       await this.ctx.blockConcurrencyWhile(async () => {
         if (this.served !== undefined) {
           if (this.core.currentVersion > 0) counts.events = this.core.currentVersion
+          const segments = await this.archiver.eraseAll()
+          if (segments > 0) counts.archivedSegments = segments
           for (const hooks of this.hooks.values()) {
             for (const [what, n] of Object.entries((await hooks.erase?.()) ?? {}))
               counts[what] = (counts[what] ?? 0) + n
@@ -546,20 +613,70 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         const response = hooks.fetch?.(request)
         if (response !== undefined) return response
       }
-      if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ) {
-        const generation = this.generation
-        const erased = () => generation !== this.generation
-        return answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request, erased)
+      const logRead = request.headers.get(SUBSCRIBE_HEADER) === LOG_READ
+      // What a backlog or a read of the log reaches below the live tail is loaded first: both read synchronously.
+      const release = await this.prefetchArchive(request, logRead)
+      if (typeof release !== "function") return release
+      try {
+        if (logRead) {
+          const generation = this.generation
+          const erased = () => generation !== this.generation
+          return await answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request, erased)
+        }
+        return acceptSubscription(this.subscribers, request)
+      } finally {
+        release()
       }
-      return acceptSubscription(this.subscribers, request)
+    }
+
+    /**
+     * Loads the archived segments a subscription's backlog or a `/log` read starts in (released by
+     * the function returned), or the 410 of a start that retention deleted.
+     */
+    private async prefetchArchive(request: Request, logRead: boolean): Promise<(() => void) | Response> {
+      if (this.archiver.index.all.length === 0) return () => undefined
+      let after: number
+      if (logRead) {
+        const parsed = parseReadRequest(new URL(request.url))
+        if ("invalid" in parsed || typeof parsed.offset !== "object") return () => undefined
+        after = parsed.offset.after
+      } else after = Number(request.headers.get(AFTER_HEADER) ?? "0")
+      try {
+        return await this.archiver.prefetch(after)
+      } catch (error) {
+        const signal = archiveSignal(error)
+        if (!(signal instanceof HistoryDeleted)) throw error
+        const gone = historyDeleted(signal.firstAvailableSeq)
+        return logRead ? streamError(410, gone.code, gone.message) : failureResponse(gone)
+      }
     }
 
     /** Frames that act wait for the one before them: a limiter call in between must not reorder them. */
     private frames: Promise<void> = Promise.resolve()
 
     override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+      // An ack may resume a paused backlog below the live tail: what it reads is loaded first.
+      const pausedAt = typeof message === "string" ? this.subscribers.pausedAt(socket) : undefined
+      if (pausedAt !== undefined && pausedAt < this.archiver.index.archivedThrough) {
+        return this.archiver.prefetch(pausedAt).then(
+          (release) => {
+            let ack: boolean
+            try {
+              ack = this.subscribers.receiveAck(socket, message as string)
+            } finally {
+              release()
+            }
+            return ack ? undefined : this.queueFrame(socket, message)
+          },
+          () => closeQuietlyResume(socket),
+        )
+      }
       // Acks (on every socket) only confirm reading; they neither act nor wait behind frames that do.
       if (typeof message === "string" && this.subscribers.receiveAck(socket, message)) return Promise.resolve()
+      return this.queueFrame(socket, message)
+    }
+
+    private queueFrame(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       const handled = this.frames.then(() => this.actOnFrame(socket, message))
       this.frames = handled.catch(() => undefined)
       return handled
@@ -647,10 +764,11 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   commit(request: CommandRequest): ActorReply<CommandOutcome>
   alarm(): Promise<void>
   head(): number
-  readState(query: StateQuery): ActorReply<{ version: number; state: unknown }>
-  readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
-  readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string>
-  verifyLog(): VerifyReport
+  readonly archiver: Archiver
+  readState(query: StateQuery): Promise<ActorReply<{ version: number; state: unknown }>>
+  readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
+  readEventsJson(after: number, limit: number, asStored?: boolean): Promise<ActorReply<string>>
+  verifyLog(): Promise<VerifyReport>
   invoke(method: string, args?: ReadonlyArray<unknown>): Promise<ActorReply<unknown>>
   eraseAll(): Promise<ErasedCounts>
   fetch(request: Request): Promise<Response>

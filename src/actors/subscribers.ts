@@ -275,8 +275,14 @@ export class Subscribers {
     }
     this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
     const head = this.source.head()
-    for (let cursor = after; cursor < head;) {
-      const page = this.source.readAfter(cursor, PAGE)
+    // Until the head, or until the subscriber is dropped for reading too slowly (it resumes with Last-Event-ID).
+    for (let cursor = after; cursor < head && this.sse.has(subscriber);) {
+      const page = this.readBacklog(cursor)
+      // Not readable now (an archived segment not in memory): the stream ends, the client resumes from its last id.
+      if (page === undefined) {
+        this.dropSse(subscriber)
+        break
+      }
       if (page.length === 0) break
       const text = sseText(page, subscriber.filter)
       if (text.length > 0) this.writeSse(subscriber, text)
@@ -447,6 +453,12 @@ export class Subscribers {
     return undefined
   }
 
+  /** Where a paused batched backlog goes on from when an ack resumes it (undefined: not paused). */
+  pausedAt(socket: WebSocket): number | undefined {
+    const account = this.accountOf(socket)
+    return account.paused ? (account.backlogAfter ?? account.lastSeq) : undefined
+  }
+
   /** When the next socket expires (ms epoch), if any does. */
   nextExpiry(): number | undefined {
     return this.earliestExpiry
@@ -558,7 +570,9 @@ export class Subscribers {
   private sendBacklog(socket: WebSocket, after: number, filter: TypeFilter | undefined): void {
     const head = this.source.head()
     for (let cursor = after; cursor < head;) {
-      const page = this.source.readAfter(cursor, PAGE)
+      const page = this.readBacklog(cursor)
+      // Not readable now (an archived segment not in memory): the client resumes from its last seq, as over the cap.
+      if (page === undefined) return closeQuietly(socket, CLOSE_RESUME, resumeReason(cursor))
       if (page.length === 0) break
       // The filter picks the page's entries before they are framed; a skipped tail ends in a head frame.
       const { visible, skippedThrough } = selectEntries(page, filter)
@@ -571,6 +585,16 @@ export class Subscribers {
         if (!this.send(socket, text, utf8Length(text), skippedThrough)) return
       }
       cursor = page[page.length - 1]!.position
+    }
+  }
+
+  /** A page of the backlog; undefined when the log cannot be read there now. */
+  private readBacklog(cursor: number): ReadonlyArray<LogEntry> | undefined {
+    try {
+      return this.source.readAfter(cursor, PAGE)
+    } catch (error) {
+      console.warn("emberlog: a subscription's backlog could not be read; the subscriber resumes", error)
+      return undefined
     }
   }
 

@@ -1,0 +1,501 @@
+/**
+ * History beyond one object's storage (issue 15 §3): the alarm seals an actor's oldest events
+ * into segments in R2 (gzip'd NDJSON, one stored row per line exactly as the store held it),
+ * records each in the segment index with a snapshot at its end, and trims them from SQLite;
+ * retention later deletes old segments' objects and keeps their hashes. Reads of archived seqs
+ * go through `readThrough` (load the segment, call again), `verify` walks the segments from R2.
+ *
+ * Crash safety: the segment object is written first, then ONE transaction records it, writes
+ * the boundary snapshot and deletes its rows. A crash in between leaves the rows in SQLite; the
+ * next alarm computes the same range (segments are cut by count or bytes, never by what else
+ * changed) and the same key, and overwrites the object: nothing lost, nothing twice.
+ */
+import {
+  ArchiveMiss,
+  HistoryDeleted,
+  archiveSignal,
+  type ArchivedSegment,
+  type StoredEvent,
+} from "../core/event-store.js"
+import { ChainWalk, GENESIS_HASH, canonicalJson, sha256 } from "../core/hash-chain.js"
+import type { VerifyReport } from "../core/wire.js"
+import type { Entity } from "../domain/entity.js"
+import { utf8Length } from "../domain/json-size.js"
+import { SEGMENTS_TABLE, type SegmentIndex } from "./archive-store.js"
+
+/** How a kind keeps its history (KindModule.retention). */
+export interface Retention {
+  /** Events kept live in SQLite; older ones are archived to R2 in segments. */
+  readonly archiveAfterEvents: number
+  /** Archived segments whose last event is older than this are deleted (their hashes stay). */
+  readonly deleteArchivedAfterDays?: number
+  /** Events per segment at most (10,000 unless set); a segment also ends at SEGMENT_BYTES. */
+  readonly segmentEvents?: number
+}
+
+export const DEFAULT_SEGMENT_EVENTS = 10_000
+/** A segment's rows' JSON at most (it always holds at least one event). */
+export const SEGMENT_BYTES = 8 * 1024 * 1024
+/** Archived bytes a subscription's backlog may read before it reaches its cap: loaded before it starts. */
+const PREFETCH_BYTES = 16 * 1024 * 1024
+/** Segments deleted by retention at most per alarm ring (bounded work; the alarm comes back for more). */
+const DELETIONS_PER_RING = 16
+const DAY_MS = 24 * 60 * 60 * 1000
+/** The R2 binding segments go to. */
+export const ARCHIVE_BINDING = "EMBERLOG_ARCHIVE"
+
+/** Checks a kind's retention at `emberlog({...})` time: a clear error, not an archive that never runs. */
+export const checkRetention = (kind: string, retention: Retention | undefined): void => {
+  if (retention === undefined) return
+  const fail = (what: string) => {
+    throw new Error(`emberlog: the ${kind} kind's retention: ${what}`)
+  }
+  if (typeof retention !== "object" || retention === null) fail("must be an object")
+  const { archiveAfterEvents, deleteArchivedAfterDays, segmentEvents } = retention
+  if (!Number.isSafeInteger(archiveAfterEvents) || archiveAfterEvents < 1)
+    fail(`archiveAfterEvents must be a whole number of events, at least 1 (got ${String(archiveAfterEvents)})`)
+  if (segmentEvents !== undefined && (!Number.isSafeInteger(segmentEvents) || segmentEvents < 1))
+    fail(`segmentEvents must be a whole number of events, at least 1 (got ${String(segmentEvents)})`)
+  if (
+    deleteArchivedAfterDays !== undefined &&
+    (typeof deleteArchivedAfterDays !== "number" ||
+      !Number.isFinite(deleteArchivedAfterDays) ||
+      deleteArchivedAfterDays <= 0)
+  )
+    fail(`deleteArchivedAfterDays must be a positive number of days (got ${String(deleteArchivedAfterDays)})`)
+}
+
+const warned = new Set<string>()
+
+/**
+ * The kinds that have a retention but no R2 binding to archive to (their actors keep every event):
+ * for /health and startup checks. Logs a warning once per kind.
+ */
+export const archiveUnavailable = (
+  env: { readonly [ARCHIVE_BINDING]?: R2Bucket },
+  kinds: ReadonlyArray<{ readonly kind: string; readonly retention?: Retention }>,
+): ReadonlyArray<string> => {
+  if (env[ARCHIVE_BINDING] !== undefined) return []
+  const lacking = kinds.filter(({ retention }) => retention !== undefined).map(({ kind }) => kind)
+  for (const kind of lacking) {
+    if (warned.has(kind)) continue
+    warned.add(kind)
+    console.warn(
+      `emberlog: the ${kind} kind has a retention but there is no R2 binding ${ARCHIVE_BINDING}: its actors keep every event`,
+    )
+  }
+  return lacking
+}
+
+const pad = (seq: number) => String(seq).padStart(16, "0")
+
+/** A segment's object key: deterministic, so a seal redone after a crash overwrites its own object. */
+export const segmentKey = (actor: string, first: number, last: number) =>
+  `${actor}/${pad(first)}-${pad(last)}.ndjson.gz`
+
+/** One stored row as its NDJSON line: data and meta are the stored canonical JSON, spliced as they are. */
+const rowLine = (seq: number, type: string, schemaVersion: number, data: string, meta: string, hash: string) =>
+  `{"seq":${seq},"type":${JSON.stringify(type)},"schemaVersion":${schemaVersion},"data":${data},"meta":${meta},"hash":${JSON.stringify(hash)}}`
+
+const gzip = async (text: string): Promise<Uint8Array> =>
+  new Uint8Array(await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer())
+
+const gunzipLines = async (body: ReadableStream): Promise<ReadonlyArray<StoredEvent>> => {
+  const text = await new Response(body.pipeThrough(new DecompressionStream("gzip"))).text()
+  const events: Array<StoredEvent> = []
+  for (const line of text.split("\n")) if (line.length > 0) events.push(JSON.parse(line) as StoredEvent)
+  return events
+}
+
+/** Whether `events` are exactly the segment's (every seq, chained from its prevHash to its lastHash). */
+const segmentBreak = (
+  segment: ArchivedSegment,
+  events: ReadonlyArray<StoredEvent>,
+): { readonly firstBadSeq: number; readonly reason: string } | undefined => {
+  const walk = new ChainWalk()
+  walk.events = segment.first - 1
+  walk.head = segment.prevHash
+  for (const event of events) {
+    const broken = walk.check(event)
+    if (broken !== undefined) return broken
+    if (event.seq === segment.last) break
+  }
+  if (walk.events !== segment.last)
+    return { firstBadSeq: walk.events + 1, reason: `archived segment ${segment.key} ends before seq ${segment.last}` }
+  if (walk.head !== segment.lastHash)
+    return { firstBadSeq: segment.last, reason: `archived segment ${segment.key} does not end with its recorded hash` }
+  return undefined
+}
+
+/** What the archiver needs of its actor: its entity, head and topics' positions, and the state at a seq. */
+export interface ArchivedActor {
+  readonly name: string
+  readonly entity: Entity
+  readonly head: () => number
+  /** The encoded state after event `seq` (a read: it may need segments loaded). */
+  readonly encodedStateAt: (seq: number) => Promise<unknown>
+}
+
+export class Archiver {
+  /** Test hook: runs after a segment's object is written and before SQLite records it (a crash there). */
+  afterSegmentWritten: (() => void) | undefined
+
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly bucket: R2Bucket | undefined,
+    private readonly retention: Retention | undefined,
+    readonly index: SegmentIndex,
+    private readonly actor: ArchivedActor,
+  ) {}
+
+  /** Whether this actor archives at all: a retention and an R2 binding to archive to. */
+  get enabled(): boolean {
+    return this.bucket !== undefined && this.retention !== undefined
+  }
+
+  private get segmentEvents(): number {
+    return this.retention?.segmentEvents ?? DEFAULT_SEGMENT_EVENTS
+  }
+
+  /**
+   * The last seq the next segment may hold: past archiveAfterEvents of the head, and never past
+   * what a topic cursor or a queued delivery still reads from the store.
+   */
+  private sealLimit(): number {
+    const { sql } = this.storage
+    let limit = this.actor.head() - this.retention!.archiveAfterEvents
+    const has = (table: string) =>
+      sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", table).toArray().length > 0
+    if (has("topic_cursors")) {
+      const cursor = sql.exec("SELECT min(through) AS through FROM topic_cursors").one().through as number | null
+      if (cursor !== null) limit = Math.min(limit, cursor)
+    }
+    if (has("outbox")) {
+      const queued = sql.exec("SELECT min(seq) AS seq FROM outbox").one().seq as number | null
+      if (queued !== null) limit = Math.min(limit, queued - 1)
+    }
+    return limit
+  }
+
+  /** A full segment (by count) can be sealed now; a segment full by bytes is found when the alarm rings anyway. */
+  private sealDue(): boolean {
+    return this.sealLimit() - this.index.archivedThrough >= this.segmentEvents
+  }
+
+  /** When the alarm should next run this (undefined: nothing to do). */
+  dueAt(): number | undefined {
+    if (!this.enabled) return undefined
+    // The cheap check first: the store is asked about cursors only when a full segment is past the threshold.
+    const candidates = this.actor.head() - this.retention!.archiveAfterEvents - this.index.archivedThrough
+    if (candidates >= this.segmentEvents && this.sealDue()) return Date.now()
+    const days = this.retention!.deleteArchivedAfterDays
+    if (days === undefined) return undefined
+    const oldest = this.index.all.find((segment) => segment.deletedAt === null)
+    return oldest === undefined ? undefined : oldest.lastAt + days * DAY_MS
+  }
+
+  /** The alarm's step: seal one segment if one is due, then delete what retention no longer keeps. */
+  async step(now: number): Promise<void> {
+    if (!this.enabled) return
+    await this.sealNext()
+    await this.deleteExpired(now)
+  }
+
+  /** Seals the next segment, if there is a full one: at most one per call (bounded work per alarm ring). */
+  async sealNext(): Promise<ArchivedSegment | undefined> {
+    if (!this.enabled) return undefined
+    const { sql } = this.storage
+    const after = this.index.archivedThrough
+    const limit = this.sealLimit()
+    if (limit <= after) return undefined
+    const lines: Array<string> = []
+    let bytes = 0
+    let first: { seq: number; hash: string; at: number } | undefined
+    let last: { seq: number; hash: string; at: number } | undefined
+    let full = false
+    const rows = sql
+      .exec(
+        "SELECT seq, type, schema_version, data, meta, at, hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        after,
+        limit,
+        this.segmentEvents,
+      )
+      .raw()
+    for (const [seq, type, schemaVersion, data, meta, at, hash] of rows) {
+      const line = rowLine(
+        seq as number,
+        type as string,
+        schemaVersion as number,
+        data as string,
+        meta as string,
+        hash as string,
+      )
+      const size = utf8Length(line) + 1
+      if (lines.length > 0 && bytes + size > SEGMENT_BYTES) {
+        full = true
+        break
+      }
+      lines.push(line)
+      bytes += size
+      last = { seq: seq as number, hash: hash as string, at: at as number }
+      first ??= last
+    }
+    // Cut by count or by bytes only: a shorter run waits, so a seal redone after a crash is the same segment.
+    if (first === undefined || last === undefined || !(full || lines.length === this.segmentEvents)) return undefined
+    const prevHash = after === 0 ? GENESIS_HASH : this.index.all[this.index.all.length - 1]!.lastHash
+    const key = segmentKey(this.actor.name, first.seq, last.seq)
+    const segment: ArchivedSegment = {
+      first: first.seq,
+      last: last.seq,
+      prevHash,
+      firstHash: first.hash,
+      lastHash: last.hash,
+      firstAt: first.at,
+      lastAt: last.at,
+      key,
+      bytes,
+      deletedAt: null,
+    }
+    // The state at the boundary, folded before anything changes (from the live rows and the last boundary's snapshot).
+    const stateJson = canonicalJson(await this.actor.encodedStateAt(last.seq))
+    await this.bucket!.put(key, await gzip(lines.join("\n") + "\n"), {
+      httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+      customMetadata: {
+        firstSeq: String(first.seq),
+        lastSeq: String(last.seq),
+        prevHash,
+        lastHash: last.hash,
+      },
+    })
+    this.afterSegmentWritten?.()
+    // Another alarm ring (a retry) may have sealed it meanwhile: the index decides.
+    if (this.index.archivedThrough !== after) return undefined
+    this.storage.transactionSync(() => {
+      sql.exec(SEGMENTS_TABLE)
+      sql.exec(
+        `INSERT INTO segments (first_seq, last_seq, prev_hash, first_hash, last_hash, first_at, last_at, key, bytes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        segment.first,
+        segment.last,
+        prevHash,
+        segment.firstHash,
+        segment.lastHash,
+        segment.firstAt,
+        segment.lastAt,
+        key,
+        bytes,
+      )
+      const stateVersion = this.actor.entity.stateVersion
+      sql.exec(
+        `INSERT OR IGNORE INTO snapshots (seq, state_version, state, head_hash, state_hash) VALUES (?, ?, ?, ?, ?)`,
+        last.seq,
+        stateVersion,
+        stateJson,
+        last.hash,
+        sha256(stateJson),
+      )
+      // Snapshots inside the segment would be read only to be trusted against archived events:
+      // the one at its end (and at the end of the segment before) serves every read below the tail.
+      sql.exec("DELETE FROM snapshots WHERE seq > ? AND seq < ?", after, last.seq)
+      sql.exec("DELETE FROM events WHERE seq <= ?", last.seq)
+    })
+    this.index.reload()
+    return segment
+  }
+
+  /** Deletes the objects of segments older than the retention keeps, oldest first; their index rows stay. */
+  async deleteExpired(now: number): Promise<number> {
+    const days = this.retention?.deleteArchivedAfterDays
+    if (!this.enabled || days === undefined) return 0
+    const expired = this.index.all
+      .filter((segment) => segment.deletedAt === null && segment.lastAt < now - days * DAY_MS)
+      .slice(0, DELETIONS_PER_RING)
+    if (expired.length === 0) return 0
+    // Oldest first, and only a prefix of the log: a kept segment is never preceded by a deleted one's gap.
+    const kept = this.index.all.find((segment) => segment.deletedAt === null)
+    if (kept !== expired[0]) return 0
+    await this.bucket!.delete(expired.map((segment) => segment.key))
+    this.storage.transactionSync(() => {
+      for (const segment of expired)
+        this.storage.sql.exec("UPDATE segments SET deleted_at = ? WHERE first_seq = ?", now, segment.first)
+    })
+    this.index.reload()
+    return expired.length
+  }
+
+  /** Reads a segment from R2 and checks it is exactly what the index recorded. */
+  private async fetchSegment(segment: ArchivedSegment): Promise<ReadonlyArray<StoredEvent>> {
+    const object = await this.bucket?.get(segment.key)
+    if (object === null || object === undefined)
+      throw new Error(`emberlog: archived segment ${segment.key} is missing from R2`)
+    const events = await gunzipLines(object.body)
+    const broken = segmentBreak(segment, events)
+    if (broken !== undefined) throw new Error(`emberlog: ${broken.reason}`)
+    return events
+  }
+
+  /**
+   * Runs a read until it no longer needs a segment that is not in memory: each miss loads the
+   * segment (kept pinned until the read is done) and the read is called again. Reads have no side
+   * effects, so calling again is safe. A read never gets an answer from a segment that failed to load.
+   */
+  async readThrough<A>(read: () => A | Promise<A>): Promise<A> {
+    const pinned: Array<ArchivedSegment> = []
+    try {
+      for (;;) {
+        try {
+          return await read()
+        } catch (error) {
+          const signal = archiveSignal(error)
+          if (!(signal instanceof ArchiveMiss)) throw error
+          if (pinned.some((segment) => segment.first === signal.segment.first))
+            throw new Error(`emberlog: archived segment ${signal.segment.key} was loaded and still missed`)
+          this.index.keep(signal.segment, await this.fetchSegment(signal.segment))
+          pinned.push(signal.segment)
+        }
+      }
+    } finally {
+      for (const segment of pinned) this.index.unpin(segment)
+    }
+  }
+
+  /**
+   * Loads the segments a read from `after` reaches within PREFETCH_BYTES, pinned until the returned
+   * release: a subscription's backlog is sent synchronously, so what it reads must be in memory first.
+   * Throws HistoryDeleted when `after` is in a deleted segment.
+   */
+  async prefetch(after: number): Promise<() => void> {
+    const pinned: Array<ArchivedSegment> = []
+    const release = () => {
+      for (const segment of pinned) this.index.unpin(segment)
+    }
+    try {
+      let bytes = 0
+      for (let segment = this.index.segmentOf(after + 1); segment !== undefined && bytes < PREFETCH_BYTES;) {
+        if (segment.deletedAt !== null) throw new HistoryDeleted(this.index.firstAvailableSeq)
+        if (this.index.isCached(segment)) this.index.pin(segment)
+        else this.index.keep(segment, await this.fetchSegment(segment))
+        pinned.push(segment)
+        bytes += segment.bytes
+        segment = this.index.segmentOf(segment.last + 1)
+      }
+      return release
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
+
+  /**
+   * Walks the archived segments from R2, one at a time: each chained from the hash the one before
+   * it ends with, its state refolded and checked against the snapshot at its end. Segments deleted
+   * by retention are passed over: the walk starts at the first kept one, from its recorded prevHash
+   * and the snapshot at its start. Gives the live tail's start (or the break found).
+   */
+  async verifySegments(): Promise<
+    | { readonly ok: false; readonly report: VerifyReport }
+    | {
+        readonly ok: true
+        readonly seq: number
+        readonly hash: string
+        readonly state: unknown
+        readonly snapshots: number
+        readonly from?: number
+      }
+  > {
+    const { entity } = this.actor
+    const segments = this.index.all
+    const bad = (firstBadSeq: number, reason: string, snapshotSeq?: number) =>
+      ({
+        ok: false,
+        report: { ok: false, firstBadSeq, reason, ...(snapshotSeq === undefined ? {} : { snapshotSeq }) },
+      }) as const
+    const snapshotAt = (seq: number) =>
+      this.storage.sql
+        .exec(
+          "SELECT state, head_hash, state_hash FROM snapshots WHERE seq = ? AND state_version = ?",
+          seq,
+          entity.stateVersion,
+        )
+        .toArray()[0]
+    /** The snapshot at `seq` as the chain's hash `hash` there and `state` say it must be. */
+    const matches = (seq: number, hash: string, state: unknown) => {
+      const row = snapshotAt(seq)
+      const stateJson = row?.state as string | undefined
+      return (
+        row !== undefined &&
+        row.head_hash === hash &&
+        sha256(stateJson!) === row.state_hash &&
+        (state === undefined || canonicalJson(entity.encodeState(state)) === stateJson)
+      )
+    }
+    const firstKept = segments.findIndex((segment) => segment.deletedAt === null)
+    const start = firstKept === -1 ? segments.length : firstKept
+    let seq = 0
+    let hash = GENESIS_HASH
+    let state: unknown = entity.initial
+    let snapshots = 0
+    let from: number | undefined
+    if (start > 0) {
+      // Deleted history: the chain goes on from the hash the index recorded where it was cut.
+      const boundary = segments[start - 1]!
+      seq = boundary.last
+      hash = boundary.lastHash
+      from = seq
+      if (!matches(seq, hash, undefined))
+        return bad(seq + 1, `the snapshot at seq ${seq}, where retention cut the log, is missing or altered`, seq)
+      try {
+        state = entity.decodeState(JSON.parse(snapshotAt(seq)!.state as string))
+      } catch (error) {
+        return bad(seq + 1, `the snapshot at seq ${seq} cannot be read: ${String(error)}`, seq)
+      }
+      snapshots++
+    }
+    for (const segment of segments.slice(start)) {
+      if (segment.first !== seq + 1 || segment.prevHash !== hash)
+        return bad(seq + 1, `the segment index does not chain at seq ${seq}`)
+      let events: ReadonlyArray<StoredEvent>
+      try {
+        const object = await this.bucket?.get(segment.key)
+        if (object === null || object === undefined)
+          return bad(segment.first, `archived segment ${segment.key} is missing`)
+        events = await gunzipLines(object.body)
+      } catch (error) {
+        return bad(segment.first, `archived segment ${segment.key} cannot be read: ${String(error)}`)
+      }
+      const broken = segmentBreak(segment, events)
+      if (broken !== undefined) return bad(broken.firstBadSeq, broken.reason)
+      for (const event of events) {
+        try {
+          state = entity.evolve(state, entity.decodeEvent(event))
+        } catch (error) {
+          return bad(event.seq, `event ${event.seq} cannot be replayed: ${String(error)}`)
+        }
+      }
+      seq = segment.last
+      hash = segment.lastHash
+      if (!matches(seq, hash, state))
+        return bad(seq, `the snapshot at seq ${seq} does not match the state the log gives there`, seq)
+      snapshots++
+    }
+    return { ok: true, seq, hash, state, snapshots, ...(from === undefined ? {} : { from }) }
+  }
+
+  /** Deletes every segment object of this actor (its tenant is erased), listed or not (a seal that crashed). */
+  async eraseAll(): Promise<number> {
+    if (this.bucket === undefined) return 0
+    let erased = 0
+    let cursor: string | undefined
+    do {
+      const listed = await this.bucket.list({
+        prefix: `${this.actor.name}/`,
+        ...(cursor === undefined ? {} : { cursor }),
+      })
+      if (listed.objects.length > 0) await this.bucket.delete(listed.objects.map((object) => object.key))
+      erased += listed.objects.length
+      cursor = listed.truncated ? listed.cursor : undefined
+    } while (cursor !== undefined)
+    this.index.clear()
+    return erased
+  }
+}
