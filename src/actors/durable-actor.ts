@@ -638,8 +638,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       let after: number
       if (logRead) {
         const parsed = parseReadRequest(new URL(request.url))
-        if ("invalid" in parsed || typeof parsed.offset !== "object") return () => undefined
-        after = parsed.offset.after
+        if ("invalid" in parsed || parsed.offset === "now") return () => undefined
+        after = parsed.offset === "start" ? 0 : parsed.offset.after
       } else after = Number(request.headers.get(AFTER_HEADER) ?? "0")
       try {
         return await this.archiver.prefetch(after)
