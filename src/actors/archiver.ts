@@ -36,7 +36,7 @@ export interface Retention {
 export const DEFAULT_SEGMENT_EVENTS = 10_000
 /** A segment's rows' JSON at most (it always holds at least one event). */
 export const SEGMENT_BYTES = 8 * 1024 * 1024
-/** Archived bytes a subscription's backlog may read before it reaches its cap: loaded before it starts. */
+/** Archived bytes a subscription's backlog may read before it reaches its cap (8 MiB): loaded before it starts. */
 const PREFETCH_BYTES = 16 * 1024 * 1024
 /** Segments deleted by retention at most per alarm ring (bounded work; the alarm comes back for more). */
 const DELETIONS_PER_RING = 16
@@ -126,6 +126,12 @@ const segmentBreak = (
     return { firstBadSeq: segment.last, reason: `archived segment ${segment.key} does not end with its recorded hash` }
   return undefined
 }
+
+/**
+ * How far past `after` a prefetch loads: a subscription's backlog is bounded by bytes (its cap), a
+ * `/log` page by the events it may examine.
+ */
+export type PrefetchReach = { readonly bytes: number } | { readonly events: number }
 
 /** What the archiver needs of its actor: its entity, head and topics' positions, and the state at a seq. */
 export interface ArchivedActor {
@@ -364,14 +370,16 @@ export class Archiver {
    * release: a subscription's backlog is sent synchronously, so what it reads must be in memory first.
    * Throws HistoryDeleted when `after` is in a deleted segment.
    */
-  async prefetch(after: number): Promise<() => void> {
+  async prefetch(after: number, reach: PrefetchReach = { bytes: PREFETCH_BYTES }): Promise<() => void> {
     const pinned: Array<ArchivedSegment> = []
     const release = () => {
       for (const segment of pinned) this.index.unpin(segment)
     }
     try {
       let bytes = 0
-      for (let segment = this.index.segmentOf(after + 1); segment !== undefined && bytes < PREFETCH_BYTES;) {
+      const within = (segment: ArchivedSegment) =>
+        "bytes" in reach ? bytes < reach.bytes : segment.first <= after + reach.events
+      for (let segment = this.index.segmentOf(after + 1); segment !== undefined && within(segment);) {
         if (segment.deletedAt !== null) throw new HistoryDeleted(this.index.firstAvailableSeq)
         if (this.index.isCached(segment)) this.index.pin(segment)
         else this.index.keep(segment, await this.fetchSegment(segment))

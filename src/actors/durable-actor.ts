@@ -44,6 +44,7 @@ import {
   type SocketAttachment,
 } from "./subscribers.js"
 import { StreamReads, parseReadRequest, streamError, streamReadsSettings } from "./stream-reads.js"
+import { DEFAULT_PAGE } from "./stream-pages.js"
 import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
 import type { EmberlogTopicObject, TopicApi } from "./topic.js"
@@ -642,7 +643,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         after = parsed.offset === "start" ? 0 : parsed.offset.after
       } else after = Number(request.headers.get(AFTER_HEADER) ?? "0")
       try {
-        return await this.archiver.prefetch(after)
+        // A /log page examines at most DEFAULT_PAGE.examined events (a filtered read), fewer unfiltered.
+        return await this.archiver.prefetch(after, logRead ? { events: DEFAULT_PAGE.examined! } : undefined)
       } catch (error) {
         const signal = archiveSignal(error)
         if (!(signal instanceof HistoryDeleted)) throw error
