@@ -293,24 +293,30 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         encodedStateAt: (seq) =>
           this.archiver.readThrough(() => this.readReply(this.core.readState({ at: seq })).state),
       })
-      this.core = new ActorCore(
-        served.kind.entity,
-        actorRuntime(
-          ctx.storage,
-          options,
-          () => {
-            ctx.storage.sql.exec(LISTED)
-            this.ensureTables()
-          },
-          (store) => archivedStore(store, segments),
-        ),
-        projections.length === 0
-          ? undefined
-          : (appended, command) => {
-              for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
-            },
-        served.id,
-        DIRECTORY_TOPIC,
+      const runtime = actorRuntime(
+        ctx.storage,
+        options,
+        () => {
+          ctx.storage.sql.exec(LISTED)
+          this.ensureTables()
+        },
+        (store) => archivedStore(store, segments),
+      )
+      // Recovery reads from the newest usable snapshot (one at the archive's boundary at the oldest), so it
+      // reaches no segment; only a state version with no snapshot yet refolds the archive, loaded as it goes.
+      this.core = await this.archiver.readThrough(
+        () =>
+          new ActorCore(
+            served.kind.entity,
+            runtime,
+            projections.length === 0
+              ? undefined
+              : (appended, command) => {
+                  for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
+                },
+            served.id,
+            DIRECTORY_TOPIC,
+          ),
       )
       // A log that predates the tenant directory: its first event goes there now, once.
       if (this.core.currentVersion > 0 && !hasTable(ctx.storage.sql, "emberlog_listed")) {
