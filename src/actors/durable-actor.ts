@@ -489,11 +489,15 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
       // A retried Idempotency-Key whose first events are archived: nothing was appended, so it runs again with them loaded.
-      try {
-        return this.commandPath(request)
-      } catch (error) {
+      const again = (error: unknown) => {
         if (archiveSignal(error) === undefined) throw error
         return this.archiver.readThrough(() => this.commandPath(request))
+      }
+      try {
+        const reply = this.commandPath(request)
+        return reply instanceof Promise ? reply.catch(again) : reply
+      } catch (error) {
+        return again(error)
       }
     }
 

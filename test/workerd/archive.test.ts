@@ -297,6 +297,21 @@ describe("archive: crash safety and what bounds a segment", () => {
     expect(through).toBe(SEGMENT)
   })
 
+  it("answers a retried Idempotency-Key whose events are archived with its first result", async () => {
+    const id = freshId("archive-key")
+    const first = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
+    expect(first.status).toBe(200)
+    const through = await seedThen(id, SEGMENT + LIVE, async (instance) => {
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      await instance.archiver.sealNext()
+      return instance.archiver.index.archivedThrough
+    })
+    expect(through).toBe(SEGMENT)
+    const again = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
+    expect(again.status).toBe(200)
+    expect(again.body).toMatchObject({ version: 1, events: [{ seq: 1, data: { by: 7 } }], state: { value: 7 } })
+  })
+
   it("a crash between writing a segment and trimming SQLite is finished by the next alarm: nothing lost or twice", async () => {
     const id = freshId("archive-crash")
     const failed = await seedThen(id, SEGMENT + LIVE + 3, async (instance) => {
