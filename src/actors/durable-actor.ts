@@ -15,7 +15,7 @@ import { makeSqliteEventStore } from "../infra/sqlite-event-store.js"
 import { EventStore, HistoryDeleted, archiveSignal, type EventStoreShape } from "../core/event-store.js"
 import { ActorCore, historyDeleted, type ActorRuntime } from "./actor-core.js"
 import { SegmentIndex, archivedStore } from "./archive-store.js"
-import { Archiver, type Retention } from "./archiver.js"
+import { Archiver, archiveUnavailable, type Retention } from "./archiver.js"
 import type {
   ActorFailure,
   ActorReply,
@@ -285,6 +285,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
       // Reads create nothing: a projection's tables come with the log's, at the first write.
       if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
+      // A retention with nowhere to archive to: the actor keeps every event (warned once per kind).
+      archiveUnavailable(this.env, [{ kind: served.kind.entity.kind, retention: served.kind.retention }])
       const segments = new SegmentIndex(ctx.storage.sql)
       this.archiver = new Archiver(ctx.storage, this.env.EMBERLOG_ARCHIVE, served.kind.retention, segments, {
         name: ctx.id.name ?? "",
