@@ -17,115 +17,27 @@ import {
   type ArchivedSegment,
   type StoredEvent,
 } from "../core/event-store.js"
-import { ChainWalk, GENESIS_HASH, canonicalJson, sha256 } from "../core/hash-chain.js"
+import { GENESIS_HASH, canonicalJson, sha256 } from "../core/hash-chain.js"
 import type { VerifyReport } from "../core/wire.js"
 import type { Entity } from "../domain/entity.js"
 import { utf8Length } from "../domain/json-size.js"
 import { SEGMENTS_TABLE, type SegmentIndex } from "./archive-store.js"
+import {
+  DEFAULT_SEGMENT_EVENTS,
+  SEGMENT_BYTES,
+  gunzipLines,
+  gzip,
+  rowLine,
+  segmentBreak,
+  segmentKey,
+} from "./segment-format.js"
+import type { Retention } from "./retention.js"
 
-/** How a kind keeps its history (KindModule.retention). */
-export interface Retention {
-  /** Events kept live in SQLite; older ones are archived to R2 in segments. */
-  readonly archiveAfterEvents: number
-  /** Archived segments whose last event is older than this are deleted (their hashes stay). */
-  readonly deleteArchivedAfterDays?: number
-  /** Events per segment at most (10,000 unless set); a segment also ends at SEGMENT_BYTES. */
-  readonly segmentEvents?: number
-}
-
-export const DEFAULT_SEGMENT_EVENTS = 10_000
-/** A segment's rows' JSON at most (it always holds at least one event). */
-export const SEGMENT_BYTES = 8 * 1024 * 1024
 /** Archived bytes a subscription's backlog may read before it reaches its cap (8 MiB): loaded before it starts. */
 const PREFETCH_BYTES = 16 * 1024 * 1024
 /** Segments deleted by retention at most per alarm ring (bounded work; the alarm comes back for more). */
 const DELETIONS_PER_RING = 16
 const DAY_MS = 24 * 60 * 60 * 1000
-/** The R2 binding segments go to. */
-export const ARCHIVE_BINDING = "EMBERLOG_ARCHIVE"
-
-/** Checks a kind's retention at `emberlog({...})` time: a clear error, not an archive that never runs. */
-export const checkRetention = (kind: string, retention: Retention | undefined): void => {
-  if (retention === undefined) return
-  const fail = (what: string) => {
-    throw new Error(`emberlog: the ${kind} kind's retention: ${what}`)
-  }
-  if (typeof retention !== "object" || retention === null) fail("must be an object")
-  const { archiveAfterEvents, deleteArchivedAfterDays, segmentEvents } = retention
-  if (!Number.isSafeInteger(archiveAfterEvents) || archiveAfterEvents < 1)
-    fail(`archiveAfterEvents must be a whole number of events, at least 1 (got ${String(archiveAfterEvents)})`)
-  if (segmentEvents !== undefined && (!Number.isSafeInteger(segmentEvents) || segmentEvents < 1))
-    fail(`segmentEvents must be a whole number of events, at least 1 (got ${String(segmentEvents)})`)
-  if (
-    deleteArchivedAfterDays !== undefined &&
-    (typeof deleteArchivedAfterDays !== "number" ||
-      !Number.isFinite(deleteArchivedAfterDays) ||
-      deleteArchivedAfterDays <= 0)
-  )
-    fail(`deleteArchivedAfterDays must be a positive number of days (got ${String(deleteArchivedAfterDays)})`)
-}
-
-const warned = new Set<string>()
-
-/**
- * The kinds that have a retention but no R2 binding to archive to (their actors keep every event):
- * for /health and startup checks. Logs a warning once per kind.
- */
-export const archiveUnavailable = (
-  env: { readonly [ARCHIVE_BINDING]?: R2Bucket },
-  kinds: ReadonlyArray<{ readonly kind: string; readonly retention?: Retention }>,
-): ReadonlyArray<string> => {
-  if (env[ARCHIVE_BINDING] !== undefined) return []
-  const lacking = kinds.filter(({ retention }) => retention !== undefined).map(({ kind }) => kind)
-  for (const kind of lacking) {
-    if (warned.has(kind)) continue
-    warned.add(kind)
-    console.warn(
-      `emberlog: the ${kind} kind has a retention but there is no R2 binding ${ARCHIVE_BINDING}: its actors keep every event`,
-    )
-  }
-  return lacking
-}
-
-const pad = (seq: number) => String(seq).padStart(16, "0")
-
-/** A segment's object key: deterministic, so a seal redone after a crash overwrites its own object. */
-export const segmentKey = (actor: string, first: number, last: number) =>
-  `${actor}/${pad(first)}-${pad(last)}.ndjson.gz`
-
-/** One stored row as its NDJSON line: data and meta are the stored canonical JSON, spliced as they are. */
-const rowLine = (seq: number, type: string, schemaVersion: number, data: string, meta: string, hash: string) =>
-  `{"seq":${seq},"type":${JSON.stringify(type)},"schemaVersion":${schemaVersion},"data":${data},"meta":${meta},"hash":${JSON.stringify(hash)}}`
-
-const gzip = async (text: string): Promise<Uint8Array> =>
-  new Uint8Array(await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer())
-
-const gunzipLines = async (body: ReadableStream): Promise<ReadonlyArray<StoredEvent>> => {
-  const text = await new Response(body.pipeThrough(new DecompressionStream("gzip"))).text()
-  const events: Array<StoredEvent> = []
-  for (const line of text.split("\n")) if (line.length > 0) events.push(JSON.parse(line) as StoredEvent)
-  return events
-}
-
-/** Whether `events` are exactly the segment's (every seq, chained from its prevHash to its lastHash). */
-const segmentBreak = (
-  segment: ArchivedSegment,
-  events: ReadonlyArray<StoredEvent>,
-): { readonly firstBadSeq: number; readonly reason: string } | undefined => {
-  const walk = new ChainWalk()
-  walk.events = segment.first - 1
-  walk.head = segment.prevHash
-  for (const event of events) {
-    const broken = walk.check(event)
-    if (broken !== undefined) return broken
-    if (event.seq === segment.last) break
-  }
-  if (walk.events !== segment.last)
-    return { firstBadSeq: walk.events + 1, reason: `archived segment ${segment.key} ends before seq ${segment.last}` }
-  if (walk.head !== segment.lastHash)
-    return { firstBadSeq: segment.last, reason: `archived segment ${segment.key} does not end with its recorded hash` }
-  return undefined
-}
 
 /**
  * How far past `after` a prefetch loads: a subscription's backlog is bounded by bytes (its cap), a

@@ -15,7 +15,8 @@ import { makeSqliteEventStore } from "../infra/sqlite-event-store.js"
 import { EventStore, HistoryDeleted, archiveSignal, type EventStoreShape } from "../core/event-store.js"
 import { ActorCore, historyDeleted, type ActorRuntime } from "./actor-core.js"
 import { SegmentIndex, archivedStore } from "./archive-store.js"
-import { Archiver, archiveUnavailable, type Retention } from "./archiver.js"
+import { Archiver } from "./archiver.js"
+import { archiveUnavailable, type Retention } from "./retention.js"
 import type {
   ActorFailure,
   ActorReply,

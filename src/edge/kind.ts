@@ -5,7 +5,7 @@
  * that list is all the edge knows of kinds: what it serves, routes, lists and generates tools for.
  */
 import type { Capability } from "../actors/capability.js"
-import { checkRetention, type Retention } from "../actors/archiver.js"
+import { checkRetention, type Retention } from "../actors/retention.js"
 import type { ActorApi } from "../actors/durable-actor.js"
 import { KIND_PATTERN, NAME_PATTERN } from "../core/names.js"
 import type { Entity } from "../domain/entity.js"

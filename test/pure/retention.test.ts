@@ -1,7 +1,8 @@
 // A kind's retention (README, "History beyond one object"): checked when the app is built, and
 // reported when there is no R2 binding to archive to.
 import { describe, expect, it, vi } from "vitest"
-import { archiveUnavailable, segmentKey } from "../../src/actors/archiver.js"
+import { archiveUnavailable } from "../../src/actors/retention.js"
+import { segmentKey } from "../../src/actors/segment-format.js"
 import { defineKind, kindRegistry } from "../../src/edge/kind.js"
 import { Counter } from "../../src/kinds/counter/entity.js"
 

@@ -4,7 +4,8 @@
 import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { Archiver, type Retention } from "../../src/actors/archiver.js"
+import { Archiver } from "../../src/actors/archiver.js"
+import type { Retention } from "../../src/actors/retention.js"
 import type { ActorObject } from "../../src/actors/durable-actor.js"
 import { actorObject, freshId, get, json } from "./helpers.js"
 
