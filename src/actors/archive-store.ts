@@ -23,7 +23,7 @@ import { trySync } from "../core/sync-effect.js"
 export const SEGMENTS_TABLE = `CREATE TABLE IF NOT EXISTS segments (
   first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, prev_hash TEXT NOT NULL, first_hash TEXT NOT NULL,
   last_hash TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, key TEXT NOT NULL,
-  bytes INTEGER NOT NULL, deleted_at INTEGER)`
+  bytes INTEGER NOT NULL, deleted_at INTEGER, purged INTEGER NOT NULL DEFAULT 0)`
 
 /** Decoded segments kept in memory beside the ones a read in progress holds. */
 const CACHED_SEGMENTS = 4
@@ -44,29 +44,63 @@ export class SegmentIndex {
 
   /** Reads the index from SQLite (at boot, after an erasure, after a seal or a deletion commits). */
   reload(): void {
-    const exists = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'segments'").toArray()
-    this.segments =
-      exists.length === 0
-        ? []
-        : this.sql
-            .exec("SELECT * FROM segments ORDER BY first_seq")
-            .toArray()
-            .map((row) => ({
-              first: row.first_seq as number,
-              last: row.last_seq as number,
-              prevHash: row.prev_hash as string,
-              firstHash: row.first_hash as string,
-              lastHash: row.last_hash as string,
-              firstAt: row.first_at as number,
-              lastAt: row.last_at as number,
-              key: row.key as string,
-              bytes: row.bytes as number,
-              deletedAt: (row.deleted_at as number | null) ?? null,
-            }))
+    this.segments = !this.hasTable("segments")
+      ? []
+      : this.sql
+          .exec("SELECT * FROM segments ORDER BY first_seq")
+          .toArray()
+          .map((row) => ({
+            first: row.first_seq as number,
+            last: row.last_seq as number,
+            prevHash: row.prev_hash as string,
+            firstHash: row.first_hash as string,
+            lastHash: row.last_hash as string,
+            firstAt: row.first_at as number,
+            lastAt: row.last_at as number,
+            key: row.key as string,
+            bytes: row.bytes as number,
+            deletedAt: (row.deleted_at as number | null) ?? null,
+          }))
     for (const first of [...this.cache.keys()]) {
       const segment = this.segments.find((s) => s.first === first)
       if (segment === undefined || segment.deletedAt !== null) this.cache.delete(first)
     }
+  }
+
+  hasTable(name: string): boolean {
+    return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
+  }
+
+  /** Segments marked deleted whose objects may still be in R2 (a crash between the mark and the delete). */
+  unpurged(limit: number): ReadonlyArray<ArchivedSegment> {
+    if (!this.hasTable("segments")) return []
+    const firsts = new Set(
+      this.sql
+        .exec(
+          "SELECT first_seq FROM segments WHERE deleted_at IS NOT NULL AND purged = 0 ORDER BY first_seq LIMIT ?",
+          limit,
+        )
+        .toArray()
+        .map((row) => row.first_seq as number),
+    )
+    return this.segments.filter((segment) => firsts.has(segment.first))
+  }
+
+  /** Decoded segments in memory (pinned or cached). */
+  get cachedSegments(): number {
+    return this.cache.size
+  }
+
+  /** Row bytes of the segments reads in progress hold: bounded across all of them (archiver.ts, prefetch). */
+  get pinnedBytes(): number {
+    let bytes = 0
+    for (const first of this.pins.keys()) bytes += this.segments.find((segment) => segment.first === first)?.bytes ?? 0
+    return bytes
+  }
+
+  /** A segment's events if in memory (its place in the LRU unchanged). */
+  cached(segment: ArchivedSegment): ReadonlyArray<StoredEvent> | undefined {
+    return this.cache.get(segment.first)
   }
 
   get all(): ReadonlyArray<ArchivedSegment> {
@@ -120,6 +154,12 @@ export class SegmentIndex {
   }
 
   pin(segment: ArchivedSegment): void {
+    // Most recently used last.
+    const events = this.cache.get(segment.first)
+    if (events !== undefined) {
+      this.cache.delete(segment.first)
+      this.cache.set(segment.first, events)
+    }
     this.pins.set(segment.first, (this.pins.get(segment.first) ?? 0) + 1)
   }
 
@@ -127,8 +167,9 @@ export class SegmentIndex {
     const count = (this.pins.get(segment.first) ?? 1) - 1
     if (count > 0) this.pins.set(segment.first, count)
     else this.pins.delete(segment.first)
+    const pinnedCached = () => [...this.pins.keys()].filter((first) => this.cache.has(first)).length
     for (const first of this.cache.keys()) {
-      if (this.cache.size - this.pins.size <= CACHED_SEGMENTS) break
+      if (this.cache.size - pinnedCached() <= CACHED_SEGMENTS) break
       if (!this.pins.has(first)) this.cache.delete(first)
     }
   }

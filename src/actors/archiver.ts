@@ -32,9 +32,37 @@ import {
   segmentKey,
 } from "./segment-format.js"
 import type { Retention } from "./retention.js"
+import { WS_MAX_UNCONFIRMED } from "../domain/protocol.js"
 
-/** Archived bytes a subscription's backlog may read before it reaches its cap (8 MiB): loaded before it starts. */
-const PREFETCH_BYTES = 16 * 1024 * 1024
+/**
+ * The actor cannot rebuild its state: its kind's state version changed, so no snapshot is
+ * usable, and the events before the first kept one were deleted by retention. It is refused
+ * (503 history_unavailable) until the kind is deployed with the state version its snapshot
+ * at the cut was written with, or the actor is erased.
+ */
+export class HistoryUnavailable extends Error {
+  constructor(
+    readonly cut: number,
+    readonly stateVersion: number,
+  ) {
+    super(
+      `emberlog: the state cannot be rebuilt: events through seq ${cut} were deleted by retention and no snapshot ` +
+        `there is at state version ${stateVersion}; deploy the kind with the state version of the snapshot at ` +
+        `seq ${cut} (or migrate it to ${stateVersion}), or erase the actor`,
+    )
+  }
+}
+
+/** Archived row bytes a subscription's backlog loads before it starts: what it can send before its cap (8 MiB). */
+const PREFETCH_BYTES = WS_MAX_UNCONFIRMED
+/**
+ * Row bytes of segments held in memory for reads in progress, all reads together: past it a
+ * prefetch loads only the segment it starts in (the reader resumes from there, with progress).
+ */
+const PINNED_BYTES_LIMIT = 24 * 1024 * 1024
+/** A seal that failed (R2 down) is retried after this, doubling up to SEAL_RETRY_MAX_MS. */
+const SEAL_RETRY_MS = 1_000
+const SEAL_RETRY_MAX_MS = 5 * 60 * 1000
 /** Segments deleted by retention at most per alarm ring (bounded work; the alarm comes back for more). */
 const DELETIONS_PER_RING = 16
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -57,6 +85,13 @@ export interface ArchivedActor {
 export class Archiver {
   /** Test hook: runs after a segment's object is written and before SQLite records it (a crash there). */
   afterSegmentWritten: (() => void) | undefined
+  /** Counts erasures: a seal that awaited R2 across one must not record its segment in the new log. */
+  private erasures = 0
+  /** After a failed seal: when to try again, and how many failed in a row (the backoff's exponent). */
+  private sealRetryAt = 0
+  private sealFailures = 0
+  /** Segment loads from R2 in flight, by first seq: concurrent readers of one segment share its fetch. */
+  private readonly loading = new Map<number, Promise<ReadonlyArray<StoredEvent>>>()
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -82,8 +117,7 @@ export class Archiver {
   private sealLimit(): number {
     const { sql } = this.storage
     let limit = this.actor.head() - this.retention!.archiveAfterEvents
-    const has = (table: string) =>
-      sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", table).toArray().length > 0
+    const has = (table: string) => this.index.hasTable(table)
     if (has("topic_cursors")) {
       const cursor = sql.exec("SELECT min(through) AS through FROM topic_cursors").one().through as number | null
       if (cursor !== null) limit = Math.min(limit, cursor)
@@ -105,9 +139,11 @@ export class Archiver {
     if (!this.enabled) return undefined
     // The cheap check first: the store is asked about cursors only when a full segment is past the threshold.
     const candidates = this.actor.head() - this.retention!.archiveAfterEvents - this.index.archivedThrough
-    if (candidates >= this.segmentEvents && this.sealDue()) return Date.now()
+    if (candidates >= this.segmentEvents && this.sealDue()) return Math.max(Date.now(), this.sealRetryAt)
     const days = this.retention!.deleteArchivedAfterDays
     if (days === undefined) return undefined
+    // A deletion marked in the index whose objects are not known gone yet: swept now.
+    if (this.index.unpurged(1).length > 0) return Date.now()
     const oldest = this.index.all.find((segment) => segment.deletedAt === null)
     return oldest === undefined ? undefined : oldest.lastAt + days * DAY_MS
   }
@@ -115,7 +151,19 @@ export class Archiver {
   /** The alarm's step: seal one segment if one is due, then delete what retention no longer keeps. */
   async step(now: number): Promise<void> {
     if (!this.enabled) return
-    await this.sealNext()
+    if (now >= this.sealRetryAt) {
+      try {
+        await this.sealNext()
+        this.sealFailures = 0
+        this.sealRetryAt = 0
+      } catch (error) {
+        // R2 down (or a bug): retried with backoff, not on every ring the alarm comes back for.
+        this.sealRetryAt = Date.now() + Math.min(SEAL_RETRY_MS * 2 ** this.sealFailures, SEAL_RETRY_MAX_MS)
+        this.sealFailures++
+        await this.deleteExpired(now)
+        throw error
+      }
+    }
     await this.deleteExpired(now)
   }
 
@@ -123,6 +171,7 @@ export class Archiver {
   async sealNext(): Promise<ArchivedSegment | undefined> {
     if (!this.enabled) return undefined
     const { sql } = this.storage
+    const erasures = this.erasures
     const after = this.index.archivedThrough
     const limit = this.sealLimit()
     if (limit <= after) return undefined
@@ -186,8 +235,15 @@ export class Archiver {
       },
     })
     this.afterSegmentWritten?.()
-    // Another alarm ring (a retry) may have sealed it meanwhile: the index decides.
-    if (this.index.archivedThrough !== after) return undefined
+    // Erased while the put was in flight: the object is of a log that no longer exists (the
+    // erasure's listing may have run before it landed), and the rows are gone or a new log's.
+    if (this.erasures !== erasures) {
+      await this.bucket!.delete(key)
+      return undefined
+    }
+    // Another alarm ring (a retry) may have sealed it meanwhile: the index decides. A topic
+    // cursor (the replica's) created during the put may now need rows it would trim.
+    if (this.index.archivedThrough !== after || this.sealLimit() < last.seq) return undefined
     this.storage.transactionSync(() => {
       sql.exec(SEGMENTS_TABLE)
       sql.exec(
@@ -205,7 +261,8 @@ export class Archiver {
       )
       const stateVersion = this.actor.entity.stateVersion
       sql.exec(
-        `INSERT OR IGNORE INTO snapshots (seq, state_version, state, head_hash, state_hash) VALUES (?, ?, ?, ?, ?)`,
+        // Replacing one of an older state version: the code reading it uses this one.
+        `INSERT OR REPLACE INTO snapshots (seq, state_version, state, head_hash, state_hash) VALUES (?, ?, ?, ?, ?)`,
         last.seq,
         stateVersion,
         stateJson,
@@ -221,28 +278,125 @@ export class Archiver {
     return segment
   }
 
-  /** Deletes the objects of segments older than the retention keeps, oldest first; their index rows stay. */
+  /**
+   * Deletes segments older than the retention keeps, oldest first: marks them deleted in the
+   * index (their hashes stay), then deletes their objects. Marked first, so a crash in between
+   * leaves objects no read reaches (swept on the next ring), never index rows whose objects are gone.
+   */
   async deleteExpired(now: number): Promise<number> {
     const days = this.retention?.deleteArchivedAfterDays
     if (!this.enabled || days === undefined) return 0
-    const expired = this.index.all
+    const { sql } = this.storage
+    let expired = this.index.all
       .filter((segment) => segment.deletedAt === null && segment.lastAt < now - days * DAY_MS)
       .slice(0, DELETIONS_PER_RING)
-    if (expired.length === 0) return 0
     // Oldest first, and only a prefix of the log: a kept segment is never preceded by a deleted one's gap.
     const kept = this.index.all.find((segment) => segment.deletedAt === null)
-    if (kept !== expired[0]) return 0
-    await this.bucket!.delete(expired.map((segment) => segment.key))
-    this.storage.transactionSync(() => {
-      for (const segment of expired)
-        this.storage.sql.exec("UPDATE segments SET deleted_at = ? WHERE first_seq = ?", now, segment.first)
-    })
-    this.index.reload()
+    if (expired.length > 0 && kept !== expired[0]) expired = []
+    // The state at the cut must stay rebuildable at the current state version: no deletion past the
+    // last boundary that has its snapshot (a refold writes them; see refoldArchive).
+    const stateVersion = this.actor.entity.stateVersion
+    while (
+      expired.length > 0 &&
+      sql
+        .exec(
+          "SELECT 1 FROM snapshots WHERE seq = ? AND state_version = ?",
+          expired[expired.length - 1]!.last,
+          stateVersion,
+        )
+        .toArray().length === 0
+    )
+      expired = expired.slice(0, -1)
+    if (expired.length > 0) {
+      this.storage.transactionSync(() => {
+        for (const segment of expired)
+          sql.exec("UPDATE segments SET deleted_at = ? WHERE first_seq = ?", now, segment.first)
+      })
+      this.index.reload()
+    }
+    const unpurged = this.index.unpurged(DELETIONS_PER_RING)
+    if (unpurged.length > 0) {
+      await this.bucket!.delete(unpurged.map((segment) => segment.key))
+      this.storage.transactionSync(() => {
+        for (const segment of unpurged) sql.exec("UPDATE segments SET purged = 1 WHERE first_seq = ?", segment.first)
+      })
+    }
     return expired.length
   }
 
-  /** Reads a segment from R2 and checks it is exactly what the index recorded. */
-  private async fetchSegment(segment: ArchivedSegment): Promise<ReadonlyArray<StoredEvent>> {
+  /**
+   * Makes the state at every segment end readable at the current state version, once: after a
+   * state version change no snapshot is usable, and recovery (and every read below the tail)
+   * would refold the whole archive. From the newest boundary with a usable snapshot, each later
+   * segment is loaded alone, folded, released, and the snapshot at its end written.
+   * Throws HistoryUnavailable when that fold would start in history retention deleted.
+   */
+  async refoldArchive(): Promise<number> {
+    const segments = this.index.all
+    const { entity } = this.actor
+    let start = segments.length - 1
+    let state: unknown = entity.initial
+    for (; start >= 0; start--) {
+      const trusted = this.trustedBoundary(segments[start]!)
+      if (trusted !== undefined) {
+        state = trusted.state
+        break
+      }
+    }
+    let written = 0
+    for (const segment of segments.slice(start + 1)) {
+      if (segment.deletedAt !== null)
+        throw new HistoryUnavailable(this.index.firstAvailableSeq - 1, entity.stateVersion)
+      for (const event of await this.loadSegment(segment)) state = entity.evolve(state, entity.decodeEvent(event))
+      const stateJson = canonicalJson(entity.encodeState(state))
+      this.storage.sql.exec(
+        "INSERT OR REPLACE INTO snapshots (seq, state_version, state, head_hash, state_hash) VALUES (?, ?, ?, ?, ?)",
+        segment.last,
+        entity.stateVersion,
+        stateJson,
+        segment.lastHash,
+        sha256(stateJson),
+      )
+      written++
+    }
+    return written
+  }
+
+  /** The state of the snapshot at a segment's end, if it is at the current state version and bound to the chain. */
+  private trustedBoundary(segment: ArchivedSegment): { readonly state: unknown } | undefined {
+    const { entity } = this.actor
+    const row = this.storage.sql
+      .exec(
+        "SELECT state, head_hash, state_hash FROM snapshots WHERE seq = ? AND state_version = ?",
+        segment.last,
+        entity.stateVersion,
+      )
+      .toArray()[0]
+    if (row === undefined || row.head_hash !== segment.lastHash || sha256(row.state as string) !== row.state_hash)
+      return undefined
+    try {
+      return { state: entity.decodeState(JSON.parse(row.state as string)) }
+    } catch {
+      return undefined
+    }
+  }
+
+  /** A segment's events: from the cache, or from R2 without keeping them (one fetch shared by concurrent loads). */
+  private loadSegment(segment: ArchivedSegment): Promise<ReadonlyArray<StoredEvent>> {
+    const cached = this.index.cached(segment)
+    return cached === undefined ? this.fetchSegment(segment) : Promise.resolve(cached)
+  }
+
+  /** Reads a segment from R2 and checks it is exactly what the index recorded; concurrent reads share one fetch. */
+  private fetchSegment(segment: ArchivedSegment): Promise<ReadonlyArray<StoredEvent>> {
+    const inFlight = this.loading.get(segment.first)
+    if (inFlight !== undefined) return inFlight
+    const loading = this.fetchSegmentOnce(segment).finally(() => this.loading.delete(segment.first))
+    this.loading.set(segment.first, loading)
+    return loading
+  }
+
+  private async fetchSegmentOnce(segment: ArchivedSegment): Promise<ReadonlyArray<StoredEvent>> {
     const object = await this.bucket?.get(segment.key)
     if (object === null || object === undefined)
       throw new Error(`emberlog: archived segment ${segment.key} is missing from R2`)
@@ -289,12 +443,20 @@ export class Archiver {
     }
     try {
       let bytes = 0
+      // The first segment always (the read makes progress), the next ones while all reads together are within budget.
       const within = (segment: ArchivedSegment) =>
-        "bytes" in reach ? bytes < reach.bytes : segment.first <= after + reach.events
+        pinned.length === 0 ||
+        (this.index.pinnedBytes + segment.bytes <= PINNED_BYTES_LIMIT &&
+          ("bytes" in reach ? bytes < reach.bytes : segment.first <= after + reach.events))
       for (let segment = this.index.segmentOf(after + 1); segment !== undefined && within(segment);) {
         if (segment.deletedAt !== null) throw new HistoryDeleted(this.index.firstAvailableSeq)
         if (this.index.isCached(segment)) this.index.pin(segment)
-        else this.index.keep(segment, await this.fetchSegment(segment))
+        else {
+          const events = await this.fetchSegment(segment)
+          // Another read may have loaded it while this one awaited.
+          if (this.index.isCached(segment)) this.index.pin(segment)
+          else this.index.keep(segment, events)
+        }
         pinned.push(segment)
         bytes += segment.bytes
         segment = this.index.segmentOf(segment.last + 1)
@@ -394,6 +556,8 @@ export class Archiver {
       }
       seq = segment.last
       hash = segment.lastHash
+      // None at the current state version (it changed, and no refold wrote one yet): nothing to check there.
+      if (snapshotAt(seq) === undefined) continue
       if (!matches(seq, hash, state))
         return bad(seq, `the snapshot at seq ${seq} does not match the state the log gives there`, seq)
       snapshots++
@@ -403,6 +567,8 @@ export class Archiver {
 
   /** Deletes every segment object of this actor (its tenant is erased), listed or not (a seal that crashed). */
   async eraseAll(): Promise<number> {
+    // First: a seal awaiting its put sees it when the put returns, even if its object lands after the listing.
+    this.erasures++
     if (this.bucket === undefined) return 0
     let erased = 0
     let cursor: string | undefined

@@ -15,7 +15,7 @@ import { makeSqliteEventStore } from "../infra/sqlite-event-store.js"
 import { EventStore, HistoryDeleted, archiveSignal, type EventStoreShape } from "../core/event-store.js"
 import { ActorCore, historyDeleted, type ActorRuntime } from "./actor-core.js"
 import { SegmentIndex, archivedStore } from "./archive-store.js"
-import { Archiver } from "./archiver.js"
+import { Archiver, HistoryUnavailable } from "./archiver.js"
 import { archiveUnavailable, type Retention } from "./retention.js"
 import type {
   ActorFailure,
@@ -108,6 +108,17 @@ const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
   AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
   LIMIT 1`
 const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
+/** The last seq stored (SQLite's tail, else the archive's end), without the core. */
+const storedHead = (sql: SqlStorage): number => {
+  const live = hasTable(sql, "events")
+    ? (sql.exec("SELECT max(seq) AS seq FROM events").one().seq as number | null)
+    : null
+  if (live !== null) return live
+  return hasTable(sql, "segments")
+    ? ((sql.exec("SELECT max(last_seq) AS seq FROM segments").one().seq as number | null) ?? 0)
+    : 0
+}
+
 const hasTable = (sql: SqlStorage, name: string) =>
   sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
 
@@ -256,6 +267,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private startCommits: Array<ReadonlyArray<WireEvent>> | undefined
     /** Counts the object's erasures: hooks of capabilities started before the last one may no longer act. */
     private generation = 0
+    /** Set when the state cannot be rebuilt (archiver.ts, HistoryUnavailable): every request is refused with it. */
+    private unavailable: ActorFailure | undefined
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
@@ -305,8 +318,19 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         (store) => archivedStore(store, segments),
       )
-      // Recovery reads from the newest usable snapshot (one at the archive's boundary at the oldest), so it
-      // reaches no segment; only a state version with no snapshot yet refolds the archive, loaded as it goes.
+      this.unavailable = undefined
+      try {
+        // A state version with no snapshot at the archive's end yet: the archive is refolded once, one
+        // segment at a time, writing the snapshot at each boundary. Then recovery reads from the
+        // newest usable snapshot (one at the archive's boundary at the oldest) and reaches no segment.
+        if (this.archiver.enabled || segments.all.length > 0) await this.archiver.refoldArchive()
+      } catch (error) {
+        if (!(error instanceof HistoryUnavailable)) throw error
+        // Refused, not broken: every request answers 503 with what to do; boot says it once.
+        console.error(error.message)
+        this.unavailable = { _tag: "Unavailable", code: "history_unavailable", message: error.message }
+        return
+      }
       this.core = await this.archiver.readThrough(
         () =>
           new ActorCore(
@@ -490,7 +514,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** The RPC entry: through the capabilities' command wrappers (I/O before the transaction), then `commit`. */
     command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       // A retried Idempotency-Key whose first events are archived: nothing was appended, so it runs again with them loaded.
       const again = (error: unknown) => {
         if (archiveSignal(error) === undefined) throw error
@@ -504,6 +529,14 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       }
     }
 
+    /** What a request answers instead of its work: the kind is not served, or its state cannot be rebuilt. */
+    private refusal(): { readonly ok: false; readonly error: ActorFailure } | undefined {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
+      if (this.unavailable !== undefined) return { ok: false, error: this.unavailable }
+      return undefined
+    }
+
     /** A read's value; its failure thrown (for the archiver's own reads, which never fail but by a defect). */
     private readReply<A>(reply: ActorReply<A>): A {
       if (reply.ok) return reply.value
@@ -512,6 +545,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** Runs a command in one transaction and hands its events to subscribers, topics and capabilities. */
     commit(request: CommandRequest): ActorReply<CommandOutcome> {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
@@ -534,31 +569,36 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     }
 
     override async alarm(): Promise<void> {
-      if (this.served === undefined) return
+      if (this.served === undefined || this.unavailable !== undefined) return
       await this.alarms.ring()
     }
 
     /** The seq of the last event (0 before any): what a subscription's cursor is checked against, no state read. */
     head(): number {
       if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
+      // Refused: the stored head (a route that checks it goes on to the request that answers 503).
+      if (this.unavailable !== undefined) return storedHead(this.ctx.storage.sql)
       return this.core.currentVersion
     }
 
     // Every read entry point goes through the archiver: a read reaching an archived segment not in
     // memory has it loaded and runs again (archiver.ts, readThrough).
     async readState(query: StateQuery): Promise<ActorReply<{ version: number; state: unknown }>> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       return this.archiver.readThrough(() => this.core.readState(query))
     }
 
     async readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       return this.archiver.readThrough(() => this.core.readEvents(after, limit, asStored))
     }
 
     /** `readEvents`' page as the JSON text `{"events":[…],"next":…}`: one string over RPC, not a thousand objects. */
     async readEventsJson(after: number, limit: number, asStored?: boolean): Promise<ActorReply<string>> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       return this.archiver.readThrough(() => this.core.readEventsPageJson(after, limit, asStored))
     }
 
@@ -566,8 +606,9 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
      * The archived segments first (from R2, one at a time), then the live tail from where they end;
      * a log whose oldest segments retention deleted is walked from the first kept one (`from`).
      */
-    async verifyLog(): Promise<VerifyReport> {
+    async verifyLog(): Promise<VerifyReport | { readonly ok: false; readonly error: ActorFailure }> {
       if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
+      if (this.unavailable !== undefined) return { ok: false, error: this.unavailable }
       if (this.archiver.index.all.length === 0) return this.core.verify()
       const archived = await this.archiver.verifySegments()
       if (!archived.ok) return archived.report
@@ -586,7 +627,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const counts: Record<string, number> = {}
       await this.ctx.blockConcurrencyWhile(async () => {
         if (this.served !== undefined) {
-          if (this.core.currentVersion > 0) counts.events = this.core.currentVersion
+          const events = this.unavailable === undefined ? this.core.currentVersion : storedHead(this.ctx.storage.sql)
+          if (events > 0) counts.events = events
           const segments = await this.archiver.eraseAll()
           if (segments > 0) counts.archivedSegments = segments
           for (const hooks of this.hooks.values()) {
@@ -610,7 +652,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** A capability's own RPC method (memory's `search`, …), by name. */
     async invoke(method: string, args: ReadonlyArray<unknown> = []): Promise<ActorReply<unknown>> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       for (const hooks of this.hooks.values()) {
         const methods = hooks.methods
         if (methods !== undefined && Object.hasOwn(methods, method)) {
@@ -622,7 +665,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** Requests a capability claims (a room member socket), else subscriptions and `/log` reads: the edge validated them. */
     override async fetch(request: Request): Promise<Response> {
-      if (this.served === undefined) return failureResponse(unknownKind(this.ctx.id.name).error)
+      const refused = this.refusal()
+      if (refused !== undefined) return failureResponse(refused.error)
       for (const hooks of this.hooks.values()) {
         const response = hooks.fetch?.(request)
         if (response !== undefined) return response
@@ -783,7 +827,8 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   readState(query: StateQuery): Promise<ActorReply<{ version: number; state: unknown }>>
   readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
   readEventsJson(after: number, limit: number, asStored?: boolean): Promise<ActorReply<string>>
-  verifyLog(): Promise<VerifyReport>
+  /** The report, or the failure of an actor that cannot serve it (history_unavailable). */
+  verifyLog(): Promise<VerifyReport | { readonly ok: false; readonly error: ActorFailure }>
   invoke(method: string, args?: ReadonlyArray<unknown>): Promise<ActorReply<unknown>>
   eraseAll(): Promise<ErasedCounts>
   fetch(request: Request): Promise<Response>
