@@ -41,7 +41,6 @@ import {
   type LogSource,
   SUBSCRIBE_HEADER,
   AFTER_HEADER,
-  CLOSE_RESUME,
   type SocketAttachment,
 } from "./subscribers.js"
 import { StreamReads, parseReadRequest, streamError, streamReadsSettings } from "./stream-reads.js"
@@ -175,10 +174,13 @@ const idOf = (message: string): unknown => {
   }
 }
 
-/** A backlog that cannot go on now (its archive could not be loaded, or was deleted): the client resumes. */
-const closeQuietlyResume = (socket: WebSocket) => {
+/**
+ * A paused backlog whose archive could not be loaded (R2 failing, or deleted meanwhile): closed
+ * with 1011, which the client backs off from before it reconnects (a deleted start is then refused with 410).
+ */
+const closeUnreadable = (socket: WebSocket) => {
   try {
-    socket.close(CLOSE_RESUME, "The log's archive could not be read: reconnect with after=<the last seq you received>")
+    socket.close(1011, "The log's archive could not be read: reconnect later with after=<the last seq you received>")
   } catch {
     // Already closed.
   }
@@ -715,7 +717,11 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       // An ack may resume a paused backlog below the live tail: what it reads is loaded first.
-      const pausedAt = typeof message === "string" ? this.subscribers.pausedAt(socket) : undefined
+      // Asked only of an archiving actor's sockets (the question reads the socket's account).
+      const pausedAt =
+        typeof message === "string" && this.archiver.index.archivedThrough > 0
+          ? this.subscribers.pausedAt(socket)
+          : undefined
       if (pausedAt !== undefined && pausedAt < this.archiver.index.archivedThrough) {
         return this.archiver.prefetch(pausedAt).then(
           (release) => {
@@ -727,7 +733,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
             }
             return ack ? undefined : this.queueFrame(socket, message)
           },
-          () => closeQuietlyResume(socket),
+          (error: unknown) => {
+            console.error("emberlog: a paused backlog's archive could not be loaded", error)
+            closeUnreadable(socket)
+          },
         )
       }
       // Acks (on every socket) only confirm reading; they neither act nor wait behind frames that do.

@@ -44,6 +44,7 @@
  * seq it was sent (or a head frame's), which is what the attachment keeps for them.
  */
 import { utf8Length } from "../domain/json-size.js"
+import { archiveSignal } from "../core/event-store.js"
 import { sendBatches, type BatchAccount } from "./batched-backlog.js"
 import {
   CLOSE_ERASED,
@@ -278,8 +279,9 @@ export class Subscribers {
     // Until the head, or until the subscriber is dropped for reading too slowly (it resumes with Last-Event-ID).
     for (let cursor = after; cursor < head && this.sse.has(subscriber);) {
       const page = this.readBacklog(cursor)
-      // Not readable now (an archived segment not in memory): the stream ends, the client resumes from its last id.
-      if (page === undefined) {
+      // Not readable now (an archived segment not in memory, or a failure): the stream ends, the
+      // client resumes from its last id (EventSource waits the `retry` above).
+      if (typeof page === "string") {
         this.dropSse(subscriber)
         break
       }
@@ -571,8 +573,10 @@ export class Subscribers {
     const head = this.source.head()
     for (let cursor = after; cursor < head;) {
       const page = this.readBacklog(cursor)
-      // Not readable now (an archived segment not in memory): the client resumes from its last seq, as over the cap.
-      if (page === undefined) return closeQuietly(socket, CLOSE_RESUME, resumeReason(cursor))
+      // Past what was loaded for it (an archived segment not in memory): the client resumes from its
+      // last seq at once, as over the cap, having made progress. A failure: it backs off first.
+      if (page === "resume") return closeQuietly(socket, CLOSE_RESUME, resumeReason(cursor))
+      if (page === "unreadable") return closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read")
       if (page.length === 0) break
       // The filter picks the page's entries before they are framed; a skipped tail ends in a head frame.
       const { visible, skippedThrough } = selectEntries(page, filter)
@@ -588,13 +592,17 @@ export class Subscribers {
     }
   }
 
-  /** A page of the backlog; undefined when the log cannot be read there now. */
-  private readBacklog(cursor: number): ReadonlyArray<LogEntry> | undefined {
+  /**
+   * A page of the backlog, "resume" when it reaches an archived segment not in memory (or one
+   * retention deleted: the reconnection is refused with 410), "unreadable" on any other failure.
+   */
+  private readBacklog(cursor: number): ReadonlyArray<LogEntry> | "resume" | "unreadable" {
     try {
       return this.source.readAfter(cursor, PAGE)
     } catch (error) {
-      console.warn("emberlog: a subscription's backlog could not be read; the subscriber resumes", error)
-      return undefined
+      if (archiveSignal(error) !== undefined) return "resume"
+      console.error("emberlog: a subscription's backlog could not be read", error)
+      return "unreadable"
     }
   }
 
