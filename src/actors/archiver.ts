@@ -59,7 +59,7 @@ const PREFETCH_BYTES = WS_MAX_UNCONFIRMED
  * Row bytes of segments held in memory for reads in progress, all reads together: past it a
  * prefetch loads only the segment it starts in (the reader resumes from there, with progress).
  */
-const PINNED_BYTES_LIMIT = 24 * 1024 * 1024
+export const PINNED_BYTES_LIMIT = 24 * 1024 * 1024
 /** A seal that failed (R2 down) is retried after this, doubling up to SEAL_RETRY_MAX_MS. */
 const SEAL_RETRY_MS = 1_000
 const SEAL_RETRY_MAX_MS = 5 * 60 * 1000
