@@ -533,8 +533,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** What a request answers instead of its work: the kind is not served, or its state cannot be rebuilt. */
     private refusal(): { readonly ok: false; readonly error: ActorFailure } | undefined {
-      const refused = this.refusal()
-      if (refused !== undefined) return refused
+      if (this.served === undefined) return unknownKind(this.ctx.id.name)
       if (this.unavailable !== undefined) return { ok: false, error: this.unavailable }
       return undefined
     }

@@ -214,7 +214,8 @@ describe("archive: erasure, state versions and failures", () => {
       instance.core.advanceTopic("counter", instance.core.currentVersion)
       instance.core.acknowledge("#directory", 1)
       // A replica's reserved cursor, created below the boundary the seal computed.
-      instance.archiver.afterSegmentWritten = () => instance.core.advanceTopic("#replica-test", 5)
+      instance.archiver.afterSegmentWritten = () =>
+        void state.storage.sql.exec("INSERT INTO topic_cursors (topic, through) VALUES ('#replica-test', 5)")
       const sealed = await instance.archiver.sealNext()
       instance.archiver.afterSegmentWritten = undefined
       return {
