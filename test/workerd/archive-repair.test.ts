@@ -350,6 +350,25 @@ describe("archive: reads at the edges of segments", () => {
     expect(seqs.every((seq, i) => seq === i + 1)).toBe(true)
   })
 
+  it("closes a backlog whose read fails (not an archive miss) with 1011, which clients back off from", async () => {
+    const restore = await runInDurableObject(stub(id), (instance: ActorObject) => {
+      const index = instance.archiver.index
+      const eventsOf = index.eventsOf
+      index.eventsOf = () => {
+        throw new Error("a bug in the segment cache")
+      }
+      return () => {
+        index.eventsOf = eventsOf
+      }
+    })
+    try {
+      const socket = await openSocket(`/v1/counter/${id}/ws?after=100`)
+      expect((await socket.closed).code).toBe(1011)
+    } finally {
+      await runInDurableObject(stub(id), () => restore())
+    }
+  })
+
   it("the CLI's offline replay folds an export from seq 1 across every segment", async () => {
     const client = createClient({ baseUrl: BASE, fetch: (input, init) => SELF.fetch(input, init) })
     const rows: Array<WireEvent> = []
