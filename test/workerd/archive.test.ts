@@ -1,8 +1,8 @@
 // History beyond one object (issue 15 §3): a 250,000-event counter (the counter kind's retention:
 // 10,000 events live, segments of 10,000) sealed into segments in local R2, then every read route
-// across the segment boundaries and the archive/live boundary, verify, a crash between writing a
-// segment and trimming SQLite, and retention with its 410.
-import { SELF, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
+// across the segment boundaries and the archive/live boundary, verify, and retention with its 410
+// (crash safety and the failure cases: archive-repair.test.ts).
+import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { beforeAll, describe, expect, it } from "vitest"
 import type { ActorObject } from "../../src/actors/durable-actor.js"
 import { createClient } from "../../src/client/client.js"
@@ -270,92 +270,5 @@ describe("archive: a 250,000-event actor", () => {
       8,
     )
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, from: ARCHIVED })
-  })
-})
-
-describe("archive: crash safety and what bounds a segment", () => {
-  /** Commits `count` increments in the object, then runs `then` in the same stretch (no alarm rings in between). */
-  const seedThen = <A>(id: string, count: number, then: (instance: ActorObject) => Promise<A>) =>
-    runInDurableObject(stub(id), (instance: ActorObject) => {
-      for (let i = 0; i < count; i++) instance.commit({ command: { type: "Increment", by: 1 } })
-      // The directory's queued first event, as the alarm's outbox step would deliver it.
-      instance.core.acknowledge("#directory", 1)
-      return then(instance)
-    })
-
-  it("does not archive past a topic cursor still to be delivered", async () => {
-    const id = freshId("archive-cursor")
-    // The counter topic has been delivered nothing yet: nothing may be archived.
-    const sealed = await seedThen(id, 2 * SEGMENT + LIVE, (instance) => instance.archiver.sealNext())
-    expect(sealed).toBeUndefined()
-    const through = await runInDurableObject(stub(id), async (instance: ActorObject) => {
-      // Delivered a bit past one segment: one segment may go, the second waits for its events' delivery.
-      instance.core.advanceTopic("counter", SEGMENT + 5)
-      while ((await instance.archiver.sealNext()) !== undefined);
-      return instance.archiver.index.archivedThrough
-    })
-    expect(through).toBe(SEGMENT)
-  })
-
-  it("answers a retried Idempotency-Key whose events are archived with its first result", async () => {
-    const id = freshId("archive-key")
-    const first = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
-    expect(first.status).toBe(200)
-    const through = await seedThen(id, SEGMENT + LIVE, async (instance) => {
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
-      await instance.archiver.sealNext()
-      return instance.archiver.index.archivedThrough
-    })
-    expect(through).toBe(SEGMENT)
-    const again = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
-    expect(again.status).toBe(200)
-    expect(again.body).toMatchObject({ version: 1, events: [{ seq: 1, data: { by: 7 } }], state: { value: 7 } })
-  })
-
-  it("a crash between writing a segment and trimming SQLite is finished by the next alarm: nothing lost or twice", async () => {
-    const id = freshId("archive-crash")
-    const failed = await seedThen(id, SEGMENT + LIVE + 3, async (instance) => {
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
-      instance.archiver.afterSegmentWritten = () => {
-        throw new Error("crash after the R2 put")
-      }
-      try {
-        await instance.archiver.sealNext()
-        return undefined
-      } catch (error) {
-        return String(error)
-      }
-    })
-    expect(failed).toContain("crash after the R2 put")
-    const listed = await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })
-    expect(listed.objects).toHaveLength(1)
-    expect(await sqlRow(id, "SELECT count(*) AS n FROM events")).toEqual({ n: SEGMENT + LIVE + 3 })
-    expect(await archivedThrough(id)).toBe(0)
-
-    // The object restarts (its memory, the hook with it, is gone); its next alarm computes the same
-    // segment and key, overwrites the object and trims.
-    await evictDurableObject(stub(id))
-    await runDurableObjectAlarm(stub(id))
-    await expect.poll(() => archivedThrough(id)).toBe(SEGMENT)
-    const after = await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })
-    expect(after.objects.map((object) => object.key)).toEqual(listed.objects.map((object) => object.key))
-    expect(await sqlRow(id, "SELECT min(seq) AS low, count(*) AS n FROM events")).toEqual({
-      low: SEGMENT + 1,
-      n: LIVE + 3,
-    })
-    const seqs = await pageAll(id)
-    expect(seqs.length).toBe(SEGMENT + LIVE + 3)
-    expect(seqs.every((seq, i) => seq === i + 1)).toBe(true)
-    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({
-      ok: true,
-      events: SEGMENT + LIVE + 3,
-    })
-
-    // Erasing the actor (its tenant's deletion) deletes its segments in R2 too.
-    const erased = await runInDurableObject(stub(id), (instance: ActorObject) => instance.eraseAll())
-    expect(erased).toMatchObject({ events: SEGMENT + LIVE + 3, archivedSegments: 1 })
-    expect((await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })).objects).toHaveLength(0)
-    expect(await archivedThrough(id)).toBe(0)
-    expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 0 })
   })
 })
