@@ -179,7 +179,8 @@ describe("archive: a 250,000-event actor", () => {
   })
 
   it("streams SSE from an old `after` across segments, then live", async () => {
-    const after = ARCHIVED - SEGMENT - 1_000
+    // Across three segment boundaries and the archive's end.
+    const after = ARCHIVED - 2 * SEGMENT - 1_000
     const response = await get(`/v1/counter/${id}/events/stream?after=${after}`)
     expect(response.status).toBe(200)
     const reader = response.body!.getReader()
