@@ -518,7 +518,35 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
       const refused = this.refusal()
       if (refused !== undefined) return refused
-      // A retried Idempotency-Key whose first events are archived: nothing was appended, so it runs again with them loaded.
+      // A retried Idempotency-Key whose first events are archived: they are loaded first, so the
+      // command path (capabilities' I/O before the transaction) runs once.
+      const replayed = this.archivedReplay(request.idempotencyKey)
+      if (replayed !== undefined)
+        return this.archiver.prefetch(replayed.after, { events: replayed.events }).then(
+          (release) => Promise.resolve(this.runCommandPath(request)).finally(release),
+          (error: unknown) => {
+            const signal = archiveSignal(error)
+            if (!(signal instanceof HistoryDeleted)) throw error
+            return { ok: false, error: historyDeleted(signal.firstAvailableSeq) } as const
+          },
+        )
+      return this.runCommandPath(request)
+    }
+
+    /** Where a replayed key's events start and how many, when the first of them is archived. */
+    private archivedReplay(key: string | undefined): { after: number; events: number } | undefined {
+      const archivedThrough = this.archiver.index.archivedThrough
+      if (key === undefined || archivedThrough === 0) return undefined
+      const row = this.ctx.storage.sql
+        .exec("SELECT first_seq, version FROM commands WHERE command_id = ?", key)
+        .toArray()[0]
+      const first = row?.first_seq as number | undefined
+      if (first === undefined || first > archivedThrough) return undefined
+      return { after: first - 1, events: (row!.version as number) - first + 1 }
+    }
+
+    private runCommandPath(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
+      // A read the prefetch did not cover (nothing was appended): the path runs again with it loaded.
       const again = (error: unknown) => {
         if (archiveSignal(error) === undefined) throw error
         return this.archiver.readThrough(() => this.commandPath(request))

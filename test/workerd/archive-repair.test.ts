@@ -111,6 +111,35 @@ describe("archive: crash safety and what bounds a segment", () => {
     expect(again.body).toMatchObject({ version: 1, events: [{ seq: 1, data: { by: 7 } }], state: { value: 7 } })
   })
 
+  it("runs the command path once for a retried Idempotency-Key whose events are archived (capabilities' I/O is not repeated)", async () => {
+    const id = freshId("archive-key-once")
+    expect((await send("counter", id, { type: "Increment", by: 3 }, { "Idempotency-Key": "key-once" })).status).toBe(
+      200,
+    )
+    const result = await seedThen(id, SEGMENT + LIVE, async (instance) => {
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      await instance.archiver.sealNext()
+      const host = instance as unknown as { commandPath: (request: unknown) => unknown }
+      const path = host.commandPath
+      let runs = 0
+      host.commandPath = (request) => {
+        runs++
+        return path(request)
+      }
+      try {
+        const reply = await instance.command({
+          command: { type: "Increment", by: 3 },
+          idempotencyKey: "key-once",
+          principal: "anonymous",
+        })
+        return { runs, version: reply.ok ? reply.value.version : reply, replayed: reply.ok && reply.value.replayed }
+      } finally {
+        host.commandPath = path
+      }
+    })
+    expect(result).toEqual({ runs: 1, version: 1, replayed: true })
+  })
+
   it("a crash between writing a segment and trimming SQLite is finished by the next alarm: nothing lost or twice", async () => {
     const id = freshId("archive-crash")
     const failed = await seedThen(id, SEGMENT + LIVE + 3, async (instance) => {
