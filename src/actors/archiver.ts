@@ -539,8 +539,11 @@ export class Archiver {
       let events: ReadonlyArray<StoredEvent>
       try {
         const object = await this.bucket?.get(segment.key)
-        if (object === null || object === undefined)
+        if (object === null || object === undefined) {
+          // Retention marked it deleted since this walk began (it marks first, then deletes): walk the index as it is now.
+          if (this.index.segmentOf(segment.first)?.deletedAt !== null) return this.verifySegments()
           return bad(segment.first, `archived segment ${segment.key} is missing`)
+        }
         events = await gunzipLines(object.body)
       } catch (error) {
         return bad(segment.first, `archived segment ${segment.key} cannot be read: ${String(error)}`)

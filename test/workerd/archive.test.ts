@@ -178,28 +178,43 @@ describe("archive: a 250,000-event actor", () => {
     socket.ws.close()
   })
 
-  it("streams SSE from an old `after` across segments, then live", async () => {
-    // Across three segment boundaries and the archive's end.
+  it("streams SSE from an old `after` across segments, resuming with Last-Event-ID past what was loaded, then live", async () => {
+    // Across three segment boundaries and the archive's end: more than one connection's 8 MiB of segments.
     const after = ARCHIVED - 2 * SEGMENT - 1_000
-    const response = await get(`/v1/counter/${id}/events/stream?after=${after}`)
-    expect(response.status).toBe(200)
-    const reader = response.body!.getReader()
+    const head = (await json(await get(`/v1/counter/${id}`))).body.version as number
     const decoder = new TextDecoder()
     let text = ""
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+    let connections = 0
+    const lastId = () => [...text.matchAll(/^id: (\d+)$/gm)].at(-1)?.[1] ?? String(after)
+    /** Reads until `marker`; a stream the server ended is reopened from the last id, as EventSource does. */
     const readUntil = async (marker: string) => {
       // Only the text since the last look is searched (with room for a marker split across chunks).
       for (let from = 0; !text.includes(marker, from);) {
         from = Math.max(0, text.length - marker.length)
+        if (reader === undefined) {
+          const response = await SELF.fetch(`${BASE}/v1/counter/${id}/events/stream`, {
+            headers: { "Last-Event-ID": lastId() },
+          })
+          expect(response.status).toBe(200)
+          reader = response.body!.getReader()
+          connections++
+        }
         const { value, done } = await reader.read()
-        if (done) throw new Error("the stream ended")
+        if (done) {
+          // Only at an event's end: what follows starts after the last whole event.
+          text = text.slice(0, text.lastIndexOf("\n\n") + 2)
+          reader = undefined
+          continue
+        }
         text += decoder.decode(value, { stream: true })
       }
     }
-    const head = (await json(await get(`/v1/counter/${id}`))).body.version as number
     await readUntil(`id: ${head}\n`)
     expect((await send("counter", id, { type: "Increment", by: 1 })).status).toBe(200)
     await readUntil(`id: ${head + 1}\n`)
-    await reader.cancel()
+    await reader!.cancel()
+    expect(connections).toBeGreaterThan(1)
     const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]))
     expect(ids.length).toBe(head + 1 - after)
     expect(ids.every((seq, i) => seq === after + 1 + i)).toBe(true)
