@@ -5,6 +5,7 @@ declare namespace Cloudflare {
     EMBERLOG_MCP_SESSION: DurableObjectNamespace
     LIMITER: RateLimit
     MEMORY_BUCKET: R2Bucket
+    EMBERLOG_ARCHIVE: R2Bucket
     /** Stand-ins (test/workerd/standins/semantic.js). */
     AI: Ai & { embeddedTexts(): Promise<number> }
     MEMORY_VECTORS: VectorizeIndex & { namespaceSize(namespace: string): Promise<number> }

@@ -13,8 +13,11 @@ import { Caller, Forbidden, type CallerShape } from "../domain/caller.js"
 import { DomainError, type Entity, type Tagged } from "../domain/entity.js"
 import { PAGE_BYTES, jsonBytes, utf8Length } from "../domain/json-size.js"
 import {
+  ArchiveMiss,
   EventStore,
+  HistoryDeleted,
   StoreError,
+  archiveSignal,
   type EventMeta,
   type EventStoreShape,
   type SerializedEvent,
@@ -143,6 +146,24 @@ const refuse = (failure: ActorFailure): never => {
   throw new Failure(failure)
 }
 
+/** What a read of events retention deleted answers (410). */
+export const historyDeleted = (firstAvailableSeq: number): ActorFailure => ({
+  _tag: "Gone",
+  code: "history_deleted",
+  message: `Events before seq ${firstAvailableSeq} were deleted by this kind's retention`,
+  details: { firstAvailableSeq },
+})
+
+/**
+ * Where `verify` starts when the log's oldest events are archived (the host walked them) or
+ * deleted: after event `seq`, whose hash is `hash`, with the state the log gives there.
+ */
+export interface VerifyStart<S = unknown> {
+  readonly seq: number
+  readonly hash: string
+  readonly state: S
+}
+
 /** Throws a failed exit's error, as the synchronous methods around the runtime always have. */
 const rethrow = (cause: Cause.Cause<unknown>): never => {
   throw storeDefect(Cause.squash(cause))
@@ -191,6 +212,11 @@ export class ActorCore<S = unknown> {
     return this.state
   }
 
+  /** The hash of event `seq`, from the store (or its archive's index) without reading the event. */
+  hashOf(seq: number): string | undefined {
+    return this.run(this.store.hashAt(seq))
+  }
+
   /** Runs an effect that has no answer of its own to fail with: a store failure or a defect throws. */
   private run<A>(effect: Effect.Effect<A, StoreError, Services>): A {
     const exit = this.runtime.runSyncExit(effect)
@@ -203,6 +229,8 @@ export class ActorCore<S = unknown> {
     if (Exit.isSuccess(exit)) return { ok: true, value: exit.value }
     const error = Cause.squash(exit.cause)
     if (error instanceof Failure) return { ok: false, error: error.failure }
+    const signal = archiveSignal(error)
+    if (signal instanceof HistoryDeleted) return { ok: false, error: historyDeleted(signal.firstAvailableSeq) }
     return rethrow(exit.cause)
   }
 
@@ -251,8 +279,8 @@ export class ActorCore<S = unknown> {
   private trustedState(snapshot: Snapshot) {
     return Effect.gen({ self: this }, function* () {
       if (sha256(snapshot.stateJson) !== snapshot.stateHash) return undefined
-      const [event] = yield* (yield* EventStore).read(snapshot.seq - 1, snapshot.seq, 1)
-      if (event === undefined || event.hash !== snapshot.headHash) return undefined
+      // By hash alone: a snapshot at an archive boundary follows an event no longer in the store.
+      if ((yield* (yield* EventStore).hashAt(snapshot.seq)) !== snapshot.headHash) return undefined
       try {
         return this.entity.decodeState(JSON.parse(snapshot.stateJson)) as S
       } catch {
@@ -282,6 +310,10 @@ export class ActorCore<S = unknown> {
       outcome = this.attempt(request)
     } catch (error) {
       if (error instanceof Failure) return { ok: false, error: error.failure }
+      // A retried key whose first events are archived: nothing was appended, so the host loads and retries.
+      const signal = archiveSignal(error)
+      if (signal instanceof ArchiveMiss) throw signal
+      if (signal instanceof HistoryDeleted) return { ok: false, error: historyDeleted(signal.firstAvailableSeq) }
       // A store failure or a bug, inside the transaction, so everything rolled back: this,
       // unlike a 500 from further away, knows that nothing was appended.
       console.error(`emberlog: a ${this.entity.kind} command failed and was rolled back`, storeDefect(error))
@@ -789,15 +821,19 @@ export class ActorCore<S = unknown> {
    * against it (state, and the head hash at its seq), so a snapshot edited in storage,
    * which would change state and time-travel answers, is reported too.
    */
-  verify(): VerifyReport {
+  verify(start?: VerifyStart<S>): VerifyReport {
     return this.run(
       Effect.gen({ self: this }, function* () {
         const store = yield* EventStore
         const { entity } = this
-        const snapshotSeqs = yield* store.snapshotSeqs(entity.stateVersion)
+        const from = start?.seq ?? 0
+        // Snapshots at or below the start were checked by whoever walked the events before it.
+        const snapshotSeqs = (yield* store.snapshotSeqs(entity.stateVersion)).filter((seq) => seq > from)
         let nextSnapshot = 0
-        let state = entity.initial
+        let state = start?.state ?? entity.initial
         const walk = new ChainWalk()
+        walk.events = from
+        walk.head = start?.hash ?? GENESIS_HASH
         for (;;) {
           const page = yield* store.read(walk.events, Number.MAX_SAFE_INTEGER, VERIFY_PAGE)
           for (const event of page) {

@@ -11,8 +11,12 @@ import { DurableObject } from "cloudflare:workers"
 import { Layer, ManagedRuntime } from "effect"
 import type { Entity } from "../domain/entity.js"
 import { Ids, RandomIds } from "../infra/ids.js"
-import { SqliteEventStore } from "../infra/sqlite-event-store.js"
-import { ActorCore, type ActorRuntime } from "./actor-core.js"
+import { makeSqliteEventStore } from "../infra/sqlite-event-store.js"
+import { EventStore, HistoryDeleted, archiveSignal, type EventStoreShape } from "../core/event-store.js"
+import { ActorCore, historyDeleted, type ActorRuntime } from "./actor-core.js"
+import { SegmentIndex, archivedStore } from "./archive-store.js"
+import { Archiver, HistoryUnavailable } from "./archiver.js"
+import { archiveUnavailable, type Retention } from "./retention.js"
 import type {
   ActorFailure,
   ActorReply,
@@ -37,9 +41,11 @@ import {
   type LogEntry,
   type LogSource,
   SUBSCRIBE_HEADER,
+  AFTER_HEADER,
   type SocketAttachment,
 } from "./subscribers.js"
-import { StreamReads, streamReadsSettings } from "./stream-reads.js"
+import { StreamReads, parseReadRequest, streamError, streamReadsSettings } from "./stream-reads.js"
+import { DEFAULT_PAGE } from "./stream-pages.js"
 import { LOG_READ, answerLogRead } from "./log-streams.js"
 import { stubOf, type ObjectStub } from "./stubs.js"
 import type { EmberlogTopicObject, TopicApi } from "./topic.js"
@@ -53,12 +59,16 @@ export interface ActorEnv {
   readonly EMBERLOG_TOPIC: DurableObjectNamespace
   /** The edge's rate limiter: frames sent on sockets count against the key the edge put in their attachment. */
   readonly LIMITER?: RateLimit
+  /** Archived segments of the kinds that have a retention (without it their actors keep every event). */
+  readonly EMBERLOG_ARCHIVE?: R2Bucket
 }
 
 /** A kind the host serves: its entity and what its kind adds. */
 export interface HostedKind {
   readonly entity: Entity
   readonly capabilities?: ReadonlyArray<Capability>
+  /** Archive the oldest events to R2 past a threshold, and delete old archives (archiver.ts). */
+  readonly retention?: Retention
 }
 
 export interface ActorOptions {
@@ -80,7 +90,15 @@ export const actorRuntime = (
   storage: DurableObjectStorage,
   options: ActorOptions = {},
   onCreate?: () => void,
-): ActorRuntime => ManagedRuntime.make(Layer.mergeAll(SqliteEventStore(storage, onCreate), options.ids ?? RandomIds))
+  /** Wraps the SQLite store (the archive's segments below its live tail). */
+  wrapStore: (store: EventStoreShape) => EventStoreShape = (store) => store,
+): ActorRuntime =>
+  ManagedRuntime.make(
+    Layer.mergeAll(
+      Layer.sync(EventStore, () => wrapStore(makeSqliteEventStore(storage, onCreate))),
+      options.ids ?? RandomIds,
+    ),
+  )
 
 /**
  * Whether the object has any table of its own yet: the platform's are not (Cloudflare's `_cf_*`,
@@ -90,6 +108,17 @@ const OWN_TABLE = `SELECT 1 FROM sqlite_master WHERE type = 'table'
   AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
   LIMIT 1`
 const hasStorage = (sql: SqlStorage): boolean => sql.exec(OWN_TABLE).toArray().length > 0
+/** The last seq stored (SQLite's tail, else the archive's end), without the core. */
+const storedHead = (sql: SqlStorage): number => {
+  const live = hasTable(sql, "events")
+    ? (sql.exec("SELECT max(seq) AS seq FROM events").one().seq as number | null)
+    : null
+  if (live !== null) return live
+  return hasTable(sql, "segments")
+    ? ((sql.exec("SELECT max(last_seq) AS seq FROM segments").one().seq as number | null) ?? 0)
+    : 0
+}
+
 const hasTable = (sql: SqlStorage, name: string) =>
   sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
 
@@ -143,6 +172,18 @@ const idOf = (message: string): unknown => {
     return (JSON.parse(message) as { id?: unknown })?.id
   } catch {
     return null
+  }
+}
+
+/**
+ * A paused backlog whose archive could not be loaded (R2 failing, or deleted meanwhile): closed
+ * with 1011, which the client backs off from before it reconnects (a deleted start is then refused with 410).
+ */
+const closeUnreadable = (socket: WebSocket) => {
+  try {
+    socket.close(1011, "The log's archive could not be read: reconnect later with after=<the last seq you received>")
+  } catch {
+    // Already closed.
   }
 }
 
@@ -213,6 +254,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     /** Durable Streams readers of the log (`/log`: long-polls and SSE), woken by every commit. */
     private readonly logReads = new StreamReads(streamReadsSettings(this.env))
     private alarms!: AlarmOwner
+    /** The log's archived segments in R2 and the reads that reach them. */
+    archiver!: Archiver
     /** Each capability's hooks for this object, by capability name, once started. */
     private hooks = new Map<string, CapabilityHooks>()
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
@@ -227,6 +270,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private startCommits: Array<ReadonlyArray<WireEvent>> | undefined
     /** Counts the object's erasures: hooks of capabilities started before the last one may no longer act. */
     private generation = 0
+    /** Set when the state cannot be rebuilt (archiver.ts, HistoryUnavailable): every request is refused with it. */
+    private unavailable: ActorFailure | undefined
 
     constructor(ctx: DurableObjectState, env: ActorEnv) {
       super(ctx, env)
@@ -257,19 +302,51 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
       // Reads create nothing: a projection's tables come with the log's, at the first write.
       if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
-      this.core = new ActorCore(
-        served.kind.entity,
-        actorRuntime(ctx.storage, options, () => {
+      // A retention with nowhere to archive to: the actor keeps every event (warned once per kind).
+      archiveUnavailable(this.env, [{ kind: served.kind.entity.kind, retention: served.kind.retention }])
+      const segments = new SegmentIndex(ctx.storage.sql)
+      this.archiver = new Archiver(ctx.storage, this.env.EMBERLOG_ARCHIVE, served.kind.retention, segments, {
+        name: ctx.id.name ?? "",
+        entity: served.kind.entity,
+        head: () => this.core.currentVersion,
+        encodedStateAt: (seq) =>
+          this.archiver.readThrough(() => this.readReply(this.core.readState({ at: seq })).state),
+      })
+      const runtime = actorRuntime(
+        ctx.storage,
+        options,
+        () => {
           ctx.storage.sql.exec(LISTED)
           this.ensureTables()
-        }),
-        projections.length === 0
-          ? undefined
-          : (appended, command) => {
-              for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
-            },
-        served.id,
-        DIRECTORY_TOPIC,
+        },
+        (store) => archivedStore(store, segments),
+      )
+      this.unavailable = undefined
+      try {
+        // A state version with no snapshot at the archive's end yet: the archive is refolded once, one
+        // segment at a time, writing the snapshot at each boundary. Then recovery reads from the
+        // newest usable snapshot (one at the archive's boundary at the oldest) and reaches no segment.
+        if (this.archiver.enabled || segments.all.length > 0) await this.archiver.refoldArchive()
+      } catch (error) {
+        if (!(error instanceof HistoryUnavailable)) throw error
+        // Refused, not broken: every request answers 503 with what to do; boot says it once.
+        console.error(error.message)
+        this.unavailable = { _tag: "Unavailable", code: "history_unavailable", message: error.message }
+        return
+      }
+      this.core = await this.archiver.readThrough(
+        () =>
+          new ActorCore(
+            served.kind.entity,
+            runtime,
+            projections.length === 0
+              ? undefined
+              : (appended, command) => {
+                  for (const projection of projections) projection.apply(ctx.storage.sql, appended, command)
+                },
+            served.id,
+            DIRECTORY_TOPIC,
+          ),
       )
       // A log that predates the tenant directory: its first event goes there now, once.
       if (this.core.currentVersion > 0 && !hasTable(ctx.storage.sql, "emberlog_listed")) {
@@ -358,10 +435,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         frame: (entry) => JSON.stringify({ type: "event", event: entry.payload }),
         batchType: ACTOR_BATCH_TYPE,
-        origin: () => {
-          const reply = this.core.readEvents(0, 1)
-          return reply.ok ? reply.value.events[0]?.hash : undefined
-        },
+        // From the segment index when the first event is archived: no segment is read for it.
+        origin: () => this.core.hashOf(1),
       }
     }
 
@@ -393,6 +468,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       for (const capability of this.capabilities) {
         tasks.push({ name: capability.name, run: () => this.hooks.get(capability.name)?.onAlarm?.() })
       }
+      // Last: after the outbox moved the topic cursors that bound how far it may archive.
+      tasks.push({ name: "archive", dueAt: () => this.archiver.dueAt(), run: (now) => this.archiver.step(now) })
       return tasks
     }
 
@@ -442,12 +519,66 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** The RPC entry: through the capabilities' command wrappers (I/O before the transaction), then `commit`. */
     command(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
+      // A retried Idempotency-Key whose first events are archived: they are loaded first, so the
+      // command path (capabilities' I/O before the transaction) runs once.
+      const replayed = this.archivedReplay(request.idempotencyKey)
+      if (replayed !== undefined)
+        return this.archiver.prefetch(replayed.after, { events: replayed.events }).then(
+          (release) => Promise.resolve(this.runCommandPath(request)).finally(release),
+          (error: unknown) => {
+            const signal = archiveSignal(error)
+            if (!(signal instanceof HistoryDeleted)) throw error
+            return { ok: false, error: historyDeleted(signal.firstAvailableSeq) } as const
+          },
+        )
+      return this.runCommandPath(request)
+    }
+
+    /** Where a replayed key's events start and how many, when the first of them is archived. */
+    private archivedReplay(key: string | undefined): { after: number; events: number } | undefined {
+      const archivedThrough = this.archiver.index.archivedThrough
+      if (key === undefined || archivedThrough === 0) return undefined
+      const row = this.ctx.storage.sql
+        .exec("SELECT first_seq, version FROM commands WHERE command_id = ?", key)
+        .toArray()[0]
+      const first = row?.first_seq as number | undefined
+      if (first === undefined || first > archivedThrough) return undefined
+      return { after: first - 1, events: (row!.version as number) - first + 1 }
+    }
+
+    private runCommandPath(request: CommandRequest): ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> {
+      // A read the prefetch did not cover (nothing was appended): the path runs again with it loaded.
+      const again = (error: unknown) => {
+        if (archiveSignal(error) === undefined) throw error
+        return this.archiver.readThrough(() => this.commandPath(request))
+      }
+      try {
+        const reply = this.commandPath(request)
+        return reply instanceof Promise ? reply.catch(again) : reply
+      } catch (error) {
+        return again(error)
+      }
+    }
+
+    /** What a request answers instead of its work: the kind is not served, or its state cannot be rebuilt. */
+    private refusal(): { readonly ok: false; readonly error: ActorFailure } | undefined {
       if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.commandPath(request)
+      if (this.unavailable !== undefined) return { ok: false, error: this.unavailable }
+      return undefined
+    }
+
+    /** A read's value; its failure thrown (for the archiver's own reads, which never fail but by a defect). */
+    private readReply<A>(reply: ActorReply<A>): A {
+      if (reply.ok) return reply.value
+      throw new Error(`emberlog: ${reply.error.message}`)
     }
 
     /** Runs a command in one transaction and hands its events to subscribers, topics and capabilities. */
     commit(request: CommandRequest): ActorReply<CommandOutcome> {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       const reply = this.core.command(request)
       if (reply.ok && reply.value.events.length > 0 && !reply.value.replayed) {
         // The command is committed: nothing after this point may make it look failed.
@@ -471,35 +602,53 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     }
 
     override async alarm(): Promise<void> {
-      if (this.served === undefined) return
+      if (this.served === undefined || this.unavailable !== undefined) return
       await this.alarms.ring()
     }
 
     /** The seq of the last event (0 before any): what a subscription's cursor is checked against, no state read. */
     head(): number {
       if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
+      // Refused: the stored head (a route that checks it goes on to the request that answers 503).
+      if (this.unavailable !== undefined) return storedHead(this.ctx.storage.sql)
       return this.core.currentVersion
     }
 
-    readState(query: StateQuery): ActorReply<{ version: number; state: unknown }> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.core.readState(query)
+    // Every read entry point goes through the archiver: a read reaching an archived segment not in
+    // memory has it loaded and runs again (archiver.ts, readThrough).
+    async readState(query: StateQuery): Promise<ActorReply<{ version: number; state: unknown }>> {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
+      return this.archiver.readThrough(() => this.core.readState(query))
     }
 
-    readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.core.readEvents(after, limit, asStored)
+    async readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>> {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
+      return this.archiver.readThrough(() => this.core.readEvents(after, limit, asStored))
     }
 
     /** `readEvents`' page as the JSON text `{"events":[…],"next":…}`: one string over RPC, not a thousand objects. */
-    readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
-      return this.core.readEventsPageJson(after, limit, asStored)
+    async readEventsJson(after: number, limit: number, asStored?: boolean): Promise<ActorReply<string>> {
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
+      return this.archiver.readThrough(() => this.core.readEventsPageJson(after, limit, asStored))
     }
 
-    verifyLog(): VerifyReport {
+    /**
+     * The archived segments first (from R2, one at a time), then the live tail from where they end;
+     * a log whose oldest segments retention deleted is walked from the first kept one (`from`).
+     */
+    async verifyLog(): Promise<VerifyReport | { readonly ok: false; readonly error: ActorFailure }> {
       if (this.served === undefined) throw new UnknownKind(this.ctx.id.name)
-      return this.core.verify()
+      if (this.unavailable !== undefined) return { ok: false, error: this.unavailable }
+      if (this.archiver.index.all.length === 0) return this.core.verify()
+      const archived = await this.archiver.verifySegments()
+      if (!archived.ok) return archived.report
+      const { seq, hash, state, snapshots, from } = archived
+      const live = this.core.verify({ seq, hash, state })
+      if (!live.ok) return live
+      return { ...live, snapshots: live.snapshots + snapshots, ...(from === undefined ? {} : { from }) }
     }
 
     /**
@@ -511,7 +660,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       const counts: Record<string, number> = {}
       await this.ctx.blockConcurrencyWhile(async () => {
         if (this.served !== undefined) {
-          if (this.core.currentVersion > 0) counts.events = this.core.currentVersion
+          const events = this.unavailable === undefined ? this.core.currentVersion : storedHead(this.ctx.storage.sql)
+          if (events > 0) counts.events = events
+          const segments = await this.archiver.eraseAll()
+          if (segments > 0) counts.archivedSegments = segments
           for (const hooks of this.hooks.values()) {
             for (const [what, n] of Object.entries((await hooks.erase?.()) ?? {}))
               counts[what] = (counts[what] ?? 0) + n
@@ -534,7 +686,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** A capability's own RPC method (memory's `search`, …), by name. */
     async invoke(method: string, args: ReadonlyArray<unknown> = []): Promise<ActorReply<unknown>> {
-      if (this.served === undefined) return unknownKind(this.ctx.id.name)
+      const refused = this.refusal()
+      if (refused !== undefined) return refused
       for (const hooks of this.hooks.values()) {
         const methods = hooks.methods
         if (methods !== undefined && Object.hasOwn(methods, method)) {
@@ -546,25 +699,84 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
 
     /** Requests a capability claims (a room member socket), else subscriptions and `/log` reads: the edge validated them. */
     override async fetch(request: Request): Promise<Response> {
-      if (this.served === undefined) return failureResponse(unknownKind(this.ctx.id.name).error)
+      const refused = this.refusal()
+      if (refused !== undefined) return failureResponse(refused.error)
       for (const hooks of this.hooks.values()) {
         const response = hooks.fetch?.(request)
         if (response !== undefined) return response
       }
-      if (request.headers.get(SUBSCRIBE_HEADER) === LOG_READ) {
-        const generation = this.generation
-        const erased = () => generation !== this.generation
-        return answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request, erased)
+      const logRead = request.headers.get(SUBSCRIBE_HEADER) === LOG_READ
+      // What a backlog or a read of the log reaches below the live tail is loaded first: both read synchronously.
+      const release = await this.prefetchArchive(request, logRead)
+      if (typeof release !== "function") return release
+      try {
+        if (logRead) {
+          const generation = this.generation
+          const erased = () => generation !== this.generation
+          return await answerLogRead(this.logReads, this.logSource(), this.ctx.id.name ?? "", request, erased)
+        }
+        return acceptSubscription(this.subscribers, request)
+      } finally {
+        release()
       }
-      return acceptSubscription(this.subscribers, request)
+    }
+
+    /**
+     * Loads the archived segments a subscription's backlog or a `/log` read starts in (released by
+     * the function returned), or the 410 of a start that retention deleted.
+     */
+    private async prefetchArchive(request: Request, logRead: boolean): Promise<(() => void) | Response> {
+      if (this.archiver.index.all.length === 0) return () => undefined
+      let after: number
+      if (logRead) {
+        const parsed = parseReadRequest(new URL(request.url))
+        if ("invalid" in parsed || parsed.offset === "now") return () => undefined
+        after = parsed.offset === "start" ? 0 : parsed.offset.after
+      } else after = Number(request.headers.get(AFTER_HEADER) ?? "0")
+      try {
+        // A /log page examines at most DEFAULT_PAGE.examined events (a filtered read), fewer unfiltered.
+        return await this.archiver.prefetch(after, logRead ? { events: DEFAULT_PAGE.examined! } : undefined)
+      } catch (error) {
+        const signal = archiveSignal(error)
+        if (!(signal instanceof HistoryDeleted)) throw error
+        const gone = historyDeleted(signal.firstAvailableSeq)
+        return logRead ? streamError(410, gone.code, gone.message) : failureResponse(gone)
+      }
     }
 
     /** Frames that act wait for the one before them: a limiter call in between must not reorder them. */
     private frames: Promise<void> = Promise.resolve()
 
     override webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+      // An ack may resume a paused backlog below the live tail: what it reads is loaded first.
+      // Asked only of an archiving actor's sockets (the question reads the socket's account).
+      const pausedAt =
+        typeof message === "string" && this.archiver.index.archivedThrough > 0
+          ? this.subscribers.pausedAt(socket)
+          : undefined
+      if (pausedAt !== undefined && pausedAt < this.archiver.index.archivedThrough) {
+        return this.archiver.prefetch(pausedAt).then(
+          (release) => {
+            let ack: boolean
+            try {
+              ack = this.subscribers.receiveAck(socket, message as string)
+            } finally {
+              release()
+            }
+            return ack ? undefined : this.queueFrame(socket, message)
+          },
+          (error: unknown) => {
+            console.error("emberlog: a paused backlog's archive could not be loaded", error)
+            closeUnreadable(socket)
+          },
+        )
+      }
       // Acks (on every socket) only confirm reading; they neither act nor wait behind frames that do.
       if (typeof message === "string" && this.subscribers.receiveAck(socket, message)) return Promise.resolve()
+      return this.queueFrame(socket, message)
+    }
+
+    private queueFrame(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
       const handled = this.frames.then(() => this.actOnFrame(socket, message))
       this.frames = handled.catch(() => undefined)
       return handled
@@ -652,10 +864,12 @@ export interface ActorObject extends DurableObject<ActorEnv> {
   commit(request: CommandRequest): ActorReply<CommandOutcome>
   alarm(): Promise<void>
   head(): number
-  readState(query: StateQuery): ActorReply<{ version: number; state: unknown }>
-  readEvents(after: number, limit: number, asStored?: boolean): ReturnType<ActorCore["readEvents"]>
-  readEventsJson(after: number, limit: number, asStored?: boolean): ActorReply<string>
-  verifyLog(): VerifyReport
+  readonly archiver: Archiver
+  readState(query: StateQuery): Promise<ActorReply<{ version: number; state: unknown }>>
+  readEvents(after: number, limit: number, asStored?: boolean): Promise<ReturnType<ActorCore["readEvents"]>>
+  readEventsJson(after: number, limit: number, asStored?: boolean): Promise<ActorReply<string>>
+  /** The report, or the failure of an actor that cannot serve it (history_unavailable). */
+  verifyLog(): Promise<VerifyReport | { readonly ok: false; readonly error: ActorFailure }>
   invoke(method: string, args?: ReadonlyArray<unknown>): Promise<ActorReply<unknown>>
   eraseAll(): Promise<ErasedCounts>
   fetch(request: Request): Promise<Response>

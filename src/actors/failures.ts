@@ -9,6 +9,7 @@ export const STATUS_BY_FAILURE = {
   InvalidInput: 400,
   Forbidden: 403,
   Conflict: 409,
+  Gone: 410,
   TooLarge: 413,
   Rejected: 422,
   RolledBack: 500,

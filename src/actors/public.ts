@@ -24,6 +24,7 @@ export {
 export { authorityOf, type OutgoingFrame, type SocketAttachment } from "./subscribers.js"
 export { STATUS_BY_FAILURE, errorBody, failureResponse } from "./failures.js"
 export { MAX_ROW_BYTES } from "./limits.js"
+export { ARCHIVE_BINDING, archiveUnavailable, type Retention } from "./retention.js"
 export { stubOf, type ObjectStub } from "./stubs.js"
 export type { DeletionStatus, DeletionStep, ErasedCounts, TenantEraser } from "./deletion.js"
 export type { DirectoryEntry, DirectoryEntryType } from "./directory.js"

@@ -44,6 +44,7 @@
  * seq it was sent (or a head frame's), which is what the attachment keeps for them.
  */
 import { utf8Length } from "../domain/json-size.js"
+import { archiveSignal } from "../core/event-store.js"
 import { sendBatches, type BatchAccount } from "./batched-backlog.js"
 import {
   CLOSE_ERASED,
@@ -275,8 +276,15 @@ export class Subscribers {
     }
     this.writeSse(subscriber, ": emberlog stream\nretry: 1000\n\n")
     const head = this.source.head()
-    for (let cursor = after; cursor < head;) {
-      const page = this.source.readAfter(cursor, PAGE)
+    // Until the head, or until the subscriber is dropped for reading too slowly (it resumes with Last-Event-ID).
+    for (let cursor = after; cursor < head && this.sse.has(subscriber);) {
+      const page = this.readBacklog(cursor)
+      // Not readable now (an archived segment not in memory, or a failure): the stream ends, the
+      // client resumes from its last id (EventSource waits the `retry` above).
+      if (typeof page === "string") {
+        this.dropSse(subscriber)
+        break
+      }
       if (page.length === 0) break
       const text = sseText(page, subscriber.filter)
       if (text.length > 0) this.writeSse(subscriber, text)
@@ -447,6 +455,12 @@ export class Subscribers {
     return undefined
   }
 
+  /** Where a paused batched backlog goes on from when an ack resumes it (undefined: not paused). */
+  pausedAt(socket: WebSocket): number | undefined {
+    const account = this.accountOf(socket)
+    return account.paused ? (account.backlogAfter ?? account.lastSeq) : undefined
+  }
+
   /** When the next socket expires (ms epoch), if any does. */
   nextExpiry(): number | undefined {
     return this.earliestExpiry
@@ -558,7 +572,11 @@ export class Subscribers {
   private sendBacklog(socket: WebSocket, after: number, filter: TypeFilter | undefined): void {
     const head = this.source.head()
     for (let cursor = after; cursor < head;) {
-      const page = this.source.readAfter(cursor, PAGE)
+      const page = this.readBacklog(cursor)
+      // Past what was loaded for it (an archived segment not in memory): the client resumes from its
+      // last seq at once, as over the cap, having made progress. A failure: it backs off first.
+      if (page === "resume") return closeQuietly(socket, CLOSE_RESUME, resumeReason(cursor))
+      if (page === "unreadable") return closeQuietly(socket, CLOSE_UNREADABLE, "The log could not be read")
       if (page.length === 0) break
       // The filter picks the page's entries before they are framed; a skipped tail ends in a head frame.
       const { visible, skippedThrough } = selectEntries(page, filter)
@@ -571,6 +589,20 @@ export class Subscribers {
         if (!this.send(socket, text, utf8Length(text), skippedThrough)) return
       }
       cursor = page[page.length - 1]!.position
+    }
+  }
+
+  /**
+   * A page of the backlog, "resume" when it reaches an archived segment not in memory (or one
+   * retention deleted: the reconnection is refused with 410), "unreadable" on any other failure.
+   */
+  private readBacklog(cursor: number): ReadonlyArray<LogEntry> | "resume" | "unreadable" {
+    try {
+      return this.source.readAfter(cursor, PAGE)
+    } catch (error) {
+      if (archiveSignal(error) !== undefined) return "resume"
+      console.error("emberlog: a subscription's backlog could not be read", error)
+      return "unreadable"
     }
   }
 

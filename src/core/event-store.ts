@@ -73,6 +73,51 @@ export interface CommandRecord {
  */
 export class StoreError extends Data.TaggedError("StoreError")<{ readonly cause: unknown }> {}
 
+/**
+ * A sealed run of the log kept outside the store (actors/archive-store.ts: R2), as the store's
+ * index records it: its ends and the hash at each, so the chain and time travel can cross it
+ * without reading it.
+ */
+export interface ArchivedSegment {
+  readonly first: number
+  readonly last: number
+  /** The hash of event `first - 1` (the chain's genesis for the first segment). */
+  readonly prevHash: string
+  readonly firstHash: string
+  readonly lastHash: string
+  readonly firstAt: number
+  readonly lastAt: number
+  readonly key: string
+  /** Bytes of its rows' JSON, uncompressed. */
+  readonly bytes: number
+  /** When retention deleted its rows (ms epoch); null while kept. */
+  readonly deletedAt: number | null
+}
+
+/**
+ * A read reached an archived segment that is not in memory. Reads stay synchronous (the actor
+ * runs one synchronous stretch at a time), so the read throws this; the host loads the segment
+ * and calls the read again, which has no side effects.
+ */
+export class ArchiveMiss extends Error {
+  constructor(readonly segment: ArchivedSegment) {
+    super(`emberlog: archived segment ${segment.first}-${segment.last} is not loaded`)
+  }
+}
+
+/** A read reached events that retention deleted: the oldest still readable is `firstAvailableSeq`. */
+export class HistoryDeleted extends Error {
+  constructor(readonly firstAvailableSeq: number) {
+    super(`emberlog: events before ${firstAvailableSeq} were deleted by retention`)
+  }
+}
+
+/** An ArchiveMiss or HistoryDeleted, whether thrown as it is or as a StoreError's cause. */
+export const archiveSignal = (error: unknown): ArchiveMiss | HistoryDeleted | undefined => {
+  const inner = error instanceof StoreError ? error.cause : error
+  return inner instanceof ArchiveMiss || inner instanceof HistoryDeleted ? inner : undefined
+}
+
 export interface EventStoreShape {
   /** The last event, if any. */
   readonly last: Effect.Effect<StoredEvent | undefined, StoreError>
@@ -96,6 +141,8 @@ export interface EventStoreShape {
     initial: S,
     step: (state: S, event: StoredEventBody) => S,
   ) => Effect.Effect<S, StoreError>
+  /** The hash of event `seq` (undefined: no such event), with no need to read the event when it is archived. */
+  readonly hashAt: (seq: number) => Effect.Effect<string | undefined, StoreError>
   /** Highest seq whose `meta.at` ≤ `at`, or 0. */
   readonly seqAsOf: (at: number) => Effect.Effect<number, StoreError>
   /** Latest snapshot at or below `seq` written with `stateVersion` (and bound to the chain). */

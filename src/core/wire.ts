@@ -8,10 +8,19 @@ import type { StoredEvent } from "./event-store.js"
 export type ActorFailure = {
   /**
    * InvalidInput → 400, Forbidden → 403, Conflict → 409, TooLarge → 413, Rejected → 422,
-   * RolledBack → 500, Unimplemented → 501 (a feature this deployment lacks), Unavailable → 503 (one table, actors/failures.ts, for the edge and the objects' own answers).
+   * Gone → 410 (history deleted by retention), RolledBack → 500, Unimplemented → 501 (a feature this
+   * deployment lacks), Unavailable → 503 (one table, actors/failures.ts, for the edge and the objects' own answers).
    */
   readonly _tag:
-    "InvalidInput" | "Forbidden" | "Conflict" | "TooLarge" | "Rejected" | "RolledBack" | "Unimplemented" | "Unavailable"
+    | "InvalidInput"
+    | "Forbidden"
+    | "Conflict"
+    | "Gone"
+    | "TooLarge"
+    | "Rejected"
+    | "RolledBack"
+    | "Unimplemented"
+    | "Unavailable"
   readonly code: string
   readonly message: string
   readonly details?: unknown
@@ -50,9 +59,19 @@ export interface StateQuery {
   readonly asOf?: number
 }
 
-/** `snapshots`: how many snapshots were refolded and matched; `snapshotSeq`: the snapshot that did not. */
+/**
+ * `snapshots`: how many snapshots were refolded and matched; `snapshotSeq`: the snapshot that did not.
+ * `from`: the seq the walk started after, when retention deleted the events before it (the chain
+ * then starts from the hash recorded for that seq, and the state from the snapshot there).
+ */
 export type VerifyReport =
-  | { readonly ok: true; readonly events: number; readonly head: string; readonly snapshots: number }
+  | {
+      readonly ok: true
+      readonly events: number
+      readonly head: string
+      readonly snapshots: number
+      readonly from?: number
+    }
   | { readonly ok: false; readonly firstBadSeq: number; readonly reason: string; readonly snapshotSeq?: number }
 
 /** The actor a topic entry came from. */

@@ -24,7 +24,7 @@ import { protectedResourceMetadata, requireScope } from "./auth.js"
 import type { AuthProvider } from "./auth-provider.js"
 import { inspectorRoutes } from "./inspector/routes.js"
 import { MAX_BODY_BYTES, limitBody, limitBodyTo, type App, type AppEnv } from "./env.js"
-import { HttpError, badRequest, errorBody, handleError, handleNotFound, unwrap } from "./errors.js"
+import { HttpError, badRequest, errorBody, failed, handleError, handleNotFound, unwrap } from "./errors.js"
 import { guarded } from "./guard.js"
 import { streamHeaders, withHeaders } from "./stream-headers.js"
 import { RESERVED_KINDS, kindRegistry, type KindModule, type KindRegistry } from "./kind.js"
@@ -154,8 +154,12 @@ const readActorEvents = async (c: AppContext, tenant?: string) => {
   return c.body(page, 200, { "Content-Type": "application/json" })
 }
 
-const verifyActor = async (c: AppContext, tenant?: string) =>
-  c.json(await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog())
+const verifyActor = async (c: AppContext, tenant?: string) => {
+  const report = await actorOf(c, c.req.param("kind")!, c.req.param("id")!, tenant).verifyLog()
+  // An actor that cannot rebuild its state answers its failure (503 history_unavailable), not a report.
+  if ("error" in report) throw failed(report.error)
+  return c.json(report)
+}
 
 /**
  * A `/log` read (Durable Streams, JSON mode) handed to the object that owns the log; the object

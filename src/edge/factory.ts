@@ -61,7 +61,11 @@ export const emberlog = (options: EmberlogOptions): Emberlog => {
   return {
     objects: {
       EmberlogActor: actorHostClass(
-        registry.modules.map(({ entity, capabilities }) => ({ entity, capabilities: capabilities ?? [] })),
+        registry.modules.map(({ entity, capabilities, retention }) => ({
+          entity,
+          capabilities: capabilities ?? [],
+          ...(retention === undefined ? {} : { retention }),
+        })),
       ),
       EmberlogTopic: topicClass(options.projections ?? [], { erasers: tenantErasers(options) }),
       EmberlogMcpSession: mcpSessionClass(registry),

@@ -5,6 +5,7 @@
  * that list is all the edge knows of kinds: what it serves, routes, lists and generates tools for.
  */
 import type { Capability } from "../actors/capability.js"
+import { checkRetention, type Retention } from "../actors/retention.js"
 import type { ActorApi } from "../actors/durable-actor.js"
 import { KIND_PATTERN, NAME_PATTERN } from "../core/names.js"
 import type { Entity } from "../domain/entity.js"
@@ -61,6 +62,12 @@ export interface SignInContext {
 export interface KindModule<E extends Entity = Entity> {
   readonly entity: E
   readonly capabilities?: ReadonlyArray<Capability>
+  /**
+   * History beyond one object (README, "History beyond one object"): past `archiveAfterEvents`
+   * live events the oldest are sealed into segments in R2 (binding EMBERLOG_ARCHIVE), and
+   * segments older than `deleteArchivedAfterDays` are deleted. Reads and verify are unchanged.
+   */
+  readonly retention?: Retention
   /** Routes of the kind's own, mounted before the generic `/v1/{kind}/{id}` routes. */
   readonly routes?: (app: App) => void
   readonly tools?: KindTools
@@ -208,6 +215,7 @@ export const kindRegistry = (kinds: ReadonlyArray<Entity | KindModule>): KindReg
     if (RESERVED_KINDS.includes(name))
       throw new Error(`emberlog: kind ${JSON.stringify(name)} is reserved (/v1/${name} is a route of its own)`)
     if (byName.has(name)) throw new Error(`emberlog: kind ${JSON.stringify(name)} is listed twice`)
+    checkRetention(name, module.retention)
     byName.set(name, module)
   }
   const claims = new Map<string, KindModule>()

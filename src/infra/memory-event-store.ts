@@ -54,6 +54,7 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
           .filter((e) => e.seq > after && e.seq <= through)
           .reduce((state, e) => step(state, structuredClone(e)), initial),
       ),
+    hashAt: (seq) => Effect.sync(() => events.find((e) => e.seq === seq)?.hash),
     seqAsOf: (at) =>
       Effect.sync(() => events.filter((e) => e.meta.at <= at).reduce((max, e) => Math.max(max, e.seq), 0)),
     snapshotAtOrBelow: (seq, stateVersion) =>

@@ -172,6 +172,11 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
         ),
       )
     },
+    hashAt: (seq) =>
+      read(
+        undefined,
+        () => sql.exec("SELECT hash FROM events WHERE seq = ?", seq).toArray()[0]?.hash as string | undefined,
+      ),
     seqAsOf: (at) =>
       read(0, () => (sql.exec("SELECT max(seq) AS seq FROM events WHERE at <= ?", at).one().seq as number | null) ?? 0),
     snapshotAtOrBelow: (seq, stateVersion) =>

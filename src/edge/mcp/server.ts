@@ -224,7 +224,11 @@ export const buildMcpServer = (
       inputSchema: mcpSchema(Schema.Struct({ kind: KindSchema, id: ActorIdSchema })),
     },
     async ({ kind, id }) =>
-      guard("verify_log", "admin", async () => success({ ...(await directory.actor(kind, id).verifyLog()) })),
+      guard("verify_log", "admin", async () => {
+        const report = await directory.actor(kind, id).verifyLog()
+        if ("error" in report) return failure(report.error.code, report.error.message)
+        return success({ ...report })
+      }),
   )
 
   register(

@@ -2,6 +2,13 @@
 import { defineKind } from "../../worker.js"
 import { Counter } from "./entity.js"
 
-export const counter = defineKind({ entity: Counter })
+/**
+ * A busy counter's history is mostly small, old increments: past 10,000 live events the oldest
+ * go to R2 in segments (when EMBERLOG_ARCHIVE is bound), and archives older than ten years are deleted.
+ */
+export const counter = defineKind({
+  entity: Counter,
+  retention: { archiveAfterEvents: 10_000, deleteArchivedAfterDays: 3650 },
+})
 
 export { counterTotals } from "./totals.js"

@@ -1,0 +1,516 @@
+// History beyond one object (issue 15 §3), the second file (it shares nothing with archive.test.ts):
+// crash safety and what bounds a segment (moved here to keep each file short), what goes wrong
+// around the archive — an erasure during a seal, a state version change (with and
+// without retention having deleted the history before it), R2 failing, a crash inside retention,
+// a topic cursor appearing during a seal — and reads at the edges: concurrent loads of a segment,
+// a commit while one loads, asOf at a segment's ends, the alarm's retention time, a WebSocket that
+// resumes over 4100 across every segment, and the CLI's offline replay of an export from seq 1.
+import { SELF, env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
+import { beforeAll, describe, expect, it } from "vitest"
+import type { ActorObject } from "../../src/actors/durable-actor.js"
+import { PINNED_BYTES_LIMIT } from "../../src/actors/archiver.js"
+import { createClient, type WireEvent } from "../../src/client/client.js"
+import { replayLog } from "../../src/cli/main.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
+import { BASE, actorObject, freshId, get, json, openSocket, send } from "./helpers.js"
+
+const SEGMENT = 10_000
+const LIVE = 10_000
+const DAY_MS = 24 * 60 * 60 * 1000
+/** Far enough ahead that the counter's retention (3650 days) expires every segment. */
+const LATER = () => Date.now() + 3651 * DAY_MS
+
+const stub = (id: string) => actorObject("counter", id)
+
+/** `segments` full segments sealed and LIVE events live; the topics delivered (as the outbox would). */
+const seedSealed = (id: string, segments: number) =>
+  runInDurableObject(stub(id), async (instance: ActorObject) => {
+    for (let i = 0; i < segments * SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
+    instance.core.advanceTopic("counter", instance.core.currentVersion)
+    instance.core.acknowledge("#directory", 1)
+    while ((await instance.archiver.sealNext()) !== undefined);
+    return instance.archiver.index.archivedThrough
+  })
+
+const r2Keys = async (id: string) =>
+  (await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })).objects.map((object) => object.key)
+
+/** As if the kind were deployed with a new state version: no snapshot is at the version the code reads. */
+const changeStateVersion = (id: string) =>
+  runInDurableObject(stub(id), (_instance, state) =>
+    state.storage.sql.exec("UPDATE snapshots SET state_version = state_version + 100"),
+  )
+
+const stateVersionOf = (id: string) =>
+  runInDurableObject(stub(id), (instance: ActorObject) => instance.core.entity.stateVersion)
+
+/** The archiver's R2 bucket replaced for one object (its private field): to count or fail its calls. */
+const withBucket = (instance: ActorObject, wrap: (bucket: R2Bucket) => R2Bucket) => {
+  const archiver = instance.archiver as unknown as { bucket: R2Bucket }
+  const original = archiver.bucket
+  archiver.bucket = wrap(original)
+  return () => {
+    archiver.bucket = original
+  }
+}
+
+const archivedThrough = (id: string) =>
+  runInDurableObject(stub(id), (instance: ActorObject) => instance.archiver.index.archivedThrough)
+
+const sqlRow = (id: string, query: string) =>
+  runInDurableObject(stub(id), (_instance, state) => state.storage.sql.exec(query).toArray()[0] as any)
+
+/** Every seq through the /events pages from 0. */
+const pageAll = async (id: string) => {
+  const seqs: Array<number> = []
+  for (let cursor: number | null = 0; cursor !== null;) {
+    const { status, body } = await json(await get(`/v1/counter/${id}/events?after=${cursor}&limit=10000`))
+    expect(status).toBe(200)
+    for (const event of body.events) seqs.push(event.seq)
+    cursor = body.next
+  }
+  return seqs
+}
+
+describe("archive: crash safety and what bounds a segment", () => {
+  /** Commits `count` increments in the object, then runs `then` in the same stretch (no alarm rings in between). */
+  const seedThen = <A>(id: string, count: number, then: (instance: ActorObject) => Promise<A>) =>
+    runInDurableObject(stub(id), (instance: ActorObject) => {
+      for (let i = 0; i < count; i++) instance.commit({ command: { type: "Increment", by: 1 } })
+      // The directory's queued first event, as the alarm's outbox step would deliver it.
+      instance.core.acknowledge("#directory", 1)
+      return then(instance)
+    })
+
+  it("does not archive past a topic cursor still to be delivered", async () => {
+    const id = freshId("archive-cursor")
+    // The counter topic has been delivered nothing yet: nothing may be archived.
+    const sealed = await seedThen(id, 2 * SEGMENT + LIVE, (instance) => instance.archiver.sealNext())
+    expect(sealed).toBeUndefined()
+    const through = await runInDurableObject(stub(id), async (instance: ActorObject) => {
+      // Delivered a bit past one segment: one segment may go, the second waits for its events' delivery.
+      instance.core.advanceTopic("counter", SEGMENT + 5)
+      while ((await instance.archiver.sealNext()) !== undefined);
+      return instance.archiver.index.archivedThrough
+    })
+    expect(through).toBe(SEGMENT)
+  })
+
+  it("answers a retried Idempotency-Key whose events are archived with its first result", async () => {
+    const id = freshId("archive-key")
+    const first = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
+    expect(first.status).toBe(200)
+    const through = await seedThen(id, SEGMENT + LIVE, async (instance) => {
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      await instance.archiver.sealNext()
+      return instance.archiver.index.archivedThrough
+    })
+    expect(through).toBe(SEGMENT)
+    const again = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
+    expect(again.status).toBe(200)
+    expect(again.body).toMatchObject({ version: 1, events: [{ seq: 1, data: { by: 7 } }], state: { value: 7 } })
+  })
+
+  it("runs the command path once for a retried Idempotency-Key whose events are archived (capabilities' I/O is not repeated)", async () => {
+    const id = freshId("archive-key-once")
+    expect((await send("counter", id, { type: "Increment", by: 3 }, { "Idempotency-Key": "key-once" })).status).toBe(
+      200,
+    )
+    const result = await seedThen(id, SEGMENT + LIVE, async (instance) => {
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      await instance.archiver.sealNext()
+      const host = instance as unknown as { commandPath: (request: unknown) => unknown }
+      const path = host.commandPath
+      let runs = 0
+      host.commandPath = (request) => {
+        runs++
+        return path(request)
+      }
+      try {
+        const reply = await instance.command({
+          command: { type: "Increment", by: 3 },
+          idempotencyKey: "key-once",
+          principal: "anonymous",
+        })
+        return { runs, version: reply.ok ? reply.value.version : reply, replayed: reply.ok && reply.value.replayed }
+      } finally {
+        host.commandPath = path
+      }
+    })
+    expect(result).toEqual({ runs: 1, version: 1, replayed: true })
+  })
+
+  it("a crash between writing a segment and trimming SQLite is finished by the next alarm: nothing lost or twice", async () => {
+    const id = freshId("archive-crash")
+    const failed = await seedThen(id, SEGMENT + LIVE + 3, async (instance) => {
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      instance.archiver.afterSegmentWritten = () => {
+        throw new Error("crash after the R2 put")
+      }
+      try {
+        await instance.archiver.sealNext()
+        return undefined
+      } catch (error) {
+        return String(error)
+      }
+    })
+    expect(failed).toContain("crash after the R2 put")
+    const listed = await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })
+    expect(listed.objects).toHaveLength(1)
+    expect(await sqlRow(id, "SELECT count(*) AS n FROM events")).toEqual({ n: SEGMENT + LIVE + 3 })
+    expect(await archivedThrough(id)).toBe(0)
+
+    // The object restarts (its memory, the hook with it, is gone); its next alarm computes the same
+    // segment and key, overwrites the object and trims.
+    await evictDurableObject(stub(id))
+    await runDurableObjectAlarm(stub(id))
+    await expect.poll(() => archivedThrough(id)).toBe(SEGMENT)
+    const after = await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })
+    expect(after.objects.map((object) => object.key)).toEqual(listed.objects.map((object) => object.key))
+    expect(await sqlRow(id, "SELECT min(seq) AS low, count(*) AS n FROM events")).toEqual({
+      low: SEGMENT + 1,
+      n: LIVE + 3,
+    })
+    const seqs = await pageAll(id)
+    expect(seqs.length).toBe(SEGMENT + LIVE + 3)
+    expect(seqs.every((seq, i) => seq === i + 1)).toBe(true)
+    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({
+      ok: true,
+      events: SEGMENT + LIVE + 3,
+    })
+
+    // Erasing the actor (its tenant's deletion) deletes its segments in R2 too.
+    const erased = await runInDurableObject(stub(id), (instance: ActorObject) => instance.eraseAll())
+    expect(erased).toMatchObject({ events: SEGMENT + LIVE + 3, archivedSegments: 1 })
+    expect((await env.EMBERLOG_ARCHIVE.list({ prefix: `public/counter/${id}/` })).objects).toHaveLength(0)
+    expect(await archivedThrough(id)).toBe(0)
+    expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({ version: 0 })
+  })
+})
+
+describe("archive: erasure, state versions and failures", () => {
+  it("erasing an actor while a seal awaits its R2 put leaves nothing in R2 and nothing in the new log", async () => {
+    const id = freshId("archive-erase-seal")
+    const sealing = await runInDurableObject(stub(id), async (instance: ActorObject) => {
+      for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      instance.core.acknowledge("#directory", 1)
+      const seal = instance.archiver.sealNext()
+      const erased = await instance.eraseAll()
+      return { erased, sealed: await seal }
+    })
+    expect(sealing).toEqual({ erased: { events: SEGMENT + LIVE }, sealed: undefined })
+    expect(await r2Keys(id)).toEqual([])
+    const first = await json(await send("counter", id, { type: "Increment", by: 5 }))
+    expect(first.body).toMatchObject({ version: 1, state: { value: 5 } })
+    expect(
+      (await json(await get(`/v1/counter/${id}/events?after=0`))).body.events.map((e: WireEvent) => e.seq),
+    ).toEqual([1])
+    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 1 })
+  })
+
+  it("after a state version change verify passes boundaries with no snapshot yet; the next start refolds once, a segment at a time", async () => {
+    const id = freshId("archive-version")
+    expect(await seedSealed(id, 3)).toBe(3 * SEGMENT)
+    const version = await stateVersionOf(id)
+    await changeStateVersion(id)
+    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, events: 40_000 })
+
+    await evictDurableObject(stub(id))
+    expect((await json(await get(`/v1/counter/${id}`))).body).toMatchObject({
+      version: 40_000,
+      state: { value: 40_000 },
+    })
+    const after = await runInDurableObject(stub(id), (instance: ActorObject, state) => ({
+      boundaries: state.storage.sql
+        .exec("SELECT seq FROM snapshots WHERE state_version = ? AND seq <= 30000 ORDER BY seq", version)
+        .toArray()
+        .map((row) => row.seq),
+      // Each segment was released once folded: none is left in memory.
+      cached: instance.archiver.index.cachedSegments,
+    }))
+    expect(after).toEqual({ boundaries: [10_000, 20_000, 30_000], cached: 0 })
+    // Paid once: the next start and a read inside a segment fold from the boundary before it.
+    expect(await runInDurableObject(stub(id), (instance: ActorObject) => instance.archiver.refoldArchive())).toBe(0)
+    expect((await json(await get(`/v1/counter/${id}?at=25000`))).body).toMatchObject({ state: { value: 25_000 } })
+    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({
+      ok: true,
+      events: 40_000,
+      snapshots: expect.any(Number),
+    })
+  })
+
+  it("retention does not cut where no snapshot at the current state version is", async () => {
+    const id = freshId("archive-version-cut")
+    await seedSealed(id, 2)
+    await changeStateVersion(id)
+    const deleted = await runInDurableObject(stub(id), (instance: ActorObject) =>
+      instance.archiver.deleteExpired(LATER()),
+    )
+    expect(deleted).toBe(0)
+    expect(await r2Keys(id)).toHaveLength(2)
+  })
+
+  it("history deleted by retention and a changed state version: every request is 503 history_unavailable, erasure still works", async () => {
+    const id = freshId("archive-unavailable")
+    await seedSealed(id, 3)
+    expect(
+      await runInDurableObject(stub(id), (instance: ActorObject) => instance.archiver.deleteExpired(LATER())),
+    ).toBe(3)
+    await changeStateVersion(id)
+    await evictDurableObject(stub(id))
+    const unavailable = async (response: Response) => {
+      const { status, body } = await json(response)
+      expect(status).toBe(503)
+      expect(body.error.code).toBe("history_unavailable")
+      expect(body.error.message).toContain("erase the actor")
+    }
+    await unavailable(await get(`/v1/counter/${id}`))
+    await unavailable(await get(`/v1/counter/${id}/events?after=35000`))
+    await unavailable(await send("counter", id, { type: "Increment", by: 1 }))
+    await unavailable(await get(`/v1/counter/${id}/verify`))
+    await unavailable(await get(`/v1/counter/${id}/events/stream?after=39000`))
+    const erased = await runInDurableObject(stub(id), (instance: ActorObject) => instance.eraseAll())
+    expect(erased).toMatchObject({ events: 40_000 })
+    expect((await json(await send("counter", id, { type: "Increment", by: 2 }))).body).toMatchObject({ version: 1 })
+  })
+
+  it("a seal whose R2 put fails is retried with backoff, not on every ring", async () => {
+    const id = freshId("archive-backoff")
+    const delays = await runInDurableObject(stub(id), async (instance: ActorObject, state) => {
+      for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      instance.core.acknowledge("#directory", 1)
+      instance.archiver.afterSegmentWritten = () => {
+        throw new Error("R2 put failed")
+      }
+      const delays: Array<number> = []
+      for (let ring = 0; ring < 2; ring++) {
+        // As the alarm rings when due (the backoff's time passed).
+        ;(instance.archiver as unknown as { sealRetryAt: number }).sealRetryAt = 0
+        await instance.alarm()
+        delays.push((await state.storage.getAlarm())! - Date.now())
+      }
+      instance.archiver.afterSegmentWritten = undefined
+      return delays
+    })
+    expect(delays[0]).toBeGreaterThan(500)
+    expect(delays[1]).toBeGreaterThan(1_500)
+  })
+
+  it("retention marks segments deleted before deleting their objects: a failed delete is swept on the next ring", async () => {
+    const id = freshId("archive-mark-first")
+    await seedSealed(id, 3)
+    const asOfDeleted = await runInDurableObject(
+      stub(id),
+      (instance: ActorObject) => instance.archiver.index.all[1]!.lastAt,
+    )
+    const failed = await runInDurableObject(stub(id), async (instance: ActorObject) => {
+      const restore = withBucket(
+        instance,
+        (bucket) =>
+          ({
+            ...bucket,
+            get: bucket.get.bind(bucket),
+            list: bucket.list.bind(bucket),
+            delete: () => Promise.reject(new Error("crash before the objects were deleted")),
+          }) as R2Bucket,
+      )
+      try {
+        await instance.archiver.deleteExpired(LATER())
+        return undefined
+      } catch (error) {
+        return String(error)
+      } finally {
+        restore()
+      }
+    })
+    expect(failed).toContain("crash before the objects were deleted")
+    expect(await r2Keys(id)).toHaveLength(3)
+    // The index says deleted: reads answer 410 (not a 500 of a missing object), verify starts at the cut.
+    const gone = await json(await get(`/v1/counter/${id}/events?after=0`))
+    expect(gone.status).toBe(410)
+    expect(gone.body.error).toMatchObject({ code: "history_deleted", details: { firstAvailableSeq: 30_001 } })
+    expect((await json(await get(`/v1/counter/${id}?asOf=${new Date(asOfDeleted).toISOString()}`))).status).toBe(410)
+    expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, from: 30_000 })
+    const sweep = await runInDurableObject(stub(id), async (instance: ActorObject) => {
+      const due = instance.archiver.dueAt()
+      await instance.archiver.deleteExpired(LATER())
+      return { dueNow: due !== undefined && due <= Date.now(), after: instance.archiver.dueAt() }
+    })
+    expect(sweep).toEqual({ dueNow: true, after: undefined })
+    expect(await r2Keys(id)).toEqual([])
+  })
+
+  it("a topic cursor created while a segment's put is in flight stops the seal before it trims", async () => {
+    const id = freshId("archive-cursor-late")
+    const result = await runInDurableObject(stub(id), async (instance: ActorObject, state) => {
+      for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
+      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      instance.core.acknowledge("#directory", 1)
+      // A replica's reserved cursor, created below the boundary the seal computed.
+      instance.archiver.afterSegmentWritten = () =>
+        void state.storage.sql.exec("INSERT INTO topic_cursors (topic, through) VALUES ('#replica-test', 5)")
+      const sealed = await instance.archiver.sealNext()
+      instance.archiver.afterSegmentWritten = undefined
+      return {
+        sealed,
+        through: instance.archiver.index.archivedThrough,
+        live: state.storage.sql.exec("SELECT count(*) AS n FROM events").one().n,
+      }
+    })
+    expect(result).toEqual({ sealed: undefined, through: 0, live: SEGMENT + LIVE })
+  })
+})
+
+describe("archive: reads at the edges of segments", () => {
+  const id = freshId("archive-edges")
+  const SEGMENTS = 5
+  const HEAD = SEGMENTS * SEGMENT + LIVE
+
+  beforeAll(async () => {
+    expect(await seedSealed(id, SEGMENTS)).toBe(SEGMENTS * SEGMENT)
+  }, 60_000)
+
+  it("concurrent loads of one segment read R2 once; reads in progress together hold a bounded number of bytes", async () => {
+    const result = await runInDurableObject(stub(id), async (instance: ActorObject) => {
+      let gets = 0
+      const restore = withBucket(
+        instance,
+        (bucket) =>
+          ({
+            ...bucket,
+            get: ((key: string) => {
+              gets++
+              return bucket.get(key)
+            }) as R2Bucket["get"],
+          }) as R2Bucket,
+      )
+      try {
+        const [a, b] = await Promise.all([instance.readEvents(12_000, 5), instance.readEvents(13_000, 5)])
+        const sharedGets = gets
+        // Prefetches held open (as sockets' backlogs): past the budget a prefetch loads one segment only.
+        const releases: Array<() => void> = []
+        const pinnedSegments: Array<number> = []
+        for (const after of [0, 20_000, 30_000, 40_000, 0, 20_000]) {
+          const before = instance.archiver.index.pinnedBytes
+          releases.push(await instance.archiver.prefetch(after))
+          pinnedSegments.push(instance.archiver.index.pinnedBytes - before)
+        }
+        const pinned = instance.archiver.index.pinnedBytes
+        const segmentBytes = instance.archiver.index.all.map((segment) => segment.bytes)
+        for (const release of releases) release()
+        return {
+          seqs: [a, b].map((reply) => (reply.ok ? reply.value.events.map((event) => event.seq) : [])),
+          sharedGets,
+          pinned,
+          largest: Math.max(...segmentBytes),
+          released: instance.archiver.index.pinnedBytes,
+        }
+      } finally {
+        restore()
+      }
+    })
+    expect(result.seqs).toEqual([
+      [12_001, 12_002, 12_003, 12_004, 12_005],
+      [13_001, 13_002, 13_003, 13_004, 13_005],
+    ])
+    expect(result.sharedGets).toBe(1)
+    expect(result.pinned).toBeLessThanOrEqual(PINNED_BYTES_LIMIT + result.largest)
+    expect(result.released).toBe(0)
+  })
+
+  it("a command commits while a read waits on a segment's load, and the read answers its own page", async () => {
+    const result = await runInDurableObject(stub(id), async (instance: ActorObject) => {
+      const head = instance.core.currentVersion
+      const reading = instance.readEvents(31_234, 3)
+      const committed = instance.commit({ command: { type: "Increment", by: 1 } })
+      const read = await reading
+      return {
+        read: read.ok ? read.value.events.map((event) => event.seq) : read,
+        committed: committed.ok ? committed.value.version - head : committed,
+      }
+    })
+    expect(result).toEqual({ read: [31_235, 31_236, 31_237], committed: 1 })
+  })
+
+  it("answers asOf at a segment's firstAt and lastAt with the last event by then", async () => {
+    const segment = await runInDurableObject(stub(id), (instance: ActorObject) => instance.archiver.index.all[2]!)
+    for (const at of [segment.firstAt, segment.lastAt]) {
+      const { status, body } = await json(await get(`/v1/counter/${id}?asOf=${new Date(at).toISOString()}`))
+      expect(status).toBe(200)
+      expect(body.state).toEqual({ value: body.version })
+      const { body: around } = await json(await get(`/v1/counter/${id}/events?after=${body.version - 1}&limit=2`))
+      expect(around.events[0].meta.at).toBeLessThanOrEqual(at)
+      expect(around.events[1].meta.at).toBeGreaterThan(at)
+    }
+    const first = (await json(await get(`/v1/counter/${id}?asOf=${new Date(segment.firstAt).toISOString()}`))).body
+    expect(first.version).toBeGreaterThanOrEqual(segment.first)
+  })
+
+  it("arms the alarm for retention at the oldest segment's lastAt plus the kind's retention days", async () => {
+    const { due, oldest, alarm } = await runInDurableObject(stub(id), async (instance: ActorObject, state) => {
+      await runDurableObjectAlarm(stub(id)).catch(() => undefined)
+      return {
+        due: instance.archiver.dueAt(),
+        oldest: instance.archiver.index.all[0]!.lastAt,
+        alarm: await state.storage.getAlarm(),
+      }
+    })
+    expect(due).toBe(oldest + 3650 * DAY_MS)
+    expect(alarm).not.toBeNull()
+    expect(alarm!).toBeLessThanOrEqual(due!)
+  })
+
+  it("resumes a WebSocket from seq 0 over 4100 at each cap, across every segment, each seq once", async () => {
+    const seqs: Array<number> = []
+    let resumes = 0
+    for (let after = 0; ;) {
+      const socket = await openSocket(`/v1/counter/${id}/ws?after=${after}`)
+      const ended = await Promise.race([
+        socket.closed,
+        socket.until((frames) => frames.some((frame) => frame.event?.seq >= HEAD), 30_000).then(() => undefined),
+      ])
+      for (const frame of socket.frames) if (frame.type === "event") seqs.push(frame.event.seq)
+      if (ended === undefined) {
+        socket.ws.close()
+        break
+      }
+      expect(ended.code).toBe(4100)
+      resumes++
+      after = seqs[seqs.length - 1]!
+    }
+    expect(resumes).toBeGreaterThanOrEqual(2)
+    expect(seqs.length).toBeGreaterThanOrEqual(HEAD)
+    expect(seqs.every((seq, i) => seq === i + 1)).toBe(true)
+  })
+
+  it("closes a backlog whose read fails (not an archive miss) with 1011, which clients back off from", async () => {
+    const restore = await runInDurableObject(stub(id), (instance: ActorObject) => {
+      const index = instance.archiver.index
+      const eventsOf = index.eventsOf
+      index.eventsOf = () => {
+        throw new Error("a bug in the segment cache")
+      }
+      return () => {
+        index.eventsOf = eventsOf
+      }
+    })
+    try {
+      const socket = await openSocket(`/v1/counter/${id}/ws?after=100`)
+      expect((await socket.closed).code).toBe(1011)
+    } finally {
+      await runInDurableObject(stub(id), () => restore())
+    }
+  })
+
+  it("the CLI's offline replay folds an export from seq 1 across every segment", async () => {
+    const client = createClient({ baseUrl: BASE, fetch: (input, init) => SELF.fetch(input, init) })
+    const rows: Array<WireEvent> = []
+    for await (const event of client.actor("counter", id).events({ limit: 10_000, stored: true })) rows.push(event)
+    const replayed = replayLog(Counter, rows)
+    expect(replayed.chain).toMatchObject({ ok: true, events: rows.length })
+    expect(replayed.state).toEqual({ value: rows.length })
+    expect(rows.length).toBeGreaterThanOrEqual(HEAD)
+  })
+})
