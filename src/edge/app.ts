@@ -258,7 +258,8 @@ export const createApp = (options: AppOptions, served: KindRegistry = kindRegist
   const healthParts = served.modules.flatMap(({ entity, health }) =>
     health === undefined ? [] : [{ kind: entity.kind, health }],
   )
-  app.get("/health", async (c) => c.json(await healthReport(c.env, healthParts)))
+  const retained = served.modules.map(({ entity, retention }) => ({ kind: entity.kind, retention }))
+  app.get("/health", async (c) => c.json(await healthReport(c.env, healthParts, retained)))
 
   // RFC 9728: where clients learn how to get a token for this resource.
   app.on(["GET", "OPTIONS"], "/.well-known/oauth-protected-resource", (c) =>

@@ -9,6 +9,7 @@
  */
 import pkg from "../../package.json"
 import { outboxLag } from "../actors/outbox-lag.js"
+import { archiveUnavailable, type Retention } from "../actors/retention.js"
 import type { Env } from "./env.js"
 import type { Dependency, HealthPart, KindModule } from "./kind.js"
 
@@ -104,7 +105,11 @@ const partOf = ({ kind, health }: KindHealth, env: Env): Promise<HealthPart> =>
   )
 
 /** The /health body: the fields it has always had (a kind's part's report among them), then the dependencies. */
-export const healthReport = async (env: HealthEnv, kindParts: ReadonlyArray<KindHealth>) => {
+export const healthReport = async (
+  env: HealthEnv,
+  kindParts: ReadonlyArray<KindHealth>,
+  retained: ReadonlyArray<{ readonly kind: string; readonly retention?: Retention }> = [],
+) => {
   const [parts, archive] = await Promise.all([
     Promise.all(kindParts.map((part) => partOf(part, env))),
     // The archive is the app's whatever kinds it serves: probed only where it is bound.
@@ -120,6 +125,15 @@ export const healthReport = async (env: HealthEnv, kindParts: ReadonlyArray<Kind
     Object.assign(dependencies, own)
   }
   if (archive !== undefined) dependencies.archive = archive
+  else {
+    // Kinds that archive with nowhere to archive to keep every event: their objects fill up.
+    const lacking = archiveUnavailable(env, retained)
+    if (lacking.length > 0)
+      dependencies.archive = {
+        status: "degraded",
+        error: `the kinds ${lacking.join(", ")} have a retention but EMBERLOG_ARCHIVE is not bound: their actors keep every event`,
+      }
+  }
   const lag = outboxLag()
   const degradedAbove = threshold(env.OUTBOX_LAG_DEGRADED, DEFAULT_OUTBOX_LAG_DEGRADED)
   const stalledAbove = threshold(env.OUTBOX_STALL_DEGRADED_MS, DEFAULT_OUTBOX_STALL_DEGRADED_MS)

@@ -465,6 +465,25 @@ describe("/health", () => {
     expect(body.dependencies).not.toHaveProperty("ai")
   })
 
+  it("is degraded when a kind archives and EMBERLOG_ARCHIVE is not bound (its actors keep every event)", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {})
+    try {
+      const archiving = defineKind({ entity: Counter, retention: { archiveAfterEvents: 1000 } })
+      const { body } = await call(createApp({ kinds: [archiving] }), "/health", {
+        settings: { REQUEST_LOGS: "off", EMBERLOG_ARCHIVE: undefined },
+      })
+      expect(body.status).toBe("degraded")
+      expect(body.dependencies.archive).toEqual({ status: "degraded", error: expect.stringContaining("counter") })
+      const keeping = await call(createApp({ kinds: [Counter] }), "/health", {
+        settings: { REQUEST_LOGS: "off", EMBERLOG_ARCHIVE: undefined },
+      })
+      expect(keeping.body.status).toBe("ok")
+      expect(keeping.body.dependencies).not.toHaveProperty("archive")
+    } finally {
+      warn.mockRestore()
+    }
+  })
+
   it("reports a kind's report field that is no object as its value, not spread into characters", async () => {
     const versioned = defineKind({ ...job, health: async () => ({ healthy: true, report: { model: "v2" } }) })
     const { body } = await call(createApp({ kinds: [Counter, versioned] }), "/health", {
