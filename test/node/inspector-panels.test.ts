@@ -1,6 +1,6 @@
-// The inspector's metrics panel in a real browser (Chromium, as test/node/inspector.test.ts runs it),
-// against the shared Worker (auth off: every scope, so the operator's GET /v1/admin/metrics answers).
-// The counts are at least what this file sent: other files share the Worker.
+// The inspector's usage and metrics panels in a real browser (Chromium, as test/node/inspector.test.ts
+// runs it), against the shared Worker: auth off, so the tenant is the local one every node file shares
+// (and every scope: the operator's GET /v1/admin/metrics answers); counts are at least what this file did.
 import type { Browser } from "playwright-core"
 import { afterAll, beforeAll, expect, it } from "vitest"
 import { launchChromium } from "./chromium.js"
@@ -16,9 +16,9 @@ afterAll(async () => {
   await browser?.close()
 })
 
-it("polls GET /v1/admin/metrics and draws requests/s and p95 over the last minutes", async () => {
-  const base = sharedWorkerBase()
-  const id = `metrics-panel-${Date.now()}`
+/** Three increments of a fresh counter, so the panels have this file's commands to show. */
+const incrementThrice = async (base: string, prefix: string): Promise<string> => {
+  const id = `${prefix}-${Date.now()}`
   for (const by of [1, 2, 3]) {
     const sent = await fetch(`${base}/v1/counter/${id}/commands`, {
       method: "POST",
@@ -27,6 +27,36 @@ it("polls GET /v1/admin/metrics and draws requests/s and p95 over the last minut
     })
     expect(sent.status).toBe(200)
   }
+  return id
+}
+
+it("shows the tenant's usage by day, with totals, and says why a range is refused", async () => {
+  const base = sharedWorkerBase()
+  await incrementThrice(base, "usage-panel")
+  const today = new Date().toISOString().slice(0, 10)
+  const page = await browser.newPage()
+  await page.goto(`${base}/inspect`)
+  await page.click("#usage-show")
+  await expect.poll(() => page.textContent("#usage-status")).toMatch(/^public, \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2}$/)
+  const rows = page.locator("#usage-days tr")
+  // Today's row first (newest first), the total last.
+  const cells = await rows.first().locator("td").allTextContents()
+  expect(cells[0]).toBe(today)
+  expect(Number(cells[2])).toBeGreaterThanOrEqual(3) // commands
+  expect(cells[1]).toMatch(/^\d+ \(.*command \d+/) // requests, by route class
+  expect((await rows.last().locator("td").allTextContents())[0]).toBe("total")
+
+  await page.fill("#usage-from", "2026-03-02")
+  await page.fill("#usage-to", "2026-03-01")
+  await page.click("#usage-show")
+  await expect.poll(() => page.textContent("#usage-status")).toBe("invalid_query: from must not be after to")
+  expect(await page.getAttribute("#usage-status", "class")).toBe("error")
+  await page.close()
+}, 30_000)
+
+it("polls GET /v1/admin/metrics and draws requests/s and p95 over the last minutes", async () => {
+  const base = sharedWorkerBase()
+  const id = await incrementThrice(base, "metrics-panel")
   const metrics = (await (await fetch(`${base}/v1/admin/metrics`)).json()) as {
     recent: { slots: Array<unknown> }
     outboxLag: { reportedAt: string | null }
