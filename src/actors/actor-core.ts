@@ -78,6 +78,12 @@ class Abort {
  * The transaction takes a synchronous body, so the program runs to its end in there (one fiber);
  * when it fails, typed or not, every write it made rolls back and the failure comes out as it was.
  */
+/**
+ * A follower's cursor shares the topics' cursor table (what is kept past it must not be archived
+ * away) but not their delivery: its name starts with "~", which no topic name can (NAME_PATTERN).
+ */
+export const isFollowerCursor = (name: string): boolean => name.startsWith("~")
+
 const inTransaction = <A, E>(program: Effect.Effect<A, E, Services>): Effect.Effect<A, E, Services> =>
   Effect.contextWith((services: Context.Context<Services>) => {
     try {
@@ -160,6 +166,8 @@ export class ActorCore<S = unknown> {
   private readonly clock: Clock.Clock
   /** Where delivery to each followed topic stands (EventStoreShape.topicCursors), as committed. */
   private readonly topicCursors = new Map<string, number>()
+  /** Cursors of followers outside the entity's routing (a replica's queue), kept apart from the topics' (FOLLOWER_CURSOR). */
+  private readonly followerCursors = new Map<string, number>()
 
   constructor(
     readonly entity: Entity<S>,
@@ -209,7 +217,8 @@ export class ActorCore<S = unknown> {
   private recover() {
     return Effect.gen({ self: this }, function* () {
       const store = yield* EventStore
-      for (const { topic, through } of yield* store.topicCursors) this.topicCursors.set(topic, through)
+      for (const { topic, through } of yield* store.topicCursors)
+        (isFollowerCursor(topic) ? this.followerCursors : this.topicCursors).set(topic, through)
       const last = yield* store.last
       if (last === undefined) return
       this.state = yield* this.foldUpTo(last.seq)
@@ -596,6 +605,26 @@ export class ActorCore<S = unknown> {
       ),
     )
     if ((this.topicCursors.get(topic) ?? Infinity) < through) this.topicCursors.set(topic, through)
+  }
+
+  /** Where a follower outside the entity's routing stands: every event up to it was handed over (0: none yet). */
+  followerCursor(name: string): number {
+    return this.followerCursors.get(name) ?? 0
+  }
+
+  /** Every event up to `through` was handed over to the follower `name`: its cursor moves there (never back). */
+  advanceFollower(name: string, through: number): void {
+    if (!isFollowerCursor(name)) throw new Error(`emberlog: ${JSON.stringify(name)} is not a follower's cursor name`)
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.followTopic(name, 0)
+          yield* store.advanceTopic(name, through)
+        }),
+      ),
+    )
+    if (this.followerCursor(name) < through) this.followerCursors.set(name, through)
   }
 
   acknowledge(topic: string, throughSeq: number): void {

@@ -46,6 +46,8 @@ import { DIRECTORY_TOPIC, directoryName, type DirectoryMethods } from "./directo
 import type { ErasedCounts } from "./deletion.js"
 import { AlarmOwner, type AlarmTask } from "./alarm.js"
 import type { Capability, CapabilityHooks, Host } from "./capability.js"
+import { replicatedKinds, type ReplicaOptions } from "../core/replica.js"
+import { ReplicaFollower } from "./replica.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
@@ -63,6 +65,8 @@ export interface HostedKind {
 export interface ActorOptions {
   /** Replaces the id source (tests make ids predictable); time comes from Effect's Clock. */
   readonly ids?: Layer.Layer<Ids>
+  /** Follows the logs of these kinds (all when `kinds` is absent) into the queue bound as `binding` (core/replica.ts). */
+  readonly replica?: ReplicaOptions
 }
 
 /**
@@ -204,6 +208,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       throw new Error(`emberlog: the capabilities of ${kind.entity.kind} need distinct names other than "log"`)
     byKind.set(kind.entity.kind, kind)
   }
+  const replicated = options.replica === undefined ? undefined : replicatedKinds(options.replica, [...byKind.keys()])
 
   return class EmberlogActor extends DurableObject<ActorEnv> {
     core!: ActorCore
@@ -217,6 +222,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
       (request) => this.commit(request)
     private failedDeliveries = 0
+    /** The replica this actor's log is followed into, when its kind is replicated. */
+    private replica: ReplicaFollower | undefined
     private deliveryDelay = 0
     /**
      * Commits made while capabilities start (presence's reconcile commits Leave), held for every
@@ -253,6 +260,18 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         this.alarmTasks(),
       )
+      if (options.replica !== undefined && replicated!.has(served.kind.entity.kind)) {
+        const generation = this.generation
+        const binding = options.replica.binding
+        this.replica = new ReplicaFollower({
+          core: () => this.core,
+          source: { tenant: served.tenant, kind: served.kind.entity.kind, id: served.id },
+          binding,
+          queue: () => (this.env as unknown as Record<string, Queue | undefined>)[binding],
+          current: () => generation === this.generation,
+          now: () => Date.now(),
+        })
+      }
       const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
       // Reads create nothing: a projection's tables come with the log's, at the first write.
       if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
@@ -376,6 +395,11 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           name: "outbox",
           dueAt: () => (this.core.hasPendingDeliveries() ? Date.now() + this.deliveryDelay : undefined),
           run: () => this.deliver(),
+        },
+        {
+          name: "replica",
+          dueAt: () => this.replica?.dueAt(),
+          run: (now) => this.replica?.send(now),
         },
         {
           name: "timer",
