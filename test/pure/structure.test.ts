@@ -180,7 +180,13 @@ describe("the module structure", () => {
   })
 
   it("loads no Cloudflare module from the entry points that run in plain Node", () => {
-    for (const entry of ["src/index.ts", "src/client/index.ts", "src/testing/index.ts", "src/cli/main.ts"]) {
+    for (const entry of [
+      "src/index.ts",
+      "src/client/index.ts",
+      "src/testing/index.ts",
+      "src/cli/main.ts",
+      "src/replica/index.ts",
+    ]) {
       expect(
         [...loads(entry)].filter((target) => target.startsWith("cloudflare:")),
         entry,

@@ -1,0 +1,227 @@
+import fc from "fast-check"
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
+import {
+  QUEUE_BATCH_BYTES,
+  QUEUE_BATCH_MESSAGES,
+  QUEUE_MESSAGE_BYTES,
+  replicaBatches,
+  replicatedKinds,
+  type ReplicaMessage,
+  type ReplicaSource,
+} from "../../src/core/replica.js"
+import type { WireEvent } from "../../src/core/wire.js"
+import { replicaConsumer, type ReplicaQueueMessage, type ReplicaStore } from "../../src/replica/index.js"
+
+const event = (seq: number, data: Record<string, unknown> = { by: seq }): WireEvent => ({
+  seq,
+  type: "Incremented",
+  schemaVersion: 1,
+  data,
+  meta: {
+    at: 1_700_000_000_000 + seq,
+    commandId: `c${seq}`,
+    correlationId: `c${seq}`,
+    causationId: null,
+    principal: "p",
+  },
+  hash: `h${seq}`,
+})
+
+const logOf = (n: number): Array<WireEvent> => Array.from({ length: n }, (_, i) => event(i + 1))
+const keyOf = (source: ReplicaSource) => `${source.tenant}/${source.kind}/${source.id}`
+
+/**
+ * A store that keeps exactly what it is given and refuses what would break the contract (a run
+ * that does not start right after its last seq): a consumer that applied twice or out of order fails.
+ */
+const strictStore = (failures: { next: number } = { next: 0 }) => {
+  const kept = new Map<string, Array<WireEvent>>()
+  const store: ReplicaStore = {
+    lastSeq: (source) => kept.get(keyOf(source))?.length ?? 0,
+    apply: (source, events) => {
+      if (failures.next > 0) {
+        failures.next--
+        throw new Error("store down")
+      }
+      const log = kept.get(keyOf(source)) ?? []
+      events.forEach((e, i) => {
+        if (e.seq !== log.length + 1 + i) throw new Error(`contract broken: seq ${e.seq} after ${log.length}`)
+      })
+      kept.set(keyOf(source), [...log, ...events])
+    },
+  }
+  return { store, kept }
+}
+
+/** A queue message that records what the handler decided. */
+const delivered = (body: unknown) => {
+  const message = { body, outcome: "none" as "none" | "ack" | "retry" } as ReplicaQueueMessage & {
+    outcome: "none" | "ack" | "retry"
+  }
+  message.ack = () => void (message.outcome = "ack")
+  message.retry = () => void (message.outcome = "retry")
+  return message
+}
+
+const counter: ReplicaSource = { tenant: "t", kind: "counter", id: "a" }
+
+describe("replica messages", () => {
+  it("cut a log into sendBatch calls of at most 100 messages and the byte budget, in seq order", () => {
+    const batches = replicaBatches(counter, logOf(250))
+    expect(batches.map((batch) => batch.length)).toEqual([100, 100, 50])
+    expect(batches.flat().map(({ body }) => body.seq)).toEqual(logOf(250).map((e) => e.seq))
+    expect(batches[0]![0]).toEqual({ body: { v: 1, ...counter, seq: 1, event: event(1) }, contentType: "json" })
+
+    const big = Array.from({ length: 10 }, (_, i) => event(i + 1, { text: "x".repeat(50_000) }))
+    const split = replicaBatches(counter, big)
+    for (const batch of split) {
+      const bytes = batch.reduce((sum, { body }) => sum + JSON.stringify(body).length, 0)
+      expect(bytes).toBeLessThanOrEqual(QUEUE_BATCH_BYTES)
+      expect(batch.length).toBeLessThanOrEqual(QUEUE_BATCH_MESSAGES)
+    }
+    expect(split.length).toBeGreaterThan(2)
+    expect(split.flat().map(({ body }) => body.seq)).toEqual(big.map((e) => e.seq))
+  })
+
+  it("leave out an event too large for a message, and the consumer reads it from the source", async () => {
+    const log = [event(1), event(2, { text: "y".repeat(QUEUE_MESSAGE_BYTES) }), event(3)]
+    const bodies = replicaBatches(counter, log)
+      .flat()
+      .map(({ body }) => body)
+    expect(bodies[1]).toEqual({ v: 1, ...counter, seq: 2, tooLarge: true })
+    const { store, kept } = strictStore()
+    const fetched: Array<number> = []
+    const consume = replicaConsumer(store, {
+      fetchEvents: async (_, after) => (fetched.push(after), log.filter((e) => e.seq > after)),
+    })
+    const messages = bodies.map(delivered)
+    const report = await consume({ messages })
+    expect(kept.get(keyOf(counter))).toEqual(log)
+    expect(fetched).toEqual([1])
+    expect(messages.map((m) => m.outcome)).toEqual(["ack", "ack", "ack"])
+    expect(report).toMatchObject({ applied: 3, resyncs: 1, retried: 0 })
+  })
+
+  it("are configured with the binding and kinds the app serves, or refused with a clear error", () => {
+    expect([...replicatedKinds({ binding: "EMBERLOG_REPLICA" }, ["counter", "room"])]).toEqual(["counter", "room"])
+    expect([...replicatedKinds({ binding: "Q", kinds: ["room"] }, ["counter", "room"])]).toEqual(["room"])
+    expect(() => replicatedKinds({ binding: "not a name" }, ["counter"])).toThrow(/replica.binding must name/)
+    expect(() => replicatedKinds({ binding: "Q", kinds: [] }, ["counter"])).toThrow(/non-empty list/)
+    expect(() => replicatedKinds({ binding: "Q", kinds: ["cart"] }, ["counter"])).toThrow(
+      /names "cart", which this app does not serve/,
+    )
+  })
+})
+
+describe("the replica consumer", () => {
+  // The consumer logs every failure it retries; the failures here are the tests' own.
+  beforeEach(() => void vi.spyOn(console, "error").mockImplementation(() => undefined))
+  afterEach(() => void vi.restoreAllMocks())
+
+  it("acks duplicates, applies in order within a batch, and drops what is no replica message", async () => {
+    const { store, kept } = strictStore()
+    const consume = replicaConsumer(store, { fetchEvents: async () => [] })
+    const bodies = replicaBatches(counter, logOf(3))
+      .flat()
+      .map(({ body }) => body)
+    const messages = [bodies[2], bodies[0], bodies[1], bodies[0], { v: 2 }, "junk"].map(delivered)
+    const report = await consume({ messages })
+    expect(kept.get(keyOf(counter))).toEqual(logOf(3))
+    expect(messages.every((m) => m.outcome === "ack")).toBe(true)
+    expect(report).toEqual({ applied: 3, duplicates: 0, resyncs: 0, retried: 0, invalid: 2 })
+    const again = await consume({ messages: bodies.map(delivered) })
+    expect(again).toMatchObject({ applied: 0, duplicates: 3 })
+  })
+
+  it("retries what it could not keep when the store fails, and acks what it kept", async () => {
+    const failures = { next: 1 }
+    const { store, kept } = strictStore(failures)
+    const consume = replicaConsumer(store, { fetchEvents: async () => [] })
+    const messages = replicaBatches(counter, logOf(2))
+      .flat()
+      .map(({ body }) => delivered(body))
+    expect(await consume({ messages })).toMatchObject({ applied: 0, retried: 2 })
+    expect(messages.map((m) => m.outcome)).toEqual(["retry", "retry"])
+    expect(kept.get(keyOf(counter))).toBeUndefined()
+  })
+
+  it("keeps every source's log exactly once, in order, over shuffled, duplicated and dropped deliveries", async () => {
+    const sources: Array<ReplicaSource> = [
+      { tenant: "t", kind: "counter", id: "a" },
+      { tenant: "t", kind: "counter", id: "b" },
+      { tenant: "u", kind: "room", id: "a" },
+    ]
+    /** One step of the queue: which pending messages go in the next batch, and what goes wrong. */
+    const step = fc.record({
+      pick: fc.array(fc.nat(), { minLength: 1, maxLength: 12 }),
+      redeliverAcked: fc.array(fc.nat(), { maxLength: 3 }),
+      dropOne: fc.boolean(),
+      storeFails: fc.boolean(),
+      sourceFails: fc.boolean(),
+      produce: fc.array(fc.nat({ max: sources.length - 1 }), { maxLength: 4 }),
+    })
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
+        const logs = new Map(sources.map((source) => [keyOf(source), [] as Array<WireEvent>]))
+        const pending: Array<ReplicaMessage> = []
+        const acked: Array<ReplicaMessage> = []
+        const produce = (source: ReplicaSource) => {
+          const log = logs.get(keyOf(source))!
+          const next = event(log.length + 1, { source: keyOf(source), n: log.length + 1 })
+          log.push(next)
+          pending.push(
+            ...replicaBatches(source, [next])
+              .flat()
+              .map(({ body }) => body),
+          )
+        }
+        const failures = { next: 0 }
+        let sourceDown = false
+        const { store, kept } = strictStore(failures)
+        const consume = replicaConsumer(store, {
+          fetchEvents: async (source, after) => {
+            if (sourceDown) throw new Error("source unreachable")
+            return logs
+              .get(keyOf(source))!
+              .filter((e) => e.seq > after)
+              .slice(0, 2)
+          },
+        })
+        const deliver = async (bodies: Array<ReplicaMessage>) => {
+          const messages = bodies.map(delivered)
+          await consume({ messages })
+          messages.forEach((message, i) => {
+            const body = bodies[i]!
+            const at = pending.indexOf(body)
+            if (message.outcome === "ack") {
+              if (at >= 0) pending.splice(at, 1)
+              acked.push(body)
+            } else expect(message.outcome).toBe("retry")
+          })
+        }
+        for (const source of sources) produce(source)
+        for (const s of steps) {
+          for (const i of s.produce) produce(sources[i]!)
+          if (s.dropOne && pending.length > 0) pending.splice(s.pick[0]! % pending.length, 1)
+          const batch = [...new Set(s.pick.map((i) => pending[i % Math.max(1, pending.length)]))].filter(
+            (body): body is ReplicaMessage => body !== undefined,
+          )
+          for (const i of s.redeliverAcked) if (acked.length > 0) batch.push(acked[i % acked.length]!)
+          failures.next = s.storeFails ? 1 : 0
+          sourceDown = s.sourceFails
+          await deliver(batch)
+        }
+        // The queue recovers: what is still pending is delivered, and one more event per source
+        // comes after it, so a dropped last message too is noticed as a gap and filled.
+        failures.next = 0
+        sourceDown = false
+        for (const source of sources) produce(source)
+        // Every round keeps at least the next event of each source, so this many rounds are enough.
+        for (let round = 0; round < 200 && pending.length > 0; round++) await deliver([...pending])
+        expect(pending).toEqual([])
+        for (const source of sources) expect(kept.get(keyOf(source))).toEqual(logs.get(keyOf(source)))
+      }),
+      { numRuns: 300, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 1 },
+    )
+  }, 60_000)
+})
