@@ -31,6 +31,7 @@ describe.concurrent("wrangler deploy --dry-run", () => {
   it("passes at the top level with the three Durable Object classes", async () => {
     const stdout = await dryRun()
     for (const [binding, className] of DURABLE_OBJECTS) expect(stdout).toContain(`env.${binding} (${className})`)
+    expect(stdout).toContain("env.EMBERLOG_REPLICA (emberlog-replica)")
   })
 
   for (const env of ["staging", "production"])
@@ -41,5 +42,6 @@ describe.concurrent("wrangler deploy --dry-run", () => {
       expect(stdout).toContain(`env.MEMORY_BUCKET (emberlog-memory-${env})`)
       expect(stdout).toMatch(/env\.LIMITER \(\d+ requests\/\d+s\)/)
       expect(stdout).toContain("env.OAUTH_KV")
+      expect(stdout).toContain(`env.EMBERLOG_REPLICA (emberlog-replica-${env})`)
     })
 })

@@ -1,0 +1,122 @@
+// Replicas through Cloudflare Queues (issue 15 §3 and §4): the app follows every actor's log into
+// the EMBERLOG_REPLICA queue, and the local consumer (test/workerd/standins/replica-consumer.ts,
+// the library's replicaConsumer over a store in memory) keeps a copy of each, caught up after it was
+// down, gaps filled from the actors themselves, the producer's failures retried.
+import { env, runInDurableObject } from "cloudflare:test"
+import { afterEach, describe, expect, it } from "vitest"
+import type { ActorObject } from "../../src/actors/durable-actor.js"
+import { replicaCursorName, replicaFaults } from "../../src/actors/replica.js"
+import { DEV_TENANT } from "../../src/core/names.js"
+import { replicaBatches } from "../../src/core/replica.js"
+import type { WireEvent } from "../../src/core/wire.js"
+import { actorObject, freshId, get, json, send } from "./helpers.js"
+
+const CURSOR = replicaCursorName("EMBERLOG_REPLICA")
+const consumer = env.REPLICA_CONSUMER
+
+afterEach(async () => {
+  replicaFaults.fail = 0
+  await consumer.setDown(false)
+})
+
+/** The whole log of counter `id`, as /events pages it. */
+const logOf = async (id: string): Promise<Array<WireEvent>> => {
+  const events: Array<WireEvent> = []
+  for (let after: number | null = 0; after !== null;) {
+    const { body }: { body: { events: Array<WireEvent>; next: number | null } } = await json(
+      await get(`/v1/counter/${id}/events?after=${after}&limit=1000`),
+    )
+    events.push(...body.events)
+    after = body.next
+  }
+  return events
+}
+
+const increment = async (id: string, times: number) => {
+  for (let i = 0; i < times; i++) expect((await send("counter", id, { type: "Increment", by: i + 1 })).status).toBe(200)
+}
+
+const keptOf = (id: string) => consumer.kept(DEV_TENANT, "counter", id) as Promise<Array<WireEvent>>
+
+/** Waits until the consumer's copy of every counter in `ids` is its whole log, then checks it is exactly that. */
+const expectReplicated = async (ids: ReadonlyArray<string>) => {
+  for (const id of ids) {
+    const log = await logOf(id)
+    await expect.poll(async () => (await keptOf(id)).length, { timeout: 20_000, interval: 50 }).toBe(log.length)
+    expect(await keptOf(id)).toEqual(log)
+  }
+  expect((await consumer.stats()).violations).toEqual([])
+}
+
+const cursorOf = (id: string) =>
+  runInDurableObject(actorObject("counter", id), (instance: ActorObject) => instance.core.followerCursor(CURSOR))
+
+describe("a replica through the queue", () => {
+  it("gets every event of several actors once, in order per actor, and ignores redelivered messages", async () => {
+    const ids = [freshId("replica"), freshId("replica"), freshId("replica")]
+    await Promise.all(ids.map((id, i) => increment(id, 5 + i * 3)))
+    await expectReplicated(ids)
+    for (const id of ids) expect(await cursorOf(id)).toBe((await logOf(id)).length)
+
+    // The queue delivers at least once: the same messages again change nothing.
+    const before = (await consumer.stats()).duplicates
+    const source = { tenant: DEV_TENANT, kind: "counter", id: ids[1]! }
+    for (const batch of replicaBatches(source, await logOf(ids[1]!))) await env.EMBERLOG_REPLICA.sendBatch(batch)
+    await expect
+      .poll(async () => (await consumer.stats()).duplicates, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(before + 8)
+    await expectReplicated(ids)
+  })
+
+  it("catches up after its consumer was down while commands went on: nothing lost, nothing twice", async () => {
+    const ids = [freshId("replica-down"), freshId("replica-down")]
+    await increment(ids[0]!, 2)
+    await expectReplicated([ids[0]!])
+    await consumer.setDown(true)
+    const failedBefore = (await consumer.stats()).failedBatches
+    await Promise.all(ids.map((id) => increment(id, 6)))
+    // The queue keeps handing the batches back while the consumer fails them.
+    await expect
+      .poll(async () => (await consumer.stats()).failedBatches, { timeout: 20_000 })
+      .toBeGreaterThan(failedBefore)
+    expect((await keptOf(ids[0]!)).length).toBe(2)
+    expect(await keptOf(ids[1]!)).toEqual([])
+    await consumer.setDown(false)
+    await increment(ids[1]!, 1)
+    await expectReplicated(ids)
+  })
+
+  it("fills a gap (messages lost, as to a dead-letter queue) from the actor's own log", async () => {
+    const id = freshId("replica-gap")
+    await increment(id, 2)
+    await expectReplicated([id])
+    const resyncsBefore = (await consumer.stats()).resyncs
+    await consumer.loseNext(DEV_TENANT, "counter", id, 3)
+    await increment(id, 3)
+    await expect.poll(async () => (await consumer.stats()).lost, { timeout: 20_000 }).toBeGreaterThanOrEqual(3)
+    // Nothing after the lost messages yet: the copy stops at the last event it got.
+    expect((await keptOf(id)).length).toBe(2)
+    await increment(id, 2)
+    await expectReplicated([id])
+    expect((await consumer.stats()).resyncs).toBeGreaterThan(resyncsBefore)
+  })
+
+  it("keeps the cursor when sendBatch throws and retries with backoff until it is sent", async () => {
+    const id = freshId("replica-producer")
+    replicaFaults.fail = 2
+    await increment(id, 3)
+    // The first attempt failed: nothing moved, and the alarm is set for a retry a backoff away.
+    await expect.poll(() => replicaFaults.fail, { timeout: 10_000 }).toBeLessThan(2)
+    const failedAt = Date.now()
+    // Past the alarms the commits asked for (25 ms): what is left is the retry, at least 500 ms after the failure.
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect(await cursorOf(id)).toBe(0)
+    const alarm = await runInDurableObject(actorObject("counter", id), (_, state) => state.storage.getAlarm())
+    expect(alarm).not.toBeNull()
+    expect(alarm! - failedAt).toBeGreaterThanOrEqual(300)
+    expect(await keptOf(id)).toEqual([])
+    await expectReplicated([id])
+    expect(replicaFaults.fail).toBe(0)
+    expect(await cursorOf(id)).toBe(3)
+  })
+})
