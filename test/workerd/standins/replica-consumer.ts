@@ -31,11 +31,12 @@ const losing = new Map<string, number>()
 const store: ReplicaStore = {
   lastSeq: (source) => kept.get(keyOf(source))?.length ?? 0,
   apply: (source, events) => {
-    const log = kept.get(keyOf(source)) ?? []
-    events.forEach((event, i) => {
-      if (event.seq !== log.length + 1 + i) violations.push(`${keyOf(source)}: seq ${event.seq} after ${log.length}`)
-    })
-    kept.set(keyOf(source), [...log, ...events])
+    let log = kept.get(keyOf(source))
+    if (log === undefined) kept.set(keyOf(source), (log = []))
+    for (const event of events) {
+      if (event.seq !== log.length + 1) violations.push(`${keyOf(source)}: seq ${event.seq} after ${log.length}`)
+      log.push(event)
+    }
   },
 }
 
