@@ -34,6 +34,8 @@ export interface ReplicaConsumerOptions {
   readonly fetchEvents: FetchEvents
   /** How long a retried message waits before it is delivered again (default 5 s). */
   readonly retryDelaySeconds?: number
+  /** Told what each batch did (metrics, logs). */
+  readonly onBatch?: (report: ReplicaBatchReport) => void
 }
 
 /** What one batch did, for logs and tests. */
@@ -155,7 +157,7 @@ export const replicaConsumer =
     batch: { readonly messages: ReadonlyArray<ReplicaQueueMessage> },
     _env?: unknown,
     _ctx?: unknown,
-  ): Promise<ReplicaBatchReport> => {
+  ): Promise<void> => {
     const bySource = new Map<string, Array<Delivery>>()
     let invalid = 0
     for (const message of batch.messages) {
@@ -179,11 +181,11 @@ export const replicaConsumer =
       }),
     )
     const total = (field: keyof SourceOutcome) => outcomes.reduce((sum, outcome) => sum + outcome[field], 0)
-    return {
+    options.onBatch?.({
       applied: total("applied"),
       duplicates: total("duplicates"),
       resyncs: total("resyncs"),
       retried: total("retried"),
       invalid,
-    }
+    })
   }

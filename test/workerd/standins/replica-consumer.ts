@@ -59,12 +59,17 @@ export default {
       message.ack()
       return false
     })
-    const consume = replicaConsumer(store, { fetchEvents: actorEventSource(env.EMBERLOG_ACTOR), retryDelaySeconds: 0 })
-    const report = await consume({ messages })
-    stats.applied += report.applied
-    stats.duplicates += report.duplicates
-    stats.resyncs += report.resyncs
-    stats.retried += report.retried
+    const consume = replicaConsumer(store, {
+      fetchEvents: actorEventSource(env.EMBERLOG_ACTOR),
+      retryDelaySeconds: 0,
+      onBatch: (report) => {
+        stats.applied += report.applied
+        stats.duplicates += report.duplicates
+        stats.resyncs += report.resyncs
+        stats.retried += report.retried
+      },
+    })
+    await consume({ messages })
   },
 }
 
