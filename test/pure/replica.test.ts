@@ -10,6 +10,8 @@ import {
   type ReplicaSource,
 } from "../../src/core/replica.js"
 import type { WireEvent } from "../../src/core/wire.js"
+import type { ActorCore } from "../../src/actors/actor-core.js"
+import { ReplicaFollower, replicaCursorName } from "../../src/actors/replica.js"
 import {
   replicaConsumer,
   type FetchEvents,
@@ -239,4 +241,96 @@ describe("the replica consumer", () => {
       { numRuns: 1000, seed: Number(process.env.FC_SEED ?? 20261201), verbose: 1 },
     )
   }, 60_000)
+})
+
+describe("the replica follower (the producer in the actor)", () => {
+  beforeEach(() => void vi.spyOn(console, "warn").mockImplementation(() => undefined))
+  afterEach(() => void vi.restoreAllMocks())
+
+  /** The part of ActorCore the follower uses, over a log of `n` events. */
+  const fakeCore = (n: number) => {
+    const log = logOf(n)
+    const cursors = new Map<string, number>()
+    const core = {
+      log,
+      get currentVersion() {
+        return log.length
+      },
+      readEvents: (after: number, limit: number) => ({
+        ok: true as const,
+        value: { events: log.slice(after, after + limit), next: null },
+      }),
+      followerCursor: (name: string) => cursors.get(name) ?? 0,
+      advanceFollower: (name: string, through: number) => {
+        if ((cursors.get(name) ?? 0) < through) cursors.set(name, through)
+      },
+    }
+    return core
+  }
+
+  const follower = (core: ReturnType<typeof fakeCore>, queue: () => Queue | undefined, clock = { now: 0 }) =>
+    new ReplicaFollower({
+      core: () => core as unknown as ActorCore,
+      source: counter,
+      binding: "EMBERLOG_REPLICA",
+      queue,
+      current: () => true,
+      now: () => clock.now,
+    })
+
+  const recordingQueue = (failAt: Set<number> = new Set()) => {
+    const sent: Array<Array<number>> = []
+    let calls = 0
+    const queue = {
+      sendBatch: async (batch: Iterable<MessageSendRequest<ReplicaMessage>>) => {
+        if (failAt.has(calls++)) throw new Error("queue unavailable")
+        sent.push([...batch].map((message) => message.body.seq))
+      },
+    } as unknown as Queue
+    return { queue, sent }
+  }
+
+  const CURSOR = replicaCursorName("EMBERLOG_REPLICA")
+
+  it("sends nothing and keeps its cursor while the binding is missing, then the whole log once it is bound", async () => {
+    const core = fakeCore(150)
+    const { queue, sent } = recordingQueue()
+    let bound: Queue | undefined
+    const replica = follower(core, () => bound)
+    expect(replica.dueAt()).toBeUndefined()
+    await replica.send(0)
+    expect(core.followerCursor(CURSOR)).toBe(0)
+    bound = queue
+    expect(replica.dueAt()).toBe(0)
+    await replica.send(0)
+    expect(sent.map((batch) => [batch[0], batch[batch.length - 1]])).toEqual([
+      [1, 100],
+      [101, 150],
+    ])
+    expect(core.followerCursor(CURSOR)).toBe(150)
+    expect(replica.dueAt()).toBeUndefined()
+  })
+
+  it("moves the cursor past accepted batches only, and backs off before trying again", async () => {
+    const core = fakeCore(250)
+    const { queue, sent } = recordingQueue(new Set([1, 2]))
+    const clock = { now: 1_000 }
+    const replica = follower(core, () => queue, clock)
+    await replica.send(clock.now)
+    expect(sent).toHaveLength(1)
+    expect(core.followerCursor(CURSOR)).toBe(100)
+    const firstRetry = replica.dueAt()!
+    expect(firstRetry - clock.now).toBeGreaterThanOrEqual(500)
+    // An alarm ringing sooner (a commit) sends nothing before the retry is due.
+    await replica.send(clock.now + 10)
+    expect(sent).toHaveLength(1)
+    clock.now = firstRetry
+    await replica.send(clock.now)
+    expect(core.followerCursor(CURSOR)).toBe(100)
+    expect(replica.dueAt()! - clock.now).toBeGreaterThanOrEqual(1_000)
+    clock.now = replica.dueAt()!
+    await replica.send(clock.now)
+    expect(sent.flat()).toEqual(core.log.map((e) => e.seq))
+    expect(core.followerCursor(CURSOR)).toBe(250)
+  })
 })

@@ -9,6 +9,8 @@ import { replicaCursorName, replicaFaults } from "../../src/actors/replica.js"
 import { DEV_TENANT } from "../../src/core/names.js"
 import { replicaBatches } from "../../src/core/replica.js"
 import type { WireEvent } from "../../src/core/wire.js"
+import { counter } from "../../src/kinds/index.js"
+import { emberlog } from "../../src/worker.js"
 import { actorObject, freshId, get, json, send } from "./helpers.js"
 
 const CURSOR = replicaCursorName("EMBERLOG_REPLICA")
@@ -118,5 +120,17 @@ describe("a replica through the queue", () => {
     await expectReplicated([id])
     expect(replicaFaults.fail).toBe(0)
     expect(await cursorOf(id)).toBe(3)
+  })
+
+  it("is configured with a queue binding and kinds the app serves, or the app refuses to load", () => {
+    expect(() => emberlog({ kinds: [counter], replica: { binding: "EMBERLOG REPLICA" } })).toThrow(
+      /replica.binding must name a queue producer binding/,
+    )
+    expect(() => emberlog({ kinds: [counter], replica: { binding: "Q", kinds: ["cart"] } })).toThrow(
+      /replica.kinds names "cart", which this app does not serve \(it serves counter\)/,
+    )
+    expect(
+      emberlog({ kinds: [counter], replica: { binding: "Q", kinds: ["counter"] } }).objects.EmberlogActor,
+    ).toBeTypeOf("function")
   })
 })
