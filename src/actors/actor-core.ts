@@ -471,6 +471,8 @@ export class ActorCore<S = unknown> {
     for (let i = 0; i < emitted.length; i++) {
       for (const topic of this.entity.topics(emitted[i]!)) {
         if (this.topicCursors.has(topic) || followed.some((cursor) => cursor.topic === topic)) continue
+        // No topic can have such a name (the outbox would refuse it): it must not start a follower's cursor.
+        if (isFollowerCursor(topic)) continue
         const through = appended[i]!.seq - 1
         this.runHere(store.followTopic(topic, through))
         followed.push({ topic, through })

@@ -1,3 +1,4 @@
+import { Clock, Layer, ManagedRuntime } from "effect"
 import fc from "fast-check"
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
 import {
@@ -10,7 +11,11 @@ import {
   type ReplicaSource,
 } from "../../src/core/replica.js"
 import type { WireEvent } from "../../src/core/wire.js"
-import type { ActorCore } from "../../src/actors/actor-core.js"
+import { ActorCore } from "../../src/actors/actor-core.js"
+import { sequentialIds } from "../../src/infra/ids.js"
+import { makeMemoryEventStore, MemoryEventStore } from "../../src/infra/memory-event-store.js"
+import { Counter } from "../../src/kinds/counter/entity.js"
+import { clockAt } from "../../src/testing/clock.js"
 import { ReplicaFollower, replicaCursorName } from "../../src/actors/replica.js"
 import {
   replicaConsumer,
@@ -332,5 +337,39 @@ describe("the replica follower (the producer in the actor)", () => {
     await replica.send(clock.now)
     expect(sent.flat()).toEqual(core.log.map((e) => e.seq))
     expect(core.followerCursor(CURSOR)).toBe(250)
+  })
+})
+
+describe("the replica's cursor in the actor core", () => {
+  it("is kept apart from the topics': recovered, never started by routing, never pending as a topic", () => {
+    const CURSOR = replicaCursorName("EMBERLOG_REPLICA")
+    const store = makeMemoryEventStore()
+    // An entity whose computed topics name the cursor: no topic can be called that, so nothing follows.
+    const entity = { ...Counter, topics: () => ["counter", CURSOR] }
+    const runtime = () =>
+      ManagedRuntime.make(
+        Layer.mergeAll(
+          MemoryEventStore(store),
+          sequentialIds("cmd-"),
+          Layer.succeed(
+            Clock.Clock,
+            clockAt(() => 0),
+          ),
+        ),
+      )
+    const core = new ActorCore(entity, runtime())
+    for (let i = 0; i < 3; i++) expect(core.command({ command: { type: "Increment", by: 1 } }).ok).toBe(true)
+    expect(core.followerCursor(CURSOR)).toBe(0)
+    expect(core.pendingDeliveries(100).map((batch) => batch.topic)).toEqual(["counter"])
+    core.advanceTopic("counter", 3)
+    // The replica is behind, and that is no topic delivery pending.
+    expect(core.hasPendingDeliveries()).toBe(false)
+    core.advanceFollower(CURSOR, 2)
+    core.advanceFollower(CURSOR, 1)
+    const recovered = new ActorCore(entity, runtime())
+    expect(recovered.followerCursor(CURSOR)).toBe(2)
+    expect(recovered.hasPendingDeliveries()).toBe(false)
+    expect(recovered.pendingDeliveries(100)).toEqual([])
+    expect(() => recovered.advanceFollower("counter", 3)).toThrow(/not a follower's cursor name/)
   })
 })
