@@ -614,6 +614,16 @@ export class ActorCore<S = unknown> {
     return this.followerCursors.get(name) ?? 0
   }
 
+  /**
+   * Starts the follower `name` at the log's start if it has no cursor yet: from then on, what is past
+   * its cursor is kept (an archiver keeps every event after the lowest cursor).
+   */
+  follow(name: string): void {
+    if (this.followerCursors.has(name)) return
+    this.advanceFollower(name, 0)
+    this.followerCursors.set(name, 0)
+  }
+
   /** Every event up to `through` was handed over to the follower `name`: its cursor moves there (never back). */
   advanceFollower(name: string, through: number): void {
     if (!isFollowerCursor(name)) throw new Error(`emberlog: ${JSON.stringify(name)} is not a follower's cursor name`)

@@ -296,6 +296,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           ctx.storage.sql.exec(LISTED)
         })
       }
+      followUp(() => this.replica?.follow())
       await this.alarms.load()
       this.startCommits = []
       for (const capability of this.capabilities) {
@@ -479,6 +480,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         const { events } = reply.value
         followUp(() => this.subscribers.deliver(events.map(toLogEntry)))
         followUp(() => this.logReads.notify())
+        if (this.replica !== undefined) followUp(() => this.replica!.follow())
         if (this.startCommits !== undefined) this.startCommits.push(events)
         else this.tellCapabilities(events)
       }

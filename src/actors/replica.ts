@@ -47,9 +47,21 @@ export class ReplicaFollower {
   private retryAt = 0
   private sending = false
   private warnedUnbound = false
+  private followed = false
 
   constructor(private readonly host: ReplicaHost) {
     this.cursor = replicaCursorName(host.binding)
+  }
+
+  /**
+   * Gives the replica its cursor once the actor has a log and the queue is bound (at boot, after a
+   * commit): the events past it are then kept for it, whatever else trims the log.
+   */
+  follow(): void {
+    const core = this.host.core()
+    if (this.followed || core.currentVersion === 0 || this.queue() === undefined) return
+    core.follow(this.cursor)
+    this.followed = true
   }
 
   /** Events past the cursor (an unsent page, a failed send): when to send them; undefined when none or unbound. */

@@ -1,4 +1,4 @@
-import { Clock, Layer, ManagedRuntime } from "effect"
+import { Clock, Effect, Layer, ManagedRuntime } from "effect"
 import fc from "fast-check"
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
 import {
@@ -364,8 +364,11 @@ describe("the replica's cursor in the actor core", () => {
     core.advanceTopic("counter", 3)
     // The replica is behind, and that is no topic delivery pending.
     expect(core.hasPendingDeliveries()).toBe(false)
+    core.follow(CURSOR)
+    expect(Effect.runSync(store.topicCursors)).toContainEqual({ topic: CURSOR, through: 0 })
     core.advanceFollower(CURSOR, 2)
     core.advanceFollower(CURSOR, 1)
+    core.follow(CURSOR)
     const recovered = new ActorCore(entity, runtime())
     expect(recovered.followerCursor(CURSOR)).toBe(2)
     expect(recovered.hasPendingDeliveries()).toBe(false)

@@ -113,6 +113,12 @@ describe("a replica through the queue", () => {
     // Past the alarms the commits asked for (25 ms): what is left is the retry, at least 500 ms after the failure.
     await new Promise((resolve) => setTimeout(resolve, 150))
     expect(await cursorOf(id)).toBe(0)
+    // The cursor is stored from the first commit on, at 0: nothing past it may be trimmed from the log (archiving).
+    expect(
+      await runInDurableObject(actorObject("counter", id), (_, state) =>
+        state.storage.sql.exec("SELECT through FROM topic_cursors WHERE topic = ?", CURSOR).toArray(),
+      ),
+    ).toEqual([{ through: 0 }])
     const alarm = await runInDurableObject(actorObject("counter", id), (_, state) => state.storage.getAlarm())
     expect(alarm).not.toBeNull()
     expect(alarm! - failedAt).toBeGreaterThanOrEqual(300)
