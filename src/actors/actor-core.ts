@@ -74,16 +74,16 @@ class Abort {
 }
 
 /**
- * Runs `program` inside one store transaction, with the services of the fiber that runs this.
- * The transaction takes a synchronous body, so the program runs to its end in there (one fiber);
- * when it fails, typed or not, every write it made rolls back and the failure comes out as it was.
- */
-/**
  * A follower's cursor shares the topics' cursor table (what is kept past it must not be archived
  * away) but not their delivery: its name starts with "~", which no topic name can (NAME_PATTERN).
  */
 export const isFollowerCursor = (name: string): boolean => name.startsWith("~")
 
+/**
+ * Runs `program` inside one store transaction, with the services of the fiber that runs this.
+ * The transaction takes a synchronous body, so the program runs to its end in there (one fiber);
+ * when it fails, typed or not, every write it made rolls back and the failure comes out as it was.
+ */
 const inTransaction = <A, E>(program: Effect.Effect<A, E, Services>): Effect.Effect<A, E, Services> =>
   Effect.contextWith((services: Context.Context<Services>) => {
     try {
@@ -166,7 +166,7 @@ export class ActorCore<S = unknown> {
   private readonly clock: Clock.Clock
   /** Where delivery to each followed topic stands (EventStoreShape.topicCursors), as committed. */
   private readonly topicCursors = new Map<string, number>()
-  /** Cursors of followers outside the entity's routing (a replica's queue), kept apart from the topics' (FOLLOWER_CURSOR). */
+  /** Cursors of followers outside the entity's routing (a replica's queue), kept apart from the topics' (isFollowerCursor). */
   private readonly followerCursors = new Map<string, number>()
 
   constructor(

@@ -222,9 +222,9 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
       (request) => this.commit(request)
     private failedDeliveries = 0
+    private deliveryDelay = 0
     /** The replica this actor's log is followed into, when its kind is replicated. */
     private replica: ReplicaFollower | undefined
-    private deliveryDelay = 0
     /**
      * Commits made while capabilities start (presence's reconcile commits Leave), held for every
      * capability's `committed` until all have hooks: else a capability started later, or the one
