@@ -21,12 +21,12 @@ afterEach(async () => {
   await consumer.setDown(false)
 })
 
-/** The whole log of counter `id`, as /events pages it. */
-const logOf = async (id: string): Promise<Array<WireEvent>> => {
+/** The whole log of actor `kind/id` (a counter unless told), as /events pages it. */
+const logOf = async (id: string, kind = "counter"): Promise<Array<WireEvent>> => {
   const events: Array<WireEvent> = []
   for (let after: number | null = 0; after !== null;) {
     const { body }: { body: { events: Array<WireEvent>; next: number | null } } = await json(
-      await get(`/v1/counter/${id}/events?after=${after}&limit=1000`),
+      await get(`/v1/${kind}/${id}/events?after=${after}&limit=1000`),
     )
     events.push(...body.events)
     after = body.next
@@ -38,14 +38,14 @@ const increment = async (id: string, times: number) => {
   for (let i = 0; i < times; i++) expect((await send("counter", id, { type: "Increment", by: i + 1 })).status).toBe(200)
 }
 
-const keptOf = (id: string) => consumer.kept(DEV_TENANT, "counter", id) as Promise<Array<WireEvent>>
+const keptOf = (id: string, kind = "counter") => consumer.kept(DEV_TENANT, kind, id) as Promise<Array<WireEvent>>
 
-/** Waits until the consumer's copy of every counter in `ids` is its whole log, then checks it is exactly that. */
-const expectReplicated = async (ids: ReadonlyArray<string>) => {
+/** Waits until the consumer's copy of every actor in `ids` is its whole log, then checks it is exactly that. */
+const expectReplicated = async (ids: ReadonlyArray<string>, kind = "counter") => {
   for (const id of ids) {
-    const log = await logOf(id)
-    await expect.poll(async () => (await keptOf(id)).length, { timeout: 20_000, interval: 50 }).toBe(log.length)
-    expect(await keptOf(id)).toEqual(log)
+    const log = await logOf(id, kind)
+    await expect.poll(async () => (await keptOf(id, kind)).length, { timeout: 20_000, interval: 50 }).toBe(log.length)
+    expect(await keptOf(id, kind)).toEqual(log)
   }
   expect((await consumer.stats()).violations).toEqual([])
 }
@@ -126,6 +126,28 @@ describe("a replica through the queue", () => {
     await expectReplicated([id])
     expect(replicaFaults.fail).toBe(0)
     expect(await cursorOf(id)).toBe(3)
+  })
+
+  it("sends large events within the queue's limits, and one too large for a message is read from the actor", async () => {
+    const id = freshId("replica-large")
+    // The first send fails, so the retry sends every event below in one page, cut into batches by size.
+    replicaFaults.fail = 1
+    expect((await send("document", id, { type: "Create", title: "big", content: "" })).status).toBe(200)
+    const resyncsBefore = (await consumer.stats()).resyncs
+    // 100,000 characters an event: two fit a batch (256 KB) and three would not; the last is over a message's 128 KB.
+    let length = 0
+    for (const [version, size] of [
+      [1, 100_000],
+      [2, 100_000],
+      [3, 100_000],
+      [4, 150_000],
+    ] as const) {
+      const ops = [{ op: "insert", at: length, text: "x".repeat(size) }]
+      expect((await send("document", id, { type: "Edit", baseVersion: version, ops })).status).toBe(200)
+      length += size
+    }
+    await expectReplicated([id], "document")
+    expect((await consumer.stats()).resyncs).toBeGreaterThan(resyncsBefore)
   })
 
   it("is configured with a queue binding and kinds the app serves, or the app refuses to load", () => {
