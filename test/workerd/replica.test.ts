@@ -3,7 +3,7 @@
 // the library's replicaConsumer over a store in memory) keeps a copy of each, caught up after it was
 // down, gaps filled from the actors themselves, the producer's failures retried.
 import { env, runInDurableObject } from "cloudflare:test"
-import { afterEach, describe, expect, it } from "vitest"
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
 import type { ActorObject } from "../../src/actors/durable-actor.js"
 import { replicaCursorName, replicaFaults } from "../../src/actors/replica.js"
 import { DEV_TENANT } from "../../src/core/names.js"
@@ -16,7 +16,10 @@ import { actorObject, freshId, get, json, send } from "./helpers.js"
 const CURSOR = replicaCursorName("EMBERLOG_REPLICA")
 const consumer = env.REPLICA_CONSUMER
 
+// The producer logs each failed send it retries; the failures here are the tests' own.
+beforeEach(() => void vi.spyOn(console, "warn").mockImplementation(() => undefined))
 afterEach(async () => {
+  vi.restoreAllMocks()
   replicaFaults.fail = 0
   await consumer.setDown(false)
 })
