@@ -27,6 +27,9 @@ export const replicaFaults: { fail: number } = ((globalThis as Record<symbol, un
   Symbol.for("emberlog.replicaFaults")
 ] ??= { fail: 0 }) as { fail: number }
 
+/** Bindings found missing in this isolate: said once, not by every actor that wakes up. */
+const unboundWarned = new Set<string>()
+
 /** What the follower needs of its object. */
 export interface ReplicaHost {
   readonly core: () => ActorCore
@@ -46,7 +49,6 @@ export class ReplicaFollower {
   /** No send before this (ms epoch): a failed send backs off even when commits ring the alarm sooner. */
   private retryAt = 0
   private sending = false
-  private warnedUnbound = false
   private followed = false
 
   constructor(private readonly host: ReplicaHost) {
@@ -114,8 +116,8 @@ export class ReplicaFollower {
   private queue(): Queue | undefined {
     const queue = this.host.queue()
     if (queue !== undefined && typeof (queue as Partial<Queue>).sendBatch === "function") return queue
-    if (!this.warnedUnbound) {
-      this.warnedUnbound = true
+    if (!unboundWarned.has(this.host.binding)) {
+      unboundWarned.add(this.host.binding)
       console.warn(
         `emberlog: replica binding ${this.host.binding} is not a queue producer in this Worker: ` +
           `nothing is replicated until it is bound (the replica's cursor keeps its place)`,
