@@ -384,7 +384,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       }
     }
 
-    /** The alarm's steps, in order: socket expiries, the outbox, the entity's timer, then each capability's. */
+    /** The alarm's steps, in order: socket expiries, the outbox, the entity's timer, each capability's, then the replica. */
     private alarmTasks(): ReadonlyArray<AlarmTask> {
       const tasks: Array<AlarmTask> = [
         {
@@ -396,11 +396,6 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           name: "outbox",
           dueAt: () => (this.core.hasPendingDeliveries() ? Date.now() + this.deliveryDelay : undefined),
           run: () => this.deliver(),
-        },
-        {
-          name: "replica",
-          dueAt: () => this.replica?.dueAt(),
-          run: (now) => this.replica?.send(now),
         },
         {
           name: "timer",
@@ -417,6 +412,8 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       for (const capability of this.capabilities) {
         tasks.push({ name: capability.name, run: () => this.hooks.get(capability.name)?.onAlarm?.() })
       }
+      // Last: its sends await the queue, which must not hold up the timer or the capabilities.
+      tasks.push({ name: "replica", dueAt: () => this.replica?.dueAt(), run: (now) => this.replica?.send(now) })
       return tasks
     }
 
