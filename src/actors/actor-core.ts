@@ -627,16 +627,31 @@ export class ActorCore<S = unknown> {
   /** Every event up to `through` was handed over to the follower `name`: its cursor moves there (never back). */
   advanceFollower(name: string, through: number): void {
     if (!isFollowerCursor(name)) throw new Error(`emberlog: ${JSON.stringify(name)} is not a follower's cursor name`)
+    const started = this.followerCursors.has(name)
     this.run(
       inTransaction(
         Effect.gen(function* () {
           const store = yield* EventStore
-          yield* store.followTopic(name, 0)
+          if (!started) yield* store.followTopic(name, 0)
           yield* store.advanceTopic(name, through)
         }),
       ),
     )
     if (this.followerCursor(name) < through) this.followerCursors.set(name, through)
+  }
+
+  /** The followers that have a cursor (isFollowerCursor names). */
+  followers(): ReadonlyArray<string> {
+    return [...this.followerCursors.keys()]
+  }
+
+  /** Forgets the follower `name`'s cursor: what lies past it is no longer kept for it. */
+  unfollow(name: string): void {
+    if (!this.followerCursors.has(name)) return
+    this.run(inTransaction(Effect.gen(function* () {
+      yield* (yield* EventStore).unfollowTopic(name)
+    })))
+    this.followerCursors.delete(name)
   }
 
   acknowledge(topic: string, throughSeq: number): void {

@@ -25,6 +25,7 @@ import type {
 import { failureResponse } from "./failures.js"
 import { parseActorName, scopedName } from "../core/names.js"
 import { drainOutbox } from "./outbox.js"
+import { RetryBackoff } from "./follower.js"
 import { ACTOR_BATCH_TYPE, CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
 import { rateLimitMessage, withinLimit } from "./rate-limit.js"
 import {
@@ -47,7 +48,7 @@ import type { ErasedCounts } from "./deletion.js"
 import { AlarmOwner, type AlarmTask } from "./alarm.js"
 import type { Capability, CapabilityHooks, Host } from "./capability.js"
 import { replicatedKinds, type ReplicaOptions } from "../core/replica.js"
-import { ReplicaFollower } from "./replica.js"
+import { dropStaleReplicaCursors, ReplicaFollower } from "./replica.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
@@ -221,7 +222,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private hooks = new Map<string, CapabilityHooks>()
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
       (request) => this.commit(request)
-    private failedDeliveries = 0
+    private readonly deliveryBackoff = new RetryBackoff(DELIVERY_RETRY_BASE_MS, DELIVERY_RETRY_MAX_MS)
     private deliveryDelay = 0
     /** The replica this actor's log is followed into, when its kind is replicated. */
     private replica: ReplicaFollower | undefined
@@ -260,14 +261,20 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         this.alarmTasks(),
       )
+      const source = { tenant: served.tenant, kind: served.kind.entity.kind, id: served.id }
       if (options.replica !== undefined && replicated!.has(served.kind.entity.kind)) {
         const generation = this.generation
         const binding = options.replica.binding
         this.replica = new ReplicaFollower({
           core: () => this.core,
-          source: { tenant: served.tenant, kind: served.kind.entity.kind, id: served.id },
+          source,
           binding,
           queue: () => (this.env as unknown as Record<string, Queue | undefined>)[binding],
+          readPage: async (after, limit) => {
+            const reply = this.core.readEvents(after, limit, true)
+            if (!reply.ok) throw new Error(`emberlog: reading the log for the replica failed: ${reply.error.message}`)
+            return reply.value.events
+          },
           current: () => generation === this.generation,
           now: () => Date.now(),
         })
@@ -296,7 +303,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           ctx.storage.sql.exec(LISTED)
         })
       }
-      followUp(() => this.replica?.follow())
+      // A replica cursor no replica here moves any more (binding gone, kind or option dropped) is dropped.
+      followUp(() =>
+        this.replica !== undefined ? this.replica.follow() : dropStaleReplicaCursors(this.core, source, undefined),
+      )
       await this.alarms.load()
       this.startCommits = []
       for (const capability of this.capabilities) {
@@ -445,15 +455,12 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         const more = await drainOutbox(this.core, source, topicOf, current)
         if (!current()) return
         this.deliveryDelay = more ? 0 : DELIVERY_BATCH_DELAY_MS
-        this.failedDeliveries = 0
+        this.deliveryBackoff.succeeded()
       } catch (error) {
         if (!current()) return
-        this.failedDeliveries++
-        this.deliveryDelay =
-          Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *
-          (0.5 + Math.random() / 2)
+        this.deliveryDelay = this.deliveryBackoff.failed()
         console.warn(
-          `emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(this.deliveryDelay)} ms`,
+          `emberlog: outbox delivery failed (attempt ${this.deliveryBackoff.failures}); retrying in ${Math.round(this.deliveryDelay)} ms`,
           error,
         )
       }
@@ -543,7 +550,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         await this.ctx.storage.deleteAll()
         if (this.served === undefined) return
         this.hooks = new Map()
-        this.failedDeliveries = 0
+        this.deliveryBackoff.succeeded()
         this.deliveryDelay = 0
         await this.boot()
       })

@@ -15,12 +15,17 @@ export interface ReplicaSource {
 }
 
 /**
- * One event of one actor. `event` is the log's wire event (what `/events` returns); it is left out
- * (`tooLarge: true`) when it would not fit a queue message, and the consumer reads it from the source.
+ * One event of one actor. `event` is the event as stored (what `/events?asStored=true` returns: not
+ * upcast, so `chainHash(prevHash, event) === hash`); it is left out (`tooLarge: true`) when it would
+ * not fit a queue message, and the consumer reads it from the source. `prevHash` is the hash of the
+ * event before (GENESIS_HASH, "", for seq 1): a message that does not link to the copy's last hash
+ * comes from another history of that actor (its tenant deleted and the log restarted).
  */
 export interface ReplicaMessage extends ReplicaSource {
   readonly v: 1
   readonly seq: number
+  readonly prevHash: string
+  readonly hash: string
   readonly event?: WireEvent
   readonly tooLarge?: true
 }
@@ -49,22 +54,27 @@ export interface OutgoingReplicaMessage {
 }
 
 /**
- * The messages for `events` (consecutive, in seq order) cut into batches within the limits, in
- * seq order: each batch is one `sendBatch`, and the cursor may move past a batch once it resolved.
+ * The messages for `events` (consecutive, in seq order, as stored; `prevHash` the hash of the event
+ * before the first) cut into batches within the limits, in seq order: each batch is one
+ * `sendBatch`, and the cursor may move past a batch once it resolved.
  */
 export const replicaBatches = (
   source: ReplicaSource,
   events: ReadonlyArray<WireEvent>,
+  prevHash: string,
 ): Array<Array<OutgoingReplicaMessage>> => {
   const batches: Array<Array<OutgoingReplicaMessage>> = []
   let batch: Array<OutgoingReplicaMessage> = []
   let bytes = 0
+  let previous = prevHash
   for (const event of events) {
-    const whole: ReplicaMessage = { v: 1, ...source, seq: event.seq, event }
+    const link = { v: 1, ...source, seq: event.seq, prevHash: previous, hash: event.hash } as const
+    previous = event.hash
+    const whole: ReplicaMessage = { ...link, event }
     let size = utf8Length(JSON.stringify(whole))
     let body = whole
     if (size > QUEUE_MESSAGE_BYTES) {
-      body = { v: 1, ...source, seq: event.seq, tooLarge: true }
+      body = { ...link, tooLarge: true }
       size = utf8Length(JSON.stringify(body))
     }
     if (batch.length > 0 && (batch.length === QUEUE_BATCH_MESSAGES || bytes + size > QUEUE_BATCH_BYTES)) {
