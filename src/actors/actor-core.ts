@@ -648,9 +648,13 @@ export class ActorCore<S = unknown> {
   /** Forgets the follower `name`'s cursor: what lies past it is no longer kept for it. */
   unfollow(name: string): void {
     if (!this.followerCursors.has(name)) return
-    this.run(inTransaction(Effect.gen(function* () {
-      yield* (yield* EventStore).unfollowTopic(name)
-    })))
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          yield* (yield* EventStore).unfollowTopic(name)
+        }),
+      ),
+    )
     this.followerCursors.delete(name)
   }
 

@@ -130,7 +130,8 @@ export class ReplicaFollower {
     let prevHash = GENESIS_HASH
     let events = read
     if (cursor > 0) {
-      if (read[0]?.seq !== cursor) throw new Error(`emberlog: the replica's page after ${cursor - 1} lacks seq ${cursor}`)
+      if (read[0]?.seq !== cursor)
+        throw new Error(`emberlog: the replica's page after ${cursor - 1} lacks seq ${cursor}`)
       prevHash = read[0].hash
       events = read.slice(1)
     }
