@@ -12,7 +12,6 @@
  * are applied in seq order with no gap, each `apply` all or nothing. A failure (the store, the
  * source) retries only the messages not applied, with a delay.
  */
-import { GENESIS_HASH } from "../core/hash-chain.js"
 import type { ReplicaMessage, ReplicaSource } from "../core/replica.js"
 import type { WireEvent } from "../core/wire.js"
 
@@ -22,8 +21,11 @@ export interface ReplicaPosition {
   readonly hash: string
 }
 
-/** The position of a copy that holds nothing yet. */
-export const EMPTY_POSITION: ReplicaPosition = { seq: 0, hash: GENESIS_HASH }
+/**
+ * The position of a copy that holds nothing yet: the hash is the chain's GENESIS_HASH (core/hash-chain.ts),
+ * written out so this module loads nothing that hashes (it runs in any consumer).
+ */
+export const EMPTY_POSITION: ReplicaPosition = { seq: 0, hash: "" }
 
 /** The downstream copy: per source, the events kept so far. */
 export interface ReplicaStore {

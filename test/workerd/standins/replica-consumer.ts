@@ -8,6 +8,7 @@ import { WorkerEntrypoint } from "cloudflare:workers"
 import type { WireEvent } from "../../../src/core/wire.js"
 import {
   actorEventSource,
+  EMPTY_POSITION,
   parseReplicaMessage,
   replicaConsumer,
   type ReplicaSource,
@@ -23,13 +24,25 @@ const keyOf = (source: ReplicaSource) => JSON.stringify([source.tenant, source.k
 const kept = new Map<string, Array<WireEvent>>()
 /** Runs given to `apply` that did not start right after the last seq kept: a consumer bug, never expected. */
 const violations: Array<string> = []
-const stats = { batches: 0, failedBatches: 0, applied: 0, duplicates: 0, resyncs: 0, retried: 0, lost: 0 }
+const stats = {
+  batches: 0,
+  failedBatches: 0,
+  applied: 0,
+  duplicates: 0,
+  resyncs: 0,
+  retried: 0,
+  lost: 0,
+  diverged: 0,
+}
 let down = false
 /** Messages of a source to lose next (acked without being read), by source key. */
 const losing = new Map<string, number>()
 
 const store: ReplicaStore = {
-  lastSeq: (source) => kept.get(keyOf(source))?.length ?? 0,
+  position: (source) => {
+    const last = kept.get(keyOf(source))?.at(-1)
+    return last === undefined ? EMPTY_POSITION : { seq: last.seq, hash: last.hash }
+  },
   apply: (source, events) => {
     let log = kept.get(keyOf(source))
     if (log === undefined) kept.set(keyOf(source), (log = []))
@@ -67,6 +80,7 @@ export default {
         stats.duplicates += report.duplicates
         stats.resyncs += report.resyncs
         stats.retried += report.retried
+        stats.diverged += report.diverged
       },
     })
     await consume({ messages })
