@@ -12,7 +12,7 @@ import { replicaBatches } from "../../src/core/replica.js"
 import type { WireEvent } from "../../src/core/wire.js"
 import { counter } from "../../src/kinds/index.js"
 import { emberlog } from "../../src/worker.js"
-import { actorObject, freshId, get, json, send } from "./helpers.js"
+import { actorApi, actorObject, freshId, get, json, send } from "./helpers.js"
 
 const CURSOR = replicaCursorName("EMBERLOG_REPLICA")
 const consumer = env.REPLICA_CONSUMER
@@ -23,6 +23,7 @@ afterEach(async () => {
   vi.restoreAllMocks()
   replicaFaults.fail = 0
   await consumer.setDown(false)
+  await consumer.setOnDiverged("fail")
 })
 
 /** The whole log of actor `kind/id` (a counter unless told), as /events pages it. */
@@ -155,6 +156,25 @@ describe("a replica through the queue", () => {
     }
     await expectReplicated([id], "document")
     expect((await consumer.stats()).resyncs).toBeGreaterThan(resyncsBefore)
+  })
+
+  it("fails a restarted log (the actor erased) loudly, keeping the copy, or rebuilds it with onDiverged: reset", async () => {
+    const id = freshId("replica-erased")
+    await increment(id, 2)
+    await expectReplicated([id])
+    const old = await keptOf(id)
+    const divergedBefore = (await consumer.stats()).diverged
+    // The tenant deleted: the actor's log restarts at seq 1, with other events.
+    await actorApi("counter", id).eraseAll()
+    await increment(id, 3)
+    await expect
+      .poll(async () => (await consumer.stats()).diverged, { timeout: 20_000 })
+      .toBeGreaterThan(divergedBefore)
+    // Seq 2 is another event than the one kept: nothing of the new log is mixed into the old copy.
+    expect(await keptOf(id)).toEqual(old)
+    await consumer.setOnDiverged("reset")
+    await expectReplicated([id])
+    expect((await keptOf(id))[1]!.hash).not.toBe(old[1]!.hash)
   })
 
   it("is configured with a queue binding and kinds the app serves, or the app refuses to load", () => {

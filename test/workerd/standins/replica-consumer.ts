@@ -35,6 +35,8 @@ const stats = {
   diverged: 0,
 }
 let down = false
+/** What a divergence does (replicaConsumer's onDiverged): the tests switch it. */
+let onDiverged: "fail" | "reset" = "fail"
 /** Messages of a source to lose next (acked without being read), by source key. */
 const losing = new Map<string, number>()
 
@@ -43,6 +45,7 @@ const store: ReplicaStore = {
     const last = kept.get(keyOf(source))?.at(-1)
     return last === undefined ? EMPTY_POSITION : { seq: last.seq, hash: last.hash }
   },
+  reset: (source) => void kept.delete(keyOf(source)),
   apply: (source, events) => {
     let log = kept.get(keyOf(source))
     if (log === undefined) kept.set(keyOf(source), (log = []))
@@ -75,6 +78,7 @@ export default {
     const consume = replicaConsumer(store, {
       fetchEvents: actorEventSource(env.EMBERLOG_ACTOR),
       retryDelaySeconds: 0,
+      onDiverged,
       onBatch: (report) => {
         stats.applied += report.applied
         stats.duplicates += report.duplicates
@@ -93,6 +97,9 @@ export class ReplicaControl extends WorkerEntrypoint {
   }
   stats() {
     return { ...stats, violations: [...violations] }
+  }
+  setOnDiverged(value: "fail" | "reset"): void {
+    onDiverged = value
   }
   setDown(value: boolean): void {
     down = value
