@@ -23,7 +23,7 @@ afterEach(async () => {
   vi.restoreAllMocks()
   replicaFaults.fail = 0
   await consumer.setDown(false)
-  await consumer.setOnDiverged("fail")
+  await consumer.setOnDiverged("reset")
 })
 
 /** The whole log of actor `kind/id` (a counter unless told), as /events pages it. */
@@ -163,14 +163,17 @@ describe("a replica through the queue", () => {
     await increment(id, 2)
     await expectReplicated([id])
     const old = await keptOf(id)
+    await consumer.setOnDiverged("fail")
     const divergedBefore = (await consumer.stats()).diverged
     // The tenant deleted: the actor's log restarts at seq 1, with other events.
     await actorApi("counter", id).eraseAll()
     await increment(id, 3)
+    await expect.poll(() => cursorOf(id), { timeout: 20_000 }).toBe(3)
     await expect
       .poll(async () => (await consumer.stats()).diverged, { timeout: 20_000 })
       .toBeGreaterThan(divergedBefore)
-    // Seq 2 is another event than the one kept: nothing of the new log is mixed into the old copy.
+    // Retried over and over, seq 2 is another event than the one kept: nothing of the new log is mixed into the old copy.
+    await new Promise((resolve) => setTimeout(resolve, 300))
     expect(await keptOf(id)).toEqual(old)
     await consumer.setOnDiverged("reset")
     await expectReplicated([id])
