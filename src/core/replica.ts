@@ -15,8 +15,8 @@ export interface ReplicaSource {
 }
 
 /**
- * One event of one actor. `event` is the event as stored (what `/events?asStored=true` returns: not
- * upcast, so `chainHash(prevHash, event) === hash`); it is left out (`tooLarge: true`) when it would
+ * One event of one actor. `event` is the event as stored (not upcast, so
+ * `chainHash(prevHash, event) === hash`, core/hash-chain.ts); it is left out (`tooLarge: true`) when it would
  * not fit a queue message, and the consumer reads it from the source. `prevHash` is the hash of the
  * event before (GENESIS_HASH, "", for seq 1): a message that does not link to the copy's last hash
  * comes from another history of that actor (its tenant deleted and the log restarted).
