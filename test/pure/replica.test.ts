@@ -589,5 +589,33 @@ describe("the replica's cursor in the actor core", () => {
     expect(recovered.hasPendingDeliveries()).toBe(false)
     expect(recovered.pendingDeliveries(100)).toEqual([])
     expect(() => recovered.advanceFollower("counter", 3)).toThrow(/not a follower's cursor name/)
+
+    // Once the cursor exists, moving it writes only the move: no followTopic per batch sent.
+    let started = 0
+    const counting = {
+      ...store,
+      followTopic: (topic: string, through: number) => (started++, store.followTopic(topic, through)),
+    }
+    const counted = new ActorCore(
+      entity,
+      ManagedRuntime.make(
+        Layer.mergeAll(
+          MemoryEventStore(counting),
+          sequentialIds("cmd-"),
+          Layer.succeed(
+            Clock.Clock,
+            clockAt(() => 0),
+          ),
+        ),
+      ),
+    )
+    counted.advanceFollower(CURSOR, 3)
+    counted.advanceFollower(CURSOR, 3)
+    expect(started).toBe(0)
+    expect(counted.followerCursor(CURSOR)).toBe(3)
+    const other = replicaCursorName("OTHER")
+    counted.advanceFollower(other, 1)
+    counted.advanceFollower(other, 2)
+    expect(started).toBe(1)
   })
 })
