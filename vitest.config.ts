@@ -1,9 +1,25 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin"
+import { buildSync } from "esbuild"
 import { defineConfig } from "vitest/config"
+
+// The replica queue's local consumer (test/workerd/standins/replica-consumer.ts): an auxiliary Worker
+// runs as written, untouched by Vite, so the library's consumer it is built on is bundled here.
+const replicaConsumerScript = buildSync({
+  entryPoints: ["test/workerd/standins/replica-consumer.ts"],
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  external: ["cloudflare:workers"],
+  write: false,
+  logLevel: "warning",
+}).outputFiles[0]!.text
 
 // Auth is off as in local development; test/workerd/auth.test.ts turns it on per request.
 // AI and MEMORY_VECTORS (semantic memory search) are stand-ins: neither has a local simulation.
-const workerdPlugin = () =>
+// `project` is the vitest project's name: the Worker under test runs as `vitest-plugin-runner-<project>`,
+// which is where the replica consumer finds the actors it resynchronizes from.
+const workerdPlugin = (project: string) =>
   cloudflareTest({
     wrangler: { configPath: "./wrangler.toml" },
     miniflare: {
@@ -17,6 +33,7 @@ const workerdPlugin = () =>
       serviceBindings: {
         AI: { name: "semantic-standins", entrypoint: "StandInAi" },
         MEMORY_VECTORS: { name: "semantic-standins", entrypoint: "StandInVectorize" },
+        REPLICA_CONSUMER: { name: "replica-consumer", entrypoint: "ReplicaControl" },
       },
       workers: [
         {
@@ -24,6 +41,19 @@ const workerdPlugin = () =>
           modules: true,
           scriptPath: "./test/workerd/standins/semantic.js",
           compatibilityDate: "2026-11-01",
+        },
+        {
+          name: "replica-consumer",
+          modules: true,
+          script: replicaConsumerScript,
+          compatibilityDate: "2026-11-01",
+          durableObjects: {
+            EMBERLOG_ACTOR: { className: "EmberlogActor", scriptName: `vitest-plugin-runner-${project}` },
+          },
+          // Retries at once: a test waits for the consumer to come back, not for a retry delay.
+          queueConsumers: {
+            "emberlog-replica": { maxBatchSize: 100, maxBatchTimeout: 0.05, maxRetries: 100, retryDelay: 0 },
+          },
         },
       ],
     },
@@ -74,7 +104,7 @@ export default defineConfig({
         resolve: { dedupe: ["vitest"] },
       },
       {
-        plugins: [workerdPlugin()],
+        plugins: [workerdPlugin("workerd")],
         test: {
           ...workerdTest,
           name: "workerd",
@@ -87,7 +117,7 @@ export default defineConfig({
         },
       },
       {
-        plugins: [workerdPlugin()],
+        plugins: [workerdPlugin("workerd-isolated")],
         // Files that read a whole log of the dev tenant (the counter topic, its projection over
         // every counter): with other files' counters in the same storage they would count those too.
         test: { ...workerdTest, name: "workerd-isolated", include: WORKERD_ISOLATED },

@@ -9,6 +9,8 @@ const app = emberlog({
   // Sign in with GitHub once GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET and OAUTH_KV are set (README).
   auth: githubOAuth(),
   usage: true,
+  // Every actor's log into the EMBERLOG_REPLICA queue, where wrangler.toml binds it (README, "Replicas").
+  replica: { binding: "EMBERLOG_REPLICA" },
 })
 
 export const { EmberlogActor, EmberlogTopic, EmberlogMcpSession } = app.objects

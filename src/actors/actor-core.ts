@@ -77,6 +77,12 @@ class Abort {
 }
 
 /**
+ * A follower's cursor shares the topics' cursor table (what is kept past it must not be archived
+ * away) but not their delivery: its name starts with "~", which no topic name can (NAME_PATTERN).
+ */
+export const isFollowerCursor = (name: string): boolean => name.startsWith("~")
+
+/**
  * Runs `program` inside one store transaction, with the services of the fiber that runs this.
  * The transaction takes a synchronous body, so the program runs to its end in there (one fiber);
  * when it fails, typed or not, every write it made rolls back and the failure comes out as it was.
@@ -181,6 +187,8 @@ export class ActorCore<S = unknown> {
   private readonly clock: Clock.Clock
   /** Where delivery to each followed topic stands (EventStoreShape.topicCursors), as committed. */
   private readonly topicCursors = new Map<string, number>()
+  /** Cursors of followers outside the entity's routing (a replica's queue), kept apart from the topics' (isFollowerCursor). */
+  private readonly followerCursors = new Map<string, number>()
 
   constructor(
     readonly entity: Entity<S>,
@@ -237,7 +245,8 @@ export class ActorCore<S = unknown> {
   private recover() {
     return Effect.gen({ self: this }, function* () {
       const store = yield* EventStore
-      for (const { topic, through } of yield* store.topicCursors) this.topicCursors.set(topic, through)
+      for (const { topic, through } of yield* store.topicCursors)
+        (isFollowerCursor(topic) ? this.followerCursors : this.topicCursors).set(topic, through)
       const last = yield* store.last
       if (last === undefined) return
       this.state = yield* this.foldUpTo(last.seq)
@@ -494,6 +503,8 @@ export class ActorCore<S = unknown> {
     for (let i = 0; i < emitted.length; i++) {
       for (const topic of this.entity.topics(emitted[i]!)) {
         if (this.topicCursors.has(topic) || followed.some((cursor) => cursor.topic === topic)) continue
+        // No topic can have such a name (the outbox would refuse it): it must not start a follower's cursor.
+        if (isFollowerCursor(topic)) continue
         const through = appended[i]!.seq - 1
         this.runHere(store.followTopic(topic, through))
         followed.push({ topic, through })
@@ -638,6 +649,55 @@ export class ActorCore<S = unknown> {
       ),
     )
     if ((this.topicCursors.get(topic) ?? Infinity) < through) this.topicCursors.set(topic, through)
+  }
+
+  /** Where a follower outside the entity's routing stands: every event up to it was handed over (0: none yet). */
+  followerCursor(name: string): number {
+    return this.followerCursors.get(name) ?? 0
+  }
+
+  /**
+   * Starts the follower `name` at the log's start if it has no cursor yet: from then on, what is past
+   * its cursor is kept (an archiver keeps every event after the lowest cursor).
+   */
+  follow(name: string): void {
+    if (this.followerCursors.has(name)) return
+    this.advanceFollower(name, 0)
+    this.followerCursors.set(name, 0)
+  }
+
+  /** Every event up to `through` was handed over to the follower `name`: its cursor moves there (never back). */
+  advanceFollower(name: string, through: number): void {
+    if (!isFollowerCursor(name)) throw new Error(`emberlog: ${JSON.stringify(name)} is not a follower's cursor name`)
+    const started = this.followerCursors.has(name)
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          if (!started) yield* store.followTopic(name, 0)
+          yield* store.advanceTopic(name, through)
+        }),
+      ),
+    )
+    if (this.followerCursor(name) < through) this.followerCursors.set(name, through)
+  }
+
+  /** The followers that have a cursor (isFollowerCursor names). */
+  followers(): ReadonlyArray<string> {
+    return [...this.followerCursors.keys()]
+  }
+
+  /** Forgets the follower `name`'s cursor: what lies past it is no longer kept for it. */
+  unfollow(name: string): void {
+    if (!this.followerCursors.has(name)) return
+    this.run(
+      inTransaction(
+        Effect.gen(function* () {
+          yield* (yield* EventStore).unfollowTopic(name)
+        }),
+      ),
+    )
+    this.followerCursors.delete(name)
   }
 
   acknowledge(topic: string, throughSeq: number): void {

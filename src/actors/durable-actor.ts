@@ -30,6 +30,7 @@ import { failureResponse } from "./failures.js"
 import { parseActorName, scopedName } from "../core/names.js"
 import { drainOutbox } from "./outbox.js"
 import { reportOutboxLag } from "./outbox-lag.js"
+import { RetryBackoff } from "./follower.js"
 import { ACTOR_BATCH_TYPE, CLIENT_ID, CLOSE_TOO_LARGE, MAX_FRAME_BYTES, errorFrame } from "../domain/protocol.js"
 import { rateLimitMessage, withinLimit } from "./rate-limit.js"
 import {
@@ -53,6 +54,8 @@ import { DIRECTORY_TOPIC, directoryName, type DirectoryMethods } from "./directo
 import type { ErasedCounts } from "./deletion.js"
 import { AlarmOwner, type AlarmTask } from "./alarm.js"
 import type { Capability, CapabilityHooks, Host } from "./capability.js"
+import { replicatedKinds, type ReplicaOptions } from "../core/replica.js"
+import { dropStaleReplicaCursors, ReplicaFollower } from "./replica.js"
 
 /** The bindings an actor uses: topics receive its outbox. */
 export interface ActorEnv {
@@ -74,6 +77,8 @@ export interface HostedKind {
 export interface ActorOptions {
   /** Replaces the id source (tests make ids predictable); time comes from Effect's Clock. */
   readonly ids?: Layer.Layer<Ids>
+  /** Follows the logs of these kinds (all when `kinds` is absent) into the queue bound as `binding` (core/replica.ts). */
+  readonly replica?: ReplicaOptions
 }
 
 /**
@@ -246,6 +251,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       throw new Error(`emberlog: the capabilities of ${kind.entity.kind} need distinct names other than "log"`)
     byKind.set(kind.entity.kind, kind)
   }
+  const replicated = options.replica === undefined ? undefined : replicatedKinds(options.replica, [...byKind.keys()])
 
   return class EmberlogActor extends DurableObject<ActorEnv> {
     core!: ActorCore
@@ -260,8 +266,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
     private hooks = new Map<string, CapabilityHooks>()
     private commandPath: (request: CommandRequest) => ActorReply<CommandOutcome> | Promise<ActorReply<CommandOutcome>> =
       (request) => this.commit(request)
-    private failedDeliveries = 0
+    private readonly deliveryBackoff = new RetryBackoff(DELIVERY_RETRY_BASE_MS, DELIVERY_RETRY_MAX_MS)
     private deliveryDelay = 0
+    /** The replica this actor's log is followed into, when its kind is replicated. */
+    private replica: ReplicaFollower | undefined
     /**
      * Commits made while capabilities start (presence's reconcile commits Leave), held for every
      * capability's `committed` until all have hooks: else a capability started later, or the one
@@ -299,6 +307,25 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         },
         this.alarmTasks(),
       )
+      const source = { tenant: served.tenant, kind: served.kind.entity.kind, id: served.id }
+      if (options.replica !== undefined && replicated!.has(served.kind.entity.kind)) {
+        const generation = this.generation
+        const binding = options.replica.binding
+        this.replica = new ReplicaFollower({
+          core: () => this.core,
+          source,
+          binding,
+          queue: () => (this.env as unknown as Record<string, Queue | undefined>)[binding],
+          // Through the archive: a cursor may be below what was archived (the queue bound after archiving).
+          readPage: async (after, limit) => {
+            const reply = await this.archiver.readThrough(() => this.core.readEvents(after, limit, true))
+            if (!reply.ok) throw new Error(`emberlog: reading the log for the replica failed: ${reply.error.message}`)
+            return reply.value.events
+          },
+          current: () => generation === this.generation,
+          now: () => Date.now(),
+        })
+      }
       const projections = this.capabilities.flatMap((capability) => capability.projection ?? [])
       // Reads create nothing: a projection's tables come with the log's, at the first write.
       if (projections.length > 0 && hasStorage(ctx.storage.sql)) this.ensureTables()
@@ -355,6 +382,10 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
           ctx.storage.sql.exec(LISTED)
         })
       }
+      // A replica cursor no replica here moves any more (binding gone, kind or option dropped) is dropped.
+      followUp(() =>
+        this.replica !== undefined ? this.replica.follow() : dropStaleReplicaCursors(this.core, source, undefined),
+      )
       await this.alarms.load()
       this.startCommits = []
       for (const capability of this.capabilities) {
@@ -440,7 +471,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       }
     }
 
-    /** The alarm's steps, in order: socket expiries, the outbox, the entity's timer, then each capability's. */
+    /** The alarm's steps, in order: socket expiries, the outbox, the entity's timer, each capability's, then the replica. */
     private alarmTasks(): ReadonlyArray<AlarmTask> {
       const tasks: Array<AlarmTask> = [
         {
@@ -468,7 +499,9 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
       for (const capability of this.capabilities) {
         tasks.push({ name: capability.name, run: () => this.hooks.get(capability.name)?.onAlarm?.() })
       }
-      // Last: after the outbox moved the topic cursors that bound how far it may archive.
+      // After the timer and the capabilities: its sends await the queue, which must not hold them up.
+      tasks.push({ name: "replica", dueAt: () => this.replica?.dueAt(), run: (now) => this.replica?.send(now) })
+      // Last: after the outbox and the replica moved the cursors that bound how far it may archive.
       tasks.push({ name: "archive", dueAt: () => this.archiver.dueAt(), run: (now) => this.archiver.step(now) })
       return tasks
     }
@@ -502,16 +535,13 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         if (!current()) return
         reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag(), true)
         this.deliveryDelay = more ? 0 : DELIVERY_BATCH_DELAY_MS
-        this.failedDeliveries = 0
+        this.deliveryBackoff.succeeded()
       } catch (error) {
         if (!current()) return
         reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag(), false)
-        this.failedDeliveries++
-        this.deliveryDelay =
-          Math.min(DELIVERY_RETRY_MAX_MS, DELIVERY_RETRY_BASE_MS * 2 ** (this.failedDeliveries - 1)) *
-          (0.5 + Math.random() / 2)
+        this.deliveryDelay = this.deliveryBackoff.failed()
         console.warn(
-          `emberlog: outbox delivery failed (attempt ${this.failedDeliveries}); retrying in ${Math.round(this.deliveryDelay)} ms`,
+          `emberlog: outbox delivery failed (attempt ${this.deliveryBackoff.failures}); retrying in ${Math.round(this.deliveryDelay)} ms`,
           error,
         )
       }
@@ -590,6 +620,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         reportOutboxLag(this.ctx.id.toString(), this.core.outboxLag(), false)
         followUp(() => this.subscribers.deliver(events.map(toLogEntry)))
         followUp(() => this.logReads.notify())
+        if (this.replica !== undefined) followUp(() => this.replica!.follow())
         if (this.startCommits !== undefined) this.startCommits.push(events)
         else this.tellCapabilities(events)
       }
@@ -676,7 +707,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
         await this.ctx.storage.deleteAll()
         if (this.served === undefined) return
         this.hooks = new Map()
-        this.failedDeliveries = 0
+        this.deliveryBackoff.succeeded()
         this.deliveryDelay = 0
         reportOutboxLag(this.ctx.id.toString(), 0, true)
         await this.boot()

@@ -14,6 +14,7 @@ import type { ActorCore, PendingDelivery } from "./actor-core.js"
 import type { TopicApi } from "./topic.js"
 import { DIRECTORY_TOPIC } from "./directory.js"
 import { NAME_PATTERN } from "../core/names.js"
+import { handOver } from "./follower.js"
 
 export const OUTBOX_BATCH = 200
 
@@ -74,14 +75,18 @@ export const drainOutbox = async (
         throw new Error(`injected delivery failure (topic ${topic})`)
       }
       const copies = deliveryFaults.duplicate > 0 ? (deliveryFaults.duplicate--, 2) : 1
-      for (let i = 0; i < copies && current(); i++) await topicOf(topic).deliver(source, events)
-      if (!current()) return false
-      delivered(
-        batch,
-        events.length < pending.length
-          ? events[events.length - 1]!.seq
-          : (batch.through ?? events[events.length - 1]!.seq),
-      )
+      const handed = await handOver([events], {
+        current,
+        send: async (page) => {
+          for (let i = 0; i < copies && current(); i++) await topicOf(topic).deliver(source, page)
+        },
+        advance: (page) =>
+          delivered(
+            batch,
+            page.length < pending.length ? page[page.length - 1]!.seq : (batch.through ?? page[page.length - 1]!.seq),
+          ),
+      })
+      if (!handed) return false
     } catch (error) {
       failures.push(error)
     }

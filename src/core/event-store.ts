@@ -181,6 +181,8 @@ export interface EventStoreShape {
   readonly followTopic: (topic: string, through: number) => Effect.Effect<void, StoreError>
   /** Moves a followed topic's cursor forward to `through` (never back). */
   readonly advanceTopic: (topic: string, through: number) => Effect.Effect<void, StoreError>
+  /** Stops following `topic`: its cursor is gone (a follower that no longer exists must not hold the log back). */
+  readonly unfollowTopic: (topic: string) => Effect.Effect<void, StoreError>
   /**
    * Forgets idempotency records older than `before` (ms epoch) among the `limit` claimed first:
    * bounded work per call, so the caller calls often enough to keep up (the actor: at each snapshot).

@@ -17,6 +17,7 @@ import { createApp, type AppOptions } from "./app.js"
 import type { App, Env } from "./env.js"
 import { kindRegistry } from "./kind.js"
 import { mcpSessionClass, type McpSession } from "./mcp/session-object.js"
+import type { ReplicaOptions } from "../core/replica.js"
 
 export interface EmberlogOptions extends AppOptions {
   /** Projections of topics, each living in the object of the topic that feeds it (`/v1/projections/{name}`). */
@@ -26,6 +27,11 @@ export interface EmberlogOptions extends AppOptions {
    * elsewhere (usage rows). The authorization server's grants (`auth`) are erased first, always.
    */
   readonly erasers?: ReadonlyArray<TenantEraser>
+  /**
+   * Follows actors' logs into a Cloudflare Queue (README, "Replicas"): `{ binding, kinds? }`, the queue
+   * producer binding and the kinds replicated (every kind when absent); consume with `emberlog/replica`.
+   */
+  readonly replica?: ReplicaOptions
 }
 
 export interface Emberlog {
@@ -66,6 +72,7 @@ export const emberlog = (options: EmberlogOptions): Emberlog => {
           capabilities: capabilities ?? [],
           ...(retention === undefined ? {} : { retention }),
         })),
+        options.replica === undefined ? {} : { replica: options.replica },
       ),
       EmberlogTopic: topicClass(options.projections ?? [], { erasers: tenantErasers(options) }),
       EmberlogMcpSession: mcpSessionClass(registry),

@@ -104,6 +104,7 @@ export const makeMemoryEventStore = (): MemoryEventStore => {
         const at = cursors.get(topic)
         if (at !== undefined && at < through) cursors.set(topic, through)
       }),
+    unfollowTopic: (topic) => Effect.sync(() => void cursors.delete(topic)),
     pruneCommands: (before, limit) =>
       Effect.sync(() => {
         for (const [id, record] of [...commands].slice(0, limit)) if (record.at < before) commands.delete(id)

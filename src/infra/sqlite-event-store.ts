@@ -287,6 +287,7 @@ export const makeSqliteEventStore = (storage: DurableObjectStorage, onCreate?: (
       read(undefined, () => {
         sql.exec("UPDATE topic_cursors SET through = ? WHERE topic = ? AND through < ?", through, topic, through)
       }),
+    unfollowTopic: (topic) => read(undefined, () => void sql.exec("DELETE FROM topic_cursors WHERE topic = ?", topic)),
     pruneCommands: (before, limit) => read(undefined, () => void sql.exec(PRUNE_COMMANDS, before, limit)),
     transaction: (body) => {
       // A rolled-back transaction also rolls back the tables it created.

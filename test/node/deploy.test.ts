@@ -33,6 +33,7 @@ describe.concurrent("wrangler deploy --dry-run", () => {
     const stdout = await dryRun()
     for (const [binding, className] of DURABLE_OBJECTS) expect(stdout).toContain(`env.${binding} (${className})`)
     expect(stdout).toContain("env.METRICS (emberlog_metrics)")
+    expect(stdout).toContain("env.EMBERLOG_REPLICA (emberlog-replica)")
   })
 
   for (const env of ["staging", "production"])
@@ -44,6 +45,8 @@ describe.concurrent("wrangler deploy --dry-run", () => {
       expect(stdout).toContain(`env.METRICS (emberlog_metrics_${env})`)
       expect(stdout).toMatch(/env\.LIMITER \(\d+ requests\/\d+s\)/)
       expect(stdout).toContain("env.OAUTH_KV")
+      // Off by default in deployed environments: a queue nobody consumes bills and expires its messages.
+      expect(stdout).not.toContain("EMBERLOG_REPLICA")
     })
 })
 

@@ -107,7 +107,7 @@ const specifiers = []
 registerHooks({ resolve: (specifier, context, next) => (specifiers.push(specifier), next(specifier, context)) })
 const core = await import("emberlog")
 const testing = await import("emberlog/testing")
-const entries = ["emberlog/worker", "emberlog/client", "emberlog/testing/workerd"]
+const entries = ["emberlog/worker", "emberlog/client", "emberlog/testing/workerd", "emberlog/replica"]
 const unresolved = entries.filter((entry) => {
   const file = fileURLToPath(import.meta.resolve(entry))
   return !existsSync(file) || !existsSync(file.replace(/\\.js$/, ".d.ts"))

@@ -144,7 +144,9 @@ describe("the module structure", () => {
     const addressing = [...graph.keys()].filter((module) => {
       const text = readFileSync(join(root, module), "utf8")
       // The workerd harness hands the platform's own stubs to cloudflare:test (evictDurableObject).
-      const allowed = module === "src/actors/stubs.ts" || module === "src/testing/workerd.ts"
+      // The replica consumer runs in the user's Worker, outside the host layer: its namespace is typed structurally.
+      const allowed =
+        module === "src/actors/stubs.ts" || module === "src/testing/workerd.ts" || module === "src/replica/index.ts"
       const getsByName = !allowed && /\.getByName\(/.test(text)
       return getsByName || /as unknown as \w*(Api|Stub)\b/.test(text)
     })
@@ -179,8 +181,27 @@ describe("the module structure", () => {
     expect(reaching).toEqual([])
   })
 
+  it("keeps emberlog/replica (a consumer in the user's Worker) free of the host, adapters and edge, types included", () => {
+    const reached = new Set<string>()
+    const walk = (module: string) => {
+      for (const { target } of graph.get(module) ?? []) {
+        if (reached.has(target)) continue
+        reached.add(target)
+        walk(target)
+      }
+    }
+    walk("src/replica/index.ts")
+    expect([...reached].filter((target) => /^src\/(actors|infra|edge)\//.test(target))).toEqual([])
+  })
+
   it("loads no Cloudflare module from the entry points that run in plain Node", () => {
-    for (const entry of ["src/index.ts", "src/client/index.ts", "src/testing/index.ts", "src/cli/main.ts"]) {
+    for (const entry of [
+      "src/index.ts",
+      "src/client/index.ts",
+      "src/testing/index.ts",
+      "src/cli/main.ts",
+      "src/replica/index.ts",
+    ]) {
       expect(
         [...loads(entry)].filter((target) => target.startsWith("cloudflare:")),
         entry,
