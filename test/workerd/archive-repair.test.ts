@@ -411,9 +411,9 @@ describe("archive: reads at the edges of segments", () => {
   const HEAD = SEGMENTS * SEGMENT + LIVE
 
   beforeAll(async () => {
-    // 8 KiB events: a segment is 4 MiB, so prefetches pass the pinned-bytes budget and a socket passes
-    // its 8 MiB of unconfirmed bytes more than twice.
-    expect(await seedSealed(id, SEGMENTS, { reason: "x".repeat(8 * 1024) })).toBe(SEGMENTS * SEGMENT)
+    // 13 KiB events: a segment is 6.5 MiB (under the 8 MiB cut), four pass the pinned-bytes budget, and
+    // a socket passes its 8 MiB of unconfirmed bytes more than twice.
+    expect(await seedSealed(id, SEGMENTS, { reason: "x".repeat(13 * 1024) })).toBe(SEGMENTS * SEGMENT)
   }, 60_000)
 
   it("concurrent loads of one segment read R2 once; reads in progress together hold a bounded number of bytes", async () => {
@@ -436,7 +436,7 @@ describe("archive: reads at the edges of segments", () => {
         // Prefetches held open (as sockets' backlogs): past the budget a prefetch loads one segment only.
         const releases: Array<() => void> = []
         const pinnedSegments: Array<number> = []
-        for (const after of [0, 2 * SEGMENT, 3 * SEGMENT, 4 * SEGMENT, 0, 2 * SEGMENT]) {
+        for (const after of [0, 2 * SEGMENT, 3 * SEGMENT, 0, 2 * SEGMENT]) {
           const before = instance.archiver.index.pinnedBytes
           releases.push(await instance.archiver.prefetch(after))
           pinnedSegments.push(instance.archiver.index.pinnedBytes - before)
@@ -449,6 +449,7 @@ describe("archive: reads at the edges of segments", () => {
           sharedGets,
           pinned,
           largest: Math.max(...segmentBytes),
+          total: segmentBytes.reduce((total, bytes) => total + bytes, 0),
           released: instance.archiver.index.pinnedBytes,
         }
       } finally {
@@ -460,6 +461,8 @@ describe("archive: reads at the edges of segments", () => {
       [801, 802, 803, 804, 805],
     ])
     expect(result.sharedGets).toBe(1)
+    // Without the budget these prefetches would hold every segment: more than the bound.
+    expect(result.total).toBeGreaterThan(PINNED_BYTES_LIMIT + result.largest)
     expect(result.pinned).toBeLessThanOrEqual(PINNED_BYTES_LIMIT + result.largest)
     expect(result.released).toBe(0)
   })
