@@ -1,6 +1,7 @@
 // History beyond one object (issue 15 §3): a 250,000-event counter (the counter kind's retention:
 // 10,000 events live, segments of 10,000) sealed into segments in local R2, then every read route
-// across the segment boundaries and the archive/live boundary, verify, and retention with its 410
+// across the segment boundaries and the archive/live boundary (/events and verify over all of it,
+// the others from a few segments back), verify, and retention with its 410
 // (crash safety and the failure cases: archive-repair.test.ts).
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { beforeAll, describe, expect, it } from "vitest"
