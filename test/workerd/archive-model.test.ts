@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest"
 import { Archiver } from "../../src/actors/archiver.js"
 import type { Retention } from "../../src/actors/retention.js"
 import type { ActorObject } from "../../src/actors/durable-actor.js"
-import { actorObject, freshId, get, json } from "./helpers.js"
+import { actorObject, freshId, get, json, deliveredThrough } from "./helpers.js"
 
 const DAY_MS = 24 * 60 * 60 * 1000
 const TINY: Retention = { archiveAfterEvents: 3, segmentEvents: 4, deleteArchivedAfterDays: 1 }
@@ -60,7 +60,7 @@ const append = (values: ReadonlyArray<number>): fc.AsyncCommand<Model, object> =
         if (!reply.ok) throw new Error(reply.error.message)
       }
       // As the outbox would once delivered: the topic and the directory do not hold the archive back here.
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       instance.core.acknowledge("#directory", 1)
     })
     model.values.push(...values)

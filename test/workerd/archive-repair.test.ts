@@ -16,7 +16,7 @@ import type { Retention } from "../../src/actors/retention.js"
 import { createClient, type WireEvent } from "../../src/client/client.js"
 import { replayLog } from "../../src/cli/main.js"
 import { Counter } from "../../src/kinds/counter/entity.js"
-import { BASE, actorObject, freshId, get, json, openSocket, send } from "./helpers.js"
+import { BASE, actorObject, freshId, get, json, openSocket, send, deliveredThrough } from "./helpers.js"
 
 const SEGMENT = 500
 const LIVE = 500
@@ -72,7 +72,7 @@ const seedSealed = (id: string, segments: number, options: { reason?: string; li
     commit(segments * SEGMENT)
     if (liveLater) await new Promise((resolve) => setTimeout(resolve, 5))
     commit(LIVE)
-    instance.core.advanceTopic("counter", instance.core.currentVersion)
+    deliveredThrough(instance.core, instance.core.currentVersion)
     instance.core.acknowledge("#directory", 1)
     while ((await instance.archiver.sealNext()) !== undefined);
     return instance.archiver.index.archivedThrough
@@ -131,7 +131,7 @@ describe("archive: crash safety and what bounds a segment", () => {
     expect(sealed).toBeUndefined()
     const through = await inObject(id, async (instance) => {
       // Delivered a bit past one segment: one segment may go, the second waits for its events' delivery.
-      instance.core.advanceTopic("counter", SEGMENT + 5)
+      deliveredThrough(instance.core, SEGMENT + 5)
       while ((await instance.archiver.sealNext()) !== undefined);
       return instance.archiver.index.archivedThrough
     })
@@ -143,7 +143,7 @@ describe("archive: crash safety and what bounds a segment", () => {
     const first = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
     expect(first.status).toBe(200)
     const through = await seedThen(id, SEGMENT + LIVE, async (instance) => {
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       await instance.archiver.sealNext()
       return instance.archiver.index.archivedThrough
     })
@@ -159,7 +159,7 @@ describe("archive: crash safety and what bounds a segment", () => {
       200,
     )
     const result = await seedThen(id, SEGMENT + LIVE, async (instance) => {
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       await instance.archiver.sealNext()
       const host = instance as unknown as { commandPath: (request: unknown) => unknown }
       const path = host.commandPath
@@ -185,7 +185,7 @@ describe("archive: crash safety and what bounds a segment", () => {
   it("a crash between writing a segment and trimming SQLite is finished by the next alarm: nothing lost or twice", async () => {
     const id = freshId("archive-crash")
     const failed = await seedThen(id, SEGMENT + LIVE + 3, async (instance) => {
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       instance.archiver.afterSegmentWritten = () => {
         throw new Error("crash after the R2 put")
       }
@@ -236,7 +236,7 @@ describe("archive: erasure, state versions and failures", () => {
     const id = freshId("archive-erase-seal")
     const sealing = await inObject(id, async (instance) => {
       for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       instance.core.acknowledge("#directory", 1)
       const seal = instance.archiver.sealNext()
       const erased = await instance.eraseAll()
@@ -323,7 +323,7 @@ describe("archive: erasure, state versions and failures", () => {
     const id = freshId("archive-backoff")
     const delays = await inObject(id, async (instance, state) => {
       for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       instance.core.acknowledge("#directory", 1)
       instance.archiver.afterSegmentWritten = () => {
         throw new Error("R2 put failed")
@@ -388,7 +388,7 @@ describe("archive: erasure, state versions and failures", () => {
     const id = freshId("archive-cursor-late")
     const result = await inObject(id, async (instance, state) => {
       for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
-      instance.core.advanceTopic("counter", instance.core.currentVersion)
+      deliveredThrough(instance.core, instance.core.currentVersion)
       instance.core.acknowledge("#directory", 1)
       // A replica's reserved cursor, created below the boundary the seal computed.
       instance.archiver.afterSegmentWritten = () =>

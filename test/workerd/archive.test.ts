@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import type { ActorObject } from "../../src/actors/durable-actor.js"
 import { encodeOffset } from "../../src/actors/stream-offsets.js"
 import { createClient } from "../../src/client/client.js"
-import { BASE, actorObject, freshId, get, json, openSocket, send } from "./helpers.js"
+import { BASE, actorObject, freshId, get, json, openSocket, send, deliveredThrough } from "./helpers.js"
 
 const TOTAL = 250_000
 const LIVE = 10_000
@@ -38,9 +38,7 @@ const seed = (id: string, count: number) =>
  * (delivering 250,000 events to the topic is not what this file tests; sealing waits for it, below).
  */
 const topicCaughtUp = (id: string) =>
-  runInDurableObject(stub(id), (instance: ActorObject) =>
-    instance.core.advanceTopic("counter", instance.core.currentVersion),
-  )
+  runInDurableObject(stub(id), (instance: ActorObject) => deliveredThrough(instance.core, instance.core.currentVersion))
 
 const archivedThrough = (id: string) =>
   runInDurableObject(stub(id), (instance: ActorObject) => instance.archiver.index.archivedThrough)

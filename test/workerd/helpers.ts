@@ -163,3 +163,20 @@ export const topicTestEvent = (seq: number, type: string) => ({
   meta: { at: 0, principal: "test" },
   hash: `h${seq}`,
 })
+
+/**
+ * What the outbox and the replica would do once they caught up with a counter's log to `through`:
+ * the counter topic's cursor and every follower's (the replica's) move there. Archive tests seed
+ * logs of many thousand events whose delivery is not what they test; sealing waits for both.
+ */
+export const deliveredThrough = (
+  core: {
+    advanceTopic(topic: string, through: number): void
+    followers(): ReadonlyArray<string>
+    advanceFollower(name: string, through: number): void
+  },
+  through: number,
+): void => {
+  core.advanceTopic("counter", through)
+  for (const follower of core.followers()) core.advanceFollower(follower, through)
+}
