@@ -91,6 +91,9 @@ export default defineConfig({
           environment: "node",
           include: ["test/node/**/*.test.ts"],
           globalSetup: ["test/node/global-setup.ts"],
+          // describe.concurrent files (the Durable Streams conformance suite) run ten tests at a time:
+          // most of their time is spent waiting (TTL tests sleep seconds), not working.
+          maxConcurrency: 10,
           // The files share nothing but servers they start and stop themselves: one worker for all
           // saves a second of start-up per file.
           isolate: false,

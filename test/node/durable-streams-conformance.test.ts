@@ -2,7 +2,7 @@
 // pinned in package.json) against the Worker under `wrangler dev`: the shared worker, whose
 // long-polls time out after 1 s (test/node/global-setup.ts), so the suite's waits stay short;
 // `longPollTimeoutMs` only sets the suite's own test timeouts (it adds 1 s), kept at 2 s for a
-// loaded machine. Its tests run concurrently (five at a time, vitest's maxConcurrency): each
+// loaded machine. Its tests run concurrently (ten at a time: maxConcurrency in vitest.config.ts): each
 // works on streams of its own, and most of their time is waiting on the server, so the file
 // takes half as long. Every test passes: conformance/ holds no expected failures.
 import { mkdtempSync, writeFileSync } from "node:fs"
