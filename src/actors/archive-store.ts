@@ -230,6 +230,14 @@ export const archivedStore = (live: EventStoreShape, index: SegmentIndex): Event
         return state
       }).pipe(Effect.flatMap((state) => (through > end ? live.fold(end, through, state, step) : Effect.succeed(state))))
     },
+    // A state between the start and the cut is history retention deleted, even where a snapshot of
+    // it is still stored (the initial state at 0 is no one's history).
+    snapshotAtOrBelow: (seq, stateVersion) =>
+      seq > 0 && seq < index.firstAvailableSeq - 1
+        ? attempt(() => {
+            throw new HistoryDeleted(index.firstAvailableSeq)
+          })
+        : live.snapshotAtOrBelow(seq, stateVersion),
     hashAt: (seq) => {
       const segment = index.segmentOf(seq)
       if (segment === undefined) return live.hashAt(seq)

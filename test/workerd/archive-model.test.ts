@@ -1,13 +1,14 @@
 // A model-based run of the archive (issue 15 §4): appends, archive steps (some crashing between the
 // R2 put and the trim), retention deleting the oldest segments, restarts and reads (some at once),
 // with every read through the Worker compared to a model of the log. The counter's archiver is swapped for one with tiny segments, so a run crosses many.
-import { env, evictDurableObject, runInDurableObject } from "cloudflare:test"
+import { evictDurableObject, runInDurableObject } from "cloudflare:test"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { Archiver } from "../../src/actors/archiver.js"
+import type { Archiver } from "../../src/actors/archiver.js"
 import type { Retention } from "../../src/actors/retention.js"
 import type { ActorObject } from "../../src/actors/durable-actor.js"
 import { actorObject, freshId, get, json, deliveredThrough } from "./helpers.js"
+import { withRetention } from "./archive-helpers.js"
 
 const DAY_MS = 24 * 60 * 60 * 1000
 const TINY: Retention = { archiveAfterEvents: 3, segmentEvents: 4, deleteArchivedAfterDays: 1 }
@@ -27,24 +28,7 @@ const stub = (id: string) => actorObject("counter", id)
 
 /** The object's archiver, with TINY segments (again after a restart), sharing its segment index. */
 const withTinyArchiver = <A>(id: string, body: (instance: ActorObject) => Promise<A> | A) =>
-  runInDurableObject(stub(id), (instance: ActorObject, state) => {
-    if (!tiny.has(instance.archiver)) {
-      const archiver: Archiver = new Archiver(state.storage, env.EMBERLOG_ARCHIVE, TINY, instance.archiver.index, {
-        name: state.id.name!,
-        entity: instance.core.entity,
-        head: () => instance.core.currentVersion,
-        encodedStateAt: (seq) =>
-          archiver.readThrough(() => {
-            const reply = instance.core.readState({ at: seq })
-            if (!reply.ok) throw new Error(reply.error.message)
-            return reply.value.state
-          }),
-      })
-      tiny.add(archiver)
-      ;(instance as { archiver: Archiver }).archiver = archiver
-    }
-    return body(instance)
-  })
+  withRetention(id, TINY, tiny, body)
 
 const archivedThrough = (id: string) =>
   runInDurableObject(stub(id), (instance: ActorObject) => instance.archiver.index.archivedThrough)

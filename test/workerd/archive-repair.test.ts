@@ -17,6 +17,7 @@ import { createClient, type WireEvent } from "../../src/client/client.js"
 import { replayLog } from "../../src/cli/main.js"
 import { Counter } from "../../src/kinds/counter/entity.js"
 import { BASE, actorObject, freshId, get, json, openSocket, send, deliveredThrough } from "./helpers.js"
+import { withRetention } from "./archive-helpers.js"
 
 const SEGMENT = 500
 const LIVE = 500
@@ -36,41 +37,26 @@ const small = new WeakSet<Archiver>()
 const inObject = <A>(
   id: string,
   body: (instance: ActorObject, state: DurableObjectState) => Promise<A> | A,
-): Promise<A> =>
-  runInDurableObject(stub(id), (instance: ActorObject, state) => {
-    // An object refusing requests (503 history_unavailable) has no core to build an archiver for.
-    if (instance.core !== undefined && !small.has(instance.archiver)) {
-      const archiver: Archiver = new Archiver(state.storage, env.EMBERLOG_ARCHIVE, SMALL, instance.archiver.index, {
-        name: state.id.name!,
-        entity: instance.core.entity,
-        head: () => instance.core.currentVersion,
-        encodedStateAt: (seq) =>
-          archiver.readThrough(() => {
-            const reply = instance.core.readState({ at: seq })
-            if (!reply.ok) throw new Error(reply.error.message)
-            return reply.value.state
-          }),
-      })
-      small.add(archiver)
-      ;(instance as { archiver: Archiver }).archiver = archiver
-    }
-    return body(instance, state)
-  })
+): Promise<A> => withRetention(id, SMALL, small, body)
 
 /**
  * `segments` full segments sealed and LIVE events live; the topics delivered (as the outbox would).
  * Each event carries `reason` (big ones fill the 8 MiB caps with a few thousand events); with
- * `liveLater` the live events are written in a later millisecond than every archived one.
+ * `spaced` each segment and the live events are written in a millisecond of their own (a clock in
+ * workerd stands still while code runs: events committed in one stretch share their `at`).
  */
-const seedSealed = (id: string, segments: number, options: { reason?: string; liveLater?: boolean } = {}) =>
+const seedSealed = (id: string, segments: number, options: { reason?: string; spaced?: boolean } = {}) =>
   inObject(id, async (instance) => {
-    const { reason, liveLater = false } = options
+    const { reason, spaced = false } = options
     const commit = (count: number) => {
       for (let i = 0; i < count; i++)
         instance.commit({ command: { type: "Increment", by: 1, ...(reason === undefined ? {} : { reason }) } })
     }
-    commit(segments * SEGMENT)
-    if (liveLater) await new Promise((resolve) => setTimeout(resolve, 5))
+    const tick = () => (spaced ? new Promise((resolve) => setTimeout(resolve, 2)) : undefined)
+    for (let segment = 0; segment < segments; segment++) {
+      commit(SEGMENT)
+      await tick()
+    }
     commit(LIVE)
     deliveredThrough(instance.core, instance.core.currentVersion)
     instance.core.acknowledge("#directory", 1)
@@ -344,8 +330,8 @@ describe("archive: erasure, state versions and failures", () => {
 
   it("retention marks segments deleted before deleting their objects: a failed delete is swept on the next ring", async () => {
     const id = freshId("archive-mark-first")
-    // The asOf below (a deleted segment's last ms) must not also be a live event's.
-    await seedSealed(id, 3, { liveLater: true })
+    // The asOf below (a deleted segment's last ms) must be neither the cut's nor a live event's.
+    await seedSealed(id, 3, { spaced: true })
     const asOfDeleted = await inObject(id, (instance) => instance.archiver.index.all[1]!.lastAt)
     const failed = await inObject(id, async (instance) => {
       const restore = withBucket(
@@ -373,7 +359,9 @@ describe("archive: erasure, state versions and failures", () => {
     const gone = await json(await get(`/v1/counter/${id}/events?after=0`))
     expect(gone.status).toBe(410)
     expect(gone.body.error).toMatchObject({ code: "history_deleted", details: { firstAvailableSeq: 3 * SEGMENT + 1 } })
+    // Also where a snapshot of that history is still stored (the deleted segment's end).
     expect((await json(await get(`/v1/counter/${id}?asOf=${new Date(asOfDeleted).toISOString()}`))).status).toBe(410)
+    expect((await json(await get(`/v1/counter/${id}?at=${2 * SEGMENT}`))).status).toBe(410)
     expect((await json(await get(`/v1/counter/${id}/verify`))).body).toMatchObject({ ok: true, from: 3 * SEGMENT })
     const sweep = await inObject(id, async (instance) => {
       const due = instance.archiver.dueAt()
