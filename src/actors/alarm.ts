@@ -1,7 +1,7 @@
 /**
  * The one owner of a Durable Object's alarm. An object has a single alarm, and several
- * parts want to be woken: the outbox (deliveries), the entity's timer, socket expiries and
- * capabilities (sweeps, embeddings, reactions). Each is a task that says when it is next
+ * parts want to be woken: the outbox (deliveries), the entity's timer, socket expiries,
+ * capabilities (sweeps, embeddings, reactions), the replica and the archive. Each is a task that says when it is next
  * due; anyone may also ask for a wake-up at a time. The alarm is set for the earliest of
  * all, and a later ask never postpones an earlier one. When it rings, every task runs in
  * turn, each on its own: one that throws is logged and the others still run; then the

@@ -134,6 +134,13 @@ export class Archiver {
     return this.sealLimit() - this.index.archivedThrough >= this.segmentEvents
   }
 
+  /** The last event retention deleted, with its hash (the link the kept log starts from); undefined when none was. */
+  deletedThrough(): { readonly seq: number; readonly hash: string } | undefined {
+    const cut = this.index.firstAvailableSeq - 1
+    const segment = cut > 0 ? this.index.segmentOf(cut) : undefined
+    return segment !== undefined && segment.deletedAt !== null ? { seq: cut, hash: segment.lastHash } : undefined
+  }
+
   /** When the alarm should next run this (undefined: nothing to do). */
   dueAt(): number | undefined {
     if (!this.enabled) return undefined

@@ -322,6 +322,7 @@ export const actorHostClass = (kinds: ReadonlyArray<HostedKind>, options: ActorO
             if (!reply.ok) throw new Error(`emberlog: reading the log for the replica failed: ${reply.error.message}`)
             return reply.value.events
           },
+          deletedThrough: () => this.archiver.deletedThrough(),
           current: () => generation === this.generation,
           now: () => Date.now(),
         })

@@ -47,6 +47,11 @@ export interface ReplicaHost {
    * hashes verify). The host's own read; an archive-aware host reads archived pages here too.
    */
   readonly readPage: (after: number, limit: number) => Promise<ReadonlyArray<WireEvent>>
+  /**
+   * Where the log's readable history starts when retention deleted its oldest events: the seq of
+   * the last deleted event and its hash (the chain's recorded link); undefined when nothing was deleted.
+   */
+  readonly deletedThrough?: () => { readonly seq: number; readonly hash: string } | undefined
   /** Whether `core` is still the object's log (false once it was erased: a send in flight moves no cursor). */
   readonly current: () => boolean
   readonly now: () => number
@@ -124,7 +129,23 @@ export class ReplicaFollower {
 
   private async sendPage(queue: Queue): Promise<void> {
     const core = this.host.core()
-    const cursor = core.followerCursor(this.cursor)
+    let cursor = core.followerCursor(this.cursor)
+    const deleted = this.host.deletedThrough?.()
+    if (deleted !== undefined && cursor <= deleted.seq) {
+      // A replica that starts (the queue bound, a kind added) after retention deleted the log's
+      // oldest events starts where the log still is, linked to the chain's recorded hash there: its
+      // cursor would otherwise stay below the cut for good, and archiving waits for every cursor.
+      if (cursor < deleted.seq) {
+        console.warn(
+          `emberlog: the replica ${this.host.binding} of ${this.host.source.kind}/${this.host.source.id} starts after seq ` +
+            `${deleted.seq}: the events before it were deleted by retention before they were sent`,
+        )
+        core.advanceFollower(this.cursor, deleted.seq)
+        cursor = deleted.seq
+      }
+      const events = await this.host.readPage(cursor, REPLICA_PAGE)
+      return this.hand(queue, events, deleted.hash)
+    }
     // The event at the cursor too (the last one sent): its hash is what the first message links to.
     const read = await this.host.readPage(Math.max(0, cursor - 1), REPLICA_PAGE + (cursor > 0 ? 1 : 0))
     let prevHash = GENESIS_HASH
@@ -135,6 +156,12 @@ export class ReplicaFollower {
       prevHash = read[0].hash
       events = read.slice(1)
     }
+    await this.hand(queue, events, prevHash)
+  }
+
+  /** Sends `events` (the first linking to `prevHash`) batch by batch, the cursor moved after each. */
+  private async hand(queue: Queue, events: ReadonlyArray<WireEvent>, prevHash: string): Promise<void> {
+    const core = this.host.core()
     await handOver(replicaBatches(this.host.source, events, prevHash), {
       current: this.host.current,
       send: async (batch) => {

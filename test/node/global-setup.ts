@@ -1,5 +1,6 @@
-// One `wrangler dev` Worker with the default settings (auth off), shared by every node test
-// file that needs no settings of its own: starting one per file cost seconds of CPU each.
+// One `wrangler dev` Worker with the default settings (auth off) per node project (`node`, and
+// `conformance`, which runs last), shared by every file of it that needs no settings of its own:
+// starting one per file cost seconds of CPU each.
 import type { TestProject } from "vitest/node"
 import { startWorker } from "./dev-worker.js"
 

@@ -18,6 +18,7 @@ import { replayLog } from "../../src/cli/main.js"
 import { Counter } from "../../src/kinds/counter/entity.js"
 import { BASE, actorObject, freshId, get, json, openSocket, send, deliveredThrough } from "./helpers.js"
 import { withRetention } from "./archive-helpers.js"
+import { replicaCursorName, type ReplicaFollower } from "../../src/actors/replica.js"
 
 const SEGMENT = 500
 const LIVE = 500
@@ -370,6 +371,45 @@ describe("archive: erasure, state versions and failures", () => {
     })
     expect(sweep).toEqual({ dueNow: true, after: undefined })
     expect(await r2Keys(id)).toEqual([])
+  })
+
+  it("a replica started after retention deleted history starts at the cut, linked to its recorded hash", async () => {
+    // Not a "replica…" id: the tests' consumer keeps only replica.test.ts's actors.
+    const id = freshId("archive-replica-late")
+    await seedSealed(id, 3)
+    expect(await inObject(id, (instance) => instance.archiver.deleteExpired(LATER()))).toBe(3)
+    const result = await inObject(id, async (instance) => {
+      const cursor = replicaCursorName("EMBERLOG_REPLICA")
+      // As if the queue were bound only now: the replica's cursor starts at the log's start.
+      instance.core.unfollow(cursor)
+      instance.core.follow(cursor)
+      const sent: Array<{ seq: number; prevHash: string }> = []
+      const host = instance as unknown as { env: Record<string, unknown>; replica: ReplicaFollower }
+      const original = host.env
+      host.env = {
+        ...original,
+        EMBERLOG_REPLICA: {
+          sendBatch: async (batch: Array<{ body: any }>) => void sent.push(...batch.map(({ body }) => body)),
+        },
+      }
+      try {
+        await host.replica.send(Date.now())
+      } finally {
+        host.env = original
+      }
+      return {
+        cursor: instance.core.followerCursor(cursor),
+        head: instance.core.currentVersion,
+        cutHash: instance.archiver.index.all[2]!.lastHash,
+        first: sent[0],
+        count: sent.length,
+      }
+    })
+    // Without the start at the cut the read of deleted history fails on every ring and the cursor
+    // (which bounds archiving) stays at 0 for good.
+    expect(result.first).toMatchObject({ seq: 3 * SEGMENT + 1, prevHash: result.cutHash })
+    expect(result.count).toBe(result.head - 3 * SEGMENT)
+    expect(result.cursor).toBe(result.head)
   })
 
   it("a topic cursor created while a segment's put is in flight stops the seal before it trims", async () => {
