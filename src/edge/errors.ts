@@ -53,7 +53,7 @@ export const handleNotFound: NotFoundHandler = (c: Context) =>
   c.json(errorBody("not_found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404)
 
 /** The error code of an answer that no HttpError made (a body limit, an MCP JSON-RPC error, a kind's own). */
-export const answeredCode = async (response: Response): Promise<string> => {
+const answeredCode = async (response: Response): Promise<string> => {
   // Only a JSON error body is read (it is small); any other body, which may be a stream, is never waited on.
   if (!(response.headers.get("content-type") ?? "").includes("json")) return `http_${response.status}`
   try {
@@ -72,7 +72,7 @@ export const answeredCode = async (response: Response): Promise<string> => {
  * so Hono keeps it as `c.error`), `internal` for any other thrown error, else read from a copy of
  * the answer's body (`answeredCode`); undefined for a success.
  */
-export const errorCodeOf = (error: unknown, response: Response): string | Promise<string> | undefined => {
+const errorCodeOf = (error: unknown, response: Response): string | Promise<string> | undefined => {
   if (error instanceof HttpError) return error.code
   if (error !== undefined) return "internal"
   return response.status >= 400 ? answeredCode(response.clone()) : undefined

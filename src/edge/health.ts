@@ -27,10 +27,10 @@ export type { Dependency }
 export type DependencyStatus = Dependency["status"]
 
 export const R2_PROBE_TIMEOUT_MS = 1_000
-export const R2_PROBE_TTL_MS = 5_000
+const R2_PROBE_TTL_MS = 5_000
 /** The longest /health waits for a kind's part (the job kind's executor may take its own 10 s). */
 export const HEALTH_PART_TIMEOUT_MS = 2_000
-export const DEFAULT_OUTBOX_LAG_DEGRADED = 1_000
+const DEFAULT_OUTBOX_LAG_DEGRADED = 1_000
 export const DEFAULT_OUTBOX_STALL_DEGRADED_MS = 60_000
 /** A key no object has: `head()` answers null quickly, and nothing is read. */
 const PROBE_KEY = "emberlog/health-probe"

@@ -71,7 +71,7 @@ interface Slot {
 }
 
 /** One answered request, as the request log sees it. */
-export interface AnsweredRequest {
+interface AnsweredRequest {
   readonly routeClass: RouteClass
   readonly status: number
   readonly durationMs: number
@@ -79,7 +79,7 @@ export interface AnsweredRequest {
   readonly code: string | undefined
 }
 
-export type SubscriptionTransport = "websocket" | "sse"
+type SubscriptionTransport = "websocket" | "sse"
 
 const roundMs = (ms: number | null) => (ms === null ? null : Math.round(ms * 100) / 100)
 

@@ -75,7 +75,7 @@ const isHandler = (route: { readonly method: string; readonly handler: Function 
  * The pattern of the route that answered, or, when a middleware answered first (a 401, a 429),
  * of the route the request was going to; null when none matched.
  */
-export const answeringRoute = (c: AppContext): string | null => {
+const answeringRoute = (c: AppContext): string | null => {
   const routes = matchedRoutes(c)
   const at = c.req.routeIndex
   const answered = routes[at]
@@ -97,7 +97,7 @@ const segmentValue = (segment: string) => {
 }
 
 /** The kind and id a route pattern addresses (`/v1/:kind/:id/…`, a kind's own `/v1/memory/:id/…`), read off the path. */
-export const addressedActor = (route: string | null, path: string): { kind?: string; id?: string } => {
+const addressedActor = (route: string | null, path: string): { kind?: string; id?: string } => {
   if (route === null) return {}
   const patterns = route.split("/")
   const segments = path.split("/")
