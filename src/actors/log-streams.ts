@@ -6,7 +6,7 @@
  * Stream-Next-Offset still advances over what was skipped. Appends go through commands, so the
  * edge answers any other method 405 before it reaches the object.
  */
-import type { ReadOptions, StreamReads } from "./stream-reads.js"
+import { parseReadRequest, streamError, type ReadOptions, type StreamReads } from "./stream-reads.js"
 import { TYPES_HEADER, authorityOf, type LogEntry, type LogSource } from "./subscribers.js"
 import { typeFilter, typesOf } from "./type-filters.js"
 
@@ -24,7 +24,7 @@ const jsonRendering = {
  * in ETags: an erased log written anew has the same name and positions, and a page of the old
  * one kept by a cache must not be confirmed (304) for it.
  */
-const logReadOptions = (
+export const logReadOptions = (
   source: LogSource,
   name: string,
   types?: ReadonlyArray<string>,
@@ -68,6 +68,13 @@ export const answerLogRead = (
     erased,
   )
   if (request.method === "HEAD") return reads.head(options)
-  // An offset past the head is refused there (400 invalid_offset), as for any stream.
+  const parsed = parseReadRequest(new URL(request.url))
+  if (!("invalid" in parsed) && typeof parsed.offset === "object" && parsed.offset.after > source.head()) {
+    return streamError(
+      400,
+      "invalid_offset",
+      `The offset is beyond the head of this log (${source.head()} items): it was not issued by this log`,
+    )
+  }
   return reads.read(request, options)
 }
