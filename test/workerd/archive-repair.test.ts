@@ -125,6 +125,37 @@ describe("archive: crash safety and what bounds a segment", () => {
     expect(through).toBe(SEGMENT)
   })
 
+  it("does not archive the directory's queued first event before it is delivered", async () => {
+    const id = freshId("archive-directory")
+    const sealed = await inObject(id, async (instance) => {
+      for (let i = 0; i < SEGMENT + LIVE; i++) instance.commit({ command: { type: "Increment", by: 1 } })
+      // Every topic and follower cursor at the head; only the directory's queued row (seq 1) is left.
+      deliveredThrough(instance.core, instance.core.currentVersion)
+      const before = await instance.archiver.sealNext()
+      instance.core.acknowledge("#directory", 1)
+      const after = await instance.archiver.sealNext()
+      return { before, after: after?.last }
+    })
+    expect(sealed).toEqual({ before: undefined, after: SEGMENT })
+  })
+
+  it("answers a retried Idempotency-Key whose events retention deleted with 410, appending nothing", async () => {
+    const id = freshId("archive-key-deleted")
+    expect((await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-gone" })).status).toBe(
+      200,
+    )
+    const head = await seedThen(id, SEGMENT + LIVE, async (instance) => {
+      deliveredThrough(instance.core, instance.core.currentVersion)
+      await instance.archiver.sealNext()
+      expect(await instance.archiver.deleteExpired(LATER())).toBe(1)
+      return instance.core.currentVersion
+    })
+    const again = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-gone" }))
+    expect(again.status).toBe(410)
+    expect(again.body.error).toMatchObject({ code: "history_deleted", details: { firstAvailableSeq: SEGMENT + 1 } })
+    expect(await inObject(id, (instance) => instance.core.currentVersion)).toBe(head)
+  })
+
   it("answers a retried Idempotency-Key whose events are archived with its first result", async () => {
     const id = freshId("archive-key")
     const first = await json(await send("counter", id, { type: "Increment", by: 7 }, { "Idempotency-Key": "key-1" }))
