@@ -37,6 +37,8 @@ export class SegmentIndex {
   private segments: Array<ArchivedSegment> = []
   private readonly cache = new Map<number, ReadonlyArray<StoredEvent>>()
   private readonly pins = new Map<number, number>()
+  /** First seqs of segments marked deleted whose objects are not known gone (`purged = 0`). */
+  private unpurgedFirsts = new Set<number>()
 
   constructor(private readonly sql: SqlStorage) {
     this.reload()
@@ -44,23 +46,22 @@ export class SegmentIndex {
 
   /** Reads the index from SQLite (at boot, after an erasure, after a seal or a deletion commits). */
   reload(): void {
-    this.segments = !this.hasTable("segments")
-      ? []
-      : this.sql
-          .exec("SELECT * FROM segments ORDER BY first_seq")
-          .toArray()
-          .map((row) => ({
-            first: row.first_seq as number,
-            last: row.last_seq as number,
-            prevHash: row.prev_hash as string,
-            firstHash: row.first_hash as string,
-            lastHash: row.last_hash as string,
-            firstAt: row.first_at as number,
-            lastAt: row.last_at as number,
-            key: row.key as string,
-            bytes: row.bytes as number,
-            deletedAt: (row.deleted_at as number | null) ?? null,
-          }))
+    const rows = !this.hasTable("segments") ? [] : this.sql.exec("SELECT * FROM segments ORDER BY first_seq").toArray()
+    this.unpurgedFirsts = new Set(
+      rows.filter((row) => row.deleted_at !== null && row.purged === 0).map((row) => row.first_seq as number),
+    )
+    this.segments = rows.map((row) => ({
+      first: row.first_seq as number,
+      last: row.last_seq as number,
+      prevHash: row.prev_hash as string,
+      firstHash: row.first_hash as string,
+      lastHash: row.last_hash as string,
+      firstAt: row.first_at as number,
+      lastAt: row.last_at as number,
+      key: row.key as string,
+      bytes: row.bytes as number,
+      deletedAt: (row.deleted_at as number | null) ?? null,
+    }))
     for (const first of [...this.cache.keys()]) {
       const segment = this.segments.find((s) => s.first === first)
       if (segment === undefined || segment.deletedAt !== null) this.cache.delete(first)
@@ -71,19 +72,12 @@ export class SegmentIndex {
     return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0
   }
 
-  /** Segments marked deleted whose objects may still be in R2 (a crash between the mark and the delete). */
+  /**
+   * Segments marked deleted whose objects may still be in R2 (a crash between the mark and the delete),
+   * oldest first: known from the last reload, so the alarm's reschedule asks no query.
+   */
   unpurged(limit: number): ReadonlyArray<ArchivedSegment> {
-    if (!this.hasTable("segments")) return []
-    const firsts = new Set(
-      this.sql
-        .exec(
-          "SELECT first_seq FROM segments WHERE deleted_at IS NOT NULL AND purged = 0 ORDER BY first_seq LIMIT ?",
-          limit,
-        )
-        .toArray()
-        .map((row) => row.first_seq as number),
-    )
-    return this.segments.filter((segment) => firsts.has(segment.first))
+    return this.segments.filter((segment) => this.unpurgedFirsts.has(segment.first)).slice(0, limit)
   }
 
   /** Decoded segments in memory (pinned or cached). */

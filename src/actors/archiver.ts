@@ -327,6 +327,7 @@ export class Archiver {
       this.storage.transactionSync(() => {
         for (const segment of unpurged) sql.exec("UPDATE segments SET purged = 1 WHERE first_seq = ?", segment.first)
       })
+      this.index.reload()
     }
     return expired.length
   }
